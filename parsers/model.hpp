@@ -1,0 +1,73 @@
+#pragma once
+// The normalised domain objects every protocol path produces: a result, a host query, an order.
+// Plain data, owning their strings (style.md: "copy once, at the edge, when a domain object is
+// built"), UTF-8 text. ASTM and HL7 normalisers fill them; rerun/ tags them; daemon/ serialises them.
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace interfaced {
+
+enum class protocol { astm, hl7 };
+
+// Where a domain object came from, for error messages and technicians' logs.
+struct source_location {
+  std::size_t message_index = 0;  // 0-based message (ASTM H..L, HL7 message) in the stream
+  std::size_t record_index = 0;   // 1-based record / segment within the message
+  std::size_t byte_offset = 0;    // offset of the message start in the input stream
+};
+
+struct result {
+  interfaced::protocol protocol = protocol::astm;
+  std::string device;            // device id (config) or profile name (replay)
+  std::string sample_id;         // specimen id per the profile's rule
+  std::string code;              // analyser's local test code
+  std::string name;              // test name when the analyser sends one
+  std::string value;             // text as sent: escapes decoded, padding trimmed
+  std::optional<double> numeric; // parsed number when value is plainly numeric ("7,41" -> 7.41)
+  std::string unit;
+  std::vector<std::string> flags;
+  std::string status;            // ASTM R.9 / HL7 OBX-11
+  std::string reference_range;
+  std::string observed_at;       // as sent (YYYYMMDD[HHMMSS]); normalised to ISO-8601 by the writer
+  bool qc = false;
+  std::string instrument;        // instrument / module id when sent (ASTM R.14, HL7 OBX-18)
+  bool rerun_indicator = false;  // the profile says the analyser marked this a repeat (seen(S,P))
+  bool is_rerun = false;         // set by rerun/
+  int rerun_number = 0;          // 0 first, N requested rerun, -1 instrument-triggered
+  bool duplicate = false;        // the very same result delivered again (not forwarded twice)
+  source_location where;
+};
+
+struct query {
+  interfaced::protocol protocol = protocol::astm;
+  std::string device;
+  std::vector<std::string> sample_ids;  // empty with all_samples
+  bool all_samples = false;
+  std::vector<std::string> tests;       // empty or {"ALL"}: every test
+  std::string status_code;              // ASTM Q.13: O, A (cancel), N, D ...
+  bool cancel = false;
+  std::string tag;                      // HL7 QPD-2 query tag
+  source_location where;
+};
+
+struct order_test {
+  std::string code;
+  std::string name;
+};
+
+struct order {
+  interfaced::protocol protocol = protocol::astm;
+  std::string device;
+  std::string sample_id;
+  std::string patient_id;
+  std::string patient_name;
+  std::vector<order_test> tests;
+  std::string priority;     // ASTM O.6 / HL7 TQ1-9
+  std::string action_code;  // ASTM O.12 / HL7 ORC-1
+  source_location where;
+};
+
+}  // namespace interfaced
