@@ -7,10 +7,20 @@
 // CR LF (all three trailers occur in real captures). The checksum (sum of FN..ETB/ETX mod 256, two
 // hex digits, lowercase accepted) is verified on every frame, intermediate ones too.
 //
+// The frame event is emitted as soon as C2 arrives (a live link must reply without waiting for a
+// trailer that may never come); the trailer, like every byte outside a frame other than
+// ENQ/ACK/NAK/EOT, is skipped (LIS1-A 6.3: characters after ETB/ETX are ignored).
+// Errors: a broken frame (checksum, FN, restricted character) is one error event after its C2;
+// STX/ENQ/EOT before the frame is complete is an `interrupted` error event that does not consume
+// that byte, so the next put() starts processing it normally. put() returns consumed == 0 only
+// with an event or for empty input. No error is fatal: decoding always continues.
+//
 // Lifetime: frame::text points into the decoder's own bounded buffer and stays valid until the
 // next call to put() or reset().
-// Limits: a frame longer than max_frame bytes (STX..trailer) is an error event (frame_too_long);
-// the decoder then skips to the next STX/control byte, it never grows past max_frame.
+// Limits: a frame longer than max_frame bytes (STX..trailer, counted as the 7 overhead bytes of
+// LIS1-A 6.3.1 plus the text, i.e. text longer than max_frame - 7) is an error event
+// (frame_too_long) raised at the first excess byte; the decoder then skips to the next
+// STX/control byte, it never grows past max_frame.
 
 #include <cstddef>
 #include <cstdint>
@@ -59,22 +69,31 @@ class frame_decoder {
   static constexpr std::size_t default_max_frame = 64000;
   explicit frame_decoder(std::size_t max_frame = default_max_frame);
 
+  // Consume bytes until one event (or all bytes); see the contract above.
   [[nodiscard]] put_result put(std::string_view bytes) noexcept;
+  // Drop any partial frame. offset() keeps counting: it is the position in the stream.
   void reset() noexcept;
+  // Stream offset of the next byte put() will consume.
   [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
+  [[nodiscard]] std::size_t max_frame() const noexcept { return max_frame_; }
 
  private:
-  enum class state { idle, number, text, check1, check2, trailer };
+  enum class state { idle, number, text, check1, check2 };
+  put_result interrupted(std::size_t at) noexcept;
+  put_result finish_frame(std::size_t at, char c2) noexcept;
+  put_result emit(std::size_t consumed, decode_event ev) noexcept;
+
   state state_ = state::idle;
   std::size_t max_frame_;
-  std::string buf_;  // reserved to max_frame once; never grows beyond it
+  std::size_t max_text_;  // max_frame_ - 7 overhead bytes
+  std::string buf_;       // reserved to max_text_ once; never grows beyond it
   std::uint64_t offset_ = 0;
   std::uint64_t frame_start_ = 0;
-  int number_ = -1;
-  unsigned sum_ = 0;
+  int number_ = -1;         // -1: FN byte was not '0'..'7'
+  std::uint8_t sum_ = 0;    // wraps mod 256 as LIS1-A 6.3.3 wants
   bool final_ = false;
+  bool restricted_ = false; // a restricted character was seen in the text
   char c1_ = 0;
-  bool pending_trailer_cr_ = false;
 };
 
 // Checksum of FN..ETB/ETX as LIS01-A 6.3.3 defines it, as two uppercase hex digits.

@@ -7,11 +7,21 @@
 // start or stop, a received message to deliver, an outgoing message that was given up.
 // Both directions live in one machine because contention (both sides send ENQ) needs both:
 // the instrument wins (LIS1-A 6.2.7.1).
+//
+// Timers: at most one runs at a time (active_timer()). start_timer of a timer that is already
+// running re-arms it; stop_timer is emitted only for the running timer. A timeout for a timer that
+// is not running (a stale expiry the driver could not cancel) is ignored.
+// Messages: received text is delivered once per end (ETX) frame, ETB frame texts joined raw; an
+// analyser that ends every record with ETX yields one delivery per record, so E1394 reassembly
+// (H..L) belongs to the layer above. An outgoing message is sent in its own ENQ..EOT session; a
+// message that could not be sent stays at the front of the queue and is retried after retry_wait
+// (or as soon as the line becomes neutral after the instrument has sent).
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,6 +36,7 @@ enum class timer_id {
   contention,   // computer after contention: 20 s for the instrument's ENQ
   busy,         // sender after NAK to ENQ: 10 s before the next ENQ
   interrupt,    // sender after receiver interrupt: 15 s before the next ENQ
+  retry,        // sender after giving up on a message: wait before trying it again (our choice)
 };
 
 struct link_options {
@@ -37,12 +48,26 @@ struct link_options {
   std::chrono::milliseconds contention_timeout{20000};
   std::chrono::milliseconds busy_wait{10000};
   std::chrono::milliseconds interrupt_wait{15000};
+  // LIS1-A only says an aborted message must be kept to be repeated later; how much later is ours.
+  std::chrono::milliseconds retry_wait{30000};
   // Leniency, off by default: treat a frame arriving on a neutral line as if ENQ had been
   // acknowledged (captures that logged only frames; analysers that skip establishment).
   bool accept_frames_without_enq = false;
+  // Persist, then acknowledge: the ACK that completes a message (the one for its ETX frame) is
+  // held back until confirm_delivery(true); the deliver action comes first.
+  bool defer_final_ack = false;
 };
 
-enum class link_state { neutral, receiving, sending_enq, sending, waiting_after_nak, contention, interrupted };
+enum class link_state {
+  neutral,
+  receiving,          // also while a delivered message awaits confirm_delivery()
+  sending_enq,        // ENQ sent, waiting for ACK / NAK / ENQ
+  sending,            // frames
+  waiting_after_nak,  // busy timer: the instrument NAKed our ENQ
+  contention,         // both sent ENQ: waiting (20 s) for the instrument's next ENQ
+  interrupted,        // interrupt timer: the instrument answered a frame with EOT
+  waiting_retry,      // retry timer: a message was given up (6 attempts, timeout)
+};
 
 struct link_action {
   enum class kind {
@@ -81,30 +106,61 @@ class link {
   std::uint64_t queue_message(std::string text, link_actions& out);
   // The caller cannot take more messages (outbox full): NAK every ENQ until cleared.
   void set_busy(bool busy) noexcept { busy_ = busy; }
+  // With link_options::defer_final_ack: the message of the last deliver action was persisted
+  // (true: ACK the end frame) or not (false: NAK it, forget it; the instrument resends that frame
+  // and the message is delivered again, earlier ETB parts included). No-op (no actions) when
+  // nothing awaits confirmation, e.g. the instrument gave up with EOT meanwhile: it will resend
+  // the whole message later, so a message already persisted may arrive twice (at least once).
+  [[nodiscard]] link_actions confirm_delivery(bool accepted);
 
   [[nodiscard]] link_state state() const noexcept { return state_; }
   [[nodiscard]] std::size_t queued() const noexcept { return outgoing_.size(); }
+  [[nodiscard]] bool awaiting_confirmation() const noexcept { return pending_confirm_; }
+  [[nodiscard]] std::optional<timer_id> active_timer() const noexcept { return timer_; }
+  // Bytes of the incomplete received message held (never above max_message_bytes).
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return message_.size(); }
+  [[nodiscard]] const link_options& options() const noexcept { return opt_; }
 
  private:
   struct outgoing {
     std::uint64_t id;
     std::string text;
   };
+  [[nodiscard]] bool line_idle() const noexcept;
+  void arm(link_actions& out, timer_id t);
+  void disarm(link_actions& out);
+  void to_neutral(link_actions& out);
+  void try_send(link_actions& out);
+  void on_enq_when_idle(link_actions& out);
+  void begin_receive();
+  void end_receive(link_actions& out, std::string_view why);
+  void on_frame(link_actions& out, const frame& f);
+  void reject(link_actions& out, std::string reason, int fn);
+  void send_current_frame(link_actions& out);
+  void on_frame_reply(link_actions& out, const decode_event& ev);
+  void give_up(link_actions& out, std::string reason);
+
   link_options opt_;
   link_state state_ = link_state::neutral;
+  std::optional<timer_id> timer_;
   bool busy_ = false;
   // receiving
-  int last_fn_ = 0;
-  bool any_frame_ = false;
-  std::string message_;
+  int last_fn_ = 0;          // FN of the last accepted frame; the first expected is 1
+  bool any_frame_ = false;   // a frame was accepted in this transfer phase
+  bool overflow_ = false;    // max_message_bytes hit: NAK every frame until EOT / timeout
+  std::string message_;      // ETB texts so far (raw join)
+  bool pending_confirm_ = false;
+  std::size_t pending_prev_len_ = 0;  // message_ before the unconfirmed end frame
+  int pending_prev_fn_ = 0;
+  bool pending_prev_any_ = false;
   // sending
   std::deque<outgoing> outgoing_;
   std::uint64_t next_id_ = 1;
-  std::size_t send_pos_ = 0;
-  int send_fn_ = 1;
-  int attempts_ = 0;
-  std::string current_frame_;
+  std::size_t send_pos_ = 0;    // offset of the current frame's text in the front message
+  std::size_t current_len_ = 0; // text bytes in the current frame
   bool current_final_ = false;
+  int send_fn_ = 1;
+  int attempts_ = 0;            // times the current frame has been sent
 };
 
 }  // namespace interfaced::astm

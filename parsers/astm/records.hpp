@@ -7,6 +7,9 @@
 // characters after `H` are field, repeat, component, escape, field) -- `|\^&` is only the default.
 // Record type is case-insensitive; records end with CR, or (records-only input) LF or CR LF.
 // Field numbers follow the standard: field(1) is the record type, field(2) the sequence number...
+// Views are small values (a string_view plus a copy of the four delimiter chars), so a `message`
+// may be copied or moved freely; only the caller's text must outlive it.
+// Bad input never throws: problems become record_diagnostic values and parsing continues.
 
 #include <cstddef>
 #include <optional>
@@ -27,6 +30,7 @@ enum class record_error {
   out_of_order,          // hierarchy violated (e.g. R before any O)
   too_many_records,      // over the configured limit
   not_text,              // a byte LIS02 5.1 disallows (0-6, 8, 10, 14-31, 127, 255) in a record
+  lenient_delimiters,    // H delimiters accepted only through a leniency (see parse_message)
 };
 const std::error_category& record_category() noexcept;
 std::error_code make_error_code(record_error e) noexcept;
@@ -38,14 +42,36 @@ struct delimiters {
   char escape = '&';
 };
 
-// Reads the delimiters from an H record ("H|\^&..."). Errors: no_header, bad_delimiters.
+// True when the four characters differ from each other and from CR and LF (LIS02 H.2), and none
+// is an ASCII letter or digit: escape codes (F S R E X H N Z) and hex digits are letters and digits,
+// so such a delimiter would make escapes ambiguous. No analyser we know uses one.
+[[nodiscard]] bool valid_delimiters(const delimiters& d) noexcept;
+
+// Reads the delimiters from an H record ("H|\^&..."; the record type may be lower case). The
+// character after the escape character must be the field delimiter or the end of the record.
+// Errors: no_header (not an H record), bad_delimiters (too short, repeated, CR/LF, bad layout).
+// Strict: `out` is only written on success.
 [[nodiscard]] std::error_code detect_delimiters(std::string_view h_record, delimiters& out) noexcept;
 
-// A field, repeat or component: a raw view plus the delimiters to split and decode it.
+// As detect_delimiters, plus one leniency: a doubled repeat delimiter (`H|\\^&|`, seen in
+// captures/astm/horiba-yumizen_h550-qc-result-records.astm) is read as `|\^&` with the second
+// character skipped; then *doubled_repeat is set and the result is ok.
+[[nodiscard]] std::error_code detect_delimiters_lenient(std::string_view h_record, delimiters& out,
+                                                        bool* doubled_repeat) noexcept;
+
+// Hierarchy level of a record type (LIS02: H L 0; P Q S 1; O 2; R 3); -1 for C and M, which
+// attach to the preceding record, and for unknown types. Case-insensitive.
+[[nodiscard]] int record_level(char type) noexcept;
+
+// A field, repeat or component: a raw view plus (a copy of) the delimiters to split and decode it.
+// Splitting is on the raw delimiter characters: escape sequences never contain them (LIS02 5.4.5).
 class field_view {
  public:
   field_view() = default;
-  field_view(std::string_view raw, const delimiters* d) noexcept : raw_(raw), d_(d) {}
+  field_view(std::string_view raw, delimiters d) noexcept : raw_(raw), d_(d) {}
+  // Kept for source compatibility; copies *d (defaults when null).
+  field_view(std::string_view raw, const delimiters* d) noexcept
+      : raw_(raw), d_(d != nullptr ? *d : delimiters{}) {}
 
   [[nodiscard]] std::string_view raw() const noexcept { return raw_; }
   [[nodiscard]] bool empty() const noexcept { return raw_.empty(); }
@@ -53,27 +79,39 @@ class field_view {
   [[nodiscard]] field_view repeat(std::size_t i) const noexcept;  // 0-based; empty when absent
   [[nodiscard]] std::size_t component_count() const noexcept;     // >= 1 (of the first repeat)
   [[nodiscard]] field_view component(std::size_t i) const noexcept;  // 1-based, as the standard counts
-  // Escapes decoded (bytes, not yet transcoded to UTF-8); bad escapes are kept literally.
+  // Escapes decoded (bytes, not yet transcoded to UTF-8) with this view's escape character:
+  // F S R E -> the delimiter, X<hex> -> bytes, H N Z<any> dropped. A sequence that is not one of
+  // these or has no closing escape character is kept literally (escape char included).
   [[nodiscard]] std::string decode() const;
+  [[nodiscard]] const delimiters& delims() const noexcept { return d_; }
 
  private:
   std::string_view raw_;
-  const delimiters* d_ = nullptr;
+  delimiters d_;
 };
+
+// Decodes LIS02 5.4.5 escape sequences in `raw` (see field_view::decode).
+[[nodiscard]] std::string decode_escapes(std::string_view raw, const delimiters& d);
+// True when `raw` holds an escape character that does not start a well-formed sequence.
+[[nodiscard]] bool has_bad_escape(std::string_view raw, const delimiters& d) noexcept;
 
 class record_view {
  public:
   record_view() = default;
-  record_view(std::string_view raw, const delimiters* d) noexcept : raw_(raw), d_(d) {}
+  record_view(std::string_view raw, delimiters d) noexcept : raw_(raw), d_(d) {}
+  // Kept for source compatibility; copies *d (defaults when null).
+  record_view(std::string_view raw, const delimiters* d) noexcept
+      : raw_(raw), d_(d != nullptr ? *d : delimiters{}) {}
 
-  [[nodiscard]] char type() const noexcept;  // upper-cased record type, 0 when empty
+  [[nodiscard]] char type() const noexcept;  // upper-cased first character, 0 when empty
   [[nodiscard]] std::string_view raw() const noexcept { return raw_; }
-  [[nodiscard]] std::size_t field_count() const noexcept;
+  [[nodiscard]] std::size_t field_count() const noexcept;  // 0 for an empty record
   [[nodiscard]] field_view field(std::size_t n) const noexcept;  // 1-based; empty when absent
+  [[nodiscard]] const delimiters& delims() const noexcept { return d_; }
 
  private:
   std::string_view raw_;
-  const delimiters* d_ = nullptr;
+  delimiters d_;
 };
 
 struct record_diagnostic {
@@ -96,32 +134,55 @@ struct message {
   bool has_terminator = false;       // an L record was seen
 };
 
-// Splits text on CR, LF or CR LF, detects delimiters from the first H record, validates types
-// and hierarchy (H/L level 0; P Q S 1; O 2; R 3; C M attach to the preceding record). Problems
-// are diagnostics; parsing continues so one bad record does not lose the others.
-// Note: `message` holds pointers to its own delims; do not copy it after records were made
-// (it is returned by value with guaranteed elision; moving is fine only via parse_message).
+// Splits text on CR, LF or CR LF (blank lines skipped), detects delimiters from the first record,
+// which must be H, validates types and hierarchy (H/L level 0; P Q S 1; O 2; R 3; C M attach to
+// the preceding record). Problems are diagnostics and every record is still kept, so one bad
+// record does not lose the others:
+//  - no_header: the first record is not H (default delimiters are used);
+//  - bad_delimiters: H.2 unusable (default delimiters are used);
+//  - lenient_delimiters: H.2 read through detect_delimiters_lenient's doubled-repeat leniency;
+//  - empty_record / unknown_record_type / out_of_order (incl. records after L, a second H);
+//  - not_text: first disallowed byte of a record (offset of that byte);
+//  - bad_escape: first record field with a malformed escape (H.2 is not checked);
+//  - too_many_records: parsing stops at limits.max_records.
+// One message per call: for text with several H..L messages, split it with split_messages.
 [[nodiscard]] message parse_message(std::string_view text, message_limits limits = {});
 
+// Byte offsets at which an H record (type H or h) starts: offset 0 or just after a CR / LF.
+// Text before the first H is not part of any message. The message i is
+// text.substr(offsets[i], offsets[i+1] - offsets[i]) (the last one runs to the end); each can be
+// given to parse_message. Pure, allocates only the result.
+[[nodiscard]] std::vector<std::size_t> split_messages(std::string_view text);
+
 // Writes records (H P O L orders, query answers) with escapes applied. Each record ends CR.
+// Precondition: valid_delimiters(d). Values are bytes in the device's encoding (see from_utf8 in
+// text_codec.hpp); the writer does not transcode.
 class record_writer {
  public:
   explicit record_writer(delimiters d = {}) : d_(d) {}
-  // Starts a record of the given type; following add_* calls append fields.
+  // Starts a record of the given type (ending an open one first); field(), components() and
+  // raw_field() then append fields 2, 3, ...
   record_writer& begin(char type);
   record_writer& field(std::string_view value);          // escaped
-  record_writer& components(const std::vector<std::string>& parts);  // each escaped, joined by ^
+  // Each part escaped, joined by the component delimiter; trailing empty parts dropped.
+  record_writer& components(const std::vector<std::string>& parts);
+  // Repeats, each a list of components (escaped), joined by the repeat delimiter.
+  record_writer& repeats(const std::vector<std::vector<std::string>>& reps);
   record_writer& raw_field(std::string_view raw);        // already delimited, not escaped
   record_writer& end();                                  // trailing empty fields trimmed, CR
   [[nodiscard]] const std::string& text() const noexcept { return out_; }
-  // The H record with this writer's delimiters (H|\^&|...), fields after H.2 as given.
+  [[nodiscard]] std::string take();                      // the text; the writer is left empty
+  // A complete H record with this writer's delimiters (H|\^&|...), fields 3.. as given (escaped).
   record_writer& header(const std::vector<std::string>& fields_from_3);
+  [[nodiscard]] const delimiters& delims() const noexcept { return d_; }
+  // The four delimiters -> &F& &R& &S& &E&; CR, LF and other bytes LIS02 5.1 disallows -> &Xhh&.
   [[nodiscard]] std::string escape(std::string_view value) const;
 
  private:
   delimiters d_;
   std::string out_;
   std::size_t record_start_ = 0;
+  bool open_ = false;
 };
 
 }  // namespace interfaced::astm

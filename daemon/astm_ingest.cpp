@@ -1,0 +1,174 @@
+#include "daemon/astm_ingest.hpp"
+
+#include <cctype>
+#include <utility>
+
+namespace interfaced::daemon {
+
+astm_ingest::astm_ingest(const devices::profile_catalog* catalog,
+                         const devices::device_profile* forced, std::string device,
+                         astm::link_options options)
+    : catalog_(catalog),
+      forced_(forced),
+      device_(std::move(device)),
+      link_(options),
+      max_pending_(options.max_message_bytes) {}
+
+namespace {
+
+// End of the first L record in text (just past its terminator), or npos.
+std::size_t end_of_terminator(std::string_view text) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    std::size_t end = text.find_first_of("\r\n", pos);
+    const bool last = end == std::string_view::npos;
+    if (last) end = text.size();
+    const std::string_view rec = text.substr(pos, end - pos);
+    if (!rec.empty() && (rec[0] == 'L' || rec[0] == 'l') && (rec.size() == 1 || !std::isalnum(static_cast<unsigned char>(rec[1])))) {
+      while (end < text.size() && (text[end] == '\r' || text[end] == '\n')) ++end;
+      return end;
+    }
+    if (last) break;
+    pos = end + 1;
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+void astm_ingest::collect(std::string_view text, std::uint64_t offset) {
+  if (pending_.empty()) pending_offset_ = offset;
+  if (pending_.size() + text.size() > max_pending_) {
+    problems_.push_back({pending_offset_, "message longer than " + std::to_string(max_pending_) +
+                                              " bytes without an L record: discarded"});
+    pending_.clear();
+    return;
+  }
+  pending_.append(text);
+  drain(false);
+}
+
+void astm_ingest::drain(bool end_of_session) {
+  for (;;) {
+    const std::size_t end = end_of_terminator(pending_);
+    if (end == std::string_view::npos) break;
+    handle_message_text(std::string_view(pending_).substr(0, end), pending_offset_);
+    pending_.erase(0, end);
+    pending_offset_ += end;
+  }
+  if (end_of_session && !pending_.empty()) {
+    if (pending_.find_first_not_of("\r\n") != std::string::npos) {
+      problems_.push_back({pending_offset_, "message ended without an L record (line released); its records were still read"});
+      handle_message_text(pending_, pending_offset_);
+    }
+    pending_.clear();
+  }
+}
+
+void astm_ingest::finish() { drain(true); }
+
+astm::link_actions astm_ingest::feed(std::string_view bytes) {
+  astm::link_actions all;
+  while (!bytes.empty()) {
+    const astm::put_result r = decoder_.put(bytes);
+    bytes.remove_prefix(r.consumed);
+    if (r.event.kind == astm::event_kind::none) {
+      if (r.consumed == 0) break;  // defensive: a decoder that makes no progress must not spin
+      continue;
+    }
+    if (r.event.kind == astm::event_kind::frame) {
+      ++frames_;
+      if (!in_message_) {
+        in_message_ = true;
+        message_start_ = r.event.offset;
+      }
+    }
+    if (r.event.kind == astm::event_kind::error) {
+      std::string what = r.event.error.message();
+      if (r.event.frame_number_hint >= 0) what += " (frame number " + std::to_string(r.event.frame_number_hint) + ")";
+      problems_.push_back({r.event.offset, what});
+    }
+    astm::link_actions acts = link_.on_event(r.event);
+    handle_actions(acts, r.event.offset);
+    if (r.event.kind == astm::event_kind::eot) drain(true);
+    all.insert(all.end(), std::make_move_iterator(acts.begin()), std::make_move_iterator(acts.end()));
+  }
+  return all;
+}
+
+astm::link_actions astm_ingest::timeout(astm::timer_id t) {
+  astm::link_actions acts = link_.on_timeout(t);
+  handle_actions(acts, decoder_.offset());
+  return acts;
+}
+
+void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offset) {
+  using kind = astm::link_action::kind;
+  for (auto& a : actions) {
+    switch (a.what) {
+      case kind::deliver:
+        collect(a.message, message_start_);
+        in_message_ = false;
+        break;
+      case kind::discarded:
+        problems_.push_back({offset, "incomplete message discarded: " + a.reason});
+        in_message_ = false;
+        break;
+      case kind::frame_rejected:
+        problems_.push_back({offset, "frame " + std::to_string(a.frame_number) + " rejected (NAK): " + a.reason});
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+void astm_ingest::feed_records(std::string_view text, std::uint64_t base_offset) {
+  handle_message_text(text, base_offset);
+}
+
+void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offset) {
+  const std::vector<std::size_t> starts = astm::split_messages(text);
+  if (starts.empty()) {
+    problems_.push_back({offset, "no H record: expected a message starting with \"H\" and its delimiters"});
+    return;
+  }
+  if (starts.front() != 0) {
+    problems_.push_back({offset, std::to_string(starts.front()) + " bytes before the first H record ignored"});
+  }
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
+    const std::string_view part = text.substr(starts[i], end - starts[i]);
+    const astm::message m = astm::parse_message(part);
+    const devices::device_profile* profile = forced_;
+    if (profile == nullptr && catalog_ != nullptr) profile = catalog_->detect(astm::header_sender(m));
+    static const astm::astm_options defaults{};
+    astm_message_out out;
+    out.profile = profile;
+    out.offset = offset + starts[i];
+    // Reported device: the configured id; in replay the profile id, else the H.5 sender name.
+    std::string device = device_;
+    if (device.empty() && profile != nullptr) device = profile->id;
+    if (device.empty()) {
+      const std::string sender = astm::header_sender(m);
+      device = sender.substr(0, sender.find('^'));
+    }
+    if (device.empty()) device = "unknown";
+    out.batch = astm::normalise(m, profile ? profile->astm : defaults, device);
+    for (const auto& d : out.batch.diagnostics) {
+      // A leniency the profile declares is a warning; without the profile it is a problem.
+      const bool warning = d.error == astm::record_error::lenient_delimiters && profile != nullptr &&
+                           profile->has_leniency("doubled_repeat_in_header");
+      problems_.push_back({out.offset + d.byte_offset,
+                           "record " + std::to_string(d.record_index) + ": " + d.error.message() +
+                               (d.detail.empty() ? "" : ": " + d.detail),
+                           warning});
+    }
+    messages_.push_back(std::move(out));
+  }
+}
+
+std::vector<astm_message_out> astm_ingest::take_messages() { return std::exchange(messages_, {}); }
+std::vector<ingest_problem> astm_ingest::take_problems() { return std::exchange(problems_, {}); }
+
+}  // namespace interfaced::daemon

@@ -1,0 +1,75 @@
+#pragma once
+// The ASTM receive path, exactly as the daemon runs it and replay replays it:
+// bytes -> frame_decoder -> link (turn-taking, ACK/NAK) -> records collected up to the L record
+// -> E1394 message -> profile -> normalise.
+// No I/O and no clock: the caller sends the returned link actions and drives the timers.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "devices/profile.hpp"
+#include "parsers/astm/frame_decoder.hpp"
+#include "parsers/astm/link.hpp"
+#include "parsers/astm/normalise.hpp"
+
+namespace interfaced::daemon {
+
+struct ingest_problem {
+  std::uint64_t offset = 0;  // byte offset in the stream
+  std::string what;          // what was wrong and what was expected
+  bool warning = false;      // accepted through a profile leniency: logged, not a failure
+};
+
+struct astm_message_out {
+  astm::astm_batch batch;
+  const devices::device_profile* profile = nullptr;  // nullptr: LIS02-A2 defaults
+  std::uint64_t offset = 0;
+};
+
+class astm_ingest {
+ public:
+  // forced: use this profile for every message; otherwise detect from H.5 in `catalog`.
+  astm_ingest(const devices::profile_catalog* catalog, const devices::device_profile* forced,
+              std::string device, astm::link_options options);
+
+  // E1381 stream bytes from the analyser; returns what to do on the wire.
+  [[nodiscard]] astm::link_actions feed(std::string_view bytes);
+  [[nodiscard]] astm::link_actions timeout(astm::timer_id t);
+  // End of input (replay) or of the connection: a message without its L record is processed
+  // with a problem reported, so records the analyser sent are not silently lost.
+  void finish();
+  // Records-only text (analysers that send no framing), records separated by CR / LF / CRLF.
+  void feed_records(std::string_view text, std::uint64_t base_offset = 0);
+
+  // Messages and problems produced since the last take.
+  [[nodiscard]] std::vector<astm_message_out> take_messages();
+  [[nodiscard]] std::vector<ingest_problem> take_problems();
+
+  [[nodiscard]] astm::link& link() noexcept { return link_; }
+  [[nodiscard]] std::uint64_t frames() const noexcept { return frames_; }
+
+ private:
+  void handle_actions(astm::link_actions& actions, std::uint64_t offset);
+  void handle_message_text(std::string_view text, std::uint64_t offset);
+  // E1381 messages (ETX frames) carry one record or a whole H..L; an E1394 message is H..L.
+  void collect(std::string_view text, std::uint64_t offset);
+  void drain(bool end_of_session);
+
+  const devices::profile_catalog* catalog_;
+  const devices::device_profile* forced_;
+  std::string device_;
+  astm::frame_decoder decoder_;
+  astm::link link_;
+  std::uint64_t frames_ = 0;
+  std::uint64_t message_start_ = 0;
+  bool in_message_ = false;
+  std::size_t max_pending_;
+  std::string pending_;  // records received so far of an E1394 message without its L yet
+  std::uint64_t pending_offset_ = 0;
+  std::vector<astm_message_out> messages_;
+  std::vector<ingest_problem> problems_;
+};
+
+}  // namespace interfaced::daemon

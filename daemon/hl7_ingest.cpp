@@ -1,0 +1,99 @@
+#include "daemon/hl7_ingest.hpp"
+
+#include <utility>
+
+#include "parsers/hl7/mllp.hpp"
+#include "parsers/hl7/normalise.hpp"
+
+namespace interfaced::daemon {
+namespace {
+
+// Where each message starts in bare segment text: at every "MSH" that begins a segment.
+std::vector<std::size_t> message_starts(std::string_view text) {
+  std::vector<std::size_t> starts;
+  for (std::size_t pos = 0; pos < text.size();) {
+    if (text.substr(pos, 3) == "MSH") starts.push_back(pos);
+    const std::size_t end = text.find_first_of("\r\n", pos);
+    if (end == std::string_view::npos) break;
+    pos = text.find_first_not_of("\r\n", end);
+    if (pos == std::string_view::npos) break;
+  }
+  return starts;
+}
+
+}  // namespace
+
+hl7_ingest::hl7_ingest(const devices::profile_catalog* catalog,
+                       const devices::device_profile* forced, std::string device)
+    : catalog_(catalog), forced_(forced), device_(std::move(device)) {}
+
+void hl7_ingest::feed(std::string_view bytes) {
+  hl7::mllp_decoder decoder;
+  auto handle = [&](const hl7::mllp_event& ev) {
+    switch (ev.kind) {
+      case hl7::mllp_event_kind::message:
+        handle_message(ev.message, ev.offset);
+        break;
+      case hl7::mllp_event_kind::skipped:
+      case hl7::mllp_event_kind::error:
+        problems_.push_back({ev.offset, "MLLP: " + ev.error.message() +
+                                            (ev.length ? " (" + std::to_string(ev.length) + " bytes)" : "")});
+        break;
+      case hl7::mllp_event_kind::none:
+        break;
+    }
+  };
+  while (!bytes.empty()) {
+    const auto r = decoder.put(bytes);
+    bytes.remove_prefix(r.consumed);
+    handle(r.event);
+    if (r.event.kind == hl7::mllp_event_kind::none && r.consumed == 0) break;
+  }
+  handle(decoder.finish());
+}
+
+void hl7_ingest::feed_segments(std::string_view text, std::uint64_t base_offset) {
+  const auto starts = message_starts(text);
+  if (starts.empty()) {
+    problems_.push_back({base_offset, "no MSH segment: expected an HL7 message starting with MSH"});
+    return;
+  }
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
+    handle_message(text.substr(starts[i], end - starts[i]), base_offset + starts[i]);
+  }
+}
+
+void hl7_ingest::handle_message(std::string_view bytes, std::uint64_t offset) {
+  static const hl7::hl7_options defaults{};
+  const std::string device = device_.empty() && forced_ ? forced_->id : device_;
+  source_location where;
+  where.byte_offset = static_cast<std::size_t>(offset);
+  hl7::hl7_batch batch = hl7::normalise(bytes, defaults, device, where);
+  if (batch.error) {
+    std::string place;
+    if (!batch.diagnostics.empty()) {
+      const auto& d = batch.diagnostics.front();
+      place = "segment " + std::to_string(d.segment_index) + (d.field ? ", field " + std::to_string(d.field) : "") + ": ";
+    }
+    problems_.push_back({offset, place + batch.error.message() +
+                                     (batch.diagnostics.empty() || batch.diagnostics.front().detail.empty()
+                                          ? ""
+                                          : ": " + batch.diagnostics.front().detail)});
+    return;
+  }
+  if (batch.ignored) return;
+  hl7_message_out out;
+  out.results = std::move(batch.results);
+  out.queries = std::move(batch.queries);
+  out.orders = std::move(batch.orders);
+  out.control_id = batch.control_id;
+  out.message_type = batch.message_type;
+  out.offset = offset;
+  messages_.push_back(std::move(out));
+}
+
+std::vector<hl7_message_out> hl7_ingest::take_messages() { return std::exchange(messages_, {}); }
+std::vector<ingest_problem> hl7_ingest::take_problems() { return std::exchange(problems_, {}); }
+
+}  // namespace interfaced::daemon

@@ -1,0 +1,50 @@
+#pragma once
+// The HL7 receive path as the daemon runs it and replay replays it:
+// bytes -> MLLP decoder -> message view -> normalise (results, queries) -> ACK to send back.
+// No I/O, no clock: the caller gives the time for ACK timestamps and sends the returned bytes.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/astm_ingest.hpp"
+#include "devices/profile.hpp"
+#include "parsers/model.hpp"
+
+namespace interfaced::daemon {
+
+struct hl7_message_out {
+  std::vector<result> results;
+  std::vector<query> queries;
+  std::vector<order> orders;
+  std::string control_id;    // MSH-10
+  std::string message_type;  // MSH-9, e.g. OUL^R22
+  std::uint64_t offset = 0;
+  std::string ack;           // the ACK to return (MLLP-wrapped), empty when none is due
+};
+
+class hl7_ingest {
+ public:
+  hl7_ingest(const devices::profile_catalog* catalog, const devices::device_profile* forced,
+             std::string device);
+
+  // A whole MLLP byte stream (replay); the daemon's session keeps its decoder across reads.
+  void feed(std::string_view bytes);
+  // Bare segments (CR / LF / CRLF), messages starting at each MSH.
+  void feed_segments(std::string_view text, std::uint64_t base_offset = 0);
+
+  [[nodiscard]] std::vector<hl7_message_out> take_messages();
+  [[nodiscard]] std::vector<ingest_problem> take_problems();
+
+ private:
+  void handle_message(std::string_view bytes, std::uint64_t offset);
+
+  const devices::profile_catalog* catalog_;
+  const devices::device_profile* forced_;
+  std::string device_;
+  std::vector<hl7_message_out> messages_;
+  std::vector<ingest_problem> problems_;
+};
+
+}  // namespace interfaced::daemon

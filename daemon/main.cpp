@@ -1,0 +1,34 @@
+// interfaced: instrument middleware. One executable, subcommands (CLI11). Exit statuses are a
+// documented contract (README, "Exit statuses").
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "daemon/replay.hpp"
+
+int main(int argc, char** argv) {
+  using namespace interfaced::daemon;
+  CLI::App app{"interfaced: laboratory analyser middleware (ASTM E1381/E1394, HL7 v2 over MLLP)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "interfaced 0.1.0");
+
+  replay_options ro;
+  auto* replay = app.add_subcommand(
+      "replay", "Run capture files through the daemon's parsers, profiles and rerun tagging; "
+                "print one JSON object per result, query or order");
+  replay->add_option("--profile", ro.profile, "Device profile id (default: detect from the H record)");
+  replay->add_option("--profile-dir", ro.profile_dir, "Folder of device profiles (default: built-in)");
+  replay->add_option("--format", ro.format, "Output format: jsonl (default) or text")
+      ->check(CLI::IsMember({"jsonl", "text"}));
+  replay->add_option("--device", ro.device, "Device id to report (default: the profile id)");
+  replay->add_option("files", ro.files, "Capture files")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return e.get_exit_code() == 0 ? code : exit_usage;
+  }
+  if (replay->parsed()) return run_replay(ro, std::cout, std::cerr);
+  return exit_usage;
+}

@@ -1,0 +1,29 @@
+#pragma once
+// `interfaced replay [--profile P] [--format jsonl|text] FILE...`: a capture through the same
+// parsers, profiles and rerun tagging the daemon runs, with virtual time. One JSON object per line
+// on stdout; one line per problem on stderr ("FILE: byte N: what was wrong / expected").
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace interfaced::daemon {
+
+// Exit statuses (a contract: scripts and CI rely on them).
+inline constexpr int exit_ok = 0;
+inline constexpr int exit_bad_input = 1;   // a problem in some input; the rest was still processed
+inline constexpr int exit_usage = 64;      // EX_USAGE
+inline constexpr int exit_no_input = 66;   // EX_NOINPUT: a file could not be read
+inline constexpr int exit_config = 78;     // EX_CONFIG: invalid profile or configuration
+
+struct replay_options {
+  std::vector<std::string> files;
+  std::string profile;            // profile id; empty: detect from the H record per message
+  std::string profile_dir;        // empty: the built-in profile folder
+  std::string format = "jsonl";   // jsonl | text
+  std::string device;             // device id to report; empty: the profile id
+};
+
+int run_replay(const replay_options& options, std::ostream& out, std::ostream& err);
+
+}  // namespace interfaced::daemon

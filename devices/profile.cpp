@@ -1,0 +1,297 @@
+#include "devices/profile.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+
+namespace interfaced::devices {
+namespace {
+
+using json = nlohmann::json;
+
+std::string lower(std::string_view s) {
+  std::string out(s);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// Reads a profile with precise errors: every problem names the JSON pointer and what is expected.
+class reader {
+ public:
+  explicit reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const std::string& ptr, const std::string& what) const {
+    throw profile_error(file_, ptr, what);
+  }
+
+  const json& require(const json& obj, const std::string& ptr, const char* key,
+                      json::value_t type, const char* expected) const {
+    auto it = obj.find(key);
+    if (it == obj.end()) fail(ptr + "/" + key, std::string("missing; expected ") + expected);
+    check_type(*it, ptr + "/" + key, type, expected);
+    return *it;
+  }
+
+  void check_type(const json& v, const std::string& ptr, json::value_t type, const char* expected) const {
+    const bool ok = type == json::value_t::number_integer ? v.is_number_integer() : v.type() == type;
+    if (!ok) fail(ptr, std::string("expected ") + expected + ", found " + v.type_name());
+  }
+
+  std::string string_at(const json& obj, const std::string& ptr, const char* key) const {
+    return require(obj, ptr, key, json::value_t::string, "a string").get<std::string>();
+  }
+
+  std::vector<std::string> strings(const json& v, const std::string& ptr) const {
+    check_type(v, ptr, json::value_t::array, "an array of strings");
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+      check_type(v[i], ptr + "/" + std::to_string(i), json::value_t::string, "a string");
+      out.push_back(v[i].get<std::string>());
+    }
+    return out;
+  }
+
+  // Every non-default setting says why it exists (style.md: leniencies name their source).
+  void require_why(const json& obj, const std::string& ptr) const {
+    auto it = obj.find("why");
+    if (it == obj.end() || !it->is_string() || it->get<std::string>().size() < 8)
+      fail(ptr + "/why", "missing; expected a sentence naming the capture or manual section");
+  }
+
+  astm::field_ref field_ref(const json& v, const std::string& ptr) const {
+    check_type(v, ptr, json::value_t::object, "an object {record, field, component}");
+    astm::field_ref r;
+    const std::string rec = string_at(v, ptr, "record");
+    if (rec.size() != 1 || std::string_view("HPOR").find(rec[0]) == std::string_view::npos)
+      fail(ptr + "/record", "expected one of \"H\", \"P\", \"O\", \"R\"");
+    r.record = rec[0];
+    r.field = require(v, ptr, "field", json::value_t::number_integer, "a field number").get<int>();
+    if (r.field < 1 || r.field > 64) fail(ptr + "/field", "expected a field number from 1 to 64");
+    if (v.contains("component")) {
+      check_type(v["component"], ptr + "/component", json::value_t::number_integer, "a component number");
+      r.component = v["component"].get<int>();
+      if (r.component < 0 || r.component > 64)
+        fail(ptr + "/component", "expected 0 (first non-empty) to 64");
+    }
+    return r;
+  }
+
+ private:
+  std::string file_;
+};
+
+const std::vector<std::string> known_keys = {
+    "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
+    "value_flag_component", "range", "result_fields", "qc_when", "rerun_statuses", "frame_text_size", "leniencies",
+    "comma_decimal", "why", "notes"};
+
+}  // namespace
+
+bool device_profile::has_leniency(std::string_view name) const noexcept {
+  return std::any_of(leniencies.begin(), leniencies.end(),
+                     [&](const leniency& l) { return l.name == name; });
+}
+
+device_profile parse_profile(std::string_view json_text, const std::string& file_name) {
+  reader rd(file_name);
+  json doc = json::parse(json_text, nullptr, false, /*ignore_comments=*/true);
+  if (doc.is_discarded()) rd.fail("", "not valid JSON");
+  rd.check_type(doc, "", json::value_t::object, "an object");
+  for (auto it = doc.begin(); it != doc.end(); ++it) {
+    if (std::find(known_keys.begin(), known_keys.end(), it.key()) == known_keys.end())
+      rd.fail("/" + it.key(), "unknown key");
+  }
+  device_profile p;
+  p.file = file_name;
+  p.id = rd.string_at(doc, "", "id");
+  p.vendor = rd.string_at(doc, "", "vendor");
+  p.models = rd.strings(rd.require(doc, "", "models", json::value_t::array, "an array of model names"), "/models");
+  if (doc.contains("protocol")) {
+    p.protocol = rd.string_at(doc, "", "protocol");
+    if (p.protocol != "astm" && p.protocol != "hl7") rd.fail("/protocol", "expected \"astm\" or \"hl7\"");
+  }
+  if (doc.contains("detect")) {
+    const json& d = doc["detect"];
+    rd.check_type(d, "/detect", json::value_t::object, "an object {sender_prefixes, why}");
+    if (d.contains("sender_prefixes")) p.sender_prefixes = rd.strings(d["sender_prefixes"], "/detect/sender_prefixes");
+    if (d.contains("sender_contains")) p.sender_contains = rd.strings(d["sender_contains"], "/detect/sender_contains");
+    if (p.sender_prefixes.empty() && p.sender_contains.empty())
+      rd.fail("/detect", "expected \"sender_prefixes\" or \"sender_contains\" (non-empty arrays of strings)");
+    rd.require_why(d, "/detect");
+  }
+  if (doc.contains("encoding")) {
+    const json& e = doc["encoding"];
+    rd.check_type(e, "/encoding", json::value_t::object, "an object {name, why}");
+    auto enc = parse_encoding(rd.string_at(e, "/encoding", "name"));
+    if (!enc) rd.fail("/encoding/name", "expected \"latin1\", \"utf-8\" or \"windows-1252\"");
+    p.astm.encoding = *enc;
+    rd.require_why(e, "/encoding");
+  }
+  if (doc.contains("sample_id")) {
+    const json& s = doc["sample_id"];
+    rd.check_type(s, "/sample_id", json::value_t::object, "an object {from, why}");
+    const json& from = rd.require(s, "/sample_id", "from", json::value_t::array, "an array of field references");
+    p.astm.sample_id_from.clear();
+    for (std::size_t i = 0; i < from.size(); ++i)
+      p.astm.sample_id_from.push_back(rd.field_ref(from[i], "/sample_id/from/" + std::to_string(i)));
+    rd.require_why(s, "/sample_id");
+  }
+  if (doc.contains("code")) {
+    const json& c = doc["code"];
+    rd.check_type(c, "/code", json::value_t::object, "an object {components, strip_suffixes, name_component, why}");
+    if (c.contains("components")) {
+      rd.check_type(c["components"], "/code/components", json::value_t::array, "an array of component numbers");
+      for (std::size_t i = 0; i < c["components"].size(); ++i) {
+        rd.check_type(c["components"][i], "/code/components/" + std::to_string(i), json::value_t::number_integer, "a component number");
+        p.astm.code_components.push_back(c["components"][i].get<int>());
+      }
+    }
+    if (c.contains("strip_suffixes")) p.astm.code_strip_suffixes = rd.strings(c["strip_suffixes"], "/code/strip_suffixes");
+    if (c.contains("name_component")) {
+      rd.check_type(c["name_component"], "/code/name_component", json::value_t::number_integer, "a component number");
+      p.astm.name_component = c["name_component"].get<int>();
+    }
+    rd.require_why(c, "/code");
+  }
+  if (doc.contains("value_flag_component")) {
+    const json& v = doc["value_flag_component"];
+    rd.check_type(v, "/value_flag_component", json::value_t::object, "an object {component, why}");
+    p.astm.value_flag_component = rd.require(v, "/value_flag_component", "component", json::value_t::number_integer, "a component number").get<int>();
+    rd.require_why(v, "/value_flag_component");
+  }
+  if (doc.contains("range")) {
+    const json& r = doc["range"];
+    rd.check_type(r, "/range", json::value_t::object, "an object {components, why}");
+    const json& comps = rd.require(r, "/range", "components", json::value_t::array, "an array of component numbers");
+    for (std::size_t i = 0; i < comps.size(); ++i) {
+      rd.check_type(comps[i], "/range/components/" + std::to_string(i), json::value_t::number_integer, "a component number");
+      p.astm.range_components.push_back(comps[i].get<int>());
+    }
+    rd.require_why(r, "/range");
+  }
+  if (doc.contains("result_fields")) {
+    const json& r = doc["result_fields"];
+    const std::string ptr = "/result_fields";
+    rd.check_type(r, ptr, json::value_t::object, "an object {test, value, unit, range, flags, status, started, completed, instrument, why}");
+    const std::pair<const char*, int*> names[] = {
+        {"test", &p.astm.r.test},       {"value", &p.astm.r.value},     {"unit", &p.astm.r.unit},
+        {"range", &p.astm.r.range},     {"flags", &p.astm.r.flags},     {"status", &p.astm.r.status},
+        {"started", &p.astm.r.started}, {"completed", &p.astm.r.completed}, {"instrument", &p.astm.r.instrument}};
+    for (auto it = r.begin(); it != r.end(); ++it) {
+      if (it.key() == "why") continue;
+      auto n = std::find_if(std::begin(names), std::end(names), [&](const auto& e) { return it.key() == e.first; });
+      if (n == std::end(names)) rd.fail(ptr + "/" + it.key(), "unknown R field name");
+      rd.check_type(*it, ptr + "/" + it.key(), json::value_t::number_integer, "a field number");
+      const int v = it->get<int>();
+      if (v < 2 || v > 64) rd.fail(ptr + "/" + it.key(), "expected a field number from 2 to 64");
+      *n->second = v;
+    }
+    rd.require_why(r, ptr);
+  }
+  if (doc.contains("qc_when")) {
+    const json& q = doc["qc_when"];
+    rd.check_type(q, "/qc_when", json::value_t::array, "an array of conditions");
+    for (std::size_t i = 0; i < q.size(); ++i) {
+      const std::string ptr = "/qc_when/" + std::to_string(i);
+      astm::field_match m;
+      m.where = rd.field_ref(q[i], ptr);
+      if (q[i].contains("equals")) m.equals = rd.string_at(q[i], ptr, "equals");
+      if (q[i].contains("prefix")) m.prefix = rd.string_at(q[i], ptr, "prefix");
+      if (m.equals.empty() && m.prefix.empty()) rd.fail(ptr, "expected \"equals\" or \"prefix\"");
+      rd.require_why(q[i], ptr);
+      p.astm.qc_when.push_back(std::move(m));
+    }
+  }
+  if (doc.contains("rerun_statuses")) {
+    const json& r = doc["rerun_statuses"];
+    rd.check_type(r, "/rerun_statuses", json::value_t::object, "an object {codes, why}");
+    p.astm.rerun_statuses = rd.strings(rd.require(r, "/rerun_statuses", "codes", json::value_t::array, "an array of R.9 codes"), "/rerun_statuses/codes");
+    rd.require_why(r, "/rerun_statuses");
+  }
+  if (doc.contains("comma_decimal")) {
+    rd.check_type(doc["comma_decimal"], "/comma_decimal", json::value_t::boolean, "true or false");
+    p.astm.comma_decimal = doc["comma_decimal"].get<bool>();
+  }
+  if (doc.contains("frame_text_size")) {
+    const json& f = doc["frame_text_size"];
+    rd.check_type(f, "/frame_text_size", json::value_t::object, "an object {size, why}");
+    const auto n = rd.require(f, "/frame_text_size", "size", json::value_t::number_integer, "240 or 63993").get<long>();
+    if (n < 16 || n > 63993) rd.fail("/frame_text_size/size", "expected a text size from 16 to 63993");
+    p.frame_text_size = static_cast<std::size_t>(n);
+    rd.require_why(f, "/frame_text_size");
+  }
+  if (doc.contains("leniencies")) {
+    const json& l = doc["leniencies"];
+    rd.check_type(l, "/leniencies", json::value_t::array, "an array of {name, why}");
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      const std::string ptr = "/leniencies/" + std::to_string(i);
+      rd.check_type(l[i], ptr, json::value_t::object, "an object {name, why}");
+      leniency len{rd.string_at(l[i], ptr, "name"), {}};
+      rd.require_why(l[i], ptr);
+      len.why = l[i]["why"].get<std::string>();
+      p.leniencies.push_back(std::move(len));
+    }
+  }
+  return p;
+}
+
+void profile_catalog::add(device_profile p) { profiles_.push_back(std::move(p)); }
+
+profile_catalog profile_catalog::load_dir(const std::filesystem::path& dir) {
+  profile_catalog cat;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    throw profile_error(dir.string(), "", "profile folder not found");
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().extension() == ".json") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  for (const auto& f : files) {
+    std::ifstream in(f, std::ios::binary);
+    if (!in) throw profile_error(f.string(), "", "cannot read the file");
+    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    device_profile p = parse_profile(text, f.string());
+    if (cat.find(p.id) != nullptr) throw profile_error(f.string(), "/id", "duplicate profile id \"" + p.id + "\"");
+    cat.add(std::move(p));
+  }
+  return cat;
+}
+
+std::filesystem::path profile_catalog::default_dir() {
+  if (const char* env = std::getenv("INTERFACED_PROFILE_DIR"); env && *env) return env;
+  std::error_code ec;
+  if (std::filesystem::is_directory(INTERFACED_INSTALLED_PROFILE_DIR, ec)) return INTERFACED_INSTALLED_PROFILE_DIR;
+  return INTERFACED_PROFILE_DIR;
+}
+
+const device_profile* profile_catalog::find(std::string_view id) const noexcept {
+  for (const auto& p : profiles_)
+    if (p.id == id) return &p;
+  return nullptr;
+}
+
+const device_profile* profile_catalog::detect(std::string_view sender) const noexcept {
+  const auto b = sender.find_first_not_of(" \t");
+  const std::string s = lower(b == std::string_view::npos ? std::string_view{} : sender.substr(b));
+  const device_profile* best = nullptr;
+  std::size_t best_len = 0;
+  auto consider = [&](const device_profile& p, const std::string& pattern, bool prefix) {
+    const std::string lp = lower(pattern);
+    if (lp.empty() || lp.size() <= best_len) return;
+    if (prefix ? s.starts_with(lp) : s.find(lp) != std::string::npos) {
+      best = &p;
+      best_len = lp.size();
+    }
+  };
+  for (const auto& p : profiles_) {
+    for (const auto& prefix : p.sender_prefixes) consider(p, prefix, true);
+    for (const auto& part : p.sender_contains) consider(p, part, false);
+  }
+  return best;
+}
+
+}  // namespace interfaced::devices

@@ -1,0 +1,67 @@
+#pragma once
+// Per-analyser profiles as data: JSON files in devices/profiles/ (installed to
+// /usr/share/interfaced/profiles). A profile says how to recognise the analyser from its H record
+// (H.5 sender), where its fields differ from LIS02-A2, its text encoding, its frame size, and its
+// leniencies -- every non-default setting carries a "why" naming the capture or manual section.
+// Loading is configuration: problems throw profile_error naming the file and JSON pointer.
+
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "parsers/astm/normalise.hpp"
+
+namespace interfaced::devices {
+
+class profile_error : public std::runtime_error {
+ public:
+  profile_error(const std::string& file, const std::string& pointer, const std::string& what)
+      : std::runtime_error(file + ": " + (pointer.empty() ? "/" : pointer) + ": " + what) {}
+};
+
+struct leniency {
+  std::string name;
+  std::string why;
+};
+
+struct device_profile {
+  std::string id;
+  std::string vendor;
+  std::vector<std::string> models;
+  std::string protocol = "astm";            // "astm" | "hl7"
+  // H.5 as sent (components joined by '^', leading blanks trimmed), case-insensitive: a prefix,
+  // or a part anywhere (for analysers whose H.5 starts with a site-configured name).
+  std::vector<std::string> sender_prefixes;
+  std::vector<std::string> sender_contains;
+  astm::astm_options astm;
+  std::size_t frame_text_size = 63993;       // sending: 240 for E1381-95 analysers
+  std::vector<leniency> leniencies;
+  std::filesystem::path file;
+
+  [[nodiscard]] bool has_leniency(std::string_view name) const noexcept;
+};
+
+class profile_catalog {
+ public:
+  // Every *.json in the folder; throws profile_error on the first invalid file.
+  static profile_catalog load_dir(const std::filesystem::path& dir);
+  // The built-in folder: $INTERFACED_PROFILE_DIR, else the installed one, else the source tree.
+  static std::filesystem::path default_dir();
+
+  void add(device_profile p);
+  [[nodiscard]] const device_profile* find(std::string_view id) const noexcept;
+  // The profile whose sender pattern matches H.5 (the longest pattern wins); nullptr when none.
+  [[nodiscard]] const device_profile* detect(std::string_view sender) const noexcept;
+  [[nodiscard]] const std::vector<device_profile>& all() const noexcept { return profiles_; }
+
+ private:
+  std::vector<device_profile> profiles_;
+};
+
+// Parses one profile document (exposed for tests and check-config).
+device_profile parse_profile(std::string_view json_text, const std::string& file_name);
+
+}  // namespace interfaced::devices

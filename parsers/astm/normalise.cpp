@@ -1,0 +1,299 @@
+#include "parsers/astm/normalise.hpp"
+
+#include <charconv>
+#include <cmath>
+
+namespace interfaced::astm {
+namespace {
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Decoded, transcoded to UTF-8, padding trimmed: the one way every value leaves a record.
+std::string text_of(const field_view& f, text_encoding enc) {
+  if (f.empty()) return {};
+  const std::string decoded = f.decode();
+  return to_utf8(trim(decoded), enc);
+}
+
+field_view component_or_first(const field_view& f, int component) {
+  if (component > 0) return f.repeat(0).component(static_cast<std::size_t>(component));
+  const field_view first = f.repeat(0);
+  const std::size_t n = first.component_count();
+  for (std::size_t i = 1; i <= n; ++i) {
+    field_view c = first.component(i);
+    if (!trim(c.raw()).empty()) return c;
+  }
+  return {};
+}
+
+// The record an option refers to: the H, P, O or R in scope when the result is built.
+struct scope {
+  record_view h, p, o, r;
+  [[nodiscard]] const record_view* pick(char type) const noexcept {
+    switch (type) {
+      case 'H': return &h;
+      case 'P': return &p;
+      case 'O': return &o;
+      case 'R': return &r;
+      default: return nullptr;
+    }
+  }
+};
+
+std::string value_at(const scope& s, const field_ref& ref, text_encoding enc) {
+  const record_view* rec = s.pick(ref.record);
+  if (rec == nullptr || rec->type() == 0) return {};
+  return text_of(component_or_first(rec->field(static_cast<std::size_t>(ref.field)), ref.component),
+                 enc);
+}
+
+bool matches(const scope& s, const field_match& m, text_encoding enc) {
+  const std::string v = value_at(s, m.where, enc);
+  if (!m.equals.empty()) return v == m.equals;
+  if (!m.prefix.empty()) return v.starts_with(m.prefix);
+  return !v.empty();
+}
+
+// "^^^^WBC^1" -> WBC; "^^^685/" -> 685 (with the "/" suffix stripped by the profile).
+std::string test_code(const field_view& test_id, const astm_options& o) {
+  const field_view first = test_id.repeat(0);
+  std::string code;
+  if (!o.code_components.empty()) {
+    for (int c : o.code_components) {
+      std::string part = text_of(first.component(static_cast<std::size_t>(c)), o.encoding);
+      if (part.empty()) continue;
+      if (!code.empty()) code += '/';
+      code += part;
+    }
+  } else {
+    const std::size_t n = first.component_count();
+    for (std::size_t i = 4; i <= n && code.empty(); ++i) code = text_of(first.component(i), o.encoding);
+    if (code.empty()) code = text_of(first.component(1), o.encoding);
+  }
+  for (const auto& suffix : o.code_strip_suffixes) {
+    if (!suffix.empty() && code.size() > suffix.size() && code.ends_with(suffix)) {
+      code.resize(code.size() - suffix.size());
+    }
+  }
+  return code;
+}
+
+// A value is "as sent": componented values keep their components ("3+^3+^45") unless only one
+// is non-empty ("9.34^^^^" -> "9.34", "^0.0" -> "0.0").
+std::string value_text(const field_view& f, const astm_options& o, const delimiters& d) {
+  const field_view first = f.repeat(0);
+  const std::size_t n = first.component_count();
+  if (n <= 1) return text_of(first, o.encoding);
+  std::vector<std::string> parts;
+  std::size_t non_empty = 0;
+  for (std::size_t i = 1; i <= n; ++i) {
+    if (static_cast<int>(i) == o.value_flag_component) {
+      parts.emplace_back();
+      continue;
+    }
+    parts.push_back(text_of(first.component(i), o.encoding));
+    if (!parts.back().empty()) ++non_empty;
+  }
+  if (non_empty <= 1) {
+    for (auto& p : parts)
+      if (!p.empty()) return p;
+    return {};
+  }
+  while (!parts.empty() && parts.back().empty()) parts.pop_back();
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += d.component;
+    out += parts[i];
+  }
+  return out;
+}
+
+void add_flags(const field_view& f, text_encoding enc, std::vector<std::string>& out) {
+  const std::size_t reps = f.repeat_count();
+  for (std::size_t r = 0; r < reps; ++r) {
+    const field_view rep = f.repeat(r);
+    const std::size_t n = rep.component_count();
+    for (std::size_t c = 1; c <= n; ++c) {
+      std::string flag = text_of(rep.component(c), enc);
+      if (!flag.empty()) out.push_back(std::move(flag));
+    }
+  }
+}
+
+}  // namespace
+
+std::optional<double> parse_number(std::string_view text, bool comma_decimal) noexcept {
+  text = trim(text);
+  if (text.empty() || text.size() > 64) return std::nullopt;
+  char buf[65];
+  std::size_t n = 0;
+  for (char c : text) buf[n++] = (comma_decimal && c == ',') ? '.' : c;
+  const char* first = buf;
+  if (*first == '+') ++first;
+  double v = 0;
+  auto [ptr, ec] = std::from_chars(first, buf + n, v, std::chars_format::fixed);
+  if (ec != std::errc{} || ptr != buf + n || !std::isfinite(v)) return std::nullopt;
+  return v;
+}
+
+std::string header_sender(const message& m) {
+  for (const auto& r : m.records) {
+    if (r.type() != 'H') continue;
+    const field_view f = r.field(5);
+    std::string out;
+    const std::size_t n = f.repeat(0).component_count();
+    for (std::size_t i = 1; i <= n; ++i) {
+      if (i > 1) out += '^';
+      out += std::string(trim(f.repeat(0).component(i).decode()));
+    }
+    while (!out.empty() && out.back() == '^') out.pop_back();
+    return out;
+  }
+  return {};
+}
+
+astm_batch normalise(const message& m, const astm_options& o, std::string_view device) {
+  astm_batch batch;
+  batch.sender = header_sender(m);
+  batch.diagnostics = m.diagnostics;
+  scope s;
+  bool any_result = false;
+
+  auto sample_id = [&]() {
+    for (const auto& ref : o.sample_id_from) {
+      std::string v = value_at(s, ref, o.encoding);
+      if (!v.empty()) return v;
+    }
+    return std::string{};
+  };
+  auto where = [&](std::size_t i) {
+    source_location w;
+    w.record_index = i + 1;
+    w.byte_offset = i < m.offsets.size() ? m.offsets[i] : 0;
+    return w;
+  };
+
+  for (std::size_t i = 0; i < m.records.size(); ++i) {
+    const record_view& rec = m.records[i];
+    switch (rec.type()) {
+      case 'H':
+        s.h = rec;
+        break;
+      case 'P':
+        s.p = rec;
+        s.o = {};
+        break;
+      case 'O':
+        s.o = rec;
+        break;
+      case 'R': {
+        auto F = [&rec](int n) { return rec.field(static_cast<std::size_t>(n)); };
+        s.r = rec;
+        any_result = true;
+        result res;
+        res.protocol = protocol::astm;
+        res.device = std::string(device);
+        res.sample_id = sample_id();
+        res.code = test_code(F(o.r.test), o);
+        if (o.name_component > 0)
+          res.name = text_of(F(o.r.test).repeat(0).component(static_cast<std::size_t>(o.name_component)), o.encoding);
+        res.value = value_text(F(o.r.value), o, m.delims);
+        res.numeric = parse_number(res.value, o.comma_decimal);
+        res.unit = text_of(F(o.r.unit).repeat(0).component(1), o.encoding);
+        if (o.range_components.empty()) {
+          res.reference_range = text_of(F(o.r.range).repeat(0).component(1), o.encoding);
+        } else {
+          for (int c : o.range_components) {
+            std::string part = text_of(F(o.r.range).repeat(0).component(static_cast<std::size_t>(c)), o.encoding);
+            if (part.empty()) continue;
+            if (!res.reference_range.empty()) res.reference_range += '-';
+            res.reference_range += part;
+          }
+        }
+        add_flags(F(o.r.flags), o.encoding, res.flags);
+        if (o.value_flag_component > 0) {
+          std::string f = text_of(F(o.r.value).repeat(0).component(static_cast<std::size_t>(o.value_flag_component)), o.encoding);
+          if (!f.empty()) res.flags.insert(res.flags.begin(), std::move(f));
+        }
+        res.status = text_of(F(o.r.status), o.encoding);
+        res.observed_at = text_of(F(o.r.completed).repeat(0).component(1), o.encoding);
+        if (res.observed_at.empty()) res.observed_at = text_of(F(o.r.started).repeat(0).component(1), o.encoding);
+        res.instrument = text_of(F(o.r.instrument).repeat(0).component(1), o.encoding);
+        // O.12 action code Q: "treat specimen as QC"; H.12 processing id Q: "quality control".
+        res.qc = (s.o.type() == 'O' && text_of(s.o.field(12), o.encoding) == "Q") ||
+                 (s.h.type() == 'H' && text_of(s.h.field(12).repeat(0).component(1), o.encoding) == "Q");
+        for (const auto& q : o.qc_when) res.qc = res.qc || matches(s, q, o.encoding);
+        for (const auto& st : o.rerun_statuses) res.rerun_indicator = res.rerun_indicator || res.status == st;
+        res.where = where(i);
+        batch.results.push_back(std::move(res));
+        break;
+      }
+      case 'Q': {
+        query q;
+        q.protocol = protocol::astm;
+        q.device = std::string(device);
+        const field_view range = rec.field(3);
+        for (std::size_t r = 0; r < range.repeat_count(); ++r) {
+          const field_view rep = range.repeat(r);
+          // Q.3: patientID^specimenID^...; some analysers put the id in the first component.
+          std::string id = text_of(rep.component(2), o.encoding);
+          if (id.empty()) id = text_of(rep.component(1), o.encoding);
+          if (id == "ALL") q.all_samples = true;
+          else if (!id.empty()) q.sample_ids.push_back(std::move(id));
+        }
+        const field_view tests = rec.field(5);
+        for (std::size_t r = 0; r < tests.repeat_count(); ++r) {
+          std::string t = test_code(tests.repeat(r), o);
+          if (t.empty()) t = text_of(tests.repeat(r), o.encoding);
+          if (!t.empty()) q.tests.push_back(std::move(t));
+        }
+        q.status_code = text_of(rec.field(13), o.encoding);
+        q.cancel = q.status_code == "A";
+        q.where = where(i);
+        batch.queries.push_back(std::move(q));
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  // O records with no results in a message that carries none are an order message (LIS ->
+  // instrument download, or a worklist the analyser echoes).
+  if (!any_result) {
+    scope os;
+    for (std::size_t i = 0; i < m.records.size(); ++i) {
+      const record_view& rec = m.records[i];
+      if (rec.type() == 'H') os.h = rec;
+      if (rec.type() == 'P') os.p = rec;
+      if (rec.type() != 'O') continue;
+      os.o = rec;
+      std::swap(s, os);
+      order ord;
+      ord.protocol = protocol::astm;
+      ord.device = std::string(device);
+      ord.sample_id = sample_id();
+      std::swap(s, os);
+      ord.patient_id = text_of(os.p.field(3), o.encoding);
+      if (ord.patient_id.empty()) ord.patient_id = text_of(os.p.field(4), o.encoding);
+      ord.patient_name = text_of(os.p.field(6), o.encoding);
+      const field_view tests = rec.field(5);
+      for (std::size_t r = 0; r < tests.repeat_count(); ++r) {
+        order_test t;
+        t.code = test_code(tests.repeat(r), o);
+        if (!t.code.empty()) ord.tests.push_back(std::move(t));
+      }
+      ord.priority = text_of(rec.field(6), o.encoding);
+      ord.action_code = text_of(rec.field(12), o.encoding);
+      ord.where = where(i);
+      batch.orders.push_back(std::move(ord));
+    }
+  }
+  return batch;
+}
+
+}  // namespace interfaced::astm

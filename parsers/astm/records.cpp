@@ -1,0 +1,526 @@
+#include "parsers/astm/records.hpp"
+
+#include <array>
+#include <string>
+
+namespace interfaced::astm {
+
+namespace {
+
+class record_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "astm.records"; }
+  std::string message(int ev) const override {
+    switch (static_cast<record_error>(ev)) {
+      case record_error::ok: return "ok";
+      case record_error::no_header: return "message does not start with an H record";
+      case record_error::bad_delimiters: return "H record delimiters missing, repeated or CR/LF";
+      case record_error::empty_record: return "record has no type";
+      case record_error::unknown_record_type: return "unknown record type";
+      case record_error::bad_escape: return "malformed escape sequence";
+      case record_error::out_of_order: return "record out of hierarchy order";
+      case record_error::too_many_records: return "too many records in message";
+      case record_error::not_text: return "byte not allowed in record text (LIS02 5.1)";
+      case record_error::lenient_delimiters: return "H record delimiters accepted by a leniency";
+    }
+    return "unknown astm record error";
+  }
+};
+
+constexpr char upper(char c) noexcept { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+
+// LIS02-A2 5.1: allowed are 7, 9, 11, 12, 13, 32-126 and 128-254. CR and LF never reach this
+// check because they end records.
+constexpr bool allowed_byte(unsigned char b) noexcept {
+  if (b == 7 || b == 9 || b == 11 || b == 12 || b == 13) return true;
+  if (b >= 32 && b <= 126) return true;
+  return b >= 128 && b <= 254;
+}
+
+constexpr int hex_value(char c) noexcept {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// The i-th (0-based) piece of `s` split on `sep`; empty when absent.
+std::string_view nth_piece(std::string_view s, char sep, std::size_t i) noexcept {
+  std::size_t start = 0;
+  for (std::size_t k = 0; k < i; ++k) {
+    const auto p = s.find(sep, start);
+    if (p == std::string_view::npos) return {};
+    start = p + 1;
+  }
+  const auto end = s.find(sep, start);
+  return s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start);
+}
+
+std::size_t count_pieces(std::string_view s, char sep) noexcept {
+  std::size_t n = 1;
+  for (const char c : s) n += (c == sep) ? 1U : 0U;
+  return n;
+}
+
+enum class escape_kind { literal, delimiter, hex, dropped };
+
+// Classifies the text between two escape characters (LIS02 5.4.5.1). `out` receives the
+// delimiter for F S R E.
+escape_kind classify_escape(std::string_view body, const delimiters& d, char& out) noexcept {
+  if (body.empty()) return escape_kind::literal;
+  if (body.size() == 1) {
+    switch (body[0]) {
+      case 'F': out = d.field; return escape_kind::delimiter;
+      case 'S': out = d.component; return escape_kind::delimiter;
+      case 'R': out = d.repeat; return escape_kind::delimiter;
+      case 'E': out = d.escape; return escape_kind::delimiter;
+      case 'H':
+      case 'N': return escape_kind::dropped;  // highlighting: meaning ignored, markers removed
+      case 'Z': return escape_kind::dropped;  // manufacturer-defined, no data
+      default: return escape_kind::literal;
+    }
+  }
+  if (body[0] == 'X') {
+    for (std::size_t i = 1; i < body.size(); ++i) {
+      if (hex_value(body[i]) < 0) return escape_kind::literal;
+    }
+    return escape_kind::hex;
+  }
+  if (body[0] == 'Z') return escape_kind::dropped;  // manufacturer-defined: no meaning we know
+  return escape_kind::literal;
+}
+
+void append_hex(std::string& out, std::string_view digits) {
+  // "&XA&" is LF per the standard's example, so an odd count puts the lone digit first.
+  std::size_t i = 0;
+  if (digits.size() % 2 == 1) {
+    out.push_back(static_cast<char>(hex_value(digits[0])));
+    i = 1;
+  }
+  for (; i + 1 < digits.size(); i += 2) {
+    out.push_back(static_cast<char>((hex_value(digits[i]) << 4) | hex_value(digits[i + 1])));
+  }
+}
+
+}  // namespace
+
+const std::error_category& record_category() noexcept {
+  static const record_category_impl cat;
+  return cat;
+}
+
+std::error_code make_error_code(record_error e) noexcept { return {static_cast<int>(e), record_category()}; }
+
+bool valid_delimiters(const delimiters& d) noexcept {
+  const std::array<char, 4> c{d.field, d.repeat, d.component, d.escape};
+  for (std::size_t i = 0; i < c.size(); ++i) {
+    if (c[i] == '\r' || c[i] == '\n') return false;
+    if ((c[i] >= '0' && c[i] <= '9') || (upper(c[i]) >= 'A' && upper(c[i]) <= 'Z')) return false;
+    for (std::size_t j = i + 1; j < c.size(); ++j) {
+      if (c[i] == c[j]) return false;
+    }
+  }
+  return true;
+}
+
+namespace {
+
+std::error_code detect_impl(std::string_view h, delimiters& out, bool lenient, bool* doubled) noexcept {
+  if (h.empty() || upper(h[0]) != 'H') return record_error::no_header;
+  if (h.size() < 5) return record_error::bad_delimiters;
+  delimiters d{h[1], h[2], h[3], h[4]};
+  // LIS02 H record: after the escape character comes the field delimiter (or, for a bare header,
+  // the end of the record).
+  const bool layout_ok = h.size() == 5 || h[5] == d.field;
+  if (valid_delimiters(d) && layout_ok) {
+    out = d;
+    return {};
+  }
+  // Leniency for captures/astm/horiba-yumizen_h550-qc-result-records.astm: `H|\\^&|` (the repeat
+  // character doubled, probably copied out of a source-code string). Taking it literally would
+  // make `\` both repeat and component; skipping the second one gives the default set.
+  if (lenient && h.size() >= 6 && h[3] == h[2]) {
+    const delimiters skipped{h[1], h[2], h[4], h[5]};
+    const bool skipped_layout_ok = h.size() == 6 || h[6] == skipped.field;
+    if (valid_delimiters(skipped) && skipped_layout_ok) {
+      out = skipped;
+      if (doubled != nullptr) *doubled = true;
+      return {};
+    }
+  }
+  return record_error::bad_delimiters;
+}
+
+}  // namespace
+
+std::error_code detect_delimiters(std::string_view h_record, delimiters& out) noexcept {
+  return detect_impl(h_record, out, false, nullptr);
+}
+
+std::error_code detect_delimiters_lenient(std::string_view h_record, delimiters& out, bool* doubled_repeat) noexcept {
+  return detect_impl(h_record, out, true, doubled_repeat);
+}
+
+int record_level(char type) noexcept {
+  switch (upper(type)) {
+    case 'H':
+    case 'L': return 0;
+    case 'P':
+    case 'Q':
+    case 'S': return 1;
+    case 'O': return 2;
+    case 'R': return 3;
+    default: return -1;
+  }
+}
+
+// ---- field_view ----
+
+std::size_t field_view::repeat_count() const noexcept { return count_pieces(raw_, d_.repeat); }
+
+field_view field_view::repeat(std::size_t i) const noexcept { return {nth_piece(raw_, d_.repeat, i), d_}; }
+
+std::size_t field_view::component_count() const noexcept {
+  return count_pieces(nth_piece(raw_, d_.repeat, 0), d_.component);
+}
+
+field_view field_view::component(std::size_t i) const noexcept {
+  if (i == 0) return {std::string_view{}, d_};
+  return {nth_piece(nth_piece(raw_, d_.repeat, 0), d_.component, i - 1), d_};
+}
+
+std::string field_view::decode() const { return decode_escapes(raw_, d_); }
+
+std::string decode_escapes(std::string_view raw, const delimiters& d) {
+  std::string out;
+  out.reserve(raw.size());
+  std::size_t i = 0;
+  while (i < raw.size()) {
+    const char c = raw[i];
+    if (c != d.escape) {
+      out.push_back(c);
+      ++i;
+      continue;
+    }
+    const auto close = raw.find(d.escape, i + 1);
+    if (close == std::string_view::npos) {  // unterminated: the rest is literal
+      out.append(raw.substr(i));
+      break;
+    }
+    const auto body = raw.substr(i + 1, close - i - 1);
+    char delim = 0;
+    switch (classify_escape(body, d, delim)) {
+      case escape_kind::delimiter:
+        out.push_back(delim);
+        i = close + 1;
+        break;
+      case escape_kind::hex:
+        append_hex(out, body.substr(1));
+        i = close + 1;
+        break;
+      case escape_kind::dropped:
+        i = close + 1;
+        break;
+      case escape_kind::literal:
+        // Not a sequence: keep this escape character and rescan from the next byte, so the
+        // closing one may still open a real sequence ("a & b &F& c"). No nesting (5.4.5.1).
+        out.push_back(c);
+        ++i;
+        break;
+    }
+  }
+  return out;
+}
+
+bool has_bad_escape(std::string_view raw, const delimiters& d) noexcept {
+  std::size_t i = 0;
+  while (i < raw.size()) {
+    if (raw[i] != d.escape) {
+      ++i;
+      continue;
+    }
+    const auto close = raw.find(d.escape, i + 1);
+    if (close == std::string_view::npos) return true;
+    char delim = 0;
+    if (classify_escape(raw.substr(i + 1, close - i - 1), d, delim) == escape_kind::literal) return true;
+    i = close + 1;
+  }
+  return false;
+}
+
+// ---- record_view ----
+
+char record_view::type() const noexcept { return raw_.empty() ? '\0' : upper(raw_[0]); }
+
+std::size_t record_view::field_count() const noexcept {
+  return raw_.empty() ? 0 : count_pieces(raw_, d_.field);
+}
+
+field_view record_view::field(std::size_t n) const noexcept {
+  if (n == 0) return {std::string_view{}, d_};
+  return {nth_piece(raw_, d_.field, n - 1), d_};
+}
+
+// ---- parse_message ----
+
+namespace {
+
+void add(message& m, record_error e, std::size_t index, std::size_t offset, std::string detail) {
+  m.diagnostics.push_back(record_diagnostic{make_error_code(e), index, offset, std::move(detail)});
+}
+
+// Tracks the LIS02 hierarchy: the type of the open record at each level (0 = none).
+struct hierarchy {
+  std::array<char, 4> open{};  // open[1] P/Q/S, open[2] O, open[3] R
+  bool header = false;
+  bool terminated = false;
+  bool any = false;  // a record precedes (for C / M)
+
+  // Returns an empty string when the record fits, else what was expected.
+  std::string accept(char t, std::size_t index) {
+    std::string problem;
+    if (terminated) {
+      problem = "record after the L record (several messages? see split_messages)";
+    } else if (t == 'H') {
+      if (index != 1) problem = "H record inside a message (several messages? see split_messages)";
+    } else if (!header) {
+      problem = "record before the H record";
+    } else if (t == 'O' && open[1] != 'P') {
+      problem = "O record without a preceding P record";
+    } else if (t == 'R' && open[2] != 'O') {
+      problem = "R record without a preceding O record";
+    } else if ((t == 'C' || t == 'M') && !any) {
+      problem = "C/M record with no preceding record";
+    }
+    // The record is kept whatever the verdict, so the state follows it.
+    any = true;
+    const int level = record_level(t);
+    if (t == 'H') {
+      header = true;
+      open = {};
+    } else if (t == 'L') {
+      terminated = true;
+      open = {};
+    } else if (level > 0) {
+      const auto l = static_cast<std::size_t>(level);
+      open[l] = t;
+      for (std::size_t k = l + 1; k < open.size(); ++k) open[k] = 0;  // same or higher level closes
+    }
+    return problem;
+  }
+};
+
+constexpr bool known_type(char t) noexcept {
+  switch (t) {
+    case 'H': case 'P': case 'O': case 'R': case 'C': case 'Q': case 'M': case 'S': case 'L': return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+message parse_message(std::string_view text, message_limits limits) {
+  message m;
+  hierarchy h;
+  bool delimiters_set = false;
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    // Records end at CR (LIS02 5.4.1); records-only input from some analysers uses LF or CR LF.
+    const auto end = text.find_first_of("\r\n", pos);
+    const std::size_t stop = end == std::string_view::npos ? text.size() : end;
+    const auto raw = text.substr(pos, stop - pos);
+    const std::size_t offset = pos;
+    pos = stop == text.size() ? stop : stop + 1;
+    if (raw.empty()) continue;  // blank line, or the LF of CR LF
+
+    const std::size_t index = m.records.size() + 1;
+    if (m.records.size() >= limits.max_records) {
+      add(m, record_error::too_many_records, index, offset,
+          "more than " + std::to_string(limits.max_records) + " records");
+      break;
+    }
+
+    if (!delimiters_set) {
+      delimiters_set = true;  // only the first record may define them
+      if (upper(raw[0]) != 'H') {
+        add(m, record_error::no_header, index, offset, "first record must be H; default delimiters used");
+      } else {
+        bool doubled = false;
+        const auto ec = detect_delimiters_lenient(raw, m.delims, &doubled);
+        if (ec) {
+          add(m, record_error::bad_delimiters, index, offset,
+              "H.2 must hold four distinct delimiters then the field delimiter; default delimiters used");
+        } else if (doubled) {
+          add(m, record_error::lenient_delimiters, index, offset + 2,
+              "doubled repeat delimiter in H.2 skipped (Yumizen H550 capture quirk)");
+        }
+      }
+    }
+
+    const record_view rec{raw, m.delims};
+    m.records.push_back(rec);
+    m.offsets.push_back(offset);
+
+    for (std::size_t k = 0; k < raw.size(); ++k) {
+      const auto b = static_cast<unsigned char>(raw[k]);
+      if (!allowed_byte(b)) {
+        add(m, record_error::not_text, index, offset + k, "byte " + std::to_string(b) + " not allowed (LIS02 5.1)");
+        break;
+      }
+    }
+
+    const auto type_field = rec.field(1).raw();
+    const char t = rec.type();
+    if (type_field.empty()) {
+      add(m, record_error::empty_record, index, offset, "record type expected before the first field delimiter");
+      continue;
+    }
+    if (type_field.size() != 1 || !known_type(t)) {
+      add(m, record_error::unknown_record_type, index, offset, "record type must be one of H P O R C Q M S L");
+      continue;
+    }
+    if (auto problem = h.accept(t, index); !problem.empty()) {
+      add(m, record_error::out_of_order, index, offset, std::move(problem));
+    }
+    if (t == 'L') m.has_terminator = true;
+
+    // H.2 holds the delimiters themselves, so its escape character is not an escape.
+    const std::size_t first_checked = t == 'H' ? 3 : 2;
+    const std::size_t fields = rec.field_count();
+    for (std::size_t f = first_checked; f <= fields; ++f) {
+      if (has_bad_escape(rec.field(f).raw(), m.delims)) {
+        add(m, record_error::bad_escape, index,
+            offset + static_cast<std::size_t>(rec.field(f).raw().data() - raw.data()),
+            "field " + std::to_string(f) + ": escape character without a valid sequence; kept literally");
+        break;
+      }
+    }
+  }
+  return m;
+}
+
+std::vector<std::size_t> split_messages(std::string_view text) {
+  std::vector<std::size_t> starts;
+  bool line_start = true;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (c == '\r' || c == '\n') {
+      line_start = true;
+      continue;
+    }
+    if (line_start && upper(c) == 'H') starts.push_back(i);
+    line_start = false;
+  }
+  return starts;
+}
+
+// ---- record_writer ----
+
+std::string record_writer::escape(std::string_view value) const {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(value.size());
+  const auto seq = [&](char code) {
+    out.push_back(d_.escape);
+    out.push_back(code);
+    out.push_back(d_.escape);
+  };
+  for (const char c : value) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == d_.field) {
+      seq('F');
+    } else if (c == d_.component) {
+      seq('S');
+    } else if (c == d_.repeat) {
+      seq('R');
+    } else if (c == d_.escape) {
+      seq('E');
+    } else if (b == 13 || !allowed_byte(b)) {
+      // CR would end the record; the others are disallowed by LIS02 5.1. Hex keeps the bytes.
+      out.push_back(d_.escape);
+      out.push_back('X');
+      out.push_back(hex[b >> 4]);
+      out.push_back(hex[b & 0x0F]);
+      out.push_back(d_.escape);
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+record_writer& record_writer::begin(char type) {
+  if (open_) end();
+  record_start_ = out_.size();
+  out_.push_back(type);
+  open_ = true;
+  return *this;
+}
+
+record_writer& record_writer::field(std::string_view value) {
+  out_.push_back(d_.field);
+  out_ += escape(value);
+  return *this;
+}
+
+record_writer& record_writer::components(const std::vector<std::string>& parts) {
+  std::size_t n = parts.size();
+  while (n > 1 && parts[n - 1].empty()) --n;
+  out_.push_back(d_.field);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i > 0) out_.push_back(d_.component);
+    out_ += escape(parts[i]);
+  }
+  return *this;
+}
+
+record_writer& record_writer::repeats(const std::vector<std::vector<std::string>>& reps) {
+  out_.push_back(d_.field);
+  for (std::size_t r = 0; r < reps.size(); ++r) {
+    if (r > 0) out_.push_back(d_.repeat);
+    const auto& parts = reps[r];
+    std::size_t n = parts.size();
+    while (n > 1 && parts[n - 1].empty()) --n;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (i > 0) out_.push_back(d_.component);
+      out_ += escape(parts[i]);
+    }
+  }
+  return *this;
+}
+
+record_writer& record_writer::raw_field(std::string_view raw) {
+  out_.push_back(d_.field);
+  out_ += raw;
+  return *this;
+}
+
+record_writer& record_writer::end() {
+  if (!open_) return *this;
+  // LIS02 5.4.7: trailing empty fields may be omitted. Keep the record type (first byte).
+  while (out_.size() > record_start_ + 1 && out_.back() == d_.field) out_.pop_back();
+  out_.push_back('\r');
+  open_ = false;
+  return *this;
+}
+
+std::string record_writer::take() {
+  if (open_) end();
+  std::string t = std::move(out_);
+  out_.clear();
+  record_start_ = 0;
+  return t;
+}
+
+record_writer& record_writer::header(const std::vector<std::string>& fields_from_3) {
+  begin('H');
+  out_.push_back(d_.field);
+  out_.push_back(d_.repeat);
+  out_.push_back(d_.component);
+  out_.push_back(d_.escape);
+  for (const auto& f : fields_from_3) field(f);
+  // end() trims only field delimiters, and H.2 ends with the escape character, so H.2 survives.
+  return end();
+}
+
+}  // namespace interfaced::astm

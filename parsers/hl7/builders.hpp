@@ -1,0 +1,50 @@
+#pragma once
+// Messages the daemon sends to LAW analysers (hl7-facts.md §8): the RSP^K11 answer to a LAB-27
+// query and the OML^O33 LAB-28 work order. Pure: control ids and timestamps come from the caller.
+// Output uses `|^~\&`, CR segment ends, no MLLP framing (mllp_wrap() does that); text is written
+// as given (UTF-8, declared in MSH-18).
+
+#include <string>
+#include <string_view>
+
+#include "parsers/hl7/ack.hpp"
+#include "parsers/hl7/message.hpp"
+#include "parsers/model.hpp"
+
+namespace interfaced::hl7 {
+
+enum class query_status { ok, not_found, application_error, application_reject };
+[[nodiscard]] std::string_view to_string(query_status s) noexcept;  // "OK" "NF" "AE" "AR"
+
+struct rsp_k11_request {
+  std::string_view control_id;  // MSH-10
+  std::string_view timestamp;   // MSH-7
+  ack_code code = ack_code::aa;                   // MSA-1
+  query_status status = query_status::ok;         // QAK-2
+};
+
+// RSP^K11^RSP_K11 for a parsed QBP^Q11: MSH with application / facility swapped, version, MSH-18
+// and MSH-21 (`LAB-27^IHE`) echoed; `MSA|<code>|<QBP MSH-10>`; `QAK|<QPD-2>|<status>|<QPD-1>`;
+// the QPD echoed byte for byte. Uses the query's delimiters.
+[[nodiscard]] std::string build_rsp_k11(const message& qbp, const rsp_k11_request& request);
+
+struct oml_o33_header {
+  std::string_view sending_application;    // MSH-3 (us)
+  std::string_view sending_facility;       // MSH-4
+  std::string_view receiving_application;  // MSH-5 (the analyser)
+  std::string_view receiving_facility;     // MSH-6
+  std::string_view timestamp;              // MSH-7
+  std::string_view control_id;             // MSH-10
+  std::string_view processing_id = "P";    // MSH-11
+  std::string_view specimen_type;          // SPM-4 (e.g. "SER"); empty: not sent
+  std::string_view coding_system;          // OBR-4.3 (e.g. "99ROC"); empty: not sent
+};
+
+// OML^O33^OML_O33 (LAB-28): MSH (2.5.1, NE/AL, UNICODE UTF-8, LAB-28^IHE), PID when the order has
+// a patient, `SPM|1|<sample id>||<type>|||||||P`, then per test ORC (ORC-1 = order.action_code,
+// `NW` when empty), TQ1 with TQ1-9 = priority when given, OBR with OBR-2 = `<sample>.<n>`
+// (AWOS id, n = 1-based test number) and OBR-4 = code^name[^coding system].
+// order.patient_name is XPN text: '^' separates family / given names.
+[[nodiscard]] std::string build_oml_o33(const order& o, const oml_o33_header& header);
+
+}  // namespace interfaced::hl7

@@ -1,0 +1,498 @@
+#include "parsers/hl7/normalise.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <initializer_list>
+#include <utility>
+
+namespace interfaced::hl7 {
+
+namespace {
+
+class normalise_category_impl final : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "hl7.normalise"; }
+  std::string message(int ev) const override {
+    switch (static_cast<normalise_error>(ev)) {
+      case normalise_error::ok: return "ok";
+      case normalise_error::missing_control_id: return "MSH-10 (message control id) is empty";
+      case normalise_error::missing_message_type: return "MSH-9 (message type) is empty";
+      case normalise_error::unknown_message_type: return "unsupported HL7 message type";
+      case normalise_error::unknown_charset: return "MSH-18 character set not understood";
+      case normalise_error::lossy_text: return "text invalid in the character set was replaced";
+      case normalise_error::missing_sample_id: return "no sample id where the profile says";
+      case normalise_error::missing_code: return "OBX-3 (observation identifier) is empty";
+      case normalise_error::obx_outside_order: return "OBX before any OBR or SPM";
+    }
+    return "unknown HL7 normalise error";
+  }
+};
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool equals_ci(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i];
+    char y = b[i];
+    if (x >= 'a' && x <= 'z') x = static_cast<char>(x - 'a' + 'A');
+    if (y >= 'a' && y <= 'z') y = static_cast<char>(y - 'a' + 'A');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+value_view at(const segment_view& s, const field_ref& r) noexcept {
+  if (r.field < 0) return {};
+  value_view v = s.field(static_cast<std::size_t>(r.field));
+  if (r.component > 0) v = v.component(static_cast<std::size_t>(r.component));
+  if (r.subcomponent > 0) v = v.subcomponent(static_cast<std::size_t>(r.subcomponent));
+  return v;
+}
+
+// Latest segment of each kind seen while walking a message; a group head (SPM, OBR, OBX) forgets
+// the segments below it so a field_ref never reads a previous group's segment.
+class context {
+ public:
+  void see(std::string_view name, std::size_t index) {
+    if (name == "SPM") forget({"SAC", "OBR", "ORC", "TQ1", "OBX", "TCD", "INV"});
+    if (name == "OBR") forget({"TQ1", "OBX", "TCD"});
+    if (name == "OBX") forget({"TCD"});
+    for (auto& e : latest_) {
+      if (e.first == name) {
+        e.second = index;
+        return;
+      }
+    }
+    latest_.emplace_back(name, index);
+  }
+  [[nodiscard]] std::optional<std::size_t> get(std::string_view name) const noexcept {
+    for (const auto& e : latest_) {
+      if (e.first == name) return e.second;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  void forget(std::initializer_list<std::string_view> names) {
+    std::erase_if(latest_, [&](const auto& e) {
+      return std::find(names.begin(), names.end(), e.first) != names.end();
+    });
+  }
+  std::vector<std::pair<std::string_view, std::size_t>> latest_;
+};
+
+class walker {
+ public:
+  walker(const message& m, const hl7_options& o, std::string_view device, source_location where,
+         hl7_batch& out)
+      : m_(m), o_(o), device_(device), where_(where), out_(out) {}
+
+  std::string text(const value_view& v) {
+    const std::string bytes = v.decode();
+    bool lossy = false;
+    std::string s = to_utf8(trim(bytes), out_.encoding, &lossy);
+    if (lossy && !lossy_reported_) {
+      lossy_reported_ = true;
+      warn(normalise_error::lossy_text, current_, 0, "bytes not valid in the message's charset");
+    }
+    return s;
+  }
+
+  void warn(normalise_error e, std::size_t segment, std::size_t field, std::string detail) {
+    out_.diagnostics.push_back({e, segment + 1, field, std::move(detail)});
+  }
+
+  value_view read(const field_ref& r) const noexcept {
+    std::optional<std::size_t> idx = r.segment == "MSH" ? std::optional<std::size_t>{0}
+                                                        : ctx_.get(r.segment);
+    if (!idx) return {};
+    return at(m_.segment(*idx), r);
+  }
+
+  // First non-empty, non-null value from the list of places; SPM-2 read as EIP.
+  std::string sample_id() {
+    for (const field_ref& r : o_.sample_id_from) {
+      if (r.segment == "SPM" && r.field == 2) {
+        const auto idx = ctx_.get("SPM");
+        if (!idx) continue;
+        const value_view f = m_.segment(*idx).field(2);
+        for (std::size_t c : {1u, 2u}) {
+          const value_view id = f.component(c).subcomponent(1);
+          if (id.has_value()) {
+            std::string s = text(id);
+            if (!s.empty()) return s;
+          }
+        }
+        continue;
+      }
+      const value_view v = read(r);
+      if (v.has_value()) {
+        std::string s = text(v);
+        if (!s.empty()) return s;
+      }
+    }
+    return {};
+  }
+
+  bool is_qc() const {
+    if (o_.all_qc) return true;
+    for (const field_match& q : o_.qc_when) {
+      const value_view v = read(q.where);
+      if (!v.empty() && equals_ci(trim(v.decode()), q.equals)) return true;
+    }
+    return false;
+  }
+
+  source_location loc(std::size_t segment) const noexcept {
+    source_location l = where_;
+    l.record_index = segment + 1;
+    return l;
+  }
+
+  void results() {
+    std::size_t group_first = 0;  // first result of the current OBR group
+    bool group_rerun = false;
+    bool sample_warned = false;
+    for (std::size_t i = 0; i < m_.segment_count(); ++i) {
+      current_ = i;
+      const segment_view& s = m_.segment(i);
+      const std::string_view name = s.name();
+      ctx_.see(name, i);
+      if (name == "SPM" || name == "OBR") {
+        group_first = out_.results.size();
+        group_rerun = false;
+        sample_warned = false;
+      } else if (name == "TCD") {
+        const std::string_view repeat = trim(s.field(8).component(1).raw());
+        if (o_.rerun_on_tcd_8 && (repeat == "R" || repeat == "D")) {
+          group_rerun = true;
+          for (std::size_t k = group_first; k < out_.results.size(); ++k) {
+            out_.results[k].rerun_indicator = true;
+          }
+        }
+      } else if (name == "OBX") {
+        obx(s, i, group_rerun, sample_warned);
+      }
+    }
+  }
+
+  void obx(const segment_view& s, std::size_t i, bool group_rerun, bool& sample_warned) {
+    if (!ctx_.get("OBR") && !ctx_.get("SPM")) {
+      warn(normalise_error::obx_outside_order, i, 0, "OBX with no OBR/SPM before it");
+    }
+    const std::string_view alt = s.field(3).component(4).raw();
+    if (!o_.include_supplemental && alt.substr(0, 2) == "S_") return;
+
+    result r;
+    r.protocol = protocol::hl7;
+    r.device = std::string(device_);
+    r.code = text(read(o_.code));
+    if (r.code.empty()) {
+      warn(normalise_error::missing_code, i, static_cast<std::size_t>(o_.code.field),
+           "observation identifier is empty; OBX skipped");
+      return;
+    }
+    r.name = text(read(o_.name));
+    r.status = text(s.field(11).component(1));
+
+    const std::string_view type = trim(s.field(2).component(1).raw());
+    const bool coded = type == "CE" || type == "CWE" || type == "CNE";
+    const value_view v = s.field(5);
+    r.value = text(coded ? v.component(1) : v);
+    if (v.is_null()) r.value.clear();
+    if (r.value.empty() && o_.skip_empty_values && r.status != "X") return;
+    if (!coded) r.numeric = parse_number(r.value);
+
+    r.unit = text(s.field(6).component(1));
+    r.reference_range = text(s.field(7));
+    const value_view flags = s.field(8);
+    for (std::size_t k = 0; k < flags.repetition_count(); ++k) {
+      const value_view f = flags.repetition(k).component(1);
+      if (!f.has_value()) continue;
+      std::string flag = text(f);
+      if (flag.empty() ||
+          std::find(o_.drop_flags.begin(), o_.drop_flags.end(), flag) != o_.drop_flags.end()) {
+        continue;
+      }
+      r.flags.push_back(std::move(flag));
+    }
+    r.instrument = text(s.field(18).repetition(0).component(1));
+    // OBX-19 (analysis time, 2.5+), else OBX-14 (observation time, what 2.3.1 Mindray fills),
+    // else the order's OBR-7.
+    for (const value_view& t : {s.field(19).component(1), s.field(14).component(1),
+                                read({"OBR", 7, 1, 0})}) {
+      if (t.has_value()) {
+        r.observed_at = text(t);
+        if (!r.observed_at.empty()) break;
+      }
+    }
+    r.qc = is_qc();
+    r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status == "C");
+    r.sample_id = sample_id();
+    if (r.sample_id.empty() && !sample_warned) {
+      sample_warned = true;
+      warn(normalise_error::missing_sample_id, i, 0, "no sample id for this result");
+    }
+    r.where = loc(i);
+    out_.results.push_back(std::move(r));
+  }
+
+  void qbp() {
+    for (std::size_t i = 0; i < m_.segment_count(); ++i) {
+      current_ = i;
+      const segment_view& s = m_.segment(i);
+      if (!s.is("QPD")) continue;
+      query q;
+      q.protocol = protocol::hl7;
+      q.device = std::string(device_);
+      // QPD-1 names the query (`WOS` LAW, `INIBAR` / `RRRBAR` Roche: the latter asks for
+      // repeat/rerun/reflex work): kept so rerun/ can tell them apart.
+      q.status_code = text(s.field(1).component(1));
+      q.tag = text(s.field(2));
+      const value_view ids = s.field(3);
+      for (std::size_t k = 0; k < ids.repetition_count(); ++k) {
+        std::string id = text(ids.repetition(k).component(1).subcomponent(1));
+        if (!id.empty()) q.sample_ids.push_back(std::move(id));
+      }
+      if (q.sample_ids.empty()) warn(normalise_error::missing_sample_id, i, 3, "QPD-3 is empty");
+      q.where = loc(i);
+      out_.queries.push_back(std::move(q));
+    }
+  }
+
+  // Mindray 2.3.1 QRY^Q02: QRD-8 (who subject filter) holds the barcode.
+  void qry() {
+    for (std::size_t i = 0; i < m_.segment_count(); ++i) {
+      current_ = i;
+      const segment_view& s = m_.segment(i);
+      if (!s.is("QRD")) continue;
+      query q;
+      q.protocol = protocol::hl7;
+      q.device = std::string(device_);
+      std::string id = text(s.field(8).component(1));
+      if (id.empty()) {
+        warn(normalise_error::missing_sample_id, i, 8, "QRD-8 is empty");
+      } else {
+        q.sample_ids.push_back(std::move(id));
+      }
+      q.where = loc(i);
+      out_.queries.push_back(std::move(q));
+    }
+  }
+
+  // OML^O33 `[PID] {SPM {ORC [TQ1] OBR}}` and ORM^O01 `[PID] {ORC OBR}`: one order per specimen
+  // and ORC-1 action.
+  void orders() {
+    std::string patient_id;
+    std::string patient_name;
+    std::optional<order> cur;
+    std::string pending_action;
+    auto flush = [&]() {
+      if (cur && (!cur->tests.empty() || !cur->sample_id.empty())) {
+        if (cur->sample_id.empty()) {
+          warn(normalise_error::missing_sample_id, cur->where.record_index - 1, 0,
+               "order without a sample id");
+        }
+        out_.orders.push_back(std::move(*cur));
+      }
+      cur.reset();
+    };
+    auto start = [&](std::size_t i) {
+      flush();
+      cur.emplace();
+      cur->protocol = protocol::hl7;
+      cur->device = std::string(device_);
+      cur->patient_id = patient_id;
+      cur->patient_name = patient_name;
+      cur->where = loc(i);
+    };
+    for (std::size_t i = 0; i < m_.segment_count(); ++i) {
+      current_ = i;
+      const segment_view& s = m_.segment(i);
+      const std::string_view name = s.name();
+      ctx_.see(name, i);
+      if (name == "PID") {
+        flush();
+        patient_id = text(s.field(3).repetition(0).component(1));
+        patient_name = xpn(s.field(5).repetition(0));
+      } else if (name == "SPM") {
+        start(i);
+        cur->sample_id = sample_id();
+      } else if (name == "ORC") {
+        pending_action = text(s.field(1));
+        if (cur && !cur->action_code.empty() && cur->action_code != pending_action &&
+            !cur->tests.empty()) {
+          std::string sample = cur->sample_id;
+          start(i);
+          cur->sample_id = std::move(sample);
+        }
+        if (cur && cur->action_code.empty()) cur->action_code = pending_action;
+      } else if (name == "TQ1") {
+        if (cur && cur->priority.empty()) cur->priority = text(s.field(9).component(1));
+      } else if (name == "OBR") {
+        const bool has_spm = ctx_.get("SPM").has_value();
+        if (!has_spm) {
+          // ORM: the sample id lives in OBR; a new sample starts a new order.
+          std::string sample = sample_id();
+          if (!cur || cur->sample_id != sample) {
+            start(i);
+            cur->sample_id = std::move(sample);
+            cur->action_code = pending_action;
+          }
+          if (cur->priority.empty()) cur->priority = text(s.field(27).component(6));
+        } else if (!cur) {
+          start(i);
+        }
+        if (cur->action_code.empty()) cur->action_code = pending_action;
+        order_test t;
+        t.code = text(s.field(4).component(1));
+        t.name = text(s.field(4).component(2));
+        if (!t.code.empty() || !t.name.empty()) cur->tests.push_back(std::move(t));
+      }
+    }
+    flush();
+  }
+
+  // XPN as sent: decoded components joined with '^', trailing empty ones dropped.
+  std::string xpn(const value_view& v) {
+    std::string out;
+    std::size_t n = v.component_count();
+    while (n > 0 && v.component(n).empty()) --n;
+    for (std::size_t c = 1; c <= n; ++c) {
+      if (c > 1) out.push_back('^');
+      out += text(v.component(c));
+    }
+    return out;
+  }
+
+ private:
+  const message& m_;
+  const hl7_options& o_;
+  std::string_view device_;
+  source_location where_;
+  hl7_batch& out_;
+  context ctx_;
+  std::size_t current_ = 0;
+  bool lossy_reported_ = false;
+};
+
+hl7_batch fatal(hl7_batch b, std::error_code e, std::size_t field, std::string detail) {
+  b.error = e;
+  b.diagnostics.insert(b.diagnostics.begin(), hl7_diagnostic{e, 1, field, std::move(detail)});
+  return b;
+}
+
+}  // namespace
+
+const std::error_category& normalise_category() noexcept {
+  static const normalise_category_impl instance;
+  return instance;
+}
+
+std::error_code make_error_code(normalise_error e) noexcept {
+  return {static_cast<int>(e), normalise_category()};
+}
+
+std::optional<text_encoding> charset_encoding(std::string_view msh_18) noexcept {
+  const std::string_view s = trim(msh_18);
+  // HL7 table 0211. Plain ASCII is a subset of Latin-1. `UNICODE` alone (deprecated, nominally
+  // UCS-2) is what Mindray BC analysers send for UTF-8 text (facts §9).
+  if (equals_ci(s, "ASCII") || equals_ci(s, "8859/1")) return text_encoding::latin1;
+  if (equals_ci(s, "UNICODE UTF-8") || equals_ci(s, "UNICODE") || equals_ci(s, "UTF-8") ||
+      equals_ci(s, "UTF8")) {
+    return text_encoding::utf8;
+  }
+  return parse_encoding(s);
+}
+
+std::optional<double> parse_number(std::string_view text) noexcept {
+  std::string_view s = trim(text);
+  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  bool digits = false;
+  bool dot = false;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c >= '0' && c <= '9') {
+      digits = true;
+    } else if (c == '.' && !dot) {
+      dot = true;
+    } else if (c == '-' && i == 0) {
+      continue;
+    } else {
+      return std::nullopt;
+    }
+  }
+  if (!digits) return std::nullopt;
+  double v = 0;
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+hl7_batch normalise(const message& m, const hl7_options& options, std::string_view device,
+                    source_location where) {
+  hl7_batch b;
+  b.encoding = options.encoding;
+  if (m.segment_count() == 0) {
+    return fatal(std::move(b), message_error::no_msh, 0, "no MSH segment");
+  }
+  const segment_view& msh = m.msh();
+  walker w(m, options, device, where, b);
+
+  if (options.honour_msh_18) {
+    const std::string_view cs = trim(msh.field(18).repetition(0).raw());
+    if (!cs.empty()) {
+      if (auto enc = charset_encoding(cs)) {
+        b.encoding = *enc;
+      } else {
+        w.warn(normalise_error::unknown_charset, 0, 18, std::string(cs));
+      }
+    }
+  }
+
+  const value_view type = msh.field(9);
+  const std::string code = w.text(type.component(1));
+  const std::string trigger = w.text(type.component(2));
+  b.message_type = trigger.empty() ? code : code + "^" + trigger;
+  b.control_id = w.text(msh.field(10));
+  b.version = w.text(msh.field(12).component(1));
+  if (code.empty()) return fatal(std::move(b), normalise_error::missing_message_type, 9, "");
+  if (b.control_id.empty()) return fatal(std::move(b), normalise_error::missing_control_id, 10, "");
+
+  for (const std::string& t : options.ignored_types) {
+    if (t == code || t == b.message_type) {
+      b.ignored = true;
+      return b;
+    }
+  }
+  if (code == "ORU" || code == "OUL") {
+    w.results();
+  } else if (code == "QBP") {
+    w.qbp();
+  } else if (code == "QRY") {
+    w.qry();
+  } else if (code == "OML" || code == "ORM") {
+    w.orders();
+  } else {
+    return fatal(std::move(b), normalise_error::unknown_message_type, 9, b.message_type);
+  }
+  return b;
+}
+
+hl7_batch normalise(std::string_view text, const hl7_options& options, std::string_view device,
+                    source_location where) {
+  message m;
+  if (std::error_code ec = parse_message(text, m)) {
+    hl7_batch b;
+    b.encoding = options.encoding;
+    return fatal(std::move(b), ec, 0, "");
+  }
+  return normalise(m, options, device, where);
+}
+
+}  // namespace interfaced::hl7

@@ -1,0 +1,50 @@
+#pragma once
+// Runs `interfaced replay` in-process (the same function the CLI calls) and parses its JSON lines.
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "daemon/replay.hpp"
+#include "support.hpp"
+
+namespace interfaced::test {
+
+struct replay_run {
+  int status = -1;
+  std::vector<nlohmann::json> lines;
+  std::string err;
+
+  [[nodiscard]] std::vector<nlohmann::json> of_type(const std::string& type) const {
+    std::vector<nlohmann::json> out;
+    for (const auto& l : lines)
+      if (l.at("type") == type) out.push_back(l);
+    return out;
+  }
+};
+
+inline replay_run replay(std::vector<std::string> files, std::string profile = {}) {
+  daemon::replay_options o;
+  o.files = std::move(files);
+  o.profile = std::move(profile);
+  std::ostringstream out, err;
+  replay_run r;
+  r.status = daemon::run_replay(o, out, err);
+  r.err = err.str();
+  std::istringstream in(out.str());
+  for (std::string line; std::getline(in, line);) r.lines.push_back(nlohmann::json::parse(line));
+  return r;
+}
+
+inline std::string capture_path(const std::string& rel) {
+  return (shared_dir() / "captures" / rel).string();
+}
+
+// The replay of a capture, or nullopt (with a WARN) when ../shared is absent.
+inline std::optional<replay_run> replay_capture(const std::string& rel, std::string profile = {}) {
+  if (!capture(rel)) return std::nullopt;
+  return replay({capture_path(rel)}, std::move(profile));
+}
+
+}  // namespace interfaced::test
