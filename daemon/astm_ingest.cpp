@@ -44,8 +44,24 @@ void astm_ingest::collect(std::string_view text, std::uint64_t offset) {
     pending_.clear();
     return;
   }
+  const std::size_t before = pending_.size();
   pending_.append(text);
+  // Deferred ACK: keep what preceded this end frame, so a NAK (confirm(false)) can be undone.
+  if (link_.awaiting_confirmation() && end_of_terminator(pending_) != std::string_view::npos) {
+    rollback_.assign(pending_, 0, before);
+    rollback_offset_ = pending_offset_;
+  }
   drain(false);
+}
+
+astm::link_actions astm_ingest::confirm(bool durable) {
+  if (!link_.awaiting_confirmation()) return {};
+  if (!durable) {
+    pending_ = std::move(rollback_);
+    pending_offset_ = rollback_offset_;
+  }
+  rollback_.clear();
+  return link_.confirm_delivery(durable);
 }
 
 void astm_ingest::drain(bool end_of_session) {
@@ -104,12 +120,17 @@ astm::link_actions astm_ingest::timeout(astm::timer_id t) {
 
 void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offset) {
   using kind = astm::link_action::kind;
+  bool confirm_now = false;
   for (auto& a : actions) {
     switch (a.what) {
-      case kind::deliver:
+      case kind::deliver: {
+        const std::size_t before = messages_.size();
         collect(a.message, message_start_);
         in_message_ = false;
+        // Deferred ACK: an end frame that completes no H..L message has nothing to persist.
+        if (link_.awaiting_confirmation() && messages_.size() == before) confirm_now = true;
         break;
+      }
       case kind::discarded:
         problems_.push_back({offset, "incomplete message discarded: " + a.reason});
         in_message_ = false;
@@ -120,6 +141,11 @@ void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offs
       default:
         break;
     }
+  }
+  if (confirm_now) {
+    rollback_.clear();
+    astm::link_actions more = link_.confirm_delivery(true);
+    actions.insert(actions.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
   }
 }
 
@@ -146,6 +172,7 @@ void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offse
     astm_message_out out;
     out.profile = profile;
     out.offset = offset + starts[i];
+    out.text = std::string(part);
     // Reported device: the configured id; in replay the profile id, else the H.5 sender name.
     std::string device = device_;
     if (device.empty() && profile != nullptr) device = profile->id;

@@ -26,6 +26,7 @@ struct astm_message_out {
   astm::astm_batch batch;
   const devices::device_profile* profile = nullptr;  // nullptr: LIS02-A2 defaults
   std::uint64_t offset = 0;
+  std::string text;  // the E1394 message as received (H..L records), for the outbox's raw copy
 };
 
 class astm_ingest {
@@ -37,6 +38,12 @@ class astm_ingest {
   // E1381 stream bytes from the analyser; returns what to do on the wire.
   [[nodiscard]] astm::link_actions feed(std::string_view bytes);
   [[nodiscard]] astm::link_actions timeout(astm::timer_id t);
+  // Persist, then acknowledge (link_options::defer_final_ack): only an end frame that completes
+  // an E1394 message (its L record) waits for confirm(); other end frames are ACKed inside feed().
+  // While link().awaiting_confirmation(), the messages from take_messages() are the ones to
+  // persist: confirm(true) ACKs the frame; confirm(false) NAKs it and rolls the collected records
+  // back so the instrument's resend completes the same message again. No-op when nothing waits.
+  [[nodiscard]] astm::link_actions confirm(bool durable);
   // End of input (replay) or of the connection: a message without its L record is processed
   // with a problem reported, so records the analyser sent are not silently lost.
   void finish();
@@ -68,6 +75,8 @@ class astm_ingest {
   std::size_t max_pending_;
   std::string pending_;  // records received so far of an E1394 message without its L yet
   std::uint64_t pending_offset_ = 0;
+  std::string rollback_;  // pending_ before the unconfirmed end frame
+  std::uint64_t rollback_offset_ = 0;
   std::vector<astm_message_out> messages_;
   std::vector<ingest_problem> problems_;
 };

@@ -1,5 +1,7 @@
 #include "daemon/capture_input.hpp"
 
+#include "daemon/wire_trace.hpp"
+
 #include <array>
 #include <cctype>
 #include <utility>
@@ -147,6 +149,7 @@ const char* to_string(capture_kind k) noexcept {
 }
 
 capture_input decode_capture(std::string_view file) {
+  if (is_wire_trace(file)) return classify(trace_rx_bytes(file), true, "interfaced wire trace (RX bytes)");
   // Raw bytes first: a real control byte means the file is what was on the wire.
   if (has_control_bytes(file, std::string_view("\x02\x05\x04\x0b\x1c", 5)))
     return classify(std::string(file), false, "raw bytes");

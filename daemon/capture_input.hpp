@@ -4,6 +4,7 @@
 //   raw ASTM (E1381 frames, with or without ENQ/EOT) | raw MLLP (0x0B ... 0x1C 0x0D)
 //   text with control characters as <STX> / [STX] mnemonics or \x02 escapes: physical line
 //     breaks are layout, not data (vendor manuals wrap lines anywhere, even inside <CR>)
+//   an interfaced wire trace (daemon/wire_trace.hpp): the analyser's (RX) bytes
 //   records-only ASTM or bare HL7 segments, CR / LF / CRLF separated; `#` and `@` lines are
 //     annotations (comments, test-script directives), not data.
 

@@ -32,7 +32,7 @@ void hl7_ingest::feed(std::string_view bytes) {
   auto handle = [&](const hl7::mllp_event& ev) {
     switch (ev.kind) {
       case hl7::mllp_event_kind::message:
-        handle_message(ev.message, ev.offset);
+        (void)handle_message(ev.message, ev.offset);
         break;
       case hl7::mllp_event_kind::skipped:
       case hl7::mllp_event_kind::error:
@@ -60,11 +60,15 @@ void hl7_ingest::feed_segments(std::string_view text, std::uint64_t base_offset)
   }
   for (std::size_t i = 0; i < starts.size(); ++i) {
     const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
-    handle_message(text.substr(starts[i], end - starts[i]), base_offset + starts[i]);
+    (void)handle_message(text.substr(starts[i], end - starts[i]), base_offset + starts[i]);
   }
 }
 
-void hl7_ingest::handle_message(std::string_view bytes, std::uint64_t offset) {
+hl7::hl7_diagnostic hl7_ingest::feed_message(std::string_view bytes, std::uint64_t offset) {
+  return handle_message(bytes, offset);
+}
+
+hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint64_t offset) {
   static const hl7::hl7_options defaults{};
   const std::string device = device_.empty() && forced_ ? forced_->id : device_;
   source_location where;
@@ -80,9 +84,10 @@ void hl7_ingest::handle_message(std::string_view bytes, std::uint64_t offset) {
                                      (batch.diagnostics.empty() || batch.diagnostics.front().detail.empty()
                                           ? ""
                                           : ": " + batch.diagnostics.front().detail)});
-    return;
+    if (!batch.diagnostics.empty()) return batch.diagnostics.front();
+    return {batch.error, 1, 0, {}};
   }
-  if (batch.ignored) return;
+  if (batch.ignored) return {};
   hl7_message_out out;
   out.results = std::move(batch.results);
   out.queries = std::move(batch.queries);
@@ -91,6 +96,7 @@ void hl7_ingest::handle_message(std::string_view bytes, std::uint64_t offset) {
   out.message_type = batch.message_type;
   out.offset = offset;
   messages_.push_back(std::move(out));
+  return {};
 }
 
 std::vector<hl7_message_out> hl7_ingest::take_messages() { return std::exchange(messages_, {}); }

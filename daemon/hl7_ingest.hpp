@@ -10,6 +10,7 @@
 
 #include "daemon/astm_ingest.hpp"
 #include "devices/profile.hpp"
+#include "parsers/hl7/normalise.hpp"
 #include "parsers/model.hpp"
 
 namespace interfaced::daemon {
@@ -33,12 +34,17 @@ class hl7_ingest {
   void feed(std::string_view bytes);
   // Bare segments (CR / LF / CRLF), messages starting at each MSH.
   void feed_segments(std::string_view text, std::uint64_t base_offset = 0);
+  // One message (the bytes between 0x0B and 0x1C) for a session that keeps its own MLLP decoder
+  // across reads. Output goes to take_messages() / take_problems() as with feed(); the fatal
+  // normalise error is returned too (error empty: accepted or an ignored type) so the session can
+  // answer AE naming the segment and field.
+  hl7::hl7_diagnostic feed_message(std::string_view bytes, std::uint64_t offset);
 
   [[nodiscard]] std::vector<hl7_message_out> take_messages();
   [[nodiscard]] std::vector<ingest_problem> take_problems();
 
  private:
-  void handle_message(std::string_view bytes, std::uint64_t offset);
+  hl7::hl7_diagnostic handle_message(std::string_view bytes, std::uint64_t offset);
 
   const devices::profile_catalog* catalog_;
   const devices::device_profile* forced_;

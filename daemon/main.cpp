@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 
 int main(int argc, char** argv) {
@@ -23,6 +24,12 @@ int main(int argc, char** argv) {
   replay->add_option("--device", ro.device, "Device id to report (default: the profile id)");
   replay->add_option("files", ro.files, "Capture files")->required();
 
+  std::string check_file = default_config_path;
+  bool check_no_devices = false;
+  auto* check = app.add_subcommand("check-config", "Validate a configuration file; list every problem with its JSON pointer");
+  check->add_option("file", check_file, "Configuration file")->capture_default_str();
+  check->add_flag("--no-device-check", check_no_devices, "Do not check that serial devices can be opened");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -30,5 +37,15 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? code : exit_usage;
   }
   if (replay->parsed()) return run_replay(ro, std::cout, std::cerr);
+  if (check->parsed()) {
+    const auto r = load_config(check_file, !check_no_devices);
+    for (const auto& p : r.problems) std::cerr << format_problem(check_file, p) << '\n';
+    if (!r.ok()) {
+      std::cerr << check_file << ": " << r.problems.size() << " problem(s); the configuration is not valid\n";
+      return exit_config;
+    }
+    std::cout << check_file << ": valid (" << r.cfg.devices.size() << " devices)\n";
+    return exit_ok;
+  }
   return exit_usage;
 }

@@ -63,7 +63,7 @@ char32_t next_code_point(std::string_view s, std::size_t& i, bool& ok) noexcept 
     cp = b0 & 0x07U;
     if (b0 == 0xF0) lo = 0x90;  // overlong
     if (b0 == 0xF4) hi = 0x8F;  // > U+10FFFF
-  } else {  // stray continuation, C0/C1 (overlong), F5-FF
+  } else {                      // stray continuation, C0/C1 (overlong), F5-FF
     ++i;
     ok = false;
     return replacement;
@@ -85,7 +85,9 @@ char32_t next_code_point(std::string_view s, std::size_t& i, bool& ok) noexcept 
   return cp;
 }
 
-char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) noexcept {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequals(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -101,7 +103,8 @@ std::optional<text_encoding> parse_encoding(std::string_view name) noexcept {
   while (!name.empty() && (name.front() == ' ' || name.front() == '\t')) name.remove_prefix(1);
   while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
   // "8859/1" and "UNICODE UTF-8" are HL7 MSH-18 spellings; the rest are IANA names and aliases.
-  for (const auto* n : {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "iso_8859-1", "8859/1", "ascii", "us-ascii"}) {
+  for (const auto* n : {"latin1", "latin-1", "iso-8859-1", "iso8859-1", "iso_8859-1", "8859/1",
+                        "ascii", "us-ascii"}) {
     if (iequals(name, n)) return text_encoding::latin1;
   }
   for (const auto* n : {"utf-8", "utf8", "unicode utf-8"}) {
@@ -115,9 +118,12 @@ std::optional<text_encoding> parse_encoding(std::string_view name) noexcept {
 
 std::string_view encoding_name(text_encoding enc) noexcept {
   switch (enc) {
-    case text_encoding::latin1: return "latin1";
-    case text_encoding::utf8: return "utf-8";
-    case text_encoding::windows1252: return "windows-1252";
+    case text_encoding::latin1:
+      return "latin1";
+    case text_encoding::utf8:
+      return "utf-8";
+    case text_encoding::windows1252:
+      return "windows-1252";
   }
   return "latin1";
 }

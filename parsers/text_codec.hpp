@@ -10,9 +10,10 @@ namespace interfaced {
 
 enum class text_encoding { latin1, utf8, windows1252 };
 
-// "latin1" | "iso-8859-1" | "8859/1", "utf-8" | "utf8" | "UNICODE UTF-8", "windows-1252" | "cp1252".
-// Case-insensitive, surrounding blanks ignored; also "latin-1", "iso8859-1", "iso_8859-1", "ascii",
-// "us-ascii" (ASCII is a subset of Latin-1), "windows1252", "cp-1252". nullopt otherwise.
+// "latin1" | "iso-8859-1" | "8859/1", "utf-8" | "utf8" | "UNICODE UTF-8", "windows-1252" |
+// "cp1252". Case-insensitive, surrounding blanks ignored; also "latin-1", "iso8859-1",
+// "iso_8859-1", "ascii", "us-ascii" (ASCII is a subset of Latin-1), "windows1252", "cp-1252".
+// nullopt otherwise.
 [[nodiscard]] std::optional<text_encoding> parse_encoding(std::string_view name) noexcept;
 
 // The canonical name parse_encoding accepts: "latin1", "utf-8", "windows-1252".
@@ -27,6 +28,7 @@ enum class text_encoding { latin1, utf8, windows1252 };
 // The reverse, for text sent to a device (orders, query answers): UTF-8 -> the device's bytes.
 // A character the encoding cannot hold, or invalid UTF-8, becomes '?' and sets *lossy (never
 // cleared). For utf8 the output is valid UTF-8 (invalid input -> U+FFFD).
-[[nodiscard]] std::string from_utf8(std::string_view utf8, text_encoding enc, bool* lossy = nullptr);
+[[nodiscard]] std::string from_utf8(std::string_view utf8, text_encoding enc,
+                                    bool* lossy = nullptr);
 
 }  // namespace interfaced

@@ -335,7 +335,10 @@ link_actions link::on_event(const decode_event& ev) {
     case link_state::receiving:
       if (pending_confirm_) {
         // Only EOT matters while the caller persists: the sender waits for our reply.
-        if (ev.kind == event_kind::eot) end_receive(out, "EOT before delivery was confirmed");
+        if (ev.kind == event_kind::eot) {
+          message_.clear();  // it was delivered: nothing is discarded
+          end_receive(out, "EOT before delivery was confirmed");
+        }
         return out;
       }
       switch (ev.kind) {

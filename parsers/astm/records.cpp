@@ -12,22 +12,34 @@ class record_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "astm.records"; }
   std::string message(int ev) const override {
     switch (static_cast<record_error>(ev)) {
-      case record_error::ok: return "ok";
-      case record_error::no_header: return "message does not start with an H record";
-      case record_error::bad_delimiters: return "H record delimiters missing, repeated or CR/LF";
-      case record_error::empty_record: return "record has no type";
-      case record_error::unknown_record_type: return "unknown record type";
-      case record_error::bad_escape: return "malformed escape sequence";
-      case record_error::out_of_order: return "record out of hierarchy order";
-      case record_error::too_many_records: return "too many records in message";
-      case record_error::not_text: return "byte not allowed in record text (LIS02 5.1)";
-      case record_error::lenient_delimiters: return "H record delimiters accepted by a leniency";
+      case record_error::ok:
+        return "ok";
+      case record_error::no_header:
+        return "message does not start with an H record";
+      case record_error::bad_delimiters:
+        return "H record delimiters missing, repeated or CR/LF";
+      case record_error::empty_record:
+        return "record has no type";
+      case record_error::unknown_record_type:
+        return "unknown record type";
+      case record_error::bad_escape:
+        return "malformed escape sequence";
+      case record_error::out_of_order:
+        return "record out of hierarchy order";
+      case record_error::too_many_records:
+        return "too many records in message";
+      case record_error::not_text:
+        return "byte not allowed in record text (LIS02 5.1)";
+      case record_error::lenient_delimiters:
+        return "H record delimiters accepted by a leniency";
     }
     return "unknown astm record error";
   }
 };
 
-constexpr char upper(char c) noexcept { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
+constexpr char upper(char c) noexcept {
+  return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+}
 
 // LIS02-A2 5.1: allowed are 7, 9, 11, 12, 13, 32-126 and 128-254. CR and LF never reach this
 // check because they end records.
@@ -70,14 +82,25 @@ escape_kind classify_escape(std::string_view body, const delimiters& d, char& ou
   if (body.empty()) return escape_kind::literal;
   if (body.size() == 1) {
     switch (body[0]) {
-      case 'F': out = d.field; return escape_kind::delimiter;
-      case 'S': out = d.component; return escape_kind::delimiter;
-      case 'R': out = d.repeat; return escape_kind::delimiter;
-      case 'E': out = d.escape; return escape_kind::delimiter;
+      case 'F':
+        out = d.field;
+        return escape_kind::delimiter;
+      case 'S':
+        out = d.component;
+        return escape_kind::delimiter;
+      case 'R':
+        out = d.repeat;
+        return escape_kind::delimiter;
+      case 'E':
+        out = d.escape;
+        return escape_kind::delimiter;
       case 'H':
-      case 'N': return escape_kind::dropped;  // highlighting: meaning ignored, markers removed
-      case 'Z': return escape_kind::dropped;  // manufacturer-defined, no data
-      default: return escape_kind::literal;
+      case 'N':
+        return escape_kind::dropped;  // highlighting: meaning ignored, markers removed
+      case 'Z':
+        return escape_kind::dropped;  // manufacturer-defined, no data
+      default:
+        return escape_kind::literal;
     }
   }
   if (body[0] == 'X') {
@@ -109,7 +132,9 @@ const std::error_category& record_category() noexcept {
   return cat;
 }
 
-std::error_code make_error_code(record_error e) noexcept { return {static_cast<int>(e), record_category()}; }
+std::error_code make_error_code(record_error e) noexcept {
+  return {static_cast<int>(e), record_category()};
+}
 
 bool valid_delimiters(const delimiters& d) noexcept {
   const std::array<char, 4> c{d.field, d.repeat, d.component, d.escape};
@@ -125,7 +150,8 @@ bool valid_delimiters(const delimiters& d) noexcept {
 
 namespace {
 
-std::error_code detect_impl(std::string_view h, delimiters& out, bool lenient, bool* doubled) noexcept {
+std::error_code detect_impl(std::string_view h, delimiters& out, bool lenient,
+                            bool* doubled) noexcept {
   if (h.empty() || upper(h[0]) != 'H') return record_error::no_header;
   if (h.size() < 5) return record_error::bad_delimiters;
   delimiters d{h[1], h[2], h[3], h[4]};
@@ -157,20 +183,26 @@ std::error_code detect_delimiters(std::string_view h_record, delimiters& out) no
   return detect_impl(h_record, out, false, nullptr);
 }
 
-std::error_code detect_delimiters_lenient(std::string_view h_record, delimiters& out, bool* doubled_repeat) noexcept {
+std::error_code detect_delimiters_lenient(std::string_view h_record, delimiters& out,
+                                          bool* doubled_repeat) noexcept {
   return detect_impl(h_record, out, true, doubled_repeat);
 }
 
 int record_level(char type) noexcept {
   switch (upper(type)) {
     case 'H':
-    case 'L': return 0;
+    case 'L':
+      return 0;
     case 'P':
     case 'Q':
-    case 'S': return 1;
-    case 'O': return 2;
-    case 'R': return 3;
-    default: return -1;
+    case 'S':
+      return 1;
+    case 'O':
+      return 2;
+    case 'R':
+      return 3;
+    default:
+      return -1;
   }
 }
 
@@ -178,7 +210,9 @@ int record_level(char type) noexcept {
 
 std::size_t field_view::repeat_count() const noexcept { return count_pieces(raw_, d_.repeat); }
 
-field_view field_view::repeat(std::size_t i) const noexcept { return {nth_piece(raw_, d_.repeat, i), d_}; }
+field_view field_view::repeat(std::size_t i) const noexcept {
+  return {nth_piece(raw_, d_.repeat, i), d_};
+}
 
 std::size_t field_view::component_count() const noexcept {
   return count_pieces(nth_piece(raw_, d_.repeat, 0), d_.component);
@@ -242,7 +276,8 @@ bool has_bad_escape(std::string_view raw, const delimiters& d) noexcept {
     const auto close = raw.find(d.escape, i + 1);
     if (close == std::string_view::npos) return true;
     char delim = 0;
-    if (classify_escape(raw.substr(i + 1, close - i - 1), d, delim) == escape_kind::literal) return true;
+    if (classify_escape(raw.substr(i + 1, close - i - 1), d, delim) == escape_kind::literal)
+      return true;
     i = close + 1;
   }
   return false;
@@ -312,8 +347,18 @@ struct hierarchy {
 
 constexpr bool known_type(char t) noexcept {
   switch (t) {
-    case 'H': case 'P': case 'O': case 'R': case 'C': case 'Q': case 'M': case 'S': case 'L': return true;
-    default: return false;
+    case 'H':
+    case 'P':
+    case 'O':
+    case 'R':
+    case 'C':
+    case 'Q':
+    case 'M':
+    case 'S':
+    case 'L':
+      return true;
+    default:
+      return false;
   }
 }
 
@@ -343,15 +388,17 @@ message parse_message(std::string_view text, message_limits limits) {
     if (!delimiters_set) {
       delimiters_set = true;  // only the first record may define them
       if (upper(raw[0]) != 'H') {
-        add(m, record_error::no_header, index, offset, "first record must be H; default delimiters used");
+        add(m, record_error::no_header, index, offset,
+            "first record must be H; default delimiters used");
       } else {
         bool doubled = false;
         const auto ec = detect_delimiters_lenient(raw, m.delims, &doubled);
         if (ec) {
           add(m, record_error::bad_delimiters, index, offset,
-              "H.2 must hold four distinct delimiters then the field delimiter; default delimiters used");
+              "H.2 must hold four distinct delimiters then the field delimiter; default delimiters "
+              "used");
         } else if (doubled) {
-          add(m, record_error::lenient_delimiters, index, offset + 2,
+          add(m, record_error::lenient_delimiters, index, offset + 3,  // the skipped character
               "doubled repeat delimiter in H.2 skipped (Yumizen H550 capture quirk)");
         }
       }
@@ -364,7 +411,8 @@ message parse_message(std::string_view text, message_limits limits) {
     for (std::size_t k = 0; k < raw.size(); ++k) {
       const auto b = static_cast<unsigned char>(raw[k]);
       if (!allowed_byte(b)) {
-        add(m, record_error::not_text, index, offset + k, "byte " + std::to_string(b) + " not allowed (LIS02 5.1)");
+        add(m, record_error::not_text, index, offset + k,
+            "byte " + std::to_string(b) + " not allowed (LIS02 5.1)");
         break;
       }
     }
@@ -372,11 +420,15 @@ message parse_message(std::string_view text, message_limits limits) {
     const auto type_field = rec.field(1).raw();
     const char t = rec.type();
     if (type_field.empty()) {
-      add(m, record_error::empty_record, index, offset, "record type expected before the first field delimiter");
+      add(m, record_error::empty_record, index, offset,
+          "record type expected before the first field delimiter");
       continue;
     }
-    if (type_field.size() != 1 || !known_type(t)) {
-      add(m, record_error::unknown_record_type, index, offset, "record type must be one of H P O R C Q M S L");
+    // An H record's second character *is* its field delimiter, so its type field is one byte
+    // by definition even when H.2 is unusable and the defaults split it differently.
+    if (t != 'H' && (type_field.size() != 1 || !known_type(t))) {
+      add(m, record_error::unknown_record_type, index, offset,
+          "record type must be one of H P O R C Q M S L");
       continue;
     }
     if (auto problem = h.accept(t, index); !problem.empty()) {
@@ -391,7 +443,8 @@ message parse_message(std::string_view text, message_limits limits) {
       if (has_bad_escape(rec.field(f).raw(), m.delims)) {
         add(m, record_error::bad_escape, index,
             offset + static_cast<std::size_t>(rec.field(f).raw().data() - raw.data()),
-            "field " + std::to_string(f) + ": escape character without a valid sequence; kept literally");
+            "field " + std::to_string(f) +
+                ": escape character without a valid sequence; kept literally");
         break;
       }
     }

@@ -22,15 +22,15 @@ namespace interfaced::astm {
 
 enum class record_error {
   ok = 0,
-  no_header = 1,         // message does not start with an H record
-  bad_delimiters,        // H delimiters missing, repeated, or CR/LF
-  empty_record,          // a record with no type
-  unknown_record_type,   // type not one of H P O R C Q M S L
-  bad_escape,            // an escape sequence with no closing escape character
-  out_of_order,          // hierarchy violated (e.g. R before any O)
-  too_many_records,      // over the configured limit
-  not_text,              // a byte LIS02 5.1 disallows (0-6, 8, 10, 14-31, 127, 255) in a record
-  lenient_delimiters,    // H delimiters accepted only through a leniency (see parse_message)
+  no_header = 1,        // message does not start with an H record
+  bad_delimiters,       // H delimiters missing, repeated, or CR/LF
+  empty_record,         // a record with no type
+  unknown_record_type,  // type not one of H P O R C Q M S L
+  bad_escape,           // an escape char not opening a valid sequence (unclosed, unknown code)
+  out_of_order,         // hierarchy violated (e.g. R before any O)
+  too_many_records,     // over the configured limit
+  not_text,             // a byte LIS02 5.1 disallows (0-6, 8, 10, 14-31, 127, 255) in a record
+  lenient_delimiters,   // H delimiters accepted only through a leniency (see parse_message)
 };
 const std::error_category& record_category() noexcept;
 std::error_code make_error_code(record_error e) noexcept;
@@ -43,15 +43,16 @@ struct delimiters {
 };
 
 // True when the four characters differ from each other and from CR and LF (LIS02 H.2), and none
-// is an ASCII letter or digit: escape codes (F S R E X H N Z) and hex digits are letters and digits,
-// so such a delimiter would make escapes ambiguous. No analyser we know uses one.
+// is an ASCII letter or digit: escape codes (F S R E X H N Z) and hex digits are letters and
+// digits, so such a delimiter would make escapes ambiguous. No analyser we know uses one.
 [[nodiscard]] bool valid_delimiters(const delimiters& d) noexcept;
 
 // Reads the delimiters from an H record ("H|\^&..."; the record type may be lower case). The
 // character after the escape character must be the field delimiter or the end of the record.
 // Errors: no_header (not an H record), bad_delimiters (too short, repeated, CR/LF, bad layout).
 // Strict: `out` is only written on success.
-[[nodiscard]] std::error_code detect_delimiters(std::string_view h_record, delimiters& out) noexcept;
+[[nodiscard]] std::error_code detect_delimiters(std::string_view h_record,
+                                                delimiters& out) noexcept;
 
 // As detect_delimiters, plus one leniency: a doubled repeat delimiter (`H|\\^&|`, seen in
 // captures/astm/horiba-yumizen_h550-qc-result-records.astm) is read as `|\^&` with the second
@@ -78,7 +79,8 @@ class field_view {
   [[nodiscard]] std::size_t repeat_count() const noexcept;        // >= 1
   [[nodiscard]] field_view repeat(std::size_t i) const noexcept;  // 0-based; empty when absent
   [[nodiscard]] std::size_t component_count() const noexcept;     // >= 1 (of the first repeat)
-  [[nodiscard]] field_view component(std::size_t i) const noexcept;  // 1-based, as the standard counts
+  [[nodiscard]] field_view component(
+      std::size_t i) const noexcept;  // 1-based, as the standard counts
   // Escapes decoded (bytes, not yet transcoded to UTF-8) with this view's escape character:
   // F S R E -> the delimiter, X<hex> -> bytes, H N Z<any> dropped. A sequence that is not one of
   // these or has no closing escape character is kept literally (escape char included).
@@ -105,7 +107,7 @@ class record_view {
 
   [[nodiscard]] char type() const noexcept;  // upper-cased first character, 0 when empty
   [[nodiscard]] std::string_view raw() const noexcept { return raw_; }
-  [[nodiscard]] std::size_t field_count() const noexcept;  // 0 for an empty record
+  [[nodiscard]] std::size_t field_count() const noexcept;        // 0 for an empty record
   [[nodiscard]] field_view field(std::size_t n) const noexcept;  // 1-based; empty when absent
   [[nodiscard]] const delimiters& delims() const noexcept { return d_; }
 
@@ -131,7 +133,7 @@ struct message {
   std::vector<record_view> records;  // in order; each view excludes the record terminator
   std::vector<std::size_t> offsets;  // byte offset of each record within the text
   std::vector<record_diagnostic> diagnostics;
-  bool has_terminator = false;       // an L record was seen
+  bool has_terminator = false;  // an L record was seen
 };
 
 // Splits text on CR, LF or CR LF (blank lines skipped), detects delimiters from the first record,
@@ -160,18 +162,18 @@ struct message {
 class record_writer {
  public:
   explicit record_writer(delimiters d = {}) : d_(d) {}
-  // Starts a record of the given type (ending an open one first); field(), components() and
-  // raw_field() then append fields 2, 3, ...
+  // Starts a record of the given type (ending an open one first); field(), components(),
+  // repeats() and raw_field() then append fields 2, 3, ... (call them only after begin()).
   record_writer& begin(char type);
-  record_writer& field(std::string_view value);          // escaped
+  record_writer& field(std::string_view value);  // escaped
   // Each part escaped, joined by the component delimiter; trailing empty parts dropped.
   record_writer& components(const std::vector<std::string>& parts);
   // Repeats, each a list of components (escaped), joined by the repeat delimiter.
   record_writer& repeats(const std::vector<std::vector<std::string>>& reps);
-  record_writer& raw_field(std::string_view raw);        // already delimited, not escaped
-  record_writer& end();                                  // trailing empty fields trimmed, CR
+  record_writer& raw_field(std::string_view raw);  // already delimited, not escaped
+  record_writer& end();                            // trailing empty fields trimmed, CR
   [[nodiscard]] const std::string& text() const noexcept { return out_; }
-  [[nodiscard]] std::string take();                      // the text; the writer is left empty
+  [[nodiscard]] std::string take();  // the text; the writer is left empty
   // A complete H record with this writer's delimiters (H|\^&|...), fields 3.. as given (escaped).
   record_writer& header(const std::vector<std::string>& fields_from_3);
   [[nodiscard]] const delimiters& delims() const noexcept { return d_; }

@@ -18,6 +18,8 @@ class response_category_impl final : public std::error_category {
       case response_error::ok: return "ok";
       case response_error::unparsable: return "reply is not an HL7 message (no MSH / delimiters)";
       case response_error::not_a_response: return "reply is not an acknowledgement or response";
+      case response_error::fields_shifted:
+        return "MSH fields shifted: the message type is in MSH-8 (a field is missing)";
       case response_error::missing_msa: return "reply has no MSA segment";
       case response_error::bad_ack_code: return "MSA-1 is not AA/AE/AR/CA/CE/CR";
       case response_error::missing_acknowledged_id: return "MSA-2 (acknowledged id) is empty";
@@ -151,9 +153,9 @@ std::string build_ack(const message& received, const ack_request& request,
     } else {
       // 2.3.1: ERR-1 (ELD) segment^sequence^field^code&text&HL70357.
       std::string eld = loc;
-      const std::size_t parts = loc.empty() ? 0 : (request.error_field > 0 ? 3 : 2);
-      for (std::size_t k = parts; k < 3; ++k) eld.push_back(d.component);
-      eld.push_back(d.component);
+      // The code is ELD component 4: pad the location (0, 2 or 3 components) to 3.
+      const std::size_t separators = loc.empty() ? 0 : (request.error_field > 0 ? 2 : 1);
+      for (std::size_t k = separators; k < 3; ++k) eld.push_back(d.component);
       eld += escape(request.error_code, d);
       eld.push_back(d.subcomponent != '\0' ? d.subcomponent : d.component);
       eld += escape(request.error_text, d);
@@ -210,19 +212,32 @@ response_report check_response(std::string_view text, const response_expectation
   }
   const segment_view& msh = m.msh();
   const delimiters& d = m.delims();
-  r.message_type = msh.field(9).raw();
-  r.control_id = msh.field(10).raw();
-  const std::string_view code = msh.field(9).component(1).raw();
-  if (!one_of(code, {"ACK", "RSP", "QCK", "ORL", "ORR", "DSR"})) {
+  auto is_response_type = [](std::string_view t) {
+    return one_of(t, {"ACK", "RSP", "QCK", "ORL", "ORR", "DSR"});
+  };
+  // A host that drops a field before MSH-9 (hmis RSP^K11: empty MSH-7 and no MSH-8) moves every
+  // later field one place back; read them from there so the rest of the report still makes sense.
+  std::size_t shift = 0;
+  if (!is_response_type(msh.field(9).component(1).raw()) &&
+      is_response_type(msh.field(8).component(1).raw())) {
+    shift = 1;
+    problem(response_error::fields_shifted, 1, 9, true,
+            "MSH-8 holds " + std::string(msh.field(8).raw()));
+  }
+  auto f = [&](std::size_t n) { return n >= 9 ? msh.field(n - shift) : msh.field(n); };
+  r.message_type = f(9).raw();
+  r.control_id = f(10).raw();
+  const std::string_view code = f(9).component(1).raw();
+  if (!shift && !is_response_type(code)) {
     problem(response_error::not_a_response, 1, 9, true, std::string(r.message_type));
   }
-  const std::string_view trigger = msh.field(9).component(2).raw();
+  const std::string_view trigger = f(9).component(2).raw();
   if (!expect.trigger.empty() && trigger != expect.trigger) {
     problem(response_error::wrong_trigger, 1, 9, false,
             "expected " + std::string(expect.trigger) + ", got " + std::string(trigger));
   }
   if (msh.field(7).empty()) problem(response_error::missing_timestamp, 1, 7, false);
-  if (msh.field(10).empty()) problem(response_error::missing_control_id, 1, 10, false);
+  if (f(10).empty()) problem(response_error::missing_control_id, 1, 10, false);
   if (m.lf_terminated() && m.segment_count() > 1) {
     problem(response_error::lf_segment_separators, 0, 0, false);
   }
@@ -234,21 +249,21 @@ response_report check_response(std::string_view text, const response_expectation
       problem(response_error::unterminated_segment, m.segment_count(), 0, false);
     }
   }
-  for (std::size_t f = 3; f <= msh.field_count(); ++f) {
-    const std::string_view v = msh.field(f).raw();
+  for (std::size_t n = 3; n <= msh.field_count() + shift; ++n) {
+    const std::string_view v = f(n).raw();
     if (!v.empty() && std::all_of(v.begin(), v.end(), [&](char c) {
           return c == d.component || c == d.repetition || c == d.subcomponent;
         })) {
-      problem(response_error::stray_delimiters, 1, f, false, std::string(v));
+      problem(response_error::stray_delimiters, 1, n, false, std::string(v));
     }
   }
-  if (!msh.field(15).empty()) problem(response_error::ack_type_on_response, 1, 15, false);
-  if (!msh.field(16).empty()) problem(response_error::ack_type_on_response, 1, 16, false);
+  if (!f(15).empty()) problem(response_error::ack_type_on_response, 1, 15, false);
+  if (!f(16).empty()) problem(response_error::ack_type_on_response, 1, 16, false);
   if (!expect.application.empty() && msh.field(5).component(1).raw() != expect.application) {
     problem(response_error::wrong_receiver, 1, 5, false, std::string(msh.field(5).raw()));
   }
   if (!expect.profile.empty()) {
-    const value_view p = msh.field(21).repetition(0);
+    const value_view p = f(21).repetition(0);
     std::string got(p.component(1).raw());
     got.push_back('^');
     got += p.component(2).raw();

@@ -50,10 +50,10 @@ struct ack_options {
 
 struct ack_request {
   ack_code code = ack_code::aa;
-  std::string_view control_id;  // MSH-10 of the ACK (caller's counter / GUID)
-  std::string_view timestamp;   // MSH-7 (caller's clock, e.g. "20230513111838+0530")
-  std::string_view error_code;  // AE/AR: HL7 table 0357 (e.g. "207") or the vendor's code
-  std::string_view error_text;  // AE/AR
+  std::string_view control_id{};  // MSH-10 of the ACK (caller's counter / GUID)
+  std::string_view timestamp{};   // MSH-7 (caller's clock, e.g. "20230513111838+0530")
+  std::string_view error_code{};  // AE/AR: HL7 table 0357 (e.g. "207") or the vendor's code
+  std::string_view error_text{};  // AE/AR
   // AE/AR: where the problem is (normalise's hl7_diagnostic): 1-based segment index in the
   // received message and field; 0 = not known.
   std::size_t error_segment = 0;
@@ -74,6 +74,8 @@ enum class response_error {
   ok = 0,
   unparsable = 1,           // no MSH / bad delimiters                              (fatal)
   not_a_response,           // MSH-9 not ACK / RSP / QCK / ORL / DSR                 (fatal)
+  fields_shifted,           // MSH-9 holds what belongs in MSH-10 and MSH-8 the type: a
+                            // field is missing before it; later MSH fields read one back (fatal)
   missing_msa,              // no MSA segment                                       (fatal)
   bad_ack_code,             // MSA-1 not AA AE AR CA CE CR                          (fatal)
   missing_acknowledged_id,  // MSA-2 empty                                          (fatal)
@@ -105,22 +107,22 @@ struct response_problem {
 
 // What we sent, to compare against; empty members are not checked.
 struct response_expectation {
-  std::string_view control_id;   // our MSH-10 -> MSA-2
-  std::string_view trigger;      // our MSH-9.2 -> MSH-9.2 (R22, K11 for a QBP^Q11...)
-  std::string_view application;  // our MSH-3 -> MSH-5
-  std::string_view profile;      // expected MSH-21.1^21.2 (e.g. "LAB-27^IHE")
-  std::string_view query_tag;    // our QPD-2 -> QAK-1 and QPD-2
-  std::string_view qpd_3;        // our QPD-3 -> QPD-3 echoed
+  std::string_view control_id{};   // our MSH-10 -> MSA-2
+  std::string_view trigger{};      // our MSH-9.2 -> MSH-9.2 (R22, K11 for a QBP^Q11...)
+  std::string_view application{};  // our MSH-3 -> MSH-5
+  std::string_view profile{};      // expected MSH-21.1^21.2 (e.g. "LAB-27^IHE")
+  std::string_view query_tag{};    // our QPD-2 -> QAK-1 and QPD-2
+  std::string_view qpd_3{};        // our QPD-3 -> QPD-3 echoed
 };
 
 struct response_report {
-  std::string_view message_type;     // MSH-9 raw
-  std::string_view control_id;       // MSH-10 raw
-  std::string_view ack_code;         // MSA-1
-  std::string_view acknowledged_id;  // MSA-2
-  std::string_view text;             // MSA-3
-  std::string_view error_code;       // MSA-6, else ERR-3.1, else ERR-1.4.1
-  std::string_view query_status;     // QAK-2
+  std::string_view message_type{};     // MSH-9 raw
+  std::string_view control_id{};       // MSH-10 raw
+  std::string_view ack_code{};         // MSA-1
+  std::string_view acknowledged_id{};  // MSA-2
+  std::string_view text{};             // MSA-3
+  std::string_view error_code{};       // MSA-6, else ERR-3.1, else ERR-1.4.1
+  std::string_view query_status{};     // QAK-2
   std::vector<response_problem> problems;
   [[nodiscard]] bool usable() const noexcept;     // no fatal problem
   [[nodiscard]] bool conformant() const noexcept { return problems.empty(); }

@@ -17,8 +17,8 @@ enum class query_status { ok, not_found, application_error, application_reject }
 [[nodiscard]] std::string_view to_string(query_status s) noexcept;  // "OK" "NF" "AE" "AR"
 
 struct rsp_k11_request {
-  std::string_view control_id;  // MSH-10
-  std::string_view timestamp;   // MSH-7
+  std::string_view control_id{};  // MSH-10
+  std::string_view timestamp{};   // MSH-7
   ack_code code = ack_code::aa;                   // MSA-1
   query_status status = query_status::ok;         // QAK-2
 };
@@ -29,15 +29,15 @@ struct rsp_k11_request {
 [[nodiscard]] std::string build_rsp_k11(const message& qbp, const rsp_k11_request& request);
 
 struct oml_o33_header {
-  std::string_view sending_application;    // MSH-3 (us)
-  std::string_view sending_facility;       // MSH-4
-  std::string_view receiving_application;  // MSH-5 (the analyser)
-  std::string_view receiving_facility;     // MSH-6
-  std::string_view timestamp;              // MSH-7
-  std::string_view control_id;             // MSH-10
+  std::string_view sending_application{};    // MSH-3 (us)
+  std::string_view sending_facility{};       // MSH-4
+  std::string_view receiving_application{};  // MSH-5 (the analyser)
+  std::string_view receiving_facility{};     // MSH-6
+  std::string_view timestamp{};              // MSH-7
+  std::string_view control_id{};             // MSH-10
   std::string_view processing_id = "P";    // MSH-11
-  std::string_view specimen_type;          // SPM-4 (e.g. "SER"); empty: not sent
-  std::string_view coding_system;          // OBR-4.3 (e.g. "99ROC"); empty: not sent
+  std::string_view specimen_type{};          // SPM-4 (e.g. "SER"); empty: not sent
+  std::string_view coding_system{};          // OBR-4.3 (e.g. "99ROC"); empty: not sent
 };
 
 // OML^O33^OML_O33 (LAB-28): MSH (2.5.1, NE/AL, UNICODE UTF-8, LAB-28^IHE), PID when the order has

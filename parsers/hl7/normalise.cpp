@@ -412,17 +412,18 @@ std::optional<text_encoding> charset_encoding(std::string_view msh_18) noexcept 
 
 std::optional<double> parse_number(std::string_view text) noexcept {
   std::string_view s = trim(text);
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
+  bool negative = false;
+  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
+    negative = s.front() == '-';
+    s.remove_prefix(1);
+  }
   bool digits = false;
   bool dot = false;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    const char c = s[i];
+  for (const char c : s) {
     if (c >= '0' && c <= '9') {
       digits = true;
     } else if (c == '.' && !dot) {
       dot = true;
-    } else if (c == '-' && i == 0) {
-      continue;
     } else {
       return std::nullopt;
     }
@@ -431,7 +432,7 @@ std::optional<double> parse_number(std::string_view text) noexcept {
   double v = 0;
   const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return v;
+  return negative ? -v : v;
 }
 
 hl7_batch normalise(const message& m, const hl7_options& options, std::string_view device,

@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <sstream>
 #include <string>
@@ -121,15 +122,43 @@ inline std::vector<owned_event> decode_split(std::string_view input, std::size_t
   return decode_cuts(d, input, {at});
 }
 
-// Offsets where splitting the input in two changes the events (empty: chunking-invariant).
-inline std::vector<std::size_t> split_mismatches(std::string_view input,
-                                                 std::size_t max_frame = a::frame_decoder::default_max_frame) {
+// Offsets where splitting the input in two at one of `offsets` changes the events (empty:
+// chunking-invariant). Without `offsets`: every offset 0..size.
+inline std::vector<std::size_t> split_mismatches(
+    std::string_view input, std::size_t max_frame = a::frame_decoder::default_max_frame,
+    const std::vector<std::size_t>* offsets = nullptr) {
   const auto whole = decode_whole(input, max_frame);
   std::vector<std::size_t> bad;
-  for (std::size_t at = 0; at <= input.size(); ++at) {
+  auto check = [&](std::size_t at) {
     if (decode_split(input, at, max_frame) != whole) bad.push_back(at);
+  };
+  if (offsets != nullptr) {
+    for (std::size_t at : *offsets) check(at);
+  } else {
+    for (std::size_t at = 0; at <= input.size(); ++at) check(at);
   }
   return bad;
+}
+
+// Split points that matter for a large capture when every offset is too slow (O(n^2)): every
+// offset within `radius` of a byte that is not printable text (control bytes: STX, FN follows,
+// ETB/ETX, checksum, CR/LF trailers, ENQ/EOT), the first and last 1 KB, and every 61st offset.
+inline std::vector<std::size_t> interesting_offsets(std::string_view input, std::size_t radius = 6) {
+  std::vector<bool> mark(input.size() + 1, false);
+  for (std::size_t i = 0; i < input.size(); ++i) {
+    const auto c = static_cast<unsigned char>(input[i]);
+    if (c < 0x20 || i < 1024 || i + 1024 > input.size() || i % 61 == 0) {
+      const std::size_t lo = i > radius ? i - radius : 0;
+      const std::size_t hi = std::min(input.size(), i + radius + 3);  // +3: FN, C1, C2 after
+      for (std::size_t j = lo; j <= hi; ++j) mark[j] = true;
+    }
+  }
+  mark[input.size()] = true;
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < mark.size(); ++i) {
+    if (mark[i]) out.push_back(i);
+  }
+  return out;
 }
 
 inline std::size_t count_kind(const std::vector<owned_event>& evs, a::event_kind k) {

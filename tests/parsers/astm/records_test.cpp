@@ -4,6 +4,7 @@
 // code's output.
 
 #include "parsers/astm/records.hpp"
+#include "parsers/text_codec.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -22,7 +23,8 @@ const delimiters erba_delims{'|', '`', '^', '&'};        // H|`^& (Erba XL-1000)
 const delimiters dxh_delims{'|', '\\', '!', '~'};        // H|\!~ (Beckman DxH)
 
 bool same(const delimiters& a, const delimiters& b) {
-  return a.field == b.field && a.repeat == b.repeat && a.component == b.component && a.escape == b.escape;
+  return a.field == b.field && a.repeat == b.repeat && a.component == b.component &&
+         a.escape == b.escape;
 }
 
 std::string types(const message& m) {
@@ -50,7 +52,8 @@ std::size_t touch_everything(const message& m) {
       bytes += fv.decode().size();
       for (std::size_t k = 0; k <= fv.repeat_count(); ++k) {
         const auto rep = fv.repeat(k);
-        for (std::size_t c = 0; c <= rep.component_count() + 1; ++c) bytes += rep.component(c).decode().size();
+        for (std::size_t c = 0; c <= rep.component_count() + 1; ++c)
+          bytes += rep.component(c).decode().size();
       }
     }
   }
@@ -189,12 +192,12 @@ TEST_CASE("escape sequences decode with the message's escape character", "[recor
   CHECK(decode("&X0D0A&") == "\r\n");
   CHECK(decode("&X41424344&") == "ABCD");
   CHECK(decode("&x41&") == "&x41&");  // codes are upper case
-  CHECK(decode("&Xe9&") == "\xE9");    // hex digits in either case
+  CHECK(decode("&Xe9&") == "\xE9");   // hex digits in either case
   CHECK(decode("&XA&") == "\n");      // the standard's own example: one digit is LF
   CHECK(decode("&X123&") == std::string("\x01\x23", 2));
   CHECK(decode("&X00&") == std::string(1, '\0'));
   CHECK(decode("x&H&bold&N&y") == "xboldy");  // highlighting markers dropped
-  CHECK(decode("&Zabc&x&Z&") == "x");           // manufacturer sequences dropped
+  CHECK(decode("&Zabc&x&Z&") == "x");         // manufacturer sequences dropped
   CHECK(decode("") == "");
   CHECK(decode("plain") == "plain");
 
@@ -205,12 +208,12 @@ TEST_CASE("escape sequences decode with the message's escape character", "[recor
 }
 
 TEST_CASE("malformed escapes are kept literally", "[records][escape]") {
-  CHECK(decode("a&F") == "a&F");            // unterminated
+  CHECK(decode("a&F") == "a&F");  // unterminated
   CHECK(decode("&") == "&");
-  CHECK(decode("&&") == "&&");              // empty sequence
-  CHECK(decode("&Q&") == "&Q&");            // unknown code
+  CHECK(decode("&&") == "&&");    // empty sequence
+  CHECK(decode("&Q&") == "&Q&");  // unknown code
   CHECK(decode("&FF&") == "&FF&");
-  CHECK(decode("&X&") == "&X&");            // no hex digits
+  CHECK(decode("&X&") == "&X&");  // no hex digits
   CHECK(decode("&XG1&") == "&XG1&");
   CHECK(decode("Tom & Jerry") == "Tom & Jerry");
   // The closing escape of a bad sequence may open a good one.
@@ -291,8 +294,9 @@ TEST_CASE("record_view fields are 1-based with the type as field 1", "[records][
 // ---------------------------------------------------------------- parse_message
 
 TEST_CASE("a well-formed message parses without diagnostics", "[records][message]") {
-  const std::string text = "H|\\^&|||LIS\rP|1\rO|1|S1||^^^GLU\rR|1|^^^GLU|5.5\rC|1|I|note\rM|1|x\rR|2|^^^NA|140\r"
-                           "O|2|S1\rR|1|^^^K|4\rP|2\rO|1|S2\rL|1|N\r";
+  const std::string text =
+      "H|\\^&|||LIS\rP|1\rO|1|S1||^^^GLU\rR|1|^^^GLU|5.5\rC|1|I|note\rM|1|x\rR|2|^^^NA|140\r"
+      "O|2|S1\rR|1|^^^K|4\rP|2\rO|1|S2\rL|1|N\r";
   const auto m = parse_message(text);
   CHECK(types(m) == "HPORCMRORPOL");
   CHECK(m.diagnostics.empty());
@@ -326,16 +330,23 @@ TEST_CASE("records end at CR, LF or CR LF; blank lines are skipped", "[records][
   CHECK(empty.records.empty());
   CHECK(empty.diagnostics.empty());
   CHECK_FALSE(empty.has_terminator);
+  for (const char* blank : {"\r", "\n\n", "\r\n\r\n"}) {
+    const auto b = parse_message(blank);
+    CHECK(b.records.empty());
+    CHECK(b.diagnostics.empty());
+  }
 }
 
-TEST_CASE("record types are case-insensitive; L with or without a termination code", "[records][message]") {
+TEST_CASE("record types are case-insensitive; L with or without a termination code",
+          "[records][message]") {
   const auto m = parse_message("h|\\^&\rp|1\ro|1\rr|1\rc|1\rl");
   CHECK(types(m) == "HPORCL");
   CHECK(m.diagnostics.empty());
   CHECK(m.has_terminator);
 
   for (const char* l : {"L", "L|1", "L|1|N", "L|1|F", "L|1|N|extra|fields"}) {
-    const auto t = parse_message(std::string("H|\\^&\r") + l + "\r");
+    const std::string text = std::string("H|\\^&\r") + l + "\r";
+    const auto t = parse_message(text);
     INFO(l);
     CHECK(t.diagnostics.empty());
     CHECK(t.has_terminator);
@@ -354,7 +365,8 @@ TEST_CASE("unknown extra fields are ignored", "[records][message]") {
 }
 
 TEST_CASE("hierarchy violations are diagnostics and the record is kept", "[records][message]") {
-  const auto check = [](const std::string& text, const std::string& expect_types, std::size_t bad_index) {
+  const auto check = [](const std::string& text, const std::string& expect_types,
+                        std::size_t bad_index) {
     INFO(text);
     const auto m = parse_message(text);
     CHECK(types(m) == expect_types);
@@ -363,15 +375,16 @@ TEST_CASE("hierarchy violations are diagnostics and the record is kept", "[recor
     CHECK(m.diagnostics[0].byte_offset == m.offsets[bad_index - 1]);
     CHECK_FALSE(m.diagnostics[0].detail.empty());
   };
-  check("H|\\^&\rP|1\rR|1\rL\r", "HPRL", 3);                 // R before any O
-  check("H|\\^&\rO|1\rL\r", "HOL", 2);                       // O before any P
+  check("H|\\^&\rP|1\rR|1\rL\r", "HPRL", 3);                    // R before any O
+  check("H|\\^&\rO|1\rL\r", "HOL", 2);                          // O before any P
   check("H|\\^&\rP|1\rO|1\rR|1\rP|2\rR|1\rL\r", "HPORPRL", 6);  // a new P closes the O
-  check("H|\\^&\rP|1\rL|1|N\rP|2\r", "HPLP", 4);             // after the terminator
-  check("H|\\^&\rP|1\rH|\\^&\rL\r", "HPHL", 3);              // second header: use split_messages
-  check("H|\\^&\rQ|1|^S1||ALL\rO|1\rL\r", "HQOL", 3);        // O belongs under P, not Q
+  check("H|\\^&\rP|1\rL|1|N\rP|2\r", "HPLP", 4);                // after the terminator
+  check("H|\\^&\rP|1\rH|\\^&\rL\r", "HPHL", 3);                 // second header: use split_messages
+  check("H|\\^&\rQ|1|^S1||ALL\rO|1\rL\r", "HQOL", 3);           // O belongs under P, not Q
 
   // C and M attach to whatever precedes them, including H, P, O, R and another C.
-  const auto ok = parse_message("H|\\^&\rC|1\rP|1\rC|1\rM|1\rO|1\rC|1\rR|1\rC|1\rC|2\rM|1\rR|2\rL\r");
+  const auto ok =
+      parse_message("H|\\^&\rC|1\rP|1\rC|1\rM|1\rO|1\rC|1\rR|1\rC|1\rC|2\rM|1\rR|2\rL\r");
   CHECK(ok.diagnostics.empty());
   // A query message: H Q L; scientific records sit at level 1 too.
   CHECK(parse_message("H|\\^&\rQ|1|^1068687||ALL||||||||O\rL|1|N\r").diagnostics.empty());
@@ -389,8 +402,18 @@ TEST_CASE("a message must start with H; otherwise defaults are used", "[records]
   CHECK(m.records[0].field(3).decode() == "a|b");
 
   const auto bad = parse_message("H||||\rP|1\rL\r");
-  REQUIRE_FALSE(bad.diagnostics.empty());
+  REQUIRE(bad.diagnostics.size() == 1);
   CHECK(bad.diagnostics[0].error == record_error::bad_delimiters);
+  // With unusable delimiters the H record is still one record of type H, not "unknown".
+  const auto odd = parse_message("H;;^&;x\rL\r");
+  REQUIRE(odd.diagnostics.size() == 1);
+  CHECK(odd.diagnostics[0].error == record_error::bad_delimiters);
+  CHECK(types(odd) == "HL");
+  const auto lenient = parse_message("\nH|\\\\^&|||x\rL\r");
+  REQUIRE(lenient.diagnostics.size() == 1);
+  CHECK(lenient.diagnostics[0].error == record_error::lenient_delimiters);
+  CHECK(lenient.diagnostics[0].byte_offset == 4);  // the second backslash
+  CHECK(lenient.records[0].field(5).decode() == "x");
   CHECK(same(bad.delims, default_delims));
   CHECK(types(bad) == "HPL");
 }
@@ -409,7 +432,8 @@ TEST_CASE("empty and unknown record types are diagnostics, records kept", "[reco
   CHECK(m.has_terminator);
 }
 
-TEST_CASE("disallowed bytes give not_text with record index and byte offset", "[records][message]") {
+TEST_CASE("disallowed bytes give not_text with record index and byte offset",
+          "[records][message]") {
   const std::string text = std::string("H|\\^&\rP|1|A") + '\x01' + "B\x7F\rR|1|\xFF\rL\r";
   const auto m = parse_message(text);
   CHECK(types(m) == "HPRL");
@@ -419,7 +443,8 @@ TEST_CASE("disallowed bytes give not_text with record index and byte offset", "[
   CHECK(m.diagnostics[0].byte_offset == text.find('\x01'));  // the first bad byte of the record
   CHECK(m.diagnostics[1].record_index == 3);
   CHECK(m.diagnostics[1].byte_offset == text.find('\xFF'));
-  CHECK(m.records[1].field(3).raw() == std::string("A\x01" "B\x7F"));
+  CHECK(m.records[1].field(3).raw() == std::string("A\x01"
+                                                   "B\x7F"));
 
   for (int b : {0, 6, 8, 14, 31, 127, 255}) {
     const std::string t = std::string("H|\\^&\rP|") + static_cast<char>(b) + "\r";
@@ -455,10 +480,17 @@ TEST_CASE("the record limit is a named error, not growth", "[records][message]")
   CHECK(m.diagnostics.back().record_index == 4);
   CHECK_FALSE(m.has_terminator);
   CHECK(parse_message("H|\\^&\rL\r", lim).diagnostics.empty());
+  lim.max_records = 0;
+  const auto none = parse_message("H|\\^&\rL\r", lim);
+  CHECK(none.records.empty());
+  REQUIRE(none.diagnostics.size() == 1);
+  CHECK(none.diagnostics[0].error == record_error::too_many_records);
+  CHECK(none.diagnostics[0].record_index == 1);
 }
 
 TEST_CASE("non-default delimiters are used for the whole message", "[records][message]") {
-  const auto m = parse_message("H|\\!~|||DxH\rR|1|!!!HGB!718-7|146!  H |10^9/L||3.8 to 11.8|A\rL|1|N\r");
+  const auto m =
+      parse_message("H|\\!~|||DxH\rR|1|!!!HGB!718-7|146!  H |10^9/L||3.8 to 11.8|A\rL|1|N\r");
   CHECK(same(m.delims, dxh_delims));
   const auto& r = m.records[1];
   CHECK(r.delims().component == '!');
@@ -536,7 +568,8 @@ TEST_CASE("capture: Bio-Rad IH-1000 blood group", "[records][capture]") {
 
   const auto& r1 = m.records[3];
   CHECK(r1.field(3).component(4).decode() == "AntiA");
-  CHECK(r1.field(3).component(6).decode() == "Bloodgroup: A,B,D Confirmation for Patients (DiaClon) (5005)");
+  CHECK(r1.field(3).component(6).decode() ==
+        "Bloodgroup: A,B,D Confirmation for Patients (DiaClon) (5005)");
   CHECK(r1.field(4).component(1).decode() == "40");
   CHECK(r1.field(15).decode() == "IH-1000");
 
@@ -583,8 +616,10 @@ TEST_CASE("capture: Immucor Galileo/Echo result", "[records][capture]") {
   CHECK(m.records[17].field(4).decode() == "Pos");
 }
 
-TEST_CASE("capture: Immucor order download (trailing space, no final newline)", "[records][capture]") {
-  const auto text = interfaced::test::capture("astm/immucor-galileo-echo-order-download-records.astm");
+TEST_CASE("capture: Immucor order download (trailing space, no final newline)",
+          "[records][capture]") {
+  const auto text =
+      interfaced::test::capture("astm/immucor-galileo-echo-order-download-records.astm");
   if (!text) return;
   const auto m = parse_message(*text);
   CHECK(types(m) == "HPOCL");
@@ -600,7 +635,8 @@ TEST_CASE("capture: Immucor order download (trailing space, no final newline)", 
 }
 
 TEST_CASE("capture: EUROIMMUN Analyzer I, 20 patients in one message", "[records][capture]") {
-  const auto text = interfaced::test::capture("astm/euroimmun-analyzer1-sarscov2-multipatient-records.astm");
+  const auto text =
+      interfaced::test::capture("astm/euroimmun-analyzer1-sarscov2-multipatient-records.astm");
   if (!text) return;
   const auto m = parse_message(*text);
   REQUIRE(m.records.size() == 62);
@@ -615,7 +651,7 @@ TEST_CASE("capture: EUROIMMUN Analyzer I, 20 patients in one message", "[records
   CHECK(m.records[2].field(7).decode() == "20220218080737");
   CHECK(m.records[3].field(4).decode() == ">8");
   CHECK(m.records[3].field(5).decode() == "Ratio");
-  CHECK(m.records[6].field(4).decode() == "7,41");  // comma decimal, kept as sent
+  CHECK(m.records[6].field(4).decode() == "7,41");                    // comma decimal, kept as sent
   CHECK(m.records[43].field(4).decode() == "TEST-27-026-5-1  57  ");  // P|15, spaces kept
   CHECK(m.records[60].field(4).decode() == "5,64");
 }
@@ -655,8 +691,9 @@ TEST_CASE("capture: Yumizen H550 doubled backslash header", "[records][capture]"
 }
 
 TEST_CASE("capture: Ortho VISION uploads (bare L, trailing blank line)", "[records][capture]") {
-  for (const char* file : {"astm/ortho-vision-upload-utf8.astm", "astm/ortho-vision-upload-windows1252.astm",
-                           "astm/ortho-vision-upload-iso8859-1.astm"}) {
+  for (const char* file :
+       {"astm/ortho-vision-upload-utf8.astm", "astm/ortho-vision-upload-windows1252.astm",
+        "astm/ortho-vision-upload-iso8859-1.astm"}) {
     INFO(file);
     const auto text = interfaced::test::capture(file);
     if (!text) return;
@@ -722,7 +759,8 @@ TEST_CASE("capture: Beckman DxH scenario holds nine H..L messages", "[records][c
 }
 
 TEST_CASE("capture: framed GeneXpert and Erba with their own delimiters", "[records][capture]") {
-  const auto gx = interfaced::test::capture("astm/cepheid-genexpert-mtbrif-result-custom-delimiters.astm");
+  const auto gx =
+      interfaced::test::capture("astm/cepheid-genexpert-mtbrif-result-custom-delimiters.astm");
   if (!gx) return;
   const auto gtext = frame_text(*gx);
   const auto g = parse_message(gtext);
@@ -734,11 +772,13 @@ TEST_CASE("capture: framed GeneXpert and Erba with their own delimiters", "[reco
   CHECK(g.records[3].field(4).component(1).decode() == "NOT DETECTED");
   CHECK(g.records[4].type() == 'C');
   CHECK(g.records[4].field(4).component(1).decode() == "Notes");
-  CHECK(g.records[4].field(4).component(3).decode() == "Id# 118176 Sardani P Lantion CDU/Dr. A Marcil cp");
+  CHECK(g.records[4].field(4).component(3).decode() ==
+        "Id# 118176 Sardani P Lantion CDU/Dr. A Marcil cp");
 
   const auto erba = interfaced::test::capture("astm/erba-xl1000-result-backtick-repeat.astm");
   if (!erba) return;
-  const auto e = parse_message(frame_text(*erba));
+  const auto etext = frame_text(*erba);  // outlives the views
+  const auto e = parse_message(etext);
   CHECK(same(e.delims, erba_delims));
   CHECK(types(e) == "HPORCL");
   CHECK(e.diagnostics.empty());
@@ -758,11 +798,12 @@ TEST_CASE("every prefix of every records-only capture parses", "[records][prefix
       "H|@^\\|\rR|1|\\X0D0A\\@\\S\\\rL",
       std::string("H|\\^&\rP|\x01\xFF\r\n\r\nL"),
   };
-  for (const char* file : {"astm/biorad-ih1000-ihcom-bloodgroup-records.astm",
-                           "astm/immucor-galileo-echo-result-records.astm",
-                           "astm/immucor-galileo-echo-order-download-records.astm",
-                           "astm/euroimmun-analyzer1-sarscov2-multipatient-records.astm",
-                           "astm/ortho-vision-upload-utf8.astm", "astm/ortho-vision-upload-windows1252.astm"}) {
+  for (const char* file :
+       {"astm/biorad-ih1000-ihcom-bloodgroup-records.astm",
+        "astm/immucor-galileo-echo-result-records.astm",
+        "astm/immucor-galileo-echo-order-download-records.astm",
+        "astm/euroimmun-analyzer1-sarscov2-multipatient-records.astm",
+        "astm/ortho-vision-upload-utf8.astm", "astm/ortho-vision-upload-windows1252.astm"}) {
     if (auto t = interfaced::test::capture(file)) texts.push_back(*t);
   }
   for (const auto& text : texts) {
@@ -795,7 +836,13 @@ TEST_CASE("writer escapes delimiter characters and disallowed bytes", "[records]
 TEST_CASE("writer builds an order message record by record", "[records][writer]") {
   record_writer w;
   w.header({"", "", "interfaced^LIS", "", "", "", "", "", "", "P", "LIS2-A2", "20240101120000"});
-  w.begin('P').field("1").field("").field("PID-1").field("").components({"Doe", "Jane", "", ""}).field("");
+  w.begin('P')
+      .field("1")
+      .field("")
+      .field("PID-1")
+      .field("")
+      .components({"Doe", "Jane", "", ""})
+      .field("");
   w.begin('O')  // begin() ends the open P record
       .field("1")
       .field("S&1")
@@ -853,10 +900,27 @@ TEST_CASE("writer builds a query answer with non-default delimiters", "[records]
   CHECK(m.records[3].field(3).decode() == "F");
 }
 
-TEST_CASE("writer output round-trips through parse_message for every delimiter set", "[records][writer]") {
+TEST_CASE("writer output round-trips through parse_message for every delimiter set",
+          "[records][writer]") {
   const std::vector<std::string> values = {
-      "plain", "a|b", "a^b", "a\\b", "a&b", "|^\\&", "&F&", "@`!~", "Tom & Jerry &F&", "x\ry\nz",
-      std::string("\x00\x01\x7F\xFF", 4), "\xC5\xA0\xC4\x86", "  padded  ", "~S~", "\\F\\", "&", "", "trail&",
+      "plain",
+      "a|b",
+      "a^b",
+      "a\\b",
+      "a&b",
+      "|^\\&",
+      "&F&",
+      "@`!~",
+      "Tom & Jerry &F&",
+      "x\ry\nz",
+      std::string("\x00\x01\x7F\xFF", 4),
+      "\xC5\xA0\xC4\x86",
+      "  padded  ",
+      "~S~",
+      "\\F\\",
+      "&",
+      "",
+      "trail&",
   };
   for (const auto& d : {default_delims, genexpert_delims, erba_delims, dxh_delims}) {
     record_writer w{d};
@@ -867,7 +931,10 @@ TEST_CASE("writer output round-trips through parse_message for every delimiter s
     w.begin('C').field("1");
     for (const auto& v : values) w.components({v, v});
     w.end();
-    w.begin('M').field("1").repeats({{values[1], values[2]}, {values[3], values[4]}, {values[9]}}).end();
+    w.begin('M')
+        .field("1")
+        .repeats({{values[1], values[2]}, {values[3], values[4]}, {values[9]}})
+        .end();
     w.begin('L').field("1").field("N").end();
 
     const auto m = parse_message(w.text());
@@ -889,7 +956,8 @@ TEST_CASE("writer output round-trips through parse_message for every delimiter s
   }
 }
 
-TEST_CASE("writer round-trip holds for every short string over the special bytes", "[records][writer]") {
+TEST_CASE("writer round-trip holds for every short string over the special bytes",
+          "[records][writer]") {
   std::string alphabet = "|\\^&@`!~FSREXHNZ0Aa\r\n \x01\xFF";
   alphabet.push_back('\0');
   std::vector<std::string> strings{""};
@@ -908,8 +976,34 @@ TEST_CASE("writer round-trip holds for every short string over the special bytes
       w.header({});
       w.begin('C').field("1").field(s).end();
       const auto m = parse_message(w.text());
-      if (m.records.size() != 2 || m.records[1].field(3).decode() != s || !m.diagnostics.empty()) ++failures;
+      if (m.records.size() != 2 || m.records[1].field(3).decode() != s || !m.diagnostics.empty())
+        ++failures;
     }
     CHECK(failures == 0);
   }
+}
+
+TEST_CASE("writer and text codec: a UTF-8 name sent in the device's encoding comes back",
+          "[records][writer]") {
+  using interfaced::text_encoding;
+  // "Žofia Šimková" in UTF-8 (bytes spelled out: the test must not depend on the file encoding).
+  const std::string name =
+      "\xC5\xBD"
+      "ofia \xC5\xA0"
+      "imkov\xC3\xA1";
+  for (const auto enc : {text_encoding::windows1252, text_encoding::utf8}) {
+    bool lossy = false;
+    const auto bytes = interfaced::from_utf8(name, enc, &lossy);
+    CHECK_FALSE(lossy);
+    record_writer w;
+    w.header({});
+    w.begin('P').field("1").field("").field("PID").field("").components({bytes, "B"}).end();
+    const auto m = parse_message(w.text());
+    CHECK(m.diagnostics.empty());
+    CHECK(interfaced::to_utf8(m.records[1].field(6).component(1).decode(), enc, &lossy) == name);
+    CHECK_FALSE(lossy);
+  }
+  bool lossy = false;
+  CHECK(interfaced::from_utf8(name, text_encoding::latin1, &lossy) == "?ofia ?imkov\xE1");
+  CHECK(lossy);
 }

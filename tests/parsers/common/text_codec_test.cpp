@@ -1,8 +1,8 @@
 // Text decoding per device (parsers/text_codec.hpp). Expected strings are written from the
 // encodings' tables (Unicode / WHATWG windows-1252) and from the capture bytes read with xxd.
 
-#include "parsers/astm/records.hpp"
 #include "parsers/text_codec.hpp"
+#include "parsers/astm/records.hpp"
 #include "support.hpp"
 
 #include <catch2/catch.hpp>
@@ -17,12 +17,12 @@ using interfaced::to_utf8;
 namespace {
 
 // Spelled as bytes so the test does not depend on the source file's encoding.
-const std::string S_caron = "\xC5\xA0";     // U+0160
-const std::string C_acute = "\xC4\x86";     // U+0106
-const std::string Z_caron = "\xC5\xBD";     // U+017D
-const std::string D_stroke = "\xC4\x90";    // U+0110
-const std::string Eth = "\xC3\x90";         // U+00D0
-const std::string fffd = "\xEF\xBF\xBD";    // U+FFFD
+const std::string S_caron = "\xC5\xA0";   // U+0160
+const std::string C_acute = "\xC4\x86";   // U+0106
+const std::string Z_caron = "\xC5\xBD";   // U+017D
+const std::string D_stroke = "\xC4\x90";  // U+0110
+const std::string Eth = "\xC3\x90";       // U+00D0
+const std::string fffd = "\xEF\xBF\xBD";  // U+FFFD
 
 }  // namespace
 
@@ -51,7 +51,8 @@ TEST_CASE("latin1 maps every byte to the same code point", "[text_codec]") {
   CHECK(to_utf8("\xD0", text_encoding::latin1, &lossy) == Eth);
   CHECK(to_utf8("\x8A", text_encoding::latin1, &lossy) == "\xC2\x8A");  // a C1 control, not Š
   CHECK(to_utf8("\xFF", text_encoding::latin1, &lossy) == "\xC3\xBF");
-  CHECK(to_utf8(std::string_view("\0x", 2), text_encoding::latin1, &lossy) == std::string("\0x", 2));
+  CHECK(to_utf8(std::string_view("\0x", 2), text_encoding::latin1, &lossy) ==
+        std::string("\0x", 2));
   CHECK_FALSE(lossy);
   // All 256 bytes: 128 one-byte and 128 two-byte sequences.
   std::string all;
@@ -69,7 +70,8 @@ TEST_CASE("windows-1252 uses the full 0x80-0x9F table", "[text_codec]") {
   CHECK(to_utf8("\x99", text_encoding::windows1252, &lossy) == "\xE2\x84\xA2");  // ™
   CHECK(to_utf8("\x9F", text_encoding::windows1252, &lossy) == "\xC5\xB8");      // Ÿ
   CHECK(to_utf8("\x83", text_encoding::windows1252, &lossy) == "\xC6\x92");      // ƒ
-  CHECK(to_utf8("\xA0\xD0\xFF", text_encoding::windows1252, &lossy) == "\xC2\xA0" + Eth + "\xC3\xBF");
+  CHECK(to_utf8("\xA0\xD0\xFF", text_encoding::windows1252, &lossy) ==
+        "\xC2\xA0" + Eth + "\xC3\xBF");
   CHECK_FALSE(lossy);
   for (const char* undefined : {"\x81", "\x8D", "\x8F", "\x90", "\x9D"}) {
     bool l = false;
@@ -79,10 +81,13 @@ TEST_CASE("windows-1252 uses the full 0x80-0x9F table", "[text_codec]") {
 }
 
 TEST_CASE("utf8 is validated; each maximal invalid subpart becomes one U+FFFD", "[text_codec]") {
-  const auto conv = [](std::string_view in, bool& lossy) { return to_utf8(in, text_encoding::utf8, &lossy); };
+  const auto conv = [](std::string_view in, bool& lossy) {
+    return to_utf8(in, text_encoding::utf8, &lossy);
+  };
   bool lossy = false;
   CHECK(conv("plain", lossy) == "plain");
-  CHECK(conv(S_caron + C_acute + Z_caron + D_stroke, lossy) == S_caron + C_acute + Z_caron + D_stroke);
+  CHECK(conv(S_caron + C_acute + Z_caron + D_stroke, lossy) ==
+        S_caron + C_acute + Z_caron + D_stroke);
   CHECK(conv("\xF0\x9F\x98\x80", lossy) == "\xF0\x9F\x98\x80");  // U+1F600, 4 bytes
   CHECK(conv("\xF4\x8F\xBF\xBF", lossy) == "\xF4\x8F\xBF\xBF");  // U+10FFFF
   CHECK_FALSE(lossy);
@@ -92,20 +97,24 @@ TEST_CASE("utf8 is validated; each maximal invalid subpart becomes one U+FFFD", 
     std::string out;
   };
   const bad_case cases[] = {
-      {"\x80", fffd},                          // stray continuation
-      {"a\xBF" "b", "a" + fffd + "b"},
-      {"\xC0\xAF", fffd + fffd},               // overlong '/', C0 never valid
+      {"\x80", fffd},  // stray continuation
+      {"a\xBF"
+       "b",
+       "a" + fffd + "b"},
+      {"\xC0\xAF", fffd + fffd},  // overlong '/', C0 never valid
       {"\xC1\xBF", fffd + fffd},
-      {"\xE0\x80\xAF", fffd + fffd + fffd},    // overlong 3-byte: E0 needs A0-BF
-      {"\xED\xA0\x80", fffd + fffd + fffd},    // surrogate U+D800
+      {"\xE0\x80\xAF", fffd + fffd + fffd},             // overlong 3-byte: E0 needs A0-BF
+      {"\xED\xA0\x80", fffd + fffd + fffd},             // surrogate U+D800
       {"\xF4\x90\x80\x80", fffd + fffd + fffd + fffd},  // > U+10FFFF
       {"\xF5\x80", fffd + fffd},
       {"\xFF", fffd},
-      {"\xC5", fffd},                          // truncated at end
-      {"\xE2\x82", fffd},                      // truncated 3-byte: one U+FFFD for the subpart
+      {"\xC5", fffd},      // truncated at end
+      {"\xE2\x82", fffd},  // truncated 3-byte: one U+FFFD for the subpart
       {"\xE2\x82x", fffd + "x"},
       {"\xF0\x9F\x98", fffd},
-      {"\xC5" "A", fffd + "A"},                // the next byte is not swallowed
+      {"\xC5"
+       "A",
+       fffd + "A"},  // the next byte is not swallowed
   };
   for (const auto& c : cases) {
     bool l = false;
@@ -157,15 +166,18 @@ TEST_CASE("from_utf8 encodes for the device and marks what it cannot hold", "[te
 //   UTF-8:        C5 A0 C4 86 C5 BD C4 90  -> "ŠĆŽĐ"  (U+0160 U+0106 U+017D U+0110)
 //   Windows-1252: 8A 43 8E D0              -> "ŠCŽÐ"  (Ć is not in 1252; D0 is Ð U+00D0, Eth)
 //   ISO-8859-1:   53 43 5A 44              -> "SCZD"  (plain ASCII)
-TEST_CASE("Ortho VISION uploads decode the patient name with each file's encoding", "[text_codec][capture]") {
+TEST_CASE("Ortho VISION uploads decode the patient name with each file's encoding",
+          "[text_codec][capture]") {
   struct upload {
     const char* file;
     text_encoding enc;
     std::string name;
   };
   const upload uploads[] = {
-      {"astm/ortho-vision-upload-utf8.astm", text_encoding::utf8, S_caron + C_acute + Z_caron + D_stroke},
-      {"astm/ortho-vision-upload-windows1252.astm", text_encoding::windows1252, S_caron + "C" + Z_caron + Eth},
+      {"astm/ortho-vision-upload-utf8.astm", text_encoding::utf8,
+       S_caron + C_acute + Z_caron + D_stroke},
+      {"astm/ortho-vision-upload-windows1252.astm", text_encoding::windows1252,
+       S_caron + "C" + Z_caron + Eth},
       {"astm/ortho-vision-upload-iso8859-1.astm", text_encoding::latin1, "SCZD"},
   };
   for (const auto& u : uploads) {
@@ -194,5 +206,6 @@ TEST_CASE("Ortho VISION uploads decode the patient name with each file's encodin
   (void)to_utf8(*w, text_encoding::utf8, &lossy);
   CHECK(lossy);
   const auto m = interfaced::astm::parse_message(*u8);
-  CHECK(to_utf8(m.records[1].field(6).component(1).raw(), text_encoding::latin1) != S_caron + C_acute + Z_caron + D_stroke);
+  CHECK(to_utf8(m.records[1].field(6).component(1).raw(), text_encoding::latin1) !=
+        S_caron + C_acute + Z_caron + D_stroke);
 }

@@ -1,0 +1,341 @@
+#include "daemon/config.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+namespace interfaced::daemon {
+namespace {
+
+using json = nlohmann::json;
+
+// Walks a JSON object, reading known keys with type checks and remembering every problem; keys it
+// was not asked about are reported as unknown when the object is closed.
+class walker {
+ public:
+  walker(std::vector<config_problem>& problems, const json& obj, std::string ptr)
+      : problems_(problems), obj_(obj), ptr_(std::move(ptr)) {
+    if (!obj_.is_object()) {
+      problem(ptr_, std::string("expected an object, found ") + obj_.type_name());
+    }
+  }
+  ~walker() {
+    if (!obj_.is_object()) return;
+    for (auto it = obj_.begin(); it != obj_.end(); ++it)
+      if (!seen_.count(it.key()) && !it.key().starts_with("_"))
+        problem(ptr_ + "/" + it.key(), "unknown key" + suggest(it.key()));
+  }
+  walker(const walker&) = delete;
+  walker& operator=(const walker&) = delete;
+
+  void problem(const std::string& ptr, const std::string& msg) { problems_.push_back({ptr, msg}); }
+  [[nodiscard]] std::string at(const std::string& key) const { return ptr_ + "/" + key; }
+  [[nodiscard]] const std::string& ptr() const noexcept { return ptr_; }
+  [[nodiscard]] std::vector<config_problem>& problems() noexcept { return problems_; }
+  // A nested object: returns nullptr when absent; the child walker checks its keys.
+  const json* object(const std::string& key, bool required = false) { return get(key, required); }
+
+  const json* get(const std::string& key, bool required = false) {
+    known_.insert(key);
+    seen_.insert(key);
+    if (!obj_.is_object()) return nullptr;
+    auto it = obj_.find(key);
+    if (it == obj_.end()) {
+      if (required) problem(at(key), "missing; this key is required");
+      return nullptr;
+    }
+    return &*it;
+  }
+
+  void string(const std::string& key, std::string& out, bool required = false) {
+    if (const json* v = get(key, required)) {
+      if (v->is_string()) out = v->get<std::string>();
+      else problem(at(key), std::string("expected a string, found ") + v->type_name());
+    }
+  }
+  void boolean(const std::string& key, bool& out) {
+    if (const json* v = get(key)) {
+      if (v->is_boolean()) out = v->get<bool>();
+      else problem(at(key), std::string("expected true or false, found ") + v->type_name());
+    }
+  }
+  template <typename T>
+  void number(const std::string& key, T& out, long long lo, long long hi, bool required = false) {
+    if (const json* v = get(key, required)) {
+      if (!v->is_number_integer()) {
+        problem(at(key), std::string("expected a whole number, found ") + v->type_name());
+        return;
+      }
+      const long long n = v->get<long long>();
+      if (n < lo || n > hi)
+        problem(at(key), "expected a number from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found " + std::to_string(n));
+      else out = static_cast<T>(n);
+    }
+  }
+  void millis(const std::string& key, std::chrono::milliseconds& out, long long lo, long long hi) {
+    long long v = out.count();
+    number(key, v, lo, hi);
+    out = std::chrono::milliseconds(v);
+  }
+  void one_of(const std::string& key, std::string& out, std::initializer_list<const char*> allowed, bool required = false) {
+    std::string v = out;
+    const json* j = get(key, required);
+    if (!j) return;
+    seen_.insert(key);
+    if (!j->is_string()) {
+      problem(at(key), std::string("expected a string, found ") + j->type_name());
+      return;
+    }
+    v = j->get<std::string>();
+    if (std::find_if(allowed.begin(), allowed.end(), [&](const char* a) { return v == a; }) == allowed.end()) {
+      std::string list;
+      for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string("\"") + a + "\"";
+      problem(at(key), "expected one of " + list + ", found \"" + v + "\"");
+      return;
+    }
+    out = v;
+  }
+  void strings(const std::string& key, std::vector<std::string>& out) {
+    if (const json* v = get(key)) {
+      if (!v->is_array()) {
+        problem(at(key), std::string("expected an array of strings, found ") + v->type_name());
+        return;
+      }
+      for (std::size_t i = 0; i < v->size(); ++i) {
+        if ((*v)[i].is_string()) out.push_back((*v)[i].get<std::string>());
+        else problem(at(key) + "/" + std::to_string(i), std::string("expected a string, found ") + (*v)[i].type_name());
+      }
+    }
+  }
+
+ private:
+  std::string suggest(const std::string& key) const {
+    // A near miss is nearly always a typo: name the key the user probably meant.
+    for (const auto& k : known_) {
+      if (k.size() + 2 < key.size() || key.size() + 2 < k.size()) continue;
+      std::size_t common = 0;
+      for (std::size_t i = 0; i < std::min(k.size(), key.size()); ++i) common += k[i] == key[i];
+      if (common + 2 >= std::max(k.size(), key.size())) return " (did you mean \"" + k + "\"?)";
+    }
+    return "";
+  }
+
+  std::vector<config_problem>& problems_;
+  const json& obj_;
+  std::string ptr_;
+  std::set<std::string> seen_;
+  std::set<std::string> known_;
+};
+
+void read_keepalive(walker& parent, keepalive& ka) {
+  const json* v = parent.object("keepalive");
+  if (!v) return;
+  walker w(parent.problems(), *v, parent.at("keepalive"));
+  w.boolean("enabled", ka.enabled);
+  w.number("idle_s", ka.idle_s, 1, 7200);
+  w.number("interval_s", ka.interval_s, 1, 600);
+  w.number("count", ka.count, 1, 50);
+}
+
+void read_device(walker& list_owner, const json& j, const std::string& ptr, device_config& d,
+                 const devices::profile_catalog* catalog) {
+  walker w(list_owner.problems(), j, ptr);
+  w.string("id", d.id, true);
+  if (const json* id = j.is_object() && j.contains("id") ? &j["id"] : nullptr; id && id->is_string() && d.id.empty())
+    w.problem(w.at("id"), "expected a non-empty device id");
+  w.one_of("protocol", d.protocol, {"astm", "hl7"}, true);
+  w.string("profile", d.profile);
+  if (!d.profile.empty() && catalog && !catalog->find(d.profile))
+    w.problem(w.at("profile"), "no profile \"" + d.profile + "\" in the profile folder");
+  if (const json* e = w.get("encoding")) {
+    if (!e->is_string()) w.problem(w.at("encoding"), "expected a string");
+    else if (auto enc = parse_encoding(e->get<std::string>())) d.encoding = enc;
+    else w.problem(w.at("encoding"), "expected \"latin1\", \"utf-8\" or \"windows-1252\", found \"" + e->get<std::string>() + "\"");
+  }
+  w.boolean("trace", d.trace);
+  w.number("frame_text_size", d.frame_text_size, 16, 63993);
+  const json* link = w.object("link", true);
+  if (!link) return;
+  walker l(w.problems(), *link, w.at("link"));
+  l.one_of("type", d.link_type, {"serial", "tcp-server", "tcp-client"}, true);
+  if (d.link_type == "serial") {
+    l.string("device", d.serial.device, true);
+    l.number("baud", d.serial.baud, 1200, 115200);
+    static const unsigned bauds[] = {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200};
+    if (std::find(std::begin(bauds), std::end(bauds), d.serial.baud) == std::end(bauds))
+      l.problem(l.at("baud"), "expected a standard rate (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)");
+    l.number("data_bits", d.serial.data_bits, 7, 8);
+    l.one_of("parity", d.serial.parity, {"none", "even", "odd"});
+    l.number("stop_bits", d.serial.stop_bits, 1, 2);
+    l.one_of("flow_control", d.serial.flow_control, {"none", "rts-cts", "xon-xoff"});
+    l.boolean("dtr", d.serial.dtr);
+    l.boolean("rts", d.serial.rts);
+  } else if (d.link_type == "tcp-server") {
+    l.string("bind", d.server.bind);
+    l.number("port", d.server.port, 1, 65535, true);
+    l.strings("allow", d.server.allow);
+    read_keepalive(l, d.server.ka);
+  } else if (d.link_type == "tcp-client") {
+    l.string("host", d.client.host, true);
+    l.number("port", d.client.port, 1, 65535, true);
+    l.millis("reconnect_initial_ms", d.client.reconnect_initial, 100, 600000);
+    l.millis("reconnect_max_ms", d.client.reconnect_max, 100, 3600000);
+    read_keepalive(l, d.client.ka);
+  } else {
+    // Unknown link type: its other keys cannot be checked; mark them read so only `type` is reported.
+    for (auto it = link->begin(); link->is_object() && it != link->end(); ++it) (void)l.get(it.key());
+  }
+}
+
+}  // namespace
+
+std::string format_problem(const std::filesystem::path& file, const config_problem& p) {
+  return file.string() + ": " + (p.pointer.empty() ? "/" : p.pointer) + ": " + p.message;
+}
+
+config_error::config_error(const std::filesystem::path& file, const std::vector<config_problem>& ps)
+    : std::runtime_error([&] {
+        std::string s;
+        for (const auto& p : ps) s += format_problem(file, p) + "\n";
+        return s;
+      }()),
+      problems(ps) {}
+
+config_result parse_config(std::string_view text, bool check_devices) {
+  config_result r;
+  json doc = json::parse(text, nullptr, false, /*ignore_comments=*/true);
+  if (doc.is_discarded()) {
+    // Find the place nlohmann stops at, for a useful message.
+    try {
+      const json ignored = json::parse(text, nullptr, true, true);
+      (void)ignored;
+    } catch (const json::parse_error& e) {
+      r.problems.push_back({"", std::string("not valid JSON: ") + e.what()});
+      return r;
+    }
+    r.problems.push_back({"", "not valid JSON"});
+    return r;
+  }
+  config& c = r.cfg;
+  walker top(r.problems, doc, "");
+  if (!doc.is_object()) return r;
+
+  std::string profile_dir;
+  top.string("profile_dir", profile_dir);
+  c.profile_dir = profile_dir;
+  devices::profile_catalog catalog;
+  bool have_catalog = false;
+  try {
+    catalog = devices::profile_catalog::load_dir(profile_dir.empty() ? devices::profile_catalog::default_dir()
+                                                                     : std::filesystem::path(profile_dir));
+    have_catalog = true;
+  } catch (const devices::profile_error& e) {
+    r.problems.push_back({"/profile_dir", std::string("device profiles could not be loaded: ") + e.what()});
+  }
+  std::string rules;
+  top.string("rules_file", rules);
+  c.rules_file = rules;
+  std::string control;
+  top.string("control_socket", control);
+  if (!control.empty()) c.control_socket = control;
+
+  if (const json* devs = top.get("devices", true)) {
+    if (!devs->is_array()) {
+      top.problem("/devices", std::string("expected an array of devices, found ") + devs->type_name());
+    } else {
+      std::map<std::string, std::size_t> ids;
+      std::map<std::uint16_t, std::size_t> ports;
+      std::map<std::string, std::size_t> serials;
+      for (std::size_t i = 0; i < devs->size(); ++i) {
+        const std::string ptr = "/devices/" + std::to_string(i);
+        device_config d;
+        read_device(top, (*devs)[i], ptr, d, have_catalog ? &catalog : nullptr);
+        if (!d.id.empty()) {
+          auto [it, fresh] = ids.emplace(d.id, i);
+          if (!fresh) r.problems.push_back({ptr + "/id", "device id \"" + d.id + "\" already used by /devices/" + std::to_string(it->second)});
+        }
+        if (d.link_type == "tcp-server" && d.server.port != 0) {
+          auto [it, fresh] = ports.emplace(d.server.port, i);
+          if (!fresh)
+            r.problems.push_back({ptr + "/link/port", "port " + std::to_string(d.server.port) + " is already used by /devices/" + std::to_string(it->second)});
+        }
+        if (d.link_type == "serial" && !d.serial.device.empty()) {
+          auto [it, fresh] = serials.emplace(d.serial.device, i);
+          if (!fresh)
+            r.problems.push_back({ptr + "/link/device", d.serial.device + " is already used by /devices/" + std::to_string(it->second)});
+          else if (check_devices && ::access(d.serial.device.c_str(), R_OK | W_OK) != 0)
+            r.problems.push_back({ptr + "/link/device", "cannot open " + d.serial.device + " for reading and writing (missing, or the service user is not in group dialout)"});
+        }
+        c.devices.push_back(std::move(d));
+      }
+    }
+  }
+
+  if (const json* b = top.object("backend")) {
+    walker w(r.problems, *b, "/backend");
+    w.string("base_url", c.backend.base_url);
+    if (!c.backend.base_url.empty() && !c.backend.base_url.starts_with("http://") && !c.backend.base_url.starts_with("https://"))
+      w.problem("/backend/base_url", "expected a URL starting with http:// or https://");
+    w.string("token_file", c.backend.token_file);
+    w.string("token_env", c.backend.token_env);
+    if (w.get("token")) w.problem("/backend/token", "a token is never written in the configuration: use token_file or token_env");
+    w.string("ca_file", c.backend.ca_file);
+    w.boolean("verify_tls", c.backend.verify_tls);
+    w.millis("connect_timeout_ms", c.backend.connect_timeout, 100, 600000);
+    w.millis("request_timeout_ms", c.backend.request_timeout, 100, 600000);
+    long long poll = c.backend.waiting_list_poll.count();
+    w.number("waiting_list_poll_s", poll, 1, 86400);
+    c.backend.waiting_list_poll = std::chrono::seconds(poll);
+    if (const json* e = w.object("endpoints")) {
+      walker ew(r.problems, *e, "/backend/endpoints");
+      ew.string("results", c.backend.results_path);
+      ew.string("rerun_values", c.backend.rerun_values_path);
+      ew.string("rerun_request", c.backend.rerun_request_path);
+      ew.string("waiting_list", c.backend.waiting_list_path);
+      ew.string("parameters", c.backend.parameters_path);
+    }
+  }
+  if (const json* o = top.object("outbox")) {
+    walker w(r.problems, *o, "/outbox");
+    std::string path;
+    w.string("path", path);
+    if (!path.empty()) c.outbox.path = path;
+    w.number("max_messages", c.outbox.max_messages, 100, 100000000);
+  }
+  if (const json* l = top.object("logging")) {
+    walker w(r.problems, *l, "/logging");
+    std::string dir;
+    w.string("dir", dir);
+    if (!dir.empty()) c.logging.dir = dir;
+    w.one_of("level", c.logging.level, {"trace", "debug", "info", "warn", "error"});
+    w.number("device_file_size", c.logging.device_file_size, 4096, 1LL << 32);
+    w.number("device_file_count", c.logging.device_file_count, 1, 100);
+  }
+  if (const json* h = top.object("health")) {
+    walker w(r.problems, *h, "/health");
+    w.string("bind", c.health.bind);
+    w.number("port", c.health.port, 0, 65535);
+    for (const auto& d : c.devices)
+      if (d.link_type == "tcp-server" && d.server.port == c.health.port && c.health.port != 0)
+        w.problem("/health/port", "port " + std::to_string(c.health.port) + " is also a device's port");
+  }
+  return r;
+}
+
+config_result load_config(const std::filesystem::path& path, bool check_devices) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    config_result r;
+    r.problems.push_back({"", "cannot read the file"});
+    return r;
+  }
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return parse_config(text, check_devices);
+}
+
+}  // namespace interfaced::daemon

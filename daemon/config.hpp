@@ -1,0 +1,137 @@
+#pragma once
+// The daemon's configuration: one JSON file (comments allowed), default
+// /etc/interfaced/interfaced.json. Loading validates everything and lists every problem with its
+// JSON pointer and what is expected; `check-config` prints them, `run` refuses to start on any
+// (exit 78, EX_CONFIG), SIGHUP applies a new file only when it is valid.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "devices/profile.hpp"
+#include "parsers/text_codec.hpp"
+
+namespace interfaced::daemon {
+
+inline constexpr const char* default_config_path = "/etc/interfaced/interfaced.json";
+
+struct config_problem {
+  std::string pointer;  // JSON pointer, "" for the document
+  std::string message;  // what is wrong and what is expected
+};
+
+struct serial_link {
+  std::string device;        // /dev/ttyUSB0
+  unsigned baud = 9600;      // 1200 .. 115200
+  unsigned data_bits = 8;    // 7 | 8
+  std::string parity = "none";  // none | even | odd
+  unsigned stop_bits = 1;    // 1 | 2
+  std::string flow_control = "none";  // none | rts-cts | xon-xoff
+  bool dtr = true;
+  bool rts = true;
+};
+
+struct keepalive {
+  bool enabled = true;
+  unsigned idle_s = 60;
+  unsigned interval_s = 10;
+  unsigned count = 5;
+};
+
+struct tcp_server_link {
+  std::string bind = "0.0.0.0";
+  std::uint16_t port = 0;
+  std::vector<std::string> allow;  // peer addresses; empty: any
+  keepalive ka;
+};
+
+struct tcp_client_link {
+  std::string host;
+  std::uint16_t port = 0;
+  std::chrono::milliseconds reconnect_initial{1000};
+  std::chrono::milliseconds reconnect_max{60000};
+  keepalive ka;
+};
+
+struct device_config {
+  std::string id;
+  std::string protocol = "astm";  // astm | hl7
+  std::string profile;            // profile id; empty: detect from the H record (ASTM)
+  std::optional<text_encoding> encoding;  // overrides the profile's
+  std::string link_type;          // serial | tcp-server | tcp-client
+  serial_link serial;
+  tcp_server_link server;
+  tcp_client_link client;
+  bool trace = false;             // wire trace on at start
+  std::size_t frame_text_size = 0;  // 0: the profile's
+};
+
+struct backend_config {
+  std::string base_url;           // empty: no backend (results stay in the outbox)
+  std::string token_file;
+  std::string token_env;
+  std::string ca_file;
+  bool verify_tls = true;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{15000};
+  std::chrono::seconds waiting_list_poll{60};
+  std::string results_path = "/interfacing/device-results";
+  std::string rerun_values_path = "/sample-rerun/values";
+  std::string rerun_request_path = "/sample-rerun/request";
+  std::string waiting_list_path = "/interfacing/waiting-list";
+  std::string parameters_path = "/interfacing/parameters";
+};
+
+struct outbox_config {
+  std::filesystem::path path = "/var/lib/interfaced/outbox.sqlite";
+  std::size_t max_messages = 100000;
+};
+
+struct logging_config {
+  std::filesystem::path dir = "/var/log/interfaced";
+  std::string level = "info";
+  std::size_t device_file_size = 10 * 1024 * 1024;
+  std::size_t device_file_count = 5;
+};
+
+struct health_config {
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 9750;  // 0: off
+};
+
+struct config {
+  std::vector<device_config> devices;
+  backend_config backend;
+  outbox_config outbox;
+  logging_config logging;
+  health_config health;
+  std::filesystem::path profile_dir;  // empty: built-in
+  std::filesystem::path rules_file;   // empty: none
+  std::filesystem::path control_socket = "/run/interfaced/control.sock";
+};
+
+struct config_result {
+  config cfg;
+  std::vector<config_problem> problems;
+  [[nodiscard]] bool ok() const noexcept { return problems.empty(); }
+};
+
+// Parses and validates. `catalog` is used to check profile ids (nullptr: the built-in folder, or
+// the one the file names). check_devices: also check serial devices are readable and writable.
+[[nodiscard]] config_result parse_config(std::string_view text, bool check_devices = true);
+[[nodiscard]] config_result load_config(const std::filesystem::path& path, bool check_devices = true);
+
+// Thrown at start-up with every problem, formatted one per line.
+class config_error : public std::runtime_error {
+ public:
+  config_error(const std::filesystem::path& file, const std::vector<config_problem>& problems);
+  std::vector<config_problem> problems;
+};
+
+[[nodiscard]] std::string format_problem(const std::filesystem::path& file, const config_problem& p);
+
+}  // namespace interfaced::daemon

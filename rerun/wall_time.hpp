@@ -1,0 +1,18 @@
+#pragma once
+// Observation times as analysers send them (ASTM "YYYYMMDD[HHMM[SS]]", HL7 TS with optional
+// fraction and zone, ISO-8601 "YYYY-MM-DD[THH:MM[:SS]]") read as a point on the lab's wall clock.
+// The zone suffix is ignored: analysers send local time and the daemon passes `now` on the same
+// wall clock, so hours_since(...) compares like with like.
+
+#include <chrono>
+#include <optional>
+#include <string_view>
+
+namespace interfaced::rerun {
+
+using timestamp = std::chrono::sys_seconds;  // wall-clock seconds; no clock is ever read here
+
+// The time s names, or nullopt when it is empty or malformed.
+[[nodiscard]] std::optional<timestamp> parse_wall_time(std::string_view s) noexcept;
+
+}  // namespace interfaced::rerun

@@ -1,0 +1,93 @@
+// Configuration: every problem listed with its JSON pointer and what is expected.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+
+#include "daemon/config.hpp"
+#include "support.hpp"
+
+using namespace interfaced::daemon;
+
+namespace {
+
+std::vector<std::string> problems_of(const std::string& text) {
+  auto r = parse_config(text, /*check_devices=*/true);
+  std::vector<std::string> out;
+  for (const auto& p : r.problems) out.push_back((p.pointer.empty() ? "/" : p.pointer) + ": " + p.message);
+  return out;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) {
+  return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+const char* good = R"({
+  // comments are allowed: lab IT annotate their files
+  "devices": [
+    {"id": "xn-1", "protocol": "astm", "profile": "sysmex-xn",
+     "link": {"type": "tcp-server", "port": 5001, "allow": ["127.0.0.1"]}},
+    {"id": "ba400", "protocol": "hl7",
+     "link": {"type": "tcp-client", "host": "10.0.0.9", "port": 6000, "reconnect_max_ms": 30000}},
+    {"id": "c311", "protocol": "astm", "profile": "roche-cobas-c311",
+     "link": {"type": "serial", "device": "/dev/null", "baud": 9600, "parity": "none"}}
+  ],
+  "backend": {"base_url": "https://lab.example/api", "token_env": "INTERFACED_TOKEN"},
+  "outbox": {"path": "/tmp/outbox.sqlite", "max_messages": 5000},
+  "health": {"port": 9750}
+})";
+
+}  // namespace
+
+TEST_CASE("config: a valid file parses into the device list") {
+  auto r = parse_config(good);
+  INFO(problems_of(good).size());
+  REQUIRE(r.ok());
+  REQUIRE(r.cfg.devices.size() == 3);
+  CHECK(r.cfg.devices[0].server.port == 5001);
+  CHECK(r.cfg.devices[0].server.allow == std::vector<std::string>{"127.0.0.1"});
+  CHECK(r.cfg.devices[1].client.reconnect_max.count() == 30000);
+  CHECK(r.cfg.devices[2].serial.device == "/dev/null");
+  CHECK(r.cfg.outbox.max_messages == 5000);
+}
+
+TEST_CASE("config: every problem is listed, each with its JSON pointer") {
+  const auto p = problems_of(R"({
+    "devices": [
+      {"id": "a", "protocol": "astm", "profile": "no-such-profile",
+       "link": {"type": "tcp-server", "port": 5001, "allwo": []}},
+      {"id": "a", "protocol": "smtp", "link": {"type": "tcp-server", "port": 5001}},
+      {"id": "c", "protocol": "astm", "link": {"type": "serial", "device": "/nonexistent/ttyS9", "baud": 9601}},
+      {"id": "d", "protocol": "hl7", "link": {"type": "tcp-client", "port": "6000"}}
+    ],
+    "backend": {"token": "secret"},
+    "colour": "blue"
+  })");
+  for (const auto& s : p) UNSCOPED_INFO(s);
+  CHECK(has(p, "/devices/0/profile: no profile \"no-such-profile\" in the profile folder"));
+  CHECK(has(p, "/devices/0/link/allwo: unknown key (did you mean \"allow\"?)"));
+  CHECK(has(p, "/devices/1/protocol: expected one of \"astm\", \"hl7\", found \"smtp\""));
+  CHECK(has(p, "/devices/1/id: device id \"a\" already used by /devices/0"));
+  CHECK(has(p, "/devices/1/link/port: port 5001 is already used by /devices/0"));
+  CHECK(has(p, "/devices/2/link/baud: expected a standard rate (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)"));
+  CHECK(has(p, "/devices/2/link/device: cannot open /nonexistent/ttyS9 for reading and writing (missing, or the service user is not in group dialout)"));
+  CHECK(has(p, "/devices/3/link/host: missing; this key is required"));
+  CHECK(has(p, "/devices/3/link/port: expected a whole number, found string"));
+  CHECK(has(p, "/backend/token: a token is never written in the configuration: use token_file or token_env"));
+  CHECK(has(p, "/colour: unknown key"));
+  CHECK(p.size() == 11);
+}
+
+TEST_CASE("config: broken JSON names the place") {
+  const auto p = problems_of("{\"devices\": [,]}");
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].find("/: not valid JSON") == 0);
+  CHECK(p[0].find("column 14") != std::string::npos);
+}
+
+TEST_CASE("config: config_error formats one line per problem, file first") {
+  config_error e("/etc/interfaced/interfaced.json", {{"/devices/0/id", "missing; this key is required"}, {"", "x"}});
+  CHECK(std::string(e.what()) ==
+        "/etc/interfaced/interfaced.json: /devices/0/id: missing; this key is required\n"
+        "/etc/interfaced/interfaced.json: /: x\n");
+}

@@ -1,0 +1,185 @@
+// `interfaced replay` as a contract: exit statuses, stderr lines naming file and byte offset, the
+// rest of a bad file still processed; and the ingest path independent of how bytes are chunked.
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "daemon/astm_ingest.hpp"
+#include "daemon/capture_input.hpp"
+#include "daemon/result_json.hpp"
+#include "parsers/astm/frame_decoder.hpp"
+#include "replay_support.hpp"
+
+using namespace interfaced;
+using interfaced::test::replay;
+
+namespace {
+
+struct temp_file {
+  std::filesystem::path path;
+  explicit temp_file(const std::string& bytes, const std::string& name = "capture.astm") {
+    path = std::filesystem::temp_directory_path() /
+           ("interfaced-test-" + std::to_string(::getpid()) + "-" + name);
+    std::ofstream(path, std::ios::binary) << bytes;
+  }
+  ~temp_file() { std::filesystem::remove(path); }
+};
+
+// H..L for one sample, as records ending CR.
+std::string records(const std::string& sample, const std::string& value) {
+  return "H|\\^&|||TEST-ANALYSER\rP|1\rO|1|" + sample + "||^^^GLU\rR|1|^^^GLU|" + value +
+         "|mmol/L||N||F||||20260101120000\rL|1|N\r";
+}
+
+std::string session(const std::string& text) {
+  std::string out = "\x05";
+  out += astm::encode_frame(1, text, true);
+  out += "\x04";
+  return out;
+}
+
+// Everything the ASTM ingest produced, as comparable text.
+std::string ingest_log(const std::string& bytes, std::size_t chunk) {
+  devices::profile_catalog none;
+  astm::link_options lo;
+  lo.accept_frames_without_enq = true;
+  daemon::astm_ingest in(&none, nullptr, "dev", lo);
+  std::string log;
+  for (std::size_t i = 0; i < bytes.size(); i += chunk)
+    (void)in.feed(std::string_view(bytes).substr(i, chunk));
+  in.finish();
+  for (auto& m : in.take_messages())
+    for (const auto& r : m.batch.results) log += daemon::to_json(r).dump() + "\n";
+  for (const auto& p : in.take_problems()) log += std::to_string(p.offset) + " " + p.what + "\n";
+  return log;
+}
+
+}  // namespace
+
+TEST_CASE("replay CLI: a bad checksum names file and byte offset; the other message still arrives") {
+  std::string good1 = session(records("S1", "5.1"));
+  std::string bad = session(records("S2", "6.2"));
+  // Corrupt one checksum digit of the second session's frame: the frame ends "...<ETX>C1C2<CR><LF>".
+  const std::size_t etx = bad.rfind('\x03');
+  bad[etx + 1] = bad[etx + 1] == '0' ? '1' : '0';
+  std::string good3 = session(records("S3", "7.3"));
+  temp_file f(good1 + bad + good3);
+  auto run = replay({f.path.string()});
+  INFO(run.err);
+  CHECK(run.status == 1);
+  auto res = run.of_type("result");
+  REQUIRE(res.size() == 2);
+  CHECK(res[0].at("sample_id") == "S1");
+  CHECK(res[1].at("sample_id") == "S3");
+  const std::string where = f.path.string() + ": byte " + std::to_string(good1.size() + 1) + ": ";
+  CHECK(run.err.find(where) != std::string::npos);  // the bad frame's STX offset
+  CHECK(run.err.find("checksum") != std::string::npos);
+}
+
+TEST_CASE("replay CLI: exit statuses") {
+  SECTION("66 when a file cannot be read, the others still replayed") {
+    temp_file ok(session(records("S1", "5.1")));
+    auto run = replay({"/nonexistent/capture.astm", ok.path.string()});
+    CHECK(run.status == 66);
+    CHECK(run.of_type("result").size() == 1);
+    CHECK(run.err.find("/nonexistent/capture.astm: cannot read the file") != std::string::npos);
+  }
+  SECTION("78 for an unknown profile, listing the known ones") {
+    temp_file ok(session(records("S1", "5.1")));
+    auto run = replay({ok.path.string()}, "no-such-analyser");
+    CHECK(run.status == 78);
+    CHECK(run.err.find("no profile \"no-such-analyser\"") != std::string::npos);
+    CHECK(run.err.find("sysmex-xn") != std::string::npos);
+  }
+  SECTION("1, never an empty success, for a file with nothing in it") {
+    temp_file empty("just some text\nwith no records\n", "empty.txt");
+    auto run = replay({empty.path.string()});
+    CHECK(run.status == 1);
+    CHECK(run.lines.empty());
+    CHECK(run.err.find(empty.path.string() + ": byte 0: ") != std::string::npos);
+  }
+}
+
+TEST_CASE("replay CLI: the same result twice is reported once; a new observation is a rerun") {
+  const std::string first = records("S1", "5.1");
+  std::string again = first;  // byte-identical: a duplicate delivery
+  std::string rerun = records("S1", "5.4");
+  temp_file f(session(first) + session(again) + session(rerun));
+  auto run = replay({f.path.string()});
+  CHECK(run.status == 0);
+  auto res = run.of_type("result");
+  REQUIRE(res.size() == 2);
+  CHECK(res[0].at("rerun_number") == 0);
+  CHECK(res[0].at("is_rerun") == false);
+  CHECK(res[1].at("value") == "5.4");
+  CHECK(res[1].at("is_rerun") == true);
+  CHECK(res[1].at("rerun_number") == -1);
+  CHECK(run.err.find("duplicate") != std::string::npos);
+}
+
+TEST_CASE("replay CLI: mnemonic text with wrapped lines equals the raw bytes") {
+  const std::string raw = session(records("S9", "1.5"));
+  std::string text;
+  for (char c : raw) {
+    switch (c) {
+      case '\x02': text += "<STX>"; break;
+      case '\x03': text += "<ETX>"; break;
+      case '\x04': text += "<EOT>"; break;
+      case '\x05': text += "<ENQ>"; break;
+      case '\r': text += "<CR>\n"; break;  // a physical break after each <CR>: layout only
+      case '\n': text += "<LF>"; break;
+      default: text += c;
+    }
+  }
+  text.insert(20, "\n");  // a manual's line wrap inside a field
+  temp_file a(raw, "raw.astm"), b(text, "text.txt");
+  auto ra = replay({a.path.string()});
+  auto rb = replay({b.path.string()});
+  REQUIRE(ra.status == 0);
+  REQUIRE(rb.status == 0);
+  REQUIRE(ra.lines.size() == 1);
+  CHECK(ra.lines == rb.lines);
+}
+
+TEST_CASE("ingest: identical output whatever the chunking, for every framed capture") {
+  const auto dir = interfaced::test::shared_dir() / "captures" / "astm";
+  if (!std::filesystem::exists(dir)) {
+    WARN("SKIPPED: " << dir.string() << " not found (../shared is absent)");
+    return;
+  }
+  std::size_t files = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string bytes = interfaced::test::read_file(e.path());
+    const auto cap = daemon::decode_capture(bytes);
+    if (cap.kind != daemon::capture_kind::astm_frames) continue;
+    ++files;
+    INFO(e.path().filename().string());
+    const std::string whole = ingest_log(cap.bytes, cap.bytes.size());
+    CHECK(ingest_log(cap.bytes, 1) == whole);
+    // Up to ~400 split points per capture through the whole pipeline (the framer's own tests
+    // split every capture at every offset).
+    const std::size_t stride = std::max<std::size_t>(1, cap.bytes.size() / 400);
+    for (std::size_t cut = 1; cut < cap.bytes.size(); cut += stride) {
+      devices::profile_catalog none;
+      astm::link_options lo;
+      lo.accept_frames_without_enq = true;
+      daemon::astm_ingest in(&none, nullptr, "dev", lo);
+      (void)in.feed(std::string_view(cap.bytes).substr(0, cut));
+      (void)in.feed(std::string_view(cap.bytes).substr(cut));
+      in.finish();
+      std::string log;
+      for (auto& m : in.take_messages())
+        for (const auto& r : m.batch.results) log += daemon::to_json(r).dump() + "\n";
+      for (const auto& p : in.take_problems()) log += std::to_string(p.offset) + " " + p.what + "\n";
+      if (log != whole) {
+        FAIL_CHECK("different output when split at " << cut);
+        break;
+      }
+    }
+  }
+  CHECK(files >= 15);
+}

@@ -1,0 +1,100 @@
+// Device profiles: every bundled profile loads; detection from H.5; precise errors for bad files.
+
+#include <catch2/catch.hpp>
+
+#include "devices/profile.hpp"
+#include "parsers/astm/records.hpp"
+#include "parsers/astm/normalise.hpp"
+#include "support.hpp"
+
+using namespace interfaced;
+
+namespace {
+
+std::string error_of(const std::string& json_text) {
+  try {
+    (void)devices::parse_profile(json_text, "p.json");
+  } catch (const devices::profile_error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("profiles: every bundled profile loads, names a vendor and justifies its settings") {
+  const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
+  REQUIRE(cat.all().size() >= 10);  // issue: at least 10 analyser models
+  for (const auto& p : cat.all()) {
+    INFO(p.id);
+    CHECK(!p.vendor.empty());
+    CHECK(!p.models.empty());
+    CHECK(p.file.filename().string() == p.id + ".json");
+  }
+}
+
+TEST_CASE("profiles: detection from the H record's sender field") {
+  const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
+  struct probe {
+    const char* sender;  // H.5 as it stands in the capture, components joined by '^'
+    const char* id;
+  };
+  for (const auto& [sender, id] : std::initializer_list<probe>{
+           {"    XN-550^00-24^22723^^^^BD634545", "sysmex-xn"},
+           {"XP-100^00-13^^^^A7869^BS649542", "sysmex-xp"},
+           {"SENAITE^Roche^c111^4.2.2.1730^1^13147", "roche-cobas-c111"},
+           {"c311^1", "roche-cobas-c311"},
+           {"ALCZC12033KD^Roche^AMPLILINK^3.3.7.1201", "roche-amplilink"},
+           {"Afinion 2 Analyzer^^AF20052397", "abbott-afinion2"},
+           {"DCA VANTAGE^04.04.00.00^S067337", "siemens-dca-vantage"},
+           {".806149 Happy Hospital^GeneXpert^4.8", "cepheid-genexpert"},
+           {"ABX", "horiba-pentra-xlr"},
+           {"H500^906YOXH02459^2.2.0.5", "horiba-yumizen-h500"},
+           {"H550^909YAXH02732^1.2.1.4", "horiba-yumizen-h550"},
+           {"3600796", "ortho-vitros-3600"},
+           {"OCD^VISION^5.10.0.46252^J number", "ortho-vision"},
+           {"DxH", "beckman-dxh"},
+           {"Bio-Rad", "biorad-ih1000"},
+           {"Echo", "immucor-galileo-echo"},
+           {"Phadia.Prime^1.2.0.12371^4.0", "thermo-phadia-prime"}}) {
+    INFO(sender);
+    const auto* p = cat.detect(sender);
+    REQUIRE(p != nullptr);
+    CHECK(p->id == id);
+  }
+  CHECK(cat.detect("") == nullptr);
+  CHECK(cat.detect("LIS") == nullptr);
+}
+
+TEST_CASE("profiles: errors name the file, the JSON pointer and what was expected") {
+  CHECK(error_of("{") == "p.json: /: not valid JSON");
+  CHECK(error_of(R"({"id":"x","vendor":"v"})") == "p.json: /models: missing; expected an array of model names");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"colour":1})") == "p.json: /colour: unknown key");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"sample_id":{"from":[{"record":"Z","field":3}],"why":"because a manual says so"}})") ==
+        "p.json: /sample_id/from/0/record: expected one of \"H\", \"P\", \"O\", \"R\"");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"code":{"strip_suffixes":["/"]}})") ==
+        "p.json: /code/why: missing; expected a sentence naming the capture or manual section");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"encoding":{"name":"ebcdic","why":"the manual says so"}})") ==
+        "p.json: /encoding/name: expected \"latin1\", \"utf-8\" or \"windows-1252\"");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":[3]})") == "p.json: /models/0: expected a string, found number");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"result_fields":{"flags":0,"why":"shifted fields in the capture"}})") ==
+        "p.json: /result_fields/flags: expected a field number from 2 to 64");
+  // Comments are allowed: lab IT annotate their own profiles.
+  CHECK(error_of("// a comment\n{\"id\":\"x\",\"vendor\":\"v\",\"models\":[\"m\"]}").empty());
+}
+
+TEST_CASE("profiles: a profile's field positions change what the normaliser reads") {
+  const auto p = devices::parse_profile(
+      R"({"id":"x","vendor":"v","models":["m"],
+          "result_fields":{"range":7,"flags":8,"why":"one extra field after the unit in this analyser"},
+          "value_flag_component":{"component":2,"why":"flag carried in the value's second component"}})",
+      "x.json");
+  const std::string text = "H|\\^&\rP|1\rO|1|S1||^^^HGB\rR|1|^^^HGB|146^H|g/L||109 to 143|A\rL|1|N\r";
+  const auto m = astm::parse_message(text);
+  const auto batch = astm::normalise(m, p.astm, "dev");
+  REQUIRE(batch.results.size() == 1);
+  const auto& r = batch.results[0];
+  CHECK(r.value == "146");
+  CHECK(r.reference_range == "109 to 143");
+  CHECK(r.flags == std::vector<std::string>{"H", "A"});
+}

@@ -1,0 +1,322 @@
+#pragma once
+// The ASTM link driver: one coroutine per analyser link, owning its stream (TCP socket, pty, serial
+// port) and one daemon::astm_ingest. It reads bytes into the ingest, performs the link actions it
+// returns (bytes to send, one steady_timer per astm::timer_id whose expiry is fed back as
+// ingest.timeout()) and hands every complete E1394 message (H..L) to the batch_sink.
+//
+// Persist, then acknowledge: the link runs with defer_final_ack, so the ACK of the end frame that
+// completes a message is sent only after the sink said done(true); done(false), or no answer
+// within sink_timeout, NAKs that frame and the analyser resends it. While the sink is not
+// accepting, ENQ is NAKed (the analyser retries after its busy wait).
+//
+// Failures (disconnect, garbage, rejected frames, timeouts, a sink that failed) are lines for the
+// event_log; nothing escapes the coroutine. A disconnect ends it cleanly; an incomplete transfer is
+// dropped (the analyser resends a message whose last frame it did not see ACKed). An exception is
+// a bug: logged as such, and the link ends like a disconnect so its owner can restart it.
+//
+// Header-only template so tests can drive it over a socket, a pty or a serial port; the daemon
+// instantiates it in its own translation unit (transport's library itself never calls the daemon).
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include "daemon/astm_ingest.hpp"
+#include "transport/event_log.hpp"
+#include "transport/sink.hpp"
+#include "transport/stream_util.hpp"
+
+namespace interfaced::transport {
+
+struct astm_link_config {
+  const devices::profile_catalog* catalog = nullptr;  // detect the profile from H.5
+  const devices::device_profile* forced = nullptr;    // or use this one
+  std::string device;                                 // configured device id (logs, deliveries)
+  astm::link_options link;                            // defer_final_ack is forced on
+  // The analyser waits 15 s for the reply to a frame (LIS1-A 6.5.2); answering NAK before that
+  // keeps the link ours instead of letting the analyser time out.
+  std::chrono::milliseconds sink_timeout{12000};
+  std::size_t read_size = 4096;
+};
+
+namespace detail {
+
+template <class Stream>
+class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<Stream>> {
+ public:
+  astm_link_driver(Stream stream, const astm_link_config& cfg, batch_sink& sink, event_log log)
+      : stream_(std::move(stream)),
+        ingest_(cfg.catalog, cfg.forced, cfg.device, with_deferred_ack(cfg.link)),
+        cfg_(cfg),
+        sink_(sink),
+        log_(std::move(log)),
+        sink_timer_(stream_.get_executor()) {
+    timers_.reserve(timer_count);
+    for (std::size_t i = 0; i < timer_count; ++i) timers_.emplace_back(stream_.get_executor());
+  }
+
+  boost::asio::awaitable<void> run() {
+    namespace asio = boost::asio;
+    std::vector<char> buf(cfg_.read_size == 0 ? 4096 : cfg_.read_size);
+    for (;;) {
+      auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      if (ec) {
+        say(describe_end(ec));
+        break;
+      }
+      const std::size_t got = n;
+      if (!guarded([&] {
+            // Outbox full: refuse the next transfer (NAK to ENQ) rather than take what cannot be kept.
+            ingest_.link().set_busy(!sink_.accepting());
+            handle(ingest_.feed(std::string_view(buf.data(), got)));
+          }))
+        break;
+    }
+    shutdown();
+  }
+
+ private:
+  static constexpr std::size_t timer_count = 6;  // astm::timer_id values
+
+  static astm::link_options with_deferred_ack(astm::link_options o) {
+    o.defer_final_ack = true;
+    return o;
+  }
+
+  void say(std::string_view what) const {
+    std::string line = "astm " + (cfg_.device.empty() ? std::string("link") : cfg_.device) + ": ";
+    line += what;
+    emit(log_, line);
+  }
+
+  // Runs f; an exception is a bug: logged, and the link closed so its owner restarts it.
+  template <class F>
+  bool guarded(F&& f) {
+    try {
+      f();
+      return true;
+    } catch (const std::exception& e) {
+      say(std::string("bug: exception in the link driver: ") + e.what());
+    } catch (...) {
+      say("bug: unknown exception in the link driver");
+    }
+    close_stream(stream_);
+    return false;
+  }
+
+  std::string describe_end(const boost::system::error_code& ec) {
+    std::string what = ec == boost::asio::error::eof ? "peer closed the connection"
+                       : ec == boost::asio::error::operation_aborted ? "link stopped"
+                                                                     : "read failed: " + ec.message();
+    const astm::link& l = ingest_.link();
+    if (l.state() == astm::link_state::receiving) {
+      what += "; mid-transfer: the incomplete message is dropped (the analyser resends it)";
+    }
+    if (epoch_ != 0) what += "; a message handed to the outbox was not acknowledged (it may arrive twice)";
+    return what;
+  }
+
+  void handle(astm::link_actions acts) {
+    perform(acts);
+    for (const auto& a : acts) {
+      if (a.what == astm::link_action::kind::duplicate_frame) {
+        say("frame " + std::to_string(a.frame_number) + " received twice: ACKed and ignored");
+      }
+    }
+    for (const auto& p : ingest_.take_problems()) {
+      say("byte " + std::to_string(p.offset) + (p.warning ? ": warning: " : ": ") + p.what);
+    }
+    if (epoch_ != 0 && !ingest_.link().awaiting_confirmation()) {
+      // The analyser gave up waiting (EOT) while the outbox persisted: it will resend.
+      say("analyser ended the transfer before its message was durable; it will resend it");
+      epoch_ = 0;
+      sink_timer_.cancel();
+    }
+    std::vector<daemon::astm_message_out> msgs = ingest_.take_messages();
+    if (msgs.empty()) return;
+    const bool confirm = ingest_.link().awaiting_confirmation() && epoch_ == 0;
+    std::uint64_t ep = 0;
+    if (confirm) {
+      ep = epoch_ = next_epoch_++;
+      outstanding_ = msgs.size();
+      all_durable_ = true;
+      arm_sink_timer(ep);
+    }
+    for (auto& m : msgs) {
+      delivery d;
+      d.device = cfg_.device;
+      d.protocol = protocol::astm;
+      d.results = std::move(m.batch.results);
+      d.queries = std::move(m.batch.queries);
+      d.orders = std::move(m.batch.orders);
+      d.sender = std::move(m.batch.sender);
+      d.raw = std::move(m.text);
+      d.offset = m.offset;
+      std::weak_ptr<astm_link_driver> weak = this->shared_from_this();
+      auto ex = stream_.get_executor();
+      // Posted, so a sink that answers inside hand_off() does not re-enter this function.
+      sink_.hand_off(std::move(d), [weak, ex, ep](bool durable) {
+        boost::asio::post(ex, [weak, ep, durable] {
+          if (auto self = weak.lock()) self->on_done(ep, durable);
+        });
+      });
+    }
+  }
+
+  void on_done(std::uint64_t ep, bool durable) {
+    if (ep == 0 || ep != epoch_) {
+      if (!durable) say("the outbox could not store a message whose transfer is already over; the analyser is not told");
+      return;
+    }
+    if (!durable) all_durable_ = false;
+    if (--outstanding_ > 0) return;
+    epoch_ = 0;
+    sink_timer_.cancel();
+    if (!all_durable_) say("the outbox could not store the message: end frame NAKed, the analyser resends it");
+    guarded([&] { handle(ingest_.confirm(all_durable_)); });
+  }
+
+  void arm_sink_timer(std::uint64_t ep) {
+    sink_timer_.expires_after(cfg_.sink_timeout);
+    std::weak_ptr<astm_link_driver> weak = this->shared_from_this();
+    sink_timer_.async_wait([weak, ep](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto self = weak.lock();
+      if (!self || self->epoch_ != ep) return;
+      self->epoch_ = 0;  // a late done() is ignored: the resend is handed again (at least once)
+      self->say("the outbox did not answer in time: end frame NAKed, the analyser resends it");
+      self->guarded([&] { self->handle(self->ingest_.confirm(false)); });
+    });
+  }
+
+  void perform(const astm::link_actions& acts) {
+    using kind = astm::link_action::kind;
+    for (const auto& a : acts) {
+      switch (a.what) {
+        case kind::send:
+          send(a.bytes);
+          break;
+        case kind::start_timer:
+          arm(a.timer, a.duration);
+          break;
+        case kind::stop_timer:
+          disarm(a.timer);
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  static std::size_t index(astm::timer_id t) noexcept { return static_cast<std::size_t>(t); }
+
+  void arm(astm::timer_id t, std::chrono::milliseconds d) {
+    const std::size_t i = index(t);
+    const std::uint64_t gen = ++gens_[i];  // a stale expiry of an earlier arm is told apart
+    timers_[i].expires_after(d);
+    std::weak_ptr<astm_link_driver> weak = this->shared_from_this();
+    timers_[i].async_wait([weak, t, gen](const boost::system::error_code& ec) {
+      if (ec) return;
+      auto self = weak.lock();
+      if (!self || self->closed_ || self->gens_[index(t)] != gen) return;
+      self->guarded([&] { self->handle(self->ingest_.timeout(t)); });
+    });
+  }
+
+  void disarm(astm::timer_id t) {
+    const std::size_t i = index(t);
+    ++gens_[i];
+    timers_[i].cancel();
+  }
+
+  void send(std::string bytes) {
+    if (closed_) return;
+    out_.push_back(std::move(bytes));
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    writing_ = true;
+    auto self = this->shared_from_this();
+    boost::asio::async_write(stream_, boost::asio::buffer(out_.front()),
+                             [self](const boost::system::error_code& ec, std::size_t) {
+                               self->out_.pop_front();
+                               if (ec) {
+                                 self->writing_ = false;
+                                 self->out_.clear();
+                                 if (!self->closed_) {
+                                   self->say("write failed: " + ec.message());
+                                   close_stream(self->stream_);  // ends the read loop
+                                 }
+                                 return;
+                               }
+                               if (self->out_.empty()) {
+                                 self->writing_ = false;
+                               } else {
+                                 self->write_next();
+                               }
+                             });
+  }
+
+  void shutdown() {
+    closed_ = true;
+    for (std::size_t i = 0; i < timer_count; ++i) disarm(static_cast<astm::timer_id>(i));
+    sink_timer_.cancel();
+    close_stream(stream_);
+  }
+
+  Stream stream_;
+  daemon::astm_ingest ingest_;
+  astm_link_config cfg_;
+  batch_sink& sink_;
+  event_log log_;
+  std::vector<boost::asio::steady_timer> timers_;
+  std::array<std::uint64_t, timer_count> gens_{};
+  boost::asio::steady_timer sink_timer_;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  bool closed_ = false;
+  std::uint64_t epoch_ = 0;  // the delivery awaiting the outbox (0: none)
+  std::uint64_t next_epoch_ = 1;
+  std::size_t outstanding_ = 0;
+  bool all_durable_ = true;
+};
+
+}  // namespace detail
+
+// Runs one ASTM link until the peer disconnects, a read fails or the coroutine is cancelled.
+// `sink` must outlive the coroutine; `log` receives one line per event.
+template <class Stream>
+boost::asio::awaitable<void> run_astm_link(Stream stream, astm_link_config config, batch_sink& sink,
+                                           event_log log) {
+  std::shared_ptr<detail::astm_link_driver<Stream>> driver;
+  try {
+    driver = std::make_shared<detail::astm_link_driver<Stream>>(std::move(stream), config, sink, log);
+  } catch (const std::exception& e) {
+    emit(log, std::string("astm ") + config.device + ": bug: could not start the link: " + e.what());
+    co_return;
+  }
+  try {
+    co_await driver->run();
+  } catch (const std::exception& e) {
+    emit(log, std::string("astm ") + config.device + ": bug: link ended by an exception: " + e.what());
+  } catch (...) {
+    emit(log, std::string("astm ") + config.device + ": bug: link ended by an unknown exception");
+  }
+}
+
+}  // namespace interfaced::transport
