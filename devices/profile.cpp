@@ -263,8 +263,15 @@ profile_catalog profile_catalog::load_dir(const std::filesystem::path& dir) {
 
 std::filesystem::path profile_catalog::default_dir() {
   if (const char* env = std::getenv("INTERFACED_PROFILE_DIR"); env && *env) return env;
+  // Installed layout, relative to the executable (<prefix>/bin/interfaced ->
+  // <prefix>/share/interfaced/profiles), so a package or a scratch-root install finds its own
+  // profiles whatever the prefix; a build tree falls back to the sources.
   std::error_code ec;
-  if (std::filesystem::is_directory(INTERFACED_INSTALLED_PROFILE_DIR, ec)) return INTERFACED_INSTALLED_PROFILE_DIR;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const auto installed = exe.parent_path().parent_path() / "share" / "interfaced" / "profiles";
+    if (std::filesystem::is_directory(installed, ec)) return installed;
+  }
   return INTERFACED_PROFILE_DIR;
 }
 

@@ -48,7 +48,8 @@ class profile_catalog {
  public:
   // Every *.json in the folder; throws profile_error on the first invalid file.
   static profile_catalog load_dir(const std::filesystem::path& dir);
-  // The built-in folder: $INTERFACED_PROFILE_DIR, else the installed one, else the source tree.
+  // The built-in folder: $INTERFACED_PROFILE_DIR, else <exe>/../share/interfaced/profiles when it
+  // exists (installed), else the source tree's devices/profiles.
   static std::filesystem::path default_dir();
 
   void add(device_profile p);

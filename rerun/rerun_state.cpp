@@ -28,11 +28,14 @@ bool report_rerun::complete() const noexcept {
 
 int rerun_state::auto_rerun_count(std::string_view sample, std::string_view parameter) const {
   const auto it = auto_reruns.find(auto_key(sample, parameter));
-  return it == auto_reruns.end() ? 0 : it->second;
+  return it == auto_reruns.end() ? 0 : it->second.count;
 }
 
-void rerun_state::count_auto_rerun(std::string_view sample, std::string_view parameter) {
-  ++auto_reruns[auto_key(sample, parameter)];
+void rerun_state::count_auto_rerun(std::string_view sample, std::string_view parameter,
+                                   timestamp now) {
+  auto& r = auto_reruns[auto_key(sample, parameter)];
+  ++r.count;
+  r.last = now;
 }
 
 }  // namespace interfaced::rerun

@@ -38,10 +38,14 @@ struct rerun_state {
   // By device id: the waiting list as last refreshed, minus reports whose rerun was received.
   std::map<std::string, std::vector<waiting_list_entry>, std::less<>> waiting_lists;
   // By "sample\x1fparameter": automatic reruns requested so far (rerun.md: capped, default 1).
-  std::map<std::string, int, std::less<>> auto_reruns;
+  struct auto_rerun_record {
+    int count = 0;
+    timestamp last{};  // for prune
+  };
+  std::map<std::string, auto_rerun_record, std::less<>> auto_reruns;
 
   [[nodiscard]] int auto_rerun_count(std::string_view sample, std::string_view parameter) const;
-  void count_auto_rerun(std::string_view sample, std::string_view parameter);
+  void count_auto_rerun(std::string_view sample, std::string_view parameter, timestamp now);
 };
 
 }  // namespace interfaced::rerun

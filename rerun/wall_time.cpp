@@ -1,5 +1,6 @@
 #include "rerun/wall_time.hpp"
 
+#include <cstdio>
 #include <string>
 
 namespace interfaced::rerun {
@@ -36,6 +37,18 @@ std::optional<timestamp> parse_wall_time(std::string_view s) noexcept {
   if (hh > 23 || mm > 59 || ss > 60) return std::nullopt;
   return std::chrono::sys_days{ymd} + std::chrono::hours{hh} + std::chrono::minutes{mm} +
          std::chrono::seconds{ss};
+}
+
+std::string format_wall_time(timestamp t) {
+  const auto day = std::chrono::floor<std::chrono::days>(t);
+  const std::chrono::year_month_day ymd{day};
+  const std::chrono::hh_mm_ss hms{t - day};
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
+                static_cast<int>(hms.seconds().count()));
+  return buf;
 }
 
 }  // namespace interfaced::rerun

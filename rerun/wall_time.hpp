@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace interfaced::rerun {
@@ -14,5 +15,8 @@ using timestamp = std::chrono::sys_seconds;  // wall-clock seconds; no clock is 
 
 // The time s names, or nullopt when it is empty or malformed.
 [[nodiscard]] std::optional<timestamp> parse_wall_time(std::string_view s) noexcept;
+
+// "YYYY-MM-DDTHH:MM:SS".
+[[nodiscard]] std::string format_wall_time(timestamp t);
 
 }  // namespace interfaced::rerun

@@ -140,16 +140,17 @@ inline std::vector<std::size_t> split_mismatches(
   return bad;
 }
 
-// Split points that matter for a large capture when every offset is too slow (O(n^2)): every
-// offset within `radius` of a byte that is not printable text (control bytes: STX, FN follows,
-// ETB/ETX, checksum, CR/LF trailers, ENQ/EOT), the first and last 1 KB, and every 61st offset.
-inline std::vector<std::size_t> interesting_offsets(std::string_view input, std::size_t radius = 6) {
+// Split points that matter for a large capture when every offset is too slow (O(n^2) decoder
+// steps): every offset from `radius` before to `radius` + 2 after each control byte (STX, FN
+// follows; ETB/ETX, then C1 C2; CR/LF trailers; ENQ/EOT; CR record ends inside text), the first
+// and last 256 offsets, and every 97th offset.
+inline std::vector<std::size_t> interesting_offsets(std::string_view input, std::size_t radius = 2) {
   std::vector<bool> mark(input.size() + 1, false);
   for (std::size_t i = 0; i < input.size(); ++i) {
-    const auto c = static_cast<unsigned char>(input[i]);
-    if (c < 0x20 || i < 1024 || i + 1024 > input.size() || i % 61 == 0) {
+    if (i < 256 || i + 256 > input.size() || i % 97 == 0) mark[i] = true;
+    if (static_cast<unsigned char>(input[i]) < 0x20) {
       const std::size_t lo = i > radius ? i - radius : 0;
-      const std::size_t hi = std::min(input.size(), i + radius + 3);  // +3: FN, C1, C2 after
+      const std::size_t hi = std::min(input.size(), i + radius + 2);
       for (std::size_t j = lo; j <= hi; ++j) mark[j] = true;
     }
   }

@@ -1,0 +1,119 @@
+#pragma once
+// What process_reports_for_rerun and refresh_waiting_list hand back to the daemon: outgoing
+// messages for the backend (backend-api.md: results, rerun values, rerun request; field names as
+// there) and actions for the daemon itself (re-test orders, state changes to log). JSON-free:
+// rerun_json.hpp turns a message into its body. The daemon assigns the outbox id (the
+// Idempotency-Key) when it stores the message.
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace interfaced::rerun {
+
+// The backend's activity log codes (rerun.md, "Activity codes").
+enum class activity : int {
+  rerun_values_received = 979,   // RERUN_VALUES_RECEIVED
+  rerun_values_confirmed = 980,  // RERUN_VALUES_CONFIRMED
+  rerun_requested = 981,         // RERUN_REQUESTED
+  rerun_failed = 984,            // RERUN_FAILED
+  rerun_cancelled = 985,         // RERUN_CANCELLED
+};
+
+[[nodiscard]] constexpr int code(activity a) noexcept { return static_cast<int>(a); }
+
+enum class endpoint {
+  results,        // POST /interfacing/device-results
+  rerun_values,   // POST /sample-rerun/values
+  rerun_request,  // POST /sample-rerun/request, x-is-internal-request: True
+};
+
+[[nodiscard]] const char* to_string(endpoint e) noexcept;
+
+// One result in the shape backend-api.md gives for results and rerun values.
+struct result_value {
+  std::string sample_id;
+  std::string lab_report_id;  // empty: not matched to a report (the key is then omitted)
+  std::string parameter;      // machine name
+  std::string value;
+  std::optional<double> numeric;
+  std::string unit;
+  std::vector<std::string> flags;
+  std::string reference_range;
+  std::string status;
+  std::string observed_at;    // as sent; the JSON writer normalises to ISO-8601
+  bool is_rerun = false;
+  int rerun_number = 0;
+  bool machine_triggered_rerun = false;
+  std::string instrument_code;
+  std::string raw;            // the record as sent, when the caller keeps it
+};
+
+struct results_body {
+  std::string device_id;
+  std::string batch_id;
+  std::string received_at;  // ISO-8601 of the batch's `now`
+  std::vector<result_value> results;
+};
+
+struct rerun_values_body {
+  std::string lab_report_id;
+  int rerun_number = 0;
+  bool machine_triggered_rerun = false;
+  std::vector<std::string> requested_parameters;
+  std::vector<std::string> fulfilled_parameters;
+  std::vector<result_value> values;
+  activity act = activity::rerun_values_received;
+};
+
+// A value a rule saw, for the request's reason and the explain trace.
+struct seen_value {
+  enum class kind { null, boolean, number, string, time, strings } k = kind::null;
+  bool b = false;
+  double n = 0;
+  std::string s;                 // string, or time as ISO-8601
+  std::vector<std::string> list;
+};
+
+struct rerun_request_body {
+  std::string lab_report_id;
+  std::vector<std::string> requested_parameters;
+  std::string rule;                                         // reason.rule
+  std::vector<std::pair<std::string, seen_value>> values;  // reason.values, by variable name
+  activity act = activity::rerun_requested;
+};
+
+struct outgoing_message {
+  endpoint kind = endpoint::results;
+  std::string lab_report_id;  // per-report ordering key; empty for a results batch
+  std::optional<activity> act;
+  bool internal_request = false;  // header x-is-internal-request: True (login_user = -1)
+  results_body results;           // kind == results
+  rerun_values_body rerun_values; // kind == rerun_values
+  rerun_request_body request;     // kind == rerun_request
+};
+
+// Things the daemon does itself, besides sending.
+enum class action_kind {
+  // rerun_number_changed: order exactly `parameters` (machine names) again for `sample_id` on
+  // `device` (order download, or the answer to its next host query) -- when the analyser takes orders.
+  queue_retest_order,
+  rerun_recorded,   // a new manual rerun was recorded locally (log line)
+  rerun_received,   // every requested parameter arrived: left the waiting list (979)
+  rerun_closed,     // confirmed (980) or cancelled (985) in the backend: local state dropped
+  rerun_failed,     // an automatic rerun could not be requested (984), see note
+};
+
+struct action {
+  action_kind kind = action_kind::queue_retest_order;
+  std::string device;
+  std::string sample_id;
+  std::string lab_report_id;
+  int rerun_number = 0;
+  std::vector<std::string> parameters;
+  std::optional<activity> act;
+  std::string note;
+};
+
+}  // namespace interfaced::rerun

@@ -1,0 +1,308 @@
+#include "rerun/process.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace interfaced::rerun {
+
+const char* to_string(endpoint e) noexcept {
+  switch (e) {
+    case endpoint::results: return "results";
+    case endpoint::rerun_values: return "rerun-values";
+    case endpoint::rerun_request: return "rerun-request";
+  }
+  return "?";
+}
+
+namespace {
+
+bool contains(const std::vector<std::string>& v, std::string_view x) noexcept {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// The waiting-list entry E of the report that owns P for S: the batch's device first, then the
+// other devices (a rerun may be fulfilled by another analyser, rerun.md). An entry naming P wins
+// over one that only has the sample.
+const waiting_list_entry* find_entry(const rerun_state& state, std::string_view device,
+                                     std::string_view sample, std::string_view parameter) {
+  const waiting_list_entry* sample_only = nullptr;
+  auto scan = [&](const std::vector<waiting_list_entry>& list) -> const waiting_list_entry* {
+    for (const auto& e : list) {
+      if (e.sample_id != sample) continue;
+      if (contains(e.parameters, parameter) || contains(e.rerun_params, parameter)) return &e;
+      if (sample_only == nullptr) sample_only = &e;
+    }
+    return nullptr;
+  };
+  if (const auto it = state.waiting_lists.find(device); it != state.waiting_lists.end())
+    if (const auto* e = scan(it->second)) return e;
+  for (const auto& [dev, list] : state.waiting_lists) {
+    if (dev == device) continue;
+    if (const auto* e = scan(list)) return e;
+  }
+  return sample_only;
+}
+
+result_value to_value(const result& r, const result_tag& t, const std::string* raw) {
+  result_value v;
+  v.sample_id = r.sample_id;
+  v.lab_report_id = t.lab_report_id;
+  v.parameter = t.parameter;
+  v.value = r.value;
+  v.numeric = r.numeric;
+  v.unit = r.unit;
+  v.flags = r.flags;
+  v.reference_range = r.reference_range;
+  v.status = r.status;
+  v.observed_at = r.observed_at;
+  v.is_rerun = r.is_rerun;
+  v.rerun_number = r.rerun_number;
+  v.machine_triggered_rerun = t.machine_triggered_rerun;
+  v.instrument_code = r.code;
+  if (raw != nullptr) v.raw = *raw;
+  return v;
+}
+
+void remove_from_waiting_lists(rerun_state& state, std::string_view lab_report_id) {
+  for (auto& [dev, list] : state.waiting_lists)
+    std::erase_if(list, [&](const waiting_list_entry& e) { return e.lab_report_id == lab_report_id; });
+}
+
+}  // namespace
+
+batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
+  batch_outcome out;
+  out.tags.resize(b.results.size());
+  out.counts.results = b.results.size();
+  std::vector<std::optional<observation>> previous(b.results.size());
+
+  // Step 2: qualify every result in transmission order, recording each as it goes so a second
+  // result for the same (S,P) in this batch is seen.
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    result& r = b.results[i];
+    result_tag& t = out.tags[i];
+    r.device = r.device.empty() ? b.device : r.device;
+    t.parameter = std::string(in.codes.machine_name(r.code));
+
+    // The very same result again (same value, same observation time) is a duplicate delivery,
+    // never a rerun, and is not forwarded twice.
+    if (in.history.has_observation(r.sample_id, t.parameter, r.value, r.observed_at)) {
+      r.duplicate = true;
+      t.duplicate = true;
+      ++out.counts.duplicates;
+      continue;
+    }
+
+    previous[i] = in.history.latest(r.sample_id, t.parameter);
+    const waiting_list_entry* e = find_entry(in.state, b.device, r.sample_id, t.parameter);
+    qualify_facts f;
+    f.seen = previous[i].has_value() || r.rerun_indicator;
+    report_rerun* rr = nullptr;
+    if (e != nullptr) {
+      f.matched = true;
+      t.matched = true;
+      t.lab_report_id = e->lab_report_id;
+      f.entry_rerun_number = e->rerun_number;
+      f.seen = f.seen || contains(e->valued_parameters, t.parameter);
+      if (e->rerun_active()) {
+        f.requested = contains(e->rerun_params, t.parameter);
+        auto it = in.state.reruns.find(e->lab_report_id);
+        if (it == in.state.reruns.end() || it->second.number != e->rerun_number) {
+          // The list shows a rerun the local state has not recorded (no refresh ran since it was
+          // requested): record it now, exactly as refresh_waiting_list would.
+          report_rerun fresh{e->lab_report_id, e->sample_id, e->rerun_number, e->rerun_params, {},
+                             rerun_status::requested, in.now};
+          it = in.state.reruns.insert_or_assign(e->lab_report_id, std::move(fresh)).first;
+          out.actions.push_back({action_kind::rerun_recorded, b.device, e->sample_id, e->lab_report_id,
+                                 e->rerun_number, e->rerun_params, activity::rerun_requested,
+                                 "recorded from the waiting list while processing a batch"});
+        }
+        rr = &it->second;
+        f.fulfilled = rr->is_fulfilled(t.parameter);
+      }
+    }
+    const qualification q = qualify_rerun(f);
+    r.is_rerun = q.is_rerun;
+    r.rerun_number = q.rerun_number;
+    t.machine_triggered_rerun = q.machine_triggered_rerun;
+    t.row = q.row;
+    if (q.fulfils && rr != nullptr) rr->fulfilled.push_back(t.parameter);
+
+    in.history.record(r.sample_id, t.parameter, {r.value, r.numeric, r.observed_at, in.now});
+    ++out.counts.forwarded;
+    if (!t.matched) ++out.counts.unmatched;
+    if (q.rerun_number == 0) ++out.counts.first_results;
+    else if (q.rerun_number > 0) ++out.counts.requested_reruns;
+    else ++out.counts.instrument_triggered;
+  }
+
+  // Step 3: rules on the tagged results (first results only, capped per sample and parameter).
+  std::vector<outgoing_message> requests;
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    const result& r = b.results[i];
+    const result_tag& t = out.tags[i];
+    explain_entry* ex = nullptr;
+    if (in.explain) {
+      out.explain.push_back({i, r.sample_id, t.parameter,
+                             t.duplicate ? "duplicate delivery (not forwarded)" : to_string(t.row), {}, {}});
+      ex = &out.explain.back();
+    }
+    if (t.duplicate) continue;
+    const bool any_rule = std::any_of(in.rules.rules().begin(), in.rules.rules().end(),
+                                      [&](const rule& x) { return x.applies_to(t.parameter); });
+    if (!any_rule) continue;
+    const bindings bound = bind_result(r, t.parameter, previous[i], in.rules.parameter(t.parameter), in.now);
+    const int so_far = in.state.auto_rerun_count(r.sample_id, t.parameter);
+    rules_verdict v = evaluate_rules(in.rules, t.parameter, bound, r.rerun_number, so_far, in.explain);
+    if (ex != nullptr) ex->rules = std::move(v.trace);
+    if (v.fired == nullptr) continue;
+    if (t.lab_report_id.empty()) {
+      // The request endpoint needs a lab report; an unmatched sample has none (rerun.md: the
+      // backend decides about unsolicited results). Logged as a failed rerun, not counted.
+      const std::string note = "rule \"" + v.fired->id + "\" fired but sample " + r.sample_id +
+                               " matches no waiting-list entry: no rerun can be requested";
+      out.actions.push_back({action_kind::rerun_failed, b.device, r.sample_id, {}, 0, {t.parameter},
+                             activity::rerun_failed, note});
+      if (ex != nullptr) ex->note = note;
+      continue;
+    }
+    in.state.count_auto_rerun(r.sample_id, t.parameter, in.now);
+    ++out.counts.auto_rerun_requests;
+    outgoing_message m;
+    m.kind = endpoint::rerun_request;
+    m.lab_report_id = t.lab_report_id;
+    m.act = activity::rerun_requested;
+    m.internal_request = true;  // system-initiated: the backend sets login_user = -1
+    m.request = {t.lab_report_id, {t.parameter}, v.fired->id, std::move(v.values), activity::rerun_requested};
+    requests.push_back(std::move(m));
+  }
+
+  // Step 4: route.
+  results_body first;
+  first.device_id = b.device;
+  first.batch_id = b.batch_id;
+  first.received_at = format_wall_time(in.now);
+  std::vector<outgoing_message> rerun_values;  // one per (report, rerun number), first-seen order
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    const result& r = b.results[i];
+    const result_tag& t = out.tags[i];
+    if (t.duplicate) continue;
+    const std::string* raw = i < b.raw.size() ? &b.raw[i] : nullptr;
+    // rerun_number 0 -> results. An instrument-triggered rerun without a lab report has nowhere
+    // else to go: it is forwarded as a result, tagged, and the backend decides.
+    if (r.rerun_number == 0 || t.lab_report_id.empty()) {
+      first.results.push_back(to_value(r, t, raw));
+      continue;
+    }
+    auto it = std::find_if(rerun_values.begin(), rerun_values.end(), [&](const outgoing_message& m) {
+      return m.lab_report_id == t.lab_report_id && m.rerun_values.rerun_number == r.rerun_number;
+    });
+    if (it == rerun_values.end()) {
+      outgoing_message m;
+      m.kind = endpoint::rerun_values;
+      m.lab_report_id = t.lab_report_id;
+      m.act = activity::rerun_values_received;
+      m.rerun_values.lab_report_id = t.lab_report_id;
+      m.rerun_values.rerun_number = r.rerun_number;
+      m.rerun_values.machine_triggered_rerun = t.machine_triggered_rerun;
+      rerun_values.push_back(std::move(m));
+      it = std::prev(rerun_values.end());
+    }
+    it->rerun_values.values.push_back(to_value(r, t, raw));
+    // -1: "immediately fulfilled, no request" -- its fulfilled parameters are what it carries.
+    if (t.machine_triggered_rerun && !contains(it->rerun_values.fulfilled_parameters, t.parameter))
+      it->rerun_values.fulfilled_parameters.push_back(t.parameter);
+  }
+  for (auto& m : rerun_values) {
+    if (m.rerun_values.machine_triggered_rerun) continue;
+    auto& rr = in.state.reruns.at(m.lab_report_id);
+    m.rerun_values.requested_parameters = rr.requested;
+    m.rerun_values.fulfilled_parameters = rr.fulfilled;
+    if (rr.status == rerun_status::requested && rr.complete()) {
+      // Every requested parameter arrived: received (sampleRedrawFlag 4), off the waiting lists.
+      rr.status = rerun_status::received;
+      rr.since = in.now;
+      remove_from_waiting_lists(in.state, rr.lab_report_id);
+      out.actions.push_back({action_kind::rerun_received, b.device, rr.sample_id, rr.lab_report_id,
+                             rr.number, rr.fulfilled, activity::rerun_values_received, {}});
+    }
+  }
+  if (!first.results.empty()) {
+    outgoing_message m;
+    m.kind = endpoint::results;
+    m.results = std::move(first);
+    out.messages.push_back(std::move(m));
+  }
+  for (auto& m : rerun_values) out.messages.push_back(std::move(m));
+  for (auto& m : requests) out.messages.push_back(std::move(m));
+  return out;
+}
+
+std::vector<action> refresh_waiting_list(rerun_state& state, std::string_view device,
+                                         std::vector<waiting_list_entry> entries, timestamp now) {
+  std::vector<action> actions;
+  std::vector<waiting_list_entry> previous;
+  if (auto it = state.waiting_lists.find(device); it != state.waiting_lists.end())
+    previous = std::move(it->second);
+  auto find_in = [](const std::vector<waiting_list_entry>& list, std::string_view id) -> const waiting_list_entry* {
+    for (const auto& e : list)
+      if (e.lab_report_id == id) return &e;
+    return nullptr;
+  };
+  auto close = [&](std::map<std::string, report_rerun, std::less<>>::iterator it, const char* why) {
+    // A received rerun that is closed was confirmed; one still requested was cancelled.
+    const bool confirmed = it->second.status == rerun_status::received;
+    actions.push_back({action_kind::rerun_closed, std::string(device), it->second.sample_id,
+                       it->second.lab_report_id, it->second.number, it->second.requested,
+                       confirmed ? activity::rerun_values_confirmed : activity::rerun_cancelled, why});
+    state.reruns.erase(it);
+  };
+
+  for (const auto& e : entries) {
+    auto local = state.reruns.find(e.lab_report_id);
+    if (!e.rerun_active()) {
+      if (local != state.reruns.end()) close(local, "the waiting list shows no rerun any more");
+      continue;
+    }
+    const bool changed = local == state.reruns.end() || local->second.number != e.rerun_number;
+    if (changed) {
+      // rerun_number_changed: record the new rerun, nothing fulfilled yet.
+      state.reruns.insert_or_assign(
+          e.lab_report_id, report_rerun{e.lab_report_id, e.sample_id, e.rerun_number, e.rerun_params,
+                                        {}, rerun_status::requested, now});
+      actions.push_back({action_kind::rerun_recorded, std::string(device), e.sample_id, e.lab_report_id,
+                         e.rerun_number, e.rerun_params, activity::rerun_requested, "rerun_number_changed"});
+    }
+    const waiting_list_entry* before = find_in(previous, e.lab_report_id);
+    if (changed || before == nullptr || before->rerun_number != e.rerun_number) {
+      actions.push_back({action_kind::queue_retest_order, std::string(device), e.sample_id,
+                         e.lab_report_id, e.rerun_number, e.rerun_params, std::nullopt,
+                         "re-test exactly the requested parameters"});
+    }
+  }
+  for (const auto& p : previous) {
+    if (find_in(entries, p.lab_report_id) != nullptr) continue;
+    auto local = state.reruns.find(p.lab_report_id);
+    // Gone while requested: cancelled. Gone while received: flag 4 is simply not listed (awaiting
+    // confirmation, seed 000 decision 9); kept until it returns at flag 0 or is pruned.
+    if (local != state.reruns.end() && local->second.status == rerun_status::requested)
+      close(local, "the report left the waiting list");
+  }
+  std::erase_if(entries, [&](const waiting_list_entry& e) {
+    const auto it = state.reruns.find(e.lab_report_id);
+    return it != state.reruns.end() && it->second.status == rerun_status::received &&
+           it->second.number == e.rerun_number;
+  });
+  state.waiting_lists.insert_or_assign(std::string(device), std::move(entries));
+  return actions;
+}
+
+std::size_t prune_state(rerun_state& state, timestamp cutoff) {
+  std::size_t n = std::erase_if(state.reruns, [&](const auto& kv) {
+    return kv.second.status == rerun_status::received && kv.second.since < cutoff;
+  });
+  n += std::erase_if(state.auto_reruns, [&](const auto& kv) { return kv.second.last < cutoff; });
+  return n;
+}
+
+}  // namespace interfaced::rerun

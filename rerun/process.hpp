@@ -1,0 +1,105 @@
+#pragma once
+// process_reports_for_rerun and the waiting-list refresh (rerun.md, "process_reports_for_rerun",
+// "Manual reruns and the waiting list"). Pure: the batch, the configuration, the state and `now`
+// in; tagged results, outgoing messages, actions and state changes out. The caller persists
+// `rerun_state` and the result store, and writes the messages to the durable outbox before it
+// acknowledges the batch to the analyser (rerun.md step 5).
+//
+// Per batch the daemon calls:
+//   rerun_inputs in{codes_of_device, rules, history, state, now};
+//   batch_outcome out = process_reports_for_rerun(batch, in);
+//   -> store out.messages in the outbox (in order), persist state, then ACK.
+// Per waiting-list refresh of a device:
+//   auto actions = refresh_waiting_list(state, device, entries, now);
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "parsers/model.hpp"
+#include "rerun/code_map.hpp"
+#include "rerun/outgoing.hpp"
+#include "rerun/qualify.hpp"
+#include "rerun/rerun_state.hpp"
+#include "rerun/result_store.hpp"
+#include "rerun/rules.hpp"
+
+namespace interfaced::rerun {
+
+// One instrument transmission (ASTM H..L, one HL7 message), results in transmission order.
+struct batch {
+  std::string device;    // device id
+  std::string batch_id;
+  std::vector<result> results;
+  std::vector<std::string> raw;  // optional, parallel to results: the record as sent ("raw")
+};
+
+struct rerun_inputs {
+  const code_map& codes;   // the batch's device
+  const rule_set& rules;
+  result_store& history;   // seen(S,P); results are recorded as they are qualified
+  rerun_state& state;      // reruns, waiting lists, automatic rerun counts; mutated
+  timestamp now;
+  bool explain = false;    // fill batch_outcome::explain (`interfaced replay --explain`)
+};
+
+// What happened to one result, parallel to batch::results.
+struct result_tag {
+  std::string parameter;       // machine name
+  std::string lab_report_id;   // empty when no waiting-list entry matched
+  bool matched = false;
+  bool duplicate = false;      // same value and observation time as a recorded result: not forwarded
+  bool machine_triggered_rerun = false;
+  qualify_row row = qualify_row::first_result;
+};
+
+// The explain trace of one result: the decision-table row and every rule that applied.
+struct explain_entry {
+  std::size_t index = 0;  // in batch::results
+  std::string sample_id;
+  std::string parameter;
+  std::string decision;   // the row, or "duplicate"
+  std::vector<rule_trace> rules;
+  std::string note;       // e.g. why a fired rule requested nothing
+};
+
+struct batch_counts {
+  std::size_t results = 0;
+  std::size_t duplicates = 0;        // not forwarded
+  std::size_t forwarded = 0;
+  std::size_t unmatched = 0;         // forwarded without a waiting-list entry
+  std::size_t first_results = 0;     // rerun_number 0
+  std::size_t requested_reruns = 0;  // rerun_number N > 0
+  std::size_t instrument_triggered = 0;  // rerun_number -1
+  std::size_t auto_rerun_requests = 0;
+};
+
+struct batch_outcome {
+  std::vector<result_tag> tags;
+  std::vector<outgoing_message> messages;  // in the order they must be delivered
+  std::vector<action> actions;
+  batch_counts counts;
+  std::vector<explain_entry> explain;
+};
+
+// Tags b.results in place (is_rerun, rerun_number, duplicate) and routes them (rerun.md step 4):
+// rerun_number 0 -> results; N > 0 -> rerun values (requested / fulfilled so far; when all are
+// fulfilled the rerun becomes received and the report leaves the waiting lists); -1 -> rerun
+// values with machine_triggered_rerun (or, without a lab report, the results endpoint);
+// fired auto-rerun rules -> rerun request.
+[[nodiscard]] batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in);
+
+// A device's fresh waiting list. An entry whose rerunNumber changed is rerun_number_changed: the
+// new rerun is recorded and a re-test order queued for exactly its rerun_params. A report whose
+// entry disappeared (or returned to rerunNumber 0) had its rerun confirmed or cancelled: its
+// local state is dropped. Received reruns are kept while absent (flag 4 is not listed).
+[[nodiscard]] std::vector<action> refresh_waiting_list(rerun_state& state, std::string_view device,
+                                                       std::vector<waiting_list_entry> entries,
+                                                       timestamp now);
+
+// Forgets received reruns and automatic-rerun counts older than `cutoff` (the backend's rerun
+// cache has a one-day TTL for the same reason: orphans whose confirmation never came back).
+std::size_t prune_state(rerun_state& state, timestamp cutoff);
+
+}  // namespace interfaced::rerun

@@ -1,0 +1,65 @@
+#pragma once
+// JSON for the rerun domain, kept out of the core types: the backend's waiting list and parameter
+// configuration (read), outgoing message bodies (written, field names exactly as backend-api.md),
+// the persisted rerun_state, and local rules files.
+//
+// Rules file:
+//   {"rules": [{"id": "hgb-range", "parameters": ["HGB"], "condition": "value > 20 or value < 2",
+//               "action": "auto_rerun", "max_per_sample": 1,
+//               "tests": [{"name": "high", "given": {"value": 25}, "expect": {"fired": true}},
+//                         {"name": "rerun", "given": {"value": 25, "rerun_number": 1},
+//                          "expect": {"fired": false}}]}]}
+//   action: "auto_rerun" (implemented); "hold", "flag", "reflex" are reserved and refused for now.
+//   given: parameter, value (number, string or null), unit, flags, status, qc, reference_range,
+//          observed_at, device, sample_id, rerun_number, previous {value, observed_at}, now,
+//          auto_reruns_before.
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rerun/outgoing.hpp"
+#include "rerun/rerun_state.hpp"
+#include "rerun/rules.hpp"
+#include "rerun/waiting_list.hpp"
+
+namespace interfaced::rerun {
+
+// A backend response or persisted state that does not have the expected shape; names the JSON
+// pointer of the offending value.
+class json_error : public std::runtime_error {
+ public:
+  json_error(std::string pointer, const std::string& what)
+      : std::runtime_error(pointer + ": " + what), pointer_(std::move(pointer)) {}
+  [[nodiscard]] const std::string& pointer() const noexcept { return pointer_; }
+
+ private:
+  std::string pointer_;
+};
+
+// GET /interfacing/waiting-list response. Throws json_error.
+[[nodiscard]] std::vector<waiting_list_entry> waiting_list_from_json(const nlohmann::json& j);
+[[nodiscard]] nlohmann::json to_json(const waiting_list_entry& e);
+
+// GET /interfacing/parameters response. Throws json_error. Conditions are compiled by
+// rule_set::add_parameters, which reports their errors.
+[[nodiscard]] std::vector<parameter_config> parameters_from_json(const nlohmann::json& j);
+
+// The POST body of a message (backend-api.md), and its extra headers.
+[[nodiscard]] nlohmann::json body_json(const outgoing_message& m);
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> extra_headers(const outgoing_message& m);
+[[nodiscard]] nlohmann::json to_json(const seen_value& v);
+
+// The persisted state. rerun_state_from_json throws json_error.
+[[nodiscard]] nlohmann::json to_json(const rerun_state& s);
+[[nodiscard]] rerun_state rerun_state_from_json(const nlohmann::json& j);
+
+// Loads a rules file's text. Never throws: JSON syntax errors (with line and column), shape errors
+// (with the JSON pointer) and condition errors (with line, column and caret) are in .errors, each
+// printable with rule_load_error::format(). `origin` names the file in messages.
+[[nodiscard]] rules_file load_rules_file(std::string_view text, std::string origin);
+
+}  // namespace interfaced::rerun

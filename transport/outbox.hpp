@@ -1,0 +1,222 @@
+#pragma once
+// The durable outbox: every message for the backend is stored here before the analyser gets the
+// acknowledgement that completes it (style.md "persist, then acknowledge"), and stays until the
+// backend took it (delivered) or refused it for good (dead, with the response kept).
+//
+// Contract:
+//  - One SQLite file in WAL mode, synchronous=FULL: a commit is on disk when it returns.
+//  - All database work runs on one worker thread owned by the outbox. Callers queue operations
+//    (append, claim, mark...) and get a completion callback; the worker commits everything that
+//    queued up while the previous commit ran in ONE transaction (group commit), so 32 analysers
+//    finishing at once cost one fsync, not 32, and the caller's event loop never waits for a disk.
+//  - Completions run through `poster` (the daemon posts them to its io_context); without a poster
+//    they run on the worker thread. A completion must not call the outbox synchronously back into
+//    the worker (it may queue more operations).
+//  - Bounded: undelivered (pending + dead + queued) >= max_messages makes accepting() false and
+//    raises alarm(); the caller then refuses new transfers. An append is NEVER dropped, even past
+//    the limit (a transfer accepted just before the limit must still be stored).
+//  - Order: messages with the same ordering_key are delivered in append order (seq). A dead
+//    message does not block its key; retrying it puts it back at its original place.
+//  - Survives restarts: reopening the file finds the pending messages again.
+// No Asio here on purpose: the daemon's wiring and the CLI include this header.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/config.hpp"
+
+namespace interfaced::transport {
+
+namespace detail {
+class outbox_db;  // the SQLite connection and its statements (outbox.cpp)
+}
+
+enum class message_state { pending, delivered, dead };
+
+[[nodiscard]] const char* to_string(message_state s) noexcept;
+
+using outbox_clock = std::chrono::system_clock;
+using outbox_time = std::chrono::time_point<outbox_clock, std::chrono::milliseconds>;
+
+[[nodiscard]] inline outbox_time outbox_now() noexcept {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(outbox_clock::now());
+}
+
+// What the daemon hands over. kind names the endpoint: results | rerun_values | rerun_request |
+// auto_check | storage_presign | storage_reconcile | file_report (delivery maps it to a path).
+struct new_message {
+  std::string kind;
+  std::string ordering_key;  // lab_report_id (or sample / device): per-key order is kept
+  std::string body;          // JSON text, sent byte-identical on every attempt
+  bool internal_request = false;  // x-is-internal-request: True (rerun requests are always sent so)
+  std::string id;            // empty: a random UUID is assigned (the Idempotency-Key)
+};
+
+// One stored message, as the CLI and delivery see it.
+struct stored_message {
+  std::int64_t seq = 0;  // append order (SQLite rowid)
+  std::string id;
+  std::string kind;
+  std::string ordering_key;
+  std::string body;
+  bool internal_request = false;
+  outbox_time created_at{};
+  unsigned attempts = 0;
+  outbox_time next_attempt_at{};
+  message_state state = message_state::pending;
+  int last_status = 0;         // last HTTP status, 0: none (connection error / not tried)
+  std::string last_response;   // last response body (truncated), or the connection error
+  std::optional<outbox_time> delivered_at;
+};
+
+struct append_result {
+  bool durable = false;          // committed to disk
+  std::vector<std::string> ids;  // in the order given
+  std::string error;             // when not durable
+};
+using append_callback = std::function<void(append_result)>;
+
+// What delivery gets from claim_due(): the head (oldest pending) message of every key not in
+// `busy_keys` whose next_attempt_at has come; plus when the next not-yet-due head becomes due.
+struct due_batch {
+  std::vector<stored_message> messages;
+  std::optional<outbox_time> next_due;  // earliest future next_attempt_at among skipped heads
+};
+
+// How a delivery attempt ended, as recorded.
+struct attempt_outcome {
+  int status = 0;            // HTTP status, 0: no response (connection error, timeout)
+  std::string response;      // body or error text (truncated when stored)
+};
+
+struct outbox_stats {
+  std::size_t undelivered = 0;   // pending + dead + queued appends
+  std::uint64_t transactions = 0;  // commits made by the worker since open
+  std::uint64_t appended = 0;      // messages appended since open
+  bool accepting = true;
+  bool alarm = false;
+};
+
+// Runs f on the caller's event loop; std::function so no Asio type leaks here.
+using poster = std::function<void(std::function<void()>)>;
+
+class outbox {
+ public:
+  // Opens (creating when missing) the file, switches to WAL, starts the worker. Throws
+  // std::runtime_error when the file cannot be opened or its schema is not ours (start-up error).
+  explicit outbox(const daemon::outbox_config& cfg, poster post = {});
+  ~outbox();  // flushes queued operations, then stops the worker
+  outbox(const outbox&) = delete;
+  outbox& operator=(const outbox&) = delete;
+
+  // Stores messages in one transaction: all durable, or none (done.durable false, error set).
+  // Thread-safe; never blocks on disk.
+  void append(std::vector<new_message> messages, append_callback done);
+  void append(new_message message, append_callback done);
+
+  [[nodiscard]] bool accepting() const noexcept;
+  [[nodiscard]] bool alarm() const noexcept;
+  [[nodiscard]] outbox_stats stats() const;
+
+  // Called (through the poster) after every commit that stored new messages: delivery wakes up.
+  void on_appended(std::function<void()> f);
+  // Called (through the poster) when the alarm rises (true) or clears (false).
+  void on_alarm(std::function<void(bool)> f);
+
+  // --- for delivery (asynchronous, completions through the poster) ---
+  void claim_due(std::vector<std::string> busy_keys, std::size_t limit, outbox_time now,
+                 std::function<void(due_batch)> done);
+  // The head (oldest pending) message of `key`, if it is due at `now`.
+  void next_in_key(std::string key, outbox_time now,
+                   std::function<void(std::optional<stored_message>)> done);
+  void mark_delivered(std::string id, attempt_outcome o, std::function<void(bool)> done = {});
+  void mark_retry(std::string id, attempt_outcome o, outbox_time next_attempt,
+                  std::function<void(bool)> done = {});
+  void mark_dead(std::string id, attempt_outcome o, std::function<void(bool)> done = {});
+
+  // --- for the daemon's control socket (the CLI can also use outbox_admin on the file) ---
+  // Dead (or pending in backoff) -> pending, due now. id empty: every dead message. done gets
+  // how many moved.
+  void retry(std::string id, std::function<void(std::size_t)> done);
+
+  // Waits (blocking, bounded) until every operation queued so far has been committed; for
+  // shutdown ("flush the outbox") and tests. False on timeout.
+  bool flush(std::chrono::milliseconds timeout);
+
+  struct op;
+
+ private:
+  void enqueue(std::unique_ptr<op> o, std::size_t new_messages);
+  void run();
+  void finish(std::function<void()> f);
+  void update_alarm();
+
+  std::unique_ptr<detail::outbox_db> db_;
+  poster post_;
+  std::size_t max_messages_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable idle_;
+  std::deque<std::unique_ptr<op>> queue_;
+  bool stopping_ = false;
+  bool busy_ = false;
+  std::function<void()> on_appended_;
+  std::function<void(bool)> on_alarm_;
+
+  std::atomic<std::size_t> undelivered_{0};
+  std::atomic<std::uint64_t> transactions_{0};
+  std::atomic<std::uint64_t> appended_{0};
+  std::atomic<bool> alarm_{false};
+  std::thread worker_;
+};
+
+// Synchronous access to an outbox file for the CLI (`interfaced outbox ...`), usable while the
+// daemon runs (WAL: readers do not block the writer; writes wait up to busy_timeout).
+struct message_summary {
+  std::string id;
+  std::string kind;
+  std::string ordering_key;
+  message_state state = message_state::pending;
+  unsigned attempts = 0;
+  std::chrono::milliseconds age{0};  // now - created_at
+  outbox_time next_attempt_at{};
+  int last_status = 0;
+};
+
+class outbox_admin {
+ public:
+  explicit outbox_admin(const std::filesystem::path& file);  // throws std::runtime_error
+  ~outbox_admin();
+  outbox_admin(const outbox_admin&) = delete;
+  outbox_admin& operator=(const outbox_admin&) = delete;
+
+  // Pending and dead messages (delivered ones only with include_delivered), oldest first.
+  [[nodiscard]] std::vector<message_summary> list(bool include_delivered = false,
+                                                  outbox_time now = outbox_now());
+  [[nodiscard]] std::optional<stored_message> show(const std::string& id);
+  // Dead (or pending in backoff) -> pending, due now. Returns how many moved (0: no such message).
+  std::size_t retry(const std::string& id);
+  std::size_t retry_all_dead();
+  // Deletes delivered messages delivered before `before`; returns how many.
+  std::size_t purge_delivered_before(outbox_time before);
+
+ private:
+  std::unique_ptr<detail::outbox_db> db_;
+};
+
+// "2026-11-23" or "2026-11-23T08:00:00" (UTC) -> time point; nullopt when not a date.
+[[nodiscard]] std::optional<outbox_time> parse_purge_date(const std::string& text);
+
+}  // namespace interfaced::transport
