@@ -1,0 +1,79 @@
+#include "daemon/logging.hpp"
+
+#include <systemd/sd-journal.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <spdlog/sinks/base_sink.h>
+#include <spdlog/sinks/rotating_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+namespace interfaced::daemon {
+namespace {
+
+std::atomic<unsigned long> log_errors{0};
+
+// journald with the device as a field, so `journalctl DEVICE=xn-1` shows one analyser.
+class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    static constexpr int priorities[] = {7, 7, 6, 4, 3, 2, 6};  // trace..critical, off
+    const auto level = static_cast<std::size_t>(msg.level);
+    const int prio = priorities[level < 7 ? level : 6];
+    const std::string device(msg.logger_name.data(), msg.logger_name.size());
+    sd_journal_send("MESSAGE=%.*s", static_cast<int>(msg.payload.size()), msg.payload.data(),
+                    "PRIORITY=%d", prio, "SYSLOG_IDENTIFIER=interfaced", "DEVICE=%s",
+                    device.empty() ? "-" : device.c_str(), nullptr);
+  }
+  void flush_() override {}
+};
+
+spdlog::sink_ptr service_sink() {
+  static spdlog::sink_ptr sink = [] () -> spdlog::sink_ptr {
+    if (under_systemd()) return std::make_shared<journal_sink>();
+    auto s = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+    s->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+    return s;
+  }();
+  return sink;
+}
+
+spdlog::level::level_enum level_of(const std::string& name) {
+  return spdlog::level::from_str(name);
+}
+
+}  // namespace
+
+bool under_systemd() noexcept { return std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("NOTIFY_SOCKET") != nullptr; }
+
+void init_service_log(const logging_config& cfg) {
+  auto logger = std::make_shared<spdlog::logger>("interfaced", service_sink());
+  logger->set_level(level_of(cfg.level));
+  logger->flush_on(spdlog::level::warn);
+  spdlog::set_default_logger(logger);
+  spdlog::set_error_handler([](const std::string&) { ++log_errors; });
+}
+
+std::shared_ptr<spdlog::logger> device_log(const logging_config& cfg, const std::string& device) {
+  std::vector<spdlog::sink_ptr> sinks{service_sink()};
+  std::string problem;
+  try {
+    std::filesystem::create_directories(cfg.dir);
+    auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>((cfg.dir / (device + ".log")).string(),
+                                                                        cfg.device_file_size, cfg.device_file_count);
+    file->set_pattern("%Y-%m-%d %H:%M:%S.%e %-5l %v");
+    sinks.push_back(file);
+  } catch (const std::exception& e) {
+    problem = e.what();
+  }
+  auto logger = std::make_shared<spdlog::logger>(device, sinks.begin(), sinks.end());
+  logger->set_level(level_of(cfg.level));
+  logger->flush_on(spdlog::level::info);  // technicians tail these files while the analyser runs
+  if (!problem.empty()) logger->warn("device log file not available ({}); logging to the service log only", problem);
+  return logger;
+}
+
+}  // namespace interfaced::daemon
