@@ -6,6 +6,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
+#include "daemon/run.hpp"
 
 int main(int argc, char** argv) {
   using namespace interfaced::daemon;
@@ -30,6 +31,11 @@ int main(int argc, char** argv) {
   check->add_option("file", check_file, "Configuration file")->capture_default_str();
   check->add_flag("--no-device-check", check_no_devices, "Do not check that serial devices can be opened");
 
+  run_options run_opts;
+  std::string run_config = default_config_path;
+  auto* run = app.add_subcommand("run", "Run the service: every configured analyser link, the outbox, delivery to the backend");
+  run->add_option("--config,-c", run_config, "Configuration file")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -37,6 +43,10 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? code : exit_usage;
   }
   if (replay->parsed()) return run_replay(ro, std::cout, std::cerr);
+  if (run->parsed()) {
+    run_opts.config = run_config;
+    return run_service(run_opts);
+  }
   if (check->parsed()) {
     const auto r = load_config(check_file, !check_no_devices);
     for (const auto& p : r.problems) std::cerr << format_problem(check_file, p) << '\n';

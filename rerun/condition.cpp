@@ -1,10 +1,13 @@
 #include "rerun/condition.hpp"
 
+#include "parsers/astm/normalise.hpp"
+
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <deque>
 #include <system_error>
+#include <tuple>
 
 namespace interfaced::rerun {
 
@@ -282,18 +285,7 @@ class compiler {
     } catch (const failure& f) {
       out.error.offset = f.offset;
       out.error.message = f.message;
-      const std::string_view s = lex_src();
-      std::size_t line = 1, column = 1;
-      for (std::size_t i = 0; i < f.offset && i < s.size(); ++i) {
-        if (s[i] == '\n') {
-          ++line;
-          column = 1;
-        } else if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
-          ++column;  // count characters, not UTF-8 continuation bytes
-        }
-      }
-      out.error.line = line;
-      out.error.column = column;
+      std::tie(out.error.line, out.error.column) = line_column(lex_src(), f.offset);
     }
     return out;
   }
@@ -576,6 +568,7 @@ class compiler {
     std::vector<value> items;
     value_type elem = value_type::null;
     while (cur_.kind != tok::rbracket) {
+      if (cur_.kind == tok::end) throw failure{start, "unterminated list: expected ']'"};
       if (!items.empty()) expect(tok::comma, "',' or ']'");
       const std::size_t at_item = cur_.offset;
       value v;
@@ -755,12 +748,14 @@ class compiler {
         return;
       }
       case node_kind::call:
+        for (std::size_t c : n.children) emit(c);
+        emit_op(n.code, n.index);
         if (n.code == op::hours_since) {
           bool known = false;
           for (variable u : p_->variables) known = known || u == variable::now;
           if (!known) p_->variables.push_back(variable::now);
         }
-        [[fallthrough]];
+        return;
       case node_kind::unary:
       case node_kind::binary:
       case node_kind::null_test:
@@ -787,15 +782,8 @@ const std::vector<variable>& condition::variables() const noexcept { return p_->
 
 namespace {
 
-bool parses_as_number(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty()) return false;
-  double d = 0;
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), d);
-  return r.ec == std::errc{} && r.ptr == s.data() + s.size() && std::isfinite(d);
-}
+// is_numeric(text) holds exactly when the parsers would have given the result a number.
+bool parses_as_number(std::string_view s) noexcept { return astm::parse_number(s, false).has_value(); }
 
 bool same(const value& a, const value& b) noexcept {
   switch (a.k) {
@@ -996,6 +984,19 @@ const char* to_string(variable v) noexcept {
     case variable::now: return "now";
   }
   return "?";
+}
+
+std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size_t offset) noexcept {
+  std::size_t line = 1, column = 1;
+  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+    if (text[i] == '\n') {
+      ++line;
+      column = 1;
+    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      ++column;  // count characters, not UTF-8 continuation bytes
+    }
+  }
+  return {line, column};
 }
 
 std::string format_error(std::string_view where, std::string_view source, const condition_error& e) {

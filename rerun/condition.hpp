@@ -117,6 +117,10 @@ struct condition_error {
   std::string message;
 };
 
+// 1-based line and column (in characters) of a byte offset in text.
+[[nodiscard]] std::pair<std::size_t, std::size_t> line_column(std::string_view text,
+                                                              std::size_t offset) noexcept;
+
 // "where: line:column: message", then the condition's line and a caret under the column.
 [[nodiscard]] std::string format_error(std::string_view where, std::string_view source,
                                        const condition_error& e);

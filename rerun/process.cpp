@@ -16,10 +16,6 @@ const char* to_string(endpoint e) noexcept {
 
 namespace {
 
-bool contains(const std::vector<std::string>& v, std::string_view x) noexcept {
-  return std::find(v.begin(), v.end(), x) != v.end();
-}
-
 // The waiting-list entry E of the report that owns P for S: the batch's device first, then the
 // other devices (a rerun may be fulfilled by another analyser, rerun.md). An entry naming P wins
 // over one that only has the sample.

@@ -2,6 +2,8 @@
 
 #include <set>
 
+#include "parsers/astm/normalise.hpp"
+
 namespace interfaced::rerun {
 
 using nlohmann::json;
@@ -67,12 +69,7 @@ std::optional<double> number_or_null(const json& obj, const char* key, const std
   if (it->is_string()) {
     const std::string s = it->get<std::string>();
     if (s.empty()) return std::nullopt;
-    try {
-      std::size_t used = 0;
-      const double d = std::stod(s, &used);
-      if (used == s.size()) return d;
-    } catch (const std::exception&) {
-    }
+    if (const auto d = astm::parse_number(s, false)) return d;
   }
   throw json_error(ptr(at, key), "expected a number");
 }
@@ -313,20 +310,6 @@ rerun_state rerun_state_from_json(const json& j) {
 
 namespace {
 
-// Line and column (1-based) of a byte offset, for JSON syntax errors.
-std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size_t offset) {
-  std::size_t line = 1, col = 1;
-  for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      col = 1;
-    } else if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
-      ++col;
-    }
-  }
-  return {line, col};
-}
-
 result given_result(const json& g, const std::string& at, std::optional<observation>& previous,
                     timestamp& now, int& auto_before) {
   static const std::set<std::string> known = {"parameter", "value", "unit", "flags", "status", "qc",
@@ -344,12 +327,7 @@ result given_result(const json& g, const std::string& at, std::optional<observat
       txt = v.dump();
     } else if (v.is_string()) {
       txt = v.get<std::string>();
-      try {
-        std::size_t used = 0;
-        const double d = std::stod(txt, &used);
-        if (used == txt.size()) num = d;
-      } catch (const std::exception&) {
-      }
+      num = astm::parse_number(txt, false);  // numeric exactly as the parsers would set it
     } else {
       throw json_error(where, "expected a number, a string or null");
     }

@@ -3,11 +3,11 @@
 #include <algorithm>
 
 namespace interfaced::rerun {
-namespace {
-
-bool contains(const std::vector<std::string>& v, std::string_view x) noexcept {
-  return std::find(v.begin(), v.end(), x) != v.end();
+bool contains(const std::vector<std::string>& names, std::string_view name) noexcept {
+  return std::find(names.begin(), names.end(), name) != names.end();
 }
+
+namespace {
 
 std::string auto_key(std::string_view sample, std::string_view parameter) {
   std::string k(sample);

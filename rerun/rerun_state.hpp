@@ -14,6 +14,9 @@
 
 namespace interfaced::rerun {
 
+// True when names holds name (parameter lists are short: a scan beats a set).
+[[nodiscard]] bool contains(const std::vector<std::string>& names, std::string_view name) noexcept;
+
 enum class rerun_status {
   requested,  // mirror of sampleRedrawFlag 3: some requested parameters still missing
   received,   // mirror of sampleRedrawFlag 4: every requested parameter arrived

@@ -1,22 +1,16 @@
 #include "rerun/rules.hpp"
 
+#include "parsers/astm/normalise.hpp"
+
 #include <algorithm>
-#include <charconv>
 #include <tuple>
 #include <cstdio>
 
 namespace interfaced::rerun {
 namespace {
 
-std::optional<double> number_of(std::string_view s) noexcept {
-  while (!s.empty() && s.front() == ' ') s.remove_prefix(1);
-  while (!s.empty() && s.back() == ' ') s.remove_suffix(1);
-  if (s.empty()) return std::nullopt;
-  double d = 0;
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), d);
-  if (r.ec != std::errc{} || r.ptr != s.data() + s.size()) return std::nullopt;
-  return d;
-}
+// Range bounds are numbers by the parsers' own rule.
+std::optional<double> number_of(std::string_view s) noexcept { return astm::parse_number(s, false); }
 
 // "3.5-5.0", "3.5 - 5.0", "-1-1": the separator is a '-' that follows a digit or a space.
 std::pair<std::optional<double>, std::optional<double>> parse_range(std::string_view s) noexcept {
@@ -62,7 +56,7 @@ std::vector<rule_load_error> rule_set::add_parameters(const std::vector<paramete
     if (!compiled) {
       rule_load_error e;
       e.origin = "backend parameter configuration";
-      e.pointer = "/" + std::to_string(i) + "/auto_rerun_parameter_condition";
+      e.pointer.append("/").append(std::to_string(i)).append("/auto_rerun_parameter_condition");
       e.rule_id = "parameter:" + p.machine_name;
       e.source = p.auto_rerun_parameter_condition;
       e.error = compiled.error;
@@ -228,7 +222,7 @@ rule_test_report run_rule_tests(const rules_file& file) {
       std::string msg = std::string("expected ") + (t.expect_fired ? "fired" : "not fired") + ", got " +
                         to_string(o);
       if (!r->applies_to(parameter)) msg += " (the rule does not apply to parameter \"" + parameter + "\")";
-      msg += "; the rule saw " + describe(seen_values(r->cond, b));
+      msg.append("; the rule saw ").append(describe(seen_values(r->cond, b)));
       report.failures.push_back({t.rule_id, t.name, t.pointer, std::move(msg)});
     }
   }

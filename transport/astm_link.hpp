@@ -32,6 +32,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -303,6 +304,8 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
 template <class Stream>
 boost::asio::awaitable<void> run_astm_link(Stream stream, astm_link_config config, batch_sink& sink,
                                            event_log log) {
+  // Cancellation (server shutdown, a replacing connection) ends the read as a value, like a disconnect.
+  co_await boost::asio::this_coro::throw_if_cancelled(false);
   std::shared_ptr<detail::astm_link_driver<Stream>> driver;
   try {
     driver = std::make_shared<detail::astm_link_driver<Stream>>(std::move(stream), config, sink, log);

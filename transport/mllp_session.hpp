@@ -30,6 +30,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -99,6 +100,8 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
   namespace asio = boost::asio;
   const std::string prefix = "hl7 " + (config.device.empty() ? std::string("session") : config.device) + ": ";
   auto say = [&](std::string_view what) { emit(log, prefix + std::string(what)); };
+  // Cancellation ends the current wait as a value; the session then stops like on a disconnect.
+  co_await asio::this_coro::throw_if_cancelled(false);
   try {
     daemon::hl7_ingest ingest(config.catalog, config.forced, config.device);
     hl7::mllp_decoder decoder(config.mllp);

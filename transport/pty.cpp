@@ -13,19 +13,19 @@ boost::system::result<pty_pair> open_pty(const boost::asio::any_io_executor& ex)
   int master = -1;
   int slave = -1;
   char name[128] = {};
-  termios raw{};
-  cfmakeraw(&raw);
-  if (::openpty(&master, &slave, name, &raw, nullptr) != 0) {
+  if (::openpty(&master, &slave, name, nullptr, nullptr) != 0) {
     return boost::system::error_code(errno, boost::system::system_category());
   }
-  // openpty's termios argument applies to the slave; set it again explicitly in case a libc
-  // ignores it, and make both ends close-on-exec (tests spawn helper processes).
-  if (::tcsetattr(slave, TCSANOW, &raw) != 0) {
+  // Raw mode on top of the slave's own settings: a zeroed termios would also ask for speed 0,
+  // which the pty driver refuses.
+  termios raw{};
+  if (::tcgetattr(slave, &raw) != 0 || (::cfmakeraw(&raw), ::tcsetattr(slave, TCSANOW, &raw)) != 0) {
     const int err = errno;
     ::close(master);
     ::close(slave);
     return boost::system::error_code(err, boost::system::system_category());
   }
+  // Close-on-exec: tests spawn helper processes that must not inherit the pty.
   ::fcntl(master, F_SETFD, FD_CLOEXEC);
   ::fcntl(slave, F_SETFD, FD_CLOEXEC);
   pty_pair p{boost::asio::posix::stream_descriptor(ex, master), boost::asio::posix::stream_descriptor(ex, slave),

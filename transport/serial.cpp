@@ -1,26 +1,18 @@
 #include "transport/serial.hpp"
 
 #include <fcntl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <utility>
 
 #include <libserial/SerialPort.h>
 
 namespace interfaced::transport {
-
-struct serial_stream::port {
-  LibSerial::SerialPort serial;
-};
-
-serial_stream::serial_stream(boost::asio::posix::stream_descriptor fd, std::unique_ptr<port> p) noexcept
-    : boost::asio::posix::stream_descriptor(std::move(fd)), port_(std::move(p)) {}
-serial_stream::serial_stream(serial_stream&&) noexcept = default;
-serial_stream& serial_stream::operator=(serial_stream&&) noexcept = default;
-serial_stream::~serial_stream() = default;
 
 namespace {
 
@@ -51,9 +43,24 @@ std::optional<LibSerial::CharacterSize> char_size(int bits) {
   }
 }
 
+// Close() that cannot end the process: when it throws, the SerialPort still counts itself open and
+// its destructor would throw again (std::terminate), so the object is left undestroyed and only
+// its descriptor closed. Happens only when the device vanished during open_serial().
+void close_quietly(std::unique_ptr<LibSerial::SerialPort>& port) noexcept {
+  try {
+    if (port->IsOpen()) port->Close();
+  } catch (...) {
+    try {
+      ::close(port->GetFileDescriptor());
+    } catch (...) {
+    }
+    (void)port.release();  // deliberate leak, see above
+  }
+}
+
 }  // namespace
 
-boost::system::result<serial_stream, std::string> open_serial(const boost::asio::any_io_executor& ex,
+boost::system::result<boost::asio::posix::stream_descriptor, std::string> open_serial(const boost::asio::any_io_executor& ex,
                                                               const serial_settings& s) {
   const auto baud = baud_rate(s.baud);
   if (!baud) return std::string("unsupported baud rate ") + std::to_string(s.baud);
@@ -61,39 +68,52 @@ boost::system::result<serial_stream, std::string> open_serial(const boost::asio:
   if (!size) return std::string("data bits must be 5..8, not ") + std::to_string(s.data_bits);
   if (s.stop_bits != 1 && s.stop_bits != 2) return std::string("stop bits must be 1 or 2");
   const std::string where = s.device + ": ";
-  auto p = std::make_unique<serial_stream::port>();
+  auto p = std::make_unique<LibSerial::SerialPort>();
   const char* step = "open";
   try {
-    p->serial.Open(s.device);
+    p->Open(s.device);
     step = "set baud rate";
-    p->serial.SetBaudRate(*baud);
+    p->SetBaudRate(*baud);
     step = "set data bits";
-    p->serial.SetCharacterSize(*size);
+    p->SetCharacterSize(*size);
     step = "set parity";
-    p->serial.SetParity(s.parity == serial_parity::even  ? LibSerial::Parity::PARITY_EVEN
-                        : s.parity == serial_parity::odd ? LibSerial::Parity::PARITY_ODD
-                                                         : LibSerial::Parity::PARITY_NONE);
+    p->SetParity(s.parity == serial_parity::even  ? LibSerial::Parity::PARITY_EVEN
+                 : s.parity == serial_parity::odd ? LibSerial::Parity::PARITY_ODD
+                                                  : LibSerial::Parity::PARITY_NONE);
     step = "set stop bits";
-    p->serial.SetStopBits(s.stop_bits == 2 ? LibSerial::StopBits::STOP_BITS_2 : LibSerial::StopBits::STOP_BITS_1);
+    p->SetStopBits(s.stop_bits == 2 ? LibSerial::StopBits::STOP_BITS_2 : LibSerial::StopBits::STOP_BITS_1);
     step = "set flow control";
-    p->serial.SetFlowControl(s.flow == serial_flow::rts_cts    ? LibSerial::FlowControl::FLOW_CONTROL_HARDWARE
-                             : s.flow == serial_flow::xon_xoff ? LibSerial::FlowControl::FLOW_CONTROL_SOFTWARE
-                                                               : LibSerial::FlowControl::FLOW_CONTROL_NONE);
+    p->SetFlowControl(s.flow == serial_flow::rts_cts    ? LibSerial::FlowControl::FLOW_CONTROL_HARDWARE
+                      : s.flow == serial_flow::xon_xoff ? LibSerial::FlowControl::FLOW_CONTROL_SOFTWARE
+                                                        : LibSerial::FlowControl::FLOW_CONTROL_NONE);
     if (s.dtr) {
       step = "set DTR";
-      p->serial.SetDTR(*s.dtr);
+      p->SetDTR(*s.dtr);
     }
     if (s.rts) {
       step = "set RTS";
-      p->serial.SetRTS(*s.rts);
+      p->SetRTS(*s.rts);
     }
   } catch (const std::exception& e) {
-    return where + step + ": " + e.what();
+    std::string err = where + step + ": " + e.what();
+    close_quietly(p);
+    return err;
   }
-  // Asio needs a descriptor of its own (it sets O_NONBLOCK and closes it); LibSerial's stays
-  // open underneath so its settings hold until the stream is destroyed.
-  const int fd = ::fcntl(p->serial.GetFileDescriptor(), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return where + "dup: " + std::strerror(errno);
+  // Keep our own descriptor with the configured settings, then let go of LibSerial (see header).
+  const int fd = ::fcntl(p->GetFileDescriptor(), F_DUPFD_CLOEXEC, 0);
+  termios configured{};
+  const bool got = fd >= 0 && ::tcgetattr(fd, &configured) == 0;
+  const int err = errno;
+  close_quietly(p);
+  if (!got) {
+    if (fd >= 0) ::close(fd);
+    return where + "dup: " + std::strerror(err);
+  }
+  if (::tcsetattr(fd, TCSANOW, &configured) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return where + "restore settings: " + std::strerror(e);
+  }
   boost::system::error_code ec;
   boost::asio::posix::stream_descriptor sd(ex);
   sd.assign(fd, ec);
@@ -101,7 +121,7 @@ boost::system::result<serial_stream, std::string> open_serial(const boost::asio:
     ::close(fd);
     return where + "assign: " + ec.message();
   }
-  return serial_stream(std::move(sd), std::move(p));
+  return sd;
 }
 
 }  // namespace interfaced::transport

@@ -3,11 +3,13 @@
 // parity, stop bits, flow control, DTR/RTS); the descriptor is then driven by Asio, so serial and
 // TCP links share one io_context and one link driver (no thread per port).
 //
-// serial_stream is a posix::stream_descriptor (async_read_some / async_write_some, usable by
-// run_astm_link) over a dup() of LibSerial's descriptor, and it keeps the LibSerial port open for
-// its whole life: closing the SerialPort would restore the settings the port had before.
+// LibSerial is used only while opening: its SerialPort::Close() throws when the device has gone
+// (EIO from a USB adapter pulled out, a pty whose master closed) and its destructor then calls
+// Close() again and terminates the process. So open_serial() keeps a dup() of the configured
+// descriptor, closes the SerialPort at once (while the device is surely there), re-applies the
+// configured termios (Close() restores the old settings) and returns a plain stream_descriptor.
+// DTR/RTS stay as set: the line is hung up only on the last close of the tty.
 
-#include <memory>
 #include <optional>
 #include <string>
 
@@ -31,22 +33,9 @@ struct serial_settings {
   std::optional<bool> rts;
 };
 
-class serial_stream : public boost::asio::posix::stream_descriptor {
- public:
-  struct port;  // LibSerial's SerialPort, kept out of this header
-
-  serial_stream(boost::asio::posix::stream_descriptor fd, std::unique_ptr<port> p) noexcept;
-  serial_stream(serial_stream&&) noexcept;
-  serial_stream& operator=(serial_stream&&) noexcept;
-  ~serial_stream();
-
- private:
-  std::unique_ptr<port> port_;
-};
-
 // Opens and configures the port; the error says which step failed (LibSerial reports by
 // exception, turned into a value here).
-[[nodiscard]] boost::system::result<serial_stream, std::string> open_serial(
+[[nodiscard]] boost::system::result<boost::asio::posix::stream_descriptor, std::string> open_serial(
     const boost::asio::any_io_executor& ex, const serial_settings& settings);
 
 }  // namespace interfaced::transport

@@ -207,6 +207,10 @@ asio::awaitable<void> run_tcp_client(tcp_client_options options, tcp_session ses
   using namespace asio::experimental::awaitable_operators;
   const std::string where = options.host + ":" + std::to_string(options.port);
   auto say = [&](const std::string& what) { emit(log, "tcp client " + where + ": " + what); };
+  co_await asio::this_coro::throw_if_cancelled(false);
+  auto cancelled = [&]() -> asio::awaitable<bool> {
+    co_return (co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none;
+  };
   auto ex = co_await asio::this_coro::executor;
   std::minstd_rand rng(std::random_device{}());
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -214,7 +218,7 @@ asio::awaitable<void> run_tcp_client(tcp_client_options options, tcp_session ses
   asio::steady_timer timer(ex);
   unsigned attempt = 0;
   for (;;) {
-    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) co_return;
+    if (co_await cancelled()) co_return;
     tcp::socket socket(ex);
     auto connect = [&]() -> asio::awaitable<boost::system::error_code> {
       auto [rec, results] = co_await resolver.async_resolve(options.host, std::to_string(options.port),
@@ -235,7 +239,7 @@ asio::awaitable<void> run_tcp_client(tcp_client_options options, tcp_session ses
       failure = e.what();
       ec = asio::error::fault;
     }
-    if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) co_return;
+    if (co_await cancelled()) co_return;
     if (!failure.empty()) say("connect: unexpected exception: " + failure);
     const auto started = std::chrono::steady_clock::now();
     if (!ec) {
@@ -247,6 +251,7 @@ asio::awaitable<void> run_tcp_client(tcp_client_options options, tcp_session ses
         say(std::string("bug: session ended by an exception: ") + e.what());
       }
       say("session ended");
+      if (co_await cancelled()) co_return;
       if (std::chrono::steady_clock::now() - started >= options.stable_after) attempt = 0;
     } else {
       say("connect failed: " + ec.message());

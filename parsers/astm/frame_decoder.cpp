@@ -20,8 +20,21 @@ constexpr std::size_t frame_overhead = 7;
 // LIS1-A 6.6: SOH STX ETX EOT ENQ ACK DLE NAK SYN ETB LF DC1-DC4 may not appear in text.
 constexpr bool is_restricted(unsigned char c) noexcept {
   switch (c) {
-    case 0x01: case 0x02: case 0x03: case 0x04: case 0x05: case 0x06: case 0x0A:
-    case 0x10: case 0x11: case 0x12: case 0x13: case 0x14: case 0x15: case 0x16: case 0x17:
+    case 0x01:
+    case 0x02:
+    case 0x03:
+    case 0x04:
+    case 0x05:
+    case 0x06:
+    case 0x0A:
+    case 0x10:
+    case 0x11:
+    case 0x12:
+    case 0x13:
+    case 0x14:
+    case 0x15:
+    case 0x16:
+    case 0x17:
       return true;
     default:
       return false;
@@ -46,13 +59,20 @@ class frame_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "astm.frame"; }
   std::string message(int ev) const override {
     switch (static_cast<frame_error>(ev)) {
-      case frame_error::ok: return "ok";
-      case frame_error::bad_checksum: return "checksum mismatch";
-      case frame_error::checksum_not_hex: return "checksum characters are not hex digits";
-      case frame_error::bad_frame_number: return "frame number is not a digit 0-7";
-      case frame_error::frame_too_long: return "frame longer than the maximum frame size";
-      case frame_error::restricted_character: return "restricted character in frame text";
-      case frame_error::interrupted: return "frame interrupted by STX, ENQ or EOT";
+      case frame_error::ok:
+        return "ok";
+      case frame_error::bad_checksum:
+        return "checksum mismatch";
+      case frame_error::checksum_not_hex:
+        return "checksum characters are not hex digits";
+      case frame_error::bad_frame_number:
+        return "frame number is not a digit 0-7";
+      case frame_error::frame_too_long:
+        return "frame longer than the maximum frame size";
+      case frame_error::restricted_character:
+        return "restricted character in frame text";
+      case frame_error::interrupted:
+        return "frame interrupted by STX, ENQ or EOT";
     }
     return "unknown astm frame error";
   }
@@ -139,10 +159,14 @@ put_result frame_decoder::put(std::string_view bytes) noexcept {
         // LIS1-A 6.2/6.3: outside a frame only the control characters mean anything; everything
         // else (frame trailers, line noise, a logger's newlines) is skipped.
         event_kind k = event_kind::none;
-        if (c == enq) k = event_kind::enq;
-        else if (c == ack) k = event_kind::ack;
-        else if (c == nak) k = event_kind::nak;
-        else if (c == eot) k = event_kind::eot;
+        if (c == enq)
+          k = event_kind::enq;
+        else if (c == ack)
+          k = event_kind::ack;
+        else if (c == nak)
+          k = event_kind::nak;
+        else if (c == eot)
+          k = event_kind::eot;
         if (k != event_kind::none) {
           decode_event ev;
           ev.kind = k;

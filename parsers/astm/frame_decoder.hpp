@@ -32,12 +32,12 @@ namespace interfaced::astm {
 
 enum class frame_error {
   ok = 0,
-  bad_checksum = 1,       // checksum characters do not match the computed sum
-  checksum_not_hex,       // C1/C2 are not hex digits
-  bad_frame_number,       // FN is not an ASCII digit 0-7
-  frame_too_long,         // more than max_frame bytes before ETB/ETX
-  restricted_character,   // a restricted control character inside frame text (LIS1-A 6.6)
-  interrupted,            // STX/ENQ/EOT arrived before the frame was complete
+  bad_checksum = 1,      // checksum characters do not match the computed sum
+  checksum_not_hex,      // C1/C2 are not hex digits
+  bad_frame_number,      // FN is not an ASCII digit 0-7
+  frame_too_long,        // more than max_frame bytes before ETB/ETX
+  restricted_character,  // a restricted control character inside frame text (LIS1-A 6.6)
+  interrupted,           // STX/ENQ/EOT arrived before the frame was complete
 };
 const std::error_category& frame_category() noexcept;
 std::error_code make_error_code(frame_error e) noexcept;
@@ -89,10 +89,10 @@ class frame_decoder {
   std::string buf_;       // reserved to max_text_ once; never grows beyond it
   std::uint64_t offset_ = 0;
   std::uint64_t frame_start_ = 0;
-  int number_ = -1;         // -1: FN byte was not '0'..'7'
-  std::uint8_t sum_ = 0;    // wraps mod 256 as LIS1-A 6.3.3 wants
+  int number_ = -1;       // -1: FN byte was not '0'..'7'
+  std::uint8_t sum_ = 0;  // wraps mod 256 as LIS1-A 6.3.3 wants
   bool final_ = false;
-  bool restricted_ = false; // a restricted character was seen in the text
+  bool restricted_ = false;  // a restricted character was seen in the text
   char c1_ = 0;
 };
 

@@ -58,12 +58,24 @@ void link::arm(link_actions& out, timer_id t) {
   auto a = make(link_action::kind::start_timer);
   a.timer = t;
   switch (t) {
-    case timer_id::receive: a.duration = opt_.receive_timeout; break;
-    case timer_id::reply: a.duration = opt_.reply_timeout; break;
-    case timer_id::contention: a.duration = opt_.contention_timeout; break;
-    case timer_id::busy: a.duration = opt_.busy_wait; break;
-    case timer_id::interrupt: a.duration = opt_.interrupt_wait; break;
-    case timer_id::retry: a.duration = opt_.retry_wait; break;
+    case timer_id::receive:
+      a.duration = opt_.receive_timeout;
+      break;
+    case timer_id::reply:
+      a.duration = opt_.reply_timeout;
+      break;
+    case timer_id::contention:
+      a.duration = opt_.contention_timeout;
+      break;
+    case timer_id::busy:
+      a.duration = opt_.busy_wait;
+      break;
+    case timer_id::interrupt:
+      a.duration = opt_.interrupt_wait;
+      break;
+    case timer_id::retry:
+      a.duration = opt_.retry_wait;
+      break;
   }
   out.push_back(std::move(a));
 }

@@ -16,6 +16,13 @@
 // (H..L) belongs to the layer above. An outgoing message is sent in its own ENQ..EOT session; a
 // message that could not be sent stays at the front of the queue and is retried after retry_wait
 // (or as soon as the line becomes neutral after the instrument has sent).
+// Receiver interrupt (EOT in reply to a frame, LIS1-A 6.3.5) is honoured: we send EOT and wait
+// interrupt_wait. EOT after the end frame counts as sent; after an intermediate frame the whole
+// message is kept and resent later from frame 1 (the acknowledged frames do not count, because a
+// receiver discards an incomplete message at EOT).
+// Receiving: frame FN rules of LIS1-A 6.5.1.1 (duplicate of the last accepted FN: ACK, ignore).
+// ENQ in the middle of a receive session means the sender restarted: the incomplete message is
+// discarded and the ENQ answered as on a neutral line.
 
 #include <chrono>
 #include <cstddef>
@@ -31,18 +38,18 @@
 namespace interfaced::astm {
 
 enum class timer_id {
-  receive,      // receiver: 30 s for a frame or EOT (LIS1-A 6.5.2)
-  reply,        // sender: 15 s for a reply to ENQ or to a frame
-  contention,   // computer after contention: 20 s for the instrument's ENQ
-  busy,         // sender after NAK to ENQ: 10 s before the next ENQ
-  interrupt,    // sender after receiver interrupt: 15 s before the next ENQ
-  retry,        // sender after giving up on a message: wait before trying it again (our choice)
+  receive,     // receiver: 30 s for a frame or EOT (LIS1-A 6.5.2)
+  reply,       // sender: 15 s for a reply to ENQ or to a frame
+  contention,  // computer after contention: 20 s for the instrument's ENQ
+  busy,        // sender after NAK to ENQ: 10 s before the next ENQ
+  interrupt,   // sender after receiver interrupt: 15 s before the next ENQ
+  retry,       // sender after giving up on a message: wait before trying it again (our choice)
 };
 
 struct link_options {
-  std::size_t frame_text_size = 63993;      // 240 for E1381-95 analysers, 63,993 LIS01-A
+  std::size_t frame_text_size = 63993;       // 240 for E1381-95 analysers, 63,993 LIS01-A
   std::size_t max_message_bytes = 4u << 20;  // received message text; over it: discard + NAK
-  int max_attempts = 6;                     // per frame (LIS1-A 6.5.1.2)
+  int max_attempts = 6;                      // per frame (LIS1-A 6.5.1.2)
   std::chrono::milliseconds receive_timeout{30000};
   std::chrono::milliseconds reply_timeout{15000};
   std::chrono::milliseconds contention_timeout{20000};
@@ -71,15 +78,15 @@ enum class link_state {
 
 struct link_action {
   enum class kind {
-    send,            // bytes: control byte or an encoded frame
-    start_timer,     // timer, duration
-    stop_timer,      // timer
-    deliver,         // message: a complete received message (ETB frames joined raw, then the ETX frame)
-    discarded,       // reason: an incomplete received message was thrown away (timeout, EOT mid-message)
-    sent,            // id: an outgoing message was fully acknowledged
-    send_failed,     // id + reason: gave up (6 attempts, timeout); the message is kept queued
-    frame_rejected,  // reason + frame number: a received frame was NAKed (for the device log)
-    duplicate_frame, // frame number: ACKed and ignored (same FN as the last accepted)
+    send,         // bytes: control byte or an encoded frame
+    start_timer,  // timer, duration
+    stop_timer,   // timer
+    deliver,    // message: a complete received message (ETB frames joined raw, then the ETX frame)
+    discarded,  // reason: an incomplete received message was thrown away (timeout, EOT mid-message)
+    sent,       // id: an outgoing message was fully acknowledged
+    send_failed,      // id + reason: gave up (6 attempts, timeout); the message is kept queued
+    frame_rejected,   // reason + frame number: a received frame was NAKed (for the device log)
+    duplicate_frame,  // frame number: ACKed and ignored (same FN as the last accepted)
   };
   kind what = kind::send;
   std::string bytes;
@@ -145,10 +152,10 @@ class link {
   std::optional<timer_id> timer_;
   bool busy_ = false;
   // receiving
-  int last_fn_ = 0;          // FN of the last accepted frame; the first expected is 1
-  bool any_frame_ = false;   // a frame was accepted in this transfer phase
-  bool overflow_ = false;    // max_message_bytes hit: NAK every frame until EOT / timeout
-  std::string message_;      // ETB texts so far (raw join)
+  int last_fn_ = 0;         // FN of the last accepted frame; the first expected is 1
+  bool any_frame_ = false;  // a frame was accepted in this transfer phase
+  bool overflow_ = false;   // max_message_bytes hit: NAK every frame until EOT / timeout
+  std::string message_;     // ETB texts so far (raw join)
   bool pending_confirm_ = false;
   std::size_t pending_prev_len_ = 0;  // message_ before the unconfirmed end frame
   int pending_prev_fn_ = 0;
@@ -156,11 +163,11 @@ class link {
   // sending
   std::deque<outgoing> outgoing_;
   std::uint64_t next_id_ = 1;
-  std::size_t send_pos_ = 0;    // offset of the current frame's text in the front message
-  std::size_t current_len_ = 0; // text bytes in the current frame
+  std::size_t send_pos_ = 0;     // offset of the current frame's text in the front message
+  std::size_t current_len_ = 0;  // text bytes in the current frame
   bool current_final_ = false;
   int send_fn_ = 1;
-  int attempts_ = 0;            // times the current frame has been sent
+  int attempts_ = 0;  // times the current frame has been sent
 };
 
 }  // namespace interfaced::astm

@@ -15,28 +15,48 @@ class response_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "hl7.response"; }
   std::string message(int ev) const override {
     switch (static_cast<response_error>(ev)) {
-      case response_error::ok: return "ok";
-      case response_error::unparsable: return "reply is not an HL7 message (no MSH / delimiters)";
-      case response_error::not_a_response: return "reply is not an acknowledgement or response";
+      case response_error::ok:
+        return "ok";
+      case response_error::unparsable:
+        return "reply is not an HL7 message (no MSH / delimiters)";
+      case response_error::not_a_response:
+        return "reply is not an acknowledgement or response";
       case response_error::fields_shifted:
         return "MSH fields shifted: the message type is in MSH-8 (a field is missing)";
-      case response_error::missing_msa: return "reply has no MSA segment";
-      case response_error::bad_ack_code: return "MSA-1 is not AA/AE/AR/CA/CE/CR";
-      case response_error::missing_acknowledged_id: return "MSA-2 (acknowledged id) is empty";
-      case response_error::id_mismatch: return "MSA-2 does not name the message we sent";
-      case response_error::wrong_trigger: return "MSH-9 trigger does not match the message sent";
-      case response_error::missing_timestamp: return "MSH-7 (date/time of message) is empty";
-      case response_error::missing_control_id: return "MSH-10 (message control id) is empty";
-      case response_error::lf_segment_separators: return "segments end with LF instead of CR";
-      case response_error::unterminated_segment: return "last segment is not terminated by CR";
-      case response_error::stray_delimiters: return "MSH field holds only separators";
-      case response_error::ack_type_on_response: return "MSH-15/16 set on a response";
-      case response_error::wrong_receiver: return "MSH-5 does not name our application";
-      case response_error::wrong_profile: return "MSH-21 is not the expected profile";
-      case response_error::missing_qak: return "response has no QAK segment";
-      case response_error::bad_query_status: return "QAK-2 is not OK/NF/AE/AR";
-      case response_error::tag_mismatch: return "query tag does not match the query sent";
-      case response_error::qpd_mismatch: return "QPD-3 does not echo the query sent";
+      case response_error::missing_msa:
+        return "reply has no MSA segment";
+      case response_error::bad_ack_code:
+        return "MSA-1 is not AA/AE/AR/CA/CE/CR";
+      case response_error::missing_acknowledged_id:
+        return "MSA-2 (acknowledged id) is empty";
+      case response_error::id_mismatch:
+        return "MSA-2 does not name the message we sent";
+      case response_error::wrong_trigger:
+        return "MSH-9 trigger does not match the message sent";
+      case response_error::missing_timestamp:
+        return "MSH-7 (date/time of message) is empty";
+      case response_error::missing_control_id:
+        return "MSH-10 (message control id) is empty";
+      case response_error::lf_segment_separators:
+        return "segments end with LF instead of CR";
+      case response_error::unterminated_segment:
+        return "last segment is not terminated by CR";
+      case response_error::stray_delimiters:
+        return "MSH field holds only separators";
+      case response_error::ack_type_on_response:
+        return "MSH-15/16 set on a response";
+      case response_error::wrong_receiver:
+        return "MSH-5 does not name our application";
+      case response_error::wrong_profile:
+        return "MSH-21 is not the expected profile";
+      case response_error::missing_qak:
+        return "response has no QAK segment";
+      case response_error::bad_query_status:
+        return "QAK-2 is not OK/NF/AE/AR";
+      case response_error::tag_mismatch:
+        return "query tag does not match the query sent";
+      case response_error::qpd_mismatch:
+        return "QPD-3 does not echo the query sent";
     }
     return "unknown HL7 response error";
   }
@@ -78,9 +98,12 @@ std::string location(const message& m, std::size_t segment, std::size_t field,
 
 std::string_view to_string(ack_code c) noexcept {
   switch (c) {
-    case ack_code::aa: return "AA";
-    case ack_code::ae: return "AE";
-    case ack_code::ar: return "AR";
+    case ack_code::aa:
+      return "AA";
+    case ack_code::ae:
+      return "AE";
+    case ack_code::ar:
+      return "AR";
   }
   return "AR";
 }
@@ -104,8 +127,9 @@ std::string build_ack(const message& received, const ack_request& request,
   w.raw("");  // MSH-8 security
   {
     std::string type = "ACK";
-    const std::string trigger = options.trigger.empty() ? std::string(msh.field(9).component(2).raw())
-                                                        : escape(options.trigger, d);
+    const std::string trigger = options.trigger.empty()
+                                    ? std::string(msh.field(9).component(2).raw())
+                                    : escape(options.trigger, d);
     const bool structure = options.structure == structure_mode::always ||
                            (options.structure == structure_mode::by_version && v25);
     if (!trigger.empty() || structure) {
@@ -177,6 +201,30 @@ std::string build_ack(std::string_view received_text, const ack_request& request
   message fallback;
   (void)parse_message(bare, fallback);
   return build_ack(fallback, request, options);
+}
+
+ack_decision decide_ack(const hl7_batch& batch) {
+  ack_decision d;
+  if (!batch.error) return d;
+  const std::error_code e = batch.error;
+  d.code = ack_code::ar;
+  if (e.category() == message_category()) {
+    d.error_code = e == message_error::too_many_segments ? "207" : "100";
+  } else if (e == normalise_error::unknown_message_type) {
+    d.error_code = "200";
+  } else if (e == normalise_error::missing_control_id ||
+             e == normalise_error::missing_message_type) {
+    d.error_code = "101";
+  } else {
+    d.code = ack_code::ae;
+    d.error_code = "207";
+  }
+  d.error_text = e.message();
+  if (!batch.diagnostics.empty()) {
+    d.error_segment = batch.diagnostics.front().segment_index;
+    d.error_field = batch.diagnostics.front().field;
+  }
+  return d;
 }
 
 // ---- host replies ----

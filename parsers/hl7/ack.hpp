@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "parsers/hl7/message.hpp"
+#include "parsers/hl7/normalise.hpp"
 
 namespace interfaced::hl7 {
 
@@ -30,17 +31,17 @@ enum class ack_code { aa, ae, ar };
 enum class structure_mode { by_version, always, never };
 
 struct ack_options {
-  std::string accept_text;       // MSA-3 on AA (Mindray: "Message accepted")
-  std::string accept_code;       // MSA-6 on AA (Mindray: "0")
-  bool code_in_msa_6 = false;    // AE/AR: the caller's error code in MSA-6 (Mindray, e.g. 206)
-  bool err_segment = true;       // AE/AR: add ERR
-  bool text_in_msa_3 = true;     // AE/AR: the caller's error text in MSA-3
+  std::string accept_text;     // MSA-3 on AA (Mindray: "Message accepted")
+  std::string accept_code;     // MSA-6 on AA (Mindray: "0")
+  bool code_in_msa_6 = false;  // AE/AR: the caller's error code in MSA-6 (Mindray, e.g. 206)
+  bool err_segment = true;     // AE/AR: add ERR
+  bool text_in_msa_3 = true;   // AE/AR: the caller's error text in MSA-3
   structure_mode structure = structure_mode::by_version;
-  std::string trigger;           // MSH-9.2 override; empty: the received trigger (R01, R22...)
-  bool echo_charset = true;      // MSH-18
-  bool echo_profile = false;     // MSH-21
-  bool echo_msh_16 = false;      // Mindray echoes its MSH-16 (sample / calibration / QC kind)
-  std::string accept_ack_type;   // MSH-15 of the ACK; LAW: responses leave it empty
+  std::string trigger;               // MSH-9.2 override; empty: the received trigger (R01, R22...)
+  bool echo_charset = true;          // MSH-18
+  bool echo_profile = false;         // MSH-21
+  bool echo_msh_16 = false;          // Mindray echoes its MSH-16 (sample / calibration / QC kind)
+  std::string accept_ack_type;       // MSH-15 of the ACK; LAW: responses leave it empty
   std::string application_ack_type;  // MSH-16 of the ACK (ignored with echo_msh_16)
   std::string sending_application;   // empty: the received MSH-5
   std::string sending_facility;      // empty: the received MSH-6
@@ -67,6 +68,25 @@ struct ack_request {
 // `|^~\&`, an empty MSA-2 and MSH-9 `ACK`, so the peer still gets an answer (normally AR).
 [[nodiscard]] std::string build_ack(std::string_view received_text, const ack_request& request,
                                     const ack_options& options = {});
+
+// What to answer for a normalised message (Roche / LAW: AR when the message cannot be read or its
+// type is not supported, AE for other processing problems, else AA). HL7 table 0357 codes:
+// 100 segment sequence error (no MSH / bad delimiters), 101 required field missing (MSH-9,
+// MSH-10), 200 unsupported message type, 207 application internal error. Warnings do not
+// change the answer. The daemon still answers AE/AR itself when storing fails.
+struct ack_decision {
+  ack_code code = ack_code::aa;
+  std::string error_code;  // empty for AA
+  std::string error_text;
+  std::size_t error_segment = 0;
+  std::size_t error_field = 0;
+  // An ack_request over this decision's strings (which must outlive it).
+  [[nodiscard]] ack_request request(std::string_view control_id,
+                                    std::string_view timestamp) const noexcept {
+    return {code, control_id, timestamp, error_code, error_text, error_segment, error_field};
+  }
+};
+[[nodiscard]] ack_decision decide_ack(const hl7_batch& batch);
 
 // ---- host replies ----
 
@@ -101,7 +121,7 @@ struct response_problem {
   std::error_code error;
   std::size_t segment_index = 0;  // 1-based; 0 = the message as a whole
   std::size_t field = 0;
-  bool fatal = false;             // the reply cannot be taken as an answer to our message
+  bool fatal = false;  // the reply cannot be taken as an answer to our message
   std::string detail;
 };
 
@@ -124,9 +144,9 @@ struct response_report {
   std::string_view error_code{};       // MSA-6, else ERR-3.1, else ERR-1.4.1
   std::string_view query_status{};     // QAK-2
   std::vector<response_problem> problems;
-  [[nodiscard]] bool usable() const noexcept;     // no fatal problem
+  [[nodiscard]] bool usable() const noexcept;  // no fatal problem
   [[nodiscard]] bool conformant() const noexcept { return problems.empty(); }
-  [[nodiscard]] bool accepted() const noexcept;   // usable and MSA-1 AA / CA
+  [[nodiscard]] bool accepted() const noexcept;  // usable and MSA-1 AA / CA
 };
 
 [[nodiscard]] response_report check_response(std::string_view text,

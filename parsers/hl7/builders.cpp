@@ -6,10 +6,14 @@ namespace interfaced::hl7 {
 
 std::string_view to_string(query_status s) noexcept {
   switch (s) {
-    case query_status::ok: return "OK";
-    case query_status::not_found: return "NF";
-    case query_status::application_error: return "AE";
-    case query_status::application_reject: return "AR";
+    case query_status::ok:
+      return "OK";
+    case query_status::not_found:
+      return "NF";
+    case query_status::application_error:
+      return "AE";
+    case query_status::application_reject:
+      return "AR";
   }
   return "AE";
 }

@@ -17,10 +17,10 @@ enum class query_status { ok, not_found, application_error, application_reject }
 [[nodiscard]] std::string_view to_string(query_status s) noexcept;  // "OK" "NF" "AE" "AR"
 
 struct rsp_k11_request {
-  std::string_view control_id{};  // MSH-10
-  std::string_view timestamp{};   // MSH-7
-  ack_code code = ack_code::aa;                   // MSA-1
-  query_status status = query_status::ok;         // QAK-2
+  std::string_view control_id{};           // MSH-10
+  std::string_view timestamp{};            // MSH-7
+  ack_code code = ack_code::aa;            // MSA-1
+  query_status status = query_status::ok;  // QAK-2
 };
 
 // RSP^K11^RSP_K11 for a parsed QBP^Q11: MSH with application / facility swapped, version, MSH-18
@@ -35,7 +35,7 @@ struct oml_o33_header {
   std::string_view receiving_facility{};     // MSH-6
   std::string_view timestamp{};              // MSH-7
   std::string_view control_id{};             // MSH-10
-  std::string_view processing_id = "P";    // MSH-11
+  std::string_view processing_id = "P";      // MSH-11
   std::string_view specimen_type{};          // SPM-4 (e.g. "SER"); empty: not sent
   std::string_view coding_system{};          // OBR-4.3 (e.g. "99ROC"); empty: not sent
 };

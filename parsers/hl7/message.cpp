@@ -11,11 +11,16 @@ class message_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "hl7.message"; }
   std::string message(int ev) const override {
     switch (static_cast<message_error>(ev)) {
-      case message_error::ok: return "ok";
-      case message_error::empty: return "empty HL7 message";
-      case message_error::no_msh: return "HL7 message does not start with an MSH segment";
-      case message_error::bad_delimiters: return "MSH-1/MSH-2 delimiters missing or invalid";
-      case message_error::too_many_segments: return "HL7 message has too many segments";
+      case message_error::ok:
+        return "ok";
+      case message_error::empty:
+        return "empty HL7 message";
+      case message_error::no_msh:
+        return "HL7 message does not start with an MSH segment";
+      case message_error::bad_delimiters:
+        return "MSH-1/MSH-2 delimiters missing or invalid";
+      case message_error::too_many_segments:
+        return "HL7 message has too many segments";
     }
     return "unknown HL7 message error";
   }
@@ -140,11 +145,16 @@ std::string value_view::decode() const {
     }
     const std::string_view seq = raw_.substr(i + 1, close - i - 1);
     char mapped = '\0';
-    if (seq == "F") mapped = d_.field;
-    else if (seq == "S") mapped = d_.component;
-    else if (seq == "T") mapped = d_.subcomponent;
-    else if (seq == "R") mapped = d_.repetition;
-    else if (seq == "E") mapped = d_.escape;
+    if (seq == "F")
+      mapped = d_.field;
+    else if (seq == "S")
+      mapped = d_.component;
+    else if (seq == "T")
+      mapped = d_.subcomponent;
+    else if (seq == "R")
+      mapped = d_.repetition;
+    else if (seq == "E")
+      mapped = d_.escape;
     if (mapped != '\0') {
       out.push_back(mapped);
     } else {
@@ -159,9 +169,7 @@ std::string value_view::decode() const {
 
 // ---- segment_view ----
 
-std::string_view segment_view::name() const noexcept {
-  return raw_.substr(0, raw_.find(d_.field));
-}
+std::string_view segment_view::name() const noexcept { return raw_.substr(0, raw_.find(d_.field)); }
 
 std::size_t segment_view::field_count() const noexcept {
   const std::size_t pieces = count(raw_, d_.field);
@@ -220,6 +228,23 @@ std::error_code parse_message(std::string_view text, message& out, message_limit
   return {};
 }
 
+std::vector<std::string_view> split_unframed(std::string_view text) {
+  std::vector<std::size_t> starts;
+  for (std::size_t pos = 0; pos + 3 < text.size(); ++pos) {
+    const bool line_start = pos == 0 || text[pos - 1] == '\r' || text[pos - 1] == '\n';
+    if (line_start && text.substr(pos, 3) == "MSH" && !is_alnum(text[pos + 3]) &&
+        text[pos + 3] != '\r' && text[pos + 3] != '\n') {
+      starts.push_back(pos);
+    }
+  }
+  std::vector<std::string_view> out;
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
+    out.push_back(text.substr(starts[i], end - starts[i]));
+  }
+  return out;
+}
+
 std::string escape(std::string_view value, const delimiters& d) {
   std::string out;
   out.reserve(value.size());
@@ -233,14 +258,22 @@ std::string escape(std::string_view value, const delimiters& d) {
     out.push_back(d.escape);
   };
   for (char c : value) {
-    if (c == d.field) put_escape("F");
-    else if (c != '\0' && c == d.component) put_escape("S");
-    else if (c != '\0' && c == d.subcomponent) put_escape("T");
-    else if (c != '\0' && c == d.repetition) put_escape("R");
-    else if (c != '\0' && c == d.escape) put_escape("E");
-    else if (c == '\r') put_escape("X0D");
-    else if (c == '\n') put_escape("X0A");
-    else out.push_back(c);
+    if (c == d.field)
+      put_escape("F");
+    else if (c != '\0' && c == d.component)
+      put_escape("S");
+    else if (c != '\0' && c == d.subcomponent)
+      put_escape("T");
+    else if (c != '\0' && c == d.repetition)
+      put_escape("R");
+    else if (c != '\0' && c == d.escape)
+      put_escape("E");
+    else if (c == '\r')
+      put_escape("X0D");
+    else if (c == '\n')
+      put_escape("X0A");
+    else
+      out.push_back(c);
   }
   return out;
 }

@@ -27,10 +27,10 @@ namespace interfaced::hl7 {
 
 enum class message_error {
   ok = 0,
-  empty = 1,            // no segment at all
-  no_msh,               // the first segment is not MSH
-  bad_delimiters,       // MSH-1 / MSH-2 missing, repeated, alphanumeric or CR / LF
-  too_many_segments,    // over message_limits::max_segments
+  empty = 1,          // no segment at all
+  no_msh,             // the first segment is not MSH
+  bad_delimiters,     // MSH-1 / MSH-2 missing, repeated, alphanumeric or CR / LF
+  too_many_segments,  // over message_limits::max_segments
 };
 const std::error_category& message_category() noexcept;
 std::error_code make_error_code(message_error e) noexcept;
@@ -63,7 +63,7 @@ class value_view {
   // Not empty and not null.
   [[nodiscard]] bool has_value() const noexcept { return !empty() && !is_null(); }
 
-  [[nodiscard]] std::size_t repetition_count() const noexcept;  // >= 1
+  [[nodiscard]] std::size_t repetition_count() const noexcept;        // >= 1
   [[nodiscard]] value_view repetition(std::size_t i) const noexcept;  // 0-based; empty if absent
   // Components of the first repetition (1-based, as the standard counts); empty when absent.
   [[nodiscard]] std::size_t component_count() const noexcept;  // >= 1
@@ -89,7 +89,9 @@ class segment_view {
 
   [[nodiscard]] std::string_view raw() const noexcept { return raw_; }  // without terminator
   [[nodiscard]] std::string_view name() const noexcept;  // text before the first field separator
-  [[nodiscard]] bool is(std::string_view segment_name) const noexcept { return name() == segment_name; }
+  [[nodiscard]] bool is(std::string_view segment_name) const noexcept {
+    return name() == segment_name;
+  }
   // Highest field number present (MSH counts MSH-1 as a field).
   [[nodiscard]] std::size_t field_count() const noexcept;
   [[nodiscard]] value_view field(std::size_t n) const noexcept;  // empty when absent
@@ -134,6 +136,12 @@ class message {
 // Throws only std::bad_alloc.
 [[nodiscard]] std::error_code parse_message(std::string_view text, message& out,
                                             message_limits limits = {});
+
+// Splits text holding unframed messages one after another (capture files, `mllp_send --loose`
+// input) at every segment that starts with `MSH` followed by a non-alphanumeric character.
+// Each view covers one message including its segment terminators; text before the first MSH
+// is dropped. Views point into `text`.
+[[nodiscard]] std::vector<std::string_view> split_unframed(std::string_view text);
 
 // Applies HL7 escapes to `value` so it can be written as one component: the delimiters and the
 // escape character become \F\ \S\ \T\ \R\ \E\; CR / LF become \X0D\ / \X0A\.

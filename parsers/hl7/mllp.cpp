@@ -11,12 +11,18 @@ class mllp_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "hl7.mllp"; }
   std::string message(int ev) const override {
     switch (static_cast<mllp_error>(ev)) {
-      case mllp_error::ok: return "ok";
-      case mllp_error::garbage_skipped: return "bytes outside an MLLP frame were skipped";
-      case mllp_error::message_too_long: return "MLLP message longer than the configured maximum";
-      case mllp_error::interrupted: return "MLLP start block (0x0B) inside a message";
-      case mllp_error::bad_trailer: return "MLLP end block 0x1C not followed by 0x0D";
-      case mllp_error::truncated: return "stream ended inside an MLLP message";
+      case mllp_error::ok:
+        return "ok";
+      case mllp_error::garbage_skipped:
+        return "bytes outside an MLLP frame were skipped";
+      case mllp_error::message_too_long:
+        return "MLLP message longer than the configured maximum";
+      case mllp_error::interrupted:
+        return "MLLP start block (0x0B) inside a message";
+      case mllp_error::bad_trailer:
+        return "MLLP end block 0x1C not followed by 0x0D";
+      case mllp_error::truncated:
+        return "stream ended inside an MLLP message";
     }
     return "unknown MLLP error";
   }

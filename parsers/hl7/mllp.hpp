@@ -5,7 +5,8 @@
 // Pure and incremental, in the style of astm::frame_decoder: put() takes any chunk of the stream
 // and returns after at most one event with the number of bytes it consumed; the caller feeds the
 // rest again. The events do not depend on how the stream was chunked.
-//  - Bytes between frames are skipped; a run of them is reported once (kind skipped, with its stream
+//  - Bytes between frames are skipped; a run of them is reported once (kind skipped, with its
+//  stream
 //    offset and length) when it ends at the next 0x0B or at finish(). Runs made only of CR / LF
 //    (peers that append a newline after 0x1C 0x0D) are skipped silently.
 //  - 0x0B inside a message means the peer restarted: the partial message is reported as an error
@@ -46,10 +47,10 @@ enum class mllp_event_kind { none, message, skipped, error };
 
 struct mllp_event {
   mllp_event_kind kind = mllp_event_kind::none;
-  std::string_view message;     // kind == message: bytes between 0x0B and 0x1C
-  std::error_code error;        // kind == error or skipped
-  std::uint64_t offset = 0;     // stream offset of the 0x0B (message, error) or first skipped byte
-  std::uint64_t length = 0;     // skipped: bytes dropped; error: message bytes seen before it
+  std::string_view message;  // kind == message: bytes between 0x0B and 0x1C
+  std::error_code error;     // kind == error or skipped
+  std::uint64_t offset = 0;  // stream offset of the 0x0B (message, error) or first skipped byte
+  std::uint64_t length = 0;  // skipped: bytes dropped; error: message bytes seen before it
   bool missing_trailer_cr = false;  // kind == message: 0x1C was not followed by 0x0D
 };
 
@@ -82,10 +83,10 @@ class mllp_decoder {
 
   mllp_options options_;
   state state_ = state::idle;
-  std::string buf_;             // message bytes of a message spanning put() calls; <= max_message
-  std::uint64_t offset_ = 0;    // stream offset of the next byte put() will see
-  std::uint64_t start_ = 0;     // stream offset of the current message's 0x0B
-  std::uint64_t seen_ = 0;      // message bytes seen (also while discarding)
+  std::string buf_;           // message bytes of a message spanning put() calls; <= max_message
+  std::uint64_t offset_ = 0;  // stream offset of the next byte put() will see
+  std::uint64_t start_ = 0;   // stream offset of the current message's 0x0B
+  std::uint64_t seen_ = 0;    // message bytes seen (also while discarding)
   std::uint64_t garbage_start_ = 0;
   std::uint64_t garbage_len_ = 0;
   bool garbage_reportable_ = false;  // the run holds something other than CR / LF

@@ -14,15 +14,24 @@ class normalise_category_impl final : public std::error_category {
   const char* name() const noexcept override { return "hl7.normalise"; }
   std::string message(int ev) const override {
     switch (static_cast<normalise_error>(ev)) {
-      case normalise_error::ok: return "ok";
-      case normalise_error::missing_control_id: return "MSH-10 (message control id) is empty";
-      case normalise_error::missing_message_type: return "MSH-9 (message type) is empty";
-      case normalise_error::unknown_message_type: return "unsupported HL7 message type";
-      case normalise_error::unknown_charset: return "MSH-18 character set not understood";
-      case normalise_error::lossy_text: return "text invalid in the character set was replaced";
-      case normalise_error::missing_sample_id: return "no sample id where the profile says";
-      case normalise_error::missing_code: return "OBX-3 (observation identifier) is empty";
-      case normalise_error::obx_outside_order: return "OBX before any OBR or SPM";
+      case normalise_error::ok:
+        return "ok";
+      case normalise_error::missing_control_id:
+        return "MSH-10 (message control id) is empty";
+      case normalise_error::missing_message_type:
+        return "MSH-9 (message type) is empty";
+      case normalise_error::unknown_message_type:
+        return "unsupported HL7 message type";
+      case normalise_error::unknown_charset:
+        return "MSH-18 character set not understood";
+      case normalise_error::lossy_text:
+        return "text invalid in the character set was replaced";
+      case normalise_error::missing_sample_id:
+        return "no sample id where the profile says";
+      case normalise_error::missing_code:
+        return "OBX-3 (observation identifier) is empty";
+      case normalise_error::obx_outside_order:
+        return "OBX before any OBR or SPM";
     }
     return "unknown HL7 normalise error";
   }
@@ -108,8 +117,8 @@ class walker {
   }
 
   value_view read(const field_ref& r) const noexcept {
-    std::optional<std::size_t> idx = r.segment == "MSH" ? std::optional<std::size_t>{0}
-                                                        : ctx_.get(r.segment);
+    std::optional<std::size_t> idx =
+        r.segment == "MSH" ? std::optional<std::size_t>{0} : ctx_.get(r.segment);
     if (!idx) return {};
     return at(m_.segment(*idx), r);
   }
@@ -201,6 +210,10 @@ class walker {
     r.status = text(s.field(11).component(1));
 
     const std::string_view type = trim(s.field(2).component(1).raw());
+    if (std::find(o_.skip_value_types.begin(), o_.skip_value_types.end(), type) !=
+        o_.skip_value_types.end()) {
+      return;
+    }
     const bool coded = type == "CE" || type == "CWE" || type == "CNE";
     const value_view v = s.field(5);
     r.value = text(coded ? v.component(1) : v);
@@ -224,8 +237,8 @@ class walker {
     r.instrument = text(s.field(18).repetition(0).component(1));
     // OBX-19 (analysis time, 2.5+), else OBX-14 (observation time, what 2.3.1 Mindray fills),
     // else the order's OBR-7.
-    for (const value_view& t : {s.field(19).component(1), s.field(14).component(1),
-                                read({"OBR", 7, 1, 0})}) {
+    for (const value_view& t :
+         {s.field(19).component(1), s.field(14).component(1), read({"OBR", 7, 1, 0})}) {
       if (t.has_value()) {
         r.observed_at = text(t);
         if (!r.observed_at.empty()) break;

@@ -52,7 +52,7 @@ struct field_ref {
   int subcomponent = 0;
 };
 
-// A condition: the decoded value at `where` equals `equals`.
+// A condition: the decoded, trimmed value at `where` equals `equals` (ASCII case-insensitive).
 struct field_match {
   field_ref where;
   std::string equals;
@@ -67,7 +67,7 @@ struct hl7_options {
   field_ref code{"OBX", 3, 1, 0};
   field_ref name{"OBX", 3, 2, 0};  // Mindray 2.3.1: {"OBX", 4, 1, 0}
   std::vector<field_match> qc_when{{{"MSH", 11, 1, 0}, "Q"}, {{"SPM", 11, 1, 0}, "Q"}};
-  bool all_qc = false;  // the device only sends QC on this link
+  bool all_qc = false;            // the device only sends QC on this link
   bool rerun_on_obx_11_c = true;  // Roche: OBX-11 `C` (corrected) = rerun result
   bool rerun_on_tcd_8 = true;     // TCD-8 `R` / `D` (table 0389) = repeated
   // IHE LAW supplemental OBX (OBX-3.4 starting `S_`: pipetting time, calibration id...).
@@ -76,6 +76,9 @@ struct hl7_options {
   // (no result: the error is the point).
   bool skip_empty_values = true;
   std::vector<std::string> drop_flags;  // flag values that mean "no flag" (e.g. BA400 `NONE`)
+  // OBX-2 value types that are not results: Mindray BC ED histograms / scattergrams are base64
+  // BMPs of many kilobytes (facts §9).
+  std::vector<std::string> skip_value_types{"ED"};
   // MSH-9 message codes (`ESU`) or code^trigger (`ACK^R22`) that are accepted and ignored.
   std::vector<std::string> ignored_types{"ACK", "ESU", "INU", "EAC", "ORL", "RSP", "QCK"};
 };
@@ -93,11 +96,11 @@ struct hl7_batch {
   std::vector<order> orders;
   std::error_code error;  // fatal: nothing else was produced (see diagnostics[0] for the place)
   std::vector<hl7_diagnostic> diagnostics;
-  std::string message_type;  // MSH-9 components 1^2 (`OUL^R22`)
-  std::string control_id;    // MSH-10, decoded
-  std::string version;       // MSH-12.1
+  std::string message_type;                        // MSH-9 components 1^2 (`OUL^R22`)
+  std::string control_id;                          // MSH-10, decoded
+  std::string version;                             // MSH-12.1
   text_encoding encoding = text_encoding::latin1;  // used for this message
-  bool ignored = false;      // a type from options.ignored_types
+  bool ignored = false;                            // a type from options.ignored_types
 };
 
 // `where` fills every object's source_location (message_index, byte_offset); record_index is set

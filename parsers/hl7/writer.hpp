@@ -35,7 +35,7 @@ class segment_writer {
   delimiters d_;
   std::string out_;
   std::size_t segment_start_ = 0;
-  std::size_t fields_ = 0;       // fields written in the current segment (MSH counts MSH-1/2)
+  std::size_t fields_ = 0;         // fields written in the current segment (MSH counts MSH-1/2)
   std::size_t last_nonempty_ = 0;  // out_ size after the last non-empty field
   std::size_t last_nonempty_fields_ = 0;
 };

@@ -53,8 +53,8 @@ inline const char* decode_chunks(std::string_view in, std::size_t max_frame,
         break;
       }
       const auto& ev = r.event;
-      if (r.consumed == 0 && !(ev.kind == astm::event_kind::error &&
-                               ev.error == astm::frame_error::interrupted)) {
+      if (r.consumed == 0 &&
+          !(ev.kind == astm::event_kind::error && ev.error == astm::frame_error::interrupted)) {
         return "an event other than interrupted consumed nothing";
       }
       if (last_offset && ev.offset <= *last_offset) return "event offsets not increasing";
@@ -156,17 +156,20 @@ inline const char* run_link(const std::uint8_t* data, std::size_t size) {
         case astm::link_action::kind::send: {
           if (x.bytes.size() == 1) {
             const char c = x.bytes[0];
-            if (c != '\x04' && c != '\x05' && c != '\x06' && c != '\x15') return "odd control byte sent";
+            if (c != '\x04' && c != '\x05' && c != '\x06' && c != '\x15')
+              return "odd control byte sent";
             break;
           }
-          if (x.bytes.size() > o.frame_text_size + 7) return "sent frame larger than frame_text_size + 7";
+          if (x.bytes.size() > o.frame_text_size + 7)
+            return "sent frame larger than frame_text_size + 7";
           astm::frame_decoder check_dec;
           const auto r = check_dec.put(x.bytes);
           if (r.event.kind != astm::event_kind::frame) return "sent bytes are not one valid frame";
           break;
         }
         case astm::link_action::kind::deliver:
-          if (x.message.size() > o.max_message_bytes) return "delivered more than max_message_bytes";
+          if (x.message.size() > o.max_message_bytes)
+            return "delivered more than max_message_bytes";
           break;
         case astm::link_action::kind::sent:
           ++finished;
@@ -177,7 +180,8 @@ inline const char* run_link(const std::uint8_t* data, std::size_t size) {
     }
     if (mirror != l.active_timer()) return "driver's timer mirror differs from active_timer()";
     if (l.buffered_bytes() > o.max_message_bytes) return "receive buffer above max_message_bytes";
-    if (l.state() == astm::link_state::neutral && l.queued() != 0) return "neutral with messages queued";
+    if (l.state() == astm::link_state::neutral && l.queued() != 0)
+      return "neutral with messages queued";
     if (l.queued() + finished != queued_total) return "a queued message was lost";
     if (l.awaiting_confirmation() &&
         (l.state() != astm::link_state::receiving || l.active_timer().has_value())) {
@@ -187,16 +191,31 @@ inline const char* run_link(const std::uint8_t* data, std::size_t size) {
     using ti = astm::timer_id;
     const auto t = l.active_timer();
     switch (l.state()) {
-      case st::neutral: if (t) return "timer running on a neutral line"; break;
-      case st::receiving: if (t && *t != ti::receive) return "receiving without the receive timer"; break;
+      case st::neutral:
+        if (t) return "timer running on a neutral line";
+        break;
+      case st::receiving:
+        if (t && *t != ti::receive) return "receiving without the receive timer";
+        break;
       case st::sending_enq:
-      case st::sending: if (t != ti::reply) return "sending without the reply timer"; break;
-      case st::waiting_after_nak: if (t != ti::busy) return "busy wait without busy timer"; break;
-      case st::contention: if (t != ti::contention) return "contention without its timer"; break;
-      case st::interrupted: if (t != ti::interrupt) return "interrupt wait without its timer"; break;
-      case st::waiting_retry: if (t != ti::retry) return "retry wait without its timer"; break;
+      case st::sending:
+        if (t != ti::reply) return "sending without the reply timer";
+        break;
+      case st::waiting_after_nak:
+        if (t != ti::busy) return "busy wait without busy timer";
+        break;
+      case st::contention:
+        if (t != ti::contention) return "contention without its timer";
+        break;
+      case st::interrupted:
+        if (t != ti::interrupt) return "interrupt wait without its timer";
+        break;
+      case st::waiting_retry:
+        if (t != ti::retry) return "retry wait without its timer";
+        break;
     }
-    if (!l.awaiting_confirmation() && l.state() == st::receiving && !t) return "receiving without a timer";
+    if (!l.awaiting_confirmation() && l.state() == st::receiving && !t)
+      return "receiving without a timer";
     return nullptr;
   };
 

@@ -63,13 +63,20 @@ struct owned_event {
 
 inline const char* kind_name(a::event_kind k) {
   switch (k) {
-    case a::event_kind::none: return "none";
-    case a::event_kind::enq: return "ENQ";
-    case a::event_kind::ack: return "ACK";
-    case a::event_kind::nak: return "NAK";
-    case a::event_kind::eot: return "EOT";
-    case a::event_kind::frame: return "frame";
-    case a::event_kind::error: return "error";
+    case a::event_kind::none:
+      return "none";
+    case a::event_kind::enq:
+      return "ENQ";
+    case a::event_kind::ack:
+      return "ACK";
+    case a::event_kind::nak:
+      return "NAK";
+    case a::event_kind::eot:
+      return "EOT";
+    case a::event_kind::frame:
+      return "frame";
+    case a::event_kind::error:
+      return "error";
   }
   return "?";
 }
@@ -102,22 +109,23 @@ inline std::vector<owned_event> decode_cuts(a::frame_decoder& d, std::string_vie
   return events;
 }
 
-inline std::vector<owned_event> decode_whole(std::string_view input,
-                                             std::size_t max_frame = a::frame_decoder::default_max_frame) {
+inline std::vector<owned_event> decode_whole(
+    std::string_view input, std::size_t max_frame = a::frame_decoder::default_max_frame) {
   a::frame_decoder d(max_frame);
   return decode_cuts(d, input, {});
 }
 
-inline std::vector<owned_event> decode_bytewise(std::string_view input,
-                                                std::size_t max_frame = a::frame_decoder::default_max_frame) {
+inline std::vector<owned_event> decode_bytewise(
+    std::string_view input, std::size_t max_frame = a::frame_decoder::default_max_frame) {
   a::frame_decoder d(max_frame);
   std::vector<std::size_t> cuts;
   for (std::size_t i = 1; i < input.size(); ++i) cuts.push_back(i);
   return decode_cuts(d, input, cuts);
 }
 
-inline std::vector<owned_event> decode_split(std::string_view input, std::size_t at,
-                                             std::size_t max_frame = a::frame_decoder::default_max_frame) {
+inline std::vector<owned_event> decode_split(
+    std::string_view input, std::size_t at,
+    std::size_t max_frame = a::frame_decoder::default_max_frame) {
   a::frame_decoder d(max_frame);
   return decode_cuts(d, input, {at});
 }
@@ -144,7 +152,8 @@ inline std::vector<std::size_t> split_mismatches(
 // steps): every offset from `radius` before to `radius` + 2 after each control byte (STX, FN
 // follows; ETB/ETX, then C1 C2; CR/LF trailers; ENQ/EOT; CR record ends inside text), the first
 // and last 256 offsets, and every 97th offset.
-inline std::vector<std::size_t> interesting_offsets(std::string_view input, std::size_t radius = 2) {
+inline std::vector<std::size_t> interesting_offsets(std::string_view input,
+                                                    std::size_t radius = 2) {
   std::vector<bool> mark(input.size() + 1, false);
   for (std::size_t i = 0; i < input.size(); ++i) {
     if (i < 256 || i + 256 > input.size() || i % 97 == 0) mark[i] = true;
@@ -169,7 +178,8 @@ inline std::size_t count_kind(const std::vector<owned_event>& evs, a::event_kind
 }
 
 // Frame text as the receiver sees it for a frame built by hand: STX FN text term C1 C2 trailer.
-inline std::string raw_frame(char fn, std::string_view text, bool final, std::string_view trailer = "\r\n") {
+inline std::string raw_frame(char fn, std::string_view text, bool final,
+                             std::string_view trailer = "\r\n") {
   std::string body;
   body.push_back(fn);
   body.append(text);

@@ -10,14 +10,14 @@
 #include "support.hpp"
 
 namespace a = interfaced::astm;
+using a::event_kind;
+using a::frame_error;
 using interfaced::test::astm::count_kind;
 using interfaced::test::astm::decode_bytewise;
 using interfaced::test::astm::decode_whole;
 using interfaced::test::astm::owned_event;
 using interfaced::test::astm::raw_frame;
 using interfaced::test::astm::split_mismatches;
-using a::event_kind;
-using a::frame_error;
 
 namespace {
 
@@ -31,18 +31,28 @@ std::error_code err(frame_error e) { return make_error_code(e); }
 
 }  // namespace
 
-TEST_CASE("checksum_hex: sum of FN..terminator mod 256 as two uppercase hex digits (LIS1-A 6.3.3)") {
+TEST_CASE(
+    "checksum_hex: sum of FN..terminator mod 256 as two uppercase hex digits (LIS1-A 6.3.3)") {
   CHECK(a::checksum_hex("") == "00");
-  CHECK(a::checksum_hex("z") == "7A");  // 122 is sent as 7A
+  CHECK(a::checksum_hex("z") == "7A");                         // 122 is sent as 7A
   CHECK(a::checksum_hex(std::string("\xFF\x7B", 2)) == "7A");  // 255 + 123 = 378 = 0x17A
-  CHECK(a::checksum_hex("7L|1|N\r\x03") == "0A");  // TaqMan capture, frame 7
+  CHECK(a::checksum_hex("7L|1|N\r\x03") == "0A");              // TaqMan capture, frame 7
   CHECK(a::checksum_hex("1H|\\^&\r\x03") == "E5");
 }
 
 TEST_CASE("encode_frame: STX FN text ETB|ETX C1 C2 CR LF, FN mod 8") {
-  CHECK(a::encode_frame(1, "H|\\^&\r", true) == "\x02" "1H|\\^&\r\x03" "E5\r\n");
-  CHECK(a::encode_frame(2, "P|1\r", false) == "\x02" "2P|1\r\x17" "53\r\n");
-  CHECK(a::encode_frame(8, "", true) == "\x02" "0\x03" "33\r\n");
+  CHECK(a::encode_frame(1, "H|\\^&\r", true) ==
+        "\x02"
+        "1H|\\^&\r\x03"
+        "E5\r\n");
+  CHECK(a::encode_frame(2, "P|1\r", false) ==
+        "\x02"
+        "2P|1\r\x17"
+        "53\r\n");
+  CHECK(a::encode_frame(8, "", true) ==
+        "\x02"
+        "0\x03"
+        "33\r\n");
 }
 
 TEST_CASE("control characters outside frames are events with their stream offsets") {
@@ -56,7 +66,8 @@ TEST_CASE("control characters outside frames are events with their stream offset
   CHECK(evs[3].offset == 5);
 }
 
-TEST_CASE("put() returns after one event and reports what it consumed; offset() is the stream position") {
+TEST_CASE(
+    "put() returns after one event and reports what it consumed, offset() is the stream position") {
   a::frame_decoder d;
   const std::string in = "\x05" + raw_frame('1', "H|\\^&\r", true) + "\x04";
   auto r = d.put(in);
@@ -94,7 +105,8 @@ TEST_CASE("intermediate frame (ETB) and end frame (ETX) (LIS1-A 6.3.1.2)") {
 
 TEST_CASE("frame trailers CR LF, CR, LF and none give the same frames") {
   auto frames_of = [](const std::string& trailer) {
-    auto evs = decode_whole(raw_frame('1', "A\r", false, trailer) + raw_frame('2', "B\r", true, trailer));
+    auto evs =
+        decode_whole(raw_frame('1', "A\r", false, trailer) + raw_frame('2', "B\r", true, trailer));
     for (auto& e : evs) e.offset = 0;
     return evs;
   };
@@ -115,7 +127,7 @@ TEST_CASE("lowercase checksum digits are accepted") {
   CHECK(evs[0].checksum == 0xE5);
 }
 
-TEST_CASE("bad checksum is an error event with the FN hint; the next frame decodes") {
+TEST_CASE("bad checksum is an error event with the FN hint, then the next frame decodes") {
   const std::string in = stx + "3O|1\r" + etx + "3E\r\n" + raw_frame('3', "O|1\r", true);
   const auto evs = decode_whole(in);
   REQUIRE(evs.size() == 2);
@@ -204,9 +216,11 @@ TEST_CASE("STX inside an unfinished frame: interrupted, then the new frame decod
 }
 
 TEST_CASE("ENQ or EOT inside an unfinished frame: interrupted, then the control event") {
-  for (const auto& [byte, kind] : {std::pair{enq, event_kind::enq}, std::pair{eot, event_kind::eot}}) {
+  for (const auto& [byte, kind] :
+       {std::pair{enq, event_kind::enq}, std::pair{eot, event_kind::eot}}) {
     // in the text, in the FN position, and between terminator and checksum
-    for (const std::string& prefix : {stx + "2abc", stx, stx + "2abc" + etx, stx + "2abc" + etx + "4"}) {
+    for (const std::string& prefix :
+         {stx + "2abc", stx, stx + "2abc" + etx, stx + "2abc" + etx + "4"}) {
       const auto evs = decode_whole(prefix + byte + "zz");
       REQUIRE(evs.size() == 2);
       CHECK(evs[0].error == err(frame_error::interrupted));
@@ -217,7 +231,9 @@ TEST_CASE("ENQ or EOT inside an unfinished frame: interrupted, then the control 
 }
 
 TEST_CASE("bytes outside frames are skipped: only STX and ENQ/ACK/NAK/EOT matter") {
-  const std::string noise = "garbage\r\n\x03\x17" "99 \x01\x10";
+  const std::string noise =
+      "garbage\r\n\x03\x17"
+      "99 \x01\x10";
   const auto evs = decode_whole(noise + raw_frame('1', "H|\r", true) + noise + "\x05");
   REQUIRE(evs.size() == 2);
   CHECK(evs[0].kind == event_kind::frame);
@@ -225,7 +241,7 @@ TEST_CASE("bytes outside frames are skipped: only STX and ENQ/ACK/NAK/EOT matter
   CHECK(evs[1].kind == event_kind::enq);
 }
 
-TEST_CASE("frame size limit: max_frame counts the 7 overhead bytes (LIS1-A 6.3.1); resync after") {
+TEST_CASE("frame size limit: max_frame counts the 7 overhead bytes (LIS1-A 6.3.1), resync after") {
   constexpr std::size_t max_frame = 20;  // 13 text bytes
   SECTION("exactly at the limit is accepted") {
     const auto evs = decode_whole(raw_frame('1', std::string(13, 'x'), true), max_frame);
@@ -398,7 +414,8 @@ TEST_CASE("Afinion 2 capture: the single end frame holds the whole message, chec
 }
 
 TEST_CASE("Yumizen H500 raw session: FNs wrap 1..7,0 over 125 frames and every ETB frame checks") {
-  const auto bytes = interfaced::test::capture("astm/horiba-yumizen_h500-result-flags-histograms.astm");
+  const auto bytes =
+      interfaced::test::capture("astm/horiba-yumizen_h500-result-flags-histograms.astm");
   if (!bytes) return;
   const auto evs = decode_whole(*bytes);
   int expected = 1;
@@ -414,8 +431,9 @@ TEST_CASE("Yumizen H500 raw session: FNs wrap 1..7,0 over 125 frames and every E
   CHECK(evs.back().kind == event_kind::eot);
 }
 
-TEST_CASE("escaped TaqMan capture: decoding the \\xNN escapes gives 7 frames that verify") {
-  const auto text = interfaced::test::capture("astm/roche-cobas_taqman_amplilink-result-escaped.txt");
+TEST_CASE("escaped TaqMan capture: decoding the xNN escapes gives 7 frames that verify") {
+  const auto text =
+      interfaced::test::capture("astm/roche-cobas_taqman_amplilink-result-escaped.txt");
   if (!text) return;
   const std::string bytes = interfaced::test::astm::unescape_hex(*text);
   const auto evs = decode_whole(bytes);

@@ -30,8 +30,7 @@ void replay_all(const std::string& folder, Driver driver) {
   for (const auto& p : inputs(folder)) {
     const std::string bytes = interfaced::test::read_file(p);
     INFO(p.string());
-    const char* failure =
-        driver(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    const char* failure = driver(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
     CHECK(std::string(or_empty(failure)) == "");
   }
 }
@@ -54,7 +53,8 @@ TEST_CASE("fuzz drivers: every raw capture passes both drivers' invariants") {
     INFO(c.file);
     const std::string frame_input = std::string("\x80\x00", 2) + *bytes;
     CHECK(std::string(or_empty(interfaced::fuzz::run_frame_decoder(
-              reinterpret_cast<const std::uint8_t*>(frame_input.data()), frame_input.size()))) == "");
+              reinterpret_cast<const std::uint8_t*>(frame_input.data()), frame_input.size()))) ==
+          "");
     // frame_text_size 40, max message 2,041 bytes, accept_frames_without_enq
     const std::string link_input = std::string("\x27\xFF\x02", 3) + *bytes;
     CHECK(std::string(or_empty(interfaced::fuzz::run_link(

@@ -183,7 +183,9 @@ TEST_CASE("LIS1-A 6.3.2: the first frame of a transfer phase must have FN 1") {
   CHECK(delivered(acts) == std::vector<std::string>{"H|\\^&\r"});
 }
 
-TEST_CASE("LIS1-A 6.5.1.1: a frame with a bad checksum is NAKed with frame_rejected carrying the reason") {
+TEST_CASE(
+    "LIS1-A 6.5.1.1: a frame with a bad checksum is NAKed with frame_rejected carrying the "
+    "reason") {
   harness h;
   h.open_session();
   const auto acts = h.error(a::frame_error::bad_checksum, 1);
@@ -264,18 +266,21 @@ TEST_CASE("LIS1-A 6.3.2: frame numbers wrap from 7 to 0") {
   }
 }
 
-TEST_CASE("LIS1-A 6.3.1.2: ETB frame texts are joined raw (split inside a field); the ETX frame delivers") {
+TEST_CASE(
+    "LIS1-A 6.3.1.2: ETB frame texts are joined raw (split inside a field), the ETX frame "
+    "delivers") {
   harness h;
   h.open_session();
   CHECK(of_kind(h.frame(1, "H|\\^&|||H5", false), kind::deliver).empty());
   CHECK(of_kind(h.frame(2, "00^Horiba\rR|1|^^^W", false), kind::deliver).empty());
   const auto acts = h.frame(3, "BC|5.2\rL|1|N\r", true);
   CHECK(sent_bytes(acts) == ACK);
-  CHECK(delivered(acts) == std::vector<std::string>{"H|\\^&|||H500^Horiba\rR|1|^^^WBC|5.2\rL|1|N\r"});
+  CHECK(delivered(acts) ==
+        std::vector<std::string>{"H|\\^&|||H500^Horiba\rR|1|^^^WBC|5.2\rL|1|N\r"});
   CHECK(h.l.buffered_bytes() == 0);
 }
 
-TEST_CASE("LIS1-A 6.3.1.1: several messages in one session are each delivered; FN continues") {
+TEST_CASE("LIS1-A 6.3.1.1: several messages in one session are each delivered, FN continues") {
   harness h;
   h.open_session();
   CHECK(delivered(h.frame(1, "H|1\rL|1\r", true)) == std::vector<std::string>{"H|1\rL|1\r"});
@@ -287,7 +292,7 @@ TEST_CASE("LIS1-A 6.3.1.1: several messages in one session are each delivered; F
   CHECK(h.l.state() == link_state::neutral);
 }
 
-TEST_CASE("LIS1-A 6.4: EOT returns the line to neutral; an incomplete message is discarded") {
+TEST_CASE("LIS1-A 6.4: EOT returns the line to neutral, an incomplete message is discarded") {
   harness h;
   h.open_session();
   h.frame(1, "H|\\^&\r", false);
@@ -347,7 +352,8 @@ TEST_CASE("max_message_bytes: an over-long message is discarded and NAKed, never
   CHECK(delivered(h.frame(2, "67890", true)) == std::vector<std::string>{"1234567890"});
 }
 
-TEST_CASE("Persist then ACK: with defer_final_ack the end frame's ACK waits for confirm_delivery(true)") {
+TEST_CASE(
+    "Persist then ACK: with defer_final_ack the end frame's ACK waits for confirm_delivery(true)") {
   a::link_options o;
   o.defer_final_ack = true;
   harness h(o);
@@ -371,7 +377,9 @@ TEST_CASE("Persist then ACK: with defer_final_ack the end frame's ACK waits for 
   CHECK(sent_bytes(h.confirm(true)) == ACK);
 }
 
-TEST_CASE("Persist then ACK: confirm_delivery(false) NAKs; the resent end frame is delivered again whole") {
+TEST_CASE(
+    "Persist then ACK: confirm_delivery(false) NAKs, the resent end frame is delivered again "
+    "whole") {
   a::link_options o;
   o.defer_final_ack = true;
   harness h(o);
@@ -391,7 +399,8 @@ TEST_CASE("Persist then ACK: confirm_delivery(false) NAKs; the resent end frame 
   CHECK(sent_bytes(h.confirm(true)) == ACK);
 }
 
-TEST_CASE("Persist then ACK: EOT while awaiting confirmation goes neutral; a late confirm does nothing") {
+TEST_CASE(
+    "Persist then ACK: EOT while awaiting confirmation goes neutral, a late confirm does nothing") {
   a::link_options o;
   o.defer_final_ack = true;
   harness h(o);
@@ -417,7 +426,9 @@ TEST_CASE("defer_final_ack off (default): the end frame is ACKed at once, then d
   CHECK(h.confirm(true).empty());
 }
 
-TEST_CASE("Replay leniency accept_frames_without_enq: a frame on a neutral line acts as after an accepted ENQ") {
+TEST_CASE(
+    "Replay leniency accept_frames_without_enq: a frame on a neutral line acts as after an "
+    "accepted ENQ") {
   a::link_options o;
   o.accept_frames_without_enq = true;
   harness h(o);
@@ -455,7 +466,9 @@ TEST_CASE("LIS1-A 6.2.5: ACK and NAK received while receiving are ignored") {
   CHECK(h.l.state() == link_state::receiving);
 }
 
-TEST_CASE("ENQ while receiving: the sender restarted establishment; drop the partial message, answer it") {
+TEST_CASE(
+    "ENQ while receiving: the sender restarted establishment, drop the partial message, answer "
+    "it") {
   harness h;
   h.open_session();
   h.frame(1, "H|\\^&\r", false);
@@ -468,7 +481,8 @@ TEST_CASE("ENQ while receiving: the sender restarted establishment; drop the par
 
 // ---------------------------------------------------------------- sender
 
-TEST_CASE("LIS1-A 6.2.4: a message queued on a neutral line sends ENQ and starts the 15 s reply timer") {
+TEST_CASE(
+    "LIS1-A 6.2.4: a message queued on a neutral line sends ENQ and starts the 15 s reply timer") {
   harness h;
   std::uint64_t id = 0;
   const auto acts = h.queue("H|\\^&\rL|1|N\r", &id);
@@ -479,7 +493,9 @@ TEST_CASE("LIS1-A 6.2.4: a message queued on a neutral line sends ENQ and starts
   CHECK(h.l.queued() == 1);
 }
 
-TEST_CASE("LIS1-A 6.2.5 / 6.3.1: ACK to ENQ sends the first frame, FN 1; one short message is one ETX frame") {
+TEST_CASE(
+    "LIS1-A 6.2.5 / 6.3.1: ACK to ENQ sends the first frame, FN 1, one short message is one ETX "
+    "frame") {
   harness h;
   h.queue("H|\\^&\rL|1|N\r");
   const auto acts = h.ack();
@@ -488,7 +504,8 @@ TEST_CASE("LIS1-A 6.2.5 / 6.3.1: ACK to ENQ sends the first frame, FN 1; one sho
   CHECK(h.l.state() == link_state::sending);
 }
 
-TEST_CASE("LIS1-A 6.3.1: a message is split into frames of at most frame_text_size (E1381-95: 240)") {
+TEST_CASE(
+    "LIS1-A 6.3.1: a message is split into frames of at most frame_text_size (E1381-95: 240)") {
   a::link_options o;
   o.frame_text_size = 240;
   harness h(o);
@@ -540,7 +557,7 @@ TEST_CASE("LIS1-A 6.3.2: sent frame numbers start at 1 and wrap from 7 to 0") {
   for (std::size_t i = 0; i < frames.size(); ++i) CHECK(frames[i].number == expected[i]);
 }
 
-TEST_CASE("LIS1-A 6.3.4: each ACKed frame is followed by the next; after the last, EOT and sent") {
+TEST_CASE("LIS1-A 6.3.4: each ACKed frame is followed by the next, after the last EOT and sent") {
   a::link_options o;
   o.frame_text_size = 4;
   harness h(o);
@@ -591,7 +608,9 @@ TEST_CASE("LIS1-A 6.2.6: NAK to ENQ -> wait the 10 s busy timer, then ENQ again"
   CHECK(h.l.queued() == 1);
 }
 
-TEST_CASE("LIS1-A 6.2.5: while waiting for the reply to ENQ, replies other than ACK/NAK/ENQ are ignored") {
+TEST_CASE(
+    "LIS1-A 6.2.5: while waiting for the reply to ENQ, replies other than ACK/NAK/ENQ are "
+    "ignored") {
   harness h;
   h.queue("x\r");
   CHECK(h.eot().empty());
@@ -600,16 +619,18 @@ TEST_CASE("LIS1-A 6.2.5: while waiting for the reply to ENQ, replies other than 
   CHECK(h.l.state() == link_state::sending_enq);
 }
 
-TEST_CASE("LIS1-A 6.2.7.1: contention (ENQ answered by ENQ): computer stops, starts the 20 s timer, ACKs the next ENQ") {
+TEST_CASE(
+    "LIS1-A 6.2.7.1: contention (ENQ answered by ENQ): computer stops, starts the 20 s timer, ACKs "
+    "the next ENQ") {
   harness h;
   h.queue("H|host\rL|1\r");
-  auto acts = h.enq();  // the instrument sent ENQ too: it has priority
+  auto acts = h.enq();              // the instrument sent ENQ too: it has priority
   CHECK(sent_bytes(acts).empty());  // this ENQ is not answered
   CHECK(stops(acts, timer_id::reply));
   CHECK(starts(acts, timer_id::contention, 20s));
   CHECK(h.l.state() == link_state::contention);
   CHECK(h.ack().empty());  // nothing but ENQ matters now
-  acts = h.enq();  // the instrument's next ENQ (>= 1 s later)
+  acts = h.enq();          // the instrument's next ENQ (>= 1 s later)
   CHECK(sent_bytes(acts) == ACK);
   CHECK(stops(acts, timer_id::contention));
   CHECK(starts(acts, timer_id::receive, 30s));
@@ -622,7 +643,9 @@ TEST_CASE("LIS1-A 6.2.7.1: contention (ENQ answered by ENQ): computer stops, sta
   CHECK(h.l.queued() == 1);
 }
 
-TEST_CASE("LIS1-A 6.2.7.1: contention while busy: the instrument's next ENQ is NAKed, then the computer may send") {
+TEST_CASE(
+    "LIS1-A 6.2.7.1: contention while busy: the instrument's next ENQ is NAKed, then the computer "
+    "may send") {
   harness h;
   h.queue("H|host\rL|1\r");
   h.enq();
@@ -632,7 +655,8 @@ TEST_CASE("LIS1-A 6.2.7.1: contention while busy: the instrument's next ENQ is N
   CHECK(h.l.state() == link_state::sending_enq);
 }
 
-TEST_CASE("LIS1-A 6.5.2.2: no ENQ within 20 s after contention -> line neutral, the computer retries") {
+TEST_CASE(
+    "LIS1-A 6.5.2.2: no ENQ within 20 s after contention -> line neutral, the computer retries") {
   harness h;
   h.queue("H|host\rL|1\r");
   h.enq();
@@ -705,7 +729,8 @@ TEST_CASE("LIS1-A 6.5.2: no reply to a frame within 15 s -> EOT, send_failed, me
   CHECK(h.l.state() == link_state::waiting_retry);
 }
 
-TEST_CASE("LIS1-A 6.5.2: no reply to ENQ within 15 s -> EOT (termination), send_failed, message kept") {
+TEST_CASE(
+    "LIS1-A 6.5.2: no reply to ENQ within 15 s -> EOT (termination), send_failed, message kept") {
   harness h;
   h.queue("abc\r");
   const auto acts = h.timeout(timer_id::reply);
@@ -714,14 +739,16 @@ TEST_CASE("LIS1-A 6.5.2: no reply to ENQ within 15 s -> EOT (termination), send_
   CHECK(h.l.queued() == 1);
 }
 
-TEST_CASE("LIS1-A 6.3.5: EOT in reply to an intermediate frame is a receiver interrupt: EOT, 15 s wait, whole message kept") {
+TEST_CASE(
+    "LIS1-A 6.3.5: EOT in reply to an intermediate frame is a receiver interrupt: EOT, 15 s wait, "
+    "whole message kept") {
   a::link_options o;
   o.frame_text_size = 2;
   harness h(o);
   std::uint64_t id = 0;
   h.queue("abcdef", &id);
   h.ack();
-  h.ack();                 // frame 1 accepted, frame 2 sent
+  h.ack();                    // frame 1 accepted, frame 2 sent
   const auto acts = h.eot();  // "received OK, please stop"
   CHECK(sent_bytes(acts) == EOT);
   CHECK(starts(acts, timer_id::interrupt, 15s));
@@ -735,7 +762,8 @@ TEST_CASE("LIS1-A 6.3.5: EOT in reply to an intermediate frame is a receiver int
   CHECK(sent_bytes(h.ack()) == a::encode_frame(1, "ab", false));
 }
 
-TEST_CASE("LIS1-A 6.3.5: EOT in reply to the end frame: the message was received, it counts as sent") {
+TEST_CASE(
+    "LIS1-A 6.3.5: EOT in reply to the end frame: the message was received, it counts as sent") {
   harness h;
   std::uint64_t id = 0;
   h.queue("abc\r", &id);
@@ -750,7 +778,8 @@ TEST_CASE("LIS1-A 6.3.5: EOT in reply to the end frame: the message was received
   CHECK(h.l.state() == link_state::neutral);
 }
 
-TEST_CASE("LIS1-A 6.3.5: during the interrupt wait the instrument's ENQ is answered; we send after it") {
+TEST_CASE(
+    "LIS1-A 6.3.5: during the interrupt wait the instrument's ENQ is answered, we send after it") {
   a::link_options o;
   o.frame_text_size = 2;
   harness h(o);
@@ -798,7 +827,9 @@ TEST_CASE("Timer durations come from link_options") {
 
 // ---------------------------------------------------------------- captures
 
-TEST_CASE("captures: the link delivers the expected messages; delivered texts are the frame texts joined") {
+TEST_CASE(
+    "captures: the link delivers the expected messages, delivered texts are the frame texts "
+    "joined") {
   using interfaced::test::astm::raw_captures;
   using interfaced::test::astm::replay;
   for (const auto& c : raw_captures()) {
@@ -829,8 +860,11 @@ TEST_CASE("captures: the link delivers the expected messages; delivered texts ar
   }
 }
 
-TEST_CASE("Yumizen H500 raw session: 36 messages; the first starts with H|, the last holds the L record") {
-  const auto bytes = interfaced::test::capture("astm/horiba-yumizen_h500-result-flags-histograms.astm");
+TEST_CASE(
+    "Yumizen H500 raw session: 36 messages, the first starts with H|, the last holds the L "
+    "record") {
+  const auto bytes =
+      interfaced::test::capture("astm/horiba-yumizen_h500-result-flags-histograms.astm");
   if (!bytes) return;
   a::link l;  // a real session: ENQ ... EOT, no leniency needed
   const auto msgs = delivered(interfaced::test::astm::replay(l, decode_whole(*bytes)));
@@ -845,7 +879,8 @@ TEST_CASE("Yumizen H500 raw session: 36 messages; the first starts with H|, the 
 }
 
 TEST_CASE("cobas c111: seven ETB-per-record frames are one message") {
-  const auto bytes = interfaced::test::capture("astm/roche-cobas_c111-qc-result-etb-per-record.astm");
+  const auto bytes =
+      interfaced::test::capture("astm/roche-cobas_c111-qc-result-etb-per-record.astm");
   if (!bytes) return;
   a::link_options o;
   o.accept_frames_without_enq = true;
@@ -856,12 +891,14 @@ TEST_CASE("cobas c111: seven ETB-per-record frames are one message") {
   CHECK(msgs[0].find("\rL|1|N\r") != std::string::npos);
 }
 
-TEST_CASE("escaped TaqMan session replayed through the link: 7 end frames, 7 messages, H first, L last") {
-  const auto text = interfaced::test::capture("astm/roche-cobas_taqman_amplilink-result-escaped.txt");
+TEST_CASE(
+    "escaped TaqMan session replayed through the link: 7 end frames, 7 messages, H first, L last") {
+  const auto text =
+      interfaced::test::capture("astm/roche-cobas_taqman_amplilink-result-escaped.txt");
   if (!text) return;
   a::link l;
-  const auto acts = interfaced::test::astm::replay(
-      l, decode_whole(interfaced::test::astm::unescape_hex(*text)));
+  const auto acts =
+      interfaced::test::astm::replay(l, decode_whole(interfaced::test::astm::unescape_hex(*text)));
   const auto msgs = delivered(acts);
   REQUIRE(msgs.size() == 7);
   CHECK(msgs.front().rfind("H|\\^&|||ALCZC12033KD", 0) == 0);

@@ -68,9 +68,10 @@ TEST_CASE("ack: AA for a LAW OUL^R22", "[hl7][ack]") {
         "||||||UNICODE UTF-8\r"
         "MSA|AA|d601358d-e7f2-4660-88fc-18ae60380614\r");
   // And it reads back as a good answer to that message.
-  const response_report r = check_response(
-      ack, {.control_id = "d601358d-e7f2-4660-88fc-18ae60380614", .trigger = "R22",
-            .application = "BA400"});
+  const response_report r =
+      check_response(ack, {.control_id = "d601358d-e7f2-4660-88fc-18ae60380614",
+                           .trigger = "R22",
+                           .application = "BA400"});
   CHECK(r.conformant());
   CHECK(r.accepted());
 }
@@ -133,7 +134,8 @@ TEST_CASE("ack: AE / AR carry ERR (2.5 layout and 2.3.1 layout)", "[hl7][ack]") 
         "UNICODE UTF-8\r"
         "MSA|AE|d601358d-e7f2-4660-88fc-18ae60380614|Application internal error\r"
         "ERR||OBX^1^5|207^Application internal error^HL70357|E\r");
-  const response_report r = check_response(ae, {.control_id = "d601358d-e7f2-4660-88fc-18ae60380614"});
+  const response_report r =
+      check_response(ae, {.control_id = "d601358d-e7f2-4660-88fc-18ae60380614"});
   CHECK(r.usable());
   CHECK(!r.accepted());
   CHECK(r.error_code == "207");
@@ -151,9 +153,11 @@ TEST_CASE("ack: AE / AR carry ERR (2.5 layout and 2.3.1 layout)", "[hl7][ack]") 
         "MSA|AR|1|Required field \\F\\ missing\r"
         "ERR|OBX^1^3^101&Required field \\F\\ missing&HL70357\r");
   CHECK(check_response(ar).error_code == "101");
-  const std::string unlocated =
-      build_ack(old, {.code = ack_code::ae, .control_id = "3", .timestamp = "2012",
-                      .error_code = "207", .error_text = "x"});
+  const std::string unlocated = build_ack(old, {.code = ack_code::ae,
+                                                .control_id = "3",
+                                                .timestamp = "2012",
+                                                .error_code = "207",
+                                                .error_text = "x"});
   CHECK(unlocated.find("\rERR|^^^207&x&HL70357\r") != std::string::npos);
 }
 
@@ -171,14 +175,18 @@ TEST_CASE("ack: options: structure, trigger, profile, own application", "[hl7][a
         "|||||||||LAB-29^IHE");
   o = {};
   o.structure = structure_mode::always;
-  const std::string always = build_ack(parsed(mindray_oru), {.control_id = "1", .timestamp = "2"}, o);
+  const std::string always =
+      build_ack(parsed(mindray_oru), {.control_id = "1", .timestamp = "2"}, o);
   CHECK(always.find("|ACK^R01^ACK|") != std::string::npos);
 }
 
 TEST_CASE("ack: non-standard delimiters are kept so echoed fields stay valid", "[hl7][ack]") {
   const message m = parsed("MSH#*@!%#AN*X#FAC#HOST#H#2023##ORU*R01#ID!F!1#P#2.3.1\r");
-  const std::string ack = build_ack(m, {.code = ack_code::ae, .control_id = "9", .timestamp = "2",
-                                        .error_code = "207", .error_text = "a#b"});
+  const std::string ack = build_ack(m, {.code = ack_code::ae,
+                                        .control_id = "9",
+                                        .timestamp = "2",
+                                        .error_code = "207",
+                                        .error_text = "a#b"});
   CHECK(ack ==
         "MSH#*@!%#HOST#H#AN*X#FAC#2##ACK*R01#9#P#2.3.1\r"
         "MSA#AE#ID!F!1#a!F!b\r"
@@ -189,17 +197,18 @@ TEST_CASE("ack: non-standard delimiters are kept so echoed fields stay valid", "
 }
 
 TEST_CASE("ack: an unparsable message still gets an answer", "[hl7][ack]") {
-  const std::string ack = build_ack(std::string_view("garbage\rPID|1\r"),
-                                    {.code = ack_code::ar, .control_id = "7", .timestamp = "2023",
-                                     .error_code = "100", .error_text = "no MSH"});
+  const std::string ack = build_ack(std::string_view("garbage\rPID|1\r"), {.code = ack_code::ar,
+                                                                           .control_id = "7",
+                                                                           .timestamp = "2023",
+                                                                           .error_code = "100",
+                                                                           .error_text = "no MSH"});
   CHECK(ack == "MSH|^~\\&|||||2023||ACK|7|P\rMSA|AR||no MSH\rERR|^^^100&no MSH&HL70357\r");
   const response_report r = check_response(ack);
   CHECK(!r.usable());  // MSA-2 empty: it names no message
 }
 
 TEST_CASE("check_response: malformed replies are named", "[hl7][ack]") {
-  CHECK(keys(check_response("hello")) ==
-        std::set<problem_key>{{response_error::unparsable, 0, 0}});
+  CHECK(keys(check_response("hello")) == std::set<problem_key>{{response_error::unparsable, 0, 0}});
   CHECK(!check_response("hello").usable());
   const auto not_ack = check_response("MSH|^~\\&|A||B||2023||ORU^R01|1|P|2.3.1\rMSA|AA|1\r");
   CHECK(keys(not_ack) == std::set<problem_key>{{response_error::not_a_response, 1, 9}});
@@ -209,8 +218,8 @@ TEST_CASE("check_response: malformed replies are named", "[hl7][ack]") {
         std::set<problem_key>{{response_error::bad_ack_code, 2, 1}});
   CHECK(keys(check_response("MSH|^~\\&|A||B||2023||ACK|1|P|2.5.1\rMSA|AA\r")) ==
         std::set<problem_key>{{response_error::missing_acknowledged_id, 2, 2}});
-  const auto other = check_response("MSH|^~\\&|A||B||2023||ACK|1|P|2.5.1\rMSA|AA|6\r",
-                                    {.control_id = "5"});
+  const auto other =
+      check_response("MSH|^~\\&|A||B||2023||ACK|1|P|2.5.1\rMSA|AA|6\r", {.control_id = "5"});
   CHECK(keys(other) == std::set<problem_key>{{response_error::id_mismatch, 2, 2}});
   CHECK(!other.usable());
   for (int e = 0; e <= static_cast<int>(response_error::qpd_mismatch); ++e) {
@@ -223,7 +232,8 @@ TEST_CASE("check_response capture: the LIS's ACK^R22 to the BA400 is fine", "[hl
   if (!bytes) return;
   const response_report r =
       check_response(*bytes, {.control_id = "d601358d-e7f2-4660-88fc-18ae60380614",
-                              .trigger = "R22", .application = "BA400"});
+                              .trigger = "R22",
+                              .application = "BA400"});
   CHECK(r.conformant());
   CHECK(r.accepted());
   CHECK(r.message_type == "ACK^R22^ACK");
@@ -237,32 +247,31 @@ TEST_CASE("check_response capture: the LIS's RSP^K11 to the BA400 is non-conform
   if (!text || !qbp) return;
   // The .txt is the JSON "result" string as text: the message itself, LF between segments.
   const message query = parsed(*qbp);
-  const response_report r =
-      check_response(*text, {.control_id = query.msh().field(10).raw(),
-                             .trigger = "K11",
-                             .application = query.msh().field(3).raw(),
-                             .profile = "LAB-27^IHE",
-                             .query_tag = query.segment(1).field(2).raw(),
-                             .qpd_3 = query.segment(1).field(3).raw()});
+  const response_report r = check_response(*text, {.control_id = query.msh().field(10).raw(),
+                                                   .trigger = "K11",
+                                                   .application = query.msh().field(3).raw(),
+                                                   .profile = "LAB-27^IHE",
+                                                   .query_tag = query.segment(1).field(2).raw(),
+                                                   .qpd_3 = query.segment(1).field(3).raw()});
   // MSH is one field short: `|sample id||RSP^K11^RSP_K11|` puts the type in MSH-8, so a
   // conforming analyser reads MSH-9 = the control id. That alone makes the reply unusable.
   CHECK(!r.usable());
-  CHECK(r.message_type == "RSP^K11^RSP_K11");  // read one place back
+  CHECK(r.message_type == "RSP^K11^RSP_K11");                          // read one place back
   CHECK(r.acknowledged_id == "7e3fe271-b7af-415b-996e-a9e142014521");  // MSA-2 is right
   CHECK(r.ack_code == "AA");
   CHECK(r.query_status == "OK");
   CHECK(keys(r) == std::set<problem_key>{
-                       {response_error::fields_shifted, 1, 9},           // type in MSH-8
-                       {response_error::missing_timestamp, 1, 7},        // empty MSH-7
-                       {response_error::lf_segment_separators, 0, 0},    // LF separators
-                       {response_error::unterminated_segment, 4, 0},     // nothing after QPD
-                       {response_error::ack_type_on_response, 1, 15},    // ER
-                       {response_error::ack_type_on_response, 1, 16},    // NE
-                       {response_error::wrong_receiver, 1, 5},           // facility name
-                       {response_error::wrong_profile, 1, 21},           // LAB27 without dash
-                       {response_error::tag_mismatch, 3, 1},             // QAK-1 tag:timestamp
-                       {response_error::tag_mismatch, 4, 2},             // QPD-2 likewise
-                       {response_error::qpd_mismatch, 4, 3},             // SPM01
+                       {response_error::fields_shifted, 1, 9},         // type in MSH-8
+                       {response_error::missing_timestamp, 1, 7},      // empty MSH-7
+                       {response_error::lf_segment_separators, 0, 0},  // LF separators
+                       {response_error::unterminated_segment, 4, 0},   // nothing after QPD
+                       {response_error::ack_type_on_response, 1, 15},  // ER
+                       {response_error::ack_type_on_response, 1, 16},  // NE
+                       {response_error::wrong_receiver, 1, 5},         // facility name
+                       {response_error::wrong_profile, 1, 21},         // LAB27 without dash
+                       {response_error::tag_mismatch, 3, 1},           // QAK-1 tag:timestamp
+                       {response_error::tag_mismatch, 4, 2},           // QPD-2 likewise
+                       {response_error::qpd_mismatch, 4, 3},           // SPM01
                    });
 }
 
@@ -276,13 +285,12 @@ TEST_CASE("check_response capture: cobas pure host ACKs", "[hl7][ack][capture]")
   CHECK(a.usable());  // the analyser carried on
   CHECK(a.accepted());
   CHECK(keys(a) == std::set<problem_key>{
-                       {response_error::wrong_trigger, 1, 9},         // ACK^U05 for an OUL^R22
-                       {response_error::unterminated_segment, 2, 0},  // no CR before 0x1C
-                       {response_error::stray_delimiters, 1, 23},     // trailing `||^`
-                       {response_error::ack_type_on_response, 1, 15}, // AL
+                       {response_error::wrong_trigger, 1, 9},          // ACK^U05 for an OUL^R22
+                       {response_error::unterminated_segment, 2, 0},   // no CR before 0x1C
+                       {response_error::stray_delimiters, 1, 23},      // trailing `||^`
+                       {response_error::ack_type_on_response, 1, 15},  // AL
                    });
-  const response_report b =
-      check_response(u01_text, {.control_id = "4", .trigger = "U01"});
+  const response_report b = check_response(u01_text, {.control_id = "4", .trigger = "U01"});
   CHECK(b.accepted());
   CHECK(keys(b) == std::set<problem_key>{{response_error::unterminated_segment, 2, 0},
                                          {response_error::stray_delimiters, 1, 23},
@@ -311,8 +319,7 @@ TEST_CASE("ack capture: the BA400 resend log's LIS ACKs are accepted", "[hl7][ac
   for (const auto& a : acks) {
     const std::string bytes = test::base64_decode(a);  // the report's views point into it
     const response_report r = check_response(
-        bytes,
-        {.control_id = "11b511e6-4655-4643-9bce-e5bfff81aa3a", .trigger = "R22"});
+        bytes, {.control_id = "11b511e6-4655-4643-9bce-e5bfff81aa3a", .trigger = "R22"});
     CHECK(r.conformant());
     CHECK(r.accepted());
   }
@@ -322,8 +329,7 @@ TEST_CASE("builders: RSP^K11 answers the BA400 QBP^Q11", "[hl7][builders][captur
   const auto qbp = interfaced::test::capture("hl7/biosystems-ba400-qbp-q11-lab27.hl7");
   if (!qbp) return;
   const message q = parsed(*qbp);
-  const std::string rsp =
-      build_rsp_k11(q, {.control_id = "R1", .timestamp = "20230513092459"});
+  const std::string rsp = build_rsp_k11(q, {.control_id = "R1", .timestamp = "20230513092459"});
   CHECK(rsp ==
         "MSH|^~\\&|Host|Host provider|BA400|Biosystems|20230513092459||RSP^K11^RSP_K11|R1|P|2.5.1"
         "||||||UNICODE UTF-8|||LAB-27^IHE\r"
@@ -331,10 +337,13 @@ TEST_CASE("builders: RSP^K11 answers the BA400 QBP^Q11", "[hl7][builders][captur
         "QAK|7e3fe271b7af415b996ea9e142014521|OK|WOS^Work Order Step^IHE_LABTF\r"
         "QPD|WOS^Work Order Step^IHE_LABTF|7e3fe271b7af415b996ea9e142014521|33032646\r");
   // Everything the hmis RSP got wrong, this one gets right.
-  const response_report r = check_response(
-      rsp, {.control_id = "7e3fe271-b7af-415b-996e-a9e142014521", .trigger = "K11",
-            .application = "BA400", .profile = "LAB-27^IHE",
-            .query_tag = "7e3fe271b7af415b996ea9e142014521", .qpd_3 = "33032646"});
+  const response_report r =
+      check_response(rsp, {.control_id = "7e3fe271-b7af-415b-996e-a9e142014521",
+                           .trigger = "K11",
+                           .application = "BA400",
+                           .profile = "LAB-27^IHE",
+                           .query_tag = "7e3fe271b7af415b996ea9e142014521",
+                           .qpd_3 = "33032646"});
   CHECK(r.conformant());
   CHECK(r.accepted());
   const std::string nf = build_rsp_k11(
@@ -361,7 +370,8 @@ TEST_CASE("builders: OML^O33 round-trips through the parser", "[hl7][builders]")
         "UNICODE UTF-8|||LAB-28^IHE");
   CHECK(oml.find("\rPID|||PAT9||Doe^Jane\r") != std::string::npos);
   CHECK(oml.find("\rSPM|1|S\\F\\1\\T\\2||SER|||||||P\r") != std::string::npos);
-  CHECK(oml.find("\rORC|NW|S\\F\\1\\T\\2.1\rTQ1|||||||||S\rOBR|1|S\\F\\1\\T\\2.1||GLU^Glucose^A400\r") !=
+  CHECK(oml.find(
+            "\rORC|NW|S\\F\\1\\T\\2.1\rTQ1|||||||||S\rOBR|1|S\\F\\1\\T\\2.1||GLU^Glucose^A400\r") !=
         std::string::npos);
 
   // Through MLLP and back.
@@ -394,4 +404,38 @@ TEST_CASE("builders: OML^O33 round-trips through the parser", "[hl7][builders]")
   REQUIRE(cb.orders.size() == 1);
   CHECK(cb.orders[0].action_code == "CA");
   CHECK(cb.orders[0].tests.at(0).code == "K");
+}
+
+TEST_CASE("decide_ack: AR for unreadable or unsupported, AA otherwise", "[hl7][ack]") {
+  {
+    const hl7_batch b = normalise(ba400_oul, {}, "dev");
+    const ack_decision d = decide_ack(b);
+    CHECK(d.code == ack_code::aa);
+    CHECK(d.error_code.empty());
+  }
+  {
+    const std::string adt = "MSH|^~\\&|A||B||2023||ADT^A01|77|P|2.5.1\rPID|1\r";
+    const hl7_batch b = normalise(adt, {}, "dev");
+    const ack_decision d = decide_ack(b);
+    CHECK(d.code == ack_code::ar);
+    CHECK(d.error_code == "200");
+    CHECK(d.error_segment == 1);
+    CHECK(d.error_field == 9);
+    const std::string ack = build_ack(std::string_view(adt), d.request("A1", "2024"));
+    CHECK(ack ==
+          "MSH|^~\\&|B||A||2024||ACK^A01^ACK|A1|P|2.5.1\r"
+          "MSA|AR|77|unsupported HL7 message type\r"
+          "ERR||MSH^1^9|200^unsupported HL7 message type^HL70357|E\r");
+  }
+  {
+    const hl7_batch b = normalise(std::string_view("OBX|1\r"), {}, "dev");
+    CHECK(decide_ack(b).code == ack_code::ar);
+    CHECK(decide_ack(b).error_code == "100");
+  }
+  {
+    const hl7_batch b =
+        normalise(std::string_view("MSH|^~\\&|A||B||2023||ORU^R01||P|2.3.1\r"), {}, "dev");
+    CHECK(decide_ack(b).error_code == "101");
+    CHECK(decide_ack(b).error_field == 10);
+  }
 }

@@ -119,10 +119,11 @@ inline const char* message_driver(const std::uint8_t* data, std::size_t size) {
   const std::error_code ec = parse_message(text, m, {.max_segments = 2000});
 
   // The ACK for raw text always exists and parses, whatever the input.
-  const std::string any_ack = build_ack(std::string_view(text),
-                                        {.code = ack_code::ar, .control_id = "1",
-                                         .timestamp = "2023", .error_code = "100",
-                                         .error_text = "x"});
+  const std::string any_ack = build_ack(std::string_view(text), {.code = ack_code::ar,
+                                                                 .control_id = "1",
+                                                                 .timestamp = "2023",
+                                                                 .error_code = "100",
+                                                                 .error_text = "x"});
   message parsed_ack;
   if (parse_message(any_ack, parsed_ack)) return "build_ack(text) is not parseable";
 
@@ -165,11 +166,21 @@ inline const char* message_driver(const std::uint8_t* data, std::size_t size) {
     }
   }
 
+  {
+    const ack_decision dec = decide_ack(b);
+    if ((dec.code == ack_code::aa) != !b.error) return "decide_ack disagrees with the batch";
+    message back;
+    if (parse_message(build_ack(m, dec.request("1", "2")), back)) return "decided ACK unparseable";
+  }
   const std::string_view id = m.msh().field(10).raw();
   for (const ack_code code : {ack_code::aa, ack_code::ae}) {
-    const std::string ack = build_ack(m, {.code = code, .control_id = "42", .timestamp = "2023",
-                                          .error_code = "207", .error_text = "a|b^c",
-                                          .error_segment = m.segment_count(), .error_field = 3});
+    const std::string ack = build_ack(m, {.code = code,
+                                          .control_id = "42",
+                                          .timestamp = "2023",
+                                          .error_code = "207",
+                                          .error_text = "a|b^c",
+                                          .error_segment = m.segment_count(),
+                                          .error_field = 3});
     const response_report rr = check_response(ack, {.control_id = id});
     if (!id.empty() && !rr.usable()) return "our own ACK is not a usable answer";
     if (rr.ack_code != to_string(code)) return "ACK's MSA-1 does not read back";

@@ -32,15 +32,12 @@ std::size_t replay(const char* sub, Driver driver) {
 }  // namespace
 
 TEST_CASE("fuzz regressions: hl7_mllp", "[hl7][fuzz]") {
-  const std::size_t n = replay("hl7_mllp", interfaced::fuzz::hl7::mllp_driver);
-  INFO(n << " inputs replayed");
-  SUCCEED();
+  // The directory holds kept inputs (seeds and any fixed crash); all must replay cleanly.
+  CHECK(replay("hl7_mllp", interfaced::fuzz::hl7::mllp_driver) > 0);
 }
 
 TEST_CASE("fuzz regressions: hl7_message", "[hl7][fuzz]") {
-  const std::size_t n = replay("hl7_message", interfaced::fuzz::hl7::message_driver);
-  INFO(n << " inputs replayed");
-  SUCCEED();
+  CHECK(replay("hl7_message", interfaced::fuzz::hl7::message_driver) > 0);
 }
 
 TEST_CASE("fuzz drivers hold on the captures and simple inputs", "[hl7][fuzz][capture]") {
@@ -49,9 +46,10 @@ TEST_CASE("fuzz drivers hold on the captures and simple inputs", "[hl7][fuzz][ca
   auto run = [](auto driver, const std::string& s) {
     return driver(reinterpret_cast<const std::uint8_t*>(s.data()), s.size());
   };
-  for (const std::string& s : {std::string(), std::string("\x0B"), std::string("MSH|^~\\&|"),
-                              std::string("\x0BMSH|^~\\&|A\r\x1C\r\x0B\x1C"),
-                              std::string("MSH|^~\\&|A||B||2023||QBP^Q11|1|P|2.5.1\rQPD|W|t|S\r")}) {
+  for (const std::string& s :
+       {std::string(), std::string("\x0B"), std::string("MSH|^~\\&|"),
+        std::string("\x0BMSH|^~\\&|A\r\x1C\r\x0B\x1C"),
+        std::string("MSH|^~\\&|A||B||2023||QBP^Q11|1|P|2.5.1\rQPD|W|t|S\r")}) {
     CHECK(run(mllp_driver, s) == nullptr);
     CHECK(run(message_driver, s) == nullptr);
   }

@@ -64,7 +64,8 @@ inline std::vector<std::string> messages_of(const std::vector<owned_event>& even
 // (SOURCES.md). Returns the message text (framing removed).
 inline std::string unframe(std::string bytes) {
   if (!bytes.empty() && bytes.front() == '\x0B') bytes.erase(0, 1);
-  if (bytes.size() >= 2 && bytes.substr(bytes.size() - 2) == "\x1C\r") bytes.resize(bytes.size() - 2);
+  if (bytes.size() >= 2 && bytes.substr(bytes.size() - 2) == "\x1C\r")
+    bytes.resize(bytes.size() - 2);
   return bytes;
 }
 
@@ -86,9 +87,9 @@ inline std::string manual_to_stream(const std::string& text) {
     if (end == std::string::npos) end = text.size();
     const std::string_view line = std::string_view(text).substr(pos, end - pos);
     const bool page_marker = line.substr(0, 9) == "--- PAGE ";
-    const bool page_number =
-        !line.empty() && line.find_first_not_of("0123456789-") == std::string_view::npos &&
-        line.find('-') != std::string_view::npos;
+    const bool page_number = !line.empty() &&
+                             line.find_first_not_of("0123456789-") == std::string_view::npos &&
+                             line.find('-') != std::string_view::npos;
     if (!page_marker && !page_number) joined.append(line);
     pos = end + 1;
   }
@@ -108,19 +109,33 @@ inline std::string go_unquote(std::string_view q) {
     }
     const char c = q[++i];
     switch (c) {
-      case 'v': out.push_back('\v'); break;
-      case 'r': out.push_back('\r'); break;
-      case 'n': out.push_back('\n'); break;
-      case 't': out.push_back('\t'); break;
-      case '\\': out.push_back('\\'); break;
-      case '"': out.push_back('"'); break;
+      case 'v':
+        out.push_back('\v');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case '\\':
+        out.push_back('\\');
+        break;
+      case '"':
+        out.push_back('"');
+        break;
       case 'x': {
         const std::string hex(q.substr(i + 1, 2));
         out.push_back(static_cast<char>(std::stoi(hex, nullptr, 16)));
         i += 2;
         break;
       }
-      default: out.push_back('\\'); out.push_back(c);
+      default:
+        out.push_back('\\');
+        out.push_back(c);
     }
   }
   return out;

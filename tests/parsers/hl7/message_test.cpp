@@ -87,7 +87,7 @@ TEST_CASE("message: bad delimiters and missing MSH are errors", "[hl7][message]"
   CHECK(parse_message("MSH|", m) == message_error::bad_delimiters);
   CHECK(parse_message("MSH||A", m) == message_error::bad_delimiters);       // no MSH-2
   CHECK(parse_message("MSH|^^\\&|A", m) == message_error::bad_delimiters);  // repeated
-  CHECK(!parse_message("MSH|^~|&|A", m));  // short MSH-2
+  CHECK(!parse_message("MSH|^~|&|A", m));                                   // short MSH-2
   CHECK(parse_message("MSHA^~\\&A", m) == message_error::bad_delimiters);   // alphanumeric
   CHECK(!parse_message("MSH|^~\\&\r|", m));
   CHECK(parse_message("MSH|^~\\&xyz|", m) == message_error::bad_delimiters);  // 6 characters
@@ -101,8 +101,8 @@ TEST_CASE("message: MSH field numbering quirk", "[hl7][message]") {
   CHECK(msh.field(0).raw() == "MSH");
   CHECK(msh.field(1).raw() == "|");
   CHECK(msh.field(2).raw() == "^~\\&");
-  CHECK(msh.field(2).decode() == "^~\\&");            // literal, never decoded
-  CHECK(msh.field(2).component_count() == 1);          // literal, never split
+  CHECK(msh.field(2).decode() == "^~\\&");     // literal, never decoded
+  CHECK(msh.field(2).component_count() == 1);  // literal, never split
   CHECK(msh.field(3).raw() == "SAPP");
   CHECK(msh.field(7).raw() == "20230101");
   CHECK(msh.field(9).component(2).raw() == "R01");
@@ -174,7 +174,7 @@ TEST_CASE("message: empty and HL7 null are different", "[hl7][message]") {
   CHECK(!obr.field(2).has_value());
   CHECK(obr.field(4).has_value());
   CHECK(!obr.field(5).is_null());  // `""x` is a value, not the null
-  CHECK(obr.field(9).empty());      // absent
+  CHECK(obr.field(9).empty());     // absent
 }
 
 TEST_CASE("message: escapes are decoded on read, others passed through", "[hl7][message]") {
@@ -216,7 +216,8 @@ TEST_CASE("message: too many segments is an error", "[hl7][message]") {
   CHECK(m.segment_count() == 11);
 }
 
-TEST_CASE("message captures: every .hl7 capture parses; segment counts", "[hl7][message][capture]") {
+TEST_CASE("message captures: every .hl7 capture parses; segment counts",
+          "[hl7][message][capture]") {
   struct expect {
     const char* file;
     std::size_t segments;
@@ -308,5 +309,38 @@ TEST_CASE("message captures: MLLP split at every offset then parse gives the sam
     std::vector<test::owned_event> got;
     for (char c : wire) test::feed(d, std::string_view(&c, 1), got);
     check(got);
+  }
+}
+
+TEST_CASE("message: split_unframed finds each MSH at a segment start", "[hl7][message]") {
+  const std::string a = "MSH|^~\\&|A|||||ORU^R01|1|P|2.3.1\rOBX|1|ST|X||see MSH|x\r";
+  const std::string b = "MSH|^~\\&|B|||||ORU^R01|2|P|2.3.1\r\n";
+  const std::string c = "MSH|^~\\&|C|||||ORU^R01|3|P|2.3.1";
+  const std::string text = "noise\r" + a + b + "\n" + c;
+  const auto parts = split_unframed(text);
+  REQUIRE(parts.size() == 3);
+  CHECK(parts[0] == a);
+  CHECK(parts[1] == b + "\n");
+  CHECK(parts[2] == c);
+  CHECK(split_unframed("").empty());
+  CHECK(split_unframed("MSH").empty());
+  CHECK(split_unframed("xMSH|^~\\&|").empty());  // not at a segment start
+}
+
+TEST_CASE("message captures: split_unframed on a concatenation of captures",
+          "[hl7][message][capture]") {
+  std::string all;
+  std::vector<std::string> texts;
+  for (const char* name : hl7_captures) {
+    const auto bytes = interfaced::test::capture(std::string("hl7/") + name);
+    if (!bytes) return;
+    texts.push_back(test::unframe(*bytes));
+    all += texts.back();
+    if (all.back() != '\r') all += '\r';  // the cobas host ACKs end without CR
+  }
+  const auto parts = split_unframed(all);
+  REQUIRE(parts.size() == texts.size());
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    CHECK(parts[i].substr(0, texts[i].size()) == texts[i]);
   }
 }

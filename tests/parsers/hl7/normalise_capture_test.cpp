@@ -60,8 +60,14 @@ void check_rows(const hl7_batch& b, const std::vector<row>& rows) {
 TEST_CASE("normalise capture: BA400 single result", "[hl7][normalise][capture]") {
   const auto b = from_capture("biosystems-ba400-oul-r22-single-result.hl7");
   if (!b) return;
-  check_rows(*b, {{"CHECK", "CHOLESTEROL", "CHOLESTEROL", "297.032776", 297.032776, "mg/dL",
-                   {"NONE"}, "20230513164804"}});
+  check_rows(*b, {{"CHECK",
+                   "CHOLESTEROL",
+                   "CHOLESTEROL",
+                   "297.032776",
+                   297.032776,
+                   "mg/dL",
+                   {"NONE"},
+                   "20230513164804"}});
   const result& r = b->results[0];
   CHECK(r.instrument == "A400");
   CHECK(r.reference_range.empty());
@@ -77,12 +83,30 @@ TEST_CASE("normalise capture: BA400 three tests with remark 025", "[hl7][normali
   const auto b = from_capture("biosystems-ba400-oul-r22-three-tests-flag025.hl7");
   if (!b) return;
   const char* s = "DAYAWATHI32988998";
-  check_rows(*b, {{s, "CHOL HDL DIRECT", "CHOL HDL DIRECT", "60.9779778", 60.9779778, "mg/dL",
-                   {"025"}, "20230511222533"},
-                  {s, "CHOLESTEROL", "CHOLESTEROL", "177.710159", 177.710159, "mg/dL", {"NONE"},
+  check_rows(*b, {{s,
+                   "CHOL HDL DIRECT",
+                   "CHOL HDL DIRECT",
+                   "60.9779778",
+                   60.9779778,
+                   "mg/dL",
+                   {"025"},
+                   "20230511222533"},
+                  {s,
+                   "CHOLESTEROL",
+                   "CHOLESTEROL",
+                   "177.710159",
+                   177.710159,
+                   "mg/dL",
+                   {"NONE"},
                    "20230511222036"},
-                  {s, "TRIGLYCERIDES", "TRIGLYCERIDES", "52.4089546", 52.4089546, "mg/dL",
-                   {"NONE"}, "20230511222036"}});
+                  {s,
+                   "TRIGLYCERIDES",
+                   "TRIGLYCERIDES",
+                   "52.4089546",
+                   52.4089546,
+                   "mg/dL",
+                   {"NONE"},
+                   "20230511222036"}});
   // A profile can say `NONE` means no flag.
   hl7_options o;
   o.drop_flags = {"NONE"};
@@ -92,18 +116,36 @@ TEST_CASE("normalise capture: BA400 three tests with remark 025", "[hl7][normali
   CHECK(d->results[1].flags.empty());
 }
 
-TEST_CASE("normalise capture: BA400 re-export: same results, new MSH-10", "[hl7][normalise][capture]") {
+TEST_CASE("normalise capture: BA400 re-export: same results, new MSH-10",
+          "[hl7][normalise][capture]") {
   const auto a = from_capture("biosystems-ba400-oul-r22-reexport-a.hl7");
   const auto b = from_capture("biosystems-ba400-oul-r22-reexport-b.hl7");
   if (!a || !b) return;
   const char* s = "SUGATH 33002946";
-  const std::vector<row> rows{
-      {s, "CHOL HDL DIRECT", "CHOL HDL DIRECT", "45.4445686", 45.4445686, "mg/dL", {"025"},
-       "20230512133811"},
-      {s, "CHOLESTEROL", "CHOLESTEROL", "263.449738", 263.449738, "mg/dL", {"NONE"},
-       "20230512133314"},
-      {s, "TRIGLYCERIDES", "TRIGLYCERIDES", "141.562149", 141.562149, "mg/dL", {"NONE"},
-       "20230512133314"}};
+  const std::vector<row> rows{{s,
+                               "CHOL HDL DIRECT",
+                               "CHOL HDL DIRECT",
+                               "45.4445686",
+                               45.4445686,
+                               "mg/dL",
+                               {"025"},
+                               "20230512133811"},
+                              {s,
+                               "CHOLESTEROL",
+                               "CHOLESTEROL",
+                               "263.449738",
+                               263.449738,
+                               "mg/dL",
+                               {"NONE"},
+                               "20230512133314"},
+                              {s,
+                               "TRIGLYCERIDES",
+                               "TRIGLYCERIDES",
+                               "141.562149",
+                               141.562149,
+                               "mg/dL",
+                               {"NONE"},
+                               "20230512133314"}};
   check_rows(*a, rows);
   check_rows(*b, rows);
   CHECK(a->control_id == "26629c58-6dcd-45d8-a9b9-ece1b3f00b60");
@@ -115,10 +157,22 @@ TEST_CASE("normalise capture: BA400 repeat run: same test, new value and time",
   const auto a = from_capture("biosystems-ba400-oul-r22-repeat-run-a.hl7");
   const auto b = from_capture("biosystems-ba400-oul-r22-repeat-run-b.hl7");
   if (!a || !b) return;
-  check_rows(*a, {{"MALANI 33012553", "GLUCOSE", "GLUCOSE", "323.308502", 323.308502, "mg/dL",
-                   {"NONE"}, "20230512184112"}});
-  check_rows(*b, {{"MALANI 33012553", "GLUCOSE", "GLUCOSE", "325.980804", 325.980804, "mg/dL",
-                   {"NONE"}, "20230512190105"}});
+  check_rows(*a, {{"MALANI 33012553",
+                   "GLUCOSE",
+                   "GLUCOSE",
+                   "323.308502",
+                   323.308502,
+                   "mg/dL",
+                   {"NONE"},
+                   "20230512184112"}});
+  check_rows(*b, {{"MALANI 33012553",
+                   "GLUCOSE",
+                   "GLUCOSE",
+                   "325.980804",
+                   325.980804,
+                   "mg/dL",
+                   {"NONE"},
+                   "20230512190105"}});
   CHECK(a->control_id == "461d94b4-091b-49d7-a961-fe4ee83e8c65");
   CHECK(b->control_id == "bd551baf-dfe7-4ab5-bb45-71e97465732f");
 }
@@ -160,7 +214,7 @@ TEST_CASE("normalise capture: cobas pure OUL^R22", "[hl7][normalise][capture]") 
   all.include_supplemental = true;
   all.skip_empty_values = false;
   const auto full = from_capture("roche-cobaspure-oul-r22-lab29-mllp.hl7", all);
-  REQUIRE(full->results.size() == 45);  // 5 x OBX 1..9
+  REQUIRE(full->results.size() == 45);     // 5 x OBX 1..9
   const result& qctid = full->results[4];  // OBX|5|EI|QCTID^QC Test ID...
   CHECK(qctid.code == "QCTID");
   CHECK(qctid.name == "QC Test ID");
@@ -175,7 +229,8 @@ TEST_CASE("normalise capture: cobas pure OUL^R22", "[hl7][normalise][capture]") 
   CHECK(full->results[1].value.empty());  // CE `^^99ROC`
 }
 
-TEST_CASE("normalise capture: cobas pure ESU^U01 is accepted and ignored", "[hl7][normalise][capture]") {
+TEST_CASE("normalise capture: cobas pure ESU^U01 is accepted and ignored",
+          "[hl7][normalise][capture]") {
   const auto b = from_capture("roche-cobaspure-esu-u01-status-mllp.hl7");
   if (!b) return;
   CHECK(!b->error);
@@ -204,7 +259,8 @@ TEST_CASE("normalise capture: Mindray CL ORU^R01 from the manual", "[hl7][normal
   CHECK(b.version == "2.3.1");
 }
 
-TEST_CASE("normalise capture: Mindray CL QC ORU (MSH-16 = 2, no OBX)", "[hl7][normalise][capture]") {
+TEST_CASE("normalise capture: Mindray CL QC ORU (MSH-16 = 2, no OBX)",
+          "[hl7][normalise][capture]") {
   const auto text = interfaced::test::capture("hl7/mindray-cl1000i-oru-r01-qc-manual.txt");
   if (!text) return;
   const auto msgs = test::messages_of(test::decode_all(test::manual_to_stream(*text)));
@@ -274,6 +330,29 @@ TEST_CASE("normalise capture: BA400 resend log: same MSH-10 three times, LF segm
     } else {
       REQUIRE(b.queries.size() == 1);
       CHECK(b.queries[0].sample_ids == std::vector<std::string>{"32971968"});
+    }
+  }
+}
+
+TEST_CASE("normalise capture: every incomplete prefix normalises without crashing",
+          "[hl7][normalise][capture]") {
+  for (const char* file :
+       {"biosystems-ba400-oul-r22-three-tests-flag025.hl7", "biosystems-ba400-qbp-q11-lab27.hl7",
+        "roche-cobaspure-oul-r22-lab29-mllp.hl7", "hmis-lims-ack-r22-to-ba400.hl7"}) {
+    const auto bytes = interfaced::test::capture(std::string("hl7/") + file);
+    if (!bytes) return;
+    const std::string text = test::unframe(*bytes);
+    const hl7_batch full = normalise(text, {}, "dev");
+    const std::size_t step = text.size() > 2000 ? 3 : 1;
+    std::size_t last_count = 0;
+    for (std::size_t n = 0; n <= text.size(); n += step) {
+      const std::string prefix = text.substr(0, n);
+      const hl7_batch b = normalise(prefix, {}, "dev");
+      INFO(file << " prefix " << n);
+      // Results only ever grow as the text does, and never beyond the full message's.
+      REQUIRE(b.results.size() >= last_count);
+      REQUIRE(b.results.size() <= full.results.size() + 1);
+      last_count = b.results.size();
     }
   }
 }

@@ -59,7 +59,7 @@ TEST_CASE("normalise: sample id order SPM-2, OBR-3, OBR-2", "[hl7][normalise]") 
   };
   CHECK(sample_of("SPM|1|S1&BARCODE\rOBR|1|P2|F3|GLU\r") == "S1");
   CHECK(sample_of("SPM|1|^S9&ROCHE\rOBR|1|P2|F3|GLU\r") == "S9");  // EIP filler component
-  CHECK(sample_of("SPM|1|\"\"\rOBR|1|P2|F3|GLU\r") == "F3");         // null is absent
+  CHECK(sample_of("SPM|1|\"\"\rOBR|1|P2|F3|GLU\r") == "F3");       // null is absent
   CHECK(sample_of("OBR|1|P2|F3|GLU\r") == "F3");
   CHECK(sample_of("OBR|1|P2|\"\"|GLU\r") == "P2");
   CHECK(sample_of("OBR|1|P2^X||GLU\r") == "P2");
@@ -150,7 +150,7 @@ TEST_CASE("normalise: unit, range, flags, status, instrument, times", "[hl7][nor
   CHECK(r.flags == std::vector<std::string>{"H", "A"});
   CHECK(r.status == "F");
   CHECK(r.instrument == "c303");
-  CHECK(r.observed_at == "20230101100000");      // OBX-19
+  CHECK(r.observed_at == "20230101100000");             // OBX-19
   CHECK(b.results[1].observed_at == "20230101090000");  // OBX-14
   CHECK(b.results[2].observed_at == "20230101080000");  // OBR-7
   CHECK(b.results[3].unit == "mg\\Z01\\dL");            // vendor escape passed through
@@ -162,8 +162,7 @@ TEST_CASE("normalise: QC from MSH-11, SPM-11, options", "[hl7][normalise]") {
   std::string qc_spm = body;
   qc_spm.replace(qc_spm.find("|P^^"), 4, "|Q^^");
   CHECK(run(msh_251 + qc_spm).results.at(0).qc);
-  const std::string msh_q =
-      "MSH|^~\\&|BC|M|||20230101||ORU^R01|5|Q|2.3.1||||||UNICODE\r";
+  const std::string msh_q = "MSH|^~\\&|BC|M|||20230101||ORU^R01|5|Q|2.3.1||||||UNICODE\r";
   CHECK(run(msh_q + "OBR|1||S1\rOBX|1|NM|WBC||5.1\r").results.at(0).qc);
   hl7_options all;
   all.all_qc = true;
@@ -177,13 +176,14 @@ TEST_CASE("normalise: QC from MSH-11, SPM-11, options", "[hl7][normalise]") {
 }
 
 TEST_CASE("normalise: rerun indicators OBX-11 C and TCD-8 R/D", "[hl7][normalise]") {
-  const hl7_batch b = run(msh_251 +
-                          "SPM|1|S\r"
-                          "OBR|1||||||||||G\rOBX|1|NM|A||1||||||C\r"
-                          "OBR|2\rOBX|1|NM|B||2||||||F\rTCD|B|^1^:^1||||||R\rOBX|2|NM|B2||3||||||F\r"
-                          "OBR|3\rOBX|1|NM|C||4||||||F\rTCD|C|^1^:^5||||||D\r"
-                          "OBR|4\rOBX|1|NM|D||5||||||F\rTCD|D|^1^:^1||||||O\r"
-                          "OBR|5\rOBX|1|NM|E||6||||||F\rTCD|E|^1^:^1||||||F\r");
+  const hl7_batch b =
+      run(msh_251 +
+          "SPM|1|S\r"
+          "OBR|1||||||||||G\rOBX|1|NM|A||1||||||C\r"
+          "OBR|2\rOBX|1|NM|B||2||||||F\rTCD|B|^1^:^1||||||R\rOBX|2|NM|B2||3||||||F\r"
+          "OBR|3\rOBX|1|NM|C||4||||||F\rTCD|C|^1^:^5||||||D\r"
+          "OBR|4\rOBX|1|NM|D||5||||||F\rTCD|D|^1^:^1||||||O\r"
+          "OBR|5\rOBX|1|NM|E||6||||||F\rTCD|E|^1^:^1||||||F\r");
   REQUIRE(b.results.size() == 6);
   CHECK(b.results[0].rerun_indicator);   // C corrected = rerun (Roche)
   CHECK(b.results[1].rerun_indicator);   // TCD-8 R
@@ -194,8 +194,8 @@ TEST_CASE("normalise: rerun indicators OBX-11 C and TCD-8 R/D", "[hl7][normalise
   hl7_options off;
   off.rerun_on_obx_11_c = false;
   off.rerun_on_tcd_8 = false;
-  for (const auto& r : run(msh_251 + "SPM|1|S\rOBR|1\rOBX|1|NM|A||1||||||C\rTCD|A||||||R\r", off)
-                           .results) {
+  for (const auto& r :
+       run(msh_251 + "SPM|1|S\rOBR|1\rOBX|1|NM|A||1||||||C\rTCD|A||||||R\r", off).results) {
     CHECK(!r.rerun_indicator);
   }
 }
@@ -240,8 +240,7 @@ TEST_CASE("normalise: character sets from options and MSH-18", "[hl7][normalise]
   CHECK(run(msh_8859 + latin_body, utf8).encoding == interfaced::text_encoding::latin1);
   // UNICODE UTF-8 with UTF-8 text.
   const std::string msh_utf8 = "MSH|^~\\&|||||2012||OUL^R22|1|P|2.5.1||||||UNICODE UTF-8\r";
-  CHECK(run(msh_utf8 + "SPM|1|S\rOBR|1\rOBX|1|ST|A||\xC3\xA9\r").results.at(0).value ==
-        "\xC3\xA9");
+  CHECK(run(msh_utf8 + "SPM|1|S\rOBR|1\rOBX|1|ST|A||\xC3\xA9\r").results.at(0).value == "\xC3\xA9");
   // ... but Latin-1 bytes in a UTF-8 message: replaced, with a warning.
   const hl7_batch lossy = run(msh_utf8 + latin_body);
   REQUIRE(lossy.results.size() == 1);
@@ -272,12 +271,12 @@ TEST_CASE("charset_encoding: HL7 table 0211 names", "[hl7][normalise]") {
 }
 
 TEST_CASE("normalise: ORM^O01 orders", "[hl7][normalise]") {
-  const hl7_batch b = run(
-      "MSH|^~\\&|LIS||AN||2012||ORM^O01|5|P|2.3.1\r"
-      "PID|1||PAT7||Doe^Jane\r"
-      "ORC|NW\rOBR|1|B100|S100|GLU^Glucose|||||||||||||||||||||||^^^^^R\r"
-      "ORC|NW\rOBR|2|B100|S100|NA^Sodium\r"
-      "ORC|NW\rOBR|3|B200|S200|K^Potassium\r");
+  const hl7_batch b =
+      run("MSH|^~\\&|LIS||AN||2012||ORM^O01|5|P|2.3.1\r"
+          "PID|1||PAT7||Doe^Jane\r"
+          "ORC|NW\rOBR|1|B100|S100|GLU^Glucose|||||||||||||||||||||||^^^^^R\r"
+          "ORC|NW\rOBR|2|B100|S100|NA^Sodium\r"
+          "ORC|NW\rOBR|3|B200|S200|K^Potassium\r");
   REQUIRE(!b.error);
   REQUIRE(b.orders.size() == 2);
   CHECK(b.orders[0].sample_id == "S100");
@@ -293,12 +292,12 @@ TEST_CASE("normalise: ORM^O01 orders", "[hl7][normalise]") {
 }
 
 TEST_CASE("normalise: OML^O33 with a cancel splits orders by action", "[hl7][normalise]") {
-  const hl7_batch b = run(
-      "MSH|^~\\&|LIS||AN||2012||OML^O33^OML_O33|5|P|2.5.1|||NE|AL||UNICODE UTF-8|||LAB-28^IHE\r"
-      "SPM|1|S1||SER|||||||P\r"
-      "ORC|NW\rTQ1|||||||||S\rOBR|1|S1.1||GLU^Glucose\r"
-      "ORC|CA\rOBR|2|S1.2||NA^Sodium\r"
-      "SPM|2|S2||SER\rORC|NW\rOBR|1|S2.1||K\r");
+  const hl7_batch b =
+      run("MSH|^~\\&|LIS||AN||2012||OML^O33^OML_O33|5|P|2.5.1|||NE|AL||UNICODE UTF-8|||LAB-28^IHE\r"
+          "SPM|1|S1||SER|||||||P\r"
+          "ORC|NW\rTQ1|||||||||S\rOBR|1|S1.1||GLU^Glucose\r"
+          "ORC|CA\rOBR|2|S1.2||NA^Sodium\r"
+          "SPM|2|S2||SER\rORC|NW\rOBR|1|S2.1||K\r");
   REQUIRE(!b.error);
   REQUIRE(b.orders.size() == 3);
   CHECK(b.orders[0].sample_id == "S1");
@@ -313,10 +312,10 @@ TEST_CASE("normalise: OML^O33 with a cancel splits orders by action", "[hl7][nor
 }
 
 TEST_CASE("normalise: QBP with several containers and Roche RRRBAR", "[hl7][normalise]") {
-  const hl7_batch b = run(
-      "MSH|^~\\&|cobas||Host||2023||QBP^Q11^QBP_Q11|7|P|2.5.1|||NE|AL||UNICODE UTF-8|||"
-      "LAB-27R^ROCHE\r"
-      "QPD|RRRBAR^^99ROC|tag1|S1~S2|50016|2\rRCP|I||R\r");
+  const hl7_batch b =
+      run("MSH|^~\\&|cobas||Host||2023||QBP^Q11^QBP_Q11|7|P|2.5.1|||NE|AL||UNICODE UTF-8|||"
+          "LAB-27R^ROCHE\r"
+          "QPD|RRRBAR^^99ROC|tag1|S1~S2|50016|2\rRCP|I||R\r");
   REQUIRE(b.queries.size() == 1);
   CHECK(b.queries[0].status_code == "RRRBAR");
   CHECK(b.queries[0].tag == "tag1");
@@ -331,4 +330,20 @@ TEST_CASE("normalise: ignored types and a custom list", "[hl7][normalise]") {
   CHECK(run(ack, o).error == normalise_error::unknown_message_type);
   o.ignored_types = {"ACK^R22"};
   CHECK(run(ack, o).ignored);
+}
+
+TEST_CASE("normalise: ED (histogram) OBX are not results by default", "[hl7][normalise]") {
+  const std::string msg = "MSH|^~\\&|BC|M|||2023||ORU^R01|5|P|2.3.1||||||UNICODE\r"
+                          "OBR|1||S1|00001^Automated Count^99MRC\r"
+                          "OBX|1|NM|6690-2^WBC^LN||5.1|10*3/uL|4.0-10.0|N|||F\r"
+                          "OBX|2|ED|15000^WBC Histogram^99MRC||^Image^BMP^Base64^Qk02AAAA||||||F\r";
+  const hl7_batch b = run(msg);
+  REQUIRE(b.results.size() == 1);
+  CHECK(b.results[0].code == "6690-2");
+  CHECK(b.results[0].name == "WBC");
+  CHECK(b.results[0].sample_id == "S1");
+  CHECK(b.results[0].reference_range == "4.0-10.0");
+  hl7_options keep;
+  keep.skip_value_types.clear();
+  CHECK(run(msg, keep).results.size() == 2);
 }

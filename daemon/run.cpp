@@ -1,0 +1,570 @@
+#include "daemon/run.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <sstream>
+
+#include "daemon/config.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/replay.hpp"
+#include "daemon/systemd_notify.hpp"
+#include "daemon/wire_trace.hpp"
+#include "rerun/code_map.hpp"
+#include "rerun/process.hpp"
+#include "rerun/rerun_json.hpp"
+#include "rerun/result_store.hpp"
+#include "rerun/rules.hpp"
+#include "transport/astm_link.hpp"
+#include "transport/delivery.hpp"
+#include "transport/http_client.hpp"
+#include "transport/http_server.hpp"
+#include "transport/mllp_session.hpp"
+#include "transport/outbox.hpp"
+#include "transport/serial.hpp"
+#include "transport/sink.hpp"
+#include "transport/tcp.hpp"
+#include "transport/traced_stream.hpp"
+
+namespace interfaced::daemon {
+namespace {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+
+std::string now_iso_ms() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::ostringstream out;
+  out << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << '.' << std::setw(3) << std::setfill('0') << ms << 'Z';
+  return out.str();
+}
+
+// Per device: what technicians and `interfaced status` see.
+struct device_stats {
+  std::uint64_t messages = 0;
+  std::uint64_t results = 0;
+  std::uint64_t queries = 0;
+  std::uint64_t problems = 0;      // NAKs, checksum errors, discarded messages (from the link log)
+  std::uint64_t connections = 0;
+  std::uint64_t duplicates = 0;
+  std::string last_message_at;
+  bool connected = false;
+};
+
+struct device_runtime {
+  device_config cfg;
+  std::shared_ptr<spdlog::logger> log;
+  std::shared_ptr<transport::trace_tap> tap = std::make_shared<transport::trace_tap>();
+  std::unique_ptr<transport::tcp_server> server;
+  asio::cancellation_signal cancel;  // tcp-client and serial loops
+  device_stats stats;
+  const devices::device_profile* profile = nullptr;
+  std::ofstream trace_file;
+};
+
+// The hand-off from every link: rerun tagging and routing (rerun.md), then the outbox; the
+// analyser's final ACK waits for `done(true)` (persist, then acknowledge).
+class ingest_sink final : public transport::batch_sink {
+ public:
+  ingest_sink(transport::outbox& box, std::map<std::string, device_runtime*>& devices)
+      : outbox_(box), devices_(devices) {}
+
+  void hand_off(transport::delivery d, transport::done_callback done) override {
+    auto it = devices_.find(d.device);
+    device_runtime* dev = it == devices_.end() ? nullptr : it->second;
+    rerun::batch b;
+    b.device = d.device;
+    b.batch_id = d.device + "-" + std::to_string(++batch_seq_) + "-" + std::to_string(std::time(nullptr));
+    b.results = std::move(d.results);
+    const auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+    rerun::rerun_inputs in{codes_, rules_, history_, state_, now};
+    rerun::batch_outcome out = rerun::process_reports_for_rerun(b, in);
+    if (dev) {
+      ++dev->stats.messages;
+      dev->stats.results += out.counts.forwarded;
+      dev->stats.duplicates += out.counts.duplicates;
+      dev->stats.queries += d.queries.size();
+      dev->stats.last_message_at = now_iso_ms();
+      dev->log->info("message received: {} results ({} first, {} requested reruns, {} instrument-triggered, {} duplicates not forwarded){}",
+                     out.counts.results, out.counts.first_results, out.counts.requested_reruns,
+                     out.counts.instrument_triggered, out.counts.duplicates,
+                     sample_list(b.results));
+      for (const auto& q : d.queries)
+        dev->log->info("host query for {}{}", q.all_samples ? std::string("ALL") : join(q.sample_ids),
+                       q.cancel ? " (cancel)" : "");
+    }
+    std::vector<transport::new_message> msgs;
+    for (const auto& m : out.messages) {
+      transport::new_message nm;
+      nm.kind = rerun::to_string(m.kind);
+      nm.ordering_key = m.lab_report_id.empty() ? "device:" + d.device : m.lab_report_id;
+      nm.body = rerun::body_json(m).dump();
+      nm.internal_request = m.internal_request;
+      msgs.push_back(std::move(nm));
+    }
+    if (msgs.empty()) {
+      done(true);
+      return;
+    }
+    outbox_.append(std::move(msgs), [done = std::move(done), dev](transport::append_result r) {
+      if (!r.durable && dev) dev->log->error("the outbox could not store the message: {}", r.error);
+      done(r.durable);
+    });
+  }
+
+  [[nodiscard]] bool accepting() const override { return outbox_.accepting(); }
+
+  rerun::rule_set& rules() noexcept { return rules_; }
+  rerun::rerun_state& state() noexcept { return state_; }
+
+ private:
+  static std::string join(const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+  }
+  static std::string sample_list(const std::vector<result>& results) {
+    std::vector<std::string> samples;
+    for (const auto& r : results)
+      if (std::find(samples.begin(), samples.end(), r.sample_id) == samples.end()) samples.push_back(r.sample_id);
+    if (samples.empty()) return "";
+    return ", samples " + join(samples);
+  }
+
+  transport::outbox& outbox_;
+  std::map<std::string, device_runtime*>& devices_;
+  rerun::code_map codes_;
+  rerun::rule_set rules_;
+  rerun::memory_result_store history_;
+  rerun::rerun_state state_;
+  std::uint64_t batch_seq_ = 0;
+};
+
+class service {
+ public:
+  service(config cfg, std::filesystem::path config_path)
+      : cfg_(std::move(cfg)),
+        config_path_(std::move(config_path)),
+        signals_(io_, SIGINT, SIGTERM, SIGHUP),
+        watchdog_(io_) {}
+
+  int run() {
+    init_service_log(cfg_.logging);
+    try {
+      catalog_ = devices::profile_catalog::load_dir(cfg_.profile_dir.empty() ? devices::profile_catalog::default_dir()
+                                                                             : cfg_.profile_dir);
+    } catch (const devices::profile_error& e) {
+      spdlog::critical("device profiles: {}", e.what());
+      return exit_config;
+    }
+    try {
+      std::filesystem::create_directories(cfg_.outbox.path.parent_path());
+      outbox_ = std::make_unique<transport::outbox>(
+          cfg_.outbox, [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
+    } catch (const std::exception& e) {
+      spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
+      return 74;  // EX_IOERR
+    }
+    outbox_->on_alarm([](bool on) {
+      if (on) spdlog::error("ALARM: the outbox is full; analysers are refused (NAK / AR) until it drains");
+      else spdlog::warn("outbox alarm cleared: accepting transmissions again");
+    });
+    sink_ = std::make_unique<ingest_sink>(*outbox_, by_id_);
+    start_delivery();
+    for (const auto& d : cfg_.devices) start_device(d);
+    start_health();
+    wait_signals();
+    start_watchdog();
+    const std::string status_line = std::to_string(devices_.size()) + " devices configured, outbox " +
+                                    std::to_string(outbox_->stats().undelivered) + " waiting";
+    systemd::ready(status_line);
+    spdlog::info("interfaced ready: {}", status_line);
+    io_.run();
+    outbox_->flush(std::chrono::seconds(10));
+    spdlog::info("interfaced stopped");
+    return exit_ok;
+  }
+
+ private:
+  transport::event_log device_event_log(device_runtime* dev) {
+    return [dev](std::string_view line) {
+      // The drivers' lines are the technicians' record of the link; problems are counted.
+      const bool problem = line.find("NAK") != std::string_view::npos || line.find("discard") != std::string_view::npos ||
+                           line.find("checksum") != std::string_view::npos || line.find("bug:") != std::string_view::npos;
+      if (problem) {
+        ++dev->stats.problems;
+        dev->log->warn("{}", line);
+      } else {
+        dev->log->info("{}", line);
+      }
+    };
+  }
+
+  void open_trace(device_runtime* dev) {
+    if (dev->trace_file.is_open()) return;
+    std::error_code ec;
+    std::filesystem::create_directories(cfg_.logging.dir, ec);
+    const auto path = cfg_.logging.dir / (dev->cfg.id + ".trace");
+    dev->trace_file.open(path, std::ios::app | std::ios::binary);
+    if (!dev->trace_file) {
+      dev->log->error("wire trace: cannot open {}", path.string());
+      return;
+    }
+    dev->trace_file << wire_trace_header << ", device " << dev->cfg.id << "\n";
+    dev->tap->write = [dev](bool rx, std::string_view bytes) {
+      dev->trace_file << format_trace_line(now_iso_ms(), rx, bytes) << '\n';
+      dev->trace_file.flush();
+    };
+  }
+
+  void set_trace(device_runtime* dev, bool on) {
+    if (on) open_trace(dev);
+    dev->tap->enabled = on;
+    dev->log->info("wire trace {} ({})", on ? "on" : "off", (cfg_.logging.dir / (dev->cfg.id + ".trace")).string());
+  }
+
+  template <class Stream>
+  asio::awaitable<void> run_link(device_runtime* dev, Stream stream) {
+    transport::traced_stream<Stream> traced(std::move(stream), dev->tap);
+    ++dev->stats.connections;
+    dev->stats.connected = true;
+    if (dev->cfg.protocol == "astm") {
+      transport::astm_link_config lc;
+      lc.catalog = &catalog_;
+      lc.forced = dev->profile;
+      lc.device = dev->cfg.id;
+      if (dev->profile) lc.link.frame_text_size = dev->profile->frame_text_size;
+      if (dev->cfg.frame_text_size) lc.link.frame_text_size = dev->cfg.frame_text_size;
+      co_await transport::run_astm_link(std::move(traced), lc, *sink_, device_event_log(dev));
+    } else {
+      transport::mllp_session_config mc;
+      mc.catalog = &catalog_;
+      mc.forced = dev->profile;
+      mc.device = dev->cfg.id;
+      co_await transport::run_mllp_session(std::move(traced), mc, *sink_, device_event_log(dev));
+    }
+    dev->stats.connected = false;
+  }
+
+  static transport::keepalive_settings keepalive_of(const keepalive& k) {
+    transport::keepalive_settings s;
+    s.enabled = k.enabled;
+    s.idle = std::chrono::seconds(k.idle_s);
+    s.interval = std::chrono::seconds(k.interval_s);
+    s.count = static_cast<int>(k.count);
+    return s;
+  }
+
+  void start_device(const device_config& d) {
+    auto dev = std::make_unique<device_runtime>();
+    dev->cfg = d;
+    dev->log = device_log(cfg_.logging, d.id);
+    if (!d.profile.empty()) dev->profile = catalog_.find(d.profile);
+    device_runtime* p = dev.get();
+    by_id_[d.id] = p;
+    devices_.push_back(std::move(dev));
+    if (d.trace) set_trace(p, true);
+
+    if (d.link_type == "tcp-server") {
+      transport::tcp_server_options o;
+      o.bind_address = d.server.bind;
+      o.port = d.server.port;
+      o.allowed_peers = d.server.allow;
+      o.keepalive = keepalive_of(d.server.ka);
+      p->server = std::make_unique<transport::tcp_server>(
+          io_.get_executor(), o,
+          [this, p](asio::ip::tcp::socket s, std::string peer) {
+            p->log->info("connected: {}", peer);
+            return run_link(p, std::move(s));
+          },
+          device_event_log(p));
+      if (auto ec = p->server->start()) {
+        p->log->error("cannot listen on {}:{}: {}", d.server.bind, d.server.port, ec.message());
+      } else {
+        p->log->info("listening on {}:{} ({})", d.server.bind, p->server->port(), d.protocol);
+      }
+    } else if (d.link_type == "tcp-client") {
+      transport::tcp_client_options o;
+      o.host = d.client.host;
+      o.port = d.client.port;
+      o.backoff.initial = d.client.reconnect_initial;
+      o.backoff.max = d.client.reconnect_max;
+      o.keepalive = keepalive_of(d.client.ka);
+      asio::co_spawn(io_,
+                     transport::run_tcp_client(
+                         o, [this, p](asio::ip::tcp::socket s, std::string peer) {
+                           p->log->info("connected to {}", peer);
+                           return run_link(p, std::move(s));
+                         },
+                         device_event_log(p)),
+                     asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));
+    } else if (d.link_type == "serial") {
+      asio::co_spawn(io_, serial_loop(p), asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));
+    }
+  }
+
+  asio::awaitable<void> serial_loop(device_runtime* dev) {
+    transport::serial_settings s;
+    s.device = dev->cfg.serial.device;
+    s.baud = dev->cfg.serial.baud;
+    s.data_bits = static_cast<int>(dev->cfg.serial.data_bits);
+    s.parity = dev->cfg.serial.parity == "even" ? transport::serial_parity::even
+               : dev->cfg.serial.parity == "odd" ? transport::serial_parity::odd
+                                                 : transport::serial_parity::none;
+    s.stop_bits = static_cast<int>(dev->cfg.serial.stop_bits);
+    s.flow = dev->cfg.serial.flow_control == "rts-cts"    ? transport::serial_flow::rts_cts
+             : dev->cfg.serial.flow_control == "xon-xoff" ? transport::serial_flow::xon_xoff
+                                                          : transport::serial_flow::none;
+    s.dtr = dev->cfg.serial.dtr;
+    s.rts = dev->cfg.serial.rts;
+    transport::backoff_policy backoff;
+    unsigned attempt = 0;
+    asio::steady_timer wait(io_);
+    for (;;) {
+      auto port = transport::open_serial(io_.get_executor(), s);
+      if (port) {
+        attempt = 0;
+        dev->log->info("serial port {} open ({} baud, {}{}{})", s.device, s.baud, s.data_bits,
+                       dev->cfg.serial.parity == "none" ? 'N' : dev->cfg.serial.parity == "even" ? 'E' : 'O', s.stop_bits);
+        co_await run_link(dev, std::move(*port));
+        dev->log->warn("serial link {} ended; reopening", s.device);
+      } else {
+        dev->log->error("cannot open serial port {}: {}", s.device, port.error());
+      }
+      wait.expires_after(transport::backoff_delay(backoff, attempt++, jitter()));
+      auto [ec] = co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;  // cancelled: shutting down
+    }
+  }
+
+  double jitter() {
+    seed_ = seed_ * 6364136223846793005ULL + 1442695040888963407ULL;
+    return static_cast<double>(seed_ >> 11) / 9007199254740992.0;
+  }
+
+  void start_delivery() {
+    if (cfg_.backend.base_url.empty()) {
+      spdlog::warn("no backend.base_url: results are kept in the outbox until one is configured");
+      return;
+    }
+    std::string token;
+    try {
+      token = transport::load_bearer_token(cfg_.backend);
+    } catch (const std::exception& e) {
+      spdlog::error("backend token: {}", e.what());
+    }
+    auto log = [](std::string_view line) { spdlog::warn("backend: {}", line); };
+    if (!cfg_.backend.verify_tls) spdlog::warn("backend: TLS certificate verification is OFF (backend.verify_tls=false)");
+    delivery_ = std::make_unique<transport::delivery_service>(
+        io_.get_executor(), *outbox_, transport::delivery_options_from(cfg_.backend, std::move(token), log));
+    delivery_->start();
+    outbox_->on_appended([this] {
+      if (delivery_) delivery_->wake();
+    });
+  }
+
+  json health_json() {
+    json devs = json::array();
+    for (const auto& d : devices_) {
+      devs.push_back({{"id", d->cfg.id},
+                      {"protocol", d->cfg.protocol},
+                      {"link", d->cfg.link_type},
+                      {"up", d->stats.connected || (d->server && d->server->sessions() > 0)},
+                      {"listening", d->server != nullptr},
+                      {"messages", d->stats.messages},
+                      {"results", d->stats.results},
+                      {"queries", d->stats.queries},
+                      {"duplicates", d->stats.duplicates},
+                      {"problems", d->stats.problems},
+                      {"connections", d->stats.connections},
+                      {"last_message_at", d->stats.last_message_at},
+                      {"trace", d->tap->enabled.load()}});
+    }
+    const auto ob = outbox_->stats();
+    json alarms = json::array();
+    if (ob.alarm) alarms.push_back("outbox full: analysers are refused until it drains");
+    json j = {{"ready", true},
+              {"devices", devs},
+              {"outbox", {{"depth", ob.undelivered}, {"accepting", ob.accepting}, {"alarm", ob.alarm}}},
+              {"backend", {{"configured", !cfg_.backend.base_url.empty()}}},
+              {"alarms", alarms}};
+    if (delivery_) {
+      const auto st = delivery_->stats();
+      j["backend"]["delivered"] = st.delivered;
+      j["backend"]["retried"] = st.retried;
+      j["backend"]["dead"] = st.dead;
+    }
+    return j;
+  }
+
+  std::string metrics_text() {
+    std::ostringstream m;
+    auto per_device = [&](const char* name, const char* help, auto field) {
+      m << "# HELP interfaced_" << name << ' ' << help << "\n# TYPE interfaced_" << name << " counter\n";
+      for (const auto& d : devices_) m << "interfaced_" << name << "{device=\"" << d->cfg.id << "\"} " << field(*d) << '\n';
+    };
+    per_device("messages_total", "Messages received", [](const device_runtime& d) { return d.stats.messages; });
+    per_device("results_total", "Results forwarded", [](const device_runtime& d) { return d.stats.results; });
+    per_device("link_problems_total", "NAKs, checksum errors and discarded messages",
+               [](const device_runtime& d) { return d.stats.problems; });
+    per_device("connections_total", "Connections (reconnects)", [](const device_runtime& d) { return d.stats.connections; });
+    const auto ob = outbox_->stats();
+    m << "# HELP interfaced_outbox_depth Messages not yet delivered\n# TYPE interfaced_outbox_depth gauge\n"
+      << "interfaced_outbox_depth " << ob.undelivered << '\n';
+    m << "# HELP interfaced_outbox_alarm 1 when the outbox is full\n# TYPE interfaced_outbox_alarm gauge\n"
+      << "interfaced_outbox_alarm " << (ob.alarm ? 1 : 0) << '\n';
+    if (delivery_) {
+      const auto st = delivery_->stats();
+      m << "# TYPE interfaced_delivered_total counter\ninterfaced_delivered_total " << st.delivered << '\n'
+        << "# TYPE interfaced_retried_total counter\ninterfaced_retried_total " << st.retried << '\n'
+        << "# TYPE interfaced_dead_total counter\ninterfaced_dead_total " << st.dead << '\n';
+    }
+    return m.str();
+  }
+
+  transport::http_reply handle_http(const transport::http_request_view& req) {
+    const std::string path = req.target.substr(0, req.target.find('?'));
+    const std::string query = req.target.find('?') == std::string::npos ? "" : req.target.substr(req.target.find('?') + 1);
+    if (req.method == "GET" && path == "/health") return {200, "application/json", health_json().dump(2) + "\n"};
+    if (req.method == "GET" && path == "/metrics") return {200, "text/plain; version=0.0.4", metrics_text()};
+    if (req.method == "POST" && path == "/trace") {
+      // /trace?device=ID&on=1 : switch a device's wire trace at run time.
+      std::string device, on;
+      std::istringstream qs(query);
+      for (std::string kv; std::getline(qs, kv, '&');) {
+        const auto eq = kv.find('=');
+        const std::string k = kv.substr(0, eq), v = eq == std::string::npos ? "" : kv.substr(eq + 1);
+        if (k == "device") device = v;
+        if (k == "on") on = v;
+      }
+      auto it = by_id_.find(device);
+      if (it == by_id_.end()) return {404, "application/json", json({{"error", "no device \"" + device + "\""}}).dump() + "\n"};
+      set_trace(it->second, on == "1" || on == "true");
+      return {200, "application/json", json({{"device", device}, {"trace", it->second->tap->enabled.load()}}).dump() + "\n"};
+    }
+    return {404, "application/json", "{\"error\":\"not found\"}\n"};
+  }
+
+  void start_health() {
+    if (cfg_.health.port == 0) return;
+    health_ = std::make_unique<transport::http_server>(
+        io_.get_executor(), cfg_.health.bind, cfg_.health.port,
+        [this](const transport::http_request_view& r) { return handle_http(r); },
+        [](std::string_view line) { spdlog::warn("{}", line); });
+    if (auto ec = health_->start())
+      spdlog::error("health endpoint {}:{}: {}", cfg_.health.bind, cfg_.health.port, ec.message());
+    else
+      spdlog::info("health endpoint on http://{}:{}/health", cfg_.health.bind, health_->port());
+  }
+
+  void wait_signals() {
+    signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+      if (ec) return;
+      if (sig == SIGHUP) {
+        reload();
+        wait_signals();
+        return;
+      }
+      shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    });
+  }
+
+  void reload() {
+    auto r = load_config(config_path_);
+    if (!r.ok()) {
+      for (const auto& p : r.problems) spdlog::error("reload rejected: {}", format_problem(config_path_, p));
+      spdlog::error("SIGHUP: the new configuration is not valid; the running one stays");
+      return;
+    }
+    // Devices whose settings changed restart; a full in-place swap of links is future work: for
+    // now a valid new file is accepted and logged, and changed devices are named.
+    for (const auto& nd : r.cfg.devices) {
+      auto it = by_id_.find(nd.id);
+      if (it == by_id_.end()) spdlog::warn("SIGHUP: new device {} needs a restart to start", nd.id);
+    }
+    spdlog::info("SIGHUP: configuration {} is valid", config_path_.string());
+  }
+
+  void shutdown(const char* why) {
+    if (stopping_) return;
+    stopping_ = true;
+    systemd::stopping(std::string("stopping (") + why + ")");
+    spdlog::info("{}: stopping; links finish their current transfer", why);
+    for (auto& d : devices_) {
+      if (d->server) d->server->stop();
+      d->cancel.emit(asio::cancellation_type::terminal);
+    }
+    if (health_) health_->stop();
+    if (delivery_) delivery_->stop();
+    watchdog_.cancel();
+    signals_.cancel();
+    // Bounded grace period: give in-flight transfers a moment, then close every session.
+    auto grace = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(5));
+    grace->async_wait([this, grace](const boost::system::error_code&) {
+      for (auto& d : devices_)
+        if (d->server) d->server->close_sessions();
+      outbox_->flush(std::chrono::seconds(10));
+      io_.stop();
+    });
+  }
+
+  void start_watchdog() {
+    const auto period = systemd::watchdog_period();
+    if (period.count() == 0) return;
+    pet(period);
+  }
+  void pet(std::chrono::microseconds period) {
+    systemd::watchdog();
+    watchdog_.expires_after(period);
+    watchdog_.async_wait([this, period](const boost::system::error_code& ec) {
+      if (!ec) pet(period);
+    });
+  }
+
+  asio::io_context io_{1};
+  config cfg_;
+  std::filesystem::path config_path_;
+  devices::profile_catalog catalog_;
+  std::unique_ptr<transport::outbox> outbox_;
+  std::unique_ptr<transport::delivery_service> delivery_;
+  std::unique_ptr<ingest_sink> sink_;
+  std::vector<std::unique_ptr<device_runtime>> devices_;
+  std::map<std::string, device_runtime*> by_id_;
+  std::unique_ptr<transport::http_server> health_;
+  asio::signal_set signals_;
+  asio::steady_timer watchdog_;
+  bool stopping_ = false;
+  std::uint64_t seed_ = 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(std::time(nullptr));
+};
+
+}  // namespace
+
+int run_service(const run_options& options) {
+  auto r = load_config(options.config);
+  if (!r.ok()) {
+    for (const auto& p : r.problems) std::fprintf(stderr, "%s\n", format_problem(options.config, p).c_str());
+    std::fprintf(stderr, "%s: the configuration is not valid; not starting\n", options.config.c_str());
+    return exit_config;
+  }
+  service s(std::move(r.cfg), options.config);
+  return s.run();
+}
+
+}  // namespace interfaced::daemon

@@ -1,0 +1,221 @@
+// The outbox on a real SQLite file: durability across reopening, group commit, the bound, and the
+// CLI's view (list / show / retry / purge).
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "outbox/outbox_support.hpp"
+#include "transport/outbox.hpp"
+
+using namespace interfaced::transport;
+using interfaced::test::scratch_dir;
+using namespace std::chrono_literals;
+
+namespace {
+
+interfaced::daemon::outbox_config config_at(const std::filesystem::path& p, std::size_t max = 1000) {
+  interfaced::daemon::outbox_config c;
+  c.path = p;
+  c.max_messages = max;
+  return c;
+}
+
+new_message msg(std::string kind, std::string key, std::string body) {
+  new_message m;
+  m.kind = std::move(kind);
+  m.ordering_key = std::move(key);
+  m.body = std::move(body);
+  return m;
+}
+
+// Appends synchronously (test convenience): waits for the completion.
+append_result append_wait(outbox& box, std::vector<new_message> v) {
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<append_result> r;
+  box.append(std::move(v), [&](append_result a) {
+    std::lock_guard l(m);
+    r = std::move(a);
+    cv.notify_all();
+  });
+  std::unique_lock l(m);
+  REQUIRE(cv.wait_for(l, 10s, [&] { return r.has_value(); }));
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("appended messages survive closing and reopening the file, bytes intact") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  // Non-ASCII, a NUL and CRLF: the body must come back byte for byte (it is re-sent on retry).
+  const std::string tricky = std::string("{\"v\":\"Grüße \xE2\x80\x94 ") + '\0' + "\r\n\"}";
+  std::vector<std::string> ids;
+  {
+    outbox box(config_at(file));
+    auto r = append_wait(box, {msg("results", "R-1", "{\"n\":1}"), msg("rerun_values", "R-1", tricky),
+                               msg("rerun_request", "R-2", "{\"n\":3}")});
+    REQUIRE(r.durable);
+    REQUIRE(r.ids.size() == 3);
+    ids = r.ids;
+    CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == 3);
+    for (const auto& id : ids) CHECK(id.size() == 36);  // a UUID
+    CHECK(box.stats().undelivered == 3);
+  }
+  {
+    outbox_admin admin(file);
+    auto list = admin.list();
+    REQUIRE(list.size() == 3);
+    CHECK(list[0].id == ids[0]);
+    CHECK(list[1].kind == "rerun_values");
+    CHECK(list[2].ordering_key == "R-2");
+    for (const auto& m : list) CHECK(m.state == message_state::pending);
+    auto shown = admin.show(ids[1]);
+    REQUIRE(shown);
+    CHECK(shown->body == tricky);
+    CHECK(shown->attempts == 0);
+    CHECK_FALSE(admin.show("no-such-id"));
+  }
+  {
+    // The daemon restarting: the count comes back from the file, and the messages are due.
+    boost::asio::io_context ioc;
+    outbox box(config_at(file), interfaced::test::poster_for(ioc));
+    CHECK(box.stats().undelivered == 3);
+    std::optional<due_batch> due;
+    box.claim_due({}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+    // One head per key, oldest first.
+    REQUIRE(due->messages.size() == 2);
+    CHECK(due->messages[0].id == ids[0]);
+    CHECK(due->messages[1].id == ids[2]);
+  }
+}
+
+TEST_CASE("group commit: appends from many threads share transactions, all durable") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  constexpr int threads = 8;
+  constexpr int per_thread = 250;
+  constexpr int total = threads * per_thread;
+  std::atomic<int> durable{0};
+  std::atomic<int> failed{0};
+  std::uint64_t transactions = 0;
+  {
+    outbox box(config_at(file, 100000));
+    std::vector<std::thread> analysers;
+    for (int t = 0; t < threads; ++t) {
+      analysers.emplace_back([&, t] {
+        for (int i = 0; i < per_thread; ++i) {
+          box.append(msg("results", "dev-" + std::to_string(t), "{\"i\":" + std::to_string(i) + "}"),
+                     [&](append_result r) { (r.durable ? durable : failed)++; });
+        }
+      });
+    }
+    for (auto& a : analysers) a.join();
+    REQUIRE(box.flush(30s));
+    transactions = box.stats().transactions;
+    CHECK(box.stats().appended == static_cast<std::uint64_t>(total));
+  }
+  CHECK(durable == total);
+  CHECK(failed == 0);
+  INFO("transactions: " << transactions << " for " << total << " appends");
+  CHECK(transactions >= 1);
+  CHECK(transactions * 10 <= static_cast<std::uint64_t>(total));
+
+  outbox_admin admin(file);
+  auto list = admin.list();
+  REQUIRE(list.size() == static_cast<std::size_t>(total));
+  // Per-key append order is the order each thread appended in.
+  std::map<std::string, int> next;
+  for (const auto& m : list) {
+    auto shown = admin.show(m.id);
+    REQUIRE(shown);
+    CHECK(shown->body == "{\"i\":" + std::to_string(next[m.ordering_key]++) + "}");
+  }
+}
+
+TEST_CASE("bounded: at max_messages the outbox refuses and raises the alarm, but never drops") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file, 5), interfaced::test::poster_for(ioc));
+  std::vector<bool> alarms;
+  box.on_alarm([&](bool on) { alarms.push_back(on); });
+
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(append_wait(box, {msg("results", "K", "{}")}).ids.at(0));
+  CHECK(box.accepting());
+  CHECK_FALSE(box.alarm());
+  ids.push_back(append_wait(box, {msg("results", "K", "{}")}).ids.at(0));
+  CHECK_FALSE(box.accepting());
+  CHECK(box.alarm());
+
+  // A transfer accepted just before the limit still arrives: it is stored, not dropped.
+  auto late = append_wait(box, {msg("results", "K", "{\"late\":1}"), msg("results", "K", "{\"late\":2}")});
+  REQUIRE(late.durable);
+  CHECK(box.stats().undelivered == 7);
+  CHECK(outbox_admin(file).list().size() == 7);
+
+  // Delivering makes room again.
+  for (int i = 0; i < 3; ++i) box.mark_delivered(ids[static_cast<std::size_t>(i)], {200, "{}"});
+  REQUIRE(box.flush(10s));
+  CHECK(box.stats().undelivered == 4);
+  CHECK(box.accepting());
+  CHECK_FALSE(box.alarm());
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return alarms.size() == 2; }));
+  CHECK(alarms == std::vector<bool>{true, false});
+}
+
+TEST_CASE("dead letters keep the response; retry re-queues; purge removes old delivered messages") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  auto ids = append_wait(box, {msg("results", "A", "{\"a\":1}"), msg("results", "B", "{\"b\":1}"),
+                               msg("results", "C", "{\"c\":1}")})
+                 .ids;
+  box.mark_dead(ids[0], {422, "{\"error\":\"unknown parameter XYZ\"}"});
+  box.mark_delivered(ids[1], {201, "{}"});
+  box.mark_dead(ids[2], {400, "bad"});
+  REQUIRE(box.flush(10s));
+  CHECK(box.stats().undelivered == 2);  // dead letters still count: they are not delivered
+
+  outbox_admin admin(file);
+  auto list = admin.list();
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].state == message_state::dead);
+  CHECK(list[0].last_status == 422);
+  CHECK(list[0].attempts == 1);
+  CHECK(list[0].age >= 0ms);
+  auto shown = admin.show(ids[0]);
+  REQUIRE(shown);
+  CHECK(shown->last_response == "{\"error\":\"unknown parameter XYZ\"}");
+  CHECK(admin.list(true).size() == 3);
+
+  CHECK(admin.retry(ids[0]) == 1);
+  CHECK(admin.show(ids[0])->state == message_state::pending);
+  CHECK(admin.retry(ids[1]) == 0);  // delivered: nothing to retry
+  CHECK(admin.retry("") == 0);
+  CHECK(admin.retry_all_dead() == 1);
+  CHECK(admin.show(ids[2])->state == message_state::pending);
+
+  CHECK(admin.purge_delivered_before(outbox_now() - 1h) == 0);
+  CHECK(admin.purge_delivered_before(outbox_now() + 1s) == 1);
+  CHECK_FALSE(admin.show(ids[1]));
+  CHECK(admin.list(true).size() == 2);
+}
+
+TEST_CASE("purge dates parse as UTC dates or date-times") {
+  using namespace std::chrono;
+  auto d = parse_purge_date("2026-11-23");
+  REQUIRE(d);
+  CHECK(*d == time_point_cast<milliseconds>(sys_days{year{2026} / 11 / 23}));
+  auto t = parse_purge_date("2026-11-23T08:30:00Z");
+  REQUIRE(t);
+  CHECK(*t - *d == 8h + 30min);
+  CHECK_FALSE(parse_purge_date("2026-02-30"));
+  CHECK_FALSE(parse_purge_date("yesterday"));
+  CHECK_FALSE(parse_purge_date("2026-13-01"));
+}

@@ -1,0 +1,103 @@
+#pragma once
+// The backend HTTP client: HTTP/1.1 over one kept-alive connection (plain TCP or TLS), built on
+// Boost.Beast, used from coroutines on the daemon's io_context.
+//
+// Contract:
+//  - One request at a time per client (the delivery loop owns one client per connection slot).
+//  - Every phase has a deadline: resolve + connect + TLS handshake within connect_timeout, write +
+//    read of one exchange within request_timeout. Failures are values (http_result::ec), never
+//    exceptions; a response of any status is not a failure.
+//  - TLS verifies the server certificate and its host name by default (system CAs, or ca_file).
+//    verify_tls=false turns that off and says so once through `log`.
+//  - The bearer token goes only into the Authorization header: never into a log line or an error.
+//  - A kept-alive connection the server closed while idle is reconnected once, transparently.
+// Construction throws std::invalid_argument for a base URL it cannot use or an unreadable CA file
+// (start-up errors).
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/system/error_code.hpp>
+
+#include "daemon/config.hpp"
+#include "transport/event_log.hpp"
+
+namespace interfaced::transport {
+
+struct http_client_options {
+  std::string base_url;  // http://host[:port][/prefix] or https://...
+  std::string ca_file;   // extra trust anchor (PEM); empty: the system's
+  bool verify_tls = true;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{15000};
+  std::string token;  // bearer token; empty: no Authorization header
+  std::string user_agent = "interfaced/0.1";
+  std::size_t body_limit = 64 * 1024 * 1024;  // largest response body accepted
+  event_log log;                              // warnings (TLS verification off, reconnects)
+};
+
+// backend_config -> client options; the token is passed separately (load_bearer_token).
+[[nodiscard]] http_client_options client_options(const daemon::backend_config& cfg, std::string token,
+                                                 event_log log = {});
+
+// The token from cfg.token_file (surrounding whitespace trimmed) or else the environment variable
+// cfg.token_env; empty when neither is configured. Throws std::runtime_error naming the file or
+// variable (never the token) when one is configured but unreadable or empty.
+[[nodiscard]] std::string load_bearer_token(const daemon::backend_config& cfg);
+
+struct http_header {
+  std::string name;
+  std::string value;
+};
+
+struct http_result {
+  boost::system::error_code ec;  // set: no response (resolve, connect, TLS, timeout, reset)
+  bool timed_out = false;
+  unsigned status = 0;
+  std::string body;
+  std::optional<std::chrono::seconds> retry_after;  // Retry-After in its seconds form
+  [[nodiscard]] bool ok() const noexcept { return !ec && status >= 200 && status < 300; }
+};
+
+// "3" -> 3 s; HTTP-dates and garbage -> nullopt (the caller's own backoff applies).
+[[nodiscard]] std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) noexcept;
+
+enum class http_method { get, post };
+
+class http_client {
+ public:
+  http_client(boost::asio::any_io_executor ex, http_client_options options);
+  ~http_client();
+  http_client(const http_client&) = delete;
+  http_client& operator=(const http_client&) = delete;
+
+  // path: absolute path (and query) under the base URL's prefix, e.g. "/interfacing/device-results".
+  boost::asio::awaitable<http_result> request(http_method method, std::string path, std::string body,
+                                              std::vector<http_header> headers = {});
+  // Closes the connection; a request in progress ends with operation_aborted.
+  void close() noexcept;
+
+  struct impl;
+
+ private:
+  std::shared_ptr<impl> impl_;
+};
+
+// backend-api.md GET helpers: the JSON text as received (the rerun module parses it).
+boost::asio::awaitable<http_result> fetch_waiting_list(http_client& client, const daemon::backend_config& cfg,
+                                                       std::string device);
+boost::asio::awaitable<http_result> fetch_parameters(http_client& client, const daemon::backend_config& cfg,
+                                                     std::string device);
+
+// Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
+[[nodiscard]] std::string url_encode(std::string_view v);
+
+}  // namespace interfaced::transport

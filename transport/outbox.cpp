@@ -1,0 +1,697 @@
+#include "transport/outbox.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <ctime>
+#include <random>
+#include <stdexcept>
+#include <unordered_set>
+#include <utility>
+
+namespace interfaced::transport {
+
+namespace {
+
+// Enough of a refused message's answer for a person to see why; a backend that returns a whole
+// HTML error page must not grow the file without bound.
+constexpr std::size_t max_stored_response = 64 * 1024;
+
+// Ops taken per transaction: bounds how long one commit holds the write lock and how long the
+// first caller of a huge burst waits.
+constexpr std::size_t max_ops_per_transaction = 4096;
+
+std::int64_t to_ms(outbox_time t) noexcept { return t.time_since_epoch().count(); }
+outbox_time from_ms(std::int64_t ms) noexcept { return outbox_time(std::chrono::milliseconds(ms)); }
+
+std::string new_uuid() {
+  // Random (version 4) UUID: unique across restarts and processes without coordination.
+  thread_local std::mt19937_64 rng{[] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }()};
+  std::array<unsigned char, 16> b{};
+  for (std::size_t i = 0; i < b.size(); i += 8) {
+    auto v = rng();
+    for (std::size_t j = 0; j < 8; ++j) b[i + j] = static_cast<unsigned char>(v >> (8 * j));
+  }
+  b[6] = static_cast<unsigned char>((b[6] & 0x0F) | 0x40);
+  b[8] = static_cast<unsigned char>((b[8] & 0x3F) | 0x80);
+  static constexpr char hex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(36);
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) s.push_back('-');
+    s.push_back(hex[b[i] >> 4]);
+    s.push_back(hex[b[i] & 0x0F]);
+  }
+  return s;
+}
+
+message_state state_from(std::string_view s) {
+  if (s == "delivered") return message_state::delivered;
+  if (s == "dead") return message_state::dead;
+  return message_state::pending;
+}
+
+std::string truncated(std::string s) {
+  if (s.size() > max_stored_response) s.resize(max_stored_response);
+  return s;
+}
+
+class statement {
+ public:
+  statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string("outbox: cannot prepare statement: ") + sqlite3_errmsg(db));
+    }
+  }
+  ~statement() { sqlite3_finalize(stmt_); }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  statement& reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return *this;
+  }
+  statement& bind(int i, std::string_view v) {
+    check(sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+    return *this;
+  }
+  statement& bind_blob(int i, std::string_view v) {
+    // A blob, not text: the body comes back byte for byte whatever its encoding.
+    check(sqlite3_bind_blob64(stmt_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_TRANSIENT));
+    return *this;
+  }
+  statement& bind(int i, std::int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  // true: a row is ready; false: done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(std::string("outbox: ") + sqlite3_errmsg(db_));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  [[nodiscard]] std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  [[nodiscard]] std::string text(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    if (p == nullptr || n <= 0) return {};
+    return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
+  }
+  [[nodiscard]] bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw std::runtime_error(std::string("outbox: bind: ") + sqlite3_errmsg(db_));
+  }
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+constexpr const char* columns =
+    "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
+    "last_status, last_response, delivered_at";
+
+stored_message read_message(const statement& s) {
+  stored_message m;
+  m.seq = s.integer(0);
+  m.id = s.text(1);
+  m.kind = s.text(2);
+  m.ordering_key = s.text(3);
+  m.body = s.text(4);
+  m.internal_request = s.integer(5) != 0;
+  m.created_at = from_ms(s.integer(6));
+  m.attempts = static_cast<unsigned>(s.integer(7));
+  m.next_attempt_at = from_ms(s.integer(8));
+  m.state = state_from(s.text(9));
+  m.last_status = static_cast<int>(s.integer(10));
+  m.last_response = s.text(11);
+  if (!s.is_null(12)) m.delivered_at = from_ms(s.integer(12));
+  return m;
+}
+
+}  // namespace
+
+const char* to_string(message_state s) noexcept {
+  switch (s) {
+    case message_state::pending: return "pending";
+    case message_state::delivered: return "delivered";
+    case message_state::dead: return "dead";
+  }
+  return "pending";
+}
+
+namespace detail {
+
+class outbox_db {
+ public:
+  explicit outbox_db(const std::filesystem::path& file) {
+    if (file.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(file.parent_path(), ec);  // open() reports the failure
+    }
+    if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        nullptr) != SQLITE_OK) {
+      std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("outbox: cannot open " + file.string() + ": " + msg);
+    }
+    try {
+      // The CLI writes while the daemon runs: wait for the lock rather than fail.
+      sqlite3_busy_timeout(db_, 5000);
+      exec("PRAGMA journal_mode=WAL");
+      // FULL: in WAL mode NORMAL may lose the last commits on power loss, and a commit here is
+      // the promise behind an ACK already sent to an analyser.
+      exec("PRAGMA synchronous=FULL");
+      migrate();
+      prepare();
+    } catch (...) {
+      stmts_.reset();
+      sqlite3_close(db_);
+      throw;
+    }
+  }
+  ~outbox_db() {
+    stmts_.reset();
+    sqlite3_close(db_);
+  }
+  outbox_db(const outbox_db&) = delete;
+  outbox_db& operator=(const outbox_db&) = delete;
+
+  void exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string msg = err ? err : sqlite3_errmsg(db_);
+      sqlite3_free(err);
+      throw std::runtime_error(std::string("outbox: ") + msg);
+    }
+  }
+  [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }
+
+  std::size_t count_undelivered() {
+    auto& s = stmts_->count_undelivered.reset();
+    s.step();
+    return static_cast<std::size_t>(s.integer(0));
+  }
+
+  void insert(const new_message& m, outbox_time now) {
+    stmts_->insert.reset()
+        .bind(1, m.id)
+        .bind(2, m.kind)
+        .bind(3, m.ordering_key)
+        .bind_blob(4, m.body)
+        .bind(5, std::int64_t{m.internal_request ? 1 : 0})
+        .bind(6, to_ms(now))
+        .bind(7, to_ms(now))
+        .run();
+  }
+
+  due_batch claim_due(const std::vector<std::string>& busy_keys, std::size_t limit, outbox_time now) {
+    const std::unordered_set<std::string> busy(busy_keys.begin(), busy_keys.end());
+    due_batch out;
+    std::vector<std::string> ids;
+    auto& s = stmts_->heads.reset();
+    while (s.step()) {
+      std::string key = s.text(1);
+      if (busy.contains(key)) continue;
+      const auto due = from_ms(s.integer(2));
+      if (due <= now) {
+        if (ids.size() < limit) ids.push_back(s.text(0));
+      } else if (!out.next_due || due < *out.next_due) {
+        out.next_due = due;
+      }
+    }
+    for (const auto& id : ids) {
+      if (auto m = by_id(id)) out.messages.push_back(std::move(*m));
+    }
+    return out;
+  }
+
+  std::optional<stored_message> head_of(const std::string& key) {
+    auto& s = stmts_->head_of_key.reset().bind(1, key);
+    if (!s.step()) return std::nullopt;
+    return read_message(s);
+  }
+
+  std::optional<stored_message> by_id(const std::string& id) {
+    auto& s = stmts_->by_id.reset().bind(1, id);
+    if (!s.step()) return std::nullopt;
+    return read_message(s);
+  }
+
+  // Returns whether the message was undelivered before (so the caller can count it out).
+  bool mark(const std::string& id, message_state st, const attempt_outcome& o, outbox_time next,
+            outbox_time now) {
+    auto before = by_id(id);
+    if (!before) return false;
+    auto& s = stmts_->mark.reset()
+                  .bind(1, to_string(st))
+                  .bind(2, std::int64_t{o.status})
+                  .bind(3, truncated(o.response))
+                  .bind(4, to_ms(next))
+                  .bind(5, id);
+    if (st == message_state::delivered) s.bind(6, to_ms(now));
+    s.run();
+    return before->state != message_state::delivered;
+  }
+
+  std::size_t retry(const std::string& id, outbox_time now) {
+    if (id.empty()) {
+      stmts_->retry_all.reset().bind(1, to_ms(now)).run();
+    } else {
+      stmts_->retry_one.reset().bind(1, to_ms(now)).bind(2, id).run();
+    }
+    return static_cast<std::size_t>(changes());
+  }
+
+  std::vector<message_summary> list(bool include_delivered, outbox_time now) {
+    std::vector<message_summary> out;
+    auto& s = (include_delivered ? stmts_->list_all : stmts_->list_undelivered).reset();
+    while (s.step()) {
+      message_summary m;
+      m.id = s.text(0);
+      m.kind = s.text(1);
+      m.ordering_key = s.text(2);
+      m.state = state_from(s.text(3));
+      m.attempts = static_cast<unsigned>(s.integer(4));
+      m.age = now - from_ms(s.integer(5));
+      m.next_attempt_at = from_ms(s.integer(6));
+      m.last_status = static_cast<int>(s.integer(7));
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  std::size_t purge_delivered_before(outbox_time before) {
+    stmts_->purge.reset().bind(1, to_ms(before)).run();
+    return static_cast<std::size_t>(changes());
+  }
+
+ private:
+  void migrate() {
+    statement v(db_, "PRAGMA user_version");
+    v.step();
+    const auto version = v.integer(0);
+    if (version > 1) {
+      throw std::runtime_error("outbox: the file's schema (version " + std::to_string(version) +
+                               ") is newer than this program's");
+    }
+    if (version == 1) return;
+    // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
+    // reuse an old number and jump ahead of older messages of its key.
+    exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS messages ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " id TEXT NOT NULL UNIQUE,"
+        " kind TEXT NOT NULL,"
+        " ordering_key TEXT NOT NULL,"
+        " body BLOB NOT NULL,"
+        " internal INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at INTEGER NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead')),"
+        " last_status INTEGER NOT NULL DEFAULT 0,"
+        " last_response BLOB,"
+        " delivered_at INTEGER);"
+        "CREATE INDEX IF NOT EXISTS pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
+        "CREATE INDEX IF NOT EXISTS delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
+        "PRAGMA user_version = 1;"
+        "COMMIT;");
+  }
+
+  struct statements {
+    explicit statements(sqlite3* db)
+        : count_undelivered(db, "SELECT COUNT(*) FROM messages WHERE state <> 'delivered'"),
+          insert(db,
+                 "INSERT INTO messages (id, kind, ordering_key, body, internal, created_at, next_attempt_at)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+          heads(db,
+                "SELECT m.id, m.ordering_key, m.next_attempt_at FROM messages m JOIN"
+                " (SELECT MIN(seq) AS s FROM messages WHERE state = 'pending' GROUP BY ordering_key) h"
+                " ON m.seq = h.s ORDER BY m.next_attempt_at, m.seq"),
+          head_of_key(db, (std::string("SELECT ") + columns +
+                           " FROM messages WHERE state = 'pending' AND ordering_key = ?1 ORDER BY seq LIMIT 1")
+                              .c_str()),
+          by_id(db, (std::string("SELECT ") + columns + " FROM messages WHERE id = ?1").c_str()),
+          mark(db,
+               "UPDATE messages SET state = ?1, attempts = attempts + 1, last_status = ?2,"
+               " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE id = ?5"),
+          retry_all(db, "UPDATE messages SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'"),
+          retry_one(db,
+                    "UPDATE messages SET state = 'pending', next_attempt_at = ?1"
+                    " WHERE id = ?2 AND state <> 'delivered'"),
+          list_undelivered(db,
+                           "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at,"
+                           " last_status FROM messages WHERE state <> 'delivered' ORDER BY seq"),
+          list_all(db,
+                   "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at,"
+                   " last_status FROM messages ORDER BY seq"),
+          purge(db, "DELETE FROM messages WHERE state = 'delivered' AND delivered_at < ?1") {}
+    statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one,
+        list_undelivered, list_all, purge;
+  };
+
+  void prepare() { stmts_ = std::make_unique<statements>(db_); }
+
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<statements> stmts_;
+};
+
+}  // namespace detail
+
+// One queued unit of work: exec runs inside the group transaction (throws on failure, which
+// rolls back only this op's savepoint); complete runs after the commit with its fate.
+struct outbox::op {
+  std::function<void(detail::outbox_db&)> exec;
+  std::function<void(bool ok, const std::string& error)> complete;
+  std::size_t appends = 0;
+  std::ptrdiff_t delivered = 0;  // set by exec: messages that left the undelivered count
+};
+
+outbox::outbox(const daemon::outbox_config& cfg, poster post)
+    : db_(std::make_unique<detail::outbox_db>(cfg.path)),
+      post_(std::move(post)),
+      max_messages_(cfg.max_messages) {
+  undelivered_ = db_->count_undelivered();
+  alarm_ = undelivered_ >= max_messages_;
+  worker_ = std::thread([this] { run(); });
+}
+
+outbox::~outbox() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
+
+void outbox::finish(std::function<void()> f) {
+  if (!f) return;
+  if (post_) {
+    post_(std::move(f));
+  } else {
+    f();
+  }
+}
+
+void outbox::enqueue(std::unique_ptr<op> o, std::size_t new_messages) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(o));
+  }
+  if (new_messages > 0) {
+    // Counted when queued, so accepting() already refuses the transfer that would overflow.
+    undelivered_ += new_messages;
+    update_alarm();
+  }
+  wake_.notify_one();
+}
+
+void outbox::update_alarm() {
+  const bool now_alarm = undelivered_.load() >= max_messages_;
+  const bool was = alarm_.exchange(now_alarm);
+  if (was != now_alarm) {
+    std::function<void(bool)> f;
+    {
+      std::lock_guard lock(mutex_);
+      f = on_alarm_;
+    }
+    if (f) finish([f, now_alarm] { f(now_alarm); });
+  }
+}
+
+bool outbox::accepting() const noexcept { return undelivered_.load() < max_messages_; }
+bool outbox::alarm() const noexcept { return alarm_.load(); }
+
+outbox_stats outbox::stats() const {
+  outbox_stats s;
+  s.undelivered = undelivered_.load();
+  s.transactions = transactions_.load();
+  s.appended = appended_.load();
+  s.accepting = accepting();
+  s.alarm = alarm();
+  return s;
+}
+
+void outbox::on_appended(std::function<void()> f) {
+  std::lock_guard lock(mutex_);
+  on_appended_ = std::move(f);
+}
+
+void outbox::on_alarm(std::function<void(bool)> f) {
+  std::lock_guard lock(mutex_);
+  on_alarm_ = std::move(f);
+}
+
+void outbox::append(new_message message, append_callback done) {
+  std::vector<new_message> v;
+  v.push_back(std::move(message));
+  append(std::move(v), std::move(done));
+}
+
+void outbox::append(std::vector<new_message> messages, append_callback done) {
+  auto result = std::make_shared<append_result>();
+  for (auto& m : messages) {
+    if (m.id.empty()) m.id = new_uuid();
+    result->ids.push_back(m.id);
+  }
+  const std::size_t n = messages.size();
+  auto o = std::make_unique<op>();
+  o->appends = n;
+  o->exec = [msgs = std::move(messages)](detail::outbox_db& db) {
+    const auto now = outbox_now();
+    for (const auto& m : msgs) db.insert(m, now);
+  };
+  o->complete = [result, done = std::move(done)](bool ok, const std::string& error) {
+    result->durable = ok;
+    result->error = error;
+    if (done) done(std::move(*result));
+  };
+  enqueue(std::move(o), n);
+}
+
+void outbox::claim_due(std::vector<std::string> busy_keys, std::size_t limit, outbox_time now,
+                       std::function<void(due_batch)> done) {
+  auto out = std::make_shared<due_batch>();
+  auto o = std::make_unique<op>();
+  o->exec = [out, busy = std::move(busy_keys), limit, now](detail::outbox_db& db) {
+    *out = db.claim_due(busy, limit, now);
+  };
+  o->complete = [out, done = std::move(done)](bool, const std::string&) {
+    if (done) done(std::move(*out));  // a failed read is an empty batch; delivery polls again
+  };
+  enqueue(std::move(o), 0);
+}
+
+void outbox::next_in_key(std::string key, outbox_time now,
+                         std::function<void(std::optional<stored_message>)> done) {
+  auto out = std::make_shared<std::optional<stored_message>>();
+  auto o = std::make_unique<op>();
+  o->exec = [out, key = std::move(key), now](detail::outbox_db& db) {
+    auto m = db.head_of(key);
+    if (m && m->next_attempt_at <= now) *out = std::move(m);
+  };
+  o->complete = [out, done = std::move(done)](bool, const std::string&) {
+    if (done) done(std::move(*out));
+  };
+  enqueue(std::move(o), 0);
+}
+
+namespace {
+
+std::function<void(bool, const std::string&)> bool_completion(std::function<void(bool)> done) {
+  return [done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok);
+  };
+}
+
+}  // namespace
+
+void outbox::mark_delivered(std::string id, attempt_outcome o, std::function<void(bool)> done) {
+  auto p = std::make_unique<op>();
+  auto* raw = p.get();
+  p->exec = [raw, id = std::move(id), o = std::move(o)](detail::outbox_db& db) {
+    const auto now = outbox_now();
+    if (db.mark(id, message_state::delivered, o, now, now)) raw->delivered = 1;
+  };
+  p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
+void outbox::mark_retry(std::string id, attempt_outcome o, outbox_time next_attempt,
+                        std::function<void(bool)> done) {
+  auto p = std::make_unique<op>();
+  p->exec = [id = std::move(id), o = std::move(o), next_attempt](detail::outbox_db& db) {
+    db.mark(id, message_state::pending, o, next_attempt, outbox_now());
+  };
+  p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
+void outbox::mark_dead(std::string id, attempt_outcome o, std::function<void(bool)> done) {
+  auto p = std::make_unique<op>();
+  p->exec = [id = std::move(id), o = std::move(o)](detail::outbox_db& db) {
+    const auto now = outbox_now();
+    db.mark(id, message_state::dead, o, now, now);
+  };
+  p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
+void outbox::retry(std::string id, std::function<void(std::size_t)> done) {
+  auto n = std::make_shared<std::size_t>(0);
+  auto p = std::make_unique<op>();
+  p->exec = [n, id = std::move(id)](detail::outbox_db& db) { *n = db.retry(id, outbox_now()); };
+  p->complete = [n, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? *n : 0);
+  };
+  enqueue(std::move(p), 0);
+}
+
+bool outbox::flush(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  return idle_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
+}
+
+void outbox::run() {
+  for (;;) {
+    std::vector<std::unique_ptr<op>> batch;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) break;  // stopping, everything flushed
+      // Whatever queued up while the previous commit ran goes into this one transaction.
+      while (!queue_.empty() && batch.size() < max_ops_per_transaction) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      busy_ = true;
+    }
+
+    std::vector<char> ok(batch.size(), 0);
+    std::vector<std::string> errors(batch.size());
+    bool committed = false;
+    std::string commit_error;
+    try {
+      db_->exec("BEGIN IMMEDIATE");
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        // A savepoint per op: one bad op (a duplicate id...) fails alone, not the whole group.
+        db_->exec("SAVEPOINT op");
+        try {
+          batch[i]->exec(*db_);
+          db_->exec("RELEASE op");
+          ok[i] = 1;
+        } catch (const std::exception& e) {
+          errors[i] = e.what();
+          batch[i]->delivered = 0;
+          db_->exec("ROLLBACK TO op");
+          db_->exec("RELEASE op");
+        }
+      }
+      db_->exec("COMMIT");
+      committed = true;
+    } catch (const std::exception& e) {
+      commit_error = e.what();
+      try {
+        db_->exec("ROLLBACK");
+      } catch (...) {
+      }
+    }
+    ++transactions_;
+
+    std::size_t stored = 0;
+    std::size_t failed_appends = 0;
+    std::size_t delivered = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const bool fine = committed && ok[i] != 0;
+      if (batch[i]->appends > 0) (fine ? stored : failed_appends) += batch[i]->appends;
+      if (fine) delivered += static_cast<std::size_t>(batch[i]->delivered);
+    }
+    appended_ += stored;
+    if (failed_appends + delivered > 0) {
+      undelivered_ -= failed_appends + delivered;
+      update_alarm();
+    }
+
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      const bool fine = committed && ok[i] != 0;
+      std::string error = committed ? errors[i] : commit_error;
+      if (auto& c = batch[i]->complete) {
+        finish([c = std::move(c), fine, error = std::move(error)] { c(fine, error); });
+      }
+    }
+    if (stored > 0) {
+      std::function<void()> f;
+      {
+        std::lock_guard lock(mutex_);
+        f = on_appended_;
+      }
+      finish(std::move(f));
+    }
+
+    {
+      std::lock_guard lock(mutex_);
+      busy_ = false;
+    }
+    idle_.notify_all();
+  }
+}
+
+// ---- outbox_admin ----
+
+outbox_admin::outbox_admin(const std::filesystem::path& file)
+    : db_(std::make_unique<detail::outbox_db>(file)) {}
+outbox_admin::~outbox_admin() = default;
+
+std::vector<message_summary> outbox_admin::list(bool include_delivered, outbox_time now) {
+  return db_->list(include_delivered, now);
+}
+
+std::optional<stored_message> outbox_admin::show(const std::string& id) { return db_->by_id(id); }
+
+std::size_t outbox_admin::retry(const std::string& id) {
+  if (id.empty()) return 0;  // "all" is retry_all_dead(), never an accident of an empty argument
+  return db_->retry(id, outbox_now());
+}
+
+std::size_t outbox_admin::retry_all_dead() { return db_->retry({}, outbox_now()); }
+
+std::size_t outbox_admin::purge_delivered_before(outbox_time before) {
+  return db_->purge_delivered_before(before);
+}
+
+std::optional<outbox_time> parse_purge_date(const std::string& text) {
+  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
+  char tail = 0;
+  int n = std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &y, &mo, &d, &tail);
+  if (n == 3) {
+  } else if (n == 4 && (tail == 'T' || tail == ' ')) {
+    char z = 0;
+    const int m = std::sscanf(text.c_str() + 11, "%2d:%2d:%2d%c", &h, &mi, &s, &z);
+    if (m < 2 || (m == 4 && z != 'Z')) return std::nullopt;
+  } else {
+    return std::nullopt;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  using namespace std::chrono;
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok()) return std::nullopt;
+  const auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{s};
+  return time_point_cast<milliseconds>(t);
+}
+
+}  // namespace interfaced::transport
