@@ -135,6 +135,117 @@ capture_input classify(std::string bytes, bool was_text, std::string description
   return in;
 }
 
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+std::string base64_decode(std::string_view in) {
+  std::string out;
+  unsigned acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    const int v = base64_value(c);
+    if (v < 0) continue;  // '=' padding, whitespace
+    acc = (acc << 6) | static_cast<unsigned>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFFu);
+    }
+  }
+  return out;
+}
+
+// A middleware's Java log (hmislk/limsmw): "Message Received from Analyzer Encoded = <base64>"
+// holds the bytes as read (leading 0x0B already dropped); replies from the LIS are not replayed.
+bool is_limsmw_log(std::string_view s) { return s.find("Message Received from Analyzer Encoded = ") != std::string_view::npos; }
+
+std::string limsmw_rx_bytes(std::string_view s, std::vector<std::string>& notes) {
+  std::size_t count = 0;
+  static constexpr std::string_view marker = "Message Received from Analyzer Encoded = ";
+  std::string out;
+  for (std::size_t pos = s.find(marker); pos != std::string_view::npos; pos = s.find(marker, pos + 1)) {
+    const std::size_t start = pos + marker.size();
+    const std::size_t end = s.find_first_of("\r\n", start);
+    std::string msg = base64_decode(s.substr(start, end == std::string_view::npos ? std::string_view::npos : end - start));
+    // The bytes as read end "<segment end> 0x1C 0x0D" (or 0x0A): drop the MLLP trailer, keep the
+    // segment ends exactly as the analyser wrote them (this one used LF). A message without the
+    // trailer was cut by the middleware's 1024-byte read buffer (SOURCES.md): its last, partial
+    // segment is dropped and the cut is reported, so no half-read value is replayed as a result.
+    const std::size_t fs = msg.rfind('\x1c');
+    if (fs != std::string::npos && msg.find_first_not_of("\r\n", fs + 1) == std::string::npos) {
+      msg.resize(fs);
+    } else {
+      // The cut segment may even end in a line break the logger added: drop the last segment
+      // whatever its ending.
+      const std::size_t body_end = msg.find_last_not_of("\r\n");
+      const std::size_t last_end = body_end == std::string::npos ? std::string::npos : msg.find_last_of("\r\n", body_end);
+      const std::size_t kept = last_end == std::string::npos ? 0 : last_end + 1;
+      notes.push_back("message " + std::to_string(count + 1) + " was cut at " + std::to_string(msg.size()) +
+                      " bytes by the logging middleware: its last partial segment (" +
+                      std::to_string(msg.size() - kept) + " bytes) is not replayed");
+      msg.resize(kept);
+    }
+    ++count;
+    out += '\x0b';
+    out += msg;
+    out += "\x1c\r";
+  }
+  return out;
+}
+
+// A Go reader's debug trace (wisemed-labreaders Comm.txt): each TCP read as a Go-quoted string
+// after `===>`; host replies after `<----` are not replayed.
+bool is_go_quoted_log(std::string_view s) { return s.find("===>\"") != std::string_view::npos; }
+
+std::string go_unquote(std::string_view q) {
+  std::string out;
+  for (std::size_t i = 0; i < q.size(); ++i) {
+    if (q[i] != '\\' || i + 1 >= q.size()) {
+      out += q[i];
+      continue;
+    }
+    const char e = q[++i];
+    switch (e) {
+      case 'v': out += '\x0b'; break;
+      case 'r': out += '\r'; break;
+      case 'n': out += '\n'; break;
+      case 't': out += '\t'; break;
+      case '\\': out += '\\'; break;
+      case '"': out += '"'; break;
+      case 'x':
+        if (i + 2 < q.size() && hex(q[i + 1]) >= 0 && hex(q[i + 2]) >= 0) {
+          out += static_cast<char>(hex(q[i + 1]) * 16 + hex(q[i + 2]));
+          i += 2;
+        }
+        break;
+      default: out += e;
+    }
+  }
+  return out;
+}
+
+std::string go_log_rx_bytes(std::string_view s) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < s.size()) {
+    std::size_t end = s.find('\n', pos);
+    if (end == std::string_view::npos) end = s.size();
+    std::string_view line = s.substr(pos, end - pos);
+    pos = end + 1;
+    if (!line.starts_with("===>\"")) continue;
+    line.remove_prefix(5);
+    const std::size_t close = line.rfind('"');
+    out += go_unquote(line.substr(0, close == std::string_view::npos ? line.size() : close));
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* to_string(capture_kind k) noexcept {
@@ -150,6 +261,14 @@ const char* to_string(capture_kind k) noexcept {
 
 capture_input decode_capture(std::string_view file) {
   if (is_wire_trace(file)) return classify(trace_rx_bytes(file), true, "interfaced wire trace (RX bytes)");
+  if (is_limsmw_log(file)) {
+    std::vector<std::string> notes;
+    std::string bytes = limsmw_rx_bytes(file, notes);
+    capture_input in = classify(std::move(bytes), true, "middleware log (base64 messages received from the analyser)");
+    in.notes = std::move(notes);
+    return in;
+  }
+  if (is_go_quoted_log(file)) return classify(go_log_rx_bytes(file), true, "debug trace (Go-quoted reads from the analyser)");
   // Raw bytes first: a real control byte means the file is what was on the wire.
   if (has_control_bytes(file, std::string_view("\x02\x05\x04\x0b\x1c", 5)))
     return classify(std::string(file), false, "raw bytes");

@@ -5,6 +5,8 @@
 //   text with control characters as <STX> / [STX] mnemonics or \x02 escapes: physical line
 //     breaks are layout, not data (vendor manuals wrap lines anywhere, even inside <CR>)
 //   an interfaced wire trace (daemon/wire_trace.hpp): the analyser's (RX) bytes
+//   session logs of other middleware whose received bytes can be recovered exactly: base64
+//     "Message Received from Analyzer Encoded = " lines (limsmw), Go-quoted `===>"…"` reads
 //   records-only ASTM or bare HL7 segments, CR / LF / CRLF separated; `#` and `@` lines are
 //     annotations (comments, test-script directives), not data.
 
@@ -23,6 +25,7 @@ struct capture_input {
   bool was_text = false;        // offsets then refer to the decoded stream, not the file
   std::size_t annotation_lines = 0;
   std::string description;      // "raw ASTM frames", "text with <STX> mnemonics", ...
+  std::vector<std::string> notes;  // what the decoding had to leave out, and why (warnings)
 };
 
 [[nodiscard]] capture_input decode_capture(std::string_view file_bytes);

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
 
@@ -19,6 +20,19 @@ std::vector<std::size_t> message_starts(std::string_view text) {
     if (pos == std::string_view::npos) break;
   }
   return starts;
+}
+
+// MSH-3's first component, read with the message's own delimiters (MSH-1 and MSH-2).
+std::string sending_application(std::string_view msg) {
+  if (msg.size() < 8 || !msg.starts_with("MSH")) return {};
+  const char field = msg[3];
+  const char component = msg[4];
+  std::size_t start = msg.find(field, 4);  // end of MSH-2
+  if (start == std::string_view::npos) return {};
+  ++start;
+  std::size_t end = start;
+  while (end < msg.size() && msg[end] != field && msg[end] != component && msg[end] != '\r' && msg[end] != '\n') ++end;
+  return std::string(msg.substr(start, end - start));
 }
 
 }  // namespace
@@ -70,10 +84,43 @@ hl7::hl7_diagnostic hl7_ingest::feed_message(std::string_view bytes, std::uint64
 
 hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint64_t offset) {
   static const hl7::hl7_options defaults{};
-  const std::string device = device_.empty() && forced_ ? forced_->id : device_;
+  const std::string sender = sending_application(bytes);
+  const devices::device_profile* profile = forced_;
+  if (profile == nullptr && catalog_ != nullptr) profile = catalog_->detect(sender, "hl7");
+  // Reported device: the configured id; in replay the profile id, else MSH-3 (sending application).
+  std::string device = device_.empty() && profile ? profile->id : device_;
+  if (device.empty()) device = sender;
+  if (device.empty()) device = "unknown";
   source_location where;
   where.byte_offset = static_cast<std::size_t>(offset);
-  hl7::hl7_batch batch = hl7::normalise(bytes, defaults, device, where);
+  hl7::hl7_batch batch = hl7::normalise(bytes, profile ? profile->hl7 : defaults, device, where);
+  // Host-side replies in a capture (ACK, RSP, QCK, DSR...) are checked against HL7, not
+  // forwarded: a malformed one is named precisely (captures/hl7/SOURCES.md has both kinds).
+  if (bytes.find("\rMSA|") != std::string_view::npos || bytes.find("\nMSA|") != std::string_view::npos) {
+    const hl7::response_report rep = hl7::check_response(bytes);
+    hl7_reply_info info;
+    info.message_type = std::string(rep.message_type);
+    info.control_id = std::string(rep.control_id);
+    info.ack_code = std::string(rep.ack_code);
+    info.acknowledged_id = std::string(rep.acknowledged_id);
+    info.error_code = std::string(rep.error_code);
+    info.query_status = std::string(rep.query_status);
+    info.usable = rep.usable();
+    for (const auto& pr : rep.problems) {
+      std::string place = pr.segment_index ? "segment " + std::to_string(pr.segment_index) : std::string("message");
+      if (pr.field) place += ", field " + std::to_string(pr.field);
+      const std::string text = place + ": " + pr.error.message() + (pr.detail.empty() ? "" : ": " + pr.detail);
+      info.findings.push_back(text);
+      problems_.push_back({offset, "host reply " + info.message_type + ": " + text, !pr.fatal});
+    }
+    hl7_message_out out;
+    out.control_id = info.control_id;
+    out.message_type = info.message_type;
+    out.offset = offset;
+    out.reply = std::move(info);
+    messages_.push_back(std::move(out));
+    return {};
+  }
   if (batch.error) {
     std::string place;
     if (!batch.diagnostics.empty()) {
@@ -87,7 +134,15 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
     if (!batch.diagnostics.empty()) return batch.diagnostics.front();
     return {batch.error, 1, 0, {}};
   }
-  if (batch.ignored) return {};
+  if (batch.ignored) {
+    hl7_message_out out;
+    out.control_id = batch.control_id;
+    out.message_type = batch.message_type;
+    out.offset = offset;
+    out.note = "carries no results (" + batch.message_type + "): not forwarded";
+    messages_.push_back(std::move(out));
+    return {};
+  }
   hl7_message_out out;
   out.results = std::move(batch.results);
   out.queries = std::move(batch.queries);

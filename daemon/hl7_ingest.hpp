@@ -4,6 +4,7 @@
 // No I/O, no clock: the caller gives the time for ACK timestamps and sends the returned bytes.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,18 @@
 
 namespace interfaced::daemon {
 
+// A host-side reply seen in a capture (ACK, RSP, QCK, DSR...): checked, not forwarded.
+struct hl7_reply_info {
+  std::string message_type;
+  std::string control_id;
+  std::string ack_code;         // MSA-1
+  std::string acknowledged_id;  // MSA-2
+  std::string error_code;
+  std::string query_status;     // QAK-2
+  std::vector<std::string> findings;  // non-conformities, each naming its place
+  bool usable = true;
+};
+
 struct hl7_message_out {
   std::vector<result> results;
   std::vector<query> queries;
@@ -23,6 +36,8 @@ struct hl7_message_out {
   std::string message_type;  // MSH-9, e.g. OUL^R22
   std::uint64_t offset = 0;
   std::string ack;           // the ACK to return (MLLP-wrapped), empty when none is due
+  std::optional<hl7_reply_info> reply;  // the message was a host reply
+  std::string note;          // a message type that carries no results (equipment status...)
 };
 
 class hl7_ingest {

@@ -7,6 +7,7 @@
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/run.hpp"
+#include "transport/analyser_sim.hpp"
 
 int main(int argc, char** argv) {
   using namespace interfaced::daemon;
@@ -36,6 +37,31 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run the service: every configured analyser link, the outbox, delivery to the backend");
   run->add_option("--config,-c", run_config, "Configuration file")->capture_default_str();
 
+  interfaced::transport::sim_options so;
+  std::string sim_capture, sim_protocol;
+  long long sim_frame_delay = 0, sim_reply_timeout = 15000, sim_timeout = 300000;
+  int sim_listen = -1;
+  auto* simulate = app.add_subcommand(
+      "simulate", "Play a capture as the analyser would, over a real link to a running daemon "
+                  "(ASTM E1381 turn-taking or HL7 MLLP), with optional injected faults");
+  simulate->add_option("--connect", so.connect, "Connect to the daemon's tcp-server device (HOST:PORT)");
+  simulate->add_option("--listen", sim_listen, "Listen on PORT; the daemon's tcp-client device connects")
+      ->check(CLI::Range(0, 65535));
+  simulate->add_option("--pty", so.pty_path, "Create a pty and symlink PATH to it (the daemon's serial device)");
+  simulate->add_option("--protocol", sim_protocol, "astm or hl7 (default: from the capture)")
+      ->check(CLI::IsMember({"astm", "hl7"}));
+  simulate->add_option("--frame-size", so.frame_text_size, "ASTM frame text size (default 240; 63993 for LIS01-A)")
+      ->check(CLI::Range(1, 63993));
+  simulate->add_option("--corrupt-frame", so.corrupt_frame, "Corrupt the checksum of frame N (first transmission)");
+  simulate->add_option("--drop-after", so.drop_after, "Cut the connection once after BYTES bytes, then reconnect");
+  simulate->add_option("--frame-delay", sim_frame_delay, "Wait MS before every frame / message");
+  simulate->add_option("--duplicate-frame", so.duplicate_frame, "Send frame N again after its ACK");
+  simulate->add_option("--repeat", so.repeat, "Play the capture K times")->check(CLI::Range(1, 1000000));
+  simulate->add_option("--reply-timeout", sim_reply_timeout, "MS to wait for a reply (default 15000, LIS1-A 6.5.2)");
+  simulate->add_option("--retries", so.retries, "Times a message the link gave up on is tried again (default 2)");
+  simulate->add_option("--timeout", sim_timeout, "MS for the whole run (default 300000)");
+  simulate->add_option("capture", sim_capture, "Capture file")->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -43,6 +69,22 @@ int main(int argc, char** argv) {
     return e.get_exit_code() == 0 ? code : exit_usage;
   }
   if (replay->parsed()) return run_replay(ro, std::cout, std::cerr);
+  if (simulate->parsed()) {
+    namespace tr = interfaced::transport;
+    so.frame_delay = std::chrono::milliseconds(sim_frame_delay);
+    so.reply_timeout = std::chrono::milliseconds(sim_reply_timeout);
+    so.timeout = std::chrono::milliseconds(sim_timeout);
+    if (sim_listen >= 0) so.listen = static_cast<std::uint16_t>(sim_listen);
+    std::optional<tr::sim_protocol> forced;
+    if (!sim_protocol.empty()) forced = sim_protocol == "hl7" ? tr::sim_protocol::hl7 : tr::sim_protocol::astm;
+    std::string why;
+    const auto script = tr::load_sim_script(sim_capture, forced, why);
+    if (!script) {
+      std::cerr << "interfaced simulate: " << why << '\n';
+      return exit_no_input;
+    }
+    return tr::run_analyser_sim(*script, so, std::cout, std::cerr);
+  }
   if (run->parsed()) {
     run_opts.config = run_config;
     return run_service(run_opts);

@@ -43,6 +43,30 @@ class printer {
     out_ << "query   " << (q.all_samples ? "ALL" : join(q.sample_ids, ",")) << "  tests "
          << join(q.tests, ",") << (q.cancel ? "  (cancel)" : "") << "  (" << q.device << ")\n";
   }
+  void print(const hl7_reply_info& r) {
+    if (!text_) {
+      out_ << nlohmann::json({{"type", "reply"}, {"protocol", "hl7"}, {"message_type", r.message_type},
+                              {"control_id", r.control_id}, {"ack_code", r.ack_code},
+                              {"acknowledged_id", r.acknowledged_id}, {"error_code", r.error_code},
+                              {"query_status", r.query_status}, {"usable", r.usable},
+                              {"findings", r.findings}})
+                  .dump()
+           << '\n';
+      return;
+    }
+    out_ << "reply   " << r.message_type << "  " << r.ack_code << " for " << r.acknowledged_id
+         << (r.findings.empty() ? "" : "  (" + std::to_string(r.findings.size()) + " findings)") << '\n';
+  }
+  void print_note(const std::string& type, const std::string& control_id, const std::string& note) {
+    if (!text_) {
+      out_ << nlohmann::json({{"type", "message"}, {"protocol", "hl7"}, {"message_type", type},
+                              {"control_id", control_id}, {"note", note}})
+                  .dump()
+           << '\n';
+      return;
+    }
+    out_ << "message " << type << "  " << note << '\n';
+  }
   void print(const order& o) {
     if (!text_) {
       out_ << to_json(o).dump() << '\n';
@@ -114,6 +138,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
         if (r.duplicate) {
           err << file << ": note: duplicate of an earlier result (sample " << r.sample_id << ", "
               << r.code << ", same value and observation time): reported once\n";
+          ++fo.events;  // seen and accounted for: not an empty file
           continue;
         }
         pr.print(r);
@@ -121,6 +146,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       }
     };
 
+    for (const auto& n : cap.notes) problem(0, n, /*warning=*/true);
     switch (cap.kind) {
       case capture_kind::astm_frames:
       case capture_kind::astm_records: {
@@ -148,11 +174,21 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
         if (cap.kind == capture_kind::hl7_mllp) ingest.feed(cap.bytes);
         else ingest.feed_segments(cap.bytes);
         for (auto& m : ingest.take_messages()) {
+          if (m.reply) {
+            pr.print(*m.reply);
+            ++fo.events;
+            continue;
+          }
+          if (!m.note.empty()) {
+            pr.print_note(m.message_type, m.control_id, m.note);
+            ++fo.events;
+            continue;
+          }
           emit_results(m.results);
           for (const auto& q : m.queries) { pr.print(q); ++fo.events; }
           for (const auto& o : m.orders) { pr.print(o); ++fo.events; }
         }
-        for (const auto& p : ingest.take_problems()) problem(p.offset, p.what);
+        for (const auto& p : ingest.take_problems()) problem(p.offset, p.what, p.warning);
         break;
       }
       case capture_kind::unknown:

@@ -68,8 +68,40 @@ struct device_stats {
   bool connected = false;
 };
 
+// Whether a link is inside a transfer, told from its bytes alone so shutdown can wait for exactly
+// that: ASTM from the analyser's ENQ to its EOT (neither byte can occur inside a frame, LIS1-A 6.6);
+// HL7 from a message's 0x0B until our acknowledgement's 0x1C went out (a message the MLLP decoder
+// rejects gets no ACK and keeps the link "busy": shutdown then waits out its bounded grace).
+struct transfer_activity {
+  explicit transfer_activity(bool is_astm) : astm(is_astm) {}
+  void observe(bool rx, std::string_view bytes) {
+    for (const char c : bytes) {
+      if (astm) {
+        if (rx && c == '\x05') in_session = true;
+        if (rx && c == '\x04') in_session = false;
+      } else if (rx) {
+        if (c == '\x0b') in_message = true;
+        if (c == '\x1c' && in_message) {
+          in_message = false;
+          ++received;
+        }
+      } else if (c == '\x1c') {
+        ++acknowledged;
+      }
+    }
+  }
+  [[nodiscard]] bool busy() const { return astm ? in_session : in_message || received > acknowledged; }
+
+  bool astm;
+  bool in_session = false;
+  bool in_message = false;
+  std::uint64_t received = 0;
+  std::uint64_t acknowledged = 0;
+};
+
 struct device_runtime {
   device_config cfg;
+  std::vector<std::shared_ptr<transfer_activity>> activity;  // one per live link
   std::shared_ptr<spdlog::logger> log;
   std::shared_ptr<transport::trace_tap> tap = std::make_shared<transport::trace_tap>();
   std::unique_ptr<transport::tcp_server> server;
@@ -242,7 +274,14 @@ class service {
 
   template <class Stream>
   asio::awaitable<void> run_link(device_runtime* dev, Stream stream) {
-    transport::traced_stream<Stream> traced(std::move(stream), dev->tap);
+    // A second tap, always on, tells shutdown whether a transfer is in progress.
+    auto activity = std::make_shared<transfer_activity>(dev->cfg.protocol == "astm");
+    auto watch = std::make_shared<transport::trace_tap>();
+    watch->enabled = true;
+    watch->write = [activity](bool rx, std::string_view bytes) { activity->observe(rx, bytes); };
+    dev->activity.push_back(activity);
+    transport::traced_stream<transport::traced_stream<Stream>> traced(
+        transport::traced_stream<Stream>(std::move(stream), dev->tap), watch);
     ++dev->stats.connections;
     dev->stats.connected = true;
     if (dev->cfg.protocol == "astm") {
@@ -261,6 +300,7 @@ class service {
       co_await transport::run_mllp_session(std::move(traced), mc, *sink_, device_event_log(dev));
     }
     dev->stats.connected = false;
+    std::erase(dev->activity, activity);
   }
 
   static transport::keepalive_settings keepalive_of(const keepalive& k) {
@@ -515,14 +555,28 @@ class service {
     if (delivery_) delivery_->stop();
     watchdog_.cancel();
     signals_.cancel();
-    // Bounded grace period: give in-flight transfers a moment, then close every session.
-    auto grace = std::make_shared<asio::steady_timer>(io_, std::chrono::seconds(5));
-    grace->async_wait([this, grace](const boost::system::error_code&) {
-      for (auto& d : devices_)
-        if (d->server) d->server->close_sessions();
-      outbox_->flush(std::chrono::seconds(10));
-      io_.stop();
-    });
+    // Bounded grace period: in-flight transfers may finish (5 s at most), then every session is
+    // closed. Idle links do not hold the exit up.
+    finish_when_idle(std::make_shared<asio::steady_timer>(io_), std::chrono::steady_clock::now() + std::chrono::seconds(5));
+  }
+
+  [[nodiscard]] bool transfer_in_progress() const {
+    for (const auto& d : devices_)
+      for (const auto& a : d->activity)
+        if (a->busy()) return true;
+    return false;
+  }
+
+  void finish_when_idle(std::shared_ptr<asio::steady_timer> grace, std::chrono::steady_clock::time_point deadline) {
+    if (transfer_in_progress() && std::chrono::steady_clock::now() < deadline) {
+      grace->expires_after(std::chrono::milliseconds(50));
+      grace->async_wait([this, grace, deadline](const boost::system::error_code&) { finish_when_idle(grace, deadline); });
+      return;
+    }
+    for (auto& d : devices_)
+      if (d->server) d->server->close_sessions();
+    outbox_->flush(std::chrono::seconds(10));
+    io_.stop();
   }
 
   void start_watchdog() {

@@ -84,10 +84,68 @@ class reader {
   std::string file_;
 };
 
+hl7::field_ref hl7_ref(const reader& rd, const json& v, const std::string& ptr) {
+  rd.check_type(v, ptr, json::value_t::object, "an object {segment, field, component, subcomponent}");
+  hl7::field_ref r;
+  r.segment = rd.string_at(v, ptr, "segment");
+  if (r.segment.size() != 3) rd.fail(ptr + "/segment", "expected a three-letter segment name");
+  r.field = rd.require(v, ptr, "field", json::value_t::number_integer, "a field number").get<int>();
+  if (r.field < 1 || r.field > 99) rd.fail(ptr + "/field", "expected a field number from 1 to 99");
+  r.component = v.contains("component") ? v["component"].get<int>() : 1;
+  r.subcomponent = v.contains("subcomponent") ? v["subcomponent"].get<int>() : 0;
+  return r;
+}
+
+void read_hl7(const reader& rd, const json& h, device_profile& p) {
+  const std::string ptr = "/hl7";
+  rd.check_type(h, ptr, json::value_t::object, "an object of HL7 settings with a why");
+  static const std::vector<std::string> keys = {"sample_id_from", "code", "name", "qc_when", "all_qc",
+                                                "drop_flags", "honour_msh_18", "obr_results", "why"};
+  for (auto it = h.begin(); it != h.end(); ++it)
+    if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) rd.fail(ptr + "/" + it.key(), "unknown key");
+  rd.require_why(h, ptr);
+  hl7::hl7_options& o = p.hl7;
+  if (h.contains("sample_id_from")) {
+    rd.check_type(h["sample_id_from"], ptr + "/sample_id_from", json::value_t::array, "an array of field references");
+    o.sample_id_from.clear();
+    for (std::size_t i = 0; i < h["sample_id_from"].size(); ++i)
+      o.sample_id_from.push_back(hl7_ref(rd, h["sample_id_from"][i], ptr + "/sample_id_from/" + std::to_string(i)));
+  }
+  if (h.contains("code")) o.code = hl7_ref(rd, h["code"], ptr + "/code");
+  if (h.contains("name")) o.name = hl7_ref(rd, h["name"], ptr + "/name");
+  if (h.contains("qc_when")) {
+    rd.check_type(h["qc_when"], ptr + "/qc_when", json::value_t::array, "an array of conditions");
+    for (std::size_t i = 0; i < h["qc_when"].size(); ++i) {
+      const std::string q = ptr + "/qc_when/" + std::to_string(i);
+      o.qc_when.push_back({hl7_ref(rd, h["qc_when"][i], q), rd.string_at(h["qc_when"][i], q, "equals")});
+    }
+  }
+  if (h.contains("all_qc")) {
+    rd.check_type(h["all_qc"], ptr + "/all_qc", json::value_t::boolean, "true or false");
+    o.all_qc = h["all_qc"].get<bool>();
+  }
+  if (h.contains("drop_flags")) o.drop_flags = rd.strings(h["drop_flags"], ptr + "/drop_flags");
+  if (h.contains("honour_msh_18")) {
+    rd.check_type(h["honour_msh_18"], ptr + "/honour_msh_18", json::value_t::boolean, "true or false");
+    o.honour_msh_18 = h["honour_msh_18"].get<bool>();
+  }
+  if (h.contains("obr_results")) {
+    const json& r = h["obr_results"];
+    const std::string q = ptr + "/obr_results";
+    rd.check_type(r, q, json::value_t::object, "an object {code, value, unit, sample_id, observed_at}");
+    o.obr_results.enabled = true;
+    if (r.contains("code")) o.obr_results.code = hl7_ref(rd, r["code"], q + "/code");
+    if (r.contains("value")) o.obr_results.value = hl7_ref(rd, r["value"], q + "/value");
+    if (r.contains("unit")) o.obr_results.unit = hl7_ref(rd, r["unit"], q + "/unit");
+    if (r.contains("sample_id")) o.obr_results.sample_id = hl7_ref(rd, r["sample_id"], q + "/sample_id");
+    if (r.contains("observed_at")) o.obr_results.observed_at = hl7_ref(rd, r["observed_at"], q + "/observed_at");
+  }
+}
+
 const std::vector<std::string> known_keys = {
     "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
     "value_flag_component", "range", "result_fields", "qc_when", "rerun_statuses", "frame_text_size", "leniencies",
-    "comma_decimal", "why", "notes"};
+    "comma_decimal", "why", "notes", "hl7"};
 
 }  // namespace
 
@@ -123,12 +181,14 @@ device_profile parse_profile(std::string_view json_text, const std::string& file
       rd.fail("/detect", "expected \"sender_prefixes\" or \"sender_contains\" (non-empty arrays of strings)");
     rd.require_why(d, "/detect");
   }
+  if (doc.contains("hl7")) read_hl7(rd, doc["hl7"], p);
   if (doc.contains("encoding")) {
     const json& e = doc["encoding"];
     rd.check_type(e, "/encoding", json::value_t::object, "an object {name, why}");
     auto enc = parse_encoding(rd.string_at(e, "/encoding", "name"));
     if (!enc) rd.fail("/encoding/name", "expected \"latin1\", \"utf-8\" or \"windows-1252\"");
     p.astm.encoding = *enc;
+    p.hl7.encoding = *enc;
     rd.require_why(e, "/encoding");
   }
   if (doc.contains("sample_id")) {
@@ -281,7 +341,7 @@ const device_profile* profile_catalog::find(std::string_view id) const noexcept 
   return nullptr;
 }
 
-const device_profile* profile_catalog::detect(std::string_view sender) const noexcept {
+const device_profile* profile_catalog::detect(std::string_view sender, std::string_view protocol) const noexcept {
   const auto b = sender.find_first_not_of(" \t");
   const std::string s = lower(b == std::string_view::npos ? std::string_view{} : sender.substr(b));
   const device_profile* best = nullptr;
@@ -295,6 +355,7 @@ const device_profile* profile_catalog::detect(std::string_view sender) const noe
     }
   };
   for (const auto& p : profiles_) {
+    if (p.protocol != protocol) continue;
     for (const auto& prefix : p.sender_prefixes) consider(p, prefix, true);
     for (const auto& part : p.sender_contains) consider(p, part, false);
   }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "parsers/astm/normalise.hpp"
+#include "parsers/hl7/normalise.hpp"
 
 namespace interfaced::devices {
 
@@ -37,6 +38,7 @@ struct device_profile {
   std::vector<std::string> sender_prefixes;
   std::vector<std::string> sender_contains;
   astm::astm_options astm;
+  hl7::hl7_options hl7;  // protocol "hl7": where this analyser's HL7 differs (profile key "hl7")
   std::size_t frame_text_size = 63993;       // sending: 240 for E1381-95 analysers
   std::vector<leniency> leniencies;
   std::filesystem::path file;
@@ -55,7 +57,8 @@ class profile_catalog {
   void add(device_profile p);
   [[nodiscard]] const device_profile* find(std::string_view id) const noexcept;
   // The profile whose sender pattern matches H.5 (the longest pattern wins); nullptr when none.
-  [[nodiscard]] const device_profile* detect(std::string_view sender) const noexcept;
+  // For HL7, `sender` is MSH-3 (sending application); only profiles of `protocol` are considered.
+  [[nodiscard]] const device_profile* detect(std::string_view sender, std::string_view protocol = "astm") const noexcept;
   [[nodiscard]] const std::vector<device_profile>& all() const noexcept { return profiles_; }
 
  private:

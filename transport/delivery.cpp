@@ -47,14 +47,14 @@ namespace {
 template <class T, class Start>
 asio::awaitable<T> outbox_call_coro(Start start) {
   auto ex = co_await asio::this_coro::executor;
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(T)>(
-      [ex, start = std::move(start)](auto handler) mutable {
-        auto h = std::make_shared<decltype(handler)>(std::move(handler));
-        start([ex, h](T v) mutable {
-          asio::post(ex, [h, v = std::move(v)]() mutable { (*h)(std::move(v)); });
-        });
-      },
-      asio::use_awaitable);
+  // A named initiation, holding `start` through a pointer: GCC 12 double-destroys captures of a
+  // coroutine parameter in a lambda handed straight to async_initiate inside co_await.
+  auto initiation = [ex, s = std::make_shared<Start>(std::move(start))](auto handler) mutable {
+    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+    (*s)([ex, h](T v) mutable { asio::post(ex, [h, v = std::move(v)]() mutable { (*h)(std::move(v)); }); });
+  };
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(T)>(std::move(initiation),
+                                                                                 asio::use_awaitable);
 }
 
 // Not a coroutine on purpose: GCC 12 destroys a prvalue argument of a coroutine's by-value
@@ -115,9 +115,10 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (free_clients.empty()) co_return opt.idle_poll;  // a finishing runner wakes us
     std::vector<std::string> busy(busy_keys.begin(), busy_keys.end());
     const auto limit = free_clients.size();
-    due_batch batch = co_await outbox_call<due_batch>([this, busy, limit](auto done) mutable {
+    auto claim = [this, busy = std::move(busy), limit](auto done) mutable {
       box.claim_due(std::move(busy), limit, outbox_now(), std::move(done));
-    });
+    };
+    due_batch batch = co_await outbox_call<due_batch>(std::move(claim));
     if (stopping) co_return opt.idle_poll;
     for (auto& m : batch.messages) {
       // A key may have become busy while the claim ran (a runner moved on to its next message).
@@ -167,8 +168,11 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   asio::awaitable<std::optional<stored_message>> step(stored_message m, http_client& client) {
     const bool moved_on = co_await attempt(m, client);
     if (!moved_on || stopping) co_return std::nullopt;
-    co_return co_await outbox_call<std::optional<stored_message>>(
-        [this, key = m.ordering_key](auto done) mutable { box.next_in_key(key, outbox_now(), std::move(done)); });
+    std::string key = m.ordering_key;
+    auto next = [this, key = std::move(key)](auto done) mutable {
+      box.next_in_key(key, outbox_now(), std::move(done));
+    };
+    co_return co_await outbox_call<std::optional<stored_message>>(std::move(next));
   }
 
   // One attempt; true when the key may move on (delivered or dead-lettered).
@@ -210,13 +214,16 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   }
 
   asio::awaitable<bool> mark(const stored_message& m, message_state s, attempt_outcome o, outbox_time next) {
-    const bool stored = co_await outbox_call<bool>([this, id = m.id, s, o = std::move(o), next](auto done) mutable {
+    attempt_outcome outcome = std::move(o);
+    std::string id = m.id;
+    auto record = [this, id = std::move(id), s, outcome = std::move(outcome), next](auto done) mutable {
       switch (s) {
-        case message_state::delivered: box.mark_delivered(std::move(id), std::move(o), std::move(done)); break;
-        case message_state::dead: box.mark_dead(std::move(id), std::move(o), std::move(done)); break;
-        case message_state::pending: box.mark_retry(std::move(id), std::move(o), next, std::move(done)); break;
+        case message_state::delivered: box.mark_delivered(std::move(id), std::move(outcome), std::move(done)); break;
+        case message_state::dead: box.mark_dead(std::move(id), std::move(outcome), std::move(done)); break;
+        case message_state::pending: box.mark_retry(std::move(id), std::move(outcome), next, std::move(done)); break;
       }
-    });
+    };
+    const bool stored = co_await outbox_call<bool>(std::move(record));
     if (!stored) emit(opt.log, describe(m) + ": could not record the outcome in the outbox; it will be sent again");
     co_return stored;
   }

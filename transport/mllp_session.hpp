@@ -139,7 +139,16 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
                            diag.detail.empty() ? diag.error.message() : diag.error.message() + ": " + diag.detail,
                            diag.segment_index, diag.field);
       }
-      if (msgs.empty()) co_return make_ack(text, hl7::ack_code::aa, {}, {}, 0, 0);  // ignored type
+      // An acknowledgement (or other reply) from the analyser is never acknowledged: ACKing an ACK
+      // starts a loop some analysers never leave.
+      if (!msgs.empty() && msgs.front().reply) {
+        say("reply " + msgs.front().reply->message_type + " " + msgs.front().reply->ack_code + " for " +
+            msgs.front().reply->acknowledged_id + " received");
+        co_return std::string{};
+      }
+      // Status, inventory and other messages without results: acknowledged, not forwarded.
+      std::erase_if(msgs, [](const daemon::hl7_message_out& m) { return !m.note.empty(); });
+      if (msgs.empty()) co_return make_ack(text, hl7::ack_code::aa, {}, {}, 0, 0);
 
       auto wait = std::make_shared<detail::done_wait>(ex);
       wait->timer.expires_after(config.sink_timeout);
@@ -203,6 +212,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         if (r.event.kind == hl7::mllp_event_kind::message) {
           // The view stays valid while we wait: nothing else touches buf or the decoder meanwhile.
           const std::string ack = co_await process(r.event.message, r.event.offset);
+          if (ack.empty()) continue;  // nothing to answer (a reply from the analyser)
           auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(ack), asio::as_tuple(asio::use_awaitable));
           (void)wn;
           if (wec) {

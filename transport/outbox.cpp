@@ -62,6 +62,14 @@ std::string truncated(std::string s) {
   return s;
 }
 
+class statement;
+
+// Resets a statement when the reading scope ends, whatever way it ends.
+struct finish_on_exit {
+  statement& s;
+  ~finish_on_exit();
+};
+
 class statement {
  public:
   statement(sqlite3* db, const char* sql) : db_(db) {
@@ -110,6 +118,9 @@ class statement {
     return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
   }
   [[nodiscard]] bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  // Ends the statement's read: a SELECT left mid-way keeps its snapshot open, and in WAL mode the
+  // connection would then not see what the CLI committed through its own connection.
+  void finish() noexcept { sqlite3_reset(stmt_); }
 
  private:
   void check(int rc) {
@@ -118,6 +129,8 @@ class statement {
   sqlite3* db_;
   sqlite3_stmt* stmt_ = nullptr;
 };
+
+finish_on_exit::~finish_on_exit() { s.finish(); }
 
 constexpr const char* columns =
     "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
@@ -201,6 +214,7 @@ class outbox_db {
 
   std::size_t count_undelivered() {
     auto& s = stmts_->count_undelivered.reset();
+    finish_on_exit guard{s};
     s.step();
     return static_cast<std::size_t>(s.integer(0));
   }
@@ -222,6 +236,7 @@ class outbox_db {
     due_batch out;
     std::vector<std::string> ids;
     auto& s = stmts_->heads.reset();
+    finish_on_exit guard{s};
     while (s.step()) {
       std::string key = s.text(1);
       if (busy.contains(key)) continue;
@@ -240,12 +255,14 @@ class outbox_db {
 
   std::optional<stored_message> head_of(const std::string& key) {
     auto& s = stmts_->head_of_key.reset().bind(1, key);
+    finish_on_exit guard{s};
     if (!s.step()) return std::nullopt;
     return read_message(s);
   }
 
   std::optional<stored_message> by_id(const std::string& id) {
     auto& s = stmts_->by_id.reset().bind(1, id);
+    finish_on_exit guard{s};
     if (!s.step()) return std::nullopt;
     return read_message(s);
   }
@@ -278,6 +295,7 @@ class outbox_db {
   std::vector<message_summary> list(bool include_delivered, outbox_time now) {
     std::vector<message_summary> out;
     auto& s = (include_delivered ? stmts_->list_all : stmts_->list_undelivered).reset();
+    finish_on_exit guard{s};
     while (s.step()) {
       message_summary m;
       m.id = s.text(0);
@@ -303,6 +321,7 @@ class outbox_db {
     statement v(db_, "PRAGMA user_version");
     v.step();
     const auto version = v.integer(0);
+    v.finish();
     if (version > 1) {
       throw std::runtime_error("outbox: the file's schema (version " + std::to_string(version) +
                                ") is newer than this program's");

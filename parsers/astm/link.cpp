@@ -65,7 +65,7 @@ void link::arm(link_actions& out, timer_id t) {
       a.duration = opt_.reply_timeout;
       break;
     case timer_id::contention:
-      a.duration = opt_.contention_timeout;
+      a.duration = opt_.role == link_role::instrument ? opt_.instrument_contention_wait : opt_.contention_timeout;
       break;
     case timer_id::busy:
       a.duration = opt_.busy_wait;
@@ -318,6 +318,9 @@ link_actions link::on_event(const decode_event& ev) {
   if (line_idle()) {
     switch (ev.kind) {
       case event_kind::enq:
+        // LIS1-A 6.2.7.1: the instrument has priority; the computer must not take the line while
+        // the instrument waits to re-send its ENQ.
+        if (opt_.role == link_role::instrument && state_ == link_state::contention) return out;
         on_enq_when_idle(out);
         return out;
       case event_kind::frame:
@@ -393,8 +396,9 @@ link_actions link::on_event(const decode_event& ev) {
           arm(out, timer_id::busy);
           break;
         case event_kind::enq:
-          // LIS1-A 6.2.7.1 contention: the instrument wins. Do not answer this ENQ; answer the
-          // next one, which comes within 20 s (the instrument waits at least 1 s first).
+          // LIS1-A 6.2.7.1 contention: the instrument wins. A computer does not answer this ENQ;
+          // it answers the next one, which comes within 20 s (the instrument waits at least 1 s
+          // first). An instrument ignores it and sends ENQ again when the contention timer ends.
           state_ = link_state::contention;
           arm(out, timer_id::contention);
           break;

@@ -40,13 +40,24 @@ namespace interfaced::astm {
 enum class timer_id {
   receive,     // receiver: 30 s for a frame or EOT (LIS1-A 6.5.2)
   reply,       // sender: 15 s for a reply to ENQ or to a frame
-  contention,  // computer after contention: 20 s for the instrument's ENQ
+  contention,  // after contention: computer 20 s for the instrument's ENQ; instrument 1 s wait
   busy,        // sender after NAK to ENQ: 10 s before the next ENQ
   interrupt,   // sender after receiver interrupt: 15 s before the next ENQ
   retry,       // sender after giving up on a message: wait before trying it again (our choice)
 };
 
+// Which side of the link this machine plays. Only contention depends on it (LIS1-A 6.2.7.1).
+enum class link_role {
+  computer,    // the host (the daemon): yields to the instrument's ENQ
+  instrument,  // the analyser (the simulator): keeps priority, re-sends ENQ after 1 s
+};
+
 struct link_options {
+  // computer: on contention stop, wait contention_timeout (20 s) for the instrument's ENQ.
+  // instrument: on contention ignore the computer's ENQ and send ENQ again after
+  // instrument_contention_wait (LIS1-A 6.2.7.1: "at least 1 s").
+  link_role role = link_role::computer;
+  std::chrono::milliseconds instrument_contention_wait{1000};
   std::size_t frame_text_size = 63993;       // 240 for E1381-95 analysers, 63,993 LIS01-A
   std::size_t max_message_bytes = 4u << 20;  // received message text; over it: discard + NAK
   int max_attempts = 6;                      // per frame (LIS1-A 6.5.1.2)
@@ -71,7 +82,8 @@ enum class link_state {
   sending_enq,        // ENQ sent, waiting for ACK / NAK / ENQ
   sending,            // frames
   waiting_after_nak,  // busy timer: the instrument NAKed our ENQ
-  contention,         // both sent ENQ: waiting (20 s) for the instrument's next ENQ
+  contention,         // both sent ENQ: computer waits for the instrument's ENQ (20 s),
+                      // instrument waits to re-send its own (1 s)
   interrupted,        // interrupt timer: the instrument answered a frame with EOT
   waiting_retry,      // retry timer: a message was given up (6 attempts, timeout)
 };

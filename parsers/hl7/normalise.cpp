@@ -188,6 +188,35 @@ class walker {
         obx(s, i, group_rerun, sample_warned);
       }
     }
+    if (o_.obr_results.enabled) obr_results();
+  }
+
+  // An OBR with no OBX under it, for analysers that put the result in OBR (obr_result_fields).
+  void obr_results() {
+    for (std::size_t i = 0; i < m_.segment_count(); ++i) {
+      const segment_view& s = m_.segment(i);
+      if (s.name() != "OBR") continue;
+      bool has_obx = false;
+      for (std::size_t k = i + 1; k < m_.segment_count() && m_.segment(k).name() != "OBR"; ++k)
+        has_obx = has_obx || m_.segment(k).name() == "OBX";
+      if (has_obx) continue;
+      current_ = i;
+      ctx_.see(s.name(), i);
+      const auto& f = o_.obr_results;
+      result r;
+      r.protocol = protocol::hl7;
+      r.device = std::string(device_);
+      r.code = text(at(s, f.code));
+      r.value = text(at(s, f.value));
+      if (r.code.empty() || r.value.empty()) continue;
+      r.numeric = parse_number(r.value);
+      r.unit = text(at(s, f.unit));
+      r.sample_id = text(at(s, f.sample_id));
+      r.observed_at = text(at(s, f.observed_at));
+      r.qc = is_qc();
+      r.where = loc(i);
+      out_.results.push_back(std::move(r));
+    }
   }
 
   void obx(const segment_view& s, std::size_t i, bool group_rerun, bool& sample_warned) {

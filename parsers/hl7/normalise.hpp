@@ -58,6 +58,17 @@ struct field_match {
   std::string equals;
 };
 
+// Results carried in OBR fields instead of OBX (Mindray CL-series QC, manual p.39: control name,
+// lot, expiry, mean, SD, value, unit in OBR-13..21). Used for an OBR with no OBX under it.
+struct obr_result_fields {
+  bool enabled = false;
+  field_ref code{"OBR", 3, 1, 0};
+  field_ref value{"OBR", 20, 1, 0};
+  field_ref unit{"OBR", 21, 1, 0};
+  field_ref sample_id{"OBR", 13, 1, 0};  // for QC: the control material's name
+  field_ref observed_at{"OBR", 8, 1, 0};
+};
+
 struct hl7_options {
   text_encoding encoding = text_encoding::latin1;  // when MSH-18 is empty or not honoured
   bool honour_msh_18 = true;
@@ -81,6 +92,7 @@ struct hl7_options {
   std::vector<std::string> skip_value_types{"ED"};
   // MSH-9 message codes (`ESU`) or code^trigger (`ACK^R22`) that are accepted and ignored.
   std::vector<std::string> ignored_types{"ACK", "ESU", "INU", "EAC", "ORL", "RSP", "QCK"};
+  obr_result_fields obr_results;
 };
 
 struct hl7_diagnostic {

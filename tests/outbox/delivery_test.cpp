@@ -273,7 +273,9 @@ TEST_CASE("a 4xx poison message goes to the dead letters, the rest keeps flowing
   r.sim->clear_faults();
   CHECK(outbox_admin(r.dir / "outbox.sqlite").retry(ids[1]) == 1);
   r.delivery->wake();
-  REQUIRE(r.wait_delivered({ids[1]}));
+  const bool redelivered = r.wait_delivered({ids[1]});
+  for (const auto& l : r.log.lines) UNSCOPED_INFO(l);
+  REQUIRE(redelivered);
   auto reqs = r.sim->requests();
   CHECK(std::count_if(reqs.begin(), reqs.end(), [&](const recorded_request& q) { return q.idempotency_key == ids[1]; }) == 2);
 }
@@ -428,7 +430,7 @@ TEST_CASE("TLS: the server certificate is verified; the CA file makes it pass; v
       "extendedKeyUsage=serverAuth\\n' > ext.cnf && "
       "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
       "-extfile ext.cnf";
-  REQUIRE(std::system((cmd + " >openssl.log 2>&1").c_str()) == 0);
+  REQUIRE(std::system(("(" + cmd + ") >'" + d + "/openssl.log' 2>&1").c_str()) == 0);
 
   rig r;
   backend_sim_options so;

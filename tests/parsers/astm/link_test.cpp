@@ -666,6 +666,33 @@ TEST_CASE(
   CHECK(h.l.state() == link_state::sending_enq);
 }
 
+TEST_CASE(
+    "LIS1-A 6.2.7.1: instrument role keeps priority on contention: the computer's ENQ is ignored, "
+    "ENQ again after 1 s") {
+  a::link_options o;
+  o.role = a::link_role::instrument;
+  harness h(o);
+  h.queue("H|inst\rL|1\r");
+  auto acts = h.enq();  // the computer sent ENQ too: the instrument does not yield
+  CHECK(sent_bytes(acts).empty());
+  CHECK(stops(acts, timer_id::reply));
+  CHECK(starts(acts, timer_id::contention, 1s));
+  CHECK(h.l.state() == link_state::contention);
+  CHECK(sent_bytes(h.enq()).empty());  // a repeated computer ENQ does not take the line either
+  CHECK(h.l.state() == link_state::contention);
+  acts = h.timeout(timer_id::contention);
+  CHECK(sent_bytes(acts) == ENQ);
+  CHECK(starts(acts, timer_id::reply, 15s));
+  CHECK(h.l.state() == link_state::sending_enq);
+  acts = h.ack();  // the computer, now receiver, acknowledges
+  CHECK(frames_in(sent_bytes(acts)).size() == 1);
+  CHECK(h.l.state() == link_state::sending);
+}
+
+TEST_CASE("link_options: the computer role is the default") {
+  CHECK(a::link_options{}.role == a::link_role::computer);
+}
+
 TEST_CASE("LIS1-A 6.5.1.2: a NAKed frame is resent, same frame, same FN") {
   a::link_options o;
   o.frame_text_size = 3;

@@ -333,10 +333,11 @@ TEST_CASE("normalise: ignored types and a custom list", "[hl7][normalise]") {
 }
 
 TEST_CASE("normalise: ED (histogram) OBX are not results by default", "[hl7][normalise]") {
-  const std::string msg = "MSH|^~\\&|BC|M|||2023||ORU^R01|5|P|2.3.1||||||UNICODE\r"
-                          "OBR|1||S1|00001^Automated Count^99MRC\r"
-                          "OBX|1|NM|6690-2^WBC^LN||5.1|10*3/uL|4.0-10.0|N|||F\r"
-                          "OBX|2|ED|15000^WBC Histogram^99MRC||^Image^BMP^Base64^Qk02AAAA||||||F\r";
+  const std::string msg =
+      "MSH|^~\\&|BC|M|||2023||ORU^R01|5|P|2.3.1||||||UNICODE\r"
+      "OBR|1||S1|00001^Automated Count^99MRC\r"
+      "OBX|1|NM|6690-2^WBC^LN||5.1|10*3/uL|4.0-10.0|N|||F\r"
+      "OBX|2|ED|15000^WBC Histogram^99MRC||^Image^BMP^Base64^Qk02AAAA||||||F\r";
   const hl7_batch b = run(msg);
   REQUIRE(b.results.size() == 1);
   CHECK(b.results[0].code == "6690-2");

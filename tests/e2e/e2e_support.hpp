@@ -1,0 +1,384 @@
+#pragma once
+// End-to-end harness: the real `interfaced` binary as child processes (daemon, simulate, replay),
+// a generated configuration in a temp dir, /health over a loopback socket, the outbox read with
+// the sqlite3 C API. Every wait is bounded; a child still running when its handle dies is killed.
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sqlite3.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+extern char** environ;
+
+namespace interfaced::e2e {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using namespace std::chrono_literals;
+using ms = std::chrono::milliseconds;
+
+inline std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+struct temp_dir {
+  fs::path path;
+  temp_dir() {
+    std::string tmpl = (fs::temp_directory_path() / "interfaced-e2e-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    path = tmpl;
+  }
+  ~temp_dir() {
+    std::error_code ec;
+    if (std::getenv("INTERFACED_E2E_KEEP") == nullptr) fs::remove_all(path, ec);
+  }
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+};
+
+// A child process with stdout / stderr in files. The destructor kills it if it still runs, so a
+// failed REQUIRE never leaves a daemon behind.
+class child {
+ public:
+  child(const std::vector<std::string>& args, const fs::path& out, const fs::path& err,
+        const std::vector<std::string>& extra_env = {})
+      : out_(out), err_(err) {
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    std::vector<std::string> env_store;
+    for (char** e = environ; *e != nullptr; ++e) env_store.emplace_back(*e);
+    for (const auto& e : extra_env) env_store.push_back(e);
+    std::vector<char*> envp;
+    for (auto& e : env_store) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int rc = ::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    REQUIRE(rc == 0);
+  }
+  ~child() {
+    if (pid_ > 0 && !status_) {
+      ::kill(pid_, SIGKILL);
+      int st = 0;
+      ::waitpid(pid_, &st, 0);
+    }
+  }
+  child(const child&) = delete;
+  child& operator=(const child&) = delete;
+
+  // Exit status (128 + signal when killed), or nullopt when still running after `limit`.
+  std::optional<int> wait_for(ms limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (!status_) {
+      int st = 0;
+      const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+      if (r == pid_) {
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+      std::this_thread::sleep_for(5ms);
+    }
+    return status_;
+  }
+  void signal(int sig) const {
+    if (!status_) ::kill(pid_, sig);
+  }
+  [[nodiscard]] bool running() {
+    return !wait_for(0ms).has_value();
+  }
+  [[nodiscard]] std::string out() const { return slurp(out_); }
+  [[nodiscard]] std::string err() const { return slurp(err_); }
+  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> status_;
+  fs::path out_;
+  fs::path err_;
+};
+
+// A loopback port nobody uses right now (bound to port 0, then released).
+inline std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  socklen_t len = sizeof a;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// A blocking loopback TCP connection with bounded waits (tests' misbehaving analyser, HTTP).
+class tcp_conn {
+ public:
+  explicit tcp_conn(std::uint16_t port) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
+    if (::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) close();
+  }
+  ~tcp_conn() { close(); }
+  tcp_conn(const tcp_conn&) = delete;
+  tcp_conn& operator=(const tcp_conn&) = delete;
+  [[nodiscard]] bool ok() const noexcept { return fd_ >= 0; }
+  bool send(std::string_view bytes) {
+    while (!bytes.empty() && fd_ >= 0) {
+      const ssize_t n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      bytes.remove_prefix(static_cast<std::size_t>(n));
+    }
+    return fd_ >= 0;
+  }
+  // Reads until the peer closes or `limit` passes.
+  std::string read_all(ms limit) {
+    std::string got;
+    const auto until = std::chrono::steady_clock::now() + limit;
+    char buf[4096];
+    while (fd_ >= 0) {
+      const auto left = std::chrono::duration_cast<ms>(until - std::chrono::steady_clock::now()).count();
+      if (left <= 0) break;
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(left)) <= 0) break;
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<std::size_t>(n));
+    }
+    return got;
+  }
+  // One read (waiting until `until` at most); empty on timeout or close.
+  std::string read_some(std::chrono::steady_clock::time_point until) {
+    const auto left = std::chrono::duration_cast<ms>(until - std::chrono::steady_clock::now()).count();
+    if (fd_ < 0 || left <= 0) return {};
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left)) <= 0) return {};
+    char buf[8192];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return {};
+    return std::string(buf, static_cast<std::size_t>(n));
+  }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// GET over plain HTTP/1.0 (the server closes after the reply); the body, or nullopt.
+inline std::optional<std::string> http_get(std::uint16_t port, const std::string& target) {
+  tcp_conn c(port);
+  if (!c.ok()) return std::nullopt;
+  if (!c.send("GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")) return std::nullopt;
+  // Reads until Content-Length is satisfied (the server may keep the connection open).
+  std::string reply;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  for (;;) {
+    const auto head_end = reply.find("\r\n\r\n");
+    if (head_end != std::string::npos) {
+      std::string head = reply.substr(0, head_end);
+      std::transform(head.begin(), head.end(), head.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+      const auto cl = head.find("content-length:");
+      if (cl != std::string::npos) {
+        const std::size_t len = std::stoul(head.substr(cl + 15));
+        if (reply.size() >= head_end + 4 + len) {
+          if (!reply.starts_with("HTTP/1.") || reply.find(" 200 ") > head_end) return std::nullopt;
+          return reply.substr(head_end + 4, len);
+        }
+      }
+    }
+    if (std::chrono::steady_clock::now() >= until) return std::nullopt;
+    const std::string more = c.read_some(until);
+    if (more.empty()) return std::nullopt;
+    reply += more;
+  }
+}
+
+// (sample_id, code, value): what must arrive, compared as a sorted multiset.
+using result_key = std::tuple<std::string, std::string, std::string>;
+using result_set = std::vector<result_key>;
+
+inline result_set sorted(result_set v) {
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+inline std::string show(const result_set& v) {
+  std::ostringstream o;
+  for (const auto& [s, c, val] : v) o << "  " << s << " | " << c << " | " << val << '\n';
+  return o.str();
+}
+
+inline fs::path binary() { return INTERFACED_BINARY; }
+
+struct replay_out {
+  int status = -1;
+  result_set results;
+  std::string err;
+};
+
+// `interfaced replay FILE`: the results the daemon must store for that capture.
+inline replay_out replay(const fs::path& capture, const fs::path& work) {
+  const auto tag = capture.filename().string();
+  child c({binary().string(), "replay", capture.string()}, work / (tag + ".replay.out"),
+          work / (tag + ".replay.err"));
+  replay_out r;
+  const auto st = c.wait_for(30000ms);
+  REQUIRE(st.has_value());
+  r.status = *st;
+  r.err = c.err();
+  std::istringstream lines(c.out());
+  for (std::string line; std::getline(lines, line);) {
+    if (line.empty()) continue;
+    const json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || j.value("type", "") != "result") continue;
+    r.results.emplace_back(j.value("sample_id", ""), j.value("code", ""), j.value("value", ""));
+  }
+  r.results = sorted(std::move(r.results));
+  return r;
+}
+
+// Every outbox message body, in append order; read-only, after the daemon stopped.
+inline std::vector<json> outbox_bodies(const fs::path& db_path) {
+  std::vector<json> out;
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT body FROM messages ORDER BY seq", -1, &st, nullptr) == SQLITE_OK);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(st, 0));
+    const int n = sqlite3_column_bytes(st, 0);
+    out.push_back(json::parse(std::string(p ? p : "", static_cast<std::size_t>(n)), nullptr, false));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+// The results the outbox holds for one device.
+inline result_set outbox_results(const std::vector<json>& bodies, const std::string& device) {
+  result_set r;
+  for (const auto& b : bodies) {
+    if (!b.is_object() || b.value("device_id", "") != device) continue;
+    for (const char* key : {"results", "values"}) {
+      if (!b.contains(key)) continue;
+      for (const auto& v : b[key])
+        r.emplace_back(v.value("sample_id", ""), v.value("instrument_code", ""), v.value("value", ""));
+    }
+  }
+  return sorted(std::move(r));
+}
+
+// One daemon: configuration in `dir`, outbox and logs there too, /health on a free port.
+class daemon_proc {
+ public:
+  explicit daemon_proc(const fs::path& dir) : dir_(dir), health_port_(free_port()) {}
+
+  // devices: the "devices" array of the configuration.
+  void start(const json& devices, const std::vector<std::string>& env = {}) {
+    const json cfg = {{"devices", devices},
+                      {"outbox", {{"path", (dir_ / "outbox.sqlite").string()}}},
+                      {"logging", {{"dir", (dir_ / "logs").string()}, {"level", "info"}}},
+                      {"health", {{"bind", "127.0.0.1"}, {"port", health_port_}}},
+                      {"control_socket", (dir_ / "control.sock").string()}};
+    std::ofstream(dir_ / "interfaced.json") << cfg.dump(2);
+    proc_ = std::make_unique<child>(
+        std::vector<std::string>{binary().string(), "run", "-c", (dir_ / "interfaced.json").string()},
+        dir_ / "daemon.out", dir_ / "daemon.err", env);
+    // Ready when /health answers: devices are started before the health endpoint.
+    const auto until = std::chrono::steady_clock::now() + 15s;
+    while (!http_get(health_port_, "/health")) {
+      if (!proc_->running()) FAIL("the daemon exited at start-up:\n" << proc_->err());
+      if (std::chrono::steady_clock::now() >= until) FAIL("the daemon's /health did not answer within 15 s");
+      std::this_thread::sleep_for(20ms);
+    }
+  }
+
+  [[nodiscard]] json health() const {
+    const auto body = http_get(health_port_, "/health");
+    REQUIRE(body.has_value());
+    return json::parse(*body);
+  }
+
+  [[nodiscard]] json device_health(const std::string& id) const {
+    for (const auto& d : health()["devices"])
+      if (d["id"] == id) return d;
+    FAIL("no device " << id << " in /health");
+    return {};
+  }
+
+  // SIGTERM; the exit status (REQUIREd within 10 s) and how long the stop took.
+  std::pair<int, ms> stop() {
+    const auto t0 = std::chrono::steady_clock::now();
+    proc_->signal(SIGTERM);
+    const auto st = proc_->wait_for(10000ms);
+    INFO(proc_->err());
+    REQUIRE(st.has_value());
+    return {*st, std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0)};
+  }
+
+  [[nodiscard]] std::vector<json> outbox() const { return outbox_bodies(dir_ / "outbox.sqlite"); }
+  [[nodiscard]] std::string log() const { return proc_->err() + proc_->out(); }
+  [[nodiscard]] std::string device_log(const std::string& id) const { return slurp(dir_ / "logs" / (id + ".log")); }
+  [[nodiscard]] child& process() { return *proc_; }
+
+ private:
+  fs::path dir_;
+  std::uint16_t health_port_;
+  std::unique_ptr<child> proc_;
+};
+
+inline json tcp_server_device(const std::string& id, const std::string& protocol, std::uint16_t port) {
+  return {{"id", id},
+          {"protocol", protocol},
+          {"link", {{"type", "tcp-server"}, {"bind", "127.0.0.1"}, {"port", port}}}};
+}
+
+// `interfaced simulate ARGS... CAPTURE`, started (wait on the returned child).
+inline std::unique_ptr<child> simulate(const fs::path& work, const std::string& tag, std::vector<std::string> args,
+                                       const fs::path& capture) {
+  std::vector<std::string> argv{binary().string(), "simulate"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  argv.push_back(capture.string());
+  return std::make_unique<child>(argv, work / (tag + ".sim.out"), work / (tag + ".sim.err"));
+}
+
+}  // namespace interfaced::e2e

@@ -1,0 +1,113 @@
+#pragma once
+// `interfaced simulate`: plays a capture as the analyser would, over a real link to the daemon.
+//
+//  - ASTM: the capture's E1394 messages (H..L) are re-sent with an instrument-role astm::link,
+//    one ENQ..EOT session per message, framed with the simulator's own frame numbers and frame text
+//    size; ACK / NAK / EOT / timers as LIS1-A says (retransmit on NAK, give up after 6 attempts,
+//    real steady_timers for on_timeout). A message counts as acknowledged when its end frame was
+//    ACKed: the daemon persists before that ACK, so "acknowledged" means "durable".
+//  - HL7: each message MLLP-wrapped; the next one is sent once the ACK (MSA-1) came back.
+//  - Links: TCP client (connect), TCP server (listen: the daemon is the tcp-client), or a pty whose
+//    slave is symlinked to a path (the daemon's serial device).
+//  - Faults on demand: a corrupted checksum, a dropped connection (reconnect, resend the
+//    interrupted message from its start), a delay before every frame, a frame sent twice.
+// The capture is decoded the way `interfaced replay` decodes it, so replay of the same file gives
+// the results the daemon should have stored.
+//
+// Exit statuses: 0 every message acknowledged; 1 a message was not acknowledged (refused, given
+// up, connection lost for good, timeout; the reason on stderr); 64 usage; 66 the capture could not
+// be read or holds no message; 69 the link could not be established.
+//
+// Asio lives in the .cpp; this header is included by the CLI only. load_sim_script() is inline
+// because capture decoding belongs to the daemon library, which transport does not link.
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iosfwd>
+#include <iterator>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/capture_input.hpp"
+
+namespace interfaced::transport {
+
+enum class sim_protocol { astm, hl7 };
+
+// What decode_capture found, in transport's terms.
+enum class sim_input_kind { astm_frames, astm_records, hl7_mllp, hl7_segments, unknown };
+
+// The messages to play, in order: ASTM H..L texts (records ending CR) or HL7 messages (the bytes
+// between 0x0B and 0x1C).
+struct sim_script {
+  sim_protocol protocol = sim_protocol::astm;
+  std::vector<std::string> messages;
+  std::string description;  // what the capture was ("raw ASTM frames", ...)
+};
+
+// Builds the script from a decoded capture stream. ASTM frames go through a lenient
+// frame_decoder + link (frames accepted without ENQ, as replay does) to recover the texts, which
+// are then cut at every H record (astm::split_messages); records-only text is cut the same way,
+// records re-joined with CR (LF is a restricted character inside a frame, LIS1-A 6.6). `forced`
+// overrides the protocol the capture suggests; nullopt when nothing can be played.
+[[nodiscard]] std::optional<sim_script> make_sim_script(sim_input_kind kind, const std::string& bytes,
+                                                        std::optional<sim_protocol> forced);
+
+struct sim_options {
+  // link: exactly one of these
+  std::string connect;               // HOST:PORT
+  std::optional<std::uint16_t> listen;  // PORT
+  std::string pty_path;              // symlink to create, pointing at the pty slave
+
+  std::size_t frame_text_size = 240;  // E1381-95 size, so most messages span several frames
+  // Faults. Frames are counted over the whole run from 1, first transmissions only.
+  int corrupt_frame = 0;                   // 0: none
+  std::uint64_t drop_after = 0;            // bytes written before the connection is cut once; 0: none
+  std::chrono::milliseconds frame_delay{0};
+  int duplicate_frame = 0;  // 0: none
+  int repeat = 1;
+
+  std::chrono::milliseconds reply_timeout{15000};  // LIS1-A 6.5.2; HL7: wait for the ACK
+  std::chrono::milliseconds retry_wait{1000};      // after the link gave up on a message
+  int retries = 2;  // times a given-up message is tried again before the run fails
+  std::chrono::milliseconds connect_timeout{10000};  // connect / accept / pty opened by the peer
+  std::chrono::milliseconds timeout{300000};         // the whole run
+};
+
+// Plays the script; one line per message on `out`, reasons on `err`. Returns the exit status.
+int run_analyser_sim(const sim_script& script, const sim_options& options, std::ostream& out,
+                     std::ostream& err);
+
+// Reads and decodes a capture file as replay does. Exit status 66 (with the reason in `why`)
+// when it cannot be read or holds nothing to play.
+inline std::optional<sim_script> load_sim_script(const std::filesystem::path& file,
+                                                 std::optional<sim_protocol> forced, std::string& why) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    why = file.string() + ": cannot read the file";
+    return std::nullopt;
+  }
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const daemon::capture_input cap = daemon::decode_capture(bytes);
+  sim_input_kind kind = sim_input_kind::unknown;
+  switch (cap.kind) {
+    case daemon::capture_kind::astm_frames: kind = sim_input_kind::astm_frames; break;
+    case daemon::capture_kind::astm_records: kind = sim_input_kind::astm_records; break;
+    case daemon::capture_kind::hl7_mllp: kind = sim_input_kind::hl7_mllp; break;
+    case daemon::capture_kind::hl7_segments: kind = sim_input_kind::hl7_segments; break;
+    case daemon::capture_kind::unknown: break;
+  }
+  auto script = make_sim_script(kind, cap.bytes, forced);
+  if (!script || script->messages.empty()) {
+    why = file.string() + ": no message to play (" + cap.description + ")";
+    return std::nullopt;
+  }
+  script->description = cap.description;
+  return script;
+}
+
+}  // namespace interfaced::transport
