@@ -3,9 +3,12 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <sstream>
 
+#include "daemon/admin_commands.hpp"
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
+#include "daemon/rules_command.hpp"
 #include "daemon/run.hpp"
 #include "transport/analyser_sim.hpp"
 
@@ -24,6 +27,8 @@ int main(int argc, char** argv) {
   replay->add_option("--format", ro.format, "Output format: jsonl (default) or text")
       ->check(CLI::IsMember({"jsonl", "text"}));
   replay->add_option("--device", ro.device, "Device id to report (default: the profile id)");
+  replay->add_option("--rules", ro.rules_file, "Local rules file: auto-rerun rules evaluated as the daemon does");
+  replay->add_flag("--explain", ro.explain, "Per result: the rerun decision, each rule evaluated, its values, what fired");
   replay->add_option("files", ro.files, "Capture files")->required();
 
   std::string check_file = default_config_path;
@@ -62,6 +67,54 @@ int main(int argc, char** argv) {
   simulate->add_option("--timeout", sim_timeout, "MS for the whole run (default 300000)");
   simulate->add_option("capture", sim_capture, "Capture file")->required();
 
+  std::string rules_file;
+  auto* rules = app.add_subcommand("rules", "Auto-rerun rules");
+  auto* rules_test_cmd = rules->add_subcommand("test", "Load a rules file and run the test cases it carries");
+  rules_test_cmd->add_option("file", rules_file, "Rules file (JSON)")->required();
+  rules->require_subcommand(1);
+
+  outbox_command oc;
+  oc.config = default_config_path;
+  auto* outbox = app.add_subcommand("outbox", "What waits for the backend, what died and why; re-queue after a fix");
+  outbox->add_option("--config,-c", oc.config, "Configuration file (for outbox.path)")->capture_default_str();
+  outbox->add_option("--file", oc.file, "The outbox file itself, instead of the configuration's");
+  outbox->require_subcommand(1);
+  auto* ob_list = outbox->add_subcommand("list", "Messages not yet delivered (pending and dead)");
+  ob_list->add_flag("--all", oc.all, "Delivered ones too");
+  ob_list->add_flag("--json", oc.json, "JSON output");
+  auto* ob_show = outbox->add_subcommand("show", "One message, with its body and the backend's last answer");
+  ob_show->add_option("id", oc.id, "Message id (the Idempotency-Key)")->required();
+  auto* ob_retry = outbox->add_subcommand("retry", "Queue a dead message again (or every one with --dead)");
+  ob_retry->add_option("id", oc.id, "Message id");
+  ob_retry->add_flag("--dead", oc.dead, "Every dead letter");
+  auto* ob_purge = outbox->add_subcommand("purge", "Remove delivered messages older than a date");
+  ob_purge->add_option("--delivered-before", oc.before, "Date: 2026-11-23 or 2026-11-23T08:00:00Z")->required();
+
+  status_command sc;
+  sc.config = default_config_path;
+  auto* status = app.add_subcommand("status", "Ask the running daemon: links, last message per device, counts, outbox, alarms");
+  status->add_option("--config,-c", sc.config, "Configuration file (for the health endpoint)")->capture_default_str();
+  status->add_flag("--json", sc.json, "The daemon's /health JSON as it is");
+
+  trace_command tc;
+  tc.config = default_config_path;
+  std::string trace_state;
+  auto* trace = app.add_subcommand("trace", "Switch a device's wire trace in the running daemon");
+  trace->add_option("device", tc.device, "Device id")->required();
+  trace->add_option("state", trace_state, "on | off")->required()->check(CLI::IsMember({"on", "off"}));
+  trace->add_option("--config,-c", tc.config, "Configuration file")->capture_default_str();
+
+  backend_sim_command bc;
+  auto* bsim = app.add_subcommand("backend-sim", "A lab backend for tests and the demo: records every request, serves a waiting list, fails on demand");
+  bsim->add_option("--listen", bc.port, "Port to listen on")->required();
+  bsim->add_option("--bind", bc.listen, "Address (default 127.0.0.1)");
+  bsim->add_option("--record", bc.record, "Append every request as a JSON line to this file");
+  bsim->add_option("--data", bc.data, "JSON file with the waiting list and parameter configuration");
+  bsim->add_option("--fail", bc.faults, "Fault, repeatable: status=503,count=3,path=/x,method=POST,body-contains=X,delay=250,retry-after=2,drop");
+  bsim->add_option("--tls-cert", bc.tls_cert, "PEM certificate chain (with --tls-key: HTTPS)");
+  bsim->add_option("--tls-key", bc.tls_key, "PEM private key");
+  bsim->add_option("--expect-token-env", bc.token_env, "Require this bearer token (read from the named environment variable)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -85,6 +138,21 @@ int main(int argc, char** argv) {
     }
     return tr::run_analyser_sim(*script, so, std::cout, std::cerr);
   }
+  if (rules_test_cmd->parsed()) return rules_test(rules_file, std::cout, std::cerr);
+  if (outbox->parsed()) {
+    oc.action = ob_list->parsed() ? "list" : ob_show->parsed() ? "show" : ob_retry->parsed() ? "retry" : "purge";
+    if (ob_retry->parsed() && oc.id.empty() && !oc.dead) {
+      std::cerr << "outbox retry: give a message id or --dead\n";
+      return exit_usage;
+    }
+    return run_outbox_command(oc, std::cout, std::cerr);
+  }
+  if (status->parsed()) return run_status(sc, std::cout, std::cerr);
+  if (trace->parsed()) {
+    tc.on = trace_state == "on";
+    return run_trace(tc, std::cout, std::cerr);
+  }
+  if (bsim->parsed()) return run_backend_sim_command(bc, std::cerr);
   if (run->parsed()) {
     run_opts.config = run_config;
     return run_service(run_opts);
@@ -92,6 +160,14 @@ int main(int argc, char** argv) {
   if (check->parsed()) {
     const auto r = load_config(check_file, !check_no_devices);
     for (const auto& p : r.problems) std::cerr << format_problem(check_file, p) << '\n';
+    if (r.ok() && !r.cfg.rules_file.empty()) {
+      // The rules file is part of the configuration: start-up refuses it on the same terms.
+      std::ostringstream rules_out;
+      if (const int rc = rules_test(r.cfg.rules_file, rules_out, std::cerr); rc != exit_ok) {
+        std::cerr << check_file << ": /rules_file: " << r.cfg.rules_file.string() << " is not valid (see above)\n";
+        return exit_config;
+      }
+    }
     if (!r.ok()) {
       std::cerr << check_file << ": " << r.problems.size() << " problem(s); the configuration is not valid\n";
       return exit_config;

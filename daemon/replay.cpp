@@ -9,7 +9,12 @@
 #include "daemon/capture_input.hpp"
 #include "daemon/hl7_ingest.hpp"
 #include "daemon/result_json.hpp"
-#include "rerun/result_history.hpp"
+#include "rerun/code_map.hpp"
+#include "rerun/process.hpp"
+#include "rerun/rerun_json.hpp"
+#include "rerun/result_store.hpp"
+#include "rerun/rules.hpp"
+#include "rerun/wall_time.hpp"
 
 namespace interfaced::daemon {
 namespace {
@@ -67,6 +72,33 @@ class printer {
     }
     out_ << "message " << type << "  " << note << '\n';
   }
+  void print(const rerun::explain_entry& e) {
+    nlohmann::json rules = nlohmann::json::array();
+    for (const auto& t : e.rules) {
+      nlohmann::json values = nlohmann::json::object();
+      for (const auto& [name, v] : t.values) values[name] = rerun::to_json(v);
+      rules.push_back({{"rule", t.rule_id}, {"outcome", rerun::to_string(t.outcome)}, {"values", values}});
+    }
+    if (!text_) {
+      out_ << nlohmann::json({{"type", "explain"}, {"sample_id", e.sample_id}, {"parameter", e.parameter},
+                              {"decision", e.decision}, {"rules", rules}, {"note", e.note}})
+                  .dump()
+           << '\n';
+      return;
+    }
+    out_ << "  explain " << e.sample_id << " " << e.parameter << ": " << e.decision;
+    for (const auto& t : e.rules) out_ << "; rule " << t.rule_id << " " << rerun::to_string(t.outcome) << " (" << rerun::describe(t.values) << ")";
+    if (!e.note.empty()) out_ << "; " << e.note;
+    out_ << '\n';
+  }
+  void print_request(const rerun::outgoing_message& m) {
+    const auto body = rerun::body_json(m);
+    if (!text_) {
+      out_ << nlohmann::json({{"type", "rerun_request"}, {"body", body}}).dump() << '\n';
+      return;
+    }
+    out_ << "rerun request  " << body.dump() << '\n';
+  }
   void print(const order& o) {
     if (!text_) {
       out_ << to_json(o).dump() << '\n';
@@ -114,7 +146,27 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
   }
 
   printer pr(out, opt.format == "text");
-  rerun::result_history history;  // one history across all files: a replay is one lab's day
+  // The daemon's rerun logic (rerun.md) with no waiting list: one history across all files, as a
+  // replay is one lab's day; rules from --rules, evaluated as the daemon evaluates them.
+  rerun::memory_result_store history;
+  rerun::rerun_state state;
+  rerun::code_map codes;
+  rerun::rule_set rules;
+  if (!opt.rules_file.empty()) {
+    std::ifstream rin(opt.rules_file, std::ios::binary);
+    if (!rin) {
+      err << opt.rules_file << ": cannot read the file\n";
+      return exit_no_input;
+    }
+    const std::string text{std::istreambuf_iterator<char>(rin), std::istreambuf_iterator<char>()};
+    rerun::rules_file rf = rerun::load_rules_file(text, opt.rules_file);
+    if (!rf.errors.empty()) {
+      for (const auto& e : rf.errors) err << e.format() << '\n';
+      return exit_config;
+    }
+    rules = std::move(rf.rules);
+  }
+  std::uint64_t batch_seq = 0;
   int status = exit_ok;
 
   for (const auto& file : opt.files) {
@@ -133,17 +185,32 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       if (!warning) ++fo.problems;
     };
     auto emit_results = [&](std::vector<result>& results) {
-      for (auto& r : results) {
-        history.tag(r);
+      if (results.empty()) return;
+      rerun::batch b;
+      b.device = results.front().device;
+      b.batch_id = "replay-" + std::to_string(++batch_seq);
+      b.results = std::move(results);
+      // Virtual time: the latest observation in the batch (replay never reads the clock).
+      rerun::timestamp now{};
+      for (const auto& r : b.results)
+        if (auto t = rerun::parse_wall_time(r.observed_at); t && *t > now) now = *t;
+      rerun::rerun_inputs inputs{codes, rules, history, state, now, opt.explain};
+      const rerun::batch_outcome outcome = rerun::process_reports_for_rerun(b, inputs);
+      for (std::size_t i = 0; i < b.results.size(); ++i) {
+        const result& r = b.results[i];
         if (r.duplicate) {
           err << file << ": note: duplicate of an earlier result (sample " << r.sample_id << ", "
               << r.code << ", same value and observation time): reported once\n";
           ++fo.events;  // seen and accounted for: not an empty file
-          continue;
+        } else {
+          pr.print(r);
+          ++fo.events;
         }
-        pr.print(r);
-        ++fo.events;
+        for (const auto& e : outcome.explain)
+          if (e.index == i) pr.print(e);
       }
+      for (const auto& m : outcome.messages)
+        if (m.kind == rerun::endpoint::rerun_request) pr.print_request(m);
     };
 
     for (const auto& n : cap.notes) problem(0, n, /*warning=*/true);

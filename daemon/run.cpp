@@ -13,6 +13,7 @@
 #include <ctime>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -219,6 +220,19 @@ class service {
       else spdlog::warn("outbox alarm cleared: accepting transmissions again");
     });
     sink_ = std::make_unique<ingest_sink>(*outbox_, by_id_);
+    if (!cfg_.rules_file.empty()) {
+      // Local rules: refused at start-up when they do not load or their own test cases fail.
+      std::ifstream rin(cfg_.rules_file, std::ios::binary);
+      const std::string text{std::istreambuf_iterator<char>(rin), std::istreambuf_iterator<char>()};
+      rerun::rules_file rf = rerun::load_rules_file(text, cfg_.rules_file.string());
+      for (const auto& e : rf.errors) spdlog::critical("{}", e.format());
+      if (!rin || !rf.errors.empty()) return exit_config;
+      const auto report = rerun::run_rule_tests(rf);
+      for (const auto& f : report.failures) spdlog::critical("{}: {} (rule {}): {}", cfg_.rules_file.string(), f.pointer, f.rule_id, f.message);
+      if (!report.passed()) return exit_config;
+      spdlog::info("rules: {} loaded from {}, {} test cases passed", rf.rules.rules().size(), cfg_.rules_file.string(), report.run);
+      sink_->rules() = std::move(rf.rules);
+    }
     start_delivery();
     for (const auto& d : cfg_.devices) start_device(d);
     start_health();
@@ -291,13 +305,17 @@ class service {
       lc.device = dev->cfg.id;
       if (dev->profile) lc.link.frame_text_size = dev->profile->frame_text_size;
       if (dev->cfg.frame_text_size) lc.link.frame_text_size = dev->cfg.frame_text_size;
-      co_await transport::run_astm_link(std::move(traced), lc, *sink_, device_event_log(dev));
+      // Named locals moved in: GCC 12 double-frees temporaries passed to a coroutine's by-value
+      // parameters (reproduced while building transport/).
+      transport::event_log log = device_event_log(dev);
+      co_await transport::run_astm_link(std::move(traced), std::move(lc), *sink_, std::move(log));
     } else {
       transport::mllp_session_config mc;
       mc.catalog = &catalog_;
       mc.forced = dev->profile;
       mc.device = dev->cfg.id;
-      co_await transport::run_mllp_session(std::move(traced), mc, *sink_, device_event_log(dev));
+      transport::event_log log = device_event_log(dev);
+      co_await transport::run_mllp_session(std::move(traced), std::move(mc), *sink_, std::move(log));
     }
     dev->stats.connected = false;
     std::erase(dev->activity, activity);
@@ -347,13 +365,12 @@ class service {
       o.backoff.initial = d.client.reconnect_initial;
       o.backoff.max = d.client.reconnect_max;
       o.keepalive = keepalive_of(d.client.ka);
-      asio::co_spawn(io_,
-                     transport::run_tcp_client(
-                         o, [this, p](asio::ip::tcp::socket s, std::string peer) {
-                           p->log->info("connected to {}", peer);
-                           return run_link(p, std::move(s));
-                         },
-                         device_event_log(p)),
+      transport::tcp_session session = [this, p](asio::ip::tcp::socket s, std::string peer) {
+        p->log->info("connected to {}", peer);
+        return run_link(p, std::move(s));
+      };
+      transport::event_log log = device_event_log(p);
+      asio::co_spawn(io_, transport::run_tcp_client(std::move(o), std::move(session), std::move(log)),
                      asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));
     } else if (d.link_type == "serial") {
       asio::co_spawn(io_, serial_loop(p), asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));

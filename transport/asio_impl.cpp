@@ -3,3 +3,5 @@
 // interfaced_transport defines BOOST_ASIO_SEPARATE_COMPILATION / BOOST_BEAST_SEPARATE_COMPILATION.
 #include <boost/asio/impl/src.hpp>
 #include <boost/beast/src.hpp>
+// Asio's OpenSSL glue (the backend client and the backend simulator's TLS).
+#include <boost/asio/ssl/impl/src.hpp>

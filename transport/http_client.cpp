@@ -18,10 +18,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
-// Asio's OpenSSL glue, compiled once for the program (BOOST_ASIO_SEPARATE_COMPILATION): it belongs
-// with the rest of Asio in asio_impl.cpp; kept here until that file takes it (only this file and
-// backend_sim.cpp use TLS, and backend_sim.cpp relies on this one).
-#include <boost/asio/ssl/impl/src.hpp>
 
 namespace interfaced::transport {
 

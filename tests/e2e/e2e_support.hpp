@@ -27,6 +27,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -129,8 +130,7 @@ class child {
   fs::path err_;
 };
 
-// A loopback port nobody uses right now (bound to port 0, then released).
-inline std::uint16_t free_port() {
+inline std::uint16_t any_free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   sockaddr_in a{};
@@ -142,6 +142,18 @@ inline std::uint16_t free_port() {
   REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
   ::close(fd);
   return ntohs(a.sin_port);
+}
+
+// A loopback port nobody uses right now (bound to port 0, then released). The kernel may hand the
+// same ephemeral port out again once released, so a port is never given twice in one test run.
+inline std::uint16_t free_port() {
+  static std::set<std::uint16_t> given;
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    const std::uint16_t p = any_free_port();
+    if (given.insert(p).second) return p;
+  }
+  FAIL("no free loopback port");
+  return 0;
 }
 
 // A blocking loopback TCP connection with bounded waits (tests' misbehaving analyser, HTTP).
@@ -339,7 +351,8 @@ class daemon_proc {
   }
 
   [[nodiscard]] json device_health(const std::string& id) const {
-    for (const auto& d : health()["devices"])
+    const json h = health();
+    for (const auto& d : h["devices"])
       if (d["id"] == id) return d;
     FAIL("no device " << id << " in /health");
     return {};

@@ -1,7 +1,6 @@
-// The in-memory result store behind seen(S,P), and the replay's result_history (kept behaviour).
+// The in-memory result store behind seen(S,P).
 #include <catch2/catch.hpp>
 
-#include "rerun/result_history.hpp"
 #include "rerun/result_store.hpp"
 #include "rerun_fixture.hpp"
 
@@ -24,21 +23,6 @@ TEST_CASE("memory_result_store: has, same observation, latest, prune", "[store]"
   CHECK(s.latest("S1", "HGB")->value == "13.4");
   CHECK(s.prune(at("2024-03-03T00:00:00")) == 1);
   CHECK_FALSE(s.has("S1", "HGB"));
-}
-
-TEST_CASE("result_history keeps replay's behaviour", "[store]") {
-  result_history h;
-  auto a = make_result("S1", "HGB", "13.1", "20240301100000");
-  h.tag(a);
-  CHECK(a.rerun_number == 0);
-  CHECK_FALSE(a.is_rerun);
-  auto b = make_result("S1", "HGB", "13.5", "20240301110000");
-  h.tag(b);
-  CHECK(b.rerun_number == -1);
-  CHECK(b.is_rerun);
-  auto c = make_result("S1", "HGB", "13.5", "20240301110000");
-  h.tag(c);
-  CHECK(c.duplicate);
 }
 
 TEST_CASE("wall times as analysers send them", "[store]") {

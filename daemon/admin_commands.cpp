@@ -1,0 +1,252 @@
+#include "daemon/admin_commands.hpp"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <iomanip>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <sstream>
+
+#include "daemon/config.hpp"
+#include "daemon/replay.hpp"
+#include "transport/backend_sim.hpp"
+#include "transport/outbox.hpp"
+
+namespace interfaced::daemon {
+namespace {
+
+using json = nlohmann::json;
+
+std::string age_text(std::chrono::milliseconds age) {
+  const auto s = age.count() / 1000;
+  std::ostringstream o;
+  if (s < 120) o << s << "s";
+  else if (s < 7200) o << s / 60 << "m";
+  else if (s < 172800) o << s / 3600 << "h";
+  else o << s / 86400 << "d";
+  return o.str();
+}
+
+std::string iso(transport::outbox_time t) {
+  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::ostringstream o;
+  o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
+  return o.str();
+}
+
+// A blocking GET on loopback: the CLI talks to the running daemon's health endpoint. Small, no
+// Asio: `status` must work even where the daemon is wedged (it then says so, with a timeout).
+bool http_get(const std::string& host, unsigned port, const std::string& method, const std::string& target,
+              std::string& body, std::string& error) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) {
+    error = "socket failed";
+    return false;
+  }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+    ::close(fd);
+    error = "bad address " + host;
+    return false;
+  }
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    error = "cannot connect to the daemon at " + host + ":" + std::to_string(port) + " (is it running?)";
+    return false;
+  }
+  const std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    error = "send failed";
+    return false;
+  }
+  std::string resp;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    resp.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  const auto head_end = resp.find("\r\n\r\n");
+  if (head_end == std::string::npos) {
+    error = "no answer from the daemon within 5 s";
+    return false;
+  }
+  if (resp.compare(0, 12, "HTTP/1.1 200") != 0) {
+    error = resp.substr(0, resp.find("\r\n")) + ": " + resp.substr(head_end + 4);
+    return false;
+  }
+  body = resp.substr(head_end + 4);
+  return true;
+}
+
+}  // namespace
+
+int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream& err) {
+  std::string file = c.file;
+  if (file.empty()) {
+    const auto r = load_config(c.config, /*check_devices=*/false);
+    if (!r.ok()) {
+      for (const auto& p : r.problems) err << format_problem(c.config, p) << '\n';
+      return exit_config;
+    }
+    file = r.cfg.outbox.path.string();
+  }
+  try {
+    transport::outbox_admin admin(file);
+    if (c.action == "list") {
+      const auto rows = admin.list(c.all);
+      if (c.json) {
+        json a = json::array();
+        for (const auto& m : rows)
+          a.push_back({{"id", m.id}, {"kind", m.kind}, {"ordering_key", m.ordering_key},
+                       {"state", transport::to_string(m.state)}, {"attempts", m.attempts},
+                       {"age_s", m.age.count() / 1000}, {"next_attempt_at", iso(m.next_attempt_at)},
+                       {"last_status", m.last_status}});
+        out << a.dump(2) << '\n';
+        return exit_ok;
+      }
+      out << std::left << std::setw(38) << "ID" << std::setw(14) << "KIND" << std::setw(10) << "STATE"
+          << std::setw(9) << "ATTEMPTS" << std::setw(7) << "AGE" << std::setw(7) << "HTTP" << "KEY\n";
+      for (const auto& m : rows)
+        out << std::setw(38) << m.id << std::setw(14) << m.kind << std::setw(10) << transport::to_string(m.state)
+            << std::setw(9) << m.attempts << std::setw(7) << age_text(m.age) << std::setw(7)
+            << (m.last_status ? std::to_string(m.last_status) : "-") << m.ordering_key << '\n';
+      out << rows.size() << " message(s)\n";
+      return exit_ok;
+    }
+    if (c.action == "show") {
+      const auto m = admin.show(c.id);
+      if (!m) {
+        err << file << ": no message " << c.id << '\n';
+        return exit_bad_input;
+      }
+      json j = {{"id", m->id}, {"kind", m->kind}, {"ordering_key", m->ordering_key},
+                {"state", transport::to_string(m->state)}, {"attempts", m->attempts},
+                {"created_at", iso(m->created_at)}, {"next_attempt_at", iso(m->next_attempt_at)},
+                {"last_status", m->last_status}, {"last_response", m->last_response},
+                {"internal_request", m->internal_request}};
+      json body = json::parse(m->body, nullptr, false);
+      j["body"] = body.is_discarded() ? json(m->body) : body;
+      out << j.dump(2) << '\n';
+      return exit_ok;
+    }
+    if (c.action == "retry") {
+      const std::size_t n = c.dead ? admin.retry_all_dead() : admin.retry(c.id);
+      out << n << " message(s) queued again; the running daemon picks them up within seconds\n";
+      return n > 0 || c.dead ? exit_ok : exit_bad_input;
+    }
+    if (c.action == "purge") {
+      const auto t = transport::parse_purge_date(c.before);
+      if (!t) {
+        err << "--delivered-before: expected a date like 2026-11-23 or 2026-11-23T08:00:00Z, got \"" << c.before << "\"\n";
+        return exit_usage;
+      }
+      out << admin.purge_delivered_before(*t) << " delivered message(s) removed\n";
+      return exit_ok;
+    }
+  } catch (const std::exception& e) {
+    err << file << ": " << e.what() << '\n';
+    return exit_no_input;
+  }
+  err << "outbox: unknown action " << c.action << '\n';
+  return exit_usage;
+}
+
+int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
+  const auto r = load_config(c.config, /*check_devices=*/false);
+  if (!r.ok()) {
+    for (const auto& p : r.problems) err << format_problem(c.config, p) << '\n';
+    return exit_config;
+  }
+  if (r.cfg.health.port == 0) {
+    err << c.config << ": /health/port is 0: the daemon has no status endpoint\n";
+    return exit_config;
+  }
+  std::string body, error;
+  const std::string host = r.cfg.health.bind == "0.0.0.0" ? "127.0.0.1" : r.cfg.health.bind;
+  if (!http_get(host, r.cfg.health.port, "GET", "/health", body, error)) {
+    err << "interfaced status: " << error << '\n';
+    return 69;  // EX_UNAVAILABLE
+  }
+  if (c.json) {
+    out << body;
+    return exit_ok;
+  }
+  const json h = json::parse(body, nullptr, false);
+  if (h.is_discarded()) {
+    err << "interfaced status: the daemon's answer is not JSON\n";
+    return 69;
+  }
+  out << "outbox: " << h["outbox"]["depth"] << " waiting" << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
+  out << std::left << std::setw(16) << "DEVICE" << std::setw(6) << "PROTO" << std::setw(12) << "LINK" << std::setw(6) << "UP"
+      << std::setw(10) << "MESSAGES" << std::setw(9) << "RESULTS" << std::setw(9) << "PROBLEMS" << "LAST MESSAGE\n";
+  for (const auto& d : h["devices"])
+    out << std::setw(16) << d["id"].get<std::string>() << std::setw(6) << d["protocol"].get<std::string>() << std::setw(12)
+        << d["link"].get<std::string>() << std::setw(6) << (d["up"].get<bool>() ? "yes" : "no") << std::setw(10)
+        << d["messages"].get<std::uint64_t>() << std::setw(9) << d["results"].get<std::uint64_t>() << std::setw(9)
+        << d["problems"].get<std::uint64_t>() << (d["last_message_at"].get<std::string>().empty() ? "-" : d["last_message_at"].get<std::string>())
+        << '\n';
+  for (const auto& a : h["alarms"]) out << "ALARM: " << a.get<std::string>() << '\n';
+  return exit_ok;
+}
+
+int run_trace(const trace_command& c, std::ostream& out, std::ostream& err) {
+  const auto r = load_config(c.config, /*check_devices=*/false);
+  if (!r.ok()) {
+    for (const auto& p : r.problems) err << format_problem(c.config, p) << '\n';
+    return exit_config;
+  }
+  std::string body, error;
+  const std::string host = r.cfg.health.bind == "0.0.0.0" ? "127.0.0.1" : r.cfg.health.bind;
+  if (!http_get(host, r.cfg.health.port, "POST", "/trace?device=" + c.device + "&on=" + (c.on ? "1" : "0"), body, error)) {
+    err << "interfaced trace: " << error << '\n';
+    return 69;
+  }
+  out << "wire trace for " << c.device << " is " << (c.on ? "on" : "off") << " ("
+      << (r.cfg.logging.dir / (c.device + ".trace")).string() << ")\n";
+  return exit_ok;
+}
+
+int run_backend_sim_command(const backend_sim_command& c, std::ostream& err) {
+  transport::backend_sim_options o;
+  o.listen_address = c.listen;
+  o.port = static_cast<std::uint16_t>(c.port);
+  o.record_file = c.record;
+  o.data_file = c.data;
+  o.tls_cert = c.tls_cert;
+  o.tls_key = c.tls_key;
+  if (!c.token_env.empty()) {
+    const char* t = std::getenv(c.token_env.c_str());
+    if (!t) {
+      err << "--expect-token-env: " << c.token_env << " is not set\n";
+      return exit_usage;
+    }
+    o.expect_token = t;
+  }
+  for (const auto& f : c.faults) {
+    std::string why;
+    auto fault = transport::parse_fault(f, &why);
+    if (!fault) {
+      err << "--fail \"" << f << "\": " << why << '\n';
+      return exit_usage;
+    }
+    o.faults.push_back(*fault);
+  }
+  o.log = [&err](std::string_view line) { err << line << '\n'; };
+  return transport::run_backend_sim(std::move(o));
+}
+
+}  // namespace interfaced::daemon

@@ -1,0 +1,48 @@
+#pragma once
+// The operator's commands besides replay: `outbox list|show|retry|purge`, `status`,
+// `backend-sim`, `trace`. Each returns the process exit status (see README, "Exit statuses").
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace interfaced::daemon {
+
+struct outbox_command {
+  std::string config;        // the daemon's configuration (for outbox.path)
+  std::string file;          // or the outbox file directly
+  std::string action;        // list | show | retry | purge
+  std::string id;            // show / retry
+  bool dead = false;         // retry --dead: every dead letter
+  bool all = false;          // list --all: delivered too
+  std::string before;        // purge --delivered-before DATE
+  bool json = false;
+};
+int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream& err);
+
+struct status_command {
+  std::string config;
+  bool json = false;
+};
+int run_status(const status_command& c, std::ostream& out, std::ostream& err);
+
+struct trace_command {
+  std::string config;
+  std::string device;
+  bool on = true;
+};
+int run_trace(const trace_command& c, std::ostream& out, std::ostream& err);
+
+struct backend_sim_command {
+  std::string listen = "127.0.0.1";
+  unsigned port = 8080;
+  std::string record;
+  std::string data;
+  std::vector<std::string> faults;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string token_env;
+};
+int run_backend_sim_command(const backend_sim_command& c, std::ostream& err);
+
+}  // namespace interfaced::daemon
