@@ -8,6 +8,7 @@
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <tuple>
 #include <utility>
 
 #include <libserial/SerialPort.h>
@@ -86,13 +87,17 @@ boost::system::result<boost::asio::posix::stream_descriptor, std::string> open_s
     p->SetFlowControl(s.flow == serial_flow::rts_cts    ? LibSerial::FlowControl::FLOW_CONTROL_HARDWARE
                       : s.flow == serial_flow::xon_xoff ? LibSerial::FlowControl::FLOW_CONTROL_SOFTWARE
                                                         : LibSerial::FlowControl::FLOW_CONTROL_NONE);
-    if (s.dtr) {
-      step = "set DTR";
-      p->SetDTR(*s.dtr);
-    }
-    if (s.rts) {
-      step = "set RTS";
-      p->SetRTS(*s.rts);
+    // Modem lines: a port without them (a pty, some USB adapters) answers ENOTTY. LIS01-A uses
+    // only TxD, RxD and GND (Table 1), so their absence is not a reason to refuse the port.
+    for (const auto& [want, name, is_dtr] : {std::tuple{s.dtr, "set DTR", true}, std::tuple{s.rts, "set RTS", false}}) {
+      if (!want) continue;
+      step = name;
+      try {
+        if (is_dtr) p->SetDTR(*want);
+        else p->SetRTS(*want);
+      } catch (const std::exception&) {
+        if (errno != ENOTTY && errno != EINVAL) throw;
+      }
     }
   } catch (const std::exception& e) {
     std::string err = where + step + ": " + e.what();
