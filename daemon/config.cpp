@@ -306,6 +306,7 @@ config_result parse_config(std::string_view text, bool check_devices) {
     w.string("path", path);
     if (!path.empty()) c.outbox.path = path;
     w.number("max_messages", c.outbox.max_messages, 100, 100000000);
+    w.number("history_days", c.outbox.history_days, 1, 3650);
   }
   if (const json* l = top.object("logging")) {
     walker w(r.problems, *l, "/logging");

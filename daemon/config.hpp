@@ -89,6 +89,9 @@ struct backend_config {
 struct outbox_config {
   std::filesystem::path path = "/var/lib/interfaced/outbox.sqlite";
   std::size_t max_messages = 100000;
+  // Days the result history behind seen(S,P) is kept in <outbox dir>/state.sqlite (rerun.md:
+  // a result older than that counts as a first result again).
+  unsigned history_days = 30;
 };
 
 struct logging_config {

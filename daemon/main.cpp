@@ -7,6 +7,7 @@
 
 #include "daemon/admin_commands.hpp"
 #include "daemon/config.hpp"
+#include "daemon/demo.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/rules_command.hpp"
 #include "daemon/run.hpp"
@@ -115,6 +116,12 @@ int main(int argc, char** argv) {
   bsim->add_option("--tls-key", bc.tls_key, "PEM private key");
   bsim->add_option("--expect-token-env", bc.token_env, "Require this bearer token (read from the named environment variable)");
 
+  demo_options dopt;
+  auto* demo = app.add_subcommand("demo", "Backend simulator + daemon + two simulated analysers (ASTM over a pty, HL7 over TCP): watch results arrive");
+  demo->add_option("--dir", dopt.dir, "Work folder (default: a new one under /tmp)");
+  demo->add_option("--samples", dopt.samples_dir, "Folder with demo-chemistry.astm and demo-immuno.hl7");
+  demo->add_option("--timeout", dopt.timeout_s, "Seconds to wait for the results")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -139,6 +146,7 @@ int main(int argc, char** argv) {
     return tr::run_analyser_sim(*script, so, std::cout, std::cerr);
   }
   if (rules_test_cmd->parsed()) return rules_test(rules_file, std::cout, std::cerr);
+  if (demo->parsed()) return run_demo(dopt);
   if (outbox->parsed()) {
     oc.action = ob_list->parsed() ? "list" : ob_show->parsed() ? "show" : ob_retry->parsed() ? "retry" : "purge";
     if (ob_retry->parsed() && oc.id.empty() && !oc.dead) {

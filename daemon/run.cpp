@@ -24,6 +24,9 @@
 #include "daemon/replay.hpp"
 #include "daemon/systemd_notify.hpp"
 #include "daemon/wire_trace.hpp"
+#include "parsers/astm/records.hpp"
+#include "parsers/hl7/builders.hpp"
+#include "parsers/hl7/message.hpp"
 #include "rerun/code_map.hpp"
 #include "rerun/process.hpp"
 #include "rerun/rerun_json.hpp"
@@ -36,6 +39,7 @@
 #include "transport/mllp_session.hpp"
 #include "transport/outbox.hpp"
 #include "transport/serial.hpp"
+#include "transport/state_store.hpp"
 #include "transport/sink.hpp"
 #include "transport/tcp.hpp"
 #include "transport/traced_stream.hpp"
@@ -55,6 +59,58 @@ std::string now_iso_ms() {
   std::ostringstream out;
   out << std::put_time(&tm, "%Y-%m-%dT%H:%M:%S") << '.' << std::setw(3) << std::setfill('0') << ms << 'Z';
   return out.str();
+}
+
+// YYYYMMDDHHMMSS, local time: the lab's wall clock, as ASTM timestamps are read (wall_time.hpp).
+std::string astm_now() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  std::ostringstream out;
+  out << std::put_time(&tm, "%Y%m%d%H%M%S");
+  return out.str();
+}
+
+rerun::timestamp wall_now() {
+  // The rerun module compares with analyser times, which are local wall-clock times.
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  return rerun::timestamp(std::chrono::seconds(static_cast<long long>(timegm(&tm))));
+}
+
+const char* action_name(rerun::action_kind k) {
+  switch (k) {
+    case rerun::action_kind::queue_retest_order: return "re-test order queued";
+    case rerun::action_kind::rerun_recorded: return "rerun recorded";
+    case rerun::action_kind::rerun_received: return "rerun values received";
+    case rerun::action_kind::rerun_closed: return "rerun closed";
+    case rerun::action_kind::rerun_failed: return "rerun failed";
+  }
+  return "rerun action";
+}
+
+// One device-log line per rerun action, with the backend's activity code (rerun.md, "Activity codes").
+void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
+  for (const auto& a : acts) {
+    std::string params;
+    for (const auto& p : a.parameters) params += (params.empty() ? "" : ",") + p;
+    const std::string act = a.act ? " activity=" + std::to_string(rerun::code(*a.act)) : std::string();
+    log.info("{}: sample {} report {} rerun {} parameters [{}]{}{}", action_name(a.kind), a.sample_id,
+             a.lab_report_id, a.rerun_number, params, act, a.note.empty() ? "" : " (" + a.note + ")");
+  }
+}
+
+// The outbox kind is the key of delivery's endpoint table (transport/delivery.cpp: results,
+// rerun_values, rerun_request); rerun::to_string spells the endpoints with dashes for logs, and
+// a message stored under that spelling found no path and went straight to the dead letters.
+const char* outbox_kind(rerun::endpoint e) {
+  switch (e) {
+    case rerun::endpoint::results: return "results";
+    case rerun::endpoint::rerun_values: return "rerun_values";
+    case rerun::endpoint::rerun_request: return "rerun_request";
+  }
+  return "results";
 }
 
 // Per device: what technicians and `interfaced status` see.
@@ -108,6 +164,8 @@ struct device_runtime {
   std::unique_ptr<transport::tcp_server> server;
   asio::cancellation_signal cancel;  // tcp-client and serial loops
   device_stats stats;
+  bool backend_down = false;        // waiting-list polling: say so once per outage
+  std::size_t waiting_list_size = 0;
   const devices::device_profile* profile = nullptr;
   std::ofstream trace_file;
 };
@@ -116,8 +174,8 @@ struct device_runtime {
 // analyser's final ACK waits for `done(true)` (persist, then acknowledge).
 class ingest_sink final : public transport::batch_sink {
  public:
-  ingest_sink(transport::outbox& box, std::map<std::string, device_runtime*>& devices)
-      : outbox_(box), devices_(devices) {}
+  ingest_sink(transport::outbox& box, std::map<std::string, device_runtime*>& devices, transport::state_store& store)
+      : outbox_(box), devices_(devices), store_(store) {}
 
   void hand_off(transport::delivery d, transport::done_callback done) override {
     auto it = devices_.find(d.device);
@@ -126,9 +184,33 @@ class ingest_sink final : public transport::batch_sink {
     b.device = d.device;
     b.batch_id = d.device + "-" + std::to_string(++batch_seq_) + "-" + std::to_string(std::time(nullptr));
     b.results = std::move(d.results);
-    const auto now = std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
-    rerun::rerun_inputs in{codes_, rules_, history_, state_, now};
-    rerun::batch_outcome out = rerun::process_reports_for_rerun(b, in);
+    const auto now = wall_now();
+    rerun::rerun_inputs in{codes_, rules_, store_, state_, now};
+    rerun::batch_outcome out;
+    // The history rows and the new rerun state commit together, before the outbox append and so
+    // before the analyser's ACK (persist, then acknowledge).
+    try {
+      store_.begin();
+      out = rerun::process_reports_for_rerun(b, in);
+      store_.put("rerun_state", rerun::to_json(state_).dump());
+      store_.commit();
+    } catch (const std::exception& e) {
+      store_.rollback();
+      if (dev) dev->log->error("the rerun state could not be stored: {}; the analyser resends", e.what());
+      else spdlog::error("the rerun state could not be stored: {}", e.what());
+      done(false);
+      return;
+    }
+    if (dev) {
+      log_actions(*dev->log, out.actions);
+      for (const auto& m : out.messages) {
+        if (m.kind != rerun::endpoint::rerun_request) continue;
+        std::string params;
+        for (const auto& p : m.request.requested_parameters) params += (params.empty() ? "" : ",") + p;
+        dev->log->info("auto-rerun requested: report {} parameters [{}] rule {} activity={}", m.lab_report_id, params,
+                       m.request.rule, rerun::code(m.request.act));
+      }
+    }
     if (dev) {
       ++dev->stats.messages;
       dev->stats.results += out.counts.forwarded;
@@ -146,7 +228,7 @@ class ingest_sink final : public transport::batch_sink {
     std::vector<transport::new_message> msgs;
     for (const auto& m : out.messages) {
       transport::new_message nm;
-      nm.kind = rerun::to_string(m.kind);
+      nm.kind = outbox_kind(m.kind);
       nm.ordering_key = m.lab_report_id.empty() ? "device:" + d.device : m.lab_report_id;
       nm.body = rerun::body_json(m).dump();
       nm.internal_request = m.internal_request;
@@ -167,6 +249,118 @@ class ingest_sink final : public transport::batch_sink {
   rerun::rule_set& rules() noexcept { return rules_; }
   rerun::rerun_state& state() noexcept { return state_; }
 
+  // After a waiting-list refresh. Throws std::runtime_error when the store fails.
+  void persist_state() { store_.put("rerun_state", rerun::to_json(state_).dump()); }
+
+  // What a query asks for that is pending on the device's waiting list. Pending: the requested
+  // parameters of an active rerun not yet fulfilled; for a report without a rerun, its parameters
+  // without a result yet. Codes are the instrument's (the device's code map; identity otherwise).
+  struct pending_order {
+    const rerun::waiting_list_entry* entry = nullptr;
+    bool is_rerun = false;
+    std::vector<std::string> codes;
+  };
+  std::vector<pending_order> pending(const std::string& device, const query& q) const {
+    std::vector<pending_order> out;
+    const auto wl = state_.waiting_lists.find(device);
+    if (wl == state_.waiting_lists.end()) return out;
+    const bool every_test = q.tests.empty() || (q.tests.size() == 1 && q.tests.front() == "ALL");
+    for (const auto& e : wl->second) {
+      if (!q.all_samples && std::find(q.sample_ids.begin(), q.sample_ids.end(), e.sample_id) == q.sample_ids.end()) continue;
+      pending_order p{&e, false, {}};
+      std::vector<std::string> tests;
+      if (e.rerun_active()) {
+        const auto r = state_.reruns.find(e.lab_report_id);
+        if (r != state_.reruns.end() && r->second.status == rerun::rerun_status::requested) {
+          p.is_rerun = true;
+          for (const auto& name : r->second.requested)
+            if (!r->second.is_fulfilled(name)) tests.push_back(name);
+        }
+      } else {
+        for (const auto& name : e.parameters)
+          if (!rerun::contains(e.valued_parameters, name) && !store_.has(e.sample_id, name)) tests.push_back(name);
+      }
+      for (const auto& name : tests) {
+        std::string code(codes_.instrument_code(name));
+        if (every_test || std::find(q.tests.begin(), q.tests.end(), code) != q.tests.end()) p.codes.push_back(std::move(code));
+      }
+      if (!p.codes.empty()) out.push_back(std::move(p));
+    }
+    return out;
+  }
+
+  // The answer to an HL7 QBP^Q11 (LAB-27): RSP^K11 with QAK-2 OK when something is pending for
+  // the queried samples, NF otherwise. The work order itself (OML^O33, LAB-28) is not sent yet.
+  // "" (the usual ACK) for other query messages (QRY^Q02 wants QCK/DSR).
+  std::string answer_hl7_query(const std::string& device, spdlog::logger& log, std::string_view text,
+                               const std::vector<query>& queries) {
+    hl7::message qbp;
+    if (hl7::parse_message(text, qbp)) return {};
+    const std::string type = qbp.msh().field(9).component(1).decode();
+    if (type != "QBP") return {};
+    std::string summary;
+    for (const auto& q : queries)
+      for (const auto& p : pending(device, q)) {
+        summary += (summary.empty() ? "" : "; ") + p.entry->sample_id + (p.is_rerun ? " rerun " + std::to_string(p.entry->rerun_number) : "") + ":";
+        for (const auto& c : p.codes) summary += " " + c;
+      }
+    static std::uint64_t seq = 0;
+    const std::string control_id = "IFQ" + std::to_string(std::time(nullptr) % 100000000) + "-" + std::to_string(++seq);
+    const std::string ts = astm_now();
+    hl7::rsp_k11_request req;
+    req.control_id = control_id;
+    req.timestamp = ts;
+    req.code = hl7::ack_code::aa;
+    req.status = summary.empty() ? hl7::query_status::not_found : hl7::query_status::ok;
+    std::string ids;
+    for (const auto& q : queries) ids += (ids.empty() ? "" : ",") + (q.all_samples ? std::string("ALL") : join(q.sample_ids));
+    log.info("host query (QBP^Q11) for {}: RSP^K11 {}", ids, summary.empty() ? std::string("NF (nothing pending)") : "OK, pending " + summary);
+    return hl7::build_rsp_k11(qbp, req);
+  }
+
+  // The answer to ASTM host queries, from the local waiting list (no backend round trip, so the
+  // analyser gets it within its reply window): one order message per query with a P and an O
+  // record per sample that has something pending, or H + `L|1|I` (no information). Pending: the
+  // requested parameters of an active rerun not yet fulfilled; for a report without a rerun, its
+  // parameters without a result yet. A cancel query (Q.13 `A`) gets no answer.
+  std::vector<std::string> answer_astm_queries(const std::string& device, spdlog::logger& log,
+                                               const std::vector<query>& queries) {
+    std::vector<std::string> out;
+    for (const auto& q : queries) {
+      if (q.cancel) {
+        log.info("host query for {} cancelled by the analyser: nothing sent", q.all_samples ? std::string("ALL") : join(q.sample_ids));
+        continue;
+      }
+      astm::record_writer w;
+      w.header({"", "", "interfaced", "", "", "", "", "", "", "P", "LIS2-A2", astm_now()});
+      int patients = 0;
+      std::string summary;
+      for (const auto& p : pending(device, q)) {
+        const auto& e = *p.entry;
+        const bool is_rerun = p.is_rerun;
+        std::vector<std::vector<std::string>> codes;
+        for (const auto& c : p.codes) codes.push_back({"", "", "", c});
+        if (codes.empty()) continue;
+        ++patients;
+        w.begin('P').field(std::to_string(patients)).field(e.patient.id).field("").field("")
+            .field(e.patient.name).field("").field(e.patient.dob).field(e.patient.sex);
+        // O.12 action code: A (add tests to a known specimen) for a rerun, N (new) otherwise.
+        w.begin('O').field("1").field(e.sample_id).field("").repeats(codes).field(e.priority == "S" ? "S" : "R");
+        for (int i = 7; i <= 11; ++i) w.field("");
+        w.field(is_rerun ? "A" : "N");
+        for (int i = 13; i <= 25; ++i) w.field("");
+        w.field("O");
+        summary += (summary.empty() ? "" : "; ") + e.sample_id + (is_rerun ? " rerun " + std::to_string(e.rerun_number) : "") + ":";
+        for (const auto& c : codes) summary += " " + c[3];
+      }
+      w.begin('L').field("1").field(patients == 0 ? "I" : "N").end();
+      log.info("host query for {}: {}", q.all_samples ? std::string("ALL") : join(q.sample_ids),
+               patients == 0 ? std::string("nothing pending (L|1|I)") : "order sent for " + summary);
+      out.push_back(w.take());
+    }
+    return out;
+  }
+
  private:
   static std::string join(const std::vector<std::string>& v) {
     std::string s;
@@ -185,7 +379,7 @@ class ingest_sink final : public transport::batch_sink {
   std::map<std::string, device_runtime*>& devices_;
   rerun::code_map codes_;
   rerun::rule_set rules_;
-  rerun::memory_result_store history_;
+  transport::state_store& store_;
   rerun::rerun_state state_;
   std::uint64_t batch_seq_ = 0;
 };
@@ -219,7 +413,15 @@ class service {
       if (on) spdlog::error("ALARM: the outbox is full; analysers are refused (NAK / AR) until it drains");
       else spdlog::warn("outbox alarm cleared: accepting transmissions again");
     });
-    sink_ = std::make_unique<ingest_sink>(*outbox_, by_id_);
+    const auto state_path = cfg_.outbox.path.parent_path() / "state.sqlite";
+    try {
+      state_ = std::make_unique<transport::state_store>(state_path);
+    } catch (const std::exception& e) {
+      spdlog::critical("rerun state {}: {}", state_path.string(), e.what());
+      return 74;  // EX_IOERR
+    }
+    sink_ = std::make_unique<ingest_sink>(*outbox_, by_id_, *state_);
+    if (const int rc = load_state(); rc != exit_ok) return rc;
     if (!cfg_.rules_file.empty()) {
       // Local rules: refused at start-up when they do not load or their own test cases fail.
       std::ifstream rin(cfg_.rules_file, std::ios::binary);
@@ -233,8 +435,15 @@ class service {
       spdlog::info("rules: {} loaded from {}, {} test cases passed", rf.rules.rules().size(), cfg_.rules_file.string(), report.run);
       sink_->rules() = std::move(rf.rules);
     }
+    base_rules_ = sink_->rules();
+    for (const auto& d : cfg_.devices) {
+      // The last parameter configuration the backend sent: auto-rerun rules work while it is down.
+      if (auto text = state_->get("parameters:" + d.id)) parameters_text_[d.id] = *text;
+    }
+    rebuild_rules("");
     start_delivery();
     for (const auto& d : cfg_.devices) start_device(d);
+    start_polling();
     start_health();
     wait_signals();
     start_watchdog();
@@ -249,6 +458,143 @@ class service {
   }
 
  private:
+  // The persisted rerun state (reruns with their partial fulfilment, the last waiting lists) and
+  // the result history's age limit.
+  int load_state() {
+    try {
+      if (auto text = state_->get("rerun_state")) {
+        sink_->state() = rerun::rerun_state_from_json(json::parse(*text));
+        spdlog::info("rerun state loaded from {}: {} reruns, {} waiting lists", state_->file().string(),
+                     sink_->state().reruns.size(), sink_->state().waiting_lists.size());
+      }
+      prune_history();
+    } catch (const std::exception& e) {
+      spdlog::critical("rerun state {}: {}", state_->file().string(), e.what());
+      return 74;  // EX_IOERR: a state the daemon cannot read is not silently started afresh
+    }
+    return exit_ok;
+  }
+
+  void prune_history() {
+    const auto now = wall_now();
+    const auto removed = state_->prune(now - std::chrono::days(cfg_.outbox.history_days));
+    // Received reruns whose confirmation never came back: the backend's rerun cache TTL is a day.
+    const auto dropped = rerun::prune_state(sink_->state(), now - std::chrono::days(1));
+    if (removed > 0 || dropped > 0)
+      spdlog::info("rerun history: {} results older than {} days and {} stale reruns forgotten", removed,
+                   cfg_.outbox.history_days, dropped);
+  }
+
+  // The rule set = the local rules file + every device's backend parameter configuration. A
+  // condition that does not compile is an error naming its parameter, logged when the text that
+  // holds it is new (`changed_device`, "" at start-up: every device).
+  void rebuild_rules(const std::string& changed_device) {
+    rerun::rule_set rules = base_rules_;
+    for (const auto& [device, text] : parameters_text_) {
+      std::vector<rerun::parameter_config> params;
+      try {
+        params = rerun::parameters_from_json(json::parse(text));
+      } catch (const std::exception& e) {
+        if (changed_device.empty() || changed_device == device)
+          spdlog::error("device {}: parameter configuration from the backend rejected: {}", device, e.what());
+        continue;
+      }
+      const auto errors = rules.add_parameters(params);
+      if (changed_device.empty() || changed_device == device) {
+        for (const auto& e : errors)
+          spdlog::error("device {}: auto-rerun condition of parameter {} does not parse, the rule is off: {}", device,
+                        e.rule_id.substr(e.rule_id.find(':') + 1), e.format());
+        spdlog::info("device {}: parameter configuration: {} parameters, {} auto-rerun conditions refused", device,
+                     params.size(), errors.size());
+      }
+    }
+    sink_->rules() = std::move(rules);
+  }
+
+  void start_polling() {
+    if (cfg_.backend.base_url.empty()) return;
+    asio::co_spawn(io_, poll_loop(), asio::bind_cancellation_slot(poll_cancel_.slot(), asio::detached));
+  }
+
+  // Waiting lists and parameter configuration, per device, at start and every waiting_list_poll.
+  asio::awaitable<void> poll_loop() {
+    std::string token;
+    try {
+      token = transport::load_bearer_token(cfg_.backend);
+    } catch (const std::exception&) {
+      // start_delivery() already said why; polling goes on without a token.
+    }
+    std::unique_ptr<transport::http_client> client;
+    try {
+      transport::event_log log = [](std::string_view line) { spdlog::warn("backend (waiting list): {}", line); };
+      client = std::make_unique<transport::http_client>(io_.get_executor(),
+                                                        transport::client_options(cfg_.backend, std::move(token), log));
+    } catch (const std::exception& e) {
+      spdlog::error("waiting-list polling off: {}", e.what());
+      co_return;
+    }
+    poll_client_ = client.get();
+    asio::steady_timer timer(io_);
+    for (;;) {
+      for (auto& dev : devices_) {
+        if (stopping_) break;
+        co_await poll_device(*client, *dev);
+      }
+      if (stopping_) break;
+      prune_history();
+      timer.expires_after(cfg_.backend.waiting_list_poll);
+      auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (ec || stopping_) break;
+    }
+    poll_client_ = nullptr;
+  }
+
+  asio::awaitable<void> poll_device(transport::http_client& client, device_runtime& dev) {
+    std::string id = dev.cfg.id;
+    transport::http_result wl = co_await transport::fetch_waiting_list(client, cfg_.backend, std::move(id));
+    if (!wl.ok()) {
+      if (!dev.backend_down)
+        dev.log->warn("waiting list: backend unavailable ({}); working from the last known list",
+                      wl.ec ? wl.ec.message() : "HTTP " + std::to_string(wl.status));
+      dev.backend_down = true;
+    } else {
+      if (dev.backend_down) dev.log->info("waiting list: backend reachable again");
+      dev.backend_down = false;
+      try {
+        auto entries = rerun::waiting_list_from_json(json::parse(wl.body));
+        const std::size_t n = entries.size();
+        auto acts = rerun::refresh_waiting_list(sink_->state(), dev.cfg.id, std::move(entries), wall_now());
+        // refresh_waiting_list re-queues the order of a received rerun the backend still lists
+        // (it is dropped from the stored list, so it looks new every time): no order is pending
+        // for it, so it is not logged as one.
+        std::erase_if(acts, [this](const rerun::action& a) {
+          const auto it = sink_->state().reruns.find(a.lab_report_id);
+          return a.kind == rerun::action_kind::queue_retest_order && it != sink_->state().reruns.end() &&
+                 it->second.status == rerun::rerun_status::received && it->second.number == a.rerun_number;
+        });
+        log_actions(*dev.log, acts);
+        sink_->persist_state();
+        if (n != dev.waiting_list_size || !acts.empty()) dev.log->info("waiting list refreshed: {} entries", n);
+        dev.waiting_list_size = n;
+      } catch (const std::exception& e) {
+        dev.log->error("waiting list from the backend rejected: {}", e.what());
+      }
+    }
+    if (stopping_) co_return;
+    std::string pid = dev.cfg.id;
+    transport::http_result pr = co_await transport::fetch_parameters(client, cfg_.backend, std::move(pid));
+    if (!pr.ok()) co_return;  // the last known configuration stays
+    auto& known = parameters_text_[dev.cfg.id];
+    if (pr.body == known) co_return;
+    known = pr.body;
+    try {
+      state_->put("parameters:" + dev.cfg.id, pr.body);
+    } catch (const std::exception& e) {
+      dev.log->error("parameter configuration could not be stored: {}", e.what());
+    }
+    rebuild_rules(dev.cfg.id);
+  }
+
   transport::event_log device_event_log(device_runtime* dev) {
     return [dev](std::string_view line) {
       // The drivers' lines are the technicians' record of the link; problems are counted.
@@ -307,6 +653,9 @@ class service {
       if (dev->cfg.frame_text_size) lc.link.frame_text_size = dev->cfg.frame_text_size;
       // Named locals moved in: GCC 12 double-frees temporaries passed to a coroutine's by-value
       // parameters (reproduced while building transport/).
+      lc.answer_queries = [this, dev](const std::vector<query>& qs) {
+        return sink_->answer_astm_queries(dev->cfg.id, *dev->log, qs);
+      };
       transport::event_log log = device_event_log(dev);
       co_await transport::run_astm_link(std::move(traced), std::move(lc), *sink_, std::move(log));
     } else {
@@ -314,6 +663,9 @@ class service {
       mc.catalog = &catalog_;
       mc.forced = dev->profile;
       mc.device = dev->cfg.id;
+      mc.answer_query = [this, dev](std::string_view text, const std::vector<query>& qs) {
+        return sink_->answer_hl7_query(dev->cfg.id, *dev->log, text, qs);
+      };
       transport::event_log log = device_event_log(dev);
       co_await transport::run_mllp_session(std::move(traced), std::move(mc), *sink_, std::move(log));
     }
@@ -570,6 +922,8 @@ class service {
     }
     if (health_) health_->stop();
     if (delivery_) delivery_->stop();
+    poll_cancel_.emit(asio::cancellation_type::terminal);
+    if (poll_client_) poll_client_->close();
     watchdog_.cancel();
     signals_.cancel();
     // Bounded grace period: in-flight transfers may finish (5 s at most), then every session is
@@ -615,7 +969,12 @@ class service {
   devices::profile_catalog catalog_;
   std::unique_ptr<transport::outbox> outbox_;
   std::unique_ptr<transport::delivery_service> delivery_;
+  std::unique_ptr<transport::state_store> state_;
   std::unique_ptr<ingest_sink> sink_;
+  rerun::rule_set base_rules_;                          // the local rules file
+  std::map<std::string, std::string> parameters_text_;  // by device: the backend's last answer
+  asio::cancellation_signal poll_cancel_;
+  transport::http_client* poll_client_ = nullptr;
   std::vector<std::unique_ptr<device_runtime>> devices_;
   std::map<std::string, device_runtime*> by_id_;
   std::unique_ptr<transport::http_server> health_;

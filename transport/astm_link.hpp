@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,11 @@ struct astm_link_config {
   // keeps the link ours instead of letting the analyser time out.
   std::chrono::milliseconds sink_timeout{12000};
   std::size_t read_size = 4096;
+  // Host queries (Q records) answered by the host: called with the queries of each received
+  // message, returns the messages (E1394 records, each ending CR) to send back; each is queued on
+  // the link's sender side and goes out once the line is neutral (after the analyser's EOT).
+  // Empty: queries are only handed to the sink.
+  std::function<std::vector<std::string>(const std::vector<query>&)> answer_queries;
 };
 
 namespace detail {
@@ -136,6 +142,10 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
     for (const auto& a : acts) {
       if (a.what == astm::link_action::kind::duplicate_frame) {
         say("frame " + std::to_string(a.frame_number) + " received twice: ACKed and ignored");
+      } else if (a.what == astm::link_action::kind::sent) {
+        say("message " + std::to_string(a.id) + " sent to the analyser");
+      } else if (a.what == astm::link_action::kind::send_failed) {
+        say("message " + std::to_string(a.id) + " not sent yet (kept queued): " + a.reason);
       }
     }
     for (const auto& p : ingest_.take_problems()) {
@@ -158,6 +168,14 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       arm_sink_timer(ep);
     }
     for (auto& m : msgs) {
+      if (!m.batch.queries.empty() && cfg_.answer_queries) {
+        for (auto& text : cfg_.answer_queries(m.batch.queries)) {
+          astm::link_actions out;
+          const std::uint64_t id = ingest_.link().queue_message(std::move(text), out);
+          say("answer to the host query queued as message " + std::to_string(id));
+          perform(out);
+        }
+      }
       delivery d;
       d.device = cfg_.device;
       d.protocol = protocol::astm;

@@ -55,6 +55,10 @@ struct mllp_session_config {
   // MSH-10 and MSH-7 of our ACKs; empty: a process-wide counter and the local clock.
   std::function<std::string()> next_control_id;
   std::function<std::string()> timestamp;
+  // Host queries (QBP^Q11, LAB-27): called with the message text and its queries once it was
+  // stored; returns the reply (HL7 text without MLLP framing, e.g. RSP^K11) sent instead of the
+  // ACK, or "" for the usual ACK. Empty function: queries are acknowledged like any message.
+  std::function<std::string(std::string_view text, const std::vector<query>& queries)> answer_query;
 };
 
 namespace detail {
@@ -153,7 +157,9 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       auto wait = std::make_shared<detail::done_wait>(ex);
       wait->timer.expires_after(config.sink_timeout);
       std::string control_id = msgs.front().control_id;
+      std::vector<query> queries;
       for (auto& m : msgs) {
+        if (config.answer_query) queries.insert(queries.end(), m.queries.begin(), m.queries.end());
         delivery d;
         d.device = config.device;
         d.protocol = protocol::hl7;
@@ -180,6 +186,10 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       if (!*wait->durable) {
         say("message " + control_id + ": the outbox could not store it (AE, the analyser resends)");
         co_return make_ack(text, hl7::ack_code::ae, "207", "not stored, retry later", 0, 0);
+      }
+      if (!queries.empty()) {
+        std::string reply = config.answer_query(text, queries);
+        if (!reply.empty()) co_return hl7::mllp_wrap(reply);
       }
       co_return make_ack(text, hl7::ack_code::aa, {}, {}, 0, 0);
     };
