@@ -101,18 +101,6 @@ void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
   }
 }
 
-// The outbox kind is the key of delivery's endpoint table (transport/delivery.cpp: results,
-// rerun_values, rerun_request); rerun::to_string spells the endpoints with dashes for logs, and
-// a message stored under that spelling found no path and went straight to the dead letters.
-const char* outbox_kind(rerun::endpoint e) {
-  switch (e) {
-    case rerun::endpoint::results: return "results";
-    case rerun::endpoint::rerun_values: return "rerun_values";
-    case rerun::endpoint::rerun_request: return "rerun_request";
-  }
-  return "results";
-}
-
 // Per device: what technicians and `interfaced status` see.
 struct device_stats {
   std::uint64_t messages = 0;
@@ -228,7 +216,7 @@ class ingest_sink final : public transport::batch_sink {
     std::vector<transport::new_message> msgs;
     for (const auto& m : out.messages) {
       transport::new_message nm;
-      nm.kind = outbox_kind(m.kind);
+      nm.kind = rerun::to_string(m.kind);
       nm.ordering_key = m.lab_report_id.empty() ? "device:" + d.device : m.lab_report_id;
       nm.body = rerun::body_json(m).dump();
       nm.internal_request = m.internal_request;
@@ -290,23 +278,43 @@ class ingest_sink final : public transport::batch_sink {
   }
 
   // The answer to an HL7 QBP^Q11 (LAB-27): RSP^K11 with QAK-2 OK when something is pending for
-  // the queried samples, NF otherwise. The work order itself (OML^O33, LAB-28) is not sent yet.
-  // "" (the usual ACK) for other query messages (QRY^Q02 wants QCK/DSR).
-  std::string answer_hl7_query(const std::string& device, spdlog::logger& log, std::string_view text,
-                               const std::vector<query>& queries) {
+  // the queried samples, NF otherwise; then one OML^O33 work order (LAB-28) per pending sample.
+  // Nothing (the usual ACK) for other query messages (QRY^Q02 wants QCK/DSR).
+  std::vector<std::string> answer_hl7_query(const std::string& device, spdlog::logger& log, std::string_view text,
+                                            const std::vector<query>& queries) {
     hl7::message qbp;
     if (hl7::parse_message(text, qbp)) return {};
     const std::string type = qbp.msh().field(9).component(1).decode();
     if (type != "QBP") return {};
+    static std::uint64_t seq = 0;
+    auto next_id = [] { return "IFQ" + std::to_string(std::time(nullptr) % 100000000) + "-" + std::to_string(++seq); };
+    const std::string ts = astm_now();
+    const std::string analyser_app = qbp.msh().field(3).decode();
+    const std::string analyser_facility = qbp.msh().field(4).decode();
+    const std::string control_id = next_id();  // the RSP's, numbered before the orders it announces
     std::string summary;
+    std::vector<std::string> orders;
     for (const auto& q : queries)
       for (const auto& p : pending(device, q)) {
         summary += (summary.empty() ? "" : "; ") + p.entry->sample_id + (p.is_rerun ? " rerun " + std::to_string(p.entry->rerun_number) : "") + ":";
         for (const auto& c : p.codes) summary += " " + c;
+        order o;
+        o.protocol = protocol::hl7;
+        o.device = device;
+        o.sample_id = p.entry->sample_id;
+        o.patient_id = p.entry->patient.id;
+        o.patient_name = p.entry->patient.name;
+        for (const auto& c : p.codes) o.tests.push_back({c, {}});
+        o.priority = p.entry->priority;
+        const std::string id = next_id();
+        hl7::oml_o33_header h;
+        h.sending_application = "interfaced";
+        h.receiving_application = analyser_app;
+        h.receiving_facility = analyser_facility;
+        h.timestamp = ts;
+        h.control_id = id;
+        orders.push_back(hl7::build_oml_o33(o, h));
       }
-    static std::uint64_t seq = 0;
-    const std::string control_id = "IFQ" + std::to_string(std::time(nullptr) % 100000000) + "-" + std::to_string(++seq);
-    const std::string ts = astm_now();
     hl7::rsp_k11_request req;
     req.control_id = control_id;
     req.timestamp = ts;
@@ -315,14 +323,15 @@ class ingest_sink final : public transport::batch_sink {
     std::string ids;
     for (const auto& q : queries) ids += (ids.empty() ? "" : ",") + (q.all_samples ? std::string("ALL") : join(q.sample_ids));
     log.info("host query (QBP^Q11) for {}: RSP^K11 {}", ids, summary.empty() ? std::string("NF (nothing pending)") : "OK, pending " + summary);
-    return hl7::build_rsp_k11(qbp, req);
+    std::vector<std::string> out{hl7::build_rsp_k11(qbp, req)};
+    out.insert(out.end(), std::make_move_iterator(orders.begin()), std::make_move_iterator(orders.end()));
+    return out;
   }
 
   // The answer to ASTM host queries, from the local waiting list (no backend round trip, so the
   // analyser gets it within its reply window): one order message per query with a P and an O
-  // record per sample that has something pending, or H + `L|1|I` (no information). Pending: the
-  // requested parameters of an active rerun not yet fulfilled; for a report without a rerun, its
-  // parameters without a result yet. A cancel query (Q.13 `A`) gets no answer.
+  // record per sample that has something pending (pending()), or H + `L|1|I` (no information).
+  // A cancel query (Q.13 `A`) gets no answer.
   std::vector<std::string> answer_astm_queries(const std::string& device, spdlog::logger& log,
                                                const std::vector<query>& queries) {
     std::vector<std::string> out;

@@ -29,6 +29,8 @@ enum class endpoint {
   rerun_request,  // POST /sample-rerun/request, x-is-internal-request: True
 };
 
+// The endpoint's name, as the outbox stores it and delivery maps it to a path (results,
+// rerun_values, rerun_request): one spelling everywhere.
 [[nodiscard]] const char* to_string(endpoint e) noexcept;
 
 // One result in the shape backend-api.md gives for results and rerun values.

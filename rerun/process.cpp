@@ -8,8 +8,8 @@ namespace interfaced::rerun {
 const char* to_string(endpoint e) noexcept {
   switch (e) {
     case endpoint::results: return "results";
-    case endpoint::rerun_values: return "rerun-values";
-    case endpoint::rerun_request: return "rerun-request";
+    case endpoint::rerun_values: return "rerun_values";
+    case endpoint::rerun_request: return "rerun_request";
   }
   return "?";
 }

@@ -56,9 +56,11 @@ struct mllp_session_config {
   std::function<std::string()> next_control_id;
   std::function<std::string()> timestamp;
   // Host queries (QBP^Q11, LAB-27): called with the message text and its queries once it was
-  // stored; returns the reply (HL7 text without MLLP framing, e.g. RSP^K11) sent instead of the
-  // ACK, or "" for the usual ACK. Empty function: queries are acknowledged like any message.
-  std::function<std::string(std::string_view text, const std::vector<query>& queries)> answer_query;
+  // stored; returns the messages to send (HL7 text without MLLP framing, each framed on its
+  // own): the first (RSP^K11) instead of the ACK, the others (OML^O33 work orders) right after
+  // it; their ACKs from the analyser are replies, logged and never acknowledged. Nothing
+  // returned: the usual ACK. Empty function: queries are acknowledged like any message.
+  std::function<std::vector<std::string>(std::string_view text, const std::vector<query>& queries)> answer_query;
 };
 
 namespace detail {
@@ -188,8 +190,9 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         co_return make_ack(text, hl7::ack_code::ae, "207", "not stored, retry later", 0, 0);
       }
       if (!queries.empty()) {
-        std::string reply = config.answer_query(text, queries);
-        if (!reply.empty()) co_return hl7::mllp_wrap(reply);
+        std::string replies;
+        for (const auto& m : config.answer_query(text, queries)) replies += hl7::mllp_wrap(m);
+        if (!replies.empty()) co_return replies;
       }
       co_return make_ack(text, hl7::ack_code::aa, {}, {}, 0, 0);
     };

@@ -348,24 +348,33 @@ TEST_CASE("host queries are answered from the waiting list; reruns and auto-reru
     };
     tcp_conn hl7(hl7_port);
     REQUIRE(hl7.ok());
-    auto exchange = [&](const std::string& msg) {
+    auto exchange = [&](const std::string& msg, std::size_t frames) {
       REQUIRE(hl7.send(msg));
       std::string reply;
       const auto until = std::chrono::steady_clock::now() + 2s;
-      while (reply.find('\x1c') == std::string::npos) {
+      // RSP^K11, and OML^O33 when something is pending: wait for `frames` MLLP ends.
+      while (static_cast<std::size_t>(std::count(reply.begin(), reply.end(), '\x1c')) < frames) {
         const std::string more = hl7.read_some(until);
         if (more.empty()) break;
         reply += more;
       }
       return reply;
     };
-    const std::string ok = exchange(qbp("Q-1", "S-RR-1"));
+    const std::string ok = exchange(qbp("Q-1", "S-RR-1"), 2);
     INFO(ok << "\n" << d.device_log());
     CHECK(ok.find("MSH|^~\\&|") != std::string::npos);
     CHECK(ok.find("RSP^K11") != std::string::npos);
     CHECK(ok.find("MSA|AA|Q-1") != std::string::npos);
     CHECK(ok.find("QAK|Q-1Q|OK|") != std::string::npos);
-    const std::string nf = exchange(qbp("Q-2", "NOBODY"));
+    // The work order: exactly the two rerun tests for the sample.
+    const auto oml = ok.find("OML^O33");
+    REQUIRE(oml != std::string::npos);
+    const std::string order = ok.substr(oml);
+    CHECK(order.find("SPM|1|S-RR-1") != std::string::npos);
+    CHECK(order.find("|HGB") != std::string::npos);
+    CHECK(order.find("|PLT") != std::string::npos);
+    CHECK(order.find("WBC") == std::string::npos);
+    const std::string nf = exchange(qbp("Q-2", "NOBODY"), 1);
     INFO(nf);
     CHECK(nf.find("QAK|Q-2Q|NF|") != std::string::npos);
   }
