@@ -46,8 +46,8 @@ int main(int argc, char** argv) {
   double elapsed = 0;
   do {
     for (int rep = 0; rep < 250'000; ++rep)
-      for (const auto& b : bound) fired += cond.evaluate(b) ? 1 : 0;
-    evaluations += 250'000 * bound.size();
+      for (const auto& b : bound) fired += cond.evaluate(b) ? 1u : 0u;
+    evaluations += std::size_t{250'000} * bound.size();
     elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   } while (elapsed < seconds);
 

@@ -12,19 +12,12 @@ using json = nlohmann::json;
 namespace {
 
 json find(const std::vector<json>& results, const std::string& sample, const std::string& code) {
-  for (const auto& r : results)
-    if (r.at("sample_id") == sample && r.at("code") == code) return r;
-  FAIL("no result for sample " << sample << " code " << code);
-  return {};
+  return interfaced::test::find_result(results, sample, code);
 }
 
 void check(const json& r, const std::string& value, const std::string& unit,
            const std::vector<std::string>& flags) {
-  INFO(r.dump());
-  CHECK(r.at("value") == value);
-  CHECK(r.at("unit") == unit);
-  CHECK(r.at("flags").get<std::vector<std::string>>() == flags);
-  CHECK(r.at("protocol") == "astm");
+  interfaced::test::check_result(r, "astm", value, unit, flags);
 }
 
 }  // namespace

@@ -60,7 +60,7 @@ std::string ingest_log(const std::string& bytes, std::size_t chunk) {
 
 }  // namespace
 
-TEST_CASE("replay CLI: a bad checksum names file and byte offset; the other message still arrives") {
+TEST_CASE("replay CLI: a bad checksum names file and byte offset, the other message still arrives") {
   std::string good1 = session(records("S1", "5.1"));
   std::string bad = session(records("S2", "6.2"));
   // Corrupt one checksum digit of the second session's frame: the frame ends "...<ETX>C1C2<CR><LF>".
@@ -104,7 +104,7 @@ TEST_CASE("replay CLI: exit statuses") {
   }
 }
 
-TEST_CASE("replay CLI: the same result twice is reported once; a new observation is a rerun") {
+TEST_CASE("replay CLI: the same result twice is reported once, a new observation is a rerun") {
   const std::string first = records("S1", "5.1");
   std::string again = first;  // byte-identical: a duplicate delivery
   std::string rerun = records("S1", "5.4");

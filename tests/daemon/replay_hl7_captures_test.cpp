@@ -14,20 +14,13 @@ using json = nlohmann::json;
 namespace {
 
 json find(const std::vector<json>& results, const std::string& sample, const std::string& code) {
-  for (const auto& r : results)
-    if (r.at("sample_id") == sample && r.at("code") == code) return r;
-  FAIL("no result for sample " << sample << " code " << code);
-  return {};
+  return interfaced::test::find_result(results, sample, code);
 }
 
 void check(const json& r, const std::string& value, const std::string& unit,
            const std::vector<std::string>& flags, bool qc = false) {
-  INFO(r.dump());
-  CHECK(r.at("value") == value);
-  CHECK(r.at("unit") == unit);
-  CHECK(r.at("flags").get<std::vector<std::string>>() == flags);
+  interfaced::test::check_result(r, "hl7", value, unit, flags);
   CHECK(r.at("qc") == qc);
-  CHECK(r.at("protocol") == "hl7");
 }
 
 }  // namespace

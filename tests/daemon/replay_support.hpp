@@ -47,4 +47,23 @@ inline std::optional<replay_run> replay_capture(const std::string& rel, std::str
   return replay({capture_path(rel)}, std::move(profile));
 }
 
+// The result for (sample, code) among replay's result lines; fails the test when absent.
+inline nlohmann::json find_result(const std::vector<nlohmann::json>& results, const std::string& sample,
+                                  const std::string& code) {
+  for (const auto& r : results)
+    if (r.at("sample_id") == sample && r.at("code") == code) return r;
+  FAIL("no result for sample " << sample << " code " << code);
+  return {};
+}
+
+// What every per-file capture test checks of a result.
+inline void check_result(const nlohmann::json& r, const std::string& protocol, const std::string& value,
+                         const std::string& unit, const std::vector<std::string>& flags) {
+  INFO(r.dump());
+  CHECK(r.at("value") == value);
+  CHECK(r.at("unit") == unit);
+  CHECK(r.at("flags").get<std::vector<std::string>>() == flags);
+  CHECK(r.at("protocol") == protocol);
+}
+
 }  // namespace interfaced::test

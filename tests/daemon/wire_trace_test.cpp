@@ -15,7 +15,7 @@ TEST_CASE("wire trace: mnemonic form as technicians read it") {
   CHECK(format_trace_line("2026-11-23T08:00:01.251Z", false, "\x06") == "2026-11-23T08:00:01.251Z TX <ACK>");
 }
 
-TEST_CASE("wire trace: every byte value round-trips; TX lines are not replayed") {
+TEST_CASE("wire trace: every byte value round-trips, TX lines are not replayed") {
   std::string all;
   for (int i = 0; i < 256; ++i) all += static_cast<char>(i);
   std::string trace = std::string(wire_trace_header) + ", device t\n";

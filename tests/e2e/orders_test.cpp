@@ -258,7 +258,7 @@ class order_daemon {
 
 }  // namespace
 
-TEST_CASE("host queries are answered from the waiting list; reruns and auto-reruns reach the backend") {
+TEST_CASE("host queries are answered from the waiting list, reruns and auto-reruns reach the backend") {
   temp_dir dir;
   const fs::path data = dir.path / "backend-data.json";
   write_data(data, json::array({entry("S-RR-1", "R-100", 1, {"HGB", "PLT", "WBC"}, {"HGB", "PLT"}),

@@ -307,7 +307,7 @@ TEST_CASE("backend down, then up: everything is delivered, in order") {
   }
 }
 
-TEST_CASE("dropped connections and timeouts are retried; appends are not held up by a slow backend") {
+TEST_CASE("dropped connections and timeouts are retried, appends are not held up by a slow backend") {
   rig r(1);
   r.opts.client.request_timeout = 300ms;
   sim_fault drop;
@@ -333,7 +333,7 @@ TEST_CASE("dropped connections and timeouts are retried; appends are not held up
   CHECK(m->attempts >= 3);
 }
 
-TEST_CASE("GET helpers return the simulator's waiting list and parameters; the token is sent, not recorded") {
+TEST_CASE("GET helpers return the simulator's waiting list and parameters, the token is sent, not recorded") {
   rig r;
   const auto data = r.dir / "backend.json";
   {
@@ -416,7 +416,7 @@ TEST_CASE("faults can be set at run time through the control endpoint and from t
   CHECK(url_encode("a b/é") == "a%20b%2F%C3%A9");
 }
 
-TEST_CASE("TLS: the server certificate is verified; the CA file makes it pass; verify_tls=false warns") {
+TEST_CASE("TLS: the server certificate is verified, the CA file makes it pass, verify_tls=false warns") {
   scratch_dir certs;
   const std::string d = certs.path().string();
   const std::string cmd =

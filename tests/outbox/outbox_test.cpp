@@ -172,7 +172,7 @@ TEST_CASE("bounded: at max_messages the outbox refuses and raises the alarm, but
   CHECK(alarms == std::vector<bool>{true, false});
 }
 
-TEST_CASE("dead letters keep the response; retry re-queues; purge removes old delivered messages") {
+TEST_CASE("dead letters keep the response, retry re-queues, purge removes old delivered messages") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
   outbox box(config_at(file));

@@ -160,7 +160,7 @@ TEST_CASE("astm tcp: ACK per frame, the final ACK only once the outbox said dura
   CHECK(fx.sink.received().size() == 1);
 }
 
-TEST_CASE("astm tcp: a corrupted checksum is NAKed; the resent frame is delivered exactly once",
+TEST_CASE("astm tcp: a corrupted checksum is NAKed, the resent frame is delivered exactly once",
           "[transport][astm]") {
   astm_tcp fx;
   const std::string frame = astm::encode_frame(1, whole_message(), true);
@@ -179,7 +179,7 @@ TEST_CASE("astm tcp: a corrupted checksum is NAKed; the resent frame is delivere
   CHECK(fx.log.contains("rejected"));
 }
 
-TEST_CASE("astm tcp: outbox failure NAKs the end frame; the resend completes the same message",
+TEST_CASE("astm tcp: outbox failure NAKs the end frame, the resend completes the same message",
           "[transport][astm]") {
   astm_tcp fx;
   scripted_sink flaky({false});

@@ -62,7 +62,10 @@ TEST_CASE("tcp server: peers not allowed are refused and logged", "[transport][t
   s.connect({asio::ip::make_address("127.0.0.1"), server.port()});
   std::optional<char> got = 'x';
   bool done = false;
-  spawn(io, [&]() -> asio::awaitable<void> { got = co_await read_byte(s); }(), done);
+  // The coroutine lambda is a named local: a temporary one would be destroyed (with its
+  // captures) while its coroutine still runs.
+  auto reader = [&]() -> asio::awaitable<void> { got = co_await read_byte(s); };
+  spawn(io, reader(), done);
   INFO(log.joined());
   REQUIRE(run_until(io, [&] { return done; }));
   CHECK(!got);  // closed by the server
@@ -76,7 +79,7 @@ TEST_CASE("tcp server: peers not allowed are refused and logged", "[transport][t
   CHECK(s2.start());
 }
 
-TEST_CASE("tcp server: a reconnect from the same analyser replaces its session; keep-alive on",
+TEST_CASE("tcp server: a reconnect from the same analyser replaces its session, keep-alive on",
           "[transport][tcp]") {
   asio::io_context io;
   event_lines log;
@@ -150,16 +153,15 @@ TEST_CASE("tcp client: reconnects with backoff after refusals and disconnects", 
   tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), port});
   int accepted = 0;
   bool acceptor_done = false;
-  spawn(io,
-        [&]() -> asio::awaitable<void> {
-          while (accepted < 3) {
-            auto [ec, s] = co_await listener.async_accept(asio::as_tuple(asio::use_awaitable));
-            if (ec) co_return;
-            ++accepted;
-            s.close();
-          }
-        }(),
-        acceptor_done);
+  auto acceptor = [&]() -> asio::awaitable<void> {  // named: it must outlive its coroutine
+    while (accepted < 3) {
+      auto [ec, s] = co_await listener.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (ec) co_return;
+      ++accepted;
+      s.close();
+    }
+  };
+  spawn(io, acceptor(), acceptor_done);
   REQUIRE(run_until(io, [&] { return acceptor_done && sessions == 3; }));
   CHECK(log.contains("reconnecting in"));
 

@@ -312,7 +312,7 @@ TEST_CASE("a well-formed message parses without diagnostics", "[records][message
   }
 }
 
-TEST_CASE("records end at CR, LF or CR LF; blank lines are skipped", "[records][message]") {
+TEST_CASE("records end at CR, LF or CR LF, blank lines are skipped", "[records][message]") {
   for (const std::string sep : {"\r", "\n", "\r\n", "\r\r\n\n"}) {
     const std::string text = "H|\\^&" + sep + "P|1" + sep + sep + "L|1|N" + sep;
     const auto m = parse_message(text);
@@ -337,7 +337,7 @@ TEST_CASE("records end at CR, LF or CR LF; blank lines are skipped", "[records][
   }
 }
 
-TEST_CASE("record types are case-insensitive; L with or without a termination code",
+TEST_CASE("record types are case-insensitive, L with or without a termination code",
           "[records][message]") {
   const auto m = parse_message("h|\\^&\rp|1\ro|1\rr|1\rc|1\rl");
   CHECK(types(m) == "HPORCL");
@@ -392,7 +392,7 @@ TEST_CASE("hierarchy violations are diagnostics and the record is kept", "[recor
   CHECK(count(parse_message("H|\\^&\rL\rC|1\r"), record_error::out_of_order) == 1);
 }
 
-TEST_CASE("a message must start with H; otherwise defaults are used", "[records][message]") {
+TEST_CASE("a message must start with H, otherwise defaults are used", "[records][message]") {
   const auto m = parse_message("P|1|a&F&b\rL\r");
   CHECK(types(m) == "PL");
   REQUIRE_FALSE(m.diagnostics.empty());
@@ -459,7 +459,7 @@ TEST_CASE("disallowed bytes give not_text with record index and byte offset",
   }
 }
 
-TEST_CASE("bad escapes are reported once per record; H.2 is not an escape", "[records][message]") {
+TEST_CASE("bad escapes are reported once per record, H.2 is not an escape", "[records][message]") {
   const std::string text = "H|\\^&|||Tom & Jerry\rP|1|a&Q&b|c & d\rL\r";
   const auto m = parse_message(text);
   REQUIRE(count(m, record_error::bad_escape) == 2);

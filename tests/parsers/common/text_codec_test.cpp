@@ -80,7 +80,7 @@ TEST_CASE("windows-1252 uses the full 0x80-0x9F table", "[text_codec]") {
   }
 }
 
-TEST_CASE("utf8 is validated; each maximal invalid subpart becomes one U+FFFD", "[text_codec]") {
+TEST_CASE("utf8 is validated, each maximal invalid subpart becomes one U+FFFD", "[text_codec]") {
   const auto conv = [](std::string_view in, bool& lossy) {
     return to_utf8(in, text_encoding::utf8, &lossy);
   };

@@ -216,7 +216,7 @@ TEST_CASE("message: too many segments is an error", "[hl7][message]") {
   CHECK(m.segment_count() == 11);
 }
 
-TEST_CASE("message captures: every .hl7 capture parses; segment counts",
+TEST_CASE("message captures: every .hl7 capture parses, segment counts",
           "[hl7][message][capture]") {
   struct expect {
     const char* file;

@@ -1,0 +1,81 @@
+// Parse-to-results throughput over the HL7 capture corpus (../shared/captures/hl7): each analyser
+// message (OUL^R22, ORU^R01, QBP^Q11) -> message view -> normalised results, as the daemon runs it.
+// Usage: bench_hl7 [seconds=5] [--dump FILE]  (--dump writes the same messages, 0x1C-separated,
+// for the peer reference: tests/bench/bench_hl7_peer.py runs python3-hl7's hl7.parse on them)
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "daemon/capture_input.hpp"
+#include "parsers/hl7/mllp.hpp"
+#include "parsers/hl7/normalise.hpp"
+
+using namespace interfaced;
+
+int main(int argc, char** argv) {
+  double seconds = 5.0;
+  std::string dump;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump = argv[++i];
+    else seconds = std::stod(argv[i]);
+  }
+  const auto dir = std::filesystem::path(INTERFACED_SHARED_DIR) / "captures" / "hl7";
+  std::vector<std::string> messages;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const auto ext = e.path().extension();
+    if (ext != ".hl7" && ext != ".txt") continue;
+    std::ifstream in(e.path(), std::ios::binary);
+    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const auto cap = daemon::decode_capture(bytes);
+    std::vector<std::string> found;
+    if (cap.kind == daemon::capture_kind::hl7_mllp) {
+      hl7::mllp_decoder dec;
+      std::string_view rest = cap.bytes;
+      while (!rest.empty()) {
+        const auto r = dec.put(rest);
+        rest.remove_prefix(r.consumed);
+        if (r.event.kind == hl7::mllp_event_kind::message) found.emplace_back(r.event.message);
+        if (r.event.kind == hl7::mllp_event_kind::none && r.consumed == 0) break;
+      }
+    } else if (cap.kind == daemon::capture_kind::hl7_segments) {
+      found.push_back(cap.bytes);
+    }
+    for (auto& m : found) {
+      // Analyser messages only: what the daemon parses to results (host replies are not).
+      if (m.find("|OUL^R22") != std::string::npos || m.find("|ORU^R01") != std::string::npos ||
+          m.find("|QBP^Q11") != std::string::npos)
+        messages.push_back(std::move(m));
+    }
+  }
+  std::size_t corpus_bytes = 0;
+  for (const auto& m : messages) corpus_bytes += m.size();
+  if (!dump.empty()) {
+    std::ofstream out(dump, std::ios::binary);
+    for (const auto& m : messages) out << m << '\x1c';
+  }
+  const hl7::hl7_options options;
+  std::size_t passes = 0, results = 0, bytes = 0, count = 0;
+  const auto start = std::chrono::steady_clock::now();
+  double elapsed = 0;
+  do {
+    for (const auto& m : messages) {
+      const hl7::hl7_batch b = hl7::normalise(m, options, "bench");
+      results += b.results.size() + b.queries.size();
+      bytes += m.size();
+      ++count;
+    }
+    ++passes;
+    elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  } while (elapsed < seconds);
+  std::printf("corpus: %zu analyser messages, %zu bytes (%s)\n", messages.size(), corpus_bytes, dir.c_str());
+  std::printf("interfaced parse+normalise: %.0f messages/s, %.1f MB/s, %.0f results/s (%zu passes in %.2f s)\n",
+              static_cast<double>(count) / elapsed, static_cast<double>(bytes) / elapsed / 1e6,
+              static_cast<double>(results) / elapsed, passes, elapsed);
+  return 0;
+}
