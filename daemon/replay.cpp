@@ -221,6 +221,9 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
         // Captures log only the analyser's side: the host's ACK to ENQ is not in the file, and
         // many loggers dropped ENQ too. Replay accepts frames on a neutral line; the daemon does not.
         lo.accept_frames_without_enq = true;
+        lo.ignore_frame_numbers = opt.ignore_frame_numbers;
+        if (opt.ignore_frame_numbers && cap.kind == capture_kind::astm_frames)
+          problem(0, "frame numbers not checked (--ignore-frame-numbers): frames taken in file order", true);
         astm_ingest ingest(&catalog, forced, opt.device, lo);
         if (cap.kind == capture_kind::astm_frames) (void)ingest.feed(cap.bytes);
         else ingest.feed_records(cap.bytes);

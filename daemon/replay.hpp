@@ -23,7 +23,8 @@ struct replay_options {
   std::string format = "jsonl";   // jsonl | text
   std::string device;             // device id to report; empty: the profile id
   std::string rules_file;         // local rules (auto-rerun), evaluated as the daemon does
-  bool explain = false;           // print, per result, the rerun decision and every rule evaluated
+  bool explain = false;
+  bool ignore_frame_numbers = false;  // captures whose frame numbers another tool rewrote           // print, per result, the rerun decision and every rule evaluated
 };
 
 int run_replay(const replay_options& options, std::ostream& out, std::ostream& err);

@@ -71,6 +71,11 @@ struct link_options {
   // Leniency, off by default: treat a frame arriving on a neutral line as if ENQ had been
   // acknowledged (captures that logged only frames; analysers that skip establishment).
   bool accept_frames_without_enq = false;
+  // Replay-only leniency, off by default and never set by the daemon: take every frame in order
+  // whatever its FN. Tools that store captures after their own re-assembly rewrite frame
+  // numbers (senaite forces FN=1 on re-joined ETB chunks: captures/astm/SOURCES.md note 1), so
+  // the numbers in such a file say nothing about what the analyser sent.
+  bool ignore_frame_numbers = false;
   // Persist, then acknowledge: the ACK that completes a message (the one for its ETX frame) is
   // held back until confirm_delivery(true); the deliver action comes first.
   bool defer_final_ack = false;

@@ -1,6 +1,7 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Peer reference for bench_hl7: python3-hl7's hl7.parse over the same messages (written by
-`bench_hl7 --dump FILE`, 0x1C-separated), timed the same way. Usage: bench_hl7_peer.py FILE [seconds]"""
+`bench_hl7 --dump FILE`, 0x1C-separated), timed the same way. Usage: /usr/bin/python3 bench_hl7_peer.py FILE [seconds]
+(Debian's python3-hl7 is installed for the system python, /usr/bin/python3)"""
 import sys
 import time
 

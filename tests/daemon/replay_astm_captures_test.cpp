@@ -332,3 +332,25 @@ TEST_CASE("replay: the two non-ASTM vendor files are rejected, naming the format
     CHECK(run->err.find("not an ASTM E1381 capture") != std::string::npos);
   }
 }
+
+TEST_CASE("replay: Yumizen H500 QC stored by senaite with rewritten frame numbers") {
+  // SOURCES.md note 1: senaite re-joined the ETB chunks and forced FN=1, so the file's frame
+  // numbers run 1 2 3 4 5 1 1 1 4 5 ... Checked strictly, LIS1-A 6.5.1.1 rejects those frames and
+  // says so; with --ignore-frame-numbers every frame is taken in file order.
+  auto strict = replay_capture("astm/horiba-yumizen_h500-qc-histograms-multiframe.astm");
+  if (!strict) return;
+  CHECK(strict->status == 1);
+  CHECK(strict->err.find("unexpected frame number 1, expected 6") != std::string::npos);
+
+  auto run = interfaced::test::replay(
+      {interfaced::test::capture_path("astm/horiba-yumizen_h500-qc-histograms-multiframe.astm")}, {}, true);
+  INFO(run.err);
+  REQUIRE(run.status == 0);
+  auto res = run.of_type("result");
+  REQUIRE(res.size() == 21);  // R|1 .. R|21
+  const json mcv = find(res, "PX440N", "MCV");
+  check(mcv, "90.6", "um3", {"N"});
+  CHECK(mcv.at("reference_range") == "84.0 - 94.0");
+  CHECK(mcv.at("qc") == true);  // H.12 processing id Q, and O.16 CTRL (profile)
+  check(find(res, "PX440N", "PLT"), "308", "10E3/uL", {"N"});
+}

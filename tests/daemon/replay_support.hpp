@@ -24,8 +24,10 @@ struct replay_run {
   }
 };
 
-inline replay_run replay(std::vector<std::string> files, std::string profile = {}) {
+inline replay_run replay(std::vector<std::string> files, std::string profile = {},
+                         bool ignore_frame_numbers = false) {
   daemon::replay_options o;
+  o.ignore_frame_numbers = ignore_frame_numbers;
   o.files = std::move(files);
   o.profile = std::move(profile);
   std::ostringstream out, err;
