@@ -672,6 +672,7 @@ class service {
       mc.catalog = &catalog_;
       mc.forced = dev->profile;
       mc.device = dev->cfg.id;
+      if (dev->profile) mc.ack = dev->profile->ack;  // the ACK this analyser expects (profile data)
       mc.answer_query = [this, dev](std::string_view text, const std::vector<query>& qs) {
         return sink_->answer_hl7_query(dev->cfg.id, *dev->log, text, qs);
       };

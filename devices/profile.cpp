@@ -100,7 +100,7 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
   const std::string ptr = "/hl7";
   rd.check_type(h, ptr, json::value_t::object, "an object of HL7 settings with a why");
   static const std::vector<std::string> keys = {"sample_id_from", "code", "name", "qc_when", "all_qc",
-                                                "drop_flags", "honour_msh_18", "obr_results", "why"};
+                                                "drop_flags", "honour_msh_18", "obr_results", "ack", "why"};
   for (auto it = h.begin(); it != h.end(); ++it)
     if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) rd.fail(ptr + "/" + it.key(), "unknown key");
   rd.require_why(h, ptr);
@@ -128,6 +128,45 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
   if (h.contains("honour_msh_18")) {
     rd.check_type(h["honour_msh_18"], ptr + "/honour_msh_18", json::value_t::boolean, "true or false");
     o.honour_msh_18 = h["honour_msh_18"].get<bool>();
+  }
+  if (h.contains("ack")) {
+    // The ACK variations as data (hl7-facts.md §9: Mindray wants MSA|AA|<id>|Message accepted|||0|).
+    const json& a = h["ack"];
+    const std::string q = ptr + "/ack";
+    rd.check_type(a, q, json::value_t::object, "an object of ACK settings");
+    hl7::ack_options& k = p.ack;
+    const std::pair<const char*, std::string*> strings_[] = {
+        {"accept_text", &k.accept_text}, {"accept_code", &k.accept_code}, {"trigger", &k.trigger},
+        {"accept_ack_type", &k.accept_ack_type}, {"application_ack_type", &k.application_ack_type},
+        {"sending_application", &k.sending_application}, {"sending_facility", &k.sending_facility}};
+    const std::pair<const char*, bool*> bools[] = {
+        {"code_in_msa_6", &k.code_in_msa_6}, {"err_segment", &k.err_segment}, {"text_in_msa_3", &k.text_in_msa_3},
+        {"echo_charset", &k.echo_charset}, {"echo_profile", &k.echo_profile}, {"echo_msh_16", &k.echo_msh_16}};
+    const std::pair<const char*, std::size_t*> sizes[] = {{"msh_min_fields", &k.msh_min_fields},
+                                                          {"msa_min_fields", &k.msa_min_fields}};
+    for (auto it = a.begin(); it != a.end(); ++it) {
+      const std::string kp = q + "/" + it.key();
+      bool known = false;
+      for (const auto& [name, dst] : strings_)
+        if (it.key() == name) {
+          rd.check_type(*it, kp, json::value_t::string, "a string");
+          *dst = it->get<std::string>();
+          known = true;
+        }
+      for (const auto& [name, dst] : bools)
+        if (it.key() == name) {
+          rd.check_type(*it, kp, json::value_t::boolean, "true or false");
+          *dst = it->get<bool>();
+          known = true;
+        }
+      for (const auto& [name, dst] : sizes)
+        if (it.key() == name) {
+          rd.check_type(*it, kp, json::value_t::number_integer, "a number of fields");
+          *dst = it->get<std::size_t>();
+          known = true;
+        }
+      if (!known) rd.fail(kp, "unknown ACK setting");
+    }
   }
   if (h.contains("obr_results")) {
     const json& r = h["obr_results"];

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "parsers/astm/normalise.hpp"
+#include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/normalise.hpp"
 
 namespace interfaced::devices {
@@ -39,6 +40,7 @@ struct device_profile {
   std::vector<std::string> sender_contains;
   astm::astm_options astm;
   hl7::hl7_options hl7;  // protocol "hl7": where this analyser's HL7 differs (profile key "hl7")
+  hl7::ack_options ack;  // the ACK it expects (profile key "hl7"/"ack"), e.g. Mindray's MSA-3/MSA-6
   std::size_t frame_text_size = 63993;       // sending: 240 for E1381-95 analysers
   std::vector<leniency> leniencies;
   std::filesystem::path file;

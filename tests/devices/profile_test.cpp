@@ -98,3 +98,21 @@ TEST_CASE("profiles: a profile's field positions change what the normaliser read
   CHECK(r.reference_range == "109 to 143");
   CHECK(r.flags == std::vector<std::string>{"H", "A"});
 }
+
+TEST_CASE("profiles: Mindray's ACK variation is data, and builds the manual's ACK byte for byte") {
+  const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
+  const auto* mindray = cat.find("mindray-cl");
+  REQUIRE(mindray != nullptr);
+  // The patient ORU^R01's MSH from the Mindray CL host interface manual (captures/hl7/
+  // mindray-cl1000i-oru-r01-patient-manual.txt), and the ACK the manual gives for it
+  // (mindray-cl1000i-ack-r01-aa-manual.txt), <CR> as 0x0D.
+  const std::string oru = "MSH|^~\\&|||||20120508094822||ORU^R01|1|P|2.3.1||||0||ASCII|||\r"
+                          "PID|1|1001|||Mike||19851001095133|M\r";
+  const std::string manual_ack = "MSH|^~\\&|||||20120508094823||ACK^R01|1|P|2.3.1||||0||ASCII|||\r"
+                                 "MSA|AA|1|Message accepted|||0|\r";
+  hl7::ack_request req;
+  req.code = hl7::ack_code::aa;
+  req.control_id = "1";
+  req.timestamp = "20120508094823";
+  CHECK(hl7::build_ack(oru, req, mindray->ack) == manual_ack);
+}
