@@ -33,6 +33,7 @@ struct serial_link {
   std::string flow_control = "none";  // none | rts-cts | xon-xoff
   bool dtr = true;
   bool rts = true;
+  friend bool operator==(const serial_link&, const serial_link&) = default;
 };
 
 struct keepalive {
@@ -40,6 +41,7 @@ struct keepalive {
   unsigned idle_s = 60;
   unsigned interval_s = 10;
   unsigned count = 5;
+  friend bool operator==(const keepalive&, const keepalive&) = default;
 };
 
 struct tcp_server_link {
@@ -47,6 +49,7 @@ struct tcp_server_link {
   std::uint16_t port = 0;
   std::vector<std::string> allow;  // peer addresses; empty: any
   keepalive ka;
+  friend bool operator==(const tcp_server_link&, const tcp_server_link&) = default;
 };
 
 struct tcp_client_link {
@@ -55,6 +58,7 @@ struct tcp_client_link {
   std::chrono::milliseconds reconnect_initial{1000};
   std::chrono::milliseconds reconnect_max{60000};
   keepalive ka;
+  friend bool operator==(const tcp_client_link&, const tcp_client_link&) = default;
 };
 
 struct device_config {
@@ -68,6 +72,7 @@ struct device_config {
   tcp_client_link client;
   bool trace = false;             // wire trace on at start
   std::size_t frame_text_size = 0;  // 0: the profile's
+  friend bool operator==(const device_config&, const device_config&) = default;
 };
 
 struct backend_config {

@@ -1,0 +1,562 @@
+#!/usr/bin/env python3
+"""Measurements of the "nothing lost" guarantees, run on demand (not ctest tests).
+
+  nothing_lost.py crash        [--cycles 200] [--sims 4] [--messages 1250] [--results 2]
+  nothing_lost.py backend-down [--n 100000] [--sims 4] [--results 4]
+  nothing_lost.py throughput   [--sims 32] [--messages 200] [--results 2]
+
+Everything runs on 127.0.0.1 in a fresh temporary directory (kept, its path printed), against
+the `interfaced` binary ($INTERFACED, default build-rel/interfaced). Every loop is bounded in
+count and time; every child process is ended (by its pid) on exit.
+
+Captures are generated here: records-only ASTM (H, P, O, R..., L), one message per sample, every
+sample id unique (so the daemon's duplicate detection - same sample, parameter, value,
+observation time - never merges two generated results), one file per simulator.
+
+"Acknowledged" below means: the simulator printed "message i/N acknowledged" for it, i.e. the end
+frame of that ENQ..EOT session was ACKed by the daemon, which persists before that ACK.
+"Recorded" means: the backend simulator recorded a POST carrying the result and answered it 2xx
+(a request it failed on purpose - 503 or dropped - does not count).
+"""
+import argparse
+import collections
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("INTERFACED", os.path.join(REPO, "build-rel", "interfaced"))
+
+CHILDREN = []  # Popen objects we started; ended by pid on exit
+CHILDREN_LOCK = threading.Lock()
+STOP = threading.Event()
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def spawn(args, logfile, stdout=None):
+    f = open(logfile, "ab")
+    p = subprocess.Popen(args, stdout=stdout if stdout is not None else f, stderr=f, stdin=subprocess.DEVNULL)
+    with CHILDREN_LOCK:
+        CHILDREN.append(p)
+    return p
+
+
+def end(p, sig=signal.SIGTERM, wait=10):
+    if p is None or p.poll() is not None:
+        return
+    try:
+        p.send_signal(sig)
+        p.wait(timeout=wait)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(timeout=5)
+    except ProcessLookupError:
+        pass
+
+
+def cleanup(*_):
+    STOP.set()
+    with CHILDREN_LOCK:
+        kids = list(CHILDREN)
+    for p in kids:
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    for p in kids:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def on_signal(signum, _frame):
+    cleanup()
+    sys.exit(128 + signum)
+
+
+# ---- captures ----------------------------------------------------------------------------
+
+PARAMS = ["GLU", "CREA", "UREA", "NA", "K", "CL", "ALT", "AST"]
+
+
+def sample_id(dev, i):
+    return "%s-%07d" % (dev.upper(), i)
+
+
+def message_text(dev, i, nres):
+    sid = sample_id(dev, i)
+    params = PARAMS[:nres]
+    rec = [
+        "H|\\^&|||BENCH^1.0^SN%s|||||LIS||P|LIS2-A2|20261123080000" % dev,
+        "P|1||PAT-%s" % sid,
+        "O|1|%s||%s|R|20261123075500|||||N||||SERUM||||||||||F" % (sid, "\\".join("^^^" + p for p in params)),
+    ]
+    for k, p in enumerate(params):
+        val = "%d.%d" % (1 + (i + k) % 90, (i * 7 + k) % 10)
+        rec.append("R|%d|^^^%s|%s|mmol/L|||N||F||tech1|20261123075600|20261123080100|BENCH" % (k + 1, p, val))
+    rec.append("L|1|N")
+    return "\r\n".join(rec) + "\r\n"
+
+
+def write_capture(path, dev, indices, nres):
+    with open(path, "w", newline="") as f:
+        for i in indices:
+            f.write(message_text(dev, i, nres))
+
+
+# ---- daemon / backend ------------------------------------------------------------------------
+
+def write_config(d, devices, backend_port, max_messages=1000000):
+    cfg = {
+        "devices": [{"id": dev, "protocol": "astm", "link": {"type": "tcp-server", "bind": "127.0.0.1", "port": port}}
+                    for dev, port in devices],
+        "backend": {"base_url": "http://127.0.0.1:%d" % backend_port},
+        "outbox": {"path": os.path.join(d, "outbox.sqlite"), "max_messages": max_messages},
+        "logging": {"dir": os.path.join(d, "logs"), "level": "warn"},
+        "health": {"bind": "127.0.0.1", "port": free_port()},
+        "control_socket": os.path.join(d, "control.sock"),
+    }
+    path = os.path.join(d, "interfaced.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f, indent=2)
+    return path
+
+
+def wait_listening(port, limit=15.0):
+    end_t = time.time() + limit
+    while time.time() < end_t:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def start_backend(d, port, record, extra=()):
+    p = spawn([BIN, "backend-sim", "--listen", str(port), "--record", record] + list(extra),
+              os.path.join(d, "logs", "backend-sim.log"))
+    if not wait_listening(port):
+        raise SystemExit("backend-sim did not listen on %d" % port)
+    return p
+
+
+def start_daemon(d, config):
+    return spawn([BIN, "run", "-c", config], os.path.join(d, "logs", "daemon.out"))
+
+
+def wait_devices(d, daemon, devs):
+    for _, port in devs:
+        if not wait_listening(port, 30):
+            with open(os.path.join(d, "logs", "daemon.out"), errors="replace") as f:
+                tail = f.read()[-2000:]
+            raise SystemExit("the daemon does not listen on %d (exit %s):\n%s" % (port, daemon.poll(), tail))
+
+
+def post_fault(port, fault):
+    req = urllib.request.Request("http://127.0.0.1:%d/_sim/faults" % port, data=json.dumps(fault).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    urllib.request.urlopen(req, timeout=5).read()
+
+
+class Record:
+    """Incremental reader of the backend-sim record file."""
+
+    def __init__(self, path):
+        self.path = path
+        self.pos = 0
+        self.lines = 0
+        self.delivered = collections.defaultdict(list)  # (dev, sample, param) -> [(seq, idem key, duplicate)]
+        self.order = collections.defaultdict(list)      # device -> [(seq, sample)] of 2xx non-duplicate POSTs
+        self.faulted = 0
+        self.requests = 0
+        self.buf = b""
+
+    def poll(self):
+        if not os.path.exists(self.path):
+            return
+        with open(self.path, "rb") as f:
+            f.seek(self.pos)
+            data = f.read()
+        self.pos += len(data)
+        self.buf += data
+        *complete, self.buf = self.buf.split(b"\n")
+        for line in complete:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            self.lines += 1
+            if r.get("method") != "POST":
+                continue
+            self.requests += 1
+            if r.get("fault") or not (200 <= r.get("status", 0) < 300):
+                self.faulted += 1
+                continue
+            body = r.get("body")
+            if isinstance(body, str):
+                try:
+                    body = json.loads(body)
+                except ValueError:
+                    continue
+            if not isinstance(body, dict):
+                continue
+            dev = body.get("device_id", "")
+            samples = []
+            for res in body.get("results", body.get("values", [])) or []:
+                key = (dev, res.get("sample_id", ""), res.get("parameter", ""))
+                self.delivered[key].append((r.get("seq"), r.get("idempotency_key", ""), bool(r.get("duplicate"))))
+                if res.get("sample_id") not in samples:
+                    samples.append(res.get("sample_id"))
+            if not r.get("duplicate"):
+                for s in samples:
+                    self.order[dev].append((r.get("seq"), s))
+
+    def result_count(self):
+        return len(self.delivered)
+
+
+# ---- simulators ---------------------------------------------------------------------------------
+
+ACK_RE = re.compile(rb"^message (\d+)/(\d+) acknowledged")
+
+
+class Sim(threading.Thread):
+    """One analyser: plays its messages; re-plays the not-yet-acknowledged ones after a failed run."""
+
+    def __init__(self, d, dev, port, indices, nres, max_runs=2000, deadline=None, extra=()):
+        super().__init__(daemon=True)
+        self.d, self.dev, self.port, self.nres = d, dev, port, nres
+        self.remaining = list(indices)
+        self.acked = []           # message indices, in acknowledgement order
+        self.ack_times = []       # time.monotonic() of each ack line
+        self.runs = 0
+        self.failed_runs = 0
+        self.max_runs = max_runs
+        self.deadline = deadline
+        self.extra = list(extra)
+        self.started = self.finished = None
+        self.proc = None
+
+    def run(self):
+        self.started = time.monotonic()
+        while self.remaining and self.runs < self.max_runs and not STOP.is_set():
+            if self.deadline and time.monotonic() > self.deadline:
+                break
+            self.runs += 1
+            cap = os.path.join(self.d, "cap-%s-run.astm" % self.dev)
+            batch = list(self.remaining)
+            write_capture(cap, self.dev, batch, self.nres)
+            args = [BIN, "simulate", "--connect", "127.0.0.1:%d" % self.port, "--reply-timeout", "5000",
+                    "--timeout", "600000"] + self.extra + [cap]
+            p = spawn(args, os.path.join(self.d, "logs", "sim-%s.err" % self.dev), stdout=subprocess.PIPE)
+            self.proc = p
+            done = set()
+            for line in p.stdout:
+                m = ACK_RE.match(line)
+                if m:
+                    k = int(m.group(1)) - 1
+                    if 0 <= k < len(batch) and k not in done:
+                        done.add(k)
+                        self.acked.append(batch[k])
+                        self.ack_times.append(time.monotonic())
+            rc = p.wait()
+            self.remaining = [x for k, x in enumerate(batch) if k not in done]
+            if rc != 0:
+                self.failed_runs += 1
+                time.sleep(0.2)
+        self.finished = time.monotonic()
+
+
+def pct(xs, q):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q / 100.0 * (len(xs) - 1))))]
+
+
+def expected_keys(dev, indices, nres):
+    return [(dev, sample_id(dev, i), p) for i in indices for p in PARAMS[:nres]]
+
+
+def outbox_summary(d):
+    out = subprocess.run([BIN, "outbox", "--file", os.path.join(d, "outbox.sqlite"), "list", "--all", "--json"],
+                         capture_output=True, text=True, timeout=300)
+    try:
+        rows = json.loads(out.stdout)
+    except ValueError:
+        return None, out.stdout[:300] + out.stderr[:300]
+    if isinstance(rows, dict):
+        rows = rows.get("messages", rows.get("items", []))
+    return rows, None
+
+
+def loss_report(rec, sims, nres, label=""):
+    """Lost / duplicate accounting over every acknowledged message of every simulator."""
+    acked_keys, unacked_keys = [], []
+    for s in sims:
+        acked_keys += expected_keys(s.dev, s.acked, nres)
+        unacked_keys += expected_keys(s.dev, s.remaining, nres)
+    lost = [k for k in acked_keys if k not in rec.delivered]
+    dup = {k: v for k, v in rec.delivered.items() if len(v) > 1}
+    same_key = sum(1 for v in dup.values() if len({x[1] for x in v}) == 1)
+    answered_dup = sum(1 for v in dup.values() if any(x[2] for x in v))
+    unacked_recorded = sum(1 for k in unacked_keys if k in rec.delivered)
+    log("%sresults acknowledged %d, never acknowledged %d (of those recorded anyway: %d)" %
+        (label, len(acked_keys), len(unacked_keys), unacked_recorded))
+    log("%sresults recorded (2xx) %d distinct; POSTs %d (failed on purpose %d)" %
+        (label, rec.result_count(), rec.requests, rec.faulted))
+    log("%sLOST (acknowledged, not recorded): %d" % (label, len(lost)))
+    for k in lost[:20]:
+        log("   lost:", k)
+    log("%sresults recorded more than once: %d; with the same Idempotency-Key every time: %d; "
+        "with a different key (appended twice): %d; answered {duplicate:true} by the backend: %d" %
+        (label, len(dup), same_key, len(dup) - same_key, answered_dup))
+    for k, v in list((k, v) for k, v in dup.items() if len({x[1] for x in v}) > 1)[:10]:
+        log("   different keys:", k, v)
+    return lost, dup
+
+
+# ---- modes --------------------------------------------------------------------------------------
+
+def mode_crash(a, d):
+    rnd = random.Random(a.seed)
+    bport = free_port()
+    devs = [("crash%d" % i, free_port()) for i in range(a.sims)]
+    config = write_config(d, devs, bport)
+    record = os.path.join(d, "backend-requests.jsonl")
+    # A fault at start (CLI), more at run time (POST /_sim/faults) below.
+    backend = start_backend(d, bport, record, ["--fail", "status=503,count=5"])
+    daemon = start_daemon(d, config)
+    wait_devices(d, daemon, devs)
+    total_deadline = time.monotonic() + a.max_seconds
+    sims = [Sim(d, dev, port, range(a.messages), a.results, deadline=total_deadline) for dev, port in devs]
+    t0 = time.monotonic()
+    for s in sims:
+        s.start()
+    rec = Record(record)
+    cycles = 0
+    faults_posted = collections.Counter()
+    while cycles < a.cycles and time.monotonic() < total_deadline:
+        time.sleep(rnd.uniform(a.min_up, a.max_up))
+        # Random backend faults now and then.
+        if rnd.random() < 0.3:
+            f = rnd.choice([{"status": 503, "count": rnd.randint(1, 5)},
+                            {"drop": True, "count": rnd.randint(1, 3)},
+                            {"status": 503, "count": 2, "retry_after": 1},
+                            {"status": 200, "delay_ms": 300, "count": 2}])  # slow answers: kills land mid-POST
+            try:
+                post_fault(bport, f)
+                faults_posted[json.dumps(f, sort_keys=True)] += 1
+            except OSError as e:
+                log("fault post failed:", e)
+        daemon.send_signal(signal.SIGKILL)
+        daemon.wait()
+        cycles += 1
+        daemon = start_daemon(d, config)
+        if cycles % 20 == 0:
+            rec.poll()
+            log("cycle %d: acknowledged %d messages, backend has %d results" %
+                (cycles, sum(len(s.acked) for s in sims), rec.result_count()))
+        if all(not s.is_alive() for s in sims):
+            log("every simulator finished after %d cycles; the kills stop" % cycles)
+            break
+    kill_phase = time.monotonic() - t0
+    log("kill phase over: %d SIGKILL cycles in %.1f s; letting the simulators finish" % (cycles, kill_phase))
+    for s in sims:
+        s.join(timeout=max(1, total_deadline + 120 - time.monotonic()))
+    want = sum(len(expected_keys(s.dev, s.acked, a.results)) for s in sims)
+    drain_end = time.monotonic() + a.drain_seconds
+    while time.monotonic() < drain_end:
+        rec.poll()
+        if all(k in rec.delivered for s in sims for k in expected_keys(s.dev, s.acked, a.results)):
+            break
+        time.sleep(1)
+    rec.poll()
+    log("drained %.1f s after the start" % (time.monotonic() - t0))
+    log("simulators: runs %d (failed runs %d)" % (sum(s.runs for s in sims), sum(s.failed_runs for s in sims)))
+    log("results sent (generated) %d = %d simulators x %d messages x %d results" %
+        (a.sims * a.messages * a.results, a.sims, a.messages, a.results))
+    log("backend faults posted at run time:", dict(faults_posted))
+    lost, dup = loss_report(rec, sims, a.results)
+    rows, err = outbox_summary(d)
+    if rows is not None:
+        log("outbox: %d messages; states %s" % (len(rows), dict(collections.Counter(
+            str(r.get("state", r.get("status", "?"))) for r in rows))))
+    else:
+        log("outbox list failed:", err)
+    end(daemon)
+    end(backend)
+    return 1 if lost or any(s.remaining for s in sims) else 0
+
+
+def check_order(rec, devs):
+    """Per ordering key device:<id>: the first 2xx arrival of each sample is in generation order."""
+    bad = 0
+    for dev in devs:
+        seen, seq = set(), []
+        for _, s in sorted(rec.order[dev]):
+            if s not in seen:
+                seen.add(s)
+                seq.append(s)
+        inversions = sum(1 for x, y in zip(seq, seq[1:]) if x > y)
+        if inversions:
+            log("ORDER broken for device:%s: %d inversions" % (dev, inversions))
+        bad += inversions
+    return bad
+
+
+def mode_backend_down(a, d):
+    bport = free_port()  # nobody listens here during the ingest
+    devs = [("down%d" % i, free_port()) for i in range(a.sims)]
+    config = write_config(d, devs, bport)
+    record = os.path.join(d, "backend-requests.jsonl")
+    daemon = start_daemon(d, config)
+    wait_devices(d, daemon, devs)
+    per_sim = a.n // (a.sims * a.results)
+    deadline = time.monotonic() + a.max_seconds
+    sims = [Sim(d, dev, port, range(per_sim), a.results, max_runs=20, deadline=deadline) for dev, port in devs]
+    total = per_sim * a.sims * a.results
+    log("ingest: %d results (%d simulators x %d messages x %d results), backend down (port %d unused)" %
+        (total, a.sims, per_sim, a.results, bport))
+    t0 = time.monotonic()
+    for s in sims:
+        s.start()
+    for s in sims:
+        s.join(timeout=max(1, deadline - time.monotonic()))
+    t_ingest = time.monotonic() - t0
+    acked = sum(len(s.acked) for s in sims) * a.results
+    log("ingest done: %d results acknowledged in %.1f s = %.0f results/s (%.0f messages/s)" %
+        (acked, t_ingest, acked / t_ingest, acked / a.results / t_ingest))
+    rec = Record(record)
+    t1 = time.monotonic()
+    backend = start_backend(d, bport, record)
+    first = None
+    drain_end = time.monotonic() + a.drain_seconds
+    last_report = time.monotonic()
+    while time.monotonic() < drain_end:
+        rec.poll()
+        if first is None and rec.result_count():
+            first = time.monotonic() - t1
+            log("first delivery %.1f s after the backend came up (the daemon's retry backoff)" % first)
+        if rec.result_count() >= acked:
+            break
+        if time.monotonic() - last_report > 30:
+            log("draining: %d/%d results recorded" % (rec.result_count(), acked))
+            last_report = time.monotonic()
+        time.sleep(0.5)
+    rec.poll()
+    t_drain = time.monotonic() - t1
+    log("drain: %d results recorded %.1f s after backend-sim started" % (rec.result_count(), t_drain))
+    if first is not None and t_drain > first:
+        log("  delivery rate once flowing: %.0f results/s" % (rec.result_count() / max(0.001, t_drain - first)))
+    lost, dup = loss_report(rec, sims, a.results)
+    inv = check_order(rec, [dev for dev, _ in devs])
+    log("ordering: %d inversions over %d keys (device:<id>)" % (inv, len(devs)))
+    end(daemon)
+    end(backend)
+    return 1 if lost or inv or acked < total else 0
+
+
+def mode_throughput(a, d):
+    bport = free_port()
+    devs = [("tp%02d" % i, free_port()) for i in range(a.sims)]
+    config = write_config(d, devs, bport)
+    record = os.path.join(d, "backend-requests.jsonl")
+    backend = start_backend(d, bport, record)
+    daemon = start_daemon(d, config)
+    wait_devices(d, daemon, devs)
+    deadline = time.monotonic() + a.max_seconds
+    sims = [Sim(d, dev, port, range(a.messages), a.results, max_runs=3, deadline=deadline) for dev, port in devs]
+    rec = Record(record)
+    t0 = time.monotonic()
+    for s in sims:
+        s.start()
+    for s in sims:
+        s.join(timeout=max(1, deadline - time.monotonic()))
+    t_ack = time.monotonic() - t0
+    total = a.sims * a.messages * a.results
+    acked = sum(len(s.acked) for s in sims) * a.results
+    while time.monotonic() < deadline + 60:
+        rec.poll()
+        if rec.result_count() >= acked:
+            break
+        time.sleep(0.2)
+    t_rec = time.monotonic() - t0
+    # Per-message session time: the gap between consecutive "acknowledged" lines of one simulator
+    # (ENQ..EOT of one message incl. the daemon's persist, as seen by the driver reading stdout).
+    gaps = []
+    for s in sims:
+        gaps += [b - x for x, b in zip(s.ack_times, s.ack_times[1:])]
+    log("%d simulators x %d messages x %d results = %d results; acknowledged %d in %.2f s = %.0f results/s "
+        "(%.0f messages/s)" % (a.sims, a.messages, a.results, total, acked, t_ack, acked / t_ack,
+                               acked / a.results / t_ack))
+    log("recorded by backend-sim: %d results, all in by %.2f s = %.0f results/s end to end" %
+        (rec.result_count(), t_rec, rec.result_count() / t_rec))
+    log("per-message ack interval per simulator (ms): p50 %.1f p90 %.1f p99 %.1f max %.1f (n=%d)" %
+        (pct(gaps, 50) * 1e3, pct(gaps, 90) * 1e3, pct(gaps, 99) * 1e3, max(gaps) * 1e3 if gaps else 0, len(gaps)))
+    lost, _ = loss_report(rec, sims, a.results)
+    end(daemon)
+    end(backend)
+    return 1 if lost or acked < total else 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["crash", "backend-down", "throughput"])
+    ap.add_argument("--cycles", type=int, default=200)
+    ap.add_argument("--sims", type=int, default=None)
+    ap.add_argument("--messages", type=int, default=None)
+    ap.add_argument("--results", type=int, default=None)
+    ap.add_argument("--n", type=int, default=100000)
+    ap.add_argument("--min-up", type=float, default=0.3, help="crash: least seconds between kills")
+    ap.add_argument("--max-up", type=float, default=1.5, help="crash: most seconds between kills")
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--max-seconds", type=float, default=1800, help="bound on the ingest / kill phase")
+    ap.add_argument("--drain-seconds", type=float, default=900, help="bound on the final drain")
+    ap.add_argument("--dir", default=None)
+    a = ap.parse_args()
+    defaults = {"crash": (4, 1250, 2), "backend-down": (4, 0, 4), "throughput": (32, 200, 2)}[a.mode]
+    a.sims = a.sims or defaults[0]
+    a.messages = a.messages or defaults[1]
+    a.results = a.results or defaults[2]
+    if a.seed is None:
+        a.seed = int(time.time())
+    if not os.access(BIN, os.X_OK):
+        raise SystemExit("no interfaced binary at %s (set INTERFACED)" % BIN)
+    d = a.dir or tempfile.mkdtemp(prefix="interfaced-bench-%s-" % a.mode)
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log("mode %s, dir %s, binary %s, seed %d, args %s" % (a.mode, d, BIN, a.seed, vars(a)))
+    try:
+        rc = {"crash": mode_crash, "backend-down": mode_backend_down, "throughput": mode_throughput}[a.mode](a, d)
+    finally:
+        cleanup()
+    log("exit", rc)
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main())
