@@ -1,5 +1,6 @@
 #include "daemon/logging.hpp"
 
+#include <sys/uio.h>
 #include <systemd/sd-journal.h>
 
 #include <atomic>
@@ -15,6 +16,7 @@ namespace interfaced::daemon {
 namespace {
 
 std::atomic<unsigned long> log_errors{0};
+thread_local std::vector<std::string> current_samples;
 
 // journald with the device as a field, so `journalctl DEVICE=xn-1` shows one analyser.
 class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
@@ -24,9 +26,14 @@ class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
     const auto level = static_cast<std::size_t>(msg.level);
     const int prio = priorities[level < 7 ? level : 6];
     const std::string device(msg.logger_name.data(), msg.logger_name.size());
-    sd_journal_send("MESSAGE=%.*s", static_cast<int>(msg.payload.size()), msg.payload.data(),
-                    "PRIORITY=%d", prio, "SYSLOG_IDENTIFIER=interfaced", "DEVICE=%s",
-                    device.empty() ? "-" : device.c_str(), nullptr);
+    // sd_journal_sendv: a field may repeat (one SAMPLE_ID= per sample of the message).
+    std::vector<std::string> fields{"MESSAGE=" + std::string(msg.payload.data(), msg.payload.size()),
+                                    "PRIORITY=" + std::to_string(prio), "SYSLOG_IDENTIFIER=interfaced",
+                                    "DEVICE=" + (device.empty() ? std::string("-") : device)};
+    for (const auto& s : current_samples) fields.push_back("SAMPLE_ID=" + s);
+    std::vector<iovec> iov;
+    for (auto& f : fields) iov.push_back({f.data(), f.size()});
+    sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
   }
   void flush_() override {}
 };
@@ -46,6 +53,9 @@ spdlog::level::level_enum level_of(const std::string& name) {
 }
 
 }  // namespace
+
+log_samples::log_samples(std::vector<std::string> samples) { current_samples = std::move(samples); }
+log_samples::~log_samples() { current_samples.clear(); }
 
 bool under_systemd() noexcept { return std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("NOTIFY_SOCKET") != nullptr; }
 

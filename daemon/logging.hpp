@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "daemon/config.hpp"
 
@@ -21,6 +22,15 @@ void init_service_log(const logging_config& cfg);
 // The logger of one device: its own rotating file plus the service log, named after the device.
 // A device log that cannot be opened (permissions) falls back to the service log and says so.
 [[nodiscard]] std::shared_ptr<spdlog::logger> device_log(const logging_config& cfg, const std::string& device);
+// While alive, journal entries logged on this thread carry SAMPLE_ID= fields (one per sample).
+// The daemon runs one event-loop thread, so this scopes exactly the lines about one message.
+class log_samples {
+ public:
+  explicit log_samples(std::vector<std::string> samples);
+  ~log_samples();
+  log_samples(const log_samples&) = delete;
+  log_samples& operator=(const log_samples&) = delete;
+};
 // True when stderr is connected to the journal (systemd sets JOURNAL_STREAM).
 [[nodiscard]] bool under_systemd() noexcept;
 

@@ -111,6 +111,23 @@ struct device_stats {
   std::uint64_t duplicates = 0;
   std::string last_message_at;
   bool connected = false;
+  // "Today" in the lab's local time (technicians ask how many samples an analyser did today).
+  int day = -1;                     // local day of year the *_today counters belong to
+  std::uint64_t messages_today = 0;
+  std::uint64_t results_today = 0;
+
+  void count_today(std::uint64_t results_now) {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    const int today = tm.tm_year * 400 + tm.tm_yday;
+    if (today != day) {
+      day = today;
+      messages_today = results_today = 0;
+    }
+    ++messages_today;
+    results_today += results_now;
+  }
 };
 
 // Whether a link is inside a transfer, told from its bytes alone so shutdown can wait for exactly
@@ -205,6 +222,9 @@ class ingest_sink final : public transport::batch_sink {
       dev->stats.duplicates += out.counts.duplicates;
       dev->stats.queries += d.queries.size();
       dev->stats.last_message_at = now_iso_ms();
+      dev->stats.count_today(out.counts.forwarded);
+      // The journal gets the samples as a structured field (journalctl SAMPLE_ID=...).
+      const log_samples samples_field(sample_ids(b.results));
       dev->log->info("message received: {} results ({} first, {} requested reruns, {} instrument-triggered, {} duplicates not forwarded){}",
                      out.counts.results, out.counts.first_results, out.counts.requested_reruns,
                      out.counts.instrument_triggered, out.counts.duplicates,
@@ -375,6 +395,12 @@ class ingest_sink final : public transport::batch_sink {
     std::string s;
     for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
     return s;
+  }
+  static std::vector<std::string> sample_ids(const std::vector<result>& results) {
+    std::vector<std::string> samples;
+    for (const auto& r : results)
+      if (std::find(samples.begin(), samples.end(), r.sample_id) == samples.end()) samples.push_back(r.sample_id);
+    return samples;
   }
   static std::string sample_list(const std::vector<result>& results) {
     std::vector<std::string> samples;
@@ -808,6 +834,8 @@ class service {
                       {"up", d->stats.connected || (d->server && d->server->sessions() > 0)},
                       {"listening", d->server != nullptr},
                       {"messages", d->stats.messages},
+                      {"messages_today", d->stats.messages_today},
+                      {"results_today", d->stats.results_today},
                       {"results", d->stats.results},
                       {"queries", d->stats.queries},
                       {"duplicates", d->stats.duplicates},
