@@ -11,6 +11,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <ctime>
+#include <deque>
 #include <fstream>
 #include <iomanip>
 #include <iterator>
@@ -175,12 +176,74 @@ struct device_runtime {
   std::ofstream trace_file;
 };
 
+// seen(S,P) over the durable history plus the batches whose outbox append is still in flight.
+// A batch's history rows are committed only once its messages are durable in the outbox: a crash
+// (or a failed append) in between must leave the results unseen, so the analyser's resend is
+// forwarded again instead of being taken for a duplicate and lost (found by
+// tests/bench/crash_test.sh: 100 acknowledged messages lost over 110 SIGKILLs before this).
+class pending_history final : public rerun::result_store {
+ public:
+  explicit pending_history(rerun::result_store& base) : base_(base) {}
+
+  // Records made until the next open() belong to batch `id`.
+  std::uint64_t open() {
+    batches_.push_back({++seq_, {}, {}});
+    return seq_;
+  }
+  // The batch's rows, to write to the durable store; the batch is forgotten.
+  template <class Write>
+  void settle(std::uint64_t id, bool durable, Write&& write) {
+    auto it = std::find_if(batches_.begin(), batches_.end(), [&](const batch& b) { return b.id == id; });
+    if (it == batches_.end()) return;
+    if (durable) write(it->rows);
+    batches_.erase(it);
+  }
+
+  [[nodiscard]] bool has(std::string_view s, std::string_view p) const override {
+    if (base_.has(s, p)) return true;
+    return std::any_of(batches_.begin(), batches_.end(), [&](const batch& b) { return b.seen.has(s, p); });
+  }
+  [[nodiscard]] bool has_observation(std::string_view s, std::string_view p, std::string_view v,
+                                     std::string_view t) const override {
+    if (base_.has_observation(s, p, v, t)) return true;
+    return std::any_of(batches_.begin(), batches_.end(),
+                       [&](const batch& b) { return b.seen.has_observation(s, p, v, t); });
+  }
+  [[nodiscard]] std::optional<rerun::observation> latest(std::string_view s, std::string_view p) const override {
+    for (auto it = batches_.rbegin(); it != batches_.rend(); ++it)
+      if (auto o = it->seen.latest(s, p)) return o;
+    return base_.latest(s, p);
+  }
+  void record(std::string_view s, std::string_view p, rerun::observation o) override {
+    if (batches_.empty()) open();
+    batch& b = batches_.back();
+    b.rows.push_back({std::string(s), std::string(p), o});
+    b.seen.record(s, p, std::move(o));
+  }
+  std::size_t prune(rerun::timestamp cutoff) override { return base_.prune(cutoff); }
+
+  struct row {
+    std::string sample, parameter;
+    rerun::observation o;
+  };
+
+ private:
+  struct batch {
+    std::uint64_t id;
+    std::vector<row> rows;
+    rerun::memory_result_store seen;
+  };
+  rerun::result_store& base_;
+  std::deque<batch> batches_;
+  std::uint64_t seq_ = 0;
+};
+
 // The hand-off from every link: rerun tagging and routing (rerun.md), then the outbox; the
 // analyser's final ACK waits for `done(true)` (persist, then acknowledge).
 class ingest_sink final : public transport::batch_sink {
  public:
   ingest_sink(transport::outbox& box, std::map<std::string, device_runtime*>& devices, transport::state_store& store)
-      : outbox_(box), devices_(devices), store_(store) {}
+      : outbox_(box), devices_(devices), store_(store), history_(store) {}
 
   void hand_off(transport::delivery d, transport::done_callback done) override {
     auto it = devices_.find(d.device);
@@ -190,22 +253,9 @@ class ingest_sink final : public transport::batch_sink {
     b.batch_id = d.device + "-" + std::to_string(++batch_seq_) + "-" + std::to_string(std::time(nullptr));
     b.results = std::move(d.results);
     const auto now = wall_now();
-    rerun::rerun_inputs in{codes_, rules_, store_, state_, now};
-    rerun::batch_outcome out;
-    // The history rows and the new rerun state commit together, before the outbox append and so
-    // before the analyser's ACK (persist, then acknowledge).
-    try {
-      store_.begin();
-      out = rerun::process_reports_for_rerun(b, in);
-      store_.put("rerun_state", rerun::to_json(state_).dump());
-      store_.commit();
-    } catch (const std::exception& e) {
-      store_.rollback();
-      if (dev) dev->log->error("the rerun state could not be stored: {}; the analyser resends", e.what());
-      else spdlog::error("the rerun state could not be stored: {}", e.what());
-      done(false);
-      return;
-    }
+    rerun::rerun_inputs in{codes_, rules_, history_, state_, now};
+    const std::uint64_t batch_id = history_.open();
+    const rerun::batch_outcome out = rerun::process_reports_for_rerun(b, in);
     if (dev) {
       log_actions(*dev->log, out.actions);
       for (const auto& m : out.messages) {
@@ -243,13 +293,34 @@ class ingest_sink final : public transport::batch_sink {
       msgs.push_back(std::move(nm));
     }
     if (msgs.empty()) {
-      done(true);
+      done(settle(batch_id, true, dev));
       return;
     }
-    outbox_.append(std::move(msgs), [done = std::move(done), dev](transport::append_result r) {
+    outbox_.append(std::move(msgs), [this, batch_id, done = std::move(done), dev](transport::append_result r) {
       if (!r.durable && dev) dev->log->error("the outbox could not store the message: {}", r.error);
-      done(r.durable);
+      done(settle(batch_id, r.durable, dev));
     });
+  }
+
+  // After the outbox said durable (or failed): the batch's history rows and the rerun state are
+  // committed together, then the analyser may be acknowledged. Returns whether it may.
+  bool settle(std::uint64_t batch_id, bool durable, device_runtime* dev) {
+    bool ok = durable;
+    history_.settle(batch_id, durable, [&](const std::vector<pending_history::row>& rows) {
+      try {
+        store_.begin();
+        for (const auto& r : rows) store_.record(r.sample, r.parameter, r.o);
+        store_.put("rerun_state", rerun::to_json(state_).dump());
+        store_.commit();
+      } catch (const std::exception& e) {
+        store_.rollback();
+        // The messages are in the outbox already: NAK makes the analyser resend, and the resend is
+        // forwarded again (at-least-once) rather than lost.
+        if (dev) dev->log->error("the result history could not be stored: {}; the analyser resends", e.what());
+        ok = false;
+      }
+    });
+    return ok;
   }
 
   [[nodiscard]] bool accepting() const override { return outbox_.accepting(); }
@@ -286,7 +357,7 @@ class ingest_sink final : public transport::batch_sink {
         }
       } else {
         for (const auto& name : e.parameters)
-          if (!rerun::contains(e.valued_parameters, name) && !store_.has(e.sample_id, name)) tests.push_back(name);
+          if (!rerun::contains(e.valued_parameters, name) && !history_.has(e.sample_id, name)) tests.push_back(name);
       }
       for (const auto& name : tests) {
         std::string code(codes_.instrument_code(name));
@@ -415,6 +486,7 @@ class ingest_sink final : public transport::batch_sink {
   rerun::code_map codes_;
   rerun::rule_set rules_;
   transport::state_store& store_;
+  pending_history history_;  // seen(S,P): durable rows + batches not yet durable
   rerun::rerun_state state_;
   std::uint64_t batch_seq_ = 0;
 };

@@ -346,6 +346,12 @@ TEST_CASE("host queries are answered from the waiting list, reruns and auto-reru
              "|P|2.5.1|||ER|AL||UNICODE UTF-8|||LAB-27^IHE\rQPD|WOS^Work Order Step^IHE_LABTF|" + id + "Q|" + sample +
              "^MRCP|I\rRCP|I||R\r\x1c\r";
     };
+    // The HL7 device polls its own waiting list: wait for its first refresh (a loaded machine
+    // can be slower than the analyser's query).
+    const auto refreshed_until = std::chrono::steady_clock::now() + 10s;
+    while (slurp(dir.path / "logs" / "ana2.log").find("waiting list refreshed") == std::string::npos &&
+           std::chrono::steady_clock::now() < refreshed_until)
+      std::this_thread::sleep_for(50ms);
     tcp_conn hl7(hl7_port);
     REQUIRE(hl7.ok());
     auto exchange = [&](const std::string& msg, std::size_t frames) {
