@@ -671,14 +671,6 @@ class service {
         auto entries = rerun::waiting_list_from_json(json::parse(wl.body));
         const std::size_t n = entries.size();
         auto acts = rerun::refresh_waiting_list(sink_->state(), dev.cfg.id, std::move(entries), wall_now());
-        // refresh_waiting_list re-queues the order of a received rerun the backend still lists
-        // (it is dropped from the stored list, so it looks new every time): no order is pending
-        // for it, so it is not logged as one.
-        std::erase_if(acts, [this](const rerun::action& a) {
-          const auto it = sink_->state().reruns.find(a.lab_report_id);
-          return a.kind == rerun::action_kind::queue_retest_order && it != sink_->state().reruns.end() &&
-                 it->second.status == rerun::rerun_status::received && it->second.number == a.rerun_number;
-        });
         log_actions(*dev.log, acts);
         sink_->persist_state();
         if (n != dev.waiting_list_size || !acts.empty()) dev.log->info("waiting list refreshed: {} entries", n);

@@ -270,7 +270,10 @@ std::vector<action> refresh_waiting_list(rerun_state& state, std::string_view de
                          e.rerun_number, e.rerun_params, activity::rerun_requested, "rerun_number_changed"});
     }
     const waiting_list_entry* before = find_in(previous, e.lab_report_id);
-    if (changed || before == nullptr || before->rerun_number != e.rerun_number) {
+    // A received rerun the backend still lists (its flag-4 state can lag a poll) was dropped from
+    // the stored list, so it is never `before`: without this it would be re-ordered every poll.
+    const bool already_received = !changed && local->second.status == rerun_status::received;
+    if (!already_received && (changed || before == nullptr || before->rerun_number != e.rerun_number)) {
       actions.push_back({action_kind::queue_retest_order, std::string(device), e.sample_id,
                          e.lab_report_id, e.rerun_number, e.rerun_params, std::nullopt,
                          "re-test exactly the requested parameters"});

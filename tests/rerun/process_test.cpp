@@ -165,6 +165,22 @@ TEST_CASE("confirm: a received rerun is kept while unlisted, dropped at flag 0",
   CHECK(w.state.reruns.empty());
 }
 
+TEST_CASE("a received rerun still listed by the backend gets no new re-test order", "[process][waiting]") {
+  world w;
+  (void)w.refresh("xn", {entry("S1", "R1", 1, {"HGB"}, {"HGB"})});
+  (void)w.run("xn", {make_result("S1", "HGB", "13.1")});
+  REQUIRE(w.state.reruns.at("R1").status == rerun_status::received);
+  // The next polls may still list the report with rerunNumber 1 before the backend sets flag 4.
+  for (int poll = 0; poll < 2; ++poll) {
+    auto a = w.refresh("xn", {entry("S1", "R1", 1, {"HGB"}, {"HGB"})});
+    CHECK(find_action(a, action_kind::queue_retest_order) == nullptr);
+    CHECK(w.state.reruns.at("R1").status == rerun_status::received);
+  }
+  // A new rerun number is a new request: ordered again.
+  auto b = w.refresh("xn", {entry("S1", "R1", 2, {"HGB"}, {"HGB"})});
+  CHECK(find_action(b, action_kind::queue_retest_order) != nullptr);
+}
+
 TEST_CASE("prune forgets old received reruns and auto-rerun counts", "[process][waiting]") {
   world w;
   (void)w.refresh("xn", {entry("S1", "R1", 1, {"HGB"}, {"HGB"})});
