@@ -159,6 +159,13 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
   }
   w.boolean("trace", d.trace);
   w.number("frame_text_size", d.frame_text_size, 16, 63993);
+  if (const json* o = w.object("orders")) {
+    // Order download (worklist push) for this analyser, overriding its profile's "orders".
+    walker ow(w.problems(), *o, w.at("orders"));
+    bool on = false;
+    ow.boolean("download", on);
+    if (o->is_object() && o->contains("download") && (*o)["download"].is_boolean()) d.order_download = on;
+  }
   const json* link = w.object("link", true);
   if (!link) return;
   walker l(w.problems(), *link, w.at("link"));

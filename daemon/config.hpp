@@ -72,6 +72,7 @@ struct device_config {
   tcp_client_link client;
   bool trace = false;             // wire trace on at start
   std::size_t frame_text_size = 0;  // 0: the profile's
+  std::optional<bool> order_download;  // "orders": {"download": ...}; empty: the profile's (off without one)
   friend bool operator==(const device_config&, const device_config&) = default;
 };
 
@@ -94,8 +95,8 @@ struct backend_config {
 struct outbox_config {
   std::filesystem::path path = "/var/lib/interfaced/outbox.sqlite";
   std::size_t max_messages = 100000;
-  // Days the result history behind seen(S,P) is kept in <outbox dir>/state.sqlite (rerun.md:
-  // a result older than that counts as a first result again).
+  // Days the result history behind seen(S,P) is kept (in the outbox file; rerun.md: a result
+  // older than that counts as a first result again).
   unsigned history_days = 30;
 };
 

@@ -1,6 +1,9 @@
 #include "daemon/logging.hpp"
 
 #include <sys/uio.h>
+// Without this, sd_journal_sendv is a macro adding CODE_FILE/CODE_LINE/CODE_FUNC of its own call
+// site: every entry would claim to come from journal_sink::sink_it_ in this file.
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
 #include <atomic>
@@ -18,8 +21,12 @@ namespace {
 std::atomic<unsigned long> log_errors{0};
 thread_local std::vector<std::string> current_samples;
 
-// journald with the device as a field, so `journalctl DEVICE=xn-1` shows one analyser.
+// journald with the device as a field, so `journalctl DEVICE=xn-1` shows one analyser. The service
+// logger's sink has no DEVICE= (its lines are about no analyser; its logger name is "interfaced").
 class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  explicit journal_sink(bool device_field) : device_field_(device_field) {}
+
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     static constexpr int priorities[] = {7, 7, 6, 4, 3, 2, 6};  // trace..critical, off
@@ -28,19 +35,33 @@ class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
     const std::string device(msg.logger_name.data(), msg.logger_name.size());
     // sd_journal_sendv: a field may repeat (one SAMPLE_ID= per sample of the message).
     std::vector<std::string> fields{"MESSAGE=" + std::string(msg.payload.data(), msg.payload.size()),
-                                    "PRIORITY=" + std::to_string(prio), "SYSLOG_IDENTIFIER=interfaced",
-                                    "DEVICE=" + (device.empty() ? std::string("-") : device)};
+                                    "PRIORITY=" + std::to_string(prio), "SYSLOG_IDENTIFIER=interfaced"};
+    if (device_field_ && !device.empty()) fields.push_back("DEVICE=" + device);
+    if (!msg.source.empty()) {  // only SPDLOG_* macros fill it
+      fields.push_back(std::string("CODE_FILE=") + msg.source.filename);
+      fields.push_back("CODE_LINE=" + std::to_string(msg.source.line));
+      fields.push_back(std::string("CODE_FUNC=") + msg.source.funcname);
+    }
     for (const auto& s : current_samples) fields.push_back("SAMPLE_ID=" + s);
     std::vector<iovec> iov;
     for (auto& f : fields) iov.push_back({f.data(), f.size()});
     sd_journal_sendv(iov.data(), static_cast<int>(iov.size()));
   }
   void flush_() override {}
+
+ private:
+  bool device_field_;
 };
 
-spdlog::sink_ptr service_sink() {
-  static spdlog::sink_ptr sink = [] () -> spdlog::sink_ptr {
-    if (under_systemd()) return std::make_shared<journal_sink>();
+// The service log: stderr, or journald under systemd (for a device logger: with DEVICE=).
+spdlog::sink_ptr service_sink(bool device_logger) {
+  static const bool journal = under_systemd();
+  if (journal) {
+    static spdlog::sink_ptr service = std::make_shared<journal_sink>(false);
+    static spdlog::sink_ptr device = std::make_shared<journal_sink>(true);
+    return device_logger ? device : service;
+  }
+  static spdlog::sink_ptr sink = [] {
     auto s = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
     s->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
     return s;
@@ -60,7 +81,7 @@ log_samples::~log_samples() { current_samples.clear(); }
 bool under_systemd() noexcept { return std::getenv("JOURNAL_STREAM") != nullptr || std::getenv("NOTIFY_SOCKET") != nullptr; }
 
 void init_service_log(const logging_config& cfg) {
-  auto logger = std::make_shared<spdlog::logger>("interfaced", service_sink());
+  auto logger = std::make_shared<spdlog::logger>("interfaced", service_sink(false));
   logger->set_level(level_of(cfg.level));
   logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(logger);
@@ -68,7 +89,7 @@ void init_service_log(const logging_config& cfg) {
 }
 
 std::shared_ptr<spdlog::logger> device_log(const logging_config& cfg, const std::string& device) {
-  std::vector<spdlog::sink_ptr> sinks{service_sink()};
+  std::vector<spdlog::sink_ptr> sinks{service_sink(true)};
   std::string problem;
   try {
     std::filesystem::create_directories(cfg.dir);

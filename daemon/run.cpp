@@ -25,10 +25,12 @@
 #include "daemon/replay.hpp"
 #include "daemon/systemd_notify.hpp"
 #include "daemon/wire_trace.hpp"
+#include "parsers/astm/builders.hpp"
 #include "parsers/astm/records.hpp"
 #include "parsers/hl7/builders.hpp"
 #include "parsers/hl7/message.hpp"
 #include "rerun/code_map.hpp"
+#include "rerun/order_download.hpp"
 #include "rerun/process.hpp"
 #include "rerun/rerun_json.hpp"
 #include "rerun/result_store.hpp"
@@ -39,6 +41,7 @@
 #include "transport/http_server.hpp"
 #include "transport/mllp_session.hpp"
 #include "transport/outbox.hpp"
+#include "transport/push_queue.hpp"
 #include "transport/serial.hpp"
 #include "transport/state_store.hpp"
 #include "transport/sink.hpp"
@@ -108,6 +111,9 @@ struct device_stats {
   std::uint64_t results = 0;
   std::uint64_t queries = 0;
   std::uint64_t problems = 0;      // NAKs, checksum errors, discarded messages (from the link log)
+  std::uint64_t naks = 0;          // NAKs sent or received
+  std::uint64_t checksum_errors = 0;
+  transport::latency_histogram ingest_ack;  // message complete -> durable -> ACK / AA released
   std::uint64_t connections = 0;
   std::uint64_t duplicates = 0;
   std::string last_message_at;
@@ -174,13 +180,20 @@ struct device_runtime {
   std::size_t waiting_list_size = 0;
   const devices::device_profile* profile = nullptr;
   std::ofstream trace_file;
+  // Order download (worklist push), when the profile or the configuration says the analyser
+  // takes it: messages waiting for its link, and what it was sent. In memory only: after a
+  // restart pending orders are sent once more, which an analyser takes as the same order again.
+  bool order_download = false;
+  std::shared_ptr<transport::push_queue> orders = std::make_shared<transport::push_queue>();
+  rerun::download_state downloaded;
 };
 
 // seen(S,P) over the durable history plus the batches whose outbox append is still in flight.
-// A batch's history rows are committed only once its messages are durable in the outbox: a crash
-// (or a failed append) in between must leave the results unseen, so the analyser's resend is
-// forwarded again instead of being taken for a duplicate and lost (found by
-// tests/bench/crash_test.sh: 100 acknowledged messages lost over 110 SIGKILLs before this).
+// A batch's history rows commit in the same transaction as its outbox messages: a crash (or a
+// failed append) before that leaves the results unseen, so the analyser's resend is forwarded
+// again instead of being taken for a duplicate and lost (found by tests/bench/crash_test.sh: 100
+// acknowledged messages lost over 110 SIGKILLs when the history committed first), and a crash
+// after it leaves both, so the resend is a duplicate, not a second copy under a new key.
 class pending_history final : public rerun::result_store {
  public:
   explicit pending_history(rerun::result_store& base) : base_(base) {}
@@ -190,13 +203,14 @@ class pending_history final : public rerun::result_store {
     batches_.push_back({++seq_, {}, {}});
     return seq_;
   }
-  // The batch's rows, to write to the durable store; the batch is forgotten.
-  template <class Write>
-  void settle(std::uint64_t id, bool durable, Write&& write) {
+  // The batch's rows, to commit with its messages; the batch stays visible until settle().
+  std::vector<transport::history_row> take_rows(std::uint64_t id) {
     auto it = std::find_if(batches_.begin(), batches_.end(), [&](const batch& b) { return b.id == id; });
-    if (it == batches_.end()) return;
-    if (durable) write(it->rows);
-    batches_.erase(it);
+    return it == batches_.end() ? std::vector<transport::history_row>{} : std::move(it->rows);
+  }
+  // The batch's commit ended (its rows are in the durable store, or were never written).
+  void settle(std::uint64_t id) {
+    std::erase_if(batches_, [&](const batch& b) { return b.id == id; });
   }
 
   [[nodiscard]] bool has(std::string_view s, std::string_view p) const override {
@@ -222,15 +236,10 @@ class pending_history final : public rerun::result_store {
   }
   std::size_t prune(rerun::timestamp cutoff) override { return base_.prune(cutoff); }
 
-  struct row {
-    std::string sample, parameter;
-    rerun::observation o;
-  };
-
  private:
   struct batch {
     std::uint64_t id;
-    std::vector<row> rows;
+    std::vector<transport::history_row> rows;
     rerun::memory_result_store seen;
   };
   rerun::result_store& base_;
@@ -253,6 +262,7 @@ class ingest_sink final : public transport::batch_sink {
     b.batch_id = d.device + "-" + std::to_string(++batch_seq_) + "-" + std::to_string(std::time(nullptr));
     b.results = std::move(d.results);
     const auto now = wall_now();
+    const auto received = std::chrono::steady_clock::now();
     rerun::rerun_inputs in{codes_, rules_, history_, state_, now};
     const std::uint64_t batch_id = history_.open();
     const rerun::batch_outcome out = rerun::process_reports_for_rerun(b, in);
@@ -292,35 +302,46 @@ class ingest_sink final : public transport::batch_sink {
       nm.internal_request = m.internal_request;
       msgs.push_back(std::move(nm));
     }
-    if (msgs.empty()) {
-      done(settle(batch_id, true, dev));
-      return;
+    // Messages, history rows and rerun state in one transaction. Even with nothing to send (only
+    // duplicates) the ACK goes through the outbox queue: it then waits for the earlier batches a
+    // duplicate was recognised against, which may still be in flight.
+    transport::state_changes sc;
+    sc.history = history_.take_rows(batch_id);
+    state_document(sc);
+    std::vector<transport::history_row> duplicates;
+    for (std::size_t i = 0; i < b.results.size(); ++i) {
+      if (!out.tags[i].duplicate) continue;
+      transport::history_row dup{b.results[i].sample_id, out.tags[i].parameter, {}};
+      dup.o.value = b.results[i].value;
+      dup.o.observed_at = b.results[i].observed_at;
+      duplicates.push_back(std::move(dup));
     }
-    outbox_.append(std::move(msgs), [this, batch_id, done = std::move(done), dev](transport::append_result r) {
-      if (!r.durable && dev) dev->log->error("the outbox could not store the message: {}", r.error);
-      done(settle(batch_id, r.durable, dev));
-    });
+    outbox_.append(std::move(msgs), std::move(sc),
+                   [this, batch_id, done = std::move(done), dev, duplicates = std::move(duplicates),
+                    received](transport::append_result r) {
+                     history_.settle(batch_id);
+                     if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
+                     if (!r.durable) {
+                       state_written_.clear();  // the next batch writes the state again
+                       if (dev) dev->log->error("the outbox could not store the message: {}; the analyser resends", r.error);
+                       done(false);
+                       return;
+                     }
+                     done(duplicates_durable(duplicates, dev));
+                   });
   }
 
-  // After the outbox said durable (or failed): the batch's history rows and the rerun state are
-  // committed together, then the analyser may be acknowledged. Returns whether it may.
-  bool settle(std::uint64_t batch_id, bool durable, device_runtime* dev) {
-    bool ok = durable;
-    history_.settle(batch_id, durable, [&](const std::vector<pending_history::row>& rows) {
-      try {
-        store_.begin();
-        for (const auto& r : rows) store_.record(r.sample, r.parameter, r.o);
-        store_.put("rerun_state", rerun::to_json(state_).dump());
-        store_.commit();
-      } catch (const std::exception& e) {
-        store_.rollback();
-        // The messages are in the outbox already: NAK makes the analyser resend, and the resend is
-        // forwarded again (at-least-once) rather than lost.
-        if (dev) dev->log->error("the result history could not be stored: {}; the analyser resends", e.what());
-        ok = false;
-      }
-    });
-    return ok;
+  // A duplicate is acknowledged only when the result it repeats is durable: the batch it was
+  // recognised against (queued earlier, so committed or failed by now) may have failed.
+  bool duplicates_durable(const std::vector<transport::history_row>& duplicates, device_runtime* dev) {
+    for (const auto& r : duplicates) {
+      if (store_.has_observation(r.sample, r.parameter, r.o.value, r.o.observed_at)) continue;
+      if (dev)
+        dev->log->error("sample {} {}: repeats a result that could not be stored; the analyser resends", r.sample,
+                        r.parameter);
+      return false;
+    }
+    return true;
   }
 
   [[nodiscard]] bool accepting() const override { return outbox_.accepting(); }
@@ -328,16 +349,36 @@ class ingest_sink final : public transport::batch_sink {
   rerun::rule_set& rules() noexcept { return rules_; }
   rerun::rerun_state& state() noexcept { return state_; }
 
-  // After a waiting-list refresh. Throws std::runtime_error when the store fails.
-  void persist_state() { store_.put("rerun_state", rerun::to_json(state_).dump()); }
+  // The rerun state document, when it changed since it was last queued for writing.
+  void state_document(transport::state_changes& sc) {
+    std::string text = rerun::to_json(state_).dump();
+    if (text == state_written_) return;
+    state_written_ = text;
+    sc.documents.emplace_back("rerun_state", std::move(text));
+  }
+
+  // After a waiting-list refresh or a prune: written off the event loop, in order with the batches.
+  void persist_state(device_runtime* dev) {
+    transport::state_changes sc;
+    state_document(sc);
+    if (sc.empty()) return;
+    outbox_.write(std::move(sc), [this, dev](bool ok) {
+      if (ok) return;
+      state_written_.clear();
+      if (dev) dev->log->error("the rerun state could not be stored; it is written again with the next change");
+      else spdlog::error("the rerun state could not be stored; it is written again with the next change");
+    });
+  }
 
   // What a query asks for that is pending on the device's waiting list. Pending: the requested
   // parameters of an active rerun not yet fulfilled; for a report without a rerun, its parameters
-  // without a result yet. Codes are the instrument's (the device's code map; identity otherwise).
+  // without a result yet. Codes are the instrument's (the profile's "orders"/"codes", else the
+  // device's code map; identity otherwise); names are the machine names they stand for.
   struct pending_order {
     const rerun::waiting_list_entry* entry = nullptr;
     bool is_rerun = false;
     std::vector<std::string> codes;
+    std::vector<std::string> names;
   };
   std::vector<pending_order> pending(const std::string& device, const query& q) const {
     std::vector<pending_order> out;
@@ -346,7 +387,7 @@ class ingest_sink final : public transport::batch_sink {
     const bool every_test = q.tests.empty() || (q.tests.size() == 1 && q.tests.front() == "ALL");
     for (const auto& e : wl->second) {
       if (!q.all_samples && std::find(q.sample_ids.begin(), q.sample_ids.end(), e.sample_id) == q.sample_ids.end()) continue;
-      pending_order p{&e, false, {}};
+      pending_order p{&e, false, {}, {}};
       std::vector<std::string> tests;
       if (e.rerun_active()) {
         const auto r = state_.reruns.find(e.lab_report_id);
@@ -360,12 +401,51 @@ class ingest_sink final : public transport::batch_sink {
           if (!rerun::contains(e.valued_parameters, name) && !history_.has(e.sample_id, name)) tests.push_back(name);
       }
       for (const auto& name : tests) {
-        std::string code(codes_.instrument_code(name));
-        if (every_test || std::find(q.tests.begin(), q.tests.end(), code) != q.tests.end()) p.codes.push_back(std::move(code));
+        std::string code = instrument_code(device, name);
+        if (every_test || std::find(q.tests.begin(), q.tests.end(), code) != q.tests.end()) {
+          p.codes.push_back(std::move(code));
+          p.names.push_back(name);
+        }
       }
       if (!p.codes.empty()) out.push_back(std::move(p));
     }
     return out;
+  }
+
+  // Order download after a waiting-list refresh: what is pending for every sample of the device
+  // (pending() for ALL) against what the analyser was sent (rerun/order_download.hpp).
+  std::vector<rerun::download_change> plan_downloads(const std::string& device, rerun::download_state& sent,
+                                                     rerun::timestamp now) const {
+    query all;
+    all.all_samples = true;
+    std::vector<rerun::pending_download> wanted;
+    for (const auto& p : pending(device, all))
+      wanted.push_back({p.entry->sample_id, p.entry->lab_report_id, p.is_rerun, p.is_rerun ? p.entry->rerun_number : 0,
+                        p.names, p.codes});
+    return rerun::plan_downloads(sent, wanted, history_, now);
+  }
+
+  // The order (patient, specimen, priority) for a waiting-list entry with these instrument codes.
+  static order order_of(const rerun::waiting_list_entry& e, const std::vector<std::string>& codes, std::string action) {
+    order o;
+    o.sample_id = e.sample_id;
+    o.patient_id = e.patient.id;
+    o.patient_name = e.patient.name;
+    o.patient_birth_date = e.patient.dob;
+    o.patient_sex = e.patient.sex;
+    for (const auto& c : codes) o.tests.push_back({c, {}, {}});
+    o.priority = e.priority;
+    o.action_code = std::move(action);
+    return o;
+  }
+
+  // The waiting list entry of a sample on the device, if it is still listed.
+  const rerun::waiting_list_entry* entry_of(const std::string& device, std::string_view sample) const {
+    const auto wl = state_.waiting_lists.find(device);
+    if (wl == state_.waiting_lists.end()) return nullptr;
+    for (const auto& e : wl->second)
+      if (e.sample_id == sample) return &e;
+    return nullptr;
   }
 
   // The answer to an HL7 QBP^Q11 (LAB-27): RSP^K11 with QAK-2 OK when something is pending for
@@ -389,14 +469,9 @@ class ingest_sink final : public transport::batch_sink {
       for (const auto& p : pending(device, q)) {
         summary += (summary.empty() ? "" : "; ") + p.entry->sample_id + (p.is_rerun ? " rerun " + std::to_string(p.entry->rerun_number) : "") + ":";
         for (const auto& c : p.codes) summary += " " + c;
-        order o;
+        order o = order_of(*p.entry, p.codes, "");  // ORC-1 NW
         o.protocol = protocol::hl7;
         o.device = device;
-        o.sample_id = p.entry->sample_id;
-        o.patient_id = p.entry->patient.id;
-        o.patient_name = p.entry->patient.name;
-        for (const auto& c : p.codes) o.tests.push_back({c, {}});
-        o.priority = p.entry->priority;
         const std::string id = next_id();
         hl7::oml_o33_header h;
         h.sending_application = "interfaced";
@@ -431,37 +506,38 @@ class ingest_sink final : public transport::batch_sink {
         log.info("host query for {} cancelled by the analyser: nothing sent", q.all_samples ? std::string("ALL") : join(q.sample_ids));
         continue;
       }
-      astm::record_writer w;
-      w.header({"", "", "interfaced", "", "", "", "", "", "", "P", "LIS2-A2", astm_now()});
-      int patients = 0;
+      std::vector<order> orders;
       std::string summary;
       for (const auto& p : pending(device, q)) {
         const auto& e = *p.entry;
-        const bool is_rerun = p.is_rerun;
-        std::vector<std::vector<std::string>> codes;
-        for (const auto& c : p.codes) codes.push_back({"", "", "", c});
-        if (codes.empty()) continue;
-        ++patients;
-        w.begin('P').field(std::to_string(patients)).field(e.patient.id).field("").field("")
-            .field(e.patient.name).field("").field(e.patient.dob).field(e.patient.sex);
         // O.12 action code: A (add tests to a known specimen) for a rerun, N (new) otherwise.
-        w.begin('O').field("1").field(e.sample_id).field("").repeats(codes).field(e.priority == "S" ? "S" : "R");
-        for (int i = 7; i <= 11; ++i) w.field("");
-        w.field(is_rerun ? "A" : "N");
-        for (int i = 13; i <= 25; ++i) w.field("");
-        w.field("O");
-        summary += (summary.empty() ? "" : "; ") + e.sample_id + (is_rerun ? " rerun " + std::to_string(e.rerun_number) : "") + ":";
-        for (const auto& c : codes) summary += " " + c[3];
+        orders.push_back(order_of(e, p.codes, p.is_rerun ? "A" : "N"));
+        summary += (summary.empty() ? "" : "; ") + e.sample_id + (p.is_rerun ? " rerun " + std::to_string(e.rerun_number) : "") + ":";
+        for (const auto& c : p.codes) summary += " " + c;
       }
-      w.begin('L').field("1").field(patients == 0 ? "I" : "N").end();
+      const std::string ts = astm_now();
+      astm::order_message_header h;
+      h.timestamp = ts;
+      h.termination_code = orders.empty() ? "I" : "N";
       log.info("host query for {}: {}", q.all_samples ? std::string("ALL") : join(q.sample_ids),
-               patients == 0 ? std::string("nothing pending (L|1|I)") : "order sent for " + summary);
-      out.push_back(w.take());
+               orders.empty() ? std::string("nothing pending (L|1|I)") : "order sent for " + summary);
+      out.push_back(astm::build_order_message(orders, h));
     }
     return out;
   }
 
  private:
+  // The analyser's code to order a machine name with: its profile's "orders"/"codes", else the
+  // code map (identity when unmapped).
+  std::string instrument_code(const std::string& device, const std::string& name) const {
+    const auto d = devices_.find(device);
+    if (d != devices_.end() && d->second->profile) {
+      const auto& m = d->second->profile->order_codes;
+      if (const auto it = m.find(name); it != m.end()) return it->second;
+    }
+    return std::string(codes_.instrument_code(name));
+  }
+
   static std::string join(const std::vector<std::string>& v) {
     std::string s;
     for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
@@ -488,6 +564,7 @@ class ingest_sink final : public transport::batch_sink {
   transport::state_store& store_;
   pending_history history_;  // seen(S,P): durable rows + batches not yet durable
   rerun::rerun_state state_;
+  std::string state_written_;  // the rerun_state document last queued for writing
   std::uint64_t batch_seq_ = 0;
 };
 
@@ -520,11 +597,11 @@ class service {
       if (on) spdlog::error("ALARM: the outbox is full; analysers are refused (NAK / AR) until it drains");
       else spdlog::warn("outbox alarm cleared: accepting transmissions again");
     });
-    const auto state_path = cfg_.outbox.path.parent_path() / "state.sqlite";
+    // The rerun state lives in the outbox's file: it commits with the messages (state_store.hpp).
     try {
-      state_ = std::make_unique<transport::state_store>(state_path);
+      state_ = std::make_unique<transport::state_store>(cfg_.outbox.path);
     } catch (const std::exception& e) {
-      spdlog::critical("rerun state {}: {}", state_path.string(), e.what());
+      spdlog::critical("rerun state {}: {}", cfg_.outbox.path.string(), e.what());
       return 74;  // EX_IOERR
     }
     sink_ = std::make_unique<ingest_sink>(*outbox_, by_id_, *state_);
@@ -582,14 +659,18 @@ class service {
     return exit_ok;
   }
 
+  // On the outbox worker, like every write: a large delete never stalls the analysers' links.
   void prune_history() {
     const auto now = wall_now();
-    const auto removed = state_->prune(now - std::chrono::days(cfg_.outbox.history_days));
     // Received reruns whose confirmation never came back: the backend's rerun cache TTL is a day.
     const auto dropped = rerun::prune_state(sink_->state(), now - std::chrono::days(1));
-    if (removed > 0 || dropped > 0)
-      spdlog::info("rerun history: {} results older than {} days and {} stale reruns forgotten", removed,
-                   cfg_.outbox.history_days, dropped);
+    if (dropped > 0) sink_->persist_state(nullptr);
+    const unsigned days = cfg_.outbox.history_days;
+    outbox_->prune_history(now - std::chrono::days(days), [dropped, days](std::size_t removed) {
+      if (removed > 0 || dropped > 0)
+        spdlog::info("rerun history: {} results older than {} days and {} stale reruns forgotten", removed, days,
+                     dropped);
+    });
   }
 
   // The rule set = the local rules file + every device's backend parameter configuration. A
@@ -672,13 +753,14 @@ class service {
         const std::size_t n = entries.size();
         auto acts = rerun::refresh_waiting_list(sink_->state(), dev.cfg.id, std::move(entries), wall_now());
         log_actions(*dev.log, acts);
-        sink_->persist_state();
+        sink_->persist_state(&dev);
         if (n != dev.waiting_list_size || !acts.empty()) dev.log->info("waiting list refreshed: {} entries", n);
         dev.waiting_list_size = n;
       } catch (const std::exception& e) {
         dev.log->error("waiting list from the backend rejected: {}", e.what());
       }
     }
+    if (dev.order_download) push_orders(dev);  // also from the last known list while the backend is down
     if (stopping_) co_return;
     std::string pid = dev.cfg.id;
     transport::http_result pr = co_await transport::fetch_parameters(client, cfg_.backend, std::move(pid));
@@ -686,12 +768,78 @@ class service {
     auto& known = parameters_text_[dev.cfg.id];
     if (pr.body == known) co_return;
     known = pr.body;
-    try {
-      state_->put("parameters:" + dev.cfg.id, pr.body);
-    } catch (const std::exception& e) {
-      dev.log->error("parameter configuration could not be stored: {}", e.what());
-    }
+    transport::state_changes sc;
+    sc.documents.emplace_back("parameters:" + dev.cfg.id, pr.body);
+    outbox_->write(std::move(sc), [log = dev.log](bool ok) {
+      if (!ok) log->error("parameter configuration could not be stored; the daemon keeps using it until restart");
+    });
     rebuild_rules(dev.cfg.id);
+  }
+
+  // Order download (worklist push): the orders new or changed since they were last sent, and
+  // cancels (rerun/order_download.hpp), each queued for the device's link, which sends it when its
+  // line is free and says how it ended (transport/push_queue.hpp).
+  void push_orders(device_runtime& dev) {
+    auto list = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+      return s;
+    };
+    for (const auto& c : sink_->plan_downloads(dev.cfg.id, dev.downloaded, wall_now())) {
+      const bool cancel = c.action == rerun::download_action::cancel;
+      std::string what = "sample " + c.sample_id + " tests [" + list(c.codes) + "]" +
+                         (c.is_rerun ? " (rerun " + std::to_string(c.rerun_number) + ")" : "");
+      order o;
+      if (const auto* e = sink_->entry_of(dev.cfg.id, c.sample_id)) {
+        o = ingest_sink::order_of(*e, c.codes, "");
+      } else {  // a cancel for a sample that left the waiting list
+        o.sample_id = c.sample_id;
+        for (const auto& code : c.codes) o.tests.push_back({code, {}, {}});
+      }
+      std::string text;
+      const std::string ts = astm_now();
+      if (dev.cfg.protocol == "astm") {
+        // LIS02-A2 O.12: N new specimen, A tests added to a known specimen, C cancel the tests named.
+        o.action_code = cancel ? "C" : c.action == rerun::download_action::add_tests ? "A" : "N";
+        astm::order_message_header h;
+        h.timestamp = ts;
+        text = astm::build_order_message({o}, h);
+      } else {
+        // LAB-28 ORC-1: NW new work order, CA cancel. The AWOS id (OBR-2) is the sample, the test
+        // and the rerun round, so a cancel names the very work order it ends.
+        o.protocol = protocol::hl7;
+        o.device = dev.cfg.id;
+        o.action_code = cancel ? "CA" : "NW";
+        for (auto& t : o.tests)
+          t.awos_id = c.sample_id + "." + t.code + (c.is_rerun ? ".R" + std::to_string(c.rerun_number) : "");
+        static std::uint64_t seq = 0;
+        const std::string id = "IFO" + std::to_string(std::time(nullptr) % 100000000) + "-" + std::to_string(++seq);
+        hl7::oml_o33_header h;
+        h.sending_application = "interfaced";
+        h.timestamp = ts;
+        h.control_id = id;  // MSH-5/6 stay empty: the analyser has not necessarily spoken yet
+        text = hl7::build_oml_o33(o, h);
+      }
+      transport::push_message m;
+      m.text = std::move(text);
+      device_runtime* d = &dev;
+      m.done = [d, what, cancel, sample = c.sample_id, round = c.rerun_number](bool sent, const std::string& reason) {
+        if (sent) {
+          d->log->info("{}: {}", cancel ? "order cancel sent" : "orders sent", what);
+          return;
+        }
+        d->log->warn("analyser refused the {}: {}: {}; not sent again until the order changes (a host query still gets it)",
+                     cancel ? "order cancel" : "orders", what, reason);
+        if (!cancel) rerun::mark_refused(d->downloaded, sample, round);
+      };
+      if (!dev.orders->push(std::move(m))) {
+        dev.log->error("order download: {} messages wait for the analyser already; {} not queued, tried again at the next refresh",
+                       dev.orders->size(), what);
+        if (!cancel) rerun::forget_download(dev.downloaded, c.sample_id);
+        continue;
+      }
+      dev.log->info("{} queued for the analyser: {}", cancel ? "order cancel" : "orders", what);
+    }
   }
 
   transport::event_log device_event_log(device_runtime* dev) {
@@ -699,6 +847,8 @@ class service {
       // The drivers' lines are the technicians' record of the link; problems are counted.
       const bool problem = line.find("NAK") != std::string_view::npos || line.find("discard") != std::string_view::npos ||
                            line.find("checksum") != std::string_view::npos || line.find("bug:") != std::string_view::npos;
+      if (line.find("NAK") != std::string_view::npos) ++dev->stats.naks;
+      if (line.find("checksum") != std::string_view::npos) ++dev->stats.checksum_errors;
       if (problem) {
         ++dev->stats.problems;
         dev->log->warn("{}", line);
@@ -755,6 +905,7 @@ class service {
       lc.answer_queries = [this, dev](const std::vector<query>& qs) {
         return sink_->answer_astm_queries(dev->cfg.id, *dev->log, qs);
       };
+      if (dev->order_download) lc.push = dev->orders;
       transport::event_log log = device_event_log(dev);
       co_await transport::run_astm_link(std::move(traced), std::move(lc), *sink_, std::move(log));
     } else {
@@ -766,6 +917,7 @@ class service {
       mc.answer_query = [this, dev](std::string_view text, const std::vector<query>& qs) {
         return sink_->answer_hl7_query(dev->cfg.id, *dev->log, text, qs);
       };
+      if (dev->order_download) mc.push = dev->orders;
       transport::event_log log = device_event_log(dev);
       co_await transport::run_mllp_session(std::move(traced), std::move(mc), *sink_, std::move(log));
     }
@@ -787,6 +939,10 @@ class service {
     dev->cfg = d;
     dev->log = device_log(cfg_.logging, d.id);
     if (!d.profile.empty()) dev->profile = catalog_.find(d.profile);
+    dev->order_download = d.order_download.value_or(dev->profile != nullptr && dev->profile->order_download);
+    if (dev->order_download)
+      dev->log->info("order download on ({}): pending orders are sent to the analyser after each waiting-list refresh",
+                     d.order_download ? std::string("configuration") : "profile " + dev->profile->id);
     device_runtime* p = dev.get();
     by_id_[d.id] = p;
     devices_.push_back(std::move(dev));
@@ -935,7 +1091,12 @@ class service {
     per_device("results_total", "Results forwarded", [](const device_runtime& d) { return d.stats.results; });
     per_device("link_problems_total", "NAKs, checksum errors and discarded messages",
                [](const device_runtime& d) { return d.stats.problems; });
+    per_device("naks_total", "NAKs sent or received on the link", [](const device_runtime& d) { return d.stats.naks; });
+    per_device("checksum_errors_total", "Frames with a wrong checksum", [](const device_runtime& d) { return d.stats.checksum_errors; });
     per_device("connections_total", "Connections (reconnects)", [](const device_runtime& d) { return d.stats.connections; });
+    m << "# HELP interfaced_ingest_ack_seconds Message complete to ACK released (outbox durable)\n"
+         "# TYPE interfaced_ingest_ack_seconds histogram\n";
+    for (const auto& d : devices_) d->stats.ingest_ack.write(m, "interfaced_ingest_ack_seconds", "device=\"" + d->cfg.id + "\"");
     const auto ob = outbox_->stats();
     m << "# HELP interfaced_outbox_depth Messages not yet delivered\n# TYPE interfaced_outbox_depth gauge\n"
       << "interfaced_outbox_depth " << ob.undelivered << '\n';
@@ -945,7 +1106,10 @@ class service {
       const auto st = delivery_->stats();
       m << "# TYPE interfaced_delivered_total counter\ninterfaced_delivered_total " << st.delivered << '\n'
         << "# TYPE interfaced_retried_total counter\ninterfaced_retried_total " << st.retried << '\n'
-        << "# TYPE interfaced_dead_total counter\ninterfaced_dead_total " << st.dead << '\n';
+        << "# TYPE interfaced_dead_total counter\ninterfaced_dead_total " << st.dead << '\n'
+        << "# HELP interfaced_backend_request_seconds Backend HTTP request latency (every attempt)\n"
+        << "# TYPE interfaced_backend_request_seconds histogram\n";
+      st.request_latency.write(m, "interfaced_backend_request_seconds");
     }
     return m.str();
   }

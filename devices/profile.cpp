@@ -184,7 +184,30 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
 const std::vector<std::string> known_keys = {
     "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
     "value_flag_component", "range", "result_fields", "qc_when", "rerun_statuses", "frame_text_size", "leniencies",
-    "comma_decimal", "why", "notes", "hl7"};
+    "comma_decimal", "why", "notes", "hl7", "orders"};
+
+void read_orders(const reader& rd, const json& o, device_profile& p) {
+  const std::string ptr = "/orders";
+  rd.check_type(o, ptr, json::value_t::object, "an object {download, codes, why}");
+  for (auto it = o.begin(); it != o.end(); ++it)
+    if (it.key() != "download" && it.key() != "codes" && it.key() != "why")
+      rd.fail(ptr + "/" + it.key(), "unknown key; expected \"download\", \"codes\" or \"why\"");
+  if (o.contains("download")) {
+    rd.check_type(o["download"], ptr + "/download", json::value_t::boolean, "true or false");
+    p.order_download = o["download"].get<bool>();
+  }
+  if (o.contains("codes")) {
+    const json& c = o["codes"];
+    rd.check_type(c, ptr + "/codes", json::value_t::object, "an object {machine name: the analyser's test code}");
+    for (auto it = c.begin(); it != c.end(); ++it) {
+      const std::string kp = ptr + "/codes/" + it.key();
+      rd.check_type(*it, kp, json::value_t::string, "a test code (string)");
+      if (it.key().empty() || it->get<std::string>().empty()) rd.fail(kp, "expected a non-empty machine name and test code");
+      p.order_codes.insert_or_assign(it.key(), it->get<std::string>());
+    }
+  }
+  rd.require_why(o, ptr);
+}
 
 }  // namespace
 
@@ -221,6 +244,7 @@ device_profile parse_profile(std::string_view json_text, const std::string& file
     rd.require_why(d, "/detect");
   }
   if (doc.contains("hl7")) read_hl7(rd, doc["hl7"], p);
+  if (doc.contains("orders")) read_orders(rd, doc["orders"], p);
   if (doc.contains("encoding")) {
     const json& e = doc["encoding"];
     rd.check_type(e, "/encoding", json::value_t::object, "an object {name, why}");

@@ -6,6 +6,7 @@
 // Loading is configuration: problems throw profile_error naming the file and JSON pointer.
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -42,6 +43,12 @@ struct device_profile {
   hl7::hl7_options hl7;  // protocol "hl7": where this analyser's HL7 differs (profile key "hl7")
   hl7::ack_options ack;  // the ACK it expects (profile key "hl7"/"ack"), e.g. Mindray's MSA-3/MSA-6
   std::size_t frame_text_size = 63993;       // sending: 240 for E1381-95 analysers
+  // Order download (profile key "orders"): the analyser takes orders the host sends unasked
+  // (worklist push), besides answering its host queries. Off by default.
+  bool order_download = false;
+  // Machine name -> the analyser's test code to order it with, for downloads and query answers
+  // ("orders"/"codes"); a name not listed is its own code (code_map.hpp).
+  std::map<std::string, std::string, std::less<>> order_codes;
   std::vector<leniency> leniencies;
   std::filesystem::path file;
 

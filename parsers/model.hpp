@@ -56,6 +56,9 @@ struct query {
 struct order_test {
   std::string code;
   std::string name;
+  // HL7 AWOS id (ORC-2 / OBR-2) of this test when the sender keeps its own, so a later cancel (ORC-1
+  // CA) names the same work order step; empty: the builder numbers it `<sample>.<n>`.
+  std::string awos_id{};
 };
 
 struct order {
@@ -64,6 +67,8 @@ struct order {
   std::string sample_id;
   std::string patient_id;
   std::string patient_name;
+  std::string patient_birth_date;  // ASTM P.8 (YYYYMMDD)
+  std::string patient_sex;         // ASTM P.9
   std::vector<order_test> tests;
   std::string priority;     // ASTM O.6 / HL7 TQ1-9
   std::string action_code;  // ASTM O.12 / HL7 ORC-1

@@ -9,6 +9,9 @@
 // within sink_timeout, NAKs that frame and the analyser resends it. While the sink is not
 // accepting, ENQ is NAKed (the analyser retries after its busy wait).
 //
+// The host sends through the link's own sender side: answers to host queries and order downloads
+// (config.push, a push_queue the daemon fills), each in its own ENQ..EOT session on a neutral line.
+//
 // Failures (disconnect, garbage, rejected frames, timeouts, a sink that failed) are lines for the
 // event_log; nothing escapes the coroutine. A disconnect ends it cleanly; an incomplete transfer is
 // dropped (the analyser resends a message whose last frame it did not see ACKed). An exception is
@@ -23,6 +26,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -39,6 +43,7 @@
 
 #include "daemon/astm_ingest.hpp"
 #include "transport/event_log.hpp"
+#include "transport/push_queue.hpp"
 #include "transport/sink.hpp"
 #include "transport/stream_util.hpp"
 
@@ -58,6 +63,15 @@ struct astm_link_config {
   // the link's sender side and goes out once the line is neutral (after the analyser's EOT).
   // Empty: queries are only handed to the sink.
   std::function<std::vector<std::string>(const std::vector<query>&)> answer_queries;
+  // Order download (worklist push): messages the host starts, taken from this queue as they
+  // arrive and queued on the same sender side as query answers, so the link bids (ENQ) only on a
+  // neutral line, yields to the analyser's ENQ on contention (LIS1-A 6.2.7.1) and sends after its
+  // EOT, resends a NAKed frame up to link.max_attempts times. A message not accepted in a session
+  // (frames refused, no reply, receiver interrupt before the end frame) is sent again after
+  // link.retry_wait, push_attempts sessions in all; then it is given up (its done(false)).
+  // Null: no pushes.
+  std::shared_ptr<push_queue> push;
+  int push_attempts = 3;
 };
 
 namespace detail {
@@ -76,9 +90,22 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
     for (std::size_t i = 0; i < timer_count; ++i) timers_.emplace_back(stream_.get_executor());
   }
 
+  ~astm_link_driver() { release_pushes(); }
+
   boost::asio::awaitable<void> run() {
     namespace asio = boost::asio;
     std::vector<char> buf(cfg_.read_size == 0 ? 4096 : cfg_.read_size);
+    if (cfg_.push) {
+      std::weak_ptr<astm_link_driver> weak = this->shared_from_this();
+      auto ex = stream_.get_executor();
+      // Posted: push() runs in the daemon's code, which must not re-enter the link.
+      push_token_ = cfg_.push->attach([weak, ex] {
+        boost::asio::post(ex, [weak] {
+          if (auto self = weak.lock(); self && !self->closed_) self->guarded([&] { self->drain_pushes(); });
+        });
+      });
+      guarded([&] { drain_pushes(); });  // what waited while the analyser was not connected
+    }
     for (;;) {
       auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
       if (ec) {
@@ -144,8 +171,10 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
         say("frame " + std::to_string(a.frame_number) + " received twice: ACKed and ignored");
       } else if (a.what == astm::link_action::kind::sent) {
         say("message " + std::to_string(a.id) + " sent to the analyser");
+        finish_push(a.id);
       } else if (a.what == astm::link_action::kind::send_failed) {
-        say("message " + std::to_string(a.id) + " not sent yet (kept queued): " + a.reason);
+        if (!give_up_push(a.id, a.reason))
+          say("message " + std::to_string(a.id) + " not sent yet (kept queued): " + a.reason);
       }
     }
     for (const auto& p : ingest_.take_problems()) {
@@ -194,6 +223,53 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
         });
       });
     }
+  }
+
+  // Pushed messages move onto the link's sender side at once: the link itself waits for a
+  // neutral line.
+  void drain_pushes() {
+    while (auto m = cfg_.push->take()) {
+      astm::link_actions out;
+      const std::uint64_t id = ingest_.link().queue_message(m->text, out);
+      pushed_.emplace(id, std::move(*m));
+      say("order download queued as message " + std::to_string(id));
+      handle(std::move(out));
+    }
+  }
+
+  void finish_push(std::uint64_t id) {
+    auto it = pushed_.find(id);
+    if (it == pushed_.end()) return;
+    push_message m = std::move(it->second);
+    pushed_.erase(it);
+    if (m.done) m.done(true, {});
+  }
+
+  // A pushed message failed a session: kept for the link's retry, or given up once it has had
+  // push_attempts sessions. True when given up.
+  bool give_up_push(std::uint64_t id, const std::string& reason) {
+    auto it = pushed_.find(id);
+    if (it == pushed_.end()) return false;
+    const int attempts = ++it->second.attempts;
+    if (attempts < cfg_.push_attempts || !ingest_.link().withdraw(id)) return false;
+    push_message m = std::move(it->second);
+    pushed_.erase(it);
+    say("message " + std::to_string(id) + " given up after " + std::to_string(attempts) + " attempts: " + reason);
+    if (m.done) m.done(false, reason + " (" + std::to_string(attempts) + " attempts)");
+    return true;
+  }
+
+  // The connection ends: pushed messages not acknowledged go back, in order, for the next one.
+  void release_pushes() noexcept {
+    if (!cfg_.push) return;
+    cfg_.push->detach(push_token_);
+    try {
+      for (auto it = pushed_.rbegin(); it != pushed_.rend(); ++it) cfg_.push->put_back(std::move(it->second));
+    } catch (...) {
+      // Out of memory while putting back: the daemon pushes what is still pending at its next
+      // waiting-list refresh.
+    }
+    pushed_.clear();
   }
 
   void on_done(std::uint64_t ep, bool durable) {
@@ -293,6 +369,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
 
   void shutdown() {
     closed_ = true;
+    release_pushes();
     for (std::size_t i = 0; i < timer_count; ++i) disarm(static_cast<astm::timer_id>(i));
     sink_timer_.cancel();
     close_stream(stream_);
@@ -313,6 +390,8 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
   std::uint64_t next_epoch_ = 1;
   std::size_t outstanding_ = 0;
   bool all_durable_ = true;
+  std::map<std::uint64_t, push_message> pushed_;  // by link message id: taken, not yet finished
+  std::uint64_t push_token_ = 0;
 };
 
 }  // namespace detail

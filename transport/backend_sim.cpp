@@ -404,11 +404,15 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     if (!opt.expect_token.empty() && req[http::field::authorization] != "Bearer " + opt.expect_token) {
       a = reply(401, R"({"error":"unauthorized"})");
     } else if (auto f = take_fault(req, path)) {
-      rec.fault = f->drop || f->status != 0;
+      // A 2xx "fault" is a slow success, answered by the endpoint proper: a 200 that did not store
+      // the request would be a backend lying about delivery, which no client can detect (the
+      // crash test once counted such fake 200s as lost results).
+      const bool failing = f->status != 0 && (f->status < 200 || f->status >= 300);
+      rec.fault = f->drop || failing;
       a.delay = f->delay;
       if (f->drop) {
         a.drop = true;
-      } else if (f->status != 0) {
+      } else if (failing) {
         a.status = f->status;
         a.body = f->body.empty() ? R"({"error":"simulated failure"})" : f->body;
         a.retry_after = f->retry_after;

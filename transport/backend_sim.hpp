@@ -39,7 +39,7 @@ struct sim_fault {
   std::string path;           // request path without the query; empty: any
   std::string method;         // "POST", "GET"; empty: any
   std::string body_contains;  // empty: any body
-  unsigned status = 0;        // answer with this status; 0: answer normally (after `delay`)
+  unsigned status = 0;        // fail with this status; 0 or 2xx: answer normally (after `delay`)
   bool drop = false;          // close the connection without answering (after `delay`)
   std::chrono::milliseconds delay{0};
   int count = -1;             // the N next matching requests; -1: all of them

@@ -187,7 +187,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     std::vector<http_header> headers{{"Idempotency-Key", m.id}, {"Content-Type", "application/json"}};
     if (m.internal_request || m.kind == "rerun_request") headers.push_back({"x-is-internal-request", "True"});
     ++st.attempts;
+    const auto sent = std::chrono::steady_clock::now();
     http_result r = co_await client.request(http_method::post, path->second, m.body, std::move(headers));
+    st.request_latency.observe(std::chrono::steady_clock::now() - sent);
     if (stopping) co_return false;  // aborted by stop(): stays pending as it was
 
     if (r.ok()) {

@@ -25,6 +25,7 @@
 #include "daemon/config.hpp"
 #include "transport/event_log.hpp"
 #include "transport/http_client.hpp"
+#include "transport/latency_histogram.hpp"
 #include "transport/outbox.hpp"
 #include "transport/tcp.hpp"  // backoff_policy
 
@@ -59,6 +60,7 @@ struct delivery_stats {
   std::uint64_t dead = 0;
   std::uint64_t attempts = 0;
   std::size_t in_flight = 0;
+  latency_histogram request_latency;  // every attempt: request sent -> response, error or timeout
 };
 
 class delivery_service {

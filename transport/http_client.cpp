@@ -123,10 +123,44 @@ std::string load_bearer_token(const daemon::backend_config& cfg) {
   return {};
 }
 
-std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) noexcept {
+namespace {
+
+// IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (exactly 29 characters).
+std::optional<std::chrono::system_clock::time_point> parse_imf_fixdate(std::string_view v) noexcept {
+  static constexpr std::string_view days[] = {"Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"};
+  static constexpr std::string_view months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                                "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  if (v.size() != 29 || v.substr(3, 2) != ", " || v[7] != ' ' || v[11] != ' ' || v[16] != ' ' || v[19] != ':' ||
+      v[22] != ':' || v.substr(25) != " GMT")
+    return std::nullopt;
+  if (std::find(std::begin(days), std::end(days), v.substr(0, 3)) == std::end(days)) return std::nullopt;
+  const auto mon = std::find(std::begin(months), std::end(months), v.substr(8, 3));
+  if (mon == std::end(months)) return std::nullopt;
+  auto number = [&](std::size_t at, std::size_t len, unsigned& out) {
+    auto [p, ec] = std::from_chars(v.data() + at, v.data() + at + len, out);
+    return ec == std::errc{} && p == v.data() + at + len;
+  };
+  unsigned d = 0, y = 0, h = 0, mi = 0, s = 0;
+  if (!number(5, 2, d) || !number(12, 4, y) || !number(17, 2, h) || !number(20, 2, mi) || !number(23, 2, s))
+    return std::nullopt;
+  using namespace std::chrono;
+  const year_month_day ymd{year{static_cast<int>(y)}, month{static_cast<unsigned>(mon - std::begin(months) + 1)},
+                           day{d}};
+  if (!ymd.ok() || h > 23 || mi > 59 || s > 60) return std::nullopt;
+  return sys_days{ymd} + hours{h} + minutes{mi} + seconds{s};
+}
+
+}  // namespace
+
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view v,
+                                                      std::chrono::system_clock::time_point now) noexcept {
   while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
   while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
   if (v.empty()) return std::nullopt;
+  if (const auto at = parse_imf_fixdate(v)) {
+    const auto wait = std::chrono::ceil<std::chrono::seconds>(*at - now);
+    return std::max(wait, std::chrono::seconds(0));
+  }
   std::uint32_t s = 0;
   auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), s);
   if (ec != std::errc{} || ptr != v.data() + v.size()) return std::nullopt;

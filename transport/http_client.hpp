@@ -63,12 +63,15 @@ struct http_result {
   bool timed_out = false;
   unsigned status = 0;
   std::string body;
-  std::optional<std::chrono::seconds> retry_after;  // Retry-After in its seconds form
+  std::optional<std::chrono::seconds> retry_after;  // Retry-After, as a delay from the response
   [[nodiscard]] bool ok() const noexcept { return !ec && status >= 200 && status < 300; }
 };
 
-// "3" -> 3 s; HTTP-dates and garbage -> nullopt (the caller's own backoff applies).
-[[nodiscard]] std::optional<std::chrono::seconds> parse_retry_after(std::string_view v) noexcept;
+// Retry-After (RFC 9110 10.2.3): delay-seconds ("120" -> 120 s) or an HTTP-date in the IMF-fixdate
+// form ("Wed, 21 Oct 2015 07:28:00 GMT" -> that instant minus `now`, 0 when past). Garbage (and
+// the obsolete RFC 850 / asctime date forms) -> nullopt: the caller's own backoff applies.
+[[nodiscard]] std::optional<std::chrono::seconds> parse_retry_after(
+    std::string_view v, std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) noexcept;
 
 enum class http_method { get, post };
 

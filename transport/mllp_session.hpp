@@ -12,6 +12,9 @@
 //  - AR while the sink is not accepting (outbox full).
 // A message the MLLP decoder rejects (too long, interrupted by a new 0x0B) gets no ACK: nothing of
 // it was kept, not even its MSH-10; the decoder resyncs on the next 0x0B and the session goes on.
+// Order download (config.push): a second coroutine of the session sends the host's OML^O33 work
+// orders (LAB-28) and waits for each one's ACK; one writer at a time on the stream, and no push
+// while a received message is being handled (see mllp_session_config::push).
 // Failures are lines for the event_log; a disconnect ends the coroutine; nothing escapes it.
 
 #include <atomic>
@@ -29,6 +32,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -36,9 +40,11 @@
 
 #include "daemon/hl7_ingest.hpp"
 #include "parsers/hl7/ack.hpp"
+#include "parsers/hl7/message.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
 #include "transport/event_log.hpp"
+#include "transport/push_queue.hpp"
 #include "transport/sink.hpp"
 #include "transport/stream_util.hpp"
 
@@ -61,6 +67,15 @@ struct mllp_session_config {
   // it; their ACKs from the analyser are replies, logged and never acknowledged. Nothing
   // returned: the usual ACK. Empty function: queries are acknowledged like any message.
   std::function<std::vector<std::string>(std::string_view text, const std::vector<query>& queries)> answer_query;
+  // Order download (worklist push): messages the host starts (OML^O33, unframed), taken from this
+  // queue one at a time. Each is written when no received message is being handled, then its
+  // reply is awaited (MSA-2 = its MSH-10): AA or CA: done; AE, AR, CE, CR, or no reply within
+  // push_ack_timeout: kept and sent again after push_retry_wait, push_attempts sends in all, then
+  // given up (its done(false) with the reason). Null: no pushes.
+  std::shared_ptr<push_queue> push;
+  std::chrono::milliseconds push_ack_timeout{10000};
+  std::chrono::milliseconds push_retry_wait{30000};
+  int push_attempts = 3;
 };
 
 namespace detail {
@@ -96,6 +111,148 @@ struct done_wait {
   std::optional<bool> durable;
 };
 
+// What the session and its order pusher share. Single-threaded: flags, and timers to wait on
+// (cancelled to wake the waiter).
+struct mllp_push_state {
+  explicit mllp_push_state(const boost::asio::any_io_executor& ex)
+      : wake(ex), reply_wait(ex), retry(ex), turn_free(ex), finished(ex) {
+    turn_free.expires_at(boost::asio::steady_timer::time_point::max());
+  }
+
+  // One writer at a time on the stream (the session's replies, the pusher's orders). The session
+  // holds the turn from a received message until its reply is written, so nothing is pushed
+  // while the analyser waits for our answer. False when the session closed meanwhile.
+  boost::asio::awaitable<bool> acquire() {
+    while (writing && !closed) {
+      auto [ec] = co_await turn_free.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable));
+      (void)ec;  // cancelled by release() or close(): look again
+    }
+    if (closed) co_return false;
+    writing = true;
+    co_return true;
+  }
+  void release() {
+    writing = false;
+    turn_free.cancel();  // the expiry stays at max: a waiter that wakes and finds it taken waits again
+  }
+  void close() {
+    closed = true;
+    wake.cancel();
+    reply_wait.cancel();
+    retry.cancel();
+    turn_free.cancel();
+  }
+
+  boost::asio::steady_timer wake;        // the pusher, idle: cancelled by a push
+  boost::asio::steady_timer reply_wait;  // the ACK of the pushed message
+  boost::asio::steady_timer retry;       // before sending a refused message again
+  boost::asio::steady_timer turn_free;   // a writer waiting for the turn
+  boost::asio::steady_timer finished;    // the session, waiting for the pusher to end
+  bool writing = false;
+  bool closed = false;
+  bool running = false;                  // the pusher coroutine has not ended yet
+  std::string awaiting;                  // MSH-10 of the pushed message whose reply is due
+  std::optional<std::pair<std::string, std::string>> reply;  // its MSA-1, and the error code if any
+};
+
+// Releases the write turn when the session's scope ends (a write that failed included).
+struct turn_guard {
+  mllp_push_state* st = nullptr;
+  bool held = false;
+  ~turn_guard() {
+    if (st && held) st->release();
+  }
+};
+
+// The order pusher of one session: takes messages from the queue while the session lives. Ends
+// when the session closes (the message in hand goes back to the queue's front) and says so.
+template <class Stream>
+boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mllp_push_state> st,
+                                             std::shared_ptr<push_queue> queue, mllp_session_config config,
+                                             event_log log, std::string prefix) {
+  namespace asio = boost::asio;
+  auto say = [&](std::string_view what) { emit(log, prefix + std::string(what)); };
+  try {
+    while (!st->closed) {
+      std::optional<push_message> m = queue->take();
+      if (!m) {
+        st->wake.expires_at(asio::steady_timer::time_point::max());
+        auto [ec] = co_await st->wake.async_wait(asio::as_tuple(asio::use_awaitable));
+        (void)ec;  // a push, or the session closing
+        continue;
+      }
+      hl7::message parsed;
+      std::string id;
+      if (!hl7::parse_message(m->text, parsed)) id = std::string(parsed.msh().field(10).raw());
+      if (id.empty()) {
+        say("bug: an order download without MSH-10 was given up");
+        if (m->done) m->done(false, "not an HL7 message with MSH-10");
+        continue;
+      }
+      if (!co_await st->acquire()) {
+        queue->put_back(std::move(*m));
+        break;
+      }
+      st->awaiting = id;
+      st->reply.reset();
+      const std::string framed = hl7::mllp_wrap(m->text);
+      auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(framed), asio::as_tuple(asio::use_awaitable));
+      (void)wn;
+      st->release();
+      if (wec) {
+        st->awaiting.clear();
+        queue->put_back(std::move(*m));
+        if (!st->closed) {
+          say("write failed: " + wec.message());
+          close_stream(stream);  // ends the session's read loop
+        }
+        break;
+      }
+      say("order download " + id + " sent, waiting for the analyser's ACK");
+      if (!st->reply) {
+        st->reply_wait.expires_after(config.push_ack_timeout);
+        auto [ec] = co_await st->reply_wait.async_wait(asio::as_tuple(asio::use_awaitable));
+        (void)ec;  // the reply came (cancelled), the time is up, or the session closed
+      }
+      st->awaiting.clear();
+      if (!st->reply && st->closed) {
+        queue->put_back(std::move(*m));
+        break;
+      }
+      std::string reason;
+      if (st->reply) {
+        const auto& [code, error] = *st->reply;
+        if (code == "AA" || code == "CA") {
+          if (m->done) m->done(true, {});
+          continue;
+        }
+        reason = "MSA-1 " + code + (error.empty() ? "" : ", error " + error);
+      } else {
+        reason = "no ACK within " + std::to_string(config.push_ack_timeout.count()) + " ms";
+      }
+      const int attempts = ++m->attempts;
+      if (attempts >= config.push_attempts) {
+        say("order download " + id + " given up after " + std::to_string(attempts) + " attempts: " + reason);
+        if (m->done) m->done(false, reason + " (" + std::to_string(attempts) + " attempts)");
+        continue;
+      }
+      say("order download " + id + " not accepted (" + reason + "): sent again in " +
+          std::to_string(config.push_retry_wait.count()) + " ms (attempt " + std::to_string(attempts) + " of " +
+          std::to_string(config.push_attempts) + ")");
+      queue->put_back(std::move(*m));  // first in line; a connection that ends meanwhile hands it on
+      st->retry.expires_after(config.push_retry_wait);
+      auto [ec] = co_await st->retry.async_wait(asio::as_tuple(asio::use_awaitable));
+      (void)ec;
+    }
+  } catch (const std::exception& e) {
+    say(std::string("bug: order download ended by an exception: ") + e.what());
+  } catch (...) {
+    say("bug: order download ended by an unknown exception");
+  }
+  st->running = false;
+  st->finished.cancel();
+}
+
 }  // namespace detail
 
 // Runs one MLLP connection until the peer disconnects, a read or write fails or the coroutine is
@@ -108,11 +265,29 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
   auto say = [&](std::string_view what) { emit(log, prefix + std::string(what)); };
   // Cancellation ends the current wait as a value; the session then stops like on a disconnect.
   co_await asio::this_coro::throw_if_cancelled(false);
+  std::shared_ptr<detail::mllp_push_state> pusher;
+  std::uint64_t push_token = 0;
   try {
     daemon::hl7_ingest ingest(config.catalog, config.forced, config.device);
     hl7::mllp_decoder decoder(config.mllp);
     std::vector<char> buf(config.read_size == 0 ? 8192 : config.read_size);
     auto ex = co_await asio::this_coro::executor;
+    if (config.push) {
+      pusher = std::make_shared<detail::mllp_push_state>(ex);
+      pusher->running = true;
+      push_token = config.push->attach([st = pusher] { st->wake.cancel(); });
+      // Named locals moved in: GCC 12 double-frees temporaries passed to a coroutine's by-value
+      // parameters (see daemon/run.cpp).
+      std::shared_ptr<detail::mllp_push_state> st = pusher;
+      std::shared_ptr<push_queue> queue = config.push;
+      mllp_session_config policy = config;
+      event_log pusher_log = log;
+      std::string pusher_prefix = prefix;
+      asio::co_spawn(ex,
+                     detail::run_mllp_pusher(stream, std::move(st), std::move(queue), std::move(policy),
+                                             std::move(pusher_log), std::move(pusher_prefix)),
+                     [](const std::exception_ptr&) {});
+    }
 
     auto make_ack = [&](std::string_view text, hl7::ack_code code, std::string_view err_code,
                         std::string_view err_text, std::size_t seg, std::size_t field) {
@@ -148,8 +323,12 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       // An acknowledgement (or other reply) from the analyser is never acknowledged: ACKing an ACK
       // starts a loop some analysers never leave.
       if (!msgs.empty() && msgs.front().reply) {
-        say("reply " + msgs.front().reply->message_type + " " + msgs.front().reply->ack_code + " for " +
-            msgs.front().reply->acknowledged_id + " received");
+        const daemon::hl7_reply_info& reply = *msgs.front().reply;
+        say("reply " + reply.message_type + " " + reply.ack_code + " for " + reply.acknowledged_id + " received");
+        if (pusher && !pusher->awaiting.empty() && reply.acknowledged_id == pusher->awaiting) {
+          pusher->reply = std::make_pair(reply.ack_code, reply.error_code);
+          pusher->reply_wait.cancel();
+        }
         co_return std::string{};
       }
       // Status, inventory and other messages without results: acknowledged, not forwarded.
@@ -224,6 +403,8 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         chunk.remove_prefix(r.consumed);
         if (r.event.kind == hl7::mllp_event_kind::message) {
           // The view stays valid while we wait: nothing else touches buf or the decoder meanwhile.
+          detail::turn_guard turn{pusher.get()};
+          if (pusher) turn.held = co_await pusher->acquire();  // an order being written goes out whole first
           const std::string ack = co_await process(r.event.message, r.event.offset);
           if (ack.empty()) continue;  // nothing to answer (a reply from the analyser)
           auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(ack), asio::as_tuple(asio::use_awaitable));
@@ -244,7 +425,17 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
   } catch (...) {
     say("bug: session ended by an unknown exception");
   }
-  close_stream(stream);
+  if (pusher) {
+    config.push->detach(push_token);
+    pusher->close();
+  }
+  close_stream(stream);  // also ends a write of the pusher
+  // The pusher refers to the stream: the session (which owns it) ends after it.
+  while (pusher && pusher->running) {
+    pusher->finished.expires_at(asio::steady_timer::time_point::max());
+    auto [ec] = co_await pusher->finished.async_wait(asio::as_tuple(asio::use_awaitable));
+    (void)ec;
+  }
 }
 
 }  // namespace interfaced::transport

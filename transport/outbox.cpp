@@ -211,6 +211,8 @@ class outbox_db {
     }
   }
   [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }
+  // For the state tables' writes (state_store.hpp), inside the worker's transaction.
+  [[nodiscard]] sqlite3* handle() const noexcept { return db_; }
 
   std::size_t count_undelivered() {
     auto& s = stmts_->count_undelivered.reset();
@@ -322,11 +324,18 @@ class outbox_db {
     v.step();
     const auto version = v.integer(0);
     v.finish();
-    if (version > 1) {
+    if (version > 2) {
       throw std::runtime_error("outbox: the file's schema (version " + std::to_string(version) +
                                ") is newer than this program's");
     }
-    if (version == 1) return;
+    if (version == 2) return;
+    if (version == 1) {
+      // Version 2 adds the rerun state tables (state_store.hpp): they commit with the messages.
+      exec("BEGIN IMMEDIATE");
+      create_state_tables(db_);
+      exec("PRAGMA user_version = 2; COMMIT;");
+      return;
+    }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
     // reuse an old number and jump ahead of older messages of its key.
     exec(
@@ -346,9 +355,9 @@ class outbox_db {
         " last_response BLOB,"
         " delivered_at INTEGER);"
         "CREATE INDEX IF NOT EXISTS pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
-        "CREATE INDEX IF NOT EXISTS delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
-        "PRAGMA user_version = 1;"
-        "COMMIT;");
+        "CREATE INDEX IF NOT EXISTS delivered_at ON messages(delivered_at) WHERE state = 'delivered';");
+    create_state_tables(db_);
+    exec("PRAGMA user_version = 2; COMMIT;");
   }
 
   struct statements {
@@ -483,6 +492,10 @@ void outbox::append(new_message message, append_callback done) {
 }
 
 void outbox::append(std::vector<new_message> messages, append_callback done) {
+  append(std::move(messages), state_changes{}, std::move(done));
+}
+
+void outbox::append(std::vector<new_message> messages, state_changes state, append_callback done) {
   auto result = std::make_shared<append_result>();
   for (auto& m : messages) {
     if (m.id.empty()) m.id = new_uuid();
@@ -491,9 +504,10 @@ void outbox::append(std::vector<new_message> messages, append_callback done) {
   const std::size_t n = messages.size();
   auto o = std::make_unique<op>();
   o->appends = n;
-  o->exec = [msgs = std::move(messages)](detail::outbox_db& db) {
+  o->exec = [msgs = std::move(messages), state = std::move(state)](detail::outbox_db& db) {
     const auto now = outbox_now();
     for (const auto& m : msgs) db.insert(m, now);
+    if (!state.empty()) write_state(db.handle(), state);
   };
   o->complete = [result, done = std::move(done)](bool ok, const std::string& error) {
     result->durable = ok;
@@ -568,6 +582,23 @@ void outbox::mark_dead(std::string id, attempt_outcome o, std::function<void(boo
     db.mark(id, message_state::dead, o, now, now);
   };
   p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
+void outbox::write(state_changes state, std::function<void(bool)> done) {
+  auto p = std::make_unique<op>();
+  p->exec = [state = std::move(state)](detail::outbox_db& db) { write_state(db.handle(), state); };
+  p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
+void outbox::prune_history(rerun::timestamp cutoff, std::function<void(std::size_t)> done) {
+  auto n = std::make_shared<std::size_t>(0);
+  auto p = std::make_unique<op>();
+  p->exec = [n, cutoff](detail::outbox_db& db) { *n = prune_results(db.handle(), cutoff); };
+  p->complete = [n, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? *n : 0);
+  };
   enqueue(std::move(p), 0);
 }
 

@@ -18,6 +18,8 @@
 //  - Order: messages with the same ordering_key are delivered in append order (seq). A dead
 //    message does not block its key; retrying it puts it back at its original place.
 //  - Survives restarts: reopening the file finds the pending messages again.
+//  - The same file holds the rerun state tables (state_store.hpp, schema version 2); the worker
+//    writes them in the appends' transactions, state_store reads them on the caller's thread.
 // No Asio here on purpose: the daemon's wiring and the CLI include this header.
 
 #include <atomic>
@@ -35,6 +37,7 @@
 #include <vector>
 
 #include "daemon/config.hpp"
+#include "transport/state_store.hpp"
 
 namespace interfaced::transport {
 
@@ -124,6 +127,15 @@ class outbox {
   // Thread-safe; never blocks on disk.
   void append(std::vector<new_message> messages, append_callback done);
   void append(new_message message, append_callback done);
+  // The same, with the rerun state writes of the batch (history rows, documents) in the same
+  // transaction: messages and state are durable together or not at all. Empty messages and state
+  // is a barrier: done runs once everything queued before it has been committed (or failed).
+  void append(std::vector<new_message> messages, state_changes state, append_callback done);
+  // Rerun state writes alone (a waiting-list refresh, a parameter configuration), off the caller's
+  // thread, in queue order with the appends.
+  void write(state_changes state, std::function<void(bool)> done = {});
+  // Forgets history rows received before `cutoff`; done gets how many.
+  void prune_history(rerun::timestamp cutoff, std::function<void(std::size_t)> done = {});
 
   [[nodiscard]] bool accepting() const noexcept;
   [[nodiscard]] bool alarm() const noexcept;

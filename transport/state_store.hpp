@@ -1,30 +1,59 @@
 #pragma once
-// The daemon's durable rerun state next to the outbox (`<outbox dir>/state.sqlite`): a small
-// key/value table for documents the daemon persists whole (rerun_state as JSON, the last
-// parameter configuration per device from the backend) and the result history behind seen(S,P)
-// (rerun.md, qualify_rerun), implementing rerun::result_store.
+// The daemon's durable rerun state: a key/value table for documents the daemon persists whole
+// (rerun_state as JSON, the last parameter configuration per device from the backend) and the
+// result history behind seen(S,P) (rerun.md, qualify_rerun), implementing rerun::result_store.
+//
+// The tables live in the OUTBOX's SQLite file, so that a batch's outgoing messages, its history
+// rows and the rerun state commit in one transaction on the outbox worker (outbox::append with
+// state_changes): a crash can never keep the messages without the history (the analyser's resend
+// would be forwarded again under a new Idempotency-Key) nor the history without the messages
+// (the resend would be taken for a duplicate and lost).
 //
 // Contract:
-//  - Opening creates the file and tables; failures throw std::runtime_error naming the file
-//    (a start-up error). Later failures of put() / record() throw std::runtime_error too: the
-//    caller must not acknowledge a batch whose state could not be stored.
-//  - begin() / commit() group the writes of one batch into one transaction (one fsync); without
-//    them every write commits on its own.
-//  - Calls are synchronous on the caller's thread. The rows are few and small (one batch's
-//    results, one JSON document); moving them to a worker like the outbox is future work.
+//  - Opening creates the tables when missing; failures throw std::runtime_error naming the file
+//    (a start-up error). Later failures of put() / record() / prune() throw std::runtime_error.
+//  - Reads are cheap (prepared statements, reset after every use so the connection never holds a
+//    WAL snapshot) and see everything the outbox worker has committed.
+//  - The daemon writes through the outbox worker (off its event loop); put/record/prune/begin/
+//    commit here are synchronous and meant for start-up and tools.
 //  - No clock: received_at and prune cutoffs are passed in.
 
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "rerun/result_store.hpp"
 
 struct sqlite3;
 
 namespace interfaced::transport {
+
+// One result for the history.
+struct history_row {
+  std::string sample;
+  std::string parameter;
+  rerun::observation o;
+};
+
+// Writes that must commit together with a batch's outgoing messages.
+struct state_changes {
+  std::vector<history_row> history;
+  std::vector<std::pair<std::string, std::string>> documents;  // key -> value, replaced whole
+  [[nodiscard]] bool empty() const noexcept { return history.empty() && documents.empty(); }
+};
+
+// The state tables (idempotent); throws std::runtime_error. The outbox's schema migration and
+// state_store's constructor both call it.
+void create_state_tables(sqlite3* db);
+// Applies `c` inside the caller's open transaction; throws std::runtime_error.
+void write_state(sqlite3* db, const state_changes& c);
+// Deletes history rows received before `cutoff`; returns how many. Throws std::runtime_error.
+std::size_t prune_results(sqlite3* db, rerun::timestamp cutoff);
 
 class state_store final : public rerun::result_store {
  public:
@@ -52,11 +81,14 @@ class state_store final : public rerun::result_store {
 
   [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
 
+  struct reads;  // the prepared read statements (state_store.cpp)
+
  private:
   void exec(const char* sql) const;
 
   std::filesystem::path file_;
   sqlite3* db_ = nullptr;
+  std::unique_ptr<reads> reads_;
   bool in_tx_ = false;
 };
 

@@ -441,6 +441,16 @@ link_actions link::on_timeout(timer_id t) {
   return out;
 }
 
+bool link::withdraw(std::uint64_t id) {
+  const auto it = std::find_if(outgoing_.begin(), outgoing_.end(),
+                               [id](const outgoing& o) { return o.id == id; });
+  if (it == outgoing_.end()) return false;
+  const bool in_transfer = state_ == link_state::sending_enq || state_ == link_state::sending;
+  if (in_transfer && it == outgoing_.begin()) return false;
+  outgoing_.erase(it);
+  return true;
+}
+
 std::uint64_t link::queue_message(std::string text, link_actions& out) {
   const std::uint64_t id = next_id_++;
   outgoing_.push_back({id, std::move(text)});

@@ -15,7 +15,8 @@
 // analyser that ends every record with ETX yields one delivery per record, so E1394 reassembly
 // (H..L) belongs to the layer above. An outgoing message is sent in its own ENQ..EOT session; a
 // message that could not be sent stays at the front of the queue and is retried after retry_wait
-// (or as soon as the line becomes neutral after the instrument has sent).
+// (or as soon as the line becomes neutral after the instrument has sent), until the caller
+// withdraws it (bounded retries are the caller's policy: withdraw()).
 // Receiver interrupt (EOT in reply to a frame, LIS1-A 6.3.5) is honoured: we send EOT and wait
 // interrupt_wait. EOT after the end frame counts as sent; after an intermediate frame the whole
 // message is kept and resent later from frame 1 (the acknowledged frames do not count, because a
@@ -128,6 +129,11 @@ class link {
   // Queue a message (records, each ending CR) to send to the instrument; returns its id.
   // Sending starts at once when the line is neutral, else when it next becomes neutral.
   std::uint64_t queue_message(std::string text, link_actions& out);
+  // Takes a queued message back (the caller gave up on it: its retries are bounded, or it is
+  // stale). Refused (false) while that message is being sent (ENQ or frames out): a transfer is
+  // finished or aborted by the protocol, never cut mid-way. No actions: a running retry or
+  // interrupt wait simply ends on a neutral line with one message fewer.
+  bool withdraw(std::uint64_t id);
   // The caller cannot take more messages (outbox full): NAK every ENQ until cleared.
   void set_busy(bool busy) noexcept { busy_ = busy; }
   // With link_options::defer_final_ack: the message of the last deliver action was persisted

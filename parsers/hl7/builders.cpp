@@ -111,7 +111,7 @@ std::string build_oml_o33(const order& o, const oml_o33_header& h) {
   std::size_t n = 0;
   for (const order_test& t : o.tests) {
     ++n;
-    const std::string awos = o.sample_id + "." + std::to_string(n);
+    const std::string awos = t.awos_id.empty() ? o.sample_id + "." + std::to_string(n) : t.awos_id;
     w.begin("ORC").field(action).field(awos).end();
     if (!o.priority.empty()) {
       w.begin("TQ1");

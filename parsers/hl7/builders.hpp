@@ -42,8 +42,9 @@ struct oml_o33_header {
 
 // OML^O33^OML_O33 (LAB-28): MSH (2.5.1, NE/AL, UNICODE UTF-8, LAB-28^IHE), PID when the order has
 // a patient, `SPM|1|<sample id>||<type>|||||||P`, then per test ORC (ORC-1 = order.action_code,
-// `NW` when empty), TQ1 with TQ1-9 = priority when given, OBR with OBR-2 = `<sample>.<n>`
-// (AWOS id, n = 1-based test number) and OBR-4 = code^name[^coding system].
+// `NW` when empty; `CA` cancels), TQ1 with TQ1-9 = priority when given, OBR with OBR-2 = the
+// AWOS id (order_test::awos_id, else `<sample>.<n>`, n = 1-based test number; ORC-2 the same) and
+// OBR-4 = code^name[^coding system].
 // order.patient_name is XPN text: '^' separates family / given names.
 [[nodiscard]] std::string build_oml_o33(const order& o, const oml_o33_header& header);
 

@@ -91,3 +91,26 @@ TEST_CASE("config: config_error formats one line per problem, file first") {
         "/etc/interfaced/interfaced.json: /devices/0/id: missing; this key is required\n"
         "/etc/interfaced/interfaced.json: /: x\n");
 }
+
+TEST_CASE("config: orders.download overrides the profile's order download, typos are listed") {
+  auto r = parse_config(R"({"devices": [
+    {"id": "xn-1", "protocol": "astm", "profile": "sysmex-xn", "orders": {"download": true},
+     "link": {"type": "tcp-server", "port": 5001}},
+    {"id": "echo", "protocol": "astm", "profile": "immucor-galileo-echo", "orders": {"download": false},
+     "link": {"type": "tcp-server", "port": 5002}},
+    {"id": "ba400", "protocol": "hl7", "link": {"type": "tcp-server", "port": 5003}}]})");
+  REQUIRE(r.ok());
+  CHECK(r.cfg.devices[0].order_download == std::optional<bool>(true));
+  CHECK(r.cfg.devices[1].order_download == std::optional<bool>(false));
+  CHECK_FALSE(r.cfg.devices[2].order_download.has_value());
+
+  const auto p = problems_of(R"({"devices": [
+    {"id": "a", "protocol": "astm", "orders": {"downlaod": true}, "link": {"type": "tcp-server", "port": 5001}},
+    {"id": "b", "protocol": "astm", "orders": {"download": "yes"}, "link": {"type": "tcp-server", "port": 5002}},
+    {"id": "c", "protocol": "astm", "orders": true, "link": {"type": "tcp-server", "port": 5003}}]})");
+  for (const auto& s : p) UNSCOPED_INFO(s);
+  CHECK(has(p, "/devices/0/orders/downlaod: unknown key (did you mean \"download\"?)"));
+  CHECK(has(p, "/devices/1/orders/download: expected true or false, found string"));
+  CHECK(has(p, "/devices/2/orders: expected an object, found boolean"));
+  CHECK(p.size() == 3);
+}

@@ -116,3 +116,33 @@ TEST_CASE("profiles: Mindray's ACK variation is data, and builds the manual's AC
   req.timestamp = "20120508094823";
   CHECK(hl7::build_ack(oru, req, mindray->ack) == manual_ack);
 }
+
+TEST_CASE("profiles: order download is off unless a profile says so, with a why") {
+  const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
+  const auto* galileo = cat.find("immucor-galileo-echo");
+  REQUIRE(galileo != nullptr);
+  CHECK(galileo->order_download);
+  CHECK(galileo->order_codes.empty());
+  const auto* xn = cat.find("sysmex-xn");
+  REQUIRE(xn != nullptr);
+  CHECK_FALSE(xn->order_download);
+
+  const auto p = devices::parse_profile(
+      R"({"id":"x","vendor":"v","models":["m"],
+          "orders":{"download":true,"codes":{"HGB":"8","PLT":"12"},"why":"host interface manual 4.2: worklist download"}})",
+      "x.json");
+  CHECK(p.order_download);
+  CHECK(p.order_codes.at("HGB") == "8");
+  CHECK(p.order_codes.at("PLT") == "12");
+
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"orders":{"download":true}})") ==
+        "p.json: /orders/why: missing; expected a sentence naming the capture or manual section");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"orders":{"download":"yes","why":"manual 4.2 says so"}})") ==
+        "p.json: /orders/download: expected true or false, found string");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"orders":{"dowload":true,"why":"manual 4.2 says so"}})") ==
+        "p.json: /orders/dowload: unknown key; expected \"download\", \"codes\" or \"why\"");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"orders":{"codes":{"HGB":8},"why":"manual 4.2 says so"}})") ==
+        "p.json: /orders/codes/HGB: expected a test code (string), found number");
+  CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"orders":true})") ==
+        "p.json: /orders: expected an object {download, codes, why}, found boolean");
+}

@@ -319,6 +319,35 @@ inline result_set outbox_results(const std::vector<json>& bodies, const std::str
   return sorted(std::move(r));
 }
 
+// A daemon configuration: `devices` (the "devices" array), the outbox, the logs and the control
+// socket in `dir`, /health on `health_port`. Callers add sections (backend ...) as they need.
+inline json daemon_config(const fs::path& dir, const json& devices, std::uint16_t health_port) {
+  return {{"devices", devices},
+          {"outbox", {{"path", (dir / "outbox.sqlite").string()}}},
+          {"logging", {{"dir", (dir / "logs").string()}, {"level", "info"}}},
+          {"health", {{"bind", "127.0.0.1"}, {"port", health_port}}},
+          {"control_socket", (dir / "control.sock").string()}};
+}
+
+// `interfaced run` with `cfg` (written to DIR/interfaced.json), stdout / stderr in DIR/TAG.out and
+// DIR/TAG.err. Returned once /health on `health_port` answers (15 s at most): devices are started
+// before the health endpoint.
+inline std::unique_ptr<child> run_daemon(const fs::path& dir, const json& cfg, std::uint16_t health_port,
+                                         const std::string& tag = "daemon",
+                                         const std::vector<std::string>& env = {}) {
+  std::ofstream(dir / "interfaced.json") << cfg.dump(2);
+  auto proc = std::make_unique<child>(
+      std::vector<std::string>{binary().string(), "run", "-c", (dir / "interfaced.json").string()},
+      dir / (tag + ".out"), dir / (tag + ".err"), env);
+  const auto until = std::chrono::steady_clock::now() + 15s;
+  while (!http_get(health_port, "/health")) {
+    if (!proc->running()) FAIL("the daemon exited at start-up:\n" << proc->err());
+    if (std::chrono::steady_clock::now() >= until) FAIL("the daemon's /health did not answer within 15 s");
+    std::this_thread::sleep_for(20ms);
+  }
+  return proc;
+}
+
 // One daemon: configuration in `dir`, outbox and logs there too, /health on a free port.
 class daemon_proc {
  public:
@@ -326,22 +355,7 @@ class daemon_proc {
 
   // devices: the "devices" array of the configuration.
   void start(const json& devices, const std::vector<std::string>& env = {}) {
-    const json cfg = {{"devices", devices},
-                      {"outbox", {{"path", (dir_ / "outbox.sqlite").string()}}},
-                      {"logging", {{"dir", (dir_ / "logs").string()}, {"level", "info"}}},
-                      {"health", {{"bind", "127.0.0.1"}, {"port", health_port_}}},
-                      {"control_socket", (dir_ / "control.sock").string()}};
-    std::ofstream(dir_ / "interfaced.json") << cfg.dump(2);
-    proc_ = std::make_unique<child>(
-        std::vector<std::string>{binary().string(), "run", "-c", (dir_ / "interfaced.json").string()},
-        dir_ / "daemon.out", dir_ / "daemon.err", env);
-    // Ready when /health answers: devices are started before the health endpoint.
-    const auto until = std::chrono::steady_clock::now() + 15s;
-    while (!http_get(health_port_, "/health")) {
-      if (!proc_->running()) FAIL("the daemon exited at start-up:\n" << proc_->err());
-      if (std::chrono::steady_clock::now() >= until) FAIL("the daemon's /health did not answer within 15 s");
-      std::this_thread::sleep_for(20ms);
-    }
+    proc_ = run_daemon(dir_, daemon_config(dir_, devices, health_port_), health_port_, "daemon", env);
   }
 
   [[nodiscard]] json health() const {

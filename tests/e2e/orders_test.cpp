@@ -8,93 +8,11 @@
 
 #include <iostream>
 
-#include "e2e_support.hpp"
-#include "parsers/astm/frame_decoder.hpp"
+#include "orders_support.hpp"
 
 using namespace interfaced::e2e;
 
 namespace {
-
-constexpr char enq = '\x05', ack = '\x06', eot = '\x04', stx = '\x02', etx = '\x03', etb = '\x17';
-
-// The analyser end of an ASTM link: one blocking socket, every wait bounded.
-class astm_analyser {
- public:
-  explicit astm_analyser(std::uint16_t port) : conn_(port) {}
-  [[nodiscard]] bool ok() const { return conn_.ok(); }
-
-  // Sends one message (records ending CR) in one ENQ..EOT session; true when every frame was ACKed.
-  bool send_message(const std::string& text) {
-    if (!conn_.send(std::string(1, enq)) || next_byte(5s) != ack) return false;
-    if (!conn_.send(interfaced::astm::encode_frame(1, text, true))) return false;
-    // The daemon holds this ACK until the message is durable (persist, then acknowledge).
-    if (next_byte(10s) != ack) return false;
-    return conn_.send(std::string(1, eot));
-  }
-
-  // Waits for the host's ENQ, ACKs it and every frame, until EOT. The message text (frame texts
-  // joined), the raw bytes received are appended to raw(); nullopt when no ENQ came in `limit`.
-  std::optional<std::string> receive_message(ms limit) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    recording_ = false;
-    for (;;) {
-      if (!fill(until)) return std::nullopt;
-      const char c = buf_.front();
-      buf_.erase(0, 1);
-      if (c == enq) break;
-    }
-    // raw(): the host's bytes from its ENQ on, exactly as received.
-    recording_ = true;
-    raw_ = std::string(1, enq) + buf_;
-    conn_.send(std::string(1, ack));
-    std::string text;
-    const auto frame_until = std::chrono::steady_clock::now() + 15s;
-    for (;;) {
-      if (!fill(frame_until)) return std::nullopt;
-      if (buf_.front() == eot) {
-        buf_.erase(0, 1);
-        return text;
-      }
-      if (buf_.front() != stx) {
-        buf_.erase(0, 1);
-        continue;
-      }
-      const auto lf = buf_.find('\n');
-      if (lf == std::string::npos) {
-        if (!more(frame_until)) return std::nullopt;
-        continue;
-      }
-      const std::string frame = buf_.substr(0, lf + 1);
-      buf_.erase(0, lf + 1);
-      const auto end = frame.find_first_of(std::string{etx, etb});
-      if (end != std::string::npos && end > 2) text += frame.substr(2, end - 2);
-      conn_.send(std::string(1, ack));
-    }
-  }
-
-  [[nodiscard]] const std::string& raw() const { return raw_; }
-
- private:
-  bool more(std::chrono::steady_clock::time_point until) {
-    const std::string got = conn_.read_some(until);
-    if (got.empty()) return false;
-    if (recording_) raw_ += got;
-    buf_ += got;
-    return true;
-  }
-  bool fill(std::chrono::steady_clock::time_point until) { return !buf_.empty() || more(until); }
-  int next_byte(ms limit) {
-    if (!fill(std::chrono::steady_clock::now() + limit)) return -1;
-    const char c = buf_.front();
-    buf_.erase(0, 1);
-    return c;
-  }
-
-  tcp_conn conn_;
-  std::string buf_;
-  std::string raw_;
-  bool recording_ = false;
-};
 
 std::string header() { return "H|\\^&|||SIM-ORD^1.0|||||||P|LIS2-A2|20260101120000\r"; }
 
@@ -108,33 +26,6 @@ std::string result_message(const std::string& sample, const std::string& code, c
          "\rL|1|N\r";
 }
 
-// The record lines of a message, for readable failures and exact comparisons.
-std::vector<std::string> records(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string r; std::getline(in, r, '\r');)
-    if (!r.empty()) out.push_back(r);
-  return out;
-}
-
-std::string record_of(const std::string& text, char type) {
-  for (const auto& r : records(text))
-    if (r[0] == type) return r;
-  return {};
-}
-
-json entry(const std::string& sample, const std::string& report, int rerun, std::vector<std::string> params,
-           std::vector<std::string> rerun_params) {
-  return {{"sample_id", sample},
-          {"lab_report_id", report},
-          {"sampleRedrawFlag", rerun > 0 ? 3 : 0},
-          {"rerunNumber", rerun},
-          {"parameters", params},
-          {"rerun_params", rerun_params},
-          {"patient", {{"id", "PAT-" + sample}, {"name", "DOE"}, {"sex", "F"}, {"dob", "19800101"}}},
-          {"priority", "R"}};
-}
-
 void write_data(const fs::path& file, const json& waiting) {
   const json params = json::array(
       {{{"machine_name", "GLU"}, {"manual_rerun", true}, {"auto_rerun_allowed", true},
@@ -142,82 +33,23 @@ void write_data(const fs::path& file, const json& waiting) {
        // Broken on purpose: the daemon must say so, naming the parameter.
        {{"machine_name", "WBC"}, {"manual_rerun", true}, {"auto_rerun_allowed", true},
         {"auto_rerun_parameter_condition", "value >"}, {"unit", "10^9/L"}}});
-  const fs::path tmp = file.string() + ".tmp";
-  std::ofstream(tmp) << json({{"waiting_list", waiting}, {"parameters", params}}).dump(2);
-  fs::rename(tmp, file);
+  write_backend_data(file, {{"waiting_list", waiting}, {"parameters", params}});
 }
-
-class backend_proc {
- public:
-  backend_proc(const fs::path& dir, const fs::path& data) : port_(free_port()) {
-    proc_ = std::make_unique<child>(
-        std::vector<std::string>{binary().string(), "backend-sim", "--listen", std::to_string(port_), "--record",
-                                 (dir / "backend.jsonl").string(), "--data", data.string()},
-        dir / "backend.out", dir / "backend.err");
-    const auto until = std::chrono::steady_clock::now() + 10s;
-    while (!http_get(port_, "/_sim/requests")) {
-      if (!proc_->running()) FAIL("backend-sim exited:\n" << proc_->err());
-      if (std::chrono::steady_clock::now() >= until) FAIL("backend-sim did not answer within 10 s");
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-  [[nodiscard]] std::uint16_t port() const { return port_; }
-  // The backend goes down.
-  void stop() {
-    proc_->signal(SIGTERM);
-    REQUIRE(proc_->wait_for(5000ms).has_value());
-  }
-  [[nodiscard]] json requests() const {
-    const auto body = http_get(port_, "/_sim/requests");
-    REQUIRE(body.has_value());
-    return json::parse(*body);
-  }
-  [[nodiscard]] std::vector<json> posts(const std::string& path) const {
-    std::vector<json> out;
-    for (const auto& r : requests())
-      if (r.value("method", "") == "POST" && r.value("path", "") == path) out.push_back(r);
-    return out;
-  }
-  // Waits until `n` POSTs to `path` were recorded.
-  std::vector<json> wait_posts(const std::string& path, std::size_t n, ms limit = 15000ms) const {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      auto p = posts(path);
-      if (p.size() >= n || std::chrono::steady_clock::now() >= until) return p;
-      std::this_thread::sleep_for(50ms);
-    }
-  }
-
- private:
-  std::uint16_t port_;
-  std::unique_ptr<child> proc_;
-};
 
 class order_daemon {
  public:
   order_daemon(const fs::path& dir, std::uint16_t analyser_port, std::uint16_t hl7_port, std::uint16_t backend_port)
       : dir_(dir), health_(free_port()) {
-    const json cfg = {{"devices", json::array({tcp_server_device("ana1", "astm", analyser_port),
-                                               tcp_server_device("ana2", "hl7", hl7_port)})},
-                      {"backend", {{"base_url", "http://127.0.0.1:" + std::to_string(backend_port)},
-                                   {"waiting_list_poll_s", 1}}},
-                      {"outbox", {{"path", (dir_ / "outbox.sqlite").string()}, {"history_days", 7}}},
-                      {"logging", {{"dir", (dir_ / "logs").string()}, {"level", "info"}}},
-                      {"health", {{"bind", "127.0.0.1"}, {"port", health_}}},
-                      {"control_socket", (dir_ / "control.sock").string()}};
-    std::ofstream(dir_ / "interfaced.json") << cfg.dump(2);
+    cfg_ = daemon_config(dir_,
+                         json::array({tcp_server_device("ana1", "astm", analyser_port),
+                                      tcp_server_device("ana2", "hl7", hl7_port)}),
+                         health_);
+    cfg_["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend_port)}, {"waiting_list_poll_s", 1}};
+    cfg_["outbox"]["history_days"] = 7;
   }
   void start() {
     ++runs_;
-    proc_ = std::make_unique<child>(
-        std::vector<std::string>{binary().string(), "run", "-c", (dir_ / "interfaced.json").string()},
-        dir_ / ("daemon" + std::to_string(runs_) + ".out"), dir_ / ("daemon" + std::to_string(runs_) + ".err"));
-    const auto until = std::chrono::steady_clock::now() + 15s;
-    while (!http_get(health_, "/health")) {
-      if (!proc_->running()) FAIL("the daemon exited at start-up:\n" << proc_->err());
-      if (std::chrono::steady_clock::now() >= until) FAIL("the daemon's /health did not answer within 15 s");
-      std::this_thread::sleep_for(20ms);
-    }
+    proc_ = run_daemon(dir_, cfg_, health_, "daemon" + std::to_string(runs_));
   }
   void stop() {
     proc_->signal(SIGTERM);
@@ -229,29 +61,17 @@ class order_daemon {
   [[nodiscard]] std::string log() const { return proc_->err() + proc_->out(); }
   [[nodiscard]] std::string device_log() const { return slurp(dir_ / "logs" / "ana1.log"); }
   bool wait_log(const std::string& text, ms limit = 10000ms) const {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (log().find(text) == std::string::npos) {
-      if (std::chrono::steady_clock::now() >= until) return false;
-      std::this_thread::sleep_for(50ms);
-    }
-    return true;
+    return wait_text([this] { return log(); }, text, 1, limit);
   }
   // Waits until the device log holds `text` `count` times.
   bool wait_device_log(const std::string& text, std::size_t count = 1, ms limit = 10000ms) const {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    for (;;) {
-      const std::string l = device_log();
-      std::size_t n = 0;
-      for (auto p = l.find(text); p != std::string::npos; p = l.find(text, p + 1)) ++n;
-      if (n >= count) return true;
-      if (std::chrono::steady_clock::now() >= until) return false;
-      std::this_thread::sleep_for(50ms);
-    }
+    return wait_text([this] { return device_log(); }, text, count, limit);
   }
 
  private:
   fs::path dir_;
   std::uint16_t health_;
+  json cfg_;
   int runs_ = 0;
   std::unique_ptr<child> proc_;
 };
@@ -348,10 +168,7 @@ TEST_CASE("host queries are answered from the waiting list, reruns and auto-reru
     };
     // The HL7 device polls its own waiting list: wait for its first refresh (a loaded machine
     // can be slower than the analyser's query).
-    const auto refreshed_until = std::chrono::steady_clock::now() + 10s;
-    while (slurp(dir.path / "logs" / "ana2.log").find("waiting list refreshed") == std::string::npos &&
-           std::chrono::steady_clock::now() < refreshed_until)
-      std::this_thread::sleep_for(50ms);
+    (void)wait_log(dir.path / "logs" / "ana2.log", "waiting list refreshed");
     tcp_conn hl7(hl7_port);
     REQUIRE(hl7.ok());
     auto exchange = [&](const std::string& msg, std::size_t frames) {
@@ -391,7 +208,7 @@ TEST_CASE("host queries are answered from the waiting list, reruns and auto-reru
     INFO("device log:\n" << d.device_log() << "\nbackend:\n" << backend.requests().dump(1));
     REQUIRE(values.size() == 1);
 
-    // Restart in the middle of the rerun: its partial fulfilment (HGB) is kept in state.sqlite.
+    // Restart in the middle of the rerun: its partial fulfilment (HGB) is kept in the outbox file's state tables.
     d.stop();
     d.start();
     astm_analyser again(analyser_port);

@@ -333,6 +333,28 @@ TEST_CASE("dropped connections and timeouts are retried, appends are not held up
   CHECK(m->attempts >= 3);
 }
 
+TEST_CASE("backend simulator: a 2xx fault is a slow success that stores the request, not a fake 200") {
+  rig r(1);
+  r.opts.client.request_timeout = 300ms;
+  sim_fault slow_ok;
+  slow_ok.status = 200;
+  slow_ok.delay = 600ms;  // the client gives up first, the backend still takes it
+  slow_ok.count = 1;
+  backend_sim_options so;
+  so.faults = {slow_ok};
+  r.start_sim(so);
+  auto ids = r.append({msg("results", "REP-1", "{\"n\":1}")});
+  r.start_delivery();
+  REQUIRE(r.wait_delivered(ids));
+  const auto reqs = r.sim->requests();
+  REQUIRE(reqs.size() == 2);
+  CHECK_FALSE(reqs[0].fault);  // answered by the endpoint proper, after the delay
+  CHECK(reqs[0].status == 200);
+  // The retry under the same Idempotency-Key is recognised: the first one was stored.
+  CHECK(reqs[1].idempotency_key == reqs[0].idempotency_key);
+  CHECK(reqs[1].duplicate);
+}
+
 TEST_CASE("GET helpers return the simulator's waiting list and parameters, the token is sent, not recorded") {
   rig r;
   const auto data = r.dir / "backend.json";
@@ -412,7 +434,14 @@ TEST_CASE("faults can be set at run time through the control endpoint and from t
   CHECK_FALSE(parse_fault("colour=red"));
 
   CHECK(parse_retry_after("120") == std::chrono::seconds(120));
-  CHECK_FALSE(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"));
+  // The HTTP-date form is a point in time: the delay runs from the response's arrival (now).
+  using namespace std::chrono;
+  const auto now = sys_days{year{2015} / October / day{21}} + hours{7} + minutes{27};
+  CHECK(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now) == seconds(60));
+  CHECK(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now) == seconds(0));  // past: retry now
+  CHECK_FALSE(parse_retry_after("Wed, 32 Oct 2015 07:28:00 GMT", now));
+  CHECK_FALSE(parse_retry_after("Wednesday, 21-Oct-15 07:28:00 GMT", now));  // obsolete RFC 850 form
+  CHECK_FALSE(parse_retry_after("soon", now));
   CHECK(url_encode("a b/é") == "a%20b%2F%C3%A9");
 }
 

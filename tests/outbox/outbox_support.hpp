@@ -4,18 +4,23 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+
+#include "transport/outbox.hpp"
 
 namespace interfaced::test {
 
@@ -79,6 +84,22 @@ T run_coro(boost::asio::io_context& ioc, boost::asio::awaitable<T> a,
 
 inline std::function<void(std::function<void()>)> poster_for(boost::asio::io_context& ioc) {
   return [&ioc](std::function<void()> f) { boost::asio::post(ioc, std::move(f)); };
+}
+
+// Appends synchronously (test convenience): waits (bounded) for the completion, from any thread.
+inline transport::append_result append_wait(transport::outbox& box, std::vector<transport::new_message> v,
+                                            transport::state_changes state = {}) {
+  std::mutex m;
+  std::condition_variable cv;
+  std::optional<transport::append_result> r;
+  box.append(std::move(v), std::move(state), [&](transport::append_result a) {
+    std::lock_guard l(m);
+    r = std::move(a);
+    cv.notify_all();
+  });
+  std::unique_lock l(m);
+  REQUIRE(cv.wait_for(l, std::chrono::seconds(10), [&] { return r.has_value(); }));
+  return *r;
 }
 
 }  // namespace interfaced::test

@@ -11,6 +11,7 @@
 #include "transport/outbox.hpp"
 
 using namespace interfaced::transport;
+using interfaced::test::append_wait;
 using interfaced::test::scratch_dir;
 using namespace std::chrono_literals;
 
@@ -29,21 +30,6 @@ new_message msg(std::string kind, std::string key, std::string body) {
   m.ordering_key = std::move(key);
   m.body = std::move(body);
   return m;
-}
-
-// Appends synchronously (test convenience): waits for the completion.
-append_result append_wait(outbox& box, std::vector<new_message> v) {
-  std::mutex m;
-  std::condition_variable cv;
-  std::optional<append_result> r;
-  box.append(std::move(v), [&](append_result a) {
-    std::lock_guard l(m);
-    r = std::move(a);
-    cv.notify_all();
-  });
-  std::unique_lock l(m);
-  REQUIRE(cv.wait_for(l, 10s, [&] { return r.has_value(); }));
-  return *r;
 }
 
 }  // namespace

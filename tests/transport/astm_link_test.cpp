@@ -24,11 +24,6 @@ using boost::asio::ip::tcp;
 
 namespace {
 
-constexpr char enq = '\x05';
-constexpr char ack = '\x06';
-constexpr char nak = '\x15';
-constexpr char eot = '\x04';
-
 const std::vector<std::string> records = {
     "H|\\^&|||DEMO^1.0|||||||P|1\r",
     "P|1\r",
@@ -110,29 +105,12 @@ class scripted_sink final : public batch_sink {
   std::deque<bool> answers_;
 };
 
-struct astm_tcp {
-  asio::io_context io;
-  memory_sink sink;
-  batch_sink* use = &sink;
-  event_lines log;
-  astm_link_config cfg;
-  std::optional<tcp_server> server;
-
+// Started at once: tests change `cfg` and `use` afterwards (each connection copies cfg when it starts).
+struct astm_tcp : session_fixture<astm_link_config, &run_astm_link<tcp::socket>> {
   astm_tcp() {
     cfg.device = "TEST-ASTM";
-    tcp_server_options o;
-    o.bind_address = "127.0.0.1";
-    server.emplace(
-        io.get_executor(), o,
-        [this](tcp::socket s, std::string) { return run_astm_link(std::move(s), cfg, *use, log.logger()); },
-        log.logger());
-    REQUIRE(!server->start());
+    start();
     REQUIRE(server->port() != 0);
-  }
-  tcp::socket connect() {
-    tcp::socket s(io);
-    s.connect({asio::ip::make_address("127.0.0.1"), server->port()});
-    return s;
   }
 };
 

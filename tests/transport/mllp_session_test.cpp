@@ -40,48 +40,19 @@ asio::awaitable<void> peer(tcp::socket& s, std::vector<std::string> chunks, std:
   for (const auto& c : chunks) {
     if (!co_await write_all(s, c)) co_return;
   }
-  hl7::mllp_decoder decoder;
-  char buf[1024];
+  mllp_reader in(s);
   while (acks.size() < expect) {
-    auto [ec, n] = co_await s.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;
-    std::string_view chunk(buf, n);
-    while (!chunk.empty()) {
-      const auto r = decoder.put(chunk);
-      chunk.remove_prefix(r.consumed);
-      if (r.event.kind == hl7::mllp_event_kind::message) {
-        const auto rep = hl7::check_response(r.event.message);
-        acks.push_back({std::string(rep.ack_code), std::string(rep.acknowledged_id), std::string(r.event.message)});
-      }
-      if (r.event.kind == hl7::mllp_event_kind::none && r.consumed == 0) break;
-    }
+    const auto message = co_await in.next();
+    if (!message) co_return;
+    const auto rep = hl7::check_response(*message);
+    acks.push_back({std::string(rep.ack_code), std::string(rep.acknowledged_id), *message});
   }
 }
 
-struct mllp_tcp {
-  asio::io_context io;
-  memory_sink sink;
-  event_lines log;
-  mllp_session_config cfg;
-  std::optional<tcp_server> server;
-
+struct mllp_tcp : session_fixture<mllp_session_config, &run_mllp_session<tcp::socket>> {
   mllp_tcp() {
     cfg.device = "TEST-HL7";
     cfg.timestamp = [] { return std::string("20240101120001"); };
-  }
-  void start() {
-    tcp_server_options o;
-    o.bind_address = "127.0.0.1";
-    server.emplace(
-        io.get_executor(), o,
-        [this](tcp::socket s, std::string) { return run_mllp_session(std::move(s), cfg, sink, log.logger()); },
-        log.logger());
-    REQUIRE(!server->start());
-  }
-  tcp::socket connect() {
-    tcp::socket s(io);
-    s.connect({asio::ip::make_address("127.0.0.1"), server->port()});
-    return s;
   }
   std::vector<ack_seen> exchange(std::vector<std::string> chunks, std::size_t expect) {
     auto s = connect();

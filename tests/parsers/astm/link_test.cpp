@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "astm_test_helpers.hpp"
+#include "parsers/astm/builders.hpp"
 #include "parsers/astm/link.hpp"
 #include "support.hpp"
 
@@ -931,4 +932,96 @@ TEST_CASE(
   CHECK(msgs.front().rfind("H|\\^&|||ALCZC12033KD", 0) == 0);
   CHECK(msgs.back() == "L|1|N\r");
   CHECK(l.state() == link_state::neutral);
+}
+
+// ---------------------------------------------------------------- order download (host pushes)
+
+namespace {
+
+// The order download the daemon builds for a rerun (parsers/astm/builders.hpp).
+std::string pushed_order() {
+  interfaced::order o;
+  o.sample_id = "S-RR-1";
+  o.patient_id = "PAT-1";
+  o.tests = {{"HGB", ""}, {"PLT", ""}};
+  o.action_code = "A";
+  a::order_message_header h;
+  h.timestamp = "20260101120000";
+  return a::build_order_message({o}, h);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "Order download, LIS1-A 6.2.7.1: on contention the host yields, takes the instrument's "
+    "message, then bids again and sends H P O L") {
+  harness h;
+  std::uint64_t id = 0;
+  auto acts = h.queue(pushed_order(), &id);
+  CHECK(sent_bytes(acts) == ENQ);  // neutral line: the host bids at once
+  acts = h.enq();                  // the analyser bid at the same time: it has priority
+  CHECK(sent_bytes(acts).empty());
+  CHECK(h.l.state() == link_state::contention);
+  acts = h.enq();  // its ENQ again (>= 1 s later): answered
+  CHECK(sent_bytes(acts) == ACK);
+  const std::string result = "H|\\^&\rP|1\rO|1|S-9||^^^GLU\rR|1|^^^GLU|5.4\rL|1|N\r";
+  CHECK(delivered(h.frame(1, result, true)) == std::vector<std::string>{result});
+  CHECK(of_kind(h.log, kind::sent).empty());
+  acts = h.eot();  // the analyser is done: the line is neutral, the order goes now
+  CHECK(sent_bytes(acts) == ENQ);
+  acts = h.ack();
+  const auto frames = frames_in(sent_bytes(acts));
+  REQUIRE(frames.size() == 1);
+  CHECK(frames[0].number == 1);
+  CHECK(frames[0].final);
+  CHECK(frames[0].text == pushed_order());
+  CHECK(frames[0].text.find("O|1|S-RR-1||^^^HGB\\^^^PLT|R||||||A|") != std::string::npos);
+  acts = h.ack();
+  CHECK(sent_bytes(acts) == EOT);
+  REQUIRE(of_kind(acts, kind::sent).size() == 1);
+  CHECK(of_kind(acts, kind::sent)[0].id == id);
+  CHECK(h.l.state() == link_state::neutral);
+}
+
+TEST_CASE("Order download: longer than the frame text size, it goes out in ETB frames") {
+  a::link_options o;
+  o.frame_text_size = 16;
+  harness h(o);
+  h.queue(pushed_order());
+  std::string text;
+  auto acts = h.ack();
+  for (int guard = 0; guard < 64; ++guard) {
+    const auto frames = frames_in(sent_bytes(acts));
+    if (frames.empty()) break;
+    REQUIRE(frames.size() == 1);
+    CHECK(frames[0].text.size() <= 16);
+    text += frames[0].text;
+    acts = h.ack();
+  }
+  CHECK(sent_bytes(acts) == EOT);
+  CHECK(text == pushed_order());
+}
+
+TEST_CASE("withdraw(): a queued message is taken back, never the one being sent") {
+  harness h;
+  std::uint64_t first = 0, second = 0;
+  h.queue(pushed_order(), &first);
+  h.queue("H|\\^&\rL|1|N\r", &second);
+  CHECK(h.l.state() == link_state::sending_enq);
+  CHECK_FALSE(h.l.withdraw(first));  // its ENQ is out
+  CHECK(h.l.withdraw(second));       // still waiting its turn
+  CHECK_FALSE(h.l.withdraw(second));
+  CHECK_FALSE(h.l.withdraw(999));
+  CHECK(h.l.queued() == 1);
+  h.ack();
+  CHECK(h.l.state() == link_state::sending);
+  CHECK_FALSE(h.l.withdraw(first));  // frames out: the protocol ends the transfer, not the caller
+  for (int attempt = 2; attempt <= 6; ++attempt) h.nak();
+  const auto acts = h.nak();  // 6 attempts: EOT, kept for a retry
+  CHECK(sent_bytes(acts) == EOT);
+  CHECK(h.l.state() == link_state::waiting_retry);
+  CHECK(h.l.withdraw(first));  // the caller's bound ran out: taken back
+  CHECK(h.l.queued() == 0);
+  CHECK(sent_bytes(h.timeout(timer_id::retry)).empty());  // nothing left to bid for
+  CHECK(h.l.state() == link_state::neutral);
 }

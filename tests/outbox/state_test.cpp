@@ -1,0 +1,169 @@
+// The rerun state in the outbox's file: a batch's messages, result history and state documents
+// commit in one transaction (all or nothing), an empty append is an ordering barrier, the history
+// is pruned on the worker, and a file of the previous schema is migrated in place.
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "outbox/outbox_support.hpp"
+#include "transport/outbox.hpp"
+#include "transport/state_store.hpp"
+
+using namespace interfaced::transport;
+using interfaced::test::append_wait;
+using interfaced::test::scratch_dir;
+using namespace std::chrono_literals;
+
+namespace {
+
+interfaced::daemon::outbox_config config_at(const std::filesystem::path& p) {
+  interfaced::daemon::outbox_config c;
+  c.path = p;
+  c.max_messages = 1000;
+  return c;
+}
+
+new_message msg(std::string key, std::string body, std::string id = {}) {
+  new_message m;
+  m.kind = "results";
+  m.ordering_key = std::move(key);
+  m.body = std::move(body);
+  m.id = std::move(id);
+  return m;
+}
+
+history_row row(std::string sample, std::string parameter, std::string value, std::string observed_at,
+                long long received_s = 1'800'000'000) {
+  history_row r{std::move(sample), std::move(parameter), {}};
+  r.o.value = std::move(value);
+  r.o.observed_at = std::move(observed_at);
+  r.o.received_at = interfaced::rerun::timestamp(std::chrono::seconds(received_s));
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("a batch's messages, history rows and state documents are durable together or not at all") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.history = {row("S-1", "HGB", "13.5", "20260101120000"), row("S-1", "PLT", "250", "20260101120000")};
+    s.documents = {{"rerun_state", "{\"v\":1}"}};
+    REQUIRE(append_wait(box, {msg("R-1", "{}", "fixed-id-1")}, s).durable);
+
+    // The same id again violates the messages' UNIQUE id: the whole op fails, and its history
+    // rows and document must not be kept either (the analyser is NAKed and resends).
+    state_changes t;
+    t.history = {row("S-2", "HGB", "9.1", "20260101130000")};
+    t.documents = {{"rerun_state", "{\"v\":2}"}};
+    const auto failed = append_wait(box, {msg("R-2", "{}", "fixed-id-1")}, t);
+    CHECK_FALSE(failed.durable);
+    CHECK_FALSE(failed.error.empty());
+  }
+  state_store store(file);  // the daemon's reader, after a restart
+  CHECK(store.has_observation("S-1", "HGB", "13.5", "20260101120000"));
+  CHECK(store.has("S-1", "PLT"));
+  CHECK_FALSE(store.has("S-2", "HGB"));
+  CHECK(store.get("rerun_state") == std::optional<std::string>("{\"v\":1}"));
+  const auto latest = store.latest("S-1", "PLT");
+  REQUIRE(latest);
+  CHECK(latest->value == "250");
+  outbox_admin admin(file);
+  CHECK(admin.list().size() == 1);
+}
+
+TEST_CASE("an empty append completes only after everything queued before it was committed") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  state_store store(file);
+  std::vector<std::string> order;
+  bool barrier_saw_rows = false;
+  for (int i = 0; i < 50; ++i) {
+    state_changes s;
+    s.history = {row("S-" + std::to_string(i), "HGB", "1", "t")};
+    box.append({msg("R", "{}")}, std::move(s), [&order, i](append_result r) {
+      CHECK(r.durable);
+      order.push_back("append " + std::to_string(i));
+    });
+  }
+  box.append({}, state_changes{}, [&](append_result r) {
+    CHECK(r.durable);
+    order.push_back("barrier");
+    // What the barrier waited for is visible to the daemon's reader when it completes.
+    barrier_saw_rows = store.has("S-49", "HGB") && store.has("S-0", "HGB");
+  });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return order.size() == 51; }));
+  CHECK(order.back() == "barrier");
+  CHECK(barrier_saw_rows);
+}
+
+TEST_CASE("the result history is pruned by age on the outbox worker, state writes go the same way") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  state_changes s;
+  s.history = {row("OLD", "HGB", "1", "t", 1'000), row("NEW", "HGB", "2", "t", 2'000)};
+  s.documents = {{"parameters:xn-1", "[]"}};
+  bool written = false;
+  box.write(std::move(s), [&](bool ok) { written = ok; });
+  std::optional<std::size_t> removed;
+  box.prune_history(interfaced::rerun::timestamp(std::chrono::seconds(1'500)), [&](std::size_t n) { removed = n; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return removed.has_value(); }));
+  CHECK(written);
+  CHECK(*removed == 1);
+  state_store store(file);
+  CHECK_FALSE(store.has("OLD", "HGB"));
+  CHECK(store.has("NEW", "HGB"));
+  CHECK(store.get("parameters:xn-1") == std::optional<std::string>("[]"));
+}
+
+TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages kept") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    // The version 1 schema as the first release wrote it, with one pending message.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+    const char* v1 =
+        "CREATE TABLE messages (seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, kind TEXT NOT NULL,"
+        " ordering_key TEXT NOT NULL, body BLOB NOT NULL, internal INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead')),"
+        " last_status INTEGER NOT NULL DEFAULT 0, last_response BLOB, delivered_at INTEGER);"
+        "INSERT INTO messages (id, kind, ordering_key, body, created_at, next_attempt_at)"
+        " VALUES ('old-1', 'results', 'R-9', '{}', 1, 1);"
+        "PRAGMA user_version = 1;";
+    REQUIRE(sqlite3_exec(db, v1, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  {
+    outbox box(config_at(file));
+    CHECK(box.stats().undelivered == 1);
+    state_changes s;
+    s.history = {row("S-1", "HGB", "13.5", "t")};
+    REQUIRE(append_wait(box, {msg("R-1", "{}")}, s).durable);
+  }
+  state_store store(file);
+  CHECK(store.has("S-1", "HGB"));
+  outbox_admin admin(file);
+  const auto list = admin.list();
+  REQUIRE(list.size() == 2);
+  CHECK(list[0].id == "old-1");
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 2);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
