@@ -39,6 +39,17 @@ const waiting_list_entry* find_entry(const rerun_state& state, std::string_view 
   return sample_only;
 }
 
+// A report whose rerun was received has left the waiting lists but is still known here until
+// pruned; a later result of its sample belongs to it (the most recently received, should a
+// sample have had several).
+const report_rerun* find_received(const rerun_state& state, std::string_view sample) {
+  const report_rerun* best = nullptr;
+  for (const auto& [id, rr] : state.reruns)
+    if (rr.status == rerun_status::received && rr.sample_id == sample && (best == nullptr || rr.since > best->since))
+      best = &rr;
+  return best;
+}
+
 result_value to_value(const result& r, const result_tag& t, const std::string* raw) {
   result_value v;
   v.sample_id = r.sample_id;
@@ -116,6 +127,12 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
         rr = &it->second;
         f.fulfilled = rr->is_fulfilled(t.parameter);
       }
+    } else if (const report_rerun* received = find_received(in.state, r.sample_id)) {
+      // Not on a waiting list any more, but its report is known: an instrument-triggered rerun
+      // then reaches the rerun-values endpoint with its lab report (rerun.md step 4) instead of
+      // the results endpoint. The decision-table facts stay those of an unlisted sample.
+      t.matched = true;
+      t.lab_report_id = received->lab_report_id;
     }
     const qualification q = qualify_rerun(f);
     r.is_rerun = q.is_rerun;

@@ -224,18 +224,22 @@ TEST_CASE("host queries are answered from the waiting list, reruns and auto-reru
     CHECK(after->find("HGB") == std::string::npos);
     CHECK(after->find("PLT") == std::string::npos);
 
-    // A third HGB nobody asked for: instrument-triggered (-1).
-    // The received rerun has left the waiting list, so the result matches no report: rerun.md
-    // routes a -1 without a lab report to the results endpoint.
+    // A third HGB nobody asked for: instrument-triggered (-1). The received rerun has left the
+    // waiting list, but its report is still known: rerun.md step 4 routes a -1 to the rerun-values
+    // endpoint with machine_triggered_rerun, under that report.
     REQUIRE(again.send_message(result_message("S-RR-1", "HGB", "13.9", "20260101121500")));
-    const auto results = backend.wait_posts("/interfacing/device-results", 1);
-    REQUIRE(results.size() == 1);
-    const json v3 = json::parse(results[0]["body"].get<std::string>())["results"].at(0);
-    values = backend.posts("/sample-rerun/values");
-    REQUIRE(values.size() == 2);
+    values = backend.wait_posts("/sample-rerun/values", 3);
+    REQUIRE(values.size() == 3);
+    CHECK(backend.posts("/interfacing/device-results").empty());
     const json v1 = json::parse(values[0]["body"].get<std::string>());
     const json v2 = json::parse(values[1]["body"].get<std::string>());
-    INFO(v1.dump() << "\n" << v2.dump() << "\n" << v3.dump());
+    const json third = json::parse(values[2]["body"].get<std::string>());
+    INFO(v1.dump() << "\n" << v2.dump() << "\n" << third.dump());
+    CHECK(third["lab_report_id"] == "R-100");
+    CHECK(third["machine_triggered_rerun"] == true);
+    CHECK(third["rerun_number"] == -1);
+    CHECK(third["fulfilled_parameters"] == json::array({"HGB"}));
+    const json v3 = third["values"].at(0);
     CHECK(v3["parameter"] == "HGB");
     CHECK(v3["is_rerun"] == true);
     CHECK(v1["lab_report_id"] == "R-100");
@@ -268,9 +272,9 @@ TEST_CASE("host queries are answered from the waiting list, reruns and auto-reru
     write_data(data, json::array({entry("S-AR-1", "R-200", 1, {"GLU"}, {"GLU"})}));
     REQUIRE(d.wait_device_log("re-test order queued: sample S-AR-1 report R-200 rerun 1 parameters [GLU]"));
     REQUIRE(again.send_message(result_message("S-AR-1", "GLU", "26", "20260101123000")));
-    values = backend.wait_posts("/sample-rerun/values", 3);
-    REQUIRE(values.size() == 3);
-    const json v4 = json::parse(values[2]["body"].get<std::string>());
+    values = backend.wait_posts("/sample-rerun/values", 4);
+    REQUIRE(values.size() == 4);
+    const json v4 = json::parse(values[3]["body"].get<std::string>());
     CHECK(v4["rerun_number"] == 1);
     CHECK(v4["lab_report_id"] == "R-200");
     std::this_thread::sleep_for(500ms);  // a wrongly fired second request would be delivered by now

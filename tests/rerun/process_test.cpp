@@ -99,6 +99,29 @@ TEST_CASE("a rerun fulfilled in one batch is received at once", "[process]") {
   CHECK(o.counts.requested_reruns == 2);
 }
 
+TEST_CASE("after a rerun was received, a result nobody asked for goes to rerun values as -1 with its report", "[process]") {
+  world w;
+  (void)w.refresh("xn", {entry("S1", "R1", 1, {"HGB", "PLT", "WBC"}, {"HGB"})});
+  (void)w.run("xn", {make_result("S1", "HGB", "13.1", "20240301100000")});
+  REQUIRE(w.state.reruns.at("R1").status == rerun_status::received);
+  REQUIRE(w.state.waiting_lists["xn"].empty());  // the received report left the list
+
+  auto o = w.run("xn", {make_result("S1", "HGB", "13.4", "20240301101500")});
+  CHECK(count_messages(o, endpoint::results) == 0);
+  const auto* m = find_message(o, endpoint::rerun_values, "R1");
+  REQUIRE(m != nullptr);
+  CHECK(m->rerun_values.rerun_number == -1);
+  CHECK(m->rerun_values.machine_triggered_rerun);
+  CHECK(m->rerun_values.fulfilled_parameters == std::vector<std::string>{"HGB"});
+  CHECK(o.counts.instrument_triggered == 1);
+  CHECK(o.counts.unmatched == 0);
+  // A sample with no report known at all still goes to the results endpoint.
+  (void)w.run("xn", {make_result("S9", "HGB", "10.0", "20240301100000")});
+  auto u = w.run("xn", {make_result("S9", "HGB", "10.2", "20240301101500")});
+  CHECK(count_messages(u, endpoint::results) == 1);
+  CHECK(count_messages(u, endpoint::rerun_values) == 0);
+}
+
 TEST_CASE("rerun_number_changed records the rerun and queues a re-test order", "[process][waiting]") {
   world w;
   auto a0 = w.refresh("xn", {entry("S1", "R1", 0, {"HGB", "WBC", "PLT"})});
