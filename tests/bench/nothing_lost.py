@@ -53,7 +53,13 @@ def free_port():
     return p
 
 
+PIN = {}  # --pin-daemon CPU: {"daemon": [...], "other": [...]} CPU lists for taskset
+
+
 def spawn(args, logfile, stdout=None):
+    if PIN:
+        role = "daemon" if args[:2] == [BIN, "run"] else "other"
+        args = ["taskset", "-c", PIN[role]] + args
     f = open(logfile, "ab")
     p = subprocess.Popen(args, stdout=stdout if stdout is not None else f, stderr=f, stdin=subprocess.DEVNULL)
     with CHILDREN_LOCK:
@@ -579,6 +585,9 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=1800, help="bound on the ingest / kill phase")
     ap.add_argument("--drain-seconds", type=float, default=900, help="bound on the final drain")
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--pin-daemon", default=None, metavar="CPU",
+                    help="run the daemon on this CPU (taskset) and every other process on the rest, so the "
+                         "daemon's latency is not the simulators' CPU contention")
     a = ap.parse_args()
     defaults = {"crash": (4, 1250, 2), "backend-down": (4, 0, 4), "throughput": (32, 200, 2)}[a.mode]
     a.sims = a.sims or defaults[0]
@@ -588,6 +597,12 @@ def main():
         a.seed = int(time.time())
     if not os.access(BIN, os.X_OK):
         raise SystemExit("no interfaced binary at %s (set INTERFACED)" % BIN)
+    if a.pin_daemon is not None:
+        others = sorted(os.sched_getaffinity(0) - {int(a.pin_daemon)})
+        if not others:
+            raise SystemExit("--pin-daemon needs a second CPU for the other processes")
+        PIN.update(daemon=str(int(a.pin_daemon)), other=",".join(map(str, others)))
+        os.sched_setaffinity(0, others)  # this driver too
     d = a.dir or tempfile.mkdtemp(prefix="interfaced-bench-%s-" % a.mode)
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
     signal.signal(signal.SIGTERM, on_signal)
