@@ -519,7 +519,9 @@ def mode_throughput(a, d):
     daemon = start_daemon(d, config)
     wait_devices(d, daemon, devs)
     deadline = time.monotonic() + a.max_seconds
-    sims = [Sim(d, dev, port, range(a.messages), a.results, max_runs=3, deadline=deadline) for dev, port in devs]
+    extra = ["--frame-delay", str(a.frame_delay)] if a.frame_delay else []
+    sims = [Sim(d, dev, port, range(a.messages), a.results, max_runs=3, deadline=deadline, extra=extra)
+            for dev, port in devs]
     rec = Record(record)
     t0 = time.monotonic()
     for s in sims:
@@ -585,6 +587,9 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=1800, help="bound on the ingest / kill phase")
     ap.add_argument("--drain-seconds", type=float, default=900, help="bound on the final drain")
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--frame-delay", type=int, default=0, metavar="MS",
+                    help="throughput: each simulator waits MS between frames (a paced load instead of "
+                         "as fast as the daemon answers)")
     ap.add_argument("--pin-daemon", default=None, metavar="CPU",
                     help="run the daemon on this CPU (taskset) and every other process on the rest, so the "
                          "daemon's latency is not the simulators' CPU contention")
