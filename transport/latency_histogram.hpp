@@ -15,8 +15,10 @@ namespace interfaced::transport {
 
 class latency_histogram {
  public:
-  static constexpr std::array<double, 15> bounds{0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                 0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
+  // Finer between 1 and 25 ms: where an ACK after an fsync lands, and where targets are set.
+  static constexpr std::array<double, 22> bounds{0.00025, 0.0005, 0.001, 0.0015, 0.002, 0.0025, 0.003, 0.004,
+                                                 0.005,   0.0075, 0.01,  0.015,  0.02,  0.025,  0.05,  0.1,
+                                                 0.25,    0.5,    1.0,   2.5,    5.0,   10.0};
 
   void observe(std::chrono::steady_clock::duration d) noexcept {
     const double s = std::chrono::duration<double>(d).count();
