@@ -1,5 +1,7 @@
 #include "transport/outbox.hpp"
 
+#include "transport/sqlite_statement.hpp"
+
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -62,81 +64,18 @@ std::string truncated(std::string s) {
   return s;
 }
 
-class statement;
-
-// Resets a statement when the reading scope ends, whatever way it ends.
-struct finish_on_exit {
-  statement& s;
-  ~finish_on_exit();
-};
-
-class statement {
+// Every statement of this file names itself "outbox" in its errors.
+class statement : public sqlite::statement {
  public:
-  statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
-      throw std::runtime_error(std::string("outbox: cannot prepare statement: ") + sqlite3_errmsg(db));
-    }
-  }
-  ~statement() { sqlite3_finalize(stmt_); }
-  statement(const statement&) = delete;
-  statement& operator=(const statement&) = delete;
-
-  statement& reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-    return *this;
-  }
-  statement& bind(int i, std::string_view v) {
-    check(sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
-    return *this;
-  }
-  statement& bind_blob(int i, std::string_view v) {
-    // A blob, not text: the body comes back byte for byte whatever its encoding.
-    check(sqlite3_bind_blob64(stmt_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_TRANSIENT));
-    return *this;
-  }
-  statement& bind(int i, std::int64_t v) {
-    check(sqlite3_bind_int64(stmt_, i, v));
-    return *this;
-  }
-  // true: a row is ready; false: done.
-  bool step() {
-    const int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    throw std::runtime_error(std::string("outbox: ") + sqlite3_errmsg(db_));
-  }
-  void run() {
-    while (step()) {
-    }
-  }
-  [[nodiscard]] std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
-  [[nodiscard]] std::string text(int col) const {
-    const void* p = sqlite3_column_blob(stmt_, col);
-    const int n = sqlite3_column_bytes(stmt_, col);
-    if (p == nullptr || n <= 0) return {};
-    return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
-  }
-  [[nodiscard]] bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
-  // Ends the statement's read: a SELECT left mid-way keeps its snapshot open, and in WAL mode the
-  // connection would then not see what the CLI committed through its own connection.
-  void finish() noexcept { sqlite3_reset(stmt_); }
-
- private:
-  void check(int rc) {
-    if (rc != SQLITE_OK) throw std::runtime_error(std::string("outbox: bind: ") + sqlite3_errmsg(db_));
-  }
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
+  statement(sqlite3* db, const char* sql) : sqlite::statement(db, sql, "outbox") {}
 };
-
-finish_on_exit::~finish_on_exit() { s.finish(); }
+using sqlite::finish_on_exit;
 
 constexpr const char* columns =
     "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
     "last_status, last_response, delivered_at";
 
-stored_message read_message(const statement& s) {
+stored_message read_message(const sqlite::statement& s) {
   stored_message m;
   m.seq = s.integer(0);
   m.id = s.text(1);
@@ -202,14 +141,7 @@ class outbox_db {
   outbox_db(const outbox_db&) = delete;
   outbox_db& operator=(const outbox_db&) = delete;
 
-  void exec(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : sqlite3_errmsg(db_);
-      sqlite3_free(err);
-      throw std::runtime_error(std::string("outbox: ") + msg);
-    }
-  }
+  void exec(const char* sql) { sqlite::exec(db_, sql, "outbox"); }
   [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }
   // For the state tables' writes (state_store.hpp), inside the worker's transaction.
   [[nodiscard]] sqlite3* handle() const noexcept { return db_; }

@@ -11,11 +11,12 @@
 //
 // Contract:
 //  - Opening creates the tables when missing; failures throw std::runtime_error naming the file
-//    (a start-up error). Later failures of put() / record() / prune() throw std::runtime_error.
+//    (a start-up error). Later failures of record() / prune() throw std::runtime_error.
 //  - Reads are cheap (prepared statements, reset after every use so the connection never holds a
 //    WAL snapshot) and see everything the outbox worker has committed.
-//  - The daemon writes through the outbox worker (off its event loop); put/record/prune/begin/
-//    commit here are synchronous and meant for start-up and tools.
+//  - The daemon writes through the outbox worker (off its event loop): outbox::append with
+//    state_changes, outbox::write, outbox::prune_history. record() / prune() here are the
+//    synchronous result_store writes, for tools and tests.
 //  - No clock: received_at and prune cutoffs are passed in.
 
 #include <cstddef>
@@ -62,13 +63,8 @@ class state_store final : public rerun::result_store {
   state_store(const state_store&) = delete;
   state_store& operator=(const state_store&) = delete;
 
-  // Key/value documents.
+  // A key/value document (written with state_changes::documents).
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
-  void put(std::string_view key, std::string_view value);
-
-  void begin();
-  void commit();
-  void rollback() noexcept;
 
   // rerun::result_store
   [[nodiscard]] bool has(std::string_view sample, std::string_view parameter) const override;
@@ -84,12 +80,9 @@ class state_store final : public rerun::result_store {
   struct reads;  // the prepared read statements (state_store.cpp)
 
  private:
-  void exec(const char* sql) const;
-
   std::filesystem::path file_;
   sqlite3* db_ = nullptr;
   std::unique_ptr<reads> reads_;
-  bool in_tx_ = false;
 };
 
 }  // namespace interfaced::transport

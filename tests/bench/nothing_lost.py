@@ -320,6 +320,16 @@ class Sim(threading.Thread):
         self.finished = time.monotonic()
 
 
+def run_sims(sims, deadline):
+    """Starts every simulator, waits for all of them (bounded by deadline); returns the seconds taken."""
+    t0 = time.monotonic()
+    for s in sims:
+        s.start()
+    for s in sims:
+        s.join(timeout=max(1, deadline - time.monotonic()))
+    return time.monotonic() - t0
+
+
 def pct(xs, q):
     if not xs:
         return float("nan")
@@ -471,12 +481,7 @@ def mode_backend_down(a, d):
     total = per_sim * a.sims * a.results
     log("ingest: %d results (%d simulators x %d messages x %d results), backend down (port %d unused)" %
         (total, a.sims, per_sim, a.results, bport))
-    t0 = time.monotonic()
-    for s in sims:
-        s.start()
-    for s in sims:
-        s.join(timeout=max(1, deadline - time.monotonic()))
-    t_ingest = time.monotonic() - t0
+    t_ingest = run_sims(sims, deadline)
     acked = sum(len(s.acked) for s in sims) * a.results
     log("ingest done: %d results acknowledged in %.1f s = %.0f results/s (%.0f messages/s)" %
         (acked, t_ingest, acked / t_ingest, acked / a.results / t_ingest))
@@ -524,11 +529,7 @@ def mode_throughput(a, d):
             for dev, port in devs]
     rec = Record(record)
     t0 = time.monotonic()
-    for s in sims:
-        s.start()
-    for s in sims:
-        s.join(timeout=max(1, deadline - time.monotonic()))
-    t_ack = time.monotonic() - t0
+    t_ack = run_sims(sims, deadline)
     total = a.sims * a.messages * a.results
     acked = sum(len(s.acked) for s in sims) * a.results
     while time.monotonic() < deadline + 60:

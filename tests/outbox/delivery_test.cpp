@@ -20,6 +20,7 @@
 #include "transport/outbox.hpp"
 
 using namespace interfaced::transport;
+using interfaced::test::msg;
 using interfaced::test::run_coro;
 using interfaced::test::run_until;
 using interfaced::test::scratch_dir;
@@ -27,14 +28,6 @@ using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 namespace {
-
-new_message msg(std::string kind, std::string key, std::string body) {
-  new_message m;
-  m.kind = std::move(kind);
-  m.ordering_key = std::move(key);
-  m.body = std::move(body);
-  return m;
-}
 
 struct log_lines {
   std::vector<std::string> lines;

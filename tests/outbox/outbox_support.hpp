@@ -86,6 +86,23 @@ inline std::function<void(std::function<void()>)> poster_for(boost::asio::io_con
   return [&ioc](std::function<void()> f) { boost::asio::post(ioc, std::move(f)); };
 }
 
+inline daemon::outbox_config config_at(const std::filesystem::path& p, std::size_t max = 1000) {
+  daemon::outbox_config c;
+  c.path = p;
+  c.max_messages = max;
+  return c;
+}
+
+// A message for the outbox; id empty: the outbox assigns a UUID.
+inline transport::new_message msg(std::string kind, std::string key, std::string body, std::string id = {}) {
+  transport::new_message m;
+  m.kind = std::move(kind);
+  m.ordering_key = std::move(key);
+  m.body = std::move(body);
+  m.id = std::move(id);
+  return m;
+}
+
 // Appends synchronously (test convenience): waits (bounded) for the completion, from any thread.
 inline transport::append_result append_wait(transport::outbox& box, std::vector<transport::new_message> v,
                                             transport::state_changes state = {}) {

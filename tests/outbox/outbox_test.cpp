@@ -12,27 +12,11 @@
 
 using namespace interfaced::transport;
 using interfaced::test::append_wait;
+using interfaced::test::config_at;
+using interfaced::test::msg;
 using interfaced::test::scratch_dir;
 using namespace std::chrono_literals;
 
-namespace {
-
-interfaced::daemon::outbox_config config_at(const std::filesystem::path& p, std::size_t max = 1000) {
-  interfaced::daemon::outbox_config c;
-  c.path = p;
-  c.max_messages = max;
-  return c;
-}
-
-new_message msg(std::string kind, std::string key, std::string body) {
-  new_message m;
-  m.kind = std::move(kind);
-  m.ordering_key = std::move(key);
-  m.body = std::move(body);
-  return m;
-}
-
-}  // namespace
 
 TEST_CASE("appended messages survive closing and reopening the file, bytes intact") {
   scratch_dir dir;

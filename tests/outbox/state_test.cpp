@@ -15,26 +15,12 @@
 
 using namespace interfaced::transport;
 using interfaced::test::append_wait;
+using interfaced::test::config_at;
+using interfaced::test::msg;
 using interfaced::test::scratch_dir;
 using namespace std::chrono_literals;
 
 namespace {
-
-interfaced::daemon::outbox_config config_at(const std::filesystem::path& p) {
-  interfaced::daemon::outbox_config c;
-  c.path = p;
-  c.max_messages = 1000;
-  return c;
-}
-
-new_message msg(std::string key, std::string body, std::string id = {}) {
-  new_message m;
-  m.kind = "results";
-  m.ordering_key = std::move(key);
-  m.body = std::move(body);
-  m.id = std::move(id);
-  return m;
-}
 
 history_row row(std::string sample, std::string parameter, std::string value, std::string observed_at,
                 long long received_s = 1'800'000'000) {
@@ -55,14 +41,14 @@ TEST_CASE("a batch's messages, history rows and state documents are durable toge
     state_changes s;
     s.history = {row("S-1", "HGB", "13.5", "20260101120000"), row("S-1", "PLT", "250", "20260101120000")};
     s.documents = {{"rerun_state", "{\"v\":1}"}};
-    REQUIRE(append_wait(box, {msg("R-1", "{}", "fixed-id-1")}, s).durable);
+    REQUIRE(append_wait(box, {msg("results", "R-1", "{}", "fixed-id-1")}, s).durable);
 
     // The same id again violates the messages' UNIQUE id: the whole op fails, and its history
     // rows and document must not be kept either (the analyser is NAKed and resends).
     state_changes t;
     t.history = {row("S-2", "HGB", "9.1", "20260101130000")};
     t.documents = {{"rerun_state", "{\"v\":2}"}};
-    const auto failed = append_wait(box, {msg("R-2", "{}", "fixed-id-1")}, t);
+    const auto failed = append_wait(box, {msg("results", "R-2", "{}", "fixed-id-1")}, t);
     CHECK_FALSE(failed.durable);
     CHECK_FALSE(failed.error.empty());
   }
@@ -89,7 +75,7 @@ TEST_CASE("an empty append completes only after everything queued before it was 
   for (int i = 0; i < 50; ++i) {
     state_changes s;
     s.history = {row("S-" + std::to_string(i), "HGB", "1", "t")};
-    box.append({msg("R", "{}")}, std::move(s), [&order, i](append_result r) {
+    box.append({msg("results", "R", "{}")}, std::move(s), [&order, i](append_result r) {
       CHECK(r.durable);
       order.push_back("append " + std::to_string(i));
     });
@@ -150,7 +136,7 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
     CHECK(box.stats().undelivered == 1);
     state_changes s;
     s.history = {row("S-1", "HGB", "13.5", "t")};
-    REQUIRE(append_wait(box, {msg("R-1", "{}")}, s).durable);
+    REQUIRE(append_wait(box, {msg("results", "R-1", "{}")}, s).durable);
   }
   state_store store(file);
   CHECK(store.has("S-1", "HGB"));

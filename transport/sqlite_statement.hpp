@@ -1,0 +1,100 @@
+#pragma once
+// The SQLite helpers the outbox and the state store share (transport-internal; the public headers
+// only forward-declare sqlite3). Errors throw std::runtime_error prefixed with the owner's name
+// ("outbox", "state store"), so a log line says which file failed.
+
+#include <sqlite3.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace interfaced::transport::sqlite {
+
+// Runs one or more statements without results.
+inline void exec(sqlite3* db, const char* sql, const char* who) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    throw std::runtime_error(std::string(who) + ": " + msg);
+  }
+}
+
+// One prepared statement, kept prepared across uses (SQLITE_PREPARE_PERSISTENT).
+class statement {
+ public:
+  statement(sqlite3* db, const char* sql, const char* who) : db_(db), who_(who) {
+    if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string(who) + ": cannot prepare statement: " + sqlite3_errmsg(db));
+    }
+  }
+  ~statement() { sqlite3_finalize(stmt_); }
+  statement(const statement&) = delete;
+  statement& operator=(const statement&) = delete;
+
+  statement& reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return *this;
+  }
+  statement& bind(int i, std::string_view v) {
+    check(sqlite3_bind_text64(stmt_, i, v.data(), v.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+    return *this;
+  }
+  statement& bind_blob(int i, std::string_view v) {
+    // A blob, not text: the bytes come back as they were, whatever their encoding.
+    check(sqlite3_bind_blob64(stmt_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_TRANSIENT));
+    return *this;
+  }
+  statement& bind(int i, std::int64_t v) {
+    check(sqlite3_bind_int64(stmt_, i, v));
+    return *this;
+  }
+  statement& bind(int i, std::optional<double> v) {
+    check(v ? sqlite3_bind_double(stmt_, i, *v) : sqlite3_bind_null(stmt_, i));
+    return *this;
+  }
+  // true: a row is ready; false: done.
+  bool step() {
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    throw std::runtime_error(std::string(who_) + ": " + sqlite3_errmsg(db_));
+  }
+  void run() {
+    while (step()) {
+    }
+  }
+  [[nodiscard]] std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+  [[nodiscard]] double real(int col) const { return sqlite3_column_double(stmt_, col); }
+  [[nodiscard]] std::string text(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    if (p == nullptr || n <= 0) return {};
+    return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
+  }
+  [[nodiscard]] bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
+  // Ends the statement's read: a SELECT left mid-way keeps its snapshot open, and in WAL mode the
+  // connection would then not see what other connections committed.
+  void finish() noexcept { sqlite3_reset(stmt_); }
+
+ private:
+  void check(int rc) {
+    if (rc != SQLITE_OK) throw std::runtime_error(std::string(who_) + ": bind: " + sqlite3_errmsg(db_));
+  }
+  sqlite3* db_;
+  const char* who_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Finishes a statement when the reading scope ends, whatever way it ends.
+struct finish_on_exit {
+  statement& s;
+  ~finish_on_exit() { s.finish(); }
+};
+
+}  // namespace interfaced::transport::sqlite
