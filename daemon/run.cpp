@@ -265,7 +265,10 @@ class ingest_sink final : public transport::batch_sink {
     const auto received = std::chrono::steady_clock::now();
     rerun::rerun_inputs in{codes_, rules_, history_, state_, now};
     const std::uint64_t batch_id = history_.open();
-    const rerun::batch_outcome out = rerun::process_reports_for_rerun(b, in);
+    const rerun::batch_outcome out = [&] {
+      const transport::state_store::read_scope reads(store_);  // one snapshot for the whole batch
+      return rerun::process_reports_for_rerun(b, in);
+    }();
     if (dev) {
       log_actions(*dev->log, out.actions);
       for (const auto& m : out.messages) {
@@ -322,7 +325,7 @@ class ingest_sink final : public transport::batch_sink {
                      history_.settle(batch_id);
                      if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
                      if (!r.durable) {
-                       state_written_.clear();  // the next batch writes the state again
+                       state_written_.reset();  // the next batch writes the state again
                        if (dev) dev->log->error("the outbox could not store the message: {}; the analyser resends", r.error);
                        done(false);
                        return;
@@ -351,10 +354,10 @@ class ingest_sink final : public transport::batch_sink {
 
   // The rerun state document, when it changed since it was last queued for writing.
   void state_document(transport::state_changes& sc) {
-    std::string text = rerun::to_json(state_).dump();
-    if (text == state_written_) return;
-    state_written_ = text;
-    sc.documents.emplace_back("rerun_state", std::move(text));
+    // A structural comparison, not a serialisation: this runs after every message.
+    if (state_written_ && *state_written_ == state_) return;
+    state_written_ = state_;
+    sc.documents.emplace_back("rerun_state", rerun::to_json(state_).dump());
   }
 
   // After a waiting-list refresh or a prune: written off the event loop, in order with the batches.
@@ -364,7 +367,7 @@ class ingest_sink final : public transport::batch_sink {
     if (sc.empty()) return;
     outbox_.write(std::move(sc), [this, dev](bool ok) {
       if (ok) return;
-      state_written_.clear();
+      state_written_.reset();
       if (dev) dev->log->error("the rerun state could not be stored; it is written again with the next change");
       else spdlog::error("the rerun state could not be stored; it is written again with the next change");
     });
@@ -564,7 +567,7 @@ class ingest_sink final : public transport::batch_sink {
   transport::state_store& store_;
   pending_history history_;  // seen(S,P): durable rows + batches not yet durable
   rerun::rerun_state state_;
-  std::string state_written_;  // the rerun_state document last queued for writing
+  std::optional<rerun::rerun_state> state_written_;  // the rerun state last queued for writing
   std::uint64_t batch_seq_ = 0;
 };
 
@@ -1102,6 +1105,9 @@ class service {
       << "interfaced_outbox_depth " << ob.undelivered << '\n';
     m << "# HELP interfaced_outbox_alarm 1 when the outbox is full\n# TYPE interfaced_outbox_alarm gauge\n"
       << "interfaced_outbox_alarm " << (ob.alarm ? 1 : 0) << '\n';
+    m << "# HELP interfaced_outbox_commit_seconds Outbox group transaction, BEGIN to durable COMMIT (the disk's share of an ACK)\n"
+         "# TYPE interfaced_outbox_commit_seconds histogram\n";
+    ob.commit_latency.write(m, "interfaced_outbox_commit_seconds");
     if (delivery_) {
       const auto st = delivery_->stats();
       m << "# TYPE interfaced_delivered_total counter\ninterfaced_delivered_total " << st.delivered << '\n'

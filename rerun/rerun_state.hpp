@@ -34,6 +34,8 @@ struct report_rerun {
   [[nodiscard]] bool is_requested(std::string_view p) const noexcept;
   [[nodiscard]] bool is_fulfilled(std::string_view p) const noexcept;
   [[nodiscard]] bool complete() const noexcept;  // every requested parameter fulfilled
+
+  bool operator==(const report_rerun&) const = default;
 };
 
 struct rerun_state {
@@ -44,11 +46,17 @@ struct rerun_state {
   struct auto_rerun_record {
     int count = 0;
     timestamp last{};  // for prune
+
+    bool operator==(const auto_rerun_record&) const = default;
   };
   std::map<std::string, auto_rerun_record, std::less<>> auto_reruns;
 
   [[nodiscard]] int auto_rerun_count(std::string_view sample, std::string_view parameter) const;
   void count_auto_rerun(std::string_view sample, std::string_view parameter, timestamp now);
+
+  // Structural equality: the daemon compares with what it last persisted instead of serialising
+  // the whole state after every message.
+  bool operator==(const rerun_state&) const = default;
 };
 
 }  // namespace interfaced::rerun

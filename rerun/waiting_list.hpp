@@ -18,6 +18,8 @@ struct patient_info {
   std::string name;
   std::string sex;
   std::string dob;
+
+  bool operator==(const patient_info&) const = default;
 };
 
 struct waiting_list_entry {
@@ -35,6 +37,8 @@ struct waiting_list_entry {
 
   // rerun.md: a rerun is active when rerunNumber is neither 0 nor -1 (the badge rule).
   [[nodiscard]] bool rerun_active() const noexcept { return rerun_number > 0; }
+
+  bool operator==(const waiting_list_entry&) const = default;
 };
 
 }  // namespace interfaced::rerun

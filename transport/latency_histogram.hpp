@@ -1,7 +1,7 @@
 #pragma once
 // A Prometheus histogram of durations in seconds, with fixed buckets from 0.25 ms to 10 s (what a
-// link's ingest-to-ACK time and a backend round trip span). Not thread-safe: observed and read
-// on the daemon's event loop.
+// link's ingest-to-ACK time, an outbox commit and a backend round trip span). Not thread-safe:
+// its owner serialises access (the event loop, or the outbox's mutex).
 
 #include <array>
 #include <chrono>

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "daemon/config.hpp"
+#include "transport/latency_histogram.hpp"
 #include "transport/state_store.hpp"
 
 namespace interfaced::transport {
@@ -109,6 +110,7 @@ struct outbox_stats {
   std::uint64_t appended = 0;      // messages appended since open
   bool accepting = true;
   bool alarm = false;
+  latency_histogram commit_latency;  // each group transaction: BEGIN to durable COMMIT (fsync included)
 };
 
 // Runs f on the caller's event loop; std::function so no Asio type leaks here.
@@ -189,6 +191,7 @@ class outbox {
 
   std::atomic<std::size_t> undelivered_{0};
   std::atomic<std::uint64_t> transactions_{0};
+  latency_histogram commit_latency_;  // written by the worker, read by stats(); under mutex_
   std::atomic<std::uint64_t> appended_{0};
   std::atomic<bool> alarm_{false};
   std::thread worker_;

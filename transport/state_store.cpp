@@ -33,22 +33,25 @@ void create_state_tables(sqlite3* db) {
                who);
 }
 
-void write_state(sqlite3* db, const state_changes& c) {
-  if (!c.history.empty()) {
-    statement st(db, record_sql);
-    for (const auto& r : c.history) {
-      st.reset().bind(1, r.sample).bind(2, r.parameter).bind(3, r.o.value).bind(4, r.o.numeric);
-      st.bind(5, r.o.observed_at).bind(6, static_cast<std::int64_t>(r.o.received_at.time_since_epoch().count()));
-      st.run();
-    }
+struct state_writer::statements {
+  explicit statements(sqlite3* db) : record(db, record_sql), put(db, put_sql) {}
+  statement record, put;
+};
+
+state_writer::state_writer(sqlite3* db) : stmts_(std::make_unique<statements>(db)) {}
+state_writer::~state_writer() = default;
+
+void state_writer::write(const state_changes& c) {
+  for (const auto& r : c.history) {
+    auto& st = stmts_->record.reset();
+    st.bind(1, r.sample).bind(2, r.parameter).bind(3, r.o.value).bind(4, r.o.numeric);
+    st.bind(5, r.o.observed_at).bind(6, static_cast<std::int64_t>(r.o.received_at.time_since_epoch().count()));
+    st.run();
   }
-  if (!c.documents.empty()) {
-    statement st(db, put_sql);
-    for (const auto& [key, value] : c.documents) {
-      st.reset().bind(1, key).bind(2, value).run();
-    }
-  }
+  for (const auto& [key, value] : c.documents) stmts_->put.reset().bind(1, key).bind(2, value).run();
 }
+
+void write_state(sqlite3* db, const state_changes& c) { state_writer(db).write(c); }
 
 std::size_t prune_results(sqlite3* db, rerun::timestamp cutoff) {
   statement st(db, "DELETE FROM results WHERE received_at < ?1");
@@ -65,8 +68,11 @@ struct state_store::reads {
                         " LIMIT 1"),
         latest(db,
                "SELECT value, numeric, observed_at, received_at FROM results WHERE sample = ?1 AND parameter = ?2"
-               " ORDER BY seq DESC LIMIT 1") {}
+               " ORDER BY seq DESC LIMIT 1"),
+        begin(db, "BEGIN"),
+        commit(db, "COMMIT") {}
   statement get, has, has_observation, latest;
+  statement begin, commit;  // read_scope's, once per message: prepared, not parsed each time
 };
 
 state_store::state_store(const std::filesystem::path& file) : file_(file) {
@@ -95,6 +101,30 @@ state_store::state_store(const std::filesystem::path& file) : file_(file) {
 state_store::~state_store() {
   reads_.reset();
   sqlite3_close(db_);
+}
+
+state_store::read_scope::read_scope(const state_store& s) : s_(s) {
+  if (s_.read_depth_++ == 0) {
+    try {
+      sqlite::finish_on_exit guard{s_.reads_->begin.reset()};
+      s_.reads_->begin.run();
+    } catch (...) {
+      --s_.read_depth_;
+      throw;
+    }
+  }
+}
+
+state_store::read_scope::~read_scope() {
+  if (--s_.read_depth_ != 0) return;
+  try {
+    // A read transaction: releases the snapshot, writes nothing.
+    sqlite::finish_on_exit guard{s_.reads_->commit.reset()};
+    s_.reads_->commit.run();
+  } catch (...) {
+    // Nothing to lose: the next read opens its own transaction (autocommit is back either way).
+    sqlite3_exec(s_.db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
 }
 
 std::optional<std::string> state_store::get(std::string_view key) const {

@@ -13,7 +13,9 @@
 //  - Opening creates the tables when missing; failures throw std::runtime_error naming the file
 //    (a start-up error). Later failures of record() / prune() throw std::runtime_error.
 //  - Reads are cheap (prepared statements, reset after every use so the connection never holds a
-//    WAL snapshot) and see everything the outbox worker has committed.
+//    WAL snapshot) and see everything the outbox worker has committed. A read_scope groups the
+//    reads of one synchronous computation into one read transaction (one snapshot, one lock
+//    round instead of one per query); never hold one across a co_await.
 //  - The daemon writes through the outbox worker (off its event loop): outbox::append with
 //    state_changes, outbox::write, outbox::prune_history. record() / prune() here are the
 //    synchronous result_store writes, for tools and tests.
@@ -53,6 +55,21 @@ struct state_changes {
 void create_state_tables(sqlite3* db);
 // Applies `c` inside the caller's open transaction; throws std::runtime_error.
 void write_state(sqlite3* db, const state_changes& c);
+
+// The same, with its statements prepared once: for a connection that writes state changes with
+// every batch (the outbox worker). Lives no longer than the connection.
+class state_writer {
+ public:
+  explicit state_writer(sqlite3* db);  // the tables must exist; throws std::runtime_error
+  ~state_writer();
+  state_writer(const state_writer&) = delete;
+  state_writer& operator=(const state_writer&) = delete;
+  void write(const state_changes& c);
+
+ private:
+  struct statements;
+  std::unique_ptr<statements> stmts_;
+};
 // Deletes history rows received before `cutoff`; returns how many. Throws std::runtime_error.
 std::size_t prune_results(sqlite3* db, rerun::timestamp cutoff);
 
@@ -62,6 +79,19 @@ class state_store final : public rerun::result_store {
   ~state_store() override;
   state_store(const state_store&) = delete;
   state_store& operator=(const state_store&) = delete;
+
+  // Reads made while a read_scope lives share one read transaction. Nests (only the
+  // outermost scope begins and ends it). Throws std::runtime_error when BEGIN fails.
+  class read_scope {
+   public:
+    explicit read_scope(const state_store& s);
+    ~read_scope();
+    read_scope(const read_scope&) = delete;
+    read_scope& operator=(const read_scope&) = delete;
+
+   private:
+    const state_store& s_;
+  };
 
   // A key/value document (written with state_changes::documents).
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
@@ -83,6 +113,7 @@ class state_store final : public rerun::result_store {
   std::filesystem::path file_;
   sqlite3* db_ = nullptr;
   std::unique_ptr<reads> reads_;
+  mutable int read_depth_ = 0;  // open read_scopes
 };
 
 }  // namespace interfaced::transport

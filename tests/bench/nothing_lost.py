@@ -45,12 +45,18 @@ def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
 
 
+HANDED_OUT = set()  # the kernel may give a closed port out again: never hand one out twice
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    while True:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        p = s.getsockname()[1]
+        s.close()
+        if p not in HANDED_OUT:
+            HANDED_OUT.add(p)
+            return p
 
 
 PIN = {}  # --pin-daemon CPU: {"daemon": [...], "other": [...]} CPU lists for taskset
@@ -136,12 +142,16 @@ def write_capture(path, dev, indices, nres):
 
 # ---- daemon / backend ------------------------------------------------------------------------
 
+STATE_DIR = {}  # --state-dir: where the daemon's outbox goes, when not in the run directory
+
+
 def write_config(d, devices, backend_port, max_messages=1000000):
+    state = STATE_DIR.get("path") or d
     cfg = {
         "devices": [{"id": dev, "protocol": "astm", "link": {"type": "tcp-server", "bind": "127.0.0.1", "port": port}}
                     for dev, port in devices],
         "backend": {"base_url": "http://127.0.0.1:%d" % backend_port},
-        "outbox": {"path": os.path.join(d, "outbox.sqlite"), "max_messages": max_messages},
+        "outbox": {"path": os.path.join(state, "outbox.sqlite"), "max_messages": max_messages},
         "logging": {"dir": os.path.join(d, "logs"), "level": "warn"},
         "health": {"bind": "127.0.0.1", "port": free_port()},
         "control_socket": os.path.join(d, "control.sock"),
@@ -188,13 +198,13 @@ def health_port(config):
         return json.load(f)["health"]["port"]
 
 
-def ingest_ack_quantiles(config, qs=(0.5, 0.9, 0.99)):
-    """The daemon's own interfaced_ingest_ack_seconds histogram, all devices summed: for each q,
-    the upper bound (seconds) of the bucket holding it, and the count."""
+def histogram_quantiles(config, name, qs=(0.5, 0.9, 0.99)):
+    """The daemon's own histogram `name` from /metrics, all label sets summed: for each q, the upper
+    bound (seconds) of the bucket holding it, and the count."""
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % health_port(config), timeout=10).read().decode()
     buckets = collections.defaultdict(int)
     for line in text.splitlines():
-        m = re.match(r'interfaced_ingest_ack_seconds_bucket\{device="[^"]*",le="([^"]+)"\} (\d+)', line)
+        m = re.match(name + r'_bucket\{(?:[^}]*,)?le="([^"]+)"\} (\d+)', line)
         if m:
             buckets[float(m.group(1))] += int(m.group(2))
     bounds = sorted(buckets)
@@ -342,7 +352,8 @@ def expected_keys(dev, indices, nres):
 
 
 def outbox_summary(d):
-    out = subprocess.run([BIN, "outbox", "--file", os.path.join(d, "outbox.sqlite"), "list", "--all", "--json"],
+    out = subprocess.run([BIN, "outbox", "--file", os.path.join(STATE_DIR.get("path") or d, "outbox.sqlite"), "list",
+                          "--all", "--json"],
                          capture_output=True, text=True, timeout=300)
     try:
         rows = json.loads(out.stdout)
@@ -559,13 +570,21 @@ def mode_throughput(a, d):
         cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         log("daemon CPU time %.2f s for %d results = %.0f results per daemon CPU-second" %
             (cpu, acked, acked / cpu if cpu else float("nan")))
+        with open("/proc/%d/io" % daemon.pid) as f:
+            io = dict(line.split(": ") for line in f.read().splitlines())
+        written = int(io["write_bytes"])
+        log("daemon wrote %.1f MB to disk so far = %.0f bytes per result (outbox WAL and checkpoints, logs)" %
+            (written / 1e6, written / acked if acked else float("nan")))
     except Exception as e:
         log("daemon CPU not read: %s" % e)
     try:
-        q, n = ingest_ack_quantiles(config)
+        q, n = histogram_quantiles(config, "interfaced_ingest_ack_seconds")
         log("daemon ingest-to-ACK (message complete -> outbox durable -> ACK released), %d messages: "
             "p50 <= %.2f ms, p90 <= %.2f ms, p99 <= %.2f ms (histogram bucket bounds)" %
             (n, q[0.5] * 1e3, q[0.9] * 1e3, q[0.99] * 1e3))
+        q, n = histogram_quantiles(config, "interfaced_outbox_commit_seconds")
+        log("outbox group commits (BEGIN -> durable COMMIT), %d transactions: "
+            "p50 <= %.2f ms, p90 <= %.2f ms, p99 <= %.2f ms" % (n, q[0.5] * 1e3, q[0.9] * 1e3, q[0.99] * 1e3))
     except Exception as e:  # the measurement line is lost, not the run
         log("metrics not read: %s" % e)
     lost, _ = loss_report(rec, sims, a.results)
@@ -588,6 +607,10 @@ def main():
     ap.add_argument("--max-seconds", type=float, default=1800, help="bound on the ingest / kill phase")
     ap.add_argument("--drain-seconds", type=float, default=900, help="bound on the final drain")
     ap.add_argument("--dir", default=None)
+    ap.add_argument("--state-dir", default=None, metavar="PATH",
+                    help="the daemon's outbox here instead of in --dir: e.g. --dir on tmpfs for the "
+                         "simulators' and backend-sim's files, so that only the daemon writes to this disk, "
+                         "as in a lab where the analysers and the backend are other machines")
     ap.add_argument("--frame-delay", type=int, default=0, metavar="MS",
                     help="throughput: each simulator waits MS between frames (a paced load instead of "
                          "as fast as the daemon answers)")
@@ -611,6 +634,9 @@ def main():
         os.sched_setaffinity(0, others)  # this driver too
     d = a.dir or tempfile.mkdtemp(prefix="interfaced-bench-%s-" % a.mode)
     os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    if a.state_dir:
+        os.makedirs(a.state_dir, exist_ok=True)
+        STATE_DIR["path"] = a.state_dir
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log("mode %s, dir %s, binary %s, seed %d, args %s" % (a.mode, d, BIN, a.seed, vars(a)))

@@ -107,6 +107,104 @@ TEST_CASE("group commit: appends from many threads share transactions, all durab
   }
 }
 
+TEST_CASE("message ids are version-7 UUIDs: creation time first, so they sort in creation order") {
+  scratch_dir dir;
+  outbox box(config_at(dir / "outbox.sqlite"));
+  const auto before = std::chrono::system_clock::now();
+  const auto a = append_wait(box, {msg("results", "R-1", "{}")});
+  std::this_thread::sleep_for(3ms);
+  const auto b = append_wait(box, {msg("results", "R-1", "{}")});
+  const auto after = std::chrono::system_clock::now();
+  REQUIRE(a.ids.size() == 1);
+  REQUIRE(b.ids.size() == 1);
+  for (const auto& id : {a.ids[0], b.ids[0]}) {
+    REQUIRE(id.size() == 36);
+    CHECK(id[8] == '-');
+    CHECK(id[14] == '7');                                     // version
+    CHECK(std::string("89ab").find(id[19]) != std::string::npos);  // RFC 9562 variant
+    // The first 48 bits are the Unix time in milliseconds at creation.
+    const auto ms = std::stoull(id.substr(0, 8) + id.substr(9, 4), nullptr, 16);
+    const auto to_ms = [](auto t) {
+      return static_cast<unsigned long long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+    };
+    CHECK(ms >= to_ms(before));
+    CHECK(ms <= to_ms(after));
+  }
+  CHECK(a.ids[0] < b.ids[0]);
+}
+
+TEST_CASE("the commit histogram counts the transactions an ACK waits for, not delivery bookkeeping") {
+  scratch_dir dir;
+  boost::asio::io_context ioc;
+  outbox box(config_at(dir / "outbox.sqlite"), interfaced::test::poster_for(ioc));
+  std::optional<append_result> appended;
+  box.append({msg("results", "R-1", "{}")}, [&](append_result r) { appended = std::move(r); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return appended.has_value(); }));
+  REQUIRE(appended->durable);
+  CHECK(box.stats().commit_latency.count() == 1);
+
+  std::optional<bool> marked;
+  box.mark_delivered(appended->ids[0], attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+  CHECK(*marked);
+  const auto s = box.stats();
+  CHECK(s.transactions == 2);
+  CHECK(s.commit_latency.count() == 1);  // the "delivered" mark released no ACK
+  CHECK(s.undelivered == 0);
+}
+
+TEST_CASE("claim_due: the oldest pending message of each free key, due ones first, busy keys skipped") {
+  scratch_dir dir;
+  boost::asio::io_context ioc;
+  outbox box(config_at(dir / "outbox.sqlite", 100000), interfaced::test::poster_for(ioc));
+  // 300 keys x 5 messages, appended round-robin so that no key's messages are adjacent.
+  std::map<std::string, std::string> first_of;  // key -> id of its first message
+  for (int round = 0; round < 5; ++round) {
+    std::vector<new_message> batch;
+    for (int k = 0; k < 300; ++k) batch.push_back(msg("results", "key-" + std::to_string(1000 + k), "{}"));
+    std::optional<append_result> r;
+    box.append(std::move(batch), [&](append_result a) { r = std::move(a); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+    REQUIRE(r->durable);
+    if (round == 0)
+      for (int k = 0; k < 300; ++k) first_of["key-" + std::to_string(1000 + k)] = r->ids[static_cast<std::size_t>(k)];
+  }
+  // key-1000's head is delivered: its second message becomes the head. key-1001's head waits for
+  // a retry in an hour: not due, but it sets next_due.
+  const auto claim = [&](std::vector<std::string> busy, std::size_t limit) {
+    std::optional<due_batch> due;
+    box.claim_due(std::move(busy), limit, outbox_now(), [&](due_batch b) { due = std::move(b); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+    return std::move(*due);
+  };
+  std::optional<bool> marked, retried;
+  box.mark_delivered(first_of["key-1000"], attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+  const auto later = outbox_now() + std::chrono::hours(1);
+  box.mark_retry(first_of["key-1001"], attempt_outcome{503, ""}, later, [&](bool ok) { retried = ok; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return marked && retried; }));
+
+  const auto all = claim({"key-1002"}, 1000);
+  std::set<std::string> keys;
+  for (const auto& m : all.messages) {
+    CHECK(keys.insert(m.ordering_key).second);  // one message per key
+    if (m.ordering_key != "key-1000") CHECK(m.id == first_of[m.ordering_key]);
+  }
+  CHECK(keys.size() == 298);  // 300 - busy key-1002 - key-1001 (not due)
+  CHECK_FALSE(keys.contains("key-1001"));
+  CHECK_FALSE(keys.contains("key-1002"));
+  REQUIRE(keys.contains("key-1000"));
+  REQUIRE(all.next_due);
+  CHECK(*all.next_due == later);
+  // Oldest first: key-1000's head is now a second-round message, so it comes after every first-round head.
+  CHECK(all.messages.back().ordering_key == "key-1000");
+  // The limit takes the oldest.
+  const auto two = claim({}, 2);
+  REQUIRE(two.messages.size() == 2);
+  CHECK(two.messages[0].ordering_key == "key-1002");
+  CHECK(two.messages[1].ordering_key == "key-1003");
+}
+
 TEST_CASE("bounded: at max_messages the outbox refuses and raises the alarm, but never drops") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";

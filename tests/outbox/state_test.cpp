@@ -153,3 +153,28 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
   sqlite3_finalize(st);
   sqlite3_close(db);
 }
+
+TEST_CASE("reads inside a read_scope share one snapshot, and see new commits once it ends") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  state_store store(file);
+  state_changes first;
+  first.history = {row("S-1", "HGB", "13.5", "20260101120000")};
+  REQUIRE(append_wait(box, {msg("results", "R-1", "{}")}, first).durable);
+  {
+    const state_store::read_scope outer(store);
+    CHECK(store.has("S-1", "HGB"));  // the snapshot starts here
+    state_changes second;
+    second.history = {row("S-2", "PLT", "250", "20260101120500")};
+    REQUIRE(append_wait(box, {msg("results", "R-2", "{}")}, second).durable);
+    {
+      const state_store::read_scope inner(store);  // nested: still the outer snapshot
+      CHECK_FALSE(store.has("S-2", "PLT"));
+    }
+    CHECK_FALSE(store.has("S-2", "PLT"));
+  }
+  // The scope is over: the commit made meanwhile is visible, and nothing was written by reading.
+  CHECK(store.has("S-2", "PLT"));
+  CHECK(store.has("S-1", "HGB"));
+}
