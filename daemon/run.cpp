@@ -111,8 +111,8 @@ struct device_stats {
   std::uint64_t results = 0;
   std::uint64_t queries = 0;
   std::uint64_t problems = 0;      // NAKs, checksum errors, discarded messages (from the link log)
-  std::uint64_t naks = 0;          // NAKs sent or received
-  std::uint64_t checksum_errors = 0;
+  // NAKs sent and received, checksum errors: counted by the link drivers from the link's events.
+  std::shared_ptr<transport::link_counters> link = std::make_shared<transport::link_counters>();
   transport::latency_histogram ingest_ack;  // message complete -> durable -> ACK / AA released
   std::uint64_t connections = 0;
   std::uint64_t duplicates = 0;
@@ -850,8 +850,6 @@ class service {
       // The drivers' lines are the technicians' record of the link; problems are counted.
       const bool problem = line.find("NAK") != std::string_view::npos || line.find("discard") != std::string_view::npos ||
                            line.find("checksum") != std::string_view::npos || line.find("bug:") != std::string_view::npos;
-      if (line.find("NAK") != std::string_view::npos) ++dev->stats.naks;
-      if (line.find("checksum") != std::string_view::npos) ++dev->stats.checksum_errors;
       if (problem) {
         ++dev->stats.problems;
         dev->log->warn("{}", line);
@@ -909,6 +907,7 @@ class service {
         return sink_->answer_astm_queries(dev->cfg.id, *dev->log, qs);
       };
       if (dev->order_download) lc.push = dev->orders;
+      lc.counters = dev->stats.link;
       transport::event_log log = device_event_log(dev);
       co_await transport::run_astm_link(std::move(traced), std::move(lc), *sink_, std::move(log));
     } else {
@@ -921,6 +920,7 @@ class service {
         return sink_->answer_hl7_query(dev->cfg.id, *dev->log, text, qs);
       };
       if (dev->order_download) mc.push = dev->orders;
+      mc.counters = dev->stats.link;
       transport::event_log log = device_event_log(dev);
       co_await transport::run_mllp_session(std::move(traced), std::move(mc), *sink_, std::move(log));
     }
@@ -1094,8 +1094,14 @@ class service {
     per_device("results_total", "Results forwarded", [](const device_runtime& d) { return d.stats.results; });
     per_device("link_problems_total", "NAKs, checksum errors and discarded messages",
                [](const device_runtime& d) { return d.stats.problems; });
-    per_device("naks_total", "NAKs sent or received on the link", [](const device_runtime& d) { return d.stats.naks; });
-    per_device("checksum_errors_total", "Frames with a wrong checksum", [](const device_runtime& d) { return d.stats.checksum_errors; });
+    per_device("naks_total", "NAKs (HL7: AE, AR) sent or received on the link",
+               [](const device_runtime& d) { return d.stats.link->naks_sent + d.stats.link->naks_received; });
+    per_device("naks_sent_total", "NAKs (HL7: AE, AR) sent to the analyser",
+               [](const device_runtime& d) { return d.stats.link->naks_sent; });
+    per_device("naks_received_total", "NAKs (HL7: AE, AR) received from the analyser",
+               [](const device_runtime& d) { return d.stats.link->naks_received; });
+    per_device("checksum_errors_total", "Received frames with a wrong checksum",
+               [](const device_runtime& d) { return d.stats.link->checksum_errors; });
     per_device("connections_total", "Connections (reconnects)", [](const device_runtime& d) { return d.stats.connections; });
     m << "# HELP interfaced_ingest_ack_seconds Message complete to ACK released (outbox durable)\n"
          "# TYPE interfaced_ingest_ack_seconds histogram\n";

@@ -43,6 +43,7 @@
 
 #include "daemon/astm_ingest.hpp"
 #include "transport/event_log.hpp"
+#include "transport/link_counters.hpp"
 #include "transport/push_queue.hpp"
 #include "transport/sink.hpp"
 #include "transport/stream_util.hpp"
@@ -72,6 +73,8 @@ struct astm_link_config {
   // Null: no pushes.
   std::shared_ptr<push_queue> push;
   int push_attempts = 3;
+  // NAKs and checksum errors of this link, for /metrics. Null: not counted.
+  std::shared_ptr<link_counters> counters;
 };
 
 namespace detail {
@@ -301,6 +304,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
   void perform(const astm::link_actions& acts) {
     using kind = astm::link_action::kind;
     for (const auto& a : acts) {
+      count(a);
       switch (a.what) {
         case kind::send:
           send(a.bytes);
@@ -315,6 +319,16 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
           break;
       }
     }
+  }
+
+  void count(const astm::link_action& a) noexcept {
+    if (!cfg_.counters) return;
+    using kind = astm::link_action::kind;
+    if (a.what == kind::send && a.bytes.size() == 1 && a.bytes[0] == '\x15') ++cfg_.counters->naks_sent;
+    if (a.what == kind::refused) ++cfg_.counters->naks_received;
+    if (a.what == kind::frame_rejected && (a.error == astm::frame_error::bad_checksum ||
+                                           a.error == astm::frame_error::checksum_not_hex))
+      ++cfg_.counters->checksum_errors;
   }
 
   static std::size_t index(astm::timer_id t) noexcept { return static_cast<std::size_t>(t); }

@@ -44,6 +44,7 @@
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
 #include "transport/event_log.hpp"
+#include "transport/link_counters.hpp"
 #include "transport/push_queue.hpp"
 #include "transport/sink.hpp"
 #include "transport/stream_util.hpp"
@@ -76,6 +77,8 @@ struct mllp_session_config {
   std::chrono::milliseconds push_ack_timeout{10000};
   std::chrono::milliseconds push_retry_wait{30000};
   int push_attempts = 3;
+  // Negative acknowledgements sent and received on this connection, for /metrics. Null: not counted.
+  std::shared_ptr<link_counters> counters;
 };
 
 namespace detail {
@@ -301,6 +304,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       req.error_text = err_text;
       req.error_segment = seg;
       req.error_field = field;
+      if (config.counters && code != hl7::ack_code::aa) ++config.counters->naks_sent;
       return hl7::mllp_wrap(hl7::build_ack(text, req, config.ack));
     };
 
@@ -325,6 +329,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       if (!msgs.empty() && msgs.front().reply) {
         const daemon::hl7_reply_info& reply = *msgs.front().reply;
         say("reply " + reply.message_type + " " + reply.ack_code + " for " + reply.acknowledged_id + " received");
+        if (config.counters && reply.ack_code != "AA" && reply.ack_code != "CA") ++config.counters->naks_received;
         if (pusher && !pusher->awaiting.empty() && reply.acknowledged_id == pusher->awaiting) {
           pusher->reply = std::make_pair(reply.ack_code, reply.error_code);
           pusher->reply_wait.cancel();

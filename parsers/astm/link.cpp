@@ -143,11 +143,12 @@ void link::end_receive(link_actions& out, std::string_view why) {
   to_neutral(out);
 }
 
-void link::reject(link_actions& out, std::string reason, int fn) {
+void link::reject(link_actions& out, std::string reason, int fn, std::error_code error) {
   send(out, ch_nak);
   auto a = make(link_action::kind::frame_rejected);
   a.reason = std::move(reason);
   a.frame_number = fn;
+  a.error = error;
   out.push_back(std::move(a));
   if (state_ == link_state::receiving) arm(out, timer_id::receive);  // 6.5.2: after each reply
 }
@@ -246,6 +247,12 @@ void link::send_current_frame(link_actions& out) {
   arm(out, timer_id::reply);  // 6.5.2: 15 s for a reply after the last character of a frame
 }
 
+void link::refused(link_actions& out, int fn) {
+  auto a = make(link_action::kind::refused);
+  a.frame_number = fn;
+  out.push_back(std::move(a));
+}
+
 void link::give_up(link_actions& out, std::string reason) {
   // LIS1-A 6.5.1.2 / 6.5.2.3: abort with EOT; the message stays at the front to be repeated.
   send(out, ch_eot);
@@ -302,6 +309,7 @@ void link::on_frame_reply(link_actions& out, const decode_event& ev) {
     case event_kind::error:
       // LIS1-A 6.5.1.2: any reply other than ACK or EOT counts as NAK: resend the same frame
       // with the same FN, at most max_attempts times in all.
+      refused(out, send_fn_);
       if (attempts_ >= opt_.max_attempts) {
         give_up(out, "frame " + std::to_string(send_fn_) + " not accepted after " +
                          std::to_string(attempts_) + " attempts");
@@ -338,7 +346,7 @@ link_actions link::on_event(const decode_event& ev) {
         if (ev.kind == event_kind::frame) {
           on_frame(out, ev.f);
         } else {
-          reject(out, ev.error.message(), fn);
+          reject(out, ev.error.message(), fn, ev.error);
         }
         return out;
       }
@@ -361,7 +369,7 @@ link_actions link::on_event(const decode_event& ev) {
           on_frame(out, ev.f);
           break;
         case event_kind::error:
-          reject(out, ev.error.message(), ev.frame_number_hint);
+          reject(out, ev.error.message(), ev.frame_number_hint, ev.error);
           break;
         case event_kind::eot:
           end_receive(out, "EOT before the end frame");
@@ -392,6 +400,7 @@ link_actions link::on_event(const decode_event& ev) {
           break;
         case event_kind::nak:
           // LIS1-A 6.2.6: busy; wait at least 10 s before the next ENQ.
+          refused(out, -1);
           state_ = link_state::waiting_after_nak;
           arm(out, timer_id::busy);
           break;

@@ -103,8 +103,11 @@ struct link_action {
     discarded,  // reason: an incomplete received message was thrown away (timeout, EOT mid-message)
     sent,       // id: an outgoing message was fully acknowledged
     send_failed,      // id + reason: gave up (6 attempts, timeout); the message is kept queued
-    frame_rejected,   // reason + frame number: a received frame was NAKed (for the device log)
+    frame_rejected,   // reason + frame number (+ error when the frame was malformed): a received
+                      // frame was NAKed (for the device log and its counters)
     duplicate_frame,  // frame number: ACKed and ignored (same FN as the last accepted)
+    refused,          // frame number (-1: our ENQ): the peer answered NAK, or anything but ACK /
+                      // EOT, which LIS1-A 6.5.1.2 counts as NAK (for the counters)
   };
   kind what = kind::send;
   std::string bytes;
@@ -114,6 +117,7 @@ struct link_action {
   std::uint64_t id = 0;
   std::string reason;
   int frame_number = -1;
+  std::error_code error;  // frame_rejected: the frame decoder's error (astm::frame_error), if any
 };
 
 using link_actions = std::vector<link_action>;
@@ -165,7 +169,8 @@ class link {
   void begin_receive();
   void end_receive(link_actions& out, std::string_view why);
   void on_frame(link_actions& out, const frame& f);
-  void reject(link_actions& out, std::string reason, int fn);
+  void reject(link_actions& out, std::string reason, int fn, std::error_code error = {});
+  void refused(link_actions& out, int fn);
   void send_current_frame(link_actions& out);
   void on_frame_reply(link_actions& out, const decode_event& ev);
   void give_up(link_actions& out, std::string reason);

@@ -364,6 +364,17 @@ class daemon_proc {
     return json::parse(*body);
   }
 
+  // /metrics' value of `name` for one device (the series interfaced_<name>{device="ID"}); -1 when
+  // the series is missing.
+  [[nodiscard]] long long device_metric(const std::string& name, const std::string& id) const {
+    const auto body = http_get(health_port_, "/metrics");
+    REQUIRE(body.has_value());
+    const std::string series = "interfaced_" + name + "{device=\"" + id + "\"} ";
+    const auto at = body->find("\n" + series);
+    if (at == std::string::npos) return -1;
+    return std::stoll(body->substr(at + 1 + series.size()));
+  }
+
   [[nodiscard]] json device_health(const std::string& id) const {
     const json h = health();
     for (const auto& d : h["devices"])

@@ -266,6 +266,13 @@ TEST_CASE("injected faults: corrupt checksum, dropped connection, duplicate fram
   }
   std::map<std::string, json> health;
   for (auto& f : faults) health[f.id] = d.device_health(f.id);
+  // /metrics counts the link's own events: the corrupted frame is one checksum error and one NAK
+  // sent; the other faults NAK nothing (a duplicate frame is ACKed, a cut connection is a reconnect).
+  std::map<std::string, std::map<std::string, long long>> metric;
+  for (auto& f : faults)
+    for (const char* name : {"checksum_errors_total", "naks_sent_total", "naks_received_total", "naks_total",
+                             "connections_total"})
+      metric[f.id][name] = d.device_metric(name, f.id);
   require_clean_stop(d);
   const auto bodies = d.outbox();
   for (auto& f : faults) {
@@ -280,6 +287,17 @@ TEST_CASE("injected faults: corrupt checksum, dropped connection, duplicate fram
     CHECK(out["corrupt"].find("1 NAK)") != std::string::npos);
     CHECK(health["corrupt"]["problems"].get<int>() >= 1);  // the NAK is counted
     CHECK(d.device_log("corrupt").find("checksum") != std::string::npos);
+    CHECK(metric["corrupt"]["checksum_errors_total"] == 1);
+    CHECK(metric["corrupt"]["naks_sent_total"] == 1);
+    CHECK(metric["corrupt"]["naks_received_total"] == 0);
+    CHECK(metric["corrupt"]["naks_total"] == 1);
+    for (const char* id : {"drop", "duplicate", "drop-hl7"}) {
+      INFO(id);
+      CHECK(metric[id]["checksum_errors_total"] == 0);
+      CHECK(metric[id]["naks_total"] == 0);
+    }
+    CHECK(metric["drop"]["connections_total"] == 2);
+    CHECK(metric["drop-hl7"]["connections_total"] == 2);
   }
   {
     INFO(out["drop"] << d.device_log("drop"));

@@ -215,6 +215,22 @@ TEST_CASE("LIS1-A 6.5.1.1: character errors reported by the framer are NAKed") {
   }
 }
 
+TEST_CASE("a rejected malformed frame carries the framer's error code, so checksum errors are counted exactly") {
+  for (auto e : {a::frame_error::bad_checksum, a::frame_error::checksum_not_hex, a::frame_error::frame_too_long}) {
+    harness h;
+    h.open_session();
+    const auto rej = of_kind(h.error(e, 3), kind::frame_rejected);
+    REQUIRE(rej.size() == 1);
+    CHECK(rej[0].error == make_error_code(e));
+  }
+  // A frame refused for its number, not its bytes, has no framer error.
+  harness h;
+  h.open_session();
+  const auto rej = of_kind(h.frame(5, "H|\\^&\r", false), kind::frame_rejected);
+  REQUIRE(rej.size() == 1);
+  CHECK_FALSE(rej[0].error);
+}
+
 TEST_CASE("LIS1-A 6.5.1.1: FN neither the last accepted nor last + 1 (mod 8) is NAKed") {
   harness h;
   h.open_session();
@@ -715,6 +731,23 @@ TEST_CASE("LIS1-A 6.5.1.2: any reply to a frame other than ACK or EOT counts as 
   CHECK(sent_bytes(h.frame(1, "zz", true)) == frame);
   CHECK(sent_bytes(h.error(a::frame_error::bad_checksum, -1)) == frame);
   CHECK(h.l.state() == link_state::sending);
+}
+
+TEST_CASE("every refusal of our ENQ or frame is reported as a refused action (NAKs received)") {
+  harness h;
+  h.queue("abc\r");
+  auto acts = h.nak();  // our ENQ refused: busy
+  auto refused = of_kind(acts, kind::refused);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].frame_number == -1);
+  h.timeout(timer_id::busy);
+  h.ack();                      // ENQ accepted, frame 1 sent
+  acts = h.nak();               // frame 1 NAKed
+  refused = of_kind(acts, kind::refused);
+  REQUIRE(refused.size() == 1);
+  CHECK(refused[0].frame_number == 1);
+  CHECK(of_kind(h.enq(), kind::refused).size() == 1);  // anything but ACK / EOT counts as NAK
+  CHECK(of_kind(h.ack(), kind::refused).empty());      // accepted: nothing refused
 }
 
 TEST_CASE("LIS1-A 6.5.1.2: after 6 failed attempts: EOT, send_failed, message kept at the front") {
