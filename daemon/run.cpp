@@ -185,6 +185,8 @@ struct device_runtime {
   // restart pending orders are sent once more, which an analyser takes as the same order again.
   bool order_download = false;
   std::shared_ptr<transport::push_queue> orders = std::make_shared<transport::push_queue>();
+  // HL7: who the analyser last said it is (MSH-3/4), across its connections: the address of pushed orders.
+  std::shared_ptr<transport::hl7_peer> hl7_peer = std::make_shared<transport::hl7_peer>();
   rerun::download_state downloaded;
 };
 
@@ -820,7 +822,7 @@ class service {
         hl7::oml_o33_header h;
         h.sending_application = "interfaced";
         h.timestamp = ts;
-        h.control_id = id;  // MSH-5/6 stay empty: the analyser has not necessarily spoken yet
+        h.control_id = id;  // MSH-5/6: filled by the session from the analyser's MSH-3/4 once it has spoken
         text = hl7::build_oml_o33(o, h);
       }
       transport::push_message m;
@@ -921,6 +923,7 @@ class service {
       };
       if (dev->order_download) mc.push = dev->orders;
       mc.counters = dev->stats.link;
+      mc.peer = dev->hl7_peer;
       transport::event_log log = device_event_log(dev);
       co_await transport::run_mllp_session(std::move(traced), std::move(mc), *sink_, std::move(log));
     }

@@ -40,6 +40,7 @@
 
 #include "daemon/hl7_ingest.hpp"
 #include "parsers/hl7/ack.hpp"
+#include "parsers/hl7/builders.hpp"
 #include "parsers/hl7/message.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
@@ -50,6 +51,14 @@
 #include "transport/stream_util.hpp"
 
 namespace interfaced::transport {
+
+// Who the analyser says it is (MSH-3 / MSH-4 of the last message it sent, raw): the address of
+// the orders pushed to it (MSH-5 / MSH-6), which are built before it has necessarily spoken.
+// Shared by a device's successive connections; touched on the io_context thread only.
+struct hl7_peer {
+  std::string application;
+  std::string facility;
+};
 
 struct mllp_session_config {
   const devices::profile_catalog* catalog = nullptr;
@@ -79,6 +88,9 @@ struct mllp_session_config {
   int push_attempts = 3;
   // Negative acknowledgements sent and received on this connection, for /metrics. Null: not counted.
   std::shared_ptr<link_counters> counters;
+  // Updated from every message received; pushed orders with an empty MSH-5 / MSH-6 are addressed
+  // from it when they are written. Null: pushed as built.
+  std::shared_ptr<hl7_peer> peer;
 };
 
 namespace detail {
@@ -198,7 +210,9 @@ boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mll
       }
       st->awaiting = id;
       st->reply.reset();
-      const std::string framed = hl7::mllp_wrap(m->text);
+      const std::string framed =
+          hl7::mllp_wrap(config.peer ? hl7::address_to(m->text, config.peer->application, config.peer->facility)
+                                     : m->text);
       auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(framed), asio::as_tuple(asio::use_awaitable));
       (void)wn;
       st->release();
@@ -310,6 +324,12 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
 
     // One received message -> the MLLP-wrapped ACK to send back.
     auto process = [&](std::string_view text, std::uint64_t offset) -> asio::awaitable<std::string> {
+      if (config.peer) {
+        if (const auto who = hl7::sender_of(text); !who.application.empty() || !who.facility.empty()) {
+          config.peer->application = std::string(who.application);
+          config.peer->facility = std::string(who.facility);
+        }
+      }
       if (!sink.accepting()) {
         say("byte " + std::to_string(offset) + ": outbox full: message refused (AR)");
         co_return make_ack(text, hl7::ack_code::ar, "207", "cannot accept messages now, retry later", 0, 0);

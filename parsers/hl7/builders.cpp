@@ -2,6 +2,10 @@
 
 #include "parsers/hl7/writer.hpp"
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 namespace interfaced::hl7 {
 
 std::string_view to_string(query_status s) noexcept {
@@ -126,6 +130,55 @@ std::string build_oml_o33(const order& o, const oml_o33_header& h) {
         .end();
   }
   return w.take();
+}
+
+namespace {
+
+// Offsets of the field separators of the MSH segment, MSH-1 included: field n (n >= 2) lies
+// between seps[n - 2] and seps[n - 1] (or the segment's end).
+std::vector<std::size_t> msh_separators(std::string_view msg) {
+  std::vector<std::size_t> seps;
+  if (msg.size() < 4 || !msg.starts_with("MSH")) return seps;
+  const char fs = msg[3];
+  const std::size_t end = std::min(msg.find_first_of("\r\n"), msg.size());
+  for (std::size_t i = 3; i < end; ++i)
+    if (msg[i] == fs) seps.push_back(i);
+  seps.push_back(end);  // the segment's end closes the last field
+  return seps;
+}
+
+std::string_view field_at(std::string_view msg, const std::vector<std::size_t>& seps, std::size_t n) {
+  if (n < 2 || n > seps.size()) return {};
+  return msg.substr(seps[n - 2] + 1, seps[n - 1] - seps[n - 2] - 1);
+}
+
+}  // namespace
+
+msh_sender sender_of(std::string_view msg) noexcept {
+  try {
+    const auto seps = msh_separators(msg);
+    return {field_at(msg, seps, 3), field_at(msg, seps, 4)};
+  } catch (...) {  // allocation: nothing known about the sender
+    return {};
+  }
+}
+
+std::string address_to(std::string_view msg, std::string_view application, std::string_view facility) {
+  const auto seps = msh_separators(msg);
+  if (seps.size() < 6) return std::string(msg);  // no MSH-6: not an MSH we built
+  const char fs = msg[3];
+  auto usable = [fs](std::string_view v) { return v.find_first_of(std::string{fs, '\r', '\n'}) == std::string_view::npos; };
+  const bool set_app = field_at(msg, seps, 5).empty() && !application.empty() && usable(application);
+  const bool set_fac = field_at(msg, seps, 6).empty() && !facility.empty() && usable(facility);
+  if (!set_app && !set_fac) return std::string(msg);
+  std::string out;
+  out.reserve(msg.size() + application.size() + facility.size());
+  out.append(msg.substr(0, seps[3] + 1));  // through the separator that opens MSH-5
+  out.append(set_app ? application : field_at(msg, seps, 5));
+  out.push_back(fs);
+  out.append(set_fac ? facility : field_at(msg, seps, 6));
+  out.append(msg.substr(seps[5]));  // what follows MSH-6: its separator (or the segment end) on
+  return out;
 }
 
 }  // namespace interfaced::hl7

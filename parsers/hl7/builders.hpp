@@ -48,4 +48,18 @@ struct oml_o33_header {
 // order.patient_name is XPN text: '^' separates family / given names.
 [[nodiscard]] std::string build_oml_o33(const order& o, const oml_o33_header& header);
 
+// MSH-3 and MSH-4 of `msg` as they stand (raw, escapes kept): who sent it. Empty views when the
+// text does not start with an MSH segment that far. Views into `msg`.
+struct msh_sender {
+  std::string_view application;  // MSH-3
+  std::string_view facility;     // MSH-4
+};
+[[nodiscard]] msh_sender sender_of(std::string_view msg) noexcept;
+
+// `msg` with MSH-5 / MSH-6 (receiving application / facility) set to `application` / `facility`
+// where they are empty: a message built before its receiver was known (an order pushed to an
+// analyser), addressed once the analyser has said who it is (its MSH-3 / MSH-4). Values holding
+// the message's field separator or a segment end are not used; a field already set is kept.
+[[nodiscard]] std::string address_to(std::string_view msg, std::string_view application, std::string_view facility);
+
 }  // namespace interfaced::hl7

@@ -416,6 +416,49 @@ TEST_CASE("mllp push: no order is written while a received message waits for its
   CHECK(out.ends[0].first);
 }
 
+TEST_CASE("mllp push: orders are addressed to the analyser (MSH-5/6 = its MSH-3/4) once it has spoken",
+          "[transport][mllp][push]") {
+  mllp_fixture fx;
+  auto peer = std::make_shared<hl7_peer>();
+  fx.cfg.peer = peer;
+  fx.start();
+  auto s = fx.connect();
+  std::vector<std::string> got;
+  bool done = false;
+  spawn(fx.io, hl7_analyser(s, got, 3, [](const std::string& m) {
+          return m.find("OML^O33") != std::string::npos ? orl(control_id_of(m), "AA") : std::string{};
+        }),
+        done);
+  auto msh = [](const std::string& m, std::size_t n) {
+    hl7::message parsed;
+    if (hl7::parse_message(m, parsed)) return std::string("?");
+    return std::string(parsed.msh().field(n).raw());
+  };
+  // Before the analyser has said anything: sent as built, MSH-5/6 empty.
+  outcome first;
+  REQUIRE(fx.queue->push(first.message(oml("IFO-4"))));
+  INFO(fx.log.joined());
+  REQUIRE(run_until(fx.io, [&] { return !first.ends.empty(); }));
+  REQUIRE(got.size() == 1);
+  CHECK(got[0] == oml("IFO-4"));
+  // The analyser sends a result (MSH-3 AN, MSH-4 LAB): ACKed, and remembered.
+  bool wrote = false;
+  auto send_result = [&]() -> asio::awaitable<void> { co_await write_all(s, hl7::mllp_wrap(oul("C-2"))); };
+  spawn(fx.io, send_result(), wrote);
+  REQUIRE(run_until(fx.io, [&] { return got.size() == 2; }));
+  CHECK(hl7::check_response(got[1]).ack_code == "AA");
+  CHECK(peer->application == "AN");
+  CHECK(peer->facility == "LAB");
+  outcome second;
+  REQUIRE(fx.queue->push(second.message(oml("IFO-5"))));
+  REQUIRE(run_until(fx.io, [&] { return !second.ends.empty(); }));
+  REQUIRE(got.size() == 3);
+  CHECK(msh(got[2], 5) == "AN");
+  CHECK(msh(got[2], 6) == "LAB");
+  CHECK(msh(got[2], 10) == "IFO-5");  // the rest as built
+  CHECK(second.ends[0].first);        // and the analyser's AA still matches it
+}
+
 TEST_CASE("push_queue: bounded, in order, put back first, one driver woken", "[transport][push]") {
   push_queue q(2);
   int woken = 0;
