@@ -106,6 +106,8 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
     info.error_code = std::string(rep.error_code);
     info.query_status = std::string(rep.query_status);
     info.usable = rep.usable();
+    for (const auto& o : rep.orders)
+      if (o.refused()) info.refused_orders.push_back(std::string(o.placer) + " (" + std::string(o.control) + ")");
     for (const auto& pr : rep.problems) {
       std::string place = pr.segment_index ? "segment " + std::to_string(pr.segment_index) : std::string("message");
       if (pr.field) place += ", field " + std::to_string(pr.field);

@@ -24,6 +24,8 @@ struct hl7_reply_info {
   std::string acknowledged_id;  // MSA-2
   std::string error_code;
   std::string query_status;     // QAK-2
+  // Orders the analyser refused (ORC-1 UA, UC, UX...), each as "ORC-2 (ORC-1)", even under MSA-1 AA.
+  std::vector<std::string> refused_orders;
   std::vector<std::string> findings;  // non-conformities, each naming its place
   bool usable = true;
 };

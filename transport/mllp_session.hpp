@@ -167,7 +167,12 @@ struct mllp_push_state {
   bool closed = false;
   bool running = false;                  // the pusher coroutine has not ended yet
   std::string awaiting;                  // MSH-10 of the pushed message whose reply is due
-  std::optional<std::pair<std::string, std::string>> reply;  // its MSA-1, and the error code if any
+  struct push_reply {
+    std::string code;                 // MSA-1
+    std::string error;                // the error code, if any
+    std::vector<std::string> refused;  // orders refused inside it (ORC-1 UA...), "ORC-2 (ORC-1)"
+  };
+  std::optional<push_reply> reply;
 };
 
 // Releases the write turn when the session's scope ends (a write that failed included).
@@ -238,7 +243,17 @@ boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mll
       }
       std::string reason;
       if (st->reply) {
-        const auto& [code, error] = *st->reply;
+        const auto& [code, error, refused] = *st->reply;
+        if ((code == "AA" || code == "CA") && !refused.empty()) {
+          // The message was taken, some orders in it were not: sending it again gets the same
+          // answer, so this is final (the daemon sends it again once the order changes).
+          std::string which;
+          for (const auto& r : refused) which += (which.empty() ? "" : ", ") + r;
+          reason = "MSA-1 " + code + " but the analyser refused order " + which;
+          say("order download " + id + ": " + reason);
+          if (m->done) m->done(false, reason);
+          continue;
+        }
         if (code == "AA" || code == "CA") {
           if (m->done) m->done(true, {});
           continue;
@@ -351,7 +366,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         say("reply " + reply.message_type + " " + reply.ack_code + " for " + reply.acknowledged_id + " received");
         if (config.counters && reply.ack_code != "AA" && reply.ack_code != "CA") ++config.counters->naks_received;
         if (pusher && !pusher->awaiting.empty() && reply.acknowledged_id == pusher->awaiting) {
-          pusher->reply = std::make_pair(reply.ack_code, reply.error_code);
+          pusher->reply = detail::mllp_push_state::push_reply{reply.ack_code, reply.error_code, reply.refused_orders};
           pusher->reply_wait.cancel();
         }
         co_return std::string{};

@@ -167,7 +167,9 @@ class outbox_db {
   // A connection setting, so it is set between transactions, and only when it changes.
   void sync_commits(bool full) {
     if (full == full_sync_) return;
-    exec(full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    statement& s = full ? stmts_->sync_full : stmts_->sync_normal;
+    finish_on_exit guard{s.reset()};
+    s.run();
     full_sync_ = full;
   }
   [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }
@@ -363,12 +365,14 @@ class outbox_db {
           rollback(db, "ROLLBACK"),
           savepoint(db, "SAVEPOINT op"),
           release(db, "RELEASE op"),
-          rollback_to(db, "ROLLBACK TO op") {}
+          rollback_to(db, "ROLLBACK TO op"),
+          sync_full(db, "PRAGMA synchronous=FULL"),
+          sync_normal(db, "PRAGMA synchronous=NORMAL") {}
     statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one,
         list_undelivered, list_all, purge;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
-    statement begin, commit, rollback, savepoint, release, rollback_to;
+    statement begin, commit, rollback, savepoint, release, rollback_to, sync_full, sync_normal;
   };
 
   void prepare() {

@@ -247,6 +247,10 @@ bool response_report::accepted() const noexcept {
   return usable() && (ack_code == "AA" || ack_code == "CA");
 }
 
+bool order_reply::refused() const noexcept {
+  return one_of(control, {"UA", "UC", "UD", "UF", "UH", "UM", "UR", "UX"});
+}
+
 response_report check_response(std::string_view text, const response_expectation& expect) {
   response_report r;
   auto problem = [&](response_error e, std::size_t seg, std::size_t field, bool fatal,
@@ -344,6 +348,11 @@ response_report check_response(std::string_view text, const response_expectation
       r.error_code = s.field(3).component(1).raw();
       if (r.error_code.empty()) r.error_code = s.field(1).component(4).subcomponent(1).raw();
     }
+  }
+
+  for (std::size_t i = 0; i < m.segment_count(); ++i) {
+    const segment_view& orc = m.segment(i);
+    if (orc.is("ORC")) r.orders.push_back({orc.field(1).raw(), orc.field(2).component(1).raw()});
   }
 
   if (code == "RSP" || code == "QCK") {

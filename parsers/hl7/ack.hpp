@@ -135,6 +135,15 @@ struct response_expectation {
   std::string_view qpd_3{};        // our QPD-3 -> QPD-3 echoed
 };
 
+// One ORC of a response (ORL^O22 / ORL^O34 to our work orders, LAB-28): what the analyser did
+// with that order, whatever MSA-1 says about the message as a whole.
+struct order_reply {
+  std::string_view control{};  // ORC-1: OK accepted, UA unable to accept, UC unable to cancel...
+  std::string_view placer{};   // ORC-2: our order id (the AWOS id we sent)
+  // HL7 table 0119 "unable to ..." codes (UA, UC, UD, UF, UH, UM, UR, UX): the order was refused.
+  [[nodiscard]] bool refused() const noexcept;
+};
+
 struct response_report {
   std::string_view message_type{};     // MSH-9 raw
   std::string_view control_id{};       // MSH-10 raw
@@ -143,6 +152,7 @@ struct response_report {
   std::string_view text{};             // MSA-3
   std::string_view error_code{};       // MSA-6, else ERR-3.1, else ERR-1.4.1
   std::string_view query_status{};     // QAK-2
+  std::vector<order_reply> orders;     // every ORC, in order
   std::vector<response_problem> problems;
   [[nodiscard]] bool usable() const noexcept;  // no fatal problem
   [[nodiscard]] bool conformant() const noexcept { return problems.empty(); }

@@ -416,6 +416,28 @@ TEST_CASE("mllp push: no order is written while a received message waits for its
   CHECK(out.ends[0].first);
 }
 
+TEST_CASE("mllp push: an AA whose ORC refuses an order ends the push as refused, not sent again",
+          "[transport][mllp][push]") {
+  mllp_fixture fx;
+  fx.start();
+  auto s = fx.connect();
+  outcome out;
+  REQUIRE(fx.queue->push(out.message(oml("IFO-6"))));
+  std::vector<std::string> got;
+  bool done = false;
+  spawn(fx.io, hl7_analyser(s, got, 5, [](const std::string& m) {
+          return "MSH|^~\\&|AN||interfaced||20260101120001||ORL^O34^ORL_O42|R1|P|2.5.1\rMSA|AA|" + control_id_of(m) +
+                 "\rORC|UA|S-RR-1.1\r";
+        }),
+        done);
+  INFO(fx.log.joined());
+  REQUIRE(run_until(fx.io, [&] { return !out.ends.empty(); }));
+  run_for(fx.io, 150ms);  // five retry waits: nothing is sent again
+  CHECK(got.size() == 1);
+  CHECK_FALSE(out.ends[0].first);
+  CHECK(out.ends[0].second == "MSA-1 AA but the analyser refused order S-RR-1.1 (UA)");
+}
+
 TEST_CASE("mllp push: orders are addressed to the analyser (MSH-5/6 = its MSH-3/4) once it has spoken",
           "[transport][mllp][push]") {
   mllp_fixture fx;

@@ -1,10 +1,12 @@
-// Addressing an order pushed before its analyser was known: sender_of reads who sent a message,
-// address_to fills the empty MSH-5 / MSH-6 of ours with it.
+// Orders pushed to an HL7 analyser: addressing one built before the analyser was known (sender_of
+// reads who sent a message, address_to fills the empty MSH-5 / MSH-6 of ours with it), and reading
+// the analyser's per-order answer (ORC-1 in its ORL).
 
 #include <catch2/catch.hpp>
 
 #include <string>
 
+#include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/builders.hpp"
 
 using namespace interfaced::hl7;
@@ -50,4 +52,24 @@ TEST_CASE("address_to: values that would break the segment, and messages without
   CHECK(address_to("", "BA400", "Bio").empty());
   // MSH-6 as the segment's last field is still filled.
   CHECK(address_to("MSH|^~\\&|interfaced|||\rPID|1\r", "BA400", "Bio") == "MSH|^~\\&|interfaced||BA400|Bio\rPID|1\r");
+}
+
+TEST_CASE("check_response reads each ORC of an ORL: which orders the analyser refused under MSA-1 AA") {
+  const std::string orl =
+      "MSH|^~\\&|BA400|Biosystems|interfaced||20260101120001||ORL^O34^ORL_O42|A-1|P|2.5.1\r"
+      "MSA|AA|IFO-1\r"
+      "PID|1\r"
+      "SPM|1|S-1||SER\r"
+      "ORC|OK|S-1.GLU\r"
+      "ORC|UA|S-1.K^BA400\r"
+      "ORC|UX|S-1.NA\r";
+  const auto r = check_response(orl);
+  CHECK(r.ack_code == "AA");
+  REQUIRE(r.orders.size() == 3);
+  CHECK(r.orders[0].placer == "S-1.GLU");
+  CHECK_FALSE(r.orders[0].refused());
+  CHECK(r.orders[1].placer == "S-1.K");  // ORC-2.1: the entity identifier we sent
+  CHECK(r.orders[1].refused());
+  CHECK(r.orders[2].refused());
+  CHECK(check_response("MSH|^~\\&|A||B||20260101||ACK|1|P|2.5.1\rMSA|AA|X\r").orders.empty());
 }
