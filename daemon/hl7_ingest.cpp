@@ -1,5 +1,7 @@
 #include "daemon/hl7_ingest.hpp"
 
+#include "parsers/hl7/builders.hpp"
+
 #include <utility>
 
 #include "parsers/hl7/ack.hpp"
@@ -24,15 +26,9 @@ std::vector<std::size_t> message_starts(std::string_view text) {
 
 // MSH-3's first component, read with the message's own delimiters (MSH-1 and MSH-2).
 std::string sending_application(std::string_view msg) {
-  if (msg.size() < 8 || !msg.starts_with("MSH")) return {};
-  const char field = msg[3];
-  const char component = msg[4];
-  std::size_t start = msg.find(field, 4);  // end of MSH-2
-  if (start == std::string_view::npos) return {};
-  ++start;
-  std::size_t end = start;
-  while (end < msg.size() && msg[end] != field && msg[end] != component && msg[end] != '\r' && msg[end] != '\n') ++end;
-  return std::string(msg.substr(start, end - start));
+  if (msg.size() < 8) return {};  // shorter than "MSH|^~\&": no MSH-3 to read
+  const std::string_view app = hl7::sender_of(msg).application;
+  return std::string(app.substr(0, app.find(msg[4])));
 }
 
 }  // namespace

@@ -244,7 +244,11 @@ boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mll
       std::string reason;
       if (st->reply) {
         const auto& [code, error, refused] = *st->reply;
-        if ((code == "AA" || code == "CA") && !refused.empty()) {
+        if (code == "AA" || code == "CA") {
+          if (refused.empty()) {
+            if (m->done) m->done(true, {});
+            continue;
+          }
           // The message was taken, some orders in it were not: sending it again gets the same
           // answer, so this is final (the daemon sends it again once the order changes).
           std::string which;
@@ -252,10 +256,6 @@ boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mll
           reason = "MSA-1 " + code + " but the analyser refused order " + which;
           say("order download " + id + ": " + reason);
           if (m->done) m->done(false, reason);
-          continue;
-        }
-        if (code == "AA" || code == "CA") {
-          if (m->done) m->done(true, {});
           continue;
         }
         reason = "MSA-1 " + code + (error.empty() ? "" : ", error " + error);

@@ -160,16 +160,13 @@ class outbox_db {
                    : t == tx::savepoint ? stmts_->savepoint
                    : t == tx::release  ? stmts_->release
                                        : stmts_->rollback_to;
-    finish_on_exit guard{s.reset()};
-    s.run();
+    sqlite::run_once(s);
   }
   // FULL (fsync at COMMIT) or NORMAL (no fsync; the next FULL commit or checkpoint syncs it).
   // A connection setting, so it is set between transactions, and only when it changes.
   void sync_commits(bool full) {
     if (full == full_sync_) return;
-    statement& s = full ? stmts_->sync_full : stmts_->sync_normal;
-    finish_on_exit guard{s.reset()};
-    s.run();
+    sqlite::run_once(full ? stmts_->sync_full : stmts_->sync_normal);
     full_sync_ = full;
   }
   [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }

@@ -97,4 +97,11 @@ struct finish_on_exit {
   ~finish_on_exit() { s.finish(); }
 };
 
+// Runs a statement without results (BEGIN, COMMIT, a PRAGMA...) from the start, and leaves it
+// reset whatever way it ends.
+inline void run_once(statement& s) {
+  finish_on_exit guard{s.reset()};
+  s.run();
+}
+
 }  // namespace interfaced::transport::sqlite

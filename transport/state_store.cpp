@@ -106,8 +106,7 @@ state_store::~state_store() {
 state_store::read_scope::read_scope(const state_store& s) : s_(s) {
   if (s_.read_depth_++ == 0) {
     try {
-      sqlite::finish_on_exit guard{s_.reads_->begin.reset()};
-      s_.reads_->begin.run();
+      sqlite::run_once(s_.reads_->begin);
     } catch (...) {
       --s_.read_depth_;
       throw;
@@ -119,8 +118,7 @@ state_store::read_scope::~read_scope() {
   if (--s_.read_depth_ != 0) return;
   try {
     // A read transaction: releases the snapshot, writes nothing.
-    sqlite::finish_on_exit guard{s_.reads_->commit.reset()};
-    s_.reads_->commit.run();
+    sqlite::run_once(s_.reads_->commit);
   } catch (...) {
     // Nothing to lose: the next read opens its own transaction (autocommit is back either way).
     sqlite3_exec(s_.db_, "ROLLBACK", nullptr, nullptr, nullptr);

@@ -145,13 +145,16 @@ def write_capture(path, dev, indices, nres):
 STATE_DIR = {}  # --state-dir: where the daemon's outbox goes, when not in the run directory
 
 
+def outbox_file(d):
+    return os.path.join(STATE_DIR.get("path") or d, "outbox.sqlite")
+
+
 def write_config(d, devices, backend_port, max_messages=1000000):
-    state = STATE_DIR.get("path") or d
     cfg = {
         "devices": [{"id": dev, "protocol": "astm", "link": {"type": "tcp-server", "bind": "127.0.0.1", "port": port}}
                     for dev, port in devices],
         "backend": {"base_url": "http://127.0.0.1:%d" % backend_port},
-        "outbox": {"path": os.path.join(state, "outbox.sqlite"), "max_messages": max_messages},
+        "outbox": {"path": outbox_file(d), "max_messages": max_messages},
         "logging": {"dir": os.path.join(d, "logs"), "level": "warn"},
         "health": {"bind": "127.0.0.1", "port": free_port()},
         "control_socket": os.path.join(d, "control.sock"),
@@ -352,8 +355,7 @@ def expected_keys(dev, indices, nres):
 
 
 def outbox_summary(d):
-    out = subprocess.run([BIN, "outbox", "--file", os.path.join(STATE_DIR.get("path") or d, "outbox.sqlite"), "list",
-                          "--all", "--json"],
+    out = subprocess.run([BIN, "outbox", "--file", outbox_file(d), "list", "--all", "--json"],
                          capture_output=True, text=True, timeout=300)
     try:
         rows = json.loads(out.stdout)
