@@ -13,7 +13,7 @@
 
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
-#include "transport/backend_sim.hpp"
+#include "daemon/sim/backend_sim.hpp"
 #include "transport/outbox.hpp"
 
 namespace interfaced::daemon {
@@ -179,7 +179,7 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
   const std::string host = r.cfg.health.bind == "0.0.0.0" ? "127.0.0.1" : r.cfg.health.bind;
   if (!http_get(host, r.cfg.health.port, "GET", "/health", body, error)) {
     err << "interfaced status: " << error << '\n';
-    return 69;  // EX_UNAVAILABLE
+    return exit_unavailable;
   }
   if (c.json) {
     out << body;
@@ -188,7 +188,7 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
   const json h = json::parse(body, nullptr, false);
   if (h.is_discarded()) {
     err << "interfaced status: the daemon's answer is not JSON\n";
-    return 69;
+    return exit_unavailable;
   }
   out << "outbox: " << h["outbox"]["depth"] << " waiting" << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
   out << std::left << std::setw(16) << "DEVICE" << std::setw(6) << "PROTO" << std::setw(12) << "LINK" << std::setw(6) << "UP"
@@ -214,7 +214,7 @@ int run_trace(const trace_command& c, std::ostream& out, std::ostream& err) {
   const std::string host = r.cfg.health.bind == "0.0.0.0" ? "127.0.0.1" : r.cfg.health.bind;
   if (!http_get(host, r.cfg.health.port, "POST", "/trace?device=" + c.device + "&on=" + (c.on ? "1" : "0"), body, error)) {
     err << "interfaced trace: " << error << '\n';
-    return 69;
+    return exit_unavailable;
   }
   out << "wire trace for " << c.device << " is " << (c.on ? "on" : "off") << " ("
       << (r.cfg.logging.dir / (c.device + ".trace")).string() << ")\n";
@@ -222,7 +222,7 @@ int run_trace(const trace_command& c, std::ostream& out, std::ostream& err) {
 }
 
 int run_backend_sim_command(const backend_sim_command& c, std::ostream& err) {
-  transport::backend_sim_options o;
+  sim::backend_sim_options o;
   o.listen_address = c.listen;
   o.port = static_cast<std::uint16_t>(c.port);
   o.record_file = c.record;
@@ -239,7 +239,7 @@ int run_backend_sim_command(const backend_sim_command& c, std::ostream& err) {
   }
   for (const auto& f : c.faults) {
     std::string why;
-    auto fault = transport::parse_fault(f, &why);
+    auto fault = sim::parse_fault(f, &why);
     if (!fault) {
       err << "--fail \"" << f << "\": " << why << '\n';
       return exit_usage;
@@ -247,7 +247,7 @@ int run_backend_sim_command(const backend_sim_command& c, std::ostream& err) {
     o.faults.push_back(*fault);
   }
   o.log = [&err](std::string_view line) { err << line << '\n'; };
-  return transport::run_backend_sim(std::move(o));
+  return sim::run_backend_sim(std::move(o));
 }
 
 }  // namespace interfaced::daemon

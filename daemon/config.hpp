@@ -14,6 +14,8 @@
 
 #include "devices/profile.hpp"
 #include "parsers/text_codec.hpp"
+#include "transport/backend_options.hpp"
+#include "transport/outbox_options.hpp"
 
 namespace interfaced::daemon {
 
@@ -76,25 +78,15 @@ struct device_config {
   friend bool operator==(const device_config&, const device_config&) = default;
 };
 
-struct backend_config {
-  std::string base_url;           // empty: no backend (results stay in the outbox)
-  std::string token_file;
-  std::string token_env;
-  std::string ca_file;
-  bool verify_tls = true;
-  std::chrono::milliseconds connect_timeout{5000};
-  std::chrono::milliseconds request_timeout{15000};
+// "backend": transport's options (where, credentials, timeouts, endpoint paths) and the polling
+// period, which only the daemon uses.
+struct backend_config : transport::backend_options {
   std::chrono::seconds waiting_list_poll{60};
-  std::string results_path = "/interfacing/device-results";
-  std::string rerun_values_path = "/sample-rerun/values";
-  std::string rerun_request_path = "/sample-rerun/request";
-  std::string waiting_list_path = "/interfacing/waiting-list";
-  std::string parameters_path = "/interfacing/parameters";
 };
 
-struct outbox_config {
-  std::filesystem::path path = "/var/lib/interfaced/outbox.sqlite";
-  std::size_t max_messages = 100000;
+// "outbox": transport's options (file, capacity) and the result history's age, which the daemon
+// applies.
+struct outbox_config : transport::outbox_options {
   // Days the result history behind seen(S,P) is kept (in the outbox file; rerun.md: a result
   // older than that counts as a first result again).
   unsigned history_days = 30;

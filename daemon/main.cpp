@@ -11,10 +11,12 @@
 #include "daemon/replay.hpp"
 #include "daemon/rules_command.hpp"
 #include "daemon/run.hpp"
-#include "transport/analyser_sim.hpp"
+#include "daemon/sim/analyser_sim.hpp"
 
 int main(int argc, char** argv) {
   using namespace interfaced::daemon;
+  using interfaced::exit_bad_input, interfaced::exit_config, interfaced::exit_no_input, interfaced::exit_ok,
+      interfaced::exit_usage;
   CLI::App app{"interfaced: laboratory analyser middleware (ASTM E1381/E1394, HL7 v2 over MLLP)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "interfaced 0.1.0");
@@ -45,7 +47,7 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Run the service: every configured analyser link, the outbox, delivery to the backend");
   run->add_option("--config,-c", run_config, "Configuration file")->capture_default_str();
 
-  interfaced::transport::sim_options so;
+  interfaced::sim::sim_options so;
   std::string sim_capture, sim_protocol;
   long long sim_frame_delay = 0, sim_reply_timeout = 15000, sim_timeout = 300000;
   int sim_listen = -1;
@@ -132,7 +134,7 @@ int main(int argc, char** argv) {
   }
   if (replay->parsed()) return run_replay(ro, std::cout, std::cerr);
   if (simulate->parsed()) {
-    namespace tr = interfaced::transport;
+    namespace tr = interfaced::sim;
     so.frame_delay = std::chrono::milliseconds(sim_frame_delay);
     so.reply_timeout = std::chrono::milliseconds(sim_reply_timeout);
     so.timeout = std::chrono::milliseconds(sim_timeout);

@@ -5,9 +5,9 @@
 #include <iterator>
 #include <optional>
 
-#include "daemon/astm_ingest.hpp"
-#include "daemon/capture_input.hpp"
-#include "daemon/hl7_ingest.hpp"
+#include "devices/astm_ingest.hpp"
+#include "devices/capture_input.hpp"
+#include "devices/hl7_ingest.hpp"
 #include "daemon/result_json.hpp"
 #include "rerun/code_map.hpp"
 #include "rerun/process.hpp"
@@ -18,6 +18,12 @@
 
 namespace interfaced::daemon {
 namespace {
+using devices::astm_ingest;
+using devices::capture_input;
+using devices::capture_kind;
+using devices::decode_capture;
+using devices::hl7_ingest;
+using devices::hl7_reply_info;
 
 std::string join(const std::vector<std::string>& v, const char* sep) {
   std::string out;

@@ -7,14 +7,9 @@
 #include <string>
 #include <vector>
 
-namespace interfaced::daemon {
+#include "daemon/exit_codes.hpp"
 
-// Exit statuses (a contract: scripts and CI rely on them).
-inline constexpr int exit_ok = 0;
-inline constexpr int exit_bad_input = 1;   // a problem in some input; the rest was still processed
-inline constexpr int exit_usage = 64;      // EX_USAGE
-inline constexpr int exit_no_input = 66;   // EX_NOINPUT: a file could not be read
-inline constexpr int exit_config = 78;     // EX_CONFIG: invalid profile or configuration
+namespace interfaced::daemon {
 
 struct replay_options {
   std::vector<std::string> files;
@@ -23,8 +18,8 @@ struct replay_options {
   std::string format = "jsonl";   // jsonl | text
   std::string device;             // device id to report; empty: the profile id
   std::string rules_file;         // local rules (auto-rerun), evaluated as the daemon does
-  bool explain = false;
-  bool ignore_frame_numbers = false;  // captures whose frame numbers another tool rewrote           // print, per result, the rerun decision and every rule evaluated
+  bool explain = false;               // print, per result, the rerun decision and every rule evaluated
+  bool ignore_frame_numbers = false;  // captures whose frame numbers another tool rewrote
 };
 
 int run_replay(const replay_options& options, std::ostream& out, std::ostream& err);

@@ -24,11 +24,13 @@
 #include "daemon/logging.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/systemd_notify.hpp"
-#include "daemon/wire_trace.hpp"
+#include "devices/wire_trace.hpp"
 #include "parsers/astm/builders.hpp"
+#include "parsers/astm/control.hpp"
 #include "parsers/astm/records.hpp"
 #include "parsers/hl7/builders.hpp"
 #include "parsers/hl7/message.hpp"
+#include "parsers/hl7/mllp.hpp"
 #include "rerun/code_map.hpp"
 #include "rerun/order_download.hpp"
 #include "rerun/process.hpp"
@@ -146,15 +148,15 @@ struct transfer_activity {
   void observe(bool rx, std::string_view bytes) {
     for (const char c : bytes) {
       if (astm) {
-        if (rx && c == '\x05') in_session = true;
-        if (rx && c == '\x04') in_session = false;
+        if (rx && c == astm::control::enq) in_session = true;
+        if (rx && c == astm::control::eot) in_session = false;
       } else if (rx) {
-        if (c == '\x0b') in_message = true;
-        if (c == '\x1c' && in_message) {
+        if (c == hl7::mllp_start) in_message = true;
+        if (c == hl7::mllp_end && in_message) {
           in_message = false;
           ++received;
         }
-      } else if (c == '\x1c') {
+      } else if (c == hl7::mllp_end) {
         ++acknowledged;
       }
     }
@@ -596,7 +598,7 @@ class service {
           cfg_.outbox, [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
     } catch (const std::exception& e) {
       spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
-      return 74;  // EX_IOERR
+      return exit_io;
     }
     outbox_->on_alarm([](bool on) {
       if (on) spdlog::error("ALARM: the outbox is full; analysers are refused (NAK / AR) until it drains");
@@ -607,7 +609,7 @@ class service {
       state_ = std::make_unique<transport::state_store>(cfg_.outbox.path);
     } catch (const std::exception& e) {
       spdlog::critical("rerun state {}: {}", cfg_.outbox.path.string(), e.what());
-      return 74;  // EX_IOERR
+      return exit_io;
     }
     sink_ = std::make_unique<ingest_sink>(*outbox_, by_id_, *state_);
     if (const int rc = load_state(); rc != exit_ok) return rc;
@@ -659,7 +661,7 @@ class service {
       prune_history();
     } catch (const std::exception& e) {
       spdlog::critical("rerun state {}: {}", state_->file().string(), e.what());
-      return 74;  // EX_IOERR: a state the daemon cannot read is not silently started afresh
+      return exit_io;  // a state the daemon cannot read is not silently started afresh
     }
     return exit_ok;
   }
@@ -871,9 +873,9 @@ class service {
       dev->log->error("wire trace: cannot open {}", path.string());
       return;
     }
-    dev->trace_file << wire_trace_header << ", device " << dev->cfg.id << "\n";
+    dev->trace_file << devices::wire_trace_header << ", device " << dev->cfg.id << "\n";
     dev->tap->write = [dev](bool rx, std::string_view bytes) {
-      dev->trace_file << format_trace_line(now_iso_ms(), rx, bytes) << '\n';
+      dev->trace_file << devices::format_trace_line(now_iso_ms(), rx, bytes) << '\n';
       dev->trace_file.flush();
     };
   }

@@ -1,6 +1,6 @@
 #pragma once
 // The ASTM link driver: one coroutine per analyser link, owning its stream (TCP socket, pty, serial
-// port) and one daemon::astm_ingest. It reads bytes into the ingest, performs the link actions it
+// port) and one devices::astm_ingest. It reads bytes into the ingest, performs the link actions it
 // returns (bytes to send, one steady_timer per astm::timer_id whose expiry is fed back as
 // ingest.timeout()) and hands every complete E1394 message (H..L) to the batch_sink.
 //
@@ -41,7 +41,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "daemon/astm_ingest.hpp"
+#include "devices/astm_ingest.hpp"
 #include "transport/event_log.hpp"
 #include "transport/link_counters.hpp"
 #include "transport/push_queue.hpp"
@@ -189,7 +189,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       epoch_ = 0;
       sink_timer_.cancel();
     }
-    std::vector<daemon::astm_message_out> msgs = ingest_.take_messages();
+    std::vector<devices::astm_message_out> msgs = ingest_.take_messages();
     if (msgs.empty()) return;
     const bool confirm = ingest_.link().awaiting_confirmation() && epoch_ == 0;
     std::uint64_t ep = 0;
@@ -390,7 +390,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
   }
 
   Stream stream_;
-  daemon::astm_ingest ingest_;
+  devices::astm_ingest ingest_;
   astm_link_config cfg_;
   batch_sink& sink_;
   event_log log_;

@@ -20,7 +20,7 @@ namespace interfaced::transport {
 
 namespace asio = boost::asio;
 
-std::map<std::string, std::string, std::less<>> default_paths(const daemon::backend_config& cfg) {
+std::map<std::string, std::string, std::less<>> default_paths(const backend_options& cfg) {
   return {
       {"results", cfg.results_path},
       {"rerun_values", cfg.rerun_values_path},
@@ -32,7 +32,7 @@ std::map<std::string, std::string, std::less<>> default_paths(const daemon::back
   };
 }
 
-delivery_options delivery_options_from(const daemon::backend_config& cfg, std::string token, event_log log) {
+delivery_options delivery_options_from(const backend_options& cfg, std::string token, event_log log) {
   delivery_options o;
   o.client = client_options(cfg, std::move(token), log);
   o.paths = default_paths(cfg);

@@ -22,7 +22,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
-#include "daemon/config.hpp"
+#include "transport/backend_options.hpp"
 #include "transport/event_log.hpp"
 #include "transport/http_client.hpp"
 #include "transport/latency_histogram.hpp"
@@ -45,10 +45,10 @@ struct delivery_options {
 
 // The endpoint paths for every message kind of backend-api.md, from the configuration (kinds the
 // configuration does not name get the document's default path).
-[[nodiscard]] std::map<std::string, std::string, std::less<>> default_paths(const daemon::backend_config& cfg);
+[[nodiscard]] std::map<std::string, std::string, std::less<>> default_paths(const backend_options& cfg);
 
 // Everything from the configuration; the token from load_bearer_token(cfg).
-[[nodiscard]] delivery_options delivery_options_from(const daemon::backend_config& cfg, std::string token,
+[[nodiscard]] delivery_options delivery_options_from(const backend_options& cfg, std::string token,
                                                      event_log log = {});
 
 // Retryable per backend-api.md: 408, 429, 5xx.

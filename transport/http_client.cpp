@@ -28,7 +28,7 @@ namespace ssl = asio::ssl;
 using asio::ip::tcp;
 using boost::system::error_code;
 
-http_client_options client_options(const daemon::backend_config& cfg, std::string token, event_log log) {
+http_client_options client_options(const backend_options& cfg, std::string token, event_log log) {
   http_client_options o;
   o.base_url = cfg.base_url;
   o.ca_file = cfg.ca_file;
@@ -106,7 +106,7 @@ bool stale_connection(const error_code& ec) {
 
 }  // namespace
 
-std::string load_bearer_token(const daemon::backend_config& cfg) {
+std::string load_bearer_token(const backend_options& cfg) {
   if (!cfg.token_file.empty()) {
     std::ifstream in(cfg.token_file, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read the backend token file " + cfg.token_file);
@@ -369,13 +369,13 @@ asio::awaitable<http_result> http_client::request(http_method method, std::strin
 
 void http_client::close() noexcept { impl_->close(); }
 
-asio::awaitable<http_result> fetch_waiting_list(http_client& client, const daemon::backend_config& cfg,
+asio::awaitable<http_result> fetch_waiting_list(http_client& client, const backend_options& cfg,
                                                 std::string device) {
   std::string target = cfg.waiting_list_path + "?device=" + url_encode(device);
   return client.request(http_method::get, std::move(target), std::string());
 }
 
-asio::awaitable<http_result> fetch_parameters(http_client& client, const daemon::backend_config& cfg,
+asio::awaitable<http_result> fetch_parameters(http_client& client, const backend_options& cfg,
                                               std::string device) {
   std::string target = cfg.parameters_path + "?device=" + url_encode(device);
   return client.request(http_method::get, std::move(target), std::string());

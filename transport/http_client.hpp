@@ -27,7 +27,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/system/error_code.hpp>
 
-#include "daemon/config.hpp"
+#include "transport/backend_options.hpp"
 #include "transport/event_log.hpp"
 
 namespace interfaced::transport {
@@ -45,13 +45,13 @@ struct http_client_options {
 };
 
 // backend_config -> client options; the token is passed separately (load_bearer_token).
-[[nodiscard]] http_client_options client_options(const daemon::backend_config& cfg, std::string token,
+[[nodiscard]] http_client_options client_options(const backend_options& cfg, std::string token,
                                                  event_log log = {});
 
 // The token from cfg.token_file (surrounding whitespace trimmed) or else the environment variable
 // cfg.token_env; empty when neither is configured. Throws std::runtime_error naming the file or
 // variable (never the token) when one is configured but unreadable or empty.
-[[nodiscard]] std::string load_bearer_token(const daemon::backend_config& cfg);
+[[nodiscard]] std::string load_bearer_token(const backend_options& cfg);
 
 struct http_header {
   std::string name;
@@ -95,9 +95,9 @@ class http_client {
 };
 
 // backend-api.md GET helpers: the JSON text as received (the rerun module parses it).
-boost::asio::awaitable<http_result> fetch_waiting_list(http_client& client, const daemon::backend_config& cfg,
+boost::asio::awaitable<http_result> fetch_waiting_list(http_client& client, const backend_options& cfg,
                                                        std::string device);
-boost::asio::awaitable<http_result> fetch_parameters(http_client& client, const daemon::backend_config& cfg,
+boost::asio::awaitable<http_result> fetch_parameters(http_client& client, const backend_options& cfg,
                                                      std::string device);
 
 // Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).

@@ -1,7 +1,7 @@
 #pragma once
 // The HL7 MLLP session: one coroutine per connection, owning its stream. Bytes go through one
 // hl7::mllp_decoder kept across reads (a message may arrive in many reads, several in one), each
-// message through daemon::hl7_ingest (normalise), then to the batch_sink; the ACK goes back in the
+// message through devices::hl7_ingest (normalise), then to the batch_sink; the ACK goes back in the
 // order the messages came.
 //
 // Acknowledgements (original mode, built by parsers/hl7/ack.hpp from the received MSH):
@@ -38,7 +38,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
-#include "daemon/hl7_ingest.hpp"
+#include "devices/hl7_ingest.hpp"
 #include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/builders.hpp"
 #include "parsers/hl7/message.hpp"
@@ -300,7 +300,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
   std::shared_ptr<detail::mllp_push_state> pusher;
   std::uint64_t push_token = 0;
   try {
-    daemon::hl7_ingest ingest(config.catalog, config.forced, config.device);
+    devices::hl7_ingest ingest(config.catalog, config.forced, config.device);
     hl7::mllp_decoder decoder(config.mllp);
     std::vector<char> buf(config.read_size == 0 ? 8192 : config.read_size);
     auto ex = co_await asio::this_coro::executor;
@@ -353,7 +353,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       for (const auto& p : ingest.take_problems()) {
         say("byte " + std::to_string(p.offset) + (p.warning ? ": warning: " : ": ") + p.what);
       }
-      std::vector<daemon::hl7_message_out> msgs = ingest.take_messages();
+      std::vector<devices::hl7_message_out> msgs = ingest.take_messages();
       if (diag.error) {
         co_return make_ack(text, hl7::ack_code::ae, detail::error_code_for(diag.error),
                            diag.detail.empty() ? diag.error.message() : diag.error.message() + ": " + diag.detail,
@@ -362,7 +362,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       // An acknowledgement (or other reply) from the analyser is never acknowledged: ACKing an ACK
       // starts a loop some analysers never leave.
       if (!msgs.empty() && msgs.front().reply) {
-        const daemon::hl7_reply_info& reply = *msgs.front().reply;
+        const devices::hl7_reply_info& reply = *msgs.front().reply;
         say("reply " + reply.message_type + " " + reply.ack_code + " for " + reply.acknowledged_id + " received");
         if (config.counters && reply.ack_code != "AA" && reply.ack_code != "CA") ++config.counters->naks_received;
         if (pusher && !pusher->awaiting.empty() && reply.acknowledged_id == pusher->awaiting) {
@@ -372,7 +372,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         co_return std::string{};
       }
       // Status, inventory and other messages without results: acknowledged, not forwarded.
-      std::erase_if(msgs, [](const daemon::hl7_message_out& m) { return !m.note.empty(); });
+      std::erase_if(msgs, [](const devices::hl7_message_out& m) { return !m.note.empty(); });
       if (msgs.empty()) co_return make_ack(text, hl7::ack_code::aa, {}, {}, 0, 0);
 
       auto wait = std::make_shared<detail::done_wait>(ex);

@@ -403,7 +403,7 @@ struct outbox::op {
   bool durable = false;
 };
 
-outbox::outbox(const daemon::outbox_config& cfg, poster post)
+outbox::outbox(const outbox_options& cfg, poster post)
     : db_(std::make_unique<detail::outbox_db>(cfg.path)),
       post_(std::move(post)),
       max_messages_(cfg.max_messages) {

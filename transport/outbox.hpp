@@ -36,7 +36,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/config.hpp"
+#include "transport/outbox_options.hpp"
 #include "transport/latency_histogram.hpp"
 #include "transport/state_store.hpp"
 
@@ -120,7 +120,7 @@ class outbox {
  public:
   // Opens (creating when missing) the file, switches to WAL, starts the worker. Throws
   // std::runtime_error when the file cannot be opened or its schema is not ours (start-up error).
-  explicit outbox(const daemon::outbox_config& cfg, poster post = {});
+  explicit outbox(const outbox_options& cfg, poster post = {});
   ~outbox();  // flushes queued operations, then stops the worker
   outbox(const outbox&) = delete;
   outbox& operator=(const outbox&) = delete;

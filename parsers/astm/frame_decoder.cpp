@@ -2,17 +2,21 @@
 
 #include <algorithm>
 
+#include "parsers/astm/control.hpp"
+
 namespace interfaced::astm {
 
 namespace {
 
-constexpr unsigned char stx = 0x02;
-constexpr unsigned char etx = 0x03;
-constexpr unsigned char eot = 0x04;
-constexpr unsigned char enq = 0x05;
-constexpr unsigned char ack = 0x06;
-constexpr unsigned char nak = 0x15;
-constexpr unsigned char etb = 0x17;
+// The framer compares unsigned bytes.
+constexpr auto byte = [](char c) { return static_cast<unsigned char>(c); };
+constexpr unsigned char stx = byte(control::stx);
+constexpr unsigned char etx = byte(control::etx);
+constexpr unsigned char eot = byte(control::eot);
+constexpr unsigned char enq = byte(control::enq);
+constexpr unsigned char ack = byte(control::ack);
+constexpr unsigned char nak = byte(control::nak);
+constexpr unsigned char etb = byte(control::etb);
 
 // STX FN ETX/ETB C1 C2 CR LF: the 7 overhead characters LIS1-A 6.3.1 counts in the 64,000.
 constexpr std::size_t frame_overhead = 7;

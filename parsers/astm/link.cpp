@@ -3,14 +3,11 @@
 #include <algorithm>
 #include <utility>
 
+#include "parsers/astm/control.hpp"
+
 namespace interfaced::astm {
 
 namespace {
-
-constexpr char ch_eot = '\x04';
-constexpr char ch_enq = '\x05';
-constexpr char ch_ack = '\x06';
-constexpr char ch_nak = '\x15';
 
 // LIS1-A 6.3.1: 64,000 characters per frame including the 7 overhead characters.
 constexpr std::size_t max_frame_text = 63993;
@@ -104,7 +101,7 @@ void link::try_send(link_actions& out) {
   send_fn_ = 1;
   attempts_ = 0;
   state_ = link_state::sending_enq;
-  send(out, ch_enq);
+  send(out, control::enq);
   arm(out, timer_id::reply);
 }
 
@@ -121,13 +118,13 @@ void link::on_enq_when_idle(link_actions& out) {
   if (busy_) {
     // LIS1-A 6.2.6: a system that cannot receive NAKs the ENQ. After contention that NAK is our
     // reply to "the next ENQ" (6.2.7.1), so the line is neutral again and we may send.
-    send(out, ch_nak);
+    send(out, control::nak);
     if (state_ == link_state::contention || state_ == link_state::neutral) to_neutral(out);
     return;
   }
   disarm(out);  // contention / busy / interrupt / retry wait: the instrument has priority
   begin_receive();
-  send(out, ch_ack);
+  send(out, control::ack);
   arm(out, timer_id::receive);
 }
 
@@ -144,7 +141,7 @@ void link::end_receive(link_actions& out, std::string_view why) {
 }
 
 void link::reject(link_actions& out, std::string reason, int fn, std::error_code error) {
-  send(out, ch_nak);
+  send(out, control::nak);
   auto a = make(link_action::kind::frame_rejected);
   a.reason = std::move(reason);
   a.frame_number = fn;
@@ -161,7 +158,7 @@ void link::on_frame(link_actions& out, const frame& f) {
   // LIS1-A 6.5.1.1: reject an FN that is neither the last accepted nor last + 1 (mod 8); the
   // same FN as the last accepted is a retransmission whose ACK we lost: ACK it, keep nothing.
   if (any_frame_ && f.number == last_fn_ && !opt_.ignore_frame_numbers) {
-    send(out, ch_ack);
+    send(out, control::ack);
     auto a = make(link_action::kind::duplicate_frame);
     a.frame_number = f.number;
     out.push_back(std::move(a));
@@ -195,7 +192,7 @@ void link::on_frame(link_actions& out, const frame& f) {
   last_fn_ = f.number;
   any_frame_ = true;
   if (!f.final) {
-    send(out, ch_ack);
+    send(out, control::ack);
     arm(out, timer_id::receive);
     return;
   }
@@ -212,7 +209,7 @@ void link::on_frame(link_actions& out, const frame& f) {
     out.push_back(std::move(d));
     return;
   }
-  send(out, ch_ack);
+  send(out, control::ack);
   arm(out, timer_id::receive);
   d.message = std::move(message_);
   message_.clear();
@@ -225,7 +222,7 @@ link_actions link::confirm_delivery(bool accepted) {
   pending_confirm_ = false;
   if (accepted) {
     message_.clear();
-    send(out, ch_ack);
+    send(out, control::ack);
     arm(out, timer_id::receive);
     return out;
   }
@@ -255,7 +252,7 @@ void link::refused(link_actions& out, int fn) {
 
 void link::give_up(link_actions& out, std::string reason) {
   // LIS1-A 6.5.1.2 / 6.5.2.3: abort with EOT; the message stays at the front to be repeated.
-  send(out, ch_eot);
+  send(out, control::eot);
   auto a = make(link_action::kind::send_failed);
   a.id = outgoing_.front().id;
   a.reason = std::move(reason);
@@ -271,7 +268,7 @@ void link::on_frame_reply(link_actions& out, const decode_event& ev) {
     case event_kind::ack:
       attempts_ = 0;
       if (current_final_) {
-        send(out, ch_eot);
+        send(out, control::eot);
         auto a = make(link_action::kind::sent);
         a.id = outgoing_.front().id;
         out.push_back(std::move(a));
@@ -287,7 +284,7 @@ void link::on_frame_reply(link_actions& out, const decode_event& ev) {
       // LIS1-A 6.3.5 receiver interrupt: honoured. The receiver discards an incomplete message
       // on EOT, so unless this frame was the last one the whole message is sent again later;
       // the frames it acknowledged do not count. No ENQ for 15 s unless the instrument sends.
-      send(out, ch_eot);
+      send(out, control::eot);
       if (current_final_) {
         auto a = make(link_action::kind::sent);
         a.id = outgoing_.front().id;

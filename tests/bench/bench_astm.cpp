@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "daemon/astm_ingest.hpp"
-#include "daemon/capture_input.hpp"
+#include "devices/astm_ingest.hpp"
+#include "devices/capture_input.hpp"
 
 using namespace interfaced;
 
@@ -19,15 +19,15 @@ int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::stod(argv[1]) : 5.0;
   const std::filesystem::path dir =
       argc > 2 ? std::filesystem::path(argv[2]) : std::filesystem::path(INTERFACED_SHARED_DIR) / "captures" / "astm";
-  std::vector<daemon::capture_input> corpus;
+  std::vector<devices::capture_input> corpus;
   std::size_t corpus_bytes = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     std::ifstream in(e.path(), std::ios::binary);
     std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
     const auto ext = e.path().extension();
     if (ext != ".astm" && ext != ".txt") continue;
-    auto cap = daemon::decode_capture(bytes);
-    if (cap.kind != daemon::capture_kind::astm_frames && cap.kind != daemon::capture_kind::astm_records) continue;
+    auto cap = devices::decode_capture(bytes);
+    if (cap.kind != devices::capture_kind::astm_frames && cap.kind != devices::capture_kind::astm_records) continue;
     corpus_bytes += cap.bytes.size();
     corpus.push_back(std::move(cap));
   }
@@ -44,8 +44,8 @@ int main(int argc, char** argv) {
   double elapsed = 0;
   do {
     for (const auto& cap : corpus) {
-      daemon::astm_ingest ingest(&catalog, nullptr, "bench", lo);
-      if (cap.kind == daemon::capture_kind::astm_frames) (void)ingest.feed(cap.bytes);
+      devices::astm_ingest ingest(&catalog, nullptr, "bench", lo);
+      if (cap.kind == devices::capture_kind::astm_frames) (void)ingest.feed(cap.bytes);
       else ingest.feed_records(cap.bytes);
       ingest.finish();
       for (const auto& m : ingest.take_messages()) results += m.batch.results.size();

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "daemon/capture_input.hpp"
+#include "devices/capture_input.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
 
@@ -32,9 +32,9 @@ int main(int argc, char** argv) {
     if (ext != ".hl7" && ext != ".txt") continue;
     std::ifstream in(e.path(), std::ios::binary);
     const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    const auto cap = daemon::decode_capture(bytes);
+    const auto cap = devices::decode_capture(bytes);
     std::vector<std::string> found;
-    if (cap.kind == daemon::capture_kind::hl7_mllp) {
+    if (cap.kind == devices::capture_kind::hl7_mllp) {
       hl7::mllp_decoder dec;
       std::string_view rest = cap.bytes;
       while (!rest.empty()) {
@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
         if (r.event.kind == hl7::mllp_event_kind::message) found.emplace_back(r.event.message);
         if (r.event.kind == hl7::mllp_event_kind::none && r.consumed == 0) break;
       }
-    } else if (cap.kind == daemon::capture_kind::hl7_segments) {
+    } else if (cap.kind == devices::capture_kind::hl7_segments) {
       found.push_back(cap.bytes);
     }
     for (auto& m : found) {

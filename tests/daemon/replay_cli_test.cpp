@@ -8,8 +8,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "daemon/astm_ingest.hpp"
-#include "daemon/capture_input.hpp"
+#include "devices/astm_ingest.hpp"
+#include "devices/capture_input.hpp"
 #include "daemon/result_json.hpp"
 #include "parsers/astm/frame_decoder.hpp"
 #include "replay_support.hpp"
@@ -47,7 +47,7 @@ std::string ingest_log(const std::string& bytes, std::size_t chunk) {
   devices::profile_catalog none;
   astm::link_options lo;
   lo.accept_frames_without_enq = true;
-  daemon::astm_ingest in(&none, nullptr, "dev", lo);
+  devices::astm_ingest in(&none, nullptr, "dev", lo);
   std::string log;
   for (std::size_t i = 0; i < bytes.size(); i += chunk)
     (void)in.feed(std::string_view(bytes).substr(i, chunk));
@@ -154,8 +154,8 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
   std::size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const std::string bytes = interfaced::test::read_file(e.path());
-    const auto cap = daemon::decode_capture(bytes);
-    if (cap.kind != daemon::capture_kind::astm_frames) continue;
+    const auto cap = devices::decode_capture(bytes);
+    if (cap.kind != devices::capture_kind::astm_frames) continue;
     ++files;
     INFO(e.path().filename().string());
     const std::string whole = ingest_log(cap.bytes, cap.bytes.size());
@@ -167,7 +167,7 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
       devices::profile_catalog none;
       astm::link_options lo;
       lo.accept_frames_without_enq = true;
-      daemon::astm_ingest in(&none, nullptr, "dev", lo);
+      devices::astm_ingest in(&none, nullptr, "dev", lo);
       (void)in.feed(std::string_view(cap.bytes).substr(0, cut));
       (void)in.feed(std::string_view(cap.bytes).substr(cut));
       in.finish();

@@ -14,12 +14,17 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "outbox/outbox_support.hpp"
-#include "transport/backend_sim.hpp"
+#include "daemon/sim/backend_sim.hpp"
 #include "transport/delivery.hpp"
 #include "transport/http_client.hpp"
 #include "transport/outbox.hpp"
 
 using namespace interfaced::transport;
+using interfaced::sim::backend_sim;
+using interfaced::sim::backend_sim_options;
+using interfaced::sim::sim_fault;
+using interfaced::sim::recorded_request;
+using interfaced::sim::parse_fault;
 using interfaced::test::msg;
 using interfaced::test::run_coro;
 using interfaced::test::run_until;
@@ -42,7 +47,7 @@ struct log_lines {
 // One io_context running the outbox completions, the simulator and the delivery loop.
 struct rig {
   explicit rig(std::size_t connections = 2) {
-    interfaced::daemon::outbox_config oc;
+    interfaced::transport::outbox_options oc;
     oc.path = dir / "outbox.sqlite";
     box = std::make_unique<outbox>(oc, interfaced::test::poster_for(ioc));
     opts.connections = connections;
@@ -62,7 +67,7 @@ struct rig {
   }
 
   void start_delivery() {
-    interfaced::daemon::backend_config bc;
+    interfaced::transport::backend_options bc;
     opts.paths = default_paths(bc);
     if (opts.client.base_url.empty()) opts.client.base_url = "http://127.0.0.1:" + std::to_string(sim_port);
     delivery = std::make_unique<delivery_service>(ioc.get_executor(), *box, opts);
@@ -357,7 +362,7 @@ TEST_CASE("GET helpers return the simulator's waiting list and parameters, the t
   }
   const auto token_file = r.dir / "token";
   { std::ofstream(token_file) << "s3cret-token\n"; }
-  interfaced::daemon::backend_config bc;
+  interfaced::transport::backend_options bc;
   bc.token_file = token_file.string();
   const auto token = load_bearer_token(bc);
   CHECK(token == "s3cret-token");
@@ -402,7 +407,7 @@ TEST_CASE("GET helpers return the simulator's waiting list and parameters, the t
 TEST_CASE("faults can be set at run time through the control endpoint and from the CLI form") {
   rig r;
   r.start_sim();
-  interfaced::daemon::backend_config bc;
+  interfaced::transport::backend_options bc;
   bc.base_url = "http://127.0.0.1:" + std::to_string(r.sim_port);
   http_client client(r.ioc.get_executor(), client_options(bc, ""));
   auto set = run_coro(r.ioc, client.request(http_method::post, "/_sim/faults",
@@ -460,7 +465,7 @@ TEST_CASE("TLS: the server certificate is verified, the CA file makes it pass, v
   so.tls_key = certs / "server.key";
   r.start_sim(so);
 
-  interfaced::daemon::backend_config bc;
+  interfaced::transport::backend_options bc;
   bc.base_url = "https://127.0.0.1:" + std::to_string(r.sim_port);
   bc.connect_timeout = 2000ms;
 

@@ -86,8 +86,8 @@ inline std::function<void(std::function<void()>)> poster_for(boost::asio::io_con
   return [&ioc](std::function<void()> f) { boost::asio::post(ioc, std::move(f)); };
 }
 
-inline daemon::outbox_config config_at(const std::filesystem::path& p, std::size_t max = 1000) {
-  daemon::outbox_config c;
+inline transport::outbox_options config_at(const std::filesystem::path& p, std::size_t max = 1000) {
+  transport::outbox_options c;
   c.path = p;
   c.max_messages = max;
   return c;

@@ -9,12 +9,12 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/astm_ingest.hpp"
+#include "devices/astm_ingest.hpp"
 #include "devices/profile.hpp"
 #include "parsers/hl7/normalise.hpp"
 #include "parsers/model.hpp"
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 
 // A host-side reply seen in a capture (ACK, RSP, QCK, DSR...): checked, not forwarded.
 struct hl7_reply_info {
@@ -70,4 +70,4 @@ class hl7_ingest {
   std::vector<ingest_problem> problems_;
 };
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

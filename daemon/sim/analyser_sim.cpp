@@ -1,4 +1,4 @@
-#include "transport/analyser_sim.hpp"
+#include "daemon/sim/analyser_sim.hpp"
 
 #include <poll.h>
 
@@ -29,7 +29,7 @@
 #include "transport/pty.hpp"
 #include "transport/stream_util.hpp"
 
-namespace interfaced::transport {
+namespace interfaced::sim {
 
 namespace {
 
@@ -261,7 +261,7 @@ class player {
   }
 
   asio::awaitable<int> run_pty() {
-    auto pair = open_pty(io_.get_executor());
+    auto pair = transport::open_pty(io_.get_executor());
     if (!pair) {
       err_ << "simulate: cannot open a pty: " << pair.error().message() << '\n';
       co_return status_unavailable;
@@ -330,7 +330,7 @@ class player {
     if (cut) {
       dropped_ = true;
       out_ << "connection cut after " << written_ << " bytes (--drop-after)" << std::endl;
-      close_stream(s);
+      transport::close_stream(s);
       co_return false;
     }
     co_return true;
@@ -342,7 +342,7 @@ class player {
       boost::system::error_code ignored;
       s.shutdown(tcp::socket::shutdown_send, ignored);
     }
-    close_stream(s);
+    transport::close_stream(s);
   }
 
   template <class Stream>
@@ -711,4 +711,4 @@ int run_analyser_sim(const sim_script& script, const sim_options& options, std::
   return status;
 }
 
-}  // namespace interfaced::transport
+}  // namespace interfaced::sim

@@ -1,4 +1,4 @@
-#include "daemon/hl7_ingest.hpp"
+#include "devices/hl7_ingest.hpp"
 
 #include "parsers/hl7/builders.hpp"
 
@@ -8,7 +8,7 @@
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 namespace {
 
 // Where each message starts in bare segment text: at every "MSH" that begins a segment.
@@ -155,4 +155,4 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
 std::vector<hl7_message_out> hl7_ingest::take_messages() { return std::exchange(messages_, {}); }
 std::vector<ingest_problem> hl7_ingest::take_problems() { return std::exchange(problems_, {}); }
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

@@ -4,7 +4,7 @@
 //   raw ASTM (E1381 frames, with or without ENQ/EOT) | raw MLLP (0x0B ... 0x1C 0x0D)
 //   text with control characters as <STX> / [STX] mnemonics or \x02 escapes: physical line
 //     breaks are layout, not data (vendor manuals wrap lines anywhere, even inside <CR>)
-//   an interfaced wire trace (daemon/wire_trace.hpp): the analyser's (RX) bytes
+//   an interfaced wire trace (devices/wire_trace.hpp): the analyser's (RX) bytes
 //   session logs of other middleware whose received bytes can be recovered exactly: base64
 //     "Message Received from Analyzer Encoded = " lines (limsmw), Go-quoted `===>"…"` reads
 //   records-only ASTM or bare HL7 segments, CR / LF / CRLF separated; `#` and `@` lines are
@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 
 enum class capture_kind { astm_frames, astm_records, hl7_mllp, hl7_segments, unknown };
 
@@ -31,4 +31,4 @@ struct capture_input {
 [[nodiscard]] capture_input decode_capture(std::string_view file_bytes);
 [[nodiscard]] const char* to_string(capture_kind k) noexcept;
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

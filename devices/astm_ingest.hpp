@@ -14,7 +14,7 @@
 #include "parsers/astm/link.hpp"
 #include "parsers/astm/normalise.hpp"
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 
 struct ingest_problem {
   std::uint64_t offset = 0;  // byte offset in the stream
@@ -81,4 +81,4 @@ class astm_ingest {
   std::vector<ingest_problem> problems_;
 };
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

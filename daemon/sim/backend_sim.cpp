@@ -1,4 +1,4 @@
-#include "transport/backend_sim.hpp"
+#include "daemon/sim/backend_sim.hpp"
 
 #include <algorithm>
 #include <charconv>
@@ -24,7 +24,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 #include <nlohmann/json.hpp>
 
-namespace interfaced::transport {
+namespace interfaced::sim {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -191,7 +191,7 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     bound_port = acceptor.local_endpoint(ec).port();
     stopped = false;
     asio::co_spawn(ex, accept_loop(), asio::detached);
-    emit(opt.log, "backend-sim listening on " + opt.listen_address + ":" + std::to_string(bound_port) +
+    transport::emit(opt.log, "backend-sim listening on " + opt.listen_address + ":" + std::to_string(bound_port) +
                       (ctx ? " (TLS)" : ""));
     return {};
   }
@@ -216,7 +216,7 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     auto j = json::parse(text, nullptr, false, true);
     if (j.is_discarded()) {
-      emit(opt.log, "backend-sim: " + opt.data_file.string() + " is not valid JSON; keeping the previous data");
+      transport::emit(opt.log, "backend-sim: " + opt.data_file.string() + " is not valid JSON; keeping the previous data");
       return;
     }
     if (j.is_array()) j = json{{"waiting_list", j}};
@@ -269,7 +269,7 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     beast::get_lowest_layer(*stream).expires_after(std::chrono::seconds(10));
     auto [ec] = co_await stream->async_handshake(ssl::stream_base::server, asio::as_tuple(asio::use_awaitable));
     if (ec) {
-      emit(opt.log, "backend-sim: TLS handshake failed: " + ec.message());
+      transport::emit(opt.log, "backend-sim: TLS handshake failed: " + ec.message());
       closers.erase(id);
       co_return;
     }
@@ -514,7 +514,7 @@ int run_backend_sim(backend_sim_options options) {
   auto log = options.log;
   backend_sim sim(ioc.get_executor(), std::move(options));
   if (auto ec = sim.start()) {
-    emit(log, "backend-sim: cannot start: " + ec.message());
+    transport::emit(log, "backend-sim: cannot start: " + ec.message());
     return tls && ec.category() != asio::error::get_system_category() ? 78 : 69;
   }
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
@@ -526,4 +526,4 @@ int run_backend_sim(backend_sim_options options) {
   return 0;
 }
 
-}  // namespace interfaced::transport
+}  // namespace interfaced::sim

@@ -1,9 +1,9 @@
-#include "daemon/astm_ingest.hpp"
+#include "devices/astm_ingest.hpp"
 
 #include <cctype>
 #include <utility>
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 
 astm_ingest::astm_ingest(const devices::profile_catalog* catalog,
                          const devices::device_profile* forced, std::string device,
@@ -198,4 +198,4 @@ void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offse
 std::vector<astm_message_out> astm_ingest::take_messages() { return std::exchange(messages_, {}); }
 std::vector<ingest_problem> astm_ingest::take_problems() { return std::exchange(problems_, {}); }
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

@@ -13,7 +13,7 @@
 #include <string>
 #include <string_view>
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 
 inline constexpr std::string_view wire_trace_header = "# interfaced wire trace";
 
@@ -26,4 +26,4 @@ inline constexpr std::string_view wire_trace_header = "# interfaced wire trace";
 // The analyser's bytes (RX lines) of a trace, in order, decoded.
 [[nodiscard]] std::string trace_rx_bytes(std::string_view text);
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

@@ -1,9 +1,9 @@
-#include "daemon/wire_trace.hpp"
+#include "devices/wire_trace.hpp"
 
 #include <array>
 #include <cstdio>
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 namespace {
 
 struct name {
@@ -108,4 +108,4 @@ std::string trace_rx_bytes(std::string_view text) {
   return out;
 }
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

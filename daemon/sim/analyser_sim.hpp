@@ -32,9 +32,9 @@
 #include <string>
 #include <vector>
 
-#include "daemon/capture_input.hpp"
+#include "devices/capture_input.hpp"
 
-namespace interfaced::transport {
+namespace interfaced::sim {
 
 enum class sim_protocol { astm, hl7 };
 
@@ -92,14 +92,14 @@ inline std::optional<sim_script> load_sim_script(const std::filesystem::path& fi
     return std::nullopt;
   }
   const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  const daemon::capture_input cap = daemon::decode_capture(bytes);
+  const devices::capture_input cap = devices::decode_capture(bytes);
   sim_input_kind kind = sim_input_kind::unknown;
   switch (cap.kind) {
-    case daemon::capture_kind::astm_frames: kind = sim_input_kind::astm_frames; break;
-    case daemon::capture_kind::astm_records: kind = sim_input_kind::astm_records; break;
-    case daemon::capture_kind::hl7_mllp: kind = sim_input_kind::hl7_mllp; break;
-    case daemon::capture_kind::hl7_segments: kind = sim_input_kind::hl7_segments; break;
-    case daemon::capture_kind::unknown: break;
+    case devices::capture_kind::astm_frames: kind = sim_input_kind::astm_frames; break;
+    case devices::capture_kind::astm_records: kind = sim_input_kind::astm_records; break;
+    case devices::capture_kind::hl7_mllp: kind = sim_input_kind::hl7_mllp; break;
+    case devices::capture_kind::hl7_segments: kind = sim_input_kind::hl7_segments; break;
+    case devices::capture_kind::unknown: break;
   }
   auto script = make_sim_script(kind, cap.bytes, forced);
   if (!script || script->messages.empty()) {
@@ -110,4 +110,4 @@ inline std::optional<sim_script> load_sim_script(const std::filesystem::path& fi
   return script;
 }
 
-}  // namespace interfaced::transport
+}  // namespace interfaced::sim

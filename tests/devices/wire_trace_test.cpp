@@ -2,11 +2,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "daemon/capture_input.hpp"
-#include "daemon/wire_trace.hpp"
+#include "devices/capture_input.hpp"
+#include "devices/wire_trace.hpp"
 #include "parsers/astm/frame_decoder.hpp"
 
-using namespace interfaced::daemon;
+using namespace interfaced::devices;
 
 TEST_CASE("wire trace: mnemonic form as technicians read it") {
   CHECK(to_mnemonics("\x02" "1H|\\^&\r\x03" "3C\r\n") == "<STX>1H|\\^&<CR><ETX>3C<CR><LF>");

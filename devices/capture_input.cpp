@@ -1,12 +1,12 @@
-#include "daemon/capture_input.hpp"
+#include "devices/capture_input.hpp"
 
-#include "daemon/wire_trace.hpp"
+#include "devices/wire_trace.hpp"
 
 #include <array>
 #include <cctype>
 #include <utility>
 
-namespace interfaced::daemon {
+namespace interfaced::devices {
 namespace {
 
 struct mnemonic {
@@ -280,4 +280,4 @@ capture_input decode_capture(std::string_view file) {
   return classify(std::string(file), false, "records-only text");
 }
 
-}  // namespace interfaced::daemon
+}  // namespace interfaced::devices

@@ -33,7 +33,7 @@
 
 #include "transport/event_log.hpp"
 
-namespace interfaced::transport {
+namespace interfaced::sim {
 
 struct sim_fault {
   std::string path;           // request path without the query; empty: any
@@ -75,7 +75,7 @@ struct backend_sim_options {
   std::filesystem::path tls_cert;         // both set: HTTPS (PEM chain and key)
   std::filesystem::path tls_key;
   std::string expect_token;               // not empty: other Authorization values get 401
-  event_log log;
+  transport::event_log log;
 };
 
 class backend_sim {
@@ -106,4 +106,4 @@ class backend_sim {
 // TLS certificate or key.
 int run_backend_sim(backend_sim_options options);
 
-}  // namespace interfaced::transport
+}  // namespace interfaced::sim

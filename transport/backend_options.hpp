@@ -1,0 +1,26 @@
+#pragma once
+// What transport needs to reach the lab backend (backend-api.md): where it is, how to
+// authenticate, how long to wait, and the endpoint path of every message kind. The daemon's
+// configuration (daemon/config.hpp, section "backend") extends it with what only the daemon uses.
+
+#include <chrono>
+#include <string>
+
+namespace interfaced::transport {
+
+struct backend_options {
+  std::string base_url;           // empty: no backend (results stay in the outbox)
+  std::string token_file;
+  std::string token_env;
+  std::string ca_file;
+  bool verify_tls = true;
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{15000};
+  std::string results_path = "/interfacing/device-results";
+  std::string rerun_values_path = "/sample-rerun/values";
+  std::string rerun_request_path = "/sample-rerun/request";
+  std::string waiting_list_path = "/interfacing/waiting-list";
+  std::string parameters_path = "/interfacing/parameters";
+};
+
+}  // namespace interfaced::transport
