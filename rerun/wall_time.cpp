@@ -39,16 +39,23 @@ std::optional<timestamp> parse_wall_time(std::string_view s) noexcept {
          std::chrono::seconds{ss};
 }
 
-std::string format_wall_time(timestamp t) {
+namespace {
+// `format` takes year, month, day, hours, minutes, seconds in that order.
+std::string format_time(timestamp t, const char* format) {
   const auto day = std::chrono::floor<std::chrono::days>(t);
   const std::chrono::year_month_day ymd{day};
   const std::chrono::hh_mm_ss hms{t - day};
   char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
+  std::snprintf(buf, sizeof buf, format, static_cast<int>(ymd.year()),
                 static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
                 static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
                 static_cast<int>(hms.seconds().count()));
   return buf;
 }
+}  // namespace
+
+std::string format_wall_time(timestamp t) { return format_time(t, "%04d-%02u-%02uT%02d:%02d:%02d"); }
+
+std::string format_message_time(timestamp t) { return format_time(t, "%04d%02u%02u%02d%02d%02d"); }
 
 }  // namespace interfaced::rerun

@@ -18,5 +18,7 @@ using timestamp = std::chrono::sys_seconds;  // wall-clock seconds; no clock is 
 
 // "YYYY-MM-DDTHH:MM:SS".
 [[nodiscard]] std::string format_wall_time(timestamp t);
+// "YYYYMMDDHHMMSS": ASTM H.14 and HL7 MSH-7 of the messages the host sends.
+[[nodiscard]] std::string format_message_time(timestamp t);
 
 }  // namespace interfaced::rerun

@@ -1,0 +1,32 @@
+#pragma once
+// The service's loopback HTTP endpoint (health.bind:health.port): GET /health (JSON: devices,
+// outbox, backend, alarms), GET /metrics (Prometheus text format 0.0.4), POST /trace?device=ID&on=1
+// (switch a device's wire trace). Reads the service's state on the event-loop thread; changes
+// nothing itself but the trace, through `set_trace`.
+
+#include <functional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/device_runtime.hpp"
+#include "transport/delivery.hpp"
+#include "transport/http_server.hpp"
+#include "transport/outbox.hpp"
+
+namespace interfaced::daemon {
+
+struct health_sources {
+  const device_set* devices = nullptr;
+  const transport::outbox* outbox = nullptr;
+  const transport::delivery_service* delivery = nullptr;  // null: no backend configured
+  bool backend_configured = false;
+  std::function<void(device_runtime*, bool on)> set_trace;
+};
+
+[[nodiscard]] nlohmann::json health_json(const health_sources& s);
+[[nodiscard]] std::string metrics_text(const health_sources& s);
+[[nodiscard]] transport::http_reply handle_health_request(const health_sources& s,
+                                                          const transport::http_request_view& req);
+
+}  // namespace interfaced::daemon

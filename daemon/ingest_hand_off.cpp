@@ -1,0 +1,234 @@
+#include "daemon/ingest_hand_off.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <spdlog/spdlog.h>
+
+#include "daemon/clock.hpp"
+#include "daemon/logging.hpp"
+#include "rerun/process.hpp"
+#include "rerun/rerun_json.hpp"
+
+namespace interfaced::daemon {
+
+namespace {
+
+const char* action_name(rerun::action_kind k) {
+  switch (k) {
+    case rerun::action_kind::queue_retest_order: return "re-test order queued";
+    case rerun::action_kind::rerun_recorded: return "rerun recorded";
+    case rerun::action_kind::rerun_received: return "rerun values received";
+    case rerun::action_kind::rerun_closed: return "rerun closed";
+    case rerun::action_kind::rerun_failed: return "rerun failed";
+  }
+  return "rerun action";
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+std::vector<std::string> sample_ids(const std::vector<result>& results) {
+  std::vector<std::string> samples;
+  for (const auto& r : results)
+    if (std::find(samples.begin(), samples.end(), r.sample_id) == samples.end()) samples.push_back(r.sample_id);
+  return samples;
+}
+
+std::string sample_list(const std::vector<result>& results) {
+  const auto samples = sample_ids(results);
+  if (samples.empty()) return "";
+  return ", samples " + join(samples);
+}
+
+}  // namespace
+
+void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
+  for (const auto& a : acts) {
+    const std::string act = a.act ? " activity=" + std::to_string(rerun::code(*a.act)) : std::string();
+    log.info("{}: sample {} report {} rerun {} parameters [{}]{}{}", action_name(a.kind), a.sample_id,
+             a.lab_report_id, a.rerun_number, join(a.parameters), act, a.note.empty() ? "" : " (" + a.note + ")");
+  }
+}
+
+// --- pending_history ---
+
+std::uint64_t pending_history::open() {
+  batches_.push_back({++seq_, {}, {}});
+  return seq_;
+}
+
+std::vector<transport::history_row> pending_history::take_rows(std::uint64_t id) {
+  auto it = std::find_if(batches_.begin(), batches_.end(), [&](const batch& b) { return b.id == id; });
+  return it == batches_.end() ? std::vector<transport::history_row>{} : std::move(it->rows);
+}
+
+void pending_history::settle(std::uint64_t id) {
+  std::erase_if(batches_, [&](const batch& b) { return b.id == id; });
+}
+
+bool pending_history::has(std::string_view s, std::string_view p) const {
+  if (base_.has(s, p)) return true;
+  return std::any_of(batches_.begin(), batches_.end(), [&](const batch& b) { return b.seen.has(s, p); });
+}
+
+bool pending_history::has_observation(std::string_view s, std::string_view p, std::string_view v,
+                                      std::string_view t) const {
+  if (base_.has_observation(s, p, v, t)) return true;
+  return std::any_of(batches_.begin(), batches_.end(),
+                     [&](const batch& b) { return b.seen.has_observation(s, p, v, t); });
+}
+
+std::optional<rerun::observation> pending_history::latest(std::string_view s, std::string_view p) const {
+  for (auto it = batches_.rbegin(); it != batches_.rend(); ++it)
+    if (auto o = it->seen.latest(s, p)) return o;
+  return base_.latest(s, p);
+}
+
+void pending_history::record(std::string_view s, std::string_view p, rerun::observation o) {
+  if (batches_.empty()) open();
+  batch& b = batches_.back();
+  b.rows.push_back({std::string(s), std::string(p), o});
+  b.seen.record(s, p, std::move(o));
+}
+
+// --- ingest_hand_off ---
+
+void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback done) {
+  device_runtime* dev = devices_.find(d.device);
+  rerun::batch b;
+  b.device = d.device;
+  b.batch_id = d.device + "-" + std::to_string(++batch_seq_) + "-" + std::to_string(std::time(nullptr));
+  b.results = std::move(d.results);
+  const auto now = wall_now();
+  const auto received = std::chrono::steady_clock::now();
+  rerun::rerun_inputs in{codes_, rules_, history_, state_, now};
+  const std::uint64_t batch_id = history_.open();
+  const rerun::batch_outcome out = [&] {
+    const transport::state_store::read_scope reads(store_);  // one snapshot for the whole batch
+    return rerun::process_reports_for_rerun(b, in);
+  }();
+  if (dev) {
+    log_actions(*dev->log, out.actions);
+    for (const auto& m : out.messages) {
+      if (m.kind != rerun::endpoint::rerun_request) continue;
+      dev->log->info("auto-rerun requested: report {} parameters [{}] rule {} activity={}", m.lab_report_id,
+                     join(m.request.requested_parameters), m.request.rule, rerun::code(m.request.act));
+    }
+    ++dev->stats.messages;
+    dev->stats.results += out.counts.forwarded;
+    dev->stats.duplicates += out.counts.duplicates;
+    dev->stats.queries += d.queries.size();
+    dev->stats.last_message_at = now_iso_ms();
+    dev->stats.count_today(out.counts.forwarded);
+    // The journal gets the samples as a structured field (journalctl SAMPLE_ID=...).
+    const log_samples samples_field(sample_ids(b.results));
+    dev->log->info("message received: {} results ({} first, {} requested reruns, {} instrument-triggered, {} duplicates not forwarded){}",
+                   out.counts.results, out.counts.first_results, out.counts.requested_reruns,
+                   out.counts.instrument_triggered, out.counts.duplicates, sample_list(b.results));
+    for (const auto& q : d.queries)
+      dev->log->info("host query for {}{}", q.all_samples ? std::string("ALL") : join(q.sample_ids),
+                     q.cancel ? " (cancel)" : "");
+  }
+  std::vector<transport::new_message> msgs;
+  for (const auto& m : out.messages) {
+    transport::new_message nm;
+    nm.kind = rerun::to_string(m.kind);
+    nm.ordering_key = m.lab_report_id.empty() ? "device:" + d.device : m.lab_report_id;
+    nm.body = rerun::body_json(m).dump();
+    nm.internal_request = m.internal_request;
+    msgs.push_back(std::move(nm));
+  }
+  // Messages, history rows and rerun state in one transaction. Even with nothing to send (only
+  // duplicates) the ACK goes through the outbox queue: it then waits for the earlier batches a
+  // duplicate was recognised against, which may still be in flight.
+  transport::state_changes sc;
+  sc.history = history_.take_rows(batch_id);
+  state_document(sc);
+  std::vector<transport::history_row> duplicates;
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    if (!out.tags[i].duplicate) continue;
+    transport::history_row dup{b.results[i].sample_id, out.tags[i].parameter, {}};
+    dup.o.value = b.results[i].value;
+    dup.o.observed_at = b.results[i].observed_at;
+    duplicates.push_back(std::move(dup));
+  }
+  outbox_.append(std::move(msgs), std::move(sc),
+                 [this, batch_id, done = std::move(done), dev, duplicates = std::move(duplicates),
+                  received](transport::append_result r) {
+                   history_.settle(batch_id);
+                   if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
+                   if (!r.durable) {
+                     state_written_.reset();  // the next batch writes the state again
+                     if (dev) dev->log->error("the outbox could not store the message: {}; the analyser resends", r.error);
+                     done(false);
+                     return;
+                   }
+                   done(duplicates_durable(duplicates, dev));
+                 });
+}
+
+// A duplicate is acknowledged only when the result it repeats is durable: the batch it was
+// recognised against (queued earlier, so committed or failed by now) may have failed.
+bool ingest_hand_off::duplicates_durable(const std::vector<transport::history_row>& duplicates, device_runtime* dev) {
+  for (const auto& r : duplicates) {
+    if (store_.has_observation(r.sample, r.parameter, r.o.value, r.o.observed_at)) continue;
+    if (dev)
+      dev->log->error("sample {} {}: repeats a result that could not be stored; the analyser resends", r.sample,
+                      r.parameter);
+    return false;
+  }
+  return true;
+}
+
+void ingest_hand_off::state_document(transport::state_changes& sc) {
+  // A structural comparison, not a serialisation: this runs after every message.
+  if (state_written_ && *state_written_ == state_) return;
+  state_written_ = state_;
+  sc.documents.emplace_back("rerun_state", rerun::to_json(state_).dump());
+}
+
+void ingest_hand_off::persist_state(device_runtime* dev) {
+  transport::state_changes sc;
+  state_document(sc);
+  if (sc.empty()) return;
+  outbox_.write(std::move(sc), [this, dev](bool ok) {
+    if (ok) return;
+    state_written_.reset();
+    if (dev) dev->log->error("the rerun state could not be stored; it is written again with the next change");
+    else spdlog::error("the rerun state could not be stored; it is written again with the next change");
+  });
+}
+
+rerun::code_lookup ingest_hand_off::codes_of(const device_runtime& dev) const {
+  return [this, profile = dev.profile](const std::string& name) {
+    if (profile) {
+      const auto& m = profile->order_codes;
+      if (const auto it = m.find(name); it != m.end()) return it->second;
+    }
+    return std::string(codes_.instrument_code(name));
+  };
+}
+
+std::vector<std::string> ingest_hand_off::answer_astm_queries(device_runtime& dev, const std::vector<query>& queries) {
+  auto answer = rerun::answer_astm_queries(state_, history_, dev.cfg.id, queries, codes_of(dev), wall_now());
+  for (const auto& line : answer.log) dev.log->info("{}", line);
+  return std::move(answer.messages);
+}
+
+std::vector<std::string> ingest_hand_off::answer_hl7_query(device_runtime& dev, std::string_view text,
+                                                           const std::vector<query>& queries) {
+  auto next_id = [this] { return "IFQ" + std::to_string(std::time(nullptr) % 100000000) + "-" + std::to_string(++query_seq_); };
+  auto answer = rerun::answer_hl7_query(state_, history_, dev.cfg.id, text, queries, codes_of(dev), wall_now(), next_id);
+  for (const auto& line : answer.log) dev.log->info("{}", line);
+  return std::move(answer.messages);
+}
+
+std::vector<rerun::download_change> ingest_hand_off::plan_downloads(device_runtime& dev, rerun::timestamp now) {
+  return rerun::plan_device_downloads(state_, history_, dev.cfg.id, dev.downloaded, codes_of(dev), now);
+}
+
+}  // namespace interfaced::daemon

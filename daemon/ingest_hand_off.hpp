@@ -1,0 +1,112 @@
+#pragma once
+// The hand-off from every analyser link to the rest of the service: rerun tagging and routing
+// (rerun.md, process_reports_for_rerun), then the durable outbox; the analyser's final ACK waits
+// for `done(true)` (persist, then acknowledge). It owns the rerun state and the rules, and answers
+// host queries and plans order downloads from them (rerun/host_query.hpp) with the device's codes.
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "daemon/device_runtime.hpp"
+#include "rerun/code_map.hpp"
+#include "rerun/host_query.hpp"
+#include "rerun/outgoing.hpp"
+#include "rerun/rerun_state.hpp"
+#include "rerun/result_store.hpp"
+#include "rerun/rules.hpp"
+#include "transport/outbox.hpp"
+#include "transport/sink.hpp"
+#include "transport/state_store.hpp"
+
+namespace interfaced::daemon {
+
+// One device-log line per rerun action, with the backend's activity code (rerun.md, "Activity codes").
+void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts);
+
+// seen(S,P) over the durable history plus the batches whose outbox append is still in flight.
+// A batch's history rows commit in the same transaction as its outbox messages: a crash (or a
+// failed append) before that leaves the results unseen, so the analyser's resend is forwarded
+// again instead of being taken for a duplicate and lost (found by tests/bench/crash_test.sh: 100
+// acknowledged messages lost over 110 SIGKILLs when the history committed first), and a crash
+// after it leaves both, so the resend is a duplicate, not a second copy under a new key.
+class pending_history final : public rerun::result_store {
+ public:
+  explicit pending_history(rerun::result_store& base) : base_(base) {}
+
+  // Records made until the next open() belong to the batch open() returns.
+  std::uint64_t open();
+  // The batch's rows, to commit with its messages; the batch stays visible until settle().
+  std::vector<transport::history_row> take_rows(std::uint64_t id);
+  // The batch's commit ended (its rows are in the durable store, or were never written).
+  void settle(std::uint64_t id);
+
+  [[nodiscard]] bool has(std::string_view s, std::string_view p) const override;
+  [[nodiscard]] bool has_observation(std::string_view s, std::string_view p, std::string_view v,
+                                     std::string_view t) const override;
+  [[nodiscard]] std::optional<rerun::observation> latest(std::string_view s, std::string_view p) const override;
+  void record(std::string_view s, std::string_view p, rerun::observation o) override;
+  std::size_t prune(rerun::timestamp cutoff) override { return base_.prune(cutoff); }
+
+ private:
+  struct batch {
+    std::uint64_t id;
+    std::vector<transport::history_row> rows;
+    rerun::memory_result_store seen;
+  };
+  rerun::result_store& base_;
+  std::deque<batch> batches_;
+  std::uint64_t seq_ = 0;
+};
+
+class ingest_hand_off final : public transport::batch_sink {
+ public:
+  ingest_hand_off(transport::outbox& box, const device_set& devices, transport::state_store& store)
+      : outbox_(box), devices_(devices), store_(store), history_(store) {}
+
+  void hand_off(transport::delivery d, transport::done_callback done) override;
+  [[nodiscard]] bool accepting() const override { return outbox_.accepting(); }
+
+  rerun::rule_set& rules() noexcept { return rules_; }
+  rerun::rerun_state& state() noexcept { return state_; }
+
+  // After a waiting-list refresh or a prune: the rerun state written off the event loop, in order
+  // with the batches. `dev` (may be null) names where a failure is logged.
+  void persist_state(device_runtime* dev);
+
+  // Host queries (rerun/host_query.hpp) with the device's codes; each decision logged on `dev`.
+  std::vector<std::string> answer_astm_queries(device_runtime& dev, const std::vector<query>& queries);
+  std::vector<std::string> answer_hl7_query(device_runtime& dev, std::string_view text,
+                                            const std::vector<query>& queries);
+  // Order download after a waiting-list refresh (rerun::plan_device_downloads).
+  std::vector<rerun::download_change> plan_downloads(device_runtime& dev, rerun::timestamp now);
+  // The waiting-list entry of a sample on the device, if it is still listed.
+  [[nodiscard]] const rerun::waiting_list_entry* entry_of(const std::string& device, std::string_view sample) const {
+    return rerun::waiting_entry(state_, device, sample);
+  }
+
+ private:
+  // The rerun state document, when it changed since it was last queued for writing.
+  void state_document(transport::state_changes& sc);
+  bool duplicates_durable(const std::vector<transport::history_row>& duplicates, device_runtime* dev);
+  // The analyser's code to order a machine name with: its profile's "orders"/"codes", else the
+  // code map (identity when unmapped).
+  [[nodiscard]] rerun::code_lookup codes_of(const device_runtime& dev) const;
+
+  transport::outbox& outbox_;
+  const device_set& devices_;
+  rerun::code_map codes_;
+  rerun::rule_set rules_;
+  transport::state_store& store_;
+  pending_history history_;  // seen(S,P): durable rows + batches not yet durable
+  rerun::rerun_state state_;
+  std::optional<rerun::rerun_state> state_written_;  // the rerun state last queued for writing
+  std::uint64_t batch_seq_ = 0;
+  std::uint64_t query_seq_ = 0;  // HL7 control ids of query answers
+};
+
+}  // namespace interfaced::daemon

@@ -1,0 +1,262 @@
+#include "daemon/service.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fstream>
+#include <iterator>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/exit_codes.hpp"
+#include "daemon/logging.hpp"
+#include "daemon/systemd_notify.hpp"
+#include "rerun/process.hpp"
+#include "rerun/rerun_json.hpp"
+#include "rerun/rules.hpp"
+#include "transport/http_client.hpp"
+
+namespace interfaced::daemon {
+
+namespace asio = boost::asio;
+using json = nlohmann::json;
+
+service::service(config cfg, std::filesystem::path config_path)
+    : cfg_(std::move(cfg)), config_path_(std::move(config_path)), signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_) {}
+
+service::~service() = default;
+
+int service::open() {
+  init_service_log(cfg_.logging);
+  try {
+    catalog_ = devices::profile_catalog::load_dir(cfg_.profile_dir.empty() ? devices::profile_catalog::default_dir()
+                                                                           : cfg_.profile_dir);
+  } catch (const devices::profile_error& e) {
+    spdlog::critical("device profiles: {}", e.what());
+    return exit_config;
+  }
+  try {
+    std::filesystem::create_directories(cfg_.outbox.path.parent_path());
+    outbox_ = std::make_unique<transport::outbox>(cfg_.outbox,
+                                                  [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
+  } catch (const std::exception& e) {
+    spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
+    return exit_io;
+  }
+  outbox_->on_alarm([](bool on) {
+    if (on) spdlog::error("ALARM: the outbox is full; analysers are refused (NAK / AR) until it drains");
+    else spdlog::warn("outbox alarm cleared: accepting transmissions again");
+  });
+  // The rerun state lives in the outbox's file: it commits with the messages (state_store.hpp).
+  try {
+    state_ = std::make_unique<transport::state_store>(cfg_.outbox.path);
+  } catch (const std::exception& e) {
+    spdlog::critical("rerun state {}: {}", cfg_.outbox.path.string(), e.what());
+    return exit_io;
+  }
+  sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
+  links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_);
+  poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
+  if (const int rc = load_state(); rc != exit_ok) return rc;
+  if (const int rc = load_rules(); rc != exit_ok) return rc;
+  poller_->load(cfg_.devices, sink_->rules());
+  return exit_ok;
+}
+
+// The persisted rerun state (reruns with their partial fulfilment, the last waiting lists) and
+// the result history's age limit.
+int service::load_state() {
+  try {
+    if (auto text = state_->get("rerun_state")) {
+      sink_->state() = rerun::rerun_state_from_json(json::parse(*text));
+      spdlog::info("rerun state loaded from {}: {} reruns, {} waiting lists", state_->file().string(),
+                   sink_->state().reruns.size(), sink_->state().waiting_lists.size());
+    }
+    poller_->prune_history();
+  } catch (const std::exception& e) {
+    spdlog::critical("rerun state {}: {}", state_->file().string(), e.what());
+    return exit_io;  // a state the daemon cannot read is not silently started afresh
+  }
+  return exit_ok;
+}
+
+// Local rules: refused at start-up when they do not load or their own test cases fail.
+int service::load_rules() {
+  if (cfg_.rules_file.empty()) return exit_ok;
+  std::ifstream rin(cfg_.rules_file, std::ios::binary);
+  const std::string text{std::istreambuf_iterator<char>(rin), std::istreambuf_iterator<char>()};
+  rerun::rules_file rf = rerun::load_rules_file(text, cfg_.rules_file.string());
+  for (const auto& e : rf.errors) spdlog::critical("{}", e.format());
+  if (!rin || !rf.errors.empty()) return exit_config;
+  const auto report = rerun::run_rule_tests(rf);
+  for (const auto& f : report.failures)
+    spdlog::critical("{}: {} (rule {}): {}", cfg_.rules_file.string(), f.pointer, f.rule_id, f.message);
+  if (!report.passed()) return exit_config;
+  spdlog::info("rules: {} loaded from {}, {} test cases passed", rf.rules.rules().size(), cfg_.rules_file.string(),
+               report.run);
+  sink_->rules() = std::move(rf.rules);
+  return exit_ok;
+}
+
+void service::start() {
+  start_delivery();
+  for (const auto& d : cfg_.devices) links_->start(d);
+  poller_->start();
+  start_health();
+  wait_signals();
+  start_watchdog();
+  const std::string status_line = std::to_string(devices_.running.size()) + " devices configured, outbox " +
+                                  std::to_string(outbox_->stats().undelivered) + " waiting";
+  systemd::ready(status_line);
+  spdlog::info("interfaced ready: {}", status_line);
+}
+
+int service::run() {
+  io_.run();
+  outbox_->flush(std::chrono::seconds(10));
+  spdlog::info("interfaced stopped");
+  return exit_ok;
+}
+
+void service::start_delivery() {
+  if (cfg_.backend.base_url.empty()) {
+    spdlog::warn("no backend.base_url: results are kept in the outbox until one is configured");
+    return;
+  }
+  std::string token;
+  try {
+    token = transport::load_bearer_token(cfg_.backend);
+  } catch (const std::exception& e) {
+    spdlog::error("backend token: {}", e.what());
+  }
+  auto log = [](std::string_view line) { spdlog::warn("backend: {}", line); };
+  if (!cfg_.backend.verify_tls) spdlog::warn("backend: TLS certificate verification is OFF (backend.verify_tls=false)");
+  delivery_ = std::make_unique<transport::delivery_service>(
+      io_.get_executor(), *outbox_, transport::delivery_options_from(cfg_.backend, std::move(token), log));
+  delivery_->start();
+  outbox_->on_appended([this] {
+    if (delivery_) delivery_->wake();
+  });
+}
+
+void service::start_health() {
+  if (cfg_.health.port == 0) return;
+  health_ = std::make_unique<transport::http_server>(
+      io_.get_executor(), cfg_.health.bind, cfg_.health.port,
+      [this](const transport::http_request_view& r) {
+        health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
+                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
+        return handle_health_request(s, r);
+      },
+      [](std::string_view line) { spdlog::warn("{}", line); });
+  if (auto ec = health_->start())
+    spdlog::error("health endpoint {}:{}: {}", cfg_.health.bind, cfg_.health.port, ec.message());
+  else
+    spdlog::info("health endpoint on http://{}:{}/health", cfg_.health.bind, health_->port());
+}
+
+void service::wait_signals() {
+  signals_.async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload();
+      wait_signals();
+      return;
+    }
+    shutdown(sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  });
+}
+
+void service::reload() {
+  auto r = load_config(config_path_);
+  if (!r.ok()) {
+    for (const auto& p : r.problems) spdlog::error("reload rejected: {}", format_problem(config_path_, p));
+    spdlog::error("SIGHUP: the new configuration is not valid; the running one stays");
+    return;
+  }
+  // Devices whose settings changed restart; new ones start; removed ones stop; the others keep
+  // running untouched (their connections too). Other sections (backend, outbox, logging,
+  // health) need a restart and are named when they changed.
+  std::size_t started = 0, restarted = 0, stopped = 0;
+  for (const auto& nd : r.cfg.devices) {
+    device_runtime* dev = devices_.find(nd.id);
+    if (!dev) {
+      links_->start(nd);
+      ++started;
+    } else if (!(dev->cfg == nd)) {
+      links_->stop(dev, "settings changed");
+      links_->start(nd);
+      ++restarted;
+    }
+  }
+  std::vector<device_runtime*> gone;
+  for (const auto& [id, dev] : devices_.by_id) {
+    const bool kept = std::any_of(r.cfg.devices.begin(), r.cfg.devices.end(),
+                                  [&, &id_ = id](const device_config& d) { return d.id == id_; });
+    if (!kept) gone.push_back(dev);
+  }
+  for (auto* dev : gone) {
+    links_->stop(dev, "removed from the configuration");
+    ++stopped;
+  }
+  if (r.cfg.backend.base_url != cfg_.backend.base_url || !(r.cfg.outbox.path == cfg_.outbox.path) ||
+      r.cfg.health.port != cfg_.health.port)
+    spdlog::warn("SIGHUP: backend, outbox or health settings changed: they apply after a restart");
+  cfg_.devices = r.cfg.devices;
+  spdlog::info("SIGHUP: configuration {} applied: {} devices started, {} restarted, {} stopped, the others untouched",
+               config_path_.string(), started, restarted, stopped);
+  systemd::status(std::to_string(devices_.by_id.size()) + " devices configured");
+}
+
+void service::shutdown(const char* why) {
+  if (stopping_) return;
+  stopping_ = true;
+  systemd::stopping(std::string("stopping (") + why + ")");
+  spdlog::info("{}: stopping; links finish their current transfer", why);
+  for (auto& d : devices_.running) {
+    if (d->server) d->server->stop();
+    d->cancel.emit(asio::cancellation_type::terminal);
+  }
+  if (health_) health_->stop();
+  if (delivery_) delivery_->stop();
+  poller_->stop();
+  watchdog_.cancel();
+  signals_.cancel();
+  // Bounded grace period: in-flight transfers may finish (5 s at most), then every session is
+  // closed. Idle links do not hold the exit up.
+  finish_when_idle(std::make_shared<asio::steady_timer>(io_), std::chrono::steady_clock::now() + std::chrono::seconds(5));
+}
+
+bool service::transfer_in_progress() const {
+  for (const auto& d : devices_.running)
+    for (const auto& a : d->activity)
+      if (a->busy()) return true;
+  return false;
+}
+
+void service::finish_when_idle(std::shared_ptr<asio::steady_timer> grace,
+                               std::chrono::steady_clock::time_point deadline) {
+  if (transfer_in_progress() && std::chrono::steady_clock::now() < deadline) {
+    grace->expires_after(std::chrono::milliseconds(50));
+    grace->async_wait([this, grace, deadline](const boost::system::error_code&) { finish_when_idle(grace, deadline); });
+    return;
+  }
+  for (auto& d : devices_.running)
+    if (d->server) d->server->close_sessions();
+  outbox_->flush(std::chrono::seconds(10));
+  io_.stop();
+}
+
+void service::start_watchdog() {
+  const auto period = systemd::watchdog_period();
+  if (period.count() == 0) return;
+  pet(period);
+}
+
+void service::pet(std::chrono::microseconds period) {
+  systemd::watchdog();
+  watchdog_.expires_after(period);
+  watchdog_.async_wait([this, period](const boost::system::error_code& ec) {
+    if (!ec) pet(period);
+  });
+}
+
+}  // namespace interfaced::daemon

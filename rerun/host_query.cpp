@@ -1,0 +1,167 @@
+#include "rerun/host_query.hpp"
+
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
+#include "parsers/astm/builders.hpp"
+#include "parsers/hl7/builders.hpp"
+#include "parsers/hl7/message.hpp"
+
+namespace interfaced::rerun {
+
+namespace {
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+std::string queried_samples(const query& q) { return q.all_samples ? std::string("ALL") : join(q.sample_ids); }
+
+// "S-1 rerun 2: GLU NA" for the log.
+void describe(std::string& summary, const pending_order& p) {
+  summary += (summary.empty() ? "" : "; ") + p.entry->sample_id +
+             (p.is_rerun ? " rerun " + std::to_string(p.entry->rerun_number) : "") + ":";
+  for (const auto& c : p.codes) summary += " " + c;
+}
+
+}  // namespace
+
+std::vector<pending_order> pending_orders(const rerun_state& state, const result_store& history,
+                                          std::string_view device, const query& q, const code_lookup& code_of) {
+  std::vector<pending_order> out;
+  const auto wl = state.waiting_lists.find(device);
+  if (wl == state.waiting_lists.end()) return out;
+  const bool every_test = q.tests.empty() || (q.tests.size() == 1 && q.tests.front() == "ALL");
+  for (const auto& e : wl->second) {
+    if (!q.all_samples && std::find(q.sample_ids.begin(), q.sample_ids.end(), e.sample_id) == q.sample_ids.end())
+      continue;
+    pending_order p{&e, false, {}, {}};
+    std::vector<std::string> tests;
+    if (e.rerun_active()) {
+      const auto r = state.reruns.find(e.lab_report_id);
+      if (r != state.reruns.end() && r->second.status == rerun_status::requested) {
+        p.is_rerun = true;
+        for (const auto& name : r->second.requested)
+          if (!r->second.is_fulfilled(name)) tests.push_back(name);
+      }
+    } else {
+      for (const auto& name : e.parameters)
+        if (!contains(e.valued_parameters, name) && !history.has(e.sample_id, name)) tests.push_back(name);
+    }
+    for (const auto& name : tests) {
+      std::string code = code_of(name);
+      if (every_test || std::find(q.tests.begin(), q.tests.end(), code) != q.tests.end()) {
+        p.codes.push_back(std::move(code));
+        p.names.push_back(name);
+      }
+    }
+    if (!p.codes.empty()) out.push_back(std::move(p));
+  }
+  return out;
+}
+
+std::vector<download_change> plan_device_downloads(const rerun_state& state, const result_store& history,
+                                                   std::string_view device, download_state& sent,
+                                                   const code_lookup& code_of, timestamp now) {
+  query all;
+  all.all_samples = true;
+  std::vector<pending_download> wanted;
+  for (const auto& p : pending_orders(state, history, device, all, code_of))
+    wanted.push_back({p.entry->sample_id, p.entry->lab_report_id, p.is_rerun, p.is_rerun ? p.entry->rerun_number : 0,
+                      p.names, p.codes});
+  return plan_downloads(sent, wanted, history, now);
+}
+
+order order_of(const waiting_list_entry& e, const std::vector<std::string>& codes, std::string action) {
+  order o;
+  o.sample_id = e.sample_id;
+  o.patient_id = e.patient.id;
+  o.patient_name = e.patient.name;
+  o.patient_birth_date = e.patient.dob;
+  o.patient_sex = e.patient.sex;
+  for (const auto& c : codes) o.tests.push_back({c, {}, {}});
+  o.priority = e.priority;
+  o.action_code = std::move(action);
+  return o;
+}
+
+const waiting_list_entry* waiting_entry(const rerun_state& state, std::string_view device, std::string_view sample) {
+  const auto wl = state.waiting_lists.find(device);
+  if (wl == state.waiting_lists.end()) return nullptr;
+  for (const auto& e : wl->second)
+    if (e.sample_id == sample) return &e;
+  return nullptr;
+}
+
+query_answer answer_astm_queries(const rerun_state& state, const result_store& history, std::string_view device,
+                                 const std::vector<query>& queries, const code_lookup& code_of, timestamp now) {
+  query_answer out;
+  const std::string ts = format_message_time(now);
+  for (const auto& q : queries) {
+    if (q.cancel) {
+      out.log.push_back("host query for " + queried_samples(q) + " cancelled by the analyser: nothing sent");
+      continue;
+    }
+    std::vector<order> orders;
+    std::string summary;
+    for (const auto& p : pending_orders(state, history, device, q, code_of)) {
+      // O.12 action code: A (add tests to a known specimen) for a rerun, N (new) otherwise.
+      orders.push_back(order_of(*p.entry, p.codes, p.is_rerun ? "A" : "N"));
+      describe(summary, p);
+    }
+    astm::order_message_header h;
+    h.timestamp = ts;
+    h.termination_code = orders.empty() ? "I" : "N";
+    out.log.push_back("host query for " + queried_samples(q) + ": " +
+                      (orders.empty() ? std::string("nothing pending (L|1|I)") : "order sent for " + summary));
+    out.messages.push_back(astm::build_order_message(orders, h));
+  }
+  return out;
+}
+
+query_answer answer_hl7_query(const rerun_state& state, const result_store& history, std::string_view device,
+                              std::string_view text, const std::vector<query>& queries, const code_lookup& code_of,
+                              timestamp now, const id_source& next_id) {
+  hl7::message qbp;
+  if (hl7::parse_message(text, qbp)) return {};
+  if (qbp.msh().field(9).component(1).decode() != "QBP") return {};
+  const std::string ts = format_message_time(now);
+  const std::string analyser_app = qbp.msh().field(3).decode();
+  const std::string analyser_facility = qbp.msh().field(4).decode();
+  const std::string control_id = next_id();  // the RSP's, numbered before the orders it announces
+  std::string summary;
+  std::vector<std::string> orders;
+  for (const auto& q : queries)
+    for (const auto& p : pending_orders(state, history, device, q, code_of)) {
+      describe(summary, p);
+      order o = order_of(*p.entry, p.codes, "");  // ORC-1 NW
+      o.protocol = protocol::hl7;
+      o.device = std::string(device);
+      const std::string id = next_id();
+      hl7::oml_o33_header h;
+      h.sending_application = "interfaced";
+      h.receiving_application = analyser_app;
+      h.receiving_facility = analyser_facility;
+      h.timestamp = ts;
+      h.control_id = id;
+      orders.push_back(hl7::build_oml_o33(o, h));
+    }
+  hl7::rsp_k11_request req;
+  req.control_id = control_id;
+  req.timestamp = ts;
+  req.code = hl7::ack_code::aa;
+  req.status = summary.empty() ? hl7::query_status::not_found : hl7::query_status::ok;
+  std::string ids;
+  for (const auto& q : queries) ids += (ids.empty() ? "" : ",") + queried_samples(q);
+  query_answer out;
+  out.log.push_back("host query (QBP^Q11) for " + ids + ": RSP^K11 " +
+                    (summary.empty() ? std::string("NF (nothing pending)") : "OK, pending " + summary));
+  out.messages.push_back(hl7::build_rsp_k11(qbp, req));
+  out.messages.insert(out.messages.end(), std::make_move_iterator(orders.begin()), std::make_move_iterator(orders.end()));
+  return out;
+}
+
+}  // namespace interfaced::rerun

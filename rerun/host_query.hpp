@@ -1,0 +1,82 @@
+#pragma once
+// Host queries answered from the device's local waiting list (rerun.md, "Manual reruns and the
+// waiting list": a re-test order goes out as "the answer to the analyser's next host query"), and
+// the orders a device is sent unasked (order download). Pure: the rerun state, the result history,
+// `now` on the lab's wall clock and, for HL7, a source of message control ids come in; the messages
+// to send and one log line per decision come out. No backend round trip, so the analyser gets its
+// answer within its reply window.
+//
+// Pending, for a sample on the device's waiting list:
+//  - with an active rerun that is still requested: its requested parameters not yet fulfilled;
+//  - otherwise: the report's parameters without a value yet (the waiting list's own
+//    valued_parameters, or a result in the history: seen(S,P)).
+// Codes are the instrument's (code_lookup: the profile's "orders"/"codes", else the code map,
+// identity otherwise); names are the machine names they stand for.
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "parsers/model.hpp"
+#include "rerun/order_download.hpp"
+#include "rerun/rerun_state.hpp"
+#include "rerun/result_store.hpp"
+#include "rerun/wall_time.hpp"
+#include "rerun/waiting_list.hpp"
+
+namespace interfaced::rerun {
+
+// The analyser's code to order a machine name with.
+using code_lookup = std::function<std::string(const std::string& machine_name)>;
+// The next message control id (HL7 MSH-10), unique per daemon run.
+using id_source = std::function<std::string()>;
+
+struct pending_order {
+  const waiting_list_entry* entry = nullptr;  // into the state passed in
+  bool is_rerun = false;
+  std::vector<std::string> codes;  // instrument codes, parallel to names
+  std::vector<std::string> names;  // machine names
+};
+
+// What query `q` asks for that is pending on `device`'s waiting list, in waiting-list order;
+// samples with nothing pending (or nothing the query names) are left out.
+[[nodiscard]] std::vector<pending_order> pending_orders(const rerun_state& state, const result_store& history,
+                                                        std::string_view device, const query& q,
+                                                        const code_lookup& code_of);
+
+// Order download: what is pending for every sample of the device against what it was sent
+// (plan_downloads); updates `sent`.
+[[nodiscard]] std::vector<download_change> plan_device_downloads(const rerun_state& state, const result_store& history,
+                                                                 std::string_view device, download_state& sent,
+                                                                 const code_lookup& code_of, timestamp now);
+
+// The order (patient, specimen, priority) of a waiting-list entry, for these instrument codes.
+[[nodiscard]] order order_of(const waiting_list_entry& e, const std::vector<std::string>& codes, std::string action);
+
+// The waiting-list entry of a sample on the device; nullptr when it is not listed (any more).
+[[nodiscard]] const waiting_list_entry* waiting_entry(const rerun_state& state, std::string_view device,
+                                                      std::string_view sample);
+
+struct query_answer {
+  std::vector<std::string> messages;  // to send to the analyser, in order
+  std::vector<std::string> log;       // one line per query, for the device log
+};
+
+// ASTM host queries (LIS02-A2 Q records): per query one order message with a P and an O record per
+// sample that has something pending (O.12 A for a rerun, N otherwise), or H + `L|1|I` (no
+// information). A cancel query (Q.13 `A`) gets no answer, only a log line.
+[[nodiscard]] query_answer answer_astm_queries(const rerun_state& state, const result_store& history,
+                                               std::string_view device, const std::vector<query>& queries,
+                                               const code_lookup& code_of, timestamp now);
+
+// An HL7 QBP^Q11 (IHE LAB-27): RSP^K11 with QAK-2 OK when something is pending for the queried
+// samples, NF otherwise; then one OML^O33 work order (LAB-28) per pending sample, addressed to the
+// query's sender. Nothing (no messages, no log: the usual ACK goes back) for text that is not a
+// parsable QBP (QRY^Q02 wants QCK/DSR, which this does not answer).
+[[nodiscard]] query_answer answer_hl7_query(const rerun_state& state, const result_store& history,
+                                            std::string_view device, std::string_view text,
+                                            const std::vector<query>& queries, const code_lookup& code_of,
+                                            timestamp now, const id_source& next_id);
+
+}  // namespace interfaced::rerun
