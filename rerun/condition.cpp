@@ -1,6 +1,6 @@
 #include "rerun/condition.hpp"
 
-#include "parsers/astm/normalise.hpp"
+#include "parsers/number.hpp"
 
 #include <charconv>
 #include <cmath>
@@ -783,7 +783,7 @@ const std::vector<variable>& condition::variables() const noexcept { return p_->
 namespace {
 
 // is_numeric(text) holds exactly when the parsers would have given the result a number.
-bool parses_as_number(std::string_view s) noexcept { return astm::parse_number(s, false).has_value(); }
+bool parses_as_number(std::string_view s) noexcept { return parse_number(s, false).has_value(); }
 
 bool same(const value& a, const value& b) noexcept {
   switch (a.k) {

@@ -2,7 +2,7 @@
 
 #include <set>
 
-#include "parsers/astm/normalise.hpp"
+#include "parsers/number.hpp"
 
 namespace interfaced::rerun {
 
@@ -69,7 +69,7 @@ std::optional<double> number_or_null(const json& obj, const char* key, const std
   if (it->is_string()) {
     const std::string s = it->get<std::string>();
     if (s.empty()) return std::nullopt;
-    if (const auto d = astm::parse_number(s, false)) return d;
+    if (const auto d = parse_number(s, false)) return d;
   }
   throw json_error(ptr(at, key), "expected a number");
 }
@@ -327,7 +327,7 @@ result given_result(const json& g, const std::string& at, std::optional<observat
       txt = v.dump();
     } else if (v.is_string()) {
       txt = v.get<std::string>();
-      num = astm::parse_number(txt, false);  // numeric exactly as the parsers would set it
+      num = parse_number(txt, false);  // numeric exactly as the parsers would set it
     } else {
       throw json_error(where, "expected a number, a string or null");
     }

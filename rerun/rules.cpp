@@ -1,6 +1,6 @@
 #include "rerun/rules.hpp"
 
-#include "parsers/astm/normalise.hpp"
+#include "parsers/number.hpp"
 
 #include <algorithm>
 #include <tuple>
@@ -10,7 +10,7 @@ namespace interfaced::rerun {
 namespace {
 
 // Range bounds are numbers by the parsers' own rule.
-std::optional<double> number_of(std::string_view s) noexcept { return astm::parse_number(s, false); }
+std::optional<double> number_of(std::string_view s) noexcept { return parse_number(s, false); }
 
 // "3.5-5.0", "3.5 - 5.0", "-1-1": the separator is a '-' that follows a digit or a space.
 std::pair<std::optional<double>, std::optional<double>> parse_range(std::string_view s) noexcept {

@@ -1,16 +1,14 @@
 #include "parsers/astm/normalise.hpp"
 
+#include "parsers/number.hpp"
+#include "parsers/text_codec.hpp"
 #include <charconv>
 #include <cmath>
 
 namespace interfaced::astm {
 namespace {
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+std::string_view trim(std::string_view s) noexcept { return trim_padding(s); }
 
 // Decoded, transcoded to UTF-8, padding trimmed: the one way every value leaves a record.
 std::string text_of(const field_view& f, text_encoding enc) {
@@ -126,19 +124,6 @@ void add_flags(const field_view& f, text_encoding enc, std::vector<std::string>&
 
 }  // namespace
 
-std::optional<double> parse_number(std::string_view text, bool comma_decimal) noexcept {
-  text = trim(text);
-  if (text.empty() || text.size() > 64) return std::nullopt;
-  char buf[65];
-  std::size_t n = 0;
-  for (char c : text) buf[n++] = (comma_decimal && c == ',') ? '.' : c;
-  const char* first = buf;
-  if (*first == '+') ++first;
-  double v = 0;
-  auto [ptr, ec] = std::from_chars(first, buf + n, v, std::chars_format::fixed);
-  if (ec != std::errc{} || ptr != buf + n || !std::isfinite(v)) return std::nullopt;
-  return v;
-}
 
 std::string header_sender(const message& m) {
   for (const auto& r : m.records) {

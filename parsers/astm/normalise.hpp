@@ -68,7 +68,4 @@ struct astm_batch {
 // H.5 (sender name or id), decoded with the message's delimiters, components joined by '^'.
 [[nodiscard]] std::string header_sender(const message& m);
 
-// "  5.5" -> 5.5, "7,41" -> 7.41 (with comma_decimal); "<15", "-----", "3+" -> nullopt.
-[[nodiscard]] std::optional<double> parse_number(std::string_view text, bool comma_decimal) noexcept;
-
 }  // namespace interfaced::astm

@@ -1,5 +1,7 @@
 #include "parsers/hl7/normalise.hpp"
 
+#include "parsers/number.hpp"
+#include "parsers/text_codec.hpp"
 #include <algorithm>
 #include <charconv>
 #include <initializer_list>
@@ -37,11 +39,7 @@ class normalise_category_impl final : public std::error_category {
   }
 };
 
-std::string_view trim(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+std::string_view trim(std::string_view s) noexcept { return trim_padding(s); }
 
 bool equals_ci(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -452,30 +450,6 @@ std::optional<text_encoding> charset_encoding(std::string_view msh_18) noexcept 
   return parse_encoding(s);
 }
 
-std::optional<double> parse_number(std::string_view text) noexcept {
-  std::string_view s = trim(text);
-  bool negative = false;
-  if (!s.empty() && (s.front() == '+' || s.front() == '-')) {
-    negative = s.front() == '-';
-    s.remove_prefix(1);
-  }
-  bool digits = false;
-  bool dot = false;
-  for (const char c : s) {
-    if (c >= '0' && c <= '9') {
-      digits = true;
-    } else if (c == '.' && !dot) {
-      dot = true;
-    } else {
-      return std::nullopt;
-    }
-  }
-  if (!digits) return std::nullopt;
-  double v = 0;
-  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc{} || p != s.data() + s.size()) return std::nullopt;
-  return negative ? -v : v;
-}
 
 hl7_batch normalise(const message& m, const hl7_options& options, std::string_view device,
                     source_location where) {

@@ -129,9 +129,6 @@ struct hl7_batch {
 // then text_codec's names. nullopt when not understood.
 [[nodiscard]] std::optional<text_encoding> charset_encoding(std::string_view msh_18) noexcept;
 
-// "5.5", "-0.2", "+3", ".5" -> number; "<0.01", "***.**", "1e3", "ValueNotSet", "" -> nullopt.
-[[nodiscard]] std::optional<double> parse_number(std::string_view text) noexcept;
-
 }  // namespace interfaced::hl7
 
 template <>

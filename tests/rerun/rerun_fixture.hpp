@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "parsers/astm/normalise.hpp"
+#include "parsers/number.hpp"
 #include "rerun/process.hpp"
 
 namespace interfaced::rerun::test {
@@ -18,7 +18,7 @@ inline result make_result(std::string sample, std::string code, std::string valu
   r.sample_id = std::move(sample);
   r.code = std::move(code);
   r.value = std::move(value);
-  r.numeric = astm::parse_number(r.value, false);  // as the ASTM normaliser sets it
+  r.numeric = parse_number(r.value, false);  // as the ASTM normaliser sets it
   r.observed_at = std::move(observed_at);
   return r;
 }

@@ -119,20 +119,6 @@ TEST_CASE("normalise: values as sent, numeric when plainly numeric", "[hl7][norm
   CHECK(b.results[9].numeric == 0.5);
 }
 
-TEST_CASE("parse_number", "[hl7][normalise]") {
-  CHECK(parse_number("5.5") == 5.5);
-  CHECK(parse_number("  42 ") == 42);
-  CHECK(parse_number("-0.2") == -0.2);
-  CHECK(!parse_number(""));
-  CHECK(!parse_number("-"));
-  CHECK(!parse_number("."));
-  CHECK(!parse_number("1.2.3"));
-  CHECK(!parse_number("1-2"));
-  CHECK(!parse_number("--1"));
-  CHECK(!parse_number("+-1"));
-  CHECK(!parse_number("12a"));
-}
-
 TEST_CASE("normalise: unit, range, flags, status, instrument, times", "[hl7][normalise]") {
   const hl7_batch b = run(msh_251 +
                           "SPM|1|S\rOBR|1||||||20230101080000\r"
