@@ -99,6 +99,9 @@ inline std::string manual_to_stream(const std::string& text) {
   return joined;
 }
 
+// The session-log decoders below (Go quoting, base64) repeat devices/capture_input.cpp on purpose:
+// the parser tests read the captures independently of the devices floor, as SOURCES.md describes
+// them, so a bug in capture decoding cannot hide the same bug here.
 // Go's strconv.Quote escapes as used in the cobas pure trace (SOURCES.md §1).
 inline std::string go_unquote(std::string_view q) {
   std::string out;
