@@ -1156,10 +1156,14 @@ class service {
 
   void start_health() {
     if (cfg_.health.port == 0) return;
+    transport::http_server_options ho;
+    ho.bind = cfg_.health.bind;
+    ho.port = cfg_.health.port;
+    ho.log_name = "health endpoint";
+    ho.log = [](std::string_view line) { spdlog::warn("{}", line); };
     health_ = std::make_unique<transport::http_server>(
-        io_.get_executor(), cfg_.health.bind, cfg_.health.port,
-        [this](const transport::http_request_view& r) { return handle_http(r); },
-        [](std::string_view line) { spdlog::warn("{}", line); });
+        io_.get_executor(), std::move(ho),
+        [this](const transport::http_request_view& r) { return handle_http(r); });
     if (auto ec = health_->start())
       spdlog::error("health endpoint {}:{}: {}", cfg_.health.bind, cfg_.health.port, ec.message());
     else
