@@ -139,14 +139,17 @@ void service::start_delivery() {
 
 void service::start_health() {
   if (cfg_.health.port == 0) return;
+  transport::http_server_options ho;
+  ho.bind = cfg_.health.bind;
+  ho.port = cfg_.health.port;
+  ho.log_name = "health endpoint";
+  ho.log = [](std::string_view line) { spdlog::warn("{}", line); };
   health_ = std::make_unique<transport::http_server>(
-      io_.get_executor(), cfg_.health.bind, cfg_.health.port,
-      [this](const transport::http_request_view& r) {
+      io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
                          [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
         return handle_health_request(s, r);
-      },
-      [](std::string_view line) { spdlog::warn("{}", line); });
+      });
   if (auto ec = health_->start())
     spdlog::error("health endpoint {}:{}: {}", cfg_.health.bind, cfg_.health.port, ec.message());
   else

@@ -3,5 +3,5 @@
 // interfaced_transport defines BOOST_ASIO_SEPARATE_COMPILATION / BOOST_BEAST_SEPARATE_COMPILATION.
 #include <boost/asio/impl/src.hpp>
 #include <boost/beast/src.hpp>
-// Asio's OpenSSL glue (the backend client and the backend simulator's TLS).
+// Asio's OpenSSL glue (HTTPS in the backend client and in the HTTP server).
 #include <boost/asio/ssl/impl/src.hpp>

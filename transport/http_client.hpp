@@ -29,6 +29,7 @@
 
 #include "transport/backend_options.hpp"
 #include "transport/event_log.hpp"
+#include "transport/http_header.hpp"
 
 namespace interfaced::transport {
 
@@ -52,11 +53,6 @@ struct http_client_options {
 // cfg.token_env; empty when neither is configured. Throws std::runtime_error naming the file or
 // variable (never the token) when one is configured but unreadable or empty.
 [[nodiscard]] std::string load_bearer_token(const backend_options& cfg);
-
-struct http_header {
-  std::string name;
-  std::string value;
-};
 
 struct http_result {
   boost::system::error_code ec;  // set: no response (resolve, connect, TLS, timeout, reset)

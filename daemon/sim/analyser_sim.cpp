@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <exception>
+#include <fstream>
+#include <iterator>
 #include <ostream>
 #include <string_view>
 #include <system_error>
@@ -22,9 +24,12 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "daemon/exit_codes.hpp"
+#include "parsers/astm/control.hpp"
 #include "parsers/astm/frame_decoder.hpp"
 #include "parsers/astm/link.hpp"
 #include "parsers/astm/records.hpp"
+#include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "transport/pty.hpp"
 #include "transport/stream_util.hpp"
@@ -37,15 +42,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 using sim_clock = std::chrono::steady_clock;
-
-constexpr int status_ok = 0;
-constexpr int status_failed = 1;
-constexpr int status_usage = 64;
-constexpr int status_unavailable = 69;
-
-constexpr char ch_stx = '\x02';
-constexpr char ch_eot = '\x04';
-constexpr char ch_ack = '\x06';
 
 // Cut text at every H record (astm::split_messages); text before the first H is not part of a
 // message, as in replay.
@@ -92,38 +88,6 @@ std::string astm_texts_from_frames(std::string_view bytes) {
   return all;
 }
 
-std::string_view segment_field(std::string_view segment, char sep, std::size_t n) {
-  std::size_t pos = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    pos = segment.find(sep, pos);
-    if (pos == std::string_view::npos) return {};
-    ++pos;
-  }
-  const std::size_t end = segment.find(sep, pos);
-  return segment.substr(pos, end == std::string_view::npos ? std::string_view::npos : end - pos);
-}
-
-// MSA-1 (and MSA-3) of an HL7 acknowledgement, with the delimiters from its MSH.
-struct hl7_ack_info {
-  std::string code;
-  std::string text;
-};
-
-std::optional<hl7_ack_info> read_msa(std::string_view msg) {
-  if (msg.size() < 4 || !msg.starts_with("MSH")) return std::nullopt;
-  const char sep = msg[3];
-  for (std::size_t p = 0; p < msg.size();) {
-    const std::size_t e = msg.find_first_of("\r\n", p);
-    const std::string_view seg = msg.substr(p, e == std::string_view::npos ? std::string_view::npos : e - p);
-    if (seg.size() > 3 && seg.starts_with("MSA") && seg[3] == sep) {
-      return hl7_ack_info{std::string(segment_field(seg, sep, 1)), std::string(segment_field(seg, sep, 3))};
-    }
-    if (e == std::string_view::npos) break;
-    p = e + 1;
-  }
-  return std::nullopt;
-}
-
 std::string plural(std::size_t n, const char* what) {
   return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
 }
@@ -148,7 +112,7 @@ class player {
       }
     } catch (const std::exception& e) {
       err_ << "simulate: " << e.what() << '\n';
-      status_ = status_failed;
+      status_ = exit_bad_input;
     }
     finished_ = true;
   }
@@ -163,7 +127,7 @@ class player {
   const std::string& message(std::size_t i) const { return script_.messages[i % script_.messages.size()]; }
   std::string label(std::size_t i) const { return "message " + std::to_string(i + 1) + "/" + std::to_string(total_); }
 
-  int final_status() const { return any_failed_ ? status_failed : status_ok; }
+  int final_status() const { return any_failed_ ? exit_bad_input : exit_ok; }
 
   asio::awaitable<void> sleep(std::chrono::milliseconds d) {
     asio::steady_timer t(io_, d);
@@ -176,7 +140,7 @@ class player {
     const std::size_t colon = opt_.connect.rfind(':');
     if (colon == std::string::npos) {
       err_ << "simulate: --connect: expected HOST:PORT, got \"" << opt_.connect << "\"\n";
-      co_return status_usage;
+      co_return exit_usage;
     }
     const std::string host = opt_.connect.substr(0, colon);
     const std::string port = opt_.connect.substr(colon + 1);
@@ -204,7 +168,7 @@ class player {
         if (sock.is_open()) break;
         if (sim_clock::now() >= deadline) {
           err_ << "simulate: cannot connect to " << opt_.connect << ": " << last.message() << '\n';
-          co_return next_ > 0 ? status_failed : status_unavailable;
+          co_return next_ > 0 ? exit_bad_input : exit_unavailable;
         }
         co_await sleep(std::chrono::milliseconds(100));
       }
@@ -212,10 +176,10 @@ class player {
       sock.set_option(tcp::no_delay(true), ignored);
       if (connection > 0) out_ << "reconnected to " << opt_.connect << '\n';
       const outcome o = co_await play(sock);
-      if (o != outcome::lost || next_ >= total_) co_return o == outcome::failed ? status_failed : final_status();
+      if (o != outcome::lost || next_ >= total_) co_return o == outcome::failed ? exit_bad_input : final_status();
       if (connection >= 10) {
         err_ << "simulate: connection lost too often; giving up\n";
-        co_return status_failed;
+        co_return exit_bad_input;
       }
     }
   }
@@ -230,7 +194,7 @@ class player {
     if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
       err_ << "simulate: cannot listen on port " << *opt_.listen << ": " << ec.message() << '\n';
-      co_return status_unavailable;
+      co_return exit_unavailable;
     }
     out_ << "listening on port " << acceptor.local_endpoint().port() << std::endl;
     for (int connection = 0;; ++connection) {
@@ -240,22 +204,22 @@ class player {
       if (r.index() == 1) {
         err_ << "simulate: nobody connected to port " << *opt_.listen << " within "
              << opt_.connect_timeout.count() << " ms\n";
-        co_return next_ > 0 ? status_failed : status_unavailable;
+        co_return next_ > 0 ? exit_bad_input : exit_unavailable;
       }
       auto [aec, sock] = std::move(std::get<0>(r));
       if (aec) {
         err_ << "simulate: accept failed: " << aec.message() << '\n';
-        co_return status_unavailable;
+        co_return exit_unavailable;
       }
       boost::system::error_code ignored;
       sock.set_option(tcp::no_delay(true), ignored);
       out_ << (connection > 0 ? "peer reconnected from " : "peer connected from ")
            << sock.remote_endpoint(ignored).address().to_string() << '\n';
       const outcome o = co_await play(sock);
-      if (o != outcome::lost || next_ >= total_) co_return o == outcome::failed ? status_failed : final_status();
+      if (o != outcome::lost || next_ >= total_) co_return o == outcome::failed ? exit_bad_input : final_status();
       if (connection >= 10) {
         err_ << "simulate: connection lost too often; giving up\n";
-        co_return status_failed;
+        co_return exit_bad_input;
       }
     }
   }
@@ -264,19 +228,19 @@ class player {
     auto pair = transport::open_pty(io_.get_executor());
     if (!pair) {
       err_ << "simulate: cannot open a pty: " << pair.error().message() << '\n';
-      co_return status_unavailable;
+      co_return exit_unavailable;
     }
     std::error_code fec;
     const std::filesystem::path link_path(opt_.pty_path);
     if (std::filesystem::is_symlink(link_path, fec)) std::filesystem::remove(link_path, fec);
     if (std::filesystem::exists(link_path, fec)) {
       err_ << "simulate: --pty " << opt_.pty_path << " exists and is not a symlink; not replacing it\n";
-      co_return status_usage;
+      co_return exit_usage;
     }
     std::filesystem::create_symlink(pair->slave_path, link_path, fec);
     if (fec) {
       err_ << "simulate: cannot create " << opt_.pty_path << ": " << fec.message() << '\n';
-      co_return status_unavailable;
+      co_return exit_unavailable;
     }
     symlink_ = opt_.pty_path;
     out_ << opt_.pty_path << " -> " << pair->slave_path << std::endl;
@@ -291,7 +255,7 @@ class player {
       if (::poll(&p, 1, 0) >= 0 && (p.revents & POLLHUP) == 0) break;
       if (sim_clock::now() >= deadline) {
         err_ << "simulate: nobody opened " << opt_.pty_path << " within " << opt_.connect_timeout.count() << " ms\n";
-        co_return status_unavailable;
+        co_return exit_unavailable;
       }
       co_await sleep(std::chrono::milliseconds(20));
     }
@@ -302,9 +266,9 @@ class player {
     const outcome o = co_await play(master);
     if (o == outcome::lost && next_ < total_) {
       err_ << "simulate: the serial peer closed the line\n";
-      co_return status_failed;
+      co_return exit_bad_input;
     }
-    co_return o == outcome::failed ? status_failed : final_status();
+    co_return o == outcome::failed ? exit_bad_input : final_status();
   }
 
   // ---- writing with fault injection ----
@@ -392,7 +356,7 @@ class player {
       switch (a.what) {
         case kind::send: {
           std::string bytes = std::move(a.bytes);
-          if (!bytes.empty() && bytes.front() == ch_stx) {
+          if (!bytes.empty() && bytes.front() == astm::control::stx) {
             const bool retransmission = !ss.last_reply_ack && bytes == ss.last_frame;
             ss.last_reply_ack = false;
             if (!retransmission) {
@@ -407,7 +371,7 @@ class player {
               c2 = c2 == '0' ? '1' : '0';
               out_ << "frame " << ss.last_frame_index << " sent with a corrupted checksum (--corrupt-frame)\n";
             }
-          } else if (!bytes.empty() && bytes.front() == '\x05') {
+          } else if (!bytes.empty() && bytes.front() == astm::control::enq) {
             ss.last_frame.clear();  // a new transfer phase
             ss.last_reply_ack = true;
           }
@@ -554,7 +518,7 @@ class player {
         co_return outcome::lost;
       }
       timer.expires_after(opt_.reply_timeout);
-      std::optional<hl7_ack_info> ack;
+      std::string reply;  // the daemon's acknowledgement
       bool got_reply = false;
       while (!got_reply) {
         // Replies already buffered first.
@@ -564,7 +528,7 @@ class player {
           rest.remove_prefix(pr.consumed);
           if (pr.event.kind == hl7::mllp_event_kind::message) {
             got_reply = true;
-            ack = read_msa(pr.event.message);
+            reply = pr.event.message;
           } else if (pr.event.kind == hl7::mllp_event_kind::none && pr.consumed == 0) {
             break;
           }
@@ -585,12 +549,23 @@ class player {
         }
         pending.append(buf.data(), n);
       }
-      if (ack && (ack->code == "AA" || ack->code == "CA")) {
-        out_ << label(next_) << " acknowledged (" << ack->code << ")" << std::endl;
+      // Read as the daemon reads a host's reply; only MSA-1 decides (AA / CA acknowledged, anything
+      // else not), whatever else check_response() finds to criticise.
+      const hl7::response_report ack = hl7::check_response(reply);
+      if (ack.ack_code == "AA" || ack.ack_code == "CA") {
+        out_ << label(next_) << " acknowledged (" << ack.ack_code << ")" << std::endl;
       } else {
-        err_ << label(next_) << " not acknowledged: "
-             << (ack ? "MSA-1 " + ack->code + (ack->text.empty() ? "" : " (" + ack->text + ")") : "reply without MSA")
-             << '\n';
+        const bool has_msa = std::none_of(ack.problems.begin(), ack.problems.end(), [](const hl7::response_problem& p) {
+          return p.error == hl7::response_error::unparsable || p.error == hl7::response_error::missing_msa;
+        });
+        err_ << label(next_) << " not acknowledged: ";
+        if (has_msa) {
+          err_ << "MSA-1 " << ack.ack_code;
+          if (!ack.text.empty()) err_ << " (" << ack.text << ")";
+        } else {
+          err_ << "reply without MSA";
+        }
+        err_ << '\n';
         any_failed_ = true;
       }
       ++next_;
@@ -611,28 +586,29 @@ class player {
   bool duplicated_ = false;
   bool any_failed_ = false;
   bool finished_ = false;
-  int status_ = status_failed;
+  int status_ = exit_bad_input;
   std::string symlink_;
 };
 
 }  // namespace
 
-std::optional<sim_script> make_sim_script(sim_input_kind kind, const std::string& bytes,
+std::optional<sim_script> make_sim_script(devices::capture_kind kind, const std::string& bytes,
                                           std::optional<sim_protocol> forced) {
-  if (kind == sim_input_kind::unknown && forced) {
-    kind = *forced == sim_protocol::astm ? sim_input_kind::astm_records : sim_input_kind::hl7_segments;
+  using devices::capture_kind;
+  if (kind == capture_kind::unknown && forced) {
+    kind = *forced == sim_protocol::astm ? capture_kind::astm_records : capture_kind::hl7_segments;
   }
   sim_script s;
   switch (kind) {
-    case sim_input_kind::astm_frames:
+    case capture_kind::astm_frames:
       s.protocol = sim_protocol::astm;
       cut_astm(astm_texts_from_frames(bytes), s.messages);
       break;
-    case sim_input_kind::astm_records:
+    case capture_kind::astm_records:
       s.protocol = sim_protocol::astm;
       cut_astm(bytes, s.messages);
       break;
-    case sim_input_kind::hl7_mllp: {
+    case capture_kind::hl7_mllp: {
       s.protocol = sim_protocol::hl7;
       hl7::mllp_decoder dec;
       std::string_view rest(bytes);
@@ -644,7 +620,7 @@ std::optional<sim_script> make_sim_script(sim_input_kind kind, const std::string
       }
       break;
     }
-    case sim_input_kind::hl7_segments: {
+    case capture_kind::hl7_segments: {
       s.protocol = sim_protocol::hl7;
       // Messages start at each MSH segment; segments end with CR on the wire.
       std::string current;
@@ -665,11 +641,29 @@ std::optional<sim_script> make_sim_script(sim_input_kind kind, const std::string
       if (!current.empty()) s.messages.push_back(std::move(current));
       break;
     }
-    case sim_input_kind::unknown:
+    case capture_kind::unknown:
       return std::nullopt;
   }
   if (forced && *forced != s.protocol) return std::nullopt;
   return s;
+}
+
+std::optional<sim_script> load_sim_script(const std::filesystem::path& file, std::optional<sim_protocol> forced,
+                                          std::string& why) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    why = file.string() + ": cannot read the file";
+    return std::nullopt;
+  }
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const devices::capture_input cap = devices::decode_capture(bytes);
+  auto script = make_sim_script(cap.kind, cap.bytes, forced);
+  if (!script || script->messages.empty()) {
+    why = file.string() + ": no message to play (" + cap.description + ")";
+    return std::nullopt;
+  }
+  script->description = cap.description;
+  return script;
 }
 
 int run_analyser_sim(const sim_script& script, const sim_options& options, std::ostream& out,
@@ -677,19 +671,19 @@ int run_analyser_sim(const sim_script& script, const sim_options& options, std::
   const int links = (options.connect.empty() ? 0 : 1) + (options.listen ? 1 : 0) + (options.pty_path.empty() ? 0 : 1);
   if (links != 1) {
     err << "simulate: give exactly one of --connect HOST:PORT, --listen PORT, --pty PATH\n";
-    return status_usage;
+    return exit_usage;
   }
   if (script.protocol == sim_protocol::hl7 && (options.corrupt_frame != 0 || options.duplicate_frame != 0)) {
     err << "simulate: --corrupt-frame and --duplicate-frame apply to ASTM frames only\n";
-    return status_usage;
+    return exit_usage;
   }
   if (!options.pty_path.empty() && options.drop_after != 0) {
     err << "simulate: --drop-after needs a TCP link (a serial line cannot be reconnected)\n";
-    return status_usage;
+    return exit_usage;
   }
   if (script.messages.empty()) {
     err << "simulate: nothing to play\n";
-    return 66;
+    return exit_no_input;
   }
   asio::io_context io(1);
   player p(io, script, options, out, err);
@@ -700,7 +694,7 @@ int run_analyser_sim(const sim_script& script, const sim_options& options, std::
   if (!p.finished()) {
     err << "simulate: timed out after " << options.timeout.count() << " ms with " << p.acknowledged() << "/"
         << p.total() << " messages acknowledged\n";
-    status = status_failed;
+    status = exit_bad_input;
   }
   if (!p.symlink().empty()) {
     std::error_code ec;

@@ -6,7 +6,8 @@
 //    size; ACK / NAK / EOT / timers as LIS1-A says (retransmit on NAK, give up after 6 attempts,
 //    real steady_timers for on_timeout). A message counts as acknowledged when its end frame was
 //    ACKed: the daemon persists before that ACK, so "acknowledged" means "durable".
-//  - HL7: each message MLLP-wrapped; the next one is sent once the ACK (MSA-1) came back.
+//  - HL7: each message MLLP-wrapped; the next one is sent once the ACK came back (read with
+//    hl7::check_response, as the daemon reads host replies; MSA-1 AA / CA count as acknowledged).
 //  - Links: TCP client (connect), TCP server (listen: the daemon is the tcp-client), or a pty whose
 //    slave is symlinked to a path (the daemon's serial device).
 //  - Faults on demand: a corrupted checksum, a dropped connection (reconnect, resend the
@@ -18,16 +19,13 @@
 // up, connection lost for good, timeout; the reason on stderr); 64 usage; 66 the capture could not
 // be read or holds no message; 69 the link could not be established.
 //
-// Asio lives in the .cpp; this header is included by the CLI only. load_sim_script() is inline
-// because capture decoding belongs to the daemon library, which transport does not link.
+// Asio lives in the .cpp; this header is included by the CLI only.
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
 #include <iosfwd>
-#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,9 +35,6 @@
 namespace interfaced::sim {
 
 enum class sim_protocol { astm, hl7 };
-
-// What decode_capture found, in transport's terms.
-enum class sim_input_kind { astm_frames, astm_records, hl7_mllp, hl7_segments, unknown };
 
 // The messages to play, in order: ASTM H..L texts (records ending CR) or HL7 messages (the bytes
 // between 0x0B and 0x1C).
@@ -54,7 +49,7 @@ struct sim_script {
 // are then cut at every H record (astm::split_messages); records-only text is cut the same way,
 // records re-joined with CR (LF is a restricted character inside a frame, LIS1-A 6.6). `forced`
 // overrides the protocol the capture suggests; nullopt when nothing can be played.
-[[nodiscard]] std::optional<sim_script> make_sim_script(sim_input_kind kind, const std::string& bytes,
+[[nodiscard]] std::optional<sim_script> make_sim_script(devices::capture_kind kind, const std::string& bytes,
                                                         std::optional<sim_protocol> forced);
 
 struct sim_options {
@@ -82,32 +77,9 @@ struct sim_options {
 int run_analyser_sim(const sim_script& script, const sim_options& options, std::ostream& out,
                      std::ostream& err);
 
-// Reads and decodes a capture file as replay does. Exit status 66 (with the reason in `why`)
-// when it cannot be read or holds nothing to play.
-inline std::optional<sim_script> load_sim_script(const std::filesystem::path& file,
-                                                 std::optional<sim_protocol> forced, std::string& why) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) {
-    why = file.string() + ": cannot read the file";
-    return std::nullopt;
-  }
-  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  const devices::capture_input cap = devices::decode_capture(bytes);
-  sim_input_kind kind = sim_input_kind::unknown;
-  switch (cap.kind) {
-    case devices::capture_kind::astm_frames: kind = sim_input_kind::astm_frames; break;
-    case devices::capture_kind::astm_records: kind = sim_input_kind::astm_records; break;
-    case devices::capture_kind::hl7_mllp: kind = sim_input_kind::hl7_mllp; break;
-    case devices::capture_kind::hl7_segments: kind = sim_input_kind::hl7_segments; break;
-    case devices::capture_kind::unknown: break;
-  }
-  auto script = make_sim_script(kind, cap.bytes, forced);
-  if (!script || script->messages.empty()) {
-    why = file.string() + ": no message to play (" + cap.description + ")";
-    return std::nullopt;
-  }
-  script->description = cap.description;
-  return script;
-}
+// Reads and decodes a capture file with devices::decode_capture, the decoder replay uses. nullopt
+// (exit status 66, the reason in `why`) when it cannot be read or holds nothing to play.
+[[nodiscard]] std::optional<sim_script> load_sim_script(const std::filesystem::path& file,
+                                                        std::optional<sim_protocol> forced, std::string& why);
 
 }  // namespace interfaced::sim

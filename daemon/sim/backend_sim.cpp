@@ -3,34 +3,25 @@
 #include <algorithm>
 #include <charconv>
 #include <csignal>
+#include <exception>
 #include <fstream>
 #include <iterator>
-#include <map>
 #include <mutex>
 #include <set>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
-#include <boost/beast/http.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/core/string.hpp>
 #include <nlohmann/json.hpp>
+
+#include "daemon/exit_codes.hpp"
+#include "transport/http_server.hpp"
 
 namespace interfaced::sim {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
-namespace http = beast::http;
-namespace ssl = asio::ssl;
-using asio::ip::tcp;
 using boost::system::error_code;
 using json = nlohmann::json;
 
@@ -142,18 +133,12 @@ std::optional<sim_fault> parse_fault(std::string_view spec, std::string* error) 
 }
 
 struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
-  impl(asio::any_io_executor e, backend_sim_options o) : ex(std::move(e)), opt(std::move(o)), acceptor(ex) {
-    faults = opt.faults;
-  }
+  impl(asio::any_io_executor e, backend_sim_options o) : ex(std::move(e)), opt(std::move(o)) { faults = opt.faults; }
 
   asio::any_io_executor ex;
   backend_sim_options opt;
-  tcp::acceptor acceptor;
-  std::optional<ssl::context> ctx;
+  std::unique_ptr<transport::http_server> server;
   std::uint16_t bound_port = 0;
-  bool stopped = false;
-  std::map<std::uint64_t, std::function<void()>> closers;
-  std::uint64_t next_session = 1;
 
   mutable std::mutex mutex;  // requests, faults, data: the accessors may be called from any thread
   std::vector<recorded_request> requests;
@@ -164,45 +149,41 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
   std::filesystem::file_time_type data_mtime{};
 
   error_code start() {
-    error_code ec;
-    if (!opt.tls_cert.empty() || !opt.tls_key.empty()) {
-      ctx.emplace(ssl::context::tls_server);
-      ctx->use_certificate_chain_file(opt.tls_cert.string(), ec);
-      if (!ec) ctx->use_private_key_file(opt.tls_key.string(), ssl::context::pem, ec);
-      if (ec) return ec;
+    transport::http_server_options so;
+    so.bind = opt.listen_address;
+    so.port = opt.port;
+    so.server_header = "interfaced-backend-sim";
+    so.log_name = "backend-sim";
+    so.body_limit = 64 * 1024 * 1024;
+    so.idle_timeout = idle_timeout;
+    so.tls_cert = opt.tls_cert;
+    so.tls_key = opt.tls_key;
+    so.log = opt.log;
+    // The server never calls the handler after stop(), which ~backend_sim does: `this` is safe.
+    server = std::make_unique<transport::http_server>(
+        ex, std::move(so),
+        [this](const transport::http_request_view& req, transport::http_responder respond) { serve(req, respond); });
+    if (auto ec = server->start()) {
+      server.reset();
+      return ec;
     }
     if (!opt.record_file.empty()) {
       record.open(opt.record_file, std::ios::app | std::ios::binary);
-      if (!record) return std::make_error_code(std::errc::permission_denied);
+      if (!record) {
+        stop();
+        return std::make_error_code(std::errc::permission_denied);
+      }
     }
     reload_data(true);
-    auto address = asio::ip::make_address(opt.listen_address, ec);
-    if (ec) return ec;
-    tcp::endpoint ep(address, opt.port);
-    acceptor.open(ep.protocol(), ec);
-    if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
-    if (!ec) acceptor.bind(ep, ec);
-    if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-      error_code ignored;
-      acceptor.close(ignored);
-      return ec;
-    }
-    bound_port = acceptor.local_endpoint(ec).port();
-    stopped = false;
-    asio::co_spawn(ex, accept_loop(), asio::detached);
+    bound_port = server->port();
+    const bool tls = !opt.tls_cert.empty() || !opt.tls_key.empty();
     transport::emit(opt.log, "backend-sim listening on " + opt.listen_address + ":" + std::to_string(bound_port) +
-                      (ctx ? " (TLS)" : ""));
+                      (tls ? " (TLS)" : ""));
     return {};
   }
 
   void stop() {
-    stopped = true;
-    error_code ignored;
-    acceptor.close(ignored);
-    auto c = std::move(closers);
-    closers.clear();
-    for (auto& [id, close] : c) close();
+    if (server) server->stop();
   }
 
   void reload_data(bool force) {
@@ -234,68 +215,24 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     return json::array();
   }
 
-  asio::awaitable<void> accept_loop() {
-    auto self = shared_from_this();
-    while (!stopped) {
-      if (!co_await accept_one()) break;
-    }
-  }
-
-  asio::awaitable<bool> accept_one() {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return !(stopped || ec == asio::error::operation_aborted);
-    {
-      const auto id = next_session++;
-      if (ctx) {
-        auto stream = std::make_shared<beast::ssl_stream<beast::tcp_stream>>(std::move(socket), *ctx);
-        closers[id] = [stream] {
-          error_code ignored;
-          beast::get_lowest_layer(*stream).socket().close(ignored);
-        };
-        asio::co_spawn(ex, tls_session(stream, id), asio::detached);
-      } else {
-        auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
-        closers[id] = [stream] {
-          error_code ignored;
-          stream->socket().close(ignored);
-        };
-        asio::co_spawn(ex, session(stream, id), asio::detached);
-      }
-    }
-    co_return true;
-  }
-
-  asio::awaitable<void> tls_session(std::shared_ptr<beast::ssl_stream<beast::tcp_stream>> stream, std::uint64_t id) {
-    beast::get_lowest_layer(*stream).expires_after(std::chrono::seconds(10));
-    auto [ec] = co_await stream->async_handshake(ssl::stream_base::server, asio::as_tuple(asio::use_awaitable));
-    if (ec) {
-      transport::emit(opt.log, "backend-sim: TLS handshake failed: " + ec.message());
-      closers.erase(id);
-      co_return;
-    }
-    co_await session(stream, id);
-  }
-
+  // What to answer and when: a fault may delay the reply or drop the connection instead.
   struct answer {
-    unsigned status = 200;
-    std::string body;
-    std::string retry_after;
-    bool drop = false;
+    transport::http_reply reply;
     std::chrono::milliseconds delay{0};
   };
   static answer reply(unsigned status, std::string body) {
     answer a;
-    a.status = status;
-    a.body = std::move(body);
+    a.reply.status = status;
+    a.reply.body = std::move(body);
     return a;
   }
 
-  std::optional<sim_fault> take_fault(const http::request<http::string_body>& req, std::string_view path) {
+  std::optional<sim_fault> take_fault(const transport::http_request_view& req, std::string_view path) {
     std::lock_guard lock(mutex);
     for (auto it = faults.begin(); it != faults.end(); ++it) {
       if (!it->path.empty() && it->path != path) continue;
-      if (!it->method.empty() && it->method != std::string_view(req.method_string())) continue;
-      if (!it->body_contains.empty() && req.body().find(it->body_contains) == std::string::npos) continue;
+      if (!it->method.empty() && it->method != req.method) continue;
+      if (!it->body_contains.empty() && req.body.find(it->body_contains) == std::string::npos) continue;
       sim_fault f = *it;
       if (it->count > 0 && --it->count == 0) faults.erase(it);
       return f;
@@ -303,30 +240,29 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     return std::nullopt;
   }
 
-  answer control(const http::request<http::string_body>& req, std::string_view path) {
+  answer control(const transport::http_request_view& req, std::string_view path) {
     answer a;
-    if (path == "/_sim/faults" && req.method() == http::verb::post) {
-      auto j = json::parse(req.body(), nullptr, false);
+    if (path == "/_sim/faults" && req.method == "POST") {
+      auto j = json::parse(req.body, nullptr, false);
       if (j.is_discarded() || !(j.is_object() || j.is_array())) return reply(400, R"({"error":"fault JSON expected"})");
       std::lock_guard lock(mutex);
       if (j.is_object()) j = json::array({j});
       for (const auto& f : j) faults.push_back(fault_from_json(f));
-      a.body = json{{"faults", faults.size()}}.dump();
-    } else if (path == "/_sim/faults" && req.method() == http::verb::delete_) {
+      a.reply.body = json{{"faults", faults.size()}}.dump();
+    } else if (path == "/_sim/faults" && req.method == "DELETE") {
       std::lock_guard lock(mutex);
       faults.clear();
-      a.body = R"({"faults":0})";
-    } else if (path == "/_sim/reload" && req.method() == http::verb::post) {
+      a.reply.body = R"({"faults":0})";
+    } else if (path == "/_sim/reload" && req.method == "POST") {
       reload_data(true);
-      a.body = R"({"reloaded":true})";
-    } else if (path == "/_sim/requests" && req.method() == http::verb::get) {
+      a.reply.body = R"({"reloaded":true})";
+    } else if (path == "/_sim/requests" && req.method == "GET") {
       std::lock_guard lock(mutex);
       json all = json::array();
       for (const auto& r : requests) all.push_back(to_json(r));
-      a.body = all.dump();
+      a.reply.body = all.dump();
     } else {
-      a.status = 404;
-      a.body = R"({"error":"unknown control endpoint"})";
+      return reply(404, R"({"error":"unknown control endpoint"})");
     }
     return a;
   }
@@ -341,16 +277,16 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
   }
 
   // The simulated backend proper (backend-api.md defaults).
-  answer endpoint(const http::request<http::string_body>& req, std::string_view path, const std::string& key,
+  answer endpoint(const transport::http_request_view& req, std::string_view path, const std::string& key,
                   bool& duplicate) {
     answer a;
-    const bool post = req.method() == http::verb::post;
-    if (req.method() == http::verb::get && path == "/interfacing/waiting-list") {
-      a.body = list_for("waiting_list", query_param(req.target(), "device")).dump();
+    const bool post = req.method == "POST";
+    if (req.method == "GET" && path == "/interfacing/waiting-list") {
+      a.reply.body = list_for("waiting_list", query_param(req.target, "device")).dump();
       return a;
     }
-    if (req.method() == http::verb::get && path == "/interfacing/parameters") {
-      a.body = list_for("parameters", query_param(req.target(), "device")).dump();
+    if (req.method == "GET" && path == "/interfacing/parameters") {
+      a.reply.body = list_for("parameters", query_param(req.target, "device")).dump();
       return a;
     }
     static const std::set<std::string_view> posts{"/interfacing/device-results", "/sample-rerun/values",
@@ -360,48 +296,46 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     if (!post || !posts.contains(path)) {
       return reply(404, R"({"error":"not found"})");
     }
-    if (json::parse(req.body(), nullptr, false).is_discarded()) return reply(400, R"({"error":"body is not JSON"})");
+    if (json::parse(req.body, nullptr, false).is_discarded()) return reply(400, R"({"error":"body is not JSON"})");
     if (!key.empty()) {
       std::lock_guard lock(mutex);
       if (delivered_keys.contains(key)) {
         duplicate = true;
-        a.body = json{{"status", "ok"}, {"duplicate", true}, {"idempotency_key", key}}.dump();
+        a.reply.body = json{{"status", "ok"}, {"duplicate", true}, {"idempotency_key", key}}.dump();
         return a;
       }
     }
     if (path == "/storage/presign") {
-      a.body = json{{"url", "http://" + opt.listen_address + ":" + std::to_string(bound_port) + "/_sim/upload"},
-                    {"fields", json::object()},
-                    {"path", "reports/" + (key.empty() ? std::string("upload") : key)}}
-                   .dump();
+      a.reply.body = json{{"url", "http://" + opt.listen_address + ":" + std::to_string(bound_port) + "/_sim/upload"},
+                          {"fields", json::object()},
+                          {"path", "reports/" + (key.empty() ? std::string("upload") : key)}}
+                         .dump();
     } else {
-      a.body = json{{"status", "ok"}, {"idempotency_key", key}}.dump();
+      a.reply.body = json{{"status", "ok"}, {"idempotency_key", key}}.dump();
     }
     return a;
   }
 
-  answer handle(const http::request<http::string_body>& req) {
-    const std::string target(req.target());
-    const std::string path(path_of(target));
+  answer handle(const transport::http_request_view& req) {
+    const std::string path(path_of(req.target));
     if (path.starts_with("/_sim/")) return control(req, path);
 
     recorded_request rec;
-    rec.method = std::string(req.method_string());
-    rec.target = target;
+    rec.method = req.method;
+    rec.target = req.target;
     rec.path = path;
-    for (const auto& h : req) {
-      std::string name(h.name_string());
-      std::string value(h.value());
-      if (h.name() == http::field::authorization) value = value.starts_with("Bearer ") ? "Bearer ***" : "***";
-      rec.headers.emplace_back(std::move(name), std::move(value));
+    for (const auto& h : req.headers) {
+      std::string value = h.value;
+      if (beast::iequals(h.name, "Authorization")) value = value.starts_with("Bearer ") ? "Bearer ***" : "***";
+      rec.headers.emplace_back(h.name, std::move(value));
     }
-    if (auto it = req.find("Idempotency-Key"); it != req.end()) rec.idempotency_key = std::string(it->value());
-    if (auto it = req.find("x-is-internal-request"); it != req.end()) rec.internal = it->value() == "True";
-    rec.body = req.body();
+    rec.idempotency_key = std::string(req.header("Idempotency-Key"));
+    rec.internal = req.header("x-is-internal-request") == "True";
+    rec.body = req.body;
 
     answer a;
     bool duplicate = false;
-    if (!opt.expect_token.empty() && req[http::field::authorization] != "Bearer " + opt.expect_token) {
+    if (!opt.expect_token.empty() && req.header("Authorization") != "Bearer " + opt.expect_token) {
       a = reply(401, R"({"error":"unauthorized"})");
     } else if (auto f = take_fault(req, path)) {
       // A 2xx "fault" is a slow success, answered by the endpoint proper: a 200 that did not store
@@ -409,25 +343,24 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
       // crash test once counted such fake 200s as lost results).
       const bool failing = f->status != 0 && (f->status < 200 || f->status >= 300);
       rec.fault = f->drop || failing;
-      a.delay = f->delay;
       if (f->drop) {
-        a.drop = true;
+        a.reply.close_without_reply = true;
       } else if (failing) {
-        a.status = f->status;
-        a.body = f->body.empty() ? R"({"error":"simulated failure"})" : f->body;
-        a.retry_after = f->retry_after;
+        a = reply(f->status, f->body.empty() ? R"({"error":"simulated failure"})" : f->body);
+        if (!f->retry_after.empty()) a.reply.headers.push_back({"Retry-After", f->retry_after});
       } else {
         a = endpoint(req, path, rec.idempotency_key, duplicate);
-        a.delay = f->delay;
       }
+      a.delay = f->delay;
     } else {
       a = endpoint(req, path, rec.idempotency_key, duplicate);
     }
-    rec.status = a.drop ? 0 : a.status;
+    const bool dropped = a.reply.close_without_reply;
+    rec.status = dropped ? 0 : a.reply.status;
     rec.duplicate = duplicate;
 
     std::lock_guard lock(mutex);
-    if (!a.drop && a.status >= 200 && a.status < 300 && !rec.idempotency_key.empty()) {
+    if (!dropped && a.reply.status >= 200 && a.reply.status < 300 && !rec.idempotency_key.empty()) {
       delivered_keys.insert(rec.idempotency_key);
     }
     rec.seq = requests.size() + 1;
@@ -439,48 +372,23 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     return a;
   }
 
-  // One request and its answer; false when the connection is done. Kept out of session()'s loop:
-  // GCC 12 mis-destroys locals of a loop body that spans co_await and break.
-  template <class Stream>
-  asio::awaitable<bool> serve_one(Stream& stream, beast::flat_buffer& buffer) {
-    http::request_parser<http::string_body> parser;
-    parser.body_limit(64 * 1024 * 1024);
-    beast::get_lowest_layer(stream).expires_after(idle_timeout);
-    auto [ec, n] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return false;
-    auto req = parser.release();
-    answer a = handle(req);
-    if (a.delay.count() > 0) {
-      asio::steady_timer t(ex);
-      t.expires_after(a.delay);
-      co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (stopped) co_return false;
+  // Answers now, or after the fault's delay from a timer, so a slow request holds up nobody else.
+  void serve(const transport::http_request_view& req, const transport::http_responder& respond) {
+    answer a;
+    try {
+      a = handle(req);
+    } catch (const std::exception&) {
+      // A request the simulator cannot take (a fault object with fields of the wrong JSON type, a
+      // body that is not UTF-8 for the JSON record) ends its connection unanswered, as it always
+      // has; the server's own answer would be a 500.
+      a.reply.close_without_reply = true;
     }
-    if (a.drop) co_return false;
-    http::response<http::string_body> res;
-    res.result(static_cast<http::status>(a.status));
-    res.version(req.version());
-    res.set(http::field::server, "interfaced-backend-sim");
-    res.set(http::field::content_type, "application/json");
-    if (!a.retry_after.empty()) res.set(http::field::retry_after, a.retry_after);
-    res.keep_alive(req.keep_alive());
-    res.body() = std::move(a.body);
-    res.prepare_payload();
-    beast::get_lowest_layer(stream).expires_after(idle_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, res, asio::as_tuple(asio::use_awaitable));
-    co_return !wec && req.keep_alive();
-  }
-
-  template <class Stream>
-  asio::awaitable<void> session(std::shared_ptr<Stream> stream, std::uint64_t id) {
-    auto self = shared_from_this();
-    beast::flat_buffer buffer;
-    while (co_await serve_one(*stream, buffer)) {
+    if (a.delay.count() <= 0) {
+      respond(std::move(a.reply));
+      return;
     }
-    error_code ignored;
-    beast::get_lowest_layer(*stream).socket().shutdown(tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(*stream).socket().close(ignored);
-    closers.erase(id);
+    auto timer = std::make_shared<asio::steady_timer>(ex, a.delay);
+    timer->async_wait([timer, respond, r = std::move(a.reply)](error_code) mutable { respond(std::move(r)); });
   }
 };
 
@@ -515,7 +423,8 @@ int run_backend_sim(backend_sim_options options) {
   backend_sim sim(ioc.get_executor(), std::move(options));
   if (auto ec = sim.start()) {
     transport::emit(log, "backend-sim: cannot start: " + ec.message());
-    return tls && ec.category() != asio::error::get_system_category() ? 78 : 69;
+    // A certificate or key OpenSSL refused is configuration; anything else (the port) is not.
+    return tls && ec.category() != asio::error::get_system_category() ? exit_config : exit_unavailable;
   }
   asio::signal_set signals(ioc, SIGINT, SIGTERM);
   signals.async_wait([&](error_code, int) {
@@ -523,7 +432,7 @@ int run_backend_sim(backend_sim_options options) {
     ioc.stop();
   });
   ioc.run();
-  return 0;
+  return exit_ok;
 }
 
 }  // namespace interfaced::sim

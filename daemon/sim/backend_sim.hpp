@@ -1,6 +1,6 @@
 #pragma once
-// The backend simulator: a real HTTP/1.1 server (Boost.Beast, optional TLS) on loopback that
-// serves the default endpoints of backend-api.md, records every request, and fails on command.
+// The backend simulator: a real HTTP/1.1 server (transport::http_server, optional TLS) on loopback
+// that serves the default endpoints of backend-api.md, records every request, and fails on command.
 // Tests, the demo and the benchmarks talk to it exactly as the daemon talks to the real backend.
 //
 //  - POST results / rerun values / rerun request / auto-check / storage presign + reconcile / file
@@ -15,6 +15,8 @@
 //  - Faults (construction options, add_fault(), or at run time: POST /_sim/faults with one fault
 //    object or an array, DELETE /_sim/faults to clear): the first fault matching a request (path,
 //    method, body substring) applies; one with count N applies to the N next matching requests.
+//    A delayed reply waits on a timer (the server's deferred reply), so it holds up no other
+//    connection; `drop` closes the connection without an answer.
 //  - Control: GET /_sim/requests (the recorded requests as a JSON array), POST /_sim/reload.
 // Runs on the caller's executor; thread-safe accessors (requests(), add_fault()).
 

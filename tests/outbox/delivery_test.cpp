@@ -445,19 +445,7 @@ TEST_CASE("faults can be set at run time through the control endpoint and from t
 
 TEST_CASE("TLS: the server certificate is verified, the CA file makes it pass, verify_tls=false warns") {
   scratch_dir certs;
-  const std::string d = certs.path().string();
-  const std::string cmd =
-      "cd '" + d + "' && "
-      "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem "
-      "-days 2 -subj '/CN=interfaced test CA' -addext basicConstraints=critical,CA:TRUE "
-      "-addext keyUsage=critical,keyCertSign,cRLSign && "
-      "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr "
-      "-subj '/CN=127.0.0.1' && "
-      "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nbasicConstraints=CA:FALSE\\n"
-      "extendedKeyUsage=serverAuth\\n' > ext.cnf && "
-      "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 "
-      "-extfile ext.cnf";
-  REQUIRE(std::system(("(" + cmd + ") >'" + d + "/openssl.log' 2>&1").c_str()) == 0);
+  interfaced::test::write_test_certificates(certs.path());
 
   rig r;
   backend_sim_options so;

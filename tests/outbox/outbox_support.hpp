@@ -20,31 +20,10 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
+#include "support.hpp"
 #include "transport/outbox.hpp"
 
 namespace interfaced::test {
-
-// A fresh directory under the system temp dir, removed at the end of the test.
-class scratch_dir {
- public:
-  scratch_dir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("interfaced-outbox-" + std::to_string(rd()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~scratch_dir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  scratch_dir(const scratch_dir&) = delete;
-  scratch_dir& operator=(const scratch_dir&) = delete;
-  [[nodiscard]] const std::filesystem::path& path() const { return path_; }
-  [[nodiscard]] std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
- private:
-  std::filesystem::path path_;
-};
 
 // Runs the loop in short slices until pred() holds or limit passes; returns pred().
 inline bool run_until(boost::asio::io_context& ioc, const std::function<bool()>& pred,
