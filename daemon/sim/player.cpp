@@ -29,6 +29,16 @@ std::string plural(std::size_t n, const char* what) {
 
 int player::final_status() const { return any_failed_ ? exit_bad_input : exit_ok; }
 
+// A TCP connection ended: the run's status, or nothing to connect again and resume.
+std::optional<int> player::after_connection(outcome o, int connection) {
+  if (o != outcome::lost || next_ >= total_) return o == outcome::failed ? exit_bad_input : final_status();
+  if (connection >= 10) {
+    err_ << "simulate: connection lost too often; giving up\n";
+    return exit_bad_input;
+  }
+  return std::nullopt;
+}
+
 asio::awaitable<void> player::run() {
   try {
     if (!opt_.connect.empty()) {
@@ -89,12 +99,7 @@ asio::awaitable<int> player::run_connect() {
     boost::system::error_code ignored;
     sock.set_option(tcp::no_delay(true), ignored);
     if (connection > 0) out_ << "reconnected to " << opt_.connect << '\n';
-    const outcome o = co_await play(sock);
-    if (o != outcome::lost || next_ >= total_) co_return o == outcome::failed ? exit_bad_input : final_status();
-    if (connection >= 10) {
-      err_ << "simulate: connection lost too often; giving up\n";
-      co_return exit_bad_input;
-    }
+    if (const auto status = after_connection(co_await play(sock), connection)) co_return *status;
   }
 }
 
@@ -129,12 +134,7 @@ asio::awaitable<int> player::run_listen() {
     sock.set_option(tcp::no_delay(true), ignored);
     out_ << (connection > 0 ? "peer reconnected from " : "peer connected from ")
          << sock.remote_endpoint(ignored).address().to_string() << '\n';
-    const outcome o = co_await play(sock);
-    if (o != outcome::lost || next_ >= total_) co_return o == outcome::failed ? exit_bad_input : final_status();
-    if (connection >= 10) {
-      err_ << "simulate: connection lost too often; giving up\n";
-      co_return exit_bad_input;
-    }
+    if (const auto status = after_connection(co_await play(sock), connection)) co_return *status;
   }
 }
 

@@ -56,6 +56,7 @@ class player {
   boost::asio::awaitable<int> run_connect();
   boost::asio::awaitable<int> run_listen();
   boost::asio::awaitable<int> run_pty();
+  std::optional<int> after_connection(outcome o, int connection);
   template <class Stream>
   boost::asio::awaitable<bool> write(Stream& s, std::string_view bytes);
   template <class Stream>
