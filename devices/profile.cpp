@@ -184,7 +184,7 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
 const std::vector<std::string> known_keys = {
     "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
     "value_flag_component", "range", "result_fields", "qc_when", "rerun_statuses", "frame_text_size", "leniencies",
-    "comma_decimal", "why", "notes", "hl7", "orders"};
+    "comma_decimal", "why", "notes", "hl7", "orders", "result_types", "result_codes"};
 
 void read_orders(const reader& rd, const json& o, device_profile& p) {
   const std::string ptr = "/orders";
@@ -279,6 +279,40 @@ device_profile parse_profile(std::string_view json_text, const std::string& file
       p.astm.name_component = c["name_component"].get<int>();
     }
     rd.require_why(c, "/code");
+  }
+  if (doc.contains("result_types")) {
+    // R.3's result-type component and which types are companions of the final value (model.hpp).
+    const json& r = doc["result_types"];
+    const std::string ptr = "/result_types";
+    rd.check_type(r, ptr, json::value_t::object, "an object {component, companions, why}");
+    p.astm.result_type_component =
+        rd.require(r, ptr, "component", json::value_t::number_integer, "a component number").get<int>();
+    if (p.astm.result_type_component < 1 || p.astm.result_type_component > 64)
+      rd.fail(ptr + "/component", "expected a component number from 1 to 64");
+    const json& c = rd.require(r, ptr, "companions", json::value_t::object,
+                               "an object {result type: label}, e.g. {\"I\": \"interpretation\"}");
+    for (auto it = c.begin(); it != c.end(); ++it) {
+      rd.check_type(*it, ptr + "/companions/" + it.key(), json::value_t::string, "a label (string)");
+      if (it.key().empty() || it->get<std::string>().empty())
+        rd.fail(ptr + "/companions/" + it.key(), "expected a non-empty result type and label");
+      p.astm.companion_types.emplace_back(it.key(), it->get<std::string>());
+    }
+    rd.require_why(r, ptr);
+  }
+  if (doc.contains("result_codes")) {
+    // Test identity (result::code) -> machine name, for analysers whose identities are not the
+    // backend's names (Panther `HPV^AnalyteSCO`).
+    const json& r = doc["result_codes"];
+    const std::string ptr = "/result_codes";
+    rd.check_type(r, ptr, json::value_t::object, "an object {codes, why}");
+    const json& c = rd.require(r, ptr, "codes", json::value_t::object, "an object {test identity: machine name}");
+    for (auto it = c.begin(); it != c.end(); ++it) {
+      const std::string kp = ptr + "/codes/" + it.key();
+      rd.check_type(*it, kp, json::value_t::string, "a machine name (string)");
+      if (it.key().empty() || it->get<std::string>().empty()) rd.fail(kp, "expected a non-empty identity and machine name");
+      p.result_codes.insert_or_assign(it.key(), it->get<std::string>());
+    }
+    rd.require_why(r, ptr);
   }
   if (doc.contains("value_flag_component")) {
     const json& v = doc["value_flag_component"];
