@@ -34,7 +34,8 @@ std::string join(const std::vector<std::string>& v) {
 std::vector<std::string> sample_ids(const std::vector<result>& results) {
   std::vector<std::string> samples;
   for (const auto& r : results)
-    if (std::find(samples.begin(), samples.end(), r.sample_id) == samples.end()) samples.push_back(r.sample_id);
+    if (!r.sample_id.empty() && std::find(samples.begin(), samples.end(), r.sample_id) == samples.end())
+      samples.push_back(r.sample_id);
   return samples;
 }
 
@@ -105,7 +106,9 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   b.results = std::move(d.results);
   const auto now = wall_now();
   const auto received = std::chrono::steady_clock::now();
-  rerun::rerun_inputs in{codes_, rules_, history_, state_, now};
+  // The device profile's code map over test identities (issue #19: Panther `HPV^AnalyteSCO`).
+  const rerun::code_map codes = dev && dev->profile ? rerun::code_map(dev->profile->result_codes) : codes_;
+  rerun::rerun_inputs in{codes, rules_, history_, state_, now};
   const std::uint64_t batch_id = history_.open();
   const rerun::batch_outcome out = [&] {
     const transport::state_store::read_scope reads(store_);  // one snapshot for the whole batch
@@ -126,9 +129,13 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     dev->stats.count_today(out.counts.forwarded);
     // The journal gets the samples as a structured field (journalctl SAMPLE_ID=...).
     const log_samples samples_field(sample_ids(b.results));
-    dev->log->info("message received: {} results ({} first, {} requested reruns, {} instrument-triggered, {} duplicates not forwarded){}",
+    dev->log->info("message received: {} results ({} first, {} requested reruns, {} instrument-triggered, {} duplicates not forwarded){}{}",
                    out.counts.results, out.counts.first_results, out.counts.requested_reruns,
-                   out.counts.instrument_triggered, out.counts.duplicates, sample_list(b.results));
+                   out.counts.instrument_triggered, out.counts.duplicates, sample_list(b.results),
+                   out.counts.sample_id_missing == 0
+                       ? std::string()
+                       : "; " + std::to_string(out.counts.sample_id_missing) +
+                             " without a sample id (forwarded once each, flagged sample_id_missing)");
     for (const auto& q : d.queries)
       dev->log->info("host query for {}{}", q.all_samples ? std::string("ALL") : join(q.sample_ids),
                      q.cancel ? " (cancel)" : "");
@@ -151,7 +158,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   std::vector<transport::history_row> duplicates;
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     if (!out.tags[i].duplicate) continue;
-    transport::history_row dup{b.results[i].sample_id, out.tags[i].parameter, {}};
+    transport::history_row dup{b.results[i].sample_id, out.tags[i].key, {}};
     dup.o.value = b.results[i].value;
     dup.o.observed_at = b.results[i].observed_at;
     duplicates.push_back(std::move(dup));

@@ -190,7 +190,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       err << file << ": " << where_kind << offset << ": " << (warning ? "warning: " : "") << what << '\n';
       if (!warning) ++fo.problems;
     };
-    auto emit_results = [&](std::vector<result>& results) {
+    auto emit_results = [&](std::vector<result>& results, const devices::device_profile* profile) {
       if (results.empty()) return;
       rerun::batch b;
       b.device = results.front().device;
@@ -200,7 +200,8 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       rerun::timestamp now{};
       for (const auto& r : b.results)
         if (auto t = rerun::parse_wall_time(r.observed_at); t && *t > now) now = *t;
-      rerun::rerun_inputs inputs{codes, rules, history, state, now, opt.explain};
+      const rerun::code_map profile_codes = profile ? rerun::code_map(profile->result_codes) : codes;
+      rerun::rerun_inputs inputs{profile_codes, rules, history, state, now, opt.explain};
       const rerun::batch_outcome outcome = rerun::process_reports_for_rerun(b, inputs);
       for (std::size_t i = 0; i < b.results.size(); ++i) {
         const result& r = b.results[i];
@@ -235,7 +236,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
         else ingest.feed_records(cap.bytes);
         ingest.finish();
         for (auto& m : ingest.take_messages()) {
-          emit_results(m.batch.results);
+          emit_results(m.batch.results, m.profile);
           for (const auto& q : m.batch.queries) { pr.print(q); ++fo.events; }
           for (const auto& o : m.batch.orders) { pr.print(o); ++fo.events; }
         }
@@ -260,7 +261,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
             ++fo.events;
             continue;
           }
-          emit_results(m.results);
+          emit_results(m.results, m.profile);
           for (const auto& q : m.queries) { pr.print(q); ++fo.events; }
           for (const auto& o : m.orders) { pr.print(o); ++fo.events; }
         }

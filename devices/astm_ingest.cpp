@@ -1,5 +1,6 @@
 #include "devices/astm_ingest.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <utility>
 
@@ -191,8 +192,63 @@ void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offse
                                (d.detail.empty() ? "" : ": " + d.detail),
                            warning});
     }
+    warn_missing_sample_ids(m, out);
     messages_.push_back(std::move(out));
   }
+}
+
+namespace {
+
+std::string place(const astm::field_ref& r) {
+  return std::string(1, r.record) + "." + std::to_string(r.field) +
+         (r.component > 0 ? "." + std::to_string(r.component) : "");
+}
+
+std::string places(const std::vector<astm::field_ref>& refs) {
+  std::string s;
+  for (const auto& r : refs) s += (s.empty() ? "" : ", ") + place(r);
+  return s;
+}
+
+}  // namespace
+
+// A result without a sample id is forwarded once and flagged (model.hpp); the technician learns
+// which records lacked it and, when another known profile reads one there, which profile to set.
+void astm_ingest::warn_missing_sample_ids(const astm::message& m, const astm_message_out& out) {
+  std::string records;
+  std::vector<std::size_t> missing;
+  for (const auto& r : out.batch.results) {
+    if (!r.sample_id_missing) continue;
+    missing.push_back(r.where.record_index);
+    records += (records.empty() ? "" : ", ") + std::to_string(r.where.record_index);
+  }
+  if (missing.empty()) return;
+  static const astm::astm_options defaults{};
+  const astm::astm_options& used = out.profile ? out.profile->astm : defaults;
+  std::string what = "no sample id in record" + std::string(missing.size() > 1 ? "s " : " ") + records + " (looked in " +
+                     places(used.sample_id_from) + "): forwarded once each, flagged sample_id_missing, never " +
+                     "matched to a waiting list nor taken for a rerun or duplicate";
+  // Known profiles that would find it, each with the field that holds it (H.5 did not name one,
+  // or this one looks elsewhere): "profile \"euroimmun-analyzer1\" reads it from P.4".
+  std::string found;
+  if (catalog_ != nullptr) {
+    for (const auto& p : catalog_->all()) {
+      if (p.protocol != "astm" || &p == out.profile) continue;
+      for (const auto& ref : p.astm.sample_id_from) {
+        astm::astm_options one = p.astm;
+        one.sample_id_from = {ref};
+        const astm::astm_batch b = astm::normalise(m, one, "");
+        const bool finds = std::any_of(b.results.begin(), b.results.end(), [&](const result& r) {
+          return !r.sample_id.empty() && std::find(missing.begin(), missing.end(), r.where.record_index) != missing.end();
+        });
+        if (!finds) continue;
+        found += (found.empty() ? "" : ", ") + ("profile \"" + p.id + "\" reads it from " + place(ref));
+        break;
+      }
+    }
+  }
+  if (!found.empty()) what += "; " + found + ": configure the analyser's profile on the device";
+  problems_.push_back({out.offset, what, true});
 }
 
 std::vector<astm_message_out> astm_ingest::take_messages() { return std::exchange(messages_, {}); }

@@ -63,6 +63,7 @@ class astm_ingest {
   // E1381 messages (ETX frames) carry one record or a whole H..L; an E1394 message is H..L.
   void collect(std::string_view text, std::uint64_t offset);
   void drain(bool end_of_session);
+  void warn_missing_sample_ids(const astm::message& m, const astm_message_out& out);
 
   const devices::profile_catalog* catalog_;
   const devices::device_profile* forced_;

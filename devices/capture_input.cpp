@@ -277,7 +277,11 @@ capture_input decode_capture(std::string_view file) {
   if (mnem || esc)
     return classify(decode_text(file, mnem, esc), true,
                     mnem ? "text with control-character mnemonics" : "text with \\xNN escapes");
-  return classify(std::string(file), false, "records-only text");
+  // Bare records or bare segments: classify() says which (an HL7 message is not "records").
+  static constexpr std::string_view records = "records-only text";
+  capture_input in = classify(std::string(file), false, std::string(records));
+  if (in.kind == capture_kind::hl7_segments) in.description.replace(0, records.size(), "HL7 segments without MLLP framing");
+  return in;
 }
 
 }  // namespace interfaced::devices

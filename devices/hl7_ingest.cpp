@@ -141,7 +141,17 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
     messages_.push_back(std::move(out));
     return {};
   }
+  // Warnings (a skipped OBX, no sample id, a message that gave no result): logged with their
+  // code and place, so an acknowledged message never loses a result without a word.
+  for (const auto& d : batch.diagnostics) {
+    problems_.push_back({offset, "segment " + std::to_string(d.segment_index) +
+                                     (d.field ? ", field " + std::to_string(d.field) : "") + ": " +
+                                     d.error.category().name() + ":" + std::to_string(d.error.value()) + " " +
+                                     d.error.message() + (d.detail.empty() ? "" : ": " + d.detail),
+                         true});
+  }
   hl7_message_out out;
+  out.profile = profile;
   out.results = std::move(batch.results);
   out.queries = std::move(batch.queries);
   out.orders = std::move(batch.orders);

@@ -40,6 +40,7 @@ struct hl7_message_out {
   std::string ack;           // the ACK to return (MLLP-wrapped), empty when none is due
   std::optional<hl7_reply_info> reply;  // the message was a host reply
   std::string note;          // a message type that carries no results (equipment status...)
+  const devices::device_profile* profile = nullptr;  // nullptr: the LAW / 2.3.1 defaults
 };
 
 class hl7_ingest {

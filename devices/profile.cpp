@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <utility>
 #include <nlohmann/json.hpp>
 
 namespace interfaced::devices {
@@ -51,6 +52,23 @@ class reader {
     for (std::size_t i = 0; i < v.size(); ++i) {
       check_type(v[i], ptr + "/" + std::to_string(i), json::value_t::string, "a string");
       out.push_back(v[i].get<std::string>());
+    }
+    return out;
+  }
+
+  // An object of non-empty strings to non-empty strings ({machine name: test code}, ...), in order.
+  // `value` and `both` name the entries in errors ("a test code (string)", "a non-empty machine
+  // name and test code").
+  std::vector<std::pair<std::string, std::string>> string_map(const json& v, const std::string& ptr,
+                                                              const char* expected, const char* value,
+                                                              const char* both) const {
+    check_type(v, ptr, json::value_t::object, expected);
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto it = v.begin(); it != v.end(); ++it) {
+      const std::string kp = ptr + "/" + it.key();
+      check_type(*it, kp, json::value_t::string, value);
+      if (it.key().empty() || it->get<std::string>().empty()) fail(kp, std::string("expected ") + both);
+      out.emplace_back(it.key(), it->get<std::string>());
     }
     return out;
   }
@@ -184,7 +202,7 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
 const std::vector<std::string> known_keys = {
     "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
     "value_flag_component", "range", "result_fields", "qc_when", "rerun_statuses", "frame_text_size", "leniencies",
-    "comma_decimal", "why", "notes", "hl7", "orders"};
+    "comma_decimal", "why", "notes", "hl7", "orders", "result_types", "result_codes"};
 
 void read_orders(const reader& rd, const json& o, device_profile& p) {
   const std::string ptr = "/orders";
@@ -196,16 +214,10 @@ void read_orders(const reader& rd, const json& o, device_profile& p) {
     rd.check_type(o["download"], ptr + "/download", json::value_t::boolean, "true or false");
     p.order_download = o["download"].get<bool>();
   }
-  if (o.contains("codes")) {
-    const json& c = o["codes"];
-    rd.check_type(c, ptr + "/codes", json::value_t::object, "an object {machine name: the analyser's test code}");
-    for (auto it = c.begin(); it != c.end(); ++it) {
-      const std::string kp = ptr + "/codes/" + it.key();
-      rd.check_type(*it, kp, json::value_t::string, "a test code (string)");
-      if (it.key().empty() || it->get<std::string>().empty()) rd.fail(kp, "expected a non-empty machine name and test code");
-      p.order_codes.insert_or_assign(it.key(), it->get<std::string>());
-    }
-  }
+  if (o.contains("codes"))
+    for (auto& [name, code] : rd.string_map(o["codes"], ptr + "/codes", "an object {machine name: the analyser's test code}",
+                                                  "a test code (string)", "a non-empty machine name and test code"))
+      p.order_codes.insert_or_assign(std::move(name), std::move(code));
   rd.require_why(o, ptr);
 }
 
@@ -279,6 +291,33 @@ device_profile parse_profile(std::string_view json_text, const std::string& file
       p.astm.name_component = c["name_component"].get<int>();
     }
     rd.require_why(c, "/code");
+  }
+  if (doc.contains("result_types")) {
+    // R.3's result-type component and which types are companions of the final value (model.hpp).
+    const json& r = doc["result_types"];
+    const std::string ptr = "/result_types";
+    rd.check_type(r, ptr, json::value_t::object, "an object {component, companions, why}");
+    p.astm.result_type_component =
+        rd.require(r, ptr, "component", json::value_t::number_integer, "a component number").get<int>();
+    if (p.astm.result_type_component < 1 || p.astm.result_type_component > 64)
+      rd.fail(ptr + "/component", "expected a component number from 1 to 64");
+    const char* what = "an object {result type: label}, e.g. {\"I\": \"interpretation\"}";
+    p.astm.companion_types = rd.string_map(rd.require(r, ptr, "companions", json::value_t::object, what),
+                                           ptr + "/companions", what, "a label (string)",
+                                           "a non-empty result type and label");
+    rd.require_why(r, ptr);
+  }
+  if (doc.contains("result_codes")) {
+    // Test identity (result::code) -> machine name, for analysers whose identities are not the
+    // backend's names (Panther `HPV^AnalyteSCO`).
+    const json& r = doc["result_codes"];
+    const std::string ptr = "/result_codes";
+    rd.check_type(r, ptr, json::value_t::object, "an object {codes, why}");
+    const json& c = rd.require(r, ptr, "codes", json::value_t::object, "an object {test identity: machine name}");
+    for (auto& [identity, name] : rd.string_map(c, ptr + "/codes", "an object {test identity: machine name}",
+                                                        "a machine name (string)", "a non-empty identity and machine name"))
+      p.result_codes.insert_or_assign(std::move(identity), std::move(name));
+    rd.require_why(r, ptr);
   }
   if (doc.contains("value_flag_component")) {
     const json& v = doc["value_flag_component"];

@@ -49,6 +49,9 @@ struct device_profile {
   // Machine name -> the analyser's test code to order it with, for downloads and query answers
   // ("orders"/"codes"); a name not listed is its own code (code_map.hpp).
   std::map<std::string, std::string, std::less<>> order_codes;
+  // Test identity (result::code) -> machine name ("result_codes"/"codes"); an identity not listed
+  // is its own machine name. The daemon and replay build the device's rerun::code_map from it.
+  std::map<std::string, std::string, std::less<>> result_codes;
   std::vector<leniency> leniencies;
   std::filesystem::path file;
 

@@ -19,17 +19,41 @@ struct source_location {
   std::size_t byte_offset = 0;    // offset of the message start in the input stream
 };
 
+// A value the analyser sends beside a result as another record of the same test: ASTM result types
+// other than the final value (Abbott ARCHITECT / m2000 R.3 component 7: `I` interpretation, `P`
+// the raw signal). Posted with the result it belongs to, never as a result of its own.
+struct companion_value {
+  std::string type;   // the result-type code as sent (`I`, `P`)
+  std::string label;  // what the profile calls it (`interpretation`, `raw_signal`)
+  std::string value;
+  std::string unit;
+  std::vector<std::string> flags;
+};
+
+// The result key -- what makes two results "the same result" for duplicate detection, seen(S,P),
+// rerun tagging, fulfilment and the counts (rerun/result_key.hpp builds it):
+//   sample_id + test identity (`code`) + `sub_id` + `result_type`.
+// `code` is the whole test identity: ASTM every R.3 component from 4 on that the profile does not
+// declare irrelevant (analyte, dilution, ...), HL7 OBX-3.1, else its text OBX-3.2, else the test
+// named in OBX-4. `sub_id` is HL7 OBX-4; `result_type` the ASTM result-type component the profile
+// names (`F`; an `I` or `P` with no final value to ride with keeps its own type, so it is a
+// result of its own and not a rerun of the final value). A result without a sample
+// id has no key: it is forwarded once, flagged, and is nobody's duplicate, rerun or `seen`.
 struct result {
   interfaced::protocol protocol = protocol::astm;
   std::string device;            // device id (config) or profile name (replay)
   std::string sample_id;         // specimen id per the profile's rule
-  std::string code;              // analyser's local test code
+  std::string code;              // the test identity (see above); what the code map reads
+  std::string sub_id;            // HL7 OBX-4 when it is a sub-id (part of the key)
+  std::string result_type;       // ASTM result type when the profile names its component (part of the key)
+  std::vector<companion_value> companions;  // interpretation, raw signal ... of this test
   std::string name;              // test name when the analyser sends one
   std::string value;             // text as sent: escapes decoded, padding trimmed
   std::optional<double> numeric; // parsed number when value is plainly numeric ("7,41" -> 7.41)
   std::string unit;
   std::vector<std::string> flags;
-  std::string status;            // ASTM R.9 / HL7 OBX-11
+  std::string status;            // ASTM R.9 / HL7 OBX-11: the first repetition
+  std::vector<std::string> statuses;  // every repetition of R.9 when it repeats (`F\R`)
   std::string reference_range;
   std::string observed_at;       // as sent (YYYYMMDD[HHMMSS]); normalised to ISO-8601 by the writer
   bool qc = false;
@@ -38,6 +62,7 @@ struct result {
   bool is_rerun = false;         // set by rerun/
   int rerun_number = 0;          // 0 first, N requested rerun, -1 instrument-triggered
   bool duplicate = false;        // the very same result delivered again (not forwarded twice)
+  bool sample_id_missing = false;  // no sample id: forwarded once, never matched or seen
   source_location where;
 };
 

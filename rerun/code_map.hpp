@@ -12,6 +12,10 @@ namespace interfaced::rerun {
 class code_map {
  public:
   code_map() = default;
+  // From a device profile's "result_codes" (test identity -> machine name).
+  explicit code_map(const std::map<std::string, std::string, std::less<>>& to_machine) {
+    for (const auto& [code, name] : to_machine) add(code, name);
+  }
 
   void add(std::string instrument_code, std::string machine_name) {
     to_machine_.insert_or_assign(instrument_code, machine_name);

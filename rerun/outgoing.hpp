@@ -50,6 +50,12 @@ struct result_value {
   bool machine_triggered_rerun = false;
   std::string instrument_code;
   std::string raw;            // the record as sent, when the caller keeps it
+  // Additions (backend-api.md fields unchanged; these are sent only when set):
+  bool sample_id_missing = false;  // the analyser sent no sample id: never matched nor seen
+  std::string sub_id;              // HL7 OBX-4
+  std::string result_type;         // ASTM result type (`F`, or `I` / `P` with no final value)
+  std::vector<std::pair<std::string, std::string>> companions;  // label -> value (interpretation, raw signal)
+  std::vector<std::string> statuses;  // R.9 when it repeats (`F\R`)
 };
 
 struct results_body {

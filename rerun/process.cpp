@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <optional>
 
+#include "rerun/result_key.hpp"
+
 namespace interfaced::rerun {
 
 const char* to_string(endpoint e) noexcept {
@@ -67,6 +69,11 @@ result_value to_value(const result& r, const result_tag& t, const std::string* r
   v.machine_triggered_rerun = t.machine_triggered_rerun;
   v.instrument_code = r.code;
   if (raw != nullptr) v.raw = *raw;
+  v.sample_id_missing = r.sample_id_missing;
+  v.sub_id = r.sub_id;
+  v.result_type = r.result_type;
+  v.statuses = r.statuses;
+  for (const auto& c : r.companions) v.companions.emplace_back(c.label, c.value);
   return v;
 }
 
@@ -91,16 +98,32 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     r.device = r.device.empty() ? b.device : r.device;
     t.parameter = std::string(in.codes.machine_name(r.code));
 
+    // No sample id, no key: forwarded once, a first result of nobody's (model.hpp). Taking ""
+    // for a sample made every such result the duplicate or rerun of the first (issue #19).
+    if (r.sample_id.empty()) {
+      r.sample_id_missing = true;
+      r.is_rerun = false;
+      r.rerun_number = 0;
+      t.row = qualify_row::unmatched_first;
+      ++out.counts.forwarded;
+      ++out.counts.unmatched;
+      ++out.counts.sample_id_missing;
+      ++out.counts.first_results;
+      continue;
+    }
+    t.key = result_key(t.parameter, r);
+    const std::string& key = t.key;
+
     // The very same result again (same value, same observation time) is a duplicate delivery,
     // never a rerun, and is not forwarded twice.
-    if (in.history.has_observation(r.sample_id, t.parameter, r.value, r.observed_at)) {
+    if (in.history.has_observation(r.sample_id, key, r.value, r.observed_at)) {
       r.duplicate = true;
       t.duplicate = true;
       ++out.counts.duplicates;
       continue;
     }
 
-    previous[i] = in.history.latest(r.sample_id, t.parameter);
+    previous[i] = in.history.latest(r.sample_id, key);
     const waiting_list_entry* e = find_entry(in.state, b.device, r.sample_id, t.parameter);
     qualify_facts f;
     f.seen = previous[i].has_value() || r.rerun_indicator;
@@ -141,7 +164,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     t.row = q.row;
     if (q.fulfils && rr != nullptr) rr->fulfilled.push_back(t.parameter);
 
-    in.history.record(r.sample_id, t.parameter, {r.value, r.numeric, r.observed_at, in.now});
+    in.history.record(r.sample_id, key, {r.value, r.numeric, r.observed_at, in.now});
     ++out.counts.forwarded;
     if (!t.matched) ++out.counts.unmatched;
     if (q.rerun_number == 0) ++out.counts.first_results;
@@ -161,6 +184,10 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
       ex = &out.explain.back();
     }
     if (t.duplicate) continue;
+    if (r.sample_id_missing) {
+      if (ex != nullptr) ex->note = "no sample id: no rule can request a rerun for it";
+      continue;
+    }
     const bool any_rule = std::any_of(in.rules.rules().begin(), in.rules.rules().end(),
                                       [&](const rule& x) { return x.applies_to(t.parameter); });
     if (!any_rule) continue;

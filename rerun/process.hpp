@@ -47,6 +47,7 @@ struct rerun_inputs {
 // What happened to one result, parallel to batch::results.
 struct result_tag {
   std::string parameter;       // machine name
+  std::string key;             // result_key(parameter, result): the history's key; empty without a sample id
   std::string lab_report_id;   // empty when no waiting-list entry matched
   bool matched = false;
   bool duplicate = false;      // same value and observation time as a recorded result: not forwarded
@@ -69,6 +70,7 @@ struct batch_counts {
   std::size_t duplicates = 0;        // not forwarded
   std::size_t forwarded = 0;
   std::size_t unmatched = 0;         // forwarded without a waiting-list entry
+  std::size_t sample_id_missing = 0; // forwarded once, flagged, never matched nor seen (also unmatched)
   std::size_t first_results = 0;     // rerun_number 0
   std::size_t requested_reruns = 0;  // rerun_number N > 0
   std::size_t instrument_triggered = 0;  // rerun_number -1

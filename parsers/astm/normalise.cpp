@@ -2,6 +2,7 @@
 
 #include "parsers/number.hpp"
 #include "parsers/text_codec.hpp"
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 
@@ -68,8 +69,16 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
       code += part;
     }
   } else {
+    // The whole identity: LIS02-A2 leaves components 4+ to the manufacturer, who puts the
+    // analyte (Panther `^^^HPV^AnalyteSCO`), the dilution or the replicate there.
     const std::size_t n = first.component_count();
-    for (std::size_t i = 4; i <= n && code.empty(); ++i) code = text_of(first.component(i), o.encoding);
+    for (std::size_t i = 4; i <= n; ++i) {
+      if (static_cast<int>(i) == o.result_type_component) continue;
+      std::string part = text_of(first.component(i), o.encoding);
+      if (part.empty()) continue;
+      if (!code.empty()) code += '^';
+      code += part;
+    }
     if (code.empty()) code = text_of(first.component(1), o.encoding);
   }
   for (const auto& suffix : o.code_strip_suffixes) {
@@ -122,6 +131,51 @@ void add_flags(const field_view& f, text_encoding enc, std::vector<std::string>&
   }
 }
 
+const std::string* companion_label(const astm_options& o, std::string_view type) {
+  for (const auto& [t, label] : o.companion_types)
+    if (t == type) return &label;
+  return nullptr;
+}
+
+// Result types of one test (ARCHITECT `F` / `I` / `P`) are one result, not three: each companion
+// record joins the result of the same sample, test and O record that has no value of its type
+// yet -- the nearest before it, else the nearest after it. A companion with nowhere to go stays a
+// result of its own (its result_type keeps it apart from the final value).
+void fold_companions(std::vector<result>& results, const std::vector<std::size_t>& scope_of,
+                     const astm_options& o) {
+  if (o.companion_types.empty()) return;
+  std::vector<bool> folded(results.size(), false);
+  auto is_companion = [&](const result& r) { return companion_label(o, r.result_type) != nullptr; };
+  auto takes = [&](std::size_t j, std::size_t i) {
+    const result& p = results[j];
+    const result& c = results[i];
+    if (folded[j] || is_companion(p) || scope_of[j] != scope_of[i] || p.sample_id != c.sample_id || p.code != c.code)
+      return false;
+    return std::none_of(p.companions.begin(), p.companions.end(),
+                        [&](const companion_value& v) { return v.type == c.result_type; });
+  };
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    if (!is_companion(results[i])) continue;
+    std::size_t target = results.size();
+    for (std::size_t j = i; j-- > 0;)
+      if (takes(j, i)) { target = j; break; }
+    for (std::size_t j = i + 1; j < results.size() && target == results.size(); ++j)
+      if (takes(j, i)) target = j;
+    if (target == results.size()) continue;
+    result& c = results[i];
+    results[target].companions.push_back(
+        {c.result_type, *companion_label(o, c.result_type), std::move(c.value), std::move(c.unit), std::move(c.flags)});
+    folded[i] = true;
+  }
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < results.size(); ++i)
+    if (!folded[i]) {
+      if (k != i) results[k] = std::move(results[i]);
+      ++k;
+    }
+  results.resize(k);
+}
+
 }  // namespace
 
 
@@ -147,6 +201,8 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
   batch.diagnostics = m.diagnostics;
   scope s;
   bool any_result = false;
+  std::size_t o_index = 0;                // the O (or P) record in scope
+  std::vector<std::size_t> result_scope;  // parallel to batch.results: its O record
 
   auto sample_id = [&]() {
     for (const auto& ref : o.sample_id_from) {
@@ -171,9 +227,11 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
       case 'P':
         s.p = rec;
         s.o = {};
+        o_index = i;
         break;
       case 'O':
         s.o = rec;
+        o_index = i;
         break;
       case 'R': {
         auto F = [&rec](int n) { return rec.field(static_cast<std::size_t>(n)); };
@@ -204,7 +262,12 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
           std::string f = text_of(F(o.r.value).repeat(0).component(static_cast<std::size_t>(o.value_flag_component)), o.encoding);
           if (!f.empty()) res.flags.insert(res.flags.begin(), std::move(f));
         }
-        res.status = text_of(F(o.r.status), o.encoding);
+        for (std::size_t k = 0; k < F(o.r.status).repeat_count(); ++k) {
+          std::string st = text_of(F(o.r.status).repeat(k), o.encoding);
+          if (!st.empty()) res.statuses.push_back(std::move(st));
+        }
+        if (!res.statuses.empty()) res.status = res.statuses.front();
+        if (res.statuses.size() < 2) res.statuses.clear();  // a list only when it repeats
         res.observed_at = text_of(F(o.r.completed).repeat(0).component(1), o.encoding);
         if (res.observed_at.empty()) res.observed_at = text_of(F(o.r.started).repeat(0).component(1), o.encoding);
         res.instrument = text_of(F(o.r.instrument).repeat(0).component(1), o.encoding);
@@ -212,7 +275,13 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         res.qc = (s.o.type() == 'O' && text_of(s.o.field(12), o.encoding) == "Q") ||
                  (s.h.type() == 'H' && text_of(s.h.field(12).repeat(0).component(1), o.encoding) == "Q");
         for (const auto& q : o.qc_when) res.qc = res.qc || matches(s, q, o.encoding);
-        for (const auto& st : o.rerun_statuses) res.rerun_indicator = res.rerun_indicator || res.status == st;
+        for (const auto& st : o.rerun_statuses)
+          res.rerun_indicator = res.rerun_indicator || res.status == st ||
+                                std::find(res.statuses.begin(), res.statuses.end(), st) != res.statuses.end();
+        res.sample_id_missing = res.sample_id.empty();
+        if (o.result_type_component > 0)
+          res.result_type = text_of(F(o.r.test).repeat(0).component(static_cast<std::size_t>(o.result_type_component)), o.encoding);
+        result_scope.push_back(o_index);
         res.where = where(i);
         batch.results.push_back(std::move(res));
         break;
@@ -246,6 +315,8 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         break;
     }
   }
+
+  fold_companions(batch.results, result_scope, o);
 
   // O records with no results in a message that carries none are an order message (LIS ->
   // instrument download, or a worklist the analyser echoes).

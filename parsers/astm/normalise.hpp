@@ -3,12 +3,15 @@
 //
 // Pure. Where an analyser puts what differs between models; astm_options says where, and
 // devices/ fills it from a profile. Without a profile the defaults follow LIS02-A2: sample id
-// O.3 (else O.4), test code from R.3's manufacturer components (4+, else component 1), value
-// R.4, unit R.5, reference range R.6, flags R.7, status R.9, completed time R.13, instrument R.14,
+// O.3 (else O.4), test code (the test identity) from every non-empty R.3 manufacturer component
+// (4+, joined by '^': `^^^HPV^AnalyteSCO` -> `HPV^AnalyteSCO`; else component 1), value
+// R.4, unit R.5, reference range R.6, flags R.7 (every repetition and component), status R.9
+// (a repeat field: `F\R` -> status `F`, statuses [F, R]), completed time R.13, instrument R.14,
 // QC when O.12 (action code) is `Q` or H.12 (processing id) is `Q`.
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "parsers/astm/records.hpp"
@@ -41,9 +44,16 @@ struct result_fields {
 struct astm_options {
   text_encoding encoding = text_encoding::latin1;
   std::vector<field_ref> sample_id_from{{'O', 3, 0}, {'O', 4, 0}};
-  // R.3 components that make the code, joined by '/'; empty = automatic (first non-empty of
-  // components 4+, else component 1).
+  // R.3 components that make the code, joined by '/'; empty = automatic (every non-empty
+  // component from 4 on except the result-type component, joined by '^'; else component 1).
+  // Listing components declares the others irrelevant to the test's identity.
   std::vector<int> code_components;
+  // R.3 component holding the result type (Abbott ARCHITECT / m2000: 7, `F` final value, `I`
+  // interpretation, `P` raw signal); 0: none. Results of one test whose type is in
+  // companion_types are folded into the result of that test in the same O record as companion
+  // values (model.hpp); without one they stay results of their own, keyed by their type.
+  int result_type_component = 0;
+  std::vector<std::pair<std::string, std::string>> companion_types;  // type -> label
   std::vector<std::string> code_strip_suffixes;  // e.g. Roche "/" ("^^^685/" -> "685")
   int name_component = 0;                        // R.3 component holding the test name (0: none)
   int value_flag_component = 0;  // R.4 component holding a flag (Beckman DxH "146!  H ")

@@ -34,6 +34,8 @@ class normalise_category_impl final : public std::error_category {
         return "OBX-3 (observation identifier) is empty";
       case normalise_error::obx_outside_order:
         return "OBX before any OBR or SPM";
+      case normalise_error::no_results:
+        return "result message without a result";
     }
     return "unknown HL7 normalise error";
   }
@@ -187,6 +189,12 @@ class walker {
       }
     }
     if (o_.obr_results.enabled) obr_results();
+    if (out_.results.empty() && obx_seen_ > 0)
+      warn(normalise_error::no_results, 0, 0,
+           std::to_string(obx_seen_) + " OBX segment(s), none a result: " +
+               (skipped_ > 0 ? std::to_string(skipped_) + " name no test (OBX-3 and OBX-4 empty)"
+                             : std::string("no value, a skipped value type or supplemental only")) +
+               "; nothing forwarded");
   }
 
   // An OBR with no OBX under it, for analysers that put the result in OBR (obr_result_fields).
@@ -218,6 +226,7 @@ class walker {
   }
 
   void obx(const segment_view& s, std::size_t i, bool group_rerun, bool& sample_warned) {
+    ++obx_seen_;
     if (!ctx_.get("OBR") && !ctx_.get("SPM")) {
       warn(normalise_error::obx_outside_order, i, 0, "OBX with no OBR/SPM before it");
     }
@@ -228,12 +237,20 @@ class walker {
     r.protocol = protocol::hl7;
     r.device = std::string(device_);
     r.code = text(read(o_.code));
+    r.name = text(read(o_.name));
+    const bool name_in_obx_4 = o_.name.segment == "OBX" && o_.name.field == 4;
+    const std::string obx_4 = name_in_obx_4 ? std::string() : text(s.field(4));
+    // The identifier, else its text (HL7 CE: either identifies the test), else the test named in
+    // OBX-4 by analysers that leave OBX-3 empty (Mindray BS 2.3.1: `OBX|1|NM||Glucose|...`).
+    if (r.code.empty() && o_.code.segment == "OBX" && o_.code.field == 3) r.code = text(s.field(3).component(2));
+    if (r.code.empty()) r.code = name_in_obx_4 ? r.name : obx_4;
+    else r.sub_id = obx_4;
     if (r.code.empty()) {
       warn(normalise_error::missing_code, i, static_cast<std::size_t>(o_.code.field),
-           "observation identifier is empty; OBX skipped");
+           "observation identifier is empty and OBX-4 names no test; OBX skipped");
+      ++skipped_;
       return;
     }
-    r.name = text(read(o_.name));
     r.status = text(s.field(11).component(1));
 
     const std::string_view type = trim(s.field(2).component(1).raw());
@@ -274,6 +291,7 @@ class walker {
     r.qc = is_qc();
     r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status == "C");
     r.sample_id = sample_id();
+    r.sample_id_missing = r.sample_id.empty();
     if (r.sample_id.empty() && !sample_warned) {
       sample_warned = true;
       warn(normalise_error::missing_sample_id, i, 0, "no sample id for this result");
@@ -419,6 +437,8 @@ class walker {
   context ctx_;
   std::size_t current_ = 0;
   bool lossy_reported_ = false;
+  std::size_t obx_seen_ = 0;  // OBX segments in the message
+  std::size_t skipped_ = 0;   // of which named no test
 };
 
 hl7_batch fatal(hl7_batch b, std::error_code e, std::size_t field, std::string detail) {

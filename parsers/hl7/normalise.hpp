@@ -6,7 +6,10 @@
 // defaults follow IHE LAW (LAB-29 OUL^R22, hl7-facts.md §8) and also read 2.3.1 ORU^R01:
 //  - sample id: SPM-2 (first non-empty of EIP components 1/2, first subcomponent), else OBR-3,
 //    else OBR-2 (`""` counts as absent);
-//  - code / name: OBX-3 components 1 / 2; value OBX-5 as sent (escapes decoded, spaces trimmed;
+//  - code / name: OBX-3 components 1 / 2; a test sent by its text only (`^pH^M`, Radiometer ABL)
+//    has that text as its code, and one sent with OBX-3 empty and its name in OBX-4 (Mindray
+//    2.3.1) has that name; otherwise OBX-4 is the sub-id (part of the result key, model.hpp);
+//    value OBX-5 as sent (escapes decoded, spaces trimmed;
 //    coded types CE/CWE/CNE: component 1); numeric only when plainly a number;
 //  - unit OBX-6.1, reference range OBX-7, flags OBX-8 (repetitions, component 1, empty and `""`
 //    dropped), status OBX-11, instrument OBX-18 (first repetition, component 1),
@@ -37,8 +40,9 @@ enum class normalise_error {
   unknown_charset,         // MSH-18 not understood: options.encoding used (warning)
   lossy_text,              // bytes invalid in the character set were replaced (warning)
   missing_sample_id,       // a result / query / order without a sample id (warning)
-  missing_code,            // OBX-3 empty: OBX skipped (warning)
+  missing_code,            // OBX-3 and OBX-4 name no test: OBX skipped (warning)
   obx_outside_order,       // OBX before any OBR / SPM (kept; warning)
+  no_results,              // a result message whose OBX segments gave no result (warning, with why)
 };
 const std::error_category& normalise_category() noexcept;
 std::error_code make_error_code(normalise_error e) noexcept;

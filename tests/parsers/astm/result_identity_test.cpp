@@ -1,0 +1,71 @@
+// Issue #19 in the E1394 normaliser: the whole R.3 manufacturer part is the test identity,
+// R.9 repeats are a list, and result types of one test fold into one result (LIS02-A2 R.3/R.9;
+// Abbott ARCHITECT ASI manual, Result Record).
+#include <catch2/catch.hpp>
+
+#include "parsers/astm/normalise.hpp"
+#include "parsers/astm/records.hpp"
+
+using namespace interfaced;
+
+namespace {
+astm::astm_batch run(const std::string& text, const astm::astm_options& o = {}) {
+  static std::string keep;
+  keep = text;
+  return astm::normalise(astm::parse_message(keep), o, "T");
+}
+}  // namespace
+
+TEST_CASE("identity: R.3 component 5 is part of the test identity; R.9 F\\R is a list", "[identity]") {
+  const auto b = run("H|\\^&\rP|1\rO|1|S-1||^^^HPV\rR|1|^^^HPV^ICRLU|412000|||||F\\R\r"
+                     "R|2|^^^HPV^AnalyteSCO|0.21|||||F\\R\rL|1|N\r");
+  REQUIRE(b.results.size() == 2);
+  CHECK(b.results[0].code == "HPV^ICRLU");
+  CHECK(b.results[1].code == "HPV^AnalyteSCO");
+  CHECK(b.results[0].status == "F");
+  CHECK(b.results[0].statuses == std::vector<std::string>{"F", "R"});
+}
+
+TEST_CASE("identity: a result without a sample id is flagged", "[identity]") {
+  const auto b = run("H|\\^&\rP|1||PAT-1\rO|1\rR|1|^^^IGA|1,2\rL|1|N\r");
+  REQUIRE(b.results.size() == 1);
+  CHECK(b.results[0].sample_id.empty());
+  CHECK(b.results[0].sample_id_missing);
+}
+
+TEST_CASE("identity: result types of one test fold into one result with companions", "[identity]") {
+  astm::astm_options o;
+  o.code_components = {4};
+  o.result_type_component = 7;
+  o.companion_types = {{"I", "interpretation"}, {"P", "raw_signal"}};
+  const auto b = run("H|\\^&\rP|1\rO|1|S-1||^^^17^FT4^UNDILUTED\r"
+                     "R|1|^^^17^FT4^UNDILUTED^I|Normal\r"            // before its final value
+                     "R|2|^^^17^FT4^UNDILUTED^F|1.02|ng/dL\r"
+                     "R|3|^^^17^FT4^UNDILUTED^P|20411|RLU\r"
+                     "O|2|S-2||^^^17^FT4^UNDILUTED\r"
+                     "R|1|^^^17^FT4^UNDILUTED^I|High\r"              // no final value: its own result
+                     "R|2|^^^17^FT4^UNDILUTED^F|2.5|ng/dL\r"
+                     "R|3|^^^17^FT4^UNDILUTED^F|2.6|ng/dL\r"        // a real repeat: a second result
+                     "L|1|N\r",
+                     o);
+  REQUIRE(b.results.size() == 3);
+  const auto& a = b.results[0];
+  CHECK(a.code == "17");
+  CHECK(a.result_type == "F");
+  CHECK(a.value == "1.02");
+  REQUIRE(a.companions.size() == 2);
+  CHECK(a.companions[0].label == "interpretation");
+  CHECK(a.companions[0].value == "Normal");
+  CHECK(a.companions[1].label == "raw_signal");
+  CHECK(a.companions[1].unit == "RLU");
+  CHECK(b.results[1].value == "2.5");
+  REQUIRE(b.results[1].companions.size() == 1);  // the I of S-2 joined the first F after it
+  CHECK(b.results[2].value == "2.6");
+  CHECK(b.results[2].companions.empty());
+}
+
+TEST_CASE("identity: without a result-type setting every R.3 component 4+ tells results apart", "[identity]") {
+  const auto b = run("H|\\^&\rP|1\rO|1|S-1\rR|1|^^^16^TSH^UNDILUTED^F|2.1\rR|2|^^^16^TSH^UNDILUTED^P|51234\rL|1|N\r");
+  REQUIRE(b.results.size() == 2);
+  CHECK(b.results[0].code != b.results[1].code);
+}
