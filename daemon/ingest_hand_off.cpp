@@ -89,6 +89,12 @@ std::optional<rerun::observation> pending_history::latest(std::string_view s, st
   return base_.latest(s, p);
 }
 
+std::optional<rerun::observation> pending_history::latest_of_parameter(std::string_view s, std::string_view p) const {
+  for (auto it = batches_.rbegin(); it != batches_.rend(); ++it)
+    if (auto o = it->seen.latest_of_parameter(s, p)) return o;
+  return base_.latest_of_parameter(s, p);
+}
+
 void pending_history::record(std::string_view s, std::string_view p, rerun::observation o) {
   if (batches_.empty()) open();
   batch& b = batches_.back();

@@ -49,6 +49,8 @@ class pending_history final : public rerun::result_store {
   [[nodiscard]] bool has_observation(std::string_view s, std::string_view p, std::string_view v,
                                      std::string_view t) const override;
   [[nodiscard]] std::optional<rerun::observation> latest(std::string_view s, std::string_view p) const override;
+  [[nodiscard]] std::optional<rerun::observation> latest_of_parameter(std::string_view s,
+                                                                      std::string_view p) const override;
   void record(std::string_view s, std::string_view p, rerun::observation o) override;
   std::size_t prune(rerun::timestamp cutoff) override { return base_.prune(cutoff); }
 

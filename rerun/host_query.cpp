@@ -49,7 +49,8 @@ std::vector<pending_order> pending_orders(const rerun_state& state, const result
       }
     } else {
       for (const auto& name : e.parameters)
-        if (!contains(e.valued_parameters, name) && !history.has(e.sample_id, name)) tests.push_back(name);
+        if (!contains(e.valued_parameters, name) && !history.latest_of_parameter(e.sample_id, name))
+          tests.push_back(name);
     }
     for (const auto& name : tests) {
       std::string code = code_of(name);

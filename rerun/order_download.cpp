@@ -45,7 +45,7 @@ std::vector<download_change> plan_downloads(download_state& state,
   std::vector<download_change> out;
   // A result for the test arrived after it was sent: the analyser (or another) did it.
   auto fulfilled = [&](std::string_view sample, const sent_test& t) {
-    const auto o = history.latest(sample, t.parameter);
+    const auto o = history.latest_of_parameter(sample, t.parameter);
     return o && o->received_at >= t.sent_at;
   };
   // Drops the tests of `rec` that `keep` rejects; those neither fulfilled nor refused are

@@ -14,11 +14,24 @@
 
 namespace interfaced::rerun {
 
+// What follows the machine name in a key, when sent.
+inline constexpr std::string_view key_sub_id = "^sub=";
+inline constexpr std::string_view key_result_type = "^type=";
+
 [[nodiscard]] inline std::string result_key(std::string_view parameter, const result& r) {
   std::string k(parameter);
-  if (!r.sub_id.empty()) k.append("^sub=").append(r.sub_id);
-  if (!r.result_type.empty()) k.append("^type=").append(r.result_type);
+  if (!r.sub_id.empty()) k.append(key_sub_id).append(r.sub_id);
+  if (!r.result_type.empty()) k.append(key_result_type).append(r.result_type);
   return k;
+}
+
+// Whether `key` is a key of machine name `parameter` (the name alone, or with a sub-id or result
+// type): what waiting lists and order download ask -- "does P have a result?" -- in the
+// backend's terms.
+[[nodiscard]] inline bool is_key_of(std::string_view key, std::string_view parameter) noexcept {
+  if (!key.starts_with(parameter)) return false;
+  const std::string_view rest = key.substr(parameter.size());
+  return rest.empty() || rest.starts_with(key_sub_id) || rest.starts_with(key_result_type);
 }
 
 }  // namespace interfaced::rerun

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "rerun/result_key.hpp"
+
 namespace interfaced::rerun {
 
 std::string memory_result_store::key(std::string_view sample, std::string_view parameter) {
@@ -39,6 +41,19 @@ std::optional<observation> memory_result_store::latest(std::string_view sample,
   const auto* obs = find(sample, parameter);
   if (obs == nullptr || obs->empty()) return std::nullopt;
   return obs->back();
+}
+
+std::optional<observation> memory_result_store::latest_of_parameter(std::string_view sample,
+                                                                    std::string_view parameter) const {
+  // Every key of the parameter starts with key(sample, parameter): one ordered range.
+  const std::string prefix = key(sample, parameter);
+  const std::size_t name_at = sample.size() + 1;
+  std::optional<observation> best;
+  for (auto it = by_key_.lower_bound(prefix); it != by_key_.end() && it->first.starts_with(prefix); ++it) {
+    if (it->second.empty() || !is_key_of(std::string_view(it->first).substr(name_at), parameter)) continue;
+    if (!best || it->second.back().received_at >= best->received_at) best = it->second.back();
+  }
+  return best;
 }
 
 void memory_result_store::record(std::string_view sample, std::string_view parameter, observation o) {

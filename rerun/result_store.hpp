@@ -36,6 +36,11 @@ class result_store {
   // The most recently recorded result of (S,P), for previous.value / previous.observed_at.
   [[nodiscard]] virtual std::optional<observation> latest(std::string_view sample,
                                                           std::string_view parameter) const = 0;
+  // The most recent result of machine name `parameter` under any of its keys (the name alone, or
+  // with a sub-id or result type: rerun/result_key.hpp), for what speaks the backend's terms:
+  // waiting lists, host queries, order download.
+  [[nodiscard]] virtual std::optional<observation> latest_of_parameter(std::string_view sample,
+                                                                       std::string_view parameter) const = 0;
   virtual void record(std::string_view sample, std::string_view parameter, observation o) = 0;
   // Forgets results received before `cutoff`; returns how many were removed.
   virtual std::size_t prune(timestamp cutoff) = 0;
@@ -49,6 +54,8 @@ class memory_result_store final : public result_store {
                                      std::string_view observed_at) const override;
   [[nodiscard]] std::optional<observation> latest(std::string_view sample,
                                                   std::string_view parameter) const override;
+  [[nodiscard]] std::optional<observation> latest_of_parameter(std::string_view sample,
+                                                               std::string_view parameter) const override;
   void record(std::string_view sample, std::string_view parameter, observation o) override;
   std::size_t prune(timestamp cutoff) override;
 

@@ -1,5 +1,6 @@
 #include "transport/state_store.hpp"
 
+#include "rerun/result_key.hpp"
 #include "transport/sqlite_statement.hpp"
 
 #include <stdexcept>
@@ -69,9 +70,15 @@ struct state_store::reads {
         latest(db,
                "SELECT value, numeric, observed_at, received_at FROM results WHERE sample = ?1 AND parameter = ?2"
                " ORDER BY seq DESC LIMIT 1"),
+        // The name alone, or the name followed by a key marker (rerun/result_key.hpp): the markers
+        // are bound as ranges [name^sub=, name^sub>) so the (sample, parameter) index serves them.
+        latest_of_parameter(db,
+                            "SELECT value, numeric, observed_at, received_at FROM results WHERE sample = ?1 AND"
+                            " (parameter = ?2 OR (parameter >= ?3 AND parameter < ?4) OR (parameter >= ?5 AND parameter < ?6))"
+                            " ORDER BY seq DESC LIMIT 1"),
         begin(db, "BEGIN"),
         commit(db, "COMMIT") {}
-  statement get, has, has_observation, latest;
+  statement get, has, has_observation, latest, latest_of_parameter;
   statement begin, commit;  // read_scope's, once per message: prepared, not parsed each time
 };
 
@@ -145,16 +152,41 @@ bool state_store::has_observation(std::string_view sample, std::string_view para
   return st.step();
 }
 
-std::optional<rerun::observation> state_store::latest(std::string_view sample, std::string_view parameter) const {
-  auto& st = reads_->latest.reset().bind(1, sample).bind(2, parameter);
-  sqlite::finish_on_exit guard{st};
-  if (!st.step()) return std::nullopt;
+namespace {
+rerun::observation observation_of(sqlite::statement& st) {
   rerun::observation o;
   o.value = st.text(0);
   if (!st.is_null(1)) o.numeric = st.real(1);
   o.observed_at = st.text(2);
   o.received_at = rerun::timestamp(std::chrono::seconds(st.integer(3)));
   return o;
+}
+
+// [marker start, the first string after every name+marker...): the marker's last character + 1.
+std::pair<std::string, std::string> marker_range(std::string_view parameter, std::string_view marker) {
+  std::string from = std::string(parameter).append(marker);
+  std::string to = from;
+  ++to.back();
+  return {std::move(from), std::move(to)};
+}
+}  // namespace
+
+std::optional<rerun::observation> state_store::latest(std::string_view sample, std::string_view parameter) const {
+  auto& st = reads_->latest.reset().bind(1, sample).bind(2, parameter);
+  sqlite::finish_on_exit guard{st};
+  if (!st.step()) return std::nullopt;
+  return observation_of(st);
+}
+
+std::optional<rerun::observation> state_store::latest_of_parameter(std::string_view sample,
+                                                                   std::string_view parameter) const {
+  const auto [sub_from, sub_to] = marker_range(parameter, rerun::key_sub_id);
+  const auto [type_from, type_to] = marker_range(parameter, rerun::key_result_type);
+  auto& st = reads_->latest_of_parameter.reset().bind(1, sample).bind(2, parameter).bind(3, sub_from).bind(4, sub_to)
+                 .bind(5, type_from).bind(6, type_to);
+  sqlite::finish_on_exit guard{st};
+  if (!st.step()) return std::nullopt;
+  return observation_of(st);
 }
 
 void state_store::record(std::string_view sample, std::string_view parameter, rerun::observation o) {

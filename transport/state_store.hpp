@@ -102,6 +102,8 @@ class state_store final : public rerun::result_store {
                                      std::string_view value, std::string_view observed_at) const override;
   [[nodiscard]] std::optional<rerun::observation> latest(std::string_view sample,
                                                          std::string_view parameter) const override;
+  [[nodiscard]] std::optional<rerun::observation> latest_of_parameter(std::string_view sample,
+                                                                      std::string_view parameter) const override;
   void record(std::string_view sample, std::string_view parameter, rerun::observation o) override;
   std::size_t prune(rerun::timestamp cutoff) override;
 

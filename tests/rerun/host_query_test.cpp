@@ -204,3 +204,13 @@ TEST_CASE("order download plan: every pending sample of the device, once") {
   CHECK(o.tests.size() == 1);
   CHECK(waiting_entry(l.state, "chem-1", "S-9") == nullptr);
 }
+
+TEST_CASE("host query: a result stored under a sub-id or result type counts as the parameter's value") {
+  lab l;
+  l.state.waiting_lists["chem-1"] = {entry("S-3", "R-3", 0, {"TBIL", "ALT"})};
+  // cobas pure and Mindray send OBX-4 sub-ids: the history keys them `ALT^sub=1` (rerun/result_key.hpp).
+  l.history.record("S-3", "ALT^sub=1", {"31", 31.0, "20261123070000", at("2026-11-23T07:00:00")});
+  const auto p = pending_orders(l.state, l.history, "chem-1", ask({"S-3"}), codes);
+  REQUIRE(p.size() == 1);
+  CHECK(p[0].names == std::vector<std::string>{"TBIL"});
+}

@@ -37,3 +37,27 @@ TEST_CASE("wall times as analysers send them", "[store]") {
 }
 
 }  // namespace interfaced::rerun
+
+namespace interfaced::rerun {
+
+TEST_CASE("memory_result_store: a parameter's result under any of its keys", "[store]") {
+  memory_result_store s;
+  const auto t = [](int sec) { return timestamp(std::chrono::seconds(sec)); };
+  s.record("S-1", "GLU^sub=1", {"5.0", 5.0, "20260101", t(10)});
+  s.record("S-1", "HPV^AnalyteSCO", {"1.2", 1.2, "20260101", t(20)});
+  s.record("S-1", "TSH^type=F", {"2.1", 2.1, "20260101", t(30)});
+  s.record("S-1", "TSH^sub=2^type=F", {"2.2", 2.2, "20260101", t(40)});
+  // A sub-id or a result type is still the parameter, as waiting lists count it...
+  REQUIRE(s.latest_of_parameter("S-1", "GLU"));
+  CHECK(s.latest_of_parameter("S-1", "GLU")->value == "5.0");
+  CHECK(s.latest_of_parameter("S-1", "TSH")->value == "2.2");  // the most recent of its keys
+  // ...but another test identity that merely starts with the same letters is not.
+  CHECK_FALSE(s.latest_of_parameter("S-1", "HPV"));
+  CHECK_FALSE(s.latest_of_parameter("S-1", "GL"));
+  CHECK_FALSE(s.latest_of_parameter("S-2", "GLU"));
+  // Exact-key lookups stay exact.
+  CHECK_FALSE(s.has("S-1", "GLU"));
+  CHECK(s.has("S-1", "GLU^sub=1"));
+}
+
+}  // namespace interfaced::rerun
