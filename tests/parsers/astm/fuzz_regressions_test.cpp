@@ -9,14 +9,14 @@
 
 #include "astm_test_helpers.hpp"
 #include "fuzz/astm_fuzz_drivers.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 namespace {
 
 const char* or_empty(const char* s) { return s != nullptr ? s : ""; }
 
 std::vector<std::filesystem::path> inputs(const std::string& folder) {
-  const auto dir = interfaced::test::fixture_dir().parent_path() / "fuzz" / "regressions" / folder;
+  const auto dir = interfaced::test::fuzz_regressions_dir() / folder;
   std::vector<std::filesystem::path> files;
   REQUIRE(std::filesystem::is_directory(dir));
   for (const auto& e : std::filesystem::directory_iterator(dir)) {

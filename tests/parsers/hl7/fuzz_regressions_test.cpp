@@ -5,12 +5,12 @@
 #include <string>
 
 #include "fuzz_drivers.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 namespace {
 
 std::filesystem::path regressions_dir() {
-  return interfaced::test::fixture_dir().parent_path() / "fuzz" / "regressions";
+  return interfaced::test::fuzz_regressions_dir();
 }
 
 template <typename Driver>
