@@ -77,4 +77,17 @@ inline std::optional<std::string> capture(const std::string& rel) {
   return read_file(p);
 }
 
+// The kept inputs of tests/fuzz/regressions/<folder> (its README excepted), sorted; the folder
+// must exist (REQUIREd).
+inline std::vector<std::filesystem::path> fuzz_regression_inputs(const std::string& folder) {
+  const auto dir = fuzz_regressions_dir() / folder;
+  INFO(dir.string());
+  REQUIRE(std::filesystem::is_directory(dir));
+  std::vector<std::filesystem::path> files;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().filename() != "README") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 }  // namespace interfaced::test
