@@ -72,11 +72,14 @@ class child_process {
   void signal(int sig) const noexcept;
 
   // The exit status once the child has ended, waiting `limit` at most (0: just look); nullopt
-  // while it still runs. Reads the pipes meanwhile; once the child ended, what it left in them.
+  // while it still runs, -1 when its status was lost (reaped elsewhere: SIGCHLD ignored). Reads
+  // the pipes meanwhile; once the child has ended, until they close (a grandchild may hold them
+  // open) or `limit` passes.
   [[nodiscard]] std::optional<int> wait_for(std::chrono::milliseconds limit);
   [[nodiscard]] bool running() { return !wait_for(std::chrono::milliseconds(0)).has_value(); }
 
-  // SIGTERM, `grace` for the child to end, then SIGKILL: its exit status.
+  // SIGTERM, `grace` for the child to end, then SIGKILL: its exit status (-1 for a moved-from
+  // handle).
   int stop(std::chrono::milliseconds grace);
 
   // What the child wrote to a pipe (child_output::pipe) and was read so far.
