@@ -1,86 +1,57 @@
 #include "daemon/demo.hpp"
 
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <chrono>
-#include <cstdio>
+#include <cstdint>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "daemon/replay.hpp"
+#include "daemon/exit_codes.hpp"
+#include "transport/child_process.hpp"
+#include "transport/loopback_port.hpp"
 
 namespace interfaced::daemon {
 namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using transport::child_output;
+using transport::child_process;
 
 std::uint16_t free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  const auto p = transport::unused_loopback_port();
+  return p ? *p : 0;
 }
 
-struct child {
-  pid_t pid = -1;
-  std::string name;
-};
-
-child spawn(const std::string& name, const std::vector<std::string>& args, const fs::path& log) {
-  child c;
-  c.name = name;
-  c.pid = ::fork();
-  if (c.pid == 0) {
-    std::FILE* f = std::fopen(log.c_str(), "a");
-    if (f) {
-      ::dup2(::fileno(f), 1);
-      ::dup2(::fileno(f), 2);
-    }
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv("/proc/self/exe", argv.data());
-    std::_Exit(127);
+// `interfaced ARGS...` (this very binary) with stdout and stderr appended to `log`.
+std::optional<child_process> spawn(const std::vector<std::string>& args, const fs::path& log) {
+  transport::child_options o;
+  o.argv = args;
+  o.program = "/proc/self/exe";
+  o.out = child_output::to_file(log, true);
+  o.err = child_output::to_stdout();
+  auto c = child_process::spawn(o);
+  if (!c) {
+    std::cerr << "interfaced demo: cannot start `interfaced " << args.at(1) << "`: " << c.error().message() << '\n';
+    return std::nullopt;
   }
-  return c;
+  return std::move(*c);
 }
 
-int wait_for(child& c, std::chrono::seconds limit) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    int status = 0;
-    const pid_t r = ::waitpid(c.pid, &status, WNOHANG);
-    if (r == c.pid) {
-      c.pid = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return -1;
+// The exit status within `limit`, or -1.
+int wait_for(std::optional<child_process>& c, std::chrono::seconds limit) {
+  if (!c) return -1;
+  return c->wait_for(limit).value_or(-1);
 }
 
-void stop(child& c) {
-  if (c.pid <= 0) return;
-  ::kill(c.pid, SIGTERM);
-  if (wait_for(c, std::chrono::seconds(10)) < 0) {
-    ::kill(c.pid, SIGKILL);
-    (void)wait_for(c, std::chrono::seconds(2));
-  }
+void stop(std::optional<child_process>& c) {
+  if (c) (void)c->stop(std::chrono::seconds(10));
 }
 
 fs::path find_samples(const std::string& given) {
@@ -151,18 +122,18 @@ int run_demo(const demo_options& o) {
             << "  chem-1   ASTM E1381 over a pty pair: " << pty.string() << "  <- demo-chemistry.astm\n"
             << "  immuno-1 HL7 over MLLP on 127.0.0.1:" << hl7_port << "  <- demo-immuno.hl7\n\n";
 
-  std::vector<child> children;
-  children.push_back(spawn("backend-sim", {"interfaced", "backend-sim", "--listen", std::to_string(backend_port), "--record", record.string()},
+  std::vector<std::optional<child_process>> children;
+  children.push_back(spawn({"interfaced", "backend-sim", "--listen", std::to_string(backend_port), "--record", record.string()},
                            dir / "logs" / "backend-sim.log"));
   // The pty exists before the daemon opens it as a serial port: start that analyser first.
-  child astm_sim = spawn("simulate chem-1", {"interfaced", "simulate", "--pty", pty.string(), (samples / "demo-chemistry.astm").string()},
-                         dir / "logs" / "simulate-chem-1.log");
+  auto astm_sim = spawn({"interfaced", "simulate", "--pty", pty.string(), (samples / "demo-chemistry.astm").string()},
+                        dir / "logs" / "simulate-chem-1.log");
   for (int i = 0; i < 100 && !fs::exists(pty); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  children.push_back(spawn("daemon", {"interfaced", "run", "-c", (dir / "interfaced.json").string()}, dir / "logs" / "interfaced.log"));
+  children.push_back(spawn({"interfaced", "run", "-c", (dir / "interfaced.json").string()}, dir / "logs" / "interfaced.log"));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
-  child hl7_sim = spawn("simulate immuno-1", {"interfaced", "simulate", "--connect", "127.0.0.1:" + std::to_string(hl7_port),
-                                              (samples / "demo-immuno.hl7").string()},
-                        dir / "logs" / "simulate-immuno-1.log");
+  auto hl7_sim = spawn({"interfaced", "simulate", "--connect", "127.0.0.1:" + std::to_string(hl7_port),
+                        (samples / "demo-immuno.hl7").string()},
+                       dir / "logs" / "simulate-immuno-1.log");
 
   // demo-chemistry.astm holds 4 results and demo-immuno.hl7 3 (written for this demo).
   constexpr std::size_t expected = 7;

@@ -5,25 +5,23 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "devices/astm_ingest.hpp"
 #include "devices/capture_input.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced;
 
 int main(int argc, char** argv) {
   const double seconds = argc > 1 ? std::stod(argv[1]) : 5.0;
   const std::filesystem::path dir =
-      argc > 2 ? std::filesystem::path(argv[2]) : std::filesystem::path(INTERFACED_SHARED_DIR) / "captures" / "astm";
+      argc > 2 ? std::filesystem::path(argv[2]) : interfaced::test::shared_dir() / "captures" / "astm";
   std::vector<devices::capture_input> corpus;
   std::size_t corpus_bytes = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    std::ifstream in(e.path(), std::ios::binary);
-    std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    std::string bytes = interfaced::test::file_text(e.path());
     const auto ext = e.path().extension();
     if (ext != ".astm" && ext != ".txt") continue;
     auto cap = devices::decode_capture(bytes);

@@ -8,13 +8,13 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <string>
 #include <vector>
 
 #include "devices/capture_input.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced;
 
@@ -25,13 +25,12 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[i], "--dump") == 0 && i + 1 < argc) dump = argv[++i];
     else seconds = std::stod(argv[i]);
   }
-  const auto dir = std::filesystem::path(INTERFACED_SHARED_DIR) / "captures" / "hl7";
+  const auto dir = interfaced::test::shared_dir() / "captures" / "hl7";
   std::vector<std::string> messages;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
     const auto ext = e.path().extension();
     if (ext != ".hl7" && ext != ".txt") continue;
-    std::ifstream in(e.path(), std::ios::binary);
-    const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    const std::string bytes = interfaced::test::file_text(e.path());
     const auto cap = devices::decode_capture(bytes);
     std::vector<std::string> found;
     if (cap.kind == devices::capture_kind::hl7_mllp) {

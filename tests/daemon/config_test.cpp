@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "daemon/config.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced::daemon;
 

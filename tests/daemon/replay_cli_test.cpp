@@ -13,20 +13,20 @@
 #include "daemon/result_json.hpp"
 #include "parsers/astm/frame_decoder.hpp"
 #include "replay_support.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace interfaced;
 using interfaced::test::replay;
 
 namespace {
 
+// A file holding `bytes`, named `name` (replay reads the extension), removed with its scratch dir.
 struct temp_file {
+  interfaced::test::scratch_dir dir;
   std::filesystem::path path;
-  explicit temp_file(const std::string& bytes, const std::string& name = "capture.astm") {
-    path = std::filesystem::temp_directory_path() /
-           ("interfaced-test-" + std::to_string(::getpid()) + "-" + name);
+  explicit temp_file(const std::string& bytes, const std::string& name = "capture.astm") : path(dir / name) {
     std::ofstream(path, std::ios::binary) << bytes;
   }
-  ~temp_file() { std::filesystem::remove(path); }
 };
 
 // H..L for one sample, as records ending CR.
@@ -146,18 +146,15 @@ TEST_CASE("replay CLI: mnemonic text with wrapped lines equals the raw bytes") {
 }
 
 TEST_CASE("ingest: identical output whatever the chunking, for every framed capture") {
-  const auto dir = interfaced::test::shared_dir() / "captures" / "astm";
-  if (!std::filesystem::exists(dir)) {
-    WARN("SKIPPED: " << dir.string() << " not found (../shared is absent)");
-    return;
-  }
+  const auto captures = interfaced::test::capture_files("astm");
+  if (!captures) return;
   std::size_t files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    const std::string bytes = interfaced::test::read_file(e.path());
+  for (const auto& file : *captures) {
+    const std::string bytes = interfaced::test::read_file(file);
     const auto cap = devices::decode_capture(bytes);
     if (cap.kind != devices::capture_kind::astm_frames) continue;
     ++files;
-    INFO(e.path().filename().string());
+    INFO(file.filename().string());
     const std::string whole = ingest_log(cap.bytes, cap.bytes.size());
     CHECK(ingest_log(cap.bytes, 1) == whole);
     // Up to ~400 split points per capture through the whole pipeline (the framer's own tests

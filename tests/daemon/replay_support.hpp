@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "daemon/replay.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 namespace interfaced::test {
 
@@ -37,10 +37,6 @@ inline replay_run replay(std::vector<std::string> files, std::string profile = {
   std::istringstream in(out.str());
   for (std::string line; std::getline(in, line);) r.lines.push_back(nlohmann::json::parse(line));
   return r;
-}
-
-inline std::string capture_path(const std::string& rel) {
-  return (shared_dir() / "captures" / rel).string();
 }
 
 // The replay of a capture, or nullopt (with a WARN) when ../shared is absent.

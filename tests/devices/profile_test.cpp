@@ -5,7 +5,7 @@
 #include "devices/profile.hpp"
 #include "parsers/astm/records.hpp"
 #include "parsers/astm/normalise.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced;
 

@@ -1,40 +1,38 @@
 #pragma once
 // End-to-end harness: the real `interfaced` binary as child processes (daemon, simulate, replay),
-// a generated configuration in a temp dir, /health over a loopback socket, the outbox read with
+// a generated configuration in a scratch dir, /health over a loopback socket, the outbox read with
 // the sqlite3 C API. Every wait is bounded; a child still running when its handle dies is killed.
+// Children, free ports, scratch dirs and file reading are the test-support library's
+// (support/processes.hpp, scratch_dir.hpp, files.hpp), named here for the e2e tests.
 
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
-extern char** environ;
+#include "support/files.hpp"
+#include "support/processes.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace interfaced::e2e {
 
@@ -43,118 +41,10 @@ using json = nlohmann::json;
 using namespace std::chrono_literals;
 using ms = std::chrono::milliseconds;
 
-inline std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-struct temp_dir {
-  fs::path path;
-  temp_dir() {
-    std::string tmpl = (fs::temp_directory_path() / "interfaced-e2e-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~temp_dir() {
-    std::error_code ec;
-    if (std::getenv("INTERFACED_E2E_KEEP") == nullptr) fs::remove_all(path, ec);
-  }
-  temp_dir(const temp_dir&) = delete;
-  temp_dir& operator=(const temp_dir&) = delete;
-};
-
-// A child process with stdout / stderr in files. The destructor kills it if it still runs, so a
-// failed REQUIRE never leaves a daemon behind.
-class child {
- public:
-  child(const std::vector<std::string>& args, const fs::path& out, const fs::path& err,
-        const std::vector<std::string>& extra_env = {})
-      : out_(out), err_(err) {
-    std::vector<char*> argv;
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    std::vector<std::string> env_store;
-    for (char** e = environ; *e != nullptr; ++e) env_store.emplace_back(*e);
-    for (const auto& e : extra_env) env_store.push_back(e);
-    std::vector<char*> envp;
-    for (auto& e : env_store) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    const int rc = ::posix_spawn(&pid_, argv[0], &fa, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&fa);
-    REQUIRE(rc == 0);
-  }
-  ~child() {
-    if (pid_ > 0 && !status_) {
-      ::kill(pid_, SIGKILL);
-      int st = 0;
-      ::waitpid(pid_, &st, 0);
-    }
-  }
-  child(const child&) = delete;
-  child& operator=(const child&) = delete;
-
-  // Exit status (128 + signal when killed), or nullopt when still running after `limit`.
-  std::optional<int> wait_for(ms limit) {
-    const auto until = std::chrono::steady_clock::now() + limit;
-    while (!status_) {
-      int st = 0;
-      const pid_t r = ::waitpid(pid_, &st, WNOHANG);
-      if (r == pid_) {
-        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-        break;
-      }
-      if (std::chrono::steady_clock::now() >= until) return std::nullopt;
-      std::this_thread::sleep_for(5ms);
-    }
-    return status_;
-  }
-  void signal(int sig) const {
-    if (!status_) ::kill(pid_, sig);
-  }
-  [[nodiscard]] bool running() {
-    return !wait_for(0ms).has_value();
-  }
-  [[nodiscard]] std::string out() const { return slurp(out_); }
-  [[nodiscard]] std::string err() const { return slurp(err_); }
-  [[nodiscard]] pid_t pid() const noexcept { return pid_; }
-
- private:
-  pid_t pid_ = -1;
-  std::optional<int> status_;
-  fs::path out_;
-  fs::path err_;
-};
-
-inline std::uint16_t any_free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  socklen_t len = sizeof a;
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
-// A loopback port nobody uses right now (bound to port 0, then released). The kernel may hand the
-// same ephemeral port out again once released, so a port is never given twice in one test run.
-inline std::uint16_t free_port() {
-  static std::set<std::uint16_t> given;
-  for (int attempt = 0; attempt < 1000; ++attempt) {
-    const std::uint16_t p = any_free_port();
-    if (given.insert(p).second) return p;
-  }
-  FAIL("no free loopback port");
-  return 0;
-}
+using test::child;
+using test::file_text;
+using test::free_port;
+using test::scratch_dir;
 
 // A blocking loopback TCP connection with bounded waits (tests' misbehaving analyser, HTTP).
 class tcp_conn {
@@ -259,8 +149,6 @@ inline std::string show(const result_set& v) {
   return o.str();
 }
 
-inline fs::path binary() { return INTERFACED_BINARY; }
-
 struct replay_out {
   int status = -1;
   result_set results;
@@ -270,7 +158,7 @@ struct replay_out {
 // `interfaced replay FILE`: the results the daemon must store for that capture.
 inline replay_out replay(const fs::path& capture, const fs::path& work) {
   const auto tag = capture.filename().string();
-  child c({binary().string(), "replay", capture.string()}, work / (tag + ".replay.out"),
+  child c({test::interfaced_binary().string(), "replay", capture.string()}, work / (tag + ".replay.out"),
           work / (tag + ".replay.err"));
   replay_out r;
   const auto st = c.wait_for(30000ms);
@@ -337,7 +225,7 @@ inline std::unique_ptr<child> run_daemon(const fs::path& dir, const json& cfg, s
                                          const std::vector<std::string>& env = {}) {
   std::ofstream(dir / "interfaced.json") << cfg.dump(2);
   auto proc = std::make_unique<child>(
-      std::vector<std::string>{binary().string(), "run", "-c", (dir / "interfaced.json").string()},
+      std::vector<std::string>{test::interfaced_binary().string(), "run", "-c", (dir / "interfaced.json").string()},
       dir / (tag + ".out"), dir / (tag + ".err"), env);
   const auto until = std::chrono::steady_clock::now() + 15s;
   while (!http_get(health_port, "/health")) {
@@ -395,7 +283,7 @@ class daemon_proc {
 
   [[nodiscard]] std::vector<json> outbox() const { return outbox_bodies(dir_ / "outbox.sqlite"); }
   [[nodiscard]] std::string log() const { return proc_->err() + proc_->out(); }
-  [[nodiscard]] std::string device_log(const std::string& id) const { return slurp(dir_ / "logs" / (id + ".log")); }
+  [[nodiscard]] std::string device_log(const std::string& id) const { return file_text(dir_ / "logs" / (id + ".log")); }
   [[nodiscard]] child& process() { return *proc_; }
 
  private:
@@ -413,7 +301,7 @@ inline json tcp_server_device(const std::string& id, const std::string& protocol
 // `interfaced simulate ARGS... CAPTURE`, started (wait on the returned child).
 inline std::unique_ptr<child> simulate(const fs::path& work, const std::string& tag, std::vector<std::string> args,
                                        const fs::path& capture) {
-  std::vector<std::string> argv{binary().string(), "simulate"};
+  std::vector<std::string> argv{test::interfaced_binary().string(), "simulate"};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back(capture.string());
   return std::make_unique<child>(argv, work / (tag + ".sim.out"), work / (tag + ".sim.err"));

@@ -13,23 +13,16 @@
 #include <set>
 
 #include "e2e_support.hpp"
-#include "support.hpp"
 
 using namespace interfaced::e2e;
 
 namespace {
 
-fs::path captures_dir() { return interfaced::test::shared_dir() / "captures"; }
-
-bool have_shared() {
-  if (fs::exists(captures_dir())) return true;
-  WARN("SKIPPED: " << captures_dir().string() << " not found (../shared is absent); e2e capture test not run");
-  return false;
-}
+bool have_shared() { return interfaced::test::captures_dir({}, "e2e capture test").has_value(); }
 
 // MSH-9 of the first message: host replies (ACK) are not something an analyser sends.
 std::string hl7_type(const fs::path& p) {
-  const std::string text = slurp(p);
+  const std::string text = file_text(p);
   const auto msh = text.find("MSH");
   if (msh == std::string::npos || msh + 3 >= text.size()) return {};
   const char sep = text[msh + 3];
@@ -49,11 +42,8 @@ struct capture_case {
 
 std::vector<capture_case> all_capture_cases(const fs::path& work) {
   std::vector<capture_case> cases;
-  std::vector<fs::path> astm, hl7;
-  for (const auto& e : fs::directory_iterator(captures_dir() / "astm")) astm.push_back(e.path());
-  for (const auto& e : fs::directory_iterator(captures_dir() / "hl7")) hl7.push_back(e.path());
-  std::sort(astm.begin(), astm.end());
-  std::sort(hl7.begin(), hl7.end());
+  const auto astm = interfaced::test::capture_files("astm").value_or(std::vector<fs::path>{});
+  const auto hl7 = interfaced::test::capture_files("hl7").value_or(std::vector<fs::path>{});
   for (const auto& p : astm) {
     const std::string name = p.filename().string();
     if (name == "SOURCES.md" || name.find("nonastm") != std::string::npos) continue;  // not ASTM
@@ -111,8 +101,8 @@ std::string synthetic_records(const std::string& tag, int messages, int per, res
 TEST_CASE("every ASTM and HL7 capture sent over TCP by the simulator arrives as replay reads it") {
   if (!have_shared()) return;
   const auto t0 = std::chrono::steady_clock::now();
-  temp_dir dir;
-  auto cases = all_capture_cases(dir.path);
+  scratch_dir dir;
+  auto cases = all_capture_cases(dir.path());
   REQUIRE(cases.size() >= 10);
   // The daemon drops a result it already has (same sample, code, value, time) whatever the device,
   // and replay reads each file alone: captures that share results go to different daemons.
@@ -134,7 +124,7 @@ TEST_CASE("every ASTM and HL7 capture sent over TCP by the simulator arrives as 
   }
   std::size_t total_results = 0;
   for (std::size_t b = 0; b < batches.size(); ++b) {
-    const fs::path work = dir.path / ("batch" + std::to_string(b));
+    const fs::path work = dir.path() / ("batch" + std::to_string(b));
     fs::create_directories(work);
     daemon_proc d(work);
     json devices = json::array();
@@ -173,12 +163,12 @@ TEST_CASE("every ASTM and HL7 capture sent over TCP by the simulator arrives as 
 // port without modem lines: the port never opens. The test fails fast naming that, until fixed.
 TEST_CASE("an ASTM capture over a pty (the daemon's serial device) arrives complete", "") {
   if (!have_shared()) return;
-  temp_dir dir;
-  const fs::path capture = captures_dir() / "astm" / "sysmex-xn550-cbc-result.astm";
-  const replay_out expected = replay(capture, dir.path);
+  scratch_dir dir;
+  const fs::path capture = interfaced::test::capture_path("astm/sysmex-xn550-cbc-result.astm");
+  const replay_out expected = replay(capture, dir.path());
   REQUIRE(!expected.results.empty());
-  const fs::path tty = dir.path / "ttyANALYSER";
-  auto sim = simulate(dir.path, "pty", {"--pty", tty.string()}, capture);
+  const fs::path tty = dir.path() / "ttyANALYSER";
+  auto sim = simulate(dir.path(), "pty", {"--pty", tty.string()}, capture);
   // The daemon checks the serial device at start-up: the simulator makes it first.
   const auto until = std::chrono::steady_clock::now() + 10s;
   while (!fs::is_symlink(tty)) {
@@ -186,7 +176,7 @@ TEST_CASE("an ASTM capture over a pty (the daemon's serial device) arrives compl
     REQUIRE(std::chrono::steady_clock::now() < until);
     std::this_thread::sleep_for(10ms);
   }
-  daemon_proc d(dir.path);
+  daemon_proc d(dir.path());
   d.start(json::array({{{"id", "serial-1"},
                         {"protocol", "astm"},
                         {"link", {{"type", "serial"}, {"device", tty.string()}, {"baud", 9600}}}}}));
@@ -209,13 +199,13 @@ TEST_CASE("an ASTM capture over a pty (the daemon's serial device) arrives compl
 
 TEST_CASE("the daemon as tcp-client to a listening simulator") {
   if (!have_shared()) return;
-  temp_dir dir;
-  const fs::path capture = captures_dir() / "hl7" / "biosystems-ba400-oul-r22-three-tests-flag025.hl7";
-  const replay_out expected = replay(capture, dir.path);
+  scratch_dir dir;
+  const fs::path capture = interfaced::test::capture_path("hl7/biosystems-ba400-oul-r22-three-tests-flag025.hl7");
+  const replay_out expected = replay(capture, dir.path());
   REQUIRE(!expected.results.empty());
   const std::uint16_t port = free_port();
-  auto sim = simulate(dir.path, "listen", {"--listen", std::to_string(port)}, capture);
-  daemon_proc d(dir.path);
+  auto sim = simulate(dir.path(), "listen", {"--listen", std::to_string(port)}, capture);
+  daemon_proc d(dir.path());
   d.start(json::array({{{"id", "client-1"},
                         {"protocol", "hl7"},
                         {"link",
@@ -228,8 +218,8 @@ TEST_CASE("the daemon as tcp-client to a listening simulator") {
 
 TEST_CASE("injected faults: corrupt checksum, dropped connection, duplicate frame") {
   if (!have_shared()) return;
-  temp_dir dir;
-  const fs::path astm_dir = captures_dir() / "astm";
+  scratch_dir dir;
+  const fs::path astm_dir = interfaced::test::capture_path("astm");
   struct fault {
     std::string id;
     std::string protocol;
@@ -244,20 +234,20 @@ TEST_CASE("injected faults: corrupt checksum, dropped connection, duplicate fram
   faults.push_back({"corrupt", "astm", astm_dir / "horiba-pentra_xlr-cbc-result-multiframe.astm", {"--corrupt-frame", "2"}, {}, 0, {}});
   faults.push_back({"drop", "astm", astm_dir / "sysmex-xn550-cbc-result.astm", {"--drop-after", "300"}, {}, 0, {}});
   faults.push_back({"duplicate", "astm", astm_dir / "erba-xl1000-result-glucose.astm", {"--duplicate-frame", "2", "--frame-size", "40"}, {}, 0, {}});
-  faults.push_back({"drop-hl7", "hl7", captures_dir() / "hl7" / "roche-cobaspure-oul-r22-lab29-mllp.hl7", {"--drop-after", "200"}, {}, 0, {}});
+  faults.push_back({"drop-hl7", "hl7", interfaced::test::capture_path("hl7/roche-cobaspure-oul-r22-lab29-mllp.hl7"), {"--drop-after", "200"}, {}, 0, {}});
   json devices = json::array();
   for (auto& f : faults) {
-    f.expected = replay(f.capture, dir.path);
+    f.expected = replay(f.capture, dir.path());
     REQUIRE(!f.expected.results.empty());
     f.port = free_port();
     devices.push_back(tcp_server_device(f.id, f.protocol, f.port));
   }
-  daemon_proc d(dir.path);
+  daemon_proc d(dir.path());
   d.start(devices);
   for (auto& f : faults) {
     auto args = f.args;
     args.insert(args.begin(), {"--connect", "127.0.0.1:" + std::to_string(f.port)});
-    f.sim = simulate(dir.path, f.id, args, f.capture);
+    f.sim = simulate(dir.path(), f.id, args, f.capture);
   }
   std::map<std::string, std::string> out;
   for (auto& f : faults) {
@@ -314,7 +304,7 @@ TEST_CASE("injected faults: corrupt checksum, dropped connection, duplicate fram
 }
 
 TEST_CASE("32 analysers at once, one misbehaving: the other 31 deliver every result") {
-  temp_dir dir;
+  scratch_dir dir;
   constexpr int analysers = 32;
   constexpr int bad = 7;  // the misbehaving one
   std::vector<std::uint16_t> ports;
@@ -324,11 +314,11 @@ TEST_CASE("32 analysers at once, one misbehaving: the other 31 deliver every res
     ports.push_back(free_port());
     devices.push_back(tcp_server_device("a" + std::to_string(i), "astm", ports.back()));
     if (i == bad) continue;
-    std::ofstream(dir.path / ("a" + std::to_string(i) + ".astm"), std::ios::binary)
+    std::ofstream(dir.path() / ("a" + std::to_string(i) + ".astm"), std::ios::binary)
         << synthetic_records(std::to_string(i), 4, 6, expected[static_cast<std::size_t>(i)]);
     expected[static_cast<std::size_t>(i)] = sorted(expected[static_cast<std::size_t>(i)]);
   }
-  daemon_proc d(dir.path);
+  daemon_proc d(dir.path());
   d.start(devices);
   const auto t0 = std::chrono::steady_clock::now();
   // The misbehaving analyser: garbage, then a transfer cut mid-frame, then one left silent.
@@ -344,9 +334,9 @@ TEST_CASE("32 analysers at once, one misbehaving: the other 31 deliver every res
   for (int i = 0; i < analysers; ++i) {
     if (i == bad) continue;
     const std::string id = "a" + std::to_string(i);
-    sims.push_back(simulate(dir.path, id, {"--connect", "127.0.0.1:" + std::to_string(ports[static_cast<std::size_t>(i)]),
+    sims.push_back(simulate(dir.path(), id, {"--connect", "127.0.0.1:" + std::to_string(ports[static_cast<std::size_t>(i)]),
                                            "--frame-size", "64"},
-                            dir.path / (id + ".astm")));
+                            dir.path() / (id + ".astm")));
   }
   for (auto& s : sims) require_ok(*s, "one of the 31 simulators", 120000ms);
   const auto wall = std::chrono::duration_cast<ms>(std::chrono::steady_clock::now() - t0);
@@ -371,8 +361,8 @@ TEST_CASE("32 analysers at once, one misbehaving: the other 31 deliver every res
 }
 
 TEST_CASE("systemd notify: READY=1 after start, STOPPING=1 on SIGTERM, exit 0") {
-  temp_dir dir;
-  const fs::path sock_path = dir.path / "notify.sock";
+  scratch_dir dir;
+  const fs::path sock_path = dir.path() / "notify.sock";
   const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   REQUIRE(fd >= 0);
   sockaddr_un a{};
@@ -394,7 +384,7 @@ TEST_CASE("systemd notify: READY=1 after start, STOPPING=1 on SIGTERM, exit 0") 
     }
     return true;
   };
-  daemon_proc d(dir.path);
+  daemon_proc d(dir.path());
   d.start(json::array({tcp_server_device("n1", "astm", free_port())}), {"NOTIFY_SOCKET=" + sock_path.string()});
   CHECK(wait_for_text("READY=1", 5000ms));
   const auto [status, took] = d.stop();

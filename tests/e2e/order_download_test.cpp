@@ -52,12 +52,12 @@ std::string msh_field(const std::string& message, std::size_t n) {
 }  // namespace
 
 TEST_CASE("order download: analysers whose profile or configuration says so get the orders unasked") {
-  temp_dir dir;
-  const fs::path data = dir.path / "backend-data.json";
+  scratch_dir dir;
+  const fs::path data = dir.path() / "backend-data.json";
   const json astm_list = json::array({entry("S-DL-1", "R-1", 0, {"GLU", "NA"}, {}),
                                       entry("S-RR-1", "R-2", 1, {"HGB", "PLT", "WBC"}, {"HGB", "PLT"})});
   write_data(data, astm_list, json::array({entry("S-HL-1", "R-3", 0, {"GLU", "K"}, {})}));
-  backend_proc backend(dir.path, data);
+  backend_proc backend(dir.path(), data);
   const std::uint16_t astm_port = free_port();
   const std::uint16_t hl7_port = free_port();
   const std::uint16_t plain_port = free_port();
@@ -69,12 +69,12 @@ TEST_CASE("order download: analysers whose profile or configuration says so get 
   ba400["orders"] = {{"download", true}};
   json xn = tcp_server_device("xn", "astm", plain_port);
   xn["profile"] = "sysmex-xn";  // no order download: queries only
-  json cfg = daemon_config(dir.path, json::array({echo, ba400, xn}), health);
+  json cfg = daemon_config(dir.path(), json::array({echo, ba400, xn}), health);
   cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}, {"waiting_list_poll_s", 1}};
-  const auto daemon = run_daemon(dir.path, cfg, health);
-  const fs::path echo_log = dir.path / "logs" / "echo.log";
-  const fs::path ba400_log = dir.path / "logs" / "ba400.log";
-  INFO("echo log:\n" << slurp(echo_log) << "\nba400 log:\n" << slurp(ba400_log) << "\ndaemon:\n" << daemon->err());
+  const auto daemon = run_daemon(dir.path(), cfg, health);
+  const fs::path echo_log = dir.path() / "logs" / "echo.log";
+  const fs::path ba400_log = dir.path() / "logs" / "ba400.log";
+  INFO("echo log:\n" << file_text(echo_log) << "\nba400 log:\n" << file_text(ba400_log) << "\ndaemon:\n" << daemon->err());
   CHECK(wait_log(echo_log, "order download on (profile immucor-galileo-echo)"));
   CHECK(wait_log(ba400_log, "order download on (configuration)"));
 
@@ -116,8 +116,8 @@ TEST_CASE("order download: analysers whose profile or configuration says so get 
     CHECK(record_of(*cancel, 'O') == "O|1|S-RR-1||^^^HGB\\^^^PLT|R||||||C||||||||||||||O");
     REQUIRE(wait_log(echo_log, "order cancel sent: sample S-RR-1 tests [HGB,PLT] (rerun 1)"));
     CHECK_FALSE(ana.receive_message(2500ms).has_value());  // nothing for the fulfilled S-DL-1
-    CHECK(occurrences(slurp(echo_log), "order cancel sent: sample S-DL-1") == 0);
-    CHECK(occurrences(slurp(echo_log), "orders sent: sample S-RR-1") == 1);
+    CHECK(occurrences(file_text(echo_log), "order cancel sent: sample S-DL-1") == 0);
+    CHECK(occurrences(file_text(echo_log), "orders sent: sample S-RR-1") == 1);
   }
 
   SECTION("HL7: OML^O33 with the instrument's codes and a unique MSH-10, done on the analyser's AA") {
@@ -138,7 +138,7 @@ TEST_CASE("order download: analysers whose profile or configuration says so get 
     CHECK(oml.find("\rOBR|1|S-HL-1.GLU||GLU\r") != std::string::npos);
     CHECK(oml.find("\rOBR|2|S-HL-1.K||K\r") != std::string::npos);
     // Not acknowledged yet: the daemon does not count it as sent.
-    CHECK(slurp(ba400_log).find("orders sent: sample S-HL-1") == std::string::npos);
+    CHECK(file_text(ba400_log).find("orders sent: sample S-HL-1") == std::string::npos);
     const std::string orl = "MSH|^~\\&|BA400|Biosystems|interfaced||20260101120001||ORL^O34^ORL_O42|A-1|P|2.5.1\r"
                             "MSA|AA|" + id + "\r";
     REQUIRE(hl7.send(interfaced::hl7::mllp_wrap(orl)));
@@ -148,7 +148,7 @@ TEST_CASE("order download: analysers whose profile or configuration says so get 
   }
 
   // A device without order download is never sent anything unasked.
-  const std::string xn_log = slurp(dir.path / "logs" / "xn.log");
+  const std::string xn_log = file_text(dir.path() / "logs" / "xn.log");
   CHECK(xn_log.find("order download") == std::string::npos);
   CHECK(xn_log.find("orders") == std::string::npos);
   daemon->signal(SIGTERM);

@@ -160,7 +160,7 @@ bool wait_text(Read read, const std::string& text, std::size_t count = 1, ms lim
 
 // Waits until the log file holds `text` `count` times.
 inline bool wait_log(const fs::path& log, const std::string& text, std::size_t count = 1, ms limit = 10000ms) {
-  return wait_text([&] { return slurp(log); }, text, count, limit);
+  return wait_text([&] { return file_text(log); }, text, count, limit);
 }
 
 // `interfaced backend-sim` on a free port, serving `data`, every request recorded (in memory and
@@ -169,7 +169,7 @@ class backend_proc {
  public:
   backend_proc(const fs::path& dir, const fs::path& data) : port_(free_port()) {
     proc_ = std::make_unique<child>(
-        std::vector<std::string>{binary().string(), "backend-sim", "--listen", std::to_string(port_), "--record",
+        std::vector<std::string>{test::interfaced_binary().string(), "backend-sim", "--listen", std::to_string(port_), "--record",
                                  (dir / "backend.jsonl").string(), "--data", data.string()},
         dir / "backend.out", dir / "backend.err");
     const auto until = std::chrono::steady_clock::now() + 10s;

@@ -59,7 +59,7 @@ class order_daemon {
     CHECK(*st == 0);
   }
   [[nodiscard]] std::string log() const { return proc_->err() + proc_->out(); }
-  [[nodiscard]] std::string device_log() const { return slurp(dir_ / "logs" / "ana1.log"); }
+  [[nodiscard]] std::string device_log() const { return file_text(dir_ / "logs" / "ana1.log"); }
   bool wait_log(const std::string& text, ms limit = 10000ms) const {
     return wait_text([this] { return log(); }, text, 1, limit);
   }
@@ -79,15 +79,15 @@ class order_daemon {
 }  // namespace
 
 TEST_CASE("host queries are answered from the waiting list, reruns and auto-reruns reach the backend") {
-  temp_dir dir;
-  const fs::path data = dir.path / "backend-data.json";
+  scratch_dir dir;
+  const fs::path data = dir.path() / "backend-data.json";
   write_data(data, json::array({entry("S-RR-1", "R-100", 1, {"HGB", "PLT", "WBC"}, {"HGB", "PLT"}),
                                 entry("S-NEW-2", "R-150", 0, {"GLU", "NA"}, {}),
                                 entry("S-AR-1", "R-200", 0, {"GLU"}, {})}));
-  backend_proc backend(dir.path, data);
+  backend_proc backend(dir.path(), data);
   const std::uint16_t analyser_port = free_port();
   const std::uint16_t hl7_port = free_port();
-  order_daemon d(dir.path, analyser_port, hl7_port, backend.port());
+  order_daemon d(dir.path(), analyser_port, hl7_port, backend.port());
   d.start();
   // First poll at start: the rerun is recorded and its re-test order queued (activity 981).
   REQUIRE(d.wait_device_log("re-test order queued: sample S-RR-1 report R-100 rerun 1 parameters [HGB,PLT]"));
@@ -168,7 +168,7 @@ TEST_CASE("host queries are answered from the waiting list, reruns and auto-reru
     };
     // The HL7 device polls its own waiting list: wait for its first refresh (a loaded machine
     // can be slower than the analyser's query).
-    (void)wait_log(dir.path / "logs" / "ana2.log", "waiting list refreshed");
+    (void)wait_log(dir.path() / "logs" / "ana2.log", "waiting list refreshed");
     tcp_conn hl7(hl7_port);
     REQUIRE(hl7.ok());
     auto exchange = [&](const std::string& msg, std::size_t frames) {

@@ -31,18 +31,18 @@ bool wait_health(daemon_proc& d, const std::function<bool(const json&)>& ok) {
 }  // namespace
 
 TEST_CASE("e2e: SIGHUP applies a valid configuration device by device and rejects an invalid one") {
-  temp_dir dir;
-  daemon_proc d(dir.path);
+  scratch_dir dir;
+  daemon_proc d(dir.path());
   const std::uint16_t pa = free_port(), pb = free_port(), pa2 = free_port(), pc = free_port();
   d.start(json::array({tcp_server_device("a", "astm", pa), tcp_server_device("b", "hl7", pb),
                        tcp_server_device("keep", "astm", free_port())}));
   const json keep_before = d.device_health("keep");
 
   // a moves to another port, b goes away, c is new, keep is untouched.
-  json cfg = json::parse(slurp(dir.path / "interfaced.json"));
+  json cfg = json::parse(file_text(dir.path() / "interfaced.json"));
   cfg["devices"] = json::array({tcp_server_device("a", "astm", pa2), tcp_server_device("c", "astm", pc),
                                 cfg["devices"][2]});
-  std::ofstream(dir.path / "interfaced.json") << cfg.dump(2);
+  std::ofstream(dir.path() / "interfaced.json") << cfg.dump(2);
   d.process().signal(SIGHUP);
   REQUIRE(wait_health(d, [](const json& h) {
     std::vector<std::string> ids;
@@ -58,7 +58,7 @@ TEST_CASE("e2e: SIGHUP applies a valid configuration device by device and reject
   CHECK(d.device_health("keep")["connections"] == keep_before["connections"]);
 
   // An invalid file: rejected with its JSON pointer, the running devices stay.
-  std::ofstream(dir.path / "interfaced.json") << R"({"devices": 3})";
+  std::ofstream(dir.path() / "interfaced.json") << R"({"devices": 3})";
   d.process().signal(SIGHUP);
   const auto until = std::chrono::steady_clock::now() + 5s;
   while (d.log().find("the running one stays") == std::string::npos && std::chrono::steady_clock::now() < until)

@@ -6,7 +6,7 @@
 #include <set>
 
 #include "e2e_support.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced::e2e;
 
@@ -35,7 +35,7 @@ std::vector<json> values_of(const std::vector<json>& bodies, const std::string& 
 }  // namespace
 
 TEST_CASE("identity over the wire: no sample id, R.3 analytes, result types, text-only HL7 tests", "[identity]") {
-  temp_dir dir;
+  scratch_dir dir;
   struct dev {
     std::string id, protocol, profile;
     fs::path file;
@@ -57,10 +57,10 @@ TEST_CASE("identity over the wire: no sample id, R.3 analytes, result types, tex
     d.port = free_port();
     devices.push_back(device_with_profile(d.id, d.protocol, d.port, d.profile));
   }
-  daemon_proc daemon(dir.path);
+  daemon_proc daemon(dir.path());
   daemon.start(devices);
   for (auto& d : devs) {
-    auto sim = simulate(dir.path, d.id, {"--connect", "127.0.0.1:" + std::to_string(d.port)}, d.file);
+    auto sim = simulate(dir.path(), d.id, {"--connect", "127.0.0.1:" + std::to_string(d.port)}, d.file);
     const auto st = sim->wait_for(std::chrono::milliseconds(90000));
     INFO(d.id << "\n" << sim->out() << sim->err());
     REQUIRE(st.has_value());

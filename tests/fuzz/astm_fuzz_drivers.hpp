@@ -1,10 +1,13 @@
 #pragma once
-// The bodies of the E1381 fuzz targets, shared with tests/parsers/astm/fuzz_regressions_test.cpp
-// so every kept crash input is replayed by the normal tests through the very same checks.
-// Each driver returns nullptr when every invariant held, else a description of the first
-// violation (the fuzz target aborts on it; the regression test fails on it).
+// The bodies of the ASTM fuzz targets (fuzz_frame_decoder.cpp, fuzz_link.cpp: E1381;
+// fuzz_records.cpp: E1394 records and text decoding), shared with
+// tests/parsers/astm/fuzz_regressions_test.cpp (through fuzz_replay.hpp) so every kept crash
+// input is replayed by the normal tests through the very same checks. Each driver returns nullptr
+// when every invariant held, else a description of the first violation (the fuzz target aborts on
+// it; the regression test fails on it).
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -14,6 +17,8 @@
 
 #include "parsers/astm/frame_decoder.hpp"
 #include "parsers/astm/link.hpp"
+#include "parsers/astm/records.hpp"
+#include "parsers/text_codec.hpp"
 
 namespace interfaced::fuzz {
 
@@ -269,6 +274,119 @@ inline const char* run_link(const std::uint8_t* data, std::size_t size) {
     if (err != nullptr) return err;
   }
   return nullptr;
+}
+
+namespace detail {
+
+// Whether `inner` lies inside `outer` (an empty view anywhere).
+inline bool inside(std::string_view outer, std::string_view inner) {
+  if (inner.empty()) return true;
+  return inner.data() >= outer.data() && inner.data() + inner.size() <= outer.data() + outer.size();
+}
+
+// parse_message keeps offsets and records in step, and every view lies inside the input.
+inline const char* check_records(std::string_view text) {
+  const auto m = astm::parse_message(text);
+  if (m.offsets.size() != m.records.size()) return "offsets and records out of step";
+  for (std::size_t i = 0; i < m.records.size(); ++i) {
+    const auto& r = m.records[i];
+    if (!inside(text, r.raw())) return "record view outside the input";
+    if (static_cast<std::size_t>(r.raw().data() - text.data()) != m.offsets[i]) {
+      return "record offset differs from its view";
+    }
+    for (std::size_t f = 0; f <= r.field_count() + 1; ++f) {
+      const auto fv = r.field(f);
+      if (!inside(r.raw(), fv.raw())) return "field view outside its record";
+      (void)fv.decode();
+      for (std::size_t k = 0; k <= fv.repeat_count(); ++k) {
+        const auto rep = fv.repeat(k);
+        if (!inside(fv.raw(), rep.raw())) return "repeat view outside its field";
+        (void)rep.decode();
+        for (std::size_t c = 0; c <= rep.component_count() + 1; ++c) {
+          const auto comp = rep.component(c);
+          if (!inside(rep.raw(), comp.raw())) return "component view outside its repeat";
+          (void)comp.decode();
+        }
+      }
+    }
+  }
+  for (const auto& d : m.diagnostics) {
+    if (d.record_index < 1) return "diagnostic names record 0";
+    if (d.byte_offset > text.size()) return "diagnostic offset past the end";
+  }
+  return nullptr;
+}
+
+// to_utf8 always returns valid UTF-8 (re-validating it changes nothing and is not lossy), and
+// Latin-1 / 1252 bytes survive a trip through UTF-8.
+inline const char* check_codec(std::string_view bytes) {
+  for (const auto enc : {text_encoding::latin1, text_encoding::utf8, text_encoding::windows1252}) {
+    bool lossy = false;
+    const auto u = to_utf8(bytes, enc, &lossy);
+    bool relossy = false;
+    if (to_utf8(u, text_encoding::utf8, &relossy) != u) return "to_utf8 output changes when re-validated";
+    if (relossy) return "to_utf8 output is lossy when re-validated";
+    if (enc == text_encoding::latin1 && lossy) return "Latin-1 decoding reported a loss";
+    bool back_lossy = false;
+    const auto back = from_utf8(u, enc, &back_lossy);
+    if (!lossy && enc != text_encoding::utf8) {
+      if (back_lossy) return "from_utf8 lossy on text to_utf8 decoded without loss";
+      if (back != bytes) return "bytes changed on a trip through UTF-8";
+    }
+  }
+  return nullptr;
+}
+
+// Delimiter sets seen in captures (astm-facts.md 4.2).
+constexpr std::array<astm::delimiters, 4> delimiter_sets{{
+    {'|', '\\', '^', '&'},
+    {'|', '@', '^', '\\'},
+    {'|', '`', '^', '&'},
+    {'|', '\\', '!', '~'},
+}};
+
+// record_writer: any byte string written as a field value decodes back to itself.
+inline const char* check_writer(std::string_view value, std::size_t set) {
+  const auto& d = delimiter_sets[set % delimiter_sets.size()];
+  astm::record_writer w{d};
+  w.header({"", "", "fuzz"});
+  w.begin('C').field("1").field(value).components({std::string(value), std::string(value)}).end();
+  w.begin('L').field("1").field("N").end();
+  const std::string text = w.text();
+  const auto m = astm::parse_message(text);
+  if (!m.diagnostics.empty()) return "written records parse with diagnostics";
+  if (m.records.size() != 3) return "written records do not parse back as three";
+  if (m.records[1].field(3).decode() != value) return "written field does not decode back";
+  if (m.records[1].field(4).component(1).decode() != value) return "written component 1 does not decode back";
+  if (!value.empty() && m.records[1].field(4).component(2).decode() != value) {
+    return "written component 2 does not decode back";
+  }
+  return nullptr;
+}
+
+}  // namespace detail
+
+// Input: any bytes, read as E1394 record text (byte 0 also picks the writer's delimiter set).
+// Checks the record layer and text decoding beyond "no crash, no sanitizer report": every view
+// lies inside the input, split_messages returns increasing offsets of H records, to_utf8 output
+// is valid UTF-8, and record_writer round-trips any value.
+inline const char* run_records(const std::uint8_t* data, std::size_t size) {
+  const std::string input(reinterpret_cast<const char*>(data), size);  // own buffer: exact bounds
+  const std::string_view text(input);
+
+  if (const char* e = detail::check_records(text)) return e;
+
+  const auto starts = astm::split_messages(text);
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    if (starts[i] >= text.size()) return "message start past the end";
+    if (text[starts[i]] != 'H' && text[starts[i]] != 'h') return "message start is not an H record";
+    if (i > 0 && starts[i] <= starts[i - 1]) return "message starts not increasing";
+    const auto end = i + 1 < starts.size() ? starts[i + 1] : text.size();
+    if (const char* e = detail::check_records(text.substr(starts[i], end - starts[i]))) return e;
+  }
+
+  if (const char* e = detail::check_codec(text)) return e;
+  return detail::check_writer(text, size == 0 ? 0 : static_cast<unsigned char>(text[0]));
 }
 
 }  // namespace interfaced::fuzz

@@ -1,15 +1,5 @@
 // libFuzzer target: the MLLP decoder (chunking independence, bounded messages, wrap round trip).
-#include <cstddef>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
+#include "hl7_fuzz_drivers.hpp"
+#include "fuzz_target.hpp"
 
-#include "../parsers/hl7/fuzz_drivers.hpp"
-
-extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (const char* bad = interfaced::fuzz::hl7::mllp_driver(data, size)) {
-    std::fprintf(stderr, "invariant broken: %s\n", bad);
-    std::abort();
-  }
-  return 0;
-}
+INTERFACED_FUZZ_TARGET(interfaced::fuzz::hl7::mllp_driver)

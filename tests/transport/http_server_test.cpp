@@ -13,7 +13,8 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
-#include "support.hpp"
+#include "support/certificates.hpp"
+#include "support/scratch_dir.hpp"
 #include "transport/http_client.hpp"
 #include "transport/http_server.hpp"
 #include "transport_test_support.hpp"

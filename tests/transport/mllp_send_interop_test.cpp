@@ -6,10 +6,7 @@
 // the ends) and prints each reply it receives; it blocks on each reply, so the io_context runs on
 // a thread of its own here while the test waits for the process.
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -21,7 +18,9 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "parsers/hl7/normalise.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
+#include "support/scratch_dir.hpp"
+#include "transport/child_process.hpp"
 #include "transport/mllp_session.hpp"
 #include "transport/tcp.hpp"
 #include "transport_test_support.hpp"
@@ -65,28 +64,27 @@ std::string unframed(std::string bytes) {
   return bytes;
 }
 
-std::string run_and_capture(const std::string& cmd, int& status) {
-  std::string out;
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (p == nullptr) {
+// Runs `argv` with stdout and stderr in one pipe (2>&1); what it printed. `status`: its exit
+// status, -1 when it could not start or did not end within 60 s (it was killed then).
+std::string run_and_capture(const std::vector<std::string>& argv, int& status) {
+  child_options o;
+  o.argv = argv;
+  o.out = child_output::to_pipe();
+  o.err = child_output::to_stdout();
+  auto c = child_process::spawn(o);
+  if (!c) {
     status = -1;
-    return out;
+    return "cannot start: " + c.error().message();
   }
-  char buf[4096];
-  std::size_t n = 0;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  status = ::pclose(p);
-  return out;
+  status = c->wait_for(std::chrono::seconds(60)).value_or(-1);
+  return c->piped_out();
 }
 
 }  // namespace
 
 TEST_CASE("interop: mllp_send (python3-hl7) gets MSA|AA for every analyser capture", "[transport][mllp][interop]") {
-  const fs::path dir = interfaced::test::shared_dir() / "captures" / "hl7";
-  if (!fs::exists(dir)) {
-    WARN("SKIPPED: " << dir.string() << " not found (../shared is absent); interop test not run");
-    return;
-  }
+  const auto captures = interfaced::test::capture_files("hl7", "interop test");
+  if (!captures) return;
   if (!fs::exists(mllp_send_path)) {
     WARN("SKIPPED: " << mllp_send_path << " not installed (Debian package python3-hl7); interop test not run");
     return;
@@ -99,12 +97,8 @@ TEST_CASE("interop: mllp_send (python3-hl7) gets MSA|AA for every analyser captu
     hl7::hl7_batch expected;
   };
   std::vector<capture_case> cases;
-  std::vector<fs::path> files;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".hl7") files.push_back(e.path());
-  }
-  std::sort(files.begin(), files.end());
-  for (const auto& f : files) {
+  for (const auto& f : *captures) {
+    if (f.extension() != ".hl7") continue;
     const std::string text = unframed(interfaced::test::read_file(f));
     hl7::hl7_batch b = hl7::normalise(text, {}, "INTEROP");
     if (b.message_type != "OUL^R22" && b.message_type != "QBP^Q11") continue;
@@ -131,8 +125,7 @@ TEST_CASE("interop: mllp_send (python3-hl7) gets MSA|AA for every analyser captu
   auto guard = asio::make_work_guard(io);
   std::thread loop([&] { io.run_for(std::chrono::seconds(120)); });  // bounded even if a peer hangs
 
-  const fs::path tmp = fs::temp_directory_path() / ("interfaced-interop-" + std::to_string(::getpid()));
-  fs::create_directories(tmp);
+  const interfaced::test::scratch_dir tmp;
   std::vector<std::string> outputs;
   std::vector<int> statuses;
   for (const auto& c : cases) {
@@ -143,9 +136,8 @@ TEST_CASE("interop: mllp_send (python3-hl7) gets MSA|AA for every analyser captu
       out << '\x0b' << c.text << '\x1c' << '\x0d';
     }
     int status = 0;
-    outputs.push_back(run_and_capture(std::string(mllp_send_path) + " --port " + std::to_string(server.port()) +
-                                          " --file '" + file.string() + "' 127.0.0.1 2>&1",
-                                      status));
+    outputs.push_back(run_and_capture(
+        {mllp_send_path, "--port", std::to_string(server.port()), "--file", file.string(), "127.0.0.1"}, status));
     statuses.push_back(status);
   }
   asio::post(io, [&] {
@@ -154,7 +146,6 @@ TEST_CASE("interop: mllp_send (python3-hl7) gets MSA|AA for every analyser captu
     guard.reset();
   });
   loop.join();
-  fs::remove_all(tmp);
 
   std::vector<delivery> got = sink.take();
   std::string all_lines;

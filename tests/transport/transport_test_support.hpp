@@ -1,14 +1,13 @@
 #pragma once
-// Helpers for transport tests: bounded io_context runs (no sleeps: run_for slices until a
-// condition holds or the limit passes), an event-log recorder, byte-level peers (an MLLP message
-// reader among them), the E1381 control characters, and a protocol session server on an
-// ephemeral loopback port.
+// Helpers for transport tests: an event-log recorder, byte-level peers (an MLLP message reader
+// among them), the E1381 control characters, and a protocol session server on an ephemeral
+// loopback port. The bounded io_context runs (run_until, run_for, spawn) are the test-support
+// library's (support/asio_loop.hpp), named here for the tests of this folder.
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,7 +16,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -26,6 +24,7 @@
 #include <boost/asio/write.hpp>
 
 #include "parsers/hl7/mllp.hpp"
+#include "support/asio_loop.hpp"
 #include "transport/event_log.hpp"
 #include "transport/sink.hpp"
 #include "transport/tcp.hpp"
@@ -34,6 +33,9 @@ namespace interfaced::transport::test {
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
+using interfaced::test::run_for;
+using interfaced::test::run_until;
+using interfaced::test::spawn;
 
 // E1381 (LIS1-A) control characters, as an analyser-side peer sends and expects them.
 constexpr char enq = '\x05';
@@ -58,37 +60,6 @@ struct event_lines {
     return out;
   }
 };
-
-// Runs io in short slices until pred() holds; false when `limit` passed first.
-template <class Pred>
-bool run_until(asio::io_context& io, Pred pred, std::chrono::milliseconds limit = 5000ms) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    io.restart();
-    io.run_for(2ms);
-  }
-  return true;
-}
-
-// Runs io for `d` (bounded; used to show that something does NOT happen in that time).
-inline void run_for(asio::io_context& io, std::chrono::milliseconds d) {
-  const auto deadline = std::chrono::steady_clock::now() + d;
-  while (std::chrono::steady_clock::now() < deadline) {
-    io.restart();
-    io.run_for(2ms);
-  }
-}
-
-// co_spawn whose exceptions (a failed REQUIRE inside a peer coroutine) surface from run_for.
-template <class Awaitable>
-void spawn(asio::io_context& io, Awaitable&& a, bool& finished) {
-  finished = false;
-  asio::co_spawn(io, std::forward<Awaitable>(a), [&finished](std::exception_ptr e) {
-    finished = true;
-    if (e) std::rethrow_exception(e);
-  });
-}
 
 template <class Stream>
 asio::awaitable<std::optional<char>> read_byte(Stream& s) {

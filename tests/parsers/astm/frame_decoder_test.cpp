@@ -7,7 +7,7 @@
 
 #include "astm_test_helpers.hpp"
 #include "parsers/astm/frame_decoder.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 namespace a = interfaced::astm;
 using a::event_kind;

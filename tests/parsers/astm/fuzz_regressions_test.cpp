@@ -1,48 +1,29 @@
-// Replays every input kept under tests/fuzz/regressions/astm_frame and astm_link through the
-// same drivers (and invariant checks) as the libFuzzer targets, in the normal test build.
+// Replays every input kept under tests/fuzz/regressions/astm_frame, astm_link and astm_records
+// through the same drivers (and invariant checks) as the libFuzzer targets, in the normal test
+// build.
 #include <catch2/catch.hpp>
 
-#include <cstdint>
 #include <filesystem>
 #include <string>
-#include <vector>
 
 #include "astm_test_helpers.hpp"
 #include "fuzz/astm_fuzz_drivers.hpp"
-#include "support.hpp"
+#include "fuzz/fuzz_replay.hpp"
+#include "support/files.hpp"
 
-namespace {
-
-const char* or_empty(const char* s) { return s != nullptr ? s : ""; }
-
-std::vector<std::filesystem::path> inputs(const std::string& folder) {
-  const auto dir = interfaced::test::fixture_dir().parent_path() / "fuzz" / "regressions" / folder;
-  std::vector<std::filesystem::path> files;
-  REQUIRE(std::filesystem::is_directory(dir));
-  for (const auto& e : std::filesystem::directory_iterator(dir)) {
-    if (e.is_regular_file() && e.path().filename() != "README") files.push_back(e.path());
-  }
-  return files;
-}
-
-template <typename Driver>
-void replay_all(const std::string& folder, Driver driver) {
-  for (const auto& p : inputs(folder)) {
-    const std::string bytes = interfaced::test::read_file(p);
-    INFO(p.string());
-    const char* failure = driver(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
-    CHECK(std::string(or_empty(failure)) == "");
-  }
-}
-
-}  // namespace
+using interfaced::fuzz::replay_regressions;
+using interfaced::fuzz::run_driver;
 
 TEST_CASE("fuzz regressions: every kept astm_frame input decodes without violating an invariant") {
-  replay_all("astm_frame", interfaced::fuzz::run_frame_decoder);
+  CHECK(replay_regressions("astm_frame", interfaced::fuzz::run_frame_decoder) > 0);
 }
 
 TEST_CASE("fuzz regressions: every kept astm_link input runs without violating an invariant") {
-  replay_all("astm_link", interfaced::fuzz::run_link);
+  CHECK(replay_regressions("astm_link", interfaced::fuzz::run_link) > 0);
+}
+
+TEST_CASE("fuzz regressions: every kept astm_records input parses without violating an invariant") {
+  CHECK(replay_regressions("astm_records", interfaced::fuzz::run_records) > 0);
 }
 
 TEST_CASE("fuzz drivers: every raw capture passes both drivers' invariants") {
@@ -51,13 +32,19 @@ TEST_CASE("fuzz drivers: every raw capture passes both drivers' invariants") {
     const auto bytes = interfaced::test::capture(std::string("astm/") + c.file);
     if (!bytes) return;
     INFO(c.file);
-    const std::string frame_input = std::string("\x80\x00", 2) + *bytes;
-    CHECK(std::string(or_empty(interfaced::fuzz::run_frame_decoder(
-              reinterpret_cast<const std::uint8_t*>(frame_input.data()), frame_input.size()))) ==
-          "");
+    CHECK(run_driver(interfaced::fuzz::run_frame_decoder, std::string("\x80\x00", 2) + *bytes) == "");
     // frame_text_size 40, max message 2,041 bytes, accept_frames_without_enq
-    const std::string link_input = std::string("\x27\xFF\x02", 3) + *bytes;
-    CHECK(std::string(or_empty(interfaced::fuzz::run_link(
-              reinterpret_cast<const std::uint8_t*>(link_input.data()), link_input.size()))) == "");
+    CHECK(run_driver(interfaced::fuzz::run_link, std::string("\x27\xFF\x02", 3) + *bytes) == "");
+  }
+}
+
+TEST_CASE("fuzz drivers: every ASTM capture passes the records driver's invariants") {
+  // Frames, sessions and record text alike: the record layer must hold on any bytes.
+  const auto files = interfaced::test::capture_files("astm");
+  if (!files) return;
+  CHECK(!files->empty());
+  for (const auto& p : *files) {
+    INFO(p.string());
+    CHECK(run_driver(interfaced::fuzz::run_records, interfaced::test::read_file(p)) == "");
   }
 }

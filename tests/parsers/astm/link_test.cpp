@@ -9,7 +9,7 @@
 #include "astm_test_helpers.hpp"
 #include "parsers/astm/builders.hpp"
 #include "parsers/astm/link.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 namespace a = interfaced::astm;
 using a::event_kind;

@@ -5,7 +5,7 @@
 
 #include "parsers/astm/records.hpp"
 #include "parsers/text_codec.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 #include <catch2/catch.hpp>
 

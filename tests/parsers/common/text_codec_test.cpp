@@ -3,7 +3,7 @@
 
 #include "parsers/text_codec.hpp"
 #include "parsers/astm/records.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 #include <catch2/catch.hpp>
 

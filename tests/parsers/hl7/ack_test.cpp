@@ -8,7 +8,7 @@
 #include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/builders.hpp"
 #include "parsers/hl7/normalise.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced::hl7;
 

@@ -4,7 +4,7 @@
 
 #include "hl7_test_helpers.hpp"
 #include "parsers/hl7/message.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced::hl7;
 

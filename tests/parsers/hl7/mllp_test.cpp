@@ -4,7 +4,7 @@
 
 #include "hl7_test_helpers.hpp"
 #include "parsers/hl7/mllp.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced::hl7;
 using interfaced::hl7::test::owned_event;

@@ -6,7 +6,7 @@
 
 #include "hl7_test_helpers.hpp"
 #include "parsers/hl7/normalise.hpp"
-#include "support.hpp"
+#include "support/files.hpp"
 
 using namespace interfaced::hl7;
 using interfaced::result;

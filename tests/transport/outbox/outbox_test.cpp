@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "outbox/outbox_support.hpp"
+#include "outbox_support.hpp"
 #include "transport/outbox.hpp"
 
 using namespace interfaced::transport;

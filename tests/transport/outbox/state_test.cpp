@@ -9,7 +9,7 @@
 #include <optional>
 #include <vector>
 
-#include "outbox/outbox_support.hpp"
+#include "outbox_support.hpp"
 #include "transport/outbox.hpp"
 #include "transport/state_store.hpp"
 

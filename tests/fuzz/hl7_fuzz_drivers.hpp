@@ -1,8 +1,9 @@
 #pragma once
-// The bodies of the HL7 fuzz targets (tests/fuzz/fuzz_mllp.cpp, fuzz_hl7_message.cpp), shared
-// with fuzz_regressions_test.cpp so every kept crash input is replayed by the normal tests
-// through the very same checks. A driver returns nullptr when every invariant held, else the
-// first rule that was broken (the fuzz target aborts on it; the regression test fails on it).
+// The bodies of the HL7 fuzz targets (fuzz_mllp.cpp, fuzz_hl7_message.cpp), shared with
+// tests/parsers/hl7/fuzz_regressions_test.cpp (through fuzz_replay.hpp) so every kept crash input
+// is replayed by the normal tests through the very same checks. A driver returns nullptr when
+// every invariant held, else the first rule that was broken (the fuzz target aborts on it; the
+// regression test fails on it).
 
 #include <cstddef>
 #include <cstdint>

@@ -1,65 +1,28 @@
 #pragma once
-// Helpers for the outbox / delivery tests: a scratch directory, bounded io_context runs.
+// Helpers for the outbox / delivery / state store tests: the outbox's options and messages, a
+// poster onto the test's io_context, a synchronous append. Scratch directories and bounded
+// io_context runs are the test-support library's (support/), in the same namespace.
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <condition_variable>
-#include <exception>
 #include <filesystem>
 #include <functional>
 #include <mutex>
 #include <optional>
-#include <random>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
-#include "support.hpp"
+#include "support/asio_loop.hpp"
+#include "support/scratch_dir.hpp"
 #include "transport/outbox.hpp"
 
 namespace interfaced::test {
-
-// Runs the loop in short slices until pred() holds or limit passes; returns pred().
-inline bool run_until(boost::asio::io_context& ioc, const std::function<bool()>& pred,
-                      std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return pred();
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
-// Runs the loop for d (bounded by definition).
-inline void run_for(boost::asio::io_context& ioc, std::chrono::milliseconds d) {
-  const auto deadline = std::chrono::steady_clock::now() + d;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (ioc.stopped()) ioc.restart();
-    ioc.run_until(deadline);
-  }
-}
-
-// Runs a coroutine to completion on ioc (bounded) and returns its value.
-template <class T>
-T run_coro(boost::asio::io_context& ioc, boost::asio::awaitable<T> a,
-           std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  std::optional<T> out;
-  std::exception_ptr error;
-  boost::asio::co_spawn(ioc, std::move(a), [&](std::exception_ptr e, T v) {
-    error = e;
-    out = std::move(v);
-  });
-  REQUIRE(run_until(ioc, [&] { return out.has_value() || error != nullptr; }, limit));
-  if (error) std::rethrow_exception(error);
-  return std::move(*out);
-}
 
 inline std::function<void(std::function<void()>)> poster_for(boost::asio::io_context& ioc) {
   return [&ioc](std::function<void()> f) { boost::asio::post(ioc, std::move(f)); };

@@ -13,7 +13,8 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "outbox/outbox_support.hpp"
+#include "outbox_support.hpp"
+#include "support/certificates.hpp"
 #include "daemon/sim/backend_sim.hpp"
 #include "transport/delivery.hpp"
 #include "transport/http_client.hpp"
