@@ -42,6 +42,7 @@
 #include <boost/asio/write.hpp>
 
 #include "devices/astm_ingest.hpp"
+#include "parsers/astm/control.hpp"
 #include "transport/event_log.hpp"
 #include "transport/link_counters.hpp"
 #include "transport/push_queue.hpp"
@@ -324,7 +325,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
   void count(const astm::link_action& a) noexcept {
     if (!cfg_.counters) return;
     using kind = astm::link_action::kind;
-    if (a.what == kind::send && a.bytes.size() == 1 && a.bytes[0] == '\x15') ++cfg_.counters->naks_sent;
+    if (a.what == kind::send && a.bytes.size() == 1 && a.bytes[0] == astm::control::nak) ++cfg_.counters->naks_sent;
     if (a.what == kind::refused) ++cfg_.counters->naks_received;
     if (a.what == kind::frame_rejected && (a.error == astm::frame_error::bad_checksum ||
                                            a.error == astm::frame_error::checksum_not_hex))

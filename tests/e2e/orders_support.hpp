@@ -18,12 +18,14 @@
 #include <vector>
 
 #include "e2e_support.hpp"
+#include "parsers/astm/control.hpp"
 #include "parsers/astm/frame_decoder.hpp"
 
 namespace interfaced::e2e {
 
 // E1381 control characters.
-constexpr char enq = '\x05', ack = '\x06', eot = '\x04', stx = '\x02', etx = '\x03', etb = '\x17';
+using astm::control::ack, astm::control::enq, astm::control::eot, astm::control::etb, astm::control::etx,
+    astm::control::stx;
 
 // The analyser end of an ASTM link: one blocking socket, every wait bounded.
 class astm_analyser {

@@ -23,6 +23,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include "parsers/astm/control.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "support/asio_loop.hpp"
 #include "transport/event_log.hpp"
@@ -38,10 +39,10 @@ using interfaced::test::run_until;
 using interfaced::test::spawn;
 
 // E1381 (LIS1-A) control characters, as an analyser-side peer sends and expects them.
-constexpr char enq = '\x05';
-constexpr char ack = '\x06';
-constexpr char nak = '\x15';
-constexpr char eot = '\x04';
+using interfaced::astm::control::ack;
+using interfaced::astm::control::enq;
+using interfaced::astm::control::eot;
+using interfaced::astm::control::nak;
 
 struct event_lines {
   std::vector<std::string> lines;
