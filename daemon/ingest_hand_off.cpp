@@ -112,9 +112,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   b.results = std::move(d.results);
   const auto now = wall_now();
   const auto received = std::chrono::steady_clock::now();
-  // The device profile's code map over test identities (issue #19: Panther `HPV^AnalyteSCO`).
-  const rerun::code_map codes = dev && dev->profile ? rerun::code_map(dev->profile->result_codes) : codes_;
-  rerun::rerun_inputs in{codes, rules_, history_, state_, now};
+  rerun::rerun_inputs in{codes_for(d.profile), rules_, history_, state_, now};
   const std::uint64_t batch_id = history_.open();
   const rerun::batch_outcome out = [&] {
     const transport::state_store::read_scope reads(store_);  // one snapshot for the whole batch
@@ -214,6 +212,10 @@ void ingest_hand_off::persist_state(device_runtime* dev) {
     if (dev) dev->log->error("the rerun state could not be stored; it is written again with the next change");
     else spdlog::error("the rerun state could not be stored; it is written again with the next change");
   });
+}
+
+const rerun::code_map& ingest_hand_off::codes_for(const devices::device_profile* profile) {
+  return profile ? codes_by_profile_.try_emplace(profile, profile->result_codes).first->second : codes_;
 }
 
 rerun::code_lookup ingest_hand_off::codes_of(const device_runtime& dev) const {

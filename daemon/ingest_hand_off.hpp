@@ -95,13 +95,17 @@ class ingest_hand_off final : public transport::batch_sink {
   // The rerun state document, when it changed since it was last queued for writing.
   void state_document(transport::state_changes& sc);
   bool duplicates_durable(const std::vector<transport::history_row>& duplicates, device_runtime* dev);
+  // The code map over test identities (issue #19: Panther `HPV^AnalyteSCO`) of the profile a
+  // message was read with: built once per profile, not per message.
+  const rerun::code_map& codes_for(const devices::device_profile* profile);
   // The analyser's code to order a machine name with: its profile's "orders"/"codes", else the
   // code map (identity when unmapped).
   [[nodiscard]] rerun::code_lookup codes_of(const device_runtime& dev) const;
 
   transport::outbox& outbox_;
   const device_set& devices_;
-  rerun::code_map codes_;
+  rerun::code_map codes_;  // without a profile: every identity is its own machine name
+  std::map<const devices::device_profile*, rerun::code_map> codes_by_profile_;
   rerun::rule_set rules_;
   transport::state_store& store_;
   pending_history history_;  // seen(S,P): durable rows + batches not yet durable

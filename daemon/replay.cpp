@@ -1,6 +1,7 @@
 #include "daemon/replay.hpp"
 
 #include <fstream>
+#include <map>
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -157,6 +158,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
   rerun::memory_result_store history;
   rerun::rerun_state state;
   rerun::code_map codes;
+  std::map<const devices::device_profile*, rerun::code_map> profile_codes;
   rerun::rule_set rules;
   if (!opt.rules_file.empty()) {
     std::ifstream rin(opt.rules_file, std::ios::binary);
@@ -200,8 +202,10 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       rerun::timestamp now{};
       for (const auto& r : b.results)
         if (auto t = rerun::parse_wall_time(r.observed_at); t && *t > now) now = *t;
-      const rerun::code_map profile_codes = profile ? rerun::code_map(profile->result_codes) : codes;
-      rerun::rerun_inputs inputs{profile_codes, rules, history, state, now, opt.explain};
+      // The profile's code map over test identities, built once per profile.
+      const rerun::code_map& batch_codes =
+          profile ? profile_codes.try_emplace(profile, profile->result_codes).first->second : codes;
+      rerun::rerun_inputs inputs{batch_codes, rules, history, state, now, opt.explain};
       const rerun::batch_outcome outcome = rerun::process_reports_for_rerun(b, inputs);
       for (std::size_t i = 0; i < b.results.size(); ++i) {
         const result& r = b.results[i];

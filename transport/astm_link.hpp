@@ -218,6 +218,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       d.sender = std::move(m.batch.sender);
       d.raw = std::move(m.text);
       d.offset = m.offset;
+      d.profile = m.profile;
       std::weak_ptr<astm_link_driver> weak = this->shared_from_this();
       auto ex = stream_.get_executor();
       // Posted, so a sink that answers inside hand_off() does not re-enter this function.

@@ -391,6 +391,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         d.control_id = std::move(m.control_id);
         d.raw = std::string(text);
         d.offset = m.offset;
+        d.profile = m.profile;
         std::weak_ptr<detail::done_wait> weak = wait;
         sink.hand_off(std::move(d), [weak](bool durable) {
           if (auto w = weak.lock(); w && !w->durable) {

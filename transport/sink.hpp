@@ -18,6 +18,10 @@
 
 #include "parsers/model.hpp"
 
+namespace interfaced::devices {
+struct device_profile;
+}
+
 namespace interfaced::transport {
 
 struct delivery {
@@ -31,6 +35,9 @@ struct delivery {
   std::string message_type;  // HL7 MSH-9 (`OUL^R22`)
   std::string control_id;    // HL7 MSH-10
   std::uint64_t offset = 0;  // byte offset of the message in the connection's stream
+  // The profile the message was read with (configured, or detected from ASTM H.5); nullptr:
+  // the standard's defaults. Its result codes name the parameters, as in replay.
+  const devices::device_profile* profile = nullptr;
 };
 
 using done_callback = std::function<void(bool durable)>;
