@@ -21,7 +21,7 @@
 #include "rerun/order_download.hpp"
 #include "transport/latency_histogram.hpp"
 #include "transport/link_counters.hpp"
-#include "transport/mllp_session.hpp"
+#include "transport/hl7_peer.hpp"
 #include "transport/push_queue.hpp"
 #include "transport/tcp.hpp"
 #include "transport/traced_stream.hpp"

@@ -45,20 +45,13 @@
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
 #include "transport/event_log.hpp"
+#include "transport/hl7_peer.hpp"
 #include "transport/link_counters.hpp"
 #include "transport/push_queue.hpp"
 #include "transport/sink.hpp"
 #include "transport/stream_util.hpp"
 
 namespace interfaced::transport {
-
-// Who the analyser says it is (MSH-3 / MSH-4 of the last message it sent, raw): the address of
-// the orders pushed to it (MSH-5 / MSH-6), which are built before it has necessarily spoken.
-// Shared by a device's successive connections; touched on the io_context thread only.
-struct hl7_peer {
-  std::string application;
-  std::string facility;
-};
 
 struct mllp_session_config {
   const devices::profile_catalog* catalog = nullptr;
