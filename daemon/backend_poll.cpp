@@ -12,6 +12,7 @@
 #include "daemon/clock.hpp"
 #include "parsers/astm/builders.hpp"
 #include "parsers/hl7/builders.hpp"
+#include "parsers/text.hpp"
 #include "rerun/order_download.hpp"
 #include "rerun/process.hpp"
 #include "rerun/rerun_json.hpp"
@@ -158,15 +159,10 @@ asio::awaitable<void> backend_poller::poll_device(transport::http_client& client
 // cancels (rerun/order_download.hpp), each queued for the device's link, which sends it when its
 // line is free and says how it ended (transport/push_queue.hpp).
 void backend_poller::push_orders(device_runtime& dev) {
-  auto list = [](const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-    return s;
-  };
   const auto now = wall_now();
   for (const auto& c : sink_.plan_downloads(dev, now)) {
     const bool cancel = c.action == rerun::download_action::cancel;
-    std::string what = "sample " + c.sample_id + " tests [" + list(c.codes) + "]" +
+    std::string what = "sample " + c.sample_id + " tests [" + join(c.codes) + "]" +
                        (c.is_rerun ? " (rerun " + std::to_string(c.rerun_number) + ")" : "");
     order o;
     if (const auto* e = sink_.entry_of(dev.cfg.id, c.sample_id)) {

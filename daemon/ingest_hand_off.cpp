@@ -7,6 +7,7 @@
 
 #include "daemon/clock.hpp"
 #include "daemon/logging.hpp"
+#include "parsers/text.hpp"
 #include "rerun/process.hpp"
 #include "rerun/rerun_json.hpp"
 
@@ -23,12 +24,6 @@ const char* action_name(rerun::action_kind k) {
     case rerun::action_kind::rerun_failed: return "rerun failed";
   }
   return "rerun action";
-}
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s;
 }
 
 std::vector<std::string> sample_ids(const std::vector<result>& results) {
@@ -141,7 +136,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
                        : "; " + std::to_string(out.counts.sample_id_missing) +
                              " without a sample id (forwarded once each, flagged sample_id_missing)");
     for (const auto& q : d.queries)
-      dev->log->info("host query for {}{}", q.all_samples ? std::string("ALL") : join(q.sample_ids),
+      dev->log->info("host query for {}{}", rerun::queried_samples(q),
                      q.cancel ? " (cancel)" : "");
   }
   std::vector<transport::new_message> msgs;

@@ -10,6 +10,8 @@
 #include "devices/capture_input.hpp"
 #include "devices/hl7_ingest.hpp"
 #include "daemon/result_json.hpp"
+#include "parsers/text.hpp"
+#include "rerun/host_query.hpp"
 #include "rerun/code_map.hpp"
 #include "rerun/process.hpp"
 #include "rerun/rerun_json.hpp"
@@ -25,12 +27,6 @@ using devices::capture_kind;
 using devices::decode_capture;
 using devices::hl7_ingest;
 using devices::hl7_reply_info;
-
-std::string join(const std::vector<std::string>& v, const char* sep) {
-  std::string out;
-  for (std::size_t i = 0; i < v.size(); ++i) out += (i ? sep : "") + v[i];
-  return out;
-}
 
 class printer {
  public:
@@ -52,7 +48,7 @@ class printer {
       out_ << to_json(q).dump() << '\n';
       return;
     }
-    out_ << "query   " << (q.all_samples ? "ALL" : join(q.sample_ids, ",")) << "  tests "
+    out_ << "query   " << rerun::queried_samples(q) << "  tests "
          << join(q.tests, ",") << (q.cancel ? "  (cancel)" : "") << "  (" << q.device << ")\n";
   }
   void print(const hl7_reply_info& r) {

@@ -3,7 +3,7 @@
 #include <charconv>
 #include <cmath>
 
-#include "parsers/text_codec.hpp"
+#include "parsers/text.hpp"
 
 namespace interfaced {
 

@@ -10,13 +10,6 @@ namespace interfaced {
 
 enum class text_encoding { latin1, utf8, windows1252 };
 
-// `s` without the blanks (space, tab) that pad fixed-width fields.
-[[nodiscard]] constexpr std::string_view trim_padding(std::string_view s) noexcept {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // "latin1" | "iso-8859-1" | "8859/1", "utf-8" | "utf8" | "UNICODE UTF-8", "windows-1252" |
 // "cp1252". Case-insensitive, surrounding blanks ignored; also "latin-1", "iso8859-1",
 // "iso_8859-1", "ascii", "us-ascii" (ASCII is a subset of Latin-1), "windows1252", "cp-1252".

@@ -7,18 +7,11 @@
 #include "parsers/astm/builders.hpp"
 #include "parsers/hl7/builders.hpp"
 #include "parsers/hl7/message.hpp"
+#include "parsers/text.hpp"
 
 namespace interfaced::rerun {
 
 namespace {
-
-std::string join(const std::vector<std::string>& v) {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
-  return s;
-}
-
-std::string queried_samples(const query& q) { return q.all_samples ? std::string("ALL") : join(q.sample_ids); }
 
 // "S-1 rerun 2: GLU NA" for the log.
 void describe(std::string& summary, const pending_order& p) {
@@ -28,6 +21,8 @@ void describe(std::string& summary, const pending_order& p) {
 }
 
 }  // namespace
+
+std::string queried_samples(const query& q) { return q.all_samples ? std::string("ALL") : join(q.sample_ids); }
 
 std::vector<pending_order> pending_orders(const rerun_state& state, const result_store& history,
                                           std::string_view device, const query& q, const code_lookup& code_of) {

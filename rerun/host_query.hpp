@@ -51,6 +51,9 @@ struct pending_order {
                                                                  std::string_view device, download_state& sent,
                                                                  const code_lookup& code_of, timestamp now);
 
+// What a query asks about, for log lines: "ALL" or its sample ids ("S-1,S-2").
+[[nodiscard]] std::string queried_samples(const query& q);
+
 // The order (patient, specimen, priority) of a waiting-list entry, for these instrument codes.
 [[nodiscard]] order order_of(const waiting_list_entry& e, const std::vector<std::string>& codes, std::string action);
 

@@ -1,7 +1,7 @@
 #include "parsers/astm/normalise.hpp"
 
 #include "parsers/number.hpp"
-#include "parsers/text_codec.hpp"
+#include "parsers/text.hpp"
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -9,13 +9,11 @@
 namespace interfaced::astm {
 namespace {
 
-std::string_view trim(std::string_view s) noexcept { return trim_padding(s); }
-
 // Decoded, transcoded to UTF-8, padding trimmed: the one way every value leaves a record.
 std::string text_of(const field_view& f, text_encoding enc) {
   if (f.empty()) return {};
   const std::string decoded = f.decode();
-  return to_utf8(trim(decoded), enc);
+  return to_utf8(trim_padding(decoded), enc);
 }
 
 field_view component_or_first(const field_view& f, int component) {
@@ -24,7 +22,7 @@ field_view component_or_first(const field_view& f, int component) {
   const std::size_t n = first.component_count();
   for (std::size_t i = 1; i <= n; ++i) {
     field_view c = first.component(i);
-    if (!trim(c.raw()).empty()) return c;
+    if (!trim_padding(c.raw()).empty()) return c;
   }
   return {};
 }
@@ -187,7 +185,7 @@ std::string header_sender(const message& m) {
     const std::size_t n = f.repeat(0).component_count();
     for (std::size_t i = 1; i <= n; ++i) {
       if (i > 1) out += '^';
-      out += std::string(trim(f.repeat(0).component(i).decode()));
+      out += std::string(trim_padding(f.repeat(0).component(i).decode()));
     }
     while (!out.empty() && out.back() == '^') out.pop_back();
     return out;

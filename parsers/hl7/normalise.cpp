@@ -1,7 +1,7 @@
 #include "parsers/hl7/normalise.hpp"
 
 #include "parsers/number.hpp"
-#include "parsers/text_codec.hpp"
+#include "parsers/text.hpp"
 #include <algorithm>
 #include <charconv>
 #include <initializer_list>
@@ -40,8 +40,6 @@ class normalise_category_impl final : public std::error_category {
     return "unknown HL7 normalise error";
   }
 };
-
-std::string_view trim(std::string_view s) noexcept { return trim_padding(s); }
 
 bool equals_ci(std::string_view a, std::string_view b) noexcept {
   if (a.size() != b.size()) return false;
@@ -104,7 +102,7 @@ class walker {
   std::string text(const value_view& v) {
     const std::string bytes = v.decode();
     bool lossy = false;
-    std::string s = to_utf8(trim(bytes), out_.encoding, &lossy);
+    std::string s = to_utf8(trim_padding(bytes), out_.encoding, &lossy);
     if (lossy && !lossy_reported_) {
       lossy_reported_ = true;
       warn(normalise_error::lossy_text, current_, 0, "bytes not valid in the message's charset");
@@ -152,7 +150,7 @@ class walker {
     if (o_.all_qc) return true;
     for (const field_match& q : o_.qc_when) {
       const value_view v = read(q.where);
-      if (!v.empty() && equals_ci(trim(v.decode()), q.equals)) return true;
+      if (!v.empty() && equals_ci(trim_padding(v.decode()), q.equals)) return true;
     }
     return false;
   }
@@ -177,7 +175,7 @@ class walker {
         group_rerun = false;
         sample_warned = false;
       } else if (name == "TCD") {
-        const std::string_view repeat = trim(s.field(8).component(1).raw());
+        const std::string_view repeat = trim_padding(s.field(8).component(1).raw());
         if (o_.rerun_on_tcd_8 && (repeat == "R" || repeat == "D")) {
           group_rerun = true;
           for (std::size_t k = group_first; k < out_.results.size(); ++k) {
@@ -253,7 +251,7 @@ class walker {
     }
     r.status = text(s.field(11).component(1));
 
-    const std::string_view type = trim(s.field(2).component(1).raw());
+    const std::string_view type = trim_padding(s.field(2).component(1).raw());
     if (std::find(o_.skip_value_types.begin(), o_.skip_value_types.end(), type) !=
         o_.skip_value_types.end()) {
       return;
@@ -459,7 +457,7 @@ std::error_code make_error_code(normalise_error e) noexcept {
 }
 
 std::optional<text_encoding> charset_encoding(std::string_view msh_18) noexcept {
-  const std::string_view s = trim(msh_18);
+  const std::string_view s = trim_padding(msh_18);
   // HL7 table 0211. Plain ASCII is a subset of Latin-1. `UNICODE` alone (deprecated, nominally
   // UCS-2) is what Mindray BC analysers send for UTF-8 text (facts §9).
   if (equals_ci(s, "ASCII") || equals_ci(s, "8859/1")) return text_encoding::latin1;
@@ -482,7 +480,7 @@ hl7_batch normalise(const message& m, const hl7_options& options, std::string_vi
   walker w(m, options, device, where, b);
 
   if (options.honour_msh_18) {
-    const std::string_view cs = trim(msh.field(18).repetition(0).raw());
+    const std::string_view cs = trim_padding(msh.field(18).repetition(0).raw());
     if (!cs.empty()) {
       if (auto enc = charset_encoding(cs)) {
         b.encoding = *enc;
