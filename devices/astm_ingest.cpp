@@ -35,6 +35,12 @@ std::size_t end_of_terminator(std::string_view text) {
   return std::string_view::npos;
 }
 
+// The options a message is read with: its profile's, else LIS02-A2's defaults.
+const astm::astm_options& options_of(const devices::device_profile* profile) {
+  static const astm::astm_options defaults{};
+  return profile ? profile->astm : defaults;
+}
+
 }  // namespace
 
 void astm_ingest::collect(std::string_view text, std::uint64_t offset) {
@@ -169,7 +175,6 @@ void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offse
     const astm::message m = astm::parse_message(part);
     const devices::device_profile* profile = forced_;
     if (profile == nullptr && catalog_ != nullptr) profile = catalog_->detect(astm::header_sender(m));
-    static const astm::astm_options defaults{};
     astm_message_out out;
     out.profile = profile;
     out.offset = offset + starts[i];
@@ -182,7 +187,7 @@ void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offse
       device = sender.substr(0, sender.find('^'));
     }
     if (device.empty()) device = "unknown";
-    out.batch = astm::normalise(m, profile ? profile->astm : defaults, device);
+    out.batch = astm::normalise(m, options_of(profile), device);
     for (const auto& d : out.batch.diagnostics) {
       // A leniency the profile declares is a warning; without the profile it is a problem.
       const bool warning = d.error == astm::record_error::lenient_delimiters && profile != nullptr &&
@@ -223,8 +228,7 @@ void astm_ingest::warn_missing_sample_ids(const astm::message& m, const astm_mes
     records += (records.empty() ? "" : ", ") + std::to_string(r.where.record_index);
   }
   if (missing.empty()) return;
-  static const astm::astm_options defaults{};
-  const astm::astm_options& used = out.profile ? out.profile->astm : defaults;
+  const astm::astm_options& used = options_of(out.profile);
   std::string what = "no sample id in record" + std::string(missing.size() > 1 ? "s " : " ") + records + " (looked in " +
                      places(used.sample_id_from) + "): forwarded once each, flagged sample_id_missing, never " +
                      "matched to a waiting list nor taken for a rerun or duplicate";
