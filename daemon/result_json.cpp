@@ -59,7 +59,7 @@ nlohmann::json to_json(const result& r) {
   if (r.numeric) j["numeric"] = *r.numeric;
   if (!r.instrument.empty()) j["instrument"] = r.instrument;
   // Additions (issue #19), present only when they carry something.
-  if (r.sample_id_missing) j["sample_id_missing"] = true;
+  if (r.sample_id_missing()) j["sample_id_missing"] = true;
   if (!r.sub_id.empty()) j["sub_id"] = r.sub_id;
   if (!r.result_type.empty()) j["result_type"] = r.result_type;
   if (!r.statuses.empty()) j["statuses"] = r.statuses;

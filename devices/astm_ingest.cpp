@@ -223,7 +223,7 @@ void astm_ingest::warn_missing_sample_ids(const astm::message& m, const astm_mes
   std::string records;
   std::vector<std::size_t> missing;
   for (const auto& r : out.batch.results) {
-    if (!r.sample_id_missing) continue;
+    if (!r.sample_id_missing()) continue;
     missing.push_back(r.where.record_index);
     records += (records.empty() ? "" : ", ") + std::to_string(r.where.record_index);
   }

@@ -62,7 +62,8 @@ struct result {
   bool is_rerun = false;         // set by rerun/
   int rerun_number = 0;          // 0 first, N requested rerun, -1 instrument-triggered
   bool duplicate = false;        // the very same result delivered again (not forwarded twice)
-  bool sample_id_missing = false;  // no sample id: forwarded once, never matched or seen
+  // No sample id: forwarded once, flagged, never matched or seen (derived, never stored apart).
+  [[nodiscard]] bool sample_id_missing() const noexcept { return sample_id.empty(); }
   source_location where;
 };
 

@@ -51,7 +51,8 @@ struct result_value {
   std::string instrument_code;
   std::string raw;            // the record as sent, when the caller keeps it
   // Additions (backend-api.md fields unchanged; these are sent only when set):
-  bool sample_id_missing = false;  // the analyser sent no sample id: never matched nor seen
+  // The analyser sent no sample id: never matched nor seen (derived from sample_id).
+  [[nodiscard]] bool sample_id_missing() const noexcept { return sample_id.empty(); }
   std::string sub_id;              // HL7 OBX-4
   std::string result_type;         // ASTM result type (`F`, or `I` / `P` with no final value)
   std::vector<std::pair<std::string, std::string>> companions;  // label -> value (interpretation, raw signal)

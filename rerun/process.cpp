@@ -69,7 +69,6 @@ result_value to_value(const result& r, const result_tag& t, const std::string* r
   v.machine_triggered_rerun = t.machine_triggered_rerun;
   v.instrument_code = r.code;
   if (raw != nullptr) v.raw = *raw;
-  v.sample_id_missing = r.sample_id_missing;
   v.sub_id = r.sub_id;
   v.result_type = r.result_type;
   v.statuses = r.statuses;
@@ -100,8 +99,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
 
     // No sample id, no key: forwarded once, a first result of nobody's (model.hpp). Taking ""
     // for a sample made every such result the duplicate or rerun of the first (issue #19).
-    if (r.sample_id.empty()) {
-      r.sample_id_missing = true;
+    if (r.sample_id_missing()) {
       r.is_rerun = false;
       r.rerun_number = 0;
       t.row = qualify_row::unmatched_first;
@@ -184,7 +182,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
       ex = &out.explain.back();
     }
     if (t.duplicate) continue;
-    if (r.sample_id_missing) {
+    if (r.sample_id_missing()) {
       if (ex != nullptr) ex->note = "no sample id: no rule can request a rerun for it";
       continue;
     }

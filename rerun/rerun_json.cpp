@@ -120,7 +120,7 @@ json value_json(const result_value& v) {
   j["machine_triggered_rerun"] = v.machine_triggered_rerun;
   j["instrument_code"] = v.instrument_code;
   j["raw"] = v.raw;
-  if (v.sample_id_missing) j["sample_id_missing"] = true;
+  if (v.sample_id_missing()) j["sample_id_missing"] = true;
   if (!v.sub_id.empty()) j["sub_id"] = v.sub_id;
   if (!v.result_type.empty()) j["result_type"] = v.result_type;
   if (!v.statuses.empty()) j["statuses"] = v.statuses;

@@ -276,7 +276,6 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         for (const auto& st : o.rerun_statuses)
           res.rerun_indicator = res.rerun_indicator || res.status == st ||
                                 std::find(res.statuses.begin(), res.statuses.end(), st) != res.statuses.end();
-        res.sample_id_missing = res.sample_id.empty();
         if (o.result_type_component > 0)
           res.result_type = text_of(F(o.r.test).repeat(0).component(static_cast<std::size_t>(o.result_type_component)), o.encoding);
         result_scope.push_back(o_index);

@@ -289,7 +289,6 @@ class walker {
     r.qc = is_qc();
     r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status == "C");
     r.sample_id = sample_id();
-    r.sample_id_missing = r.sample_id.empty();
     if (r.sample_id.empty() && !sample_warned) {
       sample_warned = true;
       warn(normalise_error::missing_sample_id, i, 0, "no sample id for this result");

@@ -22,7 +22,7 @@ TEST_CASE("identity: results without a sample id are forwarded once each, flagge
   CHECK(out.counts.sample_id_missing == 5);
   CHECK(out.counts.unmatched == 5);
   for (const auto& r : b.results) {
-    CHECK(r.sample_id_missing);
+    CHECK(r.sample_id_missing());
     CHECK_FALSE(r.is_rerun);
     CHECK(r.rerun_number == 0);
     CHECK_FALSE(r.duplicate);
@@ -32,7 +32,7 @@ TEST_CASE("identity: results without a sample id are forwarded once each, flagge
   const auto* m = find_message(out, endpoint::results);
   REQUIRE(m != nullptr);
   REQUIRE(m->results.results.size() == 5);
-  CHECK(m->results.results[0].sample_id_missing);
+  CHECK(m->results.results[0].sample_id_missing());
   // ...and a later result with a sample id is a first result, not a rerun of them.
   batch b2;
   (void)w.run("DEV", {make_result("S-1", "IGA", "1.0")}, &b2);

@@ -30,7 +30,7 @@ TEST_CASE("identity: a result without a sample id is flagged", "[identity]") {
   const auto b = run("H|\\^&\rP|1||PAT-1\rO|1\rR|1|^^^IGA|1,2\rL|1|N\r");
   REQUIRE(b.results.size() == 1);
   CHECK(b.results[0].sample_id.empty());
-  CHECK(b.results[0].sample_id_missing);
+  CHECK(b.results[0].sample_id_missing());
 }
 
 TEST_CASE("identity: result types of one test fold into one result with companions", "[identity]") {
