@@ -7,8 +7,9 @@
 
 namespace interfaced::daemon {
 
-std::string now_iso_ms() {
-  const auto now = std::chrono::system_clock::now();
+std::string now_iso_ms() { return iso_ms(std::chrono::system_clock::now()); }
+
+std::string iso_ms(std::chrono::system_clock::time_point now) {
   const std::time_t t = std::chrono::system_clock::to_time_t(now);
   std::tm tm{};
   gmtime_r(&t, &tm);

@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "daemon/clock.hpp"
+
 namespace interfaced::daemon {
 
 using json = nlohmann::json;
@@ -26,13 +28,20 @@ json health_json(const health_sources& s) {
                     {"trace", d->tap->enabled.load()}});
   }
   const auto ob = s.outbox->stats();
-  json alarms = json::array();
-  if (ob.alarm) alarms.push_back("outbox full: analysers are refused until it drains");
+  // `alarms`: one line per alarm for a person ("text [CODE]"); `alarm_details`: the same list
+  // for programs, with the code, what it is about and since when.
+  json alarms = json::array(), details = json::array();
+  if (s.alarms)
+    for (const auto& a : s.alarms->list()) {
+      alarms.push_back(transport::describe(a));
+      details.push_back({{"code", a.code}, {"subject", a.subject}, {"text", a.text}, {"since", iso_ms(a.since)}});
+    }
   json j = {{"ready", true},
             {"devices", devs},
             {"outbox", {{"depth", ob.undelivered}, {"accepting", ob.accepting}, {"alarm", ob.alarm}}},
             {"backend", {{"configured", s.backend_configured}}},
-            {"alarms", alarms}};
+            {"alarms", alarms},
+            {"alarm_details", details}};
   if (s.delivery) {
     const auto st = s.delivery->stats();
     j["backend"]["delivered"] = st.delivered;
@@ -73,6 +82,11 @@ std::string metrics_text(const health_sources& s) {
   m << "# HELP interfaced_outbox_commit_seconds Outbox group transaction, BEGIN to durable COMMIT (the disk's share of an ACK)\n"
        "# TYPE interfaced_outbox_commit_seconds histogram\n";
   ob.commit_latency.write(m, "interfaced_outbox_commit_seconds");
+  m << "# HELP interfaced_alarm 1 while the alarm is up (code: see `interfaced explain`; subject: device or message)\n"
+       "# TYPE interfaced_alarm gauge\n";
+  if (s.alarms)
+    for (const auto& a : s.alarms->list())
+      m << "interfaced_alarm{code=\"" << a.code << "\",subject=\"" << a.subject << "\"} 1\n";
   if (s.delivery) {
     const auto st = s.delivery->stats();
     m << "# TYPE interfaced_delivered_total counter\ninterfaced_delivered_total " << st.delivered << '\n'

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/device_runtime.hpp"
+#include "transport/alarms.hpp"
 #include "transport/delivery.hpp"
 #include "transport/http_server.hpp"
 #include "transport/outbox.hpp"
@@ -21,6 +22,7 @@ struct health_sources {
   const transport::outbox* outbox = nullptr;
   const transport::delivery_service* delivery = nullptr;  // null: no backend configured
   bool backend_configured = false;
+  const transport::alarm_board* alarms = nullptr;
   std::function<void(device_runtime*, bool on)> set_trace;
 };
 

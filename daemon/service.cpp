@@ -26,6 +26,11 @@ service::~service() = default;
 
 int service::open() {
   init_service_log(cfg_.logging);
+  alarms_.on_change([](const transport::alarm_entry& a, bool raised) {
+    const std::string about = a.subject.empty() ? "" : " (" + a.subject + ")";
+    if (raised) spdlog::error("ALARM raised{}: {}", about, transport::describe(a));
+    else spdlog::warn("alarm cleared{}: {}", about, transport::describe(a));
+  });
   try {
     catalog_ = devices::profile_catalog::load_dir(cfg_.profile_dir.empty() ? devices::profile_catalog::default_dir()
                                                                            : cfg_.profile_dir);
@@ -41,9 +46,13 @@ int service::open() {
     spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
     return exit_io;
   }
-  outbox_->on_alarm([](bool on) {
-    if (on) spdlog::error("ALARM: the outbox is full; analysers are refused (NAK / AR) until it drains");
-    else spdlog::warn("outbox alarm cleared: accepting transmissions again");
+  outbox_->on_alarm([this](bool on) {
+    if (on)
+      alarms_.raise(transport::alarm_code::outbox_full, "",
+                    "the outbox is full; analysers are refused (NAK / AR) until it drains",
+                    std::chrono::system_clock::now());
+    else
+      alarms_.clear(transport::alarm_code::outbox_full);
   });
   // The rerun state lives in the outbox's file: it commits with the messages (state_store.hpp).
   try {
@@ -147,7 +156,7 @@ void service::start_health() {
   health_ = std::make_unique<transport::http_server>(
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
-                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
+                         &alarms_, [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())

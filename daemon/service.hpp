@@ -19,6 +19,7 @@
 #include "daemon/health.hpp"
 #include "daemon/ingest_hand_off.hpp"
 #include "devices/profile.hpp"
+#include "transport/alarms.hpp"
 #include "transport/delivery.hpp"
 #include "transport/http_server.hpp"
 #include "transport/outbox.hpp"
@@ -56,6 +57,7 @@ class service {
   config cfg_;
   std::filesystem::path config_path_;
   devices::profile_catalog catalog_;
+  transport::alarm_board alarms_;
   std::unique_ptr<transport::outbox> outbox_;
   std::unique_ptr<transport::delivery_service> delivery_;
   std::unique_ptr<transport::state_store> state_;
