@@ -142,12 +142,28 @@ void read_keepalive(walker& parent, keepalive& ka) {
   w.number("count", ka.count, 1, 50);
 }
 
+}  // namespace
+
+bool valid_device_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 64 || id.front() == '.') return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+namespace {
+
 void read_device(walker& list_owner, const json& j, const std::string& ptr, device_config& d,
                  const devices::profile_catalog* catalog) {
   walker w(list_owner.problems(), j, ptr);
   w.string("id", d.id, true);
   if (const json* id = j.is_object() && j.contains("id") ? &j["id"] : nullptr; id && id->is_string() && d.id.empty())
     w.problem(w.at("id"), "expected a non-empty device id");
+  else if (!d.id.empty() && !valid_device_id(d.id))
+    w.problem(w.at("id"), "device id \"" + d.id + "\" is not allowed: it names the device's log file and metrics, so "
+                          "use at most 64 letters, digits, '.', '_' or '-', not starting with '.'");
   w.one_of("protocol", d.protocol, {"astm", "hl7"}, true);
   w.string("profile", d.profile);
   if (!d.profile.empty() && catalog && !catalog->find(d.profile))

@@ -124,6 +124,10 @@ struct config_result {
 // Parses and validates. `catalog` is used to check profile ids (nullptr: the built-in folder, or
 // the one the file names). check_devices: also check serial devices are readable and writable.
 [[nodiscard]] config_result parse_config(std::string_view text, bool check_devices = true);
+// A device id names its log file, its trace file and its metrics: letters, digits, '.', '_', '-',
+// not starting with '.', at most 64 characters (no path, no quoting problem anywhere).
+[[nodiscard]] bool valid_device_id(std::string_view id) noexcept;
+
 [[nodiscard]] config_result load_config(const std::filesystem::path& path, bool check_devices = true);
 
 // Thrown at start-up with every problem, formatted one per line.

@@ -23,9 +23,14 @@ struct health_sources {
   const transport::delivery_service* delivery = nullptr;  // null: no backend configured
   bool backend_configured = false;
   const transport::alarm_board* alarms = nullptr;
+  std::string config_path;  // absolute: `status` tells this daemon from another one on the port
   std::function<void(device_runtime*, bool on)> set_trace;
 };
 
+// A Prometheus label value escaped for the text format (backslash, double quote, line feed).
+[[nodiscard]] std::string prometheus_label_value(std::string_view v);
+// Whether the device's link is up now (serial open, or a TCP session connected).
+[[nodiscard]] bool link_up(const device_runtime& d);
 [[nodiscard]] nlohmann::json health_json(const health_sources& s);
 [[nodiscard]] std::string metrics_text(const health_sources& s);
 [[nodiscard]] transport::http_reply handle_health_request(const health_sources& s,

@@ -156,7 +156,8 @@ void service::start_health() {
   health_ = std::make_unique<transport::http_server>(
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
-                         &alarms_, [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
+                         &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(),
+                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())

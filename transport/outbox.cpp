@@ -126,6 +126,11 @@ class outbox_db {
       sqlite3_close(db_);
       throw std::runtime_error("outbox: cannot open " + file.string() + ": " + msg);
     }
+    // Patient data: owner only. Before the first write, so SQLite gives the -wal and -shm files
+    // the same mode. A failure (a file another user owns) is ignored: the file is open already.
+    std::error_code perm_ec;
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::replace, perm_ec);
     try {
       // The CLI writes while the daemon runs: wait for the lock rather than fail.
       sqlite3_busy_timeout(db_, 5000);
