@@ -129,3 +129,26 @@ TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users; 
   CHECK(rules_out.find("SUCCESS: 3 rules found") != std::string::npos);
   d.stop();
 }
+
+TEST_CASE("lab IT: status reaches a daemon whose endpoint is on IPv6 loopback", "[lab-it]") {
+  scratch_dir dir;
+  const auto hp = free_port();
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem-1", "astm", free_port())}), hp);
+  cfg["health"]["bind"] = "::1";
+  std::ofstream(dir.path() / "interfaced.json") << cfg.dump(2);
+  child daemon({interfaced::test::interfaced_binary().string(), "run", "-c", (dir.path() / "interfaced.json").string()},
+               dir.path() / "d.out", dir.path() / "d.err");
+  std::string out;
+  int rc = -1;
+  for (int i = 0; i < 150 && rc != 0; ++i) {  // up to 15 s for the daemon to listen
+    if (!daemon.running()) FAIL("the daemon exited:\n" << daemon.err());
+    rc = run_tool(dir.path(), "status6", {interfaced::test::interfaced_binary().string(), "status", "-c",
+                                          (dir.path() / "interfaced.json").string()}, out);
+    if (rc != 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  INFO(out << daemon.err());
+  CHECK(rc == 0);
+  CHECK(out.find("chem-1") != std::string::npos);
+  daemon.signal(SIGTERM);
+  CHECK(daemon.wait_for(std::chrono::milliseconds(10000)) == std::optional<int>(0));
+}
