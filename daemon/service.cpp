@@ -40,6 +40,23 @@ int service::open() {
   }
   try {
     std::filesystem::create_directories(cfg_.outbox.path.parent_path());
+  } catch (const std::exception& e) {
+    spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
+    return exit_io;
+  }
+  // One daemon per outbox: a second one would deliver every message twice and fight over ACKs.
+  {
+    std::string why;
+    const auto lock_file = std::filesystem::path(cfg_.outbox.path.string() + ".lock");
+    lock_ = transport::instance_lock::acquire(lock_file, why);
+    if (!lock_) {
+      spdlog::critical("another interfaced is running on the outbox {} ({} {}); stop it first, e.g. "
+                       "`systemctl stop interfaced` [OUTBOX-010]",
+                       cfg_.outbox.path.string(), lock_file.string(), why);
+      return exit_tempfail;
+    }
+  }
+  try {
     outbox_ = std::make_unique<transport::outbox>(cfg_.outbox,
                                                   [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
   } catch (const std::exception& e) {
