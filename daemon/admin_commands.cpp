@@ -40,9 +40,9 @@ std::string iso(transport::outbox_time t) {
 // The CLI talks to the running daemon's local endpoint (transport::http_fetch: IPv4 and IPv6, a
 // deadline, so a wedged daemon is reported, not waited for). 0.0.0.0 / :: mean "this machine".
 bool http_get(const std::string& bind, unsigned port, const std::string& method, const std::string& target,
-              std::string& body, std::string& error) {
+              std::string& body, std::string& error, std::vector<transport::http_header> headers = {}) {
   const std::string host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind;
-  const auto r = transport::http_fetch(host, port, method, target);
+  const auto r = transport::http_fetch(host, port, method, target, std::move(headers));
   if (!r.answered) {
     error = "cannot reach the daemon at " + host + " port " + std::to_string(port) + " (is it running?): " + r.error;
     return false;
@@ -181,8 +181,22 @@ int run_trace(const trace_command& c, std::ostream& out, std::ostream& err) {
     for (const auto& p : r.problems) err << format_problem(c.config, p) << '\n';
     return exit_config;
   }
+  // Switching a trace changes the daemon: it takes the admin token (health.admin_token_file).
+  std::vector<transport::http_header> auth;
+  if (r.cfg.health.admin_token_file.empty()) {
+    err << "interfaced trace: " << c.config << ": /health/admin_token_file is not set: the daemon refuses changes "
+        << "without its token (README \"Install on a lab PC\")\n";
+    return exit_config;
+  }
+  try {
+    auth.push_back({"Authorization", "Bearer " + load_admin_token(r.cfg.health)});
+  } catch (const std::exception& e) {
+    err << "interfaced trace: " << e.what() << '\n';
+    return exit_no_input;
+  }
   std::string body, error;
-  if (!http_get(r.cfg.health.bind, r.cfg.health.port, "POST", "/trace?device=" + c.device + "&on=" + (c.on ? "1" : "0"), body, error)) {
+  if (!http_get(r.cfg.health.bind, r.cfg.health.port, "POST", "/trace?device=" + c.device + "&on=" + (c.on ? "1" : "0"),
+                body, error, std::move(auth))) {
     err << "interfaced trace: " << error << '\n';
     return exit_unavailable;
   }

@@ -1,5 +1,9 @@
 #include "daemon/config.hpp"
 
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -144,6 +148,25 @@ void read_keepalive(walker& parent, keepalive& ka) {
 
 }  // namespace
 
+bool valid_ip_address(const std::string& text) noexcept {
+  in6_addr a6{};
+  in_addr a4{};
+  return ::inet_pton(AF_INET, text.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, text.c_str(), &a6) == 1;
+}
+
+bool is_loopback_address(const std::string& text) noexcept {
+  in_addr a4{};
+  if (::inet_pton(AF_INET, text.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  return text == "::1";
+}
+
+std::string load_admin_token(const health_config& h) {
+  // The same rules as the backend's token file (one way to read a token).
+  transport::backend_options as_token;
+  as_token.token_file = h.admin_token_file;
+  return transport::load_bearer_token(as_token);
+}
+
 bool valid_device_id(std::string_view id) noexcept {
   if (id.empty() || id.size() > 64 || id.front() == '.') return false;
   for (const char c : id) {
@@ -200,8 +223,13 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
     l.boolean("rts", d.serial.rts);
   } else if (d.link_type == "tcp-server") {
     l.string("bind", d.server.bind);
+    if (!d.server.bind.empty() && !valid_ip_address(d.server.bind))
+      l.problem(l.at("bind"), "\"" + d.server.bind + "\" is not an IPv4 or IPv6 address (0.0.0.0 or :: for every interface)");
     l.number("port", d.server.port, 1, 65535, true);
     l.strings("allow", d.server.allow);
+    for (std::size_t k = 0; k < d.server.allow.size(); ++k)
+      if (!valid_ip_address(d.server.allow[k]))
+        l.problem(l.at("allow") + "/" + std::to_string(k), "\"" + d.server.allow[k] + "\" is not an IPv4 or IPv6 address");
     read_keepalive(l, d.server.ka);
   } else if (d.link_type == "tcp-client") {
     l.string("host", d.client.host, true);
@@ -309,6 +337,11 @@ config_result parse_config(std::string_view text, bool check_devices) {
     if (w.get("token")) w.problem("/backend/token", "a token is never written in the configuration: use token_file or token_env");
     w.string("ca_file", c.backend.ca_file);
     w.boolean("verify_tls", c.backend.verify_tls);
+    w.boolean("allow_insecure_http", c.backend.allow_insecure_http);
+    if (c.backend.base_url.starts_with("http://") && (!c.backend.token_file.empty() || !c.backend.token_env.empty()) &&
+        !c.backend.allow_insecure_http)
+      w.problem("/backend/base_url", "the bearer token would be sent in clear over http://: use https://, or set "
+                                     "/backend/allow_insecure_http to true for a closed network");
     w.millis("connect_timeout_ms", c.backend.connect_timeout, 100, 600000);
     w.millis("request_timeout_ms", c.backend.request_timeout, 100, 600000);
     long long poll = c.backend.waiting_list_poll.count();
@@ -343,7 +376,13 @@ config_result parse_config(std::string_view text, bool check_devices) {
   if (const json* h = top.object("health")) {
     walker w(r.problems, *h, "/health");
     w.string("bind", c.health.bind);
+    if (!valid_ip_address(c.health.bind))
+      w.problem("/health/bind", "\"" + c.health.bind + "\" is not an IPv4 or IPv6 address (127.0.0.1 or ::1 keep it on this machine)");
     w.number("port", c.health.port, 0, 65535);
+    w.string("admin_token_file", c.health.admin_token_file);
+    if (valid_ip_address(c.health.bind) && !is_loopback_address(c.health.bind) && c.health.admin_token_file.empty())
+      w.problem("/health/bind", c.health.bind + " makes the health endpoint reachable from the network: set "
+                                "/health/admin_token_file first (routes that change anything need its token), or bind to 127.0.0.1");
     for (const auto& d : c.devices)
       if (d.link_type == "tcp-server" && d.server.port == c.health.port && c.health.port != 0)
         w.problem("/health/port", "port " + std::to_string(c.health.port) + " is also a device's port");

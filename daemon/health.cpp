@@ -142,6 +142,21 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
   const std::string query = req.target.find('?') == std::string::npos ? "" : req.target.substr(req.target.find('?') + 1);
   if (req.method == "GET" && path == "/health") return {200, "application/json", health_json(s).dump(2) + "\n"};
   if (req.method == "GET" && path == "/metrics") return {200, "text/plain; version=0.0.4", metrics_text(s)};
+  if (req.method == "POST") {
+    // Compared in constant time: the endpoint may be reachable from the lab's network.
+    const std::string expected = "Bearer " + s.admin_token;
+    const std::string_view given = req.header("authorization");
+    bool same = !s.admin_token.empty() && given.size() == expected.size();
+    unsigned char diff = 0;
+    for (std::size_t i = 0; same && i < expected.size(); ++i)
+      diff = static_cast<unsigned char>(diff | (expected[i] ^ given[i]));
+    if (!same || diff != 0)
+      return {401, "application/json",
+              json({{"error", s.admin_token.empty()
+                                  ? "this route changes the daemon: set health.admin_token_file and send its token"
+                                  : "missing or wrong admin token (Authorization: Bearer <health.admin_token_file>)"}})
+                      .dump() + "\n"};
+  }
   if (req.method == "POST" && path == "/trace") {
     // /trace?device=ID&on=1 : switch a device's wire trace at run time.
     std::string device, on;

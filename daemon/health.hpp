@@ -2,7 +2,9 @@
 // The service's loopback HTTP endpoint (health.bind:health.port): GET /health (JSON: devices,
 // outbox, backend, alarms), GET /metrics (Prometheus text format 0.0.4), POST /trace?device=ID&on=1
 // (switch a device's wire trace). Reads the service's state on the event-loop thread; changes
-// nothing itself but the trace, through `set_trace`.
+// nothing itself but the trace, through `set_trace`. Reading is open (the endpoint binds to
+// loopback unless an admin token is configured); every route that changes something needs
+// "Authorization: Bearer <health.admin_token_file's token>" and answers 401 without it.
 
 #include <functional>
 #include <string>
@@ -24,6 +26,8 @@ struct health_sources {
   bool backend_configured = false;
   const transport::alarm_board* alarms = nullptr;
   std::string config_path;  // absolute: `status` tells this daemon from another one on the port
+  // health.admin_token_file's token; empty: routes that change something are refused (401).
+  std::string admin_token;
   std::function<void(device_runtime*, bool on)> set_trace;
 };
 

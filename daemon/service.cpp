@@ -165,6 +165,14 @@ void service::start_delivery() {
 
 void service::start_health() {
   if (cfg_.health.port == 0) return;
+  if (!cfg_.health.admin_token_file.empty()) {
+    try {
+      admin_token_ = load_admin_token(cfg_.health);
+    } catch (const std::exception& e) {
+      spdlog::error("health endpoint: {}; routes that change anything are refused until it is fixed and the "
+                    "daemon reloaded [HEALTH-001]", e.what());
+    }
+  }
   transport::http_server_options ho;
   ho.bind = cfg_.health.bind;
   ho.port = cfg_.health.port;
@@ -173,7 +181,7 @@ void service::start_health() {
   health_ = std::make_unique<transport::http_server>(
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
-                         &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(),
+                         &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(), admin_token_,
                          [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
         return handle_health_request(s, r);
       });

@@ -61,6 +61,7 @@ class service {
   devices::profile_catalog catalog_;
   transport::alarm_board alarms_;
   std::optional<transport::instance_lock> lock_;  // held for the process's life
+  std::string admin_token_;                        // health.admin_token_file's, read at start
   std::unique_ptr<transport::outbox> outbox_;
   std::unique_ptr<transport::delivery_service> delivery_;
   std::unique_ptr<transport::state_store> state_;

@@ -23,4 +23,9 @@ struct backend_options {
   std::string parameters_path = "/interfacing/parameters";
 };
 
+// The token from cfg.token_file (surrounding whitespace trimmed) or else the environment variable
+// cfg.token_env; empty when neither is configured. Throws std::runtime_error naming the file or
+// variable (never the token) when one is configured but unreadable or empty.
+[[nodiscard]] std::string load_bearer_token(const backend_options& cfg);
+
 }  // namespace interfaced::transport

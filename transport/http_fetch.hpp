@@ -5,6 +5,9 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
+
+#include "transport/http_header.hpp"
 
 namespace interfaced::transport {
 
@@ -17,7 +20,7 @@ struct fetch_result {
 
 // host: a name or an IPv4/IPv6 address (no brackets); method "GET" or "POST"; target with query.
 [[nodiscard]] fetch_result http_fetch(const std::string& host, unsigned port, const std::string& method,
-                                      const std::string& target,
+                                      const std::string& target, std::vector<http_header> headers = {},
                                       std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
 
 }  // namespace interfaced::transport

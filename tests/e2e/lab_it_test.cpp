@@ -67,10 +67,25 @@ TEST_CASE("lab IT: a device id that is a path or breaks quoting is refused with 
 TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users; metrics pass promtool", "[lab-it]") {
   scratch_dir dir;
   const auto port = free_port();
-  daemon_proc d(dir.path());
   // The test runner's own umask (often 022) is what the daemon inherits: it must set its own.
-  d.start(json::array({tcp_server_device("chem-1", "astm", port)}));
+  const auto hp = free_port();
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem-1", "astm", port)}), hp);
+  std::ofstream(dir.path() / "admin.token") << "adm-s3cret\n";
+  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  auto daemon = run_daemon(dir.path(), cfg, hp);
   std::string out;
+  // Changing routes need the admin token: none, or a wrong one, is 401 and changes nothing.
+  {
+    tcp_conn c(hp);
+    REQUIRE(c.send("POST /trace?device=chem-1&on=1 HTTP/1.0\r\nHost: x\r\nAuthorization: Bearer wrong\r\n\r\n"));
+    CHECK(c.read_all(std::chrono::milliseconds(5000)).find(" 401 ") != std::string::npos);
+  }
+  {
+    tcp_conn c(hp);
+    REQUIRE(c.send("POST /trace?device=chem-1&on=1 HTTP/1.0\r\nHost: x\r\n\r\n"));
+    CHECK(c.read_all(std::chrono::milliseconds(5000)).find(" 401 ") != std::string::npos);
+  }
+  CHECK_FALSE(fs::exists(dir.path() / "logs" / "chem-1.trace"));
   REQUIRE(run_tool(dir.path(), "trace", {interfaced::test::interfaced_binary().string(), "trace", "chem-1", "on",
                                          "-c", (dir.path() / "interfaced.json").string()}, out) == 0);
   auto sim = simulate(dir.path(), "chem", {"--connect", "127.0.0.1:" + std::to_string(port)}, demo_astm());
@@ -79,7 +94,7 @@ TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users; 
   // status names the daemon it reached (pid and configuration).
   REQUIRE(run_tool(dir.path(), "status", {interfaced::test::interfaced_binary().string(), "status", "-c",
                                           (dir.path() / "interfaced.json").string()}, out) == 0);
-  CHECK(out.find("pid " + std::to_string(d.process().pid())) != std::string::npos);
+  CHECK(out.find("pid " + std::to_string(daemon->pid())) != std::string::npos);
   // Another configuration naming the same health port: status must not report this daemon as its own.
   fs::copy_file(dir.path() / "interfaced.json", dir.path() / "other.json");
   std::string other;
@@ -87,8 +102,8 @@ TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users; 
                                               (dir.path() / "other.json").string()}, other) == 69);
   CHECK(other.find("runs " + fs::absolute(dir.path() / "interfaced.json").lexically_normal().string()) != std::string::npos);
 
-  const json h = d.health();
-  CHECK(h.at("pid") == d.process().pid());
+  const json h = json::parse(*http_get(hp, "/health"));
+  CHECK(h.at("pid") == daemon->pid());
 
   // Permissions: nothing for others, nothing written by the group; the outbox owner-only.
   CHECK((mode_of(dir.path() / "logs") & 0027u) == 0);
@@ -106,7 +121,7 @@ TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users; 
     WARN("SKIPPED: promtool not installed (Debian package prometheus): /metrics and the README's rules not checked");
     return;
   }
-  const auto scrape = http_get(d.health_port(), "/metrics");
+  const auto scrape = http_get(hp, "/metrics");
   REQUIRE(scrape.has_value());
   CHECK(scrape->find("interfaced_last_message_timestamp_seconds{device=\"chem-1\"}") != std::string::npos);
   CHECK(scrape->find("interfaced_build_info{version=") != std::string::npos);
@@ -127,7 +142,39 @@ TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users; 
                  rules_out) == 0);
   INFO(rules_out);
   CHECK(rules_out.find("SUCCESS: 3 rules found") != std::string::npos);
-  d.stop();
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_for(std::chrono::milliseconds(10000)) == std::optional<int>(0));
+}
+
+TEST_CASE("lab IT: check-config refuses addresses that are not addresses, an exposed endpoint without a token, "
+          "a token over http://", "[lab-it]") {
+  scratch_dir dir;
+  const auto check = [&](json cfg, const std::string& pointer) {
+    std::ofstream(dir.path() / "c.json") << cfg.dump(2);
+    std::string out;
+    const int rc = run_tool(dir.path(), "check", {interfaced::test::interfaced_binary().string(), "check-config",
+                                                  (dir.path() / "c.json").string()}, out);
+    INFO(out);
+    CHECK(rc == 78);
+    CHECK(out.find(pointer + ":") != std::string::npos);
+  };
+  json dev = tcp_server_device("chem-1", "astm", 5001);
+  dev["link"]["bind"] = "not-an-ip";
+  check(daemon_config(dir.path(), json::array({dev}), 9750), "/devices/0/link/bind");
+  dev = tcp_server_device("chem-1", "astm", 5001);
+  dev["link"]["allow"] = json::array({"192.0.2.1", "999.1.1.1"});
+  check(daemon_config(dir.path(), json::array({dev}), 9750), "/devices/0/link/allow/1");
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem-1", "astm", 5001)}), 9750);
+  cfg["health"]["bind"] = "0.0.0.0";
+  check(cfg, "/health/bind");
+  cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem-1", "astm", 5001)}), 9750);
+  cfg["backend"] = {{"base_url", "http://lims.example/api"}, {"token_file", (dir.path() / "t").string()}};
+  check(cfg, "/backend/base_url");
+  cfg["backend"]["allow_insecure_http"] = true;  // a closed network, said so explicitly
+  std::ofstream(dir.path() / "c.json") << cfg.dump(2);
+  std::string out;
+  CHECK(run_tool(dir.path(), "check-ok", {interfaced::test::interfaced_binary().string(), "check-config",
+                                          (dir.path() / "c.json").string()}, out) == 0);
 }
 
 TEST_CASE("lab IT: status reaches a daemon whose endpoint is on IPv6 loopback", "[lab-it]") {
