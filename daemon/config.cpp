@@ -259,7 +259,46 @@ config_error::config_error(const std::filesystem::path& file, const std::vector<
 
 config_result parse_config(std::string_view text, bool check_devices) {
   config_result r;
-  json doc = json::parse(text, nullptr, false, /*ignore_comments=*/true);
+  // JSON lets a key appear twice and the parser keeps the last value: a lab editing a long file
+  // would never learn that its first setting is ignored. Each duplicate is a problem at its pointer.
+  struct frame {
+    bool array = false;
+    std::string key;
+    std::size_t index = 0;
+    std::set<std::string> keys;
+  };
+  std::vector<frame> frames;
+  const auto pointer_to = [&](const std::string& key) {
+    std::string p;
+    for (std::size_t i = 0; i + 1 < frames.size(); ++i)
+      p += "/" + (frames[i].array ? std::to_string(frames[i].index) : frames[i].key);
+    return p + "/" + key;
+  };
+  const auto element_done = [&] {
+    if (!frames.empty() && frames.back().array) ++frames.back().index;
+  };
+  json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames.push_back({}); break;
+      case json::parse_event_t::array_start: frames.push_back({true, {}, 0, {}}); break;
+      case json::parse_event_t::key: {
+        if (frames.empty() || !parsed.is_string()) break;
+        const std::string key = parsed.get<std::string>();
+        if (!frames.back().keys.insert(key).second)
+          r.problems.push_back({pointer_to(key), "\"" + key + "\" appears twice in this object; only the last value would be used"});
+        frames.back().key = key;
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames.empty()) frames.pop_back();
+        element_done();
+        break;
+      case json::parse_event_t::value: element_done(); break;
+    }
+    return true;
+  };
+  json doc = json::parse(text, track, false, /*ignore_comments=*/true);
   if (doc.is_discarded()) {
     // Find the place nlohmann stops at, for a useful message.
     try {
@@ -344,6 +383,7 @@ config_result parse_config(std::string_view text, bool check_devices) {
                                      "/backend/allow_insecure_http to true for a closed network");
     w.millis("connect_timeout_ms", c.backend.connect_timeout, 100, 600000);
     w.millis("request_timeout_ms", c.backend.request_timeout, 100, 600000);
+    w.number("max_response_bytes", c.backend.max_response_bytes, 4096, 1LL << 30);
     long long poll = c.backend.waiting_list_poll.count();
     w.number("waiting_list_poll_s", poll, 1, 86400);
     c.backend.waiting_list_poll = std::chrono::seconds(poll);

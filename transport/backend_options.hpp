@@ -4,6 +4,7 @@
 // configuration (daemon/config.hpp, section "backend") extends it with what only the daemon uses.
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 
 namespace interfaced::transport {
@@ -16,6 +17,9 @@ struct backend_options {
   bool verify_tls = true;
   std::chrono::milliseconds connect_timeout{5000};
   std::chrono::milliseconds request_timeout{15000};
+  // The largest response body read from the backend (waiting lists included); a larger one is a
+  // failed request, retried with backoff, and never held in memory whole.
+  std::size_t max_response_bytes = 8 * 1024 * 1024;
   std::string results_path = "/interfacing/device-results";
   std::string rerun_values_path = "/sample-rerun/values";
   std::string rerun_request_path = "/sample-rerun/request";
