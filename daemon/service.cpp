@@ -20,7 +20,7 @@ namespace asio = boost::asio;
 using json = nlohmann::json;
 
 service::service(config cfg, std::filesystem::path config_path)
-    : cfg_(std::move(cfg)), config_path_(std::move(config_path)), signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_) {}
+    : cfg_(std::move(cfg)), config_path_(std::move(config_path)), signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_), housekeeping_(io_) {}
 
 service::~service() = default;
 
@@ -129,6 +129,7 @@ void service::start() {
   start_health();
   wait_signals();
   start_watchdog();
+  housekeeping();
   const std::string status_line = std::to_string(devices_.running.size()) + " devices configured, outbox " +
                                   std::to_string(outbox_->stats().undelivered) + " waiting";
   systemd::ready(status_line);
@@ -257,6 +258,7 @@ void service::shutdown(const char* why) {
   if (delivery_) delivery_->stop();
   poller_->stop();
   watchdog_.cancel();
+  housekeeping_.cancel();
   signals_.cancel();
   // Bounded grace period: in-flight transfers may finish (5 s at most), then every session is
   // closed. Idle links do not hold the exit up.
@@ -281,6 +283,16 @@ void service::finish_when_idle(std::shared_ptr<asio::steady_timer> grace,
     if (d->server) d->server->close_sessions();
   outbox_->flush(std::chrono::seconds(10));
   io_.stop();
+}
+
+// Every few seconds: what must happen even when nothing arrives (flood summaries).
+void service::housekeeping() {
+  housekeeping_.expires_after(std::chrono::seconds(5));
+  housekeeping_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    links_->flush_log_summaries();
+    housekeeping();
+  });
 }
 
 void service::start_watchdog() {

@@ -53,6 +53,7 @@ class service {
   void finish_when_idle(std::shared_ptr<boost::asio::steady_timer> grace,
                         std::chrono::steady_clock::time_point deadline);
   void start_watchdog();
+  void housekeeping();
   void pet(std::chrono::microseconds period);
 
   boost::asio::io_context io_{1};
@@ -72,6 +73,7 @@ class service {
   std::unique_ptr<transport::http_server> health_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer watchdog_;
+  boost::asio::steady_timer housekeeping_;
   bool stopping_ = false;
 };
 

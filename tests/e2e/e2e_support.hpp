@@ -96,6 +96,10 @@ class tcp_conn {
     if (n <= 0) return {};
     return std::string(buf, static_cast<std::size_t>(n));
   }
+  // Half-close: the peer sees end of stream, our reading side stays open.
+  void shutdown_write() {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
