@@ -193,6 +193,10 @@ transport::event_log device_links::device_event_log(device_runtime* dev) {
     if (problem) {
       ++dev->stats.problems;
       dev->log->warn("{}", line);
+    } else if (line.find(": warning: ") != std::string_view::npos) {
+      // What the receive pipeline warns about (no sample id, a message that gave no result, each
+      // with its [HL7-1NN] code): at warning level, so it is never lost among the info lines.
+      dev->log->warn("{}", line);
     } else {
       dev->log->info("{}", line);
     }

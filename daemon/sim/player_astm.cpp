@@ -69,6 +69,7 @@ asio::awaitable<bool> player::perform(Stream& s, astm_session& ss, astm::link_ac
       case kind::sent:
         out_ << label(next_) << " acknowledged (" << plural(ss.frames, "frame") << ", " << plural(ss.naks, "NAK")
              << ")" << std::endl;
+        ++acked_;
         ++next_;
         queue_next = true;
         break;
@@ -77,7 +78,7 @@ asio::awaitable<bool> player::perform(Stream& s, astm_session& ss, astm::link_ac
         err_ << label(next_) << ": " << a.reason;
         if (ss.failures > opt_.retries) {
           err_ << "; given up after " << ss.failures << " tries\n";
-          any_failed_ = true;
+          count_refused("given up");
           o = outcome::failed;
           co_return false;
         }

@@ -157,7 +157,22 @@ TEST_CASE("replay hl7: Mindray query session: the query, and the host's messages
   auto q = run->of_type("query");
   REQUIRE(q.size() == 1);
   CHECK(q[0].at("sample_ids") == json::array({"0019"}));
-  CHECK(run->of_type("reply").size() == 4);  // QCK^Q02 twice (OK / NF examples), DSR^Q03, ACK^Q03
+  // Mindray manual §1.3.2: the host answers QCK^Q02 (the OK and NF examples) and downloads the
+  // sample in a DSR^Q03, which the analyser acknowledges with ACK^Q03.
+  const auto replies = run->of_type("reply");
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0].at("message_type") == "QCK^Q02");
+  CHECK(replies[0].at("host") == true);
+  CHECK(replies[0].at("query_status") == "OK");
+  CHECK(replies[1].at("message_type") == "QCK^Q02");
+  CHECK(replies[1].at("host") == true);
+  CHECK(replies[1].at("query_status") == "NF");
+  CHECK(replies[2].at("message_type") == "ACK^Q03");
+  CHECK(replies[2].at("host") == false);  // the analyser's acknowledgement of the DSR
+  const auto downloads = run->of_type("download");
+  REQUIRE(downloads.size() == 1);
+  CHECK(downloads[0].at("message_type") == "DSR^Q03");
+  CHECK(downloads[0].at("host") == true);
 }
 
 TEST_CASE("replay hl7: conformant host ACKs are read as replies") {
@@ -168,6 +183,7 @@ TEST_CASE("replay hl7: conformant host ACKs are read as replies") {
   REQUIRE(r.size() == 1);
   CHECK(r[0].at("ack_code") == "AA");
   CHECK(r[0].at("acknowledged_id") == "d601358d-e7f2-4660-88fc-18ae60380614");
+  CHECK(r[0].at("host") == true);  // ACK^R22: the host's acknowledgement of a result message
 
   auto ar = replay_capture("hl7/mindray-cl1000i-ack-r01-ar-error206-manual.txt");
   REQUIRE(ar->status == 0);
