@@ -166,6 +166,9 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
     info.query_status = std::string(rep.query_status);
     info.usable = rep.usable();
     info.role = role_of(bytes);
+    // A message with MSA whose MSH-9 names no known kind (or cannot be read, a shifted MSH): the
+    // host's reply, as every such message was taken before.
+    if (!info.role.from_host && !info.role.reply) info.role = {true, true};
     for (const auto& o : rep.orders)
       if (o.refused()) info.refused_orders.push_back(std::string(o.placer) + " (" + std::string(o.control) + ")");
     for (const auto& pr : rep.problems) {

@@ -154,3 +154,94 @@ TEST_CASE("Mindray QRY^Q02 by bar code: QCK^Q02 OK, then DSR^Q03, acknowledged b
   proc->signal(SIGTERM);
   CHECK(proc->wait_for(10000ms).has_value());
 }
+
+TEST_CASE("simulate plays only the analyser's side of the Mindray session and acknowledges the DSR^Q03 itself",
+          "[e2e][hl7][mindray][simulate]") {
+  // Issue #18 point 6: of the five messages of the manual's session only the QRY^Q02 is the
+  // analyser's to start; QCK^Q02 (twice), DSR^Q03 (the host's) and ACK^Q03 (the analyser's answer to
+  // a DSR it has not received yet) are not played.
+  const fs::path capture = interfaced::test::capture_path("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt");
+  if (!interfaced::test::capture("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt")) return;
+  scratch_dir dir;
+  const fs::path data = dir.path() / "backend-data.json";
+  json tommy = {{"sample_id", "0019"},          {"lab_report_id", "R-0019"}, {"sampleRedrawFlag", 0},
+                {"rerunNumber", 0},             {"parameters", {"1", "2", "5"}}, {"rerun_params", json::array()},
+                {"patient", {{"id", "1212"}}}, {"priority", "R"}};
+  write_backend_data(data, {{"waiting_list", json::array({tommy})}, {"parameters", json::array()}});
+  backend_proc backend(dir.path(), data);
+  const std::uint16_t port = free_port();
+  const std::uint16_t health = free_port();
+  json device = tcp_server_device("cl1", "hl7", port);
+  device["profile"] = "mindray-cl";
+  json cfg = daemon_config(dir.path(), json::array({device}), health);
+  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}, {"waiting_list_poll_s", 1}};
+  auto proc = run_daemon(dir.path(), cfg, health);
+  const fs::path device_log = dir.path() / "logs" / "cl1.log";
+  REQUIRE(wait_log(device_log, "waiting list refreshed"));
+
+  auto sim = simulate(dir.path(), "session", {"--connect", "127.0.0.1:" + std::to_string(port)}, capture);
+  const auto st = sim->wait_for(30000ms);
+  INFO("simulate stdout:\n" << sim->out() << "stderr:\n" << sim->err() << "device log:\n" << file_text(device_log));
+  REQUIRE(st.has_value());
+  CHECK(*st == 0);
+  CHECK(sim->out().find("4 messages not played (the host's side and replies): QCK^Q02 x2, DSR^Q03, ACK^Q03") !=
+        std::string::npos);
+  CHECK(sim->out().find("message 1/1 acknowledged (AA)") != std::string::npos);  // the QCK^Q02
+  CHECK(sim->out().find("the daemon sent DSR^Q03 4; acknowledged (AA)") != std::string::npos);
+  CHECK(sim->out().find("1/1 messages acknowledged in") != std::string::npos);
+  // The daemon saw exactly one query and took the simulator's ACK^Q03 as the reply it is.
+  CHECK(wait_log(device_log, "reply ACK^Q03 AA for 4 received"));
+  CHECK(occurrences(file_text(device_log), "host query (QRY^Q02)") == 1);
+
+  // Issue #12 point 8: refusals are failures. ADT^A01 is not a message type the daemon takes: AE
+  // (HL7 table 0357 code 200) for each, counted apart in the summary, exit status 1.
+  auto refused = simulate(dir.path(), "refused", {"--connect", "127.0.0.1:" + std::to_string(port)},
+                          interfaced::test::fixture_dir() / "sim" / "refused-adt-a01.hl7");
+  const auto rst = refused->wait_for(30000ms);
+  INFO("refused stdout:\n" << refused->out() << "stderr:\n" << refused->err());
+  REQUIRE(rst.has_value());
+  CHECK(*rst == 1);
+  CHECK(refused->out().find("0/2 messages acknowledged, 2 refused (AE 2) in") != std::string::npos);
+  CHECK(refused->err().find("message 1/2 not acknowledged: MSA-1 AE") != std::string::npos);
+
+  proc->signal(SIGTERM);
+  CHECK(proc->wait_for(10000ms).has_value());
+}
+
+TEST_CASE("a Mindray CL QC message read without the profile is acknowledged, but never silently",
+          "[e2e][hl7][mindray]") {
+  // Issue #18 point 5: the QC result sits in OBR fields (manual §1.2.4, "QC test results"); a
+  // device configured without "profile": "mindray-cl" reads no result from it. The message is
+  // stored and acknowledged AA, and the device log says why nothing was forwarded, with its code
+  // and the profile that would read it.
+  const auto text = interfaced::test::capture("hl7/mindray-cl1000i-oru-r01-qc-manual.txt");
+  if (!text) return;
+  const auto qc = mllp_messages(interfaced::devices::decode_capture(*text).bytes);
+  REQUIRE(qc.size() == 1);
+  scratch_dir dir;
+  daemon_proc d(dir.path());
+  const std::uint16_t port = free_port();
+  d.start(json::array({tcp_server_device("cl-noprofile", "hl7", port)}));
+  tcp_conn analyser(port);
+  REQUIRE(analyser.ok());
+  REQUIRE(analyser.send("\x0b" + qc[0] + "\x1c\r"));
+  std::string got;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (got.find('\x1c') == std::string::npos) {
+    const std::string more = analyser.read_some(until);
+    if (more.empty()) break;
+    got += more;
+  }
+  INFO("reply: " << got << "\ndevice log:\n" << d.device_log("cl-noprofile"));
+  CHECK(got.find("MSA|AA|1") != std::string::npos);
+  const fs::path log = dir.path() / "logs" / "cl-noprofile.log";
+  REQUIRE(wait_log(log, "[HL7-109]"));
+  const std::string lines = file_text(log);
+  const auto at = lines.find("[HL7-109]");
+  const std::string line = lines.substr(lines.rfind('\n', at) + 1, lines.find('\n', at) - lines.rfind('\n', at) - 1);
+  CHECK(line.find("warn") != std::string::npos);  // logged at warning level
+  CHECK(line.find("OBR segment(s) with no OBX carry values") != std::string::npos);
+  CHECK(line.find("profile \"mindray-cl\" reads 1 result(s)") != std::string::npos);
+  CHECK(d.outbox().empty());  // nothing was forwarded: no result was read
+  CHECK(d.stop().first == 0);
+}
