@@ -47,6 +47,8 @@ class player {
   [[nodiscard]] std::size_t acknowledged() const noexcept { return acked_; }
   [[nodiscard]] std::size_t refused() const noexcept;
   [[nodiscard]] std::string refusals() const;
+  // ASTM replies that were not ACK over the run (NAK, or anything LIS1-A 6.5.1.2 counts as one).
+  [[nodiscard]] std::size_t naks() const noexcept { return naks_; }
   [[nodiscard]] std::size_t total() const noexcept { return total_; }
   [[nodiscard]] const std::string& symlink() const noexcept { return symlink_; }
 
@@ -108,6 +110,7 @@ class player {
   bool duplicated_ = false;
   bool any_failed_ = false;
   std::size_t acked_ = 0;
+  std::size_t naks_ = 0;
   std::vector<std::pair<std::string, std::size_t>> refused_;  // reason, count; in order first seen
   void count_refused(const std::string& reason);
   bool finished_ = false;

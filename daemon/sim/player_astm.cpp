@@ -174,6 +174,7 @@ asio::awaitable<player::outcome> player::play_astm(Stream& s) {
           ss.last_reply_ack = true;
         } else if (ev.kind != astm::event_kind::eot) {
           ++ss.naks;  // LIS1-A 6.5.1.2: anything but ACK or EOT counts as NAK
+          ++naks_;
         }
       }
       if (!co_await perform(s, ss, ss.link.on_event(ev), o)) co_return o;

@@ -222,3 +222,25 @@ TEST_CASE("replay hl7: equipment status is seen, not forwarded") {
   CHECK(run->of_type("result").empty());
   REQUIRE(run->of_type("message").size() == 1);
 }
+
+TEST_CASE("replay hl7: no sample id where the profile looks -- the warning names the profiles that read one") {
+  // Issue #19 (as ASTM does for EUROIMMUN P.4): a BA400 LAW message read with the Mindray profile,
+  // which looks for the sample id in OBR-3 / OBR-2 only (BA400 leaves them `""`; the id is SPM-2).
+  auto run = replay_capture("hl7/biosystems-ba400-oul-r22-single-result.hl7", "mindray-cl");
+  if (!run) return;
+  const auto res = run->of_type("result");
+  REQUIRE(res.size() == 1);
+  CHECK(res[0].value("sample_id_missing", false));
+  CHECK(run->err.find("profile \"biosystems-ba400\" reads the sample id from SPM-2") != std::string::npos);
+  CHECK(run->err.find("configure the analyser's profile on the device [HL7-106]") != std::string::npos);
+}
+
+TEST_CASE("replay hl7: Mindray CL QC without the profile -- a warning with its code names mindray-cl") {
+  auto run = replay_capture("hl7/mindray-cl1000i-oru-r01-qc-manual.txt");
+  if (!run) return;
+  CHECK(run->of_type("result").empty());
+  CHECK(run->err.find("OBR segment(s) with no OBX carry values (OBR-5,6,7,8,11,12,13,14,15,16,17,18,19,20,21,30)") !=
+        std::string::npos);
+  CHECK(run->err.find("profile \"mindray-cl\" reads 1 result(s): configure the analyser's profile on the device "
+                      "[HL7-109]") != std::string::npos);
+}
