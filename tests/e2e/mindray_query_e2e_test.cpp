@@ -59,9 +59,12 @@ std::string without_field(const std::string& segment, std::size_t field) {
 
 }  // namespace
 
-TEST_CASE("Mindray QRY^Q02 by bar code: QCK^Q02 OK, then DSR^Q03, acknowledged by the analyser with ACK^Q03",
-          "[e2e][hl7][mindray]") {
-  const auto text = interfaced::test::capture("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt");
+TEST_CASE(
+    "Mindray QRY^Q02 by bar code: QCK^Q02 OK, then DSR^Q03, acknowledged by the analyser with "
+    "ACK^Q03",
+    "[e2e][hl7][mindray]") {
+  const auto text =
+      interfaced::test::capture("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt");
   if (!text) return;
   const auto manual = mllp_messages(interfaced::devices::decode_capture(*text).bytes);
   REQUIRE(manual.size() == 5);  // QRY^Q02, QCK^Q02 OK, QCK^Q02 NF, DSR^Q03, ACK^Q03
@@ -84,7 +87,8 @@ TEST_CASE("Mindray QRY^Q02 by bar code: QCK^Q02 OK, then DSR^Q03, acknowledged b
   json device = tcp_server_device("cl1", "hl7", port);
   device["profile"] = "mindray-cl";
   json cfg = daemon_config(dir.path(), json::array({device}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}, {"waiting_list_poll_s", 1}};
+  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())},
+                    {"waiting_list_poll_s", 1}};
   auto proc = run_daemon(dir.path(), cfg, health);
   const fs::path device_log = dir.path() / "logs" / "cl1.log";
   REQUIRE(wait_log(device_log, "waiting list refreshed"));
@@ -108,27 +112,31 @@ TEST_CASE("Mindray QRY^Q02 by bar code: QCK^Q02 OK, then DSR^Q03, acknowledged b
   const auto manual_qck = segments(manual[1]);
   REQUIRE(qck.size() == manual_qck.size());
   CHECK(without_field(qck[0], 7) == without_field(manual_qck[0], 7));
-  for (std::size_t i = 1; i < qck.size(); ++i) CHECK(qck[i] == manual_qck[i]);  // MSA ERR QAK|SR|OK|
+  for (std::size_t i = 1; i < qck.size(); ++i)
+    CHECK(qck[i] == manual_qck[i]);  // MSA ERR QAK|SR|OK|
 
   // DSR^Q03: the manual's, field by field, for what the host knows of the sample.
   const auto dsr = segments(answers[1]);
   const auto manual_dsr = segments(manual[3]);
   REQUIRE(dsr.size() == manual_dsr.size());
-  CHECK(without_field(dsr[0], 7) == without_field(manual_dsr[0], 7));  // MSH: DSR^Q03, id 4, 2.3.1, ASCII
-  CHECK(dsr[1] == manual_dsr[1]);                                      // MSA|AA|4|Message accepted|||0|
-  CHECK(dsr[2] == manual_dsr[2]);                                      // ERR|0|
-  CHECK(dsr[3] == manual_dsr[3]);                                      // QAK|SR|OK|
-  CHECK(dsr[4] == segments(manual[0])[1]);                             // the query's QRD, echoed
-  CHECK(dsr[5] == manual_dsr[5]);                                      // QRF
+  CHECK(without_field(dsr[0], 7) ==
+        without_field(manual_dsr[0], 7));   // MSH: DSR^Q03, id 4, 2.3.1, ASCII
+  CHECK(dsr[1] == manual_dsr[1]);           // MSA|AA|4|Message accepted|||0|
+  CHECK(dsr[2] == manual_dsr[2]);           // ERR|0|
+  CHECK(dsr[3] == manual_dsr[3]);           // QAK|SR|OK|
+  CHECK(dsr[4] == segments(manual[0])[1]);  // the query's QRD, echoed
+  CHECK(dsr[5] == manual_dsr[5]);           // QRF
   // DSP 1 patient id, 3 name, 4 birth date, 5 sex, 21 bar code, 24 STAT, 29-31 the tests.
-  for (std::size_t n : {1u, 3u, 4u, 5u, 21u, 24u, 29u, 30u, 31u}) CHECK(dsr[5 + n] == manual_dsr[5 + n]);
+  for (std::size_t n : {1u, 3u, 4u, 5u, 21u, 24u, 29u, 30u, 31u})
+    CHECK(dsr[5 + n] == manual_dsr[5 + n]);
   CHECK(dsr.back() == manual_dsr.back());  // DSC||
 
   // The analyser acknowledges the DSR (ACK^Q03, MSA-2 4): a reply, never answered.
   REQUIRE(analyser.send("\x0b" + manual[4] + "\x1c\r"));
   CHECK(wait_log(device_log, "for 4 received"));
   CHECK(analyser.read_some(std::chrono::steady_clock::now() + 1s).empty());
-  CHECK(file_text(device_log).find("host query (QRY^Q02) for 0019: QCK^Q02 OK, DSR^Q03 x1 pending 0019: 1 2 5") !=
+  CHECK(file_text(device_log)
+            .find("host query (QRY^Q02) for 0019: QCK^Q02 OK, DSR^Q03 x1 pending 0019: 1 2 5") !=
         std::string::npos);
 
   // Unknown bar code: QCK^Q02 NF alone, as the manual's "does not exist" answer.
@@ -155,18 +163,22 @@ TEST_CASE("Mindray QRY^Q02 by bar code: QCK^Q02 OK, then DSR^Q03, acknowledged b
   CHECK(proc->wait_for(10000ms).has_value());
 }
 
-TEST_CASE("simulate plays only the analyser's side of the Mindray session and acknowledges the DSR^Q03 itself",
-          "[e2e][hl7][mindray][simulate]") {
+TEST_CASE(
+    "simulate plays only the analyser's side of the Mindray session and acknowledges the DSR^Q03 "
+    "itself",
+    "[e2e][hl7][mindray][simulate]") {
   // Issue #18 point 6: of the five messages of the manual's session only the QRY^Q02 is the
-  // analyser's to start; QCK^Q02 (twice), DSR^Q03 (the host's) and ACK^Q03 (the analyser's answer to
-  // a DSR it has not received yet) are not played.
-  const fs::path capture = interfaced::test::capture_path("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt");
+  // analyser's to start; QCK^Q02 (twice), DSR^Q03 (the host's) and ACK^Q03 (the analyser's answer
+  // to a DSR it has not received yet) are not played.
+  const fs::path capture =
+      interfaced::test::capture_path("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt");
   if (!interfaced::test::capture("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt")) return;
   scratch_dir dir;
   const fs::path data = dir.path() / "backend-data.json";
-  json tommy = {{"sample_id", "0019"},          {"lab_report_id", "R-0019"}, {"sampleRedrawFlag", 0},
-                {"rerunNumber", 0},             {"parameters", {"1", "2", "5"}}, {"rerun_params", json::array()},
-                {"patient", {{"id", "1212"}}}, {"priority", "R"}};
+  json tommy = {{"sample_id", "0019"},           {"lab_report_id", "R-0019"},
+                {"sampleRedrawFlag", 0},         {"rerunNumber", 0},
+                {"parameters", {"1", "2", "5"}}, {"rerun_params", json::array()},
+                {"patient", {{"id", "1212"}}},   {"priority", "R"}};
   write_backend_data(data, {{"waiting_list", json::array({tommy})}, {"parameters", json::array()}});
   backend_proc backend(dir.path(), data);
   const std::uint16_t port = free_port();
@@ -174,17 +186,23 @@ TEST_CASE("simulate plays only the analyser's side of the Mindray session and ac
   json device = tcp_server_device("cl1", "hl7", port);
   device["profile"] = "mindray-cl";
   json cfg = daemon_config(dir.path(), json::array({device}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}, {"waiting_list_poll_s", 1}};
+  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())},
+                    {"waiting_list_poll_s", 1}};
   auto proc = run_daemon(dir.path(), cfg, health);
   const fs::path device_log = dir.path() / "logs" / "cl1.log";
   REQUIRE(wait_log(device_log, "waiting list refreshed"));
 
-  auto sim = simulate(dir.path(), "session", {"--connect", "127.0.0.1:" + std::to_string(port)}, capture);
+  auto sim =
+      simulate(dir.path(), "session", {"--connect", "127.0.0.1:" + std::to_string(port)}, capture);
   const auto st = sim->wait_for(30000ms);
-  INFO("simulate stdout:\n" << sim->out() << "stderr:\n" << sim->err() << "device log:\n" << file_text(device_log));
+  INFO("simulate stdout:\n"
+       << sim->out() << "stderr:\n"
+       << sim->err() << "device log:\n"
+       << file_text(device_log));
   REQUIRE(st.has_value());
   CHECK(*st == 0);
-  CHECK(sim->out().find("4 messages not played (the host's side and replies): QCK^Q02 x2, DSR^Q03, ACK^Q03") !=
+  CHECK(sim->out().find(
+            "4 messages not played (the host's side and replies): QCK^Q02 x2, DSR^Q03, ACK^Q03") !=
         std::string::npos);
   CHECK(sim->out().find("message 1/1 acknowledged (AA)") != std::string::npos);  // the QCK^Q02
   CHECK(sim->out().find("the daemon sent DSR^Q03 4; acknowledged (AA)") != std::string::npos);
@@ -238,7 +256,8 @@ TEST_CASE("a Mindray CL QC message read without the profile is acknowledged, but
   REQUIRE(wait_log(log, "[HL7-109]"));
   const std::string lines = file_text(log);
   const auto at = lines.find("[HL7-109]");
-  const std::string line = lines.substr(lines.rfind('\n', at) + 1, lines.find('\n', at) - lines.rfind('\n', at) - 1);
+  const std::string line =
+      lines.substr(lines.rfind('\n', at) + 1, lines.find('\n', at) - lines.rfind('\n', at) - 1);
   CHECK(line.find("warn") != std::string::npos);  // logged at warning level
   CHECK(line.find("OBR segment(s) with no OBX carry values") != std::string::npos);
   CHECK(line.find("profile \"mindray-cl\" reads 1 result(s)") != std::string::npos);

@@ -63,7 +63,8 @@ message parsed(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("Mindray QCK^Q02: the manual's OK and NF answers, byte for byte", "[hl7][builders][mindray]") {
+TEST_CASE("Mindray QCK^Q02: the manual's OK and NF answers, byte for byte",
+          "[hl7][builders][mindray]") {
   const message qry = parsed(manual_qry);
   const mindray_answer h{"20120508104700"};
   // §1.3.2: "the LIS returns the QCK^Q02 message and replies as follows if the sample of the bar
@@ -80,16 +81,20 @@ TEST_CASE("Mindray QCK^Q02: the manual's OK and NF answers, byte for byte", "[hl
         "QAK|SR|NF|\r");
 }
 
-TEST_CASE("Mindray QCK^Q02: the analyser's application and facility become the receiver", "[hl7][builders][mindray]") {
-  const std::string text = "MSH|^~\\&|Mindray|BS-480|LIS|LAB|20261123080000||QRY^Q02|77|P|2.3.1\r"
-                           "QRD|20261123080000|R|D|1|||RD|S-1|OTH|||T\r";
+TEST_CASE("Mindray QCK^Q02: the analyser's application and facility become the receiver",
+          "[hl7][builders][mindray]") {
+  const std::string text =
+      "MSH|^~\\&|Mindray|BS-480|LIS|LAB|20261123080000||QRY^Q02|77|P|2.3.1\r"
+      "QRD|20261123080000|R|D|1|||RD|S-1|OTH|||T\r";
   const message qry = parsed(text);
   const auto seg = segments(build_qck_q02(qry, {"20261123080001"}, query_status::ok));
-  CHECK(seg[0] == "MSH|^~\\&|LIS|LAB|Mindray|BS-480|20261123080001||QCK^Q02|77|P|2.3.1||||||ASCII|||");
+  CHECK(seg[0] ==
+        "MSH|^~\\&|LIS|LAB|Mindray|BS-480|20261123080001||QCK^Q02|77|P|2.3.1||||||ASCII|||");
   CHECK(seg[1] == "MSA|AA|77|Message accepted|||0|");
 }
 
-TEST_CASE("Mindray DSR^Q03: the manual's download of sample 0019, line by line", "[hl7][builders][mindray]") {
+TEST_CASE("Mindray DSR^Q03: the manual's download of sample 0019, line by line",
+          "[hl7][builders][mindray]") {
   const message qry = parsed(manual_qry);
   const std::string dsr = build_dsr_q03(qry, {"20120508110131"}, tommy(), 1, true);
   const auto seg = segments(dsr);
@@ -99,30 +104,38 @@ TEST_CASE("Mindray DSR^Q03: the manual's download of sample 0019, line by line",
   CHECK(seg[1] == "MSA|AA|4|Message accepted|||0|");
   CHECK(seg[2] == "ERR|0|");
   CHECK(seg[3] == "QAK|SR|OK|");
-  // QRD / QRF: the query's, echoed (the manual's DSR shows the same QRF and a QRD of another query).
+  // QRD / QRF: the query's, echoed (the manual's DSR shows the same QRF and a QRD of another
+  // query).
   CHECK(seg[4] == "QRD|20120508104700|R|D|1|||RD|0019|OTH|||T|");
   CHECK(seg[5] == "QRF||||||RCT|COR|ALL||");
   // DSP-3 data lines, the manual's table: what the host knows of the sample, positionally.
   const std::vector<std::string> manual_dsp = {
-      "DSP|1||1212|||",           "DSP|2|||||",  // bed number: not known to the host
-      "DSP|3||Tommy|||",          "DSP|4||19620824000000|||", "DSP|5||M|||",
+      "DSP|1||1212|||",  "DSP|2|||||",  // bed number: not known to the host
+      "DSP|3||Tommy|||", "DSP|4||19620824000000|||",
+      "DSP|5||M|||",
       "DSP|6|||||",  // blood type: not known to the host
-      "DSP|7|||||", "DSP|8|||||", "DSP|9|||||", "DSP|10|||||", "DSP|11|||||", "DSP|12|||||", "DSP|13|||||",
-      "DSP|14|||||",
+      "DSP|7|||||",      "DSP|8|||||",
+      "DSP|9|||||",      "DSP|10|||||",
+      "DSP|11|||||",     "DSP|12|||||",
+      "DSP|13|||||",     "DSP|14|||||",
       "DSP|15|||||",  // patient type: not known to the host
       "DSP|16|||||",
       "DSP|17|||||",  // charge type: not known to the host
-      "DSP|18|||||", "DSP|19|||||", "DSP|20|||||",
-      "DSP|21||0019|||",          // bar code (compulsory)
-      "DSP|22|||||",               // the analyser's sample number: not known to the host
-      "DSP|23|||||", "DSP|24||N|||",  // STAT: no
-      "DSP|25|||||", "DSP|26|||||", "DSP|27|||||", "DSP|28|||||",
-      "DSP|29||1^^^|||",          "DSP|30||2^^^|||",          "DSP|31||5^^^|||"};
+      "DSP|18|||||",     "DSP|19|||||",
+      "DSP|20|||||",
+      "DSP|21||0019|||",                  // bar code (compulsory)
+      "DSP|22|||||",                      // the analyser's sample number: not known to the host
+      "DSP|23|||||",     "DSP|24||N|||",  // STAT: no
+      "DSP|25|||||",     "DSP|26|||||",
+      "DSP|27|||||",     "DSP|28|||||",
+      "DSP|29||1^^^|||", "DSP|30||2^^^|||",
+      "DSP|31||5^^^|||"};
   for (std::size_t i = 0; i < manual_dsp.size(); ++i) CHECK(seg[6 + i] == manual_dsp[i]);
   CHECK(seg.back() == "DSC||");  // one sample: DSC-1 empty, as in the manual
 }
 
-TEST_CASE("Mindray DSR^Q03: several samples, DSC-1 counts until the last", "[hl7][builders][mindray]") {
+TEST_CASE("Mindray DSR^Q03: several samples, DSC-1 counts until the last",
+          "[hl7][builders][mindray]") {
   const message qry = parsed(manual_qry);
   order stat = tommy();
   stat.priority = "S";
@@ -137,8 +150,10 @@ TEST_CASE("Mindray DSR^Q03: several samples, DSC-1 counts until the last", "[hl7
   CHECK(last.back() == "DSC||");
 }
 
-TEST_CASE("Mindray answers against the manual's session capture", "[hl7][builders][mindray][capture]") {
-  const auto text = interfaced::test::capture("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt");
+TEST_CASE("Mindray answers against the manual's session capture",
+          "[hl7][builders][mindray][capture]") {
+  const auto text =
+      interfaced::test::capture("hl7/mindray-cl1000i-query-by-barcode-session-manual.txt");
   if (!text) return;
   const auto msgs = test::messages_of(test::decode_all(test::manual_to_stream(*text)));
   REQUIRE(msgs.size() == 5);  // QRY^Q02, QCK^Q02 OK, QCK^Q02 NF, DSR^Q03, ACK^Q03
@@ -151,7 +166,8 @@ TEST_CASE("Mindray answers against the manual's session capture", "[hl7][builder
   const auto manual = segments(msgs[3]);
   REQUIRE(ours.size() == manual.size());
   for (std::size_t i : {0u, 1u, 2u, 3u, 5u}) CHECK(ours[i] == manual[i]);  // MSH MSA ERR QAK QRF
-  for (std::size_t dsp : {1u, 3u, 4u, 5u, 21u, 24u, 29u, 30u, 31u}) CHECK(ours[5 + dsp] == manual[5 + dsp]);
+  for (std::size_t dsp : {1u, 3u, 4u, 5u, 21u, 24u, 29u, 30u, 31u})
+    CHECK(ours[5 + dsp] == manual[5 + dsp]);
   CHECK(ours.back() == manual.back());  // DSC||
 }
 
