@@ -195,7 +195,9 @@ transport::event_log device_links::device_event_log(device_runtime* dev) {
     const bool write = dev->log_limit.admit(line, std::chrono::steady_clock::now(), summaries);
     for (const auto& s : summaries) dev->log->warn("{}", s);
     if (!write) return;
-    if (problem) dev->log->warn("{}", line);
+    // What the receive pipeline warns about (no sample id, a message that gave no result, each
+    // with its [HL7-1NN] code) is at warning level too, so it is never lost among the info lines.
+    if (problem || line.find(": warning: ") != std::string_view::npos) dev->log->warn("{}", line);
     else dev->log->info("{}", line);
   };
 }
