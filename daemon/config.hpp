@@ -75,6 +75,13 @@ struct device_config {
   bool trace = false;             // wire trace on at start
   std::size_t frame_text_size = 0;  // 0: the profile's
   std::optional<bool> order_download;  // "orders": {"download": ...}; empty: the profile's (off without one)
+  // No message for longer than this raises DEVICE-001 (cleared by the next message); empty: never.
+  std::optional<std::chrono::seconds> silent_after;
+  // tcp-server: sessions at once (a reconnect from the same address replaces its session
+  // whatever the limit). Default by protocol: ASTM 1 (a serial line carried over TCP), HL7 4.
+  std::size_t max_sessions = 0;
+  // HL7: no byte for this long inside a message closes the connection (0: never).
+  unsigned idle_timeout_s = 30;
   friend bool operator==(const device_config&, const device_config&) = default;
 };
 
@@ -118,11 +125,15 @@ struct config {
 struct config_result {
   config cfg;
   std::vector<config_problem> problems;
+  // Not a reason to refuse the file: the service starts and raises an alarm (a serial device
+  // missing now may be plugged in later). `check-config --strict` counts them as problems.
+  std::vector<config_problem> warnings;
   [[nodiscard]] bool ok() const noexcept { return problems.empty(); }
 };
 
 // Parses and validates. `catalog` is used to check profile ids (nullptr: the built-in folder, or
-// the one the file names). check_devices: also check serial devices are readable and writable.
+// the one the file names). check_devices: also check serial devices are readable and writable
+// (a warning when not: see config_result::warnings).
 [[nodiscard]] config_result parse_config(std::string_view text, bool check_devices = true);
 [[nodiscard]] config_result load_config(const std::filesystem::path& path, bool check_devices = true);
 

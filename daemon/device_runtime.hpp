@@ -44,7 +44,6 @@ struct device_stats {
   std::uint64_t connections = 0;
   std::uint64_t duplicates = 0;
   std::string last_message_at;
-  bool connected = false;
   // "Today" in the lab's local time (technicians ask how many samples an analyser did today).
   int day = -1;                     // local day of year the *_today counters belong to
   std::uint64_t messages_today = 0;
@@ -101,8 +100,17 @@ struct device_runtime {
   std::shared_ptr<spdlog::logger> log;
   std::shared_ptr<transport::trace_tap> tap = std::make_shared<transport::trace_tap>();
   std::unique_ptr<transport::tcp_server> server;
-  boost::asio::cancellation_signal cancel;  // tcp-client and serial loops
+  // One signal per loop (a slot holds one handler): the link's loop (tcp-client, serial, a
+  // tcp-server's listen retry) and the silent_after watch.
+  boost::asio::cancellation_signal cancel;
+  boost::asio::cancellation_signal cancel_watch;
   device_stats stats;
+  // The link's real state (/health "state"): connected while open_links > 0 (sessions, the
+  // serial port, the client connection), else listening while the server's acceptor is open,
+  // else down for down_reason (a missing port, a port in use, a failed connect).
+  unsigned open_links = 0;
+  std::string down_reason;
+  bool stopped = false;  // stop() was called: its loops end at their next wake-up
   bool backend_down = false;        // waiting-list polling: say so once per outage
   std::size_t waiting_list_size = 0;
   const devices::device_profile* profile = nullptr;

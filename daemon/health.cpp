@@ -11,11 +11,17 @@ using json = nlohmann::json;
 json health_json(const health_sources& s) {
   json devs = json::array();
   for (const auto& d : s.devices->running) {
+    // The link's real state: "connected" (a session, the serial port or the client connection is
+    // open), "listening" (a tcp-server waiting for its analyser), "down" (with why).
+    const bool up = d->open_links > 0;
+    const bool listening = d->server && d->server->listening();
+    const char* state = up ? "connected" : listening ? "listening" : "down";
     devs.push_back({{"id", d->cfg.id},
                     {"protocol", d->cfg.protocol},
                     {"link", d->cfg.link_type},
-                    {"up", d->stats.connected || (d->server && d->server->sessions() > 0)},
-                    {"listening", d->server != nullptr},
+                    {"state", state},
+                    {"up", up},
+                    {"listening", listening},
                     {"messages", d->stats.messages},
                     {"messages_today", d->stats.messages_today},
                     {"results_today", d->stats.results_today},
@@ -26,6 +32,14 @@ json health_json(const health_sources& s) {
                     {"connections", d->stats.connections},
                     {"last_message_at", d->stats.last_message_at},
                     {"trace", d->tap->enabled.load()}});
+    if (!up && !listening)
+      devs.back()["down_reason"] = d->down_reason.empty() ? std::string("not connected") : d->down_reason;
+    if (d->server) {
+      devs.back()["sessions"] = d->server->sessions();
+      devs.back()["max_sessions"] = d->cfg.max_sessions;
+      devs.back()["sessions_refused"] = d->server->refused();
+      devs.back()["sessions_replaced"] = d->server->replaced();
+    }
   }
   const auto ob = s.outbox->stats();
   // `alarms`: one line per alarm for a person ("text [CODE]"); `alarm_details`: the same list
@@ -71,6 +85,16 @@ std::string metrics_text(const health_sources& s) {
   per_device("checksum_errors_total", "Received frames with a wrong checksum",
              [](const device_runtime& d) { return d.stats.link->checksum_errors; });
   per_device("connections_total", "Connections (reconnects)", [](const device_runtime& d) { return d.stats.connections; });
+  per_device("sessions_refused_total", "Connections closed at once: the device's max_sessions were running",
+             [](const device_runtime& d) { return d.server ? d.server->refused() : 0; });
+  per_device("sessions_replaced_total", "Sessions closed because the same analyser (address) connected again",
+             [](const device_runtime& d) { return d.server ? d.server->replaced() : 0; });
+  m << "# HELP interfaced_link_up 1 while the device's link is connected or listening
+# TYPE interfaced_link_up gauge
+";
+  for (const auto& d : devices)
+    m << "interfaced_link_up{device=\"" << d->cfg.id << "\"} "
+      << (d->open_links > 0 || (d->server && d->server->listening()) ? 1 : 0) << '\n';
   m << "# HELP interfaced_ingest_ack_seconds Message complete to ACK released (outbox durable)\n"
        "# TYPE interfaced_ingest_ack_seconds histogram\n";
   for (const auto& d : devices) d->stats.ingest_ack.write(m, "interfaced_ingest_ack_seconds", "device=\"" + d->cfg.id + "\"");

@@ -62,7 +62,7 @@ int service::open() {
     return exit_io;
   }
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
-  links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_);
+  links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
   if (const int rc = load_state(); rc != exit_ok) return rc;
   if (const int rc = load_rules(); rc != exit_ok) return rc;
@@ -226,6 +226,7 @@ void service::shutdown(const char* why) {
   for (auto& d : devices_.running) {
     if (d->server) d->server->stop();
     d->cancel.emit(asio::cancellation_type::terminal);
+    d->cancel_watch.emit(asio::cancellation_type::terminal);
   }
   if (health_) health_->stop();
   if (delivery_) delivery_->stop();

@@ -111,6 +111,12 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       guarded([&] { drain_pushes(); });  // what waited while the analyser was not connected
     }
     for (;;) {
+      // A cancellation that came between two reads (the server replaced this session) would
+      // not end the next one: look before each.
+      if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+        say(describe_end(asio::error::operation_aborted));
+        break;
+      }
       auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
       if (ec) {
         say(describe_end(ec));
@@ -160,8 +166,9 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
     std::string what = ec == boost::asio::error::eof ? "peer closed the connection"
                        : ec == boost::asio::error::operation_aborted ? "link stopped"
                                                                      : "read failed: " + ec.message();
-    const astm::link& l = ingest_.link();
-    if (l.state() == astm::link_state::receiving) {
+    // Only when something of a message is held: a peer that closes after its last message was
+    // ACKed but before its EOT has lost nothing.
+    if (ingest_.buffered_bytes() > 0) {
       what += "; mid-transfer: the incomplete message is dropped (the analyser resends it)";
     }
     if (epoch_ != 0) what += "; a message handed to the outbox was not acknowledged (it may arrive twice)";
@@ -344,7 +351,19 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       if (ec) return;
       auto self = weak.lock();
       if (!self || self->closed_ || self->gens_[index(t)] != gen) return;
-      self->guarded([&] { self->handle(self->ingest_.timeout(t)); });
+      self->guarded([&] {
+        if (t == astm::timer_id::receive && self->ingest_.link().state() == astm::link_state::receiving) {
+          // LIS1-A 6.5.2: nothing complete for the receive timeout. A frame trickled in slowly ends
+          // here too, and the technician must see why the analyser will send it again.
+          const std::size_t held = self->ingest_.buffered_bytes();
+          self->say("no frame or EOT completed within " +
+                    std::to_string(self->ingest_.link().options().receive_timeout.count() / 1000) + " s" +
+                    (self->ingest_.in_frame() ? " (a frame was still arriving)" : "") + ": transfer ended" +
+                    (held > 0 ? ", " + std::to_string(held) + " bytes of an incomplete message dropped" : "") +
+                    ", the analyser resends [LINK-006]");
+        }
+        self->handle(self->ingest_.timeout(t));
+      });
     });
   }
 
