@@ -191,6 +191,7 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
   w.duration("silent_after", d.silent_after, 1, 30LL * 86400);
   w.number("max_sessions", d.max_sessions, 1, 64);
   w.number("idle_timeout_s", d.idle_timeout_s, 0, 3600);
+  w.number("max_buffered_bytes", d.max_buffered_bytes, 65536, 1LL << 30);
   if (const json* o = w.object("orders")) {
     // Order download (worklist push) for this analyser, overriding its profile's "orders".
     walker ow(w.problems(), *o, w.at("orders"));
@@ -360,6 +361,10 @@ config_result parse_config(std::string_view text, bool check_devices) {
     w.one_of("level", c.logging.level, {"trace", "debug", "info", "warn", "error"});
     w.number("device_file_size", c.logging.device_file_size, 4096, 1LL << 32);
     w.number("device_file_count", c.logging.device_file_count, 1, 100);
+  }
+  if (const json* l = top.object("links")) {
+    walker w(r.problems, *l, "/links");
+    w.number("max_buffered_bytes", c.links.max_buffered_bytes, 65536, 1LL << 32);
   }
   if (const json* h = top.object("health")) {
     walker w(r.problems, *h, "/health");

@@ -82,6 +82,8 @@ struct device_config {
   std::size_t max_sessions = 0;
   // HL7: no byte for this long inside a message closes the connection (0: never).
   unsigned idle_timeout_s = 30;
+  // Unfinished bytes all this device's sessions may hold together; over it a session is closed.
+  std::size_t max_buffered_bytes = 8u << 20;
   friend bool operator==(const device_config&, const device_config&) = default;
 };
 
@@ -106,6 +108,11 @@ struct logging_config {
   std::size_t device_file_count = 5;
 };
 
+// "links": limits over every device's links together.
+struct links_config {
+  std::size_t max_buffered_bytes = 64u << 20;  // unfinished bytes of every session together
+};
+
 struct health_config {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 9750;  // 0: off
@@ -117,6 +124,7 @@ struct config {
   outbox_config outbox;
   logging_config logging;
   health_config health;
+  links_config links;
   std::filesystem::path profile_dir;  // empty: built-in
   std::filesystem::path rules_file;   // empty: none
   std::filesystem::path control_socket = "/run/interfaced/control.sock";

@@ -62,6 +62,7 @@ void device_links::start(const device_config& d) {
   if (made->order_download)
     made->log->info("order download on ({}): pending orders are sent to the analyser after each waiting-list refresh",
                     d.order_download ? std::string("configuration") : "profile " + made->profile->id);
+  made->buffers->limit = d.max_buffered_bytes;
   device_runtime* p = devices_.add(std::move(made));
   if (d.trace) set_trace(p, true);
 
@@ -212,6 +213,8 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
     lc.answer_queries = [this, dev](const std::vector<query>& qs) { return sink_.answer_astm_queries(*dev, qs); };
     if (dev->order_download) lc.push = dev->orders;
     lc.counters = dev->stats.link;
+    lc.device_buffers = dev->buffers;
+    lc.total_buffers = total_buffers_;
     transport::event_log log = device_event_log(dev);
     co_await transport::run_astm_link(std::move(traced), std::move(lc), sink_, std::move(log));
   } else {
@@ -227,6 +230,8 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
     mc.counters = dev->stats.link;
     mc.peer = dev->hl7_peer;
     mc.idle_timeout = std::chrono::seconds(dev->cfg.idle_timeout_s);
+    mc.device_buffers = dev->buffers;
+    mc.total_buffers = total_buffers_;
     transport::event_log log = device_event_log(dev);
     co_await transport::run_mllp_session(std::move(traced), std::move(mc), sink_, std::move(log));
   }

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <ctime>
+#include <memory>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -35,6 +36,9 @@ class device_links {
   void stop(device_runtime* dev, const char* why);
   // Switches the device's wire trace (<logging.dir>/<id>.trace).
   void set_trace(device_runtime* dev, bool on);
+  // The limit on unfinished bytes of every session together ("links.max_buffered_bytes").
+  void limit_buffers(std::size_t total) { total_buffers_->limit = total; }
+  [[nodiscard]] const transport::buffer_budget& total_buffers() const noexcept { return *total_buffers_; }
 
  private:
   template <class Stream>
@@ -56,6 +60,7 @@ class device_links {
   ingest_hand_off& sink_;
   device_set& devices_;
   transport::alarm_board& alarms_;
+  std::shared_ptr<transport::buffer_budget> total_buffers_ = std::make_shared<transport::buffer_budget>();
   std::uint64_t seed_ = 0x9e3779b97f4a7c15ULL ^ static_cast<std::uint64_t>(std::time(nullptr));
 };
 

@@ -19,6 +19,7 @@
 #include "parsers/astm/control.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "rerun/order_download.hpp"
+#include "transport/buffer_budget.hpp"
 #include "transport/latency_histogram.hpp"
 #include "transport/link_counters.hpp"
 #include "transport/hl7_peer.hpp"
@@ -109,6 +110,8 @@ struct device_runtime {
   // serial port, the client connection), else listening while the server's acceptor is open,
   // else down for down_reason (a missing port, a port in use, a failed connect).
   unsigned open_links = 0;
+  // Unfinished bytes its sessions hold (limit: max_buffered_bytes), and sessions closed over it.
+  std::shared_ptr<transport::buffer_budget> buffers = std::make_shared<transport::buffer_budget>();
   std::string down_reason;
   bool stopped = false;  // stop() was called: its loops end at their next wake-up
   bool backend_down = false;        // waiting-list polling: say so once per outage

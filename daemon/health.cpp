@@ -32,6 +32,8 @@ json health_json(const health_sources& s) {
                     {"connections", d->stats.connections},
                     {"last_message_at", d->stats.last_message_at},
                     {"trace", d->tap->enabled.load()}});
+    devs.back()["buffered_bytes"] = d->buffers->used;
+    devs.back()["buffer_refusals"] = d->buffers->refused;
     if (!up && !listening)
       devs.back()["down_reason"] = d->down_reason.empty() ? std::string("not connected") : d->down_reason;
     if (d->server) {
@@ -89,6 +91,11 @@ std::string metrics_text(const health_sources& s) {
              [](const device_runtime& d) { return d.server ? d.server->refused() : 0; });
   per_device("sessions_replaced_total", "Sessions closed because the same analyser (address) connected again",
              [](const device_runtime& d) { return d.server ? d.server->replaced() : 0; });
+  per_device("buffer_refusals_total", "Sessions closed because unfinished data went over the device's max_buffered_bytes",
+             [](const device_runtime& d) { return d.buffers->refused; });
+  m << "# HELP interfaced_buffered_bytes Unfinished message bytes the device's sessions hold\n"
+       "# TYPE interfaced_buffered_bytes gauge\n";
+  for (const auto& d : devices) m << "interfaced_buffered_bytes{device=\"" << d->cfg.id << "\"} " << d->buffers->used << '\n';
   m << "# HELP interfaced_link_up 1 while the device's link is connected or listening
 # TYPE interfaced_link_up gauge
 ";

@@ -43,6 +43,7 @@
 
 #include "devices/astm_ingest.hpp"
 #include "parsers/astm/control.hpp"
+#include "transport/buffer_budget.hpp"
 #include "transport/event_log.hpp"
 #include "transport/link_counters.hpp"
 #include "transport/push_queue.hpp"
@@ -76,6 +77,10 @@ struct astm_link_config {
   int push_attempts = 3;
   // NAKs and checksum errors of this link, for /metrics. Null: not counted.
   std::shared_ptr<link_counters> counters;
+  // Unfinished bytes, bounded per device and daemon-wide (buffer_budget.hpp). Null: unbounded
+  // (but for the frame and message limits).
+  std::shared_ptr<buffer_budget> device_buffers;
+  std::shared_ptr<buffer_budget> total_buffers;
 };
 
 namespace detail {
@@ -89,6 +94,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
         cfg_(cfg),
         sink_(sink),
         log_(std::move(log)),
+        share_(cfg.device_buffers, cfg.total_buffers),
         sink_timer_(stream_.get_executor()) {
     timers_.reserve(timer_count);
     for (std::size_t i = 0; i < timer_count; ++i) timers_.emplace_back(stream_.get_executor());
@@ -129,6 +135,12 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
             handle(ingest_.feed(std::string_view(buf.data(), got)));
           }))
         break;
+      if (const buffer_budget* over = share_.set(ingest_.buffered_bytes())) {
+        say(std::string("unfinished data over the ") + (share_.is_device(over) ? "device's" : "daemon's") +
+            " buffer limit (" + std::to_string(over->limit) +
+            " bytes): connection closed, the incomplete message dropped (the analyser resends it) [LINK-004]");
+        break;
+      }
     }
     shutdown();
   }
@@ -404,6 +416,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
 
   void shutdown() {
     closed_ = true;
+    (void)share_.set(0);
     release_pushes();
     for (std::size_t i = 0; i < timer_count; ++i) disarm(static_cast<astm::timer_id>(i));
     sink_timer_.cancel();
@@ -415,6 +428,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
   astm_link_config cfg_;
   batch_sink& sink_;
   event_log log_;
+  buffer_share share_;
   std::vector<boost::asio::steady_timer> timers_;
   std::array<std::uint64_t, timer_count> gens_{};
   boost::asio::steady_timer sink_timer_;

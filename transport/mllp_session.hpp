@@ -46,6 +46,7 @@
 #include "parsers/hl7/message.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
+#include "transport/buffer_budget.hpp"
 #include "transport/event_log.hpp"
 #include "transport/hl7_peer.hpp"
 #include "transport/link_counters.hpp"
@@ -91,6 +92,10 @@ struct mllp_session_config {
   // Updated from every message received; pushed orders with an empty MSH-5 / MSH-6 are addressed
   // from it when they are written. Null: pushed as built.
   std::shared_ptr<hl7_peer> peer;
+  // Unfinished bytes (a message spanning reads), bounded per device and daemon-wide
+  // (buffer_budget.hpp). Null: only mllp.max_message bounds them.
+  std::shared_ptr<buffer_budget> device_buffers;
+  std::shared_ptr<buffer_budget> total_buffers;
 };
 
 namespace detail {
@@ -427,6 +432,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
     };
 
     asio::steady_timer idle(ex);
+    buffer_share share(config.device_buffers, config.total_buffers);
     for (;;) {
       // A cancellation between two reads (the server replaced this session) would not end the
       // next one: look before each.
@@ -483,6 +489,12 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         }
       }
       if (failed) break;
+      if (const buffer_budget* over = share.set(decoder.buffered_bytes())) {
+        say(std::string("unfinished data over the ") + (share.is_device(over) ? "device's" : "daemon's") +
+            " buffer limit (" + std::to_string(over->limit) +
+            " bytes): connection closed, the incomplete message dropped (no ACK, the analyser resends it) [LINK-004]");
+        break;
+      }
     }
   } catch (const std::exception& e) {
     say(std::string("bug: session ended by an exception: ") + e.what());

@@ -76,6 +76,8 @@ class mllp_decoder {
   [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
   // True between a 0x0B and the end of its message.
   [[nodiscard]] bool in_message() const noexcept { return state_ != state::idle; }
+  // Bytes of a message spanning put() calls held so far (never above max_message).
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return buf_.size(); }
 
  private:
   enum class state { idle, body, after_fs, discard, discard_after_fs };
