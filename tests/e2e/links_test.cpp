@@ -247,3 +247,33 @@ TEST_CASE("e2e links: unfinished bytes over the device's max_buffered_bytes clos
   CHECK(d.device_log("big").find("[LINK-004]") != std::string::npos);
   CHECK(d.stop().first == 0);
 }
+
+TEST_CASE("e2e links: a SIGHUP reload with a device whose serial port is missing is applied for the other devices") {
+  scratch_dir dir;
+  const std::uint16_t pa = free_port(), pc = free_port();
+  daemon_proc d(dir.path());
+  d.start(json::array({tcp_server_device("a", "astm", pa)}));
+  json cfg = json::parse(file_text(dir.path() / "interfaced.json"));
+  const fs::path tty = dir.path() / "ttyGONE";
+  cfg["devices"].push_back({{"id", "unplugged"},
+                            {"protocol", "astm"},
+                            {"link", {{"type", "serial"}, {"device", tty.string()}}}});
+  cfg["devices"].push_back(tcp_server_device("c", "hl7", pc));
+  std::ofstream(dir.path() / "interfaced.json") << cfg.dump(2);
+  d.process().signal(SIGHUP);
+  INFO("daemon log:\n" << d.log());
+  REQUIRE(wait_for([&] { return d.log().find("configuration") != std::string::npos &&
+                                d.log().find("applied: 2 devices started") != std::string::npos; },
+                   10000ms));
+  CHECK(d.device_health("c")["state"] == "listening");
+  CHECK(tcp_conn(pc).ok());
+  REQUIRE(wait_for([&] { return has_alarm(d.health(), "LINK-001", "unplugged"); }, 5000ms));
+  CHECK(d.device_health("unplugged")["state"] == "down");
+  CHECK(d.device_health("a")["state"] == "listening");
+  // Removed again: its alarm goes with it.
+  cfg["devices"].erase(1);
+  std::ofstream(dir.path() / "interfaced.json") << cfg.dump(2);
+  d.process().signal(SIGHUP);
+  CHECK(wait_for([&] { return !has_alarm(d.health(), "LINK-001", "unplugged"); }, 10000ms));
+  CHECK(d.stop().first == 0);
+}
