@@ -96,9 +96,8 @@ std::string metrics_text(const health_sources& s) {
   m << "# HELP interfaced_buffered_bytes Unfinished message bytes the device's sessions hold\n"
        "# TYPE interfaced_buffered_bytes gauge\n";
   for (const auto& d : devices) m << "interfaced_buffered_bytes{device=\"" << d->cfg.id << "\"} " << d->buffers->used << '\n';
-  m << "# HELP interfaced_link_up 1 while the device's link is connected or listening
-# TYPE interfaced_link_up gauge
-";
+  m << "# HELP interfaced_link_up 1 while the device's link is connected or listening\n"
+       "# TYPE interfaced_link_up gauge\n";
   for (const auto& d : devices)
     m << "interfaced_link_up{device=\"" << d->cfg.id << "\"} "
       << (d->open_links > 0 || (d->server && d->server->listening()) ? 1 : 0) << '\n';

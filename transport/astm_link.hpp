@@ -119,7 +119,8 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
     for (;;) {
       // A cancellation that came between two reads (the server replaced this session) would
       // not end the next one: look before each.
-      if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+      const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) {
         say(describe_end(asio::error::operation_aborted));
         break;
       }

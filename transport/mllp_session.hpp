@@ -436,7 +436,8 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
     for (;;) {
       // A cancellation between two reads (the server replaced this session) would not end the
       // next one: look before each.
-      if ((co_await asio::this_coro::cancellation_state).cancelled() != asio::cancellation_type::none) {
+      const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) {
         say("session stopped");
         break;
       }
