@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <iostream>
 
 #include "e2e_support.hpp"
 
