@@ -9,6 +9,7 @@
 #include "daemon/exit_codes.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/systemd_notify.hpp"
+#include "parsers/text.hpp"
 #include "rerun/process.hpp"
 #include "rerun/rerun_json.hpp"
 #include "rerun/rules.hpp"
@@ -113,7 +114,7 @@ void service::start() {
   start_health();
   wait_signals();
   start_watchdog();
-  const std::string status_line = std::to_string(devices_.running.size()) + " devices configured, outbox " +
+  const std::string status_line = plural(devices_.running.size(), "device") + " configured, outbox " +
                                   std::to_string(outbox_->stats().undelivered) + " waiting";
   systemd::ready(status_line);
   spdlog::info("interfaced ready: {}", status_line);
@@ -214,9 +215,9 @@ void service::reload() {
       r.cfg.health.port != cfg_.health.port)
     spdlog::warn("SIGHUP: backend, outbox or health settings changed: they apply after a restart");
   cfg_.devices = r.cfg.devices;
-  spdlog::info("SIGHUP: configuration {} applied: {} devices started, {} restarted, {} stopped, the others untouched",
-               config_path_.string(), started, restarted, stopped);
-  systemd::status(std::to_string(devices_.by_id.size()) + " devices configured");
+  spdlog::info("SIGHUP: configuration {} applied: {} started, {} restarted, {} stopped, the others untouched",
+               config_path_.string(), plural(started, "device"), restarted, stopped);
+  systemd::status(plural(devices_.by_id.size(), "device") + " configured");
 }
 
 void service::shutdown(const char* why) {
