@@ -227,6 +227,7 @@ void service::shutdown(const char* why) {
   spdlog::info("{}: stopping; links finish their current transfer", why);
   for (auto& d : devices_.running) {
     if (d->server) d->server->stop();
+    d->stopped = true;  // a serial link that ends now is not reopened
     d->cancel.emit(asio::cancellation_type::terminal);
     d->cancel_watch.emit(asio::cancellation_type::terminal);
   }
