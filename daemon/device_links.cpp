@@ -236,6 +236,8 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
     co_await transport::run_mllp_session(std::move(traced), std::move(mc), sink_, std::move(log));
   }
   --dev->open_links;
+  if (dev->open_links == 0 && dev->cfg.link_type == "tcp-client")
+    dev->down_reason = "disconnected; reconnecting to " + dev->cfg.client.host + ":" + std::to_string(dev->cfg.client.port);
   std::erase(dev->activity, activity);
 }
 
