@@ -76,7 +76,7 @@ class port_holder {
 
 }  // namespace
 
-TEST_CASE("e2e links: a serial device missing at start does not stop the others; its pty is opened when it appears") {
+TEST_CASE("e2e links: a serial device missing at start does not stop the others, its pty is opened when it appears") {
   scratch_dir dir;
   const fs::path tty = dir.path() / "ttyLATE";  // not there yet
   const std::uint16_t port = free_port();
@@ -199,7 +199,7 @@ TEST_CASE("e2e links: check-config warns about a missing serial port (exit 0) an
   CHECK(strict.err().find(file + ": /devices/0/link/device: cannot open") != std::string::npos);
 }
 
-TEST_CASE("e2e links: an analyser silent for longer than silent_after raises DEVICE-001; its next message clears it") {
+TEST_CASE("e2e links: an analyser silent for longer than silent_after raises DEVICE-001, cleared by its next message") {
   scratch_dir dir;
   const std::uint16_t port = free_port();
   json dev = tcp_server_device("quiet", "astm", port);

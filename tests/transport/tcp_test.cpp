@@ -117,7 +117,7 @@ TEST_CASE("tcp server: a reconnect from the same analyser replaces its session, 
   CHECK(ended == 2);
 }
 
-TEST_CASE("tcp server: at max_sessions another analyser is refused (one line, counted); a reconnect still replaces",
+TEST_CASE("tcp server: at max_sessions another analyser is refused (one line, counted), a reconnect still replaces",
           "[transport][tcp]") {
   asio::io_context io;
   event_lines log;
