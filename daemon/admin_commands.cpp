@@ -171,6 +171,9 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
         << d["messages_today"].get<std::uint64_t>() << std::setw(9) << d["results_today"].get<std::uint64_t>() << std::setw(9)
         << d["problems"].get<std::uint64_t>() << (d["last_message_at"].get<std::string>().empty() ? "-" : d["last_message_at"].get<std::string>())
         << '\n';
+  for (const auto& d : h["devices"])
+    if (d.value("state", "") == "down")
+      out << "DOWN: " << d["id"].get<std::string>() << ": " << d.value("down_reason", "") << '\n';
   for (const auto& a : h["alarms"]) out << "ALARM: " << a.get<std::string>() << '\n';
   return exit_ok;
 }

@@ -86,6 +86,35 @@ class walker {
     number(key, v, lo, hi);
     out = std::chrono::milliseconds(v);
   }
+  // A duration: whole seconds, or a string with a unit ("90s", "15m", "2h", "1d").
+  void duration(const std::string& key, std::optional<std::chrono::seconds>& out, long long lo, long long hi) {
+    const json* v = get(key);
+    if (!v) return;
+    long long secs = -1;
+    if (v->is_number_integer()) {
+      secs = v->get<long long>();
+    } else if (v->is_string()) {
+      const std::string t = v->get<std::string>();
+      std::size_t digits = 0;
+      while (digits < t.size() && t[digits] >= '0' && t[digits] <= '9') ++digits;
+      const std::string unit = t.substr(digits);
+      const long long mult = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : 0;
+      if (digits == 0 || digits > 9 || mult == 0) {
+        problem(at(key), "expected seconds or a duration such as \"90s\", \"15m\", \"2h\", \"1d\", found \"" + t + "\"");
+        return;
+      }
+      secs = std::stoll(t.substr(0, digits)) * mult;
+    } else {
+      problem(at(key), std::string("expected seconds or a duration string, found ") + v->type_name());
+      return;
+    }
+    if (secs < lo || secs > hi) {
+      problem(at(key), "expected from " + std::to_string(lo) + " to " + std::to_string(hi) + " seconds, found " +
+                           std::to_string(secs));
+      return;
+    }
+    out = std::chrono::seconds(secs);
+  }
   void one_of(const std::string& key, std::string& out, std::initializer_list<const char*> allowed, bool required = false) {
     std::string v = out;
     const json* j = get(key, required);
@@ -198,6 +227,10 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
   }
   w.boolean("trace", d.trace);
   w.number("frame_text_size", d.frame_text_size, 16, 63993);
+  w.duration("silent_after", d.silent_after, 1, 30LL * 86400);
+  w.number("max_sessions", d.max_sessions, 1, 64);
+  w.number("idle_timeout_s", d.idle_timeout_s, 0, 3600);
+  w.number("max_buffered_bytes", d.max_buffered_bytes, 65536, 1LL << 30);
   if (const json* o = w.object("orders")) {
     // Order download (worklist push) for this analyser, overriding its profile's "orders".
     walker ow(w.problems(), *o, w.at("orders"));
@@ -207,6 +240,7 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
   }
   const json* link = w.object("link", true);
   if (!link) return;
+  if (d.max_sessions == 0) d.max_sessions = d.protocol == "hl7" ? 4 : 1;
   walker l(w.problems(), *link, w.at("link"));
   l.one_of("type", d.link_type, {"serial", "tcp-server", "tcp-client"}, true);
   if (d.link_type == "serial") {
@@ -241,6 +275,10 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
     // Unknown link type: its other keys cannot be checked; mark them read so only `type` is reported.
     for (auto it = link->begin(); link->is_object() && it != link->end(); ++it) (void)l.get(it.key());
   }
+  if (d.link_type != "tcp-server" && j.is_object() && j.contains("max_sessions"))
+    w.problem(w.at("max_sessions"), "applies to tcp-server links only (a serial port or a tcp-client link is one session)");
+  if (d.protocol != "hl7" && j.is_object() && j.contains("idle_timeout_s"))
+    w.problem(w.at("idle_timeout_s"), "applies to hl7 devices only (ASTM has the LIS1-A receive timeout)");
 }
 
 }  // namespace
@@ -359,7 +397,7 @@ config_result parse_config(std::string_view text, bool check_devices) {
           if (!fresh)
             r.problems.push_back({ptr + "/link/device", d.serial.device + " is already used by /devices/" + std::to_string(it->second)});
           else if (check_devices && ::access(d.serial.device.c_str(), R_OK | W_OK) != 0)
-            r.problems.push_back({ptr + "/link/device", "cannot open " + d.serial.device + " for reading and writing (missing, or the service user is not in group dialout)"});
+            r.warnings.push_back({ptr + "/link/device", "cannot open " + d.serial.device + " for reading and writing (missing, or the service user is not in group dialout); the service starts without it, raises LINK-001 and opens it when it appears"});
         }
         c.devices.push_back(std::move(d));
       }
@@ -412,6 +450,10 @@ config_result parse_config(std::string_view text, bool check_devices) {
     w.one_of("level", c.logging.level, {"trace", "debug", "info", "warn", "error"});
     w.number("device_file_size", c.logging.device_file_size, 4096, 1LL << 32);
     w.number("device_file_count", c.logging.device_file_count, 1, 100);
+  }
+  if (const json* l = top.object("links")) {
+    walker w(r.problems, *l, "/links");
+    w.number("max_buffered_bytes", c.links.max_buffered_bytes, 65536, 1LL << 32);
   }
   if (const json* h = top.object("health")) {
     walker w(r.problems, *h, "/health");

@@ -75,6 +75,15 @@ struct device_config {
   bool trace = false;             // wire trace on at start
   std::size_t frame_text_size = 0;  // 0: the profile's
   std::optional<bool> order_download;  // "orders": {"download": ...}; empty: the profile's (off without one)
+  // No message for longer than this raises DEVICE-001 (cleared by the next message); empty: never.
+  std::optional<std::chrono::seconds> silent_after;
+  // tcp-server: sessions at once (a reconnect from the same address replaces its session
+  // whatever the limit). Default by protocol: ASTM 1 (a serial line carried over TCP), HL7 4.
+  std::size_t max_sessions = 0;
+  // HL7: no byte for this long inside a message closes the connection (0: never).
+  unsigned idle_timeout_s = 30;
+  // Unfinished bytes all this device's sessions may hold together; over it a session is closed.
+  std::size_t max_buffered_bytes = 8u << 20;
   friend bool operator==(const device_config&, const device_config&) = default;
 };
 
@@ -100,6 +109,11 @@ struct logging_config {
   std::size_t device_file_count = 5;
 };
 
+// "links": limits over every device's links together.
+struct links_config {
+  std::size_t max_buffered_bytes = 64u << 20;  // unfinished bytes of every session together
+};
+
 struct health_config {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 9750;  // 0: off
@@ -114,6 +128,7 @@ struct config {
   outbox_config outbox;
   logging_config logging;
   health_config health;
+  links_config links;
   std::filesystem::path profile_dir;  // empty: built-in
   std::filesystem::path rules_file;   // empty: none
   std::filesystem::path control_socket = "/run/interfaced/control.sock";
@@ -122,11 +137,15 @@ struct config {
 struct config_result {
   config cfg;
   std::vector<config_problem> problems;
+  // Not a reason to refuse the file: the service starts and raises an alarm (a serial device
+  // missing now may be plugged in later). `check-config --strict` counts them as problems.
+  std::vector<config_problem> warnings;
   [[nodiscard]] bool ok() const noexcept { return problems.empty(); }
 };
 
 // Parses and validates. `catalog` is used to check profile ids (nullptr: the built-in folder, or
-// the one the file names). check_devices: also check serial devices are readable and writable.
+// the one the file names). check_devices: also check serial devices are readable and writable
+// (a warning when not: see config_result::warnings).
 [[nodiscard]] config_result parse_config(std::string_view text, bool check_devices = true);
 // A device id names its log file, its trace file and its metrics: letters, digits, '.', '_', '-',
 // not starting with '.', at most 64 characters (no path, no quoting problem anywhere).

@@ -62,6 +62,7 @@ void device_links::start(const device_config& d) {
   if (made->order_download)
     made->log->info("order download on ({}): pending orders are sent to the analyser after each waiting-list refresh",
                     d.order_download ? std::string("configuration") : "profile " + made->profile->id);
+  made->buffers->limit = d.max_buffered_bytes;
   device_runtime* p = devices_.add(std::move(made));
   if (d.trace) set_trace(p, true);
 
@@ -71,18 +72,14 @@ void device_links::start(const device_config& d) {
     o.port = d.server.port;
     o.allowed_peers = d.server.allow;
     o.keepalive = keepalive_of(d.server.ka);
+    o.max_sessions = d.max_sessions;
+    // The server logs each connection itself ("connection from ..."): not logged twice here.
     p->server = std::make_unique<transport::tcp_server>(
-        io_.get_executor(), o,
-        [this, p](asio::ip::tcp::socket s, std::string peer) {
-          p->log->info("connected: {}", peer);
-          return run_link(p, std::move(s));
-        },
+        io_.get_executor(), o, [this, p](asio::ip::tcp::socket s, std::string) { return run_link(p, std::move(s)); },
         device_event_log(p));
-    if (auto ec = p->server->start()) {
-      p->log->error("cannot listen on {}:{}: {}", d.server.bind, d.server.port, ec.message());
-    } else {
-      p->log->info("listening on {}:{} ({})", d.server.bind, p->server->port(), d.protocol);
-    }
+    // The first attempt at once, so READY means listening for every port that is free.
+    if (!try_listen(p))
+      asio::co_spawn(io_, listen_retry(p), asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));
   } else if (d.link_type == "tcp-client") {
     transport::tcp_client_options o;
     o.host = d.client.host;
@@ -90,8 +87,11 @@ void device_links::start(const device_config& d) {
     o.backoff.initial = d.client.reconnect_initial;
     o.backoff.max = d.client.reconnect_max;
     o.keepalive = keepalive_of(d.client.ka);
-    transport::tcp_session session = [this, p](asio::ip::tcp::socket s, std::string peer) {
-      p->log->info("connected to {}", peer);
+    const std::string where = d.client.host + ":" + std::to_string(d.client.port);
+    p->down_reason = "connecting to " + where;
+    o.on_connect_failed = [p, where](const std::string& why) { p->down_reason = "cannot connect to " + where + ": " + why; };
+    // The client logs "connected" itself.
+    transport::tcp_session session = [this, p](asio::ip::tcp::socket s, std::string) {
       return run_link(p, std::move(s));
     };
     transport::event_log log = device_event_log(p);
@@ -100,15 +100,91 @@ void device_links::start(const device_config& d) {
   } else if (d.link_type == "serial") {
     asio::co_spawn(io_, serial_loop(p), asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));
   }
+  if (d.silent_after)
+    asio::co_spawn(io_, silence_watch(p), asio::bind_cancellation_slot(p->cancel_watch.slot(), asio::detached));
+}
+
+void device_links::link_down(device_runtime* dev, std::string_view code, const std::string& why) {
+  dev->down_reason = why;
+  // One line per outage in the device log (the service log gets the alarm's own line); the
+  // retries in between are quiet.
+  if (alarms_.raise(code, dev->cfg.id, "link down: " + why, std::chrono::system_clock::now()))
+    dev->log->error("link down: {}; retrying with backoff [{}]", why, code);
+}
+
+void device_links::link_up(device_runtime* dev, std::string_view code) {
+  dev->down_reason.clear();
+  alarms_.clear(code, dev->cfg.id);
+}
+
+bool device_links::try_listen(device_runtime* dev) {
+  const auto& c = dev->cfg.server;
+  if (auto ec = dev->server->start()) {
+    link_down(dev, transport::alarm_code::link_bind,
+              "cannot listen on " + c.bind + ":" + std::to_string(c.port) + ": " + ec.message());
+    return false;
+  }
+  link_up(dev, transport::alarm_code::link_bind);
+  dev->log->info("listening on {}:{} ({}, at most {} session{})", c.bind, dev->server->port(), dev->cfg.protocol,
+                 dev->cfg.max_sessions, dev->cfg.max_sessions == 1 ? "" : "s");
+  return true;
+}
+
+asio::awaitable<void> device_links::listen_retry(device_runtime* dev) {
+  // Binding is cheap: retried often enough that a port freed by another program is taken within
+  // seconds, never in a tight loop.
+  transport::backoff_policy backoff;
+  backoff.initial = std::chrono::milliseconds(500);
+  backoff.max = std::chrono::milliseconds(10000);
+  asio::steady_timer wait(io_);
+  for (unsigned attempt = 0;; ++attempt) {
+    wait.expires_after(transport::backoff_delay(backoff, attempt, jitter()));
+    auto [ec] = co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || dev->stopped) co_return;  // cancelled: stopped or shutting down
+    if (try_listen(dev)) co_return;
+  }
+}
+
+asio::awaitable<void> device_links::silence_watch(device_runtime* dev) {
+  const std::chrono::seconds limit = *dev->cfg.silent_after;
+  const std::string about = std::to_string(limit.count()) + " s";
+  asio::steady_timer tick(io_);
+  auto last = std::chrono::steady_clock::now();
+  std::uint64_t seen = dev->stats.messages;
+  for (;;) {
+    // Looked at every second (or sooner for a shorter limit): cheap, and the alarm clears within a
+    // second of the message that ends the silence.
+    tick.expires_after(std::min<std::chrono::steady_clock::duration>(limit, std::chrono::seconds(1)));
+    auto [ec] = co_await tick.async_wait(asio::as_tuple(asio::use_awaitable));
+    if (ec || dev->stopped) co_return;
+    const auto now = std::chrono::steady_clock::now();
+    if (dev->stats.messages != seen) {
+      seen = dev->stats.messages;
+      last = now;
+      if (alarms_.clear(transport::alarm_code::device_silent, dev->cfg.id))
+        dev->log->info("messages again after a silence longer than silent_after ({})", about);
+    } else if (now - last > limit &&
+               alarms_.raise(transport::alarm_code::device_silent, dev->cfg.id,
+                             "analyser " + dev->cfg.id + " silent: no message for more than " + about + " (silent_after)",
+                             std::chrono::system_clock::now())) {
+      dev->log->warn("no message for more than {} (silent_after) [{}]", about, transport::alarm_code::device_silent);
+    }
+  }
 }
 
 void device_links::stop(device_runtime* dev, const char* why) {
   dev->log->info("stopping: {}", why);
+  dev->stopped = true;
+  // A device that is gone (or restarts with new settings) leaves no alarm of its old link behind.
+  for (const auto code : {transport::alarm_code::link_down, transport::alarm_code::link_bind,
+                          transport::alarm_code::device_silent})
+    alarms_.clear(code, dev->cfg.id);
   if (dev->server) {
     dev->server->stop();
     dev->server->close_sessions();
   }
   dev->cancel.emit(asio::cancellation_type::terminal);
+  dev->cancel_watch.emit(asio::cancellation_type::terminal);
   dev->tap->enabled = false;
   devices_.retire(dev);
 }
@@ -124,7 +200,7 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
   transport::traced_stream<transport::traced_stream<Stream>> traced(
       transport::traced_stream<Stream>(std::move(stream), dev->tap), watch);
   ++dev->stats.connections;
-  dev->stats.connected = true;
+  ++dev->open_links;
   if (dev->cfg.protocol == "astm") {
     transport::astm_link_config lc;
     lc.catalog = &catalog_;
@@ -137,6 +213,8 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
     lc.answer_queries = [this, dev](const std::vector<query>& qs) { return sink_.answer_astm_queries(*dev, qs); };
     if (dev->order_download) lc.push = dev->orders;
     lc.counters = dev->stats.link;
+    lc.device_buffers = dev->buffers;
+    lc.total_buffers = total_buffers_;
     transport::event_log log = device_event_log(dev);
     co_await transport::run_astm_link(std::move(traced), std::move(lc), sink_, std::move(log));
   } else {
@@ -151,32 +229,46 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
     if (dev->order_download) mc.push = dev->orders;
     mc.counters = dev->stats.link;
     mc.peer = dev->hl7_peer;
+    mc.idle_timeout = std::chrono::seconds(dev->cfg.idle_timeout_s);
+    mc.device_buffers = dev->buffers;
+    mc.total_buffers = total_buffers_;
     transport::event_log log = device_event_log(dev);
     co_await transport::run_mllp_session(std::move(traced), std::move(mc), sink_, std::move(log));
   }
-  dev->stats.connected = false;
+  --dev->open_links;
+  if (dev->open_links == 0 && dev->cfg.link_type == "tcp-client")
+    dev->down_reason = "disconnected; reconnecting to " + dev->cfg.client.host + ":" + std::to_string(dev->cfg.client.port);
   std::erase(dev->activity, activity);
 }
 
 asio::awaitable<void> device_links::serial_loop(device_runtime* dev) {
   const transport::serial_settings s = serial_of(dev->cfg.serial);
+  // A USB adapter plugged back in (udev re-creates the node) is opened within seconds: opening a
+  // missing path costs a failed open() and nothing else.
   transport::backoff_policy backoff;
+  backoff.initial = std::chrono::milliseconds(250);
+  backoff.max = std::chrono::milliseconds(5000);
   unsigned attempt = 0;
   asio::steady_timer wait(io_);
   for (;;) {
     auto port = transport::open_serial(io_.get_executor(), s);
     if (port) {
       attempt = 0;
+      link_up(dev, transport::alarm_code::link_down);
       dev->log->info("serial port {} open ({} baud, {}{}{})", s.device, s.baud, s.data_bits,
                      dev->cfg.serial.parity == "none" ? 'N' : dev->cfg.serial.parity == "even" ? 'E' : 'O', s.stop_bits);
       co_await run_link(dev, std::move(*port));
-      dev->log->warn("serial link {} ended; reopening", s.device);
+      if (dev->stopped) co_return;
+      dev->log->info("serial link {} ended; reopening", s.device);
     } else {
-      dev->log->error("cannot open serial port {}: {}", s.device, port.error());
+      std::error_code ec;
+      const bool missing = !std::filesystem::exists(s.device, ec);
+      link_down(dev, transport::alarm_code::link_down,
+                missing ? s.device + " is missing" : "cannot open " + port.error());
     }
     wait.expires_after(transport::backoff_delay(backoff, attempt++, jitter()));
     auto [ec] = co_await wait.async_wait(asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return;  // cancelled: shutting down
+    if (ec || dev->stopped) co_return;  // cancelled: stopped or shutting down
   }
 }
 
@@ -195,9 +287,10 @@ transport::event_log device_links::device_event_log(device_runtime* dev) {
     const bool write = dev->log_limit.admit(line, std::chrono::steady_clock::now(), summaries);
     for (const auto& s : summaries) dev->log->warn("{}", s);
     if (!write) return;
-    // What the receive pipeline warns about (no sample id, a message that gave no result, each
-    // with its [HL7-1NN] code) is at warning level too, so it is never lost among the info lines.
-    if (problem || line.find(": warning: ") != std::string_view::npos) dev->log->warn("{}", line);
+    // Warnings: problems, what the receive pipeline warns about (no sample id, a message that gave
+    // no result: ": warning: ... [HL7-1NN]"), and every line that ends with a code ("... [LINK-003]").
+    const bool coded = line.ends_with("]") && line.rfind(" [") != std::string_view::npos;
+    if (problem || coded || line.find(": warning: ") != std::string_view::npos) dev->log->warn("{}", line);
     else dev->log->info("{}", line);
   };
 }

@@ -20,6 +20,7 @@
 #include "parsers/astm/control.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "rerun/order_download.hpp"
+#include "transport/buffer_budget.hpp"
 #include "transport/latency_histogram.hpp"
 #include "transport/link_counters.hpp"
 #include "transport/log_limiter.hpp"
@@ -47,7 +48,6 @@ struct device_stats {
   std::uint64_t duplicates = 0;
   std::string last_message_at;
   std::chrono::system_clock::time_point last_message_time{};  // epoch: none yet
-  bool connected = false;
   // "Today" in the lab's local time (technicians ask how many samples an analyser did today).
   int day = -1;                     // local day of year the *_today counters belong to
   std::uint64_t messages_today = 0;
@@ -107,8 +107,19 @@ struct device_runtime {
   transport::log_limiter log_limit;
   std::shared_ptr<transport::trace_tap> tap = std::make_shared<transport::trace_tap>();
   std::unique_ptr<transport::tcp_server> server;
-  boost::asio::cancellation_signal cancel;  // tcp-client and serial loops
+  // One signal per loop (a slot holds one handler): the link's loop (tcp-client, serial, a
+  // tcp-server's listen retry) and the silent_after watch.
+  boost::asio::cancellation_signal cancel;
+  boost::asio::cancellation_signal cancel_watch;
   device_stats stats;
+  // The link's real state (/health "state"): connected while open_links > 0 (sessions, the
+  // serial port, the client connection), else listening while the server's acceptor is open,
+  // else down for down_reason (a missing port, a port in use, a failed connect).
+  unsigned open_links = 0;
+  // Unfinished bytes its sessions hold (limit: max_buffered_bytes), and sessions closed over it.
+  std::shared_ptr<transport::buffer_budget> buffers = std::make_shared<transport::buffer_budget>();
+  std::string down_reason;
+  bool stopped = false;  // stop() was called: its loops end at their next wake-up
   bool backend_down = false;        // waiting-list polling: say so once per outage
   std::size_t waiting_list_size = 0;
   const devices::device_profile* profile = nullptr;

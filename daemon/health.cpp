@@ -9,16 +9,22 @@ namespace interfaced::daemon {
 
 using json = nlohmann::json;
 
-bool link_up(const device_runtime& d) { return d.stats.connected || (d.server && d.server->sessions() > 0); }
+bool link_up(const device_runtime& d) { return d.open_links > 0 || (d.server && d.server->listening()); }
 
 json health_json(const health_sources& s) {
   json devs = json::array();
   for (const auto& d : s.devices->running) {
+    // The link's real state: "connected" (a session, the serial port or the client connection is
+    // open), "listening" (a tcp-server waiting for its analyser), "down" (with why).
+    const bool up = d->open_links > 0;
+    const bool listening = d->server && d->server->listening();
+    const char* state = up ? "connected" : listening ? "listening" : "down";
     devs.push_back({{"id", d->cfg.id},
                     {"protocol", d->cfg.protocol},
                     {"link", d->cfg.link_type},
-                    {"up", link_up(*d)},
-                    {"listening", d->server != nullptr},
+                    {"state", state},
+                    {"up", up},
+                    {"listening", listening},
                     {"messages", d->stats.messages},
                     {"messages_today", d->stats.messages_today},
                     {"results_today", d->stats.results_today},
@@ -29,6 +35,16 @@ json health_json(const health_sources& s) {
                     {"connections", d->stats.connections},
                     {"last_message_at", d->stats.last_message_at},
                     {"trace", d->tap->enabled.load()}});
+    devs.back()["buffered_bytes"] = d->buffers->used;
+    devs.back()["buffer_refusals"] = d->buffers->refused;
+    if (!up && !listening)
+      devs.back()["down_reason"] = d->down_reason.empty() ? std::string("not connected") : d->down_reason;
+    if (d->server) {
+      devs.back()["sessions"] = d->server->sessions();
+      devs.back()["max_sessions"] = d->cfg.max_sessions;
+      devs.back()["sessions_refused"] = d->server->refused();
+      devs.back()["sessions_replaced"] = d->server->replaced();
+    }
   }
   const auto ob = s.outbox->stats();
   // `alarms`: one line per alarm for a person ("text [CODE]"); `alarm_details`: the same list
@@ -98,7 +114,16 @@ std::string metrics_text(const health_sources& s) {
   per_device("checksum_errors_total", "counter", "Received frames with a wrong checksum",
              [](const device_runtime& d) { return d.stats.link->checksum_errors; });
   per_device("connections_total", "counter", "Connections (reconnects)", [](const device_runtime& d) { return d.stats.connections; });
-  per_device("link_up", "gauge", "1 while the analyser's link is connected (serial open, TCP session up)",
+  per_device("sessions_refused_total", "counter", "Connections closed at once: the device's max_sessions were running",
+             [](const device_runtime& d) { return d.server ? d.server->refused() : 0; });
+  per_device("sessions_replaced_total", "counter", "Sessions closed because the same analyser (address) connected again",
+             [](const device_runtime& d) { return d.server ? d.server->replaced() : 0; });
+  per_device("buffer_refusals_total", "counter",
+             "Sessions closed because unfinished data went over the device's max_buffered_bytes",
+             [](const device_runtime& d) { return d.buffers->refused; });
+  per_device("buffered_bytes", "gauge", "Unfinished message bytes the device's sessions hold",
+             [](const device_runtime& d) { return d.buffers->used; });
+  per_device("link_up", "gauge", "1 while the device's link is usable: connected, or listening for the analyser",
              [](const device_runtime& d) { return link_up(d) ? 1 : 0; });
   // Absent until the first message: an alert on time() - this must not fire for a device that
   // never sent anything since the start (alert on its absence instead, README).

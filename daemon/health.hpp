@@ -33,7 +33,8 @@ struct health_sources {
 
 // A Prometheus label value escaped for the text format (backslash, double quote, line feed).
 [[nodiscard]] std::string prometheus_label_value(std::string_view v);
-// Whether the device's link is up now (serial open, or a TCP session connected).
+// Whether the device's link is usable now: connected (serial open, a session, the client
+// connection) or listening for the analyser (/health "state" is not "down").
 [[nodiscard]] bool link_up(const device_runtime& d);
 [[nodiscard]] nlohmann::json health_json(const health_sources& s);
 [[nodiscard]] std::string metrics_text(const health_sources& s);

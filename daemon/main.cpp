@@ -39,9 +39,12 @@ int main(int argc, char** argv) {
 
   std::string check_file = default_config_path;
   bool check_no_devices = false;
+  bool check_strict = false;
   auto* check = app.add_subcommand("check-config", "Validate a configuration file; list every problem with its JSON pointer");
   check->add_option("file", check_file, "Configuration file")->capture_default_str();
   check->add_flag("--no-device-check", check_no_devices, "Do not check that serial devices can be opened");
+  check->add_flag("--strict", check_strict,
+                  "Warnings (a serial device missing now) make the file invalid too (exit 78)");
 
   run_options run_opts;
   std::string run_config = default_config_path;
@@ -178,8 +181,11 @@ int main(int argc, char** argv) {
     return run_service(run_opts);
   }
   if (check->parsed()) {
-    const auto r = load_config(check_file, !check_no_devices);
+    auto r = load_config(check_file, !check_no_devices);
     for (const auto& p : r.problems) std::cerr << format_problem(check_file, p) << '\n';
+    for (const auto& p : r.warnings)
+      std::cerr << (check_strict ? "" : "warning: ") << format_problem(check_file, p) << '\n';
+    if (check_strict) r.problems.insert(r.problems.end(), r.warnings.begin(), r.warnings.end());
     if (r.ok() && !r.cfg.rules_file.empty()) {
       // The rules file is part of the configuration: start-up refuses it on the same terms.
       std::ostringstream rules_out;
@@ -192,7 +198,9 @@ int main(int argc, char** argv) {
       std::cerr << check_file << ": " << r.problems.size() << " problem(s); the configuration is not valid\n";
       return exit_config;
     }
-    std::cout << check_file << ": valid (" << r.cfg.devices.size() << " devices)\n";
+    const std::size_t n = r.cfg.devices.size(), nw = r.warnings.size();
+    std::cout << check_file << ": valid (" << n << (n == 1 ? " device" : " devices")
+              << (nw == 0 ? std::string() : ", " + std::to_string(nw) + (nw == 1 ? " warning" : " warnings")) << ")\n";
     return exit_ok;
   }
   return exit_usage;

@@ -9,6 +9,7 @@
 #include "daemon/exit_codes.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/systemd_notify.hpp"
+#include "parsers/text.hpp"
 #include "rerun/process.hpp"
 #include "rerun/rerun_json.hpp"
 #include "rerun/rules.hpp"
@@ -79,7 +80,8 @@ int service::open() {
     return exit_io;
   }
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
-  links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_);
+  links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
+  links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
   if (const int rc = load_state(); rc != exit_ok) return rc;
   if (const int rc = load_rules(); rc != exit_ok) return rc;
@@ -130,7 +132,7 @@ void service::start() {
   wait_signals();
   start_watchdog();
   housekeeping();
-  const std::string status_line = std::to_string(devices_.running.size()) + " devices configured, outbox " +
+  const std::string status_line = plural(devices_.running.size(), "device") + " configured, outbox " +
                                   std::to_string(outbox_->stats().undelivered) + " waiting";
   systemd::ready(status_line);
   spdlog::info("interfaced ready: {}", status_line);
@@ -240,9 +242,9 @@ void service::reload() {
       r.cfg.health.port != cfg_.health.port)
     spdlog::warn("SIGHUP: backend, outbox or health settings changed: they apply after a restart");
   cfg_.devices = r.cfg.devices;
-  spdlog::info("SIGHUP: configuration {} applied: {} devices started, {} restarted, {} stopped, the others untouched",
-               config_path_.string(), started, restarted, stopped);
-  systemd::status(std::to_string(devices_.by_id.size()) + " devices configured");
+  spdlog::info("SIGHUP: configuration {} applied: {} started, {} restarted, {} stopped, the others untouched",
+               config_path_.string(), plural(started, "device"), restarted, stopped);
+  systemd::status(plural(devices_.by_id.size(), "device") + " configured");
 }
 
 void service::shutdown(const char* why) {
@@ -252,7 +254,9 @@ void service::shutdown(const char* why) {
   spdlog::info("{}: stopping; links finish their current transfer", why);
   for (auto& d : devices_.running) {
     if (d->server) d->server->stop();
+    d->stopped = true;  // a serial link that ends now is not reopened
     d->cancel.emit(asio::cancellation_type::terminal);
+    d->cancel_watch.emit(asio::cancellation_type::terminal);
   }
   if (health_) health_->stop();
   if (delivery_) delivery_->stop();

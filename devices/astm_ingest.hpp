@@ -55,6 +55,13 @@ class astm_ingest {
   [[nodiscard]] std::vector<ingest_problem> take_problems();
 
   [[nodiscard]] astm::link& link() noexcept { return link_; }
+  // Received bytes of a message not complete yet (a partial frame, ETB frames, records without
+  // their L): zero once every message received so far was delivered. Bounded by the frame and
+  // message limits.
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept {
+    return decoder_.buffered_bytes() + link_.buffered_bytes() + pending_.size();
+  }
+  [[nodiscard]] bool in_frame() const noexcept { return decoder_.in_frame(); }
   [[nodiscard]] std::uint64_t frames() const noexcept { return frames_; }
 
  private:

@@ -25,4 +25,9 @@ namespace interfaced {
   return out;
 }
 
+// "1 result", "4 results": a count and its noun for log lines and listings (English plural in -s).
+[[nodiscard]] inline std::string plural(std::size_t n, std::string_view what) {
+  return std::to_string(n) + " " + std::string(what) + (n == 1 ? "" : "s");
+}
+
 }  // namespace interfaced

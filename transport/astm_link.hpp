@@ -43,6 +43,7 @@
 
 #include "devices/astm_ingest.hpp"
 #include "parsers/astm/control.hpp"
+#include "transport/buffer_budget.hpp"
 #include "transport/event_log.hpp"
 #include "transport/link_counters.hpp"
 #include "transport/push_queue.hpp"
@@ -76,6 +77,10 @@ struct astm_link_config {
   int push_attempts = 3;
   // NAKs and checksum errors of this link, for /metrics. Null: not counted.
   std::shared_ptr<link_counters> counters;
+  // Unfinished bytes, bounded per device and daemon-wide (buffer_budget.hpp). Null: unbounded
+  // (but for the frame and message limits).
+  std::shared_ptr<buffer_budget> device_buffers;
+  std::shared_ptr<buffer_budget> total_buffers;
 };
 
 namespace detail {
@@ -89,6 +94,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
         cfg_(cfg),
         sink_(sink),
         log_(std::move(log)),
+        share_(cfg.device_buffers, cfg.total_buffers),
         sink_timer_(stream_.get_executor()) {
     timers_.reserve(timer_count);
     for (std::size_t i = 0; i < timer_count; ++i) timers_.emplace_back(stream_.get_executor());
@@ -111,6 +117,13 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       guarded([&] { drain_pushes(); });  // what waited while the analyser was not connected
     }
     for (;;) {
+      // A cancellation that came between two reads (the server replaced this session) would
+      // not end the next one: look before each.
+      const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) {
+        say(describe_end(asio::error::operation_aborted));
+        break;
+      }
       auto [ec, n] = co_await stream_.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
       if (ec) {
         say(describe_end(ec));
@@ -123,6 +136,12 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
             handle(ingest_.feed(std::string_view(buf.data(), got)));
           }))
         break;
+      if (const buffer_budget* over = share_.set(ingest_.buffered_bytes())) {
+        say(std::string("unfinished data over the ") + (share_.is_device(over) ? "device's" : "daemon's") +
+            " buffer limit (" + std::to_string(over->limit) +
+            " bytes): connection closed, the incomplete message dropped (the analyser resends it) [LINK-004]");
+        break;
+      }
     }
     shutdown();
   }
@@ -160,8 +179,9 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
     std::string what = ec == boost::asio::error::eof ? "peer closed the connection"
                        : ec == boost::asio::error::operation_aborted ? "link stopped"
                                                                      : "read failed: " + ec.message();
-    const astm::link& l = ingest_.link();
-    if (l.state() == astm::link_state::receiving) {
+    // Only when something of a message is held: a peer that closes after its last message was
+    // ACKed but before its EOT has lost nothing.
+    if (ingest_.buffered_bytes() > 0) {
       what += "; mid-transfer: the incomplete message is dropped (the analyser resends it)";
     }
     if (epoch_ != 0) what += "; a message handed to the outbox was not acknowledged (it may arrive twice)";
@@ -344,7 +364,19 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       if (ec) return;
       auto self = weak.lock();
       if (!self || self->closed_ || self->gens_[index(t)] != gen) return;
-      self->guarded([&] { self->handle(self->ingest_.timeout(t)); });
+      self->guarded([&] {
+        if (t == astm::timer_id::receive && self->ingest_.link().state() == astm::link_state::receiving) {
+          // LIS1-A 6.5.2: nothing complete for the receive timeout. A frame trickled in slowly ends
+          // here too, and the technician must see why the analyser will send it again.
+          const std::size_t held = self->ingest_.buffered_bytes();
+          self->say("no frame or EOT completed within " +
+                    std::to_string(self->ingest_.link().options().receive_timeout.count() / 1000) + " s" +
+                    (self->ingest_.in_frame() ? " (a frame was still arriving)" : "") + ": transfer ended" +
+                    (held > 0 ? ", " + std::to_string(held) + " bytes of an incomplete message dropped" : "") +
+                    ", the analyser resends [LINK-006]");
+        }
+        self->handle(self->ingest_.timeout(t));
+      });
     });
   }
 
@@ -385,6 +417,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
 
   void shutdown() {
     closed_ = true;
+    (void)share_.set(0);
     release_pushes();
     for (std::size_t i = 0; i < timer_count; ++i) disarm(static_cast<astm::timer_id>(i));
     sink_timer_.cancel();
@@ -396,6 +429,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
   astm_link_config cfg_;
   batch_sink& sink_;
   event_log log_;
+  buffer_share share_;
   std::vector<boost::asio::steady_timer> timers_;
   std::array<std::uint64_t, timer_count> gens_{};
   boost::asio::steady_timer sink_timer_;

@@ -27,12 +27,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -44,6 +46,7 @@
 #include "parsers/hl7/message.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
+#include "transport/buffer_budget.hpp"
 #include "transport/event_log.hpp"
 #include "transport/hl7_peer.hpp"
 #include "transport/link_counters.hpp"
@@ -60,6 +63,11 @@ struct mllp_session_config {
   hl7::mllp_options mllp;
   hl7::ack_options ack;  // vendor variations, from the device profile
   std::chrono::milliseconds sink_timeout{20000};
+  // No byte for this long inside a message (after its 0x0B, before its 0x1C): the partial message
+  // is dropped and the connection closed, as the ASTM receive timeout ends a stalled transfer
+  // (LIS1-A 6.5.2); the analyser, never acknowledged, resends. 0: no limit. Between messages a
+  // connection may stay silent for as long as the analyser likes.
+  std::chrono::milliseconds idle_timeout{30000};
   std::size_t read_size = 8192;
   // MSH-10 and MSH-7 of our ACKs; empty: a process-wide counter and the local clock.
   std::function<std::string()> next_control_id;
@@ -85,6 +93,10 @@ struct mllp_session_config {
   // Updated from every message received; pushed orders with an empty MSH-5 / MSH-6 are addressed
   // from it when they are written. Null: pushed as built.
   std::shared_ptr<hl7_peer> peer;
+  // Unfinished bytes (a message spanning reads), bounded per device and daemon-wide
+  // (buffer_budget.hpp). Null: only mllp.max_message bounds them.
+  std::shared_ptr<buffer_budget> device_buffers;
+  std::shared_ptr<buffer_budget> total_buffers;
 };
 
 namespace detail {
@@ -420,8 +432,33 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       }
     };
 
+    asio::steady_timer idle(ex);
+    buffer_share share(config.device_buffers, config.total_buffers);
     for (;;) {
-      auto [ec, n] = co_await stream.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      // A cancellation between two reads (the server replaced this session) would not end the
+      // next one: look before each.
+      const asio::cancellation_state cs = co_await asio::this_coro::cancellation_state;
+      if (cs.cancelled() != asio::cancellation_type::none) {
+        say("session stopped");
+        break;
+      }
+      boost::system::error_code ec;
+      std::size_t n = 0;
+      if (config.idle_timeout.count() > 0 && decoder.in_message()) {
+        using namespace asio::experimental::awaitable_operators;
+        idle.expires_after(config.idle_timeout);
+        auto r = co_await (stream.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable)) ||
+                           idle.async_wait(asio::as_tuple(asio::use_awaitable)));
+        if (r.index() == 1) {
+          say("no byte for " + std::to_string(config.idle_timeout.count() / 1000) +
+              " s inside a message: the incomplete message is dropped (no ACK, the analyser resends) and the "
+              "connection closed [LINK-005]");
+          break;
+        }
+        std::tie(ec, n) = std::get<0>(r);
+      } else {
+        std::tie(ec, n) = co_await stream.async_read_some(asio::buffer(buf), asio::as_tuple(asio::use_awaitable));
+      }
       if (ec) {
         for (hl7::mllp_event ev = decoder.finish(); ev.kind != hl7::mllp_event_kind::none; ev = decoder.finish()) {
           report(ev);
@@ -454,6 +491,12 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
         }
       }
       if (failed) break;
+      if (const buffer_budget* over = share.set(decoder.buffered_bytes())) {
+        say(std::string("unfinished data over the ") + (share.is_device(over) ? "device's" : "daemon's") +
+            " buffer limit (" + std::to_string(over->limit) +
+            " bytes): connection closed, the incomplete message dropped (no ACK, the analyser resends it) [LINK-004]");
+        break;
+      }
     }
   } catch (const std::exception& e) {
     say(std::string("bug: session ended by an exception: ") + e.what());

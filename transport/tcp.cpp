@@ -67,6 +67,8 @@ struct tcp_server::impl : std::enable_shared_from_this<tcp_server::impl> {
   struct running {
     asio::ip::address address;
     std::shared_ptr<asio::cancellation_signal> signal;
+    std::string peer;
+    bool replaced = false;  // cancelled by a newer connection; ends soon, never counted again
   };
 
   asio::any_io_executor ex;
@@ -78,6 +80,8 @@ struct tcp_server::impl : std::enable_shared_from_this<tcp_server::impl> {
   std::map<std::uint64_t, running> sessions;
   std::uint64_t next_id = 1;
   std::uint16_t bound_port = 0;
+  std::uint64_t refused = 0;
+  std::uint64_t replaced = 0;
 
   void say(const std::string& what) const {
     emit(log, "tcp " + opt.bind_address + ":" + std::to_string(bound_port) + ": " + what);
@@ -101,17 +105,33 @@ struct tcp_server::impl : std::enable_shared_from_this<tcp_server::impl> {
       socket.close(ec);
       return;
     }
-    if (const auto kec = set_keepalive(socket, opt.keepalive)) say("keep-alive on " + peer + ": " + kec.message());
+    // Sessions already replaced are on their way out: neither counted nor replaced again, so a
+    // burst of reconnects costs one line each, not one per earlier session.
+    std::string previous;
+    std::size_t live = 0;
     for (auto& [id, r] : sessions) {
+      if (r.replaced) continue;
       if (r.address == address) {
-        say("connection from " + peer + " replaces that analyser's previous session");
+        r.replaced = true;
+        ++replaced;
+        previous += (previous.empty() ? "" : ", ") + r.peer;
         r.signal->emit(asio::cancellation_type::terminal);
+      } else {
+        ++live;
       }
     }
-    say("connection from " + peer);
+    if (opt.max_sessions != 0 && live >= opt.max_sessions) {
+      ++refused;
+      say("refused connection from " + peer + ": " + std::to_string(live) + " session" + (live == 1 ? "" : "s") +
+          " already, the device's limit (max_sessions " + std::to_string(opt.max_sessions) + ") [LINK-003]");
+      socket.close(ec);
+      return;
+    }
+    if (const auto kec = set_keepalive(socket, opt.keepalive)) say("keep-alive on " + peer + ": " + kec.message());
+    say("connection from " + peer + (previous.empty() ? "" : " replaces that analyser's previous session " + previous));
     const std::uint64_t id = next_id++;
     auto signal = std::make_shared<asio::cancellation_signal>();
-    sessions.emplace(id, running{address, signal});
+    sessions.emplace(id, running{address, signal, peer});
     auto self = shared_from_this();
     asio::co_spawn(ex, run_one(self, std::move(socket), peer),
                    asio::bind_cancellation_slot(signal->slot(), [self, id, signal, peer](std::exception_ptr e) {
@@ -181,7 +201,6 @@ boost::system::error_code tcp_server::start() {
     return ec;
   }
   impl_->bound_port = acc.local_endpoint(ec).port();
-  impl_->say("listening");
   asio::co_spawn(impl_->ex, impl::accept_loop(impl_), [self = impl_](std::exception_ptr e) {
     if (e) self->say("bug: accept loop ended by an exception");
   });
@@ -202,6 +221,9 @@ void tcp_server::close_sessions() {
 }
 
 std::size_t tcp_server::sessions() const noexcept { return impl_->sessions.size(); }
+bool tcp_server::listening() const noexcept { return impl_->acceptor.is_open(); }
+std::uint64_t tcp_server::refused() const noexcept { return impl_->refused; }
+std::uint64_t tcp_server::replaced() const noexcept { return impl_->replaced; }
 
 asio::awaitable<void> run_tcp_client(tcp_client_options options, tcp_session session, event_log log) {
   using namespace asio::experimental::awaitable_operators;
@@ -255,6 +277,7 @@ asio::awaitable<void> run_tcp_client(tcp_client_options options, tcp_session ses
       if (std::chrono::steady_clock::now() - started >= options.stable_after) attempt = 0;
     } else {
       say("connect failed: " + ec.message());
+      if (options.on_connect_failed) options.on_connect_failed(ec.message());
     }
     const auto delay = backoff_delay(options.backoff, attempt, unit(rng));
     if (attempt < 64) ++attempt;

@@ -2,8 +2,11 @@
 // TCP for analyser links, both directions:
 //  - tcp_server: the analyser connects to us. Binds one address/port, refuses (and logs) peers not
 //    in allowed_peers, runs one session coroutine per connection. A new connection from an
-//    address that already has a session replaces it: an analyser that reconnects has restarted,
-//    and its old socket is half-open (nothing would ever arrive on it again).
+//    address that already has a session replaces it (the old session is cancelled, so its
+//    socket closes): an analyser that reconnects has restarted, and its old socket is half-open
+//    (nothing would ever arrive on it again). At most max_sessions sessions run at once: a
+//    connection from another address beyond that is closed at once, with one log line and a
+//    count (refused()), so the number of sessions -- and their buffers -- never grows.
 //  - run_tcp_client: we connect to the analyser (host:port) and reconnect forever with capped
 //    exponential backoff and jitter, every connect bounded by connect_timeout.
 // A session is any coroutine taking the connected socket (run_astm_link, run_mllp_session...),
@@ -60,6 +63,7 @@ struct tcp_server_options {
   std::uint16_t port = 0;                  // 0: an ephemeral port (tests), see port()
   std::vector<std::string> allowed_peers;  // IP addresses; empty: any peer
   keepalive_settings keepalive;
+  std::size_t max_sessions = 0;            // sessions at once; 0: no limit
 };
 
 class tcp_server {
@@ -78,6 +82,11 @@ class tcp_server {
   // Cancel every running session (their coroutines end as on a disconnect).
   void close_sessions();
   [[nodiscard]] std::size_t sessions() const noexcept;
+  // The acceptor is open (start() succeeded and stop() was not called).
+  [[nodiscard]] bool listening() const noexcept;
+  // Connections closed at once because max_sessions ran; sessions replaced by a reconnect.
+  [[nodiscard]] std::uint64_t refused() const noexcept;
+  [[nodiscard]] std::uint64_t replaced() const noexcept;
 
   struct impl;
 
@@ -94,6 +103,8 @@ struct tcp_client_options {
   // closes at once) keep growing it, so a broken peer is not hammered.
   std::chrono::milliseconds stable_after{30000};
   keepalive_settings keepalive;
+  // Called with the reason of every failed connect (for the owner's link state); may be empty.
+  std::function<void(const std::string& why)> on_connect_failed;
 };
 
 // Connects, runs the session, reconnects; returns only when cancelled (e.g. co_spawn bound to a

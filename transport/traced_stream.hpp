@@ -10,7 +10,9 @@
 #include <string_view>
 #include <utility>
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -37,11 +39,14 @@ class traced_stream {
   auto async_read_some(const MutableBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const MutableBuffers& b) {
-          next_.async_read_some(b, [tap = tap_, b, h = std::move(handler)](boost::system::error_code ec,
+          // The caller's cancellation slot goes down to the real stream: a session cancelled by
+          // its server (a replacing connection, shutdown) must see its pending read end.
+          auto slot = boost::asio::get_associated_cancellation_slot(handler);
+          next_.async_read_some(b, boost::asio::bind_cancellation_slot(slot, [tap = tap_, b, h = std::move(handler)](boost::system::error_code ec,
                                                                            std::size_t n) mutable {
             if (n > 0) show(tap, true, b, n);
             std::move(h)(ec, n);
-          });
+          }));
         },
         token, buffers);
   }
@@ -50,11 +55,14 @@ class traced_stream {
   auto async_write_some(const ConstBuffers& buffers, Token&& token) {
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
         [this](auto handler, const ConstBuffers& b) {
-          next_.async_write_some(b, [tap = tap_, b, h = std::move(handler)](boost::system::error_code ec,
+          // The caller's cancellation slot goes down to the real stream: a session cancelled by
+          // its server (a replacing connection, shutdown) must see its pending read end.
+          auto slot = boost::asio::get_associated_cancellation_slot(handler);
+          next_.async_write_some(b, boost::asio::bind_cancellation_slot(slot, [tap = tap_, b, h = std::move(handler)](boost::system::error_code ec,
                                                                             std::size_t n) mutable {
             if (n > 0) show(tap, false, b, n);
             std::move(h)(ec, n);
-          });
+          }));
         },
         token, buffers);
   }

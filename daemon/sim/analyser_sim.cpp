@@ -56,7 +56,7 @@ int run_analyser_sim(const sim_script& script, const sim_options& options, std::
   // Refusals are failures, counted apart: "37/1500 messages acknowledged, 1463 refused (AE 1463)".
   out << p.acknowledged() << "/" << p.total() << " messages acknowledged";
   if (p.refused() > 0) out << ", " << p.refused() << " refused (" << p.refusals() << ")";
-  if (p.naks() > 0) out << ", " << detail::plural(p.naks(), "NAK") << " on the way";
+  if (p.naks() > 0) out << ", " << plural(p.naks(), "NAK") << " on the way";
   out << " in " << ms << " ms" << std::endl;
   return status;
 }

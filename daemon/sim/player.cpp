@@ -23,10 +23,6 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using namespace asio::experimental::awaitable_operators;
 
-std::string plural(std::size_t n, const char* what) {
-  return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
-}
-
 int player::final_status() const { return any_failed_ ? exit_bad_input : exit_ok; }
 
 void player::count_refused(const std::string& reason) {

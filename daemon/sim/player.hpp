@@ -24,12 +24,11 @@
 #include "daemon/sim/analyser_sim.hpp"
 #include "parsers/astm/frame_decoder.hpp"
 #include "parsers/astm/link.hpp"
+#include "parsers/text.hpp"
 
 namespace interfaced::sim::detail {
 
 using sim_clock = std::chrono::steady_clock;
-
-std::string plural(std::size_t n, const char* what);
 
 class player {
  public:

@@ -76,6 +76,9 @@ class frame_decoder {
   // Stream offset of the next byte put() will consume.
   [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
   [[nodiscard]] std::size_t max_frame() const noexcept { return max_frame_; }
+  // Inside a frame (STX seen, its CR LF not yet), and the text bytes of it held so far.
+  [[nodiscard]] bool in_frame() const noexcept { return state_ != state::idle; }
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return in_frame() ? buf_.size() : 0; }
 
  private:
   enum class state { idle, number, text, check1, check2 };

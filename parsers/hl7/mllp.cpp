@@ -66,6 +66,9 @@ mllp_event mllp_decoder::take_garbage() noexcept {
 }
 
 mllp_put_result mllp_decoder::put(std::string_view bytes) noexcept {
+  // The view of the last message into buf_ ended with this call: a large buffer left by it is
+  // given back (swap: no allocation), so an idle connection does not keep a 4 MB message's memory.
+  if (state_ == state::idle && buf_.capacity() > (64u << 10)) std::string().swap(buf_);
   const std::size_t n = bytes.size();
   std::size_t i = 0;
   // Where this chunk holds the message body from its first byte, the message is returned as a view

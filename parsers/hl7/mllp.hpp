@@ -76,6 +76,9 @@ class mllp_decoder {
   [[nodiscard]] std::uint64_t offset() const noexcept { return offset_; }
   // True between a 0x0B and the end of its message.
   [[nodiscard]] bool in_message() const noexcept { return state_ != state::idle; }
+  // Memory held for a message spanning put() calls (its buffer's capacity: what it costs, growth
+  // included); 0 between messages.
+  [[nodiscard]] std::size_t buffered_bytes() const noexcept { return in_message() ? buf_.capacity() : 0; }
 
  private:
   enum class state { idle, body, after_fs, discard, discard_after_fs };

@@ -70,12 +70,57 @@ TEST_CASE("config: every problem is listed, each with its JSON pointer") {
   CHECK(has(p, "/devices/1/id: device id \"a\" already used by /devices/0"));
   CHECK(has(p, "/devices/1/link/port: port 5001 is already used by /devices/0"));
   CHECK(has(p, "/devices/2/link/baud: expected a standard rate (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)"));
-  CHECK(has(p, "/devices/2/link/device: cannot open /nonexistent/ttyS9 for reading and writing (missing, or the service user is not in group dialout)"));
   CHECK(has(p, "/devices/3/link/host: missing; this key is required"));
   CHECK(has(p, "/devices/3/link/port: expected a whole number, found string"));
   CHECK(has(p, "/backend/token: a token is never written in the configuration: use token_file or token_env"));
   CHECK(has(p, "/colour: unknown key"));
-  CHECK(p.size() == 11);
+  CHECK(p.size() == 10);
+}
+
+TEST_CASE("config: a serial device missing now is a warning, not a problem (the service starts without it)") {
+  const char* text = R"({"devices": [
+    {"id": "c", "protocol": "astm", "link": {"type": "serial", "device": "/nonexistent/ttyS9"}},
+    {"id": "d", "protocol": "astm", "link": {"type": "tcp-server", "port": 5001}}]})";
+  auto r = parse_config(text, /*check_devices=*/true);
+  CHECK(r.ok());
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].pointer == "/devices/0/link/device");
+  CHECK(r.warnings[0].message.starts_with("cannot open /nonexistent/ttyS9 for reading and writing"));
+  CHECK(parse_config(text, /*check_devices=*/false).warnings.empty());
+}
+
+TEST_CASE("config: silent_after in seconds or as a duration, max_sessions by protocol, idle_timeout_s") {
+  auto r = parse_config(R"({"devices": [
+    {"id": "a", "protocol": "astm", "silent_after": 900, "link": {"type": "tcp-server", "port": 5001}},
+    {"id": "b", "protocol": "hl7", "silent_after": "15m", "link": {"type": "tcp-server", "port": 5002}},
+    {"id": "c", "protocol": "hl7", "silent_after": "2h", "max_sessions": 2, "idle_timeout_s": 0,
+     "link": {"type": "tcp-server", "port": 5003}},
+    {"id": "d", "protocol": "astm", "link": {"type": "tcp-client", "host": "10.0.0.9", "port": 6000}}]})");
+  REQUIRE(r.ok());
+  CHECK(r.cfg.devices[0].silent_after == std::chrono::seconds(900));
+  CHECK(r.cfg.devices[1].silent_after == std::chrono::seconds(900));
+  CHECK(r.cfg.devices[2].silent_after == std::chrono::seconds(7200));
+  CHECK_FALSE(r.cfg.devices[3].silent_after.has_value());
+  // A serial-like ASTM analyser on TCP: one session; HL7 analysers may open a few.
+  CHECK(r.cfg.devices[0].max_sessions == 1);
+  CHECK(r.cfg.devices[1].max_sessions == 4);
+  CHECK(r.cfg.devices[2].max_sessions == 2);
+  CHECK(r.cfg.devices[1].idle_timeout_s == 30);
+  CHECK(r.cfg.devices[2].idle_timeout_s == 0);
+
+  const auto p = problems_of(R"({"devices": [
+    {"id": "a", "protocol": "astm", "silent_after": "15 minutes", "link": {"type": "tcp-server", "port": 5001}},
+    {"id": "b", "protocol": "astm", "silent_after": 0, "link": {"type": "tcp-server", "port": 5002}},
+    {"id": "c", "protocol": "astm", "max_sessions": 2, "link": {"type": "serial", "device": "/dev/null"}},
+    {"id": "d", "protocol": "astm", "idle_timeout_s": 10, "link": {"type": "tcp-server", "port": 5004}},
+    {"id": "e", "protocol": "hl7", "max_sessions": 0, "link": {"type": "tcp-server", "port": 5005}}]})");
+  for (const auto& s : p) UNSCOPED_INFO(s);
+  CHECK(has(p, "/devices/0/silent_after: expected seconds or a duration such as \"90s\", \"15m\", \"2h\", \"1d\", found \"15 minutes\""));
+  CHECK(has(p, "/devices/1/silent_after: expected from 1 to 2592000 seconds, found 0"));
+  CHECK(has(p, "/devices/2/max_sessions: applies to tcp-server links only (a serial port or a tcp-client link is one session)"));
+  CHECK(has(p, "/devices/3/idle_timeout_s: applies to hl7 devices only (ASTM has the LIS1-A receive timeout)"));
+  CHECK(has(p, "/devices/4/max_sessions: expected a number from 1 to 64, found 0"));
+  CHECK(p.size() == 5);
 }
 
 TEST_CASE("config: broken JSON names the place") {

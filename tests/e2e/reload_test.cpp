@@ -54,7 +54,7 @@ TEST_CASE("e2e: SIGHUP applies a valid configuration device by device and reject
   CHECK(listening(pc));
   CHECK_FALSE(listening(pa));
   CHECK_FALSE(listening(pb));
-  CHECK(d.log().find("applied: 1 devices started, 1 restarted, 1 stopped") != std::string::npos);
+  CHECK(d.log().find("applied: 1 device started, 1 restarted, 1 stopped") != std::string::npos);
   CHECK(d.device_health("keep")["connections"] == keep_before["connections"]);
 
   // An invalid file: rejected with its JSON pointer, the running devices stay.

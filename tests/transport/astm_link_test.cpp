@@ -210,6 +210,27 @@ TEST_CASE("astm tcp: disconnect mid-message is logged, nothing delivered, the ne
   check_delivery(fx.sink.received()[0]);
 }
 
+TEST_CASE("astm tcp: a peer that closes after its message was ACKed, before its EOT, lost nothing: no 'dropped' line",
+          "[transport][astm]") {
+  astm_tcp fx;
+  {
+    auto s = fx.connect();
+    std::string replies;
+    bool done = false;
+    auto steps = per_record_session();
+    steps.pop_back();  // no EOT
+    spawn(fx.io, play(s, steps, replies), done);
+    REQUIRE(run_until(fx.io, [&] { return done; }));
+    CHECK(replies == std::string(6, ack));
+    s.close();
+  }
+  INFO(fx.log.joined());
+  REQUIRE(run_until(fx.io, [&] { return fx.log.contains("peer closed the connection"); }));
+  CHECK(fx.sink.received().size() == 1);
+  CHECK_FALSE(fx.log.contains("mid-transfer"));
+  CHECK_FALSE(fx.log.contains("dropped"));
+}
+
 TEST_CASE("astm tcp: a full outbox NAKs ENQ", "[transport][astm]") {
   astm_tcp fx;
   fx.sink.accepting_flag = false;
@@ -232,6 +253,20 @@ TEST_CASE("astm tcp: link timers run on the loop (receive timeout, outbox deadli
     INFO(fx.log.joined());
     REQUIRE(run_until(fx.io, [&] { return fx.log.contains("discarded"); }, 2000ms));
     CHECK(replies == std::string(2, ack));
+    CHECK(fx.sink.received().empty());
+  }
+  SECTION("a frame trickled in too slowly hits the receive timeout with a line saying so") {
+    astm_tcp fx;
+    fx.cfg.link.receive_timeout = 50ms;
+    auto s = fx.connect();
+    std::string replies;
+    bool done = false;
+    const std::string frame = astm::encode_frame(1, records[0], true);
+    spawn(fx.io, play(s, {{std::string(1, enq)}, {frame.substr(0, frame.size() / 2), false}}, replies), done);
+    INFO(fx.log.joined());
+    REQUIRE(run_until(fx.io, [&] { return fx.log.contains("[LINK-006]"); }, 2000ms));
+    CHECK(fx.log.contains("(a frame was still arriving)"));
+    CHECK(replies == std::string(1, ack));
     CHECK(fx.sink.received().empty());
   }
   SECTION("an outbox that does not answer in time gets the end frame NAKed") {

@@ -117,6 +117,49 @@ TEST_CASE("tcp server: a reconnect from the same analyser replaces its session, 
   CHECK(ended == 2);
 }
 
+TEST_CASE("tcp server: at max_sessions another analyser is refused (one line, counted), a reconnect still replaces",
+          "[transport][tcp]") {
+  asio::io_context io;
+  event_lines log;
+  int ended = 0;
+  tcp_server_options o;
+  o.bind_address = "127.0.0.1";
+  o.max_sessions = 1;
+  tcp_server server(
+      io.get_executor(), o, [&](tcp::socket s, std::string) { return idle_session(std::move(s), ended); }, log.logger());
+  REQUIRE(!server.start());
+  CHECK(server.listening());
+  tcp::socket a(io);
+  a.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  REQUIRE(run_until(io, [&] { return server.sessions() == 1; }));
+  // Another address (the whole of 127/8 is loopback on Linux): over the limit.
+  tcp::socket other(io);
+  other.open(tcp::v4());
+  other.bind({asio::ip::make_address("127.0.0.2"), 0});
+  other.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  std::optional<char> got = 'x';
+  bool done = false;
+  auto reader = [&]() -> asio::awaitable<void> { got = co_await read_byte(other); };
+  spawn(io, reader(), done);
+  INFO(log.joined());
+  REQUIRE(run_until(io, [&] { return done; }));
+  CHECK(!got);  // closed at once
+  CHECK(server.refused() == 1);
+  CHECK(server.sessions() == 1);
+  CHECK(log.contains("refused connection from 127.0.0.2"));
+  CHECK(log.contains("(max_sessions 1) [LINK-003]"));
+  // The same analyser reconnecting is not refused: it replaces its own session.
+  tcp::socket again(io);
+  again.connect({asio::ip::make_address("127.0.0.1"), server.port()});
+  REQUIRE(run_until(io, [&] { return ended == 1 && server.sessions() == 1; }));
+  CHECK(server.replaced() == 1);
+  CHECK(server.refused() == 1);
+  server.stop();
+  CHECK_FALSE(server.listening());
+  server.close_sessions();
+  REQUIRE(run_until(io, [&] { return server.sessions() == 0; }));
+}
+
 TEST_CASE("tcp client: reconnects with backoff after refusals and disconnects", "[transport][tcp]") {
   asio::io_context io;
   event_lines log;

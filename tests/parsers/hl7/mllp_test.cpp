@@ -322,3 +322,23 @@ TEST_CASE("mllp capture: every framed capture decodes at every split", "[hl7][ml
     }
   }
 }
+
+TEST_CASE("mllp: memory held for a message spanning reads is counted while it lasts and given back after",
+          "[hl7][mllp]") {
+  mllp_decoder d;
+  CHECK(d.buffered_bytes() == 0);
+  const std::string body = "MSH|^~\\&|A|B|C|D|20230101||ORU^R01|9|P|2.5\rOBX|1|ED|IMG||" + std::string(200000, 'A') + "\r";
+  auto r = d.put("\x0b" + body.substr(0, 100000));
+  CHECK(r.event.kind == mllp_event_kind::none);
+  CHECK(d.buffered_bytes() >= 100000);  // what the unfinished message costs
+  const std::string rest = body.substr(100000) + "\x1c\r";
+  r = d.put(rest);
+  REQUIRE(r.event.kind == mllp_event_kind::message);
+  CHECK(r.event.message == body);  // the view is valid until the next call
+  CHECK(d.buffered_bytes() == 0);
+  (void)d.put(std::string_view(rest).substr(r.consumed));
+  (void)d.put("\r");  // idle: the large buffer of the last message is released
+  auto small = d.put("\x0b" + msg2.substr(0, 10));
+  CHECK(small.event.kind == mllp_event_kind::none);
+  CHECK(d.buffered_bytes() < 64 * 1024);
+}
