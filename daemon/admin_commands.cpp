@@ -11,6 +11,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "daemon/clock.hpp"
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/sim/backend_sim.hpp"
@@ -31,14 +32,8 @@ std::string age_text(std::chrono::milliseconds age) {
   return o.str();
 }
 
-std::string iso(transport::outbox_time t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::ostringstream o;
-  o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
-  return o.str();
-}
+// ISO-8601 with the lab zone's offset, as every time the daemon writes (daemon/clock.hpp).
+std::string iso(transport::outbox_time t) { return iso_ms(t); }
 
 // A blocking GET on loopback: the CLI talks to the running daemon's health endpoint. Small, no
 // Asio: `status` must work even where the daemon is wedged (it then says so, with a timeout).
@@ -103,6 +98,7 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
       return exit_config;
     }
     file = r.cfg.outbox.path.string();
+    set_lab_zone(lab_zone_of(r.cfg.lab.timezone).zone);
   }
   try {
     transport::outbox_admin admin(file);

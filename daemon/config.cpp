@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "rerun/lab_time.hpp"
+
 namespace interfaced::daemon {
 namespace {
 
@@ -323,6 +325,15 @@ config_result parse_config(std::string_view text, bool check_devices) {
     w.one_of("level", c.logging.level, {"trace", "debug", "info", "warn", "error"});
     w.number("device_file_size", c.logging.device_file_size, 4096, 1LL << 32);
     w.number("device_file_count", c.logging.device_file_count, 1, 100);
+  }
+  if (const json* l = top.object("lab")) {
+    walker w(r.problems, *l, "/lab");
+    w.string("timezone", c.lab.timezone);
+    // "" is the machine's zone, as when the key is absent.
+    if (!c.lab.timezone.empty() && !rerun::lab_zone::find(c.lab.timezone))
+      w.problem("/lab/timezone", "unknown time zone \"" + c.lab.timezone +
+                                     "\": expected an IANA name of the tz database, such as \"Europe/Berlin\" or "
+                                     "\"Asia/Kolkata\" (timedatectl list-timezones)");
   }
   if (const json* h = top.object("health")) {
     walker w(r.problems, *h, "/health");

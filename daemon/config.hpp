@@ -104,8 +104,16 @@ struct health_config {
   std::uint16_t port = 9750;  // 0: off
 };
 
+// "lab": facts about the lab itself.
+struct lab_config {
+  // IANA zone name ("Europe/Berlin"); empty: the machine's zone. Times analysers send without an
+  // offset are read in it, and every time the daemon writes carries its offset (rerun/lab_time.hpp).
+  std::string timezone;
+};
+
 struct config {
   std::vector<device_config> devices;
+  lab_config lab;
   backend_config backend;
   outbox_config outbox;
   logging_config logging;

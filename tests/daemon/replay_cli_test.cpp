@@ -53,7 +53,7 @@ std::string ingest_log(const std::string& bytes, std::size_t chunk) {
     (void)in.feed(std::string_view(bytes).substr(i, chunk));
   in.finish();
   for (auto& m : in.take_messages())
-    for (const auto& r : m.batch.results) log += daemon::to_json(r).dump() + "\n";
+    for (const auto& r : m.batch.results) log += daemon::to_json(r, rerun::lab_zone{}).dump() + "\n";
   for (const auto& p : in.take_problems()) log += std::to_string(p.offset) + " " + p.what + "\n";
   return log;
 }
@@ -170,7 +170,7 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
       in.finish();
       std::string log;
       for (auto& m : in.take_messages())
-        for (const auto& r : m.batch.results) log += daemon::to_json(r).dump() + "\n";
+        for (const auto& r : m.batch.results) log += daemon::to_json(r, rerun::lab_zone{}).dump() + "\n";
       for (const auto& p : in.take_problems()) log += std::to_string(p.offset) + " " + p.what + "\n";
       if (log != whole) {
         FAIL_CHECK("different output when split at " << cut);
