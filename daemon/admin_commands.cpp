@@ -189,7 +189,7 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
   out << "outbox: " << h["outbox"]["depth"] << " waiting" << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
   out << std::left << std::setw(16) << "DEVICE" << std::setw(6) << "PROTO" << std::setw(12) << "LINK" << std::setw(6) << "UP"
       << std::setw(10) << "MESSAGES" << std::setw(9) << "RESULTS" << std::setw(9) << "PROBLEMS" << "LAST MESSAGE"
-      << "   (messages and results: today, local time)\n";
+      << "   (messages and results: today in the lab's zone; times with its offset)\n";
   for (const auto& d : h["devices"])
     out << std::setw(16) << d["id"].get<std::string>() << std::setw(6) << d["protocol"].get<std::string>() << std::setw(12)
         << d["link"].get<std::string>() << std::setw(6) << (d["up"].get<bool>() ? "yes" : "no") << std::setw(10)

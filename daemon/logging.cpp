@@ -6,6 +6,7 @@
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
@@ -125,7 +126,8 @@ std::shared_ptr<spdlog::logger> device_log(const logging_config& cfg, const std:
   }
   auto logger = std::make_shared<spdlog::logger>(device, sinks.begin(), sinks.end());
   logger->set_level(level_of(cfg.level));
-  logger->flush_on(spdlog::level::info);  // technicians tail these files while the analyser runs
+  // Technicians tail these files while the analyser runs: every line they asked for is written at once.
+  logger->flush_on(std::min(level_of(cfg.level), spdlog::level::info));
   if (!problem.empty()) logger->warn("device log file not available ({}); logging to the service log only", problem);
   return logger;
 }

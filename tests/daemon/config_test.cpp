@@ -114,3 +114,15 @@ TEST_CASE("config: orders.download overrides the profile's order download, typos
   CHECK(has(p, "/devices/2/orders: expected an object, found boolean"));
   CHECK(p.size() == 3);
 }
+
+TEST_CASE("config: lab.timezone is an IANA zone of the tz database; an unknown one is named at its pointer") {
+  auto r = parse_config(R"({"devices": [], "lab": {"timezone": "Asia/Kolkata"}})");
+  REQUIRE(r.ok());
+  CHECK(r.cfg.lab.timezone == "Asia/Kolkata");
+  CHECK(parse_config(R"({"devices": []})").cfg.lab.timezone.empty());  // absent: the machine's zone
+  const auto p = problems_of(R"({"devices": [], "lab": {"timezone": "Europe/Berlinn", "tz": "UTC"}})");
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].starts_with("/lab/timezone: unknown time zone \"Europe/Berlinn\""));
+  CHECK(p[1].starts_with("/lab/tz: unknown key"));
+  CHECK(has(problems_of(R"({"devices": [], "lab": {"timezone": 1}})"), "/lab/timezone: expected a string, found number"));
+}
