@@ -65,6 +65,8 @@ std::string now_iso_ms() { return iso_ms(std::chrono::system_clock::now()); }
 
 std::string iso_ms(std::chrono::system_clock::time_point t) { return current_lab_zone().format(t); }
 
+std::string now_hl7() { return current_lab_zone().format_hl7(std::chrono::system_clock::now()); }
+
 rerun::timestamp wall_now() { return wall_time(std::chrono::system_clock::now()); }
 
 rerun::timestamp wall_time(std::chrono::system_clock::time_point t) { return current_lab_zone().wall_time(t); }

@@ -32,6 +32,8 @@ struct machine_zone_result {
 // Now, "2026-11-23T09:00:01.250+01:00": wire traces, last-message times.
 [[nodiscard]] std::string now_iso_ms();
 [[nodiscard]] std::string iso_ms(std::chrono::system_clock::time_point t);
+// Now as HL7 DTM with the lab's offset, "20261206130501+0100": MSH-7 of the ACKs the daemon sends.
+[[nodiscard]] std::string now_hl7();
 // The lab's wall clock as rerun::timestamp: analysers send local wall-clock times and the rerun
 // module compares like with like (rerun/wall_time.hpp).
 [[nodiscard]] rerun::timestamp wall_now();

@@ -151,6 +151,7 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
     if (dev->order_download) mc.push = dev->orders;
     mc.counters = dev->stats.link;
     mc.peer = dev->hl7_peer;
+    mc.timestamp = [] { return now_hl7(); };  // MSH-7 of our ACKs: the lab's zone, as every time we write
     transport::event_log log = device_event_log(dev);
     co_await transport::run_mllp_session(std::move(traced), std::move(mc), sink_, std::move(log));
   }

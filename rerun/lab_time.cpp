@@ -158,6 +158,16 @@ std::string lab_zone::format(std::chrono::system_clock::time_point t) const {
   return out;
 }
 
+std::string lab_zone::format_hl7(std::chrono::system_clock::time_point t) const {
+  const auto s = std::chrono::floor<seconds>(t);
+  const seconds offset = zone_ ? zone_->get_info(s).offset : seconds{0};
+  std::string out = format_message_time(s + offset);
+  std::string iso;
+  append_offset(iso, offset);  // "+01:00" -> "+0100"
+  out += iso.substr(0, 3) + iso.substr(4, 2);
+  return out;
+}
+
 timestamp lab_zone::wall_time(std::chrono::system_clock::time_point t) const {
   const auto s = std::chrono::floor<seconds>(t);
   return s + (zone_ ? zone_->get_info(s).offset : seconds{0});

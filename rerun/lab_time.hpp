@@ -42,6 +42,8 @@ class lab_zone {
 
   // An instant, to the millisecond: "2026-12-06T13:05:01.250+01:00".
   [[nodiscard]] std::string format(std::chrono::system_clock::time_point t) const;
+  // An instant as HL7 v2 DTM with offset, "20261206130501+0100": MSH-7 of what the host sends.
+  [[nodiscard]] std::string format_hl7(std::chrono::system_clock::time_point t) const;
   // An instant as the lab's wall clock reads it (the rerun module's `now`, wall_time.hpp).
   [[nodiscard]] timestamp wall_time(std::chrono::system_clock::time_point t) const;
   // The offset from UTC at a local wall-clock time, by the rule above for the hours that repeat

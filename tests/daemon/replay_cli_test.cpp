@@ -180,3 +180,23 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
   }
   CHECK(files >= 15);
 }
+
+TEST_CASE("replay CLI: --timezone gives observed_at its offset; an unknown zone exits 78") {
+  temp_file f(session(records("S1", "5.1")));  // R.13 20260101120000: the analyser's local time
+  daemon::replay_options o;
+  o.files = {f.path.string()};
+  for (const auto& [zone, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"Asia/Kolkata", "2026-01-01T12:00:00+05:30"},   // UTC+05:30 all year
+           {"Europe/Berlin", "2026-01-01T12:00:00+01:00"},  // CET in January
+           {"UTC", "2026-01-01T12:00:00+00:00"}}) {
+    o.timezone = zone;
+    std::ostringstream out, err;
+    CHECK(daemon::run_replay(o, out, err) == 0);
+    CHECK(nlohmann::json::parse(out.str()).at("observed_at") == expected);
+  }
+  o.timezone = "Europe/Berlinn";
+  std::ostringstream out, err;
+  CHECK(daemon::run_replay(o, out, err) == interfaced::exit_config);
+  CHECK(out.str().empty());
+  CHECK(err.str().find("--timezone: unknown time zone \"Europe/Berlinn\"") != std::string::npos);
+}

@@ -54,6 +54,12 @@ TEST_CASE("lab_time: instants around the clock changes are each told apart by th
   CHECK(berlin.format(utc(2026, 3, 29, 1, 0, 0)) == "2026-03-29T03:00:00.000+02:00");
 }
 
+TEST_CASE("lab_time: an instant as HL7 DTM with offset (MSH-7 of the host's messages)") {
+  CHECK(zone("Europe/Berlin").format_hl7(utc(2026, 12, 6, 12, 5, 1, 250)) == "20261206130501+0100");
+  CHECK(zone("Asia/Kolkata").format_hl7(utc(2026, 12, 6, 17, 30, 0)) == "20261206230000+0530");
+  CHECK(zone("America/New_York").format_hl7(utc(2026, 1, 15, 17, 0, 0)) == "20260115120000-0500");
+}
+
 TEST_CASE("lab_time: an instant as the lab's wall clock reads it") {
   const auto kolkata = zone("Asia/Kolkata");
   CHECK(format_wall_time(kolkata.wall_time(utc(2026, 12, 6, 17, 30, 0, 900))) == "2026-12-06T23:00:00");
