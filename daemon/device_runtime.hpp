@@ -3,6 +3,7 @@
 // links and order-download state; and the set of them the service's parts share (ingest hand-off,
 // links, backend polling, health). Lives on the event-loop thread only.
 
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <fstream>
@@ -45,6 +46,7 @@ struct device_stats {
   std::uint64_t connections = 0;
   std::uint64_t duplicates = 0;
   std::string last_message_at;
+  std::chrono::system_clock::time_point last_message_time{};  // epoch: none yet
   bool connected = false;
   // "Today" in the lab's local time (technicians ask how many samples an analyser did today).
   long day = -1;                    // the lab-local day (days since 1970) the *_today counters belong to

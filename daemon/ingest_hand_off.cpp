@@ -145,6 +145,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     dev->stats.results += out.counts.forwarded;
     dev->stats.duplicates += out.counts.duplicates;
     dev->stats.queries += d.queries.size();
+    dev->stats.last_message_time = instant;
     dev->stats.last_message_at = received_at;
     dev->stats.count_today(out.counts.forwarded);
     // The journal gets the samples as a structured field (journalctl SAMPLE_ID=...).

@@ -46,6 +46,23 @@ int service::open() {
   }
   try {
     std::filesystem::create_directories(cfg_.outbox.path.parent_path());
+  } catch (const std::exception& e) {
+    spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
+    return exit_io;
+  }
+  // One daemon per outbox: a second one would deliver every message twice and fight over ACKs.
+  {
+    std::string why;
+    const auto lock_file = std::filesystem::path(cfg_.outbox.path.string() + ".lock");
+    lock_ = transport::instance_lock::acquire(lock_file, why);
+    if (!lock_) {
+      spdlog::critical("another interfaced is running on the outbox {} ({} {}); stop it first, e.g. "
+                       "`systemctl stop interfaced` [OUTBOX-010]",
+                       cfg_.outbox.path.string(), lock_file.string(), why);
+      return exit_tempfail;
+    }
+  }
+  try {
     outbox_ = std::make_unique<transport::outbox>(cfg_.outbox,
                                                   [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
   } catch (const std::exception& e) {
@@ -157,6 +174,14 @@ void service::start_delivery() {
 
 void service::start_health() {
   if (cfg_.health.port == 0) return;
+  if (!cfg_.health.admin_token_file.empty()) {
+    try {
+      admin_token_ = load_admin_token(cfg_.health);
+    } catch (const std::exception& e) {
+      spdlog::error("health endpoint: {}; routes that change anything are refused until it is fixed and the "
+                    "daemon reloaded [HEALTH-001]", e.what());
+    }
+  }
   transport::http_server_options ho;
   ho.bind = cfg_.health.bind;
   ho.port = cfg_.health.port;
@@ -165,7 +190,8 @@ void service::start_health() {
   health_ = std::make_unique<transport::http_server>(
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
-                         &alarms_, [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
+                         &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(), admin_token_,
+                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -22,6 +23,7 @@
 #include "transport/alarms.hpp"
 #include "transport/delivery.hpp"
 #include "transport/http_server.hpp"
+#include "transport/instance_lock.hpp"
 #include "transport/outbox.hpp"
 #include "transport/state_store.hpp"
 
@@ -58,6 +60,8 @@ class service {
   std::filesystem::path config_path_;
   devices::profile_catalog catalog_;
   transport::alarm_board alarms_;
+  std::optional<transport::instance_lock> lock_;  // held for the process's life
+  std::string admin_token_;                        // health.admin_token_file's, read at start
   std::unique_ptr<transport::outbox> outbox_;
   std::unique_ptr<transport::delivery_service> delivery_;
   std::unique_ptr<transport::state_store> state_;

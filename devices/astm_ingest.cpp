@@ -143,7 +143,10 @@ void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offs
         in_message_ = false;
         break;
       case kind::frame_rejected:
-        problems_.push_back({offset, "frame " + std::to_string(a.frame_number) + " rejected (NAK): " + a.reason});
+        // -1: the frame was too damaged to read its number; a technician must not see "frame -1".
+        problems_.push_back({offset, (a.frame_number >= 0 ? "frame " + std::to_string(a.frame_number)
+                                                          : std::string("a frame (number unreadable)")) +
+                                         " rejected (NAK): " + a.reason});
         break;
       default:
         break;

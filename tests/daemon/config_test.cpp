@@ -126,3 +126,18 @@ TEST_CASE("config: lab.timezone is an IANA zone of the tz database; an unknown o
   CHECK(p[1].starts_with("/lab/tz: unknown key"));
   CHECK(has(problems_of(R"({"devices": [], "lab": {"timezone": 1}})"), "/lab/timezone: expected a string, found number"));
 }
+
+TEST_CASE("config: a key given twice is a problem at its pointer, not a silent override", "[config]") {
+  const auto p = problems_of(R"({
+    "devices": [
+      {"id": "a", "protocol": "astm", "link": {"type": "tcp-server", "port": 5001}},
+      {"id": "b", "protocol": "astm", "link": {"type": "tcp-server", "port": 5002, "port": 5003}}
+    ],
+    "health": {"port": 9750},
+    "health": {"port": 9751}
+  })");
+  for (const auto& s : p) UNSCOPED_INFO(s);
+  CHECK(has(p, "/devices/1/link/port: \"port\" appears twice in this object; only the last value would be used"));
+  CHECK(has(p, "/health: \"health\" appears twice in this object; only the last value would be used"));
+  CHECK(p.size() == 2);
+}

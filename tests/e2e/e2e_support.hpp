@@ -263,6 +263,8 @@ class daemon_proc {
     return std::stoll(body->substr(at + 1 + series.size()));
   }
 
+  [[nodiscard]] std::uint16_t health_port() const noexcept { return health_port_; }
+
   [[nodiscard]] json device_health(const std::string& id) const {
     const json h = health();
     for (const auto& d : h["devices"])
