@@ -7,6 +7,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "daemon/clock.hpp"
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/sim/backend_sim.hpp"
@@ -28,14 +29,8 @@ std::string age_text(std::chrono::milliseconds age) {
   return o.str();
 }
 
-std::string iso(transport::outbox_time t) {
-  const std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::ostringstream o;
-  o << std::put_time(&tm, "%Y-%m-%dT%H:%M:%SZ");
-  return o.str();
-}
+// ISO-8601 with the lab zone's offset, as every time the daemon writes (daemon/clock.hpp).
+std::string iso(transport::outbox_time t) { return iso_ms(t); }
 
 // The CLI talks to the running daemon's local endpoint (transport::http_fetch: IPv4 and IPv6, a
 // deadline, so a wedged daemon is reported, not waited for). 0.0.0.0 / :: mean "this machine".
@@ -66,6 +61,7 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
       return exit_config;
     }
     file = r.cfg.outbox.path.string();
+    set_lab_zone(lab_zone_of(r.cfg.lab.timezone).zone);
   }
   try {
     transport::outbox_admin admin(file);
@@ -164,7 +160,7 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
   out << "outbox: " << h["outbox"]["depth"] << " waiting" << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
   out << std::left << std::setw(16) << "DEVICE" << std::setw(6) << "PROTO" << std::setw(12) << "LINK" << std::setw(6) << "UP"
       << std::setw(10) << "MESSAGES" << std::setw(9) << "RESULTS" << std::setw(9) << "PROBLEMS" << "LAST MESSAGE"
-      << "   (messages and results: today, local time)\n";
+      << "   (messages and results: today in the lab's zone; times with its offset)\n";
   for (const auto& d : h["devices"])
     out << std::setw(16) << d["id"].get<std::string>() << std::setw(6) << d["protocol"].get<std::string>() << std::setw(12)
         << d["link"].get<std::string>() << std::setw(6) << (d["up"].get<bool>() ? "yes" : "no") << std::setw(10)

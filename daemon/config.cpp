@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "rerun/lab_time.hpp"
+
 namespace interfaced::daemon {
 namespace {
 
@@ -454,6 +456,15 @@ config_result parse_config(std::string_view text, bool check_devices) {
   if (const json* l = top.object("links")) {
     walker w(r.problems, *l, "/links");
     w.number("max_buffered_bytes", c.links.max_buffered_bytes, 65536, 1LL << 32);
+  }
+  if (const json* l = top.object("lab")) {
+    walker w(r.problems, *l, "/lab");
+    w.string("timezone", c.lab.timezone);
+    // "" is the machine's zone, as when the key is absent.
+    if (!c.lab.timezone.empty() && !rerun::lab_zone::find(c.lab.timezone))
+      w.problem("/lab/timezone", "unknown time zone \"" + c.lab.timezone +
+                                     "\": expected an IANA name of the tz database, such as \"Europe/Berlin\" or "
+                                     "\"Asia/Kolkata\" (timedatectl list-timezones)");
   }
   if (const json* h = top.object("health")) {
     walker w(r.problems, *h, "/health");

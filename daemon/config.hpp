@@ -122,8 +122,16 @@ struct health_config {
   std::string admin_token_file;
 };
 
+// "lab": facts about the lab itself.
+struct lab_config {
+  // IANA zone name ("Europe/Berlin"); empty: the machine's zone. Times analysers send without an
+  // offset are read in it, and every time the daemon writes carries its offset (rerun/lab_time.hpp).
+  std::string timezone;
+};
+
 struct config {
   std::vector<device_config> devices;
+  lab_config lab;
   backend_config backend;
   outbox_config outbox;
   logging_config logging;

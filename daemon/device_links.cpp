@@ -232,6 +232,7 @@ asio::awaitable<void> device_links::run_link(device_runtime* dev, Stream stream)
     mc.idle_timeout = std::chrono::seconds(dev->cfg.idle_timeout_s);
     mc.device_buffers = dev->buffers;
     mc.total_buffers = total_buffers_;
+    mc.timestamp = [] { return now_hl7(); };  // MSH-7 of our ACKs: the lab's zone, as every time we write
     transport::event_log log = device_event_log(dev);
     co_await transport::run_mllp_session(std::move(traced), std::move(mc), sink_, std::move(log));
   }

@@ -15,6 +15,7 @@
 
 #include <boost/asio/cancellation_signal.hpp>
 
+#include "daemon/clock.hpp"
 #include "daemon/config.hpp"
 #include "devices/profile.hpp"
 #include "parsers/astm/control.hpp"
@@ -49,15 +50,13 @@ struct device_stats {
   std::string last_message_at;
   std::chrono::system_clock::time_point last_message_time{};  // epoch: none yet
   // "Today" in the lab's local time (technicians ask how many samples an analyser did today).
-  int day = -1;                     // local day of year the *_today counters belong to
+  long day = -1;                    // the lab-local day (days since 1970) the *_today counters belong to
   std::uint64_t messages_today = 0;
   std::uint64_t results_today = 0;
 
   void count_today(std::uint64_t results_now) {
-    const std::time_t t = std::time(nullptr);
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    const int today = tm.tm_year * 400 + tm.tm_yday;
+    // "today" in the lab's zone, as `status` says (daemon/clock.hpp).
+    const long today = static_cast<long>(std::chrono::floor<std::chrono::days>(wall_now()).time_since_epoch().count());
     if (today != day) {
       day = today;
       messages_today = results_today = 0;

@@ -40,6 +40,22 @@ std::string sample_list(const std::vector<result>& results) {
   return ", samples " + join(samples);
 }
 
+// The debug level (logging.level "debug"): one line per result of the message, with what the
+// rerun step made of it, so a technician can follow a value from the wire to the outbox.
+void log_results(spdlog::logger& log, const rerun::batch& b, const rerun::batch_outcome& out, const rerun::lab_zone& zone) {
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    const result& r = b.results[i];
+    const rerun::result_tag& t = out.tags[i];
+    std::string what = t.duplicate ? "duplicate, not forwarded" : std::string(rerun::to_string(t.row));
+    if (!t.duplicate) what += ", rerun_number " + std::to_string(r.rerun_number);
+    if (!t.lab_report_id.empty()) what += ", report " + t.lab_report_id;
+    log.debug("result {}/{}: sample {} {} = {}{}{} status {} observed {}: {}", i + 1, b.results.size(),
+              r.sample_id.empty() ? "(none)" : r.sample_id, t.parameter, r.value, r.unit.empty() ? "" : " " + r.unit,
+              r.flags.empty() ? "" : " [" + join(r.flags, ",") + "]", r.status.empty() ? "-" : r.status,
+              r.observed_at.empty() ? "-" : zone.normalise(r.observed_at), what);
+  }
+}
+
 }  // namespace
 
 void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
@@ -105,9 +121,14 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   b.device = d.device;
   b.batch_id = d.device + "-" + std::to_string(++batch_seq_) + "-" + std::to_string(std::time(nullptr));
   b.results = std::move(d.results);
-  const auto now = wall_now();
+  // One reading of the clock: the lab's wall clock for the rerun step, the instant with the lab's
+  // offset for received_at and last_message_at.
+  const auto instant = std::chrono::system_clock::now();
+  const auto now = wall_time(instant);
+  const std::string received_at = iso_ms(instant);
+  const rerun::lab_zone zone = current_lab_zone();
   const auto received = std::chrono::steady_clock::now();
-  rerun::rerun_inputs in{codes_for(d.profile), rules_, history_, state_, now};
+  rerun::rerun_inputs in{codes_for(d.profile), rules_, history_, state_, now, false, zone, received_at};
   const std::uint64_t batch_id = history_.open();
   const rerun::batch_outcome out = [&] {
     const transport::state_store::read_scope reads(store_);  // one snapshot for the whole batch
@@ -124,8 +145,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     dev->stats.results += out.counts.forwarded;
     dev->stats.duplicates += out.counts.duplicates;
     dev->stats.queries += d.queries.size();
-    dev->stats.last_message_time = std::chrono::system_clock::now();
-    dev->stats.last_message_at = iso_ms(dev->stats.last_message_time);
+    dev->stats.last_message_time = instant;
+    dev->stats.last_message_at = received_at;
     dev->stats.count_today(out.counts.forwarded);
     // The journal gets the samples as a structured field (journalctl SAMPLE_ID=...).
     const log_samples samples_field(sample_ids(b.results));
@@ -140,6 +161,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     for (const auto& q : d.queries)
       dev->log->info("host query for {}{}", rerun::queried_samples(q),
                      q.cancel ? " (cancel)" : "");
+    if (dev->log->should_log(spdlog::level::debug)) log_results(*dev->log, b, out, zone);
   }
   std::vector<transport::new_message> msgs;
   for (const auto& m : out.messages) {

@@ -6,14 +6,18 @@
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+
+#include "daemon/clock.hpp"
 
 namespace interfaced::daemon {
 namespace {
@@ -53,6 +57,26 @@ class journal_sink final : public spdlog::sinks::base_sink<std::mutex> {
   bool device_field_;
 };
 
+// %* : the line's time as every time the daemon writes, ISO-8601 with the lab zone's offset
+// ("2026-12-06T13:05:01.250+01:00", rerun/lab_time.hpp). spdlog's own %z would give the offset
+// of the machine's zone, which is not the lab's when lab.timezone names another.
+class lab_time_flag final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    const std::string s = current_lab_zone().format(msg.time);
+    dest.append(s.data(), s.data() + s.size());
+  }
+  [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<lab_time_flag>();
+  }
+};
+
+std::unique_ptr<spdlog::formatter> lab_time_pattern(const std::string& pattern) {
+  auto f = std::make_unique<spdlog::pattern_formatter>();
+  f->add_flag<lab_time_flag>('*').set_pattern(pattern);
+  return f;
+}
+
 // The service log: stderr, or journald under systemd (for a device logger: with DEVICE=).
 spdlog::sink_ptr service_sink(bool device_logger) {
   static const bool journal = under_systemd();
@@ -63,7 +87,7 @@ spdlog::sink_ptr service_sink(bool device_logger) {
   }
   static spdlog::sink_ptr sink = [] {
     auto s = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
-    s->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ [%n] %v");
+    s->set_formatter(lab_time_pattern("%* %^%-5l%$ [%n] %v"));
     return s;
   }();
   return sink;
@@ -95,14 +119,15 @@ std::shared_ptr<spdlog::logger> device_log(const logging_config& cfg, const std:
     std::filesystem::create_directories(cfg.dir);
     auto file = std::make_shared<spdlog::sinks::rotating_file_sink_mt>((cfg.dir / (device + ".log")).string(),
                                                                         cfg.device_file_size, cfg.device_file_count);
-    file->set_pattern("%Y-%m-%d %H:%M:%S.%e %-5l %v");
+    file->set_formatter(lab_time_pattern("%* %-5l %v"));
     sinks.push_back(file);
   } catch (const std::exception& e) {
     problem = e.what();
   }
   auto logger = std::make_shared<spdlog::logger>(device, sinks.begin(), sinks.end());
   logger->set_level(level_of(cfg.level));
-  logger->flush_on(spdlog::level::info);  // technicians tail these files while the analyser runs
+  // Technicians tail these files while the analyser runs: every line they asked for is written at once.
+  logger->flush_on(std::min(level_of(cfg.level), spdlog::level::info));
   if (!problem.empty()) logger->warn("device log file not available ({}); logging to the service log only", problem);
   return logger;
 }

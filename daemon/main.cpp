@@ -32,6 +32,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"jsonl", "text"}));
   replay->add_option("--device", ro.device, "Device id to report (default: the profile id)");
   replay->add_option("--rules", ro.rules_file, "Local rules file: auto-rerun rules evaluated as the daemon does");
+  replay->add_option("--timezone", ro.timezone,
+                     "IANA time zone analyser times without an offset are read in, e.g. Europe/Berlin (default: the machine's)");
   replay->add_flag("--ignore-frame-numbers", ro.ignore_frame_numbers,
                    "Take ASTM frames in file order whatever their numbers (captures re-numbered by other tools)");
   replay->add_flag("--explain", ro.explain, "Per result: the rerun decision, each rule evaluated, its values, what fired");

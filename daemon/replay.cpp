@@ -6,6 +6,7 @@
 #include <iterator>
 #include <optional>
 
+#include "daemon/clock.hpp"
 #include "devices/astm_ingest.hpp"
 #include "devices/capture_input.hpp"
 #include "devices/hl7_ingest.hpp"
@@ -30,11 +31,11 @@ using devices::hl7_reply_info;
 
 class printer {
  public:
-  printer(std::ostream& out, bool text) : out_(out), text_(text) {}
+  printer(std::ostream& out, bool text, rerun::lab_zone zone) : out_(out), text_(text), zone_(zone) {}
 
   void print(const result& r) {
     if (!text_) {
-      out_ << to_json(r).dump() << '\n';
+      out_ << to_json(r, zone_).dump() << '\n';
       return;
     }
     out_ << "result  " << r.sample_id << "  " << r.code << " = " << r.value
@@ -119,6 +120,7 @@ class printer {
  private:
   std::ostream& out_;
   bool text_;
+  rerun::lab_zone zone_;
 };
 
 struct file_outcome {
@@ -152,7 +154,23 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
     }
   }
 
-  printer pr(out, opt.format == "text");
+  // Times without an offset are read in this zone; an explicit one gives CI the same output on
+  // every machine.
+  rerun::lab_zone zone;
+  if (!opt.timezone.empty()) {
+    const auto z = rerun::lab_zone::find(opt.timezone);
+    if (!z) {
+      err << "interfaced replay: --timezone: unknown time zone \"" << opt.timezone
+          << "\" (expected an IANA name such as Europe/Berlin or Asia/Kolkata)\n";
+      return exit_config;
+    }
+    zone = *z;
+  } else {
+    const auto m = machine_zone();
+    if (!m.note.empty()) err << "interfaced replay: time zone: " << m.note << " [TIME-001]\n";
+    zone = m.zone;
+  }
+  printer pr(out, opt.format == "text", zone);
   // The daemon's rerun logic (rerun.md) with no waiting list: one history across all files, as a
   // replay is one lab's day; rules from --rules, evaluated as the daemon evaluates them.
   rerun::memory_result_store history;
@@ -205,7 +223,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       // The profile's code map over test identities, built once per profile.
       const rerun::code_map& batch_codes =
           profile ? profile_codes.try_emplace(profile, profile->result_codes).first->second : codes;
-      rerun::rerun_inputs inputs{batch_codes, rules, history, state, now, opt.explain};
+      rerun::rerun_inputs inputs{batch_codes, rules, history, state, now, opt.explain, zone, {}};
       const rerun::batch_outcome outcome = rerun::process_reports_for_rerun(b, inputs);
       for (std::size_t i = 0; i < b.results.size(); ++i) {
         const result& r = b.results[i];

@@ -1,5 +1,5 @@
 #pragma once
-// `interfaced replay [--profile P] [--format jsonl|text] FILE...`: a capture through the same
+// `interfaced replay [--profile P] [--format jsonl|text] [--timezone ZONE] FILE...`: a capture through the same
 // parsers, profiles and rerun tagging the daemon runs, with virtual time. One JSON object per line
 // on stdout; one line per problem on stderr ("FILE: byte N: what was wrong / expected").
 
@@ -18,6 +18,7 @@ struct replay_options {
   std::string format = "jsonl";   // jsonl | text
   std::string device;             // device id to report; empty: the profile id
   std::string rules_file;         // local rules (auto-rerun), evaluated as the daemon does
+  std::string timezone;           // IANA zone observed_at without an offset is read in; empty: the machine's
   bool explain = false;               // print, per result, the rerun decision and every rule evaluated
   bool ignore_frame_numbers = false;  // captures whose frame numbers another tool rewrote
 };

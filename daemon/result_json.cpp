@@ -1,44 +1,10 @@
 #include "daemon/result_json.hpp"
 
-#include <cctype>
-
 namespace interfaced::daemon {
-namespace {
-
-bool digits(std::string_view s) {
-  for (char c : s)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  return !s.empty();
-}
-
-}  // namespace
 
 const char* to_string(protocol p) noexcept { return p == protocol::astm ? "astm" : "hl7"; }
 
-std::string iso_time(std::string_view s) {
-  std::string_view zone;
-  if (const auto z = s.find_first_of("+-"); z != std::string_view::npos && z >= 8) {
-    zone = s.substr(z);
-    s = s.substr(0, z);
-  }
-  std::string_view frac;
-  if (const auto dot = s.find('.'); dot != std::string_view::npos) {
-    frac = s.substr(dot);
-    s = s.substr(0, dot);
-  }
-  if (!digits(s) || (s.size() != 8 && s.size() != 12 && s.size() != 14)) return std::string(s) + std::string(frac) + std::string(zone);
-  std::string out;
-  out.append(s.substr(0, 4)).append("-").append(s.substr(4, 2)).append("-").append(s.substr(6, 2));
-  if (s.size() >= 12) {
-    out.append("T").append(s.substr(8, 2)).append(":").append(s.substr(10, 2));
-    out.append(":").append(s.size() == 14 ? s.substr(12, 2) : std::string_view("00"));
-    if (frac.size() > 1 && digits(frac.substr(1))) out.append(frac);
-    if (zone.size() == 5 && digits(zone.substr(1))) out.append(zone.substr(0, 3)).append(":").append(zone.substr(3));
-  }
-  return out;
-}
-
-nlohmann::json to_json(const result& r) {
+nlohmann::json to_json(const result& r, const rerun::lab_zone& zone) {
   nlohmann::json j = {
       {"type", "result"},
       {"protocol", to_string(r.protocol)},
@@ -50,7 +16,7 @@ nlohmann::json to_json(const result& r) {
       {"flags", r.flags},
       {"status", r.status},
       {"reference_range", r.reference_range},
-      {"observed_at", iso_time(r.observed_at)},
+      {"observed_at", zone.normalise(r.observed_at)},
       {"qc", r.qc},
       {"is_rerun", r.is_rerun},
       {"rerun_number", r.rerun_number},

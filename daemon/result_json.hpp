@@ -7,14 +7,13 @@
 #include <string_view>
 
 #include "parsers/model.hpp"
+#include "rerun/lab_time.hpp"
 
 namespace interfaced::daemon {
 
-// "20241206140615" -> "2024-12-06T14:06:15"; "20230226194722+0900" -> "2023-02-26T19:47:22+09:00";
-// "20241206" -> "2024-12-06"; anything else is returned as sent.
-[[nodiscard]] std::string iso_time(std::string_view as_sent);
-
-[[nodiscard]] nlohmann::json to_json(const result& r);
+// observed_at as ISO-8601 with the analyser's offset, else `zone`'s at that local time
+// (rerun/lab_time.hpp: "20241206140615" in Europe/Berlin -> "2024-12-06T14:06:15+01:00").
+[[nodiscard]] nlohmann::json to_json(const result& r, const rerun::lab_zone& zone);
 [[nodiscard]] nlohmann::json to_json(const query& q);
 [[nodiscard]] nlohmann::json to_json(const order& o);
 [[nodiscard]] const char* to_string(protocol p) noexcept;

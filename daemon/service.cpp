@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "daemon/clock.hpp"
 #include "daemon/exit_codes.hpp"
 #include "daemon/logging.hpp"
 #include "daemon/systemd_notify.hpp"
@@ -26,7 +27,12 @@ service::service(config cfg, std::filesystem::path config_path)
 service::~service() = default;
 
 int service::open() {
+  const auto zone = lab_zone_of(cfg_.lab.timezone);
+  set_lab_zone(zone.zone);  // before the first log line: its time is in the lab's zone
   init_service_log(cfg_.logging);
+  if (!zone.note.empty()) spdlog::warn("time zone: {} [TIME-001]", zone.note);
+  spdlog::info("time zone {} ({}): times without an offset from analysers are read in it; every time written carries its offset",
+               zone.zone.name(), cfg_.lab.timezone.empty() ? "the machine's" : "lab.timezone");
   alarms_.on_change([](const transport::alarm_entry& a, bool raised) {
     const std::string about = a.subject.empty() ? "" : " (" + a.subject + ")";
     if (raised) spdlog::error("ALARM raised{}: {}", about, transport::describe(a));
@@ -158,8 +164,11 @@ void service::start_delivery() {
   }
   auto log = [](std::string_view line) { spdlog::warn("backend: {}", line); };
   if (!cfg_.backend.verify_tls) spdlog::warn("backend: TLS certificate verification is OFF (backend.verify_tls=false)");
-  delivery_ = std::make_unique<transport::delivery_service>(
-      io_.get_executor(), *outbox_, transport::delivery_options_from(cfg_.backend, std::move(token), log));
+  auto options = transport::delivery_options_from(cfg_.backend, std::move(token), log);
+  // logging.level "debug": one line per delivered message (the failures are warnings already).
+  if (spdlog::should_log(spdlog::level::debug))
+    options.trace = [](std::string_view line) { spdlog::debug("backend: {}", line); };
+  delivery_ = std::make_unique<transport::delivery_service>(io_.get_executor(), *outbox_, std::move(options));
   delivery_->start();
   outbox_->on_appended([this] {
     if (delivery_) delivery_->wake();
@@ -241,6 +250,14 @@ void service::reload() {
   if (r.cfg.backend.base_url != cfg_.backend.base_url || !(r.cfg.outbox.path == cfg_.outbox.path) ||
       r.cfg.health.port != cfg_.health.port)
     spdlog::warn("SIGHUP: backend, outbox or health settings changed: they apply after a restart");
+  if (r.cfg.lab.timezone != cfg_.lab.timezone) {
+    const auto zone = lab_zone_of(r.cfg.lab.timezone);
+    set_lab_zone(zone.zone);
+    if (!zone.note.empty()) spdlog::warn("time zone: {} [TIME-001]", zone.note);
+    spdlog::info("SIGHUP: time zone now {} ({})", zone.zone.name(),
+                 r.cfg.lab.timezone.empty() ? "the machine's" : "lab.timezone");
+    cfg_.lab = r.cfg.lab;
+  }
   cfg_.devices = r.cfg.devices;
   spdlog::info("SIGHUP: configuration {} applied: {} started, {} restarted, {} stopped, the others untouched",
                config_path_.string(), plural(started, "device"), restarted, stopped);

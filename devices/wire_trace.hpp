@@ -4,8 +4,8 @@
 // reads a trace back (only the analyser's bytes, RX), which is how a lab records a capture for CI.
 //
 //   # interfaced wire trace, device xn-1
-//   2026-11-23T08:00:01.250Z RX <ENQ>
-//   2026-11-23T08:00:01.251Z TX <ACK>
+//   2026-11-23T09:00:01.250+01:00 RX <ENQ>
+//   2026-11-23T09:00:01.251+01:00 TX <ACK>
 //
 // Named mnemonics for STX ETX EOT ENQ ACK NAK ETB CR LF VT FS and friends; any other control
 // byte, DEL, and `<` itself are written `<xHH>`, so every byte string round-trips exactly.

@@ -55,7 +55,7 @@ struct result {
   std::string status;            // ASTM R.9 / HL7 OBX-11: the first repetition
   std::vector<std::string> statuses;  // every repetition of R.9 when it repeats (`F\R`)
   std::string reference_range;
-  std::string observed_at;       // as sent (YYYYMMDD[HHMMSS]); normalised to ISO-8601 by the writer
+  std::string observed_at;       // as sent (YYYYMMDD[HHMMSS]); rerun/lab_time.hpp writes it as ISO-8601 with offset
   bool qc = false;
   std::string instrument;        // instrument / module id when sent (ASTM R.14, HL7 OBX-18)
   bool rerun_indicator = false;  // the profile says the analyser marked this a repeat (seen(S,P))

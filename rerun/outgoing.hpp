@@ -44,7 +44,7 @@ struct result_value {
   std::vector<std::string> flags;
   std::string reference_range;
   std::string status;
-  std::string observed_at;    // as sent; the JSON writer normalises to ISO-8601
+  std::string observed_at;    // ISO-8601 with the analyser's offset, else the lab's (lab_time.hpp); a date alone stays a date
   bool is_rerun = false;
   int rerun_number = 0;
   bool machine_triggered_rerun = false;
@@ -62,7 +62,7 @@ struct result_value {
 struct results_body {
   std::string device_id;
   std::string batch_id;
-  std::string received_at;  // ISO-8601 of the batch's `now`
+  std::string received_at;  // ISO-8601 with offset of the batch's receipt (rerun_inputs::received_at)
   std::vector<result_value> results;
 };
 

@@ -52,7 +52,13 @@ const report_rerun* find_received(const rerun_state& state, std::string_view sam
   return best;
 }
 
-result_value to_value(const result& r, const result_tag& t, const std::string* raw) {
+// Times a rule saw (lab wall clock, "YYYY-MM-DDTHH:MM:SS") as ISO-8601 with the lab's offset.
+void with_offsets(std::vector<std::pair<std::string, seen_value>>& values, const lab_zone& zone) {
+  for (auto& [name, v] : values)
+    if (v.k == seen_value::kind::time) v.s = zone.normalise(v.s);
+}
+
+result_value to_value(const result& r, const result_tag& t, const std::string* raw, const lab_zone& zone) {
   result_value v;
   v.sample_id = r.sample_id;
   v.lab_report_id = t.lab_report_id;
@@ -63,7 +69,7 @@ result_value to_value(const result& r, const result_tag& t, const std::string* r
   v.flags = r.flags;
   v.reference_range = r.reference_range;
   v.status = r.status;
-  v.observed_at = r.observed_at;
+  v.observed_at = zone.normalise(r.observed_at);
   v.is_rerun = r.is_rerun;
   v.rerun_number = r.rerun_number;
   v.machine_triggered_rerun = t.machine_triggered_rerun;
@@ -192,6 +198,9 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     const bindings bound = bind_result(r, t.parameter, previous[i], in.rules.parameter(t.parameter), in.now);
     const int so_far = in.state.auto_rerun_count(r.sample_id, t.parameter);
     rules_verdict v = evaluate_rules(in.rules, t.parameter, bound, r.rerun_number, so_far, in.explain);
+    // The rules compare wall-clock times; what they saw is shown with the lab's offset.
+    with_offsets(v.values, in.zone);
+    for (auto& tr : v.trace) with_offsets(tr.values, in.zone);
     if (ex != nullptr) ex->rules = std::move(v.trace);
     if (v.fired == nullptr) continue;
     if (t.lab_report_id.empty()) {
@@ -219,7 +228,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
   results_body first;
   first.device_id = b.device;
   first.batch_id = b.batch_id;
-  first.received_at = format_wall_time(in.now);
+  first.received_at = in.received_at.empty() ? in.zone.format_local(in.now) : in.received_at;
   std::vector<outgoing_message> rerun_values;  // one per (report, rerun number), first-seen order
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     const result& r = b.results[i];
@@ -229,7 +238,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     // rerun_number 0 -> results. An instrument-triggered rerun without a lab report has nowhere
     // else to go: it is forwarded as a result, tagged, and the backend decides.
     if (r.rerun_number == 0 || t.lab_report_id.empty()) {
-      first.results.push_back(to_value(r, t, raw));
+      first.results.push_back(to_value(r, t, raw, in.zone));
       continue;
     }
     auto it = std::find_if(rerun_values.begin(), rerun_values.end(), [&](const outgoing_message& m) {
@@ -246,7 +255,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
       rerun_values.push_back(std::move(m));
       it = std::prev(rerun_values.end());
     }
-    it->rerun_values.values.push_back(to_value(r, t, raw));
+    it->rerun_values.values.push_back(to_value(r, t, raw, in.zone));
     // -1: "immediately fulfilled, no request" -- its fulfilled parameters are what it carries.
     if (t.machine_triggered_rerun && !contains(it->rerun_values.fulfilled_parameters, t.parameter))
       it->rerun_values.fulfilled_parameters.push_back(t.parameter);

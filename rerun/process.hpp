@@ -19,6 +19,7 @@
 
 #include "parsers/model.hpp"
 #include "rerun/code_map.hpp"
+#include "rerun/lab_time.hpp"
 #include "rerun/outgoing.hpp"
 #include "rerun/qualify.hpp"
 #include "rerun/rerun_state.hpp"
@@ -40,8 +41,14 @@ struct rerun_inputs {
   const rule_set& rules;
   result_store& history;   // seen(S,P); results are recorded as they are qualified
   rerun_state& state;      // reruns, waiting lists, automatic rerun counts; mutated
-  timestamp now;
+  timestamp now;           // the lab's wall clock (lab_zone::wall_time)
   bool explain = false;    // fill batch_outcome::explain (`interfaced replay --explain`)
+  // Times in the bodies are ISO-8601 with offset (backend-api.md): observed_at as the analyser
+  // sent it, with its offset or this zone's (lab_time.hpp); default UTC.
+  lab_zone zone;
+  // The batch's receipt as the caller read it, lab_zone::format of the instant; empty: `now` in
+  // `zone` (which, in the repeated autumn hour, cannot tell the two 02:30s apart).
+  std::string received_at;
 };
 
 // What happened to one result, parallel to batch::results.

@@ -194,6 +194,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
 
     if (r.ok()) {
       ++st.delivered;
+      if (opt.trace)
+        emit(opt.trace, describe(m) + ": delivered to " + path->second + ", HTTP " + std::to_string(r.status) +
+                            " after " + std::to_string(m.attempts + 1) + " attempt(s)");
       attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
       co_return co_await mark(m, message_state::delivered, std::move(o), {});
     }

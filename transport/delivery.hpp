@@ -41,6 +41,7 @@ struct delivery_options {
   // CLI through another connection, clock jumps).
   std::chrono::milliseconds idle_poll{5000};
   event_log log;  // delivery failures, dead letters (never a token)
+  event_log trace;  // each message delivered, one line (the daemon's debug level); empty: none
 };
 
 // The endpoint paths for every message kind of backend-api.md, from the configuration (kinds the

@@ -160,6 +160,18 @@ TEST_CASE("config: orders.download overrides the profile's order download, typos
   CHECK(p.size() == 3);
 }
 
+TEST_CASE("config: lab.timezone is an IANA zone of the tz database; an unknown one is named at its pointer") {
+  auto r = parse_config(R"({"devices": [], "lab": {"timezone": "Asia/Kolkata"}})");
+  REQUIRE(r.ok());
+  CHECK(r.cfg.lab.timezone == "Asia/Kolkata");
+  CHECK(parse_config(R"({"devices": []})").cfg.lab.timezone.empty());  // absent: the machine's zone
+  const auto p = problems_of(R"({"devices": [], "lab": {"timezone": "Europe/Berlinn", "tz": "UTC"}})");
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].starts_with("/lab/timezone: unknown time zone \"Europe/Berlinn\""));
+  CHECK(p[1].starts_with("/lab/tz: unknown key"));
+  CHECK(has(problems_of(R"({"devices": [], "lab": {"timezone": 1}})"), "/lab/timezone: expected a string, found number"));
+}
+
 TEST_CASE("config: a key given twice is a problem at its pointer, not a silent override", "[config]") {
   const auto p = problems_of(R"({
     "devices": [

@@ -31,7 +31,7 @@ TEST_CASE("replay: Abbott Afinion 2 HbA1c (single frame, no LF after checksum)")
   const json r = find(res, "3643", "HbA1c");
   check(r, "5.9", "%", {});
   CHECK(r.at("status") == "F");
-  CHECK(r.at("observed_at") == "2024-12-06T14:06:15");
+  CHECK(r.at("observed_at") == "2024-12-06T14:06:15+01:00");
   CHECK(r.at("numeric") == Approx(5.9));
   CHECK(r.at("device") == "abbott-afinion2");
   CHECK(r.at("qc") == false);
@@ -63,7 +63,7 @@ TEST_CASE("replay: Cepheid GeneXpert with |@^\\ delimiters") {
   check(find(res, "PR25A137", "MTB-RIF/Xpert/rpoB1/Ct"), "0.0", "", {});
   check(find(res, "PR25A137", "MTB-RIF/RIF/SPC/Ct"), "24.7", "", {});
   check(find(res, "PR25A137", "MTB-RIF/RIF/IS1081-IS6110"), "FAIL", "", {});
-  CHECK(find(res, "PR25A137", "MTB-RIF/Xpert/MTB").at("observed_at") == "2025-05-14T13:21:03");
+  CHECK(find(res, "PR25A137", "MTB-RIF/Xpert/MTB").at("observed_at") == "2025-05-14T13:21:03+02:00");
 }
 
 TEST_CASE("replay: Erba XL-1000 with a backtick repeat delimiter") {

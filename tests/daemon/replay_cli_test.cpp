@@ -53,7 +53,7 @@ std::string ingest_log(const std::string& bytes, std::size_t chunk) {
     (void)in.feed(std::string_view(bytes).substr(i, chunk));
   in.finish();
   for (auto& m : in.take_messages())
-    for (const auto& r : m.batch.results) log += daemon::to_json(r).dump() + "\n";
+    for (const auto& r : m.batch.results) log += daemon::to_json(r, rerun::lab_zone{}).dump() + "\n";
   for (const auto& p : in.take_problems()) log += std::to_string(p.offset) + " " + p.what + "\n";
   return log;
 }
@@ -170,7 +170,7 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
       in.finish();
       std::string log;
       for (auto& m : in.take_messages())
-        for (const auto& r : m.batch.results) log += daemon::to_json(r).dump() + "\n";
+        for (const auto& r : m.batch.results) log += daemon::to_json(r, rerun::lab_zone{}).dump() + "\n";
       for (const auto& p : in.take_problems()) log += std::to_string(p.offset) + " " + p.what + "\n";
       if (log != whole) {
         FAIL_CHECK("different output when split at " << cut);
@@ -179,4 +179,24 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
     }
   }
   CHECK(files >= 15);
+}
+
+TEST_CASE("replay CLI: --timezone gives observed_at its offset; an unknown zone exits 78") {
+  temp_file f(session(records("S1", "5.1")));  // R.13 20260101120000: the analyser's local time
+  daemon::replay_options o;
+  o.files = {f.path.string()};
+  for (const auto& [zone, expected] : std::vector<std::pair<std::string, std::string>>{
+           {"Asia/Kolkata", "2026-01-01T12:00:00+05:30"},   // UTC+05:30 all year
+           {"Europe/Berlin", "2026-01-01T12:00:00+01:00"},  // CET in January
+           {"UTC", "2026-01-01T12:00:00+00:00"}}) {
+    o.timezone = zone;
+    std::ostringstream out, err;
+    CHECK(daemon::run_replay(o, out, err) == 0);
+    CHECK(nlohmann::json::parse(out.str()).at("observed_at") == expected);
+  }
+  o.timezone = "Europe/Berlinn";
+  std::ostringstream out, err;
+  CHECK(daemon::run_replay(o, out, err) == interfaced::exit_config);
+  CHECK(out.str().empty());
+  CHECK(err.str().find("--timezone: unknown time zone \"Europe/Berlinn\"") != std::string::npos);
 }

@@ -33,7 +33,7 @@ TEST_CASE("replay hl7: BA400 single result, NONE is no flag") {
   REQUIRE(res.size() == 1);
   const json r = find(res, "CHECK", "CHOLESTEROL");
   check(r, "297.032776", "mg/dL", {});
-  CHECK(r.at("observed_at") == "2023-05-13T16:48:04");
+  CHECK(r.at("observed_at") == "2023-05-13T16:48:04+02:00");
   CHECK(r.at("status") == "F");
   CHECK(r.at("device") == "biosystems-ba400");
 }
@@ -96,7 +96,7 @@ TEST_CASE("replay hl7: cobas pure OUL^R22, supplemental OBX not results") {
   REQUIRE(res.size() == 5);  // five OBR groups, one result OBX each (SOURCES.md)
   const json r = find(res, "130578", "20130");
   check(r, "29.9", "U/L", {"N"});
-  CHECK(r.at("observed_at") == "2023-02-15T14:53:46");
+  CHECK(r.at("observed_at") == "2023-02-15T14:53:46+01:00");
   CHECK(r.at("instrument") == "c303");
   check(find(res, "130578", "20411"), "214", "mg/dL", {"N"});
   check(find(res, "130578", "21130"), "117", "mg/dL", {"N"});

@@ -30,6 +30,8 @@ inline replay_run replay(std::vector<std::string> files, std::string profile = {
   o.ignore_frame_numbers = ignore_frame_numbers;
   o.files = std::move(files);
   o.profile = std::move(profile);
+  // A fixed zone: the same observed_at offsets on every machine (CET +01:00 / CEST +02:00).
+  o.timezone = "Europe/Berlin";
   std::ostringstream out, err;
   replay_run r;
   r.status = daemon::run_replay(o, out, err);

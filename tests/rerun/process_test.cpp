@@ -244,7 +244,7 @@ TEST_CASE("results body carries the batch and every result field", "[process]") 
   REQUIRE(m != nullptr);
   CHECK(m->results.device_id == "xn");
   CHECK(m->results.batch_id == "b1");
-  CHECK(m->results.received_at == "2024-03-01T10:05:00");
+  CHECK(m->results.received_at == "2024-03-01T10:05:00+00:00");  // the fixture's zone: UTC
   const auto& v = m->results.results.at(0);
   CHECK(v.sample_id == "S1");
   CHECK(v.lab_report_id == "R1");
@@ -254,9 +254,34 @@ TEST_CASE("results body carries the batch and every result field", "[process]") 
   CHECK(v.flags == std::vector<std::string>{"N"});
   CHECK(v.status == "F");
   CHECK(v.reference_range == "12-16");
-  CHECK(v.observed_at == "20240301100000");
+  CHECK(v.observed_at == "2024-03-01T10:00:00+00:00");
   CHECK_FALSE(m->internal_request);
   CHECK_FALSE(m->act.has_value());
+}
+
+TEST_CASE("body times are ISO-8601 with offset: observed_at with the analyser's or the lab's, received_at as read",
+          "[process][time]") {
+  // backend-api.md: "times are ISO-8601 with their offset". Europe/Berlin is UTC+1 on 1 March.
+  world w;
+  w.zone = *lab_zone::find("Europe/Berlin");
+  (void)w.refresh("xn", {entry("S1", "R1", 0, {"HGB", "WBC", "PLT"})});
+  auto local = make_result("S1", "HGB", "13.1", "20240301100000");       // ASTM: local time, no offset
+  auto own = make_result("S1", "WBC", "6.2", "20240301100000+0530");     // HL7 TS with its offset
+  auto day = make_result("S1", "PLT", "250", "20240301");                // a date alone
+  auto o = w.run("xn", {local, own, day});
+  const auto* m = find_message(o, endpoint::results);
+  REQUIRE(m != nullptr);
+  CHECK(m->results.received_at == "2024-03-01T10:05:00+01:00");
+  REQUIRE(m->results.results.size() == 3);
+  CHECK(m->results.results[0].observed_at == "2024-03-01T10:00:00+01:00");
+  CHECK(m->results.results[1].observed_at == "2024-03-01T10:00:00+05:30");
+  CHECK(m->results.results[2].observed_at == "2024-03-01");
+  // The caller's reading of the instant wins over `now` read back in the zone.
+  w.received_at = "2024-03-01T10:05:00.250+01:00";
+  auto o2 = w.run("xn", {make_result("S9", "HGB", "13.4", "20240301100500")});  // unmatched: a results body
+  const auto* m2 = find_message(o2, endpoint::results);
+  REQUIRE(m2 != nullptr);
+  CHECK(m2->results.received_at == "2024-03-01T10:05:00.250+01:00");
 }
 
 // ---- auto-rerun --------------------------------------------------------------------------------
@@ -320,7 +345,7 @@ TEST_CASE("auto-rerun cap per sample and parameter is respected", "[process][aut
   // result is a first result again -- the persisted count still caps it at 1.
   memory_result_store fresh;
   batch b{"xn", "b9", {make_result("S1", "HGB", "27", "20240301120000")}, {}};
-  auto o2 = process_reports_for_rerun(b, {w.codes, w.rules, fresh, w.state, w.now, true});
+  auto o2 = process_reports_for_rerun(b, {w.codes, w.rules, fresh, w.state, w.now, true, w.zone, {}});
   CHECK(o2.tags[0].row == qualify_row::first_result);
   CHECK(count_messages(o2, endpoint::rerun_request) == 0);
   CHECK(o2.explain.at(0).rules.at(0).outcome == rule_outcome::capped);

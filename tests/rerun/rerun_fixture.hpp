@@ -42,6 +42,8 @@ struct world {
   memory_result_store history;
   rerun_state state;
   timestamp now = at("2024-03-01T10:05:00");
+  lab_zone zone;                 // UTC unless a test sets the lab's zone
+  std::string received_at;       // empty: `now` in `zone`
   int batches = 0;
 
   std::vector<action> refresh(const std::string& device, std::vector<waiting_list_entry> entries) {
@@ -50,7 +52,7 @@ struct world {
 
   batch_outcome run(const std::string& device, std::vector<result> results, batch* keep = nullptr) {
     batch b{device, "b" + std::to_string(++batches), std::move(results), {}};
-    rerun_inputs in{codes, rules, history, state, now, true};
+    rerun_inputs in{codes, rules, history, state, now, true, zone, received_at};
     auto out = process_reports_for_rerun(b, in);
     if (keep != nullptr) *keep = std::move(b);
     return out;

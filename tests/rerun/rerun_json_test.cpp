@@ -81,7 +81,7 @@ TEST_CASE("message bodies use backend-api.md field names", "[json]") {
   const json results = body_json(o.messages[0]);
   CHECK(results["device_id"] == "xn");
   CHECK(results["batch_id"] == "b1");
-  CHECK(results["received_at"] == "2024-03-01T10:05:00");
+  CHECK(results["received_at"] == "2024-03-01T10:05:00+00:00");
   const json& r0 = results["results"][0];
   for (const char* key : {"sample_id", "lab_report_id", "parameter", "value", "unit", "flags", "reference_range",
                           "status", "observed_at", "is_rerun", "rerun_number", "machine_triggered_rerun",
