@@ -160,7 +160,7 @@ TEST_CASE("config: orders.download overrides the profile's order download, typos
   CHECK(p.size() == 3);
 }
 
-TEST_CASE("config: lab.timezone is an IANA zone of the tz database; an unknown one is named at its pointer") {
+TEST_CASE("config: lab.timezone is an IANA zone of the tz database, an unknown one is named at its pointer") {
   auto r = parse_config(R"({"devices": [], "lab": {"timezone": "Asia/Kolkata"}})");
   REQUIRE(r.ok());
   CHECK(r.cfg.lab.timezone == "Asia/Kolkata");

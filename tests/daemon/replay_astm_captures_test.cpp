@@ -53,7 +53,7 @@ TEST_CASE("replay: Bio-Rad IH-1000 blood grouping, records-only LF") {
         "Bloodgroup: A,B,D Confirmation for Patients (DiaClon) (5005)");
 }
 
-TEST_CASE("replay: Cepheid GeneXpert with |@^\\ delimiters") {
+TEST_CASE("replay: Cepheid GeneXpert with | @ ^ and backslash as delimiters") {
   auto run = replay_capture("astm/cepheid-genexpert-mtbrif-result-custom-delimiters.astm");
   if (!run) return;
   REQUIRE(run->status == 0);
@@ -278,7 +278,7 @@ TEST_CASE("replay: Sysmex XN-550 and XP-100, padded sample numbers and values") 
   CHECK(find(b, "113", "WBC").at("numeric") == Approx(5.5));
 }
 
-TEST_CASE("replay: Beckman DxH scenario, |\\!~ delimiters, queries, orders, shifted R fields") {
+TEST_CASE("replay: Beckman DxH scenario, | backslash ! ~ delimiters, queries, orders, shifted R fields") {
   auto run = replay_capture("astm/beckman-dxh-query-order-result-scenario.txt");
   if (!run) return;
   REQUIRE(run->status == 0);
@@ -298,7 +298,7 @@ TEST_CASE("replay: Beckman DxH scenario, |\\!~ delimiters, queries, orders, shif
   check(find(res, "000004287888", "WBC"), "7.4", "10^9/L", {});
 }
 
-TEST_CASE("replay: Roche TaqMan via AMPLILINK, \\xNN-escaped text") {
+TEST_CASE("replay: Roche TaqMan via AMPLILINK, backslash-xNN-escaped text") {
   auto run = replay_capture("astm/roche-cobas_taqman_amplilink-result-escaped.txt");
   if (!run) return;
   REQUIRE(run->status == 0);

@@ -181,7 +181,7 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
   CHECK(files >= 15);
 }
 
-TEST_CASE("replay CLI: --timezone gives observed_at its offset; an unknown zone exits 78") {
+TEST_CASE("replay CLI: --timezone gives observed_at its offset, an unknown zone exits 78") {
   temp_file f(session(records("S1", "5.1")));  // R.13 20260101120000: the analyser's local time
   daemon::replay_options o;
   o.files = {f.path.string()};

@@ -78,7 +78,7 @@ TEST_CASE("identity replay: Abbott ARCHITECT -- F/I/P are one result each, a rea
   CHECK(results[2].at("rerun_number") == -1);
 }
 
-TEST_CASE("identity replay: Abbott m2000 -- interpretation rides with the value; alone it is a result of its own", "[identity]") {
+TEST_CASE("identity replay: Abbott m2000 -- interpretation rides with the value, alone it is a result of its own", "[identity]") {
   const auto r = replay({fixture("abbott-m2000-result-types.astm")});
   const auto results = r.of_type("result");
   REQUIRE(results.size() == 2);

@@ -64,7 +64,7 @@ TEST_CASE("lab IT: a device id that is a path or breaks quoting is refused with 
   INFO(out);
 }
 
-TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users; metrics pass promtool", "[lab-it]") {
+TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users, metrics pass promtool", "[lab-it]") {
   scratch_dir dir;
   const auto port = free_port();
   // The test runner's own umask (often 022) is what the daemon inherits: it must set its own.

@@ -39,7 +39,7 @@ TEST_CASE("identity: results without a sample id are forwarded once each, flagge
   CHECK(b2.results[0].rerun_number == 0);
 }
 
-TEST_CASE("identity: the result type and the sub-id are part of the key; the same type again is a rerun", "[identity]") {
+TEST_CASE("identity: the result type and the sub-id are part of the key, the same type again is a rerun", "[identity]") {
   world w;
   result f = make_result("S-1", "16", "2.154", "20260301092500");
   f.result_type = "F";
@@ -65,7 +65,7 @@ TEST_CASE("identity: the result type and the sub-id are part of the key; the sam
   CHECK(result_key("ORG", s1) != result_key("ORG", s2));
 }
 
-TEST_CASE("identity: a requested rerun is fulfilled by the final value; its companions ride with it", "[identity]") {
+TEST_CASE("identity: a requested rerun is fulfilled by the final value, its companions ride with it", "[identity]") {
   world w;
   w.refresh("DEV", {entry("S-1", "R-1", 1, {"16"}, {"16"})});
   result f = make_result("S-1", "16", "2.3");

@@ -84,7 +84,7 @@ asio::awaitable<void> post_with_key(http_client& client, std::string key, std::o
 
 }  // namespace
 
-TEST_CASE("http_server: the handler sees method, target, body and headers; reply headers are sent; kept alive") {
+TEST_CASE("http_server: the handler sees method, target, body and headers, reply headers are sent, kept alive") {
   asio::io_context io;
   std::vector<http_request_view> seen;
   http_server_options o;
@@ -148,7 +148,7 @@ TEST_CASE("http_server: a handler that throws answers 500 and the server keeps s
   CHECK(c.response->result_int() == 200);
 }
 
-TEST_CASE("http_server: a deferred reply is sent when the responder is called; other connections are served meanwhile") {
+TEST_CASE("http_server: a deferred reply is sent when the responder is called, other connections are served meanwhile") {
   asio::io_context io;
   std::optional<http_responder> held;
   http_server server(io.get_executor(), {}, [&](const http_request_view& r, http_responder respond) {
@@ -278,7 +278,7 @@ TEST_CASE("http_server: stop() closes open connections, a pending responder then
   CHECK(calls == 1);
 }
 
-TEST_CASE("http_server: HTTPS with tls_cert and tls_key; a bad key is a start() error") {
+TEST_CASE("http_server: HTTPS with tls_cert and tls_key, a bad key is a start() error") {
   interfaced::test::scratch_dir certs;
   interfaced::test::write_test_certificates(certs.path());
 

@@ -16,7 +16,7 @@ astm::astm_batch run(const std::string& text, const astm::astm_options& o = {}) 
 }
 }  // namespace
 
-TEST_CASE("identity: R.3 component 5 is part of the test identity; R.9 F\\R is a list", "[identity]") {
+TEST_CASE("identity: R.3 component 5 is part of the test identity, R.9 F-repeat-R is a list", "[identity]") {
   const auto b = run("H|\\^&\rP|1\rO|1|S-1||^^^HPV\rR|1|^^^HPV^ICRLU|412000|||||F\\R\r"
                      "R|2|^^^HPV^AnalyteSCO|0.21|||||F\\R\rL|1|N\r");
   REQUIRE(b.results.size() == 2);
