@@ -414,6 +414,15 @@ config_result parse_config(std::string_view text, bool check_devices) {
     w.string("token_file", c.backend.token_file);
     w.string("token_env", c.backend.token_env);
     if (w.get("token")) w.problem("/backend/token", "a token is never written in the configuration: use token_file or token_env");
+    // The package does not invent a secret: a token file that is not there yet is what a fresh
+    // install looks like. Said exactly, as a warning; the daemon holds delivery until it exists.
+    if (check_devices && !c.backend.token_file.empty() && ::access(c.backend.token_file.c_str(), F_OK) != 0)
+      r.warnings.push_back({"/backend/token_file", c.backend.token_file + " does not exist: results are kept in the outbox "
+                            "(never posted without the token) until it does. Create it with the backend's API token: "
+                            "install -m 0640 -o root -g interfaced /dev/stdin " + c.backend.token_file + " <<< 'TOKEN'"});
+    else if (check_devices && !c.backend.token_file.empty() && ::access(c.backend.token_file.c_str(), R_OK) != 0)
+      r.warnings.push_back({"/backend/token_file", c.backend.token_file + " is not readable by this user: the service "
+                            "user (group interfaced) must be able to read it (chgrp interfaced, chmod 0640)"});
     w.string("ca_file", c.backend.ca_file);
     w.boolean("verify_tls", c.backend.verify_tls);
     w.boolean("allow_insecure_http", c.backend.allow_insecure_http);

@@ -186,3 +186,15 @@ TEST_CASE("config: a key given twice is a problem at its pointer, not a silent o
   CHECK(has(p, "/health: \"health\" appears twice in this object; only the last value would be used"));
   CHECK(p.size() == 2);
 }
+
+TEST_CASE("config: a token file that does not exist yet is a warning saying how to create it", "[config]") {
+  auto r = parse_config(R"({
+    "devices": [{"id": "a", "protocol": "astm", "link": {"type": "tcp-server", "port": 5001}}],
+    "backend": {"base_url": "https://lims.example/api", "token_file": "/nonexistent/interfaced/token"}
+  })", /*check_devices=*/true);
+  CHECK(r.ok());
+  REQUIRE(r.warnings.size() == 1);
+  CHECK(r.warnings[0].pointer == "/backend/token_file");
+  CHECK(r.warnings[0].message.find("does not exist") != std::string::npos);
+  CHECK(r.warnings[0].message.find("install -m 0640") != std::string::npos);
+}
