@@ -427,8 +427,9 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       if (ev.kind == hl7::mllp_event_kind::skipped) {
         say("byte " + std::to_string(ev.offset) + ": " + std::to_string(ev.length) + " bytes outside a frame skipped");
       } else if (ev.kind == hl7::mllp_event_kind::error) {
+        const bool refused = ev.error == hl7::mllp_error::message_too_long && !ev.message.empty();
         say("byte " + std::to_string(ev.offset) + ": MLLP: " + ev.error.message() + " (" +
-            std::to_string(ev.length) + " bytes): message dropped, no ACK");
+            std::to_string(ev.length) + " bytes): message dropped, " + (refused ? "refused (AR)" : "no ACK"));
       }
     };
 
@@ -487,6 +488,22 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
           }
         } else {
           report(r.event);
+          if (r.event.kind == hl7::mllp_event_kind::error && r.event.error == hl7::mllp_error::message_too_long &&
+              !r.event.message.empty()) {
+            // Refused by protocol, not by silence: AR (the analyser must not resend it as is),
+            // answered now with the first segment's MSH-10; the rest of the message is discarded.
+            detail::turn_guard turn{pusher.get()};
+            if (pusher) turn.held = co_await pusher->acquire();
+            const std::string ar =
+                make_ack(r.event.message, hl7::ack_code::ar, "207",
+                         "message longer than " + std::to_string(config.mllp.max_message) + " bytes: not accepted", 0, 0);
+            auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(ar), asio::as_tuple(asio::use_awaitable));
+            (void)wn;
+            if (wec) {
+              say("write failed: " + wec.message());
+              failed = true;
+            }
+          }
           if (r.event.kind == hl7::mllp_event_kind::none && r.consumed == 0) break;
         }
       }

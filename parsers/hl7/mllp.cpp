@@ -1,5 +1,7 @@
 #include "parsers/hl7/mllp.hpp"
 
+#include <algorithm>
+
 #include <string>
 
 namespace interfaced::hl7 {
@@ -124,6 +126,17 @@ mllp_put_result mllp_decoder::put(std::string_view bytes) noexcept {
           out.event.error = make_error_code(mllp_error::message_too_long);
           out.event.offset = start_;
           out.event.length = seen_ + room + 1;
+          // Keep its first segment (MSH) so the session can refuse it by protocol (AR). Only the
+          // first max_message + 1 bytes are sure to have been seen, whatever the chunking.
+          const std::size_t head_len = std::min<std::size_t>(1024, options_.max_message + 1);
+          if (body_begin == npos) {
+            head_.assign(std::string_view(buf_).substr(0, head_len));
+            if (head_.size() < head_len) head_.append(bytes.substr(i, head_len - head_.size()));
+          } else {
+            head_.assign(bytes.substr(body_begin, head_len));
+          }
+          if (const auto cr = head_.find(mllp_cr); cr != std::string::npos) head_.resize(cr);
+          out.event.message = head_;
           state_ = state::discard;
           buf_.clear();
           buf_.shrink_to_fit();

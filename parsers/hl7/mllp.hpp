@@ -13,8 +13,10 @@
 //    (interrupted) and decoding resyncs on that 0x0B.
 //  - 0x1C not followed by 0x0D: the message is delivered with missing_trailer_cr set (lenient,
 //    default) or rejected with bad_trailer (options.strict_trailer).
-//  - A message longer than max_message bytes is an error event (message_too_long); the rest of it
-//    is discarded up to its 0x1C / the next 0x0B, so memory stays bounded by max_message.
+//  - A message longer than max_message bytes is an error event (message_too_long) whose `message`
+//    is the message's first segment (at most 1 KiB: its MSH, so the peer can be answered AR);
+//    the rest of it is discarded up to its 0x1C / the next 0x0B, so memory stays bounded by
+//    max_message.
 // Lifetime: event.message points either into the chunk passed to the put() call that returned it
 // (when the whole message arrived in that chunk) or into the decoder's own buffer. It stays valid
 // until the next put() / finish() / reset() call, provided the caller keeps that chunk alive.
@@ -47,7 +49,8 @@ enum class mllp_event_kind { none, message, skipped, error };
 
 struct mllp_event {
   mllp_event_kind kind = mllp_event_kind::none;
-  std::string_view message;  // kind == message: bytes between 0x0B and 0x1C
+  std::string_view message;  // kind == message: bytes between 0x0B and 0x1C; message_too_long: its
+                             // first segment (<= 1 KiB)
   std::error_code error;     // kind == error or skipped
   std::uint64_t offset = 0;  // stream offset of the 0x0B (message, error) or first skipped byte
   std::uint64_t length = 0;  // skipped: bytes dropped; error: message bytes seen before it
@@ -87,6 +90,7 @@ class mllp_decoder {
   mllp_options options_;
   state state_ = state::idle;
   std::string buf_;           // message bytes of a message spanning put() calls; <= max_message
+  std::string head_;          // message_too_long: the message's first segment, <= 1 KiB
   std::uint64_t offset_ = 0;  // stream offset of the next byte put() will see
   std::uint64_t start_ = 0;   // stream offset of the current message's 0x0B
   std::uint64_t seen_ = 0;    // message bytes seen (also while discarding)

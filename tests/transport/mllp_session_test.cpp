@@ -120,20 +120,23 @@ TEST_CASE("mllp tcp: garbage between frames is skipped and logged", "[transport]
   CHECK(fx.log.contains("skipped"));
 }
 
-TEST_CASE("mllp tcp: an oversized message is dropped, the next one gets AA", "[transport][mllp]") {
+TEST_CASE("mllp tcp: an oversized message is refused AR with its MSH-10 and not stored, the next one gets AA",
+          "[transport][mllp]") {
   mllp_tcp fx;
   fx.cfg.mllp.max_message = 300;
   fx.start();
   std::string big = oul("BIG", "S1", "1");
   big += "NTE|1||" + std::string(1000, 'x') + "\r";
   const std::string wire = hl7::mllp_wrap(big) + hl7::mllp_wrap(oul("OK1", "S2", "2"));
-  const auto acks = fx.exchange({wire}, 1);
-  REQUIRE(acks.size() == 1);
-  CHECK(acks[0].code == "AA");
-  CHECK(acks[0].id == "OK1");
+  const auto acks = fx.exchange({wire}, 2);
+  REQUIRE(acks.size() == 2);
+  CHECK(acks[0].code == "AR");  // an analyser must hear why, not wait for an ACK that never comes
+  CHECK(acks[0].id == "BIG");
+  CHECK(acks[1].code == "AA");
+  CHECK(acks[1].id == "OK1");
   REQUIRE(fx.sink.received().size() == 1);
   CHECK(fx.sink.received()[0].control_id == "OK1");
-  CHECK(fx.log.contains("MLLP"));
+  CHECK(fx.log.contains("refused (AR)"));
 }
 
 TEST_CASE("mllp tcp: AE for a wrong message, AE when not stored, AR when the outbox is full",

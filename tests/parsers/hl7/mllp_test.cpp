@@ -34,8 +34,9 @@ owned_event skipped_event(std::uint64_t offset, std::uint64_t length) {
   return e;
 }
 
-owned_event error_event(mllp_error err, std::uint64_t offset, std::uint64_t length) {
+owned_event error_event(mllp_error err, std::uint64_t offset, std::uint64_t length, std::string head = {}) {
   owned_event e;
+  e.message = std::move(head);
   e.kind = mllp_event_kind::error;
   e.error = err;
   e.offset = offset;
@@ -173,11 +174,12 @@ TEST_CASE("mllp: oversized message is an error, the decoder recovers", "[hl7][ml
   const std::string wire = mllp_wrap(big) + mllp_wrap(msg2.substr(0, 40)) + mllp_wrap(big) +
                            "\x0B" + std::string(60, 'y') + mllp_wrap(msg1.substr(0, 10));
   std::vector<owned_event> expected;
-  expected.push_back(error_event(mllp_error::message_too_long, 0, 41));
+  // The error carries the message's first max_message + 1 bytes up to its first CR (its MSH).
+  expected.push_back(error_event(mllp_error::message_too_long, 0, 41, std::string(41, 'x')));
   expected.push_back(message_event(msg2.substr(0, 40), 103));
-  expected.push_back(error_event(mllp_error::message_too_long, 146, 41));
+  expected.push_back(error_event(mllp_error::message_too_long, 146, 41, std::string(41, 'x')));
   // No 0x1C: the next 0x0B ends the discarding, it is not reported again.
-  expected.push_back(error_event(mllp_error::message_too_long, 249, 41));
+  expected.push_back(error_event(mllp_error::message_too_long, 249, 41, std::string(41, 'y')));
   expected.push_back(message_event(msg1.substr(0, 10), 310));
   CHECK(test::decode_all(wire, o) == expected);
   // Same events whatever the chunking.
@@ -194,6 +196,24 @@ TEST_CASE("mllp: oversized message is an error, the decoder recovers", "[hl7][ml
   const auto ok = test::decode_all(mllp_wrap(std::string(40, 'z')), o);
   REQUIRE(ok.size() == 1);
   CHECK(ok[0].kind == mllp_event_kind::message);
+}
+
+TEST_CASE("mllp: an oversized message's error carries its MSH segment, whatever the chunking", "[hl7][mllp]") {
+  mllp_options o;
+  o.max_message = 200;
+  const std::string msh = "MSH|^~\\&|BC-5380|Mindray|||20261206||ORU^R01|CTRL-9|P|2.3.1";
+  const std::string wire = mllp_wrap(msh + "\r" + std::string(500, 'o'));
+  for (std::size_t cut = 0; cut <= wire.size(); ++cut) {
+    mllp_decoder d(o);
+    std::vector<owned_event> got;
+    test::feed(d, std::string_view(wire).substr(0, cut), got);
+    test::feed(d, std::string_view(wire).substr(cut), got);
+    test::finish(d, got);
+    INFO("cut at " << cut);
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].error == mllp_error::message_too_long);
+    CHECK(got[0].message == msh);
+  }
 }
 
 TEST_CASE("mllp: a stream of an endless message stays an error, not growth", "[hl7][mllp]") {
