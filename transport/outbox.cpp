@@ -61,9 +61,7 @@ std::string new_uuid() {
 }
 
 message_state state_from(std::string_view s) {
-  if (s == "delivered") return message_state::delivered;
-  if (s == "dead") return message_state::dead;
-  return message_state::pending;
+  return message_state_from(s).value_or(message_state::pending);
 }
 
 std::string truncated(std::string s) {
@@ -80,7 +78,7 @@ using sqlite::finish_on_exit;
 
 constexpr const char* columns =
     "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
-    "last_status, last_response, delivered_at";
+    "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason";
 
 stored_message read_message(const sqlite::statement& s) {
   stored_message m;
@@ -97,6 +95,9 @@ stored_message read_message(const sqlite::statement& s) {
   m.last_status = static_cast<int>(s.integer(10));
   m.last_response = s.text(11);
   if (!s.is_null(12)) m.delivered_at = from_ms(s.integer(12));
+  if (!s.is_null(13)) m.set_aside_by = s.text(13);
+  if (!s.is_null(14)) m.set_aside_at = from_ms(s.integer(14));
+  if (!s.is_null(15)) m.set_aside_reason = s.text(15);
   return m;
 }
 
@@ -107,8 +108,17 @@ const char* to_string(message_state s) noexcept {
     case message_state::pending: return "pending";
     case message_state::delivered: return "delivered";
     case message_state::dead: return "dead";
+    case message_state::set_aside: return "set-aside";
   }
   return "pending";
+}
+
+std::optional<message_state> message_state_from(std::string_view s) noexcept {
+  if (s == "pending") return message_state::pending;
+  if (s == "delivered") return message_state::delivered;
+  if (s == "dead") return message_state::dead;
+  if (s == "set-aside") return message_state::set_aside;
+  return std::nullopt;
 }
 
 namespace detail {
@@ -254,9 +264,13 @@ class outbox_db {
     return static_cast<std::size_t>(changes());
   }
 
-  std::vector<message_summary> list(bool include_delivered, outbox_time now) {
+  std::vector<message_summary> list(const list_filter& f, outbox_time now) {
     std::vector<message_summary> out;
-    auto& s = (include_delivered ? stmts_->list_all : stmts_->list_undelivered).reset();
+    auto& s = stmts_->list.reset().bind(1, std::int64_t{f.include_delivered ? 1 : 0});
+    if (f.state) s.bind(2, to_string(*f.state));
+    // The sample id as the bodies carry it (results and rerun values: "sample_id":"S").
+    if (!f.sample.empty()) s.bind(3, "\"sample_id\":\"" + f.sample + "\"");
+    if (f.since) s.bind(4, to_ms(*f.since));
     finish_on_exit guard{s};
     while (s.step()) {
       message_summary m;
@@ -265,11 +279,51 @@ class outbox_db {
       m.ordering_key = s.text(2);
       m.state = state_from(s.text(3));
       m.attempts = static_cast<unsigned>(s.integer(4));
-      m.age = now - from_ms(s.integer(5));
+      m.created_at = from_ms(s.integer(5));
+      m.age = now - m.created_at;
       m.next_attempt_at = from_ms(s.integer(6));
       m.last_status = static_cast<int>(s.integer(7));
+      m.resends = static_cast<std::size_t>(s.integer(8));
       out.push_back(std::move(m));
     }
+    return out;
+  }
+
+  std::size_t set_aside(const std::string& id, const std::string& by, const std::string& reason, outbox_time now) {
+    stmts_->set_aside.reset().bind(1, id).bind(2, by).bind(3, to_ms(now)).bind(4, reason).run();
+    return static_cast<std::size_t>(changes());
+  }
+
+  outbox_census census(outbox_time stuck_before, std::size_t limit) {
+    outbox_census c;
+    {
+      auto& s = stmts_->count_dead.reset();
+      finish_on_exit guard{s};
+      s.step();
+      c.dead = static_cast<std::size_t>(s.integer(0));
+    }
+    {
+      auto& s = stmts_->count_stuck.reset().bind(1, to_ms(stuck_before));
+      finish_on_exit guard{s};
+      s.step();
+      c.stuck = static_cast<std::size_t>(s.integer(0));
+    }
+    auto& s = stmts_->oldest_stuck.reset().bind(1, to_ms(stuck_before)).bind(2, static_cast<std::int64_t>(limit));
+    finish_on_exit guard{s};
+    while (s.step()) {
+      auto m = read_message(s);
+      m.body.clear();
+      c.oldest_stuck.push_back(std::move(m));
+    }
+    return c;
+  }
+
+  std::vector<resend> resends_of(const std::string& id) {
+    std::vector<resend> out;
+    auto& s = stmts_->resends_of.reset().bind(1, id);
+    finish_on_exit guard{s};
+    while (s.step())
+      out.push_back({s.text(0), from_ms(s.integer(1)), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
     return out;
   }
 
@@ -284,16 +338,19 @@ class outbox_db {
     v.step();
     const auto version = v.integer(0);
     v.finish();
-    if (version > 2) {
+    if (version > 3) {
       throw std::runtime_error("outbox: the file's schema (version " + std::to_string(version) +
                                ") is newer than this program's");
     }
-    if (version == 2) return;
+    if (version == 3) return;
     if (version == 1) {
       // Version 2 adds the rerun state tables (state_store.hpp): they commit with the messages.
       exec("BEGIN IMMEDIATE");
       create_state_tables(db_);
       exec("PRAGMA user_version = 2; COMMIT;");
+    }
+    if (version == 1 || version == 2) {
+      migrate_to_3();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -313,11 +370,59 @@ class outbox_db {
         " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead')),"
         " last_status INTEGER NOT NULL DEFAULT 0,"
         " last_response BLOB,"
-        " delivered_at INTEGER);"
-        "CREATE INDEX IF NOT EXISTS pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
-        "CREATE INDEX IF NOT EXISTS delivered_at ON messages(delivered_at) WHERE state = 'delivered';");
+        " delivered_at INTEGER);");
     create_state_tables(db_);
     exec("PRAGMA user_version = 2; COMMIT;");
+    migrate_to_3();
+  }
+
+  // Version 3: the `set-aside` state with its audit (who, when, why) and the resends table. A
+  // CHECK constraint cannot be altered in SQLite: the table is rebuilt (seq values kept, so the
+  // order per key is unchanged) in one transaction.
+  void migrate_to_3() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE messages_v3 ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " id TEXT NOT NULL UNIQUE,"
+        " kind TEXT NOT NULL,"
+        " ordering_key TEXT NOT NULL,"
+        " body BLOB NOT NULL,"
+        " internal INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at INTEGER NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead','set-aside')),"
+        " last_status INTEGER NOT NULL DEFAULT 0,"
+        " last_response BLOB,"
+        " delivered_at INTEGER,"
+        " set_aside_by TEXT,"
+        " set_aside_at INTEGER,"
+        " set_aside_reason TEXT);"
+        "INSERT INTO messages_v3 (seq, id, kind, ordering_key, body, internal, created_at, attempts,"
+        " next_attempt_at, state, last_status, last_response, delivered_at)"
+        " SELECT seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state,"
+        " last_status, last_response, delivered_at FROM messages;"
+        // AUTOINCREMENT's high-water mark survives the rebuild: a purged message's number is never reused.
+        "CREATE TEMP TABLE old_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'messages';"
+        "DROP TABLE messages;"
+        "ALTER TABLE messages_v3 RENAME TO messages;"
+        "UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT MAX(seq) FROM temp.old_seq), 0))"
+        " WHERE name = 'messages';"
+        "DROP TABLE temp.old_seq;"
+        "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
+        "CREATE INDEX delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
+        "CREATE TABLE resends ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " message_id TEXT NOT NULL,"
+        " received_at INTEGER NOT NULL,"
+        " device TEXT NOT NULL DEFAULT '',"
+        " sample_id TEXT NOT NULL DEFAULT '',"
+        " parameter TEXT NOT NULL DEFAULT '',"
+        " value TEXT NOT NULL DEFAULT '',"
+        " observed_at TEXT NOT NULL DEFAULT '');"
+        "CREATE INDEX resends_by_message ON resends(message_id, seq);"
+        "PRAGMA user_version = 3; COMMIT;");
   }
 
   struct statements {
@@ -343,19 +448,35 @@ class outbox_db {
                            " FROM messages WHERE state = 'pending' AND ordering_key = ?1 ORDER BY seq LIMIT 1")
                               .c_str()),
           by_id(db, (std::string("SELECT ") + columns + " FROM messages WHERE id = ?1").c_str()),
+          // A person may set the message aside while its attempt is in flight: a retry then
+          // leaves it set aside (a delivery still counts: the backend has it).
           mark(db,
-               "UPDATE messages SET state = ?1, attempts = attempts + 1, last_status = ?2,"
+               "UPDATE messages SET state = CASE WHEN state = 'set-aside' AND ?1 <> 'delivered' THEN state"
+               " ELSE ?1 END, attempts = attempts + 1, last_status = ?2,"
                " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE id = ?5"),
           retry_all(db, "UPDATE messages SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'"),
           retry_one(db,
                     "UPDATE messages SET state = 'pending', next_attempt_at = ?1"
                     " WHERE id = ?2 AND state <> 'delivered'"),
-          list_undelivered(db,
-                           "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at,"
-                           " last_status FROM messages WHERE state <> 'delivered' ORDER BY seq"),
-          list_all(db,
-                   "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at,"
-                   " last_status FROM messages ORDER BY seq"),
+          // ?1: 1 = delivered ones too; ?2: a state or NULL; ?3: a sample id or NULL (matched as
+          // the JSON member the bodies carry); ?4: created at or after, or NULL.
+          list(db,
+               "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at, last_status,"
+               " (SELECT COUNT(*) FROM resends r WHERE r.message_id = messages.id) FROM messages"
+               " WHERE (?2 IS NULL OR state = ?2) AND (?2 IS NOT NULL OR ?1 = 1 OR state <> 'delivered')"
+               " AND (?3 IS NULL OR instr(CAST(body AS TEXT), ?3) > 0) AND (?4 IS NULL OR created_at >= ?4)"
+               " ORDER BY seq"),
+          set_aside(db,
+                    "UPDATE messages SET state = 'set-aside', set_aside_by = ?2, set_aside_at = ?3,"
+                    " set_aside_reason = ?4 WHERE id = ?1 AND state IN ('pending', 'dead')"),
+          count_dead(db, "SELECT COUNT(*) FROM messages WHERE state = 'dead'"),
+          count_stuck(db, "SELECT COUNT(*) FROM messages WHERE state = 'pending' AND created_at < ?1"),
+          oldest_stuck(db, (std::string("SELECT ") + columns +
+                            " FROM messages WHERE state = 'pending' AND created_at < ?1 ORDER BY seq LIMIT ?2")
+                               .c_str()),
+          resends_of(db,
+                     "SELECT message_id, received_at, device, sample_id, parameter, value, observed_at"
+                     " FROM resends WHERE message_id = ?1 ORDER BY seq"),
           purge(db, "DELETE FROM messages WHERE state = 'delivered' AND delivered_at < ?1"),
           begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
@@ -365,8 +486,8 @@ class outbox_db {
           rollback_to(db, "ROLLBACK TO op"),
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
-    statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one,
-        list_undelivered, list_all, purge;
+    statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one, list, set_aside,
+        count_dead, count_stuck, oldest_stuck, resends_of, purge;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
     statement begin, commit, rollback, savepoint, release, rollback_to, sync_full, sync_normal;
@@ -401,12 +522,15 @@ struct outbox::op {
   // POST under the same Idempotency-Key, which at-least-once allows, and a later fsync of the
   // same WAL file covers it anyway.
   bool durable = false;
+  bool writes = true;  // false: a read (claim, census); the write fault hook lets it pass
 };
 
 outbox::outbox(const outbox_options& cfg, poster post)
     : db_(std::make_unique<detail::outbox_db>(cfg.path)),
       post_(std::move(post)),
-      max_messages_(cfg.max_messages) {
+      max_messages_(cfg.max_messages),
+      path_(cfg.path),
+      write_fault_file_(cfg.write_fault_file) {
   undelivered_ = db_->count_undelivered();
   alarm_ = undelivered_ >= max_messages_;
   worker_ = std::thread([this] { run(); });
@@ -521,6 +645,7 @@ void outbox::claim_due(std::vector<std::string> busy_keys, std::size_t limit, ou
   o->exec = [out, busy = std::move(busy_keys), limit, now](detail::outbox_db& db) {
     *out = db.claim_due(busy, limit, now);
   };
+  o->writes = false;
   o->complete = [out, done = std::move(done)](bool, const std::string&) {
     if (done) done(std::move(*out));  // a failed read is an empty batch; delivery polls again
   };
@@ -535,6 +660,7 @@ void outbox::next_in_key(std::string key, outbox_time now,
     auto m = db.head_of(key);
     if (m && m->next_attempt_at <= now) *out = std::move(m);
   };
+  o->writes = false;
   o->complete = [out, done = std::move(done)](bool, const std::string&) {
     if (done) done(std::move(*out));
   };
@@ -579,6 +705,28 @@ void outbox::mark_dead(std::string id, attempt_outcome o, std::function<void(boo
     db.mark(id, message_state::dead, o, now, now);
   };
   p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
+void outbox::census(outbox_time stuck_before, std::size_t limit,
+                    std::function<void(std::optional<outbox_census>)> done) {
+  auto out = std::make_shared<outbox_census>();
+  auto p = std::make_unique<op>();
+  p->writes = false;
+  p->exec = [out, stuck_before, limit](detail::outbox_db& db) { *out = db.census(stuck_before, limit); };
+  p->complete = [out, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? std::optional<outbox_census>(std::move(*out)) : std::nullopt);
+  };
+  enqueue(std::move(p), 0);
+}
+
+void outbox::purge_delivered_before(outbox_time before, std::function<void(std::size_t)> done) {
+  auto n = std::make_shared<std::size_t>(0);
+  auto p = std::make_unique<op>();
+  p->exec = [n, before](detail::outbox_db& db) { *n = db.purge_delivered_before(before); };
+  p->complete = [n, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? *n : 0);
+  };
   enqueue(std::move(p), 0);
 }
 
@@ -634,6 +782,9 @@ void outbox::run() {
     std::vector<char> ok(batch.size(), 0);
     std::vector<std::string> errors(batch.size());
     const bool durable = std::any_of(batch.begin(), batch.end(), [](const auto& o) { return o->durable; });
+    // The test hook of outbox_options::write_fault_file: a stat per transaction, only when set.
+    std::error_code fault_ec;
+    const bool write_fault = !write_fault_file_.empty() && std::filesystem::exists(write_fault_file_, fault_ec);
     const auto began = std::chrono::steady_clock::now();
     bool committed = false;
     std::string commit_error;
@@ -644,6 +795,9 @@ void outbox::run() {
         // A savepoint per op: one bad op (a duplicate id...) fails alone, not the whole group.
         db_->control(detail::outbox_db::tx::savepoint);
         try {
+          if (write_fault && batch[i]->writes)
+            throw std::runtime_error("outbox: attempt to write a readonly database (write_fault_file " +
+                                     write_fault_file_.string() + " exists)");
           batch[i]->exec(*db_);
           db_->control(detail::outbox_db::tx::release);
           ok[i] = 1;
@@ -712,7 +866,19 @@ outbox_admin::outbox_admin(const std::filesystem::path& file)
 outbox_admin::~outbox_admin() = default;
 
 std::vector<message_summary> outbox_admin::list(bool include_delivered, outbox_time now) {
-  return db_->list(include_delivered, now);
+  list_filter f;
+  f.include_delivered = include_delivered;
+  return db_->list(f, now);
+}
+
+std::vector<message_summary> outbox_admin::list(const list_filter& f, outbox_time now) { return db_->list(f, now); }
+
+std::vector<resend> outbox_admin::resends_of(const std::string& id) { return db_->resends_of(id); }
+
+std::size_t outbox_admin::set_aside(const std::string& id, const std::string& by, const std::string& reason,
+                                    outbox_time now) {
+  if (id.empty()) return 0;
+  return db_->set_aside(id, by, reason, now);
 }
 
 std::optional<stored_message> outbox_admin::show(const std::string& id) { return db_->by_id(id); }
