@@ -82,6 +82,34 @@ class walker {
     number(key, v, lo, hi);
     out = std::chrono::milliseconds(v);
   }
+  // A duration: whole seconds (a number) or a string "90s", "15m", "2h", "1d"; 1 s to 30 days.
+  void duration(const std::string& key, std::chrono::seconds& out) {
+    const json* v = get(key);
+    if (!v) return;
+    long long n = -1;
+    if (v->is_number_integer()) {
+      n = v->get<long long>();
+    } else if (v->is_string()) {
+      const std::string t = v->get<std::string>();
+      std::size_t used = 0;
+      long long k = -1;
+      try {
+        k = std::stoll(t, &used);
+      } catch (const std::exception&) {
+      }
+      const std::string unit = used < t.size() ? t.substr(used) : "s";
+      const long long mult = unit == "s" ? 1 : unit == "m" ? 60 : unit == "h" ? 3600 : unit == "d" ? 86400 : -1;
+      if (k >= 0 && mult > 0) n = k * mult;
+    } else {
+      problem(at(key), std::string("expected seconds or a duration like \"15m\", found ") + v->type_name());
+      return;
+    }
+    if (n < 1 || n > 30LL * 86400) {
+      problem(at(key), "expected seconds (a whole number) or a duration like \"90s\", \"15m\", \"2h\", from 1 s to 30 days");
+      return;
+    }
+    out = std::chrono::seconds(n);
+  }
   void one_of(const std::string& key, std::string& out, std::initializer_list<const char*> allowed, bool required = false) {
     std::string v = out;
     const json* j = get(key, required);
@@ -314,6 +342,12 @@ config_result parse_config(std::string_view text, bool check_devices) {
     if (!path.empty()) c.outbox.path = path;
     w.number("max_messages", c.outbox.max_messages, 100, 100000000);
     w.number("history_days", c.outbox.history_days, 1, 3650);
+    w.number("keep_delivered_days", c.outbox.keep_delivered_days, 0, 36500);
+  }
+  if (const json* d = top.object("delivery")) {
+    walker w(r.problems, *d, "/delivery");
+    w.duration("stuck_after", c.delivery.stuck_after);
+    w.duration("unreachable_after", c.delivery.unreachable_after);
   }
   if (const json* l = top.object("logging")) {
     walker w(r.problems, *l, "/logging");

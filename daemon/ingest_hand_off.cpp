@@ -40,6 +40,39 @@ std::string sample_list(const std::vector<result>& results) {
   return ", samples " + join(samples);
 }
 
+// Order is kept per lab report, else per sample (backend-api.md "order is kept per report"), never
+// per analyser: a results batch goes out as one message per sample, keyed by the sample's lab
+// report (so its rerun values follow it) or by the sample id, so a message the backend keeps
+// refusing holds its own report only. Results without a sample id are never matched or ordered
+// against anything: their batch is their key.
+std::vector<std::pair<std::string, rerun::outgoing_message>> per_report(rerun::outgoing_message m,
+                                                                      const std::string& device) {
+  std::vector<std::pair<std::string, rerun::outgoing_message>> out;
+  if (m.kind != rerun::endpoint::results) {
+    std::string key = m.lab_report_id.empty() ? "device:" + device : m.lab_report_id;
+    out.emplace_back(std::move(key), std::move(m));
+    return out;
+  }
+  std::vector<std::string> samples;  // first-seen order
+  for (const auto& v : m.results.results)
+    if (std::find(samples.begin(), samples.end(), v.sample_id) == samples.end()) samples.push_back(v.sample_id);
+  for (const auto& sample : samples) {
+    rerun::outgoing_message part = m;
+    part.results.results.clear();
+    std::string report;
+    for (const auto& v : m.results.results) {
+      if (v.sample_id != sample) continue;
+      if (report.empty()) report = v.lab_report_id;
+      part.results.results.push_back(v);
+    }
+    std::string key = !report.empty()   ? report
+                      : !sample.empty() ? "sample:" + sample
+                                        : "batch:" + m.results.batch_id;
+    out.emplace_back(std::move(key), std::move(part));
+  }
+  return out;
+}
+
 }  // namespace
 
 void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
@@ -140,13 +173,15 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
                      q.cancel ? " (cancel)" : "");
   }
   std::vector<transport::new_message> msgs;
-  for (const auto& m : out.messages) {
-    transport::new_message nm;
-    nm.kind = rerun::to_string(m.kind);
-    nm.ordering_key = m.lab_report_id.empty() ? "device:" + d.device : m.lab_report_id;
-    nm.body = rerun::body_json(m).dump();
-    nm.internal_request = m.internal_request;
-    msgs.push_back(std::move(nm));
+  for (const auto& whole : out.messages) {
+    for (auto& [key, m] : per_report(whole, d.device)) {
+      transport::new_message nm;
+      nm.kind = rerun::to_string(m.kind);
+      nm.ordering_key = std::move(key);
+      nm.body = rerun::body_json(m).dump();
+      nm.internal_request = m.internal_request;
+      msgs.push_back(std::move(nm));
+    }
   }
   // Messages, history rows and rerun state in one transaction. Even with nothing to send (only
   // duplicates) the ACK goes through the outbox queue: it then waits for the earlier batches a
