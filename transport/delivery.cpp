@@ -446,6 +446,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
 
     if (cls == failure_class::delivered) {
       ++st.delivered;
+      // A retried dead letter or a stuck message got through: its alarm clears now, not at the next census.
+      if (opt.alarms && (opt.alarms->any(alarm_code::dead_letters) || opt.alarms->any(alarm_code::message_stuck)))
+        census_due = steady::now();
       attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
       co_return co_await mark(m, message_state::delivered, std::move(o), {});
     }
