@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.hpp"
@@ -189,6 +191,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   transport::state_changes sc;
   sc.history = history_.take_rows(batch_id);
   state_document(sc);
+  resends_of_dead_letters(b, out, dev, sc);
   std::vector<transport::history_row> duplicates;
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     if (!out.tags[i].duplicate) continue;
@@ -210,6 +213,42 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
                    }
                    done(duplicates_durable(duplicates, dev));
                  });
+}
+
+// A result the analyser sends again is a duplicate of the first copy, but when that copy is a dead
+// letter nobody would ever see the resend: it is recorded against the dead letter (`outbox show`
+// lists it), so the person who retries it knows the analyser sent it again.
+void ingest_hand_off::resends_of_dead_letters(const rerun::batch& b, const rerun::batch_outcome& out,
+                                              device_runtime* dev, transport::state_changes& sc) {
+  std::map<std::string, std::vector<std::pair<std::string, nlohmann::json>>, std::less<>> dead_by_sample;
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    if (!out.tags[i].duplicate) continue;
+    const auto& r = b.results[i];
+    auto it = dead_by_sample.find(r.sample_id);
+    if (it == dead_by_sample.end()) {
+      std::vector<std::pair<std::string, nlohmann::json>> parsed;
+      for (auto& [id, body] : store_.dead_letters_naming(r.sample_id))
+        parsed.emplace_back(id, nlohmann::json::parse(body, nullptr, false));
+      it = dead_by_sample.emplace(r.sample_id, std::move(parsed)).first;
+    }
+    for (const auto& [id, body] : it->second) {
+      bool carries = false;
+      for (const char* list : {"results", "values"}) {
+        if (!body.is_object() || !body.contains(list) || !body[list].is_array()) continue;
+        for (const auto& v : body[list])
+          if (v.is_object() && v.value("sample_id", "") == r.sample_id &&
+              v.value("parameter", "") == out.tags[i].parameter && v.value("value", "") == r.value)
+            carries = true;
+      }
+      if (!carries) continue;
+      sc.resends.push_back({id, {}, b.device, r.sample_id, out.tags[i].parameter, r.value, r.observed_at});
+      if (dev)
+        dev->log->warn("sample {} {} = {}: sent again while its earlier copy is a dead letter ({}): recorded against it, "
+                       "see `interfaced outbox show {}` [DELIVERY-005]",
+                       r.sample_id, out.tags[i].parameter, r.value, id, id);
+      break;
+    }
+  }
 }
 
 // A duplicate is acknowledged only when the result it repeats is durable: the batch it was

@@ -182,7 +182,19 @@ class outbox_db {
   [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }
   // For the state tables' writes (state_store.hpp), inside the worker's transaction.
   [[nodiscard]] sqlite3* handle() const noexcept { return db_; }
-  void write_state(const state_changes& c) { state_->write(c); }
+  void write_state(const state_changes& c) {
+    state_->write(c);
+    for (const auto& r : c.resends)
+      stmts_->insert_resend.reset()
+          .bind(1, r.message_id)
+          .bind(2, to_ms(r.received_at == outbox_time{} ? outbox_now() : r.received_at))
+          .bind(3, r.device)
+          .bind(4, r.sample_id)
+          .bind(5, r.parameter)
+          .bind(6, r.value)
+          .bind(7, r.observed_at)
+          .run();
+  }
 
   std::size_t count_undelivered() {
     auto& s = stmts_->count_undelivered.reset();
@@ -422,6 +434,7 @@ class outbox_db {
         " value TEXT NOT NULL DEFAULT '',"
         " observed_at TEXT NOT NULL DEFAULT '');"
         "CREATE INDEX resends_by_message ON resends(message_id, seq);"
+        "CREATE INDEX dead_messages ON messages(seq) WHERE state = 'dead';"
         "PRAGMA user_version = 3; COMMIT;");
   }
 
@@ -474,6 +487,9 @@ class outbox_db {
           oldest_stuck(db, (std::string("SELECT ") + columns +
                             " FROM messages WHERE state = 'pending' AND created_at < ?1 ORDER BY seq LIMIT ?2")
                                .c_str()),
+          insert_resend(db,
+                        "INSERT INTO resends (message_id, received_at, device, sample_id, parameter, value, observed_at)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
           resends_of(db,
                      "SELECT message_id, received_at, device, sample_id, parameter, value, observed_at"
                      " FROM resends WHERE message_id = ?1 ORDER BY seq"),
@@ -487,7 +503,7 @@ class outbox_db {
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
     statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one, list, set_aside,
-        count_dead, count_stuck, oldest_stuck, resends_of, purge;
+        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
     statement begin, commit, rollback, savepoint, release, rollback_to, sync_full, sync_normal;

@@ -94,18 +94,6 @@ struct stored_message {
   std::string set_aside_reason;
 };
 
-// A later copy of a dead letter's result, sent again by the analyser (the copy is not a new
-// message: the dead letter, once retried, carries the result).
-struct resend {
-  std::string message_id;  // the dead letter
-  outbox_time received_at{};
-  std::string device;
-  std::string sample_id;
-  std::string parameter;
-  std::string value;
-  std::string observed_at;
-};
-
 struct append_result {
   bool durable = false;          // committed to disk
   std::vector<std::string> ids;  // in the order given
