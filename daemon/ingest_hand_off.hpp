@@ -23,6 +23,11 @@
 #include "transport/sink.hpp"
 #include "transport/state_store.hpp"
 
+namespace interfaced::rerun {
+struct batch;
+struct batch_outcome;
+}  // namespace interfaced::rerun
+
 namespace interfaced::daemon {
 
 // One device-log line per rerun action, with the backend's activity code (rerun.md, "Activity codes").

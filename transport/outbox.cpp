@@ -341,7 +341,9 @@ class outbox_db {
 
   std::size_t purge_delivered_before(outbox_time before) {
     stmts_->purge.reset().bind(1, to_ms(before)).run();
-    return static_cast<std::size_t>(changes());
+    const auto n = static_cast<std::size_t>(changes());
+    if (n > 0) stmts_->purge_resends.reset().run();  // the copies of a message that is gone
+    return n;
   }
 
  private:
@@ -494,6 +496,7 @@ class outbox_db {
                      "SELECT message_id, received_at, device, sample_id, parameter, value, observed_at"
                      " FROM resends WHERE message_id = ?1 ORDER BY seq"),
           purge(db, "DELETE FROM messages WHERE state = 'delivered' AND delivered_at < ?1"),
+          purge_resends(db, "DELETE FROM resends WHERE message_id NOT IN (SELECT id FROM messages)"),
           begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
           rollback(db, "ROLLBACK"),
@@ -503,7 +506,7 @@ class outbox_db {
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
     statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one, list, set_aside,
-        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge;
+        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
     statement begin, commit, rollback, savepoint, release, rollback_to, sync_full, sync_normal;

@@ -114,3 +114,27 @@ TEST_CASE("config: orders.download overrides the profile's order download, typos
   CHECK(has(p, "/devices/2/orders: expected an object, found boolean"));
   CHECK(p.size() == 3);
 }
+
+TEST_CASE("config: delivery.stuck_after / unreachable_after take seconds or a duration, keep_delivered_days a day count") {
+  auto r = parse_config(R"({"devices": [], "outbox": {"keep_delivered_days": 7},
+                            "delivery": {"stuck_after": "2s", "unreachable_after": 600}})", false);
+  REQUIRE(r.ok());
+  CHECK(r.cfg.delivery.stuck_after == std::chrono::seconds(2));
+  CHECK(r.cfg.delivery.unreachable_after == std::chrono::seconds(600));
+  CHECK(r.cfg.outbox.keep_delivered_days == 7);
+  r = parse_config(R"({"devices": [], "delivery": {"stuck_after": "15m", "unreachable_after": "1h"}})", false);
+  REQUIRE(r.ok());
+  CHECK(r.cfg.delivery.stuck_after == std::chrono::minutes(15));
+  CHECK(r.cfg.delivery.unreachable_after == std::chrono::hours(1));
+  // The defaults the issue names: 15 minutes stuck, 30 days kept.
+  const config defaults;
+  CHECK(defaults.delivery.stuck_after == std::chrono::minutes(15));
+  CHECK(defaults.outbox.keep_delivered_days == 30);
+
+  const auto p = problems_of(R"({"devices": [], "delivery": {"stuck_after": "soon", "unreachable_after": 0,
+                                  "stuck_afer": 5}, "outbox": {"keep_delivered_days": -1}})");
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/delivery/stuck_after: expected seconds"); }));
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/delivery/unreachable_after: expected seconds"); }));
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/delivery/stuck_afer: unknown key"); }));
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/outbox/keep_delivered_days: expected a number from 0"); }));
+}

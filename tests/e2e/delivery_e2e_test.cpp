@@ -25,7 +25,8 @@ std::string results_message(const std::vector<std::string>& samples) {
   std::string m = header();
   int p = 0;
   for (const auto& s : samples) {
-    m += "P|" + std::to_string(++p) + "\rO|1|" + s + "||^^^GLU|R\rR|1|^^^GLU|5." + std::to_string(p) +
+    ++p;
+    m += "P|" + std::to_string(p) + "\rO|1|" + s + "||^^^GLU|R\rR|1|^^^GLU|5." + std::to_string(p) +
          "|mmol/L||N||F||||20260101120000\r";
   }
   return m + "L|1|N\r";
@@ -287,5 +288,41 @@ TEST_CASE("e2e: an outbox that cannot record outcomes: no retry storm, OUTBOX-00
   for (const auto& r : be.results_posts())
     if (r.value("idempotency_key", "") == key && r.value("status", 0) == 200) ++with_key;
   CHECK(with_key == 1);
+  d.stop();
+}
+
+TEST_CASE("e2e: the analyser sends a dead letter's result again: recorded against the dead letter, not dropped") {
+  scratch_dir dir;
+  backend be(dir.path());
+  be.fail({{"status", 422}, {"body_contains", "S-DEAD"}, {"body", R"({"error":"unknown sample S-DEAD"})"}});
+  delivering_daemon d(dir.path(), be.port());
+  d.start();
+  astm_analyser ana(d.analyser_port());
+  REQUIRE(ana.ok());
+  const std::string message = results_message({"S-DEAD"});
+  REQUIRE(ana.send_message(message));
+  std::string id;
+  REQUIRE(d.wait([&] {
+    auto [st, out] = d.outbox({"list", "--state", "dead", "--json"});
+    const json rows = json::parse(out);
+    if (rows.empty()) return false;
+    id = rows[0]["id"];
+    return true;
+  }));
+  REQUIRE(d.wait([&] { return !d.alarms("DELIVERY-002").empty(); }));
+
+  REQUIRE(ana.send_message(message));  // the very same result again
+  REQUIRE(wait_text([&] { return file_text(dir.path() / "logs" / "ana1.log"); }, "[DELIVERY-005]"));
+  auto [st, listed] = d.outbox({"list", "--json"});
+  CHECK(st == 0);
+  const json rows = json::parse(listed);
+  REQUIRE(rows.size() == 1);  // no second message: the copy belongs to the dead letter
+  CHECK(rows[0]["id"] == id);
+  CHECK(rows[0]["resends"] == 1);
+  auto [st2, shown] = d.outbox({"show", id});
+  CHECK(st2 == 0);
+  CHECK(shown.find("sent again by the analyser 1 time(s)") != std::string::npos);
+  CHECK(shown.find("S-DEAD") != std::string::npos);
+  CHECK(shown.find("unknown sample S-DEAD") != std::string::npos);
   d.stop();
 }

@@ -401,3 +401,38 @@ TEST_CASE("the write fault hook fails every write as a read-only file would, rea
   std::filesystem::remove(cfg.write_fault_file);
   CHECK(append_wait(box, {msg("results", "K", "{}")}).durable);
 }
+
+TEST_CASE("resends: a dead letter's later copies are found by sample, stored with the batch, listed with it") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  auto ids = append_wait(box, {msg("results", "R-1", R"({"results":[{"parameter":"GLU","sample_id":"S-7","value":"5.1"}]})"),
+                               msg("results", "R-2", R"({"results":[{"parameter":"GLU","sample_id":"S-77","value":"5.1"}]})")})
+                 .ids;
+  box.mark_dead(ids[0], {422, "no"});
+  box.mark_dead(ids[1], {422, "no"});
+  REQUIRE(box.flush(10s));
+  state_store store(file);
+  const auto found = store.dead_letters_naming("S-7");  // not S-77
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].first == ids[0]);
+  CHECK(found[0].second.find("\"value\":\"5.1\"") != std::string::npos);
+  CHECK(store.dead_letters_naming("S-8").empty());
+
+  state_changes sc;
+  sc.resends.push_back({ids[0], {}, "CHEM-1", "S-7", "GLU", "5.1", "20260101120000"});
+  REQUIRE(append_wait(box, {}, sc).durable);
+  outbox_admin admin(file);
+  const auto copies = admin.resends_of(ids[0]);
+  REQUIRE(copies.size() == 1);
+  CHECK(copies[0].device == "CHEM-1");
+  CHECK(copies[0].value == "5.1");
+  CHECK(copies[0].received_at > outbox_time{});  // stamped when stored
+  const auto rows = admin.list();
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].resends == 1);
+  CHECK(rows[1].resends == 0);
+  // Retried and delivered, it is no longer a dead letter to match against.
+  CHECK(admin.retry(ids[0]) == 1);
+  CHECK(store.dead_letters_naming("S-7").empty());
+}
