@@ -106,7 +106,8 @@ class delivering_daemon {
   // The alarm_details entries of `code` now.
   [[nodiscard]] std::vector<json> alarms(const std::string& code) const {
     std::vector<json> out;
-    for (const auto& a : health()["alarm_details"])
+    const json h = health();  // named: a range-for over a temporary's member would dangle
+    for (const auto& a : h["alarm_details"])
       if (a.value("code", "") == code) out.push_back(a);
     return out;
   }
@@ -180,8 +181,10 @@ TEST_CASE("e2e: credentials refused or unreadable hold delivery under BACKEND-00
   REQUIRE(d.wait([&] { return be.accepted().size() >= 2; }, 40000ms));
   REQUIRE(d.wait([&] { return d.alarms("BACKEND-002").empty(); }));
   std::vector<std::string> samples;
-  for (const auto& r : be.accepted())
-    for (const auto& v : json::parse(r.value("body", "{}"))["results"]) samples.push_back(v.value("sample_id", ""));
+  for (const auto& r : be.accepted()) {
+    const json body = json::parse(r.value("body", "{}"));
+    for (const auto& v : body["results"]) samples.push_back(v.value("sample_id", ""));
+  }
   std::sort(samples.begin(), samples.end());
   CHECK(samples == std::vector<std::string>{"S-401-A", "S-401-B"});
   CHECK(d.log().find("alarm cleared") != std::string::npos);
@@ -202,8 +205,10 @@ TEST_CASE("e2e: a 500 for one sample holds only its report; DELIVERY-001 names i
 
   REQUIRE(d.wait([&] { return be.accepted().size() >= 3; }));
   std::vector<std::string> delivered;
-  for (const auto& r : be.accepted())
-    for (const auto& v : json::parse(r.value("body", "{}"))["results"]) delivered.push_back(v.value("sample_id", ""));
+  for (const auto& r : be.accepted()) {
+    const json body = json::parse(r.value("body", "{}"));
+    for (const auto& v : body["results"]) delivered.push_back(v.value("sample_id", ""));
+  }
   std::sort(delivered.begin(), delivered.end());
   CHECK(delivered == std::vector<std::string>{"S-OK-1", "S-OK-2", "S-OK-3"});
 
