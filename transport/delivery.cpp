@@ -511,7 +511,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     ++outbox_failures;
     raise(alarm_code::outbox_write, "",
           "the outbox cannot record delivery outcomes (read-only file or disk full?); delivery paused, " +
-              std::to_string(outbox_failures) + " failed writes since " + seconds_text(steady::now() - outbox_since) + " ago");
+              std::to_string(outbox_failures) + " failed writes over " + seconds_text(steady::now() - outbox_since));
     co_return false;
   }
 
