@@ -180,6 +180,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   bool token_stale = false;
   std::optional<hold_state> hold;
   std::optional<steady::time_point> failing_since;  // no answer below 500 since then
+  // Different messages that failed (no answer, 5xx...) since the last answer of another kind:
+  // from three on the backend is failing for everyone, and with a key per sample every message
+  // would otherwise try on its own schedule. Delivery then sends one message at a time after
+  // the hold backoff (a gate), until one gets another answer.
+  std::set<std::string> failing_ids;
+  unsigned gate_failures = 0;
+  steady::time_point gate_until;
+  static constexpr std::size_t gate_after = 3;
   std::vector<unrecorded_outcome> unrecorded;
   unsigned outbox_failures = 0;
   steady::time_point outbox_since;
@@ -239,9 +247,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       if (steady::now() < hold->until) co_return std::min({until(hold->until), opt.idle_poll, census_period()});
       limit = std::min<std::size_t>(limit, 1);  // one message tries whether the hold is over
     }
+    const bool gated = failing_ids.size() >= gate_after;
+    if (gated) {
+      if (steady::now() < gate_until) co_return std::min({until(gate_until), opt.idle_poll, census_period()});
+      limit = std::min<std::size_t>(limit, 1);
+    }
     if (!read_token()) co_return std::min({until(hold->until), opt.idle_poll, census_period()});
     if (limit == 0) co_return opt.idle_poll;  // a finishing runner wakes us
-    if (hold && st.in_flight > 0) co_return opt.idle_poll;
+    if ((hold || gated) && st.in_flight > 0) co_return opt.idle_poll;
     std::vector<std::string> busy(busy_keys.begin(), busy_keys.end());
     auto claim = [this, busy = std::move(busy), limit](auto done) mutable {
       box.claim_due(std::move(busy), limit, outbox_now(), std::move(done));
@@ -413,7 +426,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   // One attempt, then the key's next message when the key may move on and it is due.
   asio::awaitable<std::optional<stored_message>> step(stored_message m, http_client& client) {
     const bool moved_on = co_await attempt(m, client);
-    if (!moved_on || stopping || hold || !unrecorded.empty()) co_return std::nullopt;
+    if (!moved_on || stopping || hold || failing_ids.size() >= gate_after || !unrecorded.empty()) co_return std::nullopt;
     std::string key = m.ordering_key;
     auto next = [this, key = std::move(key)](auto done) mutable {
       box.next_in_key(key, outbox_now(), std::move(done));
@@ -441,6 +454,16 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
 
     const failure_class cls = classify(r);
     answered(!r.ec && r.status < 500);
+    if (cls == failure_class::retry) {
+      failing_ids.insert(m.id);
+      if (failing_ids.size() >= gate_after) {
+        gate_until = steady::now() + jittered(opt.hold_backoff, gate_failures);
+        ++gate_failures;
+      }
+    } else {
+      failing_ids.clear();
+      gate_failures = 0;
+    }
     const bool probe = hold && hold->probing;
     if (hold && hold_alarm(cls).empty()) leave_hold();  // any other answer: the held condition is gone
 

@@ -30,7 +30,11 @@
 //    fixing the token file resumes delivery; while it cannot be read nothing is posted (never an
 //    unauthenticated post).
 //  - No answer (connection errors, timeouts, 5xx) to anything for longer than unreachable_after:
-//    BACKEND-001, cleared by the next answer below 500.
+//    BACKEND-001, cleared by the next answer below 500. Three different messages failing that way
+//    with nothing else in between: the backend fails for everyone, and with a key per sample
+//    each message would retry on its own schedule, so delivery sends one message at a time after
+//    hold_backoff until one gets another answer (no alarm of its own; a single message refused
+//    with 5xx again and again does not close the gate for the others).
 //  - A message still pending stuck_after after it was stored: DELIVERY-001 naming it (subject =
 //    message id; the oldest ten at most), cleared when it leaves `pending` (delivered, dead, set
 //    aside). Dead letters present: DELIVERY-002.

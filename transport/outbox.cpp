@@ -219,17 +219,20 @@ class outbox_db {
     const std::unordered_set<std::string> busy(busy_keys.begin(), busy_keys.end());
     due_batch out;
     std::vector<std::string> ids;
-    auto& s = stmts_->heads.reset();
-    finish_on_exit guard{s};
-    while (s.step()) {
-      std::string key = s.text(1);
-      if (busy.contains(key)) continue;
-      const auto due = from_ms(s.integer(2));
-      if (due <= now) {
-        if (ids.size() < limit) ids.push_back(s.text(0));
-      } else if (!out.next_due || due < *out.next_due) {
-        out.next_due = due;
+    {
+      // Due heads, soonest first, until `limit` free ones: the walk stops early, so its cost
+      // follows the messages taken, not the number of keys (one per sample: as many as messages).
+      auto& s = stmts_->due_heads.reset().bind(1, to_ms(now));
+      finish_on_exit guard{s};
+      while (ids.size() < limit && s.step()) {
+        if (busy.contains(s.text(1))) continue;
+        ids.push_back(s.text(0));
       }
+    }
+    {
+      auto& s = stmts_->next_due.reset().bind(1, to_ms(now));
+      finish_on_exit guard{s};
+      if (s.step() && !s.is_null(0)) out.next_due = from_ms(s.integer(0));
     }
     for (const auto& id : ids) {
       if (auto m = by_id(id)) out.messages.push_back(std::move(*m));
@@ -437,6 +440,9 @@ class outbox_db {
         " observed_at TEXT NOT NULL DEFAULT '');"
         "CREATE INDEX resends_by_message ON resends(message_id, seq);"
         "CREATE INDEX dead_messages ON messages(seq) WHERE state = 'dead';"
+        // claim_due walks due messages in due order: with a key per sample there are as many
+        // keys as messages, and a walk over the keys (heads) would cost O(keys) per claim.
+        "CREATE INDEX pending_due ON messages(next_attempt_at, seq) WHERE state = 'pending';"
         "PRAGMA user_version = 3; COMMIT;");
   }
 
@@ -446,19 +452,15 @@ class outbox_db {
           insert(db,
                  "INSERT INTO messages (id, kind, ordering_key, body, internal, created_at, next_attempt_at)"
                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-          // The head (oldest pending message) of every key. A GROUP BY would scan every pending
-          // message, on every poll: 100,000 waiting while the backend is down would hold the
-          // worker (and every ACK behind it) for tens of ms. This walks the pending_by_key index
-          // from key to key instead: two index seeks per key, whatever the depth.
-          heads(db,
-                "WITH RECURSIVE k(key) AS ("
-                " SELECT (SELECT MIN(ordering_key) FROM messages WHERE state = 'pending')"
-                " UNION ALL"
-                " SELECT (SELECT MIN(ordering_key) FROM messages WHERE state = 'pending' AND ordering_key > k.key)"
-                " FROM k WHERE k.key IS NOT NULL)"
-                " SELECT m.id, m.ordering_key, m.next_attempt_at FROM k JOIN messages m ON m.seq ="
-                " (SELECT MIN(seq) FROM messages WHERE state = 'pending' AND ordering_key = k.key)"
-                " ORDER BY m.next_attempt_at, m.seq"),
+          // The due heads in due order, through the pending_due index; a message with an older
+          // pending one in its key is not a head (pending_by_key answers that in one seek).
+          due_heads(db,
+                    "SELECT m.id, m.ordering_key FROM messages m WHERE m.state = 'pending' AND m.next_attempt_at <= ?1"
+                    " AND NOT EXISTS (SELECT 1 FROM messages p WHERE p.state = 'pending'"
+                    " AND p.ordering_key = m.ordering_key AND p.seq < m.seq)"
+                    " ORDER BY m.next_attempt_at, m.seq"),
+          // When the next pending message becomes due (heads or not: an early wake costs a claim).
+          next_due(db, "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending' AND next_attempt_at > ?1"),
           head_of_key(db, (std::string("SELECT ") + columns +
                            " FROM messages WHERE state = 'pending' AND ordering_key = ?1 ORDER BY seq LIMIT 1")
                               .c_str()),
@@ -505,7 +507,7 @@ class outbox_db {
           rollback_to(db, "ROLLBACK TO op"),
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
-    statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one, list, set_aside,
+    statement count_undelivered, insert, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, list, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
