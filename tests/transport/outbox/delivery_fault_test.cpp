@@ -275,3 +275,22 @@ TEST_CASE("an outbox that cannot record outcomes: OUTBOX-002, delivery paused, t
   CHECK(posts_with_key(after, ids[0]) == 1);
   CHECK(posts_with_key(after, ids[1]) == 1);
 }
+
+TEST_CASE("a backend failing for everyone (5xx) is tried one message at a time, not once per sample's key") {
+  rig r;
+  backend_sim_options so;
+  so.faults.push_back(failing_with(503));
+  r.start_sim(so);
+  std::vector<interfaced::transport::new_message> batch;
+  for (int i = 0; i < 40; ++i) batch.push_back(msg("results", "sample:S-" + std::to_string(i), R"({"n":)" + std::to_string(i) + "}"));
+  auto ids = r.append(std::move(batch));
+  r.start_delivery();
+  run_for(r.ioc, 1500ms);
+  // Three different messages failing close the gate; then one try per hold backoff (100, 200,
+  // 400, 400 ms): a handful, where 40 keys with their own backoff (20 ms doubling) would be 100+.
+  const auto tried = r.sim->requests().size();
+  INFO(tried << " requests in 1.5 s");
+  CHECK(tried <= 12);
+  r.sim->clear_faults();
+  REQUIRE(r.wait_delivered(ids));
+}
