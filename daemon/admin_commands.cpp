@@ -1,11 +1,7 @@
 #include "daemon/admin_commands.hpp"
 
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <unistd.h>
-
 #include <cstdlib>
+#include <filesystem>
 #include <iomanip>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -15,6 +11,8 @@
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/sim/backend_sim.hpp"
+#include "transport/http_fetch.hpp"
+#include "transport/instance_lock.hpp"
 #include "transport/outbox.hpp"
 
 namespace interfaced::daemon {
@@ -41,55 +39,21 @@ std::string iso(transport::outbox_time t) {
   return o.str();
 }
 
-// A blocking GET on loopback: the CLI talks to the running daemon's health endpoint. Small, no
-// Asio: `status` must work even where the daemon is wedged (it then says so, with a timeout).
-bool http_get(const std::string& host, unsigned port, const std::string& method, const std::string& target,
-              std::string& body, std::string& error) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) {
-    error = "socket failed";
+// The CLI talks to the running daemon's local endpoint (transport::http_fetch: IPv4 and IPv6, a
+// deadline, so a wedged daemon is reported, not waited for). 0.0.0.0 / :: mean "this machine".
+bool http_get(const std::string& bind, unsigned port, const std::string& method, const std::string& target,
+              std::string& body, std::string& error, std::vector<transport::http_header> headers = {}) {
+  const std::string host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind;
+  const auto r = transport::http_fetch(host, port, method, target, std::move(headers));
+  if (!r.answered) {
+    error = "cannot reach the daemon at " + host + " port " + std::to_string(port) + " (is it running?): " + r.error;
     return false;
   }
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
-    ::close(fd);
-    error = "bad address " + host;
+  if (r.status != 200) {
+    error = "the daemon answered " + std::to_string(r.status) + ": " + r.body;
     return false;
   }
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    error = "cannot connect to the daemon at " + host + ":" + std::to_string(port) + " (is it running?)";
-    return false;
-  }
-  const std::string req = method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\nContent-Length: 0\r\n\r\n";
-  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
-    ::close(fd);
-    error = "send failed";
-    return false;
-  }
-  std::string resp;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n <= 0) break;
-    resp.append(buf, static_cast<std::size_t>(n));
-  }
-  ::close(fd);
-  const auto head_end = resp.find("\r\n\r\n");
-  if (head_end == std::string::npos) {
-    error = "no answer from the daemon within 5 s";
-    return false;
-  }
-  if (resp.compare(0, 12, "HTTP/1.1 200") != 0) {
-    error = resp.substr(0, resp.find("\r\n")) + ": " + resp.substr(head_end + 4);
-    return false;
-  }
-  body = resp.substr(head_end + 4);
+  body = r.body;
   return true;
 }
 
@@ -151,20 +115,20 @@ void print_message(std::ostream& out, const transport::stored_message& m, const 
   out << "body\n" << (body.is_discarded() ? m.body : body.dump(2)) << '\n';
 }
 
-// Whether a daemon answers on the configuration's health endpoint: `retry` must not promise a
-// pick-up nobody will make.
-bool daemon_answers(const config& cfg) {
-  if (cfg.health.port == 0) return false;
-  const std::string host = cfg.health.bind == "0.0.0.0" ? "127.0.0.1" : cfg.health.bind;
-  std::string body, error;
-  return http_get(host, cfg.health.port, "GET", "/health", body, error);
+// Whether a daemon runs on this outbox, from its single-instance lock (transport/instance_lock.hpp,
+// "<outbox>.lock"): `retry` must not promise a pick-up nobody will make. "pid N" when one holds
+// it, "" when none does, nullopt when it cannot be told (the lock file unreadable).
+std::optional<std::string> daemon_on(const std::string& file) {
+  std::string why;
+  if (auto free = transport::instance_lock::acquire(file + ".lock", why)) return std::string();
+  if (why.starts_with("held by ")) return why.substr(8);
+  return std::nullopt;
 }
 
 }  // namespace
 
 int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream& err) {
   std::string file = c.file;
-  std::optional<config> cfg;
   if (file.empty()) {
     auto r = load_config(c.config, /*check_devices=*/false);
     if (!r.ok()) {
@@ -172,7 +136,6 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
       return exit_config;
     }
     file = r.cfg.outbox.path.string();
-    cfg = std::move(r.cfg);
   }
   try {
     transport::outbox_admin admin(file);
@@ -229,10 +192,11 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
     if (c.action == "retry") {
       const std::size_t n = c.dead ? admin.retry_all_dead() : admin.retry(c.id);
       out << n << " message(s) queued again";
+      const auto holder = n == 0 ? std::optional<std::string>() : daemon_on(file);
       if (n == 0) out << '\n';
-      else if (cfg && daemon_answers(*cfg)) out << "; the running daemon picks them up within seconds\n";
-      else if (cfg) out << "; no daemon answers on its health endpoint now: they are sent when it runs\n";
-      else out << "; they are sent by the daemon that uses " << file << " (within seconds when it runs)\n";
+      else if (holder && !holder->empty()) out << "; the running daemon (" << *holder << ") picks them up within seconds\n";
+      else if (holder) out << "; no daemon runs on this outbox now: they are sent when it starts\n";
+      else out << "; they are sent by the daemon that uses " << file << " (within seconds if one runs)\n";
       return n > 0 || c.dead ? exit_ok : exit_bad_input;
     }
     if (c.action == "set-aside") {
@@ -282,20 +246,28 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
     return exit_config;
   }
   std::string body, error;
-  const std::string host = r.cfg.health.bind == "0.0.0.0" ? "127.0.0.1" : r.cfg.health.bind;
-  if (!http_get(host, r.cfg.health.port, "GET", "/health", body, error)) {
+  if (!http_get(r.cfg.health.bind, r.cfg.health.port, "GET", "/health", body, error)) {
     err << "interfaced status: " << error << '\n';
+    return exit_unavailable;
+  }
+  const json h = json::parse(body, nullptr, false);
+  if (h.is_discarded() || !h.is_object()) {
+    err << "interfaced status: the answer on port " << r.cfg.health.port << " is not the daemon's status\n";
+    return exit_unavailable;
+  }
+  // The port may be held by another daemon (another configuration, an old instance): say so
+  // rather than report its devices as ours.
+  const std::string ours = std::filesystem::absolute(c.config).lexically_normal().string();
+  if (h.contains("config") && h["config"].is_string() && h["config"].get<std::string>() != ours) {
+    err << "interfaced status: the daemon on port " << r.cfg.health.port << " (pid " << h.value("pid", 0L)
+        << ") runs " << h["config"].get<std::string>() << ", not " << ours << '\n';
     return exit_unavailable;
   }
   if (c.json) {
     out << body;
     return exit_ok;
   }
-  const json h = json::parse(body, nullptr, false);
-  if (h.is_discarded()) {
-    err << "interfaced status: the daemon's answer is not JSON\n";
-    return exit_unavailable;
-  }
+  if (h.contains("pid")) out << "daemon: pid " << h["pid"] << ", " << h.value("config", std::string()) << '\n';
   out << "outbox: " << h["outbox"]["depth"] << " waiting" << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
   out << std::left << std::setw(16) << "DEVICE" << std::setw(6) << "PROTO" << std::setw(12) << "LINK" << std::setw(6) << "UP"
       << std::setw(10) << "MESSAGES" << std::setw(9) << "RESULTS" << std::setw(9) << "PROBLEMS" << "LAST MESSAGE"
@@ -316,9 +288,22 @@ int run_trace(const trace_command& c, std::ostream& out, std::ostream& err) {
     for (const auto& p : r.problems) err << format_problem(c.config, p) << '\n';
     return exit_config;
   }
+  // Switching a trace changes the daemon: it takes the admin token (health.admin_token_file).
+  std::vector<transport::http_header> auth;
+  if (r.cfg.health.admin_token_file.empty()) {
+    err << "interfaced trace: " << c.config << ": /health/admin_token_file is not set: the daemon refuses changes "
+        << "without its token (README \"Install on a lab PC\")\n";
+    return exit_config;
+  }
+  try {
+    auth.push_back({"Authorization", "Bearer " + load_admin_token(r.cfg.health)});
+  } catch (const std::exception& e) {
+    err << "interfaced trace: " << e.what() << '\n';
+    return exit_no_input;
+  }
   std::string body, error;
-  const std::string host = r.cfg.health.bind == "0.0.0.0" ? "127.0.0.1" : r.cfg.health.bind;
-  if (!http_get(host, r.cfg.health.port, "POST", "/trace?device=" + c.device + "&on=" + (c.on ? "1" : "0"), body, error)) {
+  if (!http_get(r.cfg.health.bind, r.cfg.health.port, "POST", "/trace?device=" + c.device + "&on=" + (c.on ? "1" : "0"),
+                body, error, std::move(auth))) {
     err << "interfaced trace: " << error << '\n';
     return exit_unavailable;
   }

@@ -1,5 +1,9 @@
 #include "daemon/config.hpp"
 
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -170,12 +174,47 @@ void read_keepalive(walker& parent, keepalive& ka) {
   w.number("count", ka.count, 1, 50);
 }
 
+}  // namespace
+
+bool valid_ip_address(const std::string& text) noexcept {
+  in6_addr a6{};
+  in_addr a4{};
+  return ::inet_pton(AF_INET, text.c_str(), &a4) == 1 || ::inet_pton(AF_INET6, text.c_str(), &a6) == 1;
+}
+
+bool is_loopback_address(const std::string& text) noexcept {
+  in_addr a4{};
+  if (::inet_pton(AF_INET, text.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+  return text == "::1";
+}
+
+std::string load_admin_token(const health_config& h) {
+  // The same rules as the backend's token file (one way to read a token).
+  transport::backend_options as_token;
+  as_token.token_file = h.admin_token_file;
+  return transport::load_bearer_token(as_token);
+}
+
+bool valid_device_id(std::string_view id) noexcept {
+  if (id.empty() || id.size() > 64 || id.front() == '.') return false;
+  for (const char c : id) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+namespace {
+
 void read_device(walker& list_owner, const json& j, const std::string& ptr, device_config& d,
                  const devices::profile_catalog* catalog) {
   walker w(list_owner.problems(), j, ptr);
   w.string("id", d.id, true);
   if (const json* id = j.is_object() && j.contains("id") ? &j["id"] : nullptr; id && id->is_string() && d.id.empty())
     w.problem(w.at("id"), "expected a non-empty device id");
+  else if (!d.id.empty() && !valid_device_id(d.id))
+    w.problem(w.at("id"), "device id \"" + d.id + "\" is not allowed: it names the device's log file and metrics, so "
+                          "use at most 64 letters, digits, '.', '_' or '-', not starting with '.'");
   w.one_of("protocol", d.protocol, {"astm", "hl7"}, true);
   w.string("profile", d.profile);
   if (!d.profile.empty() && catalog && !catalog->find(d.profile))
@@ -212,8 +251,13 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
     l.boolean("rts", d.serial.rts);
   } else if (d.link_type == "tcp-server") {
     l.string("bind", d.server.bind);
+    if (!d.server.bind.empty() && !valid_ip_address(d.server.bind))
+      l.problem(l.at("bind"), "\"" + d.server.bind + "\" is not an IPv4 or IPv6 address (0.0.0.0 or :: for every interface)");
     l.number("port", d.server.port, 1, 65535, true);
     l.strings("allow", d.server.allow);
+    for (std::size_t k = 0; k < d.server.allow.size(); ++k)
+      if (!valid_ip_address(d.server.allow[k]))
+        l.problem(l.at("allow") + "/" + std::to_string(k), "\"" + d.server.allow[k] + "\" is not an IPv4 or IPv6 address");
     read_keepalive(l, d.server.ka);
   } else if (d.link_type == "tcp-client") {
     l.string("host", d.client.host, true);
@@ -243,7 +287,46 @@ config_error::config_error(const std::filesystem::path& file, const std::vector<
 
 config_result parse_config(std::string_view text, bool check_devices) {
   config_result r;
-  json doc = json::parse(text, nullptr, false, /*ignore_comments=*/true);
+  // JSON lets a key appear twice and the parser keeps the last value: a lab editing a long file
+  // would never learn that its first setting is ignored. Each duplicate is a problem at its pointer.
+  struct frame {
+    bool array = false;
+    std::string key;
+    std::size_t index = 0;
+    std::set<std::string> keys;
+  };
+  std::vector<frame> frames;
+  const auto pointer_to = [&](const std::string& key) {
+    std::string p;
+    for (std::size_t i = 0; i + 1 < frames.size(); ++i)
+      p += "/" + (frames[i].array ? std::to_string(frames[i].index) : frames[i].key);
+    return p + "/" + key;
+  };
+  const auto element_done = [&] {
+    if (!frames.empty() && frames.back().array) ++frames.back().index;
+  };
+  json::parser_callback_t track = [&](int, json::parse_event_t event, json& parsed) {
+    switch (event) {
+      case json::parse_event_t::object_start: frames.push_back({}); break;
+      case json::parse_event_t::array_start: frames.push_back({true, {}, 0, {}}); break;
+      case json::parse_event_t::key: {
+        if (frames.empty() || !parsed.is_string()) break;
+        const std::string key = parsed.get<std::string>();
+        if (!frames.back().keys.insert(key).second)
+          r.problems.push_back({pointer_to(key), "\"" + key + "\" appears twice in this object; only the last value would be used"});
+        frames.back().key = key;
+        break;
+      }
+      case json::parse_event_t::object_end:
+      case json::parse_event_t::array_end:
+        if (!frames.empty()) frames.pop_back();
+        element_done();
+        break;
+      case json::parse_event_t::value: element_done(); break;
+    }
+    return true;
+  };
+  json doc = json::parse(text, track, false, /*ignore_comments=*/true);
   if (doc.is_discarded()) {
     // Find the place nlohmann stops at, for a useful message.
     try {
@@ -321,8 +404,14 @@ config_result parse_config(std::string_view text, bool check_devices) {
     if (w.get("token")) w.problem("/backend/token", "a token is never written in the configuration: use token_file or token_env");
     w.string("ca_file", c.backend.ca_file);
     w.boolean("verify_tls", c.backend.verify_tls);
+    w.boolean("allow_insecure_http", c.backend.allow_insecure_http);
+    if (c.backend.base_url.starts_with("http://") && (!c.backend.token_file.empty() || !c.backend.token_env.empty()) &&
+        !c.backend.allow_insecure_http)
+      w.problem("/backend/base_url", "the bearer token would be sent in clear over http://: use https://, or set "
+                                     "/backend/allow_insecure_http to true for a closed network");
     w.millis("connect_timeout_ms", c.backend.connect_timeout, 100, 600000);
     w.millis("request_timeout_ms", c.backend.request_timeout, 100, 600000);
+    w.number("max_response_bytes", c.backend.max_response_bytes, 4096, 1LL << 30);
     long long poll = c.backend.waiting_list_poll.count();
     w.number("waiting_list_poll_s", poll, 1, 86400);
     c.backend.waiting_list_poll = std::chrono::seconds(poll);
@@ -361,7 +450,13 @@ config_result parse_config(std::string_view text, bool check_devices) {
   if (const json* h = top.object("health")) {
     walker w(r.problems, *h, "/health");
     w.string("bind", c.health.bind);
+    if (!valid_ip_address(c.health.bind))
+      w.problem("/health/bind", "\"" + c.health.bind + "\" is not an IPv4 or IPv6 address (127.0.0.1 or ::1 keep it on this machine)");
     w.number("port", c.health.port, 0, 65535);
+    w.string("admin_token_file", c.health.admin_token_file);
+    if (valid_ip_address(c.health.bind) && !is_loopback_address(c.health.bind) && c.health.admin_token_file.empty())
+      w.problem("/health/bind", c.health.bind + " makes the health endpoint reachable from the network: set "
+                                "/health/admin_token_file first (routes that change anything need its token), or bind to 127.0.0.1");
     for (const auto& d : c.devices)
       if (d.link_type == "tcp-server" && d.server.port == c.health.port && c.health.port != 0)
         w.problem("/health/port", "port " + std::to_string(c.health.port) + " is also a device's port");

@@ -81,6 +81,7 @@ struct device_config {
 // "backend": transport's options (where, credentials, timeouts, endpoint paths) and the polling
 // period, which only the daemon uses.
 struct backend_config : transport::backend_options {
+  bool allow_insecure_http = false;  // a bearer token over http:// (a lab's closed network, tests)
   std::chrono::seconds waiting_list_poll{60};
 };
 
@@ -110,6 +111,9 @@ struct logging_config {
 struct health_config {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 9750;  // 0: off
+  // Routes that change something (POST /trace, the dashboard's actions) need
+  // "Authorization: Bearer <this file's token>"; without the file they are refused.
+  std::string admin_token_file;
 };
 
 struct config {
@@ -133,6 +137,16 @@ struct config_result {
 // Parses and validates. `catalog` is used to check profile ids (nullptr: the built-in folder, or
 // the one the file names). check_devices: also check serial devices are readable and writable.
 [[nodiscard]] config_result parse_config(std::string_view text, bool check_devices = true);
+// A device id names its log file, its trace file and its metrics: letters, digits, '.', '_', '-',
+// not starting with '.', at most 64 characters (no path, no quoting problem anywhere).
+[[nodiscard]] bool valid_device_id(std::string_view id) noexcept;
+// An IPv4 or IPv6 address in text form ("127.0.0.1", "::1"); names are not addresses.
+[[nodiscard]] bool valid_ip_address(const std::string& text) noexcept;
+[[nodiscard]] bool is_loopback_address(const std::string& text) noexcept;
+// health.admin_token_file's token (trimmed); throws std::runtime_error naming the file (never the
+// token) when it cannot be read or is empty.
+[[nodiscard]] std::string load_admin_token(const health_config& h);
+
 [[nodiscard]] config_result load_config(const std::filesystem::path& path, bool check_devices = true);
 
 // Thrown at start-up with every problem, formatted one per line.

@@ -190,12 +190,15 @@ transport::event_log device_links::device_event_log(device_runtime* dev) {
     // The drivers' lines are the technicians' record of the link; problems are counted.
     const bool problem = line.find("NAK") != std::string_view::npos || line.find("discard") != std::string_view::npos ||
                          line.find("checksum") != std::string_view::npos || line.find("bug:") != std::string_view::npos;
-    if (problem) {
-      ++dev->stats.problems;
-      dev->log->warn("{}", line);
-    } else {
-      dev->log->info("{}", line);
-    }
+    if (problem) ++dev->stats.problems;
+    std::vector<std::string> summaries;
+    const bool write = dev->log_limit.admit(line, std::chrono::steady_clock::now(), summaries);
+    for (const auto& s : summaries) dev->log->warn("{}", s);
+    if (!write) return;
+    // What the receive pipeline warns about (no sample id, a message that gave no result, each
+    // with its [HL7-1NN] code) is at warning level too, so it is never lost among the info lines.
+    if (problem || line.find(": warning: ") != std::string_view::npos) dev->log->warn("{}", line);
+    else dev->log->info("{}", line);
   };
 }
 
@@ -214,6 +217,15 @@ void device_links::open_trace(device_runtime* dev) {
     dev->trace_file << devices::format_trace_line(now_iso_ms(), rx, bytes) << '\n';
     dev->trace_file.flush();
   };
+}
+
+void device_links::flush_log_summaries() {
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& dev : devices_.running) {
+    std::vector<std::string> summaries;
+    dev->log_limit.flush(now, summaries);
+    for (const auto& s : summaries) dev->log->warn("{}", s);
+  }
 }
 
 void device_links::set_trace(device_runtime* dev, bool on) {

@@ -29,6 +29,9 @@ class device_links {
   void start(const device_config& d);
   // Stops the device's links and retires its runtime (device_set::retire).
   void stop(device_runtime* dev, const char* why);
+  // Writes the summaries of log floods that ended ("… N more like this"); the service calls it
+  // every few seconds so a flood that stopped is still summed up.
+  void flush_log_summaries();
   // Switches the device's wire trace (<logging.dir>/<id>.trace).
   void set_trace(device_runtime* dev, bool on);
 

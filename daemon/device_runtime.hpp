@@ -3,6 +3,7 @@
 // links and order-download state; and the set of them the service's parts share (ingest hand-off,
 // links, backend polling, health). Lives on the event-loop thread only.
 
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 #include <fstream>
@@ -21,6 +22,7 @@
 #include "rerun/order_download.hpp"
 #include "transport/latency_histogram.hpp"
 #include "transport/link_counters.hpp"
+#include "transport/log_limiter.hpp"
 #include "transport/hl7_peer.hpp"
 #include "transport/push_queue.hpp"
 #include "transport/tcp.hpp"
@@ -44,6 +46,7 @@ struct device_stats {
   std::uint64_t connections = 0;
   std::uint64_t duplicates = 0;
   std::string last_message_at;
+  std::chrono::system_clock::time_point last_message_time{};  // epoch: none yet
   bool connected = false;
   // "Today" in the lab's local time (technicians ask how many samples an analyser did today).
   int day = -1;                     // local day of year the *_today counters belong to
@@ -99,6 +102,9 @@ struct device_runtime {
   device_config cfg;
   std::vector<std::shared_ptr<transfer_activity>> activity;  // one per live link
   std::shared_ptr<spdlog::logger> log;
+  // The link's event lines go through it: a flood is written up to a burst, then summed up, so
+  // the device log keeps its history (transport/log_limiter.hpp).
+  transport::log_limiter log_limit;
   std::shared_ptr<transport::trace_tap> tap = std::make_shared<transport::trace_tap>();
   std::unique_ptr<transport::tcp_server> server;
   boost::asio::cancellation_signal cancel;  // tcp-client and serial loops

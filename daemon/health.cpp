@@ -1,6 +1,7 @@
 #include "daemon/health.hpp"
 
 #include <sstream>
+#include <unistd.h>
 
 #include "daemon/clock.hpp"
 
@@ -8,13 +9,15 @@ namespace interfaced::daemon {
 
 using json = nlohmann::json;
 
+bool link_up(const device_runtime& d) { return d.stats.connected || (d.server && d.server->sessions() > 0); }
+
 json health_json(const health_sources& s) {
   json devs = json::array();
   for (const auto& d : s.devices->running) {
     devs.push_back({{"id", d->cfg.id},
                     {"protocol", d->cfg.protocol},
                     {"link", d->cfg.link_type},
-                    {"up", d->stats.connected || (d->server && d->server->sessions() > 0)},
+                    {"up", link_up(*d)},
                     {"listening", d->server != nullptr},
                     {"messages", d->stats.messages},
                     {"messages_today", d->stats.messages_today},
@@ -37,6 +40,9 @@ json health_json(const health_sources& s) {
       details.push_back({{"code", a.code}, {"subject", a.subject}, {"text", a.text}, {"since", iso_ms(a.since)}});
     }
   json j = {{"ready", true},
+            {"pid", static_cast<long>(::getpid())},
+            {"config", s.config_path},
+            {"version", INTERFACED_VERSION},
             {"devices", devs},
             {"outbox", {{"depth", ob.undelivered}, {"accepting", ob.accepting}, {"alarm", ob.alarm}}},
             {"backend", {{"configured", s.backend_configured}}},
@@ -54,49 +60,81 @@ json health_json(const health_sources& s) {
   return j;
 }
 
+std::string prometheus_label_value(std::string_view v) {
+  // Text format 0.0.4: in label values, backslash, double quote and line feed are escaped.
+  std::string out;
+  out.reserve(v.size());
+  for (const char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
 std::string metrics_text(const health_sources& s) {
   std::ostringstream m;
   const auto& devices = s.devices->running;
-  auto per_device = [&](const char* name, const char* help, auto field) {
-    m << "# HELP interfaced_" << name << ' ' << help << "\n# TYPE interfaced_" << name << " counter\n";
-    for (const auto& d : devices) m << "interfaced_" << name << "{device=\"" << d->cfg.id << "\"} " << field(*d) << '\n';
+  const auto head = [&](const char* name, const char* type, const char* help) {
+    m << "# HELP interfaced_" << name << ' ' << help << "\n# TYPE interfaced_" << name << ' ' << type << '\n';
   };
-  per_device("messages_total", "Messages received", [](const device_runtime& d) { return d.stats.messages; });
-  per_device("results_total", "Results forwarded", [](const device_runtime& d) { return d.stats.results; });
-  per_device("link_problems_total", "NAKs, checksum errors and discarded messages",
+  const auto device_label = [](const device_runtime& d) { return "device=\"" + prometheus_label_value(d.cfg.id) + "\""; };
+  auto per_device = [&](const char* name, const char* type, const char* help, auto field) {
+    head(name, type, help);
+    for (const auto& d : devices) m << "interfaced_" << name << '{' << device_label(*d) << "} " << field(*d) << '\n';
+  };
+  head("build_info", "gauge", "Always 1; the running version");
+  m << "interfaced_build_info{version=\"" << prometheus_label_value(INTERFACED_VERSION) << "\"} 1\n";
+  per_device("messages_total", "counter", "Messages received", [](const device_runtime& d) { return d.stats.messages; });
+  per_device("results_total", "counter", "Results forwarded", [](const device_runtime& d) { return d.stats.results; });
+  per_device("duplicates_total", "counter", "Results received again and not forwarded (same result key)",
+             [](const device_runtime& d) { return d.stats.duplicates; });
+  per_device("link_problems_total", "counter", "NAKs, checksum errors and discarded messages",
              [](const device_runtime& d) { return d.stats.problems; });
-  per_device("naks_total", "NAKs (HL7: AE, AR) sent or received on the link",
+  per_device("naks_total", "counter", "NAKs (HL7: AE, AR) sent or received on the link",
              [](const device_runtime& d) { return d.stats.link->naks_sent + d.stats.link->naks_received; });
-  per_device("naks_sent_total", "NAKs (HL7: AE, AR) sent to the analyser",
+  per_device("naks_sent_total", "counter", "NAKs (HL7: AE, AR) sent to the analyser",
              [](const device_runtime& d) { return d.stats.link->naks_sent; });
-  per_device("naks_received_total", "NAKs (HL7: AE, AR) received from the analyser",
+  per_device("naks_received_total", "counter", "NAKs (HL7: AE, AR) received from the analyser",
              [](const device_runtime& d) { return d.stats.link->naks_received; });
-  per_device("checksum_errors_total", "Received frames with a wrong checksum",
+  per_device("checksum_errors_total", "counter", "Received frames with a wrong checksum",
              [](const device_runtime& d) { return d.stats.link->checksum_errors; });
-  per_device("connections_total", "Connections (reconnects)", [](const device_runtime& d) { return d.stats.connections; });
-  m << "# HELP interfaced_ingest_ack_seconds Message complete to ACK released (outbox durable)\n"
-       "# TYPE interfaced_ingest_ack_seconds histogram\n";
-  for (const auto& d : devices) d->stats.ingest_ack.write(m, "interfaced_ingest_ack_seconds", "device=\"" + d->cfg.id + "\"");
+  per_device("connections_total", "counter", "Connections (reconnects)", [](const device_runtime& d) { return d.stats.connections; });
+  per_device("link_up", "gauge", "1 while the analyser's link is connected (serial open, TCP session up)",
+             [](const device_runtime& d) { return link_up(d) ? 1 : 0; });
+  // Absent until the first message: an alert on time() - this must not fire for a device that
+  // never sent anything since the start (alert on its absence instead, README).
+  head("last_message_timestamp_seconds", "gauge", "When the analyser's last message was received (Unix time)");
+  for (const auto& d : devices)
+    if (d->stats.last_message_time.time_since_epoch().count() != 0)
+      m << "interfaced_last_message_timestamp_seconds{" << device_label(*d) << "} "
+        << std::chrono::duration_cast<std::chrono::seconds>(d->stats.last_message_time.time_since_epoch()).count()
+        << '\n';
+  head("ingest_ack_seconds", "histogram", "Message complete to ACK released (outbox durable)");
+  for (const auto& d : devices) d->stats.ingest_ack.write(m, "interfaced_ingest_ack_seconds", device_label(*d));
   const auto ob = s.outbox->stats();
-  m << "# HELP interfaced_outbox_depth Messages not yet delivered\n# TYPE interfaced_outbox_depth gauge\n"
-    << "interfaced_outbox_depth " << ob.undelivered << '\n';
-  m << "# HELP interfaced_outbox_alarm 1 when the outbox is full\n# TYPE interfaced_outbox_alarm gauge\n"
-    << "interfaced_outbox_alarm " << (ob.alarm ? 1 : 0) << '\n';
-  m << "# HELP interfaced_outbox_commit_seconds Outbox group transaction, BEGIN to durable COMMIT (the disk's share of an ACK)\n"
-       "# TYPE interfaced_outbox_commit_seconds histogram\n";
+  head("outbox_depth", "gauge", "Messages not yet delivered");
+  m << "interfaced_outbox_depth " << ob.undelivered << '\n';
+  head("outbox_alarm", "gauge", "1 when the outbox is full");
+  m << "interfaced_outbox_alarm " << (ob.alarm ? 1 : 0) << '\n';
+  head("outbox_commit_seconds", "histogram",
+       "Outbox group transaction, BEGIN to durable COMMIT (the disk's share of an ACK)");
   ob.commit_latency.write(m, "interfaced_outbox_commit_seconds");
-  m << "# HELP interfaced_alarm 1 while the alarm is up (code: see `interfaced explain`; subject: device or message)\n"
-       "# TYPE interfaced_alarm gauge\n";
+  head("alarm", "gauge", "1 while the alarm is up (code: see `interfaced explain`; subject: device or message)");
   if (s.alarms)
     for (const auto& a : s.alarms->list())
-      m << "interfaced_alarm{code=\"" << a.code << "\",subject=\"" << a.subject << "\"} 1\n";
+      m << "interfaced_alarm{code=\"" << prometheus_label_value(a.code) << "\",subject=\""
+        << prometheus_label_value(a.subject) << "\"} 1\n";
   if (s.delivery) {
     const auto st = s.delivery->stats();
-    m << "# TYPE interfaced_delivered_total counter\ninterfaced_delivered_total " << st.delivered << '\n'
-      << "# TYPE interfaced_retried_total counter\ninterfaced_retried_total " << st.retried << '\n'
-      << "# TYPE interfaced_dead_total counter\ninterfaced_dead_total " << st.dead << '\n'
-      << "# HELP interfaced_backend_request_seconds Backend HTTP request latency (every attempt)\n"
-      << "# TYPE interfaced_backend_request_seconds histogram\n";
+    head("delivered_total", "counter", "Messages the backend accepted");
+    m << "interfaced_delivered_total " << st.delivered << '\n';
+    head("retried_total", "counter", "Delivery attempts that ended in a scheduled retry");
+    m << "interfaced_retried_total " << st.retried << '\n';
+    head("dead_total", "counter", "Messages the backend refused for good (dead letters) since the start");
+    m << "interfaced_dead_total " << st.dead << '\n';
+    head("backend_request_seconds", "histogram", "Backend HTTP request latency (every attempt)");
     st.request_latency.write(m, "interfaced_backend_request_seconds");
   }
   return m.str();
@@ -107,6 +145,21 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
   const std::string query = req.target.find('?') == std::string::npos ? "" : req.target.substr(req.target.find('?') + 1);
   if (req.method == "GET" && path == "/health") return {200, "application/json", health_json(s).dump(2) + "\n"};
   if (req.method == "GET" && path == "/metrics") return {200, "text/plain; version=0.0.4", metrics_text(s)};
+  if (req.method == "POST") {
+    // Compared in constant time: the endpoint may be reachable from the lab's network.
+    const std::string expected = "Bearer " + s.admin_token;
+    const std::string_view given = req.header("authorization");
+    bool same = !s.admin_token.empty() && given.size() == expected.size();
+    unsigned char diff = 0;
+    for (std::size_t i = 0; same && i < expected.size(); ++i)
+      diff = static_cast<unsigned char>(diff | (expected[i] ^ given[i]));
+    if (!same || diff != 0)
+      return {401, "application/json",
+              json({{"error", s.admin_token.empty()
+                                  ? "this route changes the daemon: set health.admin_token_file and send its token"
+                                  : "missing or wrong admin token (Authorization: Bearer <health.admin_token_file>)"}})
+                      .dump() + "\n"};
+  }
   if (req.method == "POST" && path == "/trace") {
     // /trace?device=ID&on=1 : switch a device's wire trace at run time.
     std::string device, on;

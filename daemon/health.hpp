@@ -2,7 +2,9 @@
 // The service's loopback HTTP endpoint (health.bind:health.port): GET /health (JSON: devices,
 // outbox, backend, alarms), GET /metrics (Prometheus text format 0.0.4), POST /trace?device=ID&on=1
 // (switch a device's wire trace). Reads the service's state on the event-loop thread; changes
-// nothing itself but the trace, through `set_trace`.
+// nothing itself but the trace, through `set_trace`. Reading is open (the endpoint binds to
+// loopback unless an admin token is configured); every route that changes something needs
+// "Authorization: Bearer <health.admin_token_file's token>" and answers 401 without it.
 
 #include <functional>
 #include <string>
@@ -23,9 +25,16 @@ struct health_sources {
   const transport::delivery_service* delivery = nullptr;  // null: no backend configured
   bool backend_configured = false;
   const transport::alarm_board* alarms = nullptr;
+  std::string config_path;  // absolute: `status` tells this daemon from another one on the port
+  // health.admin_token_file's token; empty: routes that change something are refused (401).
+  std::string admin_token;
   std::function<void(device_runtime*, bool on)> set_trace;
 };
 
+// A Prometheus label value escaped for the text format (backslash, double quote, line feed).
+[[nodiscard]] std::string prometheus_label_value(std::string_view v);
+// Whether the device's link is up now (serial open, or a TCP session connected).
+[[nodiscard]] bool link_up(const device_runtime& d);
 [[nodiscard]] nlohmann::json health_json(const health_sources& s);
 [[nodiscard]] std::string metrics_text(const health_sources& s);
 [[nodiscard]] transport::http_reply handle_health_request(const health_sources& s,

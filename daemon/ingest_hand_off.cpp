@@ -159,7 +159,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     dev->stats.results += out.counts.forwarded;
     dev->stats.duplicates += out.counts.duplicates;
     dev->stats.queries += d.queries.size();
-    dev->stats.last_message_at = now_iso_ms();
+    dev->stats.last_message_time = std::chrono::system_clock::now();
+    dev->stats.last_message_at = iso_ms(dev->stats.last_message_time);
     dev->stats.count_today(out.counts.forwarded);
     // The journal gets the samples as a structured field (journalctl SAMPLE_ID=...).
     const log_samples samples_field(sample_ids(b.results));

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "daemon/admin_commands.hpp"
+#include "daemon/completion.hpp"
 #include "daemon/config.hpp"
 #include "daemon/demo.hpp"
 #include "daemon/replay.hpp"
@@ -19,7 +20,7 @@ int main(int argc, char** argv) {
       interfaced::exit_usage;
   CLI::App app{"interfaced: laboratory analyser middleware (ASTM E1381/E1394, HL7 v2 over MLLP)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "interfaced 0.1.0");
+  app.set_version_flag("--version", "interfaced " INTERFACED_VERSION);
 
   replay_options ro;
   auto* replay = app.add_subcommand(
@@ -134,11 +135,18 @@ int main(int argc, char** argv) {
   demo->add_option("--samples", dopt.samples_dir, "Folder with demo-chemistry.astm and demo-immuno.hl7");
   demo->add_option("--timeout", dopt.timeout_s, "Seconds to wait for the results")->capture_default_str();
 
+  auto* completion = app.add_subcommand(
+      "completion", "Print the bash completion script (the package installs it; or: source <(interfaced completion))");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return e.get_exit_code() == 0 ? code : exit_usage;
+  }
+  if (completion->parsed()) {
+    write_bash_completion(app, std::cout);
+    return exit_ok;
   }
   if (replay->parsed()) return run_replay(ro, std::cout, std::cerr);
   if (simulate->parsed()) {

@@ -51,18 +51,22 @@ class printer {
     out_ << "query   " << rerun::queried_samples(q) << "  tests "
          << join(q.tests, ",") << (q.cancel ? "  (cancel)" : "") << "  (" << q.device << ")\n";
   }
+  // `reply` for acknowledgements and query answers (ACK, QCK, RSP, ORL), `download` for what the
+  // host starts (DSR^Q03); `host` says which side sent it (ACK^Q03 is the analyser's).
   void print(const hl7_reply_info& r) {
+    const char* type = r.role.reply ? "reply" : "download";
     if (!text_) {
-      out_ << nlohmann::json({{"type", "reply"}, {"protocol", "hl7"}, {"message_type", r.message_type},
+      out_ << nlohmann::json({{"type", type}, {"protocol", "hl7"}, {"message_type", r.message_type},
                               {"control_id", r.control_id}, {"ack_code", r.ack_code},
                               {"acknowledged_id", r.acknowledged_id}, {"error_code", r.error_code},
                               {"query_status", r.query_status}, {"usable", r.usable},
-                              {"findings", r.findings}})
+                              {"findings", r.findings}, {"host", r.role.from_host}})
                   .dump()
            << '\n';
       return;
     }
-    out_ << "reply   " << r.message_type << "  " << r.ack_code << " for " << r.acknowledged_id
+    out_ << (r.role.reply ? "reply   " : "download ") << r.message_type << "  " << r.ack_code << " for "
+         << r.acknowledged_id << (r.role.from_host ? "  (host)" : "  (analyser)")
          << (r.findings.empty() ? "" : "  (" + std::to_string(r.findings.size()) + " findings)") << '\n';
   }
   void print_note(const std::string& type, const std::string& control_id, const std::string& note) {

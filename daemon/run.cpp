@@ -1,6 +1,7 @@
 #include "daemon/run.hpp"
 
 #include <cstdio>
+#include <sys/stat.h>
 
 #include "daemon/config.hpp"
 #include "daemon/exit_codes.hpp"
@@ -9,6 +10,9 @@
 namespace interfaced::daemon {
 
 int run_service(const run_options& options) {
+  // Logs, traces and wire data carry patient data: nothing the service creates is readable by
+  // others (files 0640, folders 0750; the outbox is 0600), whether or not the unit sets UMask=.
+  ::umask(S_IWGRP | S_IRWXO);
   auto r = load_config(options.config);
   if (!r.ok()) {
     for (const auto& p : r.problems) std::fprintf(stderr, "%s\n", format_problem(options.config, p).c_str());

@@ -21,7 +21,7 @@ namespace asio = boost::asio;
 using json = nlohmann::json;
 
 service::service(config cfg, std::filesystem::path config_path)
-    : cfg_(std::move(cfg)), config_path_(std::move(config_path)), signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_) {}
+    : cfg_(std::move(cfg)), config_path_(std::move(config_path)), signals_(io_, SIGINT, SIGTERM, SIGHUP), watchdog_(io_), housekeeping_(io_) {}
 
 service::~service() = default;
 
@@ -41,6 +41,23 @@ int service::open() {
   }
   try {
     std::filesystem::create_directories(cfg_.outbox.path.parent_path());
+  } catch (const std::exception& e) {
+    spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
+    return exit_io;
+  }
+  // One daemon per outbox: a second one would deliver every message twice and fight over ACKs.
+  {
+    std::string why;
+    const auto lock_file = std::filesystem::path(cfg_.outbox.path.string() + ".lock");
+    lock_ = transport::instance_lock::acquire(lock_file, why);
+    if (!lock_) {
+      spdlog::critical("another interfaced is running on the outbox {} ({} {}); stop it first, e.g. "
+                       "`systemctl stop interfaced` [OUTBOX-010]",
+                       cfg_.outbox.path.string(), lock_file.string(), why);
+      return exit_tempfail;
+    }
+  }
+  try {
     // The fault tests' hook (transport/outbox_options.hpp): only from the environment, never the configuration.
     if (const char* f = std::getenv("INTERFACED_TEST_OUTBOX_WRITE_FAULT"); f != nullptr && *f != '\0')
       cfg_.outbox.write_fault_file = f;
@@ -116,6 +133,7 @@ void service::start() {
   start_health();
   wait_signals();
   start_watchdog();
+  housekeeping();
   const std::string status_line = std::to_string(devices_.running.size()) + " devices configured, outbox " +
                                   std::to_string(outbox_->stats().undelivered) + " waiting";
   systemd::ready(status_line);
@@ -152,6 +170,14 @@ void service::start_delivery() {
 
 void service::start_health() {
   if (cfg_.health.port == 0) return;
+  if (!cfg_.health.admin_token_file.empty()) {
+    try {
+      admin_token_ = load_admin_token(cfg_.health);
+    } catch (const std::exception& e) {
+      spdlog::error("health endpoint: {}; routes that change anything are refused until it is fixed and the "
+                    "daemon reloaded [HEALTH-001]", e.what());
+    }
+  }
   transport::http_server_options ho;
   ho.bind = cfg_.health.bind;
   ho.port = cfg_.health.port;
@@ -160,7 +186,8 @@ void service::start_health() {
   health_ = std::make_unique<transport::http_server>(
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
-                         &alarms_, [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
+                         &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(), admin_token_,
+                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())
@@ -235,6 +262,7 @@ void service::shutdown(const char* why) {
   if (delivery_) delivery_->stop();
   poller_->stop();
   watchdog_.cancel();
+  housekeeping_.cancel();
   signals_.cancel();
   // Bounded grace period: in-flight transfers may finish (5 s at most), then every session is
   // closed. Idle links do not hold the exit up.
@@ -259,6 +287,16 @@ void service::finish_when_idle(std::shared_ptr<asio::steady_timer> grace,
     if (d->server) d->server->close_sessions();
   outbox_->flush(std::chrono::seconds(10));
   io_.stop();
+}
+
+// Every few seconds: what must happen even when nothing arrives (flood summaries).
+void service::housekeeping() {
+  housekeeping_.expires_after(std::chrono::seconds(5));
+  housekeeping_.async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    links_->flush_log_summaries();
+    housekeeping();
+  });
 }
 
 void service::start_watchdog() {

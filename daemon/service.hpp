@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -22,6 +23,7 @@
 #include "transport/alarms.hpp"
 #include "transport/delivery.hpp"
 #include "transport/http_server.hpp"
+#include "transport/instance_lock.hpp"
 #include "transport/outbox.hpp"
 #include "transport/state_store.hpp"
 
@@ -51,6 +53,7 @@ class service {
   void finish_when_idle(std::shared_ptr<boost::asio::steady_timer> grace,
                         std::chrono::steady_clock::time_point deadline);
   void start_watchdog();
+  void housekeeping();
   void pet(std::chrono::microseconds period);
 
   boost::asio::io_context io_{1};
@@ -58,6 +61,8 @@ class service {
   std::filesystem::path config_path_;
   devices::profile_catalog catalog_;
   transport::alarm_board alarms_;
+  std::optional<transport::instance_lock> lock_;  // held for the process's life
+  std::string admin_token_;                        // health.admin_token_file's, read at start
   std::unique_ptr<transport::outbox> outbox_;
   std::unique_ptr<transport::delivery_service> delivery_;
   std::unique_ptr<transport::state_store> state_;
@@ -68,6 +73,7 @@ class service {
   std::unique_ptr<transport::http_server> health_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer watchdog_;
+  boost::asio::steady_timer housekeeping_;
   bool stopping_ = false;
 };
 

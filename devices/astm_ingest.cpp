@@ -143,7 +143,10 @@ void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offs
         in_message_ = false;
         break;
       case kind::frame_rejected:
-        problems_.push_back({offset, "frame " + std::to_string(a.frame_number) + " rejected (NAK): " + a.reason});
+        // -1: the frame was too damaged to read its number; a technician must not see "frame -1".
+        problems_.push_back({offset, (a.frame_number >= 0 ? "frame " + std::to_string(a.frame_number)
+                                                          : std::string("a frame (number unreadable)")) +
+                                         " rejected (NAK): " + a.reason});
         break;
       default:
         break;
@@ -233,19 +236,32 @@ void astm_ingest::warn_missing_sample_ids(const astm::message& m, const astm_mes
                      places(used.sample_id_from) + "): forwarded once each, flagged sample_id_missing, never " +
                      "matched to a waiting list nor taken for a rerun or duplicate";
   // Known profiles that would find it, each with the field that holds it (H.5 did not name one,
-  // or this one looks elsewhere): "profile \"euroimmun-analyzer1\" reads it from P.4".
+  // or this one looks elsewhere): "profile \"euroimmun-analyzer1\" reads it from P.4". Each
+  // distinct place the profiles name is tried once, with the options this message was read with
+  // (the profiles share a handful of places: one normalise per place, not per profile and place).
   std::string found;
   if (catalog_ != nullptr) {
+    struct tried {
+      astm::field_ref ref;
+      bool finds = false;
+    };
+    std::vector<tried> places_tried;
+    auto finds = [&](const astm::field_ref& ref) {
+      for (const auto& t : places_tried)
+        if (t.ref.record == ref.record && t.ref.field == ref.field && t.ref.component == ref.component) return t.finds;
+      astm::astm_options one = used;
+      one.sample_id_from = {ref};
+      const astm::astm_batch b = astm::normalise(m, one, "");
+      const bool f = std::any_of(b.results.begin(), b.results.end(), [&](const result& r) {
+        return !r.sample_id.empty() && std::find(missing.begin(), missing.end(), r.where.record_index) != missing.end();
+      });
+      places_tried.push_back({ref, f});
+      return f;
+    };
     for (const auto& p : catalog_->all()) {
       if (p.protocol != "astm" || &p == out.profile) continue;
       for (const auto& ref : p.astm.sample_id_from) {
-        astm::astm_options one = p.astm;
-        one.sample_id_from = {ref};
-        const astm::astm_batch b = astm::normalise(m, one, "");
-        const bool finds = std::any_of(b.results.begin(), b.results.end(), [&](const result& r) {
-          return !r.sample_id.empty() && std::find(missing.begin(), missing.end(), r.where.record_index) != missing.end();
-        });
-        if (!finds) continue;
+        if (!finds(ref)) continue;
         found += (found.empty() ? "" : ", ") + ("profile \"" + p.id + "\" reads it from " + place(ref));
         break;
       }

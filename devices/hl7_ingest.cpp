@@ -2,9 +2,11 @@
 
 #include "parsers/hl7/builders.hpp"
 
+#include <algorithm>
 #include <utility>
 
 #include "parsers/hl7/ack.hpp"
+#include "parsers/hl7/message.hpp"
 #include "parsers/hl7/mllp.hpp"
 #include "parsers/hl7/normalise.hpp"
 
@@ -32,6 +34,67 @@ std::string sending_application(std::string_view msg) {
 }
 
 }  // namespace
+
+std::string warning_code(const std::error_code& e) {
+  // HL7-1NN, NN = the normalise_error value: stable as long as that enum is (values are never reused).
+  const int n = 100 + (e.category() == hl7::normalise_category() ? e.value() : 99);
+  return "HL7-" + std::to_string(n);
+}
+
+std::string hl7_ingest::suggest_profile(std::string_view bytes, const device_profile* used,
+                                        const hl7::hl7_batch& batch) const {
+  const std::string_view type = batch.message_type;
+  if (catalog_ == nullptr || !(type.starts_with("ORU") || type.starts_with("OUL"))) return {};
+  const bool no_results = batch.results.empty();
+  std::size_t missing = 0;
+  for (const auto& r : batch.results) if (r.sample_id_missing()) ++missing;
+  const bool wanted = std::any_of(batch.diagnostics.begin(), batch.diagnostics.end(), [](const hl7::hl7_diagnostic& d) {
+    return d.error == hl7::normalise_error::missing_sample_id || d.error == hl7::normalise_error::no_results;
+  });
+  if (!wanted || (!no_results && missing == 0)) return {};
+  // Each other HL7 profile once: does it read results here (none were), or sample ids for the
+  // results that had none?
+  std::string found;
+  for (const auto& p : catalog_->all()) {
+    if (p.protocol != "hl7" || &p == used) continue;
+    const hl7::hl7_batch b = hl7::normalise(bytes, p.hl7, "");
+    if (b.error) continue;
+    std::size_t with_id = 0;
+    for (const auto& r : b.results) if (!r.sample_id_missing()) ++with_id;
+    std::string what;
+    if (no_results && !b.results.empty()) {
+      what = std::to_string(b.results.size()) + " result(s)";
+    } else if (!no_results && missing > 0 && b.results.size() == batch.results.size() &&
+               with_id > batch.results.size() - missing) {
+      std::string places;
+      for (const auto& ref : p.hl7.sample_id_from)
+        places += (places.empty() ? "" : ", ") + ref.segment + "-" + std::to_string(ref.field);
+      what = "the sample id from " + places;
+    }
+    if (!what.empty()) found += (found.empty() ? "" : ", ") + ("profile \"" + p.id + "\" reads " + what);
+  }
+  if (found.empty()) return {};
+  return "; " + found + ": configure the analyser's profile on the device";
+}
+
+hl7_role role_of(std::string_view code, std::string_view trigger) noexcept {
+  if (code == "ACK") {
+    // The analyser acknowledges what the host started: a DSR^Q03 download, an OML^O33 / ORM^O01 order.
+    const bool answers_host = trigger == "Q03" || trigger == "O33" || trigger == "O01";
+    return {!answers_host, true};
+  }
+  if (code == "QCK" || code == "RSP") return {true, true};
+  if (code == "ORL") return {false, true};
+  if (code == "DSR" || code == "OML" || code == "ORM") return {true, false};
+  return {false, false};
+}
+
+hl7_role role_of(std::string_view text) {
+  hl7::message m;
+  if (hl7::parse_message(text, m)) return {};
+  const auto type = m.msh().field(9);
+  return role_of(type.component(1).decode(), type.component(2).decode());
+}
 
 hl7_ingest::hl7_ingest(const devices::profile_catalog* catalog,
                        const devices::device_profile* forced, std::string device)
@@ -102,6 +165,10 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
     info.error_code = std::string(rep.error_code);
     info.query_status = std::string(rep.query_status);
     info.usable = rep.usable();
+    info.role = role_of(bytes);
+    // A message with MSA whose MSH-9 names no known kind (or cannot be read, a shifted MSH): the
+    // host's reply, as every such message was taken before.
+    if (!info.role.from_host && !info.role.reply) info.role = {true, true};
     for (const auto& o : rep.orders)
       if (o.refused()) info.refused_orders.push_back(std::string(o.placer) + " (" + std::string(o.control) + ")");
     for (const auto& pr : rep.problems) {
@@ -142,12 +209,16 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
     return {};
   }
   // Warnings (a skipped OBX, no sample id, a message that gave no result): logged with their
-  // code and place, so an acknowledged message never loses a result without a word.
+  // code and place, so an acknowledged message never loses a result without a word. A result or a
+  // sample id this message's profile missed but another known profile reads is named with it.
+  const std::string suggestion = suggest_profile(bytes, profile, batch);
   for (const auto& d : batch.diagnostics) {
+    const bool suggest = d.error == hl7::normalise_error::missing_sample_id || d.error == hl7::normalise_error::no_results;
     problems_.push_back({offset, "segment " + std::to_string(d.segment_index) +
                                      (d.field ? ", field " + std::to_string(d.field) : "") + ": " +
                                      d.error.category().name() + ":" + std::to_string(d.error.value()) + " " +
-                                     d.error.message() + (d.detail.empty() ? "" : ": " + d.detail),
+                                     d.error.message() + (d.detail.empty() ? "" : ": " + d.detail) +
+                                     (suggest ? suggestion : std::string()) + " [" + warning_code(d.error) + "]",
                          true});
   }
   hl7_message_out out;

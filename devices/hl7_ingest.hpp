@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <vector>
 
 #include "devices/astm_ingest.hpp"
@@ -16,7 +17,28 @@
 
 namespace interfaced::devices {
 
-// A host-side reply seen in a capture (ACK, RSP, QCK, DSR...): checked, not forwarded.
+// Who sends a message of a given MSH-9 in an analyser session, for captures that hold both sides
+// (captures/hl7/SOURCES.md: the Mindray query session, the hosts' ACK files):
+//  - the host: its acknowledgements of what the analyser sent (ACK^R01, ACK^R22, ACK^U01 ...),
+//    query answers (QCK^Q02, RSP^K11) and downloads (DSR^Q03, OML^O33, ORM^O01);
+//  - the analyser: everything else, including its own acknowledgements of the host's downloads
+//    (ACK^Q03 for a DSR^Q03, Mindray manual §1.3.2; ORL^O34 / ACK^O33 for a LAB-28 work order).
+// `reply`: the message answers another (ACK, QCK, RSP, ORL), as opposed to one that starts an
+// exchange (a result, a query, a download).
+struct hl7_role {
+  bool from_host = false;
+  bool reply = false;
+};
+[[nodiscard]] hl7_role role_of(std::string_view message_code, std::string_view trigger) noexcept;
+// The same from a message's text (MSH-9 read with its own delimiters); an analyser's message when
+// the text has no readable MSH-9.
+[[nodiscard]] hl7_role role_of(std::string_view message_text);
+
+// The stable log code of an HL7 warning: `HL7-1NN`, NN the hl7::normalise_error value (HL7-106 no
+// sample id, HL7-107 an OBX naming no test, HL7-109 a result message that gave no result).
+[[nodiscard]] std::string warning_code(const std::error_code& e);
+
+// A reply or host message seen in a capture (ACK, RSP, QCK, DSR...): checked, not forwarded.
 struct hl7_reply_info {
   std::string message_type;
   std::string control_id;
@@ -28,6 +50,7 @@ struct hl7_reply_info {
   std::vector<std::string> refused_orders;
   std::vector<std::string> findings;  // non-conformities, each naming its place
   bool usable = true;
+  hl7_role role;  // who sent it; a host download (DSR^Q03) is not a reply
 };
 
 struct hl7_message_out {
@@ -63,6 +86,10 @@ class hl7_ingest {
 
  private:
   hl7::hl7_diagnostic handle_message(std::string_view bytes, std::uint64_t offset);
+  // "; profile \"mindray-cl\" reads 1 result(s): configure ..." when the message gave no result or
+  // results without a sample id and another known HL7 profile reads them; empty otherwise.
+  [[nodiscard]] std::string suggest_profile(std::string_view bytes, const device_profile* used,
+                                            const hl7::hl7_batch& batch) const;
 
   const devices::profile_catalog* catalog_;
   const devices::device_profile* forced_;

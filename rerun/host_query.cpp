@@ -118,12 +118,49 @@ query_answer answer_astm_queries(const rerun_state& state, const result_store& h
   return out;
 }
 
+namespace {
+
+// Mindray QRY^Q02 (builders.hpp): QCK^Q02 OK then one DSR^Q03 per sample with something pending,
+// or QCK^Q02 NF and no DSR ("No DSR message will be sent if a QCK^Q02 message has been sent
+// indicating no corresponding sample on LIS", manual §1.3.2).
+query_answer answer_mindray_query(const rerun_state& state, const result_store& history, std::string_view device,
+                                  const hl7::message& qry, const std::vector<query>& queries,
+                                  const code_lookup& code_of, timestamp now) {
+  const std::string ts = format_message_time(now);
+  hl7::mindray_answer h;
+  h.timestamp = ts;
+  std::string summary;
+  std::vector<order> orders;
+  for (const auto& q : queries)
+    for (const auto& p : pending_orders(state, history, device, q, code_of)) {
+      describe(summary, p);
+      orders.push_back(order_of(*p.entry, p.codes, ""));
+    }
+  query_answer out;
+  std::string ids;
+  for (const auto& q : queries) ids += (ids.empty() ? "" : ",") + queried_samples(q);
+  if (ids.empty()) ids = "no sample";
+  out.messages.push_back(
+      hl7::build_qck_q02(qry, h, orders.empty() ? hl7::query_status::not_found : hl7::query_status::ok));
+  for (std::size_t i = 0; i < orders.size(); ++i)
+    out.messages.push_back(hl7::build_dsr_q03(qry, h, orders[i], i + 1, i + 1 == orders.size()));
+  out.log.push_back("host query (QRY^Q02) for " + ids + ": QCK^Q02 " +
+                    (orders.empty() ? std::string("NF (nothing pending)")
+                                    : "OK, DSR^Q03 x" + std::to_string(orders.size()) + " pending " + summary));
+  return out;
+}
+
+}  // namespace
+
 query_answer answer_hl7_query(const rerun_state& state, const result_store& history, std::string_view device,
                               std::string_view text, const std::vector<query>& queries, const code_lookup& code_of,
                               timestamp now, const id_source& next_id) {
   hl7::message qbp;
   if (hl7::parse_message(text, qbp)) return {};
-  if (qbp.msh().field(9).component(1).decode() != "QBP") return {};
+  const std::string type = qbp.msh().field(9).component(1).decode();
+  if (type == "QRY" && qbp.msh().field(9).component(2).decode() == "Q02")
+    return answer_mindray_query(state, history, device, qbp, queries, code_of, now);
+  if (type != "QBP") return {};
   const std::string ts = format_message_time(now);
   const std::string analyser_app = qbp.msh().field(3).decode();
   const std::string analyser_facility = qbp.msh().field(4).decode();

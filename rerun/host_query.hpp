@@ -75,8 +75,10 @@ struct query_answer {
 
 // An HL7 QBP^Q11 (IHE LAB-27): RSP^K11 with QAK-2 OK when something is pending for the queried
 // samples, NF otherwise; then one OML^O33 work order (LAB-28) per pending sample, addressed to the
-// query's sender. Nothing (no messages, no log: the usual ACK goes back) for text that is not a
-// parsable QBP (QRY^Q02 wants QCK/DSR, which this does not answer).
+// query's sender. A Mindray QRY^Q02 (2.3.1): QCK^Q02 with QAK-2 OK, then one DSR^Q03 per pending
+// sample (the last with an empty DSC-1), or QCK^Q02 NF alone (hl7/builders.hpp, Mindray host
+// interface manual §1.3.2); the analyser answers each DSR with ACK^Q03. Nothing (no messages, no
+// log: the usual ACK goes back) for text that is neither a parsable QBP^Q11 nor QRY^Q02.
 [[nodiscard]] query_answer answer_hl7_query(const rerun_state& state, const result_store& history,
                                             std::string_view device, std::string_view text,
                                             const std::vector<query>& queries, const code_lookup& code_of,

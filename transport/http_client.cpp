@@ -35,6 +35,7 @@ http_client_options client_options(const backend_options& cfg, std::string token
   o.verify_tls = cfg.verify_tls;
   o.connect_timeout = cfg.connect_timeout;
   o.request_timeout = cfg.request_timeout;
+  o.body_limit = cfg.max_response_bytes;
   o.token = std::move(token);
   o.log = std::move(log);
   return o;

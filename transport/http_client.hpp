@@ -49,10 +49,6 @@ struct http_client_options {
 [[nodiscard]] http_client_options client_options(const backend_options& cfg, std::string token,
                                                  event_log log = {});
 
-// The token from cfg.token_file (surrounding whitespace trimmed) or else the environment variable
-// cfg.token_env; empty when neither is configured. Throws std::runtime_error naming the file or
-// variable (never the token) when one is configured but unreadable or empty.
-[[nodiscard]] std::string load_bearer_token(const backend_options& cfg);
 
 struct http_result {
   boost::system::error_code ec;  // set: no response (resolve, connect, TLS, timeout, reset)

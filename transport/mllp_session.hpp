@@ -64,11 +64,12 @@ struct mllp_session_config {
   // MSH-10 and MSH-7 of our ACKs; empty: a process-wide counter and the local clock.
   std::function<std::string()> next_control_id;
   std::function<std::string()> timestamp;
-  // Host queries (QBP^Q11, LAB-27): called with the message text and its queries once it was
-  // stored; returns the messages to send (HL7 text without MLLP framing, each framed on its
-  // own): the first (RSP^K11) instead of the ACK, the others (OML^O33 work orders) right after
-  // it; their ACKs from the analyser are replies, logged and never acknowledged. Nothing
-  // returned: the usual ACK. Empty function: queries are acknowledged like any message.
+  // Host queries (QBP^Q11, LAB-27; Mindray QRY^Q02): called with the message text and its queries
+  // once it was stored; returns the messages to send (HL7 text without MLLP framing, each framed
+  // on its own): the first (RSP^K11, QCK^Q02) instead of the ACK, the others (OML^O33 work orders,
+  // DSR^Q03 downloads) right after it; their ACKs from the analyser (ACK^Q03 ...) are replies,
+  // logged and never acknowledged. Nothing returned: the usual ACK. Empty function: queries are
+  // acknowledged like any message.
   std::function<std::vector<std::string>(std::string_view text, const std::vector<query>& queries)> answer_query;
   // Order download (worklist push): messages the host starts (OML^O33, unframed), taken from this
   // queue one at a time. Each is written when no received message is being handled, then its

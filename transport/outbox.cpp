@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <ctime>
+#include <fstream>
 #include <random>
 #include <stdexcept>
 #include <unordered_set>
@@ -136,6 +137,11 @@ class outbox_db {
       sqlite3_close(db_);
       throw std::runtime_error("outbox: cannot open " + file.string() + ": " + msg);
     }
+    // Patient data: owner only. Before the first write, so SQLite gives the -wal and -shm files
+    // the same mode. A failure (a file another user owns) is ignored: the file is open already.
+    std::error_code perm_ec;
+    std::filesystem::permissions(file, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::replace, perm_ec);
     try {
       // The CLI writes while the daemon runs: wait for the lock rather than fail.
       sqlite3_busy_timeout(db_, 5000);
@@ -145,7 +151,9 @@ class outbox_db {
       // FULL is the default here; delivery bookkeeping switches to NORMAL per transaction
       // (sync_commits), never a commit that an ACK waits for.
       exec("PRAGMA synchronous=FULL");
+      check_integrity(file);
       migrate();
+      check_schema(file);
       prepare();
     } catch (...) {
       finalize();
@@ -349,7 +357,82 @@ class outbox_db {
     return n;
   }
 
+  // A damaged file is refused at start, never taken for an empty one (README "Recovering a
+  // damaged outbox").
+  void check_integrity(const std::filesystem::path& file) {
+    std::string first;
+    int problems = 0;
+    try {
+      statement q(db_, "PRAGMA quick_check");
+      while (q.step()) {
+        const std::string line = q.text(0);
+        if (line == "ok") continue;
+        if (problems++ == 0) first = line;
+      }
+      q.finish();
+    } catch (const std::exception& e) {  // SQLITE_CORRUPT / NOTADB: too damaged to even check
+      if (problems++ == 0) first = e.what();
+    }
+    if (problems > 0)
+      throw std::runtime_error(file.string() + " is damaged (PRAGMA quick_check: " + first +
+                               (problems > 1 ? " and " + std::to_string(problems - 1) + " more" : std::string()) +
+                               "); " + recovery_hint(file));
+  }
+
+  void check_schema(const std::filesystem::path& file) {
+    statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results')");
+    t.step();
+    const auto tables = t.integer(0);
+    t.finish();
+    if (tables != 3)
+      throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
+                               std::to_string(tables) + " of messages, kv, results); " + recovery_hint(file));
+  }
+
+  // Ties the file to a marker beside it ("<outbox>.id"): a file that existed (with messages) and
+  // is now empty, truncated or replaced by another is noticed at start, not started afresh.
+  void check_identity(const std::filesystem::path& file) {
+    const std::filesystem::path marker = file.string() + ".id";
+    std::string stored;
+    {
+      statement g(db_, "SELECT value FROM kv WHERE key = 'outbox_id'");
+      if (g.step()) stored = g.text(0);
+      g.finish();
+    }
+    std::string expected;
+    if (std::ifstream in(marker); in) std::getline(in, expected);
+    if (!expected.empty() && stored != expected)
+      throw std::runtime_error("outbox: " + file.string() + " is not the outbox last used here (" + marker.string() +
+                               " names " + expected + ", the file " + (stored.empty() ? "none" : stored) +
+                               "): it was emptied, truncated or replaced. Restore it from a backup, or recover it: " +
+                               recovery_hint(file) + "; to start with an empty outbox on purpose, delete " +
+                               marker.string());
+    if (stored.empty()) {
+      std::random_device rd;
+      char id[33];
+      std::snprintf(id, sizeof id, "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+      stored = id;
+      statement put(db_, "INSERT OR REPLACE INTO kv (key, value) VALUES ('outbox_id', ?1)");
+      put.bind(1, stored);
+      put.step();
+      put.finish();
+    }
+    if (expected != stored) {
+      const std::filesystem::path tmp = marker.string() + ".tmp";
+      { std::ofstream(tmp) << stored << '\n'; }
+      std::error_code ec;
+      std::filesystem::rename(tmp, marker, ec);  // a marker that cannot be written only weakens the check
+    }
+  }
+
  private:
+  static std::string recovery_hint(const std::filesystem::path& file) {
+    return "see README \"Recovering a damaged outbox\" (in short: sqlite3 -readonly " + file.string() +
+           " .dump | sed 's/^ROLLBACK; -- due to errors$/COMMIT;/' | sqlite3 " + file.string() +
+           ".recovered, check it with `interfaced outbox --file " + file.string() +
+           ".recovered list`, then point outbox.path at it)";
+  }
+
   void migrate() {
     statement v(db_, "PRAGMA user_version");
     v.step();
@@ -546,12 +629,28 @@ struct outbox::op {
   bool writes = true;  // false: a read (claim, census); the write fault hook lets it pass
 };
 
+namespace {
+// Before SQLite opens (and would create) it: a file that had an identity marker and is now
+// missing or empty lost its messages.
+const std::filesystem::path& existing_or_new(const std::filesystem::path& file) {
+  const std::filesystem::path marker = file.string() + ".id";
+  std::error_code ec;
+  if (std::filesystem::exists(marker, ec) &&
+      (!std::filesystem::exists(file, ec) || std::filesystem::file_size(file, ec) == 0))
+    throw std::runtime_error("outbox: " + file.string() + (std::filesystem::exists(file, ec) ? " is empty" : " is missing") +
+                             " but " + marker.string() + " says an outbox was kept there: its messages are gone. "
+                             "Restore it from a backup; to start with an empty outbox on purpose, delete " +
+                             marker.string());
+  return file;
+}
+}  // namespace
+
 outbox::outbox(const outbox_options& cfg, poster post)
-    : db_(std::make_unique<detail::outbox_db>(cfg.path)),
+    : db_(std::make_unique<detail::outbox_db>(existing_or_new(cfg.path))),
       post_(std::move(post)),
       max_messages_(cfg.max_messages),
-      path_(cfg.path),
       write_fault_file_(cfg.write_fault_file) {
+  db_->check_identity(cfg.path);
   undelivered_ = db_->count_undelivered();
   alarm_ = undelivered_ >= max_messages_;
   worker_ = std::thread([this] { run(); });

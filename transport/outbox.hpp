@@ -203,7 +203,6 @@ class outbox {
   std::unique_ptr<detail::outbox_db> db_;
   poster post_;
   std::size_t max_messages_;
-  std::filesystem::path path_;
   std::filesystem::path write_fault_file_;
 
   mutable std::mutex mutex_;

@@ -36,6 +36,7 @@ int run_analyser_sim(const sim_script& script, const sim_options& options, std::
     err << "simulate: nothing to play\n";
     return exit_no_input;
   }
+  if (const std::string skipped = describe_skipped(script); !skipped.empty()) out << skipped << std::endl;
   asio::io_context io(1);
   player p(io, script, options, out, err);
   const auto started = sim_clock::now();
@@ -52,7 +53,11 @@ int run_analyser_sim(const sim_script& script, const sim_options& options, std::
     std::filesystem::remove(p.symlink(), ec);
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(sim_clock::now() - started).count();
-  out << p.acknowledged() << "/" << p.total() << " messages acknowledged in " << ms << " ms" << std::endl;
+  // Refusals are failures, counted apart: "37/1500 messages acknowledged, 1463 refused (AE 1463)".
+  out << p.acknowledged() << "/" << p.total() << " messages acknowledged";
+  if (p.refused() > 0) out << ", " << p.refused() << " refused (" << p.refusals() << ")";
+  if (p.naks() > 0) out << ", " << detail::plural(p.naks(), "NAK") << " on the way";
+  out << " in " << ms << " ms" << std::endl;
   return status;
 }
 

@@ -6,8 +6,13 @@
 //    size; ACK / NAK / EOT / timers as LIS1-A says (retransmit on NAK, give up after 6 attempts,
 //    real steady_timers for on_timeout). A message counts as acknowledged when its end frame was
 //    ACKed: the daemon persists before that ACK, so "acknowledged" means "durable".
-//  - HL7: each message MLLP-wrapped; the next one is sent once the ACK came back (read with
-//    hl7::check_response, as the daemon reads host replies; MSA-1 AA / CA count as acknowledged).
+//  - HL7: only the analyser's side of the capture is played (host messages and replies skipped,
+//    sim_script::skipped); each message MLLP-wrapped; the next one is sent once the ACK came back
+//    (read with hl7::check_response, as the daemon reads host replies; MSA-1 AA / CA count as
+//    acknowledged, AE / AR / CE / CR as refused). A download the daemon sends meanwhile (Mindray
+//    DSR^Q03 after QCK^Q02 OK, an OML^O33) is acknowledged as the analyser would (ACK^Q03 in
+//    Mindray's form, manual §1.3.2); after a QCK^Q02 OK the player waits for the last DSR^Q03
+//    (DSC-1 empty) before it goes on.
 //  - Links: TCP client (connect), TCP server (listen: the daemon is the tcp-client), or a pty whose
 //    slave is symlinked to a path (the daemon's serial device).
 //  - Faults on demand: a corrupted checksum, a dropped connection (reconnect, resend the
@@ -15,6 +20,8 @@
 // The capture is decoded the way `interfaced replay` decodes it, so replay of the same file gives
 // the results the daemon should have stored.
 //
+// The summary line counts acknowledged and refused messages apart (AE / AR / CE / CR replies, and
+// ASTM messages given up): "1500 messages: 37 acknowledged, 1463 refused (AE 1463) in 812 ms".
 // Exit statuses: 0 every message acknowledged; 1 a message was not acknowledged (refused, given
 // up, connection lost for good, timeout; the reason on stderr); 64 usage; 66 the capture could not
 // be read or holds no message; 69 the link could not be established.
@@ -28,6 +35,7 @@
 #include <iosfwd>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "devices/capture_input.hpp"
@@ -42,7 +50,15 @@ struct sim_script {
   sim_protocol protocol = sim_protocol::astm;
   std::vector<std::string> messages;
   std::string description;  // what the capture was ("raw ASTM frames", ...)
+  // HL7 messages of the capture not played, by MSH-9 in the order first seen, with their count:
+  // the host's (ACK^R01, QCK^Q02, DSR^Q03 ...) and the analyser's replies to the host (ACK^Q03),
+  // which the simulator sends itself when the daemon's download comes (devices::role_of).
+  std::vector<std::pair<std::string, std::size_t>> skipped;
 };
+
+// "4 messages not played (the host's side and replies): QCK^Q02 x2, DSR^Q03, ACK^Q03"; empty when
+// nothing was skipped.
+[[nodiscard]] std::string describe_skipped(const sim_script& script);
 
 // Builds the script from a decoded capture stream. ASTM frames go through a lenient
 // frame_decoder + link (frames accepted without ENQ, as replay does) to recover the texts, which

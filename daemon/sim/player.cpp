@@ -29,6 +29,28 @@ std::string plural(std::size_t n, const char* what) {
 
 int player::final_status() const { return any_failed_ ? exit_bad_input : exit_ok; }
 
+void player::count_refused(const std::string& reason) {
+  any_failed_ = true;
+  for (auto& [r, n] : refused_)
+    if (r == reason) {
+      ++n;
+      return;
+    }
+  refused_.emplace_back(reason, 1);
+}
+
+std::size_t player::refused() const noexcept {
+  std::size_t n = 0;
+  for (const auto& r : refused_) n += r.second;
+  return n;
+}
+
+std::string player::refusals() const {
+  std::string s;
+  for (const auto& [reason, n] : refused_) s += (s.empty() ? "" : ", ") + reason + " " + std::to_string(n);
+  return s;
+}
+
 // A TCP connection ended: the run's status, or nothing to connect again and resume.
 std::optional<int> player::after_connection(outcome o, int connection) {
   if (o != outcome::lost || next_ >= total_) return o == outcome::failed ? exit_bad_input : final_status();

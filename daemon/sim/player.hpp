@@ -12,6 +12,8 @@
 #include <ostream>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -40,7 +42,13 @@ class player {
 
   [[nodiscard]] bool finished() const noexcept { return finished_; }
   [[nodiscard]] int status() const noexcept { return status_; }
-  [[nodiscard]] std::size_t acknowledged() const noexcept { return next_; }
+  // Messages the daemon accepted (AA / CA; ASTM: end frame ACKed) and refused (AE / AR / CE / CR,
+  // a reply without MSA; ASTM: given up), by reason: "AE 1463, AR 2".
+  [[nodiscard]] std::size_t acknowledged() const noexcept { return acked_; }
+  [[nodiscard]] std::size_t refused() const noexcept;
+  [[nodiscard]] std::string refusals() const;
+  // ASTM replies that were not ACK over the run (NAK, or anything LIS1-A 6.5.1.2 counts as one).
+  [[nodiscard]] std::size_t naks() const noexcept { return naks_; }
   [[nodiscard]] std::size_t total() const noexcept { return total_; }
   [[nodiscard]] const std::string& symlink() const noexcept { return symlink_; }
 
@@ -101,6 +109,10 @@ class player {
   bool dropped_ = false;
   bool duplicated_ = false;
   bool any_failed_ = false;
+  std::size_t acked_ = 0;
+  std::size_t naks_ = 0;
+  std::vector<std::pair<std::string, std::size_t>> refused_;  // reason, count; in order first seen
+  void count_refused(const std::string& reason);
   bool finished_ = false;
   int status_ = exit_bad_input;
   std::string symlink_;

@@ -69,6 +69,7 @@ asio::awaitable<bool> player::perform(Stream& s, astm_session& ss, astm::link_ac
       case kind::sent:
         out_ << label(next_) << " acknowledged (" << plural(ss.frames, "frame") << ", " << plural(ss.naks, "NAK")
              << ")" << std::endl;
+        ++acked_;
         ++next_;
         queue_next = true;
         break;
@@ -77,7 +78,7 @@ asio::awaitable<bool> player::perform(Stream& s, astm_session& ss, astm::link_ac
         err_ << label(next_) << ": " << a.reason;
         if (ss.failures > opt_.retries) {
           err_ << "; given up after " << ss.failures << " tries\n";
-          any_failed_ = true;
+          count_refused("given up");
           o = outcome::failed;
           co_return false;
         }
@@ -173,6 +174,7 @@ asio::awaitable<player::outcome> player::play_astm(Stream& s) {
           ss.last_reply_ack = true;
         } else if (ev.kind != astm::event_kind::eot) {
           ++ss.naks;  // LIS1-A 6.5.1.2: anything but ACK or EOT counts as NAK
+          ++naks_;
         }
       }
       if (!co_await perform(s, ss, ss.link.on_event(ev), o)) co_return o;

@@ -1,5 +1,6 @@
 #include "daemon/sim/analyser_sim.hpp"
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <utility>
@@ -7,6 +8,8 @@
 #include "parsers/astm/frame_decoder.hpp"
 #include "parsers/astm/link.hpp"
 #include "parsers/astm/records.hpp"
+#include "devices/hl7_ingest.hpp"
+#include "parsers/hl7/message.hpp"
 #include "parsers/hl7/mllp.hpp"
 
 namespace interfaced::sim {
@@ -113,7 +116,33 @@ std::optional<sim_script> make_sim_script(devices::capture_kind kind, const std:
       return std::nullopt;
   }
   if (forced && *forced != s.protocol) return std::nullopt;
+  if (s.protocol == sim_protocol::hl7) {
+    // Only the analyser's side is played (issue: a real HL7 server got the host's QCK / DSR as
+    // messages for unknown control ids); what is left out is counted by type.
+    std::erase_if(s.messages, [&s](const std::string& m) {
+      const devices::hl7_role role = devices::role_of(m);
+      if (!role.from_host && !role.reply) return false;
+      std::string type = "?";
+      hl7::message parsed;
+      if (!hl7::parse_message(m, parsed)) type = std::string(parsed.msh().field(9).raw());
+      const auto it = std::find_if(s.skipped.begin(), s.skipped.end(), [&](const auto& k) { return k.first == type; });
+      if (it == s.skipped.end()) s.skipped.emplace_back(type, 1);
+      else ++it->second;
+      return true;
+    });
+  }
   return s;
+}
+
+std::string describe_skipped(const sim_script& script) {
+  std::size_t n = 0;
+  std::string kinds;
+  for (const auto& [type, count] : script.skipped) {
+    n += count;
+    kinds += (kinds.empty() ? "" : ", ") + type + (count > 1 ? " x" + std::to_string(count) : "");
+  }
+  if (n == 0) return {};
+  return std::to_string(n) + " message" + (n == 1 ? "" : "s") + " not played (the host's side and replies): " + kinds;
 }
 
 std::optional<sim_script> load_sim_script(const std::filesystem::path& file, std::optional<sim_protocol> forced,
@@ -127,7 +156,8 @@ std::optional<sim_script> load_sim_script(const std::filesystem::path& file, std
   const devices::capture_input cap = devices::decode_capture(bytes);
   auto script = make_sim_script(cap.kind, cap.bytes, forced);
   if (!script || script->messages.empty()) {
-    why = file.string() + ": no message to play (" + cap.description + ")";
+    const std::string skipped = script ? describe_skipped(*script) : std::string();
+    why = file.string() + ": no message to play (" + cap.description + (skipped.empty() ? "" : "; " + skipped) + ")";
     return std::nullopt;
   }
   script->description = cap.description;

@@ -134,6 +134,115 @@ std::string build_oml_o33(const order& o, const oml_o33_header& h) {
 
 namespace {
 
+// The MSH of a Mindray answer (builders.hpp): `MSH|^~\&|<5>|<6>|<3>|<4>|ts||TYPE|<id>|P|2.3.1||||||ASCII|||`.
+void mindray_msh(segment_writer& w, const message& qry, const mindray_answer& h, std::string_view type) {
+  const segment_view& msh = qry.msh();
+  w.msh()
+      .raw(msh.field(5).raw())
+      .raw(msh.field(6).raw())
+      .raw(msh.field(3).raw())
+      .raw(msh.field(4).raw())
+      .field(h.timestamp)
+      .raw("")
+      .raw(type)
+      .raw(msh.field(10).raw())
+      .raw(msh.field(11).empty() ? std::string_view("P") : msh.field(11).raw())
+      .raw(msh.field(12).empty() ? std::string_view("2.3.1") : msh.field(12).raw());
+  for (int f = 13; f <= 17; ++f) w.raw("");
+  w.field(h.charset).end(21);
+}
+
+// `MSA|AA|<id>|Message accepted|||0|` and `ERR|0|` (manual §1.2.4 MSA status code 0).
+void mindray_msa_err(segment_writer& w, const message& qry) {
+  w.begin("MSA").raw("AA").raw(qry.msh().field(10).raw()).field("Message accepted").raw("").raw("").raw("0").end(7);
+  w.begin("ERR").raw("0").end(2);
+}
+
+std::string mindray_type(const delimiters& d, std::string_view code, std::string_view trigger) {
+  std::string t(code);
+  t.push_back(d.component);
+  t += trigger;
+  return t;
+}
+
+// YYYYMMDDHHmmSS from a date the backend gave (`1962-08-24`, `19620824`, ...): its digits, padded
+// with zeros to 14 (manual DSP 4: "19620824000000"); empty stays empty.
+std::string mindray_time(std::string_view date) {
+  std::string digits;
+  for (char c : date)
+    if (c >= '0' && c <= '9') digits.push_back(c);
+  if (digits.empty()) return digits;
+  digits.resize(14, '0');
+  return digits;
+}
+
+// M / F / O (manual DSP 5) from the backend's sex (`M`, `male`, `F`, `female`, ...).
+std::string_view mindray_sex(std::string_view sex) {
+  if (sex.empty()) return {};
+  const char c = sex.front();
+  if (c == 'M' || c == 'm') return "M";
+  if (c == 'F' || c == 'f') return "F";
+  return "O";
+}
+
+bool is_stat(std::string_view priority) {
+  return priority == "S" || priority == "s" || priority == "STAT" || priority == "stat" || priority == "Stat";
+}
+
+}  // namespace
+
+std::string build_qck_q02(const message& qry, const mindray_answer& header, query_status status) {
+  const delimiters d = qry.delims();
+  segment_writer w(d);
+  mindray_msh(w, qry, header, mindray_type(d, "QCK", "Q02"));
+  mindray_msa_err(w, qry);
+  w.begin("QAK").raw("SR").field(to_string(status)).end(3);
+  return w.take();
+}
+
+std::string build_dsr_q03(const message& qry, const mindray_answer& header, const order& o, std::size_t sequence,
+                          bool last) {
+  const delimiters d = qry.delims();
+  segment_writer w(d);
+  mindray_msh(w, qry, header, mindray_type(d, "DSR", "Q03"));
+  mindray_msa_err(w, qry);
+  w.begin("QAK").raw("SR").raw("OK").end(3);
+  std::string out = w.take();
+  // The query's QRD and QRF, echoed as received (same delimiters, so the bytes stay valid).
+  for (std::string_view name : {"QRD", "QRF"}) {
+    if (const auto i = qry.find(name)) {
+      out.append(qry.segment(*i).raw());
+      out.push_back('\r');
+    }
+  }
+  segment_writer dsp(d);
+  const std::string birth = mindray_time(o.patient_birth_date);
+  const std::string_view stat = is_stat(o.priority) ? "Y" : "N";
+  std::string_view lines[28] = {};
+  lines[0] = o.patient_id;
+  // A display string (max. 40 characters): the XPN's component separators become spaces.
+  std::string name = o.patient_name;
+  std::replace(name.begin(), name.end(), '^', ' ');
+  lines[2] = name;
+  lines[3] = birth;
+  lines[4] = mindray_sex(o.patient_sex);
+  lines[20] = o.sample_id;
+  lines[23] = stat;
+  std::size_t n = 0;
+  for (const std::string_view v : lines) dsp.begin("DSP").raw(std::to_string(++n)).raw("").field(v).end(6);
+  for (const order_test& t : o.tests) {
+    // `<channel>^^^`: the channel number with name, unit and reference range left blank.
+    std::string line = escape(t.code, d);
+    line.append(3, d.component);
+    dsp.begin("DSP").raw(std::to_string(++n)).raw("").raw(line).end(6);
+  }
+  dsp.begin("DSC").raw(last ? std::string() : std::to_string(sequence)).end(2);
+  out += dsp.take();
+  return out;
+}
+
+namespace {
+
 // Offsets of the field separators of the MSH segment, MSH-1 included: field n (n >= 2) lies
 // between seps[n - 2] and seps[n - 1] (or the segment's end).
 std::vector<std::size_t> msh_separators(std::string_view msg) {

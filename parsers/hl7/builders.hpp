@@ -1,6 +1,7 @@
 #pragma once
 // Messages the daemon sends to LAW analysers (hl7-facts.md §8): the RSP^K11 answer to a LAB-27
-// query and the OML^O33 LAB-28 work order. Pure: control ids and timestamps come from the caller.
+// query and the OML^O33 LAB-28 work order; and to Mindray 2.3.1 analysers (§9): the QCK^Q02 /
+// DSR^Q03 answer to a QRY^Q02. Pure: control ids and timestamps come from the caller.
 // Output uses `|^~\&`, CR segment ends, no MLLP framing (mllp_wrap() does that); text is written
 // as given (UTF-8, declared in MSH-18).
 
@@ -47,6 +48,34 @@ struct oml_o33_header {
 // OBR-4 = code^name[^coding system].
 // order.patient_name is XPN text: '^' separates family / given names.
 [[nodiscard]] std::string build_oml_o33(const order& o, const oml_o33_header& header);
+
+// Mindray's 2.3.1 query dialect ("Chemiluminescence Immunoassay Analyzer Host Interface Manual",
+// Mindray 2013-08, §1.2.3-1.2.4 and the session of §1.3.2; captures/hl7
+// mindray-cl1000i-query-by-barcode-session-manual.txt): the analyser's QRY^Q02 is answered by
+// QCK^Q02 (QAK-2 OK or NF), then, when orders were found, one DSR^Q03 per sample; the analyser
+// answers each DSR with ACK^Q03. Both use the query's delimiters, MSH-3..6 swapped from the query,
+// MSH-10 = the query's MSH-10 (as every answer in the manual's examples), MSH-11/12 echoed,
+// MSH-18 `ASCII` and the manual's field counts (`...|ASCII|||`, `MSA|AA|<id>|Message
+// accepted|||0|`, `ERR|0|`).
+struct mindray_answer {
+  std::string_view timestamp{};  // MSH-7
+  std::string_view charset = "ASCII";  // MSH-18: the manual's only character set
+};
+
+// QCK^Q02: MSH, `MSA|AA|<QRY MSH-10>|Message accepted|||0|`, `ERR|0|`, `QAK|SR|<OK|NF>|`.
+[[nodiscard]] std::string build_qck_q02(const message& qry, const mindray_answer& header, query_status status);
+
+// One sample's DSR^Q03: MSH (MSH-15 empty: an answer, not an unsolicited download), MSA, ERR,
+// `QAK|SR|OK|`, the query's QRD and QRF echoed (HL7 2.3.1 display response), then the manual's 28
+// positional DSP lines (`DSP|<n>||<value>|||`, table "DSP-3 data line"): 1 patient id, 3 name,
+// 4 birth date (YYYYMMDDHHmmSS), 5 sex (M/F/O), 21 barcode = order.sample_id, 24 STAT Y/N
+// (order.priority S/STAT -> Y), the rest empty (22 the analyser's own sample number and 26 the
+// sample type are not known to the host here); from DSP 29 on one line per test, `<code>^^^`
+// (channel number; name, unit and range left blank as the manual allows). DSC-1 = `sequence` when
+// more DSRs follow in this answer, empty for the last (manual §1.2.4 DSC and the group-query
+// example).
+[[nodiscard]] std::string build_dsr_q03(const message& qry, const mindray_answer& header, const order& o,
+                                        std::size_t sequence, bool last);
 
 // MSH-3 and MSH-4 of `msg` as they stand (raw, escapes kept): who sent it. Empty views when the
 // text does not start with an MSH segment that far. Views into `msg`.

@@ -193,6 +193,36 @@ class walker {
                (skipped_ > 0 ? std::to_string(skipped_) + " name no test (OBX-3 and OBX-4 empty)"
                              : std::string("no value, a skipped value type or supplemental only")) +
                "; nothing forwarded");
+    if (out_.results.empty() && obx_seen_ == 0) bare_obr_values();
+  }
+
+  // A result message with no OBX whose OBR segments still carry values past OBR-4 (Mindray CL QC
+  // puts its result in OBR-13..21, manual §1.2.4 "QC test results"): read only where the options
+  // say so (obr_results); otherwise a warning naming the fields, never a silent message.
+  void bare_obr_values() {
+    std::size_t segments = 0;
+    std::string fields;
+    std::size_t first_segment = 0;
+    for (std::size_t i = 0; i < m_.segment_count(); ++i) {
+      const segment_view& s = m_.segment(i);
+      if (s.name() != "OBR") continue;
+      std::string here;
+      for (std::size_t f = 5; f <= s.field_count(); ++f)
+        if (!trim_padding(s.field(f).raw()).empty()) here += (here.empty() ? "" : ",") + std::to_string(f);
+      if (here.empty()) continue;
+      if (segments++ == 0) {
+        first_segment = i;
+        fields = here;
+      }
+    }
+    if (segments == 0) return;
+    warn(normalise_error::no_results, first_segment, 0,
+         std::to_string(segments) + " OBR segment(s) with no OBX carry values (OBR-" + fields +
+             ") that were not read as results: " +
+             (o_.obr_results.enabled ? std::string("the configured OBR result fields are empty")
+                                     : std::string("results in OBR fields are read only with a profile that "
+                                                   "declares them (obr_results)")) +
+             "; nothing forwarded");
   }
 
   // An OBR with no OBX under it, for analysers that put the result in OBR (obr_result_fields).
@@ -330,8 +360,16 @@ class walker {
       q.protocol = protocol::hl7;
       q.device = std::string(device_);
       std::string id = text(s.field(8).component(1));
-      if (id.empty()) {
-        warn(normalise_error::missing_sample_id, i, 8, "QRD-8 is empty");
+      const auto qrf = m_.find("QRF", i);
+      const std::string first_number = qrf ? text(m_.segment(*qrf).field(4).component(1)) : std::string();
+      if (id.empty() && first_number.empty()) {
+        // Group download by time (QRD-8 and QRF-4 empty, QRF-2/3 the time range; Mindray CL host
+        // interface manual §1.2.4 QRD / QRF and §1.3.2): every sample the host has for the device.
+        q.all_samples = true;
+      } else if (id.empty()) {
+        warn(normalise_error::missing_sample_id, i, 8,
+             "QRD-8 is empty and QRF-4/5 ask for the analyser's sample numbers " + first_number +
+                 "..: the host knows samples by bar code only");
       } else {
         q.sample_ids.push_back(std::move(id));
       }

@@ -138,3 +138,18 @@ TEST_CASE("config: delivery.stuck_after / unreachable_after take seconds or a du
   CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/delivery/stuck_afer: unknown key"); }));
   CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/outbox/keep_delivered_days: expected a number from 0"); }));
 }
+
+TEST_CASE("config: a key given twice is a problem at its pointer, not a silent override", "[config]") {
+  const auto p = problems_of(R"({
+    "devices": [
+      {"id": "a", "protocol": "astm", "link": {"type": "tcp-server", "port": 5001}},
+      {"id": "b", "protocol": "astm", "link": {"type": "tcp-server", "port": 5002, "port": 5003}}
+    ],
+    "health": {"port": 9750},
+    "health": {"port": 9751}
+  })");
+  for (const auto& s : p) UNSCOPED_INFO(s);
+  CHECK(has(p, "/devices/1/link/port: \"port\" appears twice in this object; only the last value would be used"));
+  CHECK(has(p, "/health: \"health\" appears twice in this object; only the last value would be used"));
+  CHECK(p.size() == 2);
+}

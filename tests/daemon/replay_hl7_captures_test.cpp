@@ -157,7 +157,22 @@ TEST_CASE("replay hl7: Mindray query session: the query, and the host's messages
   auto q = run->of_type("query");
   REQUIRE(q.size() == 1);
   CHECK(q[0].at("sample_ids") == json::array({"0019"}));
-  CHECK(run->of_type("reply").size() == 4);  // QCK^Q02 twice (OK / NF examples), DSR^Q03, ACK^Q03
+  // Mindray manual §1.3.2: the host answers QCK^Q02 (the OK and NF examples) and downloads the
+  // sample in a DSR^Q03, which the analyser acknowledges with ACK^Q03.
+  const auto replies = run->of_type("reply");
+  REQUIRE(replies.size() == 3);
+  CHECK(replies[0].at("message_type") == "QCK^Q02");
+  CHECK(replies[0].at("host") == true);
+  CHECK(replies[0].at("query_status") == "OK");
+  CHECK(replies[1].at("message_type") == "QCK^Q02");
+  CHECK(replies[1].at("host") == true);
+  CHECK(replies[1].at("query_status") == "NF");
+  CHECK(replies[2].at("message_type") == "ACK^Q03");
+  CHECK(replies[2].at("host") == false);  // the analyser's acknowledgement of the DSR
+  const auto downloads = run->of_type("download");
+  REQUIRE(downloads.size() == 1);
+  CHECK(downloads[0].at("message_type") == "DSR^Q03");
+  CHECK(downloads[0].at("host") == true);
 }
 
 TEST_CASE("replay hl7: conformant host ACKs are read as replies") {
@@ -168,6 +183,7 @@ TEST_CASE("replay hl7: conformant host ACKs are read as replies") {
   REQUIRE(r.size() == 1);
   CHECK(r[0].at("ack_code") == "AA");
   CHECK(r[0].at("acknowledged_id") == "d601358d-e7f2-4660-88fc-18ae60380614");
+  CHECK(r[0].at("host") == true);  // ACK^R22: the host's acknowledgement of a result message
 
   auto ar = replay_capture("hl7/mindray-cl1000i-ack-r01-ar-error206-manual.txt");
   REQUIRE(ar->status == 0);
@@ -205,4 +221,26 @@ TEST_CASE("replay hl7: equipment status is seen, not forwarded") {
   REQUIRE(run->status == 0);
   CHECK(run->of_type("result").empty());
   REQUIRE(run->of_type("message").size() == 1);
+}
+
+TEST_CASE("replay hl7: no sample id where the profile looks -- the warning names the profiles that read one") {
+  // Issue #19 (as ASTM does for EUROIMMUN P.4): a BA400 LAW message read with the Mindray profile,
+  // which looks for the sample id in OBR-3 / OBR-2 only (BA400 leaves them `""`; the id is SPM-2).
+  auto run = replay_capture("hl7/biosystems-ba400-oul-r22-single-result.hl7", "mindray-cl");
+  if (!run) return;
+  const auto res = run->of_type("result");
+  REQUIRE(res.size() == 1);
+  CHECK(res[0].value("sample_id_missing", false));
+  CHECK(run->err.find("profile \"biosystems-ba400\" reads the sample id from SPM-2") != std::string::npos);
+  CHECK(run->err.find("configure the analyser's profile on the device [HL7-106]") != std::string::npos);
+}
+
+TEST_CASE("replay hl7: Mindray CL QC without the profile -- a warning with its code names mindray-cl") {
+  auto run = replay_capture("hl7/mindray-cl1000i-oru-r01-qc-manual.txt");
+  if (!run) return;
+  CHECK(run->of_type("result").empty());
+  CHECK(run->err.find("OBR segment(s) with no OBX carry values (OBR-5,6,7,8,11,12,13,14,15,16,17,18,19,20,21,30)") !=
+        std::string::npos);
+  CHECK(run->err.find("profile \"mindray-cl\" reads 1 result(s): configure the analyser's profile on the device "
+                      "[HL7-109]") != std::string::npos);
 }

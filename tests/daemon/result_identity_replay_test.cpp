@@ -106,3 +106,26 @@ TEST_CASE("identity replay: Radiometer ABL text-only OBX-3 and Mindray BS OBX-4 
   REQUIRE(bsp.of_type("result").size() == 2);
   CHECK(bsp.of_type("result")[1].at("code") == "Urea");
 }
+
+TEST_CASE("identity replay: Mindray BS-series profile -- OBR-3 sample id, tests named in OBX-4 when OBX-3 is empty",
+          "[identity][mindray]") {
+  // Fixture written from the Mindray HL7 2.3.1 dialect (CL manual §1.2.4 OBR / OBX tables, the BS
+  // manual's same layout): OBR-2 bar code BC-0412, OBR-3 sample id 12; OBX-3 the channel number
+  // (3 = ALT) or empty with the test named in OBX-4 (BS chemistry, issue #19).
+  const auto r = replay({fixture("mindray-bs480-patient-obx4-names.hl7")}, "mindray-bs");
+  REQUIRE(r.status == 0);
+  const auto m = r.of_type("result");
+  REQUIRE(m.size() == 3);
+  CHECK(m[0].at("code") == "3");
+  CHECK(m[0].at("name") == "ALT");
+  CHECK(m[1].at("code") == "Glucose (GOD-POD Method)");
+  CHECK(m[2].at("code") == "Urea");
+  for (const auto& x : m) {
+    CHECK(x.at("sample_id") == "12");  // OBR-3, not the bar code in OBR-2
+    CHECK(x.at("qc") == false);        // MSH-16 0: a sample result
+    CHECK(x.at("device") == "mindray-bs");
+  }
+  CHECK(m[1].at("value") == "5.84");
+  CHECK(m[2].at("flags") == nlohmann::json::array({"H"}));
+  CHECK(r.err.find("warning") == std::string::npos);
+}

@@ -117,6 +117,24 @@ TEST_CASE("profiles: Mindray's ACK variation is data, and builds the manual's AC
   CHECK(hl7::build_ack(oru, req, mindray->ack) == manual_ack);
 }
 
+TEST_CASE("profiles: the Mindray BS-series profile acknowledges as the Mindray manuals say, and is not detected") {
+  const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
+  const auto* bs = cat.find("mindray-bs");
+  REQUIRE(bs != nullptr);
+  CHECK(bs->protocol == "hl7");
+  // MSH-3 'Mindray' is the CL series' too: the BS profile is configured, never guessed.
+  CHECK(cat.detect("Mindray", "hl7") != bs);
+  const std::string oru = "MSH|^~\\&|Mindray|BS-480|||20261123101500||ORU^R01|41|P|2.3.1||||0||ASCII|||\r"
+                          "OBR|1|BC-0412|12\r";
+  hl7::ack_request req;
+  req.code = hl7::ack_code::aa;
+  req.control_id = "41";
+  req.timestamp = "20261123101501";
+  const std::string ack = hl7::build_ack(oru, req, bs->ack);
+  CHECK(ack.find("|ACK^R01|41|P|2.3.1||||0||ASCII|||\r") != std::string::npos);  // MSH-16 echoed
+  CHECK(ack.find("\rMSA|AA|41|Message accepted|||0|\r") != std::string::npos);
+}
+
 TEST_CASE("profiles: order download is off unless a profile says so, with a why") {
   const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
   const auto* galileo = cat.find("immucor-galileo-echo");

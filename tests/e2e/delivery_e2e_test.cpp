@@ -252,7 +252,7 @@ TEST_CASE("e2e: a 500 for one sample holds only its report; DELIVERY-001 names i
   CHECK(st6 == 0);
   CHECK(retried.find("1 message(s) queued again") != std::string::npos);
   CHECK(retried.find("picks them up") == std::string::npos);
-  CHECK(retried.find("no daemon answers") != std::string::npos);
+  CHECK(retried.find("no daemon runs on this outbox") != std::string::npos);
   d.start();
   REQUIRE(d.wait([&] { return be.accepted().size() >= 4; }));
   d.stop();
@@ -329,5 +329,10 @@ TEST_CASE("e2e: the analyser sends a dead letter's result again: recorded agains
   CHECK(shown.find("sent again by the analyser 1 time(s)") != std::string::npos);
   CHECK(shown.find("S-DEAD") != std::string::npos);
   CHECK(shown.find("unknown sample S-DEAD") != std::string::npos);
+  // A daemon holds this outbox: retry says it picks the message up (it goes dead again here).
+  auto [st3, retried] = d.outbox({"retry", id});
+  CHECK(st3 == 0);
+  CHECK(retried.find("the running daemon (pid ") != std::string::npos);
+  CHECK(retried.find("picks them up within seconds") != std::string::npos);
   d.stop();
 }

@@ -96,6 +96,10 @@ class tcp_conn {
     if (n <= 0) return {};
     return std::string(buf, static_cast<std::size_t>(n));
   }
+  // Half-close: the peer sees end of stream, our reading side stays open.
+  void shutdown_write() {
+    if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+  }
   void close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -262,6 +266,8 @@ class daemon_proc {
     if (at == std::string::npos) return -1;
     return std::stoll(body->substr(at + 1 + series.size()));
   }
+
+  [[nodiscard]] std::uint16_t health_port() const noexcept { return health_port_; }
 
   [[nodiscard]] json device_health(const std::string& id) const {
     const json h = health();

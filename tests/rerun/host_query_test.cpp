@@ -180,11 +180,61 @@ TEST_CASE("host query (HL7): RSP^K11 OK then one OML^O33 per sample, addressed t
   CHECK(none.log == std::vector<std::string>{"host query (QBP^Q11) for S-9: RSP^K11 NF (nothing pending)"});
 }
 
-TEST_CASE("host query (HL7): anything but a QBP gets nothing here (the session's ACK goes back)") {
+TEST_CASE("host query (HL7): Mindray QRY^Q02 gets QCK^Q02 OK then one DSR^Q03 per pending sample") {
+  // Mindray CL host interface manual (2013-08) §1.3.2: QCK^Q02 `QAK|SR|OK`, then the DSR^Q03 with
+  // the sample's DSP lines (21 = bar code, 29.. = test channel numbers `<n>^^^`); NF alone and no
+  // DSR when nothing is found.
+  lab l;
+  l.state.waiting_lists["chem-1"][0].patient = {"P-77", "Doe^Jane", "F", "1980-02-03"};
+  const id_source ids = [] { return std::string("X"); };
+  const std::string qry =
+      "MSH|^~\\&|Mindray|BS-480|||20261123075959||QRY^Q02|8|P|2.3.1||||||ASCII|||\r"
+      "QRD|20261123075959|R|D|1|||RD|S-1|OTH|||T|\rQRF||||||RCT|COR|ALL||\r";
+  const auto a = answer_hl7_query(l.state, l.history, "chem-1", qry, {ask({"S-1"})}, codes, l.now, ids);
+  REQUIRE(a.messages.size() == 2);
+  const auto qck = records(a.messages[0]);
+  CHECK(first(qck, "MSH")->at(8) == "QCK^Q02");
+  CHECK(first(qck, "MSH")->at(9) == "8");  // the query's MSH-10, as in every answer of the manual
+  CHECK(first(qck, "MSH")->at(6) == "20261123080001");
+  CHECK(first(qck, "MSA")->at(1) == "AA");
+  CHECK(first(qck, "MSA")->at(2) == "8");
+  CHECK(first(qck, "QAK")->at(1) == "SR");
+  CHECK(first(qck, "QAK")->at(2) == "OK");
+  const auto dsr = records(a.messages[1]);
+  CHECK(first(dsr, "MSH")->at(8) == "DSR^Q03");
+  std::vector<std::string> lines;
+  for (const auto& r : dsr)
+    if (r.front() == "DSP") lines.push_back(r.at(3));
+  REQUIRE(lines.size() == 29);  // 28 positional lines + one test (GLU as 1001; NA and K are done)
+  CHECK(lines[0] == "P-77");
+  CHECK(lines[2] == "Doe Jane");  // a display string: XPN components spaced
+  CHECK(lines[3] == "19800203000000");
+  CHECK(lines[4] == "F");
+  CHECK(lines[20] == "S-1");
+  CHECK(lines[23] == "N");
+  CHECK(lines[28] == "1001^^^");
+  CHECK(first(dsr, "DSC")->at(1).empty());
+  CHECK(a.log == std::vector<std::string>{"host query (QRY^Q02) for S-1: QCK^Q02 OK, DSR^Q03 x1 pending S-1: 1001"});
+
+  const auto none = answer_hl7_query(l.state, l.history, "chem-1", qry, {ask({"S-9"})}, codes, l.now, ids);
+  REQUIRE(none.messages.size() == 1);
+  CHECK(first(records(none.messages[0]), "QAK")->at(2) == "NF");
+  CHECK(none.log == std::vector<std::string>{"host query (QRY^Q02) for S-9: QCK^Q02 NF (nothing pending)"});
+
+  // A group query (QRD-8 empty: all samples) answers every pending sample, DSC-1 counting to the last.
+  query all;
+  all.all_samples = true;
+  const auto group = answer_hl7_query(l.state, l.history, "chem-1", qry, {all}, codes, l.now, ids);
+  REQUIRE(group.messages.size() == 3);
+  CHECK(first(records(group.messages[1]), "DSC")->at(1) == "1");
+  CHECK(first(records(group.messages[2]), "DSC")->at(1).empty());
+}
+
+TEST_CASE("host query (HL7): anything but QBP^Q11 or QRY^Q02 gets nothing here (the session's ACK goes back)") {
   lab l;
   const id_source ids = [] { return std::string("X"); };
-  const std::string qry = "MSH|^~\\&|AN|LAB|LIS|HOSP|20261123075959||QRY^Q02|Q-8|P|2.3.1\rQRD|20261123|R|D|1|||RD|S-1|OTH\r";
-  CHECK(answer_hl7_query(l.state, l.history, "chem-1", qry, {ask({"S-1"})}, codes, l.now, ids).messages.empty());
+  const std::string oru = "MSH|^~\\&|AN|LAB|LIS|HOSP|20261123075959||ORU^R01|Q-8|P|2.3.1\rOBR|1|S-1\r";
+  CHECK(answer_hl7_query(l.state, l.history, "chem-1", oru, {ask({"S-1"})}, codes, l.now, ids).messages.empty());
   CHECK(answer_hl7_query(l.state, l.history, "chem-1", "not hl7", {ask({"S-1"})}, codes, l.now, ids).messages.empty());
 }
 

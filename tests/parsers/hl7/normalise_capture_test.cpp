@@ -270,6 +270,12 @@ TEST_CASE("normalise capture: Mindray CL QC ORU (MSH-16 = 2, no OBX)",
   const hl7_batch b = normalise(msgs[0], o, "dev");
   CHECK(!b.error);
   CHECK(b.results.empty());  // QC values sit in OBR fields: not read (see report)
+  // ...but never silently: a warning names the OBR fields that held values (manual §1.2.4, QC
+  // test results: OBR-20 the concentration, OBR-21 its unit).
+  REQUIRE(b.diagnostics.size() == 1);
+  CHECK(b.diagnostics[0].error == normalise_error::no_results);
+  CHECK(b.diagnostics[0].segment_index == 2);  // the OBR
+  CHECK(b.diagnostics[0].detail.find("OBR-5,6,7,8,11,12,13,14,15,16,17,18,19,20,21,30") != std::string::npos);
   message m;
   REQUIRE(!parse_message(msgs[0], m));
   // The PDF wrap inside OBR-13 was undone by the extraction: control name QUAL2, lot 2222.
