@@ -268,7 +268,10 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
     return exit_ok;
   }
   if (h.contains("pid")) out << "daemon: pid " << h["pid"] << ", " << h.value("config", std::string()) << '\n';
-  out << "outbox: " << h["outbox"]["depth"] << " waiting" << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
+  // Dead letters are not waiting for delivery: they wait for a person (`outbox list --state dead`).
+  const long long depth = h["outbox"].value("depth", 0LL), dead = h["outbox"].value("dead", 0LL);
+  out << "outbox: " << depth - dead << " waiting" << (dead > 0 ? ", " + std::to_string(dead) + " dead (`interfaced outbox list --state dead`)" : "")
+      << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
   out << std::left << std::setw(16) << "DEVICE" << std::setw(6) << "PROTO" << std::setw(12) << "LINK" << std::setw(6) << "UP"
       << std::setw(10) << "MESSAGES" << std::setw(9) << "RESULTS" << std::setw(9) << "PROBLEMS" << "LAST MESSAGE"
       << "   (messages and results: today, local time)\n";

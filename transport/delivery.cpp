@@ -364,6 +364,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     auto count = [this, cut](auto done) mutable { box.census(cut, 10, std::move(done)); };
     const auto c = co_await outbox_call<std::optional<outbox_census>>(std::move(count));
     if (!c) co_return;  // a failed read: the outbox's own alarm says so
+    st.dead_letters = c->dead;
     if (c->dead > 0)
       raise(alarm_code::dead_letters, "",
             std::to_string(c->dead) + " dead letter" + (c->dead == 1 ? "" : "s") +

@@ -129,6 +129,7 @@ struct delivery_stats {
   std::uint64_t held = 0;              // attempts answered with a hold (credentials, endpoint, TLS)
   std::uint64_t unrecorded = 0;        // outcomes the outbox could not record (re-tried, not re-posted)
   std::uint64_t purged = 0;            // delivered messages deleted after keep_delivered
+  std::size_t dead_letters = 0;        // dead messages in the outbox at the last census (not waiting: a person must act)
   std::size_t in_flight = 0;
   latency_histogram request_latency;  // every attempt: request sent -> response, error or timeout
 };

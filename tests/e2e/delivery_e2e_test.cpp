@@ -315,6 +315,15 @@ TEST_CASE("e2e: the analyser sends a dead letter's result again: recorded agains
     return true;
   }));
   REQUIRE(d.wait([&] { return !d.alarms("DELIVERY-002").empty(); }));
+  CHECK(d.health()["outbox"]["dead"] == 1);
+  {
+    // `status` no longer counts a dead letter as waiting for delivery.
+    child status({interfaced::test::interfaced_binary().string(), "status", "-c", (dir.path() / "interfaced.json").string()},
+                 dir.path() / "status.out", dir.path() / "status.err");
+    REQUIRE(status.wait_for(10000ms) == 0);
+    INFO(status.out() << status.err());
+    CHECK(status.out().find("outbox: 0 waiting, 1 dead") != std::string::npos);
+  }
 
   REQUIRE(ana.send_message(message));  // the very same result again
   REQUIRE(wait_text([&] { return file_text(dir.path() / "logs" / "ana1.log"); }, "[DELIVERY-005]"));
