@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iomanip>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "daemon/replay.hpp"
 #include "daemon/sim/backend_sim.hpp"
 #include "transport/http_fetch.hpp"
+#include "transport/instance_lock.hpp"
 #include "transport/outbox.hpp"
 
 namespace interfaced::daemon {
@@ -50,12 +52,80 @@ bool http_get(const std::string& bind, unsigned port, const std::string& method,
   return true;
 }
 
+json message_json(const transport::stored_message& m, const std::vector<transport::resend>& resends) {
+  json j = {{"id", m.id}, {"kind", m.kind}, {"ordering_key", m.ordering_key},
+            {"state", transport::to_string(m.state)}, {"attempts", m.attempts},
+            {"created_at", iso(m.created_at)}, {"next_attempt_at", iso(m.next_attempt_at)},
+            {"last_status", m.last_status}, {"last_response", m.last_response},
+            {"internal_request", m.internal_request}};
+  if (m.delivered_at) j["delivered_at"] = iso(*m.delivered_at);
+  if (m.set_aside_at)
+    j["set_aside"] = {{"by", m.set_aside_by}, {"at", iso(*m.set_aside_at)}, {"reason", m.set_aside_reason}};
+  json copies = json::array();
+  for (const auto& r : resends)
+    copies.push_back({{"received_at", iso(r.received_at)}, {"device", r.device}, {"sample_id", r.sample_id},
+                      {"parameter", r.parameter}, {"value", r.value}, {"observed_at", r.observed_at}});
+  j["resends"] = copies;
+  json body = json::parse(m.body, nullptr, false);
+  j["body"] = body.is_discarded() ? json(m.body) : body;
+  return j;
+}
+
+// `outbox show` for a person: what it is, where it stands, why, what to do.
+void print_message(std::ostream& out, const transport::stored_message& m, const std::vector<transport::resend>& resends) {
+  out << "message    " << m.id << '\n'
+      << "kind       " << m.kind << (m.internal_request ? " (internal request)" : "") << '\n'
+      << "order key  " << m.ordering_key << '\n'
+      << "state      " << transport::to_string(m.state) << '\n'
+      << "stored     " << iso(m.created_at) << '\n'
+      << "attempts   " << m.attempts << '\n';
+  if (m.delivered_at) out << "delivered  " << iso(*m.delivered_at) << '\n';
+  if (m.state == transport::message_state::pending && m.attempts > 0)
+    out << "next try   " << iso(m.next_attempt_at) << '\n';
+  if (m.attempts > 0)
+    out << "last answer " << (m.last_status ? "HTTP " + std::to_string(m.last_status) : std::string("no response")) << ": "
+        << (m.last_response.empty() ? "(empty)" : m.last_response.substr(0, 500)) << '\n';
+  if (m.set_aside_at)
+    out << "set aside  " << iso(*m.set_aside_at) << " by " << m.set_aside_by << ": " << m.set_aside_reason << '\n';
+  if (!resends.empty()) {
+    out << "sent again by the analyser " << resends.size() << " time(s) while dead:\n";
+    for (const auto& r : resends)
+      out << "  " << iso(r.received_at) << "  " << r.device << "  sample " << r.sample_id << "  " << r.parameter << " = "
+          << r.value << (r.observed_at.empty() ? "" : "  observed " + r.observed_at) << '\n';
+  }
+  switch (m.state) {
+    case transport::message_state::dead:
+      out << "what now   fix the cause, then `interfaced outbox retry " << m.id << "`\n";
+      break;
+    case transport::message_state::set_aside:
+      out << "what now   `interfaced outbox retry " << m.id << "` sends it again\n";
+      break;
+    case transport::message_state::pending:
+      out << "what now   it is retried with backoff; `interfaced outbox set-aside " << m.id
+          << " --by NAME --reason TEXT` parks it\n";
+      break;
+    case transport::message_state::delivered: break;
+  }
+  json body = json::parse(m.body, nullptr, false);
+  out << "body\n" << (body.is_discarded() ? m.body : body.dump(2)) << '\n';
+}
+
+// Whether a daemon runs on this outbox, from its single-instance lock (transport/instance_lock.hpp,
+// "<outbox>.lock"): `retry` must not promise a pick-up nobody will make. "pid N" when one holds
+// it, "" when none does, nullopt when it cannot be told (the lock file unreadable).
+std::optional<std::string> daemon_on(const std::string& file) {
+  std::string why;
+  if (auto free = transport::instance_lock::acquire(file + ".lock", why)) return std::string();
+  if (why.starts_with("held by ")) return why.substr(8);
+  return std::nullopt;
+}
+
 }  // namespace
 
 int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream& err) {
   std::string file = c.file;
   if (file.empty()) {
-    const auto r = load_config(c.config, /*check_devices=*/false);
+    auto r = load_config(c.config, /*check_devices=*/false);
     if (!r.ok()) {
       for (const auto& p : r.problems) err << format_problem(c.config, p) << '\n';
       return exit_config;
@@ -66,14 +136,31 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
   try {
     transport::outbox_admin admin(file);
     if (c.action == "list") {
-      const auto rows = admin.list(c.all);
+      transport::list_filter f;
+      f.include_delivered = c.all;
+      f.sample = c.sample;
+      if (!c.state.empty()) {
+        f.state = transport::message_state_from(c.state);
+        if (!f.state) {
+          err << "--state: expected pending, delivered, dead or set-aside, got \"" << c.state << "\"\n";
+          return exit_usage;
+        }
+      }
+      if (!c.since.empty()) {
+        f.since = transport::parse_purge_date(c.since);
+        if (!f.since) {
+          err << "--since: expected a date like 2026-11-23 or 2026-11-23T08:00:00Z (UTC), got \"" << c.since << "\"\n";
+          return exit_usage;
+        }
+      }
+      const auto rows = admin.list(f);
       if (c.json) {
         json a = json::array();
         for (const auto& m : rows)
           a.push_back({{"id", m.id}, {"kind", m.kind}, {"ordering_key", m.ordering_key},
                        {"state", transport::to_string(m.state)}, {"attempts", m.attempts},
                        {"age_s", m.age.count() / 1000}, {"next_attempt_at", iso(m.next_attempt_at)},
-                       {"last_status", m.last_status}});
+                       {"last_status", m.last_status}, {"created_at", iso(m.created_at)}, {"resends", m.resends}});
         out << a.dump(2) << '\n';
         return exit_ok;
       }
@@ -82,7 +169,8 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
       for (const auto& m : rows)
         out << std::setw(38) << m.id << std::setw(14) << m.kind << std::setw(10) << transport::to_string(m.state)
             << std::setw(9) << m.attempts << std::setw(7) << age_text(m.age) << std::setw(7)
-            << (m.last_status ? std::to_string(m.last_status) : "-") << m.ordering_key << '\n';
+            << (m.last_status ? std::to_string(m.last_status) : "-") << m.ordering_key
+            << (m.resends ? "  (+" + std::to_string(m.resends) + " resent)" : "") << '\n';
       out << rows.size() << " message(s)\n";
       return exit_ok;
     }
@@ -92,20 +180,39 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
         err << file << ": no message " << c.id << '\n';
         return exit_bad_input;
       }
-      json j = {{"id", m->id}, {"kind", m->kind}, {"ordering_key", m->ordering_key},
-                {"state", transport::to_string(m->state)}, {"attempts", m->attempts},
-                {"created_at", iso(m->created_at)}, {"next_attempt_at", iso(m->next_attempt_at)},
-                {"last_status", m->last_status}, {"last_response", m->last_response},
-                {"internal_request", m->internal_request}};
-      json body = json::parse(m->body, nullptr, false);
-      j["body"] = body.is_discarded() ? json(m->body) : body;
-      out << j.dump(2) << '\n';
+      const auto resends = admin.resends_of(m->id);
+      if (c.json) out << message_json(*m, resends).dump(2) << '\n';
+      else print_message(out, *m, resends);
       return exit_ok;
     }
     if (c.action == "retry") {
       const std::size_t n = c.dead ? admin.retry_all_dead() : admin.retry(c.id);
-      out << n << " message(s) queued again; the running daemon picks them up within seconds\n";
+      out << n << " message(s) queued again";
+      const auto holder = n == 0 ? std::optional<std::string>() : daemon_on(file);
+      if (n == 0) out << '\n';
+      else if (holder && !holder->empty()) out << "; the running daemon (" << *holder << ") picks them up within seconds\n";
+      else if (holder) out << "; no daemon runs on this outbox now: they are sent when it starts\n";
+      else out << "; they are sent by the daemon that uses " << file << " (within seconds if one runs)\n";
       return n > 0 || c.dead ? exit_ok : exit_bad_input;
+    }
+    if (c.action == "set-aside") {
+      if (c.by.empty() || c.reason.empty()) {
+        err << "outbox set-aside: --by NAME and --reason TEXT are both required (the audit keeps them)\n";
+        return exit_usage;
+      }
+      const auto before = admin.show(c.id);
+      if (!before) {
+        err << file << ": no message " << c.id << '\n';
+        return exit_bad_input;
+      }
+      if (admin.set_aside(c.id, c.by, c.reason) == 0) {
+        err << "message " << c.id << " is " << transport::to_string(before->state)
+            << ": only a pending or dead message can be set aside\n";
+        return exit_bad_input;
+      }
+      out << "message " << c.id << " set aside by " << c.by << "; it stays in the outbox and is sent again only after "
+          << "`interfaced outbox retry " << c.id << "`\n";
+      return exit_ok;
     }
     if (c.action == "purge") {
       const auto t = transport::parse_purge_date(c.before);
@@ -157,7 +264,10 @@ int run_status(const status_command& c, std::ostream& out, std::ostream& err) {
     return exit_ok;
   }
   if (h.contains("pid")) out << "daemon: pid " << h["pid"] << ", " << h.value("config", std::string()) << '\n';
-  out << "outbox: " << h["outbox"]["depth"] << " waiting" << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
+  // Dead letters are not waiting for delivery: they wait for a person (`outbox list --state dead`).
+  const long long depth = h["outbox"].value("depth", 0LL), dead = h["outbox"].value("dead", 0LL);
+  out << "outbox: " << depth - dead << " waiting" << (dead > 0 ? ", " + std::to_string(dead) + " dead (`interfaced outbox list --state dead`)" : "")
+      << (h["outbox"]["alarm"].get<bool>() ? "  ALARM: full, analysers refused" : "") << '\n';
   out << std::left << std::setw(16) << "DEVICE" << std::setw(6) << "PROTO" << std::setw(12) << "LINK" << std::setw(6) << "UP"
       << std::setw(10) << "MESSAGES" << std::setw(9) << "RESULTS" << std::setw(9) << "PROBLEMS" << "LAST MESSAGE"
       << "   (messages and results: today in the lab's zone; times with its offset)\n";

@@ -11,11 +11,16 @@ namespace interfaced::daemon {
 struct outbox_command {
   std::string config;        // the daemon's configuration (for outbox.path)
   std::string file;          // or the outbox file directly
-  std::string action;        // list | show | retry | purge
-  std::string id;            // show / retry
+  std::string action;        // list | show | retry | purge | set-aside
+  std::string id;            // show / retry / set-aside
   bool dead = false;         // retry --dead: every dead letter
   bool all = false;          // list --all: delivered too
+  std::string sample;        // list --sample ID
+  std::string state;         // list --state pending|delivered|dead|set-aside
+  std::string since;         // list --since DATE (UTC date or date-time)
   std::string before;        // purge --delivered-before DATE
+  std::string by;            // set-aside --by NAME
+  std::string reason;        // set-aside --reason TEXT
   bool json = false;
 };
 int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream& err);

@@ -111,7 +111,7 @@ class walker {
       return;
     }
     if (secs < lo || secs > hi) {
-      problem(at(key), "expected from " + std::to_string(lo) + " to " + std::to_string(hi) + " seconds, found " +
+      problem(at(key), "expected seconds from " + std::to_string(lo) + " to " + std::to_string(hi) + ", found " +
                            std::to_string(secs));
       return;
     }
@@ -452,6 +452,15 @@ config_result parse_config(std::string_view text, bool check_devices) {
     if (!path.empty()) c.outbox.path = path;
     w.number("max_messages", c.outbox.max_messages, 100, 100000000);
     w.number("history_days", c.outbox.history_days, 1, 3650);
+    w.number("keep_delivered_days", c.outbox.keep_delivered_days, 0, 36500);
+  }
+  if (const json* d = top.object("delivery")) {
+    walker w(r.problems, *d, "/delivery");
+    std::optional<std::chrono::seconds> stuck, unreachable;
+    w.duration("stuck_after", stuck, 1, 30LL * 86400);
+    w.duration("unreachable_after", unreachable, 1, 30LL * 86400);
+    if (stuck) c.delivery.stuck_after = *stuck;
+    if (unreachable) c.delivery.unreachable_after = *unreachable;
   }
   if (const json* l = top.object("logging")) {
     walker w(r.problems, *l, "/logging");

@@ -100,6 +100,14 @@ struct outbox_config : transport::outbox_options {
   // Days the result history behind seen(S,P) is kept (in the outbox file; rerun.md: a result
   // older than that counts as a first result again).
   unsigned history_days = 30;
+  // Delivered messages are deleted this many days after delivery (0: kept until `outbox purge`).
+  unsigned keep_delivered_days = 30;
+};
+
+// "delivery": when a condition becomes an alarm (transport/delivery.hpp).
+struct delivery_config {
+  std::chrono::seconds stuck_after{15 * 60};        // a message pending this long: DELIVERY-001
+  std::chrono::seconds unreachable_after{5 * 60};   // no answer from the backend this long: BACKEND-001
 };
 
 struct logging_config {
@@ -134,6 +142,7 @@ struct config {
   lab_config lab;
   backend_config backend;
   outbox_config outbox;
+  delivery_config delivery;
   logging_config logging;
   health_config health;
   links_config links;

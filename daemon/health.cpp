@@ -69,6 +69,10 @@ json health_json(const health_sources& s) {
     j["backend"]["delivered"] = st.delivered;
     j["backend"]["retried"] = st.retried;
     j["backend"]["dead"] = st.dead;
+    j["backend"]["held"] = st.held;              // attempts answered 401/403/404/405/TLS: not dead letters
+    j["backend"]["unrecorded"] = st.unrecorded;  // outcomes the outbox could not record (recorded again later)
+    j["backend"]["purged"] = st.purged;          // delivered messages deleted after outbox.keep_delivered_days
+    j["outbox"]["dead"] = st.dead_letters;        // of depth: refused for good, waiting for a person, not for delivery
   }
   return j;
 }

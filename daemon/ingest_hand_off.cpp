@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.hpp"
@@ -54,6 +56,39 @@ void log_results(spdlog::logger& log, const rerun::batch& b, const rerun::batch_
               r.flags.empty() ? "" : " [" + join(r.flags, ",") + "]", r.status.empty() ? "-" : r.status,
               r.observed_at.empty() ? "-" : zone.normalise(r.observed_at), what);
   }
+}
+
+// Order is kept per lab report, else per sample (backend-api.md "order is kept per report"), never
+// per analyser: a results batch goes out as one message per sample, keyed by the sample's lab
+// report (so its rerun values follow it) or by the sample id, so a message the backend keeps
+// refusing holds its own report only. Results without a sample id are never matched or ordered
+// against anything: their batch is their key.
+std::vector<std::pair<std::string, rerun::outgoing_message>> per_report(rerun::outgoing_message m,
+                                                                      const std::string& device) {
+  std::vector<std::pair<std::string, rerun::outgoing_message>> out;
+  if (m.kind != rerun::endpoint::results) {
+    std::string key = m.lab_report_id.empty() ? "device:" + device : m.lab_report_id;
+    out.emplace_back(std::move(key), std::move(m));
+    return out;
+  }
+  std::vector<std::string> samples;  // first-seen order
+  for (const auto& v : m.results.results)
+    if (std::find(samples.begin(), samples.end(), v.sample_id) == samples.end()) samples.push_back(v.sample_id);
+  for (const auto& sample : samples) {
+    rerun::outgoing_message part = m;
+    part.results.results.clear();
+    std::string report;
+    for (const auto& v : m.results.results) {
+      if (v.sample_id != sample) continue;
+      if (report.empty()) report = v.lab_report_id;
+      part.results.results.push_back(v);
+    }
+    std::string key = !report.empty()   ? report
+                      : !sample.empty() ? "sample:" + sample
+                                        : "batch:" + m.results.batch_id;
+    out.emplace_back(std::move(key), std::move(part));
+  }
+  return out;
 }
 
 }  // namespace
@@ -164,13 +199,15 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     if (dev->log->should_log(spdlog::level::debug)) log_results(*dev->log, b, out, zone);
   }
   std::vector<transport::new_message> msgs;
-  for (const auto& m : out.messages) {
-    transport::new_message nm;
-    nm.kind = rerun::to_string(m.kind);
-    nm.ordering_key = m.lab_report_id.empty() ? "device:" + d.device : m.lab_report_id;
-    nm.body = rerun::body_json(m).dump();
-    nm.internal_request = m.internal_request;
-    msgs.push_back(std::move(nm));
+  for (const auto& whole : out.messages) {
+    for (auto& [key, m] : per_report(whole, d.device)) {
+      transport::new_message nm;
+      nm.kind = rerun::to_string(m.kind);
+      nm.ordering_key = std::move(key);
+      nm.body = rerun::body_json(m).dump();
+      nm.internal_request = m.internal_request;
+      msgs.push_back(std::move(nm));
+    }
   }
   // Messages, history rows and rerun state in one transaction. Even with nothing to send (only
   // duplicates) the ACK goes through the outbox queue: it then waits for the earlier batches a
@@ -178,6 +215,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   transport::state_changes sc;
   sc.history = history_.take_rows(batch_id);
   state_document(sc);
+  resends_of_dead_letters(b, out, dev, sc);
   std::vector<transport::history_row> duplicates;
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     if (!out.tags[i].duplicate) continue;
@@ -199,6 +237,42 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
                    }
                    done(duplicates_durable(duplicates, dev));
                  });
+}
+
+// A result the analyser sends again is a duplicate of the first copy, but when that copy is a dead
+// letter nobody would ever see the resend: it is recorded against the dead letter (`outbox show`
+// lists it), so the person who retries it knows the analyser sent it again.
+void ingest_hand_off::resends_of_dead_letters(const rerun::batch& b, const rerun::batch_outcome& out,
+                                              device_runtime* dev, transport::state_changes& sc) {
+  std::map<std::string, std::vector<std::pair<std::string, nlohmann::json>>, std::less<>> dead_by_sample;
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    if (!out.tags[i].duplicate) continue;
+    const auto& r = b.results[i];
+    auto it = dead_by_sample.find(r.sample_id);
+    if (it == dead_by_sample.end()) {
+      std::vector<std::pair<std::string, nlohmann::json>> parsed;
+      for (auto& [id, body] : store_.dead_letters_naming(r.sample_id))
+        parsed.emplace_back(id, nlohmann::json::parse(body, nullptr, false));
+      it = dead_by_sample.emplace(r.sample_id, std::move(parsed)).first;
+    }
+    for (const auto& [id, body] : it->second) {
+      bool carries = false;
+      for (const char* list : {"results", "values"}) {
+        if (!body.is_object() || !body.contains(list) || !body[list].is_array()) continue;
+        for (const auto& v : body[list])
+          if (v.is_object() && v.value("sample_id", "") == r.sample_id &&
+              v.value("parameter", "") == out.tags[i].parameter && v.value("value", "") == r.value)
+            carries = true;
+      }
+      if (!carries) continue;
+      sc.resends.push_back({id, {}, b.device, r.sample_id, out.tags[i].parameter, r.value, r.observed_at});
+      if (dev)
+        dev->log->warn("sample {} {} = {}: sent again while its earlier copy is a dead letter ({}): recorded against it, "
+                       "see `interfaced outbox show {}` [DELIVERY-005]",
+                       r.sample_id, out.tags[i].parameter, r.value, id, id);
+      break;
+    }
+  }
 }
 
 // A duplicate is acknowledged only when the result it repeats is durable: the batch it was

@@ -23,6 +23,11 @@
 #include "transport/sink.hpp"
 #include "transport/state_store.hpp"
 
+namespace interfaced::rerun {
+struct batch;
+struct batch_outcome;
+}  // namespace interfaced::rerun
+
 namespace interfaced::daemon {
 
 // One device-log line per rerun action, with the backend's activity code (rerun.md, "Activity codes").
@@ -95,6 +100,9 @@ class ingest_hand_off final : public transport::batch_sink {
   // The rerun state document, when it changed since it was last queued for writing.
   void state_document(transport::state_changes& sc);
   bool duplicates_durable(const std::vector<transport::history_row>& duplicates, device_runtime* dev);
+  // Duplicates whose earlier copy sits in a dead letter: recorded against it (sc.resends), logged.
+  void resends_of_dead_letters(const rerun::batch& b, const rerun::batch_outcome& out, device_runtime* dev,
+                               transport::state_changes& sc);
   // The code map over test identities (issue #19: Panther `HPV^AnalyteSCO`) of the profile a
   // message was read with: built once per profile, not per message.
   const rerun::code_map& codes_for(const devices::device_profile* profile);

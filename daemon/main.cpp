@@ -90,11 +90,19 @@ int main(int argc, char** argv) {
   outbox->add_option("--config,-c", oc.config, "Configuration file (for outbox.path)")->capture_default_str();
   outbox->add_option("--file", oc.file, "The outbox file itself, instead of the configuration's");
   outbox->require_subcommand(1);
-  auto* ob_list = outbox->add_subcommand("list", "Messages not yet delivered (pending and dead)");
+  auto* ob_list = outbox->add_subcommand("list", "Messages not yet delivered (pending, dead, set aside)");
   ob_list->add_flag("--all", oc.all, "Delivered ones too");
+  ob_list->add_option("--sample", oc.sample, "Only messages carrying this sample id");
+  ob_list->add_option("--state", oc.state, "Only this state: pending, delivered, dead or set-aside");
+  ob_list->add_option("--since", oc.since, "Only messages stored at or after: 2026-11-23 or 2026-11-23T08:00:00Z");
   ob_list->add_flag("--json", oc.json, "JSON output");
-  auto* ob_show = outbox->add_subcommand("show", "One message, with its body and the backend's last answer");
+  auto* ob_show = outbox->add_subcommand("show", "One message: where it stands, the backend's last answer, resends, its body");
   ob_show->add_option("id", oc.id, "Message id (the Idempotency-Key)")->required();
+  ob_show->add_flag("--json", oc.json, "JSON output");
+  auto* ob_aside = outbox->add_subcommand("set-aside", "Park a message (audited); only `outbox retry ID` sends it again");
+  ob_aside->add_option("id", oc.id, "Message id")->required();
+  ob_aside->add_option("--by", oc.by, "Who sets it aside")->required();
+  ob_aside->add_option("--reason", oc.reason, "Why")->required();
   auto* ob_retry = outbox->add_subcommand("retry", "Queue a dead message again (or every one with --dead)");
   ob_retry->add_option("id", oc.id, "Message id");
   ob_retry->add_flag("--dead", oc.dead, "Every dead letter");
@@ -165,7 +173,11 @@ int main(int argc, char** argv) {
   if (rules_test_cmd->parsed()) return rules_test(rules_file, std::cout, std::cerr);
   if (demo->parsed()) return run_demo(dopt);
   if (outbox->parsed()) {
-    oc.action = ob_list->parsed() ? "list" : ob_show->parsed() ? "show" : ob_retry->parsed() ? "retry" : "purge";
+    oc.action = ob_list->parsed()    ? "list"
+                : ob_show->parsed()  ? "show"
+                : ob_retry->parsed() ? "retry"
+                : ob_aside->parsed() ? "set-aside"
+                                     : "purge";
     if (ob_retry->parsed() && oc.id.empty() && !oc.dead) {
       std::cerr << "outbox retry: give a message id or --dead\n";
       return exit_usage;

@@ -1,6 +1,7 @@
 #include "daemon/service.hpp"
 
 #include <boost/asio/post.hpp>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <nlohmann/json.hpp>
@@ -64,6 +65,9 @@ int service::open() {
     }
   }
   try {
+    // The fault tests' hook (transport/outbox_options.hpp): only from the environment, never the configuration.
+    if (const char* f = std::getenv("INTERFACED_TEST_OUTBOX_WRITE_FAULT"); f != nullptr && *f != '\0')
+      cfg_.outbox.write_fault_file = f;
     outbox_ = std::make_unique<transport::outbox>(cfg_.outbox,
                                                   [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
   } catch (const std::exception& e) {
@@ -156,19 +160,19 @@ void service::start_delivery() {
     spdlog::warn("no backend.base_url: results are kept in the outbox until one is configured");
     return;
   }
-  std::string token;
-  try {
-    token = transport::load_bearer_token(cfg_.backend);
-  } catch (const std::exception& e) {
-    spdlog::error("backend token: {}", e.what());
-  }
   auto log = [](std::string_view line) { spdlog::warn("backend: {}", line); };
   if (!cfg_.backend.verify_tls) spdlog::warn("backend: TLS certificate verification is OFF (backend.verify_tls=false)");
-  auto options = transport::delivery_options_from(cfg_.backend, std::move(token), log);
+  // The token is read by delivery itself (delivery_options::load_token): an unreadable token file
+  // is a BACKEND-002 alarm and held delivery, never an unauthenticated post.
+  auto opts = transport::delivery_options_from(cfg_.backend, {}, log);
+  opts.alarms = &alarms_;
+  opts.stuck_after = cfg_.delivery.stuck_after;
+  opts.unreachable_after = cfg_.delivery.unreachable_after;
+  opts.keep_delivered = std::chrono::hours(24 * cfg_.outbox.keep_delivered_days);
   // logging.level "debug": one line per delivered message (the failures are warnings already).
   if (spdlog::should_log(spdlog::level::debug))
-    options.trace = [](std::string_view line) { spdlog::debug("backend: {}", line); };
-  delivery_ = std::make_unique<transport::delivery_service>(io_.get_executor(), *outbox_, std::move(options));
+    opts.trace = [](std::string_view line) { spdlog::debug("backend: {}", line); };
+  delivery_ = std::make_unique<transport::delivery_service>(io_.get_executor(), *outbox_, std::move(opts));
   delivery_->start();
   outbox_->on_appended([this] {
     if (delivery_) delivery_->wake();

@@ -1,6 +1,7 @@
 #include "transport/delivery.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <exception>
 #include <random>
 #include <set>
@@ -37,6 +38,9 @@ delivery_options delivery_options_from(const backend_options& cfg, std::string t
   o.client = client_options(cfg, std::move(token), log);
   o.paths = default_paths(cfg);
   o.log = std::move(log);
+  // A configured token is re-read while credentials are held, so fixing the file resumes delivery.
+  if (!cfg.token_file.empty() || !cfg.token_env.empty())
+    o.load_token = [cfg] { return load_bearer_token(cfg); };
   return o;
 }
 
@@ -70,15 +74,96 @@ std::string describe(const stored_message& m) {
 
 }  // namespace
 
+failure_class classify_status(unsigned s) noexcept {
+  if (s >= 200 && s < 300) return failure_class::delivered;
+  switch (s) {
+    case 408: case 425: case 429: return failure_class::retry;
+    case 401: case 403: case 407: return failure_class::hold_credentials;
+    // The URL, the method or the media type is wrong: as wrong for every other message.
+    case 404: case 405: case 406: case 410: case 414: case 415: case 421: case 426:
+      return failure_class::hold_endpoint;
+    default: break;
+  }
+  if (s >= 300 && s < 400) return failure_class::hold_endpoint;  // the base URL moved: a person updates it
+  if (s >= 400 && s < 500) return failure_class::dead_letter;    // 400, 409, 413, 422...: about this message
+  return failure_class::retry;                                   // 5xx, and anything unknown
+}
+
+failure_class classify(const http_result& r) noexcept {
+  if (r.ec) return tls_verification_failed(r.ec) ? failure_class::hold_tls : failure_class::retry;
+  return classify_status(r.status);
+}
+
+const char* to_string(failure_class c) noexcept {
+  switch (c) {
+    case failure_class::delivered: return "delivered";
+    case failure_class::retry: return "retry";
+    case failure_class::hold_credentials: return "hold (credentials)";
+    case failure_class::hold_endpoint: return "hold (endpoint)";
+    case failure_class::hold_tls: return "hold (TLS)";
+    case failure_class::dead_letter: return "dead letter";
+  }
+  return "retry";
+}
+
+std::string_view hold_alarm(failure_class c) noexcept {
+  switch (c) {
+    case failure_class::hold_credentials: return alarm_code::backend_credentials;
+    case failure_class::hold_endpoint: return alarm_code::backend_endpoint;
+    case failure_class::hold_tls: return alarm_code::backend_tls;
+    default: return {};
+  }
+}
+
+namespace {
+
+using steady = std::chrono::steady_clock;
+
+std::string seconds_text(steady::duration d) {
+  return std::to_string(std::chrono::duration_cast<std::chrono::seconds>(d).count()) + " s";
+}
+
+std::string iso_utc(outbox_time t) {
+  const std::time_t tt = outbox_clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
 struct delivery_service::impl : std::enable_shared_from_this<delivery_service::impl> {
   impl(asio::any_io_executor e, outbox& b, delivery_options o)
       : ex(std::move(e)), box(b), opt(std::move(o)), timer(ex), rng(std::random_device{}()) {
     opt.connections = std::max<std::size_t>(opt.connections, 1);
+    // The token goes into each request's header (it may be re-read), not into the clients.
+    token = std::move(opt.client.token);
+    opt.client.token.clear();
+    token_stale = static_cast<bool>(opt.load_token);
     for (std::size_t i = 0; i < opt.connections; ++i) {
       clients.push_back(std::make_unique<http_client>(ex, opt.client));
       free_clients.push_back(clients.back().get());
     }
   }
+
+  // Every message held by one condition that is not the message's fault.
+  struct hold_state {
+    failure_class why = failure_class::hold_credentials;
+    std::string what;        // the answer, for the alarm and the log
+    unsigned failures = 0;   // tries since the hold began (sets the backoff)
+    steady::time_point until;
+    steady::time_point since;
+    bool probing = false;    // one message is being tried
+  };
+  // An outcome the outbox could not record: recorded again later, never re-posted for it.
+  struct unrecorded_outcome {
+    stored_message m;
+    message_state state;
+    attempt_outcome o;
+    outbox_time next;
+  };
 
   asio::any_io_executor ex;
   outbox& box;
@@ -91,10 +176,39 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   bool stopping = false;
   bool wake_pending = false;
   delivery_stats st;
+  std::string token;
+  bool token_stale = false;
+  std::optional<hold_state> hold;
+  std::optional<steady::time_point> failing_since;  // no answer below 500 since then
+  // Different messages that failed (no answer, 5xx...) since the last answer of another kind:
+  // from three on the backend is failing for everyone, and with a key per sample every message
+  // would otherwise try on its own schedule. Delivery then sends one message at a time after
+  // the hold backoff (a gate), until one gets another answer.
+  std::set<std::string> failing_ids;
+  unsigned gate_failures = 0;
+  steady::time_point gate_until;
+  static constexpr std::size_t gate_after = 3;
+  std::vector<unrecorded_outcome> unrecorded;
+  unsigned outbox_failures = 0;
+  steady::time_point outbox_since;
+  steady::time_point outbox_pause_until;
+  steady::time_point census_due;
+  steady::time_point purge_due;
 
   void wake() {
     wake_pending = true;
     timer.cancel();
+  }
+
+  void raise(std::string_view code, std::string_view subject, std::string text) {
+    if (opt.alarms) opt.alarms->raise(code, subject, std::move(text), std::chrono::system_clock::now());
+  }
+  void clear(std::string_view code, std::string_view subject = {}) {
+    if (opt.alarms) opt.alarms->clear(code, subject);
+  }
+  std::chrono::milliseconds jittered(const backoff_policy& p, unsigned attempt) {
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    return backoff_delay(p, attempt, unit(rng));
   }
 
   // The loops below keep their bodies in separate coroutines on purpose: GCC 12 mis-destroys
@@ -110,11 +224,38 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
   }
 
+  static std::chrono::milliseconds until(steady::time_point t) {
+    return std::max(std::chrono::milliseconds(0), std::chrono::duration_cast<std::chrono::milliseconds>(t - steady::now()));
+  }
+  [[nodiscard]] std::chrono::milliseconds census_period() const {
+    return std::clamp(opt.stuck_after / 4, std::chrono::milliseconds(250), std::chrono::milliseconds(5000));
+  }
+
   // Starts a runner for every due key there is a free connection for; returns how long to sleep.
   asio::awaitable<std::chrono::milliseconds> dispatch_once() {
-    if (free_clients.empty()) co_return opt.idle_poll;  // a finishing runner wakes us
+    if (!unrecorded.empty()) {
+      // Paused by an outbox fault: record what could not be recorded, post nothing.
+      if (steady::now() < outbox_pause_until) co_return std::min(until(outbox_pause_until), opt.idle_poll);
+      co_await record_again();
+      if (!unrecorded.empty() || stopping) co_return std::min(until(outbox_pause_until), opt.idle_poll);
+    }
+    co_await housekeeping();
+    if (stopping) co_return opt.idle_poll;
+    std::size_t limit = free_clients.size();
+    if (hold) {
+      if (hold->probing) co_return opt.idle_poll;  // its end wakes us
+      if (steady::now() < hold->until) co_return std::min({until(hold->until), opt.idle_poll, census_period()});
+      limit = std::min<std::size_t>(limit, 1);  // one message tries whether the hold is over
+    }
+    const bool gated = failing_ids.size() >= gate_after;
+    if (gated) {
+      if (steady::now() < gate_until) co_return std::min({until(gate_until), opt.idle_poll, census_period()});
+      limit = std::min<std::size_t>(limit, 1);
+    }
+    if (!read_token()) co_return std::min({until(hold->until), opt.idle_poll, census_period()});
+    if (limit == 0) co_return opt.idle_poll;  // a finishing runner wakes us
+    if ((hold || gated) && st.in_flight > 0) co_return opt.idle_poll;
     std::vector<std::string> busy(busy_keys.begin(), busy_keys.end());
-    const auto limit = free_clients.size();
     auto claim = [this, busy = std::move(busy), limit](auto done) mutable {
       box.claim_due(std::move(busy), limit, outbox_now(), std::move(done));
     };
@@ -123,23 +264,131 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     for (auto& m : batch.messages) {
       // A key may have become busy while the claim ran (a runner moved on to its next message).
       if (free_clients.empty() || busy_keys.contains(m.ordering_key)) continue;
+      if (hold) {
+        if (hold->probing) break;
+        hold->probing = true;
+      }
       http_client* c = free_clients.back();
       free_clients.pop_back();
       busy_keys.insert(m.ordering_key);
       ++st.in_flight;
       asio::co_spawn(ex, run_key(std::move(m), c), asio::detached);
     }
-    auto wait = opt.idle_poll;
+    auto wait = std::min(opt.idle_poll, census_period());
     if (batch.next_due) {
-      const auto until = std::chrono::duration_cast<std::chrono::milliseconds>(*batch.next_due - outbox_now());
-      wait = std::clamp(until, std::chrono::milliseconds(0), wait);
+      const auto next = std::chrono::duration_cast<std::chrono::milliseconds>(*batch.next_due - outbox_now());
+      wait = std::clamp(next, std::chrono::milliseconds(0), wait);
     }
     co_return wait;
   }
 
+  // The token, when it comes from a file or the environment and must be (re-)read. False: it
+  // cannot be read, a credentials hold is on and nothing may be posted.
+  bool read_token() {
+    if (!opt.load_token || !token_stale) return true;
+    try {
+      token = opt.load_token();
+      token_stale = false;
+      return true;
+    } catch (const std::exception& e) {
+      enter_hold(failure_class::hold_credentials, e.what(), true);
+      return false;
+    }
+  }
+
+  // A hold answer. `counts`: this try decides about the hold (the probe, or the first failure);
+  // answers of requests that were already in flight when the hold began do not grow its backoff.
+  void enter_hold(failure_class why, std::string what, bool counts) {
+    const auto now = steady::now();
+    if (why == failure_class::hold_credentials) token_stale = true;  // a fixed token file is read on the next try
+    if (hold && hold->why != why) clear(hold_alarm(hold->why));
+    if (!hold || hold->why != why) {
+      hold = hold_state{why, what, 0, now, now, false};
+      emit(opt.log, "delivery held for every message: " + what + "; retried with backoff, no message is dead-lettered for it [" +
+                        std::string(hold_alarm(why)) + "]");
+    } else if (!counts) {
+      return;
+    }
+    hold->what = std::move(what);
+    hold->until = now + jittered(opt.hold_backoff, hold->failures);
+    ++hold->failures;
+    raise(hold_alarm(why), "",
+          hold_text(why) + ": " + hold->what + " (" + std::to_string(hold->failures) + " tries since the hold began; next in " +
+              seconds_text(hold->until - now) + ")");
+  }
+
+  static std::string hold_text(failure_class why) {
+    switch (why) {
+      case failure_class::hold_credentials: return "the backend refuses our credentials; delivery held";
+      case failure_class::hold_endpoint: return "the backend endpoint is wrong (configuration); delivery held";
+      case failure_class::hold_tls: return "the backend's TLS certificate does not verify; delivery held";
+      default: return "delivery held";
+    }
+  }
+
+  void leave_hold() {
+    if (!hold) return;
+    emit(opt.log, "delivery resumed: the backend answered after " + std::to_string(hold->failures) + " held tries over " +
+                      seconds_text(steady::now() - hold->since) + " [" + std::string(hold_alarm(hold->why)) + "]");
+    clear(hold_alarm(hold->why));
+    hold.reset();
+  }
+
+  // Backend reachability (BACKEND-001): any answer below 500 proves it is there.
+  void answered(bool reachable) {
+    const auto now = steady::now();
+    if (reachable) {
+      failing_since.reset();
+      clear(alarm_code::backend_unreachable);
+      return;
+    }
+    if (!failing_since) failing_since = now;
+    if (now - *failing_since >= opt.unreachable_after)
+      raise(alarm_code::backend_unreachable, "",
+            "the backend has not answered (connection errors, timeouts, 5xx) for " + seconds_text(now - *failing_since));
+  }
+
+  // Dead letters present (DELIVERY-002), messages pending too long (DELIVERY-001), delivered
+  // rows past keep_delivered: looked at every census_period, not per message.
+  asio::awaitable<void> housekeeping() {
+    const auto now = steady::now();
+    if (now >= purge_due && opt.keep_delivered.count() > 0) {
+      purge_due = now + std::chrono::hours(1);
+      const auto before = outbox_now() - std::chrono::duration_cast<std::chrono::milliseconds>(opt.keep_delivered);
+      auto purge = [this, before](auto done) mutable { box.purge_delivered_before(before, std::move(done)); };
+      st.purged += co_await outbox_call<std::size_t>(std::move(purge));
+    }
+    if (now < census_due || !opt.alarms) co_return;
+    census_due = now + census_period();
+    const auto cut = outbox_now() - std::chrono::duration_cast<std::chrono::milliseconds>(opt.stuck_after);
+    auto count = [this, cut](auto done) mutable { box.census(cut, 10, std::move(done)); };
+    const auto c = co_await outbox_call<std::optional<outbox_census>>(std::move(count));
+    if (!c) co_return;  // a failed read: the outbox's own alarm says so
+    st.dead_letters = c->dead;
+    if (c->dead > 0)
+      raise(alarm_code::dead_letters, "",
+            std::to_string(c->dead) + " dead letter" + (c->dead == 1 ? "" : "s") +
+                " wait for a person (`interfaced outbox list --state dead`, then `outbox retry`)");
+    else
+      clear(alarm_code::dead_letters);
+    std::set<std::string> stuck;
+    for (const auto& m : c->oldest_stuck) {
+      stuck.insert(m.id);
+      std::string last = m.last_status != 0 ? "HTTP " + std::to_string(m.last_status)
+                         : m.attempts > 0   ? m.last_response.substr(0, 120)
+                                            : "not tried yet";
+      raise(alarm_code::message_stuck, m.id,
+            "message " + m.id + " (" + m.kind + ", key " + m.ordering_key + ") pending since " + iso_utc(m.created_at) +
+                ", " + std::to_string(m.attempts) + " attempts, last: " + last +
+                (c->stuck > c->oldest_stuck.size() ? "; " + std::to_string(c->stuck) + " messages stuck in all" : "") +
+                " (`interfaced outbox set-aside " + m.id + " --by NAME --reason TEXT` parks it)");
+    }
+    for (const auto& a : opt.alarms->list())
+      if (a.code == alarm_code::message_stuck && !stuck.contains(a.subject)) clear(alarm_code::message_stuck, a.subject);
+  }
+
   std::chrono::milliseconds retry_delay(const stored_message& m, const http_result& r) {
-    std::uniform_real_distribution<double> unit(0.0, 1.0);
-    auto d = backoff_delay(opt.backoff, m.attempts, unit(rng));
+    auto d = jittered(opt.backoff, m.attempts);
     if (r.retry_after) {
       const auto ra = std::chrono::duration_cast<std::chrono::milliseconds>(std::min(*r.retry_after, opt.max_retry_after));
       d = std::max(d, ra);
@@ -151,13 +400,24 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   asio::awaitable<void> run_key(stored_message m, http_client* client) {
     auto self = shared_from_this();
     const std::string key = m.ordering_key;
+    std::optional<stored_message> bug;
     try {
       std::optional<stored_message> current = std::move(m);
-      while (current && !stopping) current = co_await step(std::move(*current), *client);
+      while (current && !stopping) {
+        bug = *current;
+        current = co_await step(std::move(*current), *client);
+      }
+      bug.reset();
     } catch (const std::exception& e) {
-      // A bug, not a backend failure: the message stays pending and is tried again.
-      emit(opt.log, std::string("delivery: unexpected exception: ") + e.what());
+      // A bug, not a backend failure: the message stays pending and is tried again after its
+      // backoff (below), never at once.
+      emit(opt.log, std::string("delivery: unexpected exception: ") + e.what() + " [DELIVERY-004]");
     }
+    if (bug && !stopping) {
+      attempt_outcome o{0, "internal error"};
+      co_await mark(*bug, message_state::pending, std::move(o), outbox_now() + jittered(opt.backoff, bug->attempts));
+    }
+    if (hold) hold->probing = false;
     busy_keys.erase(key);
     free_clients.push_back(client);
     --st.in_flight;
@@ -167,7 +427,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   // One attempt, then the key's next message when the key may move on and it is due.
   asio::awaitable<std::optional<stored_message>> step(stored_message m, http_client& client) {
     const bool moved_on = co_await attempt(m, client);
-    if (!moved_on || stopping) co_return std::nullopt;
+    if (!moved_on || stopping || hold || failing_ids.size() >= gate_after || !unrecorded.empty()) co_return std::nullopt;
     std::string key = m.ordering_key;
     auto next = [this, key = std::move(key)](auto done) mutable {
       box.next_in_key(key, outbox_now(), std::move(done));
@@ -180,57 +440,127 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     auto path = opt.paths.find(m.kind);
     if (path == opt.paths.end()) {
       attempt_outcome o{0, "no endpoint path configured for message kind '" + m.kind + "'"};
-      emit(opt.log, describe(m) + ": " + o.response + "; moved to the dead letters");
+      emit(opt.log, describe(m) + ": " + o.response + "; moved to the dead letters [DELIVERY-002]");
       ++st.dead;
       co_return co_await mark(m, message_state::dead, std::move(o), {});
     }
     std::vector<http_header> headers{{"Idempotency-Key", m.id}, {"Content-Type", "application/json"}};
+    if (!token.empty()) headers.push_back({"Authorization", "Bearer " + token});
     if (m.internal_request || m.kind == "rerun_request") headers.push_back({"x-is-internal-request", "True"});
     ++st.attempts;
-    const auto sent = std::chrono::steady_clock::now();
+    const auto sent = steady::now();
     http_result r = co_await client.request(http_method::post, path->second, m.body, std::move(headers));
-    st.request_latency.observe(std::chrono::steady_clock::now() - sent);
+    st.request_latency.observe(steady::now() - sent);
     if (stopping) co_return false;  // aborted by stop(): stays pending as it was
 
-    if (r.ok()) {
+    const failure_class cls = classify(r);
+    answered(!r.ec && r.status < 500);
+    if (cls == failure_class::retry) {
+      failing_ids.insert(m.id);
+      if (failing_ids.size() >= gate_after) {
+        gate_until = steady::now() + jittered(opt.hold_backoff, gate_failures);
+        ++gate_failures;
+      }
+    } else {
+      failing_ids.clear();
+      gate_failures = 0;
+    }
+    const bool probe = hold && hold->probing;
+    if (hold && hold_alarm(cls).empty()) leave_hold();  // any other answer: the held condition is gone
+
+    if (cls == failure_class::delivered) {
       ++st.delivered;
       if (opt.trace)
         emit(opt.trace, describe(m) + ": delivered to " + path->second + ", HTTP " + std::to_string(r.status) +
                             " after " + std::to_string(m.attempts + 1) + " attempt(s)");
+      // A retried dead letter or a stuck message got through: its alarm clears now, not at the next census.
+      if (opt.alarms && (opt.alarms->any(alarm_code::dead_letters) || opt.alarms->any(alarm_code::message_stuck)))
+        census_due = steady::now();
       attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
       co_return co_await mark(m, message_state::delivered, std::move(o), {});
     }
-    if (r.ec || retryable_status(r.status)) {
+    const std::string why = r.ec ? (r.timed_out ? "timeout: " : "connection: ") + r.ec.message()
+                                 : "HTTP " + std::to_string(r.status);
+    if (!hold_alarm(cls).empty()) {
+      ++st.held;
+      std::string answer = why;
+      if (!r.ec && !r.body.empty()) answer += " " + r.body.substr(0, 200);
+      enter_hold(cls, answer + " (on " + path->second + ")", probe || !hold);
+      attempt_outcome o{static_cast<int>(r.status), r.ec ? why : std::move(r.body)};
+      // Due again when the hold ends; the hold's probe decides, not this message's own backoff.
+      co_await mark(m, message_state::pending, std::move(o),
+                    outbox_now() + std::chrono::duration_cast<std::chrono::milliseconds>(hold->until - steady::now()));
+      co_return false;
+    }
+    if (cls == failure_class::retry) {
       const auto delay = retry_delay(m, r);
-      std::string why = r.ec ? (r.timed_out ? "timeout: " : "connection: ") + r.ec.message()
-                             : "HTTP " + std::to_string(r.status);
-      emit(opt.log, describe(m) + ": attempt " + std::to_string(m.attempts + 1) + " failed (" + why +
-                        "); retry in " + std::to_string(delay.count()) + " ms");
+      emit(opt.log, describe(m) + ": attempt " + std::to_string(m.attempts + 1) + " failed (" + why + "); retry in " +
+                        std::to_string(delay.count()) + " ms [DELIVERY-003]");
       ++st.retried;
       attempt_outcome o{static_cast<int>(r.status), r.ec ? why : std::move(r.body)};
       co_await mark(m, message_state::pending, std::move(o), outbox_now() + delay);
       co_return false;  // the key waits for this message's retry
     }
     emit(opt.log, describe(m) + ": refused by the backend with HTTP " + std::to_string(r.status) +
-                      "; moved to the dead letters (`interfaced outbox show " + m.id + "`)");
+                      "; moved to the dead letters (`interfaced outbox show " + m.id + "`) [DELIVERY-002]");
     ++st.dead;
+    census_due = steady::now();  // DELIVERY-002 without waiting for the next census
     attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
     co_return co_await mark(m, message_state::dead, std::move(o), {});
   }
 
-  asio::awaitable<bool> mark(const stored_message& m, message_state s, attempt_outcome o, outbox_time next) {
-    attempt_outcome outcome = std::move(o);
-    std::string id = m.id;
+  asio::awaitable<bool> store(std::string id, message_state s, attempt_outcome outcome, outbox_time next) {
     auto record = [this, id = std::move(id), s, outcome = std::move(outcome), next](auto done) mutable {
       switch (s) {
         case message_state::delivered: box.mark_delivered(std::move(id), std::move(outcome), std::move(done)); break;
         case message_state::dead: box.mark_dead(std::move(id), std::move(outcome), std::move(done)); break;
-        case message_state::pending: box.mark_retry(std::move(id), std::move(outcome), next, std::move(done)); break;
+        case message_state::pending:
+        case message_state::set_aside: box.mark_retry(std::move(id), std::move(outcome), next, std::move(done)); break;
       }
     };
-    const bool stored = co_await outbox_call<bool>(std::move(record));
-    if (!stored) emit(opt.log, describe(m) + ": could not record the outcome in the outbox; it will be sent again");
-    co_return stored;
+    co_return co_await outbox_call<bool>(std::move(record));
+  }
+
+  asio::awaitable<bool> mark(const stored_message& m, message_state s, attempt_outcome o, outbox_time next) {
+    const bool stored = co_await store(m.id, s, o, next);
+    if (stored) co_return true;
+    // An outbox fault: the outcome is kept here and recorded again later; the message is not
+    // posted again for it.
+    ++st.unrecorded;
+    unrecorded.push_back({m, s, std::move(o), next});
+    if (outbox_failures == 0) {
+      outbox_since = steady::now();
+      emit(opt.log, describe(m) + ": the outbox could not record the outcome (" + to_string(s) +
+                        "); delivery paused, the recording is retried with backoff and the message is not sent again for it [" +
+                        std::string(alarm_code::outbox_write) + "]");
+    }
+    outbox_pause_until = steady::now() + jittered(opt.hold_backoff, outbox_failures);
+    ++outbox_failures;
+    raise(alarm_code::outbox_write, "",
+          "the outbox cannot record delivery outcomes (read-only file or disk full?); delivery paused, " +
+              std::to_string(outbox_failures) + " failed writes over " + seconds_text(steady::now() - outbox_since));
+    co_return false;
+  }
+
+  asio::awaitable<void> record_again() {
+    while (!unrecorded.empty() && !stopping) {
+      auto& u = unrecorded.front();
+      const bool stored = co_await store(u.m.id, u.state, u.o, u.next);
+      if (!stored) {
+        outbox_pause_until = steady::now() + jittered(opt.hold_backoff, outbox_failures);
+        ++outbox_failures;
+        raise(alarm_code::outbox_write, "",
+              "the outbox cannot record delivery outcomes (read-only file or disk full?); delivery paused, " +
+                  std::to_string(outbox_failures) + " failed writes over " + seconds_text(steady::now() - outbox_since));
+        co_return;
+      }
+      unrecorded.erase(unrecorded.begin());
+    }
+    if (!unrecorded.empty()) co_return;
+    emit(opt.log, "the outbox records again after " + std::to_string(outbox_failures) + " failed writes over " +
+                      seconds_text(steady::now() - outbox_since) + "; delivery resumed [" + std::string(alarm_code::outbox_write) + "]");
+    outbox_failures = 0;
+    clear(alarm_code::outbox_write);
   }
 };
 

@@ -107,6 +107,11 @@ bool stale_connection(const error_code& ec) {
 
 }  // namespace
 
+bool tls_verification_failed(const error_code& ec) noexcept {
+  return ec.category() == asio::error::get_ssl_category() &&
+         ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_CERTIFICATE_VERIFY_FAILED;
+}
+
 std::string load_bearer_token(const backend_options& cfg) {
   if (!cfg.token_file.empty()) {
     std::ifstream in(cfg.token_file, std::ios::binary);

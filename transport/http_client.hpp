@@ -65,6 +65,10 @@ struct http_result {
 [[nodiscard]] std::optional<std::chrono::seconds> parse_retry_after(
     std::string_view v, std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) noexcept;
 
+// True when `ec` is a failed verification of the server's certificate (or its name): a
+// configuration problem (CA file, host name), not a backend that is down.
+[[nodiscard]] bool tls_verification_failed(const boost::system::error_code& ec) noexcept;
+
 enum class http_method { get, post };
 
 class http_client {

@@ -62,9 +62,7 @@ std::string new_uuid() {
 }
 
 message_state state_from(std::string_view s) {
-  if (s == "delivered") return message_state::delivered;
-  if (s == "dead") return message_state::dead;
-  return message_state::pending;
+  return message_state_from(s).value_or(message_state::pending);
 }
 
 std::string truncated(std::string s) {
@@ -81,7 +79,7 @@ using sqlite::finish_on_exit;
 
 constexpr const char* columns =
     "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
-    "last_status, last_response, delivered_at";
+    "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason";
 
 stored_message read_message(const sqlite::statement& s) {
   stored_message m;
@@ -98,6 +96,9 @@ stored_message read_message(const sqlite::statement& s) {
   m.last_status = static_cast<int>(s.integer(10));
   m.last_response = s.text(11);
   if (!s.is_null(12)) m.delivered_at = from_ms(s.integer(12));
+  if (!s.is_null(13)) m.set_aside_by = s.text(13);
+  if (!s.is_null(14)) m.set_aside_at = from_ms(s.integer(14));
+  if (!s.is_null(15)) m.set_aside_reason = s.text(15);
   return m;
 }
 
@@ -108,8 +109,17 @@ const char* to_string(message_state s) noexcept {
     case message_state::pending: return "pending";
     case message_state::delivered: return "delivered";
     case message_state::dead: return "dead";
+    case message_state::set_aside: return "set-aside";
   }
   return "pending";
+}
+
+std::optional<message_state> message_state_from(std::string_view s) noexcept {
+  if (s == "pending") return message_state::pending;
+  if (s == "delivered") return message_state::delivered;
+  if (s == "dead") return message_state::dead;
+  if (s == "set-aside") return message_state::set_aside;
+  return std::nullopt;
 }
 
 namespace detail {
@@ -180,7 +190,19 @@ class outbox_db {
   [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }
   // For the state tables' writes (state_store.hpp), inside the worker's transaction.
   [[nodiscard]] sqlite3* handle() const noexcept { return db_; }
-  void write_state(const state_changes& c) { state_->write(c); }
+  void write_state(const state_changes& c) {
+    state_->write(c);
+    for (const auto& r : c.resends)
+      stmts_->insert_resend.reset()
+          .bind(1, r.message_id)
+          .bind(2, to_ms(r.received_at == outbox_time{} ? outbox_now() : r.received_at))
+          .bind(3, r.device)
+          .bind(4, r.sample_id)
+          .bind(5, r.parameter)
+          .bind(6, r.value)
+          .bind(7, r.observed_at)
+          .run();
+  }
 
   std::size_t count_undelivered() {
     auto& s = stmts_->count_undelivered.reset();
@@ -205,17 +227,20 @@ class outbox_db {
     const std::unordered_set<std::string> busy(busy_keys.begin(), busy_keys.end());
     due_batch out;
     std::vector<std::string> ids;
-    auto& s = stmts_->heads.reset();
-    finish_on_exit guard{s};
-    while (s.step()) {
-      std::string key = s.text(1);
-      if (busy.contains(key)) continue;
-      const auto due = from_ms(s.integer(2));
-      if (due <= now) {
-        if (ids.size() < limit) ids.push_back(s.text(0));
-      } else if (!out.next_due || due < *out.next_due) {
-        out.next_due = due;
+    {
+      // Due heads, soonest first, until `limit` free ones: the walk stops early, so its cost
+      // follows the messages taken, not the number of keys (one per sample: as many as messages).
+      auto& s = stmts_->due_heads.reset().bind(1, to_ms(now));
+      finish_on_exit guard{s};
+      while (ids.size() < limit && s.step()) {
+        if (busy.contains(s.text(1))) continue;
+        ids.push_back(s.text(0));
       }
+    }
+    {
+      auto& s = stmts_->next_due.reset().bind(1, to_ms(now));
+      finish_on_exit guard{s};
+      if (s.step() && !s.is_null(0)) out.next_due = from_ms(s.integer(0));
     }
     for (const auto& id : ids) {
       if (auto m = by_id(id)) out.messages.push_back(std::move(*m));
@@ -262,9 +287,13 @@ class outbox_db {
     return static_cast<std::size_t>(changes());
   }
 
-  std::vector<message_summary> list(bool include_delivered, outbox_time now) {
+  std::vector<message_summary> list(const list_filter& f, outbox_time now) {
     std::vector<message_summary> out;
-    auto& s = (include_delivered ? stmts_->list_all : stmts_->list_undelivered).reset();
+    auto& s = stmts_->list.reset().bind(1, std::int64_t{f.include_delivered ? 1 : 0});
+    if (f.state) s.bind(2, to_string(*f.state));
+    // The sample id as the bodies carry it (results and rerun values: "sample_id":"S").
+    if (!f.sample.empty()) s.bind(3, "\"sample_id\":\"" + f.sample + "\"");
+    if (f.since) s.bind(4, to_ms(*f.since));
     finish_on_exit guard{s};
     while (s.step()) {
       message_summary m;
@@ -273,17 +302,59 @@ class outbox_db {
       m.ordering_key = s.text(2);
       m.state = state_from(s.text(3));
       m.attempts = static_cast<unsigned>(s.integer(4));
-      m.age = now - from_ms(s.integer(5));
+      m.created_at = from_ms(s.integer(5));
+      m.age = now - m.created_at;
       m.next_attempt_at = from_ms(s.integer(6));
       m.last_status = static_cast<int>(s.integer(7));
+      m.resends = static_cast<std::size_t>(s.integer(8));
       out.push_back(std::move(m));
     }
     return out;
   }
 
+  std::size_t set_aside(const std::string& id, const std::string& by, const std::string& reason, outbox_time now) {
+    stmts_->set_aside.reset().bind(1, id).bind(2, by).bind(3, to_ms(now)).bind(4, reason).run();
+    return static_cast<std::size_t>(changes());
+  }
+
+  outbox_census census(outbox_time stuck_before, std::size_t limit) {
+    outbox_census c;
+    {
+      auto& s = stmts_->count_dead.reset();
+      finish_on_exit guard{s};
+      s.step();
+      c.dead = static_cast<std::size_t>(s.integer(0));
+    }
+    {
+      auto& s = stmts_->count_stuck.reset().bind(1, to_ms(stuck_before));
+      finish_on_exit guard{s};
+      s.step();
+      c.stuck = static_cast<std::size_t>(s.integer(0));
+    }
+    auto& s = stmts_->oldest_stuck.reset().bind(1, to_ms(stuck_before)).bind(2, static_cast<std::int64_t>(limit));
+    finish_on_exit guard{s};
+    while (s.step()) {
+      auto m = read_message(s);
+      m.body.clear();
+      c.oldest_stuck.push_back(std::move(m));
+    }
+    return c;
+  }
+
+  std::vector<resend> resends_of(const std::string& id) {
+    std::vector<resend> out;
+    auto& s = stmts_->resends_of.reset().bind(1, id);
+    finish_on_exit guard{s};
+    while (s.step())
+      out.push_back({s.text(0), from_ms(s.integer(1)), s.text(2), s.text(3), s.text(4), s.text(5), s.text(6)});
+    return out;
+  }
+
   std::size_t purge_delivered_before(outbox_time before) {
     stmts_->purge.reset().bind(1, to_ms(before)).run();
-    return static_cast<std::size_t>(changes());
+    const auto n = static_cast<std::size_t>(changes());
+    if (n > 0) stmts_->purge_resends.reset().run();  // the copies of a message that is gone
+    return n;
   }
 
   // A damaged file is refused at start, never taken for an empty one (README "Recovering a
@@ -367,16 +438,19 @@ class outbox_db {
     v.step();
     const auto version = v.integer(0);
     v.finish();
-    if (version > 2) {
+    if (version > 3) {
       throw std::runtime_error("outbox: the file's schema (version " + std::to_string(version) +
                                ") is newer than this program's");
     }
-    if (version == 2) return;
+    if (version == 3) return;
     if (version == 1) {
       // Version 2 adds the rerun state tables (state_store.hpp): they commit with the messages.
       exec("BEGIN IMMEDIATE");
       create_state_tables(db_);
       exec("PRAGMA user_version = 2; COMMIT;");
+    }
+    if (version == 1 || version == 2) {
+      migrate_to_3();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -396,11 +470,63 @@ class outbox_db {
         " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead')),"
         " last_status INTEGER NOT NULL DEFAULT 0,"
         " last_response BLOB,"
-        " delivered_at INTEGER);"
-        "CREATE INDEX IF NOT EXISTS pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
-        "CREATE INDEX IF NOT EXISTS delivered_at ON messages(delivered_at) WHERE state = 'delivered';");
+        " delivered_at INTEGER);");
     create_state_tables(db_);
     exec("PRAGMA user_version = 2; COMMIT;");
+    migrate_to_3();
+  }
+
+  // Version 3: the `set-aside` state with its audit (who, when, why) and the resends table. A
+  // CHECK constraint cannot be altered in SQLite: the table is rebuilt (seq values kept, so the
+  // order per key is unchanged) in one transaction.
+  void migrate_to_3() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE messages_v3 ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " id TEXT NOT NULL UNIQUE,"
+        " kind TEXT NOT NULL,"
+        " ordering_key TEXT NOT NULL,"
+        " body BLOB NOT NULL,"
+        " internal INTEGER NOT NULL DEFAULT 0,"
+        " created_at INTEGER NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at INTEGER NOT NULL,"
+        " state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending','delivered','dead','set-aside')),"
+        " last_status INTEGER NOT NULL DEFAULT 0,"
+        " last_response BLOB,"
+        " delivered_at INTEGER,"
+        " set_aside_by TEXT,"
+        " set_aside_at INTEGER,"
+        " set_aside_reason TEXT);"
+        "INSERT INTO messages_v3 (seq, id, kind, ordering_key, body, internal, created_at, attempts,"
+        " next_attempt_at, state, last_status, last_response, delivered_at)"
+        " SELECT seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state,"
+        " last_status, last_response, delivered_at FROM messages;"
+        // AUTOINCREMENT's high-water mark survives the rebuild: a purged message's number is never reused.
+        "CREATE TEMP TABLE old_seq AS SELECT seq FROM sqlite_sequence WHERE name = 'messages';"
+        "DROP TABLE messages;"
+        "ALTER TABLE messages_v3 RENAME TO messages;"
+        "UPDATE sqlite_sequence SET seq = MAX(seq, COALESCE((SELECT MAX(seq) FROM temp.old_seq), 0))"
+        " WHERE name = 'messages';"
+        "DROP TABLE temp.old_seq;"
+        "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
+        "CREATE INDEX delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
+        "CREATE TABLE resends ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " message_id TEXT NOT NULL,"
+        " received_at INTEGER NOT NULL,"
+        " device TEXT NOT NULL DEFAULT '',"
+        " sample_id TEXT NOT NULL DEFAULT '',"
+        " parameter TEXT NOT NULL DEFAULT '',"
+        " value TEXT NOT NULL DEFAULT '',"
+        " observed_at TEXT NOT NULL DEFAULT '');"
+        "CREATE INDEX resends_by_message ON resends(message_id, seq);"
+        "CREATE INDEX dead_messages ON messages(seq) WHERE state = 'dead';"
+        // claim_due walks due messages in due order: with a key per sample there are as many
+        // keys as messages, and a walk over the keys (heads) would cost O(keys) per claim.
+        "CREATE INDEX pending_due ON messages(next_attempt_at, seq) WHERE state = 'pending';"
+        "PRAGMA user_version = 3; COMMIT;");
   }
 
   struct statements {
@@ -409,37 +535,53 @@ class outbox_db {
           insert(db,
                  "INSERT INTO messages (id, kind, ordering_key, body, internal, created_at, next_attempt_at)"
                  " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
-          // The head (oldest pending message) of every key. A GROUP BY would scan every pending
-          // message, on every poll: 100,000 waiting while the backend is down would hold the
-          // worker (and every ACK behind it) for tens of ms. This walks the pending_by_key index
-          // from key to key instead: two index seeks per key, whatever the depth.
-          heads(db,
-                "WITH RECURSIVE k(key) AS ("
-                " SELECT (SELECT MIN(ordering_key) FROM messages WHERE state = 'pending')"
-                " UNION ALL"
-                " SELECT (SELECT MIN(ordering_key) FROM messages WHERE state = 'pending' AND ordering_key > k.key)"
-                " FROM k WHERE k.key IS NOT NULL)"
-                " SELECT m.id, m.ordering_key, m.next_attempt_at FROM k JOIN messages m ON m.seq ="
-                " (SELECT MIN(seq) FROM messages WHERE state = 'pending' AND ordering_key = k.key)"
-                " ORDER BY m.next_attempt_at, m.seq"),
+          // The due heads in due order, through the pending_due index; a message with an older
+          // pending one in its key is not a head (pending_by_key answers that in one seek).
+          due_heads(db,
+                    "SELECT m.id, m.ordering_key FROM messages m WHERE m.state = 'pending' AND m.next_attempt_at <= ?1"
+                    " AND NOT EXISTS (SELECT 1 FROM messages p WHERE p.state = 'pending'"
+                    " AND p.ordering_key = m.ordering_key AND p.seq < m.seq)"
+                    " ORDER BY m.next_attempt_at, m.seq"),
+          // When the next pending message becomes due (heads or not: an early wake costs a claim).
+          next_due(db, "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending' AND next_attempt_at > ?1"),
           head_of_key(db, (std::string("SELECT ") + columns +
                            " FROM messages WHERE state = 'pending' AND ordering_key = ?1 ORDER BY seq LIMIT 1")
                               .c_str()),
           by_id(db, (std::string("SELECT ") + columns + " FROM messages WHERE id = ?1").c_str()),
+          // A person may set the message aside while its attempt is in flight: a retry then
+          // leaves it set aside (a delivery still counts: the backend has it).
           mark(db,
-               "UPDATE messages SET state = ?1, attempts = attempts + 1, last_status = ?2,"
+               "UPDATE messages SET state = CASE WHEN state = 'set-aside' AND ?1 <> 'delivered' THEN state"
+               " ELSE ?1 END, attempts = attempts + 1, last_status = ?2,"
                " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE id = ?5"),
           retry_all(db, "UPDATE messages SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'"),
           retry_one(db,
                     "UPDATE messages SET state = 'pending', next_attempt_at = ?1"
                     " WHERE id = ?2 AND state <> 'delivered'"),
-          list_undelivered(db,
-                           "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at,"
-                           " last_status FROM messages WHERE state <> 'delivered' ORDER BY seq"),
-          list_all(db,
-                   "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at,"
-                   " last_status FROM messages ORDER BY seq"),
+          // ?1: 1 = delivered ones too; ?2: a state or NULL; ?3: a sample id or NULL (matched as
+          // the JSON member the bodies carry); ?4: created at or after, or NULL.
+          list(db,
+               "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at, last_status,"
+               " (SELECT COUNT(*) FROM resends r WHERE r.message_id = messages.id) FROM messages"
+               " WHERE (?2 IS NULL OR state = ?2) AND (?2 IS NOT NULL OR ?1 = 1 OR state <> 'delivered')"
+               " AND (?3 IS NULL OR instr(CAST(body AS TEXT), ?3) > 0) AND (?4 IS NULL OR created_at >= ?4)"
+               " ORDER BY seq"),
+          set_aside(db,
+                    "UPDATE messages SET state = 'set-aside', set_aside_by = ?2, set_aside_at = ?3,"
+                    " set_aside_reason = ?4 WHERE id = ?1 AND state IN ('pending', 'dead')"),
+          count_dead(db, "SELECT COUNT(*) FROM messages WHERE state = 'dead'"),
+          count_stuck(db, "SELECT COUNT(*) FROM messages WHERE state = 'pending' AND created_at < ?1"),
+          oldest_stuck(db, (std::string("SELECT ") + columns +
+                            " FROM messages WHERE state = 'pending' AND created_at < ?1 ORDER BY seq LIMIT ?2")
+                               .c_str()),
+          insert_resend(db,
+                        "INSERT INTO resends (message_id, received_at, device, sample_id, parameter, value, observed_at)"
+                        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+          resends_of(db,
+                     "SELECT message_id, received_at, device, sample_id, parameter, value, observed_at"
+                     " FROM resends WHERE message_id = ?1 ORDER BY seq"),
           purge(db, "DELETE FROM messages WHERE state = 'delivered' AND delivered_at < ?1"),
+          purge_resends(db, "DELETE FROM resends WHERE message_id NOT IN (SELECT id FROM messages)"),
           begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
           rollback(db, "ROLLBACK"),
@@ -448,8 +590,8 @@ class outbox_db {
           rollback_to(db, "ROLLBACK TO op"),
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
-    statement count_undelivered, insert, heads, head_of_key, by_id, mark, retry_all, retry_one,
-        list_undelivered, list_all, purge;
+    statement count_undelivered, insert, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, list, set_aside,
+        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
     statement begin, commit, rollback, savepoint, release, rollback_to, sync_full, sync_normal;
@@ -484,6 +626,7 @@ struct outbox::op {
   // POST under the same Idempotency-Key, which at-least-once allows, and a later fsync of the
   // same WAL file covers it anyway.
   bool durable = false;
+  bool writes = true;  // false: a read (claim, census); the write fault hook lets it pass
 };
 
 namespace {
@@ -505,7 +648,8 @@ const std::filesystem::path& existing_or_new(const std::filesystem::path& file) 
 outbox::outbox(const outbox_options& cfg, poster post)
     : db_(std::make_unique<detail::outbox_db>(existing_or_new(cfg.path))),
       post_(std::move(post)),
-      max_messages_(cfg.max_messages) {
+      max_messages_(cfg.max_messages),
+      write_fault_file_(cfg.write_fault_file) {
   db_->check_identity(cfg.path);
   undelivered_ = db_->count_undelivered();
   alarm_ = undelivered_ >= max_messages_;
@@ -621,6 +765,7 @@ void outbox::claim_due(std::vector<std::string> busy_keys, std::size_t limit, ou
   o->exec = [out, busy = std::move(busy_keys), limit, now](detail::outbox_db& db) {
     *out = db.claim_due(busy, limit, now);
   };
+  o->writes = false;
   o->complete = [out, done = std::move(done)](bool, const std::string&) {
     if (done) done(std::move(*out));  // a failed read is an empty batch; delivery polls again
   };
@@ -635,6 +780,7 @@ void outbox::next_in_key(std::string key, outbox_time now,
     auto m = db.head_of(key);
     if (m && m->next_attempt_at <= now) *out = std::move(m);
   };
+  o->writes = false;
   o->complete = [out, done = std::move(done)](bool, const std::string&) {
     if (done) done(std::move(*out));
   };
@@ -679,6 +825,28 @@ void outbox::mark_dead(std::string id, attempt_outcome o, std::function<void(boo
     db.mark(id, message_state::dead, o, now, now);
   };
   p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
+void outbox::census(outbox_time stuck_before, std::size_t limit,
+                    std::function<void(std::optional<outbox_census>)> done) {
+  auto out = std::make_shared<outbox_census>();
+  auto p = std::make_unique<op>();
+  p->writes = false;
+  p->exec = [out, stuck_before, limit](detail::outbox_db& db) { *out = db.census(stuck_before, limit); };
+  p->complete = [out, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? std::optional<outbox_census>(std::move(*out)) : std::nullopt);
+  };
+  enqueue(std::move(p), 0);
+}
+
+void outbox::purge_delivered_before(outbox_time before, std::function<void(std::size_t)> done) {
+  auto n = std::make_shared<std::size_t>(0);
+  auto p = std::make_unique<op>();
+  p->exec = [n, before](detail::outbox_db& db) { *n = db.purge_delivered_before(before); };
+  p->complete = [n, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? *n : 0);
+  };
   enqueue(std::move(p), 0);
 }
 
@@ -734,6 +902,9 @@ void outbox::run() {
     std::vector<char> ok(batch.size(), 0);
     std::vector<std::string> errors(batch.size());
     const bool durable = std::any_of(batch.begin(), batch.end(), [](const auto& o) { return o->durable; });
+    // The test hook of outbox_options::write_fault_file: a stat per transaction, only when set.
+    std::error_code fault_ec;
+    const bool write_fault = !write_fault_file_.empty() && std::filesystem::exists(write_fault_file_, fault_ec);
     const auto began = std::chrono::steady_clock::now();
     bool committed = false;
     std::string commit_error;
@@ -744,6 +915,9 @@ void outbox::run() {
         // A savepoint per op: one bad op (a duplicate id...) fails alone, not the whole group.
         db_->control(detail::outbox_db::tx::savepoint);
         try {
+          if (write_fault && batch[i]->writes)
+            throw std::runtime_error("outbox: attempt to write a readonly database (write_fault_file " +
+                                     write_fault_file_.string() + " exists)");
           batch[i]->exec(*db_);
           db_->control(detail::outbox_db::tx::release);
           ok[i] = 1;
@@ -812,7 +986,19 @@ outbox_admin::outbox_admin(const std::filesystem::path& file)
 outbox_admin::~outbox_admin() = default;
 
 std::vector<message_summary> outbox_admin::list(bool include_delivered, outbox_time now) {
-  return db_->list(include_delivered, now);
+  list_filter f;
+  f.include_delivered = include_delivered;
+  return db_->list(f, now);
+}
+
+std::vector<message_summary> outbox_admin::list(const list_filter& f, outbox_time now) { return db_->list(f, now); }
+
+std::vector<resend> outbox_admin::resends_of(const std::string& id) { return db_->resends_of(id); }
+
+std::size_t outbox_admin::set_aside(const std::string& id, const std::string& by, const std::string& reason,
+                                    outbox_time now) {
+  if (id.empty()) return 0;
+  return db_->set_aside(id, by, reason, now);
 }
 
 std::optional<stored_message> outbox_admin::show(const std::string& id) { return db_->by_id(id); }

@@ -16,7 +16,11 @@
 //    raises alarm(); the caller then refuses new transfers. An append is NEVER dropped, even past
 //    the limit (a transfer accepted just before the limit must still be stored).
 //  - Order: messages with the same ordering_key are delivered in append order (seq). A dead
-//    message does not block its key; retrying it puts it back at its original place.
+//    message does not block its key; retrying it puts it back at its original place. A message a
+//    person set aside (`set-aside`, with who, when and why) does not block its key either and is
+//    sent again only after `retry` of that very message.
+//  - A result sent again by the analyser whose earlier copy is a dead letter is recorded against
+//    that dead letter (resends, record_resends()), so whoever retries it sees both.
 //  - Survives restarts: reopening the file finds the pending messages again.
 //  - The same file holds the rerun state tables (state_store.hpp, schema version 2); the worker
 //    writes them in the appends' transactions, state_store reads them on the caller's thread.
@@ -46,9 +50,11 @@ namespace detail {
 class outbox_db;  // the SQLite connection and its statements (outbox.cpp)
 }
 
-enum class message_state { pending, delivered, dead };
+enum class message_state { pending, delivered, dead, set_aside };
 
 [[nodiscard]] const char* to_string(message_state s) noexcept;
+// "pending" | "delivered" | "dead" | "set-aside" -> state; nullopt otherwise (CLI filters).
+[[nodiscard]] std::optional<message_state> message_state_from(std::string_view s) noexcept;
 
 using outbox_clock = std::chrono::system_clock;
 using outbox_time = std::chrono::time_point<outbox_clock, std::chrono::milliseconds>;
@@ -82,6 +88,10 @@ struct stored_message {
   int last_status = 0;         // last HTTP status, 0: none (connection error / not tried)
   std::string last_response;   // last response body (truncated), or the connection error
   std::optional<outbox_time> delivered_at;
+  // Set aside by a person (`outbox set-aside`): who, when, why. Kept after a retry, for the audit.
+  std::string set_aside_by;
+  std::optional<outbox_time> set_aside_at;
+  std::string set_aside_reason;
 };
 
 struct append_result {
@@ -102,6 +112,14 @@ struct due_batch {
 struct attempt_outcome {
   int status = 0;            // HTTP status, 0: no response (connection error, timeout)
   std::string response;      // body or error text (truncated when stored)
+};
+
+// What delivery looks at now and then to raise or clear its alarms (dead letters present, a
+// message pending too long).
+struct outbox_census {
+  std::size_t dead = 0;
+  std::size_t stuck = 0;                  // pending messages created before the cut-off
+  std::vector<stored_message> oldest_stuck;  // the oldest of them (bodies left empty), at most `limit`
 };
 
 struct outbox_stats {
@@ -158,6 +176,12 @@ class outbox {
   void mark_retry(std::string id, attempt_outcome o, outbox_time next_attempt,
                   std::function<void(bool)> done = {});
   void mark_dead(std::string id, attempt_outcome o, std::function<void(bool)> done = {});
+  // How many are dead, and the pending ones created before `stuck_before` (the oldest `limit`).
+  // A failed read is reported as nullopt, never as "nothing".
+  void census(outbox_time stuck_before, std::size_t limit, std::function<void(std::optional<outbox_census>)> done);
+  // Deletes delivered messages delivered before `before` (outbox.keep_delivered_days); done gets
+  // how many.
+  void purge_delivered_before(outbox_time before, std::function<void(std::size_t)> done = {});
 
   // --- for the daemon's control socket (the CLI can also use outbox_admin on the file) ---
   // Dead (or pending in backoff) -> pending, due now. id empty: every dead message. done gets
@@ -179,6 +203,7 @@ class outbox {
   std::unique_ptr<detail::outbox_db> db_;
   poster post_;
   std::size_t max_messages_;
+  std::filesystem::path write_fault_file_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;
@@ -203,11 +228,21 @@ struct message_summary {
   std::string id;
   std::string kind;
   std::string ordering_key;
+  outbox_time created_at{};
   message_state state = message_state::pending;
   unsigned attempts = 0;
   std::chrono::milliseconds age{0};  // now - created_at
   outbox_time next_attempt_at{};
   int last_status = 0;
+  std::size_t resends = 0;  // later copies recorded against this (dead) message
+};
+
+// `outbox list` filters; every one set must hold.
+struct list_filter {
+  bool include_delivered = false;          // without a state filter: delivered ones too
+  std::optional<message_state> state;      // only this state
+  std::string sample;                      // only messages whose body names this sample id
+  std::optional<outbox_time> since;        // only messages created at or after
 };
 
 class outbox_admin {
@@ -220,6 +255,13 @@ class outbox_admin {
   // Pending and dead messages (delivered ones only with include_delivered), oldest first.
   [[nodiscard]] std::vector<message_summary> list(bool include_delivered = false,
                                                   outbox_time now = outbox_now());
+  [[nodiscard]] std::vector<message_summary> list(const list_filter& f, outbox_time now = outbox_now());
+  // The later copies recorded against a dead letter, oldest first.
+  [[nodiscard]] std::vector<resend> resends_of(const std::string& id);
+  // Pending or dead -> set-aside, audited (by, reason, now). Returns how many moved (0: no such
+  // message, or delivered / already set aside).
+  std::size_t set_aside(const std::string& id, const std::string& by, const std::string& reason,
+                        outbox_time now = outbox_now());
   [[nodiscard]] std::optional<stored_message> show(const std::string& id);
   // Dead (or pending in backoff) -> pending, due now. Returns how many moved (0: no such message).
   std::size_t retry(const std::string& id);

@@ -10,6 +10,9 @@ namespace interfaced::transport {
 struct outbox_options {
   std::filesystem::path path = "/var/lib/interfaced/outbox.sqlite";
   std::size_t max_messages = 100000;
+  // Test hook (fault tests of the real binary run as root, where chmod 0444 stops nothing): while
+  // this file exists, every write of the outbox fails as on a read-only file. Empty: none.
+  std::filesystem::path write_fault_file;
 };
 
 }  // namespace interfaced::transport

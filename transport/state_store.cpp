@@ -105,7 +105,33 @@ state_store::state_store(const std::filesystem::path& file) : file_(file) {
   }
 }
 
+struct state_store::dead_letter_reads {
+  // The partial index dead_messages (outbox schema 3) keeps this to the dead letters.
+  explicit dead_letter_reads(sqlite3* db)
+      : naming(db,
+               "SELECT id, CAST(body AS TEXT) FROM messages WHERE state = 'dead' AND instr(CAST(body AS TEXT), ?1) > 0"
+               " ORDER BY seq DESC") {}
+  statement naming;
+};
+
+std::vector<std::pair<std::string, std::string>> state_store::dead_letters_naming(std::string_view sample) const {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (sample.empty()) return out;
+  if (!dead_reads_) {
+    try {
+      dead_reads_ = std::make_unique<dead_letter_reads>(db_);
+    } catch (const std::exception&) {
+      return out;  // no outbox tables in this file (a state store on its own)
+    }
+  }
+  auto& st = dead_reads_->naming.reset().bind(1, "\"sample_id\":\"" + std::string(sample) + "\"");
+  sqlite::finish_on_exit guard{st};
+  while (st.step()) out.emplace_back(st.text(0), st.text(1));
+  return out;
+}
+
 state_store::~state_store() {
+  dead_reads_.reset();
   reads_.reset();
   sqlite3_close(db_);
 }
@@ -190,7 +216,7 @@ std::optional<rerun::observation> state_store::latest_of_parameter(std::string_v
 }
 
 void state_store::record(std::string_view sample, std::string_view parameter, rerun::observation o) {
-  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}});
+  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}});
 }
 
 std::size_t state_store::prune(rerun::timestamp cutoff) { return prune_results(db_, cutoff); }

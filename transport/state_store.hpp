@@ -21,6 +21,7 @@
 //    synchronous result_store writes, for tools and tests.
 //  - No clock: received_at and prune cutoffs are passed in.
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -43,11 +44,25 @@ struct history_row {
   rerun::observation o;
 };
 
+// A later copy of a dead letter's result, sent again by the analyser: not a new message (the dead
+// letter, once retried, carries the result) but recorded against it, so whoever retries sees both.
+// Written by the outbox (its resends table, schema 3) with the batch's other state changes.
+struct resend {
+  std::string message_id;  // the dead letter
+  std::chrono::time_point<std::chrono::system_clock, std::chrono::milliseconds> received_at{};  // unset: when stored
+  std::string device;
+  std::string sample_id;
+  std::string parameter;
+  std::string value;
+  std::string observed_at;
+};
+
 // Writes that must commit together with a batch's outgoing messages.
 struct state_changes {
   std::vector<history_row> history;
   std::vector<std::pair<std::string, std::string>> documents;  // key -> value, replaced whole
-  [[nodiscard]] bool empty() const noexcept { return history.empty() && documents.empty(); }
+  std::vector<resend> resends;  // only the outbox's writer stores these (write_state() ignores them)
+  [[nodiscard]] bool empty() const noexcept { return history.empty() && documents.empty() && resends.empty(); }
 };
 
 // The state tables (idempotent); throws std::runtime_error. The outbox's schema migration and
@@ -109,6 +124,11 @@ class state_store final : public rerun::result_store {
 
   [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
 
+  // The dead letters (id, body) whose body names `sample` (as "sample_id":"S"), newest first: a
+  // duplicate of a result they carry is a resend to record against them, not one to drop. Empty
+  // when the file has no outbox tables.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> dead_letters_naming(std::string_view sample) const;
+
   struct reads;  // the prepared read statements (state_store.cpp)
 
  private:
@@ -116,6 +136,8 @@ class state_store final : public rerun::result_store {
   sqlite3* db_ = nullptr;
   std::unique_ptr<reads> reads_;
   mutable int read_depth_ = 0;  // open read_scopes
+  struct dead_letter_reads;
+  mutable std::unique_ptr<dead_letter_reads> dead_reads_;  // prepared on first use: the messages table is the outbox's
 };
 
 }  // namespace interfaced::transport

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Backend down for the whole ingest of N results (the daemon's backend URL points to a free port
-# nobody listens on), then backend-sim starts: all delivered? per-key order kept (device:<id>)?
+# nobody listens on), then backend-sim starts: all delivered? per-key order kept (per lab report / sample)?
 # Reports time to ingest and time to drain. A measurement, not a ctest test.
 #   tests/bench/backend_down.sh [N=100000] [extra nothing_lost.py options, e.g. --sims 4 --results 4]
 # Binary: $INTERFACED (default build-rel/interfaced). Exit 0: all delivered, order kept.

@@ -466,18 +466,20 @@ def mode_crash(a, d):
 
 
 def check_order(rec, devs):
-    """Per ordering key device:<id>: the first 2xx arrival of each sample is in generation order."""
+    """Order is kept per lab report / sample (issue 18), no longer per analyser, so samples of one
+    device may arrive in any order. What is left to check here: the posts of one sample arrive in
+    record order. Each simulated message carries its own samples, so this rarely has two posts to
+    compare; the order within a key is tested in tests/transport (delivery keeps per-report order)."""
     bad = 0
     for dev in devs:
-        seen, seq = set(), []
-        for _, s in sorted(rec.order[dev]):
-            if s not in seen:
-                seen.add(s)
-                seq.append(s)
-        inversions = sum(1 for x, y in zip(seq, seq[1:]) if x > y)
-        if inversions:
-            log("ORDER broken for device:%s: %d inversions" % (dev, inversions))
-        bad += inversions
+        by_sample = collections.defaultdict(list)
+        for seq, s in rec.order[dev]:
+            by_sample[s].append(seq)
+        for s, seqs in by_sample.items():
+            inversions = sum(1 for x, y in zip(seqs, seqs[1:]) if x > y)
+            if inversions:
+                log("ORDER broken for sample %s of device %s: %d inversions" % (s, dev, inversions))
+            bad += inversions
     return bad
 
 
@@ -522,7 +524,7 @@ def mode_backend_down(a, d):
         log("  delivery rate once flowing: %.0f results/s" % (rec.result_count() / max(0.001, t_drain - first)))
     lost, dup = loss_report(rec, sims, a.results)
     inv = check_order(rec, [dev for dev, _ in devs])
-    log("ordering: %d inversions over %d keys (device:<id>)" % (inv, len(devs)))
+    log("ordering: %d inversions (per sample, over %d devices)" % (inv, len(devs)))
     end(daemon)
     end(backend)
     return 1 if lost or inv or acked < total else 0

@@ -116,7 +116,7 @@ TEST_CASE("config: silent_after in seconds or as a duration, max_sessions by pro
     {"id": "e", "protocol": "hl7", "max_sessions": 0, "link": {"type": "tcp-server", "port": 5005}}]})");
   for (const auto& s : p) UNSCOPED_INFO(s);
   CHECK(has(p, "/devices/0/silent_after: expected seconds or a duration such as \"90s\", \"15m\", \"2h\", \"1d\", found \"15 minutes\""));
-  CHECK(has(p, "/devices/1/silent_after: expected from 1 to 2592000 seconds, found 0"));
+  CHECK(has(p, "/devices/1/silent_after: expected seconds from 1 to 2592000, found 0"));
   CHECK(has(p, "/devices/2/max_sessions: applies to tcp-server links only (a serial port or a tcp-client link is one session)"));
   CHECK(has(p, "/devices/3/idle_timeout_s: applies to hl7 devices only (ASTM has the LIS1-A receive timeout)"));
   CHECK(has(p, "/devices/4/max_sessions: expected a number from 1 to 64, found 0"));
@@ -170,6 +170,30 @@ TEST_CASE("config: lab.timezone is an IANA zone of the tz database, an unknown o
   CHECK(p[0].starts_with("/lab/timezone: unknown time zone \"Europe/Berlinn\""));
   CHECK(p[1].starts_with("/lab/tz: unknown key"));
   CHECK(has(problems_of(R"({"devices": [], "lab": {"timezone": 1}})"), "/lab/timezone: expected a string, found number"));
+}
+
+TEST_CASE("config: delivery.stuck_after / unreachable_after take seconds or a duration, keep_delivered_days a day count") {
+  auto r = parse_config(R"({"devices": [], "outbox": {"keep_delivered_days": 7},
+                            "delivery": {"stuck_after": "2s", "unreachable_after": 600}})", false);
+  REQUIRE(r.ok());
+  CHECK(r.cfg.delivery.stuck_after == std::chrono::seconds(2));
+  CHECK(r.cfg.delivery.unreachable_after == std::chrono::seconds(600));
+  CHECK(r.cfg.outbox.keep_delivered_days == 7);
+  r = parse_config(R"({"devices": [], "delivery": {"stuck_after": "15m", "unreachable_after": "1h"}})", false);
+  REQUIRE(r.ok());
+  CHECK(r.cfg.delivery.stuck_after == std::chrono::minutes(15));
+  CHECK(r.cfg.delivery.unreachable_after == std::chrono::hours(1));
+  // The defaults the issue names: 15 minutes stuck, 30 days kept.
+  const config defaults;
+  CHECK(defaults.delivery.stuck_after == std::chrono::minutes(15));
+  CHECK(defaults.outbox.keep_delivered_days == 30);
+
+  const auto p = problems_of(R"({"devices": [], "delivery": {"stuck_after": "soon", "unreachable_after": 0,
+                                  "stuck_afer": 5}, "outbox": {"keep_delivered_days": -1}})");
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/delivery/stuck_after: expected seconds"); }));
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/delivery/unreachable_after: expected seconds"); }));
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/delivery/stuck_afer: unknown key"); }));
+  CHECK(std::any_of(p.begin(), p.end(), [](const std::string& s) { return s.starts_with("/outbox/keep_delivered_days: expected a number from 0"); }));
 }
 
 TEST_CASE("config: a key given twice is a problem at its pointer, not a silent override", "[config]") {

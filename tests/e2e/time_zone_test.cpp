@@ -122,7 +122,7 @@ TEST_CASE("time zones over the wire: lab.timezone Asia/Kolkata on a machine in E
     // The service log (stderr here): its own lines, and one debug line per delivered message.
     const auto service = daemon->err() + daemon->out();
     CHECK(any_line(service, std::regex(R"(^\S+\+05:30 info  \[interfaced\] time zone Asia/Kolkata \(lab\.timezone\))")));
-    CHECK(any_line(service, std::regex(R"(\+05:30 debug \[interfaced\] backend: outbox message \S+ \(results, key device:chem\): delivered to /interfacing/device-results, HTTP 2\d\d)")));
+    CHECK(any_line(service, std::regex(R"(\+05:30 debug \[interfaced\] backend: outbox message \S+ \(results, key sample:\S+\): delivered to /interfacing/device-results, HTTP 2\d\d)")));
   }
 }
 

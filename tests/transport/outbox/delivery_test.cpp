@@ -13,7 +13,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "outbox_support.hpp"
+#include "delivery_rig.hpp"
 #include "support/certificates.hpp"
 #include "daemon/sim/backend_sim.hpp"
 #include "transport/delivery.hpp"
@@ -30,97 +30,12 @@ using interfaced::test::msg;
 using interfaced::test::run_coro;
 using interfaced::test::run_until;
 using interfaced::test::scratch_dir;
+using interfaced::test::rig;
+using interfaced::test::log_lines;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 
 namespace {
-
-struct log_lines {
-  std::vector<std::string> lines;
-  event_log sink() {
-    return [this](std::string_view l) { lines.emplace_back(l); };
-  }
-  [[nodiscard]] bool contains(std::string_view s) const {
-    return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(s) != std::string::npos; });
-  }
-};
-
-// One io_context running the outbox completions, the simulator and the delivery loop.
-struct rig {
-  explicit rig(std::size_t connections = 2) {
-    interfaced::transport::outbox_options oc;
-    oc.path = dir / "outbox.sqlite";
-    box = std::make_unique<outbox>(oc, interfaced::test::poster_for(ioc));
-    opts.connections = connections;
-    opts.backoff = {20ms, 200ms, 2.0, 0.2};
-    opts.idle_poll = 200ms;
-    opts.client.connect_timeout = 1000ms;
-    opts.client.request_timeout = 2000ms;
-    opts.log = log.sink();
-  }
-
-  void start_sim(backend_sim_options so = {}) {
-    so.record_file = dir / "requests.jsonl";
-    if (sim_port != 0) so.port = sim_port;
-    sim = std::make_unique<backend_sim>(ioc.get_executor(), std::move(so));
-    REQUIRE_FALSE(sim->start());
-    sim_port = sim->port();
-  }
-
-  void start_delivery() {
-    interfaced::transport::backend_options bc;
-    opts.paths = default_paths(bc);
-    if (opts.client.base_url.empty()) opts.client.base_url = "http://127.0.0.1:" + std::to_string(sim_port);
-    delivery = std::make_unique<delivery_service>(ioc.get_executor(), *box, opts);
-    delivery->start();
-  }
-
-  std::vector<std::string> append(std::vector<new_message> v) {
-    std::optional<append_result> r;
-    box->append(std::move(v), [&](append_result a) { r = std::move(a); });
-    REQUIRE(run_until(ioc, [&] { return r.has_value(); }));
-    REQUIRE(r->durable);
-    return r->ids;
-  }
-
-  std::optional<stored_message> show(const std::string& id) { return outbox_admin(dir / "outbox.sqlite").show(id); }
-
-  bool all_delivered(const std::vector<std::string>& ids) {
-    outbox_admin admin(dir / "outbox.sqlite");
-    return std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
-      auto m = admin.show(id);
-      return m && m->state == message_state::delivered;
-    });
-  }
-
-  // Polls the file at most every 20 ms so the test does not hammer SQLite.
-  bool wait_delivered(const std::vector<std::string>& ids, std::chrono::milliseconds limit = 10s) {
-    auto last = std::chrono::steady_clock::now() - 1s;
-    return run_until(
-        ioc,
-        [&] {
-          auto now = std::chrono::steady_clock::now();
-          if (now - last < 20ms) return false;
-          last = now;
-          return all_delivered(ids);
-        },
-        limit);
-  }
-
-  scratch_dir dir;
-  asio::io_context ioc;
-  log_lines log;
-  std::unique_ptr<outbox> box;
-  std::unique_ptr<backend_sim> sim;
-  std::uint16_t sim_port = 0;
-  delivery_options opts;
-  std::unique_ptr<delivery_service> delivery;
-
-  ~rig() {
-    delivery.reset();
-    sim.reset();
-  }
-};
 
 // Bodies of the recorded requests for one ordering key, in arrival order (2xx answers only).
 std::vector<std::string> delivered_bodies(const std::vector<recorded_request>& reqs, std::string_view tag) {

@@ -2,6 +2,9 @@
 // CLI's view (list / show / retry / purge).
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <map>
 #include <set>
 #include <thread>
@@ -289,4 +292,147 @@ TEST_CASE("purge dates parse as UTC dates or date-times") {
   CHECK_FALSE(parse_purge_date("2026-02-30"));
   CHECK_FALSE(parse_purge_date("yesterday"));
   CHECK_FALSE(parse_purge_date("2026-13-01"));
+}
+
+TEST_CASE("set aside: audited, skipped by delivery's claims, its key moves on, only retry of that message sends it") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  auto ids = append_wait(box, {msg("results", "K", R"({"sample_id":"S-1"})"), msg("results", "K", R"({"sample_id":"S-2"})")}).ids;
+  outbox_admin admin(file);
+  CHECK(admin.set_aside(ids[0], "A. Person", "the backend refuses it, ticket 7", outbox_now()) == 1);
+  CHECK(admin.set_aside(ids[0], "B", "again") == 0);  // already set aside
+  CHECK(admin.set_aside("no-such-id", "B", "x") == 0);
+  auto m = admin.show(ids[0]);
+  REQUIRE(m);
+  CHECK(m->state == message_state::set_aside);
+  CHECK(m->set_aside_by == "A. Person");
+  CHECK(m->set_aside_reason == "the backend refuses it, ticket 7");
+  REQUIRE(m->set_aside_at);
+  CHECK(std::string(to_string(m->state)) == "set-aside");
+
+  // Delivery's view: the key's head is now the second message.
+  std::optional<due_batch> batch;
+  box.claim_due({}, 10, outbox_now() + 1s, [&](due_batch b) { batch = std::move(b); });
+  REQUIRE(box.flush(10s));
+  REQUIRE(batch);
+  REQUIRE(batch->messages.size() == 1);
+  CHECK(batch->messages[0].id == ids[1]);
+  // An attempt that was in flight when it was set aside does not put it back.
+  box.mark_retry(ids[0], {503, "busy"}, outbox_now());
+  REQUIRE(box.flush(10s));
+  CHECK(admin.show(ids[0])->state == message_state::set_aside);
+
+  CHECK(admin.retry_all_dead() == 0);  // "every dead letter" is not the set-aside one
+  CHECK(admin.retry(ids[0]) == 1);
+  CHECK(admin.show(ids[0])->state == message_state::pending);
+  CHECK(admin.show(ids[0])->set_aside_by == "A. Person");  // the audit stays
+}
+
+TEST_CASE("outbox list filters: --state, --sample, --since, and the census of dead and stuck messages") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  const auto t0 = outbox_now();
+  auto ids = append_wait(box, {msg("results", "R-1", R"({"results":[{"sample_id":"S-1","value":"1"}]})"),
+                               msg("results", "R-2", R"({"results":[{"sample_id":"S-10","value":"2"}]})"),
+                               msg("results", "R-3", R"({"results":[{"sample_id":"S-3","value":"3"}]})")})
+                 .ids;
+  box.mark_dead(ids[1], {422, "no"});
+  box.mark_delivered(ids[2], {200, "{}"});
+  REQUIRE(box.flush(10s));
+  outbox_admin admin(file);
+
+  list_filter f;
+  f.state = message_state::dead;
+  auto rows = admin.list(f);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].id == ids[1]);
+  f.state = message_state::delivered;  // a state filter names delivered ones without --all
+  REQUIRE(admin.list(f).size() == 1);
+  CHECK(admin.list(f)[0].id == ids[2]);
+
+  list_filter by_sample;
+  by_sample.sample = "S-1";  // not S-10
+  rows = admin.list(by_sample);
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].id == ids[0]);
+
+  list_filter since;
+  since.include_delivered = true;
+  since.since = t0 - 1h;
+  CHECK(admin.list(since).size() == 3);
+  since.since = outbox_now() + 1h;
+  CHECK(admin.list(since).empty());
+  CHECK(message_state_from("set-aside") == message_state::set_aside);
+  CHECK_FALSE(message_state_from("gone"));
+
+  std::optional<outbox_census> c;
+  box.census(outbox_now() + 1s, 10, [&](std::optional<outbox_census> x) { c = std::move(x); });
+  REQUIRE(box.flush(10s));
+  REQUIRE(c);
+  CHECK(c->dead == 1);
+  CHECK(c->stuck == 1);  // the pending one; delivered and dead ones are not "stuck"
+  REQUIRE(c->oldest_stuck.size() == 1);
+  CHECK(c->oldest_stuck[0].id == ids[0]);
+  box.census(t0 - 1h, 10, [&](std::optional<outbox_census> x) { c = std::move(x); });
+  REQUIRE(box.flush(10s));
+  REQUIRE(c);
+  CHECK(c->stuck == 0);
+}
+
+TEST_CASE("the write fault hook fails every write as a read-only file would, reads still work") {
+  scratch_dir dir;
+  auto cfg = config_at(dir / "outbox.sqlite");
+  cfg.write_fault_file = dir / "readonly";
+  outbox box(cfg);
+  auto ids = append_wait(box, {msg("results", "K", "{}")}).ids;
+  { std::ofstream(cfg.write_fault_file) << "x"; }
+  std::optional<bool> marked;
+  box.mark_delivered(ids[0], {200, "{}"}, [&](bool ok) { marked = ok; });
+  std::optional<due_batch> batch;
+  box.claim_due({}, 10, outbox_now() + 1s, [&](due_batch b) { batch = std::move(b); });
+  REQUIRE(box.flush(10s));
+  REQUIRE(marked);
+  CHECK_FALSE(*marked);
+  REQUIRE(batch);
+  CHECK(batch->messages.size() == 1);
+  CHECK_FALSE(append_wait(box, {msg("results", "K", "{}")}).durable);
+  std::filesystem::remove(cfg.write_fault_file);
+  CHECK(append_wait(box, {msg("results", "K", "{}")}).durable);
+}
+
+TEST_CASE("resends: a dead letter's later copies are found by sample, stored with the batch, listed with it") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  auto ids = append_wait(box, {msg("results", "R-1", R"({"results":[{"parameter":"GLU","sample_id":"S-7","value":"5.1"}]})"),
+                               msg("results", "R-2", R"({"results":[{"parameter":"GLU","sample_id":"S-77","value":"5.1"}]})")})
+                 .ids;
+  box.mark_dead(ids[0], {422, "no"});
+  box.mark_dead(ids[1], {422, "no"});
+  REQUIRE(box.flush(10s));
+  state_store store(file);
+  const auto found = store.dead_letters_naming("S-7");  // not S-77
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].first == ids[0]);
+  CHECK(found[0].second.find("\"value\":\"5.1\"") != std::string::npos);
+  CHECK(store.dead_letters_naming("S-8").empty());
+
+  state_changes sc;
+  sc.resends.push_back({ids[0], {}, "CHEM-1", "S-7", "GLU", "5.1", "20260101120000"});
+  REQUIRE(append_wait(box, {}, sc).durable);
+  outbox_admin admin(file);
+  const auto copies = admin.resends_of(ids[0]);
+  REQUIRE(copies.size() == 1);
+  CHECK(copies[0].device == "CHEM-1");
+  CHECK(copies[0].value == "5.1");
+  CHECK(copies[0].received_at > outbox_time{});  // stamped when stored
+  const auto rows = admin.list();
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].resends == 1);
+  CHECK(rows[1].resends == 0);
+  // Retried and delivered, it is no longer a dead letter to match against.
+  CHECK(admin.retry(ids[0]) == 1);
+  CHECK(store.dead_letters_naming("S-7").empty());
 }
