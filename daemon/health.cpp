@@ -160,6 +160,8 @@ std::string metrics_text(const health_sources& s) {
     m << "interfaced_retried_total " << st.retried << '\n';
     head("dead_total", "counter", "Messages the backend refused for good (dead letters) since the start");
     m << "interfaced_dead_total " << st.dead << '\n';
+    head("outbox_dead", "gauge", "Dead letters in the outbox now: refused for good, waiting for a person (outbox list --state dead)");
+    m << "interfaced_outbox_dead " << st.dead_letters << '\n';
     head("backend_request_seconds", "histogram", "Backend HTTP request latency (every attempt)");
     st.request_latency.write(m, "interfaced_backend_request_seconds");
   }
