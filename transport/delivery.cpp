@@ -190,6 +190,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   static constexpr std::size_t gate_after = 3;
   std::vector<unrecorded_outcome> unrecorded;
   unsigned outbox_failures = 0;
+  unsigned read_failures = 0;  // consecutive failed outbox reads (OUTBOX-003)
   steady::time_point outbox_since;
   steady::time_point outbox_pause_until;
   steady::time_point census_due;
@@ -261,6 +262,22 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     };
     due_batch batch = co_await outbox_call<due_batch>(std::move(claim));
     if (stopping) co_return opt.idle_poll;
+    if (!batch.read_error.empty()) {
+      // The outbox cannot be read (a damaged page, an I/O error): an alarm with SQLite's words,
+      // one log line per outage, and the hold backoff before looking again.
+      if (opt.alarms && opt.alarms->raise(alarm_code::outbox_read, "",
+                                          "the outbox cannot be read (" + batch.read_error +
+                                              "): nothing is delivered; check the disk, then see README "
+                                              "\"Recovering a damaged outbox\"",
+                                          std::chrono::system_clock::now()))
+        emit(opt.log, "outbox read failed: " + batch.read_error + " [OUTBOX-003]");
+      read_failures = std::min<unsigned>(read_failures + 1, 16);
+      co_return backoff_delay(opt.hold_backoff, read_failures, 0.5);
+    }
+    if (read_failures > 0) {
+      read_failures = 0;
+      if (opt.alarms) opt.alarms->clear(alarm_code::outbox_read);
+    }
     for (auto& m : batch.messages) {
       // A key may have become busy while the claim ran (a runner moved on to its next message).
       if (free_clients.empty() || busy_keys.contains(m.ordering_key)) continue;

@@ -766,8 +766,13 @@ void outbox::claim_due(std::vector<std::string> busy_keys, std::size_t limit, ou
     *out = db.claim_due(busy, limit, now);
   };
   o->writes = false;
-  o->complete = [out, done = std::move(done)](bool, const std::string&) {
-    if (done) done(std::move(*out));  // a failed read is an empty batch; delivery polls again
+  o->complete = [out, done = std::move(done)](bool ok, const std::string& error) {
+    // A failed read is said, never taken for an empty outbox (a damaged file would look idle).
+    if (!ok) {
+      *out = due_batch{};
+      out->read_error = error.empty() ? "the outbox could not be read" : error;
+    }
+    if (done) done(std::move(*out));
   };
   enqueue(std::move(o), 0);
 }
@@ -905,6 +910,13 @@ void outbox::run() {
     // The test hook of outbox_options::write_fault_file: a stat per transaction, only when set.
     std::error_code fault_ec;
     const bool write_fault = !write_fault_file_.empty() && std::filesystem::exists(write_fault_file_, fault_ec);
+    // A fault file that says "unreadable" fails the reads too (a damaged page under a running daemon).
+    bool read_fault = false;
+    if (write_fault) {
+      std::string said;
+      std::getline(std::ifstream(write_fault_file_), said);
+      read_fault = said.find("unreadable") != std::string::npos;
+    }
     const auto began = std::chrono::steady_clock::now();
     bool committed = false;
     std::string commit_error;
@@ -918,6 +930,9 @@ void outbox::run() {
           if (write_fault && batch[i]->writes)
             throw std::runtime_error("outbox: attempt to write a readonly database (write_fault_file " +
                                      write_fault_file_.string() + " exists)");
+          if (read_fault && !batch[i]->writes)
+            throw std::runtime_error("outbox: database disk image is malformed (write_fault_file " +
+                                     write_fault_file_.string() + " says unreadable)");
           batch[i]->exec(*db_);
           db_->control(detail::outbox_db::tx::release);
           ok[i] = 1;

@@ -106,6 +106,7 @@ using append_callback = std::function<void(append_result)>;
 struct due_batch {
   std::vector<stored_message> messages;
   std::optional<outbox_time> next_due;  // earliest future next_attempt_at among skipped heads
+  std::string read_error;               // set: the outbox could not be read (SQLite's message)
 };
 
 // How a delivery attempt ended, as recorded.

@@ -276,6 +276,26 @@ TEST_CASE("an outbox that cannot record outcomes: OUTBOX-002, delivery paused, t
   CHECK(posts_with_key(after, ids[1]) == 1);
 }
 
+TEST_CASE("an outbox that cannot be read: OUTBOX-003 with the SQLite error, said once, cleared when it reads again") {
+  rig r;
+  r.start_sim();
+  auto ids = r.append({msg("results", "U-1", R"({"n":1})")});
+  { std::ofstream(r.fault_file) << "unreadable\n"; }
+  r.start_delivery();
+  REQUIRE(run_until(r.ioc, [&] { return r.alarms.active(alarm_code::outbox_read); }));
+  const auto alarm = r.alarms.list();
+  REQUIRE_FALSE(alarm.empty());
+  CHECK(alarm[0].text.find("malformed") != std::string::npos);  // SQLite's words, not "empty"
+  run_for(r.ioc, 1500ms);
+  CHECK(r.sim->requests().empty());  // nothing was taken for an empty outbox, nothing posted blindly
+  const auto said = std::count_if(r.log.lines.begin(), r.log.lines.end(),
+                                  [](const std::string& l) { return l.find("[OUTBOX-003]") != std::string::npos; });
+  CHECK(said == 1);
+  std::filesystem::remove(r.fault_file);
+  REQUIRE(r.wait_delivered(ids));
+  CHECK_FALSE(r.alarms.active(alarm_code::outbox_read));
+}
+
 TEST_CASE("a backend failing for everyone (5xx) is tried one message at a time, not once per sample's key") {
   rig r;
   backend_sim_options so;
