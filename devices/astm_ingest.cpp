@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <utility>
+
+#include "parsers/number.hpp"
+#include "parsers/text.hpp"
 
 namespace interfaced::devices {
 
@@ -200,6 +204,7 @@ void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offse
                                (d.detail.empty() ? "" : ": " + d.detail),
                            warning});
     }
+    scrub_control_characters(out.batch.results, out.offset, problems_);
     warn_missing_sample_ids(m, out);
     messages_.push_back(std::move(out));
   }
@@ -219,6 +224,23 @@ std::string places(const std::vector<astm::field_ref>& refs) {
 }
 
 }  // namespace
+
+void scrub_control_characters(std::vector<result>& results, std::uint64_t offset, std::vector<ingest_problem>& problems) {
+  for (auto& r : results) {
+    for (auto [field, name] : {std::pair{&r.sample_id, "sample id"}, std::pair{&r.value, "value"}, std::pair{&r.unit, "unit"}}) {
+      const int c = remove_control_characters(*field);
+      if (c < 0) continue;
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(c));
+      problems.push_back({r.where.byte_offset ? r.where.byte_offset : offset,
+                          "record " + std::to_string(r.where.record_index) + ", sample " + (r.sample_id.empty() ? std::string("(none)") : r.sample_id) + ", test " + r.code +
+                              ": control character " + hex + " in its " + name + " removed (now \"" + *field +
+                              "\") [DATA-001]",
+                          true});
+    }
+    if (r.numeric == std::nullopt && !r.value.empty()) r.numeric = parse_number(r.value);
+  }
+}
 
 // A result without a sample id is forwarded once and flagged (model.hpp); the technician learns
 // which records lacked it and, when another known profile reads one there, which profile to set.

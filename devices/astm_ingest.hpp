@@ -22,6 +22,11 @@ struct ingest_problem {
   bool warning = false;      // accepted through a profile leniency: logged, not a failure
 };
 
+// Control characters inside a result's sample id, value or unit (a NUL in "5\0.0") are removed,
+// each field said once as a warning naming the sample and test [DATA-001]: the result is
+// forwarded, never with a byte its readers would choke on. Both protocols' ingest use it.
+void scrub_control_characters(std::vector<result>& results, std::uint64_t offset, std::vector<ingest_problem>& problems);
+
 struct astm_message_out {
   astm::astm_batch batch;
   const devices::device_profile* profile = nullptr;  // nullptr: LIS02-A2 defaults

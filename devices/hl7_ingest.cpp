@@ -211,6 +211,7 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
   // Warnings (a skipped OBX, no sample id, a message that gave no result): logged with their
   // code and place, so an acknowledged message never loses a result without a word. A result or a
   // sample id this message's profile missed but another known profile reads is named with it.
+  scrub_control_characters(batch.results, offset, problems_);
   const std::string suggestion = suggest_profile(bytes, profile, batch);
   for (const auto& d : batch.diagnostics) {
     const bool suggest = d.error == hl7::normalise_error::missing_sample_id || d.error == hl7::normalise_error::no_results;

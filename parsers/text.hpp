@@ -30,4 +30,22 @@ namespace interfaced {
   return std::to_string(n) + " " + std::string(what) + (n == 1 ? "" : "s");
 }
 
+// Removes C0 control characters and DEL from a decoded field (a NUL inside "5\0.0"): they are
+// never part of a value and break whatever reads it downstream. Returns the first one removed,
+// -1 when there was none.
+[[nodiscard]] inline int remove_control_characters(std::string& s) {
+  int first = -1;
+  std::size_t out = 0;
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      if (first < 0) first = u;
+      continue;
+    }
+    s[out++] = c;
+  }
+  s.resize(out);
+  return first;
+}
+
 }  // namespace interfaced

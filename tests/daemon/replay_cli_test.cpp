@@ -200,3 +200,25 @@ TEST_CASE("replay CLI: --timezone gives observed_at its offset, an unknown zone 
   CHECK(out.str().empty());
   CHECK(err.str().find("--timezone: unknown time zone \"Europe/Berlinn\"") != std::string::npos);
 }
+
+TEST_CASE("replay: a NUL byte inside a value is removed and said, with its record and code", "[replay]") {
+  // ASTM, frame text carries the NUL; HL7, OBX-5 carries it.
+  temp_file astm(session(records("S-NUL", std::string("5\0.0", 4))));
+  const auto a = replay({astm.path.string()});
+  REQUIRE(a.lines.size() == 1);
+  CHECK(a.lines[0]["value"] == "5.0");
+  CHECK(a.lines[0]["numeric"] == 5.0);
+  CHECK(a.err.find("control character 0x00 in its value removed") != std::string::npos);
+  CHECK(a.err.find("[DATA-001]") != std::string::npos);
+  CHECK(a.err.find("S-NUL") != std::string::npos);
+
+  const std::string hl7 = std::string("\x0BMSH|^~\\&|AN|LAB|HOST|H|20260101120000||ORU^R01|C1|P|2.5.1\r"
+                                      "PID|1\rOBR|1|S-NUL2||GLU\rOBX|1|NM|GLU||5") +
+                          std::string(1, '\0') + ".0|mmol/L|||||F\r\x1C\r";
+  temp_file h(hl7, "capture.hl7");
+  const auto b = replay({h.path.string()});
+  INFO(b.err);
+  REQUIRE(b.lines.size() == 1);
+  CHECK(b.lines[0]["value"] == "5.0");
+  CHECK(b.err.find("[DATA-001]") != std::string::npos);
+}
