@@ -119,11 +119,14 @@ TEST_CASE("e2e links: a serial device missing at start does not stop the others,
   CHECK(outbox_results(d.outbox(), "other") == expected_other.results);
   const std::string log = d.log();
   CHECK(log.find("alarm cleared (late): link down: " + tty.string() + " is missing [LINK-001]") != std::string::npos);
-  // One line per outage in the device log, not one per retry.
+  // One line per outage in the device log, not one per retry (dozens of retries happened): the
+  // outage at start, and the one after the simulator's pty vanished when the daemon saw it before
+  // its stop (timing: under ASan it usually does).
   const std::string dlog = d.device_log("late");
   std::size_t down_lines = 0;
   for (std::size_t at = dlog.find("link down:"); at != std::string::npos; at = dlog.find("link down:", at + 1)) ++down_lines;
-  CHECK(down_lines == 1);
+  CHECK(down_lines >= 1);
+  CHECK(down_lines <= 2);
 }
 
 TEST_CASE("e2e links: a port held by another process is an alarm, then listened on once it is freed") {
