@@ -119,7 +119,7 @@ TEST_CASE("e2e links: a serial device missing at start does not stop the others,
   CHECK(outbox_results(d.outbox(), "other") == expected_other.results);
   const std::string log = d.log();
   CHECK(log.find("alarm cleared (late): link down: " + tty.string() + " is missing [LINK-001]") != std::string::npos);
-  // One line per outage in the device log, not one per retry (dozens of retries happened): the
+  // One line per outage in the device log, not one per retry: the
   // outage at start, and the one after the simulator's pty vanished when the daemon saw it before
   // its stop (timing: under ASan it usually does).
   const std::string dlog = d.device_log("late");
