@@ -1,5 +1,7 @@
 #include "daemon/backend_poll.hpp"
 
+#include <optional>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -82,30 +84,47 @@ void backend_poller::stop() {
 }
 
 asio::awaitable<void> backend_poller::poll_loop() {
-  std::string token;
-  try {
-    token = transport::load_bearer_token(backend_);
-  } catch (const std::exception&) {
-    // Delivery already said why at start; polling goes on without a token.
-  }
   std::unique_ptr<transport::http_client> client;
-  try {
-    transport::event_log log = [](std::string_view line) { spdlog::warn("backend (waiting list): {}", line); };
-    client = std::make_unique<transport::http_client>(io_.get_executor(),
-                                                      transport::client_options(backend_, std::move(token), log));
-  } catch (const std::exception& e) {
-    spdlog::error("waiting-list polling off: {}", e.what());
-    co_return;
-  }
-  client_ = client.get();
+  std::string token, paused_because;
   asio::steady_timer timer(io_);
   for (;;) {
-    // By id, looked up after every await: a reload may add or retire devices meanwhile.
-    std::vector<std::string> ids;
-    for (const auto& dev : devices_.running) ids.push_back(dev->cfg.id);
-    for (const auto& id : ids) {
-      if (stopping_) break;
-      if (device_runtime* dev = devices_.find(id)) co_await poll_device(*client, *dev);
+    // The token is read every round: a file created or rotated after start is used at the next
+    // poll, and a token that is configured but cannot be read pauses polling -- never a request
+    // without the token the daemon was told to use (delivery holds under BACKEND-002 likewise).
+    std::optional<std::string> fresh;
+    try {
+      fresh = transport::load_bearer_token(backend_);
+    } catch (const std::exception& e) {
+      if (paused_because != e.what()) {
+        paused_because = e.what();
+        spdlog::warn("waiting-list polling paused: {} [BACKEND-002]", paused_because);
+      }
+    }
+    if (fresh) {
+      if (!paused_because.empty()) {
+        spdlog::info("waiting-list polling resumed: the backend token is readable again");
+        paused_because.clear();
+      }
+      if (!client || *fresh != token) {
+        token = *fresh;
+        try {
+          transport::event_log log = [](std::string_view line) { spdlog::warn("backend (waiting list): {}", line); };
+          client_ = nullptr;
+          client = std::make_unique<transport::http_client>(io_.get_executor(),
+                                                            transport::client_options(backend_, token, log));
+          client_ = client.get();
+        } catch (const std::exception& e) {
+          spdlog::error("waiting-list polling off: {}", e.what());
+          co_return;
+        }
+      }
+      // By id, looked up after every await: a reload may add or retire devices meanwhile.
+      std::vector<std::string> ids;
+      for (const auto& dev : devices_.running) ids.push_back(dev->cfg.id);
+      for (const auto& id : ids) {
+        if (stopping_) break;
+        if (device_runtime* dev = devices_.find(id)) co_await poll_device(*client, *dev);
+      }
     }
     if (stopping_) break;
     prune_history();

@@ -66,6 +66,15 @@ class backend {
   [[nodiscard]] std::uint16_t port() const { return port_; }
   void fail(const json& fault) { REQUIRE(sim_control(port_, "POST", "/_sim/faults", fault.dump()) == 200); }
   void heal() { REQUIRE(sim_control(port_, "DELETE", "/_sim/faults") == 200); }
+  // Every request the daemon made (the simulator's own control routes left out).
+  [[nodiscard]] std::vector<json> daemon_requests() const {
+    const auto body = http_get(port_, "/_sim/requests");
+    REQUIRE(body.has_value());
+    std::vector<json> out;
+    for (const auto& r : json::parse(*body))
+      if (!r.value("path", "").starts_with("/_sim")) out.push_back(r);
+    return out;
+  }
   [[nodiscard]] std::vector<json> results_posts() const {
     const auto body = http_get(port_, "/_sim/requests");
     REQUIRE(body.has_value());
@@ -164,6 +173,9 @@ TEST_CASE("e2e: credentials refused or unreadable hold delivery under BACKEND-00
   REQUIRE(d.wait([&] { return !d.alarms("BACKEND-002").empty(); }));
   std::this_thread::sleep_for(1500ms);
   CHECK(be.results_posts().empty());
+  // Nor a waiting-list GET: polling pauses too while the token it was told to use is unreadable.
+  CHECK(be.daemon_requests().empty());
+  CHECK(d.log().find("waiting-list polling paused") != std::string::npos);
   CHECK(d.log().find("cannot read the backend token file") != std::string::npos);
 
   // A token the backend refuses: 401, still held, still no dead letter.
