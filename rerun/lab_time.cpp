@@ -19,18 +19,6 @@ void append_offset(std::string& out, seconds offset) {
   out += buf;
 }
 
-void append_date_time(std::string& out, std::chrono::sys_seconds t) {
-  const auto day = std::chrono::floor<std::chrono::days>(t);
-  const std::chrono::year_month_day ymd{day};
-  const std::chrono::hh_mm_ss hms{t - day};
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:%02d", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  out += buf;
-}
-
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
 
 int number(std::string_view s) noexcept {
@@ -74,6 +62,17 @@ bool read_offset(std::string_view z, parsed_time& p) {
   return true;
 }
 
+// ".S+" after the seconds: the digits, as sent. False for a '.' with no digit after it.
+bool read_fraction(std::string_view& rest, parsed_time& p) {
+  if (rest.empty() || rest[0] != '.') return true;
+  std::size_t f = 1;
+  while (f < rest.size() && is_digit(rest[f])) ++f;
+  if (f == 1) return false;
+  p.fraction = rest.substr(1, f - 1);
+  rest.remove_prefix(f);
+  return true;
+}
+
 // HL7 TS / ASTM: "YYYYMMDD[HH[MM[SS[.S+]]]][+/-ZZZZ]".
 bool read_compact(std::string_view s, parsed_time& p) {
   std::size_t n = 0;
@@ -89,13 +88,7 @@ bool read_compact(std::string_view s, parsed_time& p) {
   if (n >= 12) p.minute = number(s.substr(10, 2));
   if (n >= 14) p.second = number(s.substr(12, 2));
   std::string_view rest = s.substr(n);
-  if (n == 14 && !rest.empty() && rest[0] == '.') {
-    std::size_t f = 1;
-    while (f < rest.size() && is_digit(rest[f])) ++f;
-    if (f == 1) return false;
-    p.fraction = rest.substr(1, f - 1);
-    rest.remove_prefix(f);
-  }
+  if (n == 14 && !read_fraction(rest, p)) return false;
   return read_offset(rest, p);
 }
 
@@ -119,13 +112,7 @@ bool read_iso(std::string_view s, parsed_time& p) {
     if (rest.size() < 3 || !is_digit(rest[1]) || !is_digit(rest[2])) return false;
     p.second = number(rest.substr(1, 2));
     rest.remove_prefix(3);
-    if (!rest.empty() && rest[0] == '.') {
-      std::size_t f = 1;
-      while (f < rest.size() && is_digit(rest[f])) ++f;
-      if (f == 1) return false;
-      p.fraction = rest.substr(1, f - 1);
-      rest.remove_prefix(f);
-    }
+    if (!read_fraction(rest, p)) return false;
   }
   return read_offset(rest, p);
 }
@@ -149,8 +136,7 @@ std::string lab_zone::format(std::chrono::system_clock::time_point t) const {
   const auto ms = std::chrono::floor<std::chrono::milliseconds>(t);
   const auto s = std::chrono::floor<seconds>(ms);
   const seconds offset = zone_ ? zone_->get_info(s).offset : seconds{0};
-  std::string out;
-  append_date_time(out, s + offset);
+  std::string out = format_wall_time(s + offset);
   char frac[16];
   std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>((ms - s).count()));
   out += frac;
@@ -181,8 +167,7 @@ seconds lab_zone::offset_at_local(timestamp local) const {
 }
 
 std::string lab_zone::format_local(timestamp local) const {
-  std::string out;
-  append_date_time(out, local);
+  std::string out = format_wall_time(local);
   append_offset(out, offset_at_local(local));
   return out;
 }
