@@ -237,8 +237,10 @@ void scrub_control_characters(std::vector<result>& results, std::uint64_t offset
                               ": control character " + hex + " in its " + name + " removed (now \"" + *field +
                               "\") [DATA-001]",
                           true});
+      // Only a value that lost a control character is read again as a number ("5\0.0" -> 5.0);
+      // the others keep what the normaliser read.
+      if (field == &r.value && !r.numeric) r.numeric = parse_number(r.value);
     }
-    if (r.numeric == std::nullopt && !r.value.empty()) r.numeric = parse_number(r.value);
   }
 }
 
