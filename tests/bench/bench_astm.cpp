@@ -1,11 +1,14 @@
 // Framing + records throughput over the ASTM capture corpus (../shared/captures/astm):
 // bytes -> frame_decoder -> link -> E1394 records -> normalised results, as the daemon runs them.
-// Usage: bench_astm [seconds=5] [captures dir]
+// Usage: bench_astm [seconds=5] [captures dir] [--passes N]
+//   --passes: exactly N passes over the corpus instead of a time (for callgrind / instruction
+//             counts, which do not depend on the other load of the machine)
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "devices/astm_ingest.hpp"
@@ -15,9 +18,15 @@
 using namespace interfaced;
 
 int main(int argc, char** argv) {
-  const double seconds = argc > 1 ? std::stod(argv[1]) : 5.0;
-  const std::filesystem::path dir =
-      argc > 2 ? std::filesystem::path(argv[2]) : interfaced::test::shared_dir() / "captures" / "astm";
+  double seconds = 5.0;
+  std::size_t max_passes = 0;
+  std::filesystem::path dir = interfaced::test::shared_dir() / "captures" / "astm";
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string_view(argv[i]) == "--passes" && i + 1 < argc) max_passes = std::stoul(argv[++i]);
+    else if (positional++ == 0) seconds = std::stod(argv[i]);
+    else dir = argv[i];
+  }
   std::vector<devices::capture_input> corpus;
   std::size_t corpus_bytes = 0;
   for (const auto& e : std::filesystem::directory_iterator(dir)) {
@@ -51,11 +60,14 @@ int main(int argc, char** argv) {
     }
     ++passes;
     elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  } while (elapsed < seconds);
+  } while (max_passes ? passes < max_passes : elapsed < seconds);
 
+  std::string cmd;
+  for (int i = 0; i < argc; ++i) (cmd += i ? " " : "") += argv[i];
+  std::printf("command: %s\n", cmd.c_str());
   std::printf("corpus: %zu ASTM captures, %zu bytes (%s)\n", corpus.size(), corpus_bytes, dir.c_str());
   std::printf("passes: %zu in %.2f s\n", passes, elapsed);
-  std::printf("framing+records+normalise: %.1f MB/s, %.0f results/s\n", static_cast<double>(bytes) / elapsed / 1e6,
-              static_cast<double>(results) / elapsed);
+  std::printf("framing+records+normalise: %.1f MB/s, %.0f results/s (%zu results per pass)\n",
+              static_cast<double>(bytes) / elapsed / 1e6, static_cast<double>(results) / elapsed, results / passes);
   return 0;
 }
