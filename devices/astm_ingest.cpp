@@ -21,13 +21,19 @@ astm_ingest::astm_ingest(const devices::profile_catalog* catalog,
 
 namespace {
 
-// End of the first L record in text (just past its terminator), or npos.
-std::size_t end_of_terminator(std::string_view text) {
-  std::size_t pos = 0;
+// End of the first L record in text (just past its terminator), or npos. The search starts at
+// `from`, a record start before which text holds no L record; on npos, `from` is moved to the start
+// of the last record looked at (it may still grow), so the next search over the same text plus
+// more bytes goes on from there. Before: every frame re-scanned the whole message held so far
+// (callgrind, bench_astm: end_of_terminator 46 % of all instructions, quadratic in records per
+// message).
+std::size_t end_of_terminator(std::string_view text, std::size_t& from) {
+  std::size_t pos = from;
   while (pos < text.size()) {
-    std::size_t end = text.find_first_of("\r\n", pos);
-    const bool last = end == std::string_view::npos;
-    if (last) end = text.size();
+    from = pos;
+    std::size_t end = pos;
+    while (end < text.size() && text[end] != '\r' && text[end] != '\n') ++end;
+    const bool last = end == text.size();
     const std::string_view rec = text.substr(pos, end - pos);
     if (!rec.empty() && (rec[0] == 'L' || rec[0] == 'l') && (rec.size() == 1 || !std::isalnum(static_cast<unsigned char>(rec[1])))) {
       while (end < text.size() && (text[end] == '\r' || text[end] == '\n')) ++end;
@@ -53,12 +59,13 @@ void astm_ingest::collect(std::string_view text, std::uint64_t offset) {
     problems_.push_back({pending_offset_, "message longer than " + std::to_string(max_pending_) +
                                               " bytes without an L record: discarded"});
     pending_.clear();
+    scanned_ = 0;
     return;
   }
   const std::size_t before = pending_.size();
   pending_.append(text);
   // Deferred ACK: keep what preceded this end frame, so a NAK (confirm(false)) can be undone.
-  if (link_.awaiting_confirmation() && end_of_terminator(pending_) != std::string_view::npos) {
+  if (link_.awaiting_confirmation() && end_of_terminator(pending_, scanned_) != std::string_view::npos) {
     rollback_.assign(pending_, 0, before);
     rollback_offset_ = pending_offset_;
   }
@@ -70,6 +77,7 @@ astm::link_actions astm_ingest::confirm(bool durable) {
   if (!durable) {
     pending_ = std::move(rollback_);
     pending_offset_ = rollback_offset_;
+    scanned_ = 0;
   }
   rollback_.clear();
   return link_.confirm_delivery(durable);
@@ -77,11 +85,12 @@ astm::link_actions astm_ingest::confirm(bool durable) {
 
 void astm_ingest::drain(bool end_of_session) {
   for (;;) {
-    const std::size_t end = end_of_terminator(pending_);
+    const std::size_t end = end_of_terminator(pending_, scanned_);
     if (end == std::string_view::npos) break;
     handle_message_text(std::string_view(pending_).substr(0, end), pending_offset_);
     pending_.erase(0, end);
     pending_offset_ += end;
+    scanned_ = 0;
   }
   if (end_of_session && !pending_.empty()) {
     if (pending_.find_first_not_of("\r\n") != std::string::npos) {
@@ -89,6 +98,7 @@ void astm_ingest::drain(bool end_of_session) {
       handle_message_text(pending_, pending_offset_);
     }
     pending_.clear();
+    scanned_ = 0;
   }
 }
 

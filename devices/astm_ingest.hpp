@@ -88,6 +88,7 @@ class astm_ingest {
   std::size_t max_pending_;
   std::string pending_;  // records received so far of an E1394 message without its L yet
   std::uint64_t pending_offset_ = 0;
+  std::size_t scanned_ = 0;  // pending_ holds no L record before this record start
   std::string rollback_;  // pending_ before the unconfirmed end frame
   std::uint64_t rollback_offset_ = 0;
   std::vector<astm_message_out> messages_;

@@ -199,7 +199,22 @@ put_result frame_decoder::put(std::string_view bytes) noexcept {
           state_ = state::text;
         }
         break;
-      case state::text:
+      case state::text: {
+        // The text run up to the next byte below 0x20 in one pass (the frame's body is nearly
+        // all of the stream): summed and appended as a block instead of byte by byte. Only a
+        // control byte can end the text, interrupt it or be restricted, so each of those still
+        // goes through the byte-wise case below.
+        std::size_t run = i;
+        const std::size_t room = max_text_ - buf_.size();
+        const std::size_t limit = bytes.size() - i < room ? bytes.size() : i + room;
+        unsigned sum = sum_;
+        while (run < limit && static_cast<unsigned char>(bytes[run]) >= 0x20) sum += static_cast<unsigned char>(bytes[run++]);
+        if (run > i) {
+          sum_ = static_cast<std::uint8_t>(sum);
+          buf_.append(bytes.data() + i, run - i);  // never reallocates: bounded by room
+          i = run - 1;
+          break;
+        }
         if (interrupts_frame(c)) return interrupted(i);
         sum_ = static_cast<std::uint8_t>(sum_ + c);
         if (c == etx || c == etb) {
@@ -219,6 +234,7 @@ put_result frame_decoder::put(std::string_view bytes) noexcept {
           buf_.push_back(ch);  // never reallocates: size < max_text_ == reserved capacity
         }
         break;
+      }
       case state::check1:
         if (interrupts_frame(c)) return interrupted(i);
         c1_ = ch;

@@ -3,8 +3,10 @@
 #include "parsers/number.hpp"
 #include "parsers/text.hpp"
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
+#include <optional>
 
 namespace interfaced::astm {
 namespace {
@@ -12,6 +14,18 @@ namespace {
 // Decoded, transcoded to UTF-8, padding trimmed: the one way every value leaves a record.
 std::string text_of(const field_view& f, text_encoding enc) {
   if (f.empty()) return {};
+  // Plain ASCII without the escape character (nearly every value): decoding and transcoding are
+  // the identity (ASCII is the same bytes in Latin-1, Windows-1252 and UTF-8), so the value is
+  // copied once instead of through decode's and to_utf8's two buffers, byte by byte.
+  const std::string_view raw = f.raw();
+  const char e = f.delims().escape;
+  unsigned char high = 0;
+  bool escape = false;
+  for (const char c : raw) {
+    high |= static_cast<unsigned char>(c);
+    escape = escape || c == e;
+  }
+  if (high < 0x80 && !escape) return std::string(trim_padding(raw));
   const std::string decoded = f.decode();
   return to_utf8(trim_padding(decoded), enc);
 }
@@ -26,6 +40,36 @@ field_view component_or_first(const field_view& f, int component) {
   }
   return {};
 }
+
+// The fields of one record, split once: a result reads some fifteen fields of its R record, and
+// record_view::field(n) walks the record from its start each time.
+class split_fields {
+ public:
+  explicit split_fields(const record_view& r) noexcept : rec_(r) {
+    const std::string_view raw = r.raw();
+    const char sep = r.delims().field;
+    std::size_t start = 0;
+    while (n_ < fields_.size()) {
+      const std::size_t end = raw.find(sep, start);
+      fields_[n_++] = field_view(raw.substr(start, end == std::string_view::npos ? end : end - start), r.delims());
+      if (end == std::string_view::npos) return;
+      start = end + 1;
+    }
+    truncated_ = true;  // more fields than held: the rest is read from the record
+  }
+  // 1-based, as record_view::field.
+  [[nodiscard]] field_view operator()(int n) const noexcept {
+    if (n >= 1 && static_cast<std::size_t>(n) <= n_) return fields_[static_cast<std::size_t>(n) - 1];
+    if (n >= 1 && truncated_) return rec_.field(static_cast<std::size_t>(n));
+    return {std::string_view{}, rec_.delims()};
+  }
+
+ private:
+  const record_view& rec_;
+  std::array<field_view, 20> fields_{};
+  std::size_t n_ = 0;
+  bool truncated_ = false;
+};
 
 // The record an option refers to: the H, P, O or R in scope when the result is built.
 struct scope {
@@ -202,13 +246,44 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
   std::size_t o_index = 0;                // the O (or P) record in scope
   std::vector<std::size_t> result_scope;  // parallel to batch.results: its O record
 
-  auto sample_id = [&]() {
+  auto read_sample_id = [&]() {
     for (const auto& ref : o.sample_id_from) {
       std::string v = value_at(s, ref, o.encoding);
       if (!v.empty()) return v;
     }
     return std::string{};
   };
+  // The sample id and the H / O part of "is QC" come from the H, P and O records in scope: read
+  // once per scope, not once per result (unless the profile reads them from the R record itself).
+  const auto reads_r = [](const field_ref& ref) { return ref.record == 'R'; };
+  const bool sample_id_per_result = std::any_of(o.sample_id_from.begin(), o.sample_id_from.end(), reads_r);
+  const bool qc_per_result =
+      std::any_of(o.qc_when.begin(), o.qc_when.end(), [&](const field_match& q) { return reads_r(q.where); });
+  std::optional<std::string> scope_sample_id;
+  int scope_qc = -1;  // -1: not read yet for this scope (an optional<bool> trips GCC 12's -Wmaybe-uninitialized)
+  auto sample_id = [&]() {
+    if (sample_id_per_result) return read_sample_id();
+    if (!scope_sample_id) scope_sample_id = read_sample_id();
+    return *scope_sample_id;
+  };
+  auto read_qc = [&]() {
+    // O.12 action code Q: "treat specimen as QC"; H.12 processing id Q: "quality control".
+    bool qc = (s.o.type() == 'O' && text_of(s.o.field(12), o.encoding) == "Q") ||
+              (s.h.type() == 'H' && text_of(s.h.field(12).repeat(0).component(1), o.encoding) == "Q");
+    for (const auto& q : o.qc_when) qc = qc || matches(s, q, o.encoding);
+    return qc;
+  };
+  auto is_qc = [&]() {
+    if (qc_per_result) return read_qc();
+    if (scope_qc < 0) scope_qc = read_qc() ? 1 : 0;
+    return scope_qc == 1;
+  };
+  auto new_scope = [&]() {
+    scope_sample_id.reset();
+    scope_qc = -1;
+  };
+  batch.results.reserve(static_cast<std::size_t>(
+      std::count_if(m.records.begin(), m.records.end(), [](const record_view& r) { return r.type() == 'R'; })));
   auto where = [&](std::size_t i) {
     source_location w;
     w.record_index = i + 1;
@@ -221,18 +296,21 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
     switch (rec.type()) {
       case 'H':
         s.h = rec;
+        new_scope();
         break;
       case 'P':
         s.p = rec;
         s.o = {};
         o_index = i;
+        new_scope();
         break;
       case 'O':
         s.o = rec;
         o_index = i;
+        new_scope();
         break;
       case 'R': {
-        auto F = [&rec](int n) { return rec.field(static_cast<std::size_t>(n)); };
+        const split_fields F(rec);
         s.r = rec;
         any_result = true;
         result res;
@@ -260,8 +338,10 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
           std::string f = text_of(F(o.r.value).repeat(0).component(static_cast<std::size_t>(o.value_flag_component)), o.encoding);
           if (!f.empty()) res.flags.insert(res.flags.begin(), std::move(f));
         }
-        for (std::size_t k = 0; k < F(o.r.status).repeat_count(); ++k) {
-          std::string st = text_of(F(o.r.status).repeat(k), o.encoding);
+        const field_view status = F(o.r.status);
+        const std::size_t statuses = status.repeat_count();
+        for (std::size_t k = 0; k < statuses; ++k) {
+          std::string st = text_of(status.repeat(k), o.encoding);
           if (!st.empty()) res.statuses.push_back(std::move(st));
         }
         if (!res.statuses.empty()) res.status = res.statuses.front();
@@ -269,10 +349,7 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         res.observed_at = text_of(F(o.r.completed).repeat(0).component(1), o.encoding);
         if (res.observed_at.empty()) res.observed_at = text_of(F(o.r.started).repeat(0).component(1), o.encoding);
         res.instrument = text_of(F(o.r.instrument).repeat(0).component(1), o.encoding);
-        // O.12 action code Q: "treat specimen as QC"; H.12 processing id Q: "quality control".
-        res.qc = (s.o.type() == 'O' && text_of(s.o.field(12), o.encoding) == "Q") ||
-                 (s.h.type() == 'H' && text_of(s.h.field(12).repeat(0).component(1), o.encoding) == "Q");
-        for (const auto& q : o.qc_when) res.qc = res.qc || matches(s, q, o.encoding);
+        res.qc = is_qc();
         for (const auto& st : o.rerun_statuses)
           res.rerun_indicator = res.rerun_indicator || res.status == st ||
                                 std::find(res.statuses.begin(), res.statuses.end(), st) != res.statuses.end();
@@ -329,7 +406,7 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
       order ord;
       ord.protocol = protocol::astm;
       ord.device = std::string(device);
-      ord.sample_id = sample_id();
+      ord.sample_id = read_sample_id();
       std::swap(s, os);
       ord.patient_id = text_of(os.p.field(3), o.encoding);
       if (ord.patient_id.empty()) ord.patient_id = text_of(os.p.field(4), o.encoding);
