@@ -3,6 +3,7 @@
 #include "parsers/number.hpp"
 #include "parsers/text.hpp"
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <initializer_list>
 #include <utility>
@@ -61,6 +62,35 @@ value_view at(const segment_view& s, const field_ref& r) noexcept {
   return v;
 }
 
+// The fields of one OBX split once: a result reads a dozen of them, and segment_view::field(n)
+// walks the segment from its start each time. Field numbers as segment_view::field (OBX is no
+// header segment: field n is piece n).
+class segment_fields {
+ public:
+  segment_fields(const segment_view& s, const delimiters& d) noexcept : s_(s), d_(d) {
+    const std::string_view raw = s.raw();
+    std::size_t start = 0;
+    while (n_ < fields_.size()) {
+      const std::size_t end = raw.find(d.field, start);
+      fields_[n_++] = value_view(raw.substr(start, end == std::string_view::npos ? end : end - start), d);
+      if (end == std::string_view::npos) return;
+      start = end + 1;
+    }
+    truncated_ = true;  // more fields than held: the rest is read from the segment
+  }
+  [[nodiscard]] value_view operator()(std::size_t n) const noexcept {
+    if (n == 0 || (n >= n_ && truncated_)) return s_.field(n);
+    return n < n_ ? fields_[n] : value_view(std::string_view{}, d_);
+  }
+
+ private:
+  const segment_view& s_;
+  delimiters d_;
+  std::array<value_view, 24> fields_{};
+  std::size_t n_ = 0;
+  bool truncated_ = false;
+};
+
 // Latest segment of each kind seen while walking a message; a group head (SPM, OBR, OBX) forgets
 // the segments below it so a field_ref never reads a previous group's segment.
 class context {
@@ -100,6 +130,19 @@ class walker {
       : m_(m), o_(o), device_(device), where_(where), out_(out) {}
 
   std::string text(const value_view& v) {
+    // Nearly every value is plain ASCII without an escape: then decoding and transcoding are the
+    // identity (ASCII is the same bytes in Latin-1, Windows-1252 and UTF-8) and the value is
+    // copied once. The profile of bench_hl7 on OBX-dense messages had decode + to_utf8 (two
+    // allocations and a byte-wise copy per value) as the largest part of normalise.
+    const std::string_view raw = v.raw();
+    const char e = v.delims().escape;
+    unsigned char high = 0;
+    bool escape = false;
+    for (const char c : raw) {
+      high |= static_cast<unsigned char>(c);
+      escape = escape || (c == e && e != '\0');
+    }
+    if (high < 0x80 && !escape) return std::string(trim_padding(raw));
     const std::string bytes = v.decode();
     bool lossy = false;
     std::string s = to_utf8(trim_padding(bytes), out_.encoding, &lossy);
@@ -121,8 +164,41 @@ class walker {
     return at(m_.segment(*idx), r);
   }
 
-  // First non-empty, non-null value from the list of places; SPM-2 read as EIP.
+  // sample_id() and is_qc() read the group's SPM / OBR / MSH, the same segments for every OBX of
+  // a group: each is read once per set of segments in scope, not once per result.
+  template <typename Refs>
+  std::vector<std::optional<std::size_t>> scope_of(const Refs& refs) const {
+    std::vector<std::optional<std::size_t>> key;
+    key.reserve(refs.size() + 1);
+    key.push_back(ctx_.get("SPM"));
+    for (const auto& r : refs) key.push_back(r.segment == "MSH" ? std::optional<std::size_t>{0} : ctx_.get(r.segment));
+    return key;
+  }
+
   std::string sample_id() {
+    auto key = scope_of(o_.sample_id_from);
+    if (!sample_cache_ || key != sample_scope_) {
+      sample_cache_ = read_sample_id();
+      sample_scope_ = std::move(key);
+    }
+    return *sample_cache_;
+  }
+
+  bool is_qc() {
+    if (o_.all_qc) return true;
+    std::vector<std::optional<std::size_t>> key;
+    key.reserve(o_.qc_when.size());
+    for (const field_match& q : o_.qc_when)
+      key.push_back(q.where.segment == "MSH" ? std::optional<std::size_t>{0} : ctx_.get(q.where.segment));
+    if (!qc_cache_ || key != qc_scope_) {
+      qc_cache_ = read_is_qc();
+      qc_scope_ = std::move(key);
+    }
+    return *qc_cache_;
+  }
+
+  // First non-empty, non-null value from the list of places; SPM-2 read as EIP.
+  std::string read_sample_id() {
     for (const field_ref& r : o_.sample_id_from) {
       if (r.segment == "SPM" && r.field == 2) {
         const auto idx = ctx_.get("SPM");
@@ -146,8 +222,7 @@ class walker {
     return {};
   }
 
-  bool is_qc() const {
-    if (o_.all_qc) return true;
+  bool read_is_qc() const {
     for (const field_match& q : o_.qc_when) {
       const value_view v = read(q.where);
       if (!v.empty() && equals_ci(trim_padding(v.decode()), q.equals)) return true;
@@ -255,22 +330,32 @@ class walker {
 
   void obx(const segment_view& s, std::size_t i, bool group_rerun, bool& sample_warned) {
     ++obx_seen_;
+    const segment_fields field(s, m_.delims());
     if (!ctx_.get("OBR") && !ctx_.get("SPM")) {
       warn(normalise_error::obx_outside_order, i, 0, "OBX with no OBR/SPM before it");
     }
-    const std::string_view alt = s.field(3).component(4).raw();
+    const std::string_view alt = field(3).component(4).raw();
     if (!o_.include_supplemental && alt.substr(0, 2) == "S_") return;
 
     result r;
     r.protocol = protocol::hl7;
     r.device = std::string(device_);
-    r.code = text(read(o_.code));
-    r.name = text(read(o_.name));
+    // The OBX in scope is this one: its fields come from the split above.
+    const auto here = [&](const field_ref& ref) {
+      if (ref.segment != "OBX") return read(ref);
+      if (ref.field < 0) return value_view{};
+      value_view v = field(static_cast<std::size_t>(ref.field));
+      if (ref.component > 0) v = v.component(static_cast<std::size_t>(ref.component));
+      if (ref.subcomponent > 0) v = v.subcomponent(static_cast<std::size_t>(ref.subcomponent));
+      return v;
+    };
+    r.code = text(here(o_.code));
+    r.name = text(here(o_.name));
     const bool name_in_obx_4 = o_.name.segment == "OBX" && o_.name.field == 4;
-    const std::string obx_4 = name_in_obx_4 ? std::string() : text(s.field(4));
+    const std::string obx_4 = name_in_obx_4 ? std::string() : text(field(4));
     // The identifier, else its text (HL7 CE: either identifies the test), else the test named in
     // OBX-4 by analysers that leave OBX-3 empty (Mindray BS 2.3.1: `OBX|1|NM||Glucose|...`).
-    if (r.code.empty() && o_.code.segment == "OBX" && o_.code.field == 3) r.code = text(s.field(3).component(2));
+    if (r.code.empty() && o_.code.segment == "OBX" && o_.code.field == 3) r.code = text(field(3).component(2));
     if (r.code.empty()) r.code = name_in_obx_4 ? r.name : obx_4;
     else r.sub_id = obx_4;
     if (r.code.empty()) {
@@ -279,23 +364,23 @@ class walker {
       ++skipped_;
       return;
     }
-    r.status = text(s.field(11).component(1));
+    r.status = text(field(11).component(1));
 
-    const std::string_view type = trim_padding(s.field(2).component(1).raw());
+    const std::string_view type = trim_padding(field(2).component(1).raw());
     if (std::find(o_.skip_value_types.begin(), o_.skip_value_types.end(), type) !=
         o_.skip_value_types.end()) {
       return;
     }
     const bool coded = type == "CE" || type == "CWE" || type == "CNE";
-    const value_view v = s.field(5);
+    const value_view v = field(5);
     r.value = text(coded ? v.component(1) : v);
     if (v.is_null()) r.value.clear();
     if (r.value.empty() && o_.skip_empty_values && r.status != "X") return;
     if (!coded) r.numeric = parse_number(r.value);
 
-    r.unit = text(s.field(6).component(1));
-    r.reference_range = text(s.field(7));
-    const value_view flags = s.field(8);
+    r.unit = text(field(6).component(1));
+    r.reference_range = text(field(7));
+    const value_view flags = field(8);
     for (std::size_t k = 0; k < flags.repetition_count(); ++k) {
       const value_view f = flags.repetition(k).component(1);
       if (!f.has_value()) continue;
@@ -306,15 +391,13 @@ class walker {
       }
       r.flags.push_back(std::move(flag));
     }
-    r.instrument = text(s.field(18).repetition(0).component(1));
+    r.instrument = text(field(18).repetition(0).component(1));
     // OBX-19 (analysis time, 2.5+), else OBX-14 (observation time, what 2.3.1 Mindray fills),
     // else the order's OBR-7.
-    for (const value_view& t :
-         {s.field(19).component(1), s.field(14).component(1), read({"OBR", 7, 1, 0})}) {
-      if (t.has_value()) {
-        r.observed_at = text(t);
-        if (!r.observed_at.empty()) break;
-      }
+    // (OBR-7 is read only when both are empty.)
+    for (int k = 0; k < 3 && r.observed_at.empty(); ++k) {
+      const value_view t = k == 0 ? field(19).component(1) : k == 1 ? field(14).component(1) : read(obr_7);
+      if (t.has_value()) r.observed_at = text(t);
     }
     r.qc = is_qc();
     r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status == "C");
@@ -474,6 +557,11 @@ class walker {
   bool lossy_reported_ = false;
   std::size_t obx_seen_ = 0;  // OBX segments in the message
   std::size_t skipped_ = 0;   // of which named no test
+  const field_ref obr_7{"OBR", 7, 1, 0};
+  std::optional<std::string> sample_cache_;  // sample_id() for the segments in sample_scope_
+  std::vector<std::optional<std::size_t>> sample_scope_;
+  std::optional<bool> qc_cache_;  // is_qc() for the segments in qc_scope_
+  std::vector<std::optional<std::size_t>> qc_scope_;
 };
 
 hl7_batch fatal(hl7_batch b, std::error_code e, std::size_t field, std::string detail) {

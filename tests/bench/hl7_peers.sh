@@ -29,7 +29,6 @@ dump="$(mktemp /tmp/interfaced-hl7-peers.XXXXXX)"
 trap 'rm -f "$dump"' EXIT
 args=("$seconds" --dump "$dump")
 [ -n "$dir" ] && args+=(--dir "$dir")
-echo "command: $bench ${args[*]}"
 ours="$("$bench" "${args[@]}")"
 echo "$ours"
 py="$(/usr/bin/python3 "$here/bench_hl7_peer.py" "$dump" "$seconds")"
