@@ -4,6 +4,7 @@
 #include "parsers/text.hpp"
 #include <algorithm>
 #include <array>
+#include <cstdint>
 #include <charconv>
 #include <initializer_list>
 #include <utility>
@@ -96,6 +97,7 @@ class segment_fields {
 class context {
  public:
   void see(std::string_view name, std::size_t index) {
+    if (name != "OBX") ++generation_;
     if (name == "SPM") forget({"SAC", "OBR", "ORC", "TQ1", "OBX", "TCD", "INV"});
     if (name == "OBR") forget({"TQ1", "OBX", "TCD"});
     if (name == "OBX") forget({"TCD"});
@@ -113,6 +115,9 @@ class context {
     }
     return std::nullopt;
   }
+  // Changes whenever a segment other than an OBX is seen: what a walker read from the segments in
+  // scope other than the OBX is still valid while it stays the same.
+  [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
 
  private:
   void forget(std::initializer_list<std::string_view> names) {
@@ -121,6 +126,7 @@ class context {
     });
   }
   std::vector<std::pair<std::string_view, std::size_t>> latest_;
+  std::uint64_t generation_ = 0;
 };
 
 class walker {
@@ -176,6 +182,14 @@ class walker {
   }
 
   std::string sample_id() {
+    // Without an OBX among the places, the scope changes only with another segment (generation).
+    if (!sample_reads_obx_) {
+      if (!sample_cache_ || sample_generation_ != ctx_.generation()) {
+        sample_cache_ = read_sample_id();
+        sample_generation_ = ctx_.generation();
+      }
+      return *sample_cache_;
+    }
     auto key = scope_of(o_.sample_id_from);
     if (!sample_cache_ || key != sample_scope_) {
       sample_cache_ = read_sample_id();
@@ -186,6 +200,13 @@ class walker {
 
   bool is_qc() {
     if (o_.all_qc) return true;
+    if (!qc_reads_obx_) {
+      if (!qc_cache_ || qc_generation_ != ctx_.generation()) {
+        qc_cache_ = read_is_qc();
+        qc_generation_ = ctx_.generation();
+      }
+      return *qc_cache_;
+    }
     std::vector<std::optional<std::size_t>> key;
     key.reserve(o_.qc_when.size());
     for (const field_match& q : o_.qc_when)
@@ -558,6 +579,12 @@ class walker {
   std::size_t obx_seen_ = 0;  // OBX segments in the message
   std::size_t skipped_ = 0;   // of which named no test
   const field_ref obr_7{"OBR", 7, 1, 0};
+  const bool sample_reads_obx_ = std::any_of(o_.sample_id_from.begin(), o_.sample_id_from.end(),
+                                             [](const field_ref& r) { return r.segment == "OBX"; });
+  const bool qc_reads_obx_ = std::any_of(o_.qc_when.begin(), o_.qc_when.end(),
+                                         [](const field_match& q) { return q.where.segment == "OBX"; });
+  std::uint64_t sample_generation_ = 0;
+  std::uint64_t qc_generation_ = 0;
   std::optional<std::string> sample_cache_;  // sample_id() for the segments in sample_scope_
   std::vector<std::optional<std::size_t>> sample_scope_;
   std::optional<bool> qc_cache_;  // is_qc() for the segments in qc_scope_
