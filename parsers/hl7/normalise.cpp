@@ -303,8 +303,16 @@ class walker {
       const segment_view& s = m_.segment(i);
       if (s.name() != "OBR") continue;
       std::string here;
-      for (std::size_t f = 5; f <= s.field_count(); ++f)
-        if (!trim_padding(s.field(f).raw()).empty()) here += (here.empty() ? "" : ",") + std::to_string(f);
+      // The fields walked once (field(f) for each f walked the segment from its start, and
+      // field_count() on every round: quadratic in OBR fields, for every OBR of such a message).
+      std::string_view rest = s.raw();
+      const char sep = m_.delims().field;
+      for (std::size_t f = 0;; ++f) {
+        const std::size_t end = rest.find(sep);
+        if (f >= 5 && !trim_padding(rest.substr(0, end)).empty()) here += (here.empty() ? "" : ",") + std::to_string(f);
+        if (end == std::string_view::npos) break;
+        rest.remove_prefix(end + 1);
+      }
       if (here.empty()) continue;
       if (segments++ == 0) {
         first_segment = i;
