@@ -258,6 +258,11 @@ class walker {
   }
 
   void results() {
+    // At most one result per OBX: room made once (growing the vector moved every result built so
+    // far, 17.6 M of 109 M instructions of normalise on the OBX-dense corpus).
+    std::size_t obx_segments = 0;
+    for (const segment_view& s : m_.segments()) obx_segments += s.is("OBX") ? 1u : 0u;
+    out_.results.reserve(out_.results.size() + obx_segments);
     std::size_t group_first = 0;  // first result of the current OBR group
     bool group_rerun = false;
     bool sample_warned = false;
