@@ -273,6 +273,11 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         res.qc = (s.o.type() == 'O' && text_of(s.o.field(12), o.encoding) == "Q") ||
                  (s.h.type() == 'H' && text_of(s.h.field(12).repeat(0).component(1), o.encoding) == "Q");
         for (const auto& q : o.qc_when) res.qc = res.qc || matches(s, q, o.encoding);
+        if (res.qc) {
+          if (o.qc_material.field > 0) res.qc_material = value_at(s, o.qc_material, o.encoding);
+          if (o.qc_lot.field > 0) res.qc_lot = value_at(s, o.qc_lot, o.encoding);
+          if (o.qc_level.field > 0) res.qc_level = value_at(s, o.qc_level, o.encoding);
+        }
         for (const auto& st : o.rerun_statuses)
           res.rerun_indicator = res.rerun_indicator || res.status == st ||
                                 std::find(res.statuses.begin(), res.statuses.end(), st) != res.statuses.end();
