@@ -90,6 +90,7 @@ int service::open() {
     return exit_io;
   }
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
+  sink_->set_qc(cfg_.qc);
   links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
@@ -263,6 +264,8 @@ void service::reload() {
     cfg_.lab = r.cfg.lab;
   }
   cfg_.devices = r.cfg.devices;
+  cfg_.qc = r.cfg.qc;  // limits, controls and rule sets apply to the next control result
+  sink_->set_qc(cfg_.qc);
   spdlog::info("SIGHUP: configuration {} applied: {} started, {} restarted, {} stopped, the others untouched",
                config_path_.string(), plural(started, "device"), restarted, stopped);
   systemd::status(plural(devices_.by_id.size(), "device") + " configured");
