@@ -199,7 +199,7 @@ void service::start_health() {
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
                          &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(), admin_token_,
-                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
+                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }, &sink_->qc()};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())

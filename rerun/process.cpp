@@ -162,7 +162,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
       out.controls.emplace_back(i, q);
       controls.results.push_back(std::move(q));
       if (in.qc != nullptr) {
-        if (v.eval.result == qc::outcome::reject) {
+        if (v.eval.result == qc::outcome::reject && in.qc->first_report("affected:" + v.run_id)) {
           // The error may have started before it was seen: the patient results posted since the
           // last accepted QC event are reported as affected (one post).
           auto affected = in.qc->affected(b.device, t.parameter, c.t);
@@ -172,7 +172,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
                             join_rules(v.eval.fired) + ")",
                         std::move(affected));
         }
-        if (v.late) {
+        if (v.late && in.qc->first_report("late:" + v.run_id)) {
           // A control observed before runs already evaluated (an analyser that buffered through
           // an outage): the later runs of its chart.
           auto later = in.qc->patients_after(b.device, t.parameter, c.t);

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -118,6 +119,9 @@ class qc_tracker {
   // "rejected" or "missed" (qc.md: the last QC event before it, not older than max_interval_h).
   [[nodiscard]] std::string patient_status(const std::string& device, std::string_view parameter, timestamp t) const;
 
+  // True the first time `what` (a run id with a purpose) is asked: one post per run, not one per
+  // control result of it.
+  bool first_report(const std::string& what) { return reported_.insert(what).second; }
   // A patient result was posted (with its qc_status).
   void record_patient(const std::string& device, patient_ref p);
   // The patient results of `parameter` on `device` observed after the last accepted QC event
@@ -145,6 +149,7 @@ class qc_tracker {
   std::map<std::string, std::vector<limits>, std::less<>> backend_;
   std::map<std::string, chart, std::less<>> charts_;  // key: device + '\x1f' + parameter
   std::map<std::string, std::vector<patient_ref>, std::less<>> patients_;  // same key, bounded
+  std::set<std::string, std::less<>> reported_;
 };
 
 }  // namespace interfaced::rerun::qc

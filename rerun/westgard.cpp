@@ -301,7 +301,9 @@ reevaluation reevaluate(std::span<const chart_point> points, std::span<const cha
     const evaluation e = walk.step(i, others, evaluating);
     if (evaluating) {
       run.original |= i < original.size() ? original[i].eval.fired : rule_mask{0};
-      run.analysed |= e.fired;
+      // An excluded result's rules are withdrawn (qc.md "Exclusion"): it is evaluated for the
+      // chart's display but no longer counts in its run.
+      if (!points[i].excluded) run.analysed |= e.fired;
       out.results[i] = {e, ev[i]};
     }
     members.push_back(i);

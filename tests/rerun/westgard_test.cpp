@@ -255,8 +255,8 @@ TEST_CASE("reevaluate: excluding a 2-2s control clears the next run and stops af
   pts[10].excluded = true;
   const auto r = reevaluate(pts, before, day(11), opt, 8);
   CHECK(r.results[11].eval.result == outcome::warning);  // 1-2s alone
-  // Day 11 (excluded, still evaluated for display: unchanged), day 12 changed, then 8 unchanged.
-  CHECK(r.runs_changed == 1);
+  // Day 11 (excluded: its 1-2s withdrawn, a change), day 12 changed, then 8 unchanged.
+  CHECK(r.runs_changed == 2);
   CHECK(r.runs_reevaluated == 10);
   CHECK(r.stopped_early);
   const auto all = reevaluate(pts, before, day(11), opt, 0);
