@@ -12,6 +12,7 @@
 #include "daemon/logging.hpp"
 #include "parsers/text.hpp"
 #include "rerun/process.hpp"
+#include "rerun/qc_json.hpp"
 #include "rerun/rerun_json.hpp"
 
 namespace interfaced::daemon {
@@ -254,6 +255,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   sc.history = history_.take_rows(batch_id);
   state_document(sc);
   resends_of_dead_letters(b, out, dev, sc);
+  // The QC charts commit with the qc-results post they caused (qc.md: durable with the outbox).
+  if (!out.controls.empty()) sc.documents.emplace_back("qc_state", rerun::qc::to_json(qc_).dump());
   std::vector<transport::history_row> duplicates;
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     if (!out.tags[i].duplicate) continue;

@@ -13,6 +13,7 @@
 #include "daemon/systemd_notify.hpp"
 #include "parsers/text.hpp"
 #include "rerun/process.hpp"
+#include "rerun/qc_json.hpp"
 #include "rerun/rerun_json.hpp"
 #include "rerun/rules.hpp"
 #include "transport/http_client.hpp"
@@ -108,6 +109,11 @@ int service::load_state() {
       sink_->state() = rerun::rerun_state_from_json(json::parse(*text));
       spdlog::info("rerun state loaded from {}: {} reruns, {} waiting lists", state_->file().string(),
                    sink_->state().reruns.size(), sink_->state().waiting_lists.size());
+    }
+    if (auto text = state_->get("qc_state")) {
+      // The Westgard charts: a restart judges the next control result on the same history.
+      rerun::qc::restore(sink_->qc(), json::parse(*text));
+      spdlog::info("QC state loaded: {} charts", sink_->qc().chart_state().size());
     }
     poller_->prune_history();
   } catch (const std::exception& e) {

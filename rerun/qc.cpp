@@ -109,6 +109,18 @@ control_verdict qc_tracker::add(const control_result& c) {
   v.eval = res.back().eval;
   v.run_id = c.device + "@" + first_of_event[res.back().event];
   ch.verdicts.back() = v;
+  if (ch.results.size() > max_chart_results) {
+    // The oldest by observed_at go (a late result is never the oldest of a full chart).
+    const std::size_t drop = ch.results.size() - max_chart_results;
+    std::vector<std::size_t> keep(order.begin() + static_cast<std::ptrdiff_t>(drop), order.end());
+    std::sort(keep.begin(), keep.end());
+    chart kept;
+    for (std::size_t i : keep) {
+      kept.results.push_back(std::move(ch.results[i]));
+      kept.verdicts.push_back(std::move(ch.verdicts[i]));
+    }
+    ch = std::move(kept);
+  }
   return v;
 }
 

@@ -139,11 +139,20 @@ class qc_tracker {
   // Every chart's points, for the read API.
   [[nodiscard]] std::vector<std::pair<std::string, std::vector<point_view>>> charts() const;
 
- private:
+  // The persisted state (qc_json.hpp writes and reads it): charts by device + '\x1f' +
+  // parameter, and the runs already reported. Patient results are not persisted.
   struct chart {
     std::vector<control_result> results;
     std::vector<control_verdict> verdicts;
   };
+  [[nodiscard]] std::map<std::string, chart, std::less<>>& chart_state() noexcept { return charts_; }
+  [[nodiscard]] const std::map<std::string, chart, std::less<>>& chart_state() const noexcept { return charts_; }
+  [[nodiscard]] std::set<std::string, std::less<>>& reported_state() noexcept { return reported_; }
+  [[nodiscard]] const std::set<std::string, std::less<>>& reported_state() const noexcept { return reported_; }
+  // The results kept per chart: the Westgard windows need 12, re-evaluation and the dashboard more.
+  static constexpr std::size_t max_chart_results = 2000;
+
+ private:
   [[nodiscard]] std::optional<limits> limits_of(const control_result& c, std::string& source) const;
   const qc_config* cfg_;
   std::map<std::string, std::vector<limits>, std::less<>> backend_;

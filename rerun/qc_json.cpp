@@ -126,4 +126,83 @@ qc_config qc_config_from_json(const json& j, const std::string& at) {
   return c;
 }
 
+namespace {
+json opt(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+std::optional<double> opt_of(const json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return std::nullopt;
+  return it->get<double>();
+}
+}  // namespace
+
+json to_json(const qc_tracker& t) {
+  json charts = json::object();
+  for (const auto& [key, ch] : t.chart_state()) {
+    json pts = json::array();
+    for (std::size_t i = 0; i < ch.results.size(); ++i) {
+      const auto& c = ch.results[i];
+      const auto& v = ch.verdicts[i];
+      pts.push_back({{"device", c.device},
+                     {"series", {c.series.parameter, c.series.material, c.series.lot, c.series.level}},
+                     {"value", opt(c.value)},
+                     {"unit", c.unit},
+                     {"observed_at", c.observed_at},
+                     {"t", c.t.time_since_epoch().count()},
+                     {"result_id", c.result_id},
+                     {"analyser", {opt(c.analyser_mean), opt(c.analyser_sd)}},
+                     {"z", opt(v.z)},
+                     {"mean", opt(v.mean)},
+                     {"sd", opt(v.sd)},
+                     {"outcome", std::string(to_string(v.eval.result))},
+                     {"fired", v.eval.fired},
+                     {"limits_source", v.limits_source},
+                     {"run_id", v.run_id}});
+    }
+    charts[key] = std::move(pts);
+  }
+  return {{"charts", std::move(charts)}, {"reported", t.reported_state()}};
+}
+
+void restore(qc_tracker& t, const json& j) {
+  if (!j.is_object()) throw json_error("", "expected the QC state object");
+  auto& charts = t.chart_state();
+  charts.clear();
+  const json stored = j.value("charts", json::object());  // a named copy: items() is a view
+  for (const auto& [key, pts] : stored.items()) {
+    qc_tracker::chart ch;
+    for (const auto& p : pts) {
+      control_result c;
+      c.device = p.value("device", "");
+      const auto& s = p.at("series");
+      c.series = {s.at(0).get<std::string>(), s.at(1).get<std::string>(), s.at(2).get<std::string>(),
+                  s.at(3).get<std::string>()};
+      c.value = opt_of(p, "value");
+      c.unit = p.value("unit", "");
+      c.observed_at = p.value("observed_at", "");
+      c.t = timestamp{std::chrono::seconds{p.value("t", std::int64_t{0})}};
+      c.result_id = p.value("result_id", "");
+      const auto& a = p.at("analyser");
+      if (a.at(0).is_number()) c.analyser_mean = a.at(0).get<double>();
+      if (a.at(1).is_number()) c.analyser_sd = a.at(1).get<double>();
+      control_verdict v;
+      v.z = opt_of(p, "z");
+      v.mean = opt_of(p, "mean");
+      v.sd = opt_of(p, "sd");
+      const std::string o = p.value("outcome", "no_limits");
+      v.eval.result = o == "accept" ? outcome::accept : o == "warning" ? outcome::warning
+                      : o == "reject" ? outcome::reject : outcome::no_limits;
+      v.eval.fired = p.value("fired", rule_mask{0});
+      v.limits_source = p.value("limits_source", "");
+      v.run_id = p.value("run_id", "");
+      ch.results.push_back(std::move(c));
+      ch.verdicts.push_back(std::move(v));
+    }
+    charts.emplace(key, std::move(ch));
+  }
+  auto& reported = t.reported_state();
+  reported.clear();
+  const json runs = j.value("reported", json::array());
+  for (const auto& r : runs) reported.insert(r.get<std::string>());
+}
+
 }  // namespace interfaced::rerun::qc

@@ -23,4 +23,9 @@ namespace interfaced::rerun::qc {
 [[nodiscard]] qc_config qc_config_from_json(const nlohmann::json& j, const std::string& pointer = "/qc");
 [[nodiscard]] rule_set rule_set_from_json(const nlohmann::json& j, const std::string& pointer);
 
+// The tracker's charts as the daemon persists them (the state document "qc_state", written in the
+// same transaction as the outbox messages of the batch that changed them), and back.
+[[nodiscard]] nlohmann::json to_json(const qc_tracker& t);
+void restore(qc_tracker& t, const nlohmann::json& j);
+
 }  // namespace interfaced::rerun::qc

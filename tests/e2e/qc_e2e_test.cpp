@@ -165,3 +165,46 @@ TEST_CASE("qc e2e: real QC captures reach qc-results with their series, nothing 
     }
   }
 }
+
+namespace {
+
+// A Yumizen H500-style control run (own fixture: the H500's record layout), PLT only.
+std::string h500_control(const std::string& when, const std::string& plt) {
+  return "H|\\^&|||H500^910YOXH02826^2.2.2.2b|||||||Q|LIS2-A2|" + when +
+         "\rP|1\rO|1|PX440N||^^^DIF|R|" + when + "|||||||||CTRL^^CTRL MEDIUM||||||||||F\r"
+         "R|1|^^^PLT^777-3|" + plt + "|10E3/uL|231 - 291^REFERENCE_RANGE|N||F||MATYL^^USER|" + when + "||\rL|1|N\r";
+}
+
+}  // namespace
+
+TEST_CASE("qc e2e: the Westgard chart survives a restart (2-2s across runs after it)", "[qc][e2e]") {
+  scratch_dir dir;
+  write_backend_data(dir.path() / "backend.json", json::object());
+  backend_proc backend(dir.path(), dir.path() / "backend.json");
+  const std::uint16_t port = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(), json::array({device("h500", "astm", port, "horiba-yumizen-h500")}), health);
+  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
+  cfg["qc"] = {{"limits", json::array({{{"parameter", "PLT"}, {"level", "CTRL MEDIUM"}, {"mean", 261}, {"sd", 10}}})}};
+  const fs::path day1 = dir.path() / "day1.astm", day2 = dir.path() / "day2.astm";
+  std::ofstream(day1, std::ios::binary) << h500_control("20261201080000", "284");  // z 2.3: 1-2s warning
+  std::ofstream(day2, std::ios::binary) << h500_control("20261202080000", "285");  // z 2.4: 2-2s with day 1
+  {
+    auto daemon = run_daemon(dir.path(), cfg, health, "first");
+    play(dir.path(), "day1", port, day1);
+    REQUIRE(backend.wait_posts("/interfacing/qc-results", 1).size() == 1);
+    daemon->signal(SIGTERM);
+    REQUIRE(daemon->wait_for(10000ms) == std::optional<int>(0));
+  }
+  auto daemon = run_daemon(dir.path(), cfg, health, "second");
+  play(dir.path(), "day2", port, day2);
+  const auto posts = backend.wait_posts("/interfacing/qc-results", 2);
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_for(10000ms) == std::optional<int>(0));
+  REQUIRE(posts.size() == 2);
+  const json first = json::parse(posts[0].value("body", ""))["results"][0];
+  const json second = json::parse(posts[1].value("body", ""))["results"][0];
+  CHECK(first.value("outcome", "") == "warning");
+  CHECK(second.value("outcome", "") == "reject");
+  CHECK(second["rules"] == json::array({"1-2s", "2-2s"}));
+  CHECK(backend.posts("/interfacing/device-results").empty());
+}

@@ -10,6 +10,7 @@
 
 #include <cstdio>
 
+#include "rerun/qc_json.hpp"
 #include "rerun/westgard.hpp"
 #include "rerun_fixture.hpp"
 
@@ -128,4 +129,21 @@ TEST_CASE("qc scenario: 30 days, a 2-2s reject on day 12, affected results, excl
     CHECK(m->qc_run.patient_results.size() == 2 * 25);
     CHECK(m->qc_run.patient_results.front().sample_id == "P6a");
   }
+}
+
+TEST_CASE("qc state: the tracker's charts written and read back judge the next result alike") {
+  qc::qc_config cfg;
+  cfg.configured = {{{"GLU", "", "", "1"}, 100, 5, ""}};
+  qc::qc_tracker a(cfg);
+  qc::control_result c{"chem", {"GLU", "M", "L", "1"}, 111.5, "mg/dL", "2026-11-01T08:00:00+01:00",
+                       at("2026-11-01T08:00:00"), "id-1", std::nullopt, std::nullopt};
+  CHECK(a.add(c).eval.result == qc::outcome::warning);
+  qc::qc_tracker b(cfg);
+  qc::restore(b, nlohmann::json::parse(qc::to_json(a).dump()));
+  c.t = at("2026-11-02T08:00:00");
+  c.observed_at = "2026-11-02T08:00:00+01:00";
+  c.result_id = "id-2";
+  const auto v = b.add(c);
+  CHECK(v.eval.result == qc::outcome::reject);  // 2-2s: the restored history holds day 1
+  CHECK(b.chart_state().begin()->second.results.size() == 2);
 }
