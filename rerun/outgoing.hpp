@@ -80,6 +80,7 @@ struct qc_result_value {
   std::vector<std::string> rules;
   std::string run_id;
   std::string result_id;
+  std::string instrument_code;  // the test identity as the analyser sent it (as in patient results)
 };
 
 struct qc_results_body {

@@ -158,7 +158,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
       qc_result_value q{t.parameter, c.series.material, c.series.lot, c.series.level, r.sample_id, r.value,
                         r.numeric, r.unit, c.observed_at, v.z, v.mean, v.sd, v.limits_source,
                         std::string(qc::to_string(v.eval.result)), qc::rule_names(v.eval.fired), v.run_id,
-                        c.result_id};
+                        c.result_id, r.code};
       out.controls.emplace_back(i, q);
       controls.results.push_back(std::move(q));
       if (in.qc != nullptr) {

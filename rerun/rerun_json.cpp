@@ -139,7 +139,8 @@ json qc_value_json(const qc_result_value& v) {
             {"outcome", v.outcome},
             {"rules", v.rules},
             {"run_id", v.run_id},
-            {"result_id", v.result_id}};
+            {"result_id", v.result_id},
+            {"instrument_code", v.instrument_code}};
   if (v.mean && v.sd) j["limits"] = {{"mean", *v.mean}, {"sd", *v.sd}, {"source", v.limits_source}};
   return j;
 }
