@@ -17,6 +17,7 @@
 #include "parsers/text.hpp"
 #include "rerun/order_download.hpp"
 #include "rerun/process.hpp"
+#include "rerun/qc_json.hpp"
 #include "rerun/rerun_json.hpp"
 
 namespace interfaced::daemon {
@@ -29,6 +30,8 @@ void backend_poller::load(const std::vector<device_config>& devices, rerun::rule
   for (const auto& d : devices) {
     // The last parameter configuration the backend sent: auto-rerun rules work while it is down.
     if (auto text = store_.get("parameters:" + d.id)) parameters_text_[d.id] = *text;
+    // The last QC limits the backend sent (qc.md: kept locally, like parameters).
+    if (auto text = store_.get("qc_limits:" + d.id)) apply_qc_limits(d.id, *text, nullptr);
   }
   rebuild_rules("");
 }
@@ -70,6 +73,18 @@ void backend_poller::rebuild_rules(const std::string& changed_device) {
     }
   }
   sink_.rules() = std::move(rules);
+}
+
+void backend_poller::apply_qc_limits(const std::string& device, const std::string& text, spdlog::logger* log) {
+  try {
+    auto limits = rerun::qc::limits_from_json(json::parse(text));
+    const std::size_t n = limits.size();
+    sink_.qc().set_backend_limits(device, std::move(limits));
+    if (log != nullptr) log->info("QC limits from the backend: {} series", n);
+  } catch (const std::exception& e) {
+    if (log != nullptr) log->warn("QC limits from the backend rejected, the last good ones stay: {} [QC-004]", e.what());
+    else spdlog::warn("device {}: stored QC limits rejected: {} [QC-004]", device, e.what());
+  }
 }
 
 void backend_poller::start() {
@@ -160,6 +175,8 @@ asio::awaitable<void> backend_poller::poll_device(transport::http_client& client
   }
   if (dev.order_download) push_orders(dev);  // also from the last known list while the backend is down
   if (stopping_) co_return;
+  co_await poll_qc_limits(client, dev);
+  if (stopping_) co_return;
   std::string pid = dev.cfg.id;
   transport::http_result pr = co_await transport::fetch_parameters(client, backend_, std::move(pid));
   if (!pr.ok()) co_return;  // the last known configuration stays
@@ -172,6 +189,21 @@ asio::awaitable<void> backend_poller::poll_device(transport::http_client& client
     if (!ok) log->error("parameter configuration could not be stored; the daemon keeps using it until restart");
   });
   rebuild_rules(dev.cfg.id);
+}
+
+asio::awaitable<void> backend_poller::poll_qc_limits(transport::http_client& client, device_runtime& dev) {
+  std::string id = dev.cfg.id;
+  transport::http_result lr = co_await transport::fetch_qc_limits(client, backend_, std::move(id));
+  if (!lr.ok()) co_return;  // the last known limits stay (a backend without the endpoint: 404)
+  auto& known = qc_limits_text_[dev.cfg.id];
+  if (lr.body == known) co_return;
+  known = lr.body;
+  apply_qc_limits(dev.cfg.id, lr.body, dev.log.get());
+  transport::state_changes sc;
+  sc.documents.emplace_back("qc_limits:" + dev.cfg.id, lr.body);
+  outbox_.write(std::move(sc), [log = dev.log](bool ok) {
+    if (!ok) log->error("QC limits could not be stored; the daemon keeps using them until restart [QC-005]");
+  });
 }
 
 // Order download (worklist push): the orders new or changed since they were last sent, and

@@ -45,6 +45,9 @@ class backend_poller {
   boost::asio::awaitable<void> poll_loop();
   boost::asio::awaitable<void> poll_device(transport::http_client& client, device_runtime& dev);
   void rebuild_rules(const std::string& changed_device);
+  // GET /interfacing/qc-limits: applied to the QC tracker and kept in the state store.
+  boost::asio::awaitable<void> poll_qc_limits(transport::http_client& client, device_runtime& dev);
+  void apply_qc_limits(const std::string& device, const std::string& text, spdlog::logger* log);
   void push_orders(device_runtime& dev);
 
   boost::asio::io_context& io_;
@@ -56,6 +59,7 @@ class backend_poller {
   transport::state_store& store_;
   rerun::rule_set base_rules_;                          // the local rules file
   std::map<std::string, std::string> parameters_text_;  // by device: the backend's last answer
+  std::map<std::string, std::string> qc_limits_text_;   // by device: the backend's last QC limits
   boost::asio::cancellation_signal cancel_;
   transport::http_client* client_ = nullptr;
   bool stopping_ = false;

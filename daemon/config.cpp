@@ -11,6 +11,8 @@
 #include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
+
+#include "rerun/qc_json.hpp"
 #include <set>
 
 #include "rerun/lab_time.hpp"
@@ -443,6 +445,9 @@ config_result parse_config(std::string_view text, bool check_devices) {
       ew.string("rerun_request", c.backend.rerun_request_path);
       ew.string("waiting_list", c.backend.waiting_list_path);
       ew.string("parameters", c.backend.parameters_path);
+      ew.string("qc_results", c.backend.qc_results_path);
+      ew.string("qc_runs", c.backend.qc_runs_path);
+      ew.string("qc_limits", c.backend.qc_limits_path);
     }
   }
   if (const json* o = top.object("outbox")) {
@@ -474,6 +479,13 @@ config_result parse_config(std::string_view text, bool check_devices) {
   if (const json* l = top.object("links")) {
     walker w(r.problems, *l, "/links");
     w.number("max_buffered_bytes", c.links.max_buffered_bytes, 65536, 1LL << 32);
+  }
+  if (const json* q = top.object("qc")) {
+    try {
+      c.qc = rerun::qc::qc_config_from_json(*q, "/qc");
+    } catch (const rerun::json_error& e) {
+      r.problems.push_back({e.pointer(), std::string(e.what()).substr(e.pointer().size() + 2)});
+    }
   }
   if (const json* l = top.object("lab")) {
     walker w(r.problems, *l, "/lab");

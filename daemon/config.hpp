@@ -14,6 +14,7 @@
 
 #include "devices/profile.hpp"
 #include "parsers/text_codec.hpp"
+#include "rerun/qc.hpp"
 #include "transport/backend_options.hpp"
 #include "transport/outbox_options.hpp"
 
@@ -146,6 +147,10 @@ struct config {
   logging_config logging;
   health_config health;
   links_config links;
+  // "qc" (qc.md, docs/configuration.md): limits, controls, rule sets; absent: control results are
+  // still posted to qc-results (outcome no_limits unless the backend or the analyser gives limits)
+  // and patient results carry no qc_status.
+  rerun::qc::qc_config qc;
   std::filesystem::path profile_dir;  // empty: built-in
   std::filesystem::path rules_file;   // empty: none
   std::filesystem::path control_socket = "/run/interfaced/control.sock";

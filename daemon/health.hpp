@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/device_runtime.hpp"
+#include "rerun/qc.hpp"
 #include "transport/alarms.hpp"
 #include "transport/delivery.hpp"
 #include "transport/http_server.hpp"
@@ -29,7 +30,14 @@ struct health_sources {
   // health.admin_token_file's token; empty: routes that change something are refused (401).
   std::string admin_token;
   std::function<void(device_runtime*, bool on)> set_trace;
+  const rerun::qc::qc_tracker* qc = nullptr;  // GET /api/qc/series (the dashboard's Levey-Jennings data)
 };
+
+// GET /api/qc/series[?device=ID&parameter=P&show_resolved_controls=1]:
+// {"series":[{"device","parameter","material","lot","level","mean","sd",
+//             "points":[{"result_id","observed_at","value","z","outcome","rules":[...],"resolution":null}]}]}
+[[nodiscard]] nlohmann::json qc_series_json(const rerun::qc::qc_tracker& qc, std::string_view device,
+                                            std::string_view parameter, bool show_resolved_controls);
 
 // A Prometheus label value escaped for the text format (backslash, double quote, line feed).
 [[nodiscard]] std::string prometheus_label_value(std::string_view v);

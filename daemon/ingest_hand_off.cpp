@@ -1,6 +1,7 @@
 #include "daemon/ingest_hand_off.hpp"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <ctime>
 #include <map>
@@ -11,6 +12,7 @@
 #include "daemon/logging.hpp"
 #include "parsers/text.hpp"
 #include "rerun/process.hpp"
+#include "rerun/qc_json.hpp"
 #include "rerun/rerun_json.hpp"
 
 namespace interfaced::daemon {
@@ -91,7 +93,41 @@ std::vector<std::pair<std::string, rerun::outgoing_message>> per_report(rerun::o
   return out;
 }
 
+// Control results: one line per series result; a reject or no limits is a warning with its code.
+void log_controls(spdlog::logger& log, const rerun::batch_outcome& out) {
+  for (const auto& [i, q] : out.controls) {
+    const std::string series = q.parameter + " " + q.material + "/" + q.lot + "/" + q.level;
+    const std::string z = q.z ? fmt::format("{:.2f}", *q.z) : std::string("-");
+    std::string rules;
+    for (const auto& r : q.rules) rules += (rules.empty() ? "" : ",") + r;
+    if (q.outcome == "reject")
+      log.warn("control result {} = {} (z {}) observed {}: rejected by {}; patient results of its run are posted "
+               "qc_status rejected [QC-001]", series, q.value, z, q.observed_at, rules);
+    else if (q.outcome == "no_limits")
+      log.warn("control result {} = {} observed {}: no limits for this series (qc.limits, the backend's qc-limits, "
+               "or the analyser's own mean/SD), not evaluated [QC-002]", series, q.value, q.observed_at);
+    else
+      log.info("control result {} = {} (z {}) observed {}: {}{}{}", series, q.value, z, q.observed_at, q.outcome,
+               rules.empty() ? "" : " ", rules,
+               q.limits_source == "analyser" ? " (limits: the analyser's own mean/SD, nothing configured)" : "");
+  }
+  for (const auto& m : out.messages)
+    if (m.kind == rerun::endpoint::qc_runs)
+      log.warn("QC run {}: {} ({}); {} patient result(s) reported [QC-003]", m.qc_run.run_id, m.qc_run.status,
+               m.qc_run.reason, m.qc_run.patient_results.size());
+}
+
 }  // namespace
+
+void on_qc_outcome(const std::string& device, const std::string& parameter, const std::string& observed_at,
+                   const std::string& outcome) {
+  // The hook for the device history (issue #16: device_qc_accepted / device_qc_rejected), wired
+  // at the merge. Every committed control outcome passes here.
+  (void)device;
+  (void)parameter;
+  (void)observed_at;
+  (void)outcome;
+}
 
 void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
   for (const auto& a : acts) {
@@ -163,7 +199,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   const std::string received_at = iso_ms(instant);
   const rerun::lab_zone zone = current_lab_zone();
   const auto received = std::chrono::steady_clock::now();
-  rerun::rerun_inputs in{codes_for(d.profile), rules_, history_, state_, now, false, zone, received_at};
+  rerun::rerun_inputs in{codes_for(d.profile), rules_, history_, state_, now, false, zone, received_at, &qc_};
   const std::uint64_t batch_id = history_.open();
   const rerun::batch_outcome out = [&] {
     const transport::state_store::read_scope reads(store_);  // one snapshot for the whole batch
@@ -199,6 +235,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
       dev->log->info("host query for {}{}", rerun::queried_samples(q),
                      q.cancel ? " (cancel)" : "");
     if (dev->log->should_log(spdlog::level::debug)) log_results(*dev->log, b, out, zone);
+    log_controls(*dev->log, out);
   }
   std::vector<transport::new_message> msgs;
   for (const auto& whole : out.messages) {
@@ -218,6 +255,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   sc.history = history_.take_rows(batch_id);
   state_document(sc);
   resends_of_dead_letters(b, out, dev, sc);
+  // The QC charts commit with the qc-results post they caused (qc.md: durable with the outbox).
+  if (!out.controls.empty()) sc.documents.emplace_back("qc_state", rerun::qc::to_json(qc_).dump());
   std::vector<transport::history_row> duplicates;
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     if (!out.tags[i].duplicate) continue;
@@ -226,10 +265,15 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     dup.o.observed_at = b.results[i].observed_at;
     duplicates.push_back(std::move(dup));
   }
+  std::vector<std::array<std::string, 3>> qc_outcomes;  // parameter, observed_at, outcome
+  for (const auto& [i, q] : out.controls) qc_outcomes.push_back({q.parameter, q.observed_at, q.outcome});
   outbox_.append(std::move(msgs), std::move(sc),
                  [this, batch_id, done = std::move(done), dev, duplicates = std::move(duplicates),
-                  received](transport::append_result r) {
+                  received, qc_outcomes = std::move(qc_outcomes), device = b.device](transport::append_result r) {
                    history_.settle(batch_id);
+                   if (r.durable)
+                     for (const auto& [parameter, observed_at, outcome] : qc_outcomes)
+                       on_qc_outcome(device, parameter, observed_at, outcome);
                    if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
                    if (!r.durable) {
                      state_written_.reset();  // the next batch writes the state again

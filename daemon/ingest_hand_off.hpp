@@ -70,6 +70,11 @@ class pending_history final : public rerun::result_store {
   std::uint64_t seq_ = 0;
 };
 
+// Called for every control result whose outcome is committed (accept, warning, reject,
+// no_limits): the hook the device history (#16) connects to.
+void on_qc_outcome(const std::string& device, const std::string& parameter, const std::string& observed_at,
+                   const std::string& outcome);
+
 class ingest_hand_off final : public transport::batch_sink {
  public:
   ingest_hand_off(transport::outbox& box, const device_set& devices, transport::state_store& store)
@@ -79,6 +84,12 @@ class ingest_hand_off final : public transport::batch_sink {
   [[nodiscard]] bool accepting() const override { return outbox_.accepting(); }
 
   rerun::rule_set& rules() noexcept { return rules_; }
+  // QC (qc.md): the configuration's `qc` section; the tracker holds every device's charts.
+  void set_qc(const rerun::qc::qc_config& cfg) {
+    qc_cfg_ = cfg;
+    qc_.set_config(qc_cfg_);
+  }
+  rerun::qc::qc_tracker& qc() noexcept { return qc_; }
   rerun::rerun_state& state() noexcept { return state_; }
 
   // After a waiting-list refresh or a prune: the rerun state written off the event loop, in order
@@ -115,6 +126,8 @@ class ingest_hand_off final : public transport::batch_sink {
   rerun::code_map codes_;  // without a profile: every identity is its own machine name
   std::map<const devices::device_profile*, rerun::code_map> codes_by_profile_;
   rerun::rule_set rules_;
+  rerun::qc::qc_config qc_cfg_;
+  rerun::qc::qc_tracker qc_{qc_cfg_};
   transport::state_store& store_;
   pending_history history_;  // seen(S,P): durable rows + batches not yet durable
   rerun::rerun_state state_;

@@ -9,6 +9,7 @@
 #include "daemon/completion.hpp"
 #include "daemon/config.hpp"
 #include "daemon/demo.hpp"
+#include "daemon/qc_command.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/rules_command.hpp"
 #include "daemon/run.hpp"
@@ -36,6 +37,8 @@ int main(int argc, char** argv) {
                      "IANA time zone analyser times without an offset are read in, e.g. Europe/Berlin (default: the machine's)");
   replay->add_flag("--ignore-frame-numbers", ro.ignore_frame_numbers,
                    "Take ASTM frames in file order whatever their numbers (captures re-numbered by other tools)");
+  replay->add_option("--qc-limits", ro.qc_limits_file,
+                     "QC limits JSON [{parameter, level, mean, sd}]: adds a {\"type\":\"qc\"} line per control result");
   replay->add_flag("--explain", ro.explain, "Per result: the rerun decision, each rule evaluated, its values, what fired");
   replay->add_option("files", ro.files, "Capture files")->required();
 
@@ -83,6 +86,15 @@ int main(int argc, char** argv) {
   auto* rules_test_cmd = rules->add_subcommand("test", "Load a rules file and run the test cases it carries");
   rules_test_cmd->add_option("file", rules_file, "Rules file (JSON)")->required();
   rules->require_subcommand(1);
+
+  std::string qc_limits_file, qc_series_file;
+  auto* qc = app.add_subcommand("qc", "Quality control: Westgard evaluation by hand");
+  auto* qc_eval = qc->add_subcommand("evaluate", "Evaluate a CSV of control results (observed_at,parameter,level,value) "
+                                                 "against limits; one JSON line per row, in input order");
+  qc_eval->add_option("--limits", qc_limits_file, "Limits JSON: [{parameter, level, mean, sd}] (optional material, lot)")
+      ->required();
+  qc_eval->add_option("series", qc_series_file, "CSV with the header observed_at,parameter,level,value")->required();
+  qc->require_subcommand(1);
 
   outbox_command oc;
   oc.config = default_config_path;
@@ -171,6 +183,7 @@ int main(int argc, char** argv) {
     return tr::run_analyser_sim(*script, so, std::cout, std::cerr);
   }
   if (rules_test_cmd->parsed()) return rules_test(rules_file, std::cout, std::cerr);
+  if (qc_eval->parsed()) return run_qc_evaluate(qc_limits_file, qc_series_file, std::cout, std::cerr);
   if (demo->parsed()) return run_demo(dopt);
   if (outbox->parsed()) {
     oc.action = ob_list->parsed()    ? "list"

@@ -15,6 +15,7 @@
 #include "rerun/host_query.hpp"
 #include "rerun/code_map.hpp"
 #include "rerun/process.hpp"
+#include "rerun/qc_json.hpp"
 #include "rerun/rerun_json.hpp"
 #include "rerun/result_store.hpp"
 #include "rerun/rules.hpp"
@@ -107,6 +108,29 @@ class printer {
     }
     out_ << "rerun request  " << body.dump() << '\n';
   }
+  // A control result evaluated against --qc-limits: the fields of `interfaced qc evaluate`, and
+  // its series and where its limits came from.
+  void print_qc(const rerun::qc_result_value& q, const std::string& device) {
+    nlohmann::ordered_json j = {{"type", "qc"},
+                        {"observed_at", q.observed_at},
+                        {"parameter", q.parameter},
+                        {"level", q.level},
+                        {"value", q.numeric ? nlohmann::ordered_json(*q.numeric) : nlohmann::ordered_json(q.value)},
+                        {"z", q.z ? nlohmann::ordered_json(*q.z) : nlohmann::ordered_json(nullptr)},
+                        {"outcome", q.outcome},
+                        {"rules", q.rules},
+                        {"material", q.material},
+                        {"lot", q.lot},
+                        {"sample_id", q.sample_id},
+                        {"device", device},
+                        {"limits_source", q.limits_source}};
+    if (!text_) {
+      out_ << j.dump() << '\n';
+      return;
+    }
+    out_ << "qc      " << q.parameter << " " << q.material << "/" << q.lot << "/" << q.level << " = " << q.value
+         << "  " << q.outcome << "\n";
+  }
   void print(const order& o) {
     if (!text_) {
       out_ << to_json(o).dump() << '\n';
@@ -192,6 +216,22 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
     }
     rules = std::move(rf.rules);
   }
+  // --qc-limits: control results evaluated against these limits, as the daemon does.
+  rerun::qc::qc_config qc_cfg;
+  if (!opt.qc_limits_file.empty()) {
+    std::ifstream qin(opt.qc_limits_file, std::ios::binary);
+    if (!qin) {
+      err << opt.qc_limits_file << ": cannot read the file\n";
+      return exit_no_input;
+    }
+    try {
+      qc_cfg.configured = rerun::qc::limits_from_json(nlohmann::json::parse(qin));
+    } catch (const std::exception& e) {
+      err << opt.qc_limits_file << ": " << e.what() << '\n';
+      return exit_config;
+    }
+  }
+  rerun::qc::qc_tracker qc_tracker(qc_cfg);
   std::uint64_t batch_seq = 0;
   int status = exit_ok;
 
@@ -223,7 +263,8 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       // The profile's code map over test identities, built once per profile.
       const rerun::code_map& batch_codes =
           profile ? profile_codes.try_emplace(profile, profile->result_codes).first->second : codes;
-      rerun::rerun_inputs inputs{batch_codes, rules, history, state, now, opt.explain, zone, {}};
+      rerun::rerun_inputs inputs{batch_codes, rules, history, state, now, opt.explain, zone, {},
+                                 opt.qc_limits_file.empty() ? nullptr : &qc_tracker};
       const rerun::batch_outcome outcome = rerun::process_reports_for_rerun(b, inputs);
       for (std::size_t i = 0; i < b.results.size(); ++i) {
         const result& r = b.results[i];
@@ -240,6 +281,8 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       }
       for (const auto& m : outcome.messages)
         if (m.kind == rerun::endpoint::rerun_request) pr.print_request(m);
+      if (!opt.qc_limits_file.empty())
+        for (const auto& [i, q] : outcome.controls) pr.print_qc(q, b.device);
     };
 
     for (const auto& n : cap.notes) problem(0, n, /*warning=*/true);

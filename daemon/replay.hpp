@@ -18,6 +18,7 @@ struct replay_options {
   std::string format = "jsonl";   // jsonl | text
   std::string device;             // device id to report; empty: the profile id
   std::string rules_file;         // local rules (auto-rerun), evaluated as the daemon does
+  std::string qc_limits_file;     // QC limits JSON: {"type":"qc"} lines for control results
   std::string timezone;           // IANA zone observed_at without an offset is read in; empty: the machine's
   bool explain = false;               // print, per result, the rerun decision and every rule evaluated
   bool ignore_frame_numbers = false;  // captures whose frame numbers another tool rewrote

@@ -13,6 +13,7 @@
 #include "daemon/systemd_notify.hpp"
 #include "parsers/text.hpp"
 #include "rerun/process.hpp"
+#include "rerun/qc_json.hpp"
 #include "rerun/rerun_json.hpp"
 #include "rerun/rules.hpp"
 #include "transport/http_client.hpp"
@@ -90,6 +91,7 @@ int service::open() {
     return exit_io;
   }
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
+  sink_->set_qc(cfg_.qc);
   links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
@@ -107,6 +109,11 @@ int service::load_state() {
       sink_->state() = rerun::rerun_state_from_json(json::parse(*text));
       spdlog::info("rerun state loaded from {}: {} reruns, {} waiting lists", state_->file().string(),
                    sink_->state().reruns.size(), sink_->state().waiting_lists.size());
+    }
+    if (auto text = state_->get("qc_state")) {
+      // The Westgard charts: a restart judges the next control result on the same history.
+      rerun::qc::restore(sink_->qc(), json::parse(*text));
+      spdlog::info("QC state loaded: {} charts", sink_->qc().chart_state().size());
     }
     poller_->prune_history();
   } catch (const std::exception& e) {
@@ -198,7 +205,7 @@ void service::start_health() {
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
                          &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(), admin_token_,
-                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }};
+                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }, &sink_->qc()};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())
@@ -263,6 +270,8 @@ void service::reload() {
     cfg_.lab = r.cfg.lab;
   }
   cfg_.devices = r.cfg.devices;
+  cfg_.qc = r.cfg.qc;  // limits, controls and rule sets apply to the next control result
+  sink_->set_qc(cfg_.qc);
   spdlog::info("SIGHUP: configuration {} applied: {} started, {} restarted, {} stopped, the others untouched",
                config_path_.string(), plural(started, "device"), restarted, stopped);
   systemd::status(plural(devices_.by_id.size(), "device") + " configured");

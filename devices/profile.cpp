@@ -201,7 +201,7 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
 
 const std::vector<std::string> known_keys = {
     "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
-    "value_flag_component", "range", "result_fields", "qc_when", "rerun_statuses", "frame_text_size", "leniencies",
+    "value_flag_component", "range", "result_fields", "qc_when", "qc_series", "rerun_statuses", "frame_text_size", "leniencies",
     "comma_decimal", "why", "notes", "hl7", "orders", "result_types", "result_codes"};
 
 void read_orders(const reader& rd, const json& o, device_profile& p) {
@@ -367,6 +367,19 @@ device_profile parse_profile(std::string_view json_text, const std::string& file
       rd.require_why(q[i], ptr);
       p.astm.qc_when.push_back(std::move(m));
     }
+  }
+  if (doc.contains("qc_series")) {
+    // Where a control result's series is in the message (qc.md "series"): material, lot, level.
+    const json& q = doc["qc_series"];
+    rd.check_type(q, "/qc_series", json::value_t::object, "an object {material, lot, level, why}");
+    for (auto it = q.begin(); it != q.end(); ++it) {
+      const std::string ptr = "/qc_series/" + it.key();
+      if (it.key() == "material") p.astm.qc_material = rd.field_ref(*it, ptr);
+      else if (it.key() == "lot") p.astm.qc_lot = rd.field_ref(*it, ptr);
+      else if (it.key() == "level") p.astm.qc_level = rd.field_ref(*it, ptr);
+      else if (it.key() != "why") rd.fail(ptr, "unknown key; expected material, lot, level or why");
+    }
+    rd.require_why(q, "/qc_series");
   }
   if (doc.contains("rerun_statuses")) {
     const json& r = doc["rerun_statuses"];

@@ -57,6 +57,13 @@ struct result {
   std::string reference_range;
   std::string observed_at;       // as sent (YYYYMMDD[HHMMSS]); rerun/lab_time.hpp writes it as ISO-8601 with offset
   bool qc = false;
+  // A control result's series where the message carries it (profile `qc_series`, Mindray OBR
+  // control name / lot), and the analyser's own target mean / SD when it sends them (qc.md).
+  std::string qc_material;
+  std::string qc_lot;
+  std::string qc_level;
+  std::optional<double> qc_mean;
+  std::optional<double> qc_sd;
   std::string instrument;        // instrument / module id when sent (ASTM R.14, HL7 OBX-18)
   bool rerun_indicator = false;  // the profile says the analyser marked this a repeat (seen(S,P))
   bool is_rerun = false;         // set by rerun/

@@ -27,6 +27,8 @@ enum class endpoint {
   results,        // POST /interfacing/device-results
   rerun_values,   // POST /sample-rerun/values
   rerun_request,  // POST /sample-rerun/request, x-is-internal-request: True
+  qc_results,     // POST /interfacing/qc-results (qc.md): control results, never patient results
+  qc_runs,        // POST /interfacing/qc-runs: a run's status change, the patient results it affects
 };
 
 // The endpoint's name, as the outbox stores it and delivery maps it to a path (results,
@@ -57,6 +59,47 @@ struct result_value {
   std::string result_type;         // ASTM result type (`F`, or `I` / `P` with no final value)
   std::vector<std::pair<std::string, std::string>> companions;  // label -> value (interpretation, raw signal)
   std::vector<std::string> statuses;  // R.9 when it repeats (`F\R`)
+  // qc.md: "accepted", "rejected" or "missed" when QC is configured (the `qc` section); empty:
+  // not sent.
+  std::string qc_status;
+};
+
+// One control result in the shape of qc.md's POST /interfacing/qc-results.
+struct qc_result_value {
+  std::string parameter, material, lot, level;  // the series
+  std::string sample_id;       // the id the analyser gave the control
+  std::string value;
+  std::optional<double> numeric;
+  std::string unit;
+  std::string observed_at;     // ISO-8601 with offset
+  std::optional<double> z;
+  std::optional<double> mean;  // the limits it was judged with
+  std::optional<double> sd;
+  std::string limits_source;   // config, backend, analyser; empty: no limits (outcome no_limits)
+  std::string outcome;         // accept, warning, reject, no_limits
+  std::vector<std::string> rules;
+  std::string run_id;
+  std::string result_id;
+  std::string instrument_code;  // the test identity as the analyser sent it (as in patient results)
+};
+
+struct qc_results_body {
+  std::string device_id;
+  std::vector<qc_result_value> results;
+};
+
+struct qc_run_patient {
+  std::string sample_id;
+  std::string parameter;
+  std::string observed_at;
+};
+
+struct qc_run_body {
+  std::string device_id;
+  std::string run_id;
+  std::string status;  // the seed's run status strings (westgard.hpp)
+  std::string reason;
+  std::vector<qc_run_patient> patient_results;
 };
 
 struct results_body {
@@ -101,6 +144,8 @@ struct outgoing_message {
   results_body results;           // kind == results
   rerun_values_body rerun_values; // kind == rerun_values
   rerun_request_body request;     // kind == rerun_request
+  qc_results_body qc;             // kind == qc_results
+  qc_run_body qc_run;             // kind == qc_runs
 };
 
 // Things the daemon does itself, besides sending.

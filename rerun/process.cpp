@@ -12,6 +12,8 @@ const char* to_string(endpoint e) noexcept {
     case endpoint::results: return "results";
     case endpoint::rerun_values: return "rerun_values";
     case endpoint::rerun_request: return "rerun_request";
+    case endpoint::qc_results: return "qc_results";
+    case endpoint::qc_runs: return "qc_runs";
   }
   return "?";
 }
@@ -78,8 +80,27 @@ result_value to_value(const result& r, const result_tag& t, const std::string* r
   v.sub_id = r.sub_id;
   v.result_type = r.result_type;
   v.statuses = r.statuses;
+  v.qc_status = t.qc_status;
   for (const auto& c : r.companions) v.companions.emplace_back(c.label, c.value);
   return v;
+}
+
+// The series of a control result: what the message carries, completed by `qc.controls`.
+qc::series_key series_of(const result& r, const std::string& parameter, const qc::qc_tracker* tracker) {
+  qc::series_key s{parameter, r.qc_material, r.qc_lot, r.qc_level};
+  if (tracker != nullptr)
+    if (const qc::control_rule* c = qc::match_control(tracker->config(), r.sample_id)) {
+      if (s.material.empty()) s.material = c->material;
+      if (s.lot.empty()) s.lot = c->lot;
+      if (s.level.empty()) s.level = c->level;
+    }
+  return s;
+}
+
+std::string join_rules(qc::rule_mask m) {
+  std::string s;
+  for (const auto& n : qc::rule_names(m)) s += (s.empty() ? "" : ", ") + n;
+  return s;
 }
 
 void remove_from_waiting_lists(rerun_state& state, std::string_view lab_report_id) {
@@ -94,6 +115,16 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
   out.tags.resize(b.results.size());
   out.counts.results = b.results.size();
   std::vector<std::optional<observation>> previous(b.results.size());
+  qc_results_body controls{b.device, {}};
+  std::vector<outgoing_message> qc_runs;
+  auto run_message = [&](std::string run_id, std::string_view status, std::string reason,
+                         std::vector<qc::patient_ref> patients) {
+    outgoing_message m;
+    m.kind = endpoint::qc_runs;
+    m.qc_run = {b.device, std::move(run_id), std::string(status), std::move(reason), {}};
+    for (auto& p : patients) m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at});
+    qc_runs.push_back(std::move(m));
+  };
 
   // Step 2: qualify every result in transmission order, recording each as it goes so a second
   // result for the same (S,P) in this batch is seen.
@@ -102,6 +133,57 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     result_tag& t = out.tags[i];
     r.device = r.device.empty() ? b.device : r.device;
     t.parameter = std::string(in.codes.machine_name(r.code));
+
+    // Control results never reach the patient path (qc.md): no rerun tagging (the levels of a
+    // Mindray BC QC message share one sample id), no history, no rules.
+    if (!r.qc && in.qc != nullptr && qc::match_control(in.qc->config(), r.sample_id) != nullptr) r.qc = true;
+    if (r.qc) {
+      t.control = true;
+      ++out.counts.controls;
+      qc::control_result c;
+      c.device = b.device;
+      c.series = series_of(r, t.parameter, in.qc);
+      c.value = r.numeric;
+      c.unit = r.unit;
+      c.observed_at = in.zone.normalise(r.observed_at);
+      c.t = parse_wall_time(r.observed_at).value_or(in.now);
+      c.result_id = b.device + "|" + t.parameter + "|" + c.series.material + "|" + c.series.lot + "|" +
+                    c.series.level + "|" + c.observed_at;
+      c.analyser_mean = r.qc_mean;
+      c.analyser_sd = r.qc_sd;
+      qc::control_verdict v;
+      if (in.qc != nullptr) v = in.qc->add(c);
+      else v.eval.result = qc::outcome::no_limits;
+      if (v.eval.result == qc::outcome::reject) ++out.counts.qc_rejects;
+      qc_result_value q{t.parameter, c.series.material, c.series.lot, c.series.level, r.sample_id, r.value,
+                        r.numeric, r.unit, c.observed_at, v.z, v.mean, v.sd, v.limits_source,
+                        std::string(qc::to_string(v.eval.result)), qc::rule_names(v.eval.fired), v.run_id,
+                        c.result_id, r.code};
+      out.controls.emplace_back(i, q);
+      controls.results.push_back(std::move(q));
+      if (in.qc != nullptr) {
+        if (v.eval.result == qc::outcome::reject && in.qc->first_report("affected:" + v.run_id)) {
+          // The error may have started before it was seen: the patient results posted since the
+          // last accepted QC event are reported as affected (one post).
+          auto affected = in.qc->affected(b.device, t.parameter, c.t);
+          if (!affected.empty())
+            run_message(v.run_id, qc::status_reanalysis_westgard,
+                        "affected: posted since the last accepted QC event before a rejecting one (" +
+                            join_rules(v.eval.fired) + ")",
+                        std::move(affected));
+        }
+        if (v.late && in.qc->first_report("late:" + v.run_id)) {
+          // A control observed before runs already evaluated (an analyser that buffered through
+          // an outage): the later runs of its chart.
+          auto later = in.qc->patients_after(b.device, t.parameter, c.t);
+          run_message(v.run_id, v.changed_earlier > 0 ? qc::status_reanalysis_westgard : qc::status_may_be_affected,
+                      "late control result observed " + c.observed_at + ": " + std::to_string(v.changed_earlier) +
+                          " later control result(s) changed outcome",
+                      std::move(later));
+        }
+      }
+      continue;
+    }
 
     // No sample id, no key: forwarded once, a first result of nobody's (model.hpp). Taking ""
     // for a sample made every such result the duplicate or rerun of the first (issue #19).
@@ -169,6 +251,11 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     if (q.fulfils && rr != nullptr) rr->fulfilled.push_back(t.parameter);
 
     in.history.record(r.sample_id, key, {r.value, r.numeric, r.observed_at, in.now});
+    if (in.qc != nullptr && in.qc->config().enabled) {
+      const timestamp when = parse_wall_time(r.observed_at).value_or(in.now);
+      t.qc_status = in.qc->patient_status(b.device, t.parameter, when);
+      in.qc->record_patient(b.device, {r.sample_id, t.parameter, in.zone.normalise(r.observed_at), when});
+    }
     ++out.counts.forwarded;
     if (!t.matched) ++out.counts.unmatched;
     if (q.rerun_number == 0) ++out.counts.first_results;
@@ -187,7 +274,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
                              t.duplicate ? "duplicate delivery (not forwarded)" : to_string(t.row), {}, {}});
       ex = &out.explain.back();
     }
-    if (t.duplicate) continue;
+    if (t.duplicate || t.control) continue;
     if (r.sample_id_missing()) {
       if (ex != nullptr) ex->note = "no sample id: no rule can request a rerun for it";
       continue;
@@ -233,7 +320,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     const result& r = b.results[i];
     const result_tag& t = out.tags[i];
-    if (t.duplicate) continue;
+    if (t.duplicate || t.control) continue;
     const std::string* raw = i < b.raw.size() ? &b.raw[i] : nullptr;
     // rerun_number 0 -> results. An instrument-triggered rerun without a lab report has nowhere
     // else to go: it is forwarded as a result, tagged, and the backend decides.
@@ -282,6 +369,13 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
   }
   for (auto& m : rerun_values) out.messages.push_back(std::move(m));
   for (auto& m : requests) out.messages.push_back(std::move(m));
+  if (!controls.results.empty()) {
+    outgoing_message m;
+    m.kind = endpoint::qc_results;
+    m.qc = std::move(controls);
+    out.messages.push_back(std::move(m));
+  }
+  for (auto& m : qc_runs) out.messages.push_back(std::move(m));
   return out;
 }
 

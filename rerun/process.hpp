@@ -21,6 +21,7 @@
 #include "rerun/code_map.hpp"
 #include "rerun/lab_time.hpp"
 #include "rerun/outgoing.hpp"
+#include "rerun/qc.hpp"
 #include "rerun/qualify.hpp"
 #include "rerun/rerun_state.hpp"
 #include "rerun/result_store.hpp"
@@ -49,6 +50,10 @@ struct rerun_inputs {
   // The batch's receipt as the caller read it, lab_zone::format of the instant; empty: `now` in
   // `zone` (which, in the repeated autumn hour, cannot tell the two 02:30s apart).
   std::string received_at;
+  // Control results (qc.md): evaluated here and posted to qc-results; patient results carry
+  // qc_status when the tracker's configuration is enabled. nullptr: control results are still
+  // kept apart from patient results, with the outcome no_limits.
+  qc::qc_tracker* qc = nullptr;
 };
 
 // What happened to one result, parallel to batch::results.
@@ -60,6 +65,8 @@ struct result_tag {
   bool duplicate = false;      // same value and observation time as a recorded result: not forwarded
   bool machine_triggered_rerun = false;
   qualify_row row = qualify_row::first_result;
+  bool control = false;        // a control result: posted to qc-results, never as a patient result
+  std::string qc_status;       // patient results when QC is configured: accepted, rejected, missed
 };
 
 // The explain trace of one result: the decision-table row and every rule that applied.
@@ -82,6 +89,8 @@ struct batch_counts {
   std::size_t requested_reruns = 0;  // rerun_number N > 0
   std::size_t instrument_triggered = 0;  // rerun_number -1
   std::size_t auto_rerun_requests = 0;
+  std::size_t controls = 0;          // control results (qc-results), not in the counts above
+  std::size_t qc_rejects = 0;        // control results whose outcome is reject
 };
 
 struct batch_outcome {
@@ -90,6 +99,8 @@ struct batch_outcome {
   std::vector<action> actions;
   batch_counts counts;
   std::vector<explain_entry> explain;
+  // Control results in batch order with their evaluation (replay prints them).
+  std::vector<std::pair<std::size_t, qc_result_value>> controls;
 };
 
 // Tags b.results in place (is_rerun, rerun_number, duplicate) and routes them (rerun.md step 4):

@@ -125,6 +125,23 @@ json value_json(const result_value& v) {
   if (!v.result_type.empty()) j["result_type"] = v.result_type;
   if (!v.statuses.empty()) j["statuses"] = v.statuses;
   for (const auto& [label, value] : v.companions) j["companions"][label] = value;
+  if (!v.qc_status.empty()) j["qc_status"] = v.qc_status;
+  return j;
+}
+
+json qc_value_json(const qc_result_value& v) {
+  json j = {{"series", {{"parameter", v.parameter}, {"material", v.material}, {"lot", v.lot}, {"level", v.level}}},
+            {"sample_id", v.sample_id},
+            {"value", v.value},
+            {"unit", v.unit},
+            {"observed_at", v.observed_at},
+            {"z", v.z ? json(*v.z) : json(nullptr)},
+            {"outcome", v.outcome},
+            {"rules", v.rules},
+            {"run_id", v.run_id},
+            {"result_id", v.result_id},
+            {"instrument_code", v.instrument_code}};
+  if (v.mean && v.sd) j["limits"] = {{"mean", *v.mean}, {"sd", *v.sd}, {"source", v.limits_source}};
   return j;
 }
 
@@ -225,6 +242,19 @@ json body_json(const outgoing_message& m) {
               {"requested_parameters", b.requested_parameters},
               {"reason", {{"rule", b.rule}, {"values", values}}},
               {"activity", code(b.act)}};
+    }
+    case endpoint::qc_results: {
+      json results = json::array();
+      for (const auto& v : m.qc.results) results.push_back(qc_value_json(v));
+      return {{"device_id", m.qc.device_id}, {"results", std::move(results)}};
+    }
+    case endpoint::qc_runs: {
+      const auto& b = m.qc_run;
+      json pr = json::array();
+      for (const auto& p : b.patient_results)
+        pr.push_back({{"sample_id", p.sample_id}, {"parameter", p.parameter}, {"observed_at", p.observed_at}});
+      return {{"device_id", b.device_id}, {"run_id", b.run_id}, {"status", b.status}, {"reason", b.reason},
+              {"patient_results", std::move(pr)}};
     }
   }
   return json::object();

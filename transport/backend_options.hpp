@@ -25,6 +25,9 @@ struct backend_options {
   std::string rerun_request_path = "/sample-rerun/request";
   std::string waiting_list_path = "/interfacing/waiting-list";
   std::string parameters_path = "/interfacing/parameters";
+  std::string qc_results_path = "/interfacing/qc-results";
+  std::string qc_runs_path = "/interfacing/qc-runs";
+  std::string qc_limits_path = "/interfacing/qc-limits";
 };
 
 // The token from cfg.token_file (surrounding whitespace trimmed) or else the environment variable

@@ -387,4 +387,9 @@ asio::awaitable<http_result> fetch_parameters(http_client& client, const backend
   return client.request(http_method::get, std::move(target), std::string());
 }
 
+asio::awaitable<http_result> fetch_qc_limits(http_client& client, const backend_options& cfg, std::string device) {
+  std::string target = cfg.qc_limits_path + "?device=" + url_encode(device);
+  return client.request(http_method::get, std::move(target), std::string());
+}
+
 }  // namespace interfaced::transport

@@ -95,6 +95,8 @@ boost::asio::awaitable<http_result> fetch_waiting_list(http_client& client, cons
                                                        std::string device);
 boost::asio::awaitable<http_result> fetch_parameters(http_client& client, const backend_options& cfg,
                                                      std::string device);
+boost::asio::awaitable<http_result> fetch_qc_limits(http_client& client, const backend_options& cfg,
+                                                    std::string device);
 
 // Percent-encodes a query parameter value (RFC 3986 unreserved characters pass).
 [[nodiscard]] std::string url_encode(std::string_view v);

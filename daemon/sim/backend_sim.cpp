@@ -289,10 +289,15 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
       a.reply.body = list_for("parameters", query_param(req.target, "device")).dump();
       return a;
     }
+    if (req.method == "GET" && path == "/interfacing/qc-limits") {
+      a.reply.body = list_for("qc_limits", query_param(req.target, "device")).dump();
+      return a;
+    }
     static const std::set<std::string_view> posts{"/interfacing/device-results", "/sample-rerun/values",
                                                   "/sample-rerun/request",       "/sample-rerun/auto-check",
                                                   "/storage/presign",            "/storage/reconcile",
-                                                  "/interfacing/file-report"};
+                                                  "/interfacing/file-report",    "/interfacing/qc-results",
+                                                  "/interfacing/qc-runs",        "/interfacing/reflex"};
     if (!post || !posts.contains(path)) {
       return reply(404, R"({"error":"not found"})");
     }

@@ -350,6 +350,11 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         if (res.observed_at.empty()) res.observed_at = text_of(F(o.r.started).repeat(0).component(1), o.encoding);
         res.instrument = text_of(F(o.r.instrument).repeat(0).component(1), o.encoding);
         res.qc = is_qc();
+        if (res.qc) {
+          if (o.qc_material.field > 0) res.qc_material = value_at(s, o.qc_material, o.encoding);
+          if (o.qc_lot.field > 0) res.qc_lot = value_at(s, o.qc_lot, o.encoding);
+          if (o.qc_level.field > 0) res.qc_level = value_at(s, o.qc_level, o.encoding);
+        }
         for (const auto& st : o.rerun_statuses)
           res.rerun_indicator = res.rerun_indicator || res.status == st ||
                                 std::find(res.statuses.begin(), res.statuses.end(), st) != res.statuses.end();

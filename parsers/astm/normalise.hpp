@@ -60,6 +60,10 @@ struct astm_options {
   std::vector<int> range_components;  // R.6 components joined by '-'; empty = component 1
   result_fields r;
   std::vector<field_match> qc_when;              // besides O.12 == "Q" and H.12 == "Q"
+  // Where a control result's material, lot and level are (profile `qc_series`); field 0: absent.
+  field_ref qc_material{'O', 0, 0};
+  field_ref qc_lot{'O', 0, 0};
+  field_ref qc_level{'O', 0, 0};
   std::vector<std::string> rerun_statuses;       // R.9 codes that mark a repeat (profile's indicator)
   bool comma_decimal = true;                     // "7,41" parses as 7.41
 };

@@ -357,6 +357,12 @@ class walker {
       r.sample_id = text(at(s, f.sample_id));
       r.observed_at = text(at(s, f.observed_at));
       r.qc = is_qc();
+      if (r.qc) {
+        r.qc_material = text(at(s, f.qc_material));
+        r.qc_lot = text(at(s, f.qc_lot));
+        r.qc_mean = parse_number(text(at(s, f.qc_mean)));
+        r.qc_sd = parse_number(text(at(s, f.qc_sd)));
+      }
       r.where = loc(i);
       out_.results.push_back(std::move(r));
     }

@@ -71,6 +71,11 @@ struct obr_result_fields {
   field_ref unit{"OBR", 21, 1, 0};
   field_ref sample_id{"OBR", 13, 1, 0};  // for QC: the control material's name
   field_ref observed_at{"OBR", 8, 1, 0};
+  // Control results: material (the control's name), lot, the analyser's target mean and SD.
+  field_ref qc_material{"OBR", 13, 1, 0};
+  field_ref qc_lot{"OBR", 14, 1, 0};
+  field_ref qc_mean{"OBR", 18, 1, 0};
+  field_ref qc_sd{"OBR", 19, 1, 0};
 };
 
 struct hl7_options {

@@ -1,0 +1,202 @@
+#include "rerun/qc.hpp"
+
+#include <algorithm>
+
+namespace interfaced::rerun::qc {
+
+const rule_set& qc_config::rules_for(std::string_view parameter) const {
+  const auto it = rules.find(parameter);
+  return it == rules.end() ? default_rules : it->second;
+}
+
+double qc_config::max_interval_for(std::string_view parameter) const {
+  const auto it = max_interval_h_per.find(parameter);
+  return it == max_interval_h_per.end() ? max_interval_h : it->second;
+}
+
+bool glob_match(std::string_view p, std::string_view t) noexcept {
+  std::size_t pi = 0, ti = 0, star = std::string_view::npos, mark = 0;
+  while (ti < t.size()) {
+    if (pi < p.size() && (p[pi] == '?' || p[pi] == t[ti])) {
+      ++pi;
+      ++ti;
+    } else if (pi < p.size() && p[pi] == '*') {
+      star = pi++;
+      mark = ti;
+    } else if (star != std::string_view::npos) {
+      pi = star + 1;
+      ti = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (pi < p.size() && p[pi] == '*') ++pi;
+  return pi == p.size();
+}
+
+const control_rule* match_control(const qc_config& c, std::string_view sample_id) noexcept {
+  if (sample_id.empty()) return nullptr;
+  for (const auto& r : c.controls)
+    if (glob_match(r.sample_id, sample_id)) return &r;
+  return nullptr;
+}
+
+const limits* find_limits(const std::vector<limits>& list, const series_key& s) noexcept {
+  const limits* found = nullptr;
+  for (const auto& l : list) {
+    if (l.series.parameter != s.parameter || l.series.level != s.level) continue;
+    if (!l.series.material.empty() && l.series.material != s.material) continue;
+    if (!l.series.lot.empty() && l.series.lot != s.lot) continue;
+    found = &l;
+  }
+  return found;
+}
+
+std::optional<limits> qc_tracker::limits_of(const control_result& c, std::string& source) const {
+  if (const limits* l = find_limits(cfg_->configured, c.series)) {
+    source = "config";
+    return *l;
+  }
+  if (const auto it = backend_.find(c.device); it != backend_.end())
+    if (const limits* l = find_limits(it->second, c.series)) {
+      source = "backend";
+      return *l;
+    }
+  if (c.analyser_mean && c.analyser_sd && *c.analyser_sd > 0) {
+    // Nothing configured: the analyser's own target (Mindray OBR-18/19), and the body says so.
+    source = "analyser";
+    return limits{c.series, *c.analyser_mean, *c.analyser_sd, c.unit};
+  }
+  source.clear();
+  return std::nullopt;
+}
+
+control_verdict qc_tracker::add(const control_result& c) {
+  control_verdict v;
+  if (auto l = limits_of(c, v.limits_source)) {
+    v.mean = l->mean;
+    v.sd = l->sd;
+    v.z = z_score(c.value, l->mean, l->sd);
+  }
+  chart& ch = charts_[c.device + '\x1f' + c.series.parameter];
+  v.late = !ch.results.empty() &&
+           std::any_of(ch.results.begin(), ch.results.end(), [&](const control_result& r) { return r.t > c.t; });
+  ch.results.push_back(c);
+  ch.verdicts.push_back(v);
+  // The chart again, in observed_at order: a late result changes the histories of the later ones.
+  std::vector<chart_point> pts;
+  pts.reserve(ch.results.size());
+  for (std::size_t i = 0; i < ch.results.size(); ++i) {
+    const auto& r = ch.results[i];
+    pts.push_back({r.t, r.series.material + '\x1f' + r.series.lot + '\x1f' + r.series.level, ch.verdicts[i].z});
+  }
+  chart_options opt;
+  opt.rules = cfg_->rules_for(c.series.parameter);
+  opt.event_window_s = cfg_->event_window_s;
+  const auto res = evaluate_chart(pts, opt);
+  // Run ids: the device and the first observed_at of the QC event.
+  std::map<std::size_t, std::string> first_of_event;
+  std::vector<std::size_t> order(pts.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return pts[a].observed_at < pts[b].observed_at; });
+  for (std::size_t i : order) first_of_event.try_emplace(res[i].event, ch.results[i].observed_at);
+  for (std::size_t i = 0; i + 1 < ch.results.size(); ++i) {
+    if (ch.verdicts[i].eval.fired != res[i].eval.fired || ch.verdicts[i].eval.result != res[i].eval.result)
+      ++v.changed_earlier;
+    ch.verdicts[i].eval = res[i].eval;
+    ch.verdicts[i].run_id = c.device + "@" + first_of_event[res[i].event];
+  }
+  v.eval = res.back().eval;
+  v.run_id = c.device + "@" + first_of_event[res.back().event];
+  ch.verdicts.back() = v;
+  if (ch.results.size() > max_chart_results) {
+    // The oldest by observed_at go (a late result is never the oldest of a full chart).
+    const std::size_t drop = ch.results.size() - max_chart_results;
+    std::vector<std::size_t> keep(order.begin() + static_cast<std::ptrdiff_t>(drop), order.end());
+    std::sort(keep.begin(), keep.end());
+    chart kept;
+    for (std::size_t i : keep) {
+      kept.results.push_back(std::move(ch.results[i]));
+      kept.verdicts.push_back(std::move(ch.verdicts[i]));
+    }
+    ch = std::move(kept);
+  }
+  return v;
+}
+
+std::string qc_tracker::patient_status(const std::string& device, std::string_view parameter, timestamp t) const {
+  const auto it = charts_.find(device + '\x1f' + std::string(parameter));
+  if (it == charts_.end()) return "missed";
+  const chart& ch = it->second;
+  // The last QC event at or before t: its first result's time, and the worst outcome of it.
+  std::optional<std::string> run;
+  timestamp latest{};
+  for (std::size_t i = 0; i < ch.results.size(); ++i)
+    if (ch.results[i].t <= t && (!run || ch.results[i].t >= latest)) {
+      latest = ch.results[i].t;
+      run = ch.verdicts[i].run_id;
+    }
+  if (!run) return "missed";
+  const auto age_h = std::chrono::duration<double, std::ratio<3600>>(t - latest).count();
+  if (age_h > cfg_->max_interval_for(parameter)) return "missed";
+  outcome o = outcome::accept;
+  for (const auto& v : ch.verdicts)
+    if (v.run_id == *run) o = worst(o, v.eval.result);
+  return o == outcome::reject ? "rejected" : o == outcome::no_limits ? "missed" : "accepted";
+}
+
+void qc_tracker::record_patient(const std::string& device, patient_ref p) {
+  auto& list = patients_[device + '\x1f' + p.parameter];
+  list.push_back(std::move(p));
+  // Bounded: the runs a rejecting control can reach back to are the last few days'.
+  constexpr std::size_t keep = 20000;
+  if (list.size() > keep) list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(list.size() - keep));
+}
+
+std::vector<patient_ref> qc_tracker::affected(const std::string& device, std::string_view parameter,
+                                              timestamp reject_at) const {
+  const std::string key = device + '\x1f' + std::string(parameter);
+  std::optional<timestamp> since;  // the last accepted QC event before reject_at
+  if (const auto it = charts_.find(key); it != charts_.end()) {
+    const chart& ch = it->second;
+    std::map<std::string, std::pair<timestamp, outcome>> runs;  // run id -> start, worst outcome
+    for (std::size_t i = 0; i < ch.results.size(); ++i) {
+      if (ch.results[i].t >= reject_at) continue;
+      auto [r, fresh] = runs.try_emplace(ch.verdicts[i].run_id, ch.results[i].t, ch.verdicts[i].eval.result);
+      if (!fresh) {
+        r->second.first = std::min(r->second.first, ch.results[i].t);
+        r->second.second = worst(r->second.second, ch.verdicts[i].eval.result);
+      }
+    }
+    for (const auto& [id, run] : runs)
+      if ((run.second == outcome::accept || run.second == outcome::warning) && (!since || run.first > *since))
+        since = run.first;
+  }
+  std::vector<patient_ref> out;
+  if (const auto it = patients_.find(key); it != patients_.end())
+    for (const auto& p : it->second)
+      if (p.t < reject_at && (!since || p.t >= *since)) out.push_back(p);
+  return out;
+}
+
+std::vector<patient_ref> qc_tracker::patients_after(const std::string& device, std::string_view parameter,
+                                                    timestamp t) const {
+  std::vector<patient_ref> out;
+  if (const auto it = patients_.find(device + '\x1f' + std::string(parameter)); it != patients_.end())
+    for (const auto& p : it->second)
+      if (p.t >= t) out.push_back(p);
+  return out;
+}
+
+std::vector<std::pair<std::string, std::vector<qc_tracker::point_view>>> qc_tracker::charts() const {
+  std::vector<std::pair<std::string, std::vector<point_view>>> out;
+  for (const auto& [key, ch] : charts_) {
+    std::vector<point_view> pts;
+    for (std::size_t i = 0; i < ch.results.size(); ++i) pts.push_back({ch.results[i], ch.verdicts[i]});
+    std::stable_sort(pts.begin(), pts.end(), [](const point_view& a, const point_view& b) { return a.c.t < b.c.t; });
+    out.emplace_back(key, std::move(pts));
+  }
+  return out;
+}
+
+}  // namespace interfaced::rerun::qc
