@@ -113,8 +113,19 @@ struct stage_runner {
     finish(file_attempt::end::retry, static_cast<int>(r.status), short_answer(r));
   }
 
+  // <message id>.<stage>; a presign (and the upload with its fields) after an expired policy is a
+  // new request, not a retry of the first: ".presign-2", ".upload-2", ... or the backend's
+  // de-duplication would answer the expired fields again.
+  std::string key(const char* stage) const {
+    std::string k = m.id + "." + stage;
+    const unsigned round = std::string_view(stage) == "presign" ? job.presigns + 1 : job.presigns;
+    if ((std::string_view(stage) == "presign" || std::string_view(stage) == "upload") && round > 1)
+      k += "-" + std::to_string(round);
+    return k;
+  }
+
   std::vector<http_header> headers(const char* stage) const {
-    std::vector<http_header> h{{"Idempotency-Key", m.id + "." + stage}, {"Content-Type", "application/json"}};
+    std::vector<http_header> h{{"Idempotency-Key", key(stage)}, {"Content-Type", "application/json"}};
     if (!token.empty()) h.push_back({"Authorization", "Bearer " + token});
     return h;
   }
@@ -263,7 +274,7 @@ struct stage_runner {
     streamed_body b = form_for(job, req, req.file);
     ++job.uploads;
     std::vector<http_header> h;
-    h.push_back(http_header{"Idempotency-Key", m.id + ".upload"});
+    h.push_back(http_header{"Idempotency-Key", key("upload")});
     http_result r = co_await store->upload(target, std::move(b), std::move(h));
     if (r.source_changed)
       {

@@ -380,7 +380,10 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
       hash.update(std::string_view(piece.data(), n));
       left -= n;
       last = left == 0;
-      if (last && !source_intact(f.get(), hash, body)) break;
+      if (last && !source_intact(f.get(), hash, body)) {
+        last = false;  // the last piece is never written
+        break;
+      }
       beast::get_lowest_layer(stream).expires_after(opt.request_timeout);
       std::tie(wec, wn) = co_await asio::async_write(stream, asio::buffer(piece.data(), n),
                                                      asio::as_tuple(asio::use_awaitable));

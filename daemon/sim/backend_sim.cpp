@@ -325,9 +325,13 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     return a;
   }
 
-  // The object key for one file: its message id (the Idempotency-Key before ".presign") and name.
+  // The object key for one file: its message id (from the Idempotency-Key) and name.
   static std::string object_key(const std::string& idem, const std::string& filename) {
-    std::string id = idem.substr(0, idem.rfind('.'));
+    // "<id>.presign" -> "<id>", "<id>.presign-2" (a new presign after an expired policy) -> "<id>-2":
+    // a new presign gets a new key, so never the same fields.
+    const auto dot = idem.rfind('.');
+    std::string id = idem.substr(0, dot);
+    if (dot != std::string::npos && idem.compare(dot, 9, ".presign-") == 0) id += idem.substr(dot + 8);
     if (id.empty()) id = "upload";
     std::string name = filename.empty() ? std::string("file") : filename;
     for (auto& c : name)
