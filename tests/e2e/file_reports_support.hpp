@@ -207,3 +207,59 @@ inline void write_file(const fs::path& f, const std::string& bytes) {
 }
 
 }  // namespace interfaced::e2e::files
+
+namespace interfaced::e2e::files {
+
+// s3rver (tests/peers, installed by .ci/deps): $INTERFACED_PEERS_DIR, else the build's default.
+inline std::optional<fs::path> s3rver_binary() {
+  const char* env = std::getenv("INTERFACED_PEERS_DIR");
+  const fs::path dir = env && *env ? fs::path(env) : fs::path(INTERFACED_PEERS_DIR);
+  const fs::path bin = dir / "node_modules" / ".bin" / "s3rver";
+  std::error_code ec;
+  if (!fs::exists(bin, ec)) {
+    WARN("SKIPPED: s3rver not found at " << bin.string()
+                                         << " (run .ci/deps, which runs npm ci for tests/peers); the S3 e2e test not run");
+    return std::nullopt;
+  }
+  return bin;
+}
+
+// A real S3-compatible store on loopback: s3rver with one bucket, its default credentials
+// (S3RVER / S3RVER); objects on disk under DIR/<bucket>/<key>._S3rver_object.
+class s3rver_store {
+ public:
+  s3rver_store(const fs::path& bin, const fs::path& dir, const std::string& bucket)
+      : dir_(dir / "s3"), bucket_(bucket), port_(free_port()) {
+    fs::create_directories(dir_);
+    proc_ = std::make_unique<child>(std::vector<std::string>{bin.string(), "-d", dir_.string(), "-a", "127.0.0.1", "-p",
+                                                             std::to_string(port_), "--configure-bucket", bucket},
+                                    dir / "s3rver.out", dir / "s3rver.err");
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    while (!tcp_conn(port_).ok() || !fs::exists(dir_ / bucket)) {
+      if (!proc_->running()) FAIL("s3rver exited:\n" << proc_->err());
+      if (std::chrono::steady_clock::now() >= until) FAIL("s3rver did not listen within 20 s");
+      std::this_thread::sleep_for(50ms);
+    }
+  }
+  [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  // key -> bytes of every object in the bucket.
+  [[nodiscard]] std::map<std::string, std::string> objects() const {
+    std::map<std::string, std::string> out;
+    const std::string suffix = "._S3rver_object";
+    for (const auto& [rel, bytes] : stored_objects(dir_ / bucket_))
+      if (rel.ends_with(suffix)) out[rel.substr(0, rel.size() - suffix.size())] = bytes;
+    return out;
+  }
+  void stop() {
+    proc_->signal(SIGTERM);
+    (void)proc_->wait_for(5000ms);
+  }
+
+ private:
+  fs::path dir_;
+  std::string bucket_;
+  std::uint16_t port_;
+  std::unique_ptr<child> proc_;
+};
+
+}  // namespace interfaced::e2e::files

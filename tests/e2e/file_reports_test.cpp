@@ -306,3 +306,77 @@ TEST_CASE("file reports: files.mode inline posts content_base64, no presign") {
   CHECK_FALSE(b.contains("path"));
   CHECK(be.requests("/storage/presign").empty());
 }
+
+TEST_CASE("file reports: Sysmex XN capture, four PNGs -> four objects in s3rver (real S3, SigV4 POST policies)") {
+  const auto captures = interfaced::test::captures_dir("astm", "the Sysmex XN S3 file-report e2e test");
+  if (!captures) return;
+  const auto bin = s3rver_binary();
+  if (!bin) return;
+  scratch_dir dir;
+  const fs::path root = dir.path() / "xn-share";
+  const std::map<std::string, std::string> expected = {
+      {"SCAT_WDF", "2024_06_27_13_54_27_WDF.PNG"},
+      {"SCAT_WDF-CBC", "2024_06_27_13_54_27_WDF_CBC.PNG"},
+      {"DIST_RBC", "2024_06_27_13_54_27_RBC.PNG"},
+      {"DIST_PLT", "2024_06_27_13_54_27_PLT.PNG"}};
+  unsigned seed = 11;
+  for (const auto& [param, name] : expected) {
+    write_file(root / "PNG" / "20240628" / name, random_bytes(30000 + seed * 7, seed));
+    ++seed;
+  }
+  s3rver_store s3(*bin, dir.path(), "lab-reports");
+  std::ofstream(dir.path() / "s3-secret") << "S3RVER\n";
+  store_backend be(dir.path(), {"--s3", s3.url(), "--s3-bucket", "lab-reports", "--s3-key", "S3RVER", "--s3-secret-file",
+                                (dir.path() / "s3-secret").string()});
+  files_daemon d(dir.path(), be.port(), root);
+  d.start();
+  d.send(*captures / "sysmex-xn550-cbc-result.astm");
+  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() >= 4; }))
+    FAIL("timed out; daemon log:\n" << d.log());
+  const auto objects = s3.objects();
+  REQUIRE(objects.size() == 4);
+  for (const auto& r : be.ok("/interfacing/file-report")) {
+    const json b = json::parse(r["body"].get<std::string>());
+    const std::string param = b["parameter"];
+    REQUIRE(expected.count(param) == 1);
+    CHECK(b["sample_id"] == "27");
+    const fs::path src = root / "PNG" / "20240628" / expected.at(param);
+    CHECK(b["sha256"] == sha256_of(src));
+    REQUIRE(objects.count(b["path"].get<std::string>()) == 1);
+    CHECK(objects.at(b["path"].get<std::string>()) == file_text(src));
+  }
+}
+
+TEST_CASE("file reports: s3rver down then up -> upload retried with the same fields, not presigned again") {
+  const auto bin = s3rver_binary();
+  if (!bin) return;
+  one_file s;
+  auto s3 = std::make_unique<s3rver_store>(*bin, s.dir.path(), "lab-reports");
+  const std::string url = s3->url();
+  s3->stop();  // the store is down when the daemon first uploads
+  std::ofstream(s.dir.path() / "s3-secret") << "S3RVER\n";
+  store_backend be(s.dir.path(), {"--s3", url, "--s3-bucket", "lab-reports", "--s3-key", "S3RVER", "--s3-secret-file",
+                                  (s.dir.path() / "s3-secret").string()});
+  files_daemon d(s.dir.path(), be.port(), s.root);
+  d.start();
+  d.send(s.message());
+  if (!wait_until([&] { return d.log().find("upload failed") != std::string::npos; }))
+    FAIL("timed out; daemon log:\n" << d.log());
+  // Up again on the same port and folder.
+  const auto port = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
+  child again({bin->string(), "-d", (s.dir.path() / "s3").string(), "-a", "127.0.0.1", "-p", std::to_string(port),
+               "--configure-bucket", "lab-reports"},
+              s.dir.path() / "s3rver2.out", s.dir.path() / "s3rver2.err");
+  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() == 1; }, 30000ms))
+    FAIL("timed out; daemon log:\n" << d.log() << again.err());
+  CHECK(be.ok("/storage/presign").size() == 1);
+  std::size_t objects = 0;
+  for (const auto& [rel, bytes] : stored_objects(s.dir.path() / "s3" / "lab-reports"))
+    if (rel.ends_with("._S3rver_object")) {
+      ++objects;
+      CHECK(bytes == s.bytes);
+    }
+  CHECK(objects == 1);
+  again.signal(SIGTERM);
+  (void)again.wait_for(5000ms);
+}
