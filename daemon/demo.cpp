@@ -76,14 +76,15 @@ std::size_t print_new_results(const fs::path& record, std::size_t seen_lines, st
     if (n++ < seen_lines) continue;
     const json req = json::parse(line, nullptr, false);
     if (req.is_discarded() || !req.contains("body")) continue;
-    json body = req["body"].is_string() ? json::parse(req["body"].get<std::string>(), nullptr, false) : req["body"];
-    if (body.is_discarded()) continue;
     const std::string path = req.value("path", "");
     if (path == "/storage/presign" || path == "/store/upload" || path == "/storage/reconcile") {
       std::cout << "  backend received  " << path << "  (" << req.value("idempotency_key", "") << ", HTTP "
                 << req.value("status", 0) << ")\n";
       continue;
     }
+    // An upload's recorded body is its size, not JSON: only the JSON posts are read further.
+    json body = req["body"].is_string() ? json::parse(req["body"].get<std::string>(), nullptr, false) : req["body"];
+    if (body.is_discarded()) continue;
     if (path == "/interfacing/file-report" && req.value("status", 0) / 100 == 2) {
       ++files;
       std::error_code ec;

@@ -111,11 +111,11 @@ TEST_CASE("file_report_body: round trip") {
 
 TEST_CASE("profile: file_references is read and checked") {
   const auto p = parse_profile(R"({"id":"x","vendor":"v","models":["m"],
-      "file_references":{"prefixes":["PNG\\"],"separator":"\\","why":"capture"}})", "x.json");
+      "file_references":{"prefixes":["PNG\\"],"separator":"\\","why":"R.38 of the XN capture"}})", "x.json");
   CHECK(p.file_references.prefixes == std::vector<std::string>{"PNG\\"});
   CHECK(p.file_references.separator == '\\');
   CHECK_THROWS_WITH(parse_profile(R"({"id":"x","vendor":"v","models":["m"],
-      "file_references":{"prefixes":["PNG\\"],"why":"c","sep":"/"}})", "x.json"),
+      "file_references":{"prefixes":["PNG\\"],"why":"R.38 of the XN capture","sep":"/"}})", "x.json"),
                     Catch::Contains("/file_references/sep"));
   CHECK_THROWS_WITH(parse_profile(R"({"id":"x","vendor":"v","models":["m"],
       "file_references":{"prefixes":["PNG\\"]}})", "x.json"),
