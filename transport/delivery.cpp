@@ -443,6 +443,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     fo.store_client = opt.client;
     fo.store_client.token.clear();
     fo.log = opt.log;
+    fo.device_log = opt.device_log;
     ++st.attempts;
     const auto sent = steady::now();
     file_attempt a = co_await run_file_report(box, client, fo, m, token);

@@ -103,8 +103,10 @@ struct stage_runner {
     done = true;
   }
   void dead(const char* code, int status, std::string why) {
-    emit(opt.log, who() + ": " + why + "; moved to the dead letters (`interfaced outbox show " + m.id + "`) [" +
-                      std::string(code) + "]");
+    const std::string line = who() + ": " + why + "; moved to the dead letters (`interfaced outbox show " + m.id +
+                             "`) [" + std::string(code) + "]";
+    emit(opt.log, line);
+    if (opt.device_log) opt.device_log(req.device_id, line);
     finish(file_attempt::end::dead, status, std::move(why));
   }
   void retry(const http_result& r, const char* stage) {

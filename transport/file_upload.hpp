@@ -21,6 +21,7 @@
 // Log lines end with their code (FILE-00x); the device id is named in each.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -39,6 +40,8 @@ struct file_stage_options {
   std::string file_report_path = "/interfacing/file-report";
   http_client_options store_client;  // timeouts and TLS settings for the store (no token is sent there)
   event_log log;
+  // The device's own log (device id, line): refusals and dead letters are said there too.
+  std::function<void(std::string_view, std::string_view)> device_log;
 };
 
 struct file_attempt {

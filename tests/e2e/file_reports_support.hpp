@@ -142,6 +142,7 @@ class files_daemon {
     REQUIRE(st == std::optional<int>(0));
   }
   [[nodiscard]] fs::path outbox() const { return dir_ / "outbox.sqlite"; }
+  [[nodiscard]] std::string device_log() const { return file_text(dir_ / "logs" / "xn.log"); }
   [[nodiscard]] std::string log() const { return proc_ ? proc_->err() + proc_->out() : std::string(); }
   // The stage column of every file_jobs row.
   [[nodiscard]] std::vector<std::string> stages() const {

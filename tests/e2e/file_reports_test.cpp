@@ -237,6 +237,10 @@ TEST_CASE("file reports: encrypted PDF refused before presign, no request made")
   CHECK(be.requests("/interfacing/file-report").empty());
   CHECK(d.log().find("encrypted PDF") != std::string::npos);
   CHECK(d.log().find("[FILE-002]") != std::string::npos);
+  // And a line in the device's own log naming the rule.
+  const std::string dev_log = d.device_log();
+  CHECK(dev_log.find("refused before presign by the rule encrypted PDF") != std::string::npos);
+  CHECK(dev_log.find("[FILE-002]") != std::string::npos);
   CHECK(d.stages().empty());
 }
 
