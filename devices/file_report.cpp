@@ -197,22 +197,23 @@ std::string base64_encode(std::string_view in) {
   static constexpr char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((in.size() + 2) / 3 * 4);
+  // Bytes as unsigned before any shift: a char promoted to int would shift as signed.
+  auto byte = [&](std::size_t k) { return static_cast<unsigned>(static_cast<unsigned char>(in[k])); };
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8) |
-                       static_cast<unsigned char>(in[i + 2]);
+    const unsigned v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
     out += abc[(v >> 18) & 63];
     out += abc[(v >> 12) & 63];
     out += abc[(v >> 6) & 63];
     out += abc[v & 63];
   }
   if (i + 1 == in.size()) {
-    const unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    const unsigned v = byte(i) << 16;
     out += abc[(v >> 18) & 63];
     out += abc[(v >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
+    const unsigned v = (byte(i) << 16) | (byte(i + 1) << 8);
     out += abc[(v >> 18) & 63];
     out += abc[(v >> 12) & 63];
     out += abc[(v >> 6) & 63];
