@@ -186,8 +186,24 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
         return exit_bad_input;
       }
       const auto resends = admin.resends_of(m->id);
-      if (c.json) out << message_json(*m, resends).dump(2) << '\n';
-      else print_message(out, *m, resends);
+      // A file-type report: the stage it reached and the stored object (file-reports.md).
+      const auto job = m->kind == "file_report" ? admin.file_job_of(m->id) : std::nullopt;
+      if (c.json) {
+        json j = message_json(*m, resends);
+        if (job)
+          j["file_job"] = {{"stage", job->stage}, {"size", job->size}, {"sha256", job->sha256},
+                           {"path", job->path}, {"presigns", job->presigns}};
+        out << j.dump(2) << '\n';
+      } else {
+        print_message(out, *m, resends);
+        if (job)
+          out << "file stage " << job->stage << " (" << job->size << " bytes, sha256 " << job->sha256 << ")"
+              << (job->path.empty() ? std::string() : ", object " + job->path)
+              << (m->state == transport::message_state::dead && (job->stage == "uploaded" || job->stage == "reconciled")
+                      ? " -- an orphan: the object is stored but the backend refused the report"
+                      : "")
+              << '\n';
+      }
       return exit_ok;
     }
     if (c.action == "retry") {

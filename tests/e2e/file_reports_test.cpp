@@ -185,6 +185,15 @@ TEST_CASE("file reports: finalize 4xx -> orphan dead letter listed by outbox lis
             s.dir.path() / "dead.out", s.dir.path() / "dead.err");
   REQUIRE(all.wait_for(10000ms) == std::optional<int>(0));
   CHECK(json::parse(all.out()).size() == 1);
+  // outbox show names the stage reached and the stored object.
+  child show({interfaced::test::interfaced_binary().string(), "outbox", "--file", d.outbox().string(), "show",
+              rows[0]["id"].get<std::string>(), "--json"},
+             s.dir.path() / "show.out", s.dir.path() / "show.err");
+  REQUIRE(show.wait_for(10000ms) == std::optional<int>(0));
+  const json shown = json::parse(show.out());
+  CHECK(shown["file_job"]["stage"] == "reconciled");
+  CHECK(shown["file_job"]["path"] == objects.begin()->first);
+  CHECK(shown["file_job"]["size"] == s.bytes.size());
 }
 
 TEST_CASE("file reports: SIGKILL between every pair of stages -> resumes, one object, one finalize") {
