@@ -148,6 +148,9 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
   std::vector<recorded_request> requests;
   std::vector<sim_fault> faults;
   std::set<std::string> delivered_keys;
+  // A presign answered before: its answer again for the same Idempotency-Key (the client crashed
+  // before it recorded the fields, and needs them; a real backend's de-duplication replays it).
+  std::map<std::string, std::string> presign_answers;
   std::ofstream record;
   json data = json::object();
   std::filesystem::file_time_type data_mtime{};
@@ -308,6 +311,10 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
       std::lock_guard lock(mutex);
       if (delivered_keys.contains(key)) {
         duplicate = true;
+        if (const auto it = presign_answers.find(key); path == "/storage/presign" && it != presign_answers.end()) {
+          a.reply.body = it->second;
+          return a;
+        }
         a.reply.body = json{{"status", "ok"}, {"duplicate", true}, {"idempotency_key", key}}.dump();
         return a;
       }
@@ -493,6 +500,7 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     std::lock_guard lock(mutex);
     if (!dropped && a.reply.status >= 200 && a.reply.status < 300 && !rec.idempotency_key.empty()) {
       delivered_keys.insert(rec.idempotency_key);
+      if (path == "/storage/presign" && !duplicate) presign_answers[rec.idempotency_key] = a.reply.body;
     }
     rec.seq = requests.size() + 1;
     if (record.is_open()) {

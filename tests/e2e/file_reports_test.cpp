@@ -393,3 +393,25 @@ TEST_CASE("file reports: s3rver down then up -> upload retried with the same fie
   again.signal(SIGTERM);
   (void)again.wait_for(5000ms);
 }
+
+TEST_CASE("file reports: backend-sim replays a presign answer for a repeated Idempotency-Key (a crash before the fields were recorded)") {
+  scratch_dir dir;
+  store_backend be(dir.path());
+  auto presign = [&] {
+    tcp_conn c(be.port());
+    REQUIRE(c.ok());
+    const std::string body = R"({"file_category":"FileTypeReport","filename":"a.png","content_type":"image/png","size":5})";
+    c.send("POST /storage/presign HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+           "Idempotency-Key: m-1.presign\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
+    const std::string reply = c.read_all(5000ms);
+    const auto at = reply.find("\r\n\r\n");
+    REQUIRE(at != std::string::npos);
+    return json::parse(reply.substr(at + 4));
+  };
+  const json first = presign();
+  std::this_thread::sleep_for(1100ms);  // a new presign would carry a new x-amz-date
+  const json again = presign();
+  REQUIRE(first.contains("fields"));
+  CHECK(again["url"] == first["url"]);
+  CHECK(again["fields"] == first["fields"]);
+}
