@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -139,6 +140,7 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
       transport::list_filter f;
       f.include_delivered = c.all;
       f.sample = c.sample;
+      f.orphans = c.orphans;
       if (!c.state.empty()) {
         f.state = transport::message_state_from(c.state);
         if (!f.state) {
@@ -161,6 +163,8 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
                        {"state", transport::to_string(m.state)}, {"attempts", m.attempts},
                        {"age_s", m.age.count() / 1000}, {"next_attempt_at", iso(m.next_attempt_at)},
                        {"last_status", m.last_status}, {"created_at", iso(m.created_at)}, {"resends", m.resends}});
+        for (std::size_t i = 0; i < rows.size(); ++i)
+          if (!rows[i].orphan_path.empty()) a[i]["orphan_path"] = rows[i].orphan_path;
         out << a.dump(2) << '\n';
         return exit_ok;
       }
@@ -170,7 +174,8 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
         out << std::setw(38) << m.id << std::setw(14) << m.kind << std::setw(10) << transport::to_string(m.state)
             << std::setw(9) << m.attempts << std::setw(7) << age_text(m.age) << std::setw(7)
             << (m.last_status ? std::to_string(m.last_status) : "-") << m.ordering_key
-            << (m.resends ? "  (+" + std::to_string(m.resends) + " resent)" : "") << '\n';
+            << (m.resends ? "  (+" + std::to_string(m.resends) + " resent)" : "")
+            << (m.orphan_path.empty() ? "" : "  orphan object: " + m.orphan_path) << '\n';
       out << rows.size() << " message(s)\n";
       return exit_ok;
     }
@@ -181,8 +186,24 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
         return exit_bad_input;
       }
       const auto resends = admin.resends_of(m->id);
-      if (c.json) out << message_json(*m, resends).dump(2) << '\n';
-      else print_message(out, *m, resends);
+      // A file-type report: the stage it reached and the stored object (file-reports.md).
+      const auto job = m->kind == "file_report" ? admin.file_job_of(m->id) : std::nullopt;
+      if (c.json) {
+        json j = message_json(*m, resends);
+        if (job)
+          j["file_job"] = {{"stage", job->stage}, {"size", job->size}, {"sha256", job->sha256},
+                           {"path", job->path}, {"presigns", job->presigns}};
+        out << j.dump(2) << '\n';
+      } else {
+        print_message(out, *m, resends);
+        if (job)
+          out << "file stage " << job->stage << " (" << job->size << " bytes, sha256 " << job->sha256 << ")"
+              << (job->path.empty() ? std::string() : ", object " + job->path)
+              << (m->state == transport::message_state::dead && (job->stage == "uploaded" || job->stage == "reconciled")
+                      ? " -- an orphan: the object is stored but the backend refused the report"
+                      : "")
+              << '\n';
+      }
       return exit_ok;
     }
     if (c.action == "retry") {
@@ -322,6 +343,30 @@ int run_backend_sim_command(const backend_sim_command& c, std::ostream& err) {
   o.data_file = c.data;
   o.tls_cert = c.tls_cert;
   o.tls_key = c.tls_key;
+  o.store_dir = c.store;
+  o.presign_ttl = std::chrono::seconds(c.presign_ttl_s);
+  if (!c.s3_url.empty()) {
+    if (!c.store.empty()) {
+      err << "--s3 and --store: choose one store\n";
+      return exit_usage;
+    }
+    if (c.s3_bucket.empty() || c.s3_key.empty() || c.s3_secret_file.empty()) {
+      err << "--s3 needs --s3-bucket, --s3-key and --s3-secret-file\n";
+      return exit_usage;
+    }
+    std::ifstream in(c.s3_secret_file);
+    std::string secret;
+    std::getline(in, secret);
+    while (!secret.empty() && (secret.back() == '\r' || secret.back() == ' ')) secret.pop_back();
+    if (!in && secret.empty()) {
+      err << "--s3-secret-file: cannot read " << c.s3_secret_file << '\n';
+      return exit_bad_input;
+    }
+    o.s3_url = c.s3_url;
+    o.s3_bucket = c.s3_bucket;
+    o.s3_key = c.s3_key;
+    o.s3_secret = secret;
+  }
   if (!c.token_env.empty()) {
     const char* t = std::getenv(c.token_env.c_str());
     if (!t) {

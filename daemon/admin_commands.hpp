@@ -18,6 +18,7 @@ struct outbox_command {
   std::string sample;        // list --sample ID
   std::string state;         // list --state pending|delivered|dead|set-aside
   std::string since;         // list --since DATE (UTC date or date-time)
+  bool orphans = false;      // list --orphans: dead file reports whose object is stored
   std::string before;        // purge --delivered-before DATE
   std::string by;            // set-aside --by NAME
   std::string reason;        // set-aside --reason TEXT
@@ -47,6 +48,12 @@ struct backend_sim_command {
   std::string tls_cert;
   std::string tls_key;
   std::string token_env;
+  std::string s3_url;          // --s3 URL: presign for this S3-compatible store
+  std::string s3_bucket;       // --s3-bucket
+  std::string s3_key;          // --s3-key (access key id)
+  std::string s3_secret_file;  // --s3-secret-file (the secret key, never on the command line)
+  std::string store;           // --store DIR: the simulator is the store
+  unsigned presign_ttl_s = 900;  // --presign-ttl S
 };
 int run_backend_sim_command(const backend_sim_command& c, std::ostream& err);
 

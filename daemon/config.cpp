@@ -242,6 +242,17 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
     ow.boolean("download", on);
     if (o->is_object() && o->contains("download") && (*o)["download"].is_boolean()) d.order_download = on;
   }
+  if (const json* f = w.object("files")) {
+    walker fw(w.problems(), *f, w.at("files"));
+    fw.string("root", d.files.root, true);
+    if (!d.files.root.empty() && !std::filesystem::path(d.files.root).is_absolute())
+      fw.problem(fw.at("root"), "expected an absolute folder path, found \"" + d.files.root + "\"");
+    fw.number("settle_ms", d.files.settle_ms, 0, 3600000);
+    fw.number("wait_s", d.files.wait_s, 1, 7LL * 86400);
+    fw.number("max_bytes", d.files.max_bytes, 1, 1LL << 40);
+    fw.strings("allowed_types", d.files.allowed_types);
+    fw.one_of("mode", d.files.mode, {"presigned", "inline"});
+  }
   const json* link = w.object("link", true);
   if (!link) return;
   if (d.max_sessions == 0) d.max_sessions = d.protocol == "hl7" ? 4 : 1;

@@ -64,6 +64,18 @@ struct tcp_client_link {
   friend bool operator==(const tcp_client_link&, const tcp_client_link&) = default;
 };
 
+// A device's "files" (file-reports.md): where the files its results name lie, and how they are
+// sent. Without a root, file references stay plain values (no file-type report).
+struct device_files {
+  std::string root;                     // file references resolve under it
+  std::int64_t settle_ms = 2000;        // complete when unchanged this long
+  std::int64_t wait_s = 600;            // then a dead letter naming the file that never came
+  std::uint64_t max_bytes = 64ull << 20;  // larger files are refused before presign
+  std::vector<std::string> allowed_types;  // content types ("image/*" allowed); empty: any
+  std::string mode = "presigned";       // presigned | inline
+  friend bool operator==(const device_files&, const device_files&) = default;
+};
+
 struct device_config {
   std::string id;
   std::string protocol = "astm";  // astm | hl7
@@ -85,6 +97,7 @@ struct device_config {
   unsigned idle_timeout_s = 30;
   // Unfinished bytes all this device's sessions may hold together; over it a session is closed.
   std::size_t max_buffered_bytes = 8u << 20;
+  device_files files;
   friend bool operator==(const device_config&, const device_config&) = default;
 };
 

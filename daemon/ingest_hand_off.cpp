@@ -4,12 +4,14 @@
 #include <array>
 #include <chrono>
 #include <ctime>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.hpp"
 #include "daemon/logging.hpp"
+#include "devices/file_report.hpp"
 #include "parsers/text.hpp"
 #include "rerun/process.hpp"
 #include "rerun/qc_json.hpp"
@@ -248,6 +250,37 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
       msgs.push_back(std::move(nm));
     }
   }
+  // File references (file-reports.md): the result goes as it is, and the file it names becomes a
+  // file-type report for its (sample, parameter), stored in the same transaction as the result.
+  if (dev && d.profile && !d.profile->file_references.empty() && !dev->cfg.files.root.empty())
+    for (const auto& whole : out.messages) {
+      if (whole.kind != rerun::endpoint::results) continue;
+      for (const auto& v : whole.results.results) {
+        const auto rel = devices::file_reference_path(d.profile->file_references, v.value);
+        if (!rel) continue;
+        const auto& f = dev->cfg.files;
+        devices::file_report_request fr;
+        fr.device_id = d.device;
+        fr.sample_id = v.sample_id;
+        fr.lab_report_id = v.lab_report_id;
+        fr.parameter = v.parameter;
+        fr.file = (std::filesystem::path(f.root) / *rel).lexically_normal().string();
+        fr.filename = std::filesystem::path(*rel).filename().string();
+        fr.content_type = devices::content_type_for(fr.filename);
+        fr.mode = f.mode;
+        fr.max_bytes = f.max_bytes;
+        fr.allowed_types = f.allowed_types;
+        fr.settle_ms = f.settle_ms;
+        fr.wait_s = f.wait_s;
+        transport::new_message nm;
+        nm.kind = "file_report";
+        // Its own key: a file still being written never holds up the results of its report.
+        nm.ordering_key = "file:" + v.sample_id + ":" + v.parameter;
+        nm.body = devices::file_report_body(fr);
+        msgs.push_back(std::move(nm));
+        dev->log->info("file-type report for sample {} {}: {} (sent when complete)", v.sample_id, v.parameter, fr.file);
+      }
+    }
   // Messages, history rows and rerun state in one transaction. Even with nothing to send (only
   // duplicates) the ACK goes through the outbox queue: it then waits for the earlier batches a
   // duplicate was recognised against, which may still be in flight.

@@ -107,6 +107,8 @@ int main(int argc, char** argv) {
   ob_list->add_option("--sample", oc.sample, "Only messages carrying this sample id");
   ob_list->add_option("--state", oc.state, "Only this state: pending, delivered, dead or set-aside");
   ob_list->add_option("--since", oc.since, "Only messages stored at or after: 2026-11-23 or 2026-11-23T08:00:00Z");
+  ob_list->add_flag("--orphans", oc.orphans,
+                    "Only orphan objects: dead file reports whose file is stored (the path to remove)");
   ob_list->add_flag("--json", oc.json, "JSON output");
   auto* ob_show = outbox->add_subcommand("show", "One message: where it stands, the backend's last answer, resends, its body");
   ob_show->add_option("id", oc.id, "Message id (the Idempotency-Key)")->required();
@@ -144,6 +146,12 @@ int main(int argc, char** argv) {
   bsim->add_option("--fail", bc.faults, "Fault, repeatable: status=503,count=3,path=/x,method=POST,body-contains=X,delay=250,retry-after=2,drop");
   bsim->add_option("--tls-cert", bc.tls_cert, "PEM certificate chain (with --tls-key: HTTPS)");
   bsim->add_option("--tls-key", bc.tls_key, "PEM private key");
+  bsim->add_option("--s3", bc.s3_url, "Presign real S3 POST policies (SigV4) for this S3-compatible store URL");
+  bsim->add_option("--s3-bucket", bc.s3_bucket, "The store's bucket (with --s3)");
+  bsim->add_option("--s3-key", bc.s3_key, "The store's access key id (with --s3)");
+  bsim->add_option("--s3-secret-file", bc.s3_secret_file, "File holding the store's secret key (with --s3)");
+  bsim->add_option("--store", bc.store, "Be the store: presigned uploads written under this folder at their key");
+  bsim->add_option("--presign-ttl", bc.presign_ttl_s, "Seconds a presigned policy is valid (default 900)");
   bsim->add_option("--expect-token-env", bc.token_env, "Require this bearer token (read from the named environment variable)");
 
   demo_options dopt;

@@ -179,6 +179,10 @@ void service::start_delivery() {
   // logging.level "debug": one line per delivered message (the failures are warnings already).
   if (spdlog::should_log(spdlog::level::debug))
     opts.trace = [](std::string_view line) { spdlog::debug("backend: {}", line); };
+  // File-type reports refused or dead-lettered: said in the device's log too (file-reports.md).
+  opts.device_log = [this](std::string_view device, std::string_view line) {
+    if (device_runtime* d = devices_.find(std::string(device)); d && d->log) d->log->warn("{}", line);
+  };
   delivery_ = std::make_unique<transport::delivery_service>(io_.get_executor(), *outbox_, std::move(opts));
   delivery_->start();
   outbox_->on_appended([this] {

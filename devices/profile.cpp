@@ -202,7 +202,7 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
 const std::vector<std::string> known_keys = {
     "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
     "value_flag_component", "range", "result_fields", "qc_when", "qc_series", "rerun_statuses", "frame_text_size", "leniencies",
-    "comma_decimal", "why", "notes", "hl7", "orders", "result_types", "result_codes"};
+    "comma_decimal", "why", "notes", "hl7", "orders", "result_types", "result_codes", "file_references"};
 
 void read_orders(const reader& rd, const json& o, device_profile& p) {
   const std::string ptr = "/orders";
@@ -257,6 +257,23 @@ device_profile parse_profile(std::string_view json_text, const std::string& file
   }
   if (doc.contains("hl7")) read_hl7(rd, doc["hl7"], p);
   if (doc.contains("orders")) read_orders(rd, doc["orders"], p);
+  if (doc.contains("file_references")) {
+    const json& f = doc["file_references"];
+    const std::string ptr = "/file_references";
+    rd.check_type(f, ptr, json::value_t::object, "an object {prefixes, separator, why}");
+    for (auto it = f.begin(); it != f.end(); ++it)
+      if (it.key() != "prefixes" && it.key() != "separator" && it.key() != "why")
+        rd.fail(ptr + "/" + it.key(), "unknown key; expected \"prefixes\", \"separator\" or \"why\"");
+    p.file_references.prefixes =
+        rd.strings(rd.require(f, ptr, "prefixes", json::value_t::array, "an array of value prefixes"), ptr + "/prefixes");
+    if (p.file_references.prefixes.empty()) rd.fail(ptr + "/prefixes", "expected at least one prefix");
+    if (f.contains("separator")) {
+      const std::string sep = rd.string_at(f, ptr, "separator");
+      if (sep.size() != 1) rd.fail(ptr + "/separator", "expected one character");
+      p.file_references.separator = sep[0];
+    }
+    rd.require_why(f, ptr);
+  }
   if (doc.contains("encoding")) {
     const json& e = doc["encoding"];
     rd.check_type(e, "/encoding", json::value_t::object, "an object {name, why}");

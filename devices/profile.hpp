@@ -16,6 +16,7 @@
 #include "parsers/astm/normalise.hpp"
 #include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/normalise.hpp"
+#include "devices/file_report.hpp"
 
 namespace interfaced::devices {
 
@@ -52,6 +53,9 @@ struct device_profile {
   // Test identity (result::code) -> machine name ("result_codes"/"codes"); an identity not listed
   // is its own machine name. The daemon and replay build the device's rerun::code_map from it.
   std::map<std::string, std::string, std::less<>> result_codes;
+  // Result values that name a file the analyser wrote (profile key "file_references"): the value
+  // is forwarded as it is and the file becomes a file-type report (file_report.hpp).
+  file_reference_rule file_references;
   std::vector<leniency> leniencies;
   std::filesystem::path file;
 

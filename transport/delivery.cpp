@@ -17,6 +17,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "transport/file_upload.hpp"
+#include "transport/outbox_call.hpp"
+
 namespace interfaced::transport {
 
 namespace asio = boost::asio;
@@ -47,28 +50,6 @@ delivery_options delivery_options_from(const backend_options& cfg, std::string t
 }
 
 namespace {
-
-// Runs one outbox operation and resumes the coroutine on its own executor with the result (the
-// outbox completes on its worker thread, or through its poster).
-template <class T, class Start>
-asio::awaitable<T> outbox_call_coro(Start start) {
-  auto ex = co_await asio::this_coro::executor;
-  // A named initiation, holding `start` through a pointer: GCC 12 double-destroys captures of a
-  // coroutine parameter in a lambda handed straight to async_initiate inside co_await.
-  auto initiation = [ex, s = std::make_shared<Start>(std::move(start))](auto handler) mutable {
-    auto h = std::make_shared<decltype(handler)>(std::move(handler));
-    (*s)([ex, h](T v) mutable { asio::post(ex, [h, v = std::move(v)]() mutable { (*h)(std::move(v)); }); });
-  };
-  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(T)>(std::move(initiation),
-                                                                                 asio::use_awaitable);
-}
-
-// Not a coroutine on purpose: GCC 12 destroys a prvalue argument of a coroutine's by-value
-// parameter twice (a lambda, an aggregate); here `start` is a named object, moved in.
-template <class T, class Start>
-asio::awaitable<T> outbox_call(Start start) {
-  return outbox_call_coro<T>(std::move(start));
-}
 
 std::string describe(const stored_message& m) {
   return "outbox message " + m.id + " (" + m.kind + (m.ordering_key.empty() ? "" : ", key " + m.ordering_key) + ")";
@@ -454,8 +435,50 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     co_return co_await outbox_call<std::optional<stored_message>>(std::move(next));
   }
 
+  // A file-type report: its stages (file_upload.hpp) in one attempt; the message row records how
+  // the attempt ended, the file_jobs row the stage reached.
+  asio::awaitable<bool> attempt_file(const stored_message& m, http_client& client) {
+    file_stage_options fo;
+    fo.presign_path = opt.paths.count("storage_presign") ? opt.paths.at("storage_presign") : fo.presign_path;
+    fo.reconcile_path = opt.paths.count("storage_reconcile") ? opt.paths.at("storage_reconcile") : fo.reconcile_path;
+    fo.file_report_path = opt.paths.count("file_report") ? opt.paths.at("file_report") : fo.file_report_path;
+    fo.store_client = opt.client;
+    fo.store_client.token.clear();
+    fo.log = opt.log;
+    fo.device_log = opt.device_log;
+    ++st.attempts;
+    const auto sent = steady::now();
+    file_attempt a = co_await run_file_report(box, client, fo, m, token);
+    st.request_latency.observe(steady::now() - sent);
+    if (stopping) co_return false;
+    switch (a.what) {
+      case file_attempt::end::delivered:
+        ++st.delivered;
+        if (opt.trace) emit(opt.trace, describe(m) + ": file report finalized");
+        co_return co_await mark(m, message_state::delivered, std::move(a.outcome), {});
+      case file_attempt::end::dead:
+        ++st.dead;
+        census_due = steady::now();
+        co_return co_await mark(m, message_state::dead, std::move(a.outcome), {});
+      case file_attempt::end::wait:
+        // Waiting for the analyser's file is not a failure: no backoff growth, no gate.
+        co_await mark(m, message_state::pending, std::move(a.outcome), outbox_now() + a.wait);
+        co_return false;
+      case file_attempt::end::retry: {
+        ++st.retried;
+        http_result r;
+        r.retry_after = a.retry_after;
+        const auto delay = retry_delay(m, r);
+        co_await mark(m, message_state::pending, std::move(a.outcome), outbox_now() + delay);
+        co_return false;
+      }
+    }
+    co_return false;
+  }
+
   // One attempt; true when the key may move on (delivered or dead-lettered).
   asio::awaitable<bool> attempt(const stored_message& m, http_client& client) {
+    if (m.kind == "file_report") co_return co_await attempt_file(m, client);
     auto path = opt.paths.find(m.kind);
     if (path == opt.paths.end()) {
       attempt_outcome o{0, "no endpoint path configured for message kind '" + m.kind + "'"};

@@ -56,6 +56,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -80,6 +81,9 @@ struct delivery_options {
   std::chrono::milliseconds idle_poll{5000};
   event_log log;  // delivery failures, dead letters (never a token)
   event_log trace;  // each message delivered, one line (the daemon's debug level); empty: none
+  // File-type reports: a refusal or dead letter also goes to the device's own log (device id,
+  // line); empty: `log` only.
+  std::function<void(std::string_view, std::string_view)> device_log;
   alarm_board* alarms = nullptr;  // BACKEND-00x, DELIVERY-00x, OUTBOX-002; nullptr: none raised
   // The bearer token, read at start and again before each try while credentials are held (and
   // after a 401 / 403). Throws std::runtime_error when configured but unreadable. Empty function:

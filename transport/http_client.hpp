@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,9 @@ struct http_result {
   unsigned status = 0;
   std::string body;
   std::optional<std::chrono::seconds> retry_after;  // Retry-After, as a delay from the response
+  // upload(): the file did not match its size and SHA-256 while it was read; the request was
+  // abandoned before its last bytes (the store never got a complete body). ec is set too.
+  bool source_changed = false;
   [[nodiscard]] bool ok() const noexcept { return !ec && status >= 200 && status < 300; }
 };
 
@@ -71,6 +75,19 @@ struct http_result {
 
 enum class http_method { get, post };
 
+// A body whose middle is a file read from disk while it is sent (file-reports.md stage 2: the
+// multipart form, the file as the last part): `head`, then `size` bytes of `file`, then `tail`.
+// The bytes read must hash to `sha256` (hex) and the file must still have `size` bytes; this is
+// checked before the last piece is written, so a changed file never completes a request.
+struct streamed_body {
+  std::string content_type;
+  std::string head;
+  std::filesystem::path file;
+  std::uint64_t size = 0;
+  std::string sha256;
+  std::string tail;
+};
+
 class http_client {
  public:
   http_client(boost::asio::any_io_executor ex, http_client_options options);
@@ -81,6 +98,10 @@ class http_client {
   // path: absolute path (and query) under the base URL's prefix, e.g. "/interfacing/device-results".
   boost::asio::awaitable<http_result> request(http_method method, std::string path, std::string body,
                                               std::vector<http_header> headers = {});
+  // POST with a streamed body. request_timeout applies to each piece written and to the answer,
+  // not to the whole transfer (a 500 MB file takes longer than one JSON post).
+  boost::asio::awaitable<http_result> upload(std::string path, streamed_body body,
+                                             std::vector<http_header> headers = {});
   // Closes the connection; a request in progress ends with operation_aborted.
   void close() noexcept;
 

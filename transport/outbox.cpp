@@ -306,6 +306,7 @@ class outbox_db {
     // The sample id as the bodies carry it (results and rerun values: "sample_id":"S").
     if (!f.sample.empty()) s.bind(3, "\"sample_id\":\"" + f.sample + "\"");
     if (f.since) s.bind(4, to_ms(*f.since));
+    if (f.orphans) s.bind(5, std::int64_t{1});
     finish_on_exit guard{s};
     while (s.step()) {
       message_summary m;
@@ -319,6 +320,7 @@ class outbox_db {
       m.next_attempt_at = from_ms(s.integer(6));
       m.last_status = static_cast<int>(s.integer(7));
       m.resends = static_cast<std::size_t>(s.integer(8));
+      if (m.state == message_state::dead) m.orphan_path = s.text(9);
       out.push_back(std::move(m));
     }
     return out;
@@ -391,14 +393,46 @@ class outbox_db {
                                "); " + recovery_hint(file));
   }
 
+  std::optional<file_job> load_file_job(const std::string& id) {
+    auto& s = stmts_->get_file_job.reset().bind(1, id);
+    finish_on_exit guard{s};
+    if (!s.step()) return std::nullopt;
+    file_job j;
+    j.message_id = id;
+    j.stage = s.text(0);
+    j.size = static_cast<std::uint64_t>(s.integer(1));
+    j.sha256 = s.text(2);
+    j.url = s.text(3);
+    j.fields = s.text(4);
+    j.path = s.text(5);
+    j.presigns = static_cast<unsigned>(s.integer(6));
+    j.uploads = static_cast<unsigned>(s.integer(7));
+    return j;
+  }
+
+  void save_file_job(const file_job& j) {
+    stmts_->put_file_job.reset()
+        .bind(1, j.message_id)
+        .bind(2, j.stage)
+        .bind(3, static_cast<std::int64_t>(j.size))
+        .bind(4, j.sha256)
+        .bind(5, j.url)
+        .bind(6, j.fields)
+        .bind(7, j.path)
+        .bind(8, std::int64_t{j.presigns})
+        .bind(9, std::int64_t{j.uploads})
+        .bind(10, to_ms(outbox_now()))
+        .run();
+  }
+
   void check_schema(const std::filesystem::path& file) {
-    statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results')");
+    statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results', 'file_jobs')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 3)
+    if (tables != 4)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
-                               std::to_string(tables) + " of messages, kv, results); " + recovery_hint(file));
+                               std::to_string(tables) + " of messages, kv, results, file_jobs); " + recovery_hint(file));
   }
 
   // Ties the file to a marker beside it ("<outbox>.id"): a file that existed (with messages) and
@@ -450,11 +484,14 @@ class outbox_db {
     v.step();
     const auto version = v.integer(0);
     v.finish();
-    if (version > 3) {
+    if (version > schema_version) {
       throw std::runtime_error("outbox: the file's schema (version " + std::to_string(version) +
                                ") is newer than this program's");
     }
-    if (version == 3) return;
+    if (version >= 3) {
+      if (version < schema_version) migrate_file_tables();
+      return;
+    }
     if (version == 1) {
       // Version 2 adds the rerun state tables (state_store.hpp): they commit with the messages.
       exec("BEGIN IMMEDIATE");
@@ -463,6 +500,7 @@ class outbox_db {
     }
     if (version == 1 || version == 2) {
       migrate_to_3();
+      migrate_file_tables();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -486,7 +524,30 @@ class outbox_db {
     create_state_tables(db_);
     exec("PRAGMA user_version = 2; COMMIT;");
     migrate_to_3();
+    migrate_file_tables();
   }
+
+  // Version 5 (issue #15): the stage each file-type report reached (file-reports.md "The
+  // stages"), one row per file_report message, written in its own committed transaction before
+  // the next stage starts. Separate from the other migrations so they can be chained in any order.
+  static constexpr std::int64_t schema_version = 5;
+  void migrate_file_tables() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS file_jobs ("
+        " message_id TEXT PRIMARY KEY,"
+        " stage TEXT NOT NULL,"
+        " size INTEGER NOT NULL DEFAULT 0,"
+        " sha256 TEXT NOT NULL DEFAULT '',"
+        " url TEXT NOT NULL DEFAULT '',"
+        " fields TEXT NOT NULL DEFAULT '',"
+        " path TEXT NOT NULL DEFAULT '',"
+        " presigns INTEGER NOT NULL DEFAULT 0,"
+        " uploads INTEGER NOT NULL DEFAULT 0,"
+        " updated_at INTEGER NOT NULL DEFAULT 0);"
+        "PRAGMA user_version = 5; COMMIT;");
+  }
+
 
   // Version 3: the `set-aside` state with its audit (who, when, why) and the resends table. A
   // CHECK constraint cannot be altered in SQLite: the table is rebuilt (seq values kept, so the
@@ -574,10 +635,19 @@ class outbox_db {
           // the JSON member the bodies carry); ?4: created at or after, or NULL.
           list(db,
                "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at, last_status,"
-               " (SELECT COUNT(*) FROM resends r WHERE r.message_id = messages.id) FROM messages"
+               " (SELECT COUNT(*) FROM resends r WHERE r.message_id = messages.id),"
+               " (SELECT f.path FROM file_jobs f WHERE f.message_id = messages.id"
+               "  AND f.stage IN ('uploaded', 'reconciled')) FROM messages"
                " WHERE (?2 IS NULL OR state = ?2) AND (?2 IS NOT NULL OR ?1 = 1 OR state <> 'delivered')"
                " AND (?3 IS NULL OR instr(CAST(body AS TEXT), ?3) > 0) AND (?4 IS NULL OR created_at >= ?4)"
+               // --orphans: dead file reports whose object was stored (file-reports.md stage 4).
+               " AND (?5 IS NULL OR (state = 'dead' AND kind = 'file_report' AND EXISTS (SELECT 1 FROM file_jobs f"
+               "  WHERE f.message_id = messages.id AND f.stage IN ('uploaded', 'reconciled'))))"
                " ORDER BY seq"),
+          get_file_job(db, "SELECT stage, size, sha256, url, fields, path, presigns, uploads FROM file_jobs"
+                           " WHERE message_id = ?1"),
+          put_file_job(db, "INSERT OR REPLACE INTO file_jobs (message_id, stage, size, sha256, url, fields, path,"
+                           " presigns, uploads, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
           set_aside(db,
                     "UPDATE messages SET state = 'set-aside', set_aside_by = ?2, set_aside_at = ?3,"
                     " set_aside_reason = ?4 WHERE id = ?1 AND state IN ('pending', 'dead')"),
@@ -602,7 +672,7 @@ class outbox_db {
           rollback_to(db, "ROLLBACK TO op"),
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
-    statement count_undelivered, insert, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, list, set_aside,
+    statement count_undelivered, insert, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, list, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
@@ -896,6 +966,27 @@ void outbox::retry(std::string id, std::function<void(std::size_t)> done) {
   enqueue(std::move(p), 0);
 }
 
+void outbox::load_file_job(std::string message_id, std::function<void(std::optional<file_job>, bool)> done) {
+  auto out = std::make_shared<std::optional<file_job>>();
+  auto p = std::make_unique<op>();
+  p->writes = false;
+  p->exec = [out, id = std::move(message_id)](detail::outbox_db& db) { *out = db.load_file_job(id); };
+  p->complete = [out, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? std::move(*out) : std::nullopt, ok);
+  };
+  enqueue(std::move(p), 0);
+}
+
+void outbox::save_file_job(file_job job, std::function<void(bool)> done) {
+  auto p = std::make_unique<op>();
+  // A stage commits before the next starts (file-reports.md): after a power loss the daemon
+  // must not believe an upload is still to do when the store has the object, nor the reverse.
+  p->durable = true;
+  p->exec = [job = std::move(job)](detail::outbox_db& db) { db.save_file_job(job); };
+  p->complete = bool_completion(std::move(done));
+  enqueue(std::move(p), 0);
+}
+
 bool outbox::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return idle_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
@@ -1029,6 +1120,8 @@ std::size_t outbox_admin::set_aside(const std::string& id, const std::string& by
 }
 
 std::optional<stored_message> outbox_admin::show(const std::string& id) { return db_->by_id(id); }
+
+std::optional<file_job> outbox_admin::file_job_of(const std::string& id) { return db_->load_file_job(id); }
 
 std::size_t outbox_admin::retry(const std::string& id) {
   if (id.empty()) return 0;  // "all" is retry_all_dead(), never an accident of an empty argument

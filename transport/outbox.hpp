@@ -94,6 +94,20 @@ struct stored_message {
   std::string set_aside_reason;
 };
 
+// The stage a file-type report reached (file-reports.md "The stages"), stored beside its
+// `file_report` message (table file_jobs, schema version 5); written by transport/file_upload.
+struct file_job {
+  std::string message_id;
+  std::string stage;           // devices::file_stage name: prepared | presigned | uploaded | reconciled | finalized
+  std::uint64_t size = 0;      // taken before presign
+  std::string sha256;          // hex, taken before presign
+  std::string url;             // the presigned POST url (stage presigned)
+  std::string fields;          // its fields, a JSON object text, in order
+  std::string path;            // the object's path in the store (canonical after finalize)
+  unsigned presigns = 0;       // presign answers received (an expired policy asks again)
+  unsigned uploads = 0;        // upload requests sent to the store
+};
+
 struct append_result {
   bool durable = false;          // committed to disk
   std::vector<std::string> ids;  // in the order given
@@ -189,6 +203,12 @@ class outbox {
   // how many moved.
   void retry(std::string id, std::function<void(std::size_t)> done);
 
+  // --- for file-type reports (transport/file_upload) ---
+  // The job row of a file_report message; ok false when the outbox could not be read.
+  void load_file_job(std::string message_id, std::function<void(std::optional<file_job>, bool ok)> done);
+  // Insert or replace, committed with an fsync before done(true).
+  void save_file_job(file_job job, std::function<void(bool)> done);
+
   // Waits (blocking, bounded) until every operation queued so far has been committed; for
   // shutdown ("flush the outbox") and tests. False on timeout.
   bool flush(std::chrono::milliseconds timeout);
@@ -236,6 +256,7 @@ struct message_summary {
   outbox_time next_attempt_at{};
   int last_status = 0;
   std::size_t resends = 0;  // later copies recorded against this (dead) message
+  std::string orphan_path;  // a dead file report whose object was stored: the object's path
 };
 
 // `outbox list` filters; every one set must hold.
@@ -244,6 +265,7 @@ struct list_filter {
   std::optional<message_state> state;      // only this state
   std::string sample;                      // only messages whose body names this sample id
   std::optional<outbox_time> since;        // only messages created at or after
+  bool orphans = false;                    // only dead file reports whose object is stored
 };
 
 class outbox_admin {
@@ -264,6 +286,8 @@ class outbox_admin {
   std::size_t set_aside(const std::string& id, const std::string& by, const std::string& reason,
                         outbox_time now = outbox_now());
   [[nodiscard]] std::optional<stored_message> show(const std::string& id);
+  // The stage row of a file_report message, if any.
+  [[nodiscard]] std::optional<file_job> file_job_of(const std::string& id);
   // Dead (or pending in backoff) -> pending, due now. Returns how many moved (0: no such message).
   std::size_t retry(const std::string& id);
   std::size_t retry_all_dead();

@@ -6,6 +6,7 @@
 #include <exception>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <mutex>
 #include <set>
 
@@ -16,7 +17,10 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/exit_codes.hpp"
+#include "daemon/sim/sigv4.hpp"
+#include "devices/file_report.hpp"
 #include "transport/http_server.hpp"
+#include "transport/sha256.hpp"
 
 namespace interfaced::sim {
 
@@ -144,9 +148,13 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
   std::vector<recorded_request> requests;
   std::vector<sim_fault> faults;
   std::set<std::string> delivered_keys;
+  // A presign answered before: its answer again for the same Idempotency-Key (the client crashed
+  // before it recorded the fields, and needs them; a real backend's de-duplication replays it).
+  std::map<std::string, std::string> presign_answers;
   std::ofstream record;
   json data = json::object();
   std::filesystem::file_time_type data_mtime{};
+  const std::string store_secret = "backend-sim-store-secret";
 
   error_code start() {
     transport::http_server_options so;
@@ -154,7 +162,8 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     so.port = opt.port;
     so.server_header = "interfaced-backend-sim";
     so.log_name = "backend-sim";
-    so.body_limit = 64 * 1024 * 1024;
+    // As the store (--store) it takes whole files: the 500 MB benchmark's among them.
+    so.body_limit = opt.store_dir.empty() ? 64 * 1024 * 1024 : std::size_t{2} << 30;
     so.idle_timeout = idle_timeout;
     so.tls_cert = opt.tls_cert;
     so.tls_key = opt.tls_key;
@@ -293,6 +302,7 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
       a.reply.body = list_for("qc_limits", query_param(req.target, "device")).dump();
       return a;
     }
+    if (post && path == "/store/upload" && !opt.store_dir.empty()) return store_upload(req);
     static const std::set<std::string_view> posts{"/interfacing/device-results", "/sample-rerun/values",
                                                   "/sample-rerun/request",       "/sample-rerun/auto-check",
                                                   "/storage/presign",            "/storage/reconcile",
@@ -306,18 +316,145 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
       std::lock_guard lock(mutex);
       if (delivered_keys.contains(key)) {
         duplicate = true;
+        if (const auto it = presign_answers.find(key); path == "/storage/presign" && it != presign_answers.end()) {
+          a.reply.body = it->second;
+          return a;
+        }
         a.reply.body = json{{"status", "ok"}, {"duplicate", true}, {"idempotency_key", key}}.dump();
         return a;
       }
     }
     if (path == "/storage/presign") {
-      a.reply.body = json{{"url", "http://" + opt.listen_address + ":" + std::to_string(bound_port) + "/_sim/upload"},
-                          {"fields", json::object()},
-                          {"path", "reports/" + (key.empty() ? std::string("upload") : key)}}
-                         .dump();
+      a.reply.body = presign(req, key);
+    } else if (path == "/storage/reconcile") {
+      return reconcile(req, key);
+    } else if (path == "/interfacing/file-report") {
+      const json b = json::parse(req.body, nullptr, false);
+      a.reply.body = json{{"status", "ok"}, {"idempotency_key", key}, {"path", b.value("path", "")}}.dump();
     } else {
       a.reply.body = json{{"status", "ok"}, {"idempotency_key", key}}.dump();
     }
+    return a;
+  }
+
+  // The object key for one file: its message id (from the Idempotency-Key) and name.
+  static std::string object_key(const std::string& idem, const std::string& filename) {
+    // "<id>.presign" -> "<id>", "<id>.presign-2" (a new presign after an expired policy) -> "<id>-2":
+    // a new presign gets a new key, so never the same fields.
+    const auto dot = idem.rfind('.');
+    std::string id = idem.substr(0, dot);
+    if (dot != std::string::npos && idem.compare(dot, 9, ".presign-") == 0) id += idem.substr(dot + 8);
+    if (id.empty()) id = "upload";
+    std::string name = filename.empty() ? std::string("file") : filename;
+    for (auto& c : name)
+      if (c == '/' || c == '\\' || static_cast<unsigned char>(c) < 0x20) c = '_';
+    return "reports/" + id + "/" + name;
+  }
+
+  std::string presign(const transport::http_request_view& req, const std::string& idem) {
+    const json b = json::parse(req.body, nullptr, false);
+    post_policy_request p;
+    p.key = object_key(idem, b.value("filename", ""));
+    p.now = std::chrono::system_clock::now();
+    p.ttl = opt.presign_ttl;
+    std::string url;
+    if (!opt.s3_url.empty()) {
+      p.bucket = opt.s3_bucket;
+      p.access_key = opt.s3_key;
+      p.secret = opt.s3_secret;
+      url = opt.s3_url;
+      while (!url.empty() && url.back() == '/') url.pop_back();
+      url += "/" + opt.s3_bucket;
+    } else {
+      p.bucket = "sim";
+      p.access_key = "backend-sim";
+      p.secret = store_secret;
+      url = "http://" + opt.listen_address + ":" + std::to_string(bound_port) + "/store/upload";
+    }
+    nlohmann::ordered_json ordered = nlohmann::ordered_json::object();
+    for (auto& [k, v] : post_policy_fields(p)) ordered[k] = v;
+    nlohmann::ordered_json presigned = {{"url", url}, {"fields", ordered}, {"path", p.key}};
+    return presigned.dump();
+  }
+
+  // multipart/form-data -> (name, value) in order; the file part's value is its bytes.
+  static std::vector<std::pair<std::string, std::string>> form_parts(std::string_view content_type, std::string_view body) {
+    std::vector<std::pair<std::string, std::string>> parts;
+    const auto bpos = content_type.find("boundary=");
+    if (bpos == std::string_view::npos) return parts;
+    std::string boundary(content_type.substr(bpos + 9));
+    if (boundary.size() > 1 && boundary.front() == '"') boundary = boundary.substr(1, boundary.size() - 2);
+    const std::string delim = "--" + boundary;
+    std::size_t at = body.find(delim);
+    while (at != std::string_view::npos) {
+      at += delim.size();
+      if (body.substr(at, 2) == "--") break;
+      at += 2;  // CRLF
+      const auto head_end = body.find("\r\n\r\n", at);
+      if (head_end == std::string_view::npos) break;
+      const std::string_view head = body.substr(at, head_end - at);
+      const auto next = body.find("\r\n" + delim, head_end + 4);
+      if (next == std::string_view::npos) break;
+      std::string name;
+      if (const auto n = head.find("name=\""); n != std::string_view::npos) {
+        const auto e = head.find('"', n + 6);
+        name = std::string(head.substr(n + 6, e - n - 6));
+      }
+      parts.emplace_back(std::move(name), std::string(body.substr(head_end + 4, next - head_end - 4)));
+      at = next + 2;
+    }
+    return parts;
+  }
+
+  // POST /store/upload: the simulator as the store (--store DIR), checking its own policies as S3 does.
+  answer store_upload(const transport::http_request_view& req) {
+    const auto parts = form_parts(req.header("Content-Type"), req.body);
+    std::map<std::string, std::string> f;
+    const std::string* file = nullptr;
+    for (const auto& [k, v] : parts) {
+      if (k == "file") {
+        file = &v;
+        break;  // S3 ignores fields after the file
+      }
+      f[k] = v;
+    }
+    if (!file) return reply(400, "<Error><Code>InvalidArgument</Code><Message>POST requires exactly one file upload per request.</Message></Error>");
+    const std::string date = f["x-amz-date"].substr(0, 8);
+    if (f["x-amz-signature"] != policy_signature(store_secret, date, "us-east-1", f["policy"]))
+      return reply(403, "<Error><Code>SignatureDoesNotMatch</Code></Error>");
+    if (const auto exp = devices::policy_expiry_ms(json{{"policy", f["policy"]}}.dump());
+        !exp || std::chrono::system_clock::now().time_since_epoch() > std::chrono::milliseconds(*exp))
+      return reply(403, "<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy expired.</Message></Error>");
+    const std::string& key = f["key"];
+    if (key.empty() || key.find("..") != std::string::npos || key.front() == '/')
+      return reply(400, "<Error><Code>InvalidArgument</Code></Error>");
+    const std::filesystem::path dst = opt.store_dir / key;
+    std::error_code ec;
+    std::filesystem::create_directories(dst.parent_path(), ec);
+    const std::filesystem::path tmp = dst.string() + ".part";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out.write(file->data(), static_cast<std::streamsize>(file->size()));
+      if (!out) return reply(500, "<Error><Code>InternalError</Code></Error>");
+    }
+    std::filesystem::rename(tmp, dst, ec);
+    if (ec) return reply(500, "<Error><Code>InternalError</Code></Error>");
+    answer a;
+    a.reply.status = 204;
+    return a;
+  }
+
+  answer reconcile(const transport::http_request_view& req, const std::string& key) {
+    const json b = json::parse(req.body, nullptr, false);
+    if (!opt.store_dir.empty()) {
+      const std::string path = b.value("path", "");
+      const auto d = transport::digest_file(opt.store_dir / path);
+      if (!d) return reply(404, json{{"error", "no object at " + path}}.dump());
+      if (d->size != b.value("size", std::uint64_t{0}) || d->sha256 != b.value("sha256", ""))
+        return reply(409, json{{"error", "stored object differs"}, {"size", d->size}, {"sha256", d->sha256}}.dump());
+    }
+    answer a;
+    a.reply.body = json{{"status", "ok"}, {"idempotency_key", key}}.dump();
     return a;
   }
 
@@ -336,7 +473,8 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     }
     rec.idempotency_key = std::string(req.header("Idempotency-Key"));
     rec.internal = req.header("x-is-internal-request") == "True";
-    rec.body = req.body;
+    // An upload's body is the file: recorded by its size, not its bytes.
+    rec.body = path == "/store/upload" ? "(" + std::to_string(req.body.size()) + " bytes)" : req.body;
 
     answer a;
     bool duplicate = false;
@@ -367,6 +505,7 @@ struct backend_sim::impl : std::enable_shared_from_this<backend_sim::impl> {
     std::lock_guard lock(mutex);
     if (!dropped && a.reply.status >= 200 && a.reply.status < 300 && !rec.idempotency_key.empty()) {
       delivered_keys.insert(rec.idempotency_key);
+      if (path == "/storage/presign" && !duplicate) presign_answers[rec.idempotency_key] = a.reply.body;
     }
     rec.seq = requests.size() + 1;
     if (record.is_open()) {

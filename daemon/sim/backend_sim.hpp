@@ -17,6 +17,8 @@
 //    method, body substring) applies; one with count N applies to the N next matching requests.
 //    A delayed reply waits on a timer (the server's deferred reply), so it holds up no other
 //    connection; `drop` closes the connection without an answer.
+//  - File reports: see backend_sim_options::s3_url / store_dir. /interfacing/file-report answers
+//    {"status":"ok","path":P} with the path it was given (the canonical path).
 //  - Control: GET /_sim/requests (the recorded requests as a JSON array), POST /_sim/reload.
 // Runs on the caller's executor; thread-safe accessors (requests(), add_fault()).
 
@@ -77,6 +79,17 @@ struct backend_sim_options {
   std::filesystem::path tls_cert;         // both set: HTTPS (PEM chain and key)
   std::filesystem::path tls_key;
   std::string expect_token;               // not empty: other Authorization values get 401
+  // File reports (file-reports.md). Presign answers real S3 POST policies (AWS SigV4, sigv4.hpp):
+  // for the S3-compatible store at s3_url (bucket s3_bucket, credential s3_key / s3_secret), or,
+  // with store_dir, for the simulator itself: POST /store/upload takes the multipart form, checks
+  // the policy (signature, expiry, key) and writes the file under store_dir at its key, byte for
+  // byte. Reconcile then checks the stored object's size and SHA-256 (store_dir only).
+  std::string s3_url;
+  std::string s3_bucket;
+  std::string s3_key;
+  std::string s3_secret;
+  std::filesystem::path store_dir;
+  std::chrono::seconds presign_ttl{900};  // a policy's lifetime (tests make it short)
   transport::event_log log;
 };
 
