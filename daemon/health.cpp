@@ -173,6 +173,8 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
   const std::string query = req.target.find('?') == std::string::npos ? "" : req.target.substr(req.target.find('?') + 1);
   if (req.method == "GET" && path == "/health") return {200, "application/json", health_json(s).dump(2) + "\n"};
   if (req.method == "GET" && path == "/metrics") return {200, "text/plain; version=0.0.4", metrics_text(s)};
+  if (req.method == "GET" && s.lab_view)
+    if (auto r = s.lab_view(req)) return std::move(*r);
   if (req.method == "POST") {
     // Compared in constant time: the endpoint may be reachable from the lab's network.
     const std::string expected = "Bearer " + s.admin_token;
@@ -188,6 +190,8 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
                                   : "missing or wrong admin token (Authorization: Bearer <health.admin_token_file>)"}})
                       .dump() + "\n"};
   }
+  if (req.method == "POST" && s.lab_view)  // the token was checked above
+    if (auto r = s.lab_view(req)) return std::move(*r);
   if (req.method == "POST" && path == "/trace") {
     // /trace?device=ID&on=1 : switch a device's wire trace at run time.
     std::string device, on;

@@ -7,6 +7,7 @@
 // "Authorization: Bearer <health.admin_token_file's token>" and answers 401 without it.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -29,6 +30,8 @@ struct health_sources {
   // health.admin_token_file's token; empty: routes that change something are refused (401).
   std::string admin_token;
   std::function<void(device_runtime*, bool on)> set_trace;
+  // The lab's view (daemon/lab_view.hpp): GET pages and /api/... it answers; nullopt: not its path.
+  std::function<std::optional<transport::http_reply>(const transport::http_request_view&)> lab_view;
 };
 
 // A Prometheus label value escaped for the text format (backslash, double quote, line feed).
