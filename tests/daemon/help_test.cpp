@@ -96,7 +96,7 @@ TEST_CASE("help: every code in the source has a help item, and the walk finds co
   CHECK(missing.empty());
 }
 
-TEST_CASE("help: every item has a title, a description and a page; codes have causes and what to do") {
+TEST_CASE("help: every item has a title, a description and a page, codes have causes and what to do") {
   for (const auto& it : shipped()) {
     INFO(it.id);
     CHECK_FALSE(it.title.empty());
@@ -110,7 +110,7 @@ TEST_CASE("help: every item has a title, a description and a page; codes have ca
   }
 }
 
-TEST_CASE("help: search over title, description and tags, by page; nearest codes") {
+TEST_CASE("help: search over title, description and tags, by page, and nearest codes") {
   const auto items = shipped();
   const auto hits = interfaced::rerun::search_help(items, "checksum");
   REQUIRE_FALSE(hits.empty());

@@ -140,7 +140,7 @@ TEST_CASE("history: weeks start on Monday, months on the 1st, labelled by their 
   CHECK(t.rows.at(0).values == std::vector<std::int64_t>{1, 2, 0});
 }
 
-TEST_CASE("history: every entity a row, zeros included; by device sums parameters, dimension_b null") {
+TEST_CASE("history: every entity a row, zeros included, by device sums parameters with dimension_b null") {
   const std::vector<summary_row> rows = {{day("2026-12-05"), "device_result", "chem", "GLU", 3},
                                          {day("2026-12-05"), "device_result", "chem", "NA", 2},
                                          {day("2026-12-06"), "device_result", "imm", "TSH", 1},

@@ -30,6 +30,12 @@ function params(form) {
   return p;
 }
 
+// The address bar follows the search, so a view can be bookmarked and shared; never fatal (a page
+// opened from a file cannot change its path).
+function setUrl(path, p) {
+  try { history.replaceState(null, "", path + (p.toString() ? "?" + p : "")); } catch (e) { /* keep the page working */ }
+}
+
 function fillForm(form) {
   const q = new URLSearchParams(location.search);
   for (const [k, v] of q.entries()) {
@@ -113,7 +119,7 @@ async function messages() {
   async function search() {
     const box = document.getElementById("messages");
     const p = params(form);
-    history.replaceState(null, "", "/messages" + (p.toString() ? "?" + p : ""));
+    setUrl("/messages", p);
     box.replaceChildren(el("p", { class: "muted" }, "Searching…"));
     try {
       const j = await getJson("/api/messages?" + p);
@@ -189,7 +195,7 @@ async function qc() {
   async function show() {
     const box = document.getElementById("charts");
     const p = params(form);
-    history.replaceState(null, "", "/qc" + (p.toString() ? "?" + p : ""));
+    setUrl("/qc", p);
     try {
       const j = await getJson("/api/qc/series?" + p);
       if (!j.series.length) box.replaceChildren(el("p", { class: "muted" }, "No control series."));
@@ -236,7 +242,7 @@ async function stats() {
   fillForm(form);
   async function show() {
     const p = params(form);
-    history.replaceState(null, "", "/stats" + (p.toString() ? "?" + p : ""));
+    setUrl("/stats", p);
     const csv = new URLSearchParams(p); csv.set("format", "csv");
     document.getElementById("csv").href = "/api/stats?" + csv;
     try {
@@ -267,7 +273,7 @@ async function help() {
   fillForm(form);
   async function search() {
     const p = params(form);
-    history.replaceState(null, "", "/help" + (p.toString() ? "?" + p : ""));
+    setUrl("/help", p);
     const j = await getJson("/api/help?" + p);
     document.getElementById("count").textContent = j.items.length + " item" + (j.items.length === 1 ? "" : "s");
     document.getElementById("help-results").replaceChildren(...j.items.map(helpItem));
