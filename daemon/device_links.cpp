@@ -286,8 +286,10 @@ transport::event_log device_links::device_event_log(device_runtime* dev) {
     if (problem) ++dev->stats.problems;
     // history.md: device_link_error by kind. The drivers' own wording is the classifier: a NAK
     // sent or received, a checksum mismatch, a wait that ran out.
-    const char* kind = line.find("checksum") != std::string_view::npos ? "checksum"
-                       : line.find("NAK") != std::string_view::npos    ? "nak"
+    // A damaged frame says so twice -- the decoder's "checksum mismatch" and the link's "frame N
+    // rejected (NAK)" -- and counts once as each kind.
+    const char* kind = line.find("NAK") != std::string_view::npos        ? "nak"
+                       : line.find("checksum") != std::string_view::npos ? "checksum"
                        : (line.find("timed out") != std::string_view::npos ||
                           line.find("timeout") != std::string_view::npos ||
                           line.find("no frame or EOT completed") != std::string_view::npos)

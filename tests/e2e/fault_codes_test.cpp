@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
 #include <regex>
 #include <set>
 
@@ -80,6 +81,21 @@ TEST_CASE("fault run: every warning and error line ends with a code, and explain
   daemon->signal(SIGTERM);
   REQUIRE(daemon->wait_for(15000ms).has_value());
 
+  // The historical summary counted the link errors by kind: the damaged frame once as a checksum
+  // error, once as the NAK that answered it.
+  {
+    child st({interfaced::test::interfaced_binary().string(), "stats", "-c", (dir.path() / "interfaced.json").string(),
+              "--event", "device_link_error", "--device", "chem", "--format", "json"},
+             dir.path() / "stats.out", dir.path() / "stats.err");
+    REQUIRE(st.wait_for(10000ms) == std::optional<int>(0));
+    const json j = json::parse(st.out());
+    INFO(j.dump());
+    std::map<std::string, long long> total;
+    for (const auto& r : j["rows"])
+      for (const auto& v : r["values"]) total[r["dimension_b"].get<std::string>()] += v.get<long long>();
+    CHECK(total["checksum"] >= 1);
+    CHECK(total["nak"] >= 1);
+  }
   const std::regex level(R"(^\S+ +(warning|error|critical) )");
   const std::regex coded(R"(\[([A-Z][A-Z0-9]*-[0-9]{3})\]$)");
   std::set<std::string> codes;
