@@ -1,5 +1,7 @@
 #include "daemon/backend_poll.hpp"
 
+#include "rerun/history.hpp"
+
 #include <optional>
 
 #include <boost/asio/as_tuple.hpp>
@@ -60,13 +62,13 @@ void backend_poller::rebuild_rules(const std::string& changed_device) {
       params = rerun::parameters_from_json(json::parse(text));
     } catch (const std::exception& e) {
       if (changed_device.empty() || changed_device == device)
-        spdlog::error("device {}: parameter configuration from the backend rejected: {}", device, e.what());
+        spdlog::error("device {}: parameter configuration from the backend rejected: {} [BACKEND-009]", device, e.what());
       continue;
     }
     const auto errors = rules.add_parameters(params);
     if (changed_device.empty() || changed_device == device) {
       for (const auto& e : errors)
-        spdlog::error("device {}: auto-rerun condition of parameter {} does not parse, the rule is off: {}", device,
+        spdlog::error("device {}: auto-rerun condition of parameter {} does not parse, the rule is off: {} [RULES-003]", device,
                       e.rule_id.substr(e.rule_id.find(':') + 1), e.format());
       spdlog::info("device {}: parameter configuration: {} parameters, {} auto-rerun conditions refused", device,
                    params.size(), errors.size());
@@ -129,7 +131,7 @@ asio::awaitable<void> backend_poller::poll_loop() {
                                                             transport::client_options(backend_, token, log));
           client_ = client.get();
         } catch (const std::exception& e) {
-          spdlog::error("waiting-list polling off: {}", e.what());
+          spdlog::error("waiting-list polling off: {} [BACKEND-007]", e.what());
           co_return;
         }
       }
@@ -155,7 +157,7 @@ asio::awaitable<void> backend_poller::poll_device(transport::http_client& client
   transport::http_result wl = co_await transport::fetch_waiting_list(client, backend_, std::move(id));
   if (!wl.ok()) {
     if (!dev.backend_down)
-      dev.log->warn("waiting list: backend unavailable ({}); working from the last known list",
+      dev.log->warn("waiting list: backend unavailable ({}); working from the last known list [BACKEND-008]",
                     wl.ec ? wl.ec.message() : "HTTP " + std::to_string(wl.status));
     dev.backend_down = true;
   } else {
@@ -166,11 +168,13 @@ asio::awaitable<void> backend_poller::poll_device(transport::http_client& client
       const std::size_t n = entries.size();
       auto acts = rerun::refresh_waiting_list(sink_.state(), dev.cfg.id, std::move(entries), wall_now());
       log_actions(*dev.log, acts);
-      sink_.persist_state(&dev);
+      sink_.persist_state(&dev, rerun::action_history_events(
+                                    acts, std::chrono::time_point_cast<std::chrono::milliseconds>(
+                                              std::chrono::system_clock::now())));
       if (n != dev.waiting_list_size || !acts.empty()) dev.log->info("waiting list refreshed: {} entries", n);
       dev.waiting_list_size = n;
     } catch (const std::exception& e) {
-      dev.log->error("waiting list from the backend rejected: {}", e.what());
+      dev.log->error("waiting list from the backend rejected: {} [BACKEND-010]", e.what());
     }
   }
   if (dev.order_download) push_orders(dev);  // also from the last known list while the backend is down
@@ -186,7 +190,7 @@ asio::awaitable<void> backend_poller::poll_device(transport::http_client& client
   transport::state_changes sc;
   sc.documents.emplace_back("parameters:" + dev.cfg.id, pr.body);
   outbox_.write(std::move(sc), [log = dev.log](bool ok) {
-    if (!ok) log->error("parameter configuration could not be stored; the daemon keeps using it until restart");
+    if (!ok) log->error("parameter configuration could not be stored; the daemon keeps using it until restart [OUTBOX-009]");
   });
   rebuild_rules(dev.cfg.id);
 }
@@ -254,12 +258,12 @@ void backend_poller::push_orders(device_runtime& dev) {
         d->log->info("{}: {}", cancel ? "order cancel sent" : "orders sent", what);
         return;
       }
-      d->log->warn("analyser refused the {}: {}: {}; not sent again until the order changes (a host query still gets it)",
+      d->log->warn("analyser refused the {}: {}: {}; not sent again until the order changes (a host query still gets it) [ORDER-001]",
                    cancel ? "order cancel" : "orders", what, reason);
       if (!cancel) rerun::mark_refused(d->downloaded, sample, round);
     };
     if (!dev.orders->push(std::move(m))) {
-      dev.log->error("order download: {} messages wait for the analyser already; {} not queued, tried again at the next refresh",
+      dev.log->error("order download: {} messages wait for the analyser already; {} not queued, tried again at the next refresh [ORDER-002]",
                      dev.orders->size(), what);
       if (!cancel) rerun::forget_download(dev.downloaded, c.sample_id);
       continue;

@@ -507,6 +507,12 @@ config_result parse_config(std::string_view text, bool check_devices) {
                                      "\": expected an IANA name of the tz database, such as \"Europe/Berlin\" or "
                                      "\"Asia/Kolkata\" (timedatectl list-timezones)");
   }
+  if (const json* h = top.object("help")) {
+    walker w(r.problems, *h, "/help");
+    std::string items = c.help.items_file.string();
+    w.string("items_file", items);
+    c.help.items_file = items;
+  }
   if (const json* h = top.object("health")) {
     walker w(r.problems, *h, "/health");
     w.string("bind", c.health.bind);

@@ -151,9 +151,15 @@ struct lab_config {
   std::string timezone;
 };
 
+// "help": the site's own help items (REQ-HELP-003), merged over the shipped ones by id.
+struct help_config {
+  std::filesystem::path items_file = "/etc/interfaced/help-items.json";  // missing: the shipped items only
+};
+
 struct config {
   std::vector<device_config> devices;
   lab_config lab;
+  help_config help;
   backend_config backend;
   outbox_config outbox;
   delivery_config delivery;

@@ -279,11 +279,30 @@ double device_links::jitter() {
 }
 
 transport::event_log device_links::device_event_log(device_runtime* dev) {
-  return [dev](std::string_view line) {
+  return [dev, sink = &sink_](std::string_view line) {
     // The drivers' lines are the technicians' record of the link; problems are counted.
     const bool problem = line.find("NAK") != std::string_view::npos || line.find("discard") != std::string_view::npos ||
                          line.find("checksum") != std::string_view::npos || line.find("bug:") != std::string_view::npos;
     if (problem) ++dev->stats.problems;
+    // history.md: device_link_error by kind. The drivers' own wording is the classifier: a NAK
+    // sent or received, a checksum mismatch, a wait that ran out.
+    // A damaged frame says so twice -- the decoder's "checksum mismatch" and the link's "frame N
+    // rejected (NAK)" -- and counts once as each kind.
+    const char* kind = line.find("NAK") != std::string_view::npos        ? "nak"
+                       : line.find("checksum") != std::string_view::npos ? "checksum"
+                       : (line.find("timed out") != std::string_view::npos ||
+                          line.find("timeout") != std::string_view::npos ||
+                          line.find("no frame or EOT completed") != std::string_view::npos)
+                           ? "timeout"
+                           : nullptr;
+    if (kind != nullptr) {
+      rerun::history_event e;
+      e.event_type = std::string(rerun::history_events::device_link_error);
+      e.dimension_a = dev->cfg.id;
+      e.dimension_b = kind;
+      e.at = std::chrono::time_point_cast<std::chrono::milliseconds>(std::chrono::system_clock::now());
+      sink->record_events({std::move(e)});
+    }
     std::vector<std::string> summaries;
     const bool write = dev->log_limit.admit(line, std::chrono::steady_clock::now(), summaries);
     for (const auto& s : summaries) dev->log->warn("{}", s);
@@ -303,7 +322,7 @@ void device_links::open_trace(device_runtime* dev) {
   const auto path = logging_.dir / (dev->cfg.id + ".trace");
   dev->trace_file.open(path, std::ios::app | std::ios::binary);
   if (!dev->trace_file) {
-    dev->log->error("wire trace: cannot open {}", path.string());
+    dev->log->error("wire trace: cannot open {} [TRACE-001]", path.string());
     return;
   }
   dev->trace_file << devices::wire_trace_header << ", device " << dev->cfg.id << "\n";

@@ -246,6 +246,8 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
     if (s.qc == nullptr) return {200, "application/json", json({{"series", json::array()}}).dump() + "\n"};
     return {200, "application/json", qc_series_json(*s.qc, device, parameter, show == "1" || show == "true").dump() + "\n"};
   }
+  if (req.method == "GET" && s.lab_view)
+    if (auto r = s.lab_view(req)) return std::move(*r);
   if (req.method == "POST") {
     // Compared in constant time: the endpoint may be reachable from the lab's network.
     const std::string expected = "Bearer " + s.admin_token;
@@ -261,6 +263,8 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
                                   : "missing or wrong admin token (Authorization: Bearer <health.admin_token_file>)"}})
                       .dump() + "\n"};
   }
+  if (req.method == "POST" && s.lab_view)  // the token was checked above
+    if (auto r = s.lab_view(req)) return std::move(*r);
   if (req.method == "POST" && path == "/trace") {
     // /trace?device=ID&on=1 : switch a device's wire trace at run time.
     std::string device, on;

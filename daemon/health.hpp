@@ -7,6 +7,7 @@
 // "Authorization: Bearer <health.admin_token_file's token>" and answers 401 without it.
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -31,6 +32,8 @@ struct health_sources {
   std::string admin_token;
   std::function<void(device_runtime*, bool on)> set_trace;
   const rerun::qc::qc_tracker* qc = nullptr;  // GET /api/qc/series (the dashboard's Levey-Jennings data)
+  // The lab's view (daemon/lab_view.hpp): GET pages and /api/... it answers; nullopt: not its path.
+  std::function<std::optional<transport::http_reply>(const transport::http_request_view&)> lab_view;
 };
 
 // GET /api/qc/series[?device=ID&parameter=P&show_resolved_controls=1]:

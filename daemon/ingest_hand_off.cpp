@@ -1,5 +1,7 @@
 #include "daemon/ingest_hand_off.hpp"
 
+#include "rerun/history.hpp"
+
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -286,6 +288,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   // duplicate was recognised against, which may still be in flight.
   transport::state_changes sc;
   sc.history = history_.take_rows(batch_id);
+  // The historical summary's counts commit with the messages that carry them (history.md).
+  sc.events = rerun::batch_history_events(b, out, std::chrono::time_point_cast<std::chrono::milliseconds>(instant));
   state_document(sc);
   resends_of_dead_letters(b, out, dev, sc);
   // The QC charts commit with the qc-results post they caused (qc.md: durable with the outbox).
@@ -310,7 +314,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
                    if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
                    if (!r.durable) {
                      state_written_.reset();  // the next batch writes the state again
-                     if (dev) dev->log->error("the outbox could not store the message: {}; the analyser resends", r.error);
+                     if (dev) dev->log->error("the outbox could not store the message: {}; the analyser resends [OUTBOX-006]", r.error);
                      done(false);
                      return;
                    }
@@ -360,7 +364,7 @@ bool ingest_hand_off::duplicates_durable(const std::vector<transport::history_ro
   for (const auto& r : duplicates) {
     if (store_.has_observation(r.sample, r.parameter, r.o.value, r.o.observed_at)) continue;
     if (dev)
-      dev->log->error("sample {} {}: repeats a result that could not be stored; the analyser resends", r.sample,
+      dev->log->error("sample {} {}: repeats a result that could not be stored; the analyser resends [OUTBOX-006]", r.sample,
                       r.parameter);
     return false;
   }
@@ -374,15 +378,25 @@ void ingest_hand_off::state_document(transport::state_changes& sc) {
   sc.documents.emplace_back("rerun_state", rerun::to_json(state_).dump());
 }
 
-void ingest_hand_off::persist_state(device_runtime* dev) {
+void ingest_hand_off::persist_state(device_runtime* dev, std::vector<rerun::history_event> events) {
   transport::state_changes sc;
   state_document(sc);
+  sc.events = std::move(events);
   if (sc.empty()) return;
   outbox_.write(std::move(sc), [this, dev](bool ok) {
     if (ok) return;
     state_written_.reset();
-    if (dev) dev->log->error("the rerun state could not be stored; it is written again with the next change");
-    else spdlog::error("the rerun state could not be stored; it is written again with the next change");
+    if (dev) dev->log->error("the rerun state could not be stored; it is written again with the next change [OUTBOX-009]");
+    else spdlog::error("the rerun state could not be stored; it is written again with the next change [OUTBOX-009]");
+  });
+}
+
+void ingest_hand_off::record_events(std::vector<rerun::history_event> events) {
+  if (events.empty()) return;
+  transport::state_changes sc;
+  sc.events = std::move(events);
+  outbox_.write(std::move(sc), [](bool ok) {
+    if (!ok) spdlog::warn("historical summary: a link error could not be counted [HISTORY-001]");
   });
 }
 

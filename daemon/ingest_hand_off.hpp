@@ -94,7 +94,12 @@ class ingest_hand_off final : public transport::batch_sink {
 
   // After a waiting-list refresh or a prune: the rerun state written off the event loop, in order
   // with the batches. `dev` (may be null) names where a failure is logged.
-  void persist_state(device_runtime* dev);
+  // `events`: historical summary counts (reruns recorded by the refresh) committed with it.
+  void persist_state(device_runtime* dev, std::vector<rerun::history_event> events = {});
+
+  // Historical summary counts that no message carries (link errors): written off the loop, in
+  // order with the batches.
+  void record_events(std::vector<rerun::history_event> events);
 
   // Host queries (rerun/host_query.hpp) with the device's codes; each decision logged on `dev`.
   std::vector<std::string> answer_astm_queries(device_runtime& dev, const std::vector<query>& queries);

@@ -128,7 +128,7 @@ std::shared_ptr<spdlog::logger> device_log(const logging_config& cfg, const std:
   logger->set_level(level_of(cfg.level));
   // Technicians tail these files while the analyser runs: every line they asked for is written at once.
   logger->flush_on(std::min(level_of(cfg.level), spdlog::level::info));
-  if (!problem.empty()) logger->warn("device log file not available ({}); logging to the service log only", problem);
+  if (!problem.empty()) logger->warn("device log file not available ({}); logging to the service log only [LOG-002]", problem);
   return logger;
 }
 

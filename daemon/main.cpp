@@ -6,6 +6,8 @@
 #include <sstream>
 
 #include "daemon/admin_commands.hpp"
+#include "daemon/stats_command.hpp"
+#include "daemon/help_command.hpp"
 #include "daemon/completion.hpp"
 #include "daemon/config.hpp"
 #include "daemon/demo.hpp"
@@ -123,6 +125,44 @@ int main(int argc, char** argv) {
   auto* ob_purge = outbox->add_subcommand("purge", "Remove delivered messages older than a date");
   ob_purge->add_option("--delivered-before", oc.before, "Date: 2026-11-23 or 2026-11-23T08:00:00Z")->required();
 
+  stats_command stc;
+  stc.config = default_config_path;
+  std::string st_from, st_to, st_gran, st_by, st_format;
+  std::vector<std::string> st_events, st_devices;
+  auto* stats = app.add_subcommand("stats", "The historical summary: counts per lab-local day, week or month");
+  stats->add_option("--config,-c", stc.config, "Configuration file (outbox.path, lab.timezone)")->capture_default_str();
+  stats->add_option("--file", stc.file, "The outbox file itself, instead of the configuration's");
+  stats->add_option("--from", st_from, "First lab-local date, inclusive (default: 6 days before --to)");
+  stats->add_option("--to", st_to, "Last lab-local date, inclusive (default: today)");
+  stats->add_option("--granularity", st_gran, "day | week | month")->check(CLI::IsMember({"day", "week", "month"}));
+  stats->add_option("--by", st_by, "device | parameter")->check(CLI::IsMember({"device", "parameter"}));
+  stats->add_option("--event", st_events, "Only this event type (repeatable)");
+  stats->add_option("--device", st_devices, "Only this device (repeatable)");
+  stats->add_option("--format", st_format, "table | json | csv")->check(CLI::IsMember({"table", "json", "csv"}));
+  stats->require_subcommand(0, 1);
+  auto* st_rebuild = stats->add_subcommand("rebuild", "Recompute the summary from its event log (after a time-zone change)");
+  st_rebuild->add_option("--from", stc.rebuild_from, "Only days on or after this lab-local date");
+  st_rebuild->fallthrough();
+  auto* st_prune = stats->add_subcommand("prune", "Drop whole years of the summary");
+  st_prune->add_option("--before", stc.before_year, "Drop every year before this one")->required();
+  st_prune->fallthrough();
+
+  help_command hc;
+  hc.config = default_config_path;
+  auto* explain = app.add_subcommand("explain", "What a log code means, its likely causes and what to do: interfaced explain ASTM-012");
+  explain->add_option("code", hc.code, "The code at the end of a log line, e.g. ASTM-012")->required();
+  explain->add_option("--config,-c", hc.config, "Configuration file (for help.items_file)")->capture_default_str();
+  auto* help = app.add_subcommand("help", "Search the help items (title, description, tags): interfaced help checksum");
+  help->add_option("--page", hc.page, "Only items of this page: dashboard, messages, qc, stats, help");
+  help->add_option("--config,-c", hc.config, "Configuration file (for help.items_file)")->capture_default_str();
+  help->add_option("words", hc.words, "Words to find");
+  help->require_subcommand(0, 1);
+  auto* help_export = help->add_subcommand("export", "Print every help item (shipped and the site's) as one JSON file");
+  help_export->fallthrough();
+  auto* help_import = help->add_subcommand("import", "Make a JSON file the site's help items (help.items_file)");
+  help_import->add_option("file", hc.file, "JSON file, as `help export` writes it")->required();
+  help_import->fallthrough();
+
   status_command sc;
   sc.config = default_config_path;
   auto* status = app.add_subcommand("status", "Ask the running daemon: links, last message per device, counts, outbox, alarms");
@@ -204,6 +244,29 @@ int main(int argc, char** argv) {
       return exit_usage;
     }
     return run_outbox_command(oc, std::cout, std::cerr);
+  }
+  if (explain->parsed() || help->parsed()) {
+    hc.action = explain->parsed()       ? "explain"
+                : help_export->parsed() ? "export"
+                : help_import->parsed() ? "import"
+                                        : "search";
+    hc.config_given = (explain->parsed() ? explain : help)->count("--config") > 0;
+    return run_help_command(hc, std::cout, std::cerr);
+  }
+  if (stats->parsed()) {
+    stc.action = st_rebuild->parsed() ? "rebuild" : st_prune->parsed() ? "prune" : "query";
+    auto& p = stc.params;
+    if (!st_from.empty()) p.emplace_back("from", st_from);
+    if (!st_to.empty()) p.emplace_back("to", st_to);
+    if (!st_gran.empty()) p.emplace_back("granularity", st_gran);
+    if (!st_by.empty()) p.emplace_back("by", st_by);
+    for (const auto& e : st_events) p.emplace_back("event", e);
+    for (const auto& d : st_devices) p.emplace_back("device", d);
+    if (!st_format.empty()) p.emplace_back("format", st_format);
+    // --config given explicitly wins over --file's absence; the default config is only read
+    // when no --file names the outbox.
+    if (!stc.file.empty() && stats->count("--config") == 0) stc.config.clear();
+    return run_stats_command(stc, std::cout, std::cerr);
   }
   if (status->parsed()) return run_status(sc, std::cout, std::cerr);
   if (trace->parsed()) {

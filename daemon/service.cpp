@@ -44,13 +44,13 @@ int service::open() {
     catalog_ = devices::profile_catalog::load_dir(cfg_.profile_dir.empty() ? devices::profile_catalog::default_dir()
                                                                            : cfg_.profile_dir);
   } catch (const devices::profile_error& e) {
-    spdlog::critical("device profiles: {}", e.what());
+    spdlog::critical("device profiles: {} [PROFILE-001]", e.what());
     return exit_config;
   }
   try {
     std::filesystem::create_directories(cfg_.outbox.path.parent_path());
   } catch (const std::exception& e) {
-    spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
+    spdlog::critical("outbox {}: {} [OUTBOX-008]", cfg_.outbox.path.string(), e.what());
     return exit_io;
   }
   // One daemon per outbox: a second one would deliver every message twice and fight over ACKs.
@@ -72,9 +72,10 @@ int service::open() {
     outbox_ = std::make_unique<transport::outbox>(cfg_.outbox,
                                                   [this](std::function<void()> f) { asio::post(io_, std::move(f)); });
   } catch (const std::exception& e) {
-    spdlog::critical("outbox {}: {}", cfg_.outbox.path.string(), e.what());
+    spdlog::critical("outbox {}: {} [OUTBOX-008]", cfg_.outbox.path.string(), e.what());
     return exit_io;
   }
+  outbox_->set_lab_zone(current_lab_zone());  // the historical summary's days
   outbox_->on_alarm([this](bool on) {
     if (on)
       alarms_.raise(transport::alarm_code::outbox_full, "",
@@ -87,7 +88,7 @@ int service::open() {
   try {
     state_ = std::make_unique<transport::state_store>(cfg_.outbox.path);
   } catch (const std::exception& e) {
-    spdlog::critical("rerun state {}: {}", cfg_.outbox.path.string(), e.what());
+    spdlog::critical("rerun state {}: {} [OUTBOX-009]", cfg_.outbox.path.string(), e.what());
     return exit_io;
   }
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
@@ -117,7 +118,7 @@ int service::load_state() {
     }
     poller_->prune_history();
   } catch (const std::exception& e) {
-    spdlog::critical("rerun state {}: {}", state_->file().string(), e.what());
+    spdlog::critical("rerun state {}: {} [OUTBOX-009]", state_->file().string(), e.what());
     return exit_io;  // a state the daemon cannot read is not silently started afresh
   }
   return exit_ok;
@@ -129,11 +130,11 @@ int service::load_rules() {
   std::ifstream rin(cfg_.rules_file, std::ios::binary);
   const std::string text{std::istreambuf_iterator<char>(rin), std::istreambuf_iterator<char>()};
   rerun::rules_file rf = rerun::load_rules_file(text, cfg_.rules_file.string());
-  for (const auto& e : rf.errors) spdlog::critical("{}", e.format());
+  for (const auto& e : rf.errors) spdlog::critical("{} [RULES-001]", e.format());
   if (!rin || !rf.errors.empty()) return exit_config;
   const auto report = rerun::run_rule_tests(rf);
   for (const auto& f : report.failures)
-    spdlog::critical("{}: {} (rule {}): {}", cfg_.rules_file.string(), f.pointer, f.rule_id, f.message);
+    spdlog::critical("{}: {} (rule {}): {} [RULES-002]", cfg_.rules_file.string(), f.pointer, f.rule_id, f.message);
   if (!report.passed()) return exit_config;
   spdlog::info("rules: {} loaded from {}, {} test cases passed", rf.rules.rules().size(), cfg_.rules_file.string(),
                report.run);
@@ -164,11 +165,11 @@ int service::run() {
 
 void service::start_delivery() {
   if (cfg_.backend.base_url.empty()) {
-    spdlog::warn("no backend.base_url: results are kept in the outbox until one is configured");
+    spdlog::warn("no backend.base_url: results are kept in the outbox until one is configured [BACKEND-005]");
     return;
   }
   auto log = [](std::string_view line) { spdlog::warn("backend: {}", line); };
-  if (!cfg_.backend.verify_tls) spdlog::warn("backend: TLS certificate verification is OFF (backend.verify_tls=false)");
+  if (!cfg_.backend.verify_tls) spdlog::warn("backend: TLS certificate verification is OFF (backend.verify_tls=false) [BACKEND-006]");
   // The token is read by delivery itself (delivery_options::load_token): an unreadable token file
   // is a BACKEND-002 alarm and held delivery, never an unauthenticated post.
   auto opts = transport::delivery_options_from(cfg_.backend, {}, log);
@@ -200,6 +201,8 @@ void service::start_health() {
                     "daemon reloaded [HEALTH-001]", e.what());
     }
   }
+  lab_view_ = std::make_unique<lab_view>(cfg_.outbox.path, cfg_.help.items_file, [] { return current_lab_zone(); },
+                                         !admin_token_.empty());
   transport::http_server_options ho;
   ho.bind = cfg_.health.bind;
   ho.port = cfg_.health.port;
@@ -209,11 +212,14 @@ void service::start_health() {
       io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
                          &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(), admin_token_,
-                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }, &sink_->qc()};
+                         [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }, &sink_->qc(),
+                         [this](const transport::http_request_view& req) {
+                           return lab_view_->handle(req, std::chrono::system_clock::now());
+                         }};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())
-    spdlog::error("health endpoint {}:{}: {}", cfg_.health.bind, cfg_.health.port, ec.message());
+    spdlog::error("health endpoint {}:{}: {} [HEALTH-003]", cfg_.health.bind, cfg_.health.port, ec.message());
   else
     spdlog::info("health endpoint on http://{}:{}/health", cfg_.health.bind, health_->port());
 }
@@ -233,8 +239,8 @@ void service::wait_signals() {
 void service::reload() {
   auto r = load_config(config_path_);
   if (!r.ok()) {
-    for (const auto& p : r.problems) spdlog::error("reload rejected: {}", format_problem(config_path_, p));
-    spdlog::error("SIGHUP: the new configuration is not valid; the running one stays");
+    for (const auto& p : r.problems) spdlog::error("reload rejected: {} [CONFIG-001]", format_problem(config_path_, p));
+    spdlog::error("SIGHUP: the new configuration is not valid; the running one stays [CONFIG-001]");
     return;
   }
   // Devices whose settings changed restart; new ones start; removed ones stop; the others keep
@@ -264,10 +270,11 @@ void service::reload() {
   }
   if (r.cfg.backend.base_url != cfg_.backend.base_url || !(r.cfg.outbox.path == cfg_.outbox.path) ||
       r.cfg.health.port != cfg_.health.port)
-    spdlog::warn("SIGHUP: backend, outbox or health settings changed: they apply after a restart");
+    spdlog::warn("SIGHUP: backend, outbox or health settings changed: they apply after a restart [CONFIG-002]");
   if (r.cfg.lab.timezone != cfg_.lab.timezone) {
     const auto zone = lab_zone_of(r.cfg.lab.timezone);
     set_lab_zone(zone.zone);
+    outbox_->set_lab_zone(zone.zone);  // days already counted stay; `interfaced stats rebuild` moves them
     if (!zone.note.empty()) spdlog::warn("time zone: {} [TIME-001]", zone.note);
     spdlog::info("SIGHUP: time zone now {} ({})", zone.zone.name(),
                  r.cfg.lab.timezone.empty() ? "the machine's" : "lab.timezone");

@@ -19,6 +19,7 @@
 #include "daemon/device_runtime.hpp"
 #include "daemon/health.hpp"
 #include "daemon/ingest_hand_off.hpp"
+#include "daemon/lab_view.hpp"
 #include "devices/profile.hpp"
 #include "transport/alarms.hpp"
 #include "transport/delivery.hpp"
@@ -70,6 +71,7 @@ class service {
   std::unique_ptr<ingest_hand_off> sink_;
   std::unique_ptr<device_links> links_;
   std::unique_ptr<backend_poller> poller_;
+  std::unique_ptr<lab_view> lab_view_;  // before health_: the server calls it until it is gone
   std::unique_ptr<transport::http_server> health_;
   boost::asio::signal_set signals_;
   boost::asio::steady_timer watchdog_;

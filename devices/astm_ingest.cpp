@@ -10,6 +10,37 @@
 
 namespace interfaced::devices {
 
+const char* astm_frame_code(const std::error_code& e) noexcept {
+  if (e.category() != astm::frame_category()) return "ASTM-020";
+  switch (static_cast<astm::frame_error>(e.value())) {
+    case astm::frame_error::bad_checksum: return "ASTM-012";
+    case astm::frame_error::checksum_not_hex: return "ASTM-013";
+    case astm::frame_error::bad_frame_number: return "ASTM-014";
+    case astm::frame_error::frame_too_long: return "ASTM-015";
+    case astm::frame_error::restricted_character: return "ASTM-016";
+    case astm::frame_error::interrupted: return "ASTM-017";
+    case astm::frame_error::ok: break;
+  }
+  return "ASTM-020";
+}
+
+const char* astm_record_code(const std::error_code& e) noexcept {
+  if (e.category() != astm::record_category()) return "ASTM-039";
+  switch (static_cast<astm::record_error>(e.value())) {
+    case astm::record_error::no_header: return "ASTM-031";
+    case astm::record_error::bad_delimiters: return "ASTM-032";
+    case astm::record_error::empty_record: return "ASTM-033";
+    case astm::record_error::unknown_record_type: return "ASTM-034";
+    case astm::record_error::bad_escape: return "ASTM-035";
+    case astm::record_error::out_of_order: return "ASTM-036";
+    case astm::record_error::too_many_records: return "ASTM-037";
+    case astm::record_error::not_text: return "ASTM-038";
+    case astm::record_error::lenient_delimiters: return "ASTM-030";
+    case astm::record_error::ok: break;
+  }
+  return "ASTM-039";
+}
+
 astm_ingest::astm_ingest(const devices::profile_catalog* catalog,
                          const devices::device_profile* forced, std::string device,
                          astm::link_options options)
@@ -57,7 +88,7 @@ void astm_ingest::collect(std::string_view text, std::uint64_t offset) {
   if (pending_.empty()) pending_offset_ = offset;
   if (pending_.size() + text.size() > max_pending_) {
     problems_.push_back({pending_offset_, "message longer than " + std::to_string(max_pending_) +
-                                              " bytes without an L record: discarded"});
+                                              " bytes without an L record: discarded [ASTM-001]"});
     pending_.clear();
     scanned_ = 0;
     return;
@@ -94,7 +125,7 @@ void astm_ingest::drain(bool end_of_session) {
   }
   if (end_of_session && !pending_.empty()) {
     if (pending_.find_first_not_of("\r\n") != std::string::npos) {
-      problems_.push_back({pending_offset_, "message ended without an L record (line released); its records were still read"});
+      problems_.push_back({pending_offset_, "message ended without an L record (line released); its records were still read [ASTM-002]"});
       handle_message_text(pending_, pending_offset_);
     }
     pending_.clear();
@@ -123,7 +154,7 @@ astm::link_actions astm_ingest::feed(std::string_view bytes) {
     if (r.event.kind == astm::event_kind::error) {
       std::string what = r.event.error.message();
       if (r.event.frame_number_hint >= 0) what += " (frame number " + std::to_string(r.event.frame_number_hint) + ")";
-      problems_.push_back({r.event.offset, what});
+      problems_.push_back({r.event.offset, what + " [" + astm_frame_code(r.event.error) + "]"});
     }
     astm::link_actions acts = link_.on_event(r.event);
     handle_actions(acts, r.event.offset);
@@ -153,14 +184,14 @@ void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offs
         break;
       }
       case kind::discarded:
-        problems_.push_back({offset, "incomplete message discarded: " + a.reason});
+        problems_.push_back({offset, "incomplete message discarded: " + a.reason + " [ASTM-021]"});
         in_message_ = false;
         break;
       case kind::frame_rejected:
         // -1: the frame was too damaged to read its number; a technician must not see "frame -1".
         problems_.push_back({offset, (a.frame_number >= 0 ? "frame " + std::to_string(a.frame_number)
                                                           : std::string("a frame (number unreadable)")) +
-                                         " rejected (NAK): " + a.reason});
+                                         " rejected (NAK): " + a.reason + " [" + astm_frame_code(a.error) + "]"});
         break;
       default:
         break;
@@ -180,11 +211,11 @@ void astm_ingest::feed_records(std::string_view text, std::uint64_t base_offset)
 void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offset) {
   const std::vector<std::size_t> starts = astm::split_messages(text);
   if (starts.empty()) {
-    problems_.push_back({offset, "no H record: expected a message starting with \"H\" and its delimiters"});
+    problems_.push_back({offset, "no H record: expected a message starting with \"H\" and its delimiters [ASTM-022]"});
     return;
   }
   if (starts.front() != 0) {
-    problems_.push_back({offset, std::to_string(starts.front()) + " bytes before the first H record ignored"});
+    problems_.push_back({offset, std::to_string(starts.front()) + " bytes before the first H record ignored [ASTM-023]"});
   }
   for (std::size_t i = 0; i < starts.size(); ++i) {
     const std::size_t end = i + 1 < starts.size() ? starts[i + 1] : text.size();
@@ -211,7 +242,7 @@ void astm_ingest::handle_message_text(std::string_view text, std::uint64_t offse
                            profile->has_leniency("doubled_repeat_in_header");
       problems_.push_back({out.offset + d.byte_offset,
                            "record " + std::to_string(d.record_index) + ": " + d.error.message() +
-                               (d.detail.empty() ? "" : ": " + d.detail),
+                               (d.detail.empty() ? "" : ": " + d.detail) + " [" + astm_record_code(d.error) + "]",
                            warning});
     }
     scrub_control_characters(out.batch.results, out.offset, problems_);
@@ -302,7 +333,7 @@ void astm_ingest::warn_missing_sample_ids(const astm::message& m, const astm_mes
     }
   }
   if (!found.empty()) what += "; " + found + ": configure the analyser's profile on the device";
-  problems_.push_back({out.offset, what, true});
+  problems_.push_back({out.offset, what + " [ASTM-040]", true});
 }
 
 std::vector<astm_message_out> astm_ingest::take_messages() { return std::exchange(messages_, {}); }

@@ -5,6 +5,7 @@
 // No I/O and no clock: the caller sends the returned link actions and drives the timers.
 
 #include <cstdint>
+#include <system_error>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +16,12 @@
 #include "parsers/astm/normalise.hpp"
 
 namespace interfaced::devices {
+
+// The stable log codes of ASTM problems (`interfaced explain ASTM-012`): a frame the decoder
+// refused or the link NAKed (astm::frame_error; ASTM-020 when the link refused it for another
+// reason), and a record problem (astm::record_error). Values of those enums are never reused.
+[[nodiscard]] const char* astm_frame_code(const std::error_code& e) noexcept;
+[[nodiscard]] const char* astm_record_code(const std::error_code& e) noexcept;
 
 struct ingest_problem {
   std::uint64_t offset = 0;  // byte offset in the stream

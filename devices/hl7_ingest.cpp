@@ -110,7 +110,7 @@ void hl7_ingest::feed(std::string_view bytes) {
       case hl7::mllp_event_kind::skipped:
       case hl7::mllp_event_kind::error:
         problems_.push_back({ev.offset, "MLLP: " + ev.error.message() +
-                                            (ev.length ? " (" + std::to_string(ev.length) + " bytes)" : "")});
+                                            (ev.length ? " (" + std::to_string(ev.length) + " bytes)" : "") + " [MLLP-002]"});
         break;
       case hl7::mllp_event_kind::none:
         break;
@@ -128,7 +128,7 @@ void hl7_ingest::feed(std::string_view bytes) {
 void hl7_ingest::feed_segments(std::string_view text, std::uint64_t base_offset) {
   const auto starts = message_starts(text);
   if (starts.empty()) {
-    problems_.push_back({base_offset, "no MSH segment: expected an HL7 message starting with MSH"});
+    problems_.push_back({base_offset, "no MSH segment: expected an HL7 message starting with MSH [HL7-001]"});
     return;
   }
   for (std::size_t i = 0; i < starts.size(); ++i) {
@@ -176,7 +176,7 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
       if (pr.field) place += ", field " + std::to_string(pr.field);
       const std::string text = place + ": " + pr.error.message() + (pr.detail.empty() ? "" : ": " + pr.detail);
       info.findings.push_back(text);
-      problems_.push_back({offset, "host reply " + info.message_type + ": " + text, !pr.fatal});
+      problems_.push_back({offset, "host reply " + info.message_type + ": " + text + " [HL7-002]", !pr.fatal});
     }
     hl7_message_out out;
     out.control_id = info.control_id;
@@ -195,7 +195,8 @@ hl7::hl7_diagnostic hl7_ingest::handle_message(std::string_view bytes, std::uint
     problems_.push_back({offset, place + batch.error.message() +
                                      (batch.diagnostics.empty() || batch.diagnostics.front().detail.empty()
                                           ? ""
-                                          : ": " + batch.diagnostics.front().detail)});
+                                          : ": " + batch.diagnostics.front().detail) +
+                                     " [" + warning_code(batch.error) + "]"});
     if (!batch.diagnostics.empty()) return batch.diagnostics.front();
     return {batch.error, 1, 0, {}};
   }

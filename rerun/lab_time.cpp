@@ -201,4 +201,20 @@ std::string lab_zone::normalise(std::string_view as_sent) const {
   return out;
 }
 
+std::optional<std::chrono::sys_days> lab_zone::local_day(std::string_view as_sent) const {
+  parsed_time p;
+  if (!read_compact(as_sent, p)) {
+    p = parsed_time{};
+    if (!read_iso(as_sent, p)) return std::nullopt;
+  }
+  const std::chrono::year_month_day ymd{std::chrono::year{p.year}, std::chrono::month{static_cast<unsigned>(p.month)},
+                                        std::chrono::day{static_cast<unsigned>(p.day)}};
+  if (!ymd.ok() || p.hour > 23 || p.minute > 59 || p.second > 60) return std::nullopt;
+  const std::chrono::sys_days day{ymd};
+  if (!p.has_time || !p.has_offset) return day;
+  const timestamp instant = day + std::chrono::hours{p.hour} + std::chrono::minutes{p.minute} +
+                            seconds{p.second > 59 ? 59 : p.second} - p.offset;
+  return std::chrono::floor<std::chrono::days>(wall_time(instant));
+}
+
 }  // namespace interfaced::rerun

@@ -55,6 +55,10 @@ class lab_zone {
   // sent ("2026-11-23T08:01:00[+01:00|Z]"); anything it cannot read is returned as sent, so no
   // information is lost.
   [[nodiscard]] std::string normalise(std::string_view as_sent) const;
+  // The lab-local calendar date of an analyser's time as sent: with an offset, the instant it
+  // names seen in this zone; without, its own date (analysers send the lab's wall clock). nullopt
+  // when it cannot be read. The historical summary's day (rerun/history.hpp).
+  [[nodiscard]] std::optional<std::chrono::sys_days> local_day(std::string_view as_sent) const;
 
   friend bool operator==(const lab_zone& a, const lab_zone& b) noexcept { return a.zone_ == b.zone_; }
 

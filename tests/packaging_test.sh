@@ -21,7 +21,7 @@ for f in usr/bin/interfaced usr/lib/systemd/system/interfaced.service etc/interf
          usr/share/interfaced/profiles/sysmex-xn.json usr/share/interfaced/samples/demo-chemistry.astm \
          usr/share/doc/interfaced/copyright usr/share/doc/interfaced/changelog.gz \
          usr/share/doc/interfaced/configuration.md usr/share/doc/interfaced/rules.example.json \
-         usr/share/bash-completion/completions/interfaced; do
+         usr/share/bash-completion/completions/interfaced usr/share/interfaced/help_items.json; do
   [ -e "$root/$f" ] || fail "$f missing from the package"
 done
 grep -qx /etc/interfaced/interfaced.json "$work/control/conffiles" || fail "config is not a conffile"
@@ -55,6 +55,10 @@ INTERFACED_PROFILE_DIR= "$root/usr/bin/interfaced" check-config --no-device-chec
   || fail "the packaged example configuration is not valid"
 "$root/usr/bin/interfaced" replay --format text "$root/usr/share/interfaced/samples/demo-chemistry.astm" >/dev/null \
   || fail "the packaged binary cannot replay the packaged sample"
+# The help built into the binary is the help the package installs.
+cmp -s <(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))["items"], sort_keys=True))' "$root/usr/share/interfaced/help_items.json") \
+       <("$root/usr/bin/interfaced" help export 2>/dev/null | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["items"], sort_keys=True))') \
+  || fail "the installed help_items.json differs from the help built into the binary"
 unit="$root/usr/lib/systemd/system/interfaced.service"
 for key in Type=notify WatchdogSec= StateDirectory= LogsDirectory= SupplementaryGroups=dialout \
            NoNewPrivileges=yes ProtectSystem=strict ProtectHome=yes PrivateTmp=yes RestartPreventExitStatus=78 \

@@ -167,9 +167,9 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       f();
       return true;
     } catch (const std::exception& e) {
-      say(std::string("bug: exception in the link driver: ") + e.what());
+      say(std::string("bug: exception in the link driver: ") + e.what() + " [LINK-007]");
     } catch (...) {
-      say("bug: unknown exception in the link driver");
+      say("bug: unknown exception in the link driver [LINK-007]");
     }
     close_stream(stream_);
     return false;
@@ -279,7 +279,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
     if (attempts < cfg_.push_attempts || !ingest_.link().withdraw(id)) return false;
     push_message m = std::move(it->second);
     pushed_.erase(it);
-    say("message " + std::to_string(id) + " given up after " + std::to_string(attempts) + " attempts: " + reason);
+    say("message " + std::to_string(id) + " given up after " + std::to_string(attempts) + " attempts: " + reason + " [ORDER-003]");
     if (m.done) m.done(false, reason + " (" + std::to_string(attempts) + " attempts)");
     return true;
   }
@@ -299,14 +299,14 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
 
   void on_done(std::uint64_t ep, bool durable) {
     if (ep == 0 || ep != epoch_) {
-      if (!durable) say("the outbox could not store a message whose transfer is already over; the analyser is not told");
+      if (!durable) say("the outbox could not store a message whose transfer is already over; the analyser is not told [OUTBOX-006]");
       return;
     }
     if (!durable) all_durable_ = false;
     if (--outstanding_ > 0) return;
     epoch_ = 0;
     sink_timer_.cancel();
-    if (!all_durable_) say("the outbox could not store the message: end frame NAKed, the analyser resends it");
+    if (!all_durable_) say("the outbox could not store the message: end frame NAKed, the analyser resends it [OUTBOX-006]");
     guarded([&] { handle(ingest_.confirm(all_durable_)); });
   }
 
@@ -318,7 +318,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
       auto self = weak.lock();
       if (!self || self->epoch_ != ep) return;
       self->epoch_ = 0;  // a late done() is ignored: the resend is handed again (at least once)
-      self->say("the outbox did not answer in time: end frame NAKed, the analyser resends it");
+      self->say("the outbox did not answer in time: end frame NAKed, the analyser resends it [OUTBOX-007]");
       self->guarded([&] { self->handle(self->ingest_.confirm(false)); });
     });
   }
@@ -402,7 +402,7 @@ class astm_link_driver : public std::enable_shared_from_this<astm_link_driver<St
                                  self->writing_ = false;
                                  self->out_.clear();
                                  if (!self->closed_) {
-                                   self->say("write failed: " + ec.message());
+                                   self->say("write failed: " + ec.message() + " [LINK-008]");
                                    close_stream(self->stream_);  // ends the read loop
                                  }
                                  return;

@@ -630,7 +630,7 @@ void delivery_service::start() {
       try {
         std::rethrow_exception(e);
       } catch (const std::exception& x) {
-        emit(i->opt.log, std::string("delivery loop ended by an exception (a bug): ") + x.what());
+        emit(i->opt.log, std::string("delivery loop ended by an exception (a bug): ") + x.what() + " [DELIVERY-004]");
       }
     });
   });

@@ -213,7 +213,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
       } else {
         ctx->set_verify_mode(ssl::verify_none);
         emit(opt.log, "backend TLS certificate verification is OFF (verify_tls=false): the backend's identity "
-                      "is not checked");
+                      "is not checked [BACKEND-006]");
       }
     }
   }

@@ -140,7 +140,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     if (gen != generation) co_return false;
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return false;
-      emit(opt.log, opt.log_name + ": accept failed: " + ec.message());
+      emit(opt.log, opt.log_name + ": accept failed: " + ec.message() + " [HEALTH-002]");
       co_return true;
     }
     auto c = std::make_shared<connection>(ex);
@@ -180,7 +180,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
   asio::awaitable<bool> handshake(tls_stream& stream) {
     beast::get_lowest_layer(stream).expires_after(opt.handshake_timeout);
     auto [ec] = co_await stream.async_handshake(ssl::stream_base::server, asio::as_tuple(asio::use_awaitable));
-    if (ec) emit(opt.log, opt.log_name + ": TLS handshake failed: " + ec.message());
+    if (ec) emit(opt.log, opt.log_name + ": TLS handshake failed: " + ec.message() + " [HEALTH-002]");
     co_return !ec;
   }
 

@@ -211,7 +211,7 @@ boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mll
       std::string id;
       if (!hl7::parse_message(m->text, parsed)) id = std::string(parsed.msh().field(10).raw());
       if (id.empty()) {
-        say("bug: an order download without MSH-10 was given up");
+        say("bug: an order download without MSH-10 was given up [LINK-007]");
         if (m->done) m->done(false, "not an HL7 message with MSH-10");
         continue;
       }
@@ -270,7 +270,7 @@ boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mll
       }
       const int attempts = ++m->attempts;
       if (attempts >= config.push_attempts) {
-        say("order download " + id + " given up after " + std::to_string(attempts) + " attempts: " + reason);
+        say("order download " + id + " given up after " + std::to_string(attempts) + " attempts: " + reason + " [ORDER-003]");
         if (m->done) m->done(false, reason + " (" + std::to_string(attempts) + " attempts)");
         continue;
       }
@@ -283,9 +283,9 @@ boost::asio::awaitable<void> run_mllp_pusher(Stream& stream, std::shared_ptr<mll
       (void)ec;
     }
   } catch (const std::exception& e) {
-    say(std::string("bug: order download ended by an exception: ") + e.what());
+    say(std::string("bug: order download ended by an exception: ") + e.what() + " [LINK-007]");
   } catch (...) {
-    say("bug: order download ended by an unknown exception");
+    say("bug: order download ended by an unknown exception [LINK-007]");
   }
   st->running = false;
   st->finished.cancel();
@@ -408,11 +408,11 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       }
       if (!wait->durable) co_await wait->timer.async_wait(asio::as_tuple(asio::use_awaitable));
       if (!wait->durable) {
-        say("message " + control_id + ": the outbox did not answer in time (AE, the analyser resends)");
+        say("message " + control_id + ": the outbox did not answer in time (AE, the analyser resends) [OUTBOX-007]");
         co_return make_ack(text, hl7::ack_code::ae, "207", "not stored, retry later", 0, 0);
       }
       if (!*wait->durable) {
-        say("message " + control_id + ": the outbox could not store it (AE, the analyser resends)");
+        say("message " + control_id + ": the outbox could not store it (AE, the analyser resends) [OUTBOX-006]");
         co_return make_ack(text, hl7::ack_code::ae, "207", "not stored, retry later", 0, 0);
       }
       if (!queries.empty()) {
@@ -425,7 +425,7 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
 
     auto report = [&](const hl7::mllp_event& ev) {
       if (ev.kind == hl7::mllp_event_kind::skipped) {
-        say("byte " + std::to_string(ev.offset) + ": " + std::to_string(ev.length) + " bytes outside a frame skipped");
+        say("byte " + std::to_string(ev.offset) + ": " + std::to_string(ev.length) + " bytes outside a frame skipped [MLLP-001]");
       } else if (ev.kind == hl7::mllp_event_kind::error) {
         const bool refused = ev.error == hl7::mllp_error::message_too_long && !ev.message.empty();
         say("byte " + std::to_string(ev.offset) + ": MLLP: " + ev.error.message() + " (" +
@@ -516,9 +516,9 @@ boost::asio::awaitable<void> run_mllp_session(Stream stream, mllp_session_config
       }
     }
   } catch (const std::exception& e) {
-    say(std::string("bug: session ended by an exception: ") + e.what());
+    say(std::string("bug: session ended by an exception: ") + e.what() + " [LINK-007]");
   } catch (...) {
-    say("bug: session ended by an unknown exception");
+    say("bug: session ended by an unknown exception [LINK-007]");
   }
   if (pusher) {
     config.push->detach(push_token);

@@ -1,5 +1,6 @@
 #include "transport/outbox.hpp"
 
+#include "transport/history_store.hpp"
 #include "transport/sqlite_statement.hpp"
 
 #include <sqlite3.h>
@@ -80,6 +81,18 @@ using sqlite::finish_on_exit;
 constexpr const char* columns =
     "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
     "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason";
+
+// The device a body names ("device_id":"ID", as results bodies carry it); "unknown" for one that
+// names none (rerun values and requests name a lab report, not a device).
+std::string device_named_in(std::string_view body) {
+  constexpr std::string_view key = "\"device_id\":\"";
+  const auto at = body.find(key);
+  if (at == std::string_view::npos) return "unknown";
+  const auto start = at + key.size();
+  const auto end = body.find('"', start);
+  if (end == std::string_view::npos || end == start) return "unknown";
+  return std::string(body.substr(start, end - start));
+}
 
 stored_message read_message(const sqlite::statement& s) {
   stored_message m;
@@ -204,6 +217,7 @@ class outbox_db {
   [[nodiscard]] sqlite3* handle() const noexcept { return db_; }
   void write_state(const state_changes& c) {
     state_->write(c);
+    if (!c.events.empty()) history_->record(c.events, zone_);
     for (const auto& r : c.resends)
       stmts_->insert_resend.reset()
           .bind(1, r.message_id)
@@ -287,6 +301,15 @@ class outbox_db {
                   .bind(5, id);
     if (st == message_state::delivered) s.bind(6, to_ms(now));
     s.run();
+    // history.md: device_dead_letter (device, endpoint), on the day it died, with the change.
+    if (st == message_state::dead && before->state != message_state::dead && changes() > 0) {
+      rerun::history_event e;
+      e.event_type = std::string(rerun::history_events::device_dead_letter);
+      e.dimension_a = device_named_in(before->body);
+      e.dimension_b = before->kind;
+      e.at = now;
+      history_->record({e}, zone_);
+    }
     return before->state != message_state::delivered;
   }
 
@@ -426,13 +449,17 @@ class outbox_db {
   }
 
   void check_schema(const std::filesystem::path& file) {
-    statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results', 'file_jobs')");
+    statement t(db_,
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results',"
+                " 'file_jobs', 'history_events', 'history_summary', 'history_samples')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 4)
+    if (tables != 7)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
-                               std::to_string(tables) + " of messages, kv, results, file_jobs); " + recovery_hint(file));
+                               std::to_string(tables) +
+                               " of messages, kv, results, file_jobs, history_events, history_summary, history_samples); " +
+                               recovery_hint(file));
   }
 
   // Ties the file to a marker beside it ("<outbox>.id"): a file that existed (with messages) and
@@ -489,7 +516,8 @@ class outbox_db {
                                ") is newer than this program's");
     }
     if (version >= 3) {
-      if (version < schema_version) migrate_file_tables();
+      if (version < 5) migrate_file_tables();
+      if (version < 6) migrate_to_6();
       return;
     }
     if (version == 1) {
@@ -501,6 +529,7 @@ class outbox_db {
     if (version == 1 || version == 2) {
       migrate_to_3();
       migrate_file_tables();
+      migrate_to_6();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -525,12 +554,21 @@ class outbox_db {
     exec("PRAGMA user_version = 2; COMMIT;");
     migrate_to_3();
     migrate_file_tables();
+    migrate_to_6();
+  }
+
+  // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
+  // additions chain before or after it.
+  void migrate_to_6() {
+    exec("BEGIN IMMEDIATE");
+    migrate_history_tables(db_);
+    exec("PRAGMA user_version = 6; COMMIT;");
   }
 
   // Version 5 (issue #15): the stage each file-type report reached (file-reports.md "The
   // stages"), one row per file_report message, written in its own committed transaction before
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
-  static constexpr std::int64_t schema_version = 5;
+  static constexpr std::int64_t schema_version = 6;  // 5: file_jobs, 6: history
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -682,8 +720,10 @@ class outbox_db {
   void prepare() {
     stmts_ = std::make_unique<statements>(db_);
     state_ = std::make_unique<state_writer>(db_);
+    history_ = std::make_unique<history_writer>(db_);
   }
   void finalize() noexcept {
+    history_.reset();
     state_.reset();
     stmts_.reset();
   }
@@ -691,7 +731,11 @@ class outbox_db {
   sqlite3* db_ = nullptr;
   std::unique_ptr<statements> stmts_;
   std::unique_ptr<state_writer> state_;
+  std::unique_ptr<history_writer> history_;
   bool full_sync_ = true;
+
+ public:
+  rerun::lab_zone zone_;  // the historical summary's days; set on the worker (outbox::set_lab_zone)
 };
 
 }  // namespace detail
@@ -952,6 +996,13 @@ void outbox::prune_history(rerun::timestamp cutoff, std::function<void(std::size
   p->complete = [n, done = std::move(done)](bool ok, const std::string&) {
     if (done) done(ok ? *n : 0);
   };
+  enqueue(std::move(p), 0);
+}
+
+void outbox::set_lab_zone(rerun::lab_zone zone) {
+  auto p = std::make_unique<op>();
+  p->writes = false;
+  p->exec = [zone](detail::outbox_db& db) { db.zone_ = zone; };
   enqueue(std::move(p), 0);
 }
 

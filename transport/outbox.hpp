@@ -172,6 +172,10 @@ class outbox {
   // Forgets history rows received before `cutoff`; done gets how many.
   void prune_history(rerun::timestamp cutoff, std::function<void(std::size_t)> done = {});
 
+  // The lab's zone for the historical summary's days (state_changes::events, dead letters);
+  // applies to everything queued after it. Default UTC.
+  void set_lab_zone(rerun::lab_zone zone);
+
   [[nodiscard]] bool accepting() const noexcept;
   [[nodiscard]] bool alarm() const noexcept;
   [[nodiscard]] outbox_stats stats() const;

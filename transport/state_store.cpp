@@ -216,7 +216,7 @@ std::optional<rerun::observation> state_store::latest_of_parameter(std::string_v
 }
 
 void state_store::record(std::string_view sample, std::string_view parameter, rerun::observation o) {
-  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}});
+  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}, {}});
 }
 
 std::size_t state_store::prune(rerun::timestamp cutoff) { return prune_results(db_, cutoff); }

@@ -31,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "rerun/history.hpp"
 #include "rerun/result_store.hpp"
 
 struct sqlite3;
@@ -62,7 +63,12 @@ struct state_changes {
   std::vector<history_row> history;
   std::vector<std::pair<std::string, std::string>> documents;  // key -> value, replaced whole
   std::vector<resend> resends;  // only the outbox's writer stores these (write_state() ignores them)
-  [[nodiscard]] bool empty() const noexcept { return history.empty() && documents.empty() && resends.empty(); }
+  // Historical summary counts (rerun/history.hpp), committed with the batch: only the outbox's
+  // writer stores these, with its lab zone (outbox::set_lab_zone).
+  std::vector<rerun::history_event> events;
+  [[nodiscard]] bool empty() const noexcept {
+    return history.empty() && documents.empty() && resends.empty() && events.empty();
+  }
 };
 
 // The state tables (idempotent); throws std::runtime_error. The outbox's schema migration and

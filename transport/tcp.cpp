@@ -135,7 +135,7 @@ struct tcp_server::impl : std::enable_shared_from_this<tcp_server::impl> {
     auto self = shared_from_this();
     asio::co_spawn(ex, run_one(self, std::move(socket), peer),
                    asio::bind_cancellation_slot(signal->slot(), [self, id, signal, peer](std::exception_ptr e) {
-                     if (e) self->say("bug: session " + peer + " ended by an exception");
+                     if (e) self->say("bug: session " + peer + " ended by an exception [LINK-007]");
                      self->sessions.erase(id);
                    }));
   }
@@ -144,7 +144,7 @@ struct tcp_server::impl : std::enable_shared_from_this<tcp_server::impl> {
     try {
       co_await self->session(std::move(socket), peer);
     } catch (const std::exception& e) {
-      self->say("bug: session " + peer + " ended by an exception: " + e.what());
+      self->say("bug: session " + peer + " ended by an exception: " + e.what() + " [LINK-007]");
     }
     self->say("session " + peer + " ended");
   }
@@ -164,7 +164,7 @@ struct tcp_server::impl : std::enable_shared_from_this<tcp_server::impl> {
       try {
         self->start_session(std::move(socket));
       } catch (const std::exception& e) {
-        self->say(std::string("bug: could not start a session: ") + e.what());
+        self->say(std::string("bug: could not start a session: ") + e.what() + " [LINK-007]");
       }
     }
   }
@@ -202,7 +202,7 @@ boost::system::error_code tcp_server::start() {
   }
   impl_->bound_port = acc.local_endpoint(ec).port();
   asio::co_spawn(impl_->ex, impl::accept_loop(impl_), [self = impl_](std::exception_ptr e) {
-    if (e) self->say("bug: accept loop ended by an exception");
+    if (e) self->say("bug: accept loop ended by an exception [LINK-007]");
   });
   return {};
 }
@@ -270,7 +270,7 @@ asio::awaitable<void> run_tcp_client(tcp_client_options options, tcp_session ses
       try {
         co_await session(std::move(socket), where);
       } catch (const std::exception& e) {
-        say(std::string("bug: session ended by an exception: ") + e.what());
+        say(std::string("bug: session ended by an exception: ") + e.what() + " [LINK-007]");
       }
       say("session ended");
       if (co_await cancelled()) co_return;

@@ -149,8 +149,9 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
   sqlite3_stmt* st = nullptr;
   REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  // version 3: set-aside and resends (outbox.cpp migrate_to_3); 5: the file-report stages (migrate_file_tables)
-  CHECK(sqlite3_column_int(st, 0) == 5);
+  // version 3: set-aside and resends (outbox.cpp migrate_to_3); 5: the file-report stages
+  // (migrate_file_tables); 6: the historical summary (migrate_to_6)
+  CHECK(sqlite3_column_int(st, 0) == 6);
   sqlite3_finalize(st);
   REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM file_jobs", -1, &st, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);

@@ -1,0 +1,324 @@
+// Issue #16 over the wire: the real daemon fed by `interfaced simulate`, the historical summary
+// read through `interfaced stats` and GET /api/stats (the acceptance case: Asia/Kolkata, results
+// observed 17:30Z and 18:30Z on Dec 5 and 12:00Z on Dec 6 -> [0, 1, 2, 0] for Dec 4-7), `stats
+// rebuild` equal to the live rows, and the pages in a real browser (Debian's chromium, headless:
+// the DOM after the scripts ran). Chromium missing: those cases say so and skip.
+
+#include <catch2/catch.hpp>
+
+#include <regex>
+
+#include "e2e_support.hpp"
+#include "rerun/lab_time.hpp"
+
+using namespace interfaced::e2e;
+
+namespace {
+
+// ASTM records (LIS2-A2): one GLU result per sample, R.13 the analyser's local time (no offset:
+// the lab's wall clock).
+std::string astm_message(const std::string& sample, const std::string& completed, const std::string& value = "5.4") {
+  return "H|\\^&|||LV-SIM^1.0|||||LIS||P|LIS2-A2|" + completed + "\rP|1|PAT-1\rO|1|" + sample + "||^^^GLU|R\rR|1|^^^GLU|" +
+         value + "|mmol/L|3.9-6.1|N||F||tech1|" + completed + "|" + completed + "\rL|1|N\r";
+}
+
+fs::path write(const fs::path& file, const std::string& text) {
+  std::ofstream(file, std::ios::binary) << text;
+  return file;
+}
+
+void play(const fs::path& dir, const std::string& tag, std::uint16_t port, const fs::path& file) {
+  auto sim = simulate(dir, tag, {"--connect", "127.0.0.1:" + std::to_string(port)}, file);
+  const auto st = sim->wait_for(30000ms);
+  INFO(tag << "\n" << sim->out() << sim->err());
+  REQUIRE(st == std::optional<int>(0));
+}
+
+struct cli_result {
+  int status;
+  std::string out, err;
+};
+
+cli_result cli(const fs::path& dir, std::vector<std::string> args) {
+  args.insert(args.begin(), interfaced::test::interfaced_binary().string());
+  child c(args, dir / "cli.out", dir / "cli.err");
+  const auto st = c.wait_for(20000ms);
+  REQUIRE(st.has_value());
+  return {*st, c.out(), c.err()};
+}
+
+// Waits until /api/stats answers `want` for the query (the outbox commits asynchronously).
+json stats_until(std::uint16_t port, const std::string& query, const std::function<bool(const json&)>& want) {
+  json last;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    if (auto body = http_get(port, "/api/stats?" + query)) {
+      last = json::parse(*body);
+      if (want(last)) return last;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return last;
+}
+
+const std::vector<long long> acceptance = {0, 1, 2, 0};
+
+// The lab's wall clock now, as an ASTM time.
+std::string astm_now(const char* zone) {
+  const auto z = interfaced::rerun::lab_zone::find(zone);
+  REQUIRE(z);
+  return interfaced::rerun::format_message_time(z->wall_time(std::chrono::system_clock::now()));
+}
+
+std::optional<fs::path> chromium() {
+  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser"})
+    if (fs::exists(p)) return fs::path(p);
+  return std::nullopt;
+}
+
+// chromium --headless --dump-dom: the DOM once the page's scripts ran (virtual time lets the
+// fetches and timers finish).
+std::string dump_dom(const fs::path& dir, const std::string& url) {
+  static int n = 0;
+  const std::string tag = "chromium-" + std::to_string(++n);
+  child c({chromium()->string(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+           "--user-data-dir=" + (dir / (tag + "-profile")).string(), "--virtual-time-budget=8000", "--dump-dom", url},
+          dir / (tag + ".out"), dir / (tag + ".err"));
+  const auto st = c.wait_for(60000ms);
+  INFO(url << "\n" << c.err());
+  REQUIRE(st == std::optional<int>(0));
+  return c.out();
+}
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + what.size())) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("lab view: stats per lab-local day over the wire, Asia/Kolkata, CLI and /api/stats agree", "[lab]") {
+  scratch_dir dir;
+  const std::uint16_t port = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
+  cfg["lab"] = {{"timezone", "Asia/Kolkata"}};
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  // 17:30Z Dec 5 = 23:00 IST Dec 5; 18:30Z = 00:00 IST Dec 6; 12:00Z Dec 6 = 17:30 IST Dec 6.
+  play(dir.path(), "a", port, write(dir.path() / "a.astm", astm_message("S-K1", "20261205230000")));
+  play(dir.path(), "b", port, write(dir.path() / "b.astm", astm_message("S-K2", "20261206000000")));
+  play(dir.path(), "c", port, write(dir.path() / "c.astm", astm_message("S-K3", "20261206173000")));
+
+  const std::string q = "from=2026-12-04&to=2026-12-07&event=device_result";
+  const json j = stats_until(health, q, [](const json& s) {
+    return s.contains("rows") && s["rows"].size() == 1 && s["rows"][0]["values"].get<std::vector<long long>>() == acceptance;
+  });
+  INFO(j.dump());
+  CHECK(j["from"] == "2026-12-04");
+  CHECK(j["to"] == "2026-12-07");
+  CHECK(j["granularity"] == "day");
+  CHECK(j["timezone"] == "Asia/Kolkata");
+  CHECK(j["buckets"] == json::array({"2026-12-04", "2026-12-05", "2026-12-06", "2026-12-07"}));
+  REQUIRE(j["rows"].size() == 1);
+  CHECK(j["rows"][0]["event_type"] == "device_result");
+  CHECK(j["rows"][0]["dimension_a"] == "chem");
+  CHECK(j["rows"][0]["dimension_b"] == "GLU");
+  CHECK(j["rows"][0]["values"].get<std::vector<long long>>() == acceptance);
+  // Samples: each sample's first result of its day.
+  const json samples = json::parse(*http_get(health, "/api/stats?from=2026-12-04&to=2026-12-07&event=device_sample&by=device"));
+  REQUIRE(samples["rows"].size() == 1);
+  CHECK(samples["rows"][0]["dimension_b"].is_null());
+  CHECK(samples["rows"][0]["values"].get<std::vector<long long>>() == acceptance);
+  // Weeks start on Monday (2026-11-30 and 2026-12-07).
+  const json weeks = json::parse(*http_get(health, "/api/stats?from=2026-12-04&to=2026-12-07&event=device_result&granularity=week"));
+  CHECK(weeks["buckets"] == json::array({"2026-11-30", "2026-12-07"}));
+  CHECK(weeks["rows"][0]["values"] == json::array({3, 0}));
+  CHECK_FALSE(http_get(health, "/api/stats?granularity=year").has_value());  // 400
+
+  // The CLI reads the same file with the same names and prints the same JSON.
+  const std::string c = (dir.path() / "interfaced.json").string();
+  const auto r = cli(dir.path(), {"stats", "-c", c, "--from", "2026-12-04", "--to", "2026-12-07", "--event",
+                                  "device_result", "--format", "json"});
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(json::parse(r.out) == j);
+  const auto csv = cli(dir.path(), {"stats", "-c", c, "--from", "2026-12-04", "--to", "2026-12-07", "--event",
+                                    "device_result", "--format", "csv"});
+  CHECK(csv.out == "event_type,dimension_a,dimension_b,2026-12-04,2026-12-05,2026-12-06,2026-12-07\r\n"
+                   "device_result,chem,GLU,0,1,2,0\r\n");
+  const auto all = cli(dir.path(), {"stats", "-c", c, "--from", "2026-12-04", "--to", "2026-12-07", "--format", "json"});
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait_for(10000ms) == std::optional<int>(0));
+  // rebuild gives exactly the live rows.
+  const auto rb = cli(dir.path(), {"stats", "-c", c, "rebuild"});
+  INFO(rb.out << rb.err);
+  REQUIRE(rb.status == 0);
+  CHECK(cli(dir.path(), {"stats", "-c", c, "--from", "2026-12-04", "--to", "2026-12-07", "--format", "json"}).out == all.out);
+  // prune --before 2027 drops 2026.
+  REQUIRE(cli(dir.path(), {"stats", "-c", c, "prune", "--before", "2027"}).status == 0);
+  const auto pruned = json::parse(cli(dir.path(), {"stats", "-c", c, "--from", "2026-12-04", "--to", "2026-12-07", "--format", "json"}).out);
+  CHECK(pruned["rows"].empty());
+  CHECK(cli(dir.path(), {"stats", "-c", c, "--granularity", "year"}).status != 0);
+}
+
+TEST_CASE("lab view: every page in headless chromium shows what a person would see", "[lab][browser]") {
+  if (!chromium()) {
+    WARN("SKIPPED: chromium is not installed (apt-get install chromium; .ci/deps installs it)");
+    return;
+  }
+  scratch_dir dir;
+  const std::uint16_t port = free_port(), hema = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port),
+                                                    tcp_server_device("immuno", "hl7", free_port()),
+                                                    tcp_server_device("hema", "astm", hema)}),
+                           health);
+  cfg["lab"] = {{"timezone", "Asia/Kolkata"}};
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  // Today's one result on hema (chem's fixed dates may be today too, whenever the test runs).
+  play(dir.path(), "now", hema, write(dir.path() / "now.astm", astm_message("S-1001", astm_now("Asia/Kolkata"), "7.25")));
+  play(dir.path(), "a", port, write(dir.path() / "a.astm", astm_message("S-K1", "20261205230000")));
+  play(dir.path(), "b", port, write(dir.path() / "b.astm", astm_message("S-K2", "20261206000000")));
+  play(dir.path(), "c", port, write(dir.path() / "c.astm", astm_message("S-K3", "20261206173000")));
+  stats_until(health, "from=2026-12-04&to=2026-12-07&event=device_result", [](const json& s) {
+    return s.contains("rows") && s["rows"].size() == 1 && s["rows"][0]["values"].get<std::vector<long long>>() == acceptance;
+  });
+  const std::string base = "http://127.0.0.1:" + std::to_string(health);
+
+  {  // the dashboard: both devices, their link state, today's result
+    const auto dom = dump_dom(dir.path(), base + "/");
+    INFO(dom);
+    CHECK(dom.find("data-loaded=\"1\"") != std::string::npos);
+    CHECK(dom.find("id=\"device-chem\"") != std::string::npos);
+    CHECK(dom.find("id=\"device-immuno\"") != std::string::npos);
+    CHECK(std::regex_search(dom, std::regex(R"(id="device-hema"[\s\S]*?class="num results-today">1<)")));
+    CHECK(dom.find("listening") != std::string::npos);
+    CHECK(dom.find("Asia/Kolkata") != std::string::npos);
+    CHECK(dom.find("id=\"help-items\"><li") != std::string::npos);  // the page's help panel
+  }
+  {  // the message browser: a sample's values
+    const auto dom = dump_dom(dir.path(), base + "/messages?sample=S-1001");
+    INFO(dom);
+    CHECK(count(dom, "class=\"card message\"") == 1);
+    CHECK(dom.find("S-1001") != std::string::npos);
+    CHECK(dom.find("class=\"num value\">7.25<") != std::string::npos);
+    CHECK(dom.find("class=\"parameter\">GLU<") != std::string::npos);
+    CHECK(dom.find("Raw form") != std::string::npos);
+  }
+  {  // stats: the zero-filled grid
+    const auto dom = dump_dom(dir.path(), base + "/stats?from=2026-12-04&to=2026-12-07&event=device_result&device=chem");
+    INFO(dom);
+    CHECK(count(dom, "class=\"num bucket\"") == 4);
+    CHECK(std::regex_search(dom, std::regex(R"(<td class="num cell">0</td><td class="num cell">1</td><td class="num cell">2</td><td class="num cell">0</td>)")));
+    CHECK(count(dom, "class=\"bar\"") == 4);
+  }
+  {  // help search
+    const auto dom = dump_dom(dir.path(), base + "/help?q=checksum");
+    INFO(dom);
+    CHECK(dom.find("ASTM-012") != std::string::npos);
+    CHECK(dom.find("Checksum mismatch in an ASTM frame") != std::string::npos);
+  }
+  {  // QC: the endpoint is not in this daemon yet
+    const auto dom = dump_dom(dir.path(), base + "/qc");
+    INFO(dom);
+    CHECK(dom.find("QC is not available") != std::string::npos);
+  }
+}
+
+TEST_CASE("lab view: the Levey-Jennings chart draws every point of the /api/qc/series shape", "[lab][browser]") {
+  if (!chromium()) {
+    WARN("SKIPPED: chromium is not installed");
+    return;
+  }
+  scratch_dir dir;
+  // The page's own script (the file the daemon embeds) with /api/qc/series answered from a fixture
+  // in the shape the QC work serves.
+  const fs::path app = fs::path(INTERFACED_FIXTURE_DIR).parent_path().parent_path() / "daemon/assets/web/app.js";
+  const json series = {{"series", json::array({json{
+      {"device", "chem"}, {"parameter", "GLU"}, {"material", "Ctrl"}, {"lot", "L1"}, {"level", 1}, {"mean", 5.0}, {"sd", 0.2},
+      {"points", json::array({
+          json{{"result_id", "r1"}, {"observed_at", "2026-12-01T08:00:00+05:30"}, {"value", 5.1}, {"z", 0.5}, {"outcome", "accepted"}, {"rules", json::array()}, {"resolution", nullptr}},
+          json{{"result_id", "r2"}, {"observed_at", "2026-12-02T08:00:00+05:30"}, {"value", 4.9}, {"z", -0.5}, {"outcome", "accepted"}, {"rules", json::array()}, {"resolution", nullptr}},
+          json{{"result_id", "r3"}, {"observed_at", "2026-12-03T08:00:00+05:30"}, {"value", 5.7}, {"z", 3.5}, {"outcome", "rejected"}, {"rules", json::array({"1_3s"})}, {"resolution", nullptr}},
+          json{{"result_id", "r4"}, {"observed_at", "2026-12-04T08:00:00+05:30"}, {"value", 5.45}, {"z", 2.25}, {"outcome", "warning"}, {"rules", json::array({"1_2s"})}, {"resolution", nullptr}},
+          json{{"result_id", "r5"}, {"observed_at", "2026-12-05T08:00:00+05:30"}, {"value", 4.2}, {"z", -4.0}, {"outcome", "rejected"}, {"rules", json::array({"1_3s"})},
+               {"resolution", {{"id", 1}, {"code", "RERUN_OK"}, {"by", "tech1"}, {"reason", "re-run in range"}}}}})}}})}};
+  std::ofstream(dir / "qc.html") << "<!doctype html><html><body data-page=\"qc\"><form id=\"filters\"><input name=\"device\"></form>"
+                                    "<div id=\"charts\"></div><ul id=\"help-items\"></ul><script>"
+                                    "window.fetch = async (u) => ({ok: !String(u).startsWith('/api/help'), status: 200, json: async () => ("
+                                 << series.dump() << ")});</script><script src=\"file://" << app.string() << "\"></script></body></html>";
+  const auto dom = dump_dom(dir.path(), "file://" + (dir / "qc.html").string());
+  INFO(dom);
+  CHECK(count(dom, "<svg class=\"chart lj\"") == 1);
+  CHECK(dom.find("data-points=\"5\"") != std::string::npos);
+  CHECK(count(dom, "<circle") == 5);
+  CHECK(count(dom, "class=\"pt pt-rejected\"") == 1);  // r5 is resolved: drawn hollow
+  CHECK(count(dom, "class=\"pt pt-resolved\"") == 1);
+  CHECK(count(dom, "class=\"sd-line\"") == 6);
+  CHECK(count(dom, "class=\"mean-line\"") == 1);
+  const std::regex label(R"(class="rule-label"[^>]*>1_3s<)");
+  CHECK(std::distance(std::sregex_iterator(dom.begin(), dom.end(), label), std::sregex_iterator()) == 2);
+  CHECK(dom.find("RERUN_OK") != std::string::npos);
+}
+
+namespace {
+
+// A request over plain HTTP/1.0; the status line and the body.
+std::pair<std::string, std::string> http(std::uint16_t port, const std::string& method, const std::string& target,
+                                         const std::vector<std::string>& headers, const std::string& body) {
+  tcp_conn c(port);
+  REQUIRE(c.ok());
+  std::string req = method + " " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n";
+  for (const auto& h : headers) req += h + "\r\n";
+  REQUIRE(c.send(req + "\r\n" + body));
+  std::string reply;
+  const auto until = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < until) {
+    const std::string more = c.read_some(until);
+    if (more.empty()) break;
+    reply += more;
+  }
+  const auto eol = reply.find("\r\n"), head_end = reply.find("\r\n\r\n");
+  return {reply.substr(0, eol), head_end == std::string::npos ? std::string() : reply.substr(head_end + 4)};
+}
+
+}  // namespace
+
+TEST_CASE("lab view: the message browser is read-only without an admin token, and its actions need token and CSRF", "[lab]") {
+  scratch_dir dir;
+  const std::uint16_t port = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
+  std::ofstream(dir.path() / "admin.token") << "s3cret\n";
+  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  play(dir.path(), "a", port, write(dir.path() / "a.astm", astm_message("S-1001", "20261206100000")));
+  json list;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  do {
+    list = json::parse(*http_get(health, "/api/messages?sample=S-1001"));
+  } while (list["messages"].empty() && std::chrono::steady_clock::now() < until && (std::this_thread::sleep_for(50ms), true));
+  REQUIRE(list["messages"].size() == 1);
+  CHECK(list["admin"] == true);
+  const std::string id = list["messages"][0]["id"], csrf = list["csrf"];
+  CHECK(list["messages"][0]["state"] == "pending");  // no backend configured
+  CHECK(list["messages"][0]["body"]["results"][0]["value"] == "5.4");
+  const std::string body = json{{"id", id}, {"by", "Dr. Rao"}, {"reason", "wrong patient"}}.dump();
+  // Without the token: 401 (the health endpoint's rule for every POST).
+  CHECK(http(health, "POST", "/api/messages/set-aside", {"X-CSRF-Token: " + csrf}, body).first.find(" 401 ") != std::string::npos);
+  // With the token but without the page's CSRF token: 403.
+  CHECK(http(health, "POST", "/api/messages/set-aside", {"Authorization: Bearer s3cret"}, body).first.find(" 403 ") != std::string::npos);
+  const auto ok = http(health, "POST", "/api/messages/set-aside", {"Authorization: Bearer s3cret", "X-CSRF-Token: " + csrf}, body);
+  INFO(ok.second);
+  CHECK(ok.first.find(" 200 ") != std::string::npos);
+  const json after = json::parse(*http_get(health, "/api/messages?sample=S-1001"));
+  CHECK(after["messages"][0]["state"] == "set-aside");
+  CHECK(after["messages"][0]["set_aside_by"] == "Dr. Rao");
+  const auto retried = http(health, "POST", "/api/messages/retry", {"Authorization: Bearer s3cret", "X-CSRF-Token: " + csrf},
+                            json{{"id", id}, {"by", "Dr. Rao"}}.dump());
+  CHECK(retried.first.find(" 200 ") != std::string::npos);
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait_for(10000ms).has_value());
+  const auto log = daemon->err() + daemon->out();
+  CHECK(log.find("dashboard: message " + id + " set aside by Dr. Rao: wrong patient") != std::string::npos);
+  CHECK(log.find("dashboard: message " + id + " queued again by Dr. Rao") != std::string::npos);
+}

@@ -1,0 +1,166 @@
+// The historical summary in the outbox's file (spec/history.md "How it stays right"): counts
+// commit in the batch's own transaction (a failed append leaves none), device_sample counts a
+// sample's first result of the day, corrections land on the observed day, dead letters count,
+// `stats rebuild` gives exactly the live rows (and follows a time-zone change), prune drops years.
+
+#include <future>
+#include <map>
+#include <random>
+
+#include "outbox_support.hpp"
+#include "transport/history_store.hpp"
+#include "transport/outbox.hpp"
+
+using namespace interfaced::transport;
+using interfaced::test::append_wait;
+using interfaced::test::config_at;
+using interfaced::test::msg;
+using interfaced::test::scratch_dir;
+using interfaced::rerun::history_event;
+using namespace std::chrono_literals;
+
+namespace {
+
+history_event ev(std::string type, std::string device, std::string b, std::string observed_at, std::string sample = {},
+                 std::int64_t delta = 1) {
+  history_event e;
+  e.event_type = std::move(type);
+  e.dimension_a = std::move(device);
+  e.dimension_b = std::move(b);
+  e.observed_at = std::move(observed_at);
+  e.sample = std::move(sample);
+  e.delta = delta;
+  return e;
+}
+
+interfaced::rerun::lab_zone zone(const char* name) {
+  auto z = interfaced::rerun::lab_zone::find(name);
+  REQUIRE(z);
+  return *z;
+}
+
+// (day, type, a, b) -> value, for readable comparisons.
+std::map<std::string, std::int64_t> as_map(const std::vector<interfaced::rerun::summary_row>& rows) {
+  std::map<std::string, std::int64_t> m;
+  for (const auto& r : rows)
+    m[interfaced::rerun::format_day(r.day) + " " + r.event_type + " " + r.dimension_a + " " + r.dimension_b] = r.value;
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("history: counts commit with the batch's messages, per lab-local day, in the batch's transaction") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    box.set_lab_zone(zone("Asia/Kolkata"));
+    state_changes s;
+    s.events = {ev("device_result", "chem", "GLU", "2026-12-05T17:30:00Z", "S-1"),
+                ev("device_result", "chem", "NA", "2026-12-05T17:30:00Z", "S-1"),  // same sample, same day
+                ev("device_result", "chem", "GLU", "2026-12-05T18:30:00Z", "S-1"),  // next local day
+                ev("device_result", "chem", "GLU", "2026-12-06T12:00:00Z", "S-2")};
+    REQUIRE(append_wait(box, {msg("results", "R-1", "{}", "id-1")}, s).durable);
+    // A failing op (the same message id again) takes its counts with it.
+    state_changes t;
+    t.events = {ev("device_result", "chem", "GLU", "2026-12-06T12:00:00Z", "S-3")};
+    CHECK_FALSE(append_wait(box, {msg("results", "R-2", "{}", "id-1")}, t).durable);
+    // A correction on Dec 7 of a result observed on Dec 5 (local): -1 on Dec 5.
+    state_changes c;
+    c.events = {ev("device_result", "chem", "NA", "2026-12-05T17:30:00Z", "S-1", -1)};
+    REQUIRE(append_wait(box, {}, c).durable);
+  }
+  history_store store(file);
+  const auto m = as_map(store.all());
+  CHECK(m == std::map<std::string, std::int64_t>{
+                 {"2026-12-05 device_result chem GLU", 1},
+                 {"2026-12-05 device_result chem NA", 0},
+                 {"2026-12-05 device_sample chem ", 1},
+                 {"2026-12-06 device_result chem GLU", 2},
+                 {"2026-12-06 device_sample chem ", 2},  // S-1 again on a new day, and S-2
+             });
+}
+
+TEST_CASE("history: a message becoming a dead letter counts device_dead_letter by endpoint") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    REQUIRE(append_wait(box, {msg("results", "R-1", R"({"device_id":"chem","results":[{"sample_id":"S-1"}]})", "d-1")}).durable);
+    std::promise<bool> done;
+    box.mark_dead("d-1", {422, "bad"}, [&](bool ok) { done.set_value(ok); });
+    REQUIRE(done.get_future().get());
+    std::promise<bool> again;  // dead again after a retry would count again; dead -> dead does not
+    box.mark_dead("d-1", {422, "bad"}, [&](bool ok) { again.set_value(ok); });
+    REQUIRE(again.get_future().get());
+  }
+  history_store store(file);
+  const auto rows = store.all();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].event_type == "device_dead_letter");
+  CHECK(rows[0].dimension_a == "chem");
+  CHECK(rows[0].dimension_b == "results");
+  CHECK(rows[0].value == 1);
+}
+
+TEST_CASE("history: stats rebuild gives exactly the live rows, and follows a time-zone change") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  std::mt19937 rng(42);
+  {
+    outbox box(config_at(file));
+    box.set_lab_zone(zone("Europe/London"));
+    const char* devices[] = {"chem", "imm", "hema"};
+    const char* params[] = {"GLU", "NA", "K", "TSH"};
+    const char* types[] = {"device_result", "device_result", "device_result", "device_rerun_received",
+                           "device_link_error"};
+    for (int batch = 0; batch < 60; ++batch) {
+      state_changes s;
+      for (int i = 0; i < 20; ++i) {
+        // Spread over the 2026-03-29 change (and around midnights).
+        const auto t = std::chrono::sys_days{std::chrono::year{2026} / 3 / 27} + std::chrono::minutes(rng() % (5 * 1440));
+        const auto ms = std::chrono::time_point_cast<std::chrono::milliseconds>(t);
+        auto e = ev(types[rng() % 5], devices[rng() % 3], params[rng() % 4], {}, "S-" + std::to_string(rng() % 40));
+        if (rng() % 2) e.observed_at = interfaced::rerun::lab_zone().format(t);  // with Z-equivalent +00:00
+        e.at = ms;
+        if (rng() % 10 == 0) e.delta = -1;
+        s.events.push_back(std::move(e));
+      }
+      REQUIRE(append_wait(box, {msg("results", "R", "{}")}, std::move(s)).durable);
+    }
+  }
+  history_store store(file);
+  const auto live = as_map(store.all());
+  REQUIRE(live.size() > 20);
+  CHECK(store.rebuild(zone("Europe/London")) == 1200);
+  CHECK(as_map(store.all()) == live);
+  // Another zone moves events across midnight; going back gives the live rows again.
+  store.rebuild(zone("Asia/Kolkata"));
+  CHECK(as_map(store.all()) != live);
+  store.rebuild(zone("Europe/London"));
+  CHECK(as_map(store.all()) == live);
+  // A partial rebuild from a day leaves the days before it alone and equals the live rows.
+  store.rebuild(zone("Europe/London"), interfaced::rerun::parse_day("2026-03-29"));
+  CHECK(as_map(store.all()) == live);
+}
+
+TEST_CASE("history: prune --before YEAR drops whole years") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.events = {ev("device_result", "chem", "GLU", "2024-06-01T10:00:00Z", "S-1"),
+                ev("device_result", "chem", "GLU", "2025-12-31T23:00:00Z", "S-2"),
+                ev("device_result", "chem", "GLU", "2026-01-01T00:00:00Z", "S-3")};
+    REQUIRE(append_wait(box, {}, s).durable);
+  }
+  history_store store(file);
+  CHECK(store.prune_before(2026) == 4);  // two results and two samples before 2026
+  const auto m = as_map(store.all());
+  CHECK(m == std::map<std::string, std::int64_t>{{"2026-01-01 device_result chem GLU", 1},
+                                                 {"2026-01-01 device_sample chem ", 1}});
+  // A rebuild after a prune does not bring the dropped years back.
+  store.rebuild(interfaced::rerun::lab_zone());
+  CHECK(as_map(store.all()) == m);
+}

@@ -1,0 +1,85 @@
+#pragma once
+// The historical summary's tables (spec/history.md) in the outbox's SQLite file, and the SQL that
+// writes, rebuilds, prunes and reads them. What a count means and which day it lands on is
+// rerun/history.hpp (pure); this is only where the rows live.
+//
+// Tables (migrate_history_tables, schema version 6 of the outbox file):
+//  - history_events:  every counted change as it happened (the summary's own source, kept per
+//                     year like the summary): what `stats rebuild` recomputes the summary from.
+//  - history_summary: one row per (day, event_type, dimension_a, dimension_b) with event_value.
+//  - history_samples: (day, device, sample) seen, behind device_sample ("first result of the day").
+//
+// Contract:
+//  - record_history_events() runs INSIDE the caller's open transaction -- the outbox worker's
+//    group transaction, so counts commit with the outbox rows that carry the events (the QC and
+//    file-report work calls it, or puts events in state_changes::events). Throws on failure, which
+//    rolls back the caller's savepoint with everything else of the batch.
+//  - rebuild gives exactly the rows the live path wrote (both apply the same events, in the same
+//    order, through history_writer and rerun::history_day).
+//  - Errors throw std::runtime_error (start-up / CLI paths; the worker turns them into failures).
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rerun/history.hpp"
+#include "rerun/lab_time.hpp"
+
+struct sqlite3;
+
+namespace interfaced::transport {
+
+// Creates the three tables and their indexes when missing (idempotent).
+void migrate_history_tables(sqlite3* db);
+
+// Applies events to the summary within the caller's transaction, statements prepared once.
+class history_writer {
+ public:
+  explicit history_writer(sqlite3* db);  // tables must exist
+  ~history_writer();
+  history_writer(const history_writer&) = delete;
+  history_writer& operator=(const history_writer&) = delete;
+  // log: also append to history_events (false when rebuilding from them).
+  void record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log = true);
+
+ private:
+  struct statements;
+  std::unique_ptr<statements> stmts_;
+};
+
+// One-shot form of history_writer::record for a caller holding its own transaction.
+void record_history_events(sqlite3* db, const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone);
+
+// Synchronous access for the CLI (`interfaced stats ...`) and the daemon's /api/stats reads.
+class history_store {
+ public:
+  explicit history_store(const std::filesystem::path& outbox_file);  // throws std::runtime_error
+  ~history_store();
+  history_store(const history_store&) = delete;
+  history_store& operator=(const history_store&) = delete;
+
+  // Summary rows with from <= day <= to (event types / devices: empty = all).
+  [[nodiscard]] std::vector<rerun::summary_row> read(std::chrono::sys_days from, std::chrono::sys_days to,
+                                                     const std::vector<std::string>& events,
+                                                     const std::vector<std::string>& devices) const;
+  // The same, parameters summed in SQL (--by device).
+  [[nodiscard]] std::vector<rerun::summary_row> read_by_device(std::chrono::sys_days from, std::chrono::sys_days to,
+                                                               const std::vector<std::string>& events,
+                                                               const std::vector<std::string>& devices) const;
+  // Recomputes the summary from history_events in `zone` (from: only days on or after it); one
+  // transaction. Returns the events replayed.
+  std::size_t rebuild(const rerun::lab_zone& zone, std::optional<std::chrono::sys_days> from = std::nullopt);
+  // Drops every row (events, summary, samples) of years before `year`; returns summary rows dropped.
+  std::size_t prune_before(int year);
+  // Every summary row, in key order (tests compare live and rebuilt).
+  [[nodiscard]] std::vector<rerun::summary_row> all() const;
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+}  // namespace interfaced::transport
