@@ -38,7 +38,7 @@ stats_answer answer_stats(const transport::history_store& store, const rerun::la
     a.content_type = "text/plain; charset=utf-8";
     a.body = rerun::to_table(table);
   } else {
-    a.body = rerun::to_json(table).dump() + "\n";
+    a.body = rerun::to_json_text(table) + "\n";
   }
   return a;
 }

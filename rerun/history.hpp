@@ -141,6 +141,9 @@ struct stats_table {
 // {"from","to","granularity","timezone","buckets":[...],"rows":[{"event_type","dimension_a",
 // "dimension_b","values":[...]}]}
 [[nodiscard]] nlohmann::json to_json(const stats_table& t);
+// The same JSON as text, keys in the contract's order, written directly (a 6-month answer has
+// hundreds of thousands of values: no intermediate JSON tree).
+[[nodiscard]] std::string to_json_text(const stats_table& t);
 // event_type,dimension_a,dimension_b,<bucket>... one line per row (RFC 4180 quoting).
 [[nodiscard]] std::string to_csv(const stats_table& t);
 // Aligned columns for a terminal.

@@ -164,6 +164,10 @@ TEST_CASE("history: every entity a row, zeros included, by device sums parameter
   CHECK(t.rows[1].dimension_a == "hema");
   CHECK(t.rows[1].values == std::vector<std::int64_t>{0, 0});
   CHECK(to_json(t)["rows"][0]["dimension_b"].is_null());
+  // The text the CLI and /api/stats write is the same JSON, keys in the contract's order.
+  const std::string text = to_json_text(t);
+  CHECK(nlohmann::json::parse(text) == to_json(t));
+  CHECK(text.rfind(R"({"from":"2026-12-05","to":"2026-12-06","granularity":"day","timezone":"UTC","buckets":["2026-12-05","2026-12-06"],"rows":[{"event_type":"device_result","dimension_a":"chem","dimension_b":null,"values":[5,0]})", 0) == 0);
   CHECK(to_csv(t) == "event_type,dimension_a,dimension_b,2026-12-05,2026-12-06\r\n"
                      "device_result,chem,,5,0\r\ndevice_result,hema,,0,0\r\n");
 }
