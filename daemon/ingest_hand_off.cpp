@@ -123,16 +123,6 @@ void log_controls(spdlog::logger& log, const rerun::batch_outcome& out) {
 
 }  // namespace
 
-void on_qc_outcome(const std::string& device, const std::string& parameter, const std::string& observed_at,
-                   const std::string& outcome) {
-  // The hook for the device history (issue #16: device_qc_accepted / device_qc_rejected), wired
-  // at the merge. Every committed control outcome passes here.
-  (void)device;
-  (void)parameter;
-  (void)observed_at;
-  (void)outcome;
-}
-
 void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
   for (const auto& a : acts) {
     const std::string act = a.act ? " activity=" + std::to_string(rerun::code(*a.act)) : std::string();
@@ -302,15 +292,10 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     dup.o.observed_at = b.results[i].observed_at;
     duplicates.push_back(std::move(dup));
   }
-  std::vector<std::array<std::string, 3>> qc_outcomes;  // parameter, observed_at, outcome
-  for (const auto& [i, q] : out.controls) qc_outcomes.push_back({q.parameter, q.observed_at, q.outcome});
   outbox_.append(std::move(msgs), std::move(sc),
                  [this, batch_id, done = std::move(done), dev, duplicates = std::move(duplicates),
-                  received, qc_outcomes = std::move(qc_outcomes), device = b.device](transport::append_result r) {
+                  received](transport::append_result r) {
                    history_.settle(batch_id);
-                   if (r.durable)
-                     for (const auto& [parameter, observed_at, outcome] : qc_outcomes)
-                       on_qc_outcome(device, parameter, observed_at, outcome);
                    if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
                    if (!r.durable) {
                      state_written_.reset();  // the next batch writes the state again

@@ -70,11 +70,6 @@ class pending_history final : public rerun::result_store {
   std::uint64_t seq_ = 0;
 };
 
-// Called for every control result whose outcome is committed (accept, warning, reject,
-// no_limits): the hook the device history (#16) connects to.
-void on_qc_outcome(const std::string& device, const std::string& parameter, const std::string& observed_at,
-                   const std::string& outcome);
-
 class ingest_hand_off final : public transport::batch_sink {
  public:
   ingest_hand_off(transport::outbox& box, const device_set& devices, transport::state_store& store)

@@ -55,6 +55,13 @@ std::vector<history_event> batch_history_events(const batch& b, const batch_outc
     if (r.rerun_number > 0) add(history_events::device_rerun_received, t.parameter, {}, r.observed_at);
     if (r.rerun_number < 0) add(history_events::device_machine_rerun, t.parameter, {}, r.observed_at);
   }
+  // A control result's outcome (history.md): accept and the 1-2s warning keep the run usable,
+  // reject does not; no_limits was not judged, so it is neither.
+  for (const auto& [i, q] : out.controls) {
+    if (q.outcome == "reject") add(history_events::device_qc_rejected, q.parameter, {}, q.observed_at);
+    else if (q.outcome == "accept" || q.outcome == "warning")
+      add(history_events::device_qc_accepted, q.parameter, {}, q.observed_at);
+  }
   for (const auto& m : out.messages)
     if (m.kind == endpoint::rerun_request)
       for (const auto& p : m.request.requested_parameters) add(history_events::device_rerun_requested, p, {}, {});

@@ -60,7 +60,7 @@ struct history_event {
 [[nodiscard]] std::chrono::sys_days history_day(const lab_zone& zone, const history_event& e);
 
 // The events of one processed batch (history.md's table): device_result per patient result
-// forwarded (QC results are #14's: device_qc_*), device_rerun_received / device_machine_rerun by
+// forwarded, device_qc_accepted / device_qc_rejected per judged control result, device_rerun_received / device_machine_rerun by
 // rerun number, device_rerun_requested per parameter of an automatic rerun request or a rerun
 // recorded from the waiting list. `at`: when the batch was received.
 [[nodiscard]] std::vector<history_event> batch_history_events(const batch& b, const batch_outcome& out,

@@ -193,3 +193,37 @@ TEST_CASE("history: query parameters as the CLI and /api/stats name them") {
   bad.from = day("2026-12-07");
   CHECK_FALSE(resolve(bad, day("2026-12-06")).error.empty());
 }
+
+TEST_CASE("history: control results count as device_qc_accepted or device_qc_rejected on their observed day, never as results") {
+  // history.md: a control result's outcome is device_qc_accepted / device_qc_rejected; qc.md: a
+  // 1-2s warning does not reject the run; no_limits was not judged at all.
+  batch b;
+  b.device = "hema";
+  batch_outcome out;
+  auto control = [&](const char* parameter, const char* outcome, const char* observed_at) {
+    result r;
+    r.qc = true;
+    r.sample_id = "QC-1";
+    r.observed_at = observed_at;
+    b.results.push_back(r);
+    out.tags.emplace_back();
+    qc_result_value q;
+    q.parameter = parameter;
+    q.outcome = outcome;
+    q.observed_at = observed_at;
+    out.controls.emplace_back(b.results.size() - 1, q);
+  };
+  control("HGB", "accept", "2026-12-05T23:50:00+05:30");
+  control("PLT", "warning", "2026-12-06T08:00:00+05:30");
+  control("WBC", "reject", "2026-12-06T08:00:00+05:30");
+  control("RBC", "no_limits", "2026-12-06T08:00:00+05:30");
+  const auto events = batch_history_events(b, out, {});
+  std::vector<std::string> seen;
+  for (const auto& e : events) seen.push_back(e.event_type + " " + e.dimension_a + " " + e.dimension_b);
+  CHECK(seen == std::vector<std::string>{"device_qc_accepted hema HGB", "device_qc_accepted hema PLT",
+                                         "device_qc_rejected hema WBC"});
+  const auto z = zone("Asia/Kolkata");
+  REQUIRE(events.size() == 3);
+  CHECK(format_day(history_day(z, events[0])) == "2026-12-05");
+  CHECK(format_day(history_day(z, events[2])) == "2026-12-06");
+}
