@@ -173,6 +173,9 @@ TEST_CASE("lab view: every page in headless chromium shows what a person would s
                                                     tcp_server_device("hema", "astm", hema)}),
                            health);
   cfg["lab"] = {{"timezone", "Asia/Kolkata"}};
+  // Sample ids QC-* on any device are controls of one GLU series (qc.md: qc.controls).
+  cfg["qc"] = {{"limits", json::array({json{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
+               {"controls", json::array({json{{"sample_id", "QC-*"}, {"material", "Ctrl"}, {"lot", "L1"}, {"level", "1"}}})}};
   auto daemon = run_daemon(dir.path(), cfg, health);
   // Today's one result on hema (chem's fixed dates may be today too, whenever the test runs).
   play(dir.path(), "now", hema, write(dir.path() / "now.astm", astm_message("S-1001", astm_now("Asia/Kolkata"), "7.25")));
@@ -182,6 +185,9 @@ TEST_CASE("lab view: every page in headless chromium shows what a person would s
   stats_until(health, "from=2026-12-04&to=2026-12-07&event=device_result", [](const json& s) {
     return s.contains("rows") && s["rows"].size() == 1 && s["rows"][0]["values"].get<std::vector<long long>>() == acceptance;
   });
+  // Two controls: z +0.5 (accept), then z +4.0 (1-3s, reject).
+  play(dir.path(), "qc1", hema, write(dir.path() / "qc1.astm", astm_message("QC-1", "20261206090000", "5.1")));
+  play(dir.path(), "qc2", hema, write(dir.path() / "qc2.astm", astm_message("QC-2", "20261206100000", "5.8")));
   const std::string base = "http://127.0.0.1:" + std::to_string(health);
 
   {  // the dashboard: both devices, their link state, today's result
@@ -217,10 +223,14 @@ TEST_CASE("lab view: every page in headless chromium shows what a person would s
     CHECK(dom.find("ASTM-012") != std::string::npos);
     CHECK(dom.find("Checksum mismatch in an ASTM frame") != std::string::npos);
   }
-  {  // QC: the endpoint is not in this daemon yet
+  {  // QC: the two controls sent to hema, one chart, the 1-3s reject labelled
     const auto dom = dump_dom(dir.path(), base + "/qc");
     INFO(dom);
-    CHECK(dom.find("QC is not available") != std::string::npos);
+    CHECK(count(dom, "<svg class=\"chart lj\"") == 1);
+    CHECK(dom.find("data-points=\"2\"") != std::string::npos);
+    CHECK(count(dom, "class=\"pt pt-accept\"") == 1);
+    CHECK(count(dom, "class=\"pt pt-reject\"") == 1);
+    CHECK(std::regex_search(dom, std::regex(R"(class="rule-label"[^>]*>[^<]*\b1-3s\b[^<]*<)")));
   }
 }
 
@@ -236,11 +246,11 @@ TEST_CASE("lab view: the Levey-Jennings chart draws every point of the /api/qc/s
   const json series = {{"series", json::array({json{
       {"device", "chem"}, {"parameter", "GLU"}, {"material", "Ctrl"}, {"lot", "L1"}, {"level", 1}, {"mean", 5.0}, {"sd", 0.2},
       {"points", json::array({
-          json{{"result_id", "r1"}, {"observed_at", "2026-12-01T08:00:00+05:30"}, {"value", 5.1}, {"z", 0.5}, {"outcome", "accepted"}, {"rules", json::array()}, {"resolution", nullptr}},
-          json{{"result_id", "r2"}, {"observed_at", "2026-12-02T08:00:00+05:30"}, {"value", 4.9}, {"z", -0.5}, {"outcome", "accepted"}, {"rules", json::array()}, {"resolution", nullptr}},
-          json{{"result_id", "r3"}, {"observed_at", "2026-12-03T08:00:00+05:30"}, {"value", 5.7}, {"z", 3.5}, {"outcome", "rejected"}, {"rules", json::array({"1_3s"})}, {"resolution", nullptr}},
-          json{{"result_id", "r4"}, {"observed_at", "2026-12-04T08:00:00+05:30"}, {"value", 5.45}, {"z", 2.25}, {"outcome", "warning"}, {"rules", json::array({"1_2s"})}, {"resolution", nullptr}},
-          json{{"result_id", "r5"}, {"observed_at", "2026-12-05T08:00:00+05:30"}, {"value", 4.2}, {"z", -4.0}, {"outcome", "rejected"}, {"rules", json::array({"1_3s"})},
+          json{{"result_id", "r1"}, {"observed_at", "2026-12-01T08:00:00+05:30"}, {"value", 5.1}, {"z", 0.5}, {"outcome", "accept"}, {"rules", json::array()}, {"resolution", nullptr}},
+          json{{"result_id", "r2"}, {"observed_at", "2026-12-02T08:00:00+05:30"}, {"value", 4.9}, {"z", -0.5}, {"outcome", "accept"}, {"rules", json::array()}, {"resolution", nullptr}},
+          json{{"result_id", "r3"}, {"observed_at", "2026-12-03T08:00:00+05:30"}, {"value", 5.7}, {"z", 3.5}, {"outcome", "reject"}, {"rules", json::array({"1-3s"})}, {"resolution", nullptr}},
+          json{{"result_id", "r4"}, {"observed_at", "2026-12-04T08:00:00+05:30"}, {"value", 5.45}, {"z", 2.25}, {"outcome", "warning"}, {"rules", json::array({"1-2s"})}, {"resolution", nullptr}},
+          json{{"result_id", "r5"}, {"observed_at", "2026-12-05T08:00:00+05:30"}, {"value", 4.2}, {"z", -4.0}, {"outcome", "reject"}, {"rules", json::array({"1-3s"})},
                {"resolution", {{"id", 1}, {"code", "RERUN_OK"}, {"by", "tech1"}, {"reason", "re-run in range"}}}}})}}})}};
   std::ofstream(dir / "qc.html") << "<!doctype html><html><body data-page=\"qc\"><form id=\"filters\"><input name=\"device\"></form>"
                                     "<div id=\"charts\"></div><ul id=\"help-items\"></ul><script>"
@@ -251,11 +261,11 @@ TEST_CASE("lab view: the Levey-Jennings chart draws every point of the /api/qc/s
   CHECK(count(dom, "<svg class=\"chart lj\"") == 1);
   CHECK(dom.find("data-points=\"5\"") != std::string::npos);
   CHECK(count(dom, "<circle") == 5);
-  CHECK(count(dom, "class=\"pt pt-rejected\"") == 1);  // r5 is resolved: drawn hollow
+  CHECK(count(dom, "class=\"pt pt-reject\"") == 1);  // r5 is resolved: drawn hollow
   CHECK(count(dom, "class=\"pt pt-resolved\"") == 1);
   CHECK(count(dom, "class=\"sd-line\"") == 6);
   CHECK(count(dom, "class=\"mean-line\"") == 1);
-  const std::regex label(R"(class="rule-label"[^>]*>1_3s<)");
+  const std::regex label(R"(class="rule-label"[^>]*>1-3s<)");
   CHECK(std::distance(std::sregex_iterator(dom.begin(), dom.end(), label), std::sregex_iterator()) == 2);
   CHECK(dom.find("RERUN_OK") != std::string::npos);
 }

@@ -228,7 +228,7 @@ function ljChart(s) {
     const c = el("circle", { class: "pt " + (resolved ? "pt-resolved" : "pt-" + p.outcome), cx: x(i), cy: y(p.value), r: 4.5, "data-outcome": p.outcome },
       el("title", {}, `${p.observed_at}: ${p.value} (z ${Number(p.z).toFixed(2)}) ${p.outcome}${(p.rules || []).length ? " " + p.rules.join(",") : ""}${resolved ? " resolved " + p.resolution.code : ""}`));
     svg.appendChild(c);
-    if (p.outcome === "rejected" && (p.rules || []).length)
+    if (p.outcome === "reject" && (p.rules || []).length)
       svg.appendChild(el("text", { class: "rule-label", x: x(i) + 6, y: y(p.value) - 6 }, p.rules.join(",")));
     if (resolved) svg.appendChild(el("text", { x: x(i) + 6, y: y(p.value) + 14 }, p.resolution.code));
   });
