@@ -2,7 +2,13 @@
 
 #include "rerun/history.hpp"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <array>
 #include <chrono>
 #include <ctime>
@@ -13,7 +19,10 @@
 
 #include "daemon/clock.hpp"
 #include "daemon/logging.hpp"
+#include "devices/embedded_histogram.hpp"
+#include "devices/encapsulated_data.hpp"
 #include "devices/file_report.hpp"
+#include "devices/histogram_svg.hpp"
 #include "parsers/text.hpp"
 #include "rerun/process.hpp"
 #include "rerun/qc_json.hpp"
@@ -186,6 +195,22 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   b.device = d.device;
   b.batch_id = d.device + "-" + std::to_string(++batch_seq_) + "-" + std::to_string(std::time(nullptr));
   b.results = std::move(d.results);
+  // HL7 OBX-2 ED (file-reports.md "Where files come from"): each becomes a result whose value
+  // names the file, appended after the message's own results, and the file itself below.
+  std::vector<devices::encapsulated_file> encapsulated;
+  const std::size_t encapsulated_at = b.results.size();
+  if (dev && d.protocol == protocol::hl7 && !spool_dir_.empty() && d.raw.find("|ED") != std::string::npos) {
+    static const hl7::hl7_options defaults{};
+    encapsulated = devices::encapsulated_files(d.raw, d.profile ? d.profile->hl7 : defaults, d.device);
+    for (const auto& f : encapsulated) {
+      if (f.error.empty()) {
+        b.results.push_back(f.r);
+        continue;
+      }
+      dev->log->warn("sample {} {} (OBX segment {}): encapsulated data not decoded: {}; not forwarded [FILE-013]",
+                     f.r.sample_id.empty() ? "(none)" : f.r.sample_id, f.r.code, f.r.where.record_index, f.error);
+    }
+  }
   // One reading of the clock: the lab's wall clock for the rerun step, the instant with the lab's
   // offset for received_at and last_message_at.
   const auto instant = std::chrono::system_clock::now();
@@ -273,6 +298,17 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
         dev->log->info("file-type report for sample {} {}: {} (sent when complete)", v.sample_id, v.parameter, fr.file);
       }
     }
+  if (dev && d.protocol == protocol::astm && !spool_dir_.empty()) embedded_histograms(d, b, out, *dev, msgs);
+  for (std::size_t k = 0, i = encapsulated_at; dev && k < encapsulated.size(); ++k) {
+    const auto& f = encapsulated[k];
+    if (!f.error.empty()) continue;
+    const rerun::result_tag& t = out.tags[i++];
+    if (t.duplicate || f.r.sample_id.empty()) continue;  // sent the first time / nothing to attach it to
+    if (spool_file_report(*dev, d.device, b.batch_id, f.r.sample_id, t.lab_report_id, t.parameter, f.filename,
+                          f.content_type, f.bytes, msgs))
+      dev->log->info("file-type report for sample {} {}: encapsulated {} ({} bytes) written as {}", f.r.sample_id,
+                     t.parameter, f.content_type, f.bytes.size(), f.filename);
+  }
   // Messages, history rows and rerun state in one transaction. Even with nothing to send (only
   // duplicates) the ACK goes through the outbox queue: it then waits for the earlier batches a
   // duplicate was recognised against, which may still be in flight.
@@ -383,6 +419,134 @@ void ingest_hand_off::record_events(std::vector<rerun::history_event> events) {
   outbox_.write(std::move(sc), [](bool ok) {
     if (!ok) spdlog::warn("historical summary: a link error could not be counted [HISTORY-001]");
   });
+}
+
+namespace {
+
+// A name component for a spool file: letters, digits, '.', '-', '_' kept, anything else '_'.
+std::string file_part(std::string_view s) { return devices::file_name_part(s); }
+
+// Written to a temporary name, fsynced, renamed, the folder fsynced: the file is whole and on
+// disk before the outbox commit that names it. A drawing is ~20 KB, so this is done here, on
+// the hand-off, rather than on the outbox worker (which only writes SQLite).
+bool write_durably(const std::filesystem::path& path, std::string_view bytes, std::string& error) {
+  std::error_code ec;
+  std::filesystem::create_directories(path.parent_path(), ec);
+  if (ec) {
+    error = ec.message();
+    return false;
+  }
+  const std::string tmp = path.string() + ".part";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd < 0) {
+    error = std::strerror(errno);
+    return false;
+  }
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  const bool ok = done == bytes.size() && ::fsync(fd) == 0;
+  if (!ok) error = std::strerror(errno);
+  ::close(fd);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (ok) error = std::strerror(errno);
+    std::filesystem::remove(tmp, ec);
+    return false;
+  }
+  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    (void)::fsync(dir);
+    ::close(dir);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool ingest_hand_off::spool_file_report(device_runtime& dev, const std::string& device, const std::string& batch_id,
+                                        const std::string& sample, const std::string& report,
+                                        const std::string& parameter, const std::string& filename,
+                                        const std::string& content_type, std::string_view bytes,
+                                        std::vector<transport::new_message>& msgs) {
+  // One folder per file of the batch: two files of one batch may share a name (two ED OBX of a
+  // test with sub-ids), and the name is what the backend is told.
+  const auto path = spool_dir_ / file_part(device) / file_part(batch_id) / std::to_string(msgs.size()) / filename;
+  std::string error;
+  if (!write_durably(path, bytes, error)) {
+    dev.log->error("sample {} {}: {} could not be written to {}: {}; not attached [FILE-012]", sample, parameter, filename,
+                   path.string(), error);
+    return false;
+  }
+  const auto& f = dev.cfg.files;
+  devices::file_report_request fr;
+  fr.device_id = device;
+  fr.sample_id = sample;
+  fr.lab_report_id = report;
+  fr.parameter = parameter;
+  fr.file = path.string();
+  fr.filename = filename;
+  fr.content_type = content_type;
+  fr.mode = f.mode;
+  fr.max_bytes = f.max_bytes;
+  fr.allowed_types = f.allowed_types;
+  fr.settle_ms = 0;  // written whole (renamed into place) before the report is stored
+  fr.wait_s = f.wait_s;
+  transport::new_message nm;
+  nm.kind = "file_report";
+  nm.ordering_key = "file:" + sample + ":" + parameter;
+  nm.body = devices::file_report_body(fr);
+  msgs.push_back(std::move(nm));
+  return true;
+}
+
+void ingest_hand_off::embedded_histograms(const transport::delivery& d, const rerun::batch& b,
+                                          const rerun::batch_outcome& out, device_runtime& dev,
+                                          std::vector<transport::new_message>& msgs) {
+  const auto records = devices::histogram_records(d.raw);
+  if (records.empty()) return;
+  const rerun::code_map& codes = codes_for(d.profile);
+  for (const auto& rec : records) {
+    // The sample: the results of the M record's O scope (the profile's sample-id rule), else O.3.
+    std::string sample = rec.o_sample;
+    std::string report;
+    bool fresh = false, any = false, control = false;
+    for (std::size_t i = 0; i < b.results.size(); ++i) {
+      const auto at = b.results[i].where.record_index;
+      if (at <= rec.scope_begin || at >= rec.scope_end) continue;
+      if (!any) sample = b.results[i].sample_id;
+      any = true;
+      fresh = fresh || !out.tags[i].duplicate;
+      control = control || b.results[i].qc;
+      if (report.empty()) report = out.tags[i].lab_report_id;
+    }
+    const std::string parameter(codes.machine_name(rec.name));
+    if (any && !fresh) continue;  // the analyser sent this message again: its drawings went the first time
+    // A control's curves belong to no patient report (qc.md posts controls as QC runs): not sent.
+    if (control) {
+      dev.log->info("histogram {} of control {}: not sent (file-type reports are for patient samples)", rec.name, sample);
+      continue;
+    }
+    if (sample.empty()) {
+      dev.log->warn("histogram {} (M record {}): no sample id in its order record; not attached [FILE-011]",
+                    rec.name, rec.record_index);
+      continue;
+    }
+    const auto h = devices::decode_histogram(rec.group, rec.name, rec.markers, rec.curve);
+    if (!h.value) {
+      dev.log->warn("sample {} histogram {} (M record {}): {}; not drawn, the results are forwarded [FILE-010]", sample,
+                    rec.name, rec.record_index, h.detail);
+      continue;
+    }
+    const std::string svg = devices::histogram_svg(*h.value, parameter, sample);
+    const std::string filename = file_part(sample) + "_" + file_part(parameter) + ".svg";
+    if (spool_file_report(dev, d.device, b.batch_id, sample, report, parameter, filename, "image/svg+xml", svg, msgs))
+      dev.log->info("file-type report for sample {} {}: histogram drawn as {} ({} points, {} markers)", sample, parameter,
+                    filename, h.value->x.size(), h.value->markers.size());
+  }
 }
 
 const rerun::code_map& ingest_hand_off::codes_for(const devices::device_profile* profile) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -79,6 +80,9 @@ class ingest_hand_off final : public transport::batch_sink {
   [[nodiscard]] bool accepting() const override { return outbox_.accepting(); }
 
   rerun::rule_set& rules() noexcept { return rules_; }
+  // Where files the daemon makes from embedded data (Yumizen histograms drawn as SVG) are written
+  // before their file-type report is stored: `<outbox dir>/files`. Empty: not made.
+  void set_spool_dir(std::filesystem::path dir) { spool_dir_ = std::move(dir); }
   // QC (qc.md): the configuration's `qc` section; the tracker holds every device's charts.
   void set_qc(const rerun::qc::qc_config& cfg) {
     qc_cfg_ = cfg;
@@ -117,12 +121,24 @@ class ingest_hand_off final : public transport::batch_sink {
   // The code map over test identities (issue #19: Panther `HPV^AnalyteSCO`) of the profile a
   // message was read with: built once per profile, not per message.
   const rerun::code_map& codes_for(const devices::device_profile* profile);
+  // Yumizen `M` HISTOGRAM records of an ASTM message: decoded, drawn as SVG into the spool
+  // directory, and a file-type report per histogram for its (sample, parameter) appended to
+  // `msgs`. Malformed data is a device-log warning [FILE-010]; the batch is accepted regardless.
+  // `bytes` written durably under the spool directory and a file_report message for it appended
+  // to `msgs`; false (logged [FILE-012]) when the file could not be written.
+  bool spool_file_report(device_runtime& dev, const std::string& device, const std::string& batch_id,
+                         const std::string& sample, const std::string& report, const std::string& parameter,
+                         const std::string& filename, const std::string& content_type, std::string_view bytes,
+                         std::vector<transport::new_message>& msgs);
+  void embedded_histograms(const transport::delivery& d, const rerun::batch& b, const rerun::batch_outcome& out,
+                           device_runtime& dev, std::vector<transport::new_message>& msgs);
   // The analyser's code to order a machine name with: its profile's "orders"/"codes", else the
   // code map (identity when unmapped).
   [[nodiscard]] rerun::code_lookup codes_of(const device_runtime& dev) const;
 
   transport::outbox& outbox_;
   const device_set& devices_;
+  std::filesystem::path spool_dir_;
   rerun::code_map codes_;  // without a profile: every identity is its own machine name
   std::map<const devices::device_profile*, rerun::code_map> codes_by_profile_;
   rerun::rule_set rules_;

@@ -93,6 +93,7 @@ int service::open() {
   }
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
   sink_->set_qc(cfg_.qc);
+  sink_->set_spool_dir(cfg_.outbox.path.parent_path() / "files");
   links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
