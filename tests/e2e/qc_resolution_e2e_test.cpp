@@ -112,7 +112,7 @@ TEST_CASE("qc resolutions e2e: resolve, re-evaluate, qc-runs posted, undo, two-s
   json run = json::parse(runs[1].value("body", ""));
   INFO(run.dump(1));
   CHECK(run["status"] == "Reanalysis required (Westgard)");
-  CHECK(run["reason"].get<std::string>().find("error_cleared") != std::string::npos);
+  CHECK(run["reason"].get<std::string>().find("MARK (error cleared)") != std::string::npos);
   REQUIRE(run["patient_results"].size() == 1);
   CHECK(run["patient_results"][0]["sample_id"] == "S-2");
   // /api/qc/series: the excluded point is hidden, and shown with its resolution on request.
@@ -130,7 +130,7 @@ TEST_CASE("qc resolutions e2e: resolve, re-evaluate, qc-runs posted, undo, two-s
   REQUIRE(r.status == 0);
   runs = backend.wait_posts("/interfacing/qc-runs", 3);
   REQUIRE(runs.size() == 3);
-  CHECK(json::parse(runs[2].value("body", ""))["reason"].get<std::string>().find("new_error") != std::string::npos);
+  CHECK(json::parse(runs[2].value("body", ""))["reason"].get<std::string>().find("MARK (new error)") != std::string::npos);
   pts = glu_points(health, false, [](const json& p) { return p.size() == 3; });
   REQUIRE(pts.size() == 3);
   CHECK(pts[1]["outcome"] == "reject");
