@@ -19,7 +19,7 @@ qc::request req(const std::string& id, const std::string& code, const std::strin
 
 }  // namespace
 
-TEST_CASE("qc resolution: a one-step code takes effect; unknown codes and a second resolution are refused") {
+TEST_CASE("qc resolution: a one-step code takes effect, unknown codes and a second resolution are refused") {
   qc::resolution_book b;
   auto d = b.resolve(req("r1", "NOPE", "ana"), codes, {});
   CHECK(d.error.find("unknown resolution code") != std::string::npos);
@@ -51,7 +51,7 @@ TEST_CASE("qc resolution: two-step is proposed, refused for the proposer, approv
   CHECK(b.active_of("r1")->approved_by == "ben");
 }
 
-TEST_CASE("qc resolution: undo keeps every entry and marks the resolution undone; a restore gives the same state") {
+TEST_CASE("qc resolution: undo keeps every entry and marks the resolution undone, a restore gives the same state") {
   qc::resolution_book b;
   b.apply(b.resolve(req("r1", "BAD_VIAL", "ana"), codes, {}));
   auto u = b.undo(1, "ben", "fine after all", "t", codes);
