@@ -335,6 +335,77 @@ int run_trace(const trace_command& c, std::ostream& out, std::ostream& err) {
   return exit_ok;
 }
 
+int run_qc_admin(const qc_admin_command& c, std::ostream& out, std::ostream& err) {
+  const std::string who = "interfaced qc " + c.action;
+  const auto r = load_config(c.config, /*check_devices=*/false);
+  if (!r.ok()) {
+    for (const auto& p : r.problems) err << format_problem(c.config, p) << '\n';
+    return exit_config;
+  }
+  std::vector<transport::http_header> headers{{"Content-Type", "application/json"}};
+  std::string method = "GET", target = "/api/qc/history", body;
+  if (c.action != "history") {
+    // A resolution changes the daemon: it takes the admin token (health.admin_token_file).
+    if (r.cfg.health.admin_token_file.empty()) {
+      err << who << ": " << c.config << ": /health/admin_token_file is not set: the daemon refuses changes "
+          << "without its token (README \"Install on a lab PC\")\n";
+      return exit_config;
+    }
+    try {
+      headers.push_back({"Authorization", "Bearer " + load_admin_token(r.cfg.health)});
+    } catch (const std::exception& e) {
+      err << who << ": " << e.what() << '\n';
+      return exit_no_input;
+    }
+    method = "POST";
+    json b;
+    if (c.action == "resolve") {
+      target = "/api/qc/resolve";
+      b = {{"result_id", c.id}, {"code", c.code}, {"by", c.by}, {"reason", c.reason}, {"propose", c.propose}};
+    } else if (c.action == "approve") {
+      target = "/api/qc/approve";
+      b = {{"proposal_id", c.id}, {"by", c.by}};
+    } else {
+      target = "/api/qc/undo";
+      b = {{"resolution_id", c.id}, {"by", c.by}, {"reason", c.reason}};
+    }
+    body = b.dump();
+  }
+  const std::string& bind = r.cfg.health.bind;
+  const std::string host = bind == "0.0.0.0" ? "127.0.0.1" : bind == "::" ? "::1" : bind;
+  const auto a = transport::http_fetch(host, r.cfg.health.port, method, target, std::move(headers),
+                                       std::chrono::milliseconds(15000), body);
+  if (!a.answered) {
+    err << who << ": cannot reach the daemon at " << host << " port " << r.cfg.health.port
+        << " (is it running? resolutions are applied by the running daemon): " << a.error << '\n';
+    return exit_unavailable;
+  }
+  const json j = json::parse(a.body, nullptr, false);
+  if (a.status != 200) {
+    err << who << ": refused: " << (j.is_object() && j.contains("error") ? j["error"].get<std::string>() : a.body) << '\n';
+    return a.status == 401 ? exit_config : exit_bad_input;
+  }
+  if (c.json) {
+    out << (j.is_discarded() ? a.body : j.dump()) << '\n';
+    return exit_ok;
+  }
+  if (c.action == "history") {
+    for (const auto& e : j.value("entries", json::array())) {
+      out << e.value("id", 0) << "  " << e.value("at", "") << "  " << e.value("kind", "") << "  " << e.value("code", "")
+          << "  " << e.value("result_id", "") << "  by " << e.value("by", "");
+      if (e.value("ref", 0) != 0) out << "  (of " << e.value("ref", 0) << ")";
+      if (!e.value("reason", "").empty()) out << "  why: " << e.value("reason", "");
+      out << '\n';
+    }
+    return exit_ok;
+  }
+  const json& res = j["resolution"];
+  out << j.value("message", "") << '\n';
+  out << (res.value("state", "") == "proposed" ? "proposal " : "resolution ") << res.value("id", 0) << " ("
+      << res.value("state", "") << ")\n";
+  return exit_ok;
+}
+
 int run_backend_sim_command(const backend_sim_command& c, std::ostream& err) {
   sim::backend_sim_options o;
   o.listen_address = c.listen;

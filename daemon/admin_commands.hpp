@@ -39,6 +39,21 @@ struct trace_command {
 };
 int run_trace(const trace_command& c, std::ostream& out, std::ostream& err);
 
+// `interfaced qc resolve|approve|undo|history` (issue #14): through the running daemon's local
+// API (/api/qc/..., daemon/qc_admin.hpp), which applies the change to its charts. Exit 0 done;
+// 1 refused (the daemon's reason on stderr); 69 no daemon answers; 78 no admin token configured.
+struct qc_admin_command {
+  std::string config;
+  std::string action;  // resolve | approve | undo | history
+  std::string id;      // RESULT_ID (resolve), PROPOSAL_ID (approve), RESOLUTION_ID (undo)
+  std::string code;
+  std::string by;
+  std::string reason;
+  bool propose = false;
+  bool json = false;
+};
+int run_qc_admin(const qc_admin_command& c, std::ostream& out, std::ostream& err);
+
 struct backend_sim_command {
   std::string listen = "127.0.0.1";
   unsigned port = 8080;

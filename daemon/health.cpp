@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "daemon/clock.hpp"
+#include "daemon/qc_admin.hpp"
 
 namespace interfaced::daemon {
 
@@ -187,10 +188,9 @@ std::string query_value(std::string_view v) {
 }  // namespace
 
 json qc_series_json(const rerun::qc::qc_tracker& qc, std::string_view device, std::string_view parameter,
-                    bool show_resolved_controls) {
-  // No resolution is recorded yet (issue #14 point 4 is not built): every point is shown and its
-  // resolution is null, whatever show_resolved_controls says.
-  (void)show_resolved_controls;
+                    bool show_resolved_controls, const rerun::qc::resolution_book* book) {
+  // qc.md "Levey-Jennings view": excluded points are hidden unless show_resolved_controls, then
+  // drawn with their resolution; a point resolved without exclusion is always shown with it.
   json series = json::array();
   for (const auto& [key, points] : qc.charts()) {
     std::map<std::string, std::size_t> index;  // material/lot/level -> position in `series`
@@ -210,6 +210,8 @@ json qc_series_json(const rerun::qc::qc_tracker& qc, std::string_view device, st
                           {"points", json::array()}});
         it = index.emplace(k, series.size() - 1).first;
       }
+      const rerun::qc::resolution* res = book ? book->active_of(p.c.result_id) : nullptr;
+      if (res && qc.resolution_of(p.c.result_id).excluded && !show_resolved_controls) continue;
       json& s = series[it->second];
       // The newest limits the series was judged with.
       if (p.v.mean && p.v.sd) {
@@ -222,7 +224,7 @@ json qc_series_json(const rerun::qc::qc_tracker& qc, std::string_view device, st
                              {"z", p.v.z ? json(*p.v.z) : json(nullptr)},
                              {"outcome", std::string(rerun::qc::to_string(p.v.eval.result))},
                              {"rules", rerun::qc::rule_names(p.v.eval.fired)},
-                             {"resolution", nullptr}});
+                             {"resolution", res ? resolution_json(*res) : json(nullptr)}});
     }
   }
   return {{"series", std::move(series)}};
@@ -244,8 +246,10 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
       if (k == "show_resolved_controls") show = v;
     }
     if (s.qc == nullptr) return {200, "application/json", json({{"series", json::array()}}).dump() + "\n"};
-    return {200, "application/json", qc_series_json(*s.qc, device, parameter, show == "1" || show == "true").dump() + "\n"};
+    return {200, "application/json", qc_series_json(*s.qc, device, parameter, show == "1" || show == "true", s.qc_book).dump() + "\n"};
   }
+  if (req.method == "GET" && s.qc_api)
+    if (auto r = s.qc_api(req)) return std::move(*r);
   if (req.method == "GET" && s.lab_view)
     if (auto r = s.lab_view(req)) return std::move(*r);
   if (req.method == "POST") {
@@ -263,6 +267,8 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
                                   : "missing or wrong admin token (Authorization: Bearer <health.admin_token_file>)"}})
                       .dump() + "\n"};
   }
+  if (req.method == "POST" && s.qc_api)  // the token was checked above
+    if (auto r = s.qc_api(req)) return std::move(*r);
   if (req.method == "POST" && s.lab_view)  // the token was checked above
     if (auto r = s.lab_view(req)) return std::move(*r);
   if (req.method == "POST" && path == "/trace") {

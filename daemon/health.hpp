@@ -34,13 +34,19 @@ struct health_sources {
   const rerun::qc::qc_tracker* qc = nullptr;  // GET /api/qc/series (the dashboard's Levey-Jennings data)
   // The lab's view (daemon/lab_view.hpp): GET pages and /api/... it answers; nullopt: not its path.
   std::function<std::optional<transport::http_reply>(const transport::http_request_view&)> lab_view;
+  // QC resolutions (daemon/qc_admin.hpp): GET /api/qc/history, POST /api/qc/resolve|approve|undo.
+  std::function<std::optional<transport::http_reply>(const transport::http_request_view&)> qc_api;
+  const rerun::qc::resolution_book* qc_book = nullptr;  // /api/qc/series points' "resolution"
 };
 
 // GET /api/qc/series[?device=ID&parameter=P&show_resolved_controls=1]:
 // {"series":[{"device","parameter","material","lot","level","mean","sd",
-//             "points":[{"result_id","observed_at","value","z","outcome","rules":[...],"resolution":null}]}]}
+//             "points":[{"result_id","observed_at","value","z","outcome","rules":[...],"resolution"}]}]}
+// resolution: null, or {"id","code","by","reason","at","state"[,"approved_by"]}; points resolved
+// with an excluding code are left out unless show_resolved_controls.
 [[nodiscard]] nlohmann::json qc_series_json(const rerun::qc::qc_tracker& qc, std::string_view device,
-                                            std::string_view parameter, bool show_resolved_controls);
+                                            std::string_view parameter, bool show_resolved_controls,
+                                            const rerun::qc::resolution_book* book = nullptr);
 
 // A Prometheus label value escaped for the text format (backslash, double quote, line feed).
 [[nodiscard]] std::string prometheus_label_value(std::string_view v);

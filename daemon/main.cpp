@@ -96,6 +96,28 @@ int main(int argc, char** argv) {
   qc_eval->add_option("--limits", qc_limits_file, "Limits JSON: [{parameter, level, mean, sd}] (optional material, lot)")
       ->required();
   qc_eval->add_option("series", qc_series_file, "CSV with the header observed_at,parameter,level,value")->required();
+  qc_admin_command qa;
+  qa.config = default_config_path;
+  auto* qc_resolve = qc->add_subcommand("resolve", "Resolve a control result with a configured code (qc.resolution_codes); "
+                                                   "the running daemon re-evaluates the later runs");
+  qc_resolve->add_option("result_id", qa.id, "The control result's id (GET /api/qc/series)")->required();
+  qc_resolve->add_option("--code", qa.code, "A code of qc.resolution_codes")->required();
+  qc_resolve->add_option("--by", qa.by, "Who resolves")->required();
+  qc_resolve->add_option("--reason", qa.reason, "Why")->required();
+  qc_resolve->add_flag("--propose", qa.propose, "Propose a two-step code (another person approves it)");
+  auto* qc_approve = qc->add_subcommand("approve", "Approve a proposed two-step resolution (not by its proposer)");
+  qc_approve->add_option("proposal_id", qa.id, "The proposal's id")->required();
+  qc_approve->add_option("--by", qa.by, "Who approves")->required();
+  auto* qc_undo = qc->add_subcommand("undo", "Undo a resolution or proposal (kept in the history, marked undone)");
+  qc_undo->add_option("resolution_id", qa.id, "The resolution's id")->required();
+  qc_undo->add_option("--by", qa.by, "Who undoes it")->required();
+  qc_undo->add_option("--reason", qa.reason, "Why");
+  auto* qc_history = qc->add_subcommand("history", "Every resolution, proposal, approval, undo and limit change: who, when, why");
+  for (auto* qsub : {qc_resolve, qc_approve, qc_undo, qc_history}) {
+    qsub->add_option("--config,-c", qa.config, "Configuration file (for the health endpoint and admin token)")
+        ->capture_default_str();
+    qsub->add_flag("--json", qa.json, "The daemon's answer as JSON");
+  }
   qc->require_subcommand(1);
 
   outbox_command oc;
@@ -232,6 +254,12 @@ int main(int argc, char** argv) {
   }
   if (rules_test_cmd->parsed()) return rules_test(rules_file, std::cout, std::cerr);
   if (qc_eval->parsed()) return run_qc_evaluate(qc_limits_file, qc_series_file, std::cout, std::cerr);
+  for (auto [qsub, name] : {std::pair{qc_resolve, "resolve"}, std::pair{qc_approve, "approve"}, std::pair{qc_undo, "undo"},
+                          std::pair{qc_history, "history"}})
+    if (qsub->parsed()) {
+      qa.action = name;
+      return run_qc_admin(qa, std::cout, std::cerr);
+    }
   if (demo->parsed()) return run_demo(dopt);
   if (outbox->parsed()) {
     oc.action = ob_list->parsed()    ? "list"

@@ -94,6 +94,7 @@ int service::open() {
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
   sink_->set_qc(cfg_.qc);
   sink_->set_spool_dir(cfg_.outbox.path.parent_path() / "files");
+  qc_admin_ = std::make_unique<qc_admin>(*outbox_, *state_, devices_, sink_->qc());
   links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
@@ -117,6 +118,7 @@ int service::load_state() {
       rerun::qc::restore(sink_->qc(), json::parse(*text));
       spdlog::info("QC state loaded: {} charts", sink_->qc().chart_state().size());
     }
+    qc_admin_->restore();  // resolutions and their exclusions (the qc_audit table)
     poller_->prune_history();
   } catch (const std::exception& e) {
     spdlog::critical("rerun state {}: {} [OUTBOX-009]", state_->file().string(), e.what());
@@ -216,7 +218,11 @@ void service::start_health() {
                          [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }, &sink_->qc(),
                          [this](const transport::http_request_view& req) {
                            return lab_view_->handle(req, std::chrono::system_clock::now());
-                         }};
+                         },
+                         [this](const transport::http_request_view& req) {
+                           return qc_admin_->handle(req, std::chrono::system_clock::now());
+                         },
+                         &qc_admin_->book()};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())
@@ -282,8 +288,18 @@ void service::reload() {
     cfg_.lab = r.cfg.lab;
   }
   cfg_.devices = r.cfg.devices;
+  const auto same_limits = [](const std::vector<rerun::qc::limits>& a, const std::vector<rerun::qc::limits>& b) {
+    if (a.size() != b.size()) return false;
+    for (std::size_t i = 0; i < a.size(); ++i)
+      if (!(a[i].series == b[i].series) || a[i].mean != b[i].mean || a[i].sd != b[i].sd) return false;
+    return true;
+  };
+  const bool limits_moved = !same_limits(cfg_.qc.configured, r.cfg.qc.configured);
   cfg_.qc = r.cfg.qc;  // limits, controls and rule sets apply to the next control result
   sink_->set_qc(cfg_.qc);
+  // qc.md: a limit change re-evaluates the series judged with the old limits, kept in the audit.
+  if (limits_moved) qc_admin_->limits_changed("configuration reload (SIGHUP)", "qc.limits changed in " + config_path_.string(),
+                                              std::chrono::system_clock::now());
   spdlog::info("SIGHUP: configuration {} applied: {} started, {} restarted, {} stopped, the others untouched",
                config_path_.string(), plural(started, "device"), restarted, stopped);
   systemd::status(plural(devices_.by_id.size(), "device") + " configured");

@@ -20,6 +20,7 @@
 #include "daemon/health.hpp"
 #include "daemon/ingest_hand_off.hpp"
 #include "daemon/lab_view.hpp"
+#include "daemon/qc_admin.hpp"
 #include "devices/profile.hpp"
 #include "transport/alarms.hpp"
 #include "transport/delivery.hpp"
@@ -69,6 +70,7 @@ class service {
   std::unique_ptr<transport::state_store> state_;
   device_set devices_;
   std::unique_ptr<ingest_hand_off> sink_;
+  std::unique_ptr<qc_admin> qc_admin_;  // QC resolutions: /api/qc/resolve|approve|undo|history
   std::unique_ptr<device_links> links_;
   std::unique_ptr<backend_poller> poller_;
   std::unique_ptr<lab_view> lab_view_;  // before health_: the server calls it until it is gone

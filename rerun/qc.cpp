@@ -71,6 +71,108 @@ std::optional<limits> qc_tracker::limits_of(const control_result& c, std::string
   return std::nullopt;
 }
 
+std::vector<chart_point> qc_tracker::points_of(const chart& ch) const {
+  std::vector<chart_point> pts;
+  pts.reserve(ch.results.size());
+  for (std::size_t i = 0; i < ch.results.size(); ++i) {
+    const auto& r = ch.results[i];
+    const auto f = resolution_of(r.result_id);
+    pts.push_back({r.t, r.series.material + '\x1f' + r.series.lot + '\x1f' + r.series.level, ch.verdicts[i].z,
+                   f.excluded, f.skip});
+  }
+  return pts;
+}
+
+void qc_tracker::set_resolution(const std::string& result_id, resolution_flags f) {
+  if (!f.excluded && !f.skip) resolved_.erase(result_id);
+  else resolved_[result_id] = f;
+}
+
+qc_tracker::resolution_flags qc_tracker::resolution_of(std::string_view result_id) const {
+  const auto it = resolved_.find(result_id);
+  return it == resolved_.end() ? resolution_flags{} : it->second;
+}
+
+std::optional<qc_tracker::found> qc_tracker::find(std::string_view result_id) const {
+  for (const auto& [key, ch] : charts_)
+    for (std::size_t i = 0; i < ch.results.size(); ++i)
+      if (ch.results[i].result_id == result_id) return found{key, ch.results[i], ch.verdicts[i]};
+  return std::nullopt;
+}
+
+std::map<std::string, std::pair<outcome, std::string>, std::less<>> qc_tracker::effective_outcomes(
+    const std::string& device, std::string_view parameter) const {
+  std::map<std::string, std::pair<outcome, std::string>, std::less<>> out;
+  const auto it = charts_.find(device + '\x1f' + std::string(parameter));
+  if (it == charts_.end()) return out;
+  for (std::size_t i = 0; i < it->second.results.size(); ++i) {
+    const auto& r = it->second.results[i];
+    const outcome o = resolution_of(r.result_id).excluded ? outcome::accept : it->second.verdicts[i].eval.result;
+    out.emplace(r.result_id, std::pair{o, r.observed_at});
+  }
+  return out;
+}
+
+std::vector<patient_ref> qc_tracker::run_patients(const std::string& device, std::string_view parameter,
+                                                  timestamp start) const {
+  const std::string key = device + '\x1f' + std::string(parameter);
+  std::optional<timestamp> next;  // the next QC event's start: the first control of another run after start
+  if (const auto it = charts_.find(key); it != charts_.end()) {
+    const std::int64_t window = cfg_->event_window_s;
+    for (const auto& r : it->second.results)
+      if (r.t > start + std::chrono::seconds(window) && (!next || r.t < *next)) next = r.t;
+  }
+  std::vector<patient_ref> out;
+  if (const auto it = patients_.find(key); it != patients_.end())
+    for (const auto& p : it->second)
+      if (p.t >= start && (!next || p.t < *next)) out.push_back(p);
+  return out;
+}
+
+qc_tracker::reevaluation_report qc_tracker::reevaluate_from(const std::string& device, std::string_view parameter,
+                                                            timestamp from, std::size_t stop_after,
+                                                            std::string_view toggled) {
+  reevaluation_report rep;
+  const auto it = charts_.find(device + '\x1f' + std::string(parameter));
+  if (it == charts_.end()) return rep;
+  chart& ch = it->second;
+  const std::vector<chart_point> pts = points_of(ch);
+  std::vector<chart_result> original(ch.results.size());
+  for (std::size_t i = 0; i < ch.results.size(); ++i) {
+    original[i].eval = ch.verdicts[i].eval;
+    // What the run was judged with: an excluded result's rules did not count in it.
+    const bool excluded_now = pts[i].excluded;
+    const bool excluded_before = ch.results[i].result_id == toggled ? !excluded_now : excluded_now;
+    if (excluded_before) original[i].eval = {};
+  }
+  chart_options opt;
+  opt.rules = cfg_->rules_for(parameter);
+  opt.event_window_s = cfg_->event_window_s;
+  opt.reevaluation = true;  // 5.2.1: SKIP does not bypass during a re-evaluation
+  const reevaluation r = reevaluate(pts, original, from, opt, stop_after);
+  rep.runs_reevaluated = r.runs_reevaluated;
+  rep.runs_changed = r.runs_changed;
+  rep.stopped_early = r.stopped_early;
+  for (std::size_t i = 0; i < ch.results.size(); ++i) ch.verdicts[i].eval = r.results[i].eval;
+  for (const auto& run : r.runs) {
+    run_report rr;
+    rr.what = run.what;
+    rr.original = run.original;
+    rr.analysed = run.analysed;
+    bool first = true;
+    for (std::size_t i = 0; i < ch.results.size(); ++i)
+      if (r.results[i].event == run.event && (first || ch.results[i].t < rr.start)) {
+        rr.start = ch.results[i].t;
+        rr.run_id = ch.verdicts[i].run_id;
+        first = false;
+      }
+    rr.status = std::string(is_mark(run.what) ? status_reanalysis_westgard : status_no_resolution);
+    if (is_mark(run.what)) rr.patients = run_patients(device, parameter, rr.start);
+    rep.runs.push_back(std::move(rr));
+  }
+  return rep;
+}
+
 control_verdict qc_tracker::add(const control_result& c) {
   control_verdict v;
   if (auto l = limits_of(c, v.limits_source)) {
@@ -84,12 +186,7 @@ control_verdict qc_tracker::add(const control_result& c) {
   ch.results.push_back(c);
   ch.verdicts.push_back(v);
   // The chart again, in observed_at order: a late result changes the histories of the later ones.
-  std::vector<chart_point> pts;
-  pts.reserve(ch.results.size());
-  for (std::size_t i = 0; i < ch.results.size(); ++i) {
-    const auto& r = ch.results[i];
-    pts.push_back({r.t, r.series.material + '\x1f' + r.series.lot + '\x1f' + r.series.level, ch.verdicts[i].z});
-  }
+  std::vector<chart_point> pts = points_of(ch);
   chart_options opt;
   opt.rules = cfg_->rules_for(c.series.parameter);
   opt.event_window_s = cfg_->event_window_s;

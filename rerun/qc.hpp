@@ -18,6 +18,7 @@
 #include <string_view>
 #include <vector>
 
+#include "rerun/qc_resolution.hpp"
 #include "rerun/wall_time.hpp"
 #include "rerun/westgard.hpp"
 
@@ -58,6 +59,7 @@ struct qc_config {
   std::int64_t event_window_s = 900;
   double max_interval_h = 24;
   std::map<std::string, double, std::less<>> max_interval_h_per;  // per parameter
+  std::vector<resolution_code> resolution_codes;  // qc.resolution_codes
   [[nodiscard]] const rule_set& rules_for(std::string_view parameter) const;
   [[nodiscard]] double max_interval_for(std::string_view parameter) const;
 };
@@ -136,6 +138,59 @@ class qc_tracker {
     control_result c;
     control_verdict v;
   };
+  // --- resolutions (qc.md "Resolutions") --------------------------------------------------------
+  // A control result resolved with a code that excludes it from Westgard (it leaves every
+  // history) and / or SKIP (rules bypassed at its initial evaluation). Cleared by undo.
+  struct resolution_flags {
+    bool excluded = false;
+    bool skip = false;
+  };
+  void set_resolution(const std::string& result_id, resolution_flags f);
+  void clear_resolution(const std::string& result_id) { resolved_.erase(result_id); }
+  [[nodiscard]] resolution_flags resolution_of(std::string_view result_id) const;
+
+  // The control result with this id: its chart key, the result and its verdict; nullopt: unknown.
+  struct found {
+    std::string chart_key;
+    control_result c;
+    control_verdict v;
+  };
+  [[nodiscard]] std::optional<found> find(std::string_view result_id) const;
+
+  // One run re-evaluated: its id, when its QC event starts, what changed, the new status.
+  struct run_report {
+    std::string run_id;
+    timestamp start{};
+    change what = change::no_change;
+    rule_mask original = 0;
+    rule_mask analysed = 0;
+    std::string status;  // status_reanalysis_westgard when marked, else status_no_resolution
+    std::vector<patient_ref> patients;  // the patient results of the run (until the next QC event)
+  };
+  struct reevaluation_report {
+    std::size_t runs_reevaluated = 0;
+    std::size_t runs_changed = 0;
+    bool stopped_early = false;  // 8 consecutive unchanged runs; else the end of the series
+    std::vector<run_report> runs;
+  };
+  // Each control result's outcome as it counts (history.md): an excluded one counts as accepted
+  // (a person judged it), else its verdict. Key: result id; value: outcome and observed_at.
+  [[nodiscard]] std::map<std::string, std::pair<outcome, std::string>, std::less<>> effective_outcomes(
+      const std::string& device, std::string_view parameter) const;
+  // Re-evaluates the chart of device + parameter after a change at `from` (qc::reevaluate with the
+  // change-detection table and the 8-run stop), in observed_at order; the verdicts take the new
+  // outcomes. A re-evaluation: SKIP does not bypass (5.2.1).
+  // `toggled`: the result whose exclusion was just set or cleared (its run was judged without it /
+  // with it); every other excluded result counted in no run before either.
+  reevaluation_report reevaluate_from(const std::string& device, std::string_view parameter, timestamp from,
+                                      std::size_t stop_after = 8, std::string_view toggled = {});
+  // The patient results of the run whose QC event starts at `start` (until the next QC event).
+  [[nodiscard]] std::vector<patient_ref> run_patients(const std::string& device, std::string_view parameter,
+                                                      timestamp start) const;
+  [[nodiscard]] const std::map<std::string, resolution_flags, std::less<>>& resolution_state() const noexcept {
+    return resolved_;
+  }
+
   // Every chart's points, for the read API.
   [[nodiscard]] std::vector<std::pair<std::string, std::vector<point_view>>> charts() const;
 
@@ -153,12 +208,14 @@ class qc_tracker {
   static constexpr std::size_t max_chart_results = 2000;
 
  private:
+  [[nodiscard]] std::vector<chart_point> points_of(const chart& ch) const;
   [[nodiscard]] std::optional<limits> limits_of(const control_result& c, std::string& source) const;
   const qc_config* cfg_;
   std::map<std::string, std::vector<limits>, std::less<>> backend_;
   std::map<std::string, chart, std::less<>> charts_;  // key: device + '\x1f' + parameter
   std::map<std::string, std::vector<patient_ref>, std::less<>> patients_;  // same key, bounded
   std::set<std::string, std::less<>> reported_;
+  std::map<std::string, resolution_flags, std::less<>> resolved_;  // result id -> resolution flags
 };
 
 }  // namespace interfaced::rerun::qc

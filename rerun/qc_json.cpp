@@ -73,7 +73,7 @@ rule_set rule_set_from_json(const json& j, const std::string& at) {
 qc_config qc_config_from_json(const json& j, const std::string& at) {
   if (!j.is_object()) throw json_error(at, std::string("expected an object, found ") + j.type_name());
   only_keys(j, at, {"limits", "controls", "rules", "parameter_rules", "gate_on_1_2s", "event_window_s", "max_interval_h",
-                    "parameter_max_interval_h"});
+                    "parameter_max_interval_h", "resolution_codes"});
   qc_config c;
   c.enabled = true;
   if (j.contains("limits")) c.configured = limits_from_json(j["limits"], at + "/limits");
@@ -86,6 +86,26 @@ qc_config qc_config_from_json(const json& j, const std::string& at) {
       only_keys(a[i], p, {"sample_id", "material", "lot", "level"});
       c.controls.push_back({text(a[i], "sample_id", p, true), text(a[i], "material", p, false),
                             text(a[i], "lot", p, false), text(a[i], "level", p, false)});
+    }
+  }
+  if (j.contains("resolution_codes")) {
+    const json& a = j["resolution_codes"];
+    const std::string shape = "expected an array of {code, excludes_from_westgard, skip, two_step}";
+    if (!a.is_array()) throw json_error(at + "/resolution_codes", shape);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      const std::string p = at + "/resolution_codes/" + std::to_string(i);
+      if (!a[i].is_object()) throw json_error(p, shape);
+      only_keys(a[i], p, {"code", "excludes_from_westgard", "skip", "two_step"});
+      resolution_code rc;
+      rc.code = text(a[i], "code", p, true);
+      if (find_code(c.resolution_codes, rc.code) != nullptr) throw json_error(p + "/code", "the code \"" + rc.code + "\" is listed twice");
+      for (auto [key, field] : {std::pair{"excludes_from_westgard", &rc.excludes_from_westgard}, std::pair{"skip", &rc.skip},
+                                std::pair{"two_step", &rc.two_step}}) {
+        if (!a[i].contains(key)) continue;
+        if (!a[i][key].is_boolean()) throw json_error(p + "/" + key, "expected true or false");
+        *field = a[i][key].get<bool>();
+      }
+      c.resolution_codes.push_back(std::move(rc));
     }
   }
   if (j.contains("rules")) c.default_rules = rule_set_from_json(j["rules"], at + "/rules");

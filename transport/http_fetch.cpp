@@ -9,7 +9,8 @@
 namespace interfaced::transport {
 
 fetch_result http_fetch(const std::string& host, unsigned port, const std::string& method, const std::string& target,
-                        std::vector<http_header> headers, std::chrono::milliseconds timeout) {
+                        std::vector<http_header> headers, std::chrono::milliseconds timeout,
+                        const std::string& body) {
   fetch_result out;
   boost::asio::io_context io;
   http_client_options o;
@@ -21,7 +22,7 @@ fetch_result http_fetch(const std::string& host, unsigned port, const std::strin
     boost::asio::co_spawn(
         io,
         [&]() -> boost::asio::awaitable<void> {
-          auto r = co_await client.request(method == "POST" ? http_method::post : http_method::get, target, "", std::move(headers));
+          auto r = co_await client.request(method == "POST" ? http_method::post : http_method::get, target, body, std::move(headers));
           if (r.ec) {
             out.error = r.timed_out ? "no answer within " + std::to_string(timeout.count()) + " ms" : r.ec.message();
           } else {

@@ -21,6 +21,7 @@ struct fetch_result {
 // host: a name or an IPv4/IPv6 address (no brackets); method "GET" or "POST"; target with query.
 [[nodiscard]] fetch_result http_fetch(const std::string& host, unsigned port, const std::string& method,
                                       const std::string& target, std::vector<http_header> headers = {},
-                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
+                                      std::chrono::milliseconds timeout = std::chrono::milliseconds(5000),
+                                      const std::string& body = {});
 
 }  // namespace interfaced::transport

@@ -218,6 +218,20 @@ class outbox_db {
   void write_state(const state_changes& c) {
     state_->write(c);
     if (!c.events.empty()) history_->record(c.events, zone_);
+    for (const auto& e : c.qc_audit)
+      stmts_->insert_qc_audit.reset()
+          .bind(1, e.id)
+          .bind(2, e.kind)
+          .bind(3, e.result_id)
+          .bind(4, e.device)
+          .bind(5, e.parameter)
+          .bind(6, e.code)
+          .bind(7, e.by)
+          .bind(8, e.reason)
+          .bind(9, e.at)
+          .bind(10, e.ref)
+          .bind(11, e.detail)
+          .run();
     for (const auto& r : c.resends)
       stmts_->insert_resend.reset()
           .bind(1, r.message_id)
@@ -451,14 +465,14 @@ class outbox_db {
   void check_schema(const std::filesystem::path& file) {
     statement t(db_,
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results',"
-                " 'file_jobs', 'history_events', 'history_summary', 'history_samples')");
+                " 'file_jobs', 'history_events', 'history_summary', 'history_samples', 'qc_audit')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 7)
+    if (tables != 8)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
                                std::to_string(tables) +
-                               " of messages, kv, results, file_jobs, history_events, history_summary, history_samples); " +
+                               " of messages, kv, results, file_jobs, history_events, history_summary, history_samples, qc_audit); " +
                                recovery_hint(file));
   }
 
@@ -518,6 +532,7 @@ class outbox_db {
     if (version >= 3) {
       if (version < 5) migrate_file_tables();
       if (version < 6) migrate_to_6();
+      if (version < 7) migrate_qc_tables();
       return;
     }
     if (version == 1) {
@@ -530,6 +545,7 @@ class outbox_db {
       migrate_to_3();
       migrate_file_tables();
       migrate_to_6();
+      migrate_qc_tables();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -555,6 +571,28 @@ class outbox_db {
     migrate_to_3();
     migrate_file_tables();
     migrate_to_6();
+    migrate_qc_tables();
+  }
+
+  // Version 7 (issue #14): the QC audit (qc.md "Resolutions": every resolution, proposal,
+  // approval, undo and limit change with who, when and why; never deleted), written in the
+  // transaction of the posts it causes.
+  void migrate_qc_tables() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS qc_audit ("
+        " id INTEGER PRIMARY KEY,"
+        " kind TEXT NOT NULL CHECK (kind IN ('resolution','proposal','approval','undo','limits')),"
+        " result_id TEXT NOT NULL DEFAULT '',"
+        " device TEXT NOT NULL DEFAULT '',"
+        " parameter TEXT NOT NULL DEFAULT '',"
+        " code TEXT NOT NULL DEFAULT '',"
+        " by_whom TEXT NOT NULL,"
+        " reason TEXT NOT NULL DEFAULT '',"
+        " at TEXT NOT NULL,"
+        " ref INTEGER NOT NULL DEFAULT 0,"
+        " detail TEXT NOT NULL DEFAULT '');"
+        "PRAGMA user_version = 7; COMMIT;");
   }
 
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
@@ -568,7 +606,7 @@ class outbox_db {
   // Version 5 (issue #15): the stage each file-type report reached (file-reports.md "The
   // stages"), one row per file_report message, written in its own committed transaction before
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
-  static constexpr std::int64_t schema_version = 6;  // 5: file_jobs, 6: history
+  static constexpr std::int64_t schema_version = 7;  // 5: file_jobs, 6: history, 7: qc_audit
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -702,6 +740,9 @@ class outbox_db {
                      " FROM resends WHERE message_id = ?1 ORDER BY seq"),
           purge(db, "DELETE FROM messages WHERE state = 'delivered' AND delivered_at < ?1"),
           purge_resends(db, "DELETE FROM resends WHERE message_id NOT IN (SELECT id FROM messages)"),
+          insert_qc_audit(db,
+                          "INSERT INTO qc_audit (id, kind, result_id, device, parameter, code, by_whom, reason, at, ref, detail)"
+                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
           begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
           rollback(db, "ROLLBACK"),
@@ -711,7 +752,7 @@ class outbox_db {
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
     statement count_undelivered, insert, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, list, get_file_job, put_file_job, set_aside,
-        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends;
+        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends, insert_qc_audit;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
     statement begin, commit, rollback, savepoint, release, rollback_to, sync_full, sync_normal;

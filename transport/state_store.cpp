@@ -130,6 +130,22 @@ std::vector<std::pair<std::string, std::string>> state_store::dead_letters_namin
   return out;
 }
 
+std::vector<rerun::qc::audit_entry> state_store::qc_audit() const {
+  std::vector<rerun::qc::audit_entry> out;
+  try {
+    statement st(db_,
+                 "SELECT id, kind, result_id, device, parameter, code, by_whom, reason, at, ref, detail"
+                 " FROM qc_audit ORDER BY id");
+    while (st.step())
+      out.push_back({st.integer(0), st.text(1), st.text(2), st.text(3), st.text(4), st.text(5), st.text(6),
+                     st.text(7), st.text(8), st.integer(9), st.text(10)});
+    st.finish();
+  } catch (const std::exception&) {
+    // No qc_audit table in this file (a state store on its own, or an outbox before schema 7).
+  }
+  return out;
+}
+
 state_store::~state_store() {
   dead_reads_.reset();
   reads_.reset();
@@ -216,7 +232,7 @@ std::optional<rerun::observation> state_store::latest_of_parameter(std::string_v
 }
 
 void state_store::record(std::string_view sample, std::string_view parameter, rerun::observation o) {
-  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}, {}});
+  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}, {}, {}});
 }
 
 std::size_t state_store::prune(rerun::timestamp cutoff) { return prune_results(db_, cutoff); }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "rerun/history.hpp"
+#include "rerun/qc_resolution.hpp"
 #include "rerun/result_store.hpp"
 
 struct sqlite3;
@@ -66,8 +67,11 @@ struct state_changes {
   // Historical summary counts (rerun/history.hpp), committed with the batch: only the outbox's
   // writer stores these, with its lab zone (outbox::set_lab_zone).
   std::vector<rerun::history_event> events;
+  // QC resolutions, proposals, approvals, undos and limit changes (qc.md: who, when, why; never
+  // deleted): appended to the qc_audit table (schema 7) in the transaction of the posts they cause.
+  std::vector<rerun::qc::audit_entry> qc_audit;
   [[nodiscard]] bool empty() const noexcept {
-    return history.empty() && documents.empty() && resends.empty() && events.empty();
+    return history.empty() && documents.empty() && resends.empty() && events.empty() && qc_audit.empty();
   }
 };
 
@@ -116,6 +120,8 @@ class state_store final : public rerun::result_store {
 
   // A key/value document (written with state_changes::documents).
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
+  // The QC audit entries (qc_audit, schema 7) in id order; empty when the table does not exist.
+  [[nodiscard]] std::vector<rerun::qc::audit_entry> qc_audit() const;
 
   // rerun::result_store
   [[nodiscard]] bool has(std::string_view sample, std::string_view parameter) const override;

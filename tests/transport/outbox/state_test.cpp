@@ -64,6 +64,39 @@ TEST_CASE("a batch's messages, history rows and state documents are durable toge
   CHECK(admin.list().size() == 1);
 }
 
+// Issue #14: a QC re-evaluation is ONE transaction (not resumable steps): the resolution's audit
+// entry, the qc-runs posts it causes and the re-evaluated charts are all found after a restart,
+// or none of them (a crash before the commit, here a failing op: the resolution was never made).
+TEST_CASE("a QC resolution's audit entry, its qc-runs posts and the charts commit together or not at all") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.qc_audit = {{1, "resolution", "chem|GLU|t1", "chem", "GLU", "BAD_VIAL", "ana", "vial open", "2026-12-06T10:00:00.000+00:00", 0,
+                   "re-evaluated 2 run(s)"}};
+    s.documents = {{"qc_state", "{\"v\":1}"}};
+    REQUIRE(append_wait(box, {msg("qc_runs", "device:chem", "{\"run_id\":\"chem@t1\"}", "run-1"),
+                              msg("qc_runs", "device:chem", "{\"run_id\":\"chem@t2\"}", "run-2")}, s).durable);
+    // The undo's transaction fails (the same message id again): its audit entry and charts are
+    // not kept either.
+    state_changes t;
+    t.qc_audit = {{2, "undo", "chem|GLU|t1", "chem", "GLU", "BAD_VIAL", "ben", "", "2026-12-06T11:00:00.000+00:00", 1, ""}};
+    t.documents = {{"qc_state", "{\"v\":2}"}};
+    CHECK_FALSE(append_wait(box, {msg("qc_runs", "device:chem", "{}", "run-1")}, t).durable);
+  }
+  state_store store(file);  // after a restart
+  const auto audit = store.qc_audit();
+  REQUIRE(audit.size() == 1);
+  CHECK(audit[0].kind == "resolution");
+  CHECK(audit[0].by == "ana");
+  CHECK(audit[0].reason == "vial open");
+  CHECK(audit[0].detail == "re-evaluated 2 run(s)");
+  CHECK(store.get("qc_state") == std::optional<std::string>("{\"v\":1}"));
+  outbox_admin admin(file);
+  CHECK(admin.list().size() == 2);
+}
+
 TEST_CASE("an empty append completes only after everything queued before it was committed") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
@@ -150,10 +183,15 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
   REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
   // version 3: set-aside and resends (outbox.cpp migrate_to_3); 5: the file-report stages
-  // (migrate_file_tables); 6: the historical summary (migrate_to_6)
-  CHECK(sqlite3_column_int(st, 0) == 6);
+  // (migrate_file_tables); 6: the historical summary (migrate_to_6); 7: the QC audit
+  // (migrate_qc_tables)
+  CHECK(sqlite3_column_int(st, 0) == 7);
   sqlite3_finalize(st);
   REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM file_jobs", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 0);
+  sqlite3_finalize(st);
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM qc_audit", -1, &st, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
   CHECK(sqlite3_column_int(st, 0) == 0);
   sqlite3_finalize(st);
