@@ -79,6 +79,8 @@ class ingest_hand_off final : public transport::batch_sink {
   [[nodiscard]] bool accepting() const override { return outbox_.accepting(); }
 
   rerun::rule_set& rules() noexcept { return rules_; }
+  // A durable state document (folder devices: the digest of a file taken), as last committed.
+  [[nodiscard]] std::optional<std::string> document(std::string_view key) const { return store_.get(key); }
   // QC (qc.md): the configuration's `qc` section; the tracker holds every device's charts.
   void set_qc(const rerun::qc::qc_config& cfg) {
     qc_cfg_ = cfg;
