@@ -201,7 +201,7 @@ TEST_CASE("history: control results count as device_qc_accepted or device_qc_rej
   b.device = "hema";
   batch_outcome out;
   auto control = [&](const char* parameter, const char* outcome, const char* observed_at) {
-    result r;
+    interfaced::result r;
     r.qc = true;
     r.sample_id = "QC-1";
     r.observed_at = observed_at;
