@@ -22,7 +22,7 @@ TEST_CASE("folder file name: {sample_id}_{date}.pdf gives the sample id") {
   CHECK_FALSE(sample_from_filename("", "S-1_2024.pdf"));
 }
 
-TEST_CASE("folder file kind: ASTM and HL7 by content, CSV by the mapping, anything else a report") {
+TEST_CASE("folder file kind: ASTM and HL7 by content and CSV by the mapping and anything else a report") {
   folder_rule rule;
   rule.csv.sample_id = "Sample";
   rule.csv.parameter = "Test";
@@ -39,7 +39,7 @@ TEST_CASE("folder file kind: ASTM and HL7 by content, CSV by the mapping, anythi
   CHECK(classify_folder_file("x.bin", std::string("\x02" "1H|\\^&\0", 8), &rule) == folder_file_kind::report);
 }
 
-TEST_CASE("folder CSV, one row per result: quoted fields, a BOM, blank lines") {
+TEST_CASE("folder CSV and one row per result: quoted fields and a BOM and blank lines") {
   csv_mapping m;
   m.sample_id = "Sample ID";
   m.parameter = "Test";
@@ -64,7 +64,7 @@ TEST_CASE("folder CSV, one row per result: quoted fields, a BOM, blank lines") {
   CHECK(r.results[1].value == "0,5");
 }
 
-TEST_CASE("folder CSV, one column per parameter, semicolon delimiter; an empty cell gives no result") {
+TEST_CASE("folder CSV and one column per parameter and semicolon delimiter  an empty cell gives no result") {
   csv_mapping m;
   m.delimiter = ';';
   m.sample_id = "Sample";
@@ -77,7 +77,7 @@ TEST_CASE("folder CSV, one column per parameter, semicolon delimiter; an empty c
   CHECK(got == std::multiset<std::string>{"A/HBA1C=6.1", "A/GLU=5.4", "B/GLU=7.0"});
 }
 
-TEST_CASE("folder CSV: a header without the mapped columns, or a row without a sample id, is refused whole") {
+TEST_CASE("folder CSV: a header without the mapped columns and or a row without a sample id and is refused whole") {
   csv_mapping m;
   m.sample_id = "Sample ID";
   m.parameter = "Test";
@@ -89,7 +89,7 @@ TEST_CASE("folder CSV: a header without the mapped columns, or a row without a s
   CHECK_FALSE(read_csv_results("Sample ID,Test,Result\n", m, "d").error.empty());
 }
 
-TEST_CASE("folder capture file: ASTM records give results; a file with no results is an error") {
+TEST_CASE("folder capture file: ASTM records give results  a file with no results is an error") {
   const auto r = read_capture_results("H|\\^&|||T^1\rP|1\rO|1|S-9||^^^GLU\rR|1|^^^GLU|5.4|mmol/L||N||F\rL|1|N\r",
                                       nullptr, nullptr, "dev");
   INFO(r.error);
@@ -101,7 +101,7 @@ TEST_CASE("folder capture file: ASTM records give results; a file with no result
   CHECK_FALSE(read_capture_results("hello", nullptr, nullptr, "dev").error.empty());
 }
 
-TEST_CASE("folder profile key: parsed, and a pattern without {sample_id} refused with its pointer") {
+TEST_CASE("folder profile key: parsed and and a pattern without {sample_id} refused with its pointer") {
   const auto p = parse_profile(R"({"id":"x","vendor":"v","models":["m"],"protocol":"astm","why":"the test export layout",
     "folder":{"filename_pattern":"{sample_id}_{date}.pdf","csv":{"sample_id":"S","columns":{"A":"B"}},"why":"the test export layout"}})",
                                "x.json");

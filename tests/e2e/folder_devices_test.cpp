@@ -93,7 +93,7 @@ bool in_done(const fs::path& folder, const std::string& name) { return fs::exist
 
 }  // namespace
 
-TEST_CASE("folder device: an ASTM file, an HL7 file, a CSV and a PNG each reach the backend once and land in done/") {
+TEST_CASE("folder device: an ASTM file and an HL7 file and a CSV and a PNG each reach the backend once and land in done/") {
   scratch_dir dir;
   store_backend be(dir.path());
   folder_daemon d(dir.path(), be.port());
@@ -132,7 +132,7 @@ TEST_CASE("folder device: an ASTM file, an HL7 file, a CSV and a PNG each reach 
   CHECK(fs::is_empty(d.folder() / "failed"));
 }
 
-TEST_CASE("folder device: a bad file lands in failed/ with its .error.txt, a coded device-log line, nothing sent") {
+TEST_CASE("folder device: a bad file lands in failed/ with its .error.txt and a coded device-log line and nothing sent") {
   scratch_dir dir;
   store_backend be(dir.path());
   folder_daemon d(dir.path(), be.port());
@@ -155,7 +155,7 @@ TEST_CASE("folder device: a bad file lands in failed/ with its .error.txt, a cod
   CHECK(be.requests("/storage/presign").empty());
 }
 
-TEST_CASE("folder device: SIGKILL between the outbox commit and the move -> restart -> moved to done/, nothing twice") {
+TEST_CASE("folder device: SIGKILL between the outbox commit and the move -> restart -> moved to done/ and nothing twice") {
   scratch_dir dir;
   store_backend be(dir.path());
   folder_daemon d(dir.path(), be.port());

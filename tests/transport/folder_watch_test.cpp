@@ -52,7 +52,7 @@ void write(const fs::path& f, const std::string& text) { std::ofstream(f, std::i
 
 }  // namespace
 
-TEST_CASE("folder watch: files present at start, closed after writing, and moved in are taken once each") {
+TEST_CASE("folder watch: files present at start and closed after writing and and moved in are taken once each") {
   interfaced::test::scratch_dir dir;
   write(dir.path() / "old.txt", "x");
   fs::last_write_time(dir.path() / "old.txt", fs::file_time_type::clock::now() - 1h);
@@ -76,7 +76,7 @@ TEST_CASE("folder watch: files present at start, closed after writing, and moved
   w.io.run_for(100ms);
 }
 
-TEST_CASE("folder watch: the pattern filters names; a scan takes a file once it is unchanged for settle") {
+TEST_CASE("folder watch: the pattern filters names  a scan takes a file once it is unchanged for settle") {
   interfaced::test::scratch_dir dir;
   folder_watch_options o;
   o.dir = dir.path();
