@@ -220,7 +220,7 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
   else if (!d.id.empty() && !valid_device_id(d.id))
     w.problem(w.at("id"), "device id \"" + d.id + "\" is not allowed: it names the device's log file and metrics, so "
                           "use at most 64 letters, digits, '.', '_' or '-', not starting with '.'");
-  w.one_of("protocol", d.protocol, {"astm", "hl7"}, true);
+  w.one_of("protocol", d.protocol, {"astm", "hl7", "files"}, true);
   w.string("profile", d.profile);
   if (!d.profile.empty() && catalog && !catalog->find(d.profile))
     w.problem(w.at("profile"), "no profile \"" + d.profile + "\" in the profile folder");
@@ -257,8 +257,26 @@ void read_device(walker& list_owner, const json& j, const std::string& ptr, devi
   if (!link) return;
   if (d.max_sessions == 0) d.max_sessions = d.protocol == "hl7" ? 4 : 1;
   walker l(w.problems(), *link, w.at("link"));
-  l.one_of("type", d.link_type, {"serial", "tcp-server", "tcp-client"}, true);
-  if (d.link_type == "serial") {
+  l.one_of("type", d.link_type, {"serial", "tcp-server", "tcp-client", "folder"}, true);
+  if ((d.protocol == "files") != (d.link_type == "folder") && !d.link_type.empty())
+    l.problem(l.at("type"), d.protocol == "files" ? "a \"files\" device reads a folder: expected \"folder\""
+                                                  : "a folder link needs \"protocol\": \"files\"");
+  if (d.link_type == "folder") {
+    l.string("path", d.folder.path, true);
+    if (!d.folder.path.empty() && !std::filesystem::path(d.folder.path).is_absolute())
+      l.problem(l.at("path"), "expected an absolute folder path, found \"" + d.folder.path + "\"");
+    l.string("pattern", d.folder.pattern);
+    if (d.folder.pattern.empty() || d.folder.pattern.find('/') != std::string::npos)
+      l.problem(l.at("pattern"), "expected a file name pattern such as \"*.pdf\" (no '/')");
+    l.string("done", d.folder.done);
+    l.string("failed", d.folder.failed);
+    if (d.folder.done.empty()) l.problem(l.at("done"), "expected a folder name");
+    if (d.folder.failed.empty()) l.problem(l.at("failed"), "expected a folder name");
+    if (!d.folder.done.empty() && d.folder.done == d.folder.failed)
+      l.problem(l.at("failed"), "expected a folder other than \"done\"");
+    l.number("scan_s", d.folder.scan_s, 0, 86400);
+    l.number("settle_ms", d.folder.settle_ms, 0, 3600000);
+  } else if (d.link_type == "serial") {
     l.string("device", d.serial.device, true);
     l.number("baud", d.serial.baud, 1200, 115200);
     static const unsigned bauds[] = {1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200};

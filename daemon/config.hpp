@@ -64,6 +64,19 @@ struct tcp_client_link {
   friend bool operator==(const tcp_client_link&, const tcp_client_link&) = default;
 };
 
+// A folder device's link (protocol "files", link type "folder"; file-reports.md "Folder devices"):
+// the export folder the analyser writes files into, watched with inotify and scanned every
+// scan_s (network shares, where inotify sees nothing).
+struct folder_link {
+  std::string path;               // absolute
+  std::string pattern = "*";      // glob over file names ("*.pdf")
+  std::string done = "done";      // taken files go here (relative to path, or absolute)
+  std::string failed = "failed";  // files that cannot be read go here, with <name>.error.txt
+  unsigned scan_s = 10;           // periodic scan (0: inotify only, plus the scan at start)
+  std::int64_t settle_ms = 2000;  // a file found by a scan is complete when unchanged this long
+  friend bool operator==(const folder_link&, const folder_link&) = default;
+};
+
 // A device's "files" (file-reports.md): where the files its results name lie, and how they are
 // sent. Without a root, file references stay plain values (no file-type report).
 struct device_files {
@@ -78,13 +91,14 @@ struct device_files {
 
 struct device_config {
   std::string id;
-  std::string protocol = "astm";  // astm | hl7
+  std::string protocol = "astm";  // astm | hl7 | files (a folder device)
   std::string profile;            // profile id; empty: detect from the H record (ASTM)
   std::optional<text_encoding> encoding;  // overrides the profile's
-  std::string link_type;          // serial | tcp-server | tcp-client
+  std::string link_type;          // serial | tcp-server | tcp-client | folder
   serial_link serial;
   tcp_server_link server;
   tcp_client_link client;
+  folder_link folder;
   bool trace = false;             // wire trace on at start
   std::size_t frame_text_size = 0;  // 0: the profile's
   std::optional<bool> order_download;  // "orders": {"download": ...}; empty: the profile's (off without one)

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.hpp"
+#include "daemon/folder_device.hpp"
 #include "daemon/logging.hpp"
 #include "devices/wire_trace.hpp"
 #include "transport/astm_link.hpp"
@@ -97,6 +98,8 @@ void device_links::start(const device_config& d) {
     transport::event_log log = device_event_log(p);
     asio::co_spawn(io_, transport::run_tcp_client(std::move(o), std::move(session), std::move(log)),
                    asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));
+  } else if (d.link_type == "folder") {
+    start_folder_device(io_, p, catalog_, sink_, device_event_log(p));
   } else if (d.link_type == "serial") {
     asio::co_spawn(io_, serial_loop(p), asio::bind_cancellation_slot(p->cancel.slot(), asio::detached));
   }

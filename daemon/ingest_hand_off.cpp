@@ -309,6 +309,13 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
       dev->log->info("file-type report for sample {} {}: encapsulated {} ({} bytes) written as {}", f.r.sample_id,
                      t.parameter, f.content_type, f.bytes.size(), f.filename);
   }
+  for (auto& [key, body] : d.file_reports) {
+    transport::new_message nm;
+    nm.kind = "file_report";
+    nm.ordering_key = std::move(key);
+    nm.body = std::move(body);
+    msgs.push_back(std::move(nm));
+  }
   // Messages, history rows and rerun state in one transaction. Even with nothing to send (only
   // duplicates) the ACK goes through the outbox queue: it then waits for the earlier batches a
   // duplicate was recognised against, which may still be in flight.
@@ -317,6 +324,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   // The historical summary's counts commit with the messages that carry them (history.md).
   sc.events = rerun::batch_history_events(b, out, std::chrono::time_point_cast<std::chrono::milliseconds>(instant));
   state_document(sc);
+  for (auto& doc : d.documents) sc.documents.push_back(std::move(doc));
   resends_of_dead_letters(b, out, dev, sc);
   // The QC charts commit with the qc-results post they caused (qc.md: durable with the outbox).
   if (!out.controls.empty()) sc.documents.emplace_back("qc_state", rerun::qc::to_json(qc_).dump());

@@ -83,6 +83,8 @@ class ingest_hand_off final : public transport::batch_sink {
   // Where files the daemon makes from embedded data (Yumizen histograms drawn as SVG) are written
   // before their file-type report is stored: `<outbox dir>/files`. Empty: not made.
   void set_spool_dir(std::filesystem::path dir) { spool_dir_ = std::move(dir); }
+  // A durable state document (folder devices: the digest of a file taken), as last committed.
+  [[nodiscard]] std::optional<std::string> document(std::string_view key) const { return store_.get(key); }
   // QC (qc.md): the configuration's `qc` section; the tracker holds every device's charts.
   void set_qc(const rerun::qc::qc_config& cfg) {
     qc_cfg_ = cfg;

@@ -202,7 +202,53 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
 const std::vector<std::string> known_keys = {
     "id", "vendor", "models", "protocol", "detect", "encoding", "sample_id", "code",
     "value_flag_component", "range", "result_fields", "qc_when", "qc_series", "rerun_statuses", "frame_text_size", "leniencies",
-    "comma_decimal", "why", "notes", "hl7", "orders", "result_types", "result_codes", "file_references"};
+    "comma_decimal", "why", "notes", "hl7", "orders", "result_types", "result_codes", "file_references", "folder"};
+
+void read_folder(const reader& rd, const json& f, device_profile& p) {
+  const std::string ptr = "/folder";
+  rd.check_type(f, ptr, json::value_t::object, "an object {filename_pattern, report_parameter, csv, why}");
+  for (auto it = f.begin(); it != f.end(); ++it)
+    if (it.key() != "filename_pattern" && it.key() != "report_parameter" && it.key() != "csv" && it.key() != "why")
+      rd.fail(ptr + "/" + it.key(), "unknown key; expected \"filename_pattern\", \"report_parameter\", \"csv\" or \"why\"");
+  if (f.contains("filename_pattern")) {
+    p.folder.filename_pattern = rd.string_at(f, ptr, "filename_pattern");
+    if (p.folder.filename_pattern.find("{sample_id}") == std::string::npos)
+      rd.fail(ptr + "/filename_pattern", "expected a pattern with {sample_id}, e.g. \"{sample_id}_{date}.pdf\"");
+  }
+  if (f.contains("report_parameter")) p.folder.report_parameter = rd.string_at(f, ptr, "report_parameter");
+  if (f.contains("csv")) {
+    const json& c = f["csv"];
+    const std::string cp = ptr + "/csv";
+    rd.check_type(c, cp, json::value_t::object, "an object {sample_id, parameter, value | columns, delimiter}");
+    auto& m = p.folder.csv;
+    for (auto it = c.begin(); it != c.end(); ++it) {
+      const std::string& k = it.key();
+      if (k == "sample_id") m.sample_id = rd.string_at(c, cp, "sample_id");
+      else if (k == "observed_at") m.observed_at = rd.string_at(c, cp, "observed_at");
+      else if (k == "parameter") m.parameter = rd.string_at(c, cp, "parameter");
+      else if (k == "value") m.value = rd.string_at(c, cp, "value");
+      else if (k == "unit") m.unit = rd.string_at(c, cp, "unit");
+      else if (k == "delimiter") {
+        const std::string d = rd.string_at(c, cp, "delimiter");
+        if (d.size() != 1) rd.fail(cp + "/delimiter", "expected one character");
+        else m.delimiter = d[0];
+      } else if (k == "columns") {
+        rd.check_type(it.value(), cp + "/columns", json::value_t::object, "an object {header: test code}");
+        for (auto ci = it.value().begin(); ci != it.value().end(); ++ci) {
+          if (!ci.value().is_string()) rd.fail(cp + "/columns/" + ci.key(), "expected a test code (a string)");
+          m.columns[ci.key()] = ci.value().get<std::string>();
+        }
+      } else {
+        rd.fail(cp + "/" + k, "unknown key; expected sample_id, observed_at, parameter, value, unit, columns or delimiter");
+      }
+    }
+    if (m.sample_id.empty()) rd.fail(cp + "/sample_id", "expected the header of the sample id column");
+    if (m.parameter.empty() == m.columns.empty())
+      rd.fail(cp, "expected either \"parameter\" and \"value\" (one row per result) or \"columns\" (one column per parameter)");
+    if (!m.parameter.empty() && m.value.empty()) rd.fail(cp + "/value", "expected the header of the value column");
+  }
+  rd.require_why(f, ptr);
+}
 
 void read_orders(const reader& rd, const json& o, device_profile& p) {
   const std::string ptr = "/orders";
@@ -274,6 +320,7 @@ device_profile parse_profile(std::string_view json_text, const std::string& file
     }
     rd.require_why(f, ptr);
   }
+  if (doc.contains("folder")) read_folder(rd, doc["folder"], p);
   if (doc.contains("encoding")) {
     const json& e = doc["encoding"];
     rd.check_type(e, "/encoding", json::value_t::object, "an object {name, why}");

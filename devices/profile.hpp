@@ -17,6 +17,7 @@
 #include "parsers/hl7/ack.hpp"
 #include "parsers/hl7/normalise.hpp"
 #include "devices/file_report.hpp"
+#include "devices/folder_file.hpp"
 
 namespace interfaced::devices {
 
@@ -56,6 +57,9 @@ struct device_profile {
   // Result values that name a file the analyser wrote (profile key "file_references"): the value
   // is forwarded as it is and the file becomes a file-type report (file_report.hpp).
   file_reference_rule file_references;
+  // Folder devices (profile key "folder", folder_file.hpp): the file name that carries the sample
+  // id of a file-type report, and the column mapping of CSV exports.
+  folder_rule folder;
   std::vector<leniency> leniencies;
   std::filesystem::path file;
 

@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "parsers/model.hpp"
@@ -38,6 +39,11 @@ struct delivery {
   // The profile the message was read with (configured, or detected from ASTM H.5); nullptr:
   // the standard's defaults. Its result codes name the parameters, as in replay.
   const devices::device_profile* profile = nullptr;
+  // Folder devices (file-reports.md): file-type report bodies (devices/file_report.hpp) with
+  // their ordering keys, and state documents (key -> value: the SHA-256 of the file taken),
+  // stored in the same transaction as the results.
+  std::vector<std::pair<std::string, std::string>> file_reports;
+  std::vector<std::pair<std::string, std::string>> documents;
 };
 
 using done_callback = std::function<void(bool durable)>;

@@ -66,7 +66,7 @@ TEST_CASE("config: every problem is listed, each with its JSON pointer") {
   for (const auto& s : p) UNSCOPED_INFO(s);
   CHECK(has(p, "/devices/0/profile: no profile \"no-such-profile\" in the profile folder"));
   CHECK(has(p, "/devices/0/link/allwo: unknown key (did you mean \"allow\"?)"));
-  CHECK(has(p, "/devices/1/protocol: expected one of \"astm\", \"hl7\", found \"smtp\""));
+  CHECK(has(p, "/devices/1/protocol: expected one of \"astm\", \"hl7\", \"files\", found \"smtp\""));
   CHECK(has(p, "/devices/1/id: device id \"a\" already used by /devices/0"));
   CHECK(has(p, "/devices/1/link/port: port 5001 is already used by /devices/0"));
   CHECK(has(p, "/devices/2/link/baud: expected a standard rate (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)"));
