@@ -477,6 +477,7 @@ config_result parse_config(std::string_view text, bool check_devices) {
       ew.string("qc_results", c.backend.qc_results_path);
       ew.string("qc_runs", c.backend.qc_runs_path);
       ew.string("qc_limits", c.backend.qc_limits_path);
+      ew.string("reflex", c.backend.reflex_path);
     }
   }
   if (const json* o = top.object("outbox")) {

@@ -29,6 +29,7 @@ enum class endpoint {
   rerun_request,  // POST /sample-rerun/request, x-is-internal-request: True
   qc_results,     // POST /interfacing/qc-results (qc.md): control results, never patient results
   qc_runs,        // POST /interfacing/qc-runs: a run's status change, the patient results it affects
+  reflex,         // POST /interfacing/reflex: tests a reflex rule added
 };
 
 // The endpoint's name, as the outbox stores it and delivery maps it to a path (results,
@@ -94,6 +95,16 @@ struct qc_run_patient {
   std::string observed_at;
 };
 
+// POST /interfacing/reflex {lab_report_id, sample_id, trigger:{parameter, value, rule}, add_parameters}.
+struct reflex_body {
+  std::string lab_report_id;
+  std::string sample_id;
+  std::string parameter;
+  std::string value;
+  std::string rule;
+  std::vector<std::string> add_parameters;
+};
+
 struct qc_run_body {
   std::string device_id;
   std::string run_id;
@@ -146,6 +157,7 @@ struct outgoing_message {
   rerun_request_body request;     // kind == rerun_request
   qc_results_body qc;             // kind == qc_results
   qc_run_body qc_run;             // kind == qc_runs
+  reflex_body reflex;             // kind == reflex
 };
 
 // Things the daemon does itself, besides sending.

@@ -1,6 +1,7 @@
 #include "rerun/process.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
 
 #include "rerun/result_key.hpp"
@@ -14,6 +15,7 @@ const char* to_string(endpoint e) noexcept {
     case endpoint::rerun_request: return "rerun_request";
     case endpoint::qc_results: return "qc_results";
     case endpoint::qc_runs: return "qc_runs";
+    case endpoint::reflex: return "reflex";
   }
   return "?";
 }
@@ -283,12 +285,34 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
                                       [&](const rule& x) { return x.applies_to(t.parameter); });
     if (!any_rule) continue;
     const bindings bound = bind_result(r, t.parameter, previous[i], in.rules.parameter(t.parameter), in.now);
+    // Reflex rules: added tests, once per sample and rule (counted like automatic reruns, under
+    // the rule's own key, so the count is persisted with the rerun state).
+    for (const rule& x : in.rules.rules()) {
+      if (x.action != rule_action::reflex || !x.applies_to(t.parameter)) continue;
+      const std::string counter = "reflex:" + x.id;
+      const rule_outcome o = evaluate_rule(x, bound, r.rerun_number, in.state.auto_rerun_count(r.sample_id, counter));
+      if (ex != nullptr) ex->rules.push_back({x.id, o, seen_values(x.cond, bound)});
+      if (o != rule_outcome::fired) continue;
+      in.state.count_auto_rerun(r.sample_id, counter, in.now);
+      outgoing_message m;
+      m.kind = endpoint::reflex;
+      m.lab_report_id = t.lab_report_id;
+      m.reflex = {t.lab_report_id, r.sample_id, t.parameter, r.value, x.id, x.add_tests};
+      requests.push_back(std::move(m));
+      out.actions.push_back({action_kind::queue_retest_order, b.device, r.sample_id, t.lab_report_id, 0, x.add_tests,
+                             std::nullopt, "reflex rule \"" + x.id + "\": " + t.parameter + " = " + r.value});
+    }
+    if (std::none_of(in.rules.rules().begin(), in.rules.rules().end(), [&](const rule& x) {
+          return x.action == rule_action::auto_rerun && x.applies_to(t.parameter);
+        }))
+      continue;
     const int so_far = in.state.auto_rerun_count(r.sample_id, t.parameter);
     rules_verdict v = evaluate_rules(in.rules, t.parameter, bound, r.rerun_number, so_far, in.explain);
     // The rules compare wall-clock times; what they saw is shown with the lab's offset.
     with_offsets(v.values, in.zone);
     for (auto& tr : v.trace) with_offsets(tr.values, in.zone);
-    if (ex != nullptr) ex->rules = std::move(v.trace);
+    if (ex != nullptr)
+      ex->rules.insert(ex->rules.end(), std::make_move_iterator(v.trace.begin()), std::make_move_iterator(v.trace.end()));
     if (v.fired == nullptr) continue;
     if (t.lab_report_id.empty()) {
       // The request endpoint needs a lab report; an unmatched sample has none (rerun.md: the

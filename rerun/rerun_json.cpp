@@ -248,6 +248,14 @@ json body_json(const outgoing_message& m) {
       for (const auto& v : m.qc.results) results.push_back(qc_value_json(v));
       return {{"device_id", m.qc.device_id}, {"results", std::move(results)}};
     }
+    case endpoint::reflex: {
+      const auto& b = m.reflex;
+      json j = {{"sample_id", b.sample_id},
+                {"trigger", {{"parameter", b.parameter}, {"value", b.value}, {"rule", b.rule}}},
+                {"add_parameters", b.add_parameters}};
+      if (!b.lab_report_id.empty()) j["lab_report_id"] = b.lab_report_id;
+      return j;
+    }
     case endpoint::qc_runs: {
       const auto& b = m.qc_run;
       json pr = json::array();
@@ -416,8 +424,8 @@ rules_file load_rules_file(std::string_view text_in, std::string origin) {
     fail("/rules", {}, "expected an object with an array \"rules\"");
     return f;
   }
-  static const std::set<std::string> rule_keys = {"id", "parameters", "condition", "action",
-                                                  "max_per_sample", "tests", "why"};
+  static const std::set<std::string> rule_keys = {"id", "parameters", "condition", "action", "max_per_sample",
+                                                  "tests", "why", "add_tests", "handles_skip"};
   std::set<std::string> ids;
   const json& rules = doc["rules"];
   for (std::size_t i = 0; i < rules.size(); ++i) {
@@ -437,8 +445,8 @@ rules_file load_rules_file(std::string_view text_in, std::string origin) {
       else if (action == "flag") act = rule_action::flag;
       else if (action == "reflex") act = rule_action::reflex;
       else if (action != "auto_rerun")
-        throw json_error(ptr(at, "action"), "unknown action \"" + action + "\" (known: auto_rerun)");
-      if (act != rule_action::auto_rerun)
+        throw json_error(ptr(at, "action"), "unknown action \"" + action + "\" (known: auto_rerun, reflex)");
+      if (act != rule_action::auto_rerun && act != rule_action::reflex)
         throw json_error(ptr(at, "action"), "action \"" + action + "\" is reserved but not implemented yet");
       const int cap = integer(j, "max_per_sample", at, 1);
       if (cap < 0) throw json_error(ptr(at, "max_per_sample"), "must be 0 or more");
@@ -456,6 +464,15 @@ rules_file load_rules_file(std::string_view text_in, std::string origin) {
         continue;
       }
       rule r{id, strings(j, "parameters", at), std::move(*compiled.program), act, cap, origin + " " + at};
+      r.add_tests = strings(j, "add_tests", at);
+      if (act == rule_action::reflex && r.add_tests.empty())
+        throw json_error(ptr(at, "add_tests"), "a reflex rule needs add_tests: the machine names to order");
+      if (act != rule_action::reflex && !r.add_tests.empty())
+        throw json_error(ptr(at, "add_tests"), "add_tests belongs to action \"reflex\"");
+      if (const auto hs = j.find("handles_skip"); hs != j.end()) {
+        if (!hs->is_boolean()) throw json_error(ptr(at, "handles_skip"), "expected true or false");
+        r.handles_skip = hs->get<bool>();
+      }
       std::vector<rule_test_case> tests;
       if (const auto t = j.find("tests"); t != j.end()) {
         require_array(*t, ptr(at, "tests"));

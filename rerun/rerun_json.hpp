@@ -9,7 +9,9 @@
 //               "tests": [{"name": "high", "given": {"value": 25}, "expect": {"fired": true}},
 //                         {"name": "rerun", "given": {"value": 25, "rerun_number": 1},
 //                          "expect": {"fired": false}}]}]}
-//   action: "auto_rerun" (implemented); "hold", "flag", "reflex" are reserved and refused for now.
+//   action: "auto_rerun"; "reflex" with "add_tests": ["FT4"] (machine names added, once per sample
+//   and rule, POST /interfacing/reflex); "hold", "flag" are reserved and refused for now.
+//   "handles_skip": true marks the rule that applies a SKIP resolution (qc.md 5.2.1).
 //   given: parameter, value (number, string or null), unit, flags, status, qc, reference_range,
 //          observed_at, device, sample_id, rerun_number, previous {value, observed_at}, now,
 //          auto_reruns_before.

@@ -163,7 +163,8 @@ rules_verdict evaluate_rules(const rule_set& rules, std::string_view parameter, 
                              int rerun_number, int auto_reruns_so_far, bool explain) {
   rules_verdict v;
   for (const auto& r : rules.rules()) {
-    if (!r.applies_to(parameter)) continue;
+    // Reflex rules order added tests, not a rerun: process.cpp evaluates them on their own.
+    if (!r.applies_to(parameter) || r.action != rule_action::auto_rerun) continue;
     rule_outcome o = evaluate_rule(r, b, rerun_number, auto_reruns_so_far);
     if (o == rule_outcome::fired && v.fired != nullptr) o = rule_outcome::capped;  // one per result
     if (o == rule_outcome::fired) {

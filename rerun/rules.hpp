@@ -43,6 +43,12 @@ struct rule {
   rule_action action = rule_action::auto_rerun;
   int max_per_sample = 1;               // automatic reruns per (sample, parameter)
   std::string origin;                   // where it was defined, for logs and explain
+  // action reflex (seed 003: additional tests ordered automatically from the result of an initial
+  // test): the machine names to add, once per sample and rule (max_per_sample counts per rule).
+  std::vector<std::string> add_tests{};
+  // qc.md 5.2.1: this rule applies the SKIP outcome; once it has run for a result, later rules
+  // execute for it (qc::decide_skip).
+  bool handles_skip = false;
 
   [[nodiscard]] bool applies_to(std::string_view parameter) const noexcept;
 };

@@ -28,6 +28,7 @@ struct backend_options {
   std::string qc_results_path = "/interfacing/qc-results";
   std::string qc_runs_path = "/interfacing/qc-runs";
   std::string qc_limits_path = "/interfacing/qc-limits";
+  std::string reflex_path = "/interfacing/reflex";
 };
 
 // The token from cfg.token_file (surrounding whitespace trimmed) or else the environment variable

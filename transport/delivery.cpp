@@ -31,6 +31,7 @@ std::map<std::string, std::string, std::less<>> default_paths(const backend_opti
       {"rerun_request", cfg.rerun_request_path},
       {"qc_results", cfg.qc_results_path},
       {"qc_runs", cfg.qc_runs_path},
+      {"reflex", cfg.reflex_path},
       {"auto_check", "/sample-rerun/auto-check"},
       {"storage_presign", "/storage/presign"},
       {"storage_reconcile", "/storage/reconcile"},
