@@ -27,10 +27,8 @@ stats_answer answer_stats(const transport::history_store& store, const rerun::la
     a.body = p.error + "\n";
     return a;
   }
-  const bool by_device = r.q.by == rerun::stats_by::device;
-  const auto rows = by_device ? store.read_by_device(r.from, r.to, r.q.events, r.q.devices)
-                              : store.read(r.from, r.to, r.q.events, r.q.devices);
-  const auto table = rerun::aggregate(r, zone.name(), rows);
+  // aggregate() sums the parameters when by device.
+  const auto table = rerun::aggregate(r, zone.name(), store.read(r.from, r.to, r.q.events, r.q.devices));
   if (p.format == "csv") {
     a.content_type = "text/csv; charset=utf-8";
     a.body = rerun::to_csv(table);

@@ -1,6 +1,7 @@
 #include "rerun/history.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -209,13 +210,22 @@ parsed_stats_params parse_stats_params(const std::vector<std::pair<std::string, 
   return p;
 }
 
-stats_table aggregate(const resolved_query& r, std::string_view timezone, const std::vector<summary_row>& rows) {
+stats_table aggregate(const resolved_query& r, std::string_view timezone, const std::vector<summary_span>& spans) {
   stats_table t;
   t.from = r.from;
   t.to = r.to;
   t.gran = r.q.gran;
   t.timezone = std::string(timezone);
   t.buckets = bucket_starts(r.from, r.to, r.q.gran);
+  // The bucket of every day of [from, to], computed once: a 6-month answer adds hundreds of
+  // thousands of day counts.
+  std::vector<std::size_t> bucket_of;
+  bucket_of.reserve(static_cast<std::size_t>((r.to - r.from).count() + 1));
+  std::size_t at = 0;
+  for (sys_days d = r.from; d <= r.to; d += std::chrono::days{1}) {
+    while (at + 1 < t.buckets.size() && t.buckets[at + 1] <= d) ++at;
+    bucket_of.push_back(at);
+  }
   const auto& types = history_event_types();
   auto type_rank = [&](const std::string& e) {
     return static_cast<std::size_t>(std::find(types.begin(), types.end(), e) - types.begin());
@@ -224,7 +234,7 @@ stats_table aggregate(const resolved_query& r, std::string_view timezone, const 
   const std::set<std::string, std::less<>> wanted_devices(r.q.devices.begin(), r.q.devices.end());
   const bool by_device = r.q.by == stats_by::device;
   // One accumulator per (type rank, a, b) -- b empty when by device -- found through a hash of a
-  // reused key buffer: a 6-month answer folds hundreds of thousands of stored rows.
+  // reused key buffer.
   struct acc {
     std::size_t rank;
     std::string a, b;
@@ -245,23 +255,21 @@ stats_table aggregate(const resolved_query& r, std::string_view timezone, const 
   };
   std::string last_type;
   std::size_t last_rank = 0;
-  for (const auto& s : rows) {
-    if (s.day < r.from || s.day > r.to) continue;
+  for (const auto& s : spans) {
+    const sys_days last = s.first + std::chrono::days{static_cast<std::int64_t>(s.values.size()) - 1};
+    if (s.values.empty() || last < r.from || s.first > r.to) continue;
     if (!wanted_events.empty() && !wanted_events.contains(s.event_type)) continue;
     if (!wanted_devices.empty() && !wanted_devices.contains(s.dimension_a)) continue;
-    std::size_t at = 0;
-    if (r.q.gran == granularity::day) {
-      at = static_cast<std::size_t>((s.day - r.from).count());
-    } else {
-      const auto it = std::lower_bound(t.buckets.begin(), t.buckets.end(), bucket_start(s.day, r.q.gran));
-      if (it == t.buckets.end()) continue;
-      at = static_cast<std::size_t>(it - t.buckets.begin());
-    }
     if (s.event_type != last_type) {
       last_type = s.event_type;
       last_rank = type_rank(s.event_type);
     }
-    row_of(last_rank, s.dimension_a, s.dimension_b)[at] += s.value;
+    auto& values = row_of(last_rank, s.dimension_a, s.dimension_b);
+    // The span's days that fall in [from, to].
+    const auto skip = std::max<std::int64_t>(0, (r.from - s.first).count());
+    const auto stop = std::min<std::int64_t>(static_cast<std::int64_t>(s.values.size()), (r.to - s.first).count() + 1);
+    const auto offset = (s.first - r.from).count();
+    for (auto i = skip; i < stop; ++i) values[bucket_of[static_cast<std::size_t>(offset + i)]] += s.values[static_cast<std::size_t>(i)];
   }
   // A requested device that sent nothing still has its rows when counted per device, so
   // "silent" reads as zeros, not as a missing line (per parameter there is no parameter to name).
@@ -281,6 +289,13 @@ stats_table aggregate(const resolved_query& r, std::string_view timezone, const 
     t.rows.push_back(std::move(row));
   }
   return t;
+}
+
+stats_table aggregate(const resolved_query& r, std::string_view timezone, const std::vector<summary_row>& rows) {
+  std::vector<summary_span> spans;
+  spans.reserve(rows.size());
+  for (const auto& s : rows) spans.push_back({s.day, s.event_type, s.dimension_a, s.dimension_b, {s.value}});
+  return aggregate(r, timezone, spans);
 }
 
 nlohmann::json to_json(const stats_table& t) {
@@ -325,8 +340,7 @@ std::string to_json_text(const stats_table& t) {
     out += ",\"values\":[";
     for (std::size_t k = 0; k < r.values.size(); ++k) {
       if (k) out += ',';
-      const int n = std::snprintf(num, sizeof num, "%lld", static_cast<long long>(r.values[k]));
-      out.append(num, static_cast<std::size_t>(n));
+      out.append(num, std::to_chars(num, num + sizeof num, r.values[k]).ptr);
     }
     out += "]}";
   }
@@ -352,7 +366,11 @@ std::string to_csv(const stats_table& t) {
   out += "\r\n";
   for (const auto& r : t.rows) {
     out += csv_field(r.event_type) + "," + csv_field(r.dimension_a) + "," + csv_field(r.dimension_b.value_or(""));
-    for (auto v : r.values) out += "," + std::to_string(v);
+    char num[24];
+    for (auto v : r.values) {
+      out += ',';
+      out.append(num, std::to_chars(num, num + sizeof num, v).ptr);
+    }
     out += "\r\n";
   }
   return out;

@@ -133,8 +133,20 @@ struct stats_table {
   std::vector<stats_row> rows;  // sorted by event type (table order), dimension_a, dimension_b
 };
 
-// The complete matrix: every entity seen in `rows` (plus every requested device) a row, every
-// bucket a value, zeros included. Rows outside [from, to] or not matching the filters are ignored.
+// Stored counts of consecutive days (the summary keeps one row per month holding its days):
+// values[i] counts day first + i. A span names its entity even when its values are all zero.
+struct summary_span {
+  std::chrono::sys_days first;
+  std::string event_type, dimension_a, dimension_b;
+  std::vector<std::int64_t> values;
+};
+
+// The complete matrix: every entity seen in `spans` (plus every requested device) a row, every
+// bucket a value, zeros included. Days outside [from, to] or not matching the filters are ignored;
+// with stats_by::device the parameters of a device are summed.
+[[nodiscard]] stats_table aggregate(const resolved_query& r, std::string_view timezone,
+                                    const std::vector<summary_span>& spans);
+// The same from single-day rows (each a span of one day).
 [[nodiscard]] stats_table aggregate(const resolved_query& r, std::string_view timezone,
                                     const std::vector<summary_row>& rows);
 

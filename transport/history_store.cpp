@@ -2,8 +2,12 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <cstdio>
 #include <stdexcept>
+#include <tuple>
 #include <utility>
 
 #include "transport/sqlite_statement.hpp"
@@ -39,18 +43,134 @@ void migrate_history_tables(sqlite3* db) {
                "history");
 }
 
+namespace {
+
+// A month row's days: bit i of `present` says day i (0 = the 1st) was counted at least once (a
+// count back at zero is still a row, as a day row was), counts[i] its count. Stored as a 4-byte
+// little-endian mask and 31 little-endian int64 counts.
+constexpr std::size_t month_days = 31;
+constexpr std::size_t cell_bytes = 4 + 8 * month_days;
+
+struct month_cell {
+  std::uint32_t present = 0;
+  std::array<std::int64_t, month_days> counts{};
+};
+
+month_cell decode_cell(std::string_view b) {
+  month_cell c;
+  if (b.size() != cell_bytes) return c;
+  const auto* p = reinterpret_cast<const unsigned char*>(b.data());
+  for (int k = 0; k < 4; ++k) c.present |= std::uint32_t{p[k]} << (8 * k);
+  for (std::size_t i = 0; i < month_days; ++i) {
+    std::uint64_t v = 0;
+    for (int k = 0; k < 8; ++k) v |= std::uint64_t{p[4 + 8 * i + static_cast<std::size_t>(k)]} << (8 * k);
+    c.counts[i] = static_cast<std::int64_t>(v);
+  }
+  return c;
+}
+
+std::array<unsigned char, cell_bytes> encode_cell(const month_cell& c) {
+  std::array<unsigned char, cell_bytes> b{};
+  for (int k = 0; k < 4; ++k) b[static_cast<std::size_t>(k)] = static_cast<unsigned char>(c.present >> (8 * k));
+  for (std::size_t i = 0; i < month_days; ++i) {
+    const auto v = static_cast<std::uint64_t>(c.counts[i]);
+    for (int k = 0; k < 8; ++k) b[4 + 8 * i + static_cast<std::size_t>(k)] = static_cast<unsigned char>(v >> (8 * k));
+  }
+  return b;
+}
+
+// history_add(days, i, delta): the cell `days` (NULL: an empty one) with delta added to day i.
+void history_add(sqlite3_context* ctx, int, sqlite3_value** argv) {
+  month_cell c;
+  if (sqlite3_value_type(argv[0]) == SQLITE_BLOB) {
+    const void* p = sqlite3_value_blob(argv[0]);
+    c = decode_cell({static_cast<const char*>(p), static_cast<std::size_t>(sqlite3_value_bytes(argv[0]))});
+  }
+  const auto i = sqlite3_value_int64(argv[1]);
+  if (i < 0 || i >= static_cast<std::int64_t>(month_days)) {
+    sqlite3_result_error(ctx, "history_add: day of month out of range", -1);
+    return;
+  }
+  c.present |= std::uint32_t{1} << i;
+  c.counts[static_cast<std::size_t>(i)] += sqlite3_value_int64(argv[2]);
+  const auto b = encode_cell(c);
+  sqlite3_result_blob(ctx, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT);
+}
+
+void register_history_functions(sqlite3* db) {
+  if (sqlite3_create_function_v2(db, "history_add", 3, SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY, nullptr,
+                                 &history_add, nullptr, nullptr, nullptr) != SQLITE_OK)
+    throw std::runtime_error(std::string("history: cannot register history_add: ") + sqlite3_errmsg(db));
+}
+
+constexpr const char* add_sql =
+    "INSERT INTO history_month (month, event_type, dimension_a, dimension_b, days)"
+    " VALUES (?1, ?2, ?3, ?4, history_add(NULL, ?5, ?6))"
+    " ON CONFLICT (month, event_type, dimension_a, dimension_b) DO UPDATE SET days = history_add(days, ?5, ?6)";
+
+std::chrono::sys_days month_of(std::chrono::sys_days d) { return rerun::bucket_start(d, rerun::granularity::month); }
+
+// The last day of the month starting at m.
+std::chrono::sys_days month_end(std::chrono::sys_days m) {
+  const std::chrono::year_month_day ymd{m};
+  return std::chrono::sys_days{(ymd.year() / ymd.month() + std::chrono::months{1}) / std::chrono::day{1}} -
+         std::chrono::days{1};
+}
+
+// Adds `delta` to `day` through a prepared add_sql statement.
+void add_day(statement& add, std::chrono::sys_days day, std::string_view type, std::string_view a, std::string_view b,
+             std::int64_t delta) {
+  const auto m = month_of(day);
+  add.reset()
+      .bind(1, rerun::format_day(m))
+      .bind(2, type)
+      .bind(3, a)
+      .bind(4, b.empty() ? std::string_view("") : b)  // not a null view: that would bind NULL
+      .bind(5, std::int64_t{(day - m).count()})
+      .bind(6, delta)
+      .run();
+}
+
+}  // namespace
+
+void migrate_history_to_months(sqlite3* db) {
+  sqlite::exec(db,
+               "CREATE TABLE IF NOT EXISTS history_month ("
+               " month TEXT NOT NULL,"  // its first lab-local day, 2026-12-01
+               " event_type TEXT NOT NULL,"
+               " dimension_a TEXT NOT NULL,"
+               " dimension_b TEXT NOT NULL DEFAULT '',"
+               " days BLOB NOT NULL,"
+               " PRIMARY KEY (month, event_type, dimension_a, dimension_b)) WITHOUT ROWID;",
+               "history");
+  bool old_table = false;
+  {
+    statement t(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'history_summary'", "history");
+    t.step();
+    old_table = t.integer(0) == 1;
+  }
+  if (!old_table) return;
+  register_history_functions(db);
+  {
+    statement add(db, add_sql, "history");
+    statement rows(db, "SELECT day, event_type, dimension_a, dimension_b, event_value FROM history_summary", "history");
+    while (rows.step()) {
+      const auto day = rerun::parse_day(rows.text(0));
+      if (!day) continue;  // never written so: a hand-edited row has no day to land on
+      add_day(add, *day, rows.text(1), rows.text(2), rows.text(3), rows.integer(4));
+    }
+  }
+  sqlite::exec(db, "DROP TABLE history_summary", "history");
+}
+
 struct history_writer::statements {
   explicit statements(sqlite3* db)
-      : db_(db),
+      : db_((register_history_functions(db), db)),
         log(db,
             "INSERT INTO history_events (day, event_type, dimension_a, dimension_b, sample, observed_at, at_ms, delta)"
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             "history"),
-        add(db,
-            "INSERT INTO history_summary (day, event_type, dimension_a, dimension_b, event_value)"
-            " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (day, event_type, dimension_a, dimension_b)"
-            " DO UPDATE SET event_value = event_value + excluded.event_value",
-            "history"),
+        add(db, add_sql, "history"),
         sample(db, "INSERT OR IGNORE INTO history_samples (day, device, sample) VALUES (?1, ?2, ?3)", "history") {}
   sqlite3* db_;
   statement log, add, sample;
@@ -61,7 +181,8 @@ history_writer::~history_writer() = default;
 
 void history_writer::record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log) {
   for (const auto& e : events) {
-    const std::string day = rerun::format_day(rerun::history_day(zone, e));
+    const auto d = rerun::history_day(zone, e);
+    const std::string day = rerun::format_day(d);
     if (log)
       stmts_->log.reset()
           .bind(1, day)
@@ -73,19 +194,13 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
           .bind(7, std::int64_t{e.at.time_since_epoch().count()})
           .bind(8, e.delta)
           .run();
-    stmts_->add.reset().bind(1, day).bind(2, e.event_type).bind(3, e.dimension_a).bind(4, e.dimension_b).bind(5, e.delta).run();
+    add_day(stmts_->add, d, e.event_type, e.dimension_a, e.dimension_b, e.delta);
     // device_sample: the first result of a sample on its device that day (derived, never logged,
     // so rebuild derives it the same way).
     if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
       stmts_->sample.reset().bind(1, day).bind(2, e.dimension_a).bind(3, e.sample).run();
       if (sqlite3_changes(stmts_->db_) > 0)
-        stmts_->add.reset()
-            .bind(1, day)
-            .bind(2, rerun::history_events::device_sample)
-            .bind(3, e.dimension_a)
-            .bind(4, std::string_view(""))  // not a null view: that would bind NULL
-            .bind(5, std::int64_t{1})
-            .run();
+        add_day(stmts_->add, d, rerun::history_events::device_sample, e.dimension_a, "", 1);
     }
   }
 }
@@ -102,11 +217,11 @@ history_store::history_store(const std::filesystem::path& outbox_file) {
   }
   sqlite3_busy_timeout(db_, 5000);
   try {
-    statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'history_summary'", "history");
+    statement t(db_, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'history_month'", "history");
     t.step();
     if (t.integer(0) != 1)
       throw std::runtime_error("history: " + outbox_file.string() +
-                               " has no historical summary (not an outbox, or one from before schema 6: start the "
+                               " has no historical summary (not an outbox, or one from before schema 8: start the "
                                "daemon once to migrate it)");
   } catch (...) {
     sqlite3_close(db_);
@@ -125,65 +240,89 @@ std::string in_list(const char* column, std::size_t n, int first) {
   return s + ")";
 }
 
-std::vector<rerun::summary_row> run_read(sqlite3* db, const std::string& sql, std::chrono::sys_days from,
-                                         std::chrono::sys_days to, const std::vector<std::string>& events,
-                                         const std::vector<std::string>& devices) {
-  statement s(db, sql.c_str(), "history");
-  s.bind(1, rerun::format_day(from)).bind(2, rerun::format_day(to));
+}  // namespace
+
+std::vector<rerun::summary_span> history_store::read(std::chrono::sys_days from, std::chrono::sys_days to,
+                                                     const std::vector<std::string>& events,
+                                                     const std::vector<std::string>& devices) const {
+  const std::string sql = "SELECT month, event_type, dimension_a, dimension_b, days FROM history_month"
+                          " WHERE month BETWEEN ?1 AND ?2" +
+                          in_list("event_type", events.size(), 3) +
+                          in_list("dimension_a", devices.size(), 3 + static_cast<int>(events.size()));
+  statement s(db_, sql.c_str(), "history");
+  s.bind(1, rerun::format_day(month_of(from))).bind(2, rerun::format_day(month_of(to)));
   int i = 3;
   for (const auto& e : events) s.bind(i++, e);
   for (const auto& d : devices) s.bind(i++, d);
-  std::vector<rerun::summary_row> out;
-  // Days repeat across rows: parse each distinct text once.
+  std::vector<rerun::summary_span> out;
+  // Months repeat across rows: parse each distinct text once.
   std::string last_text;
-  std::chrono::sys_days last_day{};
+  std::chrono::sys_days m{};
+  std::size_t lo = 0, hi = 0;  // the range's days of month m, as indexes [lo, hi]
   while (s.step()) {
-    rerun::summary_row r;
-    std::string d = s.text(0);
-    if (d != last_text) {
-      last_day = rerun::parse_day(d).value_or(std::chrono::sys_days{});
-      last_text = std::move(d);
+    if (const auto text = s.bytes(0); text != last_text) {
+      last_text = std::string(text);
+      m = rerun::parse_day(text).value_or(std::chrono::sys_days{});
+      lo = static_cast<std::size_t>((std::max(from, m) - m).count());
+      hi = static_cast<std::size_t>((std::min(to, month_end(m)) - m).count());
     }
-    r.day = last_day;
-    r.event_type = s.text(1);
-    r.dimension_a = s.text(2);
-    r.dimension_b = s.text(3);
-    r.value = s.integer(4);
-    out.push_back(std::move(r));
+    const auto c = decode_cell(s.bytes(4));
+    // Only a row that counted a day of the range names its entity (as a day row in range did).
+    const std::uint32_t range_bits = static_cast<std::uint32_t>(((std::uint64_t{1} << (hi + 1)) - 1) & ~((std::uint64_t{1} << lo) - 1));
+    if ((c.present & range_bits) == 0) continue;
+    rerun::summary_span span;
+    span.first = m + std::chrono::days{static_cast<std::int64_t>(lo)};
+    span.event_type = s.text(1);
+    span.dimension_a = s.text(2);
+    span.dimension_b = s.text(3);
+    span.values.assign(c.counts.begin() + static_cast<std::ptrdiff_t>(lo), c.counts.begin() + static_cast<std::ptrdiff_t>(hi) + 1);
+    out.push_back(std::move(span));
   }
   return out;
-}
-
-}  // namespace
-
-std::vector<rerun::summary_row> history_store::read(std::chrono::sys_days from, std::chrono::sys_days to,
-                                                    const std::vector<std::string>& events,
-                                                    const std::vector<std::string>& devices) const {
-  const std::string sql = "SELECT day, event_type, dimension_a, dimension_b, event_value FROM history_summary"
-                          " WHERE day BETWEEN ?1 AND ?2" +
-                          in_list("event_type", events.size(), 3) +
-                          in_list("dimension_a", devices.size(), 3 + static_cast<int>(events.size()));
-  return run_read(db_, sql, from, to, events, devices);
-}
-
-std::vector<rerun::summary_row> history_store::read_by_device(std::chrono::sys_days from, std::chrono::sys_days to,
-                                                              const std::vector<std::string>& events,
-                                                              const std::vector<std::string>& devices) const {
-  const std::string sql = "SELECT day, event_type, dimension_a, '', SUM(event_value) FROM history_summary"
-                          " WHERE day BETWEEN ?1 AND ?2" +
-                          in_list("event_type", events.size(), 3) +
-                          in_list("dimension_a", devices.size(), 3 + static_cast<int>(events.size())) +
-                          " GROUP BY day, event_type, dimension_a";
-  return run_read(db_, sql, from, to, events, devices);
 }
 
 std::size_t history_store::rebuild(const rerun::lab_zone& zone, std::optional<std::chrono::sys_days> from) {
   sqlite::exec(db_, "BEGIN IMMEDIATE", "history");
   try {
     const std::string since = from ? rerun::format_day(*from) : std::string();
+    if (!from) {
+      sqlite::exec(db_, "DELETE FROM history_month", "history");
+    } else {
+      // Whole months from `from` on go; the month holding it loses the days from it on.
+      const auto m0 = month_of(*from);
+      statement del(db_, "DELETE FROM history_month WHERE month >= ?1", "history");
+      del.bind(1, rerun::format_day(*from == m0 ? m0 : month_end(m0) + std::chrono::days{1})).run();
+      if (*from != m0) {
+        const auto cut = static_cast<std::size_t>((*from - m0).count());
+        std::vector<std::tuple<std::string, std::string, std::string, month_cell>> rows;
+        {
+          statement sel(db_, "SELECT event_type, dimension_a, dimension_b, days FROM history_month WHERE month = ?1",
+                        "history");
+          sel.bind(1, rerun::format_day(m0));
+          while (sel.step()) rows.emplace_back(sel.text(0), sel.text(1), sel.text(2), decode_cell(sel.bytes(3)));
+        }
+        statement put(db_,
+                      "UPDATE history_month SET days = ?5 WHERE month = ?1 AND event_type = ?2 AND dimension_a = ?3"
+                      " AND dimension_b = ?4",
+                      "history");
+        statement drop(db_,
+                       "DELETE FROM history_month WHERE month = ?1 AND event_type = ?2 AND dimension_a = ?3"
+                       " AND dimension_b = ?4",
+                       "history");
+        for (auto& [type, a, b, c] : rows) {
+          for (std::size_t i = cut; i < month_days; ++i) c.counts[i] = 0;
+          c.present &= (std::uint32_t{1} << cut) - 1;
+          auto& st = c.present ? put : drop;
+          st.reset().bind(1, rerun::format_day(m0)).bind(2, type).bind(3, a).bind(4, std::string_view(b.c_str(), b.size()));
+          if (c.present) {
+            const auto bytes = encode_cell(c);
+            st.bind_blob(5, std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+          }
+          st.run();
+        }
+      }
+    }
     {
-      statement del(db_, "DELETE FROM history_summary WHERE day >= ?1", "history");
-      del.bind(1, since).run();
       statement del_s(db_, "DELETE FROM history_samples WHERE day >= ?1", "history");
       del_s.bind(1, since).run();
     }
@@ -228,9 +367,14 @@ std::size_t history_store::prune_before(int year) {
   std::snprintf(cut, sizeof cut, "%04d-01-01", year);
   sqlite::exec(db_, "BEGIN IMMEDIATE", "history");
   try {
-    statement a(db_, "DELETE FROM history_summary WHERE day < ?1", "history");
+    std::size_t n = 0;
+    {
+      statement counted(db_, "SELECT days FROM history_month WHERE month < ?1", "history");
+      counted.bind(1, std::string_view(cut));
+      while (counted.step()) n += static_cast<std::size_t>(std::popcount(decode_cell(counted.bytes(0)).present));
+    }
+    statement a(db_, "DELETE FROM history_month WHERE month < ?1", "history");
     a.bind(1, std::string_view(cut)).run();
-    const auto n = static_cast<std::size_t>(sqlite3_changes(db_));
     statement b(db_, "DELETE FROM history_events WHERE day < ?1", "history");
     b.bind(1, std::string_view(cut)).run();
     statement c(db_, "DELETE FROM history_samples WHERE day < ?1", "history");
@@ -244,11 +388,20 @@ std::size_t history_store::prune_before(int year) {
 }
 
 std::vector<rerun::summary_row> history_store::all() const {
-  return run_read(db_,
-                  "SELECT day, event_type, dimension_a, dimension_b, event_value FROM history_summary"
-                  " WHERE day BETWEEN ?1 AND ?2 ORDER BY day, event_type, dimension_a, dimension_b",
-                  std::chrono::sys_days{std::chrono::year{0} / 1 / 1}, std::chrono::sys_days{std::chrono::year{9999} / 12 / 31},
-                  {}, {});
+  statement s(db_, "SELECT month, event_type, dimension_a, dimension_b, days FROM history_month", "history");
+  std::vector<rerun::summary_row> out;
+  while (s.step()) {
+    const auto m = rerun::parse_day(s.bytes(0)).value_or(std::chrono::sys_days{});
+    const auto c = decode_cell(s.bytes(4));
+    for (std::size_t i = 0; i < month_days; ++i)
+      if (c.present & (std::uint32_t{1} << i))
+        out.push_back({m + std::chrono::days{static_cast<std::int64_t>(i)}, s.text(1), s.text(2), s.text(3), c.counts[i]});
+  }
+  std::sort(out.begin(), out.end(), [](const rerun::summary_row& x, const rerun::summary_row& y) {
+    return std::tie(x.day, x.event_type, x.dimension_a, x.dimension_b) <
+           std::tie(y.day, y.event_type, y.dimension_a, y.dimension_b);
+  });
+  return out;
 }
 
 }  // namespace interfaced::transport

@@ -3,10 +3,13 @@
 // writes, rebuilds, prunes and reads them. What a count means and which day it lands on is
 // rerun/history.hpp (pure); this is only where the rows live.
 //
-// Tables (migrate_history_tables, schema version 6 of the outbox file):
+// Tables (migrate_history_tables, schema version 6 of the outbox file; history_month replaced
+// history_summary in version 8, migrate_history_to_months):
 //  - history_events:  every counted change as it happened (the summary's own source, kept per
 //                     year like the summary): what `stats rebuild` recomputes the summary from.
-//  - history_summary: one row per (day, event_type, dimension_a, dimension_b) with event_value.
+//  - history_month:   one row per (lab-local month, event_type, dimension_a, dimension_b) holding
+//                     the counts of its days (a 252-byte blob: a mask of the days counted, then 31
+//                     counts), so a 6-month read is a few thousand rows, not hundreds of thousands.
 //  - history_samples: (day, device, sample) seen, behind device_sample ("first result of the day").
 //
 // Contract:
@@ -33,8 +36,11 @@ struct sqlite3;
 
 namespace interfaced::transport {
 
-// Creates the three tables and their indexes when missing (idempotent).
+// Creates the version-6 tables and their indexes when missing (idempotent).
 void migrate_history_tables(sqlite3* db);
+// Version 8: creates history_month, moves history_summary's day rows into it and drops
+// history_summary. Runs inside the caller's transaction; idempotent.
+void migrate_history_to_months(sqlite3* db);
 
 // Applies events to the summary within the caller's transaction, statements prepared once.
 class history_writer {
@@ -62,20 +68,19 @@ class history_store {
   history_store(const history_store&) = delete;
   history_store& operator=(const history_store&) = delete;
 
-  // Summary rows with from <= day <= to (event types / devices: empty = all).
-  [[nodiscard]] std::vector<rerun::summary_row> read(std::chrono::sys_days from, std::chrono::sys_days to,
-                                                     const std::vector<std::string>& events,
-                                                     const std::vector<std::string>& devices) const;
-  // The same, parameters summed in SQL (--by device).
-  [[nodiscard]] std::vector<rerun::summary_row> read_by_device(std::chrono::sys_days from, std::chrono::sys_days to,
-                                                               const std::vector<std::string>& events,
-                                                               const std::vector<std::string>& devices) const;
+  // The stored counts of the days from <= day <= to (event types / devices: empty = all), one
+  // span per stored month row that counted a day of the range, cut to the range.
+  [[nodiscard]] std::vector<rerun::summary_span> read(std::chrono::sys_days from, std::chrono::sys_days to,
+                                                      const std::vector<std::string>& events,
+                                                      const std::vector<std::string>& devices) const;
   // Recomputes the summary from history_events in `zone` (from: only days on or after it); one
   // transaction. Returns the events replayed.
   std::size_t rebuild(const rerun::lab_zone& zone, std::optional<std::chrono::sys_days> from = std::nullopt);
-  // Drops every row (events, summary, samples) of years before `year`; returns summary rows dropped.
+  // Drops every row (events, summary, samples) of years before `year`; returns the summary's day
+  // counts dropped.
   std::size_t prune_before(int year);
-  // Every summary row, in key order (tests compare live and rebuilt).
+  // Every day counted, as (day, event_type, dimension_a, dimension_b) rows in that key order
+  // (tests compare live and rebuilt).
   [[nodiscard]] std::vector<rerun::summary_row> all() const;
 
  private:

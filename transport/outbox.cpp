@@ -80,18 +80,36 @@ using sqlite::finish_on_exit;
 
 constexpr const char* columns =
     "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
-    "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason";
+    "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason, device";
 
-// The device a body names ("device_id":"ID", as results bodies carry it); "unknown" for one that
+// The values a body gives a JSON member as text ("KEY":"VALUE", as the bodies are written:
+// compact, dump()ed), in order, repeats included.
+std::vector<std::string_view> members_named_in(std::string_view body, std::string_view key) {
+  std::vector<std::string_view> out;
+  for (auto at = body.find(key); at != std::string_view::npos; at = body.find(key, at)) {
+    const auto start = at + key.size();
+    const auto end = body.find('"', start);
+    if (end == std::string_view::npos) break;
+    if (end > start) out.push_back(body.substr(start, end - start));
+    at = end;
+  }
+  return out;
+}
+
+// The device a body names ("device_id":"ID", as results bodies carry it); empty for one that
 // names none (rerun values and requests name a lab report, not a device).
 std::string device_named_in(std::string_view body) {
-  constexpr std::string_view key = "\"device_id\":\"";
-  const auto at = body.find(key);
-  if (at == std::string_view::npos) return "unknown";
-  const auto start = at + key.size();
-  const auto end = body.find('"', start);
-  if (end == std::string_view::npos || end == start) return "unknown";
-  return std::string(body.substr(start, end - start));
+  const auto found = members_named_in(body, "\"device_id\":\"");
+  return found.empty() ? std::string() : std::string(found.front());
+}
+
+// Every sample id a body names ("sample_id":"S", results, rerun values, QC corrections naming
+// several patients' samples), each once: what a search by sample finds it under.
+std::vector<std::string_view> samples_named_in(std::string_view body) {
+  auto found = members_named_in(body, "\"sample_id\":\"");
+  std::sort(found.begin(), found.end());
+  found.erase(std::unique(found.begin(), found.end()), found.end());
+  return found;
 }
 
 stored_message read_message(const sqlite::statement& s) {
@@ -112,6 +130,7 @@ stored_message read_message(const sqlite::statement& s) {
   if (!s.is_null(13)) m.set_aside_by = s.text(13);
   if (!s.is_null(14)) m.set_aside_at = from_ms(s.integer(14));
   if (!s.is_null(15)) m.set_aside_reason = s.text(15);
+  m.device = s.text(16);
   return m;
 }
 
@@ -260,7 +279,14 @@ class outbox_db {
         .bind(5, std::int64_t{m.internal_request ? 1 : 0})
         .bind(6, to_ms(now))
         .bind(7, to_ms(now))
+        .bind(8, m.device.empty() ? device_named_in(m.body) : m.device)
         .run();
+    index_samples(sqlite3_last_insert_rowid(db_), m.body);
+  }
+
+  // message_samples rows of the message `seq` (schema 8): one index entry per sample it names.
+  void index_samples(std::int64_t seq, std::string_view body) {
+    for (const auto sample : samples_named_in(body)) stmts_->insert_sample.reset().bind(1, sample).bind(2, seq).run();
   }
 
   due_batch claim_due(const std::vector<std::string>& busy_keys, std::size_t limit, outbox_time now) {
@@ -319,7 +345,7 @@ class outbox_db {
     if (st == message_state::dead && before->state != message_state::dead && changes() > 0) {
       rerun::history_event e;
       e.event_type = std::string(rerun::history_events::device_dead_letter);
-      e.dimension_a = device_named_in(before->body);
+      e.dimension_a = before->device.empty() ? "unknown" : before->device;
       e.dimension_b = before->kind;
       e.at = now;
       history_->record({e}, zone_);
@@ -338,13 +364,33 @@ class outbox_db {
 
   std::vector<message_summary> list(const list_filter& f, outbox_time now) {
     std::vector<message_summary> out;
-    auto& s = stmts_->list.reset().bind(1, std::int64_t{f.include_delivered ? 1 : 0});
+    // A sample is sought in message_samples (schema 8: an index seek), the rest filters the
+    // messages found; prepared per call (an admin / lab-view read, not the worker's hot path).
+    std::string sql =
+        "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at, last_status,"
+        " (SELECT COUNT(*) FROM resends r WHERE r.message_id = messages.id),"
+        " (SELECT f.path FROM file_jobs f WHERE f.message_id = messages.id"
+        "  AND f.stage IN ('uploaded', 'reconciled'))";
+    sql += f.sample.empty() ? " FROM messages WHERE 1"
+                            : " FROM message_samples s JOIN messages ON messages.seq = s.seq WHERE s.sample = ?3";
+    sql +=
+        " AND (?2 IS NULL OR state = ?2) AND (?2 IS NOT NULL OR ?1 = 1 OR state <> 'delivered')"
+        " AND (?4 IS NULL OR created_at >= ?4)"
+        // --orphans: dead file reports whose object was stored (file-reports.md stage 4).
+        " AND (?5 IS NULL OR (state = 'dead' AND kind = 'file_report' AND EXISTS (SELECT 1 FROM file_jobs f"
+        "  WHERE f.message_id = messages.id AND f.stage IN ('uploaded', 'reconciled'))))"
+        " AND (?6 IS NULL OR device = ?6) AND (?7 IS NULL OR created_at < ?7)";
+    sql += f.newest_first ? " ORDER BY messages.seq DESC" : " ORDER BY messages.seq";
+    if (f.limit > 0) sql += " LIMIT ?8";
+    statement s(db_, sql.c_str());
+    s.bind(1, std::int64_t{f.include_delivered ? 1 : 0});
     if (f.state) s.bind(2, to_string(*f.state));
-    // The sample id as the bodies carry it (results and rerun values: "sample_id":"S").
-    if (!f.sample.empty()) s.bind(3, "\"sample_id\":\"" + f.sample + "\"");
+    if (!f.sample.empty()) s.bind(3, f.sample);
     if (f.since) s.bind(4, to_ms(*f.since));
     if (f.orphans) s.bind(5, std::int64_t{1});
-    finish_on_exit guard{s};
+    if (!f.device.empty()) s.bind(6, f.device);
+    if (f.until) s.bind(7, to_ms(*f.until));
+    if (f.limit > 0) s.bind(8, static_cast<std::int64_t>(f.limit));
     while (s.step()) {
       message_summary m;
       m.id = s.text(0);
@@ -465,14 +511,15 @@ class outbox_db {
   void check_schema(const std::filesystem::path& file) {
     statement t(db_,
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results',"
-                " 'file_jobs', 'history_events', 'history_summary', 'history_samples', 'qc_audit')");
+                " 'file_jobs', 'history_events', 'history_month', 'history_samples', 'qc_audit', 'message_samples')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 8)
+    if (tables != 9)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
                                std::to_string(tables) +
-                               " of messages, kv, results, file_jobs, history_events, history_summary, history_samples, qc_audit); " +
+                               " of messages, kv, results, file_jobs, history_events, history_month, history_samples, qc_audit,"
+                               " message_samples); " +
                                recovery_hint(file));
   }
 
@@ -533,6 +580,7 @@ class outbox_db {
       if (version < 5) migrate_file_tables();
       if (version < 6) migrate_to_6();
       if (version < 7) migrate_qc_tables();
+      if (version < 8) migrate_to_8();
       return;
     }
     if (version == 1) {
@@ -546,6 +594,7 @@ class outbox_db {
       migrate_file_tables();
       migrate_to_6();
       migrate_qc_tables();
+      migrate_to_8();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -572,6 +621,38 @@ class outbox_db {
     migrate_file_tables();
     migrate_to_6();
     migrate_qc_tables();
+    migrate_to_8();
+  }
+
+  // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
+  // search is an index seek, not a scan of every body -- messages.device (the appender's device,
+  // else the one the body names) and message_samples (every sample id a body names; a trigger
+  // drops them with their message) -- backfilled from the stored bodies; and the historical
+  // summary as one row per month holding its days (history_store.hpp).
+  void migrate_to_8() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE messages ADD COLUMN device TEXT NOT NULL DEFAULT '';"
+        "CREATE TABLE message_samples ("
+        " sample TEXT NOT NULL,"
+        " seq INTEGER NOT NULL,"
+        " PRIMARY KEY (sample, seq)) WITHOUT ROWID;"
+        "CREATE INDEX message_samples_by_seq ON message_samples(seq);"
+        "CREATE TRIGGER message_samples_gone AFTER DELETE ON messages"
+        " BEGIN DELETE FROM message_samples WHERE seq = old.seq; END;");
+    {
+      statement rows(db_, "SELECT seq, body FROM messages");
+      statement device(db_, "UPDATE messages SET device = ?1 WHERE seq = ?2");
+      statement sample(db_, "INSERT OR IGNORE INTO message_samples (sample, seq) VALUES (?1, ?2)");
+      while (rows.step()) {
+        const auto seq = rows.integer(0);
+        const std::string body = rows.text(1);
+        if (auto d = device_named_in(body); !d.empty()) device.reset().bind(1, d).bind(2, seq).run();
+        for (const auto s : samples_named_in(body)) sample.reset().bind(1, s).bind(2, seq).run();
+      }
+    }
+    migrate_history_to_months(db_);
+    exec("PRAGMA user_version = 8; COMMIT;");
   }
 
   // Version 7 (issue #14): the QC audit (qc.md "Resolutions": every resolution, proposal,
@@ -606,7 +687,8 @@ class outbox_db {
   // Version 5 (issue #15): the stage each file-type report reached (file-reports.md "The
   // stages"), one row per file_report message, written in its own committed transaction before
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
-  static constexpr std::int64_t schema_version = 7;  // 5: file_jobs, 6: history, 7: qc_audit
+  // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month
+  static constexpr std::int64_t schema_version = 8;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -682,8 +764,9 @@ class outbox_db {
     explicit statements(sqlite3* db)
         : count_undelivered(db, "SELECT COUNT(*) FROM messages WHERE state <> 'delivered'"),
           insert(db,
-                 "INSERT INTO messages (id, kind, ordering_key, body, internal, created_at, next_attempt_at)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+                 "INSERT INTO messages (id, kind, ordering_key, body, internal, created_at, next_attempt_at, device)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+          insert_sample(db, "INSERT OR IGNORE INTO message_samples (sample, seq) VALUES (?1, ?2)"),
           // The due heads in due order, through the pending_due index; a message with an older
           // pending one in its key is not a head (pending_by_key answers that in one seek).
           due_heads(db,
@@ -707,19 +790,6 @@ class outbox_db {
           retry_one(db,
                     "UPDATE messages SET state = 'pending', next_attempt_at = ?1"
                     " WHERE id = ?2 AND state <> 'delivered'"),
-          // ?1: 1 = delivered ones too; ?2: a state or NULL; ?3: a sample id or NULL (matched as
-          // the JSON member the bodies carry); ?4: created at or after, or NULL.
-          list(db,
-               "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at, last_status,"
-               " (SELECT COUNT(*) FROM resends r WHERE r.message_id = messages.id),"
-               " (SELECT f.path FROM file_jobs f WHERE f.message_id = messages.id"
-               "  AND f.stage IN ('uploaded', 'reconciled')) FROM messages"
-               " WHERE (?2 IS NULL OR state = ?2) AND (?2 IS NOT NULL OR ?1 = 1 OR state <> 'delivered')"
-               " AND (?3 IS NULL OR instr(CAST(body AS TEXT), ?3) > 0) AND (?4 IS NULL OR created_at >= ?4)"
-               // --orphans: dead file reports whose object was stored (file-reports.md stage 4).
-               " AND (?5 IS NULL OR (state = 'dead' AND kind = 'file_report' AND EXISTS (SELECT 1 FROM file_jobs f"
-               "  WHERE f.message_id = messages.id AND f.stage IN ('uploaded', 'reconciled'))))"
-               " ORDER BY seq"),
           get_file_job(db, "SELECT stage, size, sha256, url, fields, path, presigns, uploads FROM file_jobs"
                            " WHERE message_id = ?1"),
           put_file_job(db, "INSERT OR REPLACE INTO file_jobs (message_id, stage, size, sha256, url, fields, path,"
@@ -751,7 +821,7 @@ class outbox_db {
           rollback_to(db, "ROLLBACK TO op"),
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
-    statement count_undelivered, insert, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, list, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_sample, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends, insert_qc_audit;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.

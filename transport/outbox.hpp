@@ -71,6 +71,10 @@ struct new_message {
   std::string body;          // JSON text, sent byte-identical on every attempt
   bool internal_request = false;  // x-is-internal-request: True (rerun requests are always sent so)
   std::string id;            // empty: a random UUID is assigned (the Idempotency-Key)
+  // The device the message comes from (stored, never sent; history and the lab's view count
+  // and search by it). Empty: the "device_id" the body names, if any (rerun bodies name a
+  // report, not a device: their appender sets it).
+  std::string device;
 };
 
 // One stored message, as the CLI and delivery see it.
@@ -92,6 +96,7 @@ struct stored_message {
   std::string set_aside_by;
   std::optional<outbox_time> set_aside_at;
   std::string set_aside_reason;
+  std::string device;  // as stored at append (new_message::device); empty: unknown
 };
 
 // The stage a file-type report reached (file-reports.md "The stages"), stored beside its
@@ -270,6 +275,10 @@ struct list_filter {
   std::string sample;                      // only messages whose body names this sample id
   std::optional<outbox_time> since;        // only messages created at or after
   bool orphans = false;                    // only dead file reports whose object is stored
+  std::string device;                      // only messages of this device (stored_message::device)
+  std::optional<outbox_time> until;        // only messages created before
+  std::size_t limit = 0;                   // at most this many (0: all)
+  bool newest_first = false;               // newest first (with limit: the newest ones)
 };
 
 class outbox_admin {
@@ -279,7 +288,8 @@ class outbox_admin {
   outbox_admin(const outbox_admin&) = delete;
   outbox_admin& operator=(const outbox_admin&) = delete;
 
-  // Pending and dead messages (delivered ones only with include_delivered), oldest first.
+  // Pending and dead messages (delivered ones only with include_delivered), oldest first. A
+  // sample filter is an index seek (message_samples, schema 8), never a scan of the bodies.
   [[nodiscard]] std::vector<message_summary> list(bool include_delivered = false,
                                                   outbox_time now = outbox_now());
   [[nodiscard]] std::vector<message_summary> list(const list_filter& f, outbox_time now = outbox_now());

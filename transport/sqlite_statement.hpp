@@ -77,6 +77,13 @@ class statement {
     if (p == nullptr || n <= 0) return {};
     return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
   }
+  // The column's bytes without a copy: valid until the next step, reset or column call.
+  [[nodiscard]] std::string_view bytes(int col) const {
+    const void* p = sqlite3_column_blob(stmt_, col);
+    const int n = sqlite3_column_bytes(stmt_, col);
+    if (p == nullptr || n <= 0) return {};
+    return {static_cast<const char*>(p), static_cast<std::size_t>(n)};
+  }
   [[nodiscard]] bool is_null(int col) const { return sqlite3_column_type(stmt_, col) == SQLITE_NULL; }
   // Ends the statement's read: a SELECT left mid-way keeps its snapshot open, and in WAL mode the
   // connection would then not see what other connections committed.

@@ -106,11 +106,11 @@ state_store::state_store(const std::filesystem::path& file) : file_(file) {
 }
 
 struct state_store::dead_letter_reads {
-  // The partial index dead_messages (outbox schema 3) keeps this to the dead letters.
+  // The sample's messages through message_samples (outbox schema 8: an index seek), the dead ones.
   explicit dead_letter_reads(sqlite3* db)
       : naming(db,
-               "SELECT id, CAST(body AS TEXT) FROM messages WHERE state = 'dead' AND instr(CAST(body AS TEXT), ?1) > 0"
-               " ORDER BY seq DESC") {}
+               "SELECT m.id, CAST(m.body AS TEXT) FROM message_samples s JOIN messages m ON m.seq = s.seq"
+               " WHERE s.sample = ?1 AND m.state = 'dead' ORDER BY m.seq DESC") {}
   statement naming;
 };
 
@@ -124,7 +124,7 @@ std::vector<std::pair<std::string, std::string>> state_store::dead_letters_namin
       return out;  // no outbox tables in this file (a state store on its own)
     }
   }
-  auto& st = dead_reads_->naming.reset().bind(1, "\"sample_id\":\"" + std::string(sample) + "\"");
+  auto& st = dead_reads_->naming.reset().bind(1, sample);
   sqlite::finish_on_exit guard{st};
   while (st.step()) out.emplace_back(st.text(0), st.text(1));
   return out;

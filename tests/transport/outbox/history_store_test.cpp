@@ -7,6 +7,8 @@
 #include <map>
 #include <random>
 
+#include <sqlite3.h>
+
 #include "outbox_support.hpp"
 #include "transport/history_store.hpp"
 #include "transport/outbox.hpp"
@@ -163,4 +165,107 @@ TEST_CASE("history: prune --before YEAR drops whole years") {
   // A rebuild after a prune does not bring the dropped years back.
   store.rebuild(interfaced::rerun::lab_zone());
   CHECK(as_map(store.all()) == m);
+}
+
+TEST_CASE("history: a rerun post that becomes a dead letter counts under the device that sent it") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    // Rerun bodies name a lab report, not a device: the appender (ingest_hand_off) says which.
+    auto m = msg("rerun_values", "R-1", R"({"lab_report_id":"R-1","values":[{"sample_id":"S-1","parameter":"GLU"}]})", "r-1");
+    m.device = "chem";
+    REQUIRE(append_wait(box, {m}).durable);
+    std::promise<bool> done;
+    box.mark_dead("r-1", {422, "no such report"}, [&](bool ok) { done.set_value(ok); });
+    REQUIRE(done.get_future().get());
+  }
+  history_store store(file);
+  const auto rows = store.all();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].event_type == "device_dead_letter");
+  CHECK(rows[0].dimension_a == "chem");  // not "unknown"
+  CHECK(rows[0].dimension_b == "rerun_values");
+}
+
+TEST_CASE("history: a 6-month read gives each month's days, cut to the range, only rows that counted one") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.events = {ev("device_result", "chem", "GLU", "2026-01-31T10:00:00Z"), ev("device_result", "chem", "GLU", "2026-02-01T10:00:00Z"),
+                ev("device_result", "chem", "GLU", "2026-02-28T10:00:00Z"), ev("device_result", "chem", "NA", "2026-02-03T10:00:00Z"),
+                ev("device_result", "imm", "TSH", "2026-06-30T10:00:00Z"), ev("device_result", "imm", "TSH", "2026-06-30T11:00:00Z")};
+    REQUIRE(append_wait(box, {}, s).durable);
+  }
+  history_store store(file);
+  using interfaced::rerun::parse_day;
+  const auto spans = store.read(*parse_day("2026-02-10"), *parse_day("2026-06-30"), {}, {});
+  // chem NA counted only on Feb 3, before the range: no row; chem GLU: Feb 10..28; imm TSH: June.
+  REQUIRE(spans.size() == 2);
+  CHECK(spans[0].dimension_b == "GLU");
+  CHECK(spans[0].first == *parse_day("2026-02-10"));
+  REQUIRE(spans[0].values.size() == 19);
+  CHECK(spans[0].values.back() == 1);
+  CHECK(spans[1].dimension_a == "imm");
+  CHECK(spans[1].first == *parse_day("2026-06-01"));
+  REQUIRE(spans[1].values.size() == 30);
+  CHECK(spans[1].values.back() == 2);
+  CHECK(store.read(*parse_day("2026-02-10"), *parse_day("2026-06-30"), {"device_sample"}, {}).empty());
+  CHECK(store.read(*parse_day("2026-01-01"), *parse_day("2026-12-31"), {}, {"imm"}).size() == 1);
+}
+
+TEST_CASE("schema 8: a version-7 file gets its messages' devices and samples, and its summary by month") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  std::vector<std::string> ids;
+  {
+    outbox box(config_at(file));
+    ids = append_wait(box, {msg("results", "R-1", R"({"device_id":"chem","results":[{"sample_id":"S-1"}]})"),
+                            msg("rerun_values", "R-2", R"({"values":[{"sample_id":"S-2"}]})")})
+              .ids;
+  }
+  {
+    // Back to version 7 as that release left it: no device column, no message_samples, the
+    // summary as day rows (one at zero after a correction).
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+    const char* v7 =
+        "DROP TRIGGER message_samples_gone; DROP TABLE message_samples; ALTER TABLE messages DROP COLUMN device;"
+        "DROP TABLE history_month;"
+        "CREATE TABLE history_summary (day TEXT NOT NULL, event_type TEXT NOT NULL, dimension_a TEXT NOT NULL,"
+        " dimension_b TEXT NOT NULL DEFAULT '', event_value INTEGER NOT NULL,"
+        " PRIMARY KEY (day, event_type, dimension_a, dimension_b)) WITHOUT ROWID;"
+        "INSERT INTO history_summary VALUES ('2026-11-30', 'device_result', 'chem', 'GLU', 3),"
+        " ('2026-12-05', 'device_result', 'chem', 'GLU', 2), ('2026-12-05', 'device_result', 'chem', 'NA', 0),"
+        " ('2026-12-05', 'device_sample', 'chem', '', 1);"
+        "PRAGMA user_version = 7;";
+    REQUIRE(sqlite3_exec(db, v7, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  { outbox box(config_at(file)); }  // migrates
+  outbox_admin admin(file);
+  list_filter f;
+  f.sample = "S-2";
+  const auto found = admin.list(f);
+  REQUIRE(found.size() == 1);
+  CHECK(found[0].id == ids[1]);
+  CHECK(admin.show(ids[0])->device == "chem");
+  CHECK(admin.show(ids[1])->device.empty());  // named nowhere: counted as "unknown" if it dies
+  history_store store(file);
+  CHECK(as_map(store.all()) == std::map<std::string, std::int64_t>{{"2026-11-30 device_result chem GLU", 3},
+                                                                   {"2026-12-05 device_result chem GLU", 2},
+                                                                   {"2026-12-05 device_result chem NA", 0},
+                                                                   {"2026-12-05 device_sample chem ", 1}});
+  // A message deleted (purged) takes its sample rows with it.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db, "DELETE FROM messages", nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM message_samples", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }

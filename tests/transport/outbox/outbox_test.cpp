@@ -436,3 +436,47 @@ TEST_CASE("resends: a dead letter's later copies are found by sample, stored wit
   CHECK(admin.retry(ids[0]) == 1);
   CHECK(store.dead_letters_naming("S-7").empty());
 }
+
+TEST_CASE("list by sample: exact ids, every sample a body names, by device, newest first within a limit") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  std::vector<std::string> ids;
+  {
+    outbox box(config_at(file));
+    auto rerun_post = msg("rerun_values", "R-2", R"({"lab_report_id":"R-2","values":[{"sample_id":"S-7","parameter":"K"}]})");
+    rerun_post.device = "imm";  // the body names a report, not a device: the appender says which
+    ids = append_wait(box, {msg("results", "R-1", R"({"device_id":"chem","results":[{"sample_id":"S-7"},{"sample_id":"S-7"}]})"),
+                            msg("results", "R-3", R"({"device_id":"chem","results":[{"sample_id":"S-77"}]})"),
+                            rerun_post,
+                            // A QC correction names several patients' samples.
+                            msg("qc_results", "device:chem", R"({"device_id":"chem","patient_results":[{"sample_id":"S-1"},{"sample_id":"S-7"}]})")})
+              .ids;
+    REQUIRE(ids.size() == 4);
+  }
+  outbox_admin admin(file);
+  auto ids_of = [&](const list_filter& f) {
+    std::vector<std::string> out;
+    for (const auto& m : admin.list(f)) out.push_back(m.id);
+    return out;
+  };
+  list_filter f;
+  f.sample = "S-7";  // not S-77
+  CHECK(ids_of(f) == std::vector<std::string>{ids[0], ids[2], ids[3]});
+  f.sample = "S-1";
+  CHECK(ids_of(f) == std::vector<std::string>{ids[3]});
+  f.sample = "S-";
+  CHECK(ids_of(f).empty());
+  f.sample = "S-7";
+  f.device = "imm";
+  CHECK(ids_of(f) == std::vector<std::string>{ids[2]});
+  CHECK(admin.show(ids[2])->device == "imm");
+  CHECK(admin.show(ids[0])->device == "chem");  // named by the body
+  f.device = "chem";
+  f.newest_first = true;
+  f.limit = 1;
+  CHECK(ids_of(f) == std::vector<std::string>{ids[3]});
+  list_filter all;
+  all.newest_first = true;
+  all.limit = 2;
+  CHECK(ids_of(all) == std::vector<std::string>{ids[3], ids[2]});
+}
