@@ -264,6 +264,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
       nm.ordering_key = std::move(key);
       nm.body = rerun::body_json(m).dump();
       nm.internal_request = m.internal_request;
+      nm.device = d.device;  // rerun bodies name a report: the outbox stores the device for counts and search
       msgs.push_back(std::move(nm));
     }
   }

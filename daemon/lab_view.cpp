@@ -132,26 +132,23 @@ transport::http_reply lab_view::messages(const std::vector<std::pair<std::string
     transport::list_filter f;
     f.include_delivered = true;
     f.sample = value_of(q, "sample");
-    const std::string device = value_of(q, "device");
+    f.device = value_of(q, "device");
     if (const auto s = value_of(q, "state"); !s.empty()) f.state = transport::message_state_from(s);
-    std::optional<transport::outbox_time> until;
     if (const auto s = value_of(q, "from"); !s.empty()) f.since = transport::parse_purge_date(s);
     if (const auto s = value_of(q, "to"); !s.empty()) {
-      until = transport::parse_purge_date(s);
+      f.until = transport::parse_purge_date(s);
       // A date alone is the whole day.
-      if (until && s.size() == 10) *until += std::chrono::hours(24);
+      if (f.until && s.size() == 10) *f.until += std::chrono::hours(24);
     }
+    // Newest first, bounded, in SQL: a page's cost follows what it shows, not what is stored.
+    f.newest_first = true;
+    f.limit = max_messages;
     json out = json::array();
     const rerun::lab_zone zone = zone_();
-    auto list = admin_->list(f);
-    // Newest first, bounded.
-    std::size_t n = 0;
-    for (auto it = list.rbegin(); it != list.rend() && n < max_messages; ++it) {
-      if (until && it->created_at >= *until) continue;
-      const auto m = admin_->show(it->id);
+    for (const auto& row : admin_->list(f)) {
+      const auto m = admin_->show(row.id);
       if (!m) continue;
       json body = json::parse(m->body, nullptr, false);
-      if (!device.empty() && m->body.find("\"device_id\":\"" + device + "\"") == std::string::npos) continue;
       json j = {{"id", m->id},
                 {"kind", m->kind},
                 {"ordering_key", m->ordering_key},
@@ -173,7 +170,6 @@ transport::http_reply lab_view::messages(const std::vector<std::pair<std::string
                            {"parameter", r.parameter}, {"value", r.value}, {"observed_at", r.observed_at}});
       j["resends"] = resends;
       out.push_back(std::move(j));
-      ++n;
     }
     json reply = {{"messages", out}, {"limit", max_messages}, {"admin", admin_enabled_}};
     if (admin_enabled_) reply["csrf"] = csrf_;

@@ -139,6 +139,7 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
     nm.kind = rerun::to_string(m.kind);
     nm.ordering_key = "device:" + device;
     nm.body = rerun::body_json(m).dump();
+    nm.device = device;
     msgs.push_back(std::move(nm));
     ++posts;
   }
