@@ -66,6 +66,27 @@ transport::http_reply asset_reply(const char* name) {
   return r;
 }
 
+// A page: its <main> (web/<name>.html) in the shared frame (web/frame.html: head, nav, help
+// panel, script), its nav link marked current. The five pages share one head and nav.
+transport::http_reply page_reply(const char* name, std::string_view page, std::string_view title, std::string_view path) {
+  const auto* frame = find_asset("web/frame.html");
+  const auto* main = find_asset(name);
+  if (frame == nullptr || main == nullptr) return {500, "text/plain", std::string("asset missing: ") + name + "\n"};
+  std::string html(frame->body);
+  auto put = [&html](std::string_view marker, std::string_view text) {
+    if (const auto at = html.find(marker); at != std::string::npos) html.replace(at, marker.size(), text);
+  };
+  put("{{title}}", title);
+  put("{{page}}", page);
+  put("{{main}}", main->body);
+  const std::string link = "<a href=\"" + std::string(path) + "\">";
+  if (const auto at = html.find(link); at != std::string::npos)
+    html.insert(at + link.size() - 1, " aria-current=\"page\"");
+  transport::http_reply r{200, std::string(main->content_type), std::move(html)};
+  r.headers.push_back({"Cache-Control", "no-cache"});
+  return r;
+}
+
 std::string value_of(const std::vector<std::pair<std::string, std::string>>& q, std::string_view key) {
   for (const auto& [k, v] : q)
     if (k == key) return v;
@@ -88,11 +109,11 @@ std::optional<transport::http_reply> lab_view::handle(const transport::http_requ
     return std::nullopt;
   }
   if (req.method != "GET") return std::nullopt;
-  if (path == "/" || path == "/index.html") return asset_reply("web/dashboard.html");
-  if (path == "/messages") return asset_reply("web/messages.html");
-  if (path == "/qc") return asset_reply("web/qc.html");
-  if (path == "/stats") return asset_reply("web/stats.html");
-  if (path == "/help") return asset_reply("web/help.html");
+  if (path == "/" || path == "/index.html") return page_reply("web/dashboard.html", "dashboard", "Dashboard", "/");
+  if (path == "/messages") return page_reply("web/messages.html", "messages", "Messages", "/messages");
+  if (path == "/qc") return page_reply("web/qc.html", "qc", "QC", "/qc");
+  if (path == "/stats") return page_reply("web/stats.html", "stats", "Stats", "/stats");
+  if (path == "/help") return page_reply("web/help.html", "help", "Help", "/help");
   if (path == "/assets/app.js") return asset_reply("web/app.js");
   if (path == "/assets/app.css") return asset_reply("web/app.css");
   if (path == "/api/stats") return stats(q, now);
