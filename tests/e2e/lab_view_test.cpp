@@ -6,7 +6,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <regex>
+#include <sstream>
+#include <thread>
 
 #include "e2e_support.hpp"
 #include "rerun/lab_time.hpp"
@@ -78,12 +81,14 @@ std::optional<fs::path> chromium() {
 
 // chromium --headless --dump-dom: the DOM once the page's scripts ran (virtual time lets the
 // fetches and timers finish).
-std::string dump_dom(const fs::path& dir, const std::string& url) {
+std::string dump_dom(const fs::path& dir, const std::string& url, const std::vector<std::string>& flags = {}) {
   static int n = 0;
   const std::string tag = "chromium-" + std::to_string(++n);
-  child c({chromium()->string(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
-           "--user-data-dir=" + (dir / (tag + "-profile")).string(), "--virtual-time-budget=8000", "--dump-dom", url},
-          dir / (tag + ".out"), dir / (tag + ".err"));
+  std::vector<std::string> args = {chromium()->string(), "--headless", "--disable-gpu", "--no-sandbox", "--no-first-run",
+                                   "--user-data-dir=" + (dir / (tag + "-profile")).string(), "--virtual-time-budget=8000"};
+  args.insert(args.end(), flags.begin(), flags.end());
+  args.insert(args.end(), {"--dump-dom", url});
+  child c(args, dir / (tag + ".out"), dir / (tag + ".err"));
   const auto st = c.wait_for(60000ms);
   INFO(url << "\n" << c.err());
   REQUIRE(st == std::optional<int>(0));
@@ -231,6 +236,163 @@ TEST_CASE("lab view: every page in headless chromium shows what a person would s
     CHECK(count(dom, "class=\"pt pt-accept\"") == 1);
     CHECK(count(dom, "class=\"pt pt-reject\"") == 1);
     CHECK(std::regex_search(dom, std::regex(R"(class="rule-label"[^>]*>[^<]*\b1-3s\b[^<]*<)")));
+  }
+}
+
+namespace {
+
+// The daemon's pages and one page of the test's own (`/__layout.html`) on one origin, so that
+// page can read the DOM of the daemon's pages in its frames (a browser blocks that across
+// origins). One connection at a time: each request forwarded as HTTP/1.0, the answer relayed whole.
+class same_origin_proxy {
+ public:
+  same_origin_proxy(std::uint16_t upstream, std::string page) : upstream_(upstream), page_(std::move(page)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd_, 16) == 0);
+    REQUIRE(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { serve(); });
+  }
+  ~same_origin_proxy() {
+    stop_ = true;
+    thread_.join();
+    ::close(fd_);
+  }
+  same_origin_proxy(const same_origin_proxy&) = delete;
+  same_origin_proxy& operator=(const same_origin_proxy&) = delete;
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+
+ private:
+  void serve() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      const int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) continue;
+      std::string req;
+      char buf[4096];
+      const auto until = std::chrono::steady_clock::now() + 5s;
+      while (req.find("\r\n\r\n") == std::string::npos && std::chrono::steady_clock::now() < until) {
+        pollfd q{c, POLLIN, 0};
+        if (::poll(&q, 1, 100) <= 0) continue;
+        const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        req.append(buf, static_cast<std::size_t>(n));
+      }
+      const auto sp1 = req.find(' '), sp2 = req.find(' ', sp1 + 1);
+      std::string reply;
+      if (sp1 != std::string::npos && sp2 != std::string::npos) {
+        const std::string target = req.substr(sp1 + 1, sp2 - sp1 - 1);
+        if (target == "/__layout.html") {
+          reply = "HTTP/1.0 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: " +
+                  std::to_string(page_.size()) + "\r\n\r\n" + page_;
+        } else {
+          tcp_conn up(upstream_);
+          if (up.ok() && up.send("GET " + target + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")) reply = up.read_all(5000ms);
+        }
+      }
+      for (std::string_view rest = reply; !rest.empty();) {
+        const ssize_t n = ::send(c, rest.data(), rest.size(), MSG_NOSIGNAL);
+        if (n <= 0) break;
+        rest.remove_prefix(static_cast<std::size_t>(n));
+      }
+      ::close(c);
+    }
+  }
+
+  std::uint16_t upstream_, port_ = 0;
+  std::string page_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+}  // namespace
+
+TEST_CASE("lab view: every page fits a phone (390x844) and a laptop (1280x800), its content on screen", "[lab][browser]") {
+  if (!chromium()) {
+    WARN("SKIPPED: chromium is not installed (apt-get install chromium; .ci/deps installs it)");
+    return;
+  }
+  scratch_dir dir;
+  const std::uint16_t chem = free_port(), hema = free_port(), health = free_port();
+  // Long device names and a long sample id: what pushes a narrow screen sideways.
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chemistry-analyser-7", "astm", chem),
+                                                    tcp_server_device("hematology-analyser-2", "astm", hema)}),
+                           health);
+  cfg["lab"] = {{"timezone", "Asia/Kolkata"}};
+  cfg["qc"] = {{"limits", json::array({json{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
+               {"controls", json::array({json{{"sample_id", "QC-*"}, {"material", "Ctrl"}, {"lot", "L1"}, {"level", "1"}}})}};
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  play(dir.path(), "now", hema, write(dir.path() / "now.astm", astm_message("S-1001-2026-12-06-WARD-B", astm_now("Asia/Kolkata"), "7.25")));
+  play(dir.path(), "a", chem, write(dir.path() / "a.astm", astm_message("S-K1", "20261205230000")));
+  play(dir.path(), "qc1", hema, write(dir.path() / "qc1.astm", astm_message("QC-1", "20261206090000", "5.1")));
+  play(dir.path(), "qc2", hema, write(dir.path() / "qc2.astm", astm_message("QC-2", "20261206100000", "5.8")));
+  stats_until(health, "from=2026-12-04&to=2026-12-07&event=device_result&device=chemistry-analyser-7", [](const json& s) {
+    return s.contains("rows") && s["rows"].size() == 1;
+  });
+  // Each page with the selector of what a person came for (a device's row, a message, a chart,
+  // the grid, a help hit).
+  const std::vector<std::pair<std::string, std::string>> pages = {
+      {"/", "#device-chemistry-analyser-7"},
+      {"/messages?sample=S-1001-2026-12-06-WARD-B", ".card.message"},
+      {"/qc", "svg.chart.lj"},
+      {"/stats?from=2026-06-01&to=2026-12-07&device=chemistry-analyser-7", "#grid td.cell"},
+      {"/help?q=checksum", "#help-results li"}};
+  const std::vector<std::pair<int, int>> sizes = {{390, 844}, {1280, 800}};
+  // Every page at every size in one browser run: an iframe is a viewport of its size (the media
+  // queries see its width), read through the DOM once its scripts set data-loaded
+  // (served on the pages' own origin, same_origin_proxy).
+  std::string frames, list;
+  for (const auto& [path, selector] : pages)
+    for (const auto& [w, h] : sizes) {
+      frames += "<iframe width=\"" + std::to_string(w) + "\" height=\"" + std::to_string(h) + "\" src=\"" + path + "\"></iframe>";
+      list += json::array({path, selector, w}).dump() + ",";
+    }
+  std::ostringstream layout;
+  layout << "<!doctype html><html><body style=\"margin:0\"><pre id=\"results\"></pre>" << frames << "<script>\n"
+      << "const want = [" << list << "];\n"
+      << R"(function measure() {
+  const frames = [...document.querySelectorAll('iframe')];
+  const out = frames.map((f, i) => {
+    const d = f.contentDocument, w = f.contentWindow;
+    const r = {page: i, loaded: !!(d && d.body && d.body.dataset.loaded === '1')};
+    if (!r.loaded) return r;
+    r.width = w.innerWidth;
+    r.scroll_width = d.documentElement.scrollWidth;
+    const e = d.querySelector(want[i][1]);
+    const box = e ? e.getBoundingClientRect() : null;
+    // Present, drawn, and starting on screen (a wide table scrolls inside its card, not the page).
+    r.content = !!box && box.width > 0 && box.height > 0 && box.left >= 0 && box.left < w.innerWidth;
+    const main = d.querySelector('main').getBoundingClientRect();
+    r.main_right = main.right;
+    return r;
+  });
+  document.getElementById('results').textContent = JSON.stringify(out);
+  if (out.some(r => !r.loaded)) setTimeout(measure, 200);
+}
+window.addEventListener('load', () => setTimeout(measure, 200));
+</script></body></html>)";
+  same_origin_proxy proxy(health, layout.str());
+  const auto dom = dump_dom(dir.path(), "http://127.0.0.1:" + std::to_string(proxy.port()) + "/__layout.html", {"--virtual-time-budget=15000"});
+  std::smatch m;
+  REQUIRE(std::regex_search(dom, m, std::regex(R"(<pre id="results">([^<]*)</pre>)")));
+  const json results = json::parse(m[1].str());
+  REQUIRE(results.size() == pages.size() * sizes.size());
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    const auto& r = results[i];
+    const auto& [path, selector] = pages[i / sizes.size()];
+    INFO(path << " at " << sizes[i % sizes.size()].first << " px: " << r.dump());
+    REQUIRE(r["loaded"] == true);
+    CHECK(r["width"] == sizes[i % sizes.size()].first);
+    CHECK(r["scroll_width"].get<int>() <= r["width"].get<int>());  // no sideways scrolling
+    CHECK(r["main_right"].get<double>() <= r["width"].get<double>());
+    CHECK(r["content"] == true);
   }
 }
 
