@@ -47,9 +47,11 @@ namespace {
 
 // A month row's days: bit i of `present` says day i (0 = the 1st) was counted at least once (a
 // count back at zero is still a row, as a day row was), counts[i] its count. Stored as a 4-byte
-// little-endian mask and 31 little-endian int64 counts.
+// little-endian mask and 31 little-endian int32 counts: 128 bytes, so a row with its key stays
+// within one page of the outbox file (1024-byte pages: larger rows spill to overflow pages, two
+// page reads and writes per row). A day's count for one device and parameter is far below 2^31.
 constexpr std::size_t month_days = 31;
-constexpr std::size_t cell_bytes = 4 + 8 * month_days;
+constexpr std::size_t cell_bytes = 4 + 4 * month_days;
 
 struct month_cell {
   std::uint32_t present = 0;
@@ -62,9 +64,9 @@ month_cell decode_cell(std::string_view b) {
   const auto* p = reinterpret_cast<const unsigned char*>(b.data());
   for (int k = 0; k < 4; ++k) c.present |= std::uint32_t{p[k]} << (8 * k);
   for (std::size_t i = 0; i < month_days; ++i) {
-    std::uint64_t v = 0;
-    for (int k = 0; k < 8; ++k) v |= std::uint64_t{p[4 + 8 * i + static_cast<std::size_t>(k)]} << (8 * k);
-    c.counts[i] = static_cast<std::int64_t>(v);
+    std::uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) v |= std::uint32_t{p[4 + 4 * i + static_cast<std::size_t>(k)]} << (8 * k);
+    c.counts[i] = static_cast<std::int32_t>(v);
   }
   return c;
 }
@@ -73,8 +75,8 @@ std::array<unsigned char, cell_bytes> encode_cell(const month_cell& c) {
   std::array<unsigned char, cell_bytes> b{};
   for (int k = 0; k < 4; ++k) b[static_cast<std::size_t>(k)] = static_cast<unsigned char>(c.present >> (8 * k));
   for (std::size_t i = 0; i < month_days; ++i) {
-    const auto v = static_cast<std::uint64_t>(c.counts[i]);
-    for (int k = 0; k < 8; ++k) b[4 + 8 * i + static_cast<std::size_t>(k)] = static_cast<unsigned char>(v >> (8 * k));
+    const auto v = static_cast<std::uint32_t>(static_cast<std::int32_t>(c.counts[i]));
+    for (int k = 0; k < 4; ++k) b[4 + 4 * i + static_cast<std::size_t>(k)] = static_cast<unsigned char>(v >> (8 * k));
   }
   return b;
 }
