@@ -30,6 +30,21 @@ std::string text_of(const field_view& f, text_encoding enc) {
   return to_utf8(trim_padding(decoded), enc);
 }
 
+// The pieces of `raw` split on `sep`, each given to f(index, piece) (index from 1) in one pass;
+// f returns false to stop. field_view::component(i) and repeat(i) walk from the start each time,
+// so reading every component of a field that way was quadratic in its components (nth_piece was
+// 9 % of all instructions of bench_astm).
+template <typename F>
+void for_each_piece(std::string_view raw, char sep, F&& f) {
+  std::size_t i = 1;
+  for (;;) {
+    const std::size_t end = raw.find(sep);
+    if (!f(i++, raw.substr(0, end))) return;
+    if (end == std::string_view::npos) return;
+    raw.remove_prefix(end + 1);
+  }
+}
+
 field_view component_or_first(const field_view& f, int component) {
   if (component > 0) return f.repeat(0).component(static_cast<std::size_t>(component));
   const field_view first = f.repeat(0);
@@ -113,15 +128,18 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
   } else {
     // The whole identity: LIS02-A2 leaves components 4+ to the manufacturer, who puts the
     // analyte (Panther `^^^HPV^AnalyteSCO`), the dilution or the replicate there.
-    const std::size_t n = first.component_count();
-    for (std::size_t i = 4; i <= n; ++i) {
-      if (static_cast<int>(i) == o.result_type_component) continue;
-      std::string part = text_of(first.component(i), o.encoding);
-      if (part.empty()) continue;
+    const delimiters& d = first.delims();
+    field_view component1;
+    for_each_piece(first.raw(), d.component, [&](std::size_t i, std::string_view piece) {
+      if (i == 1) component1 = field_view(piece, d);
+      if (i < 4 || static_cast<int>(i) == o.result_type_component) return true;
+      std::string part = text_of(field_view(piece, d), o.encoding);
+      if (part.empty()) return true;
       if (!code.empty()) code += '^';
       code += part;
-    }
-    if (code.empty()) code = text_of(first.component(1), o.encoding);
+      return true;
+    });
+    if (code.empty()) code = text_of(component1, o.encoding);
   }
   for (const auto& suffix : o.code_strip_suffixes) {
     if (!suffix.empty() && code.size() > suffix.size() && code.ends_with(suffix)) {
@@ -135,18 +153,18 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
 // is non-empty ("9.34^^^^" -> "9.34", "^0.0" -> "0.0").
 std::string value_text(const field_view& f, const astm_options& o, const delimiters& d) {
   const field_view first = f.repeat(0);
-  const std::size_t n = first.component_count();
-  if (n <= 1) return text_of(first, o.encoding);
+  if (first.raw().find(first.delims().component) == std::string_view::npos) return text_of(first, o.encoding);
   std::vector<std::string> parts;
   std::size_t non_empty = 0;
-  for (std::size_t i = 1; i <= n; ++i) {
+  for_each_piece(first.raw(), first.delims().component, [&](std::size_t i, std::string_view piece) {
     if (static_cast<int>(i) == o.value_flag_component) {
       parts.emplace_back();
-      continue;
+      return true;
     }
-    parts.push_back(text_of(first.component(i), o.encoding));
+    parts.push_back(text_of(field_view(piece, first.delims()), o.encoding));
     if (!parts.back().empty()) ++non_empty;
-  }
+    return true;
+  });
   if (non_empty <= 1) {
     for (auto& p : parts)
       if (!p.empty()) return p;
@@ -162,15 +180,16 @@ std::string value_text(const field_view& f, const astm_options& o, const delimit
 }
 
 void add_flags(const field_view& f, text_encoding enc, std::vector<std::string>& out) {
-  const std::size_t reps = f.repeat_count();
-  for (std::size_t r = 0; r < reps; ++r) {
-    const field_view rep = f.repeat(r);
-    const std::size_t n = rep.component_count();
-    for (std::size_t c = 1; c <= n; ++c) {
-      std::string flag = text_of(rep.component(c), enc);
+  if (f.empty()) return;
+  const delimiters& d = f.delims();
+  for_each_piece(f.raw(), d.repeat, [&](std::size_t, std::string_view rep) {
+    for_each_piece(rep, d.component, [&](std::size_t, std::string_view component) {
+      std::string flag = text_of(field_view(component, d), enc);
       if (!flag.empty()) out.push_back(std::move(flag));
-    }
-  }
+      return true;
+    });
+    return true;
+  });
 }
 
 const std::string* companion_label(const astm_options& o, std::string_view type) {
@@ -235,6 +254,47 @@ std::string header_sender(const message& m) {
     return out;
   }
   return {};
+}
+
+bool finds_sample_id(const message& m, const astm_options& o, const field_ref& ref,
+                     const std::vector<std::size_t>& records) {
+  const auto asked = [&](std::size_t record_index) {
+    return std::find(records.begin(), records.end(), record_index) != records.end();
+  };
+  if (!o.companion_types.empty()) {
+    // Folding companions compares sample ids, so which results survive depends on them: only
+    // the whole normalise says.
+    astm_options one = o;
+    one.sample_id_from = {ref};
+    const astm_batch b = normalise(m, one, "");
+    return std::any_of(b.results.begin(), b.results.end(),
+                       [&](const result& r) { return !r.sample_id.empty() && asked(r.where.record_index); });
+  }
+  // Without folding every R record is one result, and its sample id is the value at `ref` in the
+  // scope normalise keeps (the same H / P / O bookkeeping).
+  scope s;
+  for (std::size_t i = 0; i < m.records.size(); ++i) {
+    const record_view& rec = m.records[i];
+    switch (rec.type()) {
+      case 'H':
+        s.h = rec;
+        break;
+      case 'P':
+        s.p = rec;
+        s.o = {};
+        break;
+      case 'O':
+        s.o = rec;
+        break;
+      case 'R':
+        s.r = rec;
+        if (asked(i + 1) && !value_at(s, ref, o.encoding).empty()) return true;
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
 }
 
 astm_batch normalise(const message& m, const astm_options& o, std::string_view device) {
@@ -313,7 +373,9 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         const split_fields F(rec);
         s.r = rec;
         any_result = true;
-        result res;
+        // Built in place in the room reserved above (moving a finished result in, twenty strings
+        // and vectors, was a memcpy per string: result::result(result&&) 1 % of bench_astm).
+        result& res = batch.results.emplace_back();
         res.protocol = protocol::astm;
         res.device = std::string(device);
         res.sample_id = sample_id();
@@ -339,10 +401,12 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
           if (!f.empty()) res.flags.insert(res.flags.begin(), std::move(f));
         }
         const field_view status = F(o.r.status);
-        const std::size_t statuses = status.repeat_count();
-        for (std::size_t k = 0; k < statuses; ++k) {
-          std::string st = text_of(status.repeat(k), o.encoding);
-          if (!st.empty()) res.statuses.push_back(std::move(st));
+        if (!status.empty()) {
+          for_each_piece(status.raw(), status.delims().repeat, [&](std::size_t, std::string_view rep) {
+            std::string st = text_of(field_view(rep, status.delims()), o.encoding);
+            if (!st.empty()) res.statuses.push_back(std::move(st));
+            return true;
+          });
         }
         if (!res.statuses.empty()) res.status = res.statuses.front();
         if (res.statuses.size() < 2) res.statuses.clear();  // a list only when it repeats
@@ -362,7 +426,6 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
           res.result_type = text_of(F(o.r.test).repeat(0).component(static_cast<std::size_t>(o.result_type_component)), o.encoding);
         result_scope.push_back(o_index);
         res.where = where(i);
-        batch.results.push_back(std::move(res));
         break;
       }
       case 'Q': {
