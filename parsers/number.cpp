@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 
 #include "parsers/text.hpp"
 
@@ -19,10 +20,15 @@ std::optional<double> parse_number(std::string_view text, bool comma_decimal) no
   }
   bool digits = false;
   bool decimal = false;
+  std::uint64_t mantissa = 0;  // the digits as an integer while it fits (at most 19 of them)
+  std::size_t count = 0;       // digits seen
+  std::size_t fraction = 0;    // digits after the separator
   for (const char c : s) {
     if (c >= '0' && c <= '9') {
       digits = true;
       buf[n++] = c;
+      if (++count <= 19) mantissa = mantissa * 10 + static_cast<std::uint64_t>(c - '0');
+      if (decimal) ++fraction;
     } else if ((c == '.' || (comma_decimal && c == ',')) && !decimal) {
       decimal = true;
       buf[n++] = '.';
@@ -31,6 +37,17 @@ std::optional<double> parse_number(std::string_view text, bool comma_decimal) no
     }
   }
   if (!digits) return std::nullopt;
+  // Clinger's fast path, what correctly rounding parsers (from_chars included) take first: an
+  // integer below 2^53 and a power of ten up to 1e22 are both exact doubles, so their quotient,
+  // rounded once by the division, is the correctly rounded value of the decimal -- the same
+  // double from_chars gives, for a few instructions instead of ~150 per result value.
+  static constexpr double powers[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+  if (count <= 19 && mantissa <= (std::uint64_t{1} << 53) && fraction <= 22) {
+    const double v = static_cast<double>(mantissa) / powers[fraction];
+    return negative ? -v : v;
+  }
   double v = 0;
   const auto [p, ec] = std::from_chars(buf, buf + n, v, std::chars_format::fixed);
   if (ec != std::errc{} || p != buf + n || !std::isfinite(v)) return std::nullopt;

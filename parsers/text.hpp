@@ -2,6 +2,8 @@
 // Small text helpers every floor uses, standard library only.
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +15,57 @@ namespace interfaced {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
   return s;
+}
+
+// Eight bytes at a time (SWAR, standard C++ only): record and line ends are looked for in every
+// byte of every message, and a byte loop took 4-5 instructions a byte where this takes under
+// two. Each test is exact as a yes/no for the whole word; the bytes of a word that says yes are
+// then looked at one by one, so the result never depends on byte order.
+namespace swar {
+inline constexpr std::uint64_t ones = 0x0101010101010101ULL;
+inline constexpr std::uint64_t highs = 0x8080808080808080ULL;
+// Some byte of x is below n (n <= 128).
+[[nodiscard]] constexpr bool has_less(std::uint64_t x, unsigned n) noexcept {
+  return ((x - ones * n) & ~x & highs) != 0;
+}
+// Some byte of x is above n (n <= 127).
+[[nodiscard]] constexpr bool has_more(std::uint64_t x, unsigned n) noexcept {
+  return (((x + ones * (127 - n)) | x) & highs) != 0;
+}
+[[nodiscard]] inline std::uint64_t load(const char* p) noexcept {
+  std::uint64_t x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+}  // namespace swar
+
+// Index of the first CR or LF in s at or after pos; s.size() when there is none.
+[[nodiscard]] inline std::size_t find_line_end(std::string_view s, std::size_t pos) noexcept {
+  const char* const d = s.data();
+  const std::size_t n = s.size();
+  for (;;) {
+    // CR (13) and LF (10) are below 14; a word with another byte below 14 (a TAB) is looked at
+    // byte by byte and the search goes on after it.
+    while (pos + 8 <= n && !swar::has_less(swar::load(d + pos), 14)) pos += 8;
+    const std::size_t stop = pos + 8 < n ? pos + 8 : n;
+    for (; pos < stop; ++pos)
+      if (d[pos] == '\r' || d[pos] == '\n') return pos;
+    if (pos >= n) return n;
+  }
+}
+
+// Index of the first byte in s at or after pos that is not printable ASCII (0x20-0x7E), i.e. a
+// control byte, DEL or a byte >= 0x80; s.size() when there is none.
+[[nodiscard]] inline std::size_t skip_printable(std::string_view s, std::size_t pos) noexcept {
+  const char* const d = s.data();
+  const std::size_t n = s.size();
+  while (pos + 8 <= n) {
+    const std::uint64_t x = swar::load(d + pos);
+    if (swar::has_less(x, 0x20) || swar::has_more(x, 0x7E)) break;
+    pos += 8;
+  }
+  while (pos < n && static_cast<unsigned char>(d[pos]) >= 0x20 && static_cast<unsigned char>(d[pos]) < 0x7F) ++pos;
+  return pos;
 }
 
 // The items with `sep` between them, for log lines and listings ("GLU,NA").

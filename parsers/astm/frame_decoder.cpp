@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "parsers/astm/control.hpp"
+#include "parsers/text.hpp"
 
 namespace interfaced::astm {
 
@@ -208,6 +209,16 @@ put_result frame_decoder::put(std::string_view bytes) noexcept {
         const std::size_t room = max_text_ - buf_.size();
         const std::size_t limit = bytes.size() - i < room ? bytes.size() : i + room;
         unsigned sum = sum_;
+        // Eight bytes a step while none is below 0x20: the byte pairs added into four 16-bit
+        // lanes, the lanes into the top 16 bits by one multiplication (at most 8 * 255, no lane
+        // overflows). The checksum is the sum mod 256, so adding the word's sum is the same.
+        while (run + 8 <= limit) {
+          const std::uint64_t x = swar::load(bytes.data() + run);
+          if (swar::has_less(x, 0x20)) break;
+          const std::uint64_t pairs = (x & 0x00FF00FF00FF00FFULL) + ((x >> 8) & 0x00FF00FF00FF00FFULL);
+          sum += static_cast<unsigned>((pairs * 0x0001000100010001ULL) >> 48);
+          run += 8;
+        }
         while (run < limit && static_cast<unsigned char>(bytes[run]) >= 0x20) sum += static_cast<unsigned char>(bytes[run++]);
         if (run > i) {
           sum_ = static_cast<std::uint8_t>(sum);

@@ -30,8 +30,28 @@ std::string text_of(const field_view& f, text_encoding enc) {
   return to_utf8(trim_padding(decoded), enc);
 }
 
+// The pieces of `raw` split on `sep`, each given to f(index, piece) (index from 1) in one pass;
+// f returns false to stop. field_view::component(i) and repeat(i) walk from the start each time,
+// so reading every component of a field that way was quadratic in its components (nth_piece was
+// 9 % of all instructions of bench_astm).
+// Pieces are a few bytes long, so a byte loop, not a memchr call per piece.
+template <typename F>
+void for_each_piece(std::string_view raw, char sep, F&& f) {
+  const char* p = raw.data();
+  const char* const end = p + raw.size();
+  std::size_t i = 1;
+  for (;;) {
+    const char* q = p;
+    while (q != end && *q != sep) ++q;
+    if (!f(i++, std::string_view(p, static_cast<std::size_t>(q - p)))) return;
+    if (q == end) return;
+    p = q + 1;
+  }
+}
+
+// (field_view::component(i) is component i of the first repeat: no repeat(0) before it.)
 field_view component_or_first(const field_view& f, int component) {
-  if (component > 0) return f.repeat(0).component(static_cast<std::size_t>(component));
+  if (component > 0) return f.component(static_cast<std::size_t>(component));
   const field_view first = f.repeat(0);
   const std::size_t n = first.component_count();
   for (std::size_t i = 1; i <= n; ++i) {
@@ -46,14 +66,18 @@ field_view component_or_first(const field_view& f, int component) {
 class split_fields {
  public:
   explicit split_fields(const record_view& r) noexcept : rec_(r) {
+    // One byte loop over the record: its fields are a few bytes each, and a memchr call per
+    // field cost more than the bytes it skipped (memchr 7 % of bench_astm).
     const std::string_view raw = r.raw();
     const char sep = r.delims().field;
-    std::size_t start = 0;
+    const char* p = raw.data();
+    const char* const end = p + raw.size();
     while (n_ < fields_.size()) {
-      const std::size_t end = raw.find(sep, start);
-      fields_[n_++] = field_view(raw.substr(start, end == std::string_view::npos ? end : end - start), r.delims());
-      if (end == std::string_view::npos) return;
-      start = end + 1;
+      const char* q = p;
+      while (q != end && *q != sep) ++q;
+      fields_[n_++] = field_view(std::string_view(p, static_cast<std::size_t>(q - p)), r.delims());
+      if (q == end) return;
+      p = q + 1;
     }
     truncated_ = true;  // more fields than held: the rest is read from the record
   }
@@ -113,15 +137,18 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
   } else {
     // The whole identity: LIS02-A2 leaves components 4+ to the manufacturer, who puts the
     // analyte (Panther `^^^HPV^AnalyteSCO`), the dilution or the replicate there.
-    const std::size_t n = first.component_count();
-    for (std::size_t i = 4; i <= n; ++i) {
-      if (static_cast<int>(i) == o.result_type_component) continue;
-      std::string part = text_of(first.component(i), o.encoding);
-      if (part.empty()) continue;
+    const delimiters& d = first.delims();
+    field_view component1;
+    for_each_piece(first.raw(), d.component, [&](std::size_t i, std::string_view piece) {
+      if (i == 1) component1 = field_view(piece, d);
+      if (i < 4 || static_cast<int>(i) == o.result_type_component) return true;
+      std::string part = text_of(field_view(piece, d), o.encoding);
+      if (part.empty()) return true;
       if (!code.empty()) code += '^';
       code += part;
-    }
-    if (code.empty()) code = text_of(first.component(1), o.encoding);
+      return true;
+    });
+    if (code.empty()) code = text_of(component1, o.encoding);
   }
   for (const auto& suffix : o.code_strip_suffixes) {
     if (!suffix.empty() && code.size() > suffix.size() && code.ends_with(suffix)) {
@@ -135,18 +162,18 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
 // is non-empty ("9.34^^^^" -> "9.34", "^0.0" -> "0.0").
 std::string value_text(const field_view& f, const astm_options& o, const delimiters& d) {
   const field_view first = f.repeat(0);
-  const std::size_t n = first.component_count();
-  if (n <= 1) return text_of(first, o.encoding);
+  if (first.raw().find(first.delims().component) == std::string_view::npos) return text_of(first, o.encoding);
   std::vector<std::string> parts;
   std::size_t non_empty = 0;
-  for (std::size_t i = 1; i <= n; ++i) {
+  for_each_piece(first.raw(), first.delims().component, [&](std::size_t i, std::string_view piece) {
     if (static_cast<int>(i) == o.value_flag_component) {
       parts.emplace_back();
-      continue;
+      return true;
     }
-    parts.push_back(text_of(first.component(i), o.encoding));
+    parts.push_back(text_of(field_view(piece, first.delims()), o.encoding));
     if (!parts.back().empty()) ++non_empty;
-  }
+    return true;
+  });
   if (non_empty <= 1) {
     for (auto& p : parts)
       if (!p.empty()) return p;
@@ -162,15 +189,16 @@ std::string value_text(const field_view& f, const astm_options& o, const delimit
 }
 
 void add_flags(const field_view& f, text_encoding enc, std::vector<std::string>& out) {
-  const std::size_t reps = f.repeat_count();
-  for (std::size_t r = 0; r < reps; ++r) {
-    const field_view rep = f.repeat(r);
-    const std::size_t n = rep.component_count();
-    for (std::size_t c = 1; c <= n; ++c) {
-      std::string flag = text_of(rep.component(c), enc);
+  if (f.empty()) return;
+  const delimiters& d = f.delims();
+  for_each_piece(f.raw(), d.repeat, [&](std::size_t, std::string_view rep) {
+    for_each_piece(rep, d.component, [&](std::size_t, std::string_view component) {
+      std::string flag = text_of(field_view(component, d), enc);
       if (!flag.empty()) out.push_back(std::move(flag));
-    }
-  }
+      return true;
+    });
+    return true;
+  });
 }
 
 const std::string* companion_label(const astm_options& o, std::string_view type) {
@@ -229,12 +257,53 @@ std::string header_sender(const message& m) {
     const std::size_t n = f.repeat(0).component_count();
     for (std::size_t i = 1; i <= n; ++i) {
       if (i > 1) out += '^';
-      out += std::string(trim_padding(f.repeat(0).component(i).decode()));
+      out += std::string(trim_padding(f.component(i).decode()));
     }
     while (!out.empty() && out.back() == '^') out.pop_back();
     return out;
   }
   return {};
+}
+
+bool finds_sample_id(const message& m, const astm_options& o, const field_ref& ref,
+                     const std::vector<std::size_t>& records) {
+  const auto asked = [&](std::size_t record_index) {
+    return std::find(records.begin(), records.end(), record_index) != records.end();
+  };
+  if (!o.companion_types.empty()) {
+    // Folding companions compares sample ids, so which results survive depends on them: only
+    // the whole normalise says.
+    astm_options one = o;
+    one.sample_id_from = {ref};
+    const astm_batch b = normalise(m, one, "");
+    return std::any_of(b.results.begin(), b.results.end(),
+                       [&](const result& r) { return !r.sample_id.empty() && asked(r.where.record_index); });
+  }
+  // Without folding every R record is one result, and its sample id is the value at `ref` in the
+  // scope normalise keeps (the same H / P / O bookkeeping).
+  scope s;
+  for (std::size_t i = 0; i < m.records.size(); ++i) {
+    const record_view& rec = m.records[i];
+    switch (rec.type()) {
+      case 'H':
+        s.h = rec;
+        break;
+      case 'P':
+        s.p = rec;
+        s.o = {};
+        break;
+      case 'O':
+        s.o = rec;
+        break;
+      case 'R':
+        s.r = rec;
+        if (asked(i + 1) && !value_at(s, ref, o.encoding).empty()) return true;
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
 }
 
 astm_batch normalise(const message& m, const astm_options& o, std::string_view device) {
@@ -269,7 +338,7 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
   auto read_qc = [&]() {
     // O.12 action code Q: "treat specimen as QC"; H.12 processing id Q: "quality control".
     bool qc = (s.o.type() == 'O' && text_of(s.o.field(12), o.encoding) == "Q") ||
-              (s.h.type() == 'H' && text_of(s.h.field(12).repeat(0).component(1), o.encoding) == "Q");
+              (s.h.type() == 'H' && text_of(s.h.field(12).component(1), o.encoding) == "Q");
     for (const auto& q : o.qc_when) qc = qc || matches(s, q, o.encoding);
     return qc;
   };
@@ -313,21 +382,23 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         const split_fields F(rec);
         s.r = rec;
         any_result = true;
-        result res;
+        // Built in place in the room reserved above (moving a finished result in, twenty strings
+        // and vectors, was a memcpy per string: result::result(result&&) 1 % of bench_astm).
+        result& res = batch.results.emplace_back();
         res.protocol = protocol::astm;
         res.device = std::string(device);
         res.sample_id = sample_id();
         res.code = test_code(F(o.r.test), o);
         if (o.name_component > 0)
-          res.name = text_of(F(o.r.test).repeat(0).component(static_cast<std::size_t>(o.name_component)), o.encoding);
+          res.name = text_of(F(o.r.test).component(static_cast<std::size_t>(o.name_component)), o.encoding);
         res.value = value_text(F(o.r.value), o, m.delims);
         res.numeric = parse_number(res.value, o.comma_decimal);
-        res.unit = text_of(F(o.r.unit).repeat(0).component(1), o.encoding);
+        res.unit = text_of(F(o.r.unit).component(1), o.encoding);
         if (o.range_components.empty()) {
-          res.reference_range = text_of(F(o.r.range).repeat(0).component(1), o.encoding);
+          res.reference_range = text_of(F(o.r.range).component(1), o.encoding);
         } else {
           for (int c : o.range_components) {
-            std::string part = text_of(F(o.r.range).repeat(0).component(static_cast<std::size_t>(c)), o.encoding);
+            std::string part = text_of(F(o.r.range).component(static_cast<std::size_t>(c)), o.encoding);
             if (part.empty()) continue;
             if (!res.reference_range.empty()) res.reference_range += '-';
             res.reference_range += part;
@@ -335,20 +406,22 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         }
         add_flags(F(o.r.flags), o.encoding, res.flags);
         if (o.value_flag_component > 0) {
-          std::string f = text_of(F(o.r.value).repeat(0).component(static_cast<std::size_t>(o.value_flag_component)), o.encoding);
+          std::string f = text_of(F(o.r.value).component(static_cast<std::size_t>(o.value_flag_component)), o.encoding);
           if (!f.empty()) res.flags.insert(res.flags.begin(), std::move(f));
         }
         const field_view status = F(o.r.status);
-        const std::size_t statuses = status.repeat_count();
-        for (std::size_t k = 0; k < statuses; ++k) {
-          std::string st = text_of(status.repeat(k), o.encoding);
-          if (!st.empty()) res.statuses.push_back(std::move(st));
+        if (!status.empty()) {
+          for_each_piece(status.raw(), status.delims().repeat, [&](std::size_t, std::string_view rep) {
+            std::string st = text_of(field_view(rep, status.delims()), o.encoding);
+            if (!st.empty()) res.statuses.push_back(std::move(st));
+            return true;
+          });
         }
         if (!res.statuses.empty()) res.status = res.statuses.front();
         if (res.statuses.size() < 2) res.statuses.clear();  // a list only when it repeats
-        res.observed_at = text_of(F(o.r.completed).repeat(0).component(1), o.encoding);
-        if (res.observed_at.empty()) res.observed_at = text_of(F(o.r.started).repeat(0).component(1), o.encoding);
-        res.instrument = text_of(F(o.r.instrument).repeat(0).component(1), o.encoding);
+        res.observed_at = text_of(F(o.r.completed).component(1), o.encoding);
+        if (res.observed_at.empty()) res.observed_at = text_of(F(o.r.started).component(1), o.encoding);
+        res.instrument = text_of(F(o.r.instrument).component(1), o.encoding);
         res.qc = is_qc();
         if (res.qc) {
           if (o.qc_material.field > 0) res.qc_material = value_at(s, o.qc_material, o.encoding);
@@ -359,10 +432,9 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
           res.rerun_indicator = res.rerun_indicator || res.status == st ||
                                 std::find(res.statuses.begin(), res.statuses.end(), st) != res.statuses.end();
         if (o.result_type_component > 0)
-          res.result_type = text_of(F(o.r.test).repeat(0).component(static_cast<std::size_t>(o.result_type_component)), o.encoding);
+          res.result_type = text_of(F(o.r.test).component(static_cast<std::size_t>(o.result_type_component)), o.encoding);
         result_scope.push_back(o_index);
         res.where = where(i);
-        batch.results.push_back(std::move(res));
         break;
       }
       case 'Q': {

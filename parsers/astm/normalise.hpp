@@ -79,6 +79,14 @@ struct astm_batch {
 [[nodiscard]] astm_batch normalise(const message& m, const astm_options& options,
                                    std::string_view device);
 
+// True when normalise(m, options', "") with options' = options but sample_id_from = {ref} gives a
+// result with a sample id for one of the R records `records` (1-based record indices, as
+// result::where.record_index). Reads only the fields `ref` names, not whole results (devices/
+// asks this for each place other profiles read a sample id from, for every message that lacks
+// one).
+[[nodiscard]] bool finds_sample_id(const message& m, const astm_options& options, const field_ref& ref,
+                                   const std::vector<std::size_t>& records);
+
 // H.5 (sender name or id), decoded with the message's delimiters, components joined by '^'.
 [[nodiscard]] std::string header_sender(const message& m);
 

@@ -3,6 +3,8 @@
 #include <array>
 #include <string>
 
+#include "parsers/text.hpp"
+
 namespace interfaced::astm {
 
 namespace {
@@ -81,8 +83,7 @@ std::string_view nth_piece(std::string_view s, char sep, std::size_t i) noexcept
 
 // End of the record starting at `pos`: the first CR or LF at or after it, else text.size().
 std::size_t end_of_record(std::string_view text, std::size_t pos) noexcept {
-  while (pos < text.size() && text[pos] != '\r' && text[pos] != '\n') ++pos;
-  return pos;
+  return find_line_end(text, pos);
 }
 
 std::size_t count_pieces(std::string_view s, char sep) noexcept {
@@ -237,7 +238,21 @@ std::size_t field_view::component_count() const noexcept {
 
 field_view field_view::component(std::size_t i) const noexcept {
   if (i == 0) return {std::string_view{}, d_};
-  return {nth_piece(nth_piece(raw_, d_.repeat, 0), d_.component, i - 1), d_};
+  // Component i of the first repeat in one pass, stopping at the first repeat delimiter (before:
+  // a pass for the repeat, then one for the component; normalise reads `.repeat(0).component(1)`
+  // of half a dozen fields per result).
+  const char* p = raw_.data();
+  const char* const end = p + raw_.size();
+  const char* start = p;
+  std::size_t k = 1;
+  for (; p != end && *p != d_.repeat; ++p) {
+    if (*p != d_.component) continue;
+    if (k == i) break;
+    ++k;
+    start = p + 1;
+  }
+  if (k != i) return {std::string_view{}, d_};
+  return {std::string_view(start, static_cast<std::size_t>(p - start)), d_};
 }
 
 std::string field_view::decode() const { return decode_escapes(raw_, d_); }
@@ -388,7 +403,19 @@ message parse_message(std::string_view text, message_limits limits) {
   std::size_t pos = 0;
   while (pos < text.size()) {
     // Records end at CR (LIS02 5.4.1); records-only input from some analysers uses LF or CR LF.
-    const std::size_t stop = end_of_record(text, pos);
+    // One pass finds the end and the first byte LIS02 5.1 disallows: printable ASCII, nearly
+    // every byte, is skipped eight at a time (before: a pass for the end, then one for the
+    // bytes, each a byte at a time).
+    std::size_t stop = pos;
+    std::size_t disallowed = std::string_view::npos;
+    for (;;) {
+      stop = skip_printable(text, stop);
+      if (stop == text.size()) break;
+      const auto b = static_cast<unsigned char>(text[stop]);
+      if (b == '\r' || b == '\n') break;
+      if (disallowed == std::string_view::npos && !allowed_bytes[b]) disallowed = stop;
+      ++stop;
+    }
     const auto raw = text.substr(pos, stop - pos);
     const std::size_t offset = pos;
     pos = stop == text.size() ? stop : stop + 1;
@@ -424,13 +451,9 @@ message parse_message(std::string_view text, message_limits limits) {
     m.records.push_back(rec);
     m.offsets.push_back(offset);
 
-    for (std::size_t k = 0; k < raw.size(); ++k) {
-      const auto b = static_cast<unsigned char>(raw[k]);
-      if (!allowed_bytes[b]) {
-        add(m, record_error::not_text, index, offset + k,
-            "byte " + std::to_string(b) + " not allowed (LIS02 5.1)");
-        break;
-      }
+    if (disallowed != std::string_view::npos) {
+      add(m, record_error::not_text, index, disallowed,
+          "byte " + std::to_string(static_cast<unsigned char>(text[disallowed])) + " not allowed (LIS02 5.1)");
     }
 
     const auto type_field = rec.field(1).raw();

@@ -55,6 +55,15 @@ bool equals_ci(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+// Segment names compared without a call to memcmp: nearly every name is three letters, and
+// context::see and results() compare the name of every segment with several (callgrind,
+// bench_hl7 OBX-dense: ~500 instructions a segment in context::see, most of them memcmp).
+[[gnu::always_inline]] inline bool same_name(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  if (a.size() == 3) return a[0] == b[0] && a[1] == b[1] && a[2] == b[2];
+  return a == b;
+}
+
 value_view at(const segment_view& s, const field_ref& r) noexcept {
   if (r.field < 0) return {};
   value_view v = s.field(static_cast<std::size_t>(r.field));
@@ -69,13 +78,17 @@ value_view at(const segment_view& s, const field_ref& r) noexcept {
 class segment_fields {
  public:
   segment_fields(const segment_view& s, const delimiters& d) noexcept : s_(s), d_(d) {
+    // A byte loop, not a memchr call per field: OBX fields are a few bytes each (memchr was the
+    // largest single cost of bench_hl7 on the OBX-dense corpus).
     const std::string_view raw = s.raw();
-    std::size_t start = 0;
+    const char* p = raw.data();
+    const char* const end = p + raw.size();
     while (n_ < fields_.size()) {
-      const std::size_t end = raw.find(d.field, start);
-      fields_[n_++] = value_view(raw.substr(start, end == std::string_view::npos ? end : end - start), d);
-      if (end == std::string_view::npos) return;
-      start = end + 1;
+      const char* q = p;
+      while (q != end && *q != d.field) ++q;
+      fields_[n_++] = value_view(std::string_view(p, static_cast<std::size_t>(q - p)), d);
+      if (q == end) return;
+      p = q + 1;
     }
     truncated_ = true;  // more fields than held: the rest is read from the segment
   }
@@ -97,12 +110,13 @@ class segment_fields {
 class context {
  public:
   void see(std::string_view name, std::size_t index) {
-    if (name != "OBX") ++generation_;
-    if (name == "SPM") forget({"SAC", "OBR", "ORC", "TQ1", "OBX", "TCD", "INV"});
-    if (name == "OBR") forget({"TQ1", "OBX", "TCD"});
-    if (name == "OBX") forget({"TCD"});
+    const bool obx = same_name(name, "OBX");
+    if (!obx) ++generation_;
+    if (same_name(name, "SPM")) forget({"SAC", "OBR", "ORC", "TQ1", "OBX", "TCD", "INV"});
+    if (same_name(name, "OBR")) forget({"TQ1", "OBX", "TCD"});
+    if (obx) forget({"TCD"});
     for (auto& e : latest_) {
-      if (e.first == name) {
+      if (same_name(e.first, name)) {
         e.second = index;
         return;
       }
@@ -111,7 +125,7 @@ class context {
   }
   [[nodiscard]] std::optional<std::size_t> get(std::string_view name) const noexcept {
     for (const auto& e : latest_) {
-      if (e.first == name) return e.second;
+      if (same_name(e.first, name)) return e.second;
     }
     return std::nullopt;
   }
@@ -120,10 +134,19 @@ class context {
   [[nodiscard]] std::uint64_t generation() const noexcept { return generation_; }
 
  private:
+  // Names are unique in latest_, so its order does not matter: a dropped entry takes the last
+  // one's place (std::erase_if here was half of see()'s cost).
   void forget(std::initializer_list<std::string_view> names) {
-    std::erase_if(latest_, [&](const auto& e) {
-      return std::find(names.begin(), names.end(), e.first) != names.end();
-    });
+    for (std::size_t i = 0; i < latest_.size();) {
+      bool drop = false;
+      for (const std::string_view n : names) drop = drop || same_name(n, latest_[i].first);
+      if (!drop) {
+        ++i;
+        continue;
+      }
+      latest_[i] = latest_.back();
+      latest_.pop_back();
+    }
   }
   std::vector<std::pair<std::string_view, std::size_t>> latest_;
   std::uint64_t generation_ = 0;
@@ -261,7 +284,7 @@ class walker {
     // At most one result per OBX: room made once (growing the vector moved every result built so
     // far, 17.6 M of 109 M instructions of normalise on the OBX-dense corpus).
     std::size_t obx_segments = 0;
-    for (const segment_view& s : m_.segments()) obx_segments += s.is("OBX") ? 1u : 0u;
+    for (const segment_view& s : m_.segments()) obx_segments += same_name(s.name(), "OBX") ? 1u : 0u;
     out_.results.reserve(out_.results.size() + obx_segments);
     std::size_t group_first = 0;  // first result of the current OBR group
     bool group_rerun = false;
@@ -271,11 +294,11 @@ class walker {
       const segment_view& s = m_.segment(i);
       const std::string_view name = s.name();
       ctx_.see(name, i);
-      if (name == "SPM" || name == "OBR") {
+      if (same_name(name, "SPM") || same_name(name, "OBR")) {
         group_first = out_.results.size();
         group_rerun = false;
         sample_warned = false;
-      } else if (name == "TCD") {
+      } else if (same_name(name, "TCD")) {
         const std::string_view repeat = trim_padding(s.field(8).component(1).raw());
         if (o_.rerun_on_tcd_8 && (repeat == "R" || repeat == "D")) {
           group_rerun = true;
@@ -283,7 +306,7 @@ class walker {
             out_.results[k].rerun_indicator = true;
           }
         }
-      } else if (name == "OBX") {
+      } else if (same_name(name, "OBX")) {
         obx(s, i, group_rerun, sample_warned);
       }
     }
@@ -377,31 +400,37 @@ class walker {
     const std::string_view alt = field(3).component(4).raw();
     if (!o_.include_supplemental && alt.substr(0, 2) == "S_") return;
 
-    result r;
+    // Built in place in the room results() reserved: a result is twenty strings, vectors and
+    // optionals, and moving a finished one into the vector cost ~570 instructions per result
+    // (callgrind, bench_hl7 --dir tests/bench/corpus/hl7-obx-dense). An OBX that gives no result
+    // takes it back (drop below).
+    result& r = out_.results.emplace_back();
+    const auto drop = [&] { out_.results.pop_back(); };
     r.protocol = protocol::hl7;
     r.device = std::string(device_);
     // The OBX in scope is this one: its fields come from the split above.
-    const auto here = [&](const field_ref& ref) {
-      if (ref.segment != "OBX") return read(ref);
+    const auto here = [&](const field_ref& ref, bool in_obx) {
+      if (!in_obx) return read(ref);
       if (ref.field < 0) return value_view{};
       value_view v = field(static_cast<std::size_t>(ref.field));
       if (ref.component > 0) v = v.component(static_cast<std::size_t>(ref.component));
       if (ref.subcomponent > 0) v = v.subcomponent(static_cast<std::size_t>(ref.subcomponent));
       return v;
     };
-    r.code = text(here(o_.code));
-    r.name = text(here(o_.name));
-    const bool name_in_obx_4 = o_.name.segment == "OBX" && o_.name.field == 4;
+    r.code = text(here(o_.code, code_in_obx_));
+    r.name = text(here(o_.name, name_in_obx_));
+    const bool name_in_obx_4 = name_in_obx_ && o_.name.field == 4;
     const std::string obx_4 = name_in_obx_4 ? std::string() : text(field(4));
     // The identifier, else its text (HL7 CE: either identifies the test), else the test named in
     // OBX-4 by analysers that leave OBX-3 empty (Mindray BS 2.3.1: `OBX|1|NM||Glucose|...`).
-    if (r.code.empty() && o_.code.segment == "OBX" && o_.code.field == 3) r.code = text(field(3).component(2));
+    if (r.code.empty() && code_in_obx_ && o_.code.field == 3) r.code = text(field(3).component(2));
     if (r.code.empty()) r.code = name_in_obx_4 ? r.name : obx_4;
     else r.sub_id = obx_4;
     if (r.code.empty()) {
       warn(normalise_error::missing_code, i, static_cast<std::size_t>(o_.code.field),
            "observation identifier is empty and OBX-4 names no test; OBX skipped");
       ++skipped_;
+      drop();
       return;
     }
     r.status = text(field(11).component(1));
@@ -409,13 +438,17 @@ class walker {
     const std::string_view type = trim_padding(field(2).component(1).raw());
     if (std::find(o_.skip_value_types.begin(), o_.skip_value_types.end(), type) !=
         o_.skip_value_types.end()) {
+      drop();
       return;
     }
     const bool coded = type == "CE" || type == "CWE" || type == "CNE";
     const value_view v = field(5);
     r.value = text(coded ? v.component(1) : v);
     if (v.is_null()) r.value.clear();
-    if (r.value.empty() && o_.skip_empty_values && r.status != "X") return;
+    if (r.value.empty() && o_.skip_empty_values && r.status != "X") {
+      drop();
+      return;
+    }
     if (!coded) r.numeric = parse_number(r.value);
 
     r.unit = text(field(6).component(1));
@@ -436,7 +469,7 @@ class walker {
     // else the order's OBR-7.
     // (OBR-7 is read only when both are empty.)
     for (int k = 0; k < 3 && r.observed_at.empty(); ++k) {
-      const value_view t = k == 0 ? field(19).component(1) : k == 1 ? field(14).component(1) : read(obr_7);
+      const value_view t = k == 0 ? field(19).component(1) : k == 1 ? field(14).component(1) : order_time();
       if (t.has_value()) r.observed_at = text(t);
     }
     r.qc = is_qc();
@@ -447,7 +480,17 @@ class walker {
       warn(normalise_error::missing_sample_id, i, 0, "no sample id for this result");
     }
     r.where = loc(i);
-    out_.results.push_back(std::move(r));
+  }
+
+  // OBR-7 of the OBR in scope, read once per group: it is the observed_at of every OBX that
+  // carries neither OBX-19 nor OBX-14 (Mindray BC, Zybio, Erba), and reading it walked the OBR
+  // for each of them (~750 instructions per result on the OBX-dense corpus).
+  value_view order_time() {
+    if (!obr_7_cache_ || obr_7_generation_ != ctx_.generation()) {
+      obr_7_cache_ = read(obr_7);
+      obr_7_generation_ = ctx_.generation();
+    }
+    return *obr_7_cache_;
   }
 
   void qbp() {
@@ -598,10 +641,16 @@ class walker {
   std::size_t obx_seen_ = 0;  // OBX segments in the message
   std::size_t skipped_ = 0;   // of which named no test
   const field_ref obr_7{"OBR", 7, 1, 0};
+  // Where the options read code and name, compared once per message, not per OBX (a string
+  // comparison each, ~300 instructions per result on the OBX-dense corpus).
+  const bool code_in_obx_ = o_.code.segment == "OBX";
+  const bool name_in_obx_ = o_.name.segment == "OBX";
   const bool sample_reads_obx_ = std::any_of(o_.sample_id_from.begin(), o_.sample_id_from.end(),
                                              [](const field_ref& r) { return r.segment == "OBX"; });
   const bool qc_reads_obx_ = std::any_of(o_.qc_when.begin(), o_.qc_when.end(),
                                          [](const field_match& q) { return q.where.segment == "OBX"; });
+  std::optional<value_view> obr_7_cache_;  // order_time() for obr_7_generation_
+  std::uint64_t obr_7_generation_ = 0;
   std::uint64_t sample_generation_ = 0;
   std::uint64_t qc_generation_ = 0;
   std::optional<std::string> sample_cache_;  // sample_id() for the segments in sample_scope_
