@@ -365,7 +365,7 @@ json glu_series_points(std::uint16_t health, std::size_t n, bool show = false) {
 
 }  // namespace
 
-TEST_CASE("lab view: a rejected control is resolved from the /qc page with the admin token, confirmed and audited",
+TEST_CASE("lab view: a rejected control is resolved from the /qc page with the admin token (confirmed and audited)",
           "[lab][browser][qc]") {
   if (!chromium()) {
     WARN("SKIPPED: chromium is not installed");

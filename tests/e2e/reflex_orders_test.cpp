@@ -35,7 +35,7 @@ std::size_t reflex_posts_for(const backend_proc& backend, const std::string& sam
 
 }  // namespace
 
-TEST_CASE("reflex e2e: TSH 5.0 -> FT4 in the next host query answer and in the order download, one reflex post",
+TEST_CASE("reflex e2e: TSH 5.0 -> FT4 in the next host query answer and in the order download with one reflex post",
           "[reflex][e2e]") {
   scratch_dir dir;
   const fs::path data = dir.path() / "backend-data.json";

@@ -22,7 +22,7 @@ const char* reflex_rules = R"({"rules": [
 
 }  // namespace
 
-TEST_CASE("reflex: TSH > 4.5 adds FT4, posted once per sample and rule") {
+TEST_CASE("reflex: TSH > 4.5 adds FT4 posted once per sample and rule") {
   rules_file f = load_rules_file(reflex_rules, "reflex.json");
   REQUIRE(f.errors.empty());
   REQUIRE(f.rules.rules().size() == 1);
@@ -56,7 +56,7 @@ TEST_CASE("reflex: TSH > 4.5 adds FT4, posted once per sample and rule") {
   CHECK(find_message(normal, endpoint::reflex) == nullptr);
 }
 
-TEST_CASE("reflex: the rules file's test cases run, add_tests is required and belongs to reflex") {
+TEST_CASE("reflex: the rules file test cases run and add_tests is required and belongs to reflex") {
   rules_file f = load_rules_file(reflex_rules, "reflex.json");
   REQUIRE(f.errors.empty());
   CHECK(f.tests.size() == 2);
@@ -129,7 +129,7 @@ TEST_CASE("reflex: the added tests are pending for the analyser until their resu
   CHECK(plan_device_downloads(w.state, w.history, "imm", sent, same_code, w.now).empty());
 }
 
-TEST_CASE("reflex: a sample no waiting list names still gets its added tests, and they are pruned after a day") {
+TEST_CASE("reflex: a sample no waiting list names still gets its added tests and they are pruned after a day") {
   rules_file f = load_rules_file(reflex_rules, "reflex.json");
   REQUIRE(f.errors.empty());
   world w;

@@ -43,14 +43,14 @@ rule_outcome outcome_of(const rules_verdict& v, const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("rules SKIP row 1: SKIP, initial evaluation, no handles_skip rule ran: the rule is bypassed") {
+TEST_CASE("rules SKIP row 1: SKIP at the initial evaluation before any handles_skip rule ran: the rule is bypassed") {
   const rule_set rules = load(false);
   const auto v = run(rules, {true, false});
   CHECK(v.fired == nullptr);
   CHECK(outcome_of(v, "glu-high") == rule_outcome::skipped_resolution);
 }
 
-TEST_CASE("rules SKIP row 2: SKIP, initial evaluation, a handles_skip rule ran: the later rules execute") {
+TEST_CASE("rules SKIP row 2: SKIP at the initial evaluation after a handles_skip rule ran: the later rules execute") {
   const auto rules = load(true);
   const auto d = skip_decisions(rules, "GLU", {true, false});
   REQUIRE(d.size() == 2);
@@ -78,7 +78,7 @@ TEST_CASE("rules SKIP row 2: SKIP, initial evaluation, a handles_skip rule ran: 
   CHECK(skip_decisions(other.rules, "GLU", {true, false})[1] == qc::skip_decision::skip);
 }
 
-TEST_CASE("rules SKIP row 3: SKIP at a re-evaluation: the rules execute, whether a handler ran or not") {
+TEST_CASE("rules SKIP row 3: SKIP at a re-evaluation: the rules execute whether a handler ran or not") {
   for (bool with_handler : {false, true}) {
     const rule_set rules = load(with_handler);  // v.fired points into it
     const auto v = run(rules, {true, true});
