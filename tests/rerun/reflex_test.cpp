@@ -157,3 +157,26 @@ TEST_CASE("reflex: an FT4 received before the rule fired does not fulfil the add
   auto q = answer_astm_queries(w.state, w.history, "imm", {ask_for("S7")}, same_code, w.now);
   CHECK(q.messages[0].find("O|1|S7||^^^FT4|") != std::string::npos);
 }
+
+TEST_CASE("reflex: an HL7 QBP^Q11 for the sample is answered OK with an OML^O33 ordering FT4") {
+  rules_file f = load_rules_file(reflex_rules, "reflex.json");
+  REQUIRE(f.errors.empty());
+  world w;
+  w.rules = f.rules;
+  w.state.waiting_lists["imm"] = {entry("S1", "REP-1", 0, {"TSH"})};
+  (void)w.run("imm", {make_result("S1", "TSH", "6.2")});
+  const std::string qbp =
+      "MSH|^~\\&|AN|LAB|LIS|HOSP|20240301100459||QBP^Q11^QBP_Q11|Q-1|P|2.5.1\r"
+      "QPD|WOS^Work Order Step^IHE_LABTF|T-1|S1\r"
+      "RCP|I||R\r";
+  int n = 0;
+  const id_source ids = [&n] { return "ID-" + std::to_string(++n); };
+  const auto a = answer_hl7_query(w.state, w.history, "imm", qbp, {ask_for("S1")}, same_code, w.now, ids);
+  REQUIRE(a.messages.size() == 2);
+  CHECK(a.messages[0].find("QAK|T-1|OK") != std::string::npos);
+  INFO(a.messages[1]);
+  CHECK(a.messages[1].find("OML^O33") != std::string::npos);
+  CHECK(a.messages[1].find("\rSPM|1|S1") != std::string::npos);
+  CHECK(a.messages[1].find("FT4") != std::string::npos);
+  CHECK(a.messages[1].find("TSH") == std::string::npos);  // TSH has its result
+}
