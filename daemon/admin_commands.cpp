@@ -353,6 +353,8 @@ int run_qc_admin(const qc_admin_command& c, std::ostream& out, std::ostream& err
     }
     try {
       headers.push_back({"Authorization", "Bearer " + load_admin_token(r.cfg.health)});
+      // Not a page: no CSRF token to send back (health.hpp, health_sources::csrf).
+      headers.push_back({"X-Interfaced-Client", "cli"});
     } catch (const std::exception& e) {
       err << who << ": " << e.what() << '\n';
       return exit_no_input;

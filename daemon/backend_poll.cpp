@@ -220,9 +220,9 @@ void backend_poller::push_orders(device_runtime& dev) {
     std::string what = "sample " + c.sample_id + " tests [" + join(c.codes) + "]" +
                        (c.is_rerun ? " (rerun " + std::to_string(c.rerun_number) + ")" : "");
     order o;
-    if (const auto* e = sink_.entry_of(dev.cfg.id, c.sample_id)) {
+    if (const auto* e = sink_.order_entry_of(dev.cfg.id, c.sample_id)) {
       o = rerun::order_of(*e, c.codes, "");
-    } else {  // a cancel for a sample that left the waiting list
+    } else {  // a cancel for a sample that left the waiting list (or whose reflex was fulfilled)
       o.sample_id = c.sample_id;
       for (const auto& code : c.codes) o.tests.push_back({code, {}, {}});
     }

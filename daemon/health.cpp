@@ -8,6 +8,8 @@
 #include "daemon/clock.hpp"
 #include "daemon/qc_admin.hpp"
 
+#include <spdlog/spdlog.h>
+
 namespace interfaced::daemon {
 
 using json = nlohmann::json;
@@ -246,7 +248,18 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
       if (k == "show_resolved_controls") show = v;
     }
     if (s.qc == nullptr) return {200, "application/json", json({{"series", json::array()}}).dump() + "\n"};
-    return {200, "application/json", qc_series_json(*s.qc, device, parameter, show == "1" || show == "true", s.qc_book).dump() + "\n"};
+    json j = qc_series_json(*s.qc, device, parameter, show == "1" || show == "true", s.qc_book);
+    // The /qc page offers resolve / approve / undo only when changes are possible at all.
+    j["admin"] = !s.admin_token.empty();
+    if (!s.admin_token.empty()) {
+      j["csrf"] = s.csrf;
+      json codes = json::array();
+      for (const auto& c : s.qc->config().resolution_codes)
+        codes.push_back({{"code", c.code}, {"excludes_from_westgard", c.excludes_from_westgard}, {"skip", c.skip},
+                         {"two_step", c.two_step}});
+      j["resolution_codes"] = std::move(codes);
+    }
+    return {200, "application/json", j.dump() + "\n"};
   }
   if (req.method == "GET" && s.qc_api)
     if (auto r = s.qc_api(req)) return std::move(*r);
@@ -267,8 +280,30 @@ transport::http_reply handle_health_request(const health_sources& s, const trans
                                   : "missing or wrong admin token (Authorization: Bearer <health.admin_token_file>)"}})
                       .dump() + "\n"};
   }
-  if (req.method == "POST" && s.qc_api)  // the token was checked above
-    if (auto r = s.qc_api(req)) return std::move(*r);
+  if (req.method == "POST" && s.qc_api && path.starts_with("/api/qc/")) {  // the token was checked above
+    // CSRF, checked here and not in the QC logic: a page's POST carries the token its GET was
+    // handed. A browser always sends Origin with a POST and cannot add X-Interfaced-Client
+    // cross-site without a CORS preflight, which this endpoint never grants: so the CLI's header
+    // is no way around the token for a page.
+    const bool page = !s.csrf.empty() && req.header("x-csrf-token") == s.csrf;
+    const bool cli = req.header("x-interfaced-client") == "cli" && req.header("origin").empty();
+    if (!page && !cli)
+      return {403, "application/json",
+              json({{"error", "missing or stale X-CSRF-Token: reload the page (interfaced qc sends X-Interfaced-Client: cli)"}})
+                      .dump() + "\n"};
+    auto r = s.qc_api(req);
+    if (r && page) {
+      // Audited twice: the QC audit (who, when, why) and the service log, as the message browser's actions.
+      const json body = json::parse(req.body, nullptr, false);
+      const auto field = [&](const char* k) {
+        return body.is_object() && body.contains(k) ? (body[k].is_string() ? body[k].get<std::string>() : body[k].dump())
+                                                    : std::string();
+      };
+      spdlog::info("dashboard: {} {} by {}: HTTP {}", path, field("result_id") + field("proposal_id") + field("resolution_id"),
+                   field("by"), r->status);
+    }
+    if (r) return std::move(*r);
+  }
   if (req.method == "POST" && s.lab_view)  // the token was checked above
     if (auto r = s.lab_view(req)) return std::move(*r);
   if (req.method == "POST" && path == "/trace") {

@@ -37,6 +37,11 @@ struct health_sources {
   // QC resolutions (daemon/qc_admin.hpp): GET /api/qc/history, POST /api/qc/resolve|approve|undo.
   std::function<std::optional<transport::http_reply>(const transport::http_request_view&)> qc_api;
   const rerun::qc::resolution_book* qc_book = nullptr;  // /api/qc/series points' "resolution"
+  // The pages' CSRF token (lab_view::csrf()). POST /api/qc/... needs, besides the bearer token,
+  // either this token (X-CSRF-Token: the /qc page, which GET /api/qc/series hands it to when an
+  // admin token is configured) or "X-Interfaced-Client: cli" without an Origin header (`interfaced
+  // qc`: no browser). 403 otherwise.
+  std::string csrf;
 };
 
 // GET /api/qc/series[?device=ID&parameter=P&show_resolved_controls=1]:

@@ -112,6 +112,10 @@ class ingest_hand_off final : public transport::batch_sink {
   [[nodiscard]] const rerun::waiting_list_entry* entry_of(const std::string& device, std::string_view sample) const {
     return rerun::waiting_entry(state_, device, sample);
   }
+  // What an order for the sample is built from: its waiting-list entry, else a pending reflex's.
+  [[nodiscard]] const rerun::waiting_list_entry* order_entry_of(const std::string& device, std::string_view sample) const {
+    return rerun::order_entry(state_, device, sample);
+  }
 
  private:
   // The rerun state document, when it changed since it was last queued for writing.

@@ -48,6 +48,9 @@ class lab_view {
   [[nodiscard]] std::optional<transport::http_reply> handle(const transport::http_request_view& req,
                                                             std::chrono::system_clock::time_point now);
 
+  // The CSRF token pages send back with their POSTs (X-CSRF-Token); random per start.
+  [[nodiscard]] const std::string& csrf() const noexcept { return csrf_; }
+
   static constexpr std::size_t max_messages = 200;
 
  private:

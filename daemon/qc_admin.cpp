@@ -9,6 +9,7 @@
 #include "rerun/outgoing.hpp"
 #include "rerun/qc_json.hpp"
 #include "rerun/rerun_json.hpp"
+#include "rerun/rules.hpp"
 
 namespace interfaced::daemon {
 
@@ -86,6 +87,21 @@ std::optional<transport::http_reply> qc_admin::handle(const transport::http_requ
     r.at = at;
     r.propose = body.value("propose", false);
     const auto f = qc_.find(r.result_id);
+    if (!f && r.result_id.starts_with(rerun::patient_result_prefix)) {
+      // qc.md 5.2.1: a patient result resolved SKIP bypasses the rules engine at its initial
+      // evaluation (process_reports_for_rerun asks the tracker); only a SKIP code means anything for it.
+      const std::string_view id = std::string_view(r.result_id).substr(rerun::patient_result_prefix.size());
+      const auto first = id.find('|'), last = id.rfind('|');
+      if (first == std::string_view::npos || first == last || first == 0 || last + 1 == id.size())
+        return refused(400, "a patient result id is \"patient:<device>|<sample id>|<parameter>\"");
+      const qc::resolution_code* c = qc::find_code(codes, r.code);
+      if (c != nullptr && !c->skip)
+        return refused(400, "code \"" + r.code + "\" is not a SKIP code: a patient result can only be resolved SKIP");
+      r.device = std::string(id.substr(0, first));
+      r.parameter = std::string(id.substr(last + 1));
+      return apply(book_.resolve(r, codes, [](const std::string&) { return std::vector<std::string>{}; }),
+                   r.propose ? "proposed" : "resolved", now);
+    }
     if (!f) return refused(404, "no control result \"" + r.result_id + "\" (see GET /api/qc/series for result ids)");
     r.device = f->c.device;
     r.parameter = f->c.series.parameter;
@@ -245,7 +261,8 @@ transport::http_reply qc_admin::apply(qc::decision d, const std::string& action,
   transport::state_changes sc;
   std::vector<transport::new_message> msgs;
   json out = {{"action", action}, {"resolution", resolution_json(res)}, {"result_id", res.result_id}};
-  std::string message = "control result " + res.result_id + ": " + res.code + " " + action + " by " +
+  std::string message = std::string(res.result_id.starts_with(rerun::patient_result_prefix) ? "" : "control result ") +
+                        res.result_id + ": " + res.code + " " + action + " by " +
                         (action == "approved" ? res.approved_by : d.entries.front().by);
   const auto before_flags = qc_.resolution_of(res.result_id);
   auto after_flags = before_flags;

@@ -222,7 +222,7 @@ void service::start_health() {
                          [this](const transport::http_request_view& req) {
                            return qc_admin_->handle(req, std::chrono::system_clock::now());
                          },
-                         &qc_admin_->book()};
+                         &qc_admin_->book(), lab_view_->csrf()};
         return handle_health_request(s, r);
       });
   if (auto ec = health_->start())

@@ -16,24 +16,60 @@ namespace {
 // "S-1 rerun 2: GLU NA" for the log.
 void describe(std::string& summary, const pending_order& p) {
   summary += (summary.empty() ? "" : "; ") + p.entry->sample_id +
-             (p.is_rerun ? " rerun " + std::to_string(p.entry->rerun_number) : "") + ":";
+             (p.is_rerun ? " rerun " + std::to_string(p.entry->rerun_number) : "") + (p.reflex ? " reflex" : "") + ":";
   for (const auto& c : p.codes) summary += " " + c;
 }
 
 }  // namespace
+
+std::vector<std::string> reflex_tests_pending(const reflex_order& o, const result_store& history) {
+  std::vector<std::string> out;
+  for (const auto& name : o.tests) {
+    const auto seen = history.latest_of_parameter(o.entry.sample_id, name);
+    if (!seen || seen->received_at < o.since) out.push_back(name);
+  }
+  return out;
+}
 
 std::string queried_samples(const query& q) { return q.all_samples ? std::string("ALL") : join(q.sample_ids); }
 
 std::vector<pending_order> pending_orders(const rerun_state& state, const result_store& history,
                                           std::string_view device, const query& q, const code_lookup& code_of) {
   std::vector<pending_order> out;
-  const auto wl = state.waiting_lists.find(device);
-  if (wl == state.waiting_lists.end()) return out;
   const bool every_test = q.tests.empty() || (q.tests.size() == 1 && q.tests.front() == "ALL");
-  for (const auto& e : wl->second) {
-    if (!q.all_samples && std::find(q.sample_ids.begin(), q.sample_ids.end(), e.sample_id) == q.sample_ids.end())
-      continue;
-    pending_order p{&e, false, {}, {}};
+  auto wanted_sample = [&](std::string_view sample) {
+    return q.all_samples || std::find(q.sample_ids.begin(), q.sample_ids.end(), sample) != q.sample_ids.end();
+  };
+  const auto reflexes = state.reflex_orders.find(device);
+  // Appends the sample's pending reflex tests not already in `tests`; true when one was added.
+  auto add_reflex_tests = [&](std::string_view sample, std::vector<std::string>& tests) {
+    bool added = false;
+    if (reflexes == state.reflex_orders.end()) return added;
+    for (const auto& o : reflexes->second) {
+      if (o.entry.sample_id != sample) continue;
+      for (auto& name : reflex_tests_pending(o, history))
+        if (!contains(tests, name)) {
+          tests.push_back(std::move(name));
+          added = true;
+        }
+    }
+    return added;
+  };
+  auto keep = [&](pending_order& p, const std::vector<std::string>& tests) {
+    for (const auto& name : tests) {
+      std::string code = code_of(name);
+      if (every_test || std::find(q.tests.begin(), q.tests.end(), code) != q.tests.end()) {
+        p.codes.push_back(std::move(code));
+        p.names.push_back(name);
+      }
+    }
+    if (!p.codes.empty()) out.push_back(std::move(p));
+  };
+  static const std::vector<waiting_list_entry> no_entries;
+  const auto wl = state.waiting_lists.find(device);
+  for (const auto& e : wl == state.waiting_lists.end() ? no_entries : wl->second) {
+    if (!wanted_sample(e.sample_id)) continue;
+    pending_order p{&e, false, {}, {}, false};
     std::vector<std::string> tests;
     if (e.rerun_active()) {
       const auto r = state.reruns.find(e.lab_report_id);
@@ -47,15 +83,20 @@ std::vector<pending_order> pending_orders(const rerun_state& state, const result
         if (!contains(e.valued_parameters, name) && !history.latest_of_parameter(e.sample_id, name))
           tests.push_back(name);
     }
-    for (const auto& name : tests) {
-      std::string code = code_of(name);
-      if (every_test || std::find(q.tests.begin(), q.tests.end(), code) != q.tests.end()) {
-        p.codes.push_back(std::move(code));
-        p.names.push_back(name);
-      }
-    }
-    if (!p.codes.empty()) out.push_back(std::move(p));
+    if (add_reflex_tests(e.sample_id, tests)) p.reflex = true;
+    keep(p, tests);
   }
+  // Reflex orders for samples no waiting list of the device names (an unsolicited sample).
+  if (reflexes != state.reflex_orders.end())
+    for (const auto& o : reflexes->second) {
+      if (!wanted_sample(o.entry.sample_id) || waiting_entry(state, device, o.entry.sample_id) != nullptr) continue;
+      if (std::any_of(out.begin(), out.end(), [&](const pending_order& p) { return p.entry->sample_id == o.entry.sample_id; }))
+        continue;  // a second rule for the same sample: merged into the first
+      pending_order p{&o.entry, false, {}, {}, true};
+      std::vector<std::string> tests;
+      add_reflex_tests(o.entry.sample_id, tests);
+      keep(p, tests);
+    }
   return out;
 }
 
@@ -67,7 +108,7 @@ std::vector<download_change> plan_device_downloads(const rerun_state& state, con
   std::vector<pending_download> wanted;
   for (const auto& p : pending_orders(state, history, device, all, code_of))
     wanted.push_back({p.entry->sample_id, p.entry->lab_report_id, p.is_rerun, p.is_rerun ? p.entry->rerun_number : 0,
-                      p.names, p.codes});
+                      p.names, p.codes, p.reflex});
   return plan_downloads(sent, wanted, history, now);
 }
 
@@ -92,6 +133,15 @@ const waiting_list_entry* waiting_entry(const rerun_state& state, std::string_vi
   return nullptr;
 }
 
+const waiting_list_entry* order_entry(const rerun_state& state, std::string_view device, std::string_view sample) {
+  if (const auto* e = waiting_entry(state, device, sample)) return e;
+  const auto r = state.reflex_orders.find(device);
+  if (r == state.reflex_orders.end()) return nullptr;
+  for (const auto& o : r->second)
+    if (o.entry.sample_id == sample) return &o.entry;
+  return nullptr;
+}
+
 query_answer answer_astm_queries(const rerun_state& state, const result_store& history, std::string_view device,
                                  const std::vector<query>& queries, const code_lookup& code_of, timestamp now) {
   query_answer out;
@@ -105,7 +155,7 @@ query_answer answer_astm_queries(const rerun_state& state, const result_store& h
     std::string summary;
     for (const auto& p : pending_orders(state, history, device, q, code_of)) {
       // O.12 action code: A (add tests to a known specimen) for a rerun, N (new) otherwise.
-      orders.push_back(order_of(*p.entry, p.codes, p.is_rerun ? "A" : "N"));
+      orders.push_back(order_of(*p.entry, p.codes, p.is_rerun || p.reflex ? "A" : "N"));
       describe(summary, p);
     }
     astm::order_message_header h;

@@ -10,6 +10,8 @@
 //  - with an active rerun that is still requested: its requested parameters not yet fulfilled;
 //  - otherwise: the report's parameters without a value yet (the waiting list's own
 //    valued_parameters, or a result in the history: seen(S,P)).
+//  - and, for a sample a reflex rule fired for on this device (rerun_state::reflex_orders), the
+//    tests it added that have had no result since (listed or not: the analyser knows the sample).
 // Codes are the instrument's (code_lookup: the profile's "orders"/"codes", else the code map,
 // identity otherwise); names are the machine names they stand for.
 
@@ -37,7 +39,13 @@ struct pending_order {
   bool is_rerun = false;
   std::vector<std::string> codes;  // instrument codes, parallel to names
   std::vector<std::string> names;  // machine names
+  // Some of the tests were added by a reflex rule: the analyser ran the specimen already, so
+  // they are added to it (ASTM O.12 A) like a rerun's.
+  bool reflex = false;
 };
+
+// The tests of a reflex order with no result received since it fired (the history's received_at).
+[[nodiscard]] std::vector<std::string> reflex_tests_pending(const reflex_order& o, const result_store& history);
 
 // What query `q` asks for that is pending on `device`'s waiting list, in waiting-list order;
 // samples with nothing pending (or nothing the query names) are left out.
@@ -60,6 +68,11 @@ struct pending_order {
 // The waiting-list entry of a sample on the device; nullptr when it is not listed (any more).
 [[nodiscard]] const waiting_list_entry* waiting_entry(const rerun_state& state, std::string_view device,
                                                       std::string_view sample);
+
+// What to build an order for the sample from: its waiting-list entry, else the entry kept with a
+// pending reflex order of the device (patient and priority as they were when the rule fired).
+[[nodiscard]] const waiting_list_entry* order_entry(const rerun_state& state, std::string_view device,
+                                                    std::string_view sample);
 
 struct query_answer {
   std::vector<std::string> messages;  // to send to the analyser, in order

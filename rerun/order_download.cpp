@@ -75,8 +75,9 @@ std::vector<download_change> plan_downloads(download_state& state,
     }
     if (it == state.end()) {
       downloaded_order rec{p.lab_report_id, p.is_rerun, p.rerun_number, sent_now(p, now), false};
-      // A rerun's specimen is known to the analyser (it ran the first results): tests are added.
-      out.push_back(change_of(p.is_rerun ? download_action::add_tests : download_action::new_order,
+      // A rerun's specimen is known to the analyser (it ran the first results), and so is a
+      // reflex's (it ran the triggering test): tests are added.
+      out.push_back(change_of(p.is_rerun || p.reflex ? download_action::add_tests : download_action::new_order,
                               p.sample_id, rec, rec.tests));
       state.emplace(p.sample_id, std::move(rec));
       continue;

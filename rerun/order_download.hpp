@@ -37,6 +37,7 @@ struct download_tests {
   int rerun_number = 0;
   std::vector<std::string> parameters;  // machine names
   std::vector<std::string> codes;       // the analyser's codes, parallel to parameters
+  bool reflex = false;                  // some tests a reflex rule added: the specimen is known (A)
 };
 
 // What a device's waiting list asks of the analyser for one sample.

@@ -4,6 +4,7 @@
 #include <iterator>
 #include <optional>
 
+#include "rerun/host_query.hpp"
 #include "rerun/result_key.hpp"
 
 namespace interfaced::rerun {
@@ -285,12 +286,20 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
                                       [&](const rule& x) { return x.applies_to(t.parameter); });
     if (!any_rule) continue;
     const bindings bound = bind_result(r, t.parameter, previous[i], in.rules.parameter(t.parameter), in.now);
+    // qc.md 5.2.1: a SKIP resolution of this result (made through the QC API before it arrived)
+    // bypasses the rules here, its initial evaluation, up to a rule that handles SKIP.
+    skip_context skip;
+    skip.has_skip = in.qc != nullptr && in.qc->resolution_of(patient_result_id(b.device, r.sample_id, t.parameter)).skip;
+    const auto skips = skip.has_skip ? skip_decisions(in.rules, t.parameter, skip) : std::vector<qc::skip_decision>{};
     // Reflex rules: added tests, once per sample and rule (counted like automatic reruns, under
     // the rule's own key, so the count is persisted with the rerun state).
-    for (const rule& x : in.rules.rules()) {
+    for (std::size_t k = 0; k < in.rules.rules().size(); ++k) {
+      const rule& x = in.rules.rules()[k];
       if (x.action != rule_action::reflex || !x.applies_to(t.parameter)) continue;
       const std::string counter = "reflex:" + x.id;
-      const rule_outcome o = evaluate_rule(x, bound, r.rerun_number, in.state.auto_rerun_count(r.sample_id, counter));
+      const rule_outcome o = !skips.empty() && skips[k] == qc::skip_decision::skip
+                                 ? rule_outcome::skipped_resolution
+                                 : evaluate_rule(x, bound, r.rerun_number, in.state.auto_rerun_count(r.sample_id, counter));
       if (ex != nullptr) ex->rules.push_back({x.id, o, seen_values(x.cond, bound)});
       if (o != rule_outcome::fired) continue;
       in.state.count_auto_rerun(r.sample_id, counter, in.now);
@@ -301,13 +310,26 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
       requests.push_back(std::move(m));
       out.actions.push_back({action_kind::queue_retest_order, b.device, r.sample_id, t.lab_report_id, 0, x.add_tests,
                              std::nullopt, "reflex rule \"" + x.id + "\": " + t.parameter + " = " + r.value});
+      // The added tests go to the analyser the way rerun orders do (host_query.hpp): kept in the
+      // state, which is committed with this batch's messages, until a result for each arrives.
+      reflex_order ro;
+      ro.entry.sample_id = r.sample_id;
+      ro.entry.lab_report_id = t.lab_report_id;
+      if (const waiting_list_entry* e = find_entry(in.state, b.device, r.sample_id, t.parameter)) {
+        ro.entry.patient = e->patient;  // the order names the patient as the report's own orders do
+        ro.entry.priority = e->priority;
+      }
+      ro.rule = x.id;
+      ro.tests = x.add_tests;
+      ro.since = in.now;
+      in.state.reflex_orders[b.device].push_back(std::move(ro));
     }
     if (std::none_of(in.rules.rules().begin(), in.rules.rules().end(), [&](const rule& x) {
           return x.action == rule_action::auto_rerun && x.applies_to(t.parameter);
         }))
       continue;
     const int so_far = in.state.auto_rerun_count(r.sample_id, t.parameter);
-    rules_verdict v = evaluate_rules(in.rules, t.parameter, bound, r.rerun_number, so_far, in.explain);
+    rules_verdict v = evaluate_rules(in.rules, t.parameter, bound, r.rerun_number, so_far, in.explain, skip);
     // The rules compare wall-clock times; what they saw is shown with the lab's offset.
     with_offsets(v.values, in.zone);
     for (auto& tr : v.trace) with_offsets(tr.values, in.zone);
@@ -400,6 +422,11 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     out.messages.push_back(std::move(m));
   }
   for (auto& m : qc_runs) out.messages.push_back(std::move(m));
+  // Reflex orders whose every test has had its result: done.
+  if (const auto it = in.state.reflex_orders.find(b.device); it != in.state.reflex_orders.end()) {
+    std::erase_if(it->second, [&](const reflex_order& o) { return reflex_tests_pending(o, in.history).empty(); });
+    if (it->second.empty()) in.state.reflex_orders.erase(it);
+  }
   return out;
 }
 
@@ -470,6 +497,10 @@ std::size_t prune_state(rerun_state& state, timestamp cutoff) {
     return kv.second.status == rerun_status::received && kv.second.since < cutoff;
   });
   n += std::erase_if(state.auto_reruns, [&](const auto& kv) { return kv.second.last < cutoff; });
+  for (auto it = state.reflex_orders.begin(); it != state.reflex_orders.end();) {
+    n += std::erase_if(it->second, [&](const reflex_order& o) { return o.since < cutoff; });
+    it = it->second.empty() ? state.reflex_orders.erase(it) : std::next(it);
+  }
   return n;
 }
 

@@ -298,7 +298,24 @@ json to_json(const rerun_state& s) {
                      {"count", a.count},
                      {"last", format_wall_time(a.last)}});
   }
-  return {{"version", 1}, {"reruns", reruns}, {"waiting_lists", lists}, {"auto_reruns", autos}};
+  json reflexes = json::object();
+  for (const auto& [device, orders] : s.reflex_orders) {
+    json a = json::array();
+    for (const auto& o : orders)
+      // Not the waiting-list entry's own JSON: a reflex may fire for a sample no report lists.
+      a.push_back({{"sample_id", o.entry.sample_id},
+                   {"lab_report_id", o.entry.lab_report_id},
+                   {"patient",
+                    {{"id", o.entry.patient.id}, {"name", o.entry.patient.name}, {"sex", o.entry.patient.sex},
+                     {"dob", o.entry.patient.dob}}},
+                   {"priority", o.entry.priority},
+                   {"rule", o.rule},
+                   {"tests", o.tests},
+                   {"since", format_wall_time(o.since)}});
+    reflexes[device] = std::move(a);
+  }
+  return {{"version", 1}, {"reruns", reruns}, {"waiting_lists", lists}, {"auto_reruns", autos},
+          {"reflex_orders", reflexes}};
 }
 
 rerun_state rerun_state_from_json(const json& j) {
@@ -346,6 +363,34 @@ rerun_state rerun_state_from_json(const json& j) {
       key += text(x, "parameter", at);
       s.auto_reruns.insert_or_assign(key, rerun_state::auto_rerun_record{integer(x, "count", at, 0),
                                                                          time_from(x, "last", at)});
+    }
+  }
+  // Added after version 1 without a version bump: a state written before has none.
+  if (const auto r = j.find("reflex_orders"); r != j.end()) {
+    require_object(*r, "/reflex_orders");
+    for (const auto& [device, orders] : r->items()) {
+      const std::string at = ptr("/reflex_orders", device);
+      require_array(orders, at);
+      std::vector<reflex_order> list;
+      for (std::size_t i = 0; i < orders.size(); ++i) {
+        const std::string oat = ptr(at, i);
+        const json& x = orders[i];
+        require_object(x, oat);
+        reflex_order o;
+        o.entry.sample_id = text(x, "sample_id", oat);
+        o.entry.lab_report_id = text(x, "lab_report_id", oat);
+        if (const auto p = x.find("patient"); p != x.end()) {
+          const std::string pat = ptr(oat, "patient");
+          require_object(*p, pat);
+          o.entry.patient = {text(*p, "id", pat), text(*p, "name", pat), text(*p, "sex", pat), text(*p, "dob", pat)};
+        }
+        o.entry.priority = text(x, "priority", oat);
+        o.rule = text(x, "rule", oat);
+        o.tests = strings(x, "tests", oat);
+        o.since = time_from(x, "since", oat);
+        list.push_back(std::move(o));
+      }
+      s.reflex_orders.insert_or_assign(device, std::move(list));
     }
   }
   return s;

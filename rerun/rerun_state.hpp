@@ -38,6 +38,18 @@ struct report_rerun {
   bool operator==(const report_rerun&) const = default;
 };
 
+// The tests a reflex rule added for a sample (issue #14: they go to the analyser the way rerun
+// orders do: order download, or the answer to its next host query). Pending until a result for
+// the test is received at or after `since`; pruned with the received reruns.
+struct reflex_order {
+  waiting_list_entry entry;        // the sample's entry when the rule fired (patient, priority), else sample and report
+  std::string rule;                // the rule id
+  std::vector<std::string> tests;  // machine names
+  timestamp since{};               // the batch's receipt (the result store's received_at)
+
+  bool operator==(const reflex_order&) const = default;
+};
+
 struct rerun_state {
   std::map<std::string, report_rerun, std::less<>> reruns;  // by lab_report_id
   // By device id: the waiting list as last refreshed, minus reports whose rerun was received.
@@ -50,6 +62,8 @@ struct rerun_state {
     bool operator==(const auto_rerun_record&) const = default;
   };
   std::map<std::string, auto_rerun_record, std::less<>> auto_reruns;
+  // By device id: reflex orders not yet fulfilled, in the order they fired.
+  std::map<std::string, std::vector<reflex_order>, std::less<>> reflex_orders;
 
   [[nodiscard]] int auto_rerun_count(std::string_view sample, std::string_view parameter) const;
   void count_auto_rerun(std::string_view sample, std::string_view parameter, timestamp now);

@@ -122,6 +122,7 @@ const char* to_string(rule_outcome o) noexcept {
     case rule_outcome::not_fired: return "not fired";
     case rule_outcome::skipped_rerun: return "skipped (a rerun never triggers another)";
     case rule_outcome::capped: return "held, but the automatic rerun cap is reached";
+    case rule_outcome::skipped_resolution: return "skipped (the result is resolved SKIP)";
   }
   return "?";
 }
@@ -159,13 +160,41 @@ rule_outcome evaluate_rule(const rule& r, const bindings& b, int rerun_number,
   return auto_reruns_so_far >= r.max_per_sample ? rule_outcome::capped : rule_outcome::fired;
 }
 
-rules_verdict evaluate_rules(const rule_set& rules, std::string_view parameter, const bindings& b,
-                             int rerun_number, int auto_reruns_so_far, bool explain) {
-  rules_verdict v;
+std::vector<qc::skip_decision> skip_decisions(const rule_set& rules, std::string_view parameter, skip_context c) {
+  std::vector<qc::skip_decision> out;
+  out.reserve(rules.rules().size());
+  bool handled = false;
   for (const auto& r : rules.rules()) {
+    if (!r.applies_to(parameter)) {
+      out.push_back(qc::skip_decision::execute);
+      continue;
+    }
+    // The handles_skip rule itself applies the SKIP outcome: for it, the handling has begun.
+    const auto d = qc::decide_skip(c.has_skip, c.reevaluation, handled || r.handles_skip);
+    if (d == qc::skip_decision::execute && r.handles_skip) handled = true;
+    out.push_back(d);
+  }
+  return out;
+}
+
+std::string patient_result_id(std::string_view device, std::string_view sample, std::string_view parameter) {
+  std::string id(patient_result_prefix);
+  id.append(device).append("|").append(sample).append("|").append(parameter);
+  return id;
+}
+
+rules_verdict evaluate_rules(const rule_set& rules, std::string_view parameter, const bindings& b,
+                             int rerun_number, int auto_reruns_so_far, bool explain, skip_context skip) {
+  rules_verdict v;
+  // Only a SKIP result pays for the walk (this runs for every result).
+  const auto decisions = skip.has_skip ? skip_decisions(rules, parameter, skip) : std::vector<qc::skip_decision>{};
+  for (std::size_t i = 0; i < rules.rules().size(); ++i) {
+    const rule& r = rules.rules()[i];
     // Reflex rules order added tests, not a rerun: process.cpp evaluates them on their own.
     if (!r.applies_to(parameter) || r.action != rule_action::auto_rerun) continue;
-    rule_outcome o = evaluate_rule(r, b, rerun_number, auto_reruns_so_far);
+    rule_outcome o = !decisions.empty() && decisions[i] == qc::skip_decision::skip
+                         ? rule_outcome::skipped_resolution
+                         : evaluate_rule(r, b, rerun_number, auto_reruns_so_far);
     if (o == rule_outcome::fired && v.fired != nullptr) o = rule_outcome::capped;  // one per result
     if (o == rule_outcome::fired) {
       v.fired = &r;
@@ -173,7 +202,7 @@ rules_verdict evaluate_rules(const rule_set& rules, std::string_view parameter, 
     }
     if (explain) {
       rule_trace t{r.id, o, {}};
-      if (o != rule_outcome::skipped_rerun) t.values = seen_values(r.cond, b);
+      if (o != rule_outcome::skipped_rerun && o != rule_outcome::skipped_resolution) t.values = seen_values(r.cond, b);
       v.trace.push_back(std::move(t));
     }
   }

@@ -18,6 +18,7 @@
 #include "rerun/outgoing.hpp"
 #include "rerun/result_store.hpp"
 #include "rerun/wall_time.hpp"
+#include "rerun/westgard.hpp"
 
 namespace interfaced::rerun {
 
@@ -94,7 +95,29 @@ enum class rule_outcome {
   not_fired,       // the condition did not hold
   skipped_rerun,   // the result is a rerun (rerun_number != 0): rules do not apply
   capped,          // the condition held but the cap for (sample, parameter) is reached
+  skipped_resolution,  // the result carries a SKIP resolution (qc.md 5.2.1): the rule is bypassed
 };
+
+// qc.md 5.2.1 (SKIP) for the rules engine: a patient result resolved with the SKIP code bypasses
+// the rules (auto-rerun, reflex) at its initial evaluation, never at a re-evaluation. A rule that
+// declares handles_skip is the one that applies the SKIP outcome, so it runs; once it has run,
+// the later rules (file order) run too. The table itself is qc::decide_skip.
+struct skip_context {
+  bool has_skip = false;      // the result carries an active SKIP resolution
+  bool reevaluation = false;  // the rules run again for a result evaluated before
+};
+
+// The decision for every rule of `rules`, parallel to rules.rules(): rules that do not apply to
+// `parameter` are execute (they are never looked at) and do not count as having run.
+[[nodiscard]] std::vector<qc::skip_decision> skip_decisions(const rule_set& rules, std::string_view parameter,
+                                                            skip_context c);
+
+// The id a SKIP resolution of a patient result is made under (POST /api/qc/resolve result_id,
+// `interfaced qc resolve`): "patient:<device>|<sample id>|<parameter>" -- what the rules engine
+// keys a result by (sample, parameter) on its analyser; the control results' ids never start so.
+[[nodiscard]] std::string patient_result_id(std::string_view device, std::string_view sample,
+                                            std::string_view parameter);
+inline constexpr std::string_view patient_result_prefix = "patient:";
 
 [[nodiscard]] const char* to_string(rule_outcome o) noexcept;
 
@@ -120,9 +143,10 @@ struct rules_verdict {
 
 // Every rule of `rules` that applies to `parameter`, in order; the first that fires wins (one
 // request per result). Values are collected only for the fired rule unless `explain`.
+// `skip`: qc.md 5.2.1 (skip_decisions); a bypassed rule is skipped_resolution and never fires.
 [[nodiscard]] rules_verdict evaluate_rules(const rule_set& rules, std::string_view parameter,
                                            const bindings& b, int rerun_number,
-                                           int auto_reruns_so_far, bool explain);
+                                           int auto_reruns_so_far, bool explain, skip_context skip = {});
 
 // A test case carried by a rules file: given a result (and its previous result), the rule is
 // expected to fire or not.

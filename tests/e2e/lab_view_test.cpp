@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "cdp_support.hpp"
 #include "e2e_support.hpp"
 #include "rerun/lab_time.hpp"
 
@@ -493,4 +494,146 @@ TEST_CASE("lab view: the message browser is read-only without an admin token, an
   const auto log = daemon->err() + daemon->out();
   CHECK(log.find("dashboard: message " + id + " set aside by Dr. Rao: wrong patient") != std::string::npos);
   CHECK(log.find("dashboard: message " + id + " queued again by Dr. Rao") != std::string::npos);
+}
+
+namespace {
+
+// One GLU control (sample QC-L1, matched by qc.controls) or patient result, R.13 local time.
+std::string glu_result(const std::string& sample, const std::string& completed, const std::string& value) {
+  return astm_message(sample, completed, value);
+}
+
+json qc_config_with_codes() {
+  return {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
+          {"limits", json::array({{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
+          {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}},
+                                            {{"code", "SKIP"}, {"skip", true}}})}};
+}
+
+// The GLU points /api/qc/series shows, polled until there are `n`.
+json glu_series_points(std::uint16_t health, std::size_t n, bool show = false) {
+  json last;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    if (auto body = http_get(health, std::string("/api/qc/series?parameter=GLU") + (show ? "&show_resolved_controls=1" : ""))) {
+      const json j = json::parse(*body);
+      last = j["series"].empty() ? json::array() : j["series"][0]["points"];
+      if (last.size() == n) return last;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return last;
+}
+
+}  // namespace
+
+TEST_CASE("lab view: a rejected control is resolved from the /qc page with the admin token (confirmed and audited)",
+          "[lab][browser][qc]") {
+  if (!chromium()) {
+    WARN("SKIPPED: chromium is not installed");
+    return;
+  }
+  scratch_dir dir;
+  const std::uint16_t port = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
+  std::ofstream(dir.path() / "admin.token") << "s3cret\n";
+  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  cfg["qc"] = qc_config_with_codes();
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  play(dir.path(), "c1", port, write(dir.path() / "c1.astm", glu_result("QC-L1", "20261206080000", "5.0")));  // accept
+  play(dir.path(), "c2", port, write(dir.path() / "c2.astm", glu_result("QC-L1", "20261206100000", "5.9")));  // 1-3s reject
+  json pts = glu_series_points(health, 2);
+  INFO(pts.dump(1));
+  REQUIRE(pts.size() == 2);
+  REQUIRE(pts[1]["outcome"] == "reject");
+  const std::string rejected = pts[1]["result_id"];
+
+  // The route layer: the bearer token without the page's CSRF token is refused (403), nothing changes.
+  const std::string body = json{{"result_id", rejected}, {"code", "BAD_VIAL"}, {"by", "mallory"}, {"reason", "x"}}.dump();
+  const auto no_csrf = http(health, "POST", "/api/qc/resolve", {"Authorization: Bearer s3cret"}, body);
+  INFO(no_csrf.second);
+  CHECK(no_csrf.first.find(" 403 ") != std::string::npos);
+  // A page cannot pass for the CLI: the CLI's header with a browser's Origin is refused too.
+  CHECK(http(health, "POST", "/api/qc/resolve",
+             {"Authorization: Bearer s3cret", "X-Interfaced-Client: cli", "Origin: http://evil.example"}, body)
+            .first.find(" 403 ") != std::string::npos);
+  CHECK(glu_series_points(health, 2)[1]["resolution"].is_null());
+
+  {
+    cdp_page page(*chromium(), dir.path(), "http://127.0.0.1:" + std::to_string(health) + "/qc");
+    REQUIRE(page.wait_for("document.body.dataset.loaded === '1' && document.querySelector('button.qc-resolve')"));
+    // Only the rejected control offers Resolve (the accepted one has nothing to resolve).
+    CHECK(page.eval("document.querySelectorAll('button.qc-resolve').length") == 1);
+    CHECK(page.eval("document.querySelector('button.qc-resolve').dataset.resultId") == rejected);
+    // A person: enters the token and their name, picks the code, gives a reason, confirms.
+    page.eval(R"(
+      window.asked = [];
+      window.prompt = (q, d) => { asked.push(q); return q.startsWith('Resolution code') ? 'BAD_VIAL' : 'vial left open'; };
+      window.confirm = q => { asked.push(q); return true; };
+      window.alert = q => { asked.push('alert: ' + q); };
+      document.getElementById('admin-token').value = 's3cret';
+      document.getElementById('admin-by').value = 'Dr. Rao';
+      document.querySelector('button.qc-resolve').click();
+      true)");
+    REQUIRE(page.wait_for("document.getElementById('qc-message').textContent !== ''"));
+    const json asked = page.eval("asked");
+    INFO(asked.dump(1) << "\n" << page.eval("document.getElementById('qc-message').textContent").dump());
+    REQUIRE(asked.size() == 3);
+    CHECK(asked[2].get<std::string>().starts_with("Resolve the control of"));  // the confirmation
+    CHECK(page.eval("document.getElementById('qc-message').textContent").get<std::string>().find("BAD_VIAL resolved by Dr. Rao") !=
+          std::string::npos);
+    // The chart redrawn: the excluded control is hidden, nothing left to resolve.
+    REQUIRE(page.wait_for("document.querySelector('svg.chart.lj') && document.querySelector('svg.chart.lj').dataset.points === '1'"));
+    CHECK(page.eval("document.querySelectorAll('button.qc-resolve').length") == 0);
+    // show_resolved_controls: drawn hollow with its code, and it can be undone from here.
+    page.eval("document.querySelector('input[name=show_resolved_controls]').checked = true; "
+              "document.getElementById('filters').requestSubmit(); true");
+    REQUIRE(page.wait_for("document.querySelector('svg.chart.lj').dataset.points === '2'"));
+    CHECK(page.eval("document.querySelectorAll('circle.pt-resolved').length") == 1);
+    CHECK(page.eval("document.querySelectorAll('button.qc-undo').length") == 1);
+  }
+  pts = glu_series_points(health, 2, true);
+  REQUIRE(pts.size() == 2);
+  CHECK(pts[1]["resolution"]["code"] == "BAD_VIAL");
+  CHECK(pts[1]["resolution"]["by"] == "Dr. Rao");
+  CHECK(pts[1]["resolution"]["reason"] == "vial left open");
+  const json history = json::parse(*http_get(health, "/api/qc/history"));
+  REQUIRE(history["entries"].size() == 1);
+  CHECK(history["entries"][0]["by"] == "Dr. Rao");
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait_for(10000ms).has_value());
+  const auto log = daemon->err() + daemon->out();
+  CHECK(log.find("dashboard: /api/qc/resolve " + rejected + " by Dr. Rao: HTTP 200") != std::string::npos);
+}
+
+TEST_CASE("lab view: without an admin token the /qc page is read-only and the QC API refuses changes", "[lab][browser][qc]") {
+  if (!chromium()) {
+    WARN("SKIPPED: chromium is not installed");
+    return;
+  }
+  scratch_dir dir;
+  const std::uint16_t port = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
+  cfg["qc"] = qc_config_with_codes();
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  play(dir.path(), "c1", port, write(dir.path() / "c1.astm", glu_result("QC-L1", "20261206100000", "5.9")));  // 1-3s reject
+  const json pts = glu_series_points(health, 1);
+  REQUIRE(pts.size() == 1);
+  REQUIRE(pts[0]["outcome"] == "reject");
+  const json series = json::parse(*http_get(health, "/api/qc/series"));
+  CHECK(series["admin"] == false);
+  CHECK_FALSE(series.contains("csrf"));
+  const auto dom = dump_dom(dir.path(), "http://127.0.0.1:" + std::to_string(health) + "/qc");
+  INFO(dom);
+  CHECK(count(dom, "<svg class=\"chart lj\"") == 1);
+  CHECK(count(dom, "class=\"pt pt-reject\"") == 1);
+  CHECK(dom.find("qc-resolve") == std::string::npos);
+  CHECK(dom.find("admin-token") == std::string::npos);
+  CHECK(dom.find("Read-only: resolve a control with") != std::string::npos);
+  const std::string body =
+      json{{"result_id", pts[0]["result_id"]}, {"code", "BAD_VIAL"}, {"by", "x"}, {"reason", "y"}}.dump();
+  // No admin token configured: every change is refused, whatever the request carries.
+  CHECK(http(health, "POST", "/api/qc/resolve", {"X-CSRF-Token: anything"}, body).first.find(" 401 ") != std::string::npos);
+  CHECK(http(health, "POST", "/api/qc/resolve", {"X-Interfaced-Client: cli"}, body).first.find(" 401 ") != std::string::npos);
+  CHECK(glu_series_points(health, 1)[0]["resolution"].is_null());
 }

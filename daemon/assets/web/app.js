@@ -124,14 +124,7 @@ async function messages() {
     try {
       const j = await getJson("/api/messages?" + p);
       admin = j.admin ? { csrf: j.csrf } : null;
-      if (admin) {
-        if (!document.getElementById("admin-token"))
-          mode.replaceChildren("Actions are enabled: they need the admin token (health.admin_token_file) and are audited. ",
-            el("label", {}, "Admin token ", el("input", { id: "admin-token", type: "password", autocomplete: "off" })),
-            " ", el("label", {}, "Your name ", el("input", { id: "admin-by", autocomplete: "name" })));
-      } else {
-        mode.textContent = "Read-only: retry and set aside with `interfaced outbox retry ID` / `interfaced outbox set-aside ID` (or set health.admin_token_file).";
-      }
+      adminMode(mode, "Read-only: retry and set aside with `interfaced outbox retry ID` / `interfaced outbox set-aside ID` (or set health.admin_token_file).");
       if (!j.messages.length) { box.replaceChildren(el("p", { class: "muted", id: "no-messages" }, "No message matches.")); document.body.dataset.loaded = "1"; return; }
       box.replaceChildren(...j.messages.map(messageCard));
       if (j.messages.length >= j.limit) box.appendChild(el("p", { class: "muted" }, "Only the newest " + j.limit + " are shown: narrow the search."));
@@ -145,18 +138,43 @@ async function messages() {
 
 let admin = null, searchAgain = null;
 
+// The admin token and name inputs of a page whose actions are enabled (admin set from the page's
+// GET answer), or why it is read-only.
+function adminMode(mode, readOnly) {
+  if (!admin) { mode.textContent = readOnly; return; }
+  if (document.getElementById("admin-token")) return;
+  mode.replaceChildren("Actions are enabled: they need the admin token (health.admin_token_file) and are audited. ",
+    el("label", {}, "Admin token ", el("input", { id: "admin-token", type: "password", autocomplete: "off" })),
+    " ", el("label", {}, "Your name ", el("input", { id: "admin-by", autocomplete: "name" })));
+}
+
+// Token and name entered; asked before any other question.
+function adminReady() {
+  const ok = ((document.getElementById("admin-token") || {}).value || "") && ((document.getElementById("admin-by") || {}).value || "");
+  if (!ok) alert("Enter the admin token and your name first.");
+  return !!ok;
+}
+
+// A confirmed action: POST with the admin token and the page's CSRF token; null when the person
+// has not entered token and name, else the answer {ok, j}.
+async function adminPost(url, body) {
+  if (!adminReady()) return null;
+  const token = document.getElementById("admin-token").value, by = document.getElementById("admin-by").value;
+  const r = await fetch(url, { method: "POST", headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token, "X-CSRF-Token": admin.csrf },
+    body: JSON.stringify(Object.assign({ by }, body)) });
+  const j = await r.json().catch(() => ({}));
+  return { ok: r.ok, j: r.ok ? j : { error: j.error || "HTTP " + r.status } };
+}
+
 // Retry / set aside: confirmed, sent as POST with the admin token and the page's CSRF token.
 async function act(what, m) {
-  const token = (document.getElementById("admin-token") || {}).value || "";
-  const by = (document.getElementById("admin-by") || {}).value || "";
-  if (!token || !by) { alert("Enter the admin token and your name first."); return; }
+  if (!adminReady()) return;
   const reason = prompt((what === "retry" ? "Queue message " + m.id + " again" : "Set message " + m.id + " aside") + ": reason?") || "";
   if (what === "set-aside" && !reason) return;
   if (!confirm((what === "retry" ? "Retry " : "Set aside ") + m.kind + " message " + m.id + "?")) return;
-  const r = await fetch("/api/messages/" + what, { method: "POST", headers: { "Content-Type": "application/json", "Authorization": "Bearer " + token, "X-CSRF-Token": admin.csrf },
-    body: JSON.stringify({ id: m.id, by, reason }) });
-  const j = await r.json().catch(() => ({}));
-  alert(r.ok ? "Done." : "Refused: " + (j.error || "HTTP " + r.status));
+  const a = await adminPost("/api/messages/" + what, { id: m.id, reason });
+  if (!a) return;
+  alert(a.ok ? "Done." : "Refused: " + a.j.error);
   if (searchAgain) searchAgain();
 }
 
@@ -192,12 +210,15 @@ function messageCard(m) {
 async function qc() {
   const form = document.getElementById("filters");
   fillForm(form);
+  const mode = document.getElementById("mode");
   async function show() {
     const box = document.getElementById("charts");
     const p = params(form);
     setUrl("/qc", p);
     try {
       const j = await getJson("/api/qc/series?" + p);
+      admin = j.admin ? { csrf: j.csrf, codes: j.resolution_codes || [] } : null;
+      if (mode) adminMode(mode, "Read-only: resolve a control with `interfaced qc resolve RESULT_ID --code CODE --by NAME --reason TEXT` (or set health.admin_token_file).");
       if (!j.series.length) box.replaceChildren(el("p", { class: "muted" }, "No control series."));
       else box.replaceChildren(...j.series.map(ljChart));
     } catch (e) {
@@ -206,7 +227,60 @@ async function qc() {
     document.body.dataset.loaded = "1";
   }
   form.addEventListener("submit", ev => { ev.preventDefault(); show(); });
+  searchAgain = show;
   await show();
+}
+
+// Resolve / approve / undo one control result (qc.md "Resolutions"): confirmed, audited by the
+// daemon (who, when, why; GET /api/qc/history), POSTed with the admin token and the CSRF token.
+async function qcAct(what, p) {
+  if (!adminReady()) return;
+  let url, body, question;
+  if (what === "resolve") {
+    const codes = admin.codes.map(c => c.code);
+    if (!codes.length) { alert("No resolution codes are configured (qc.resolution_codes)."); return; }
+    const code = codes.length === 1 ? codes[0] : (prompt("Resolution code (" + codes.join(", ") + ")?", codes[0]) || "").trim();
+    const c = admin.codes.find(x => x.code === code);
+    if (!c) { if (code) alert("Unknown code " + code + "."); return; }
+    const reason = prompt("Resolve the control of " + p.observed_at + " (" + p.value + ") with " + code + ": reason?") || "";
+    if (!reason) return;
+    url = "/api/qc/resolve"; body = { result_id: p.result_id, code, reason, propose: !!c.two_step };
+    question = (c.two_step ? "Propose " : "Resolve ") + "the control of " + p.observed_at + " with " + code + "?";
+  } else if (what === "approve") {
+    url = "/api/qc/approve"; body = { proposal_id: p.resolution.id };
+    question = "Approve " + p.resolution.code + " proposed by " + p.resolution.by + "?";
+  } else {
+    const reason = prompt("Undo " + p.resolution.code + ": reason?") || "";
+    if (!reason) return;
+    url = "/api/qc/undo"; body = { resolution_id: p.resolution.id, reason };
+    question = "Undo " + p.resolution.code + " of the control of " + p.observed_at + "?";
+  }
+  if (!confirm(question)) return;
+  const a = await adminPost(url, body);
+  if (!a) return;
+  const msg = document.getElementById("qc-message");
+  if (msg) msg.textContent = a.ok ? a.j.message || "Done." : "Refused: " + a.j.error;
+  if (searchAgain) await searchAgain();
+}
+
+// The controls a person may act on under a chart: rejected and warned ones to resolve, proposals
+// to approve, resolutions to undo. Only when the page's actions are enabled.
+function qcActions(s) {
+  const rows = [];
+  for (const p of s.points) {
+    const r = p.resolution;
+    let button = null;
+    if (!r && (p.outcome === "reject" || p.outcome === "warning")) button = ["resolve", "Resolve…"];
+    else if (r && r.state === "proposed") button = ["approve", "Approve…"];
+    else if (r && r.state === "active") button = ["undo", "Undo…"];
+    if (!button) continue;
+    const b = el("button", { type: "button", class: "qc-" + button[0], "data-result-id": p.result_id }, button[1]);
+    b.addEventListener("click", () => qcAct(button[0], p));
+    rows.push(el("tr", { class: "qc-point", "data-result-id": p.result_id }, el("td", {}, p.observed_at), el("td", { class: "num" }, String(p.value)),
+      el("td", {}, p.outcome + ((p.rules || []).length ? " " + p.rules.join(",") : "")), el("td", {}, r ? r.code + " (" + r.state + ", " + r.by + ")" : ""), el("td", {}, b)));
+  }
+  if (!rows.length) return null;
+  return el("table", { class: "qc-actions" }, el("thead", {}, el("tr", {}, ["Observed", "Value", "Outcome", "Resolution", ""].map(h => el("th", {}, h)))), el("tbody", {}, rows));
 }
 
 function ljChart(s) {
@@ -233,7 +307,7 @@ function ljChart(s) {
     if (resolved) svg.appendChild(el("text", { x: x(i) + 6, y: y(p.value) + 14 }, p.resolution.code));
   });
   return el("div", { class: "card series" }, el("h2", {}, `${s.device} · ${s.parameter} · ${s.material} lot ${s.lot} level ${s.level}`),
-    el("p", { class: "muted" }, `mean ${s.mean}, SD ${s.sd}, ${n} points`), svg);
+    el("p", { class: "muted" }, `mean ${s.mean}, SD ${s.sd}, ${n} points`), svg, admin ? qcActions(s) : null);
 }
 
 // --- /stats ---
