@@ -269,17 +269,20 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   }
   // File references (file-reports.md): the result goes as it is, and the file it names becomes a
   // file-type report for its (sample, parameter), stored in the same transaction as the result.
+  // Rerun values name files as ordinary results do (an XN rerun sends its scattergrams again):
+  // the same mapping, under the rerun's report.
   if (dev && d.profile && !d.profile->file_references.empty() && !dev->cfg.files.root.empty())
     for (const auto& whole : out.messages) {
-      if (whole.kind != rerun::endpoint::results) continue;
-      for (const auto& v : whole.results.results) {
+      const bool rerun = whole.kind == rerun::endpoint::rerun_values;
+      if (whole.kind != rerun::endpoint::results && !rerun) continue;
+      for (const auto& v : rerun ? whole.rerun_values.values : whole.results.results) {
         const auto rel = devices::file_reference_path(d.profile->file_references, v.value);
         if (!rel) continue;
         const auto& f = dev->cfg.files;
         devices::file_report_request fr;
         fr.device_id = d.device;
         fr.sample_id = v.sample_id;
-        fr.lab_report_id = v.lab_report_id;
+        fr.lab_report_id = v.lab_report_id.empty() && rerun ? whole.rerun_values.lab_report_id : v.lab_report_id;
         fr.parameter = v.parameter;
         fr.file = (std::filesystem::path(f.root) / *rel).lexically_normal().string();
         fr.filename = std::filesystem::path(*rel).filename().string();
@@ -295,7 +298,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
         nm.ordering_key = "file:" + v.sample_id + ":" + v.parameter;
         nm.body = devices::file_report_body(fr);
         msgs.push_back(std::move(nm));
-        dev->log->info("file-type report for sample {} {}: {} (sent when complete)", v.sample_id, v.parameter, fr.file);
+        dev->log->info("file-type report for sample {} {}{}: {} (sent when complete)", v.sample_id, v.parameter,
+                       rerun ? " (rerun)" : "", fr.file);
       }
     }
   if (dev && d.protocol == protocol::astm && !spool_dir_.empty()) embedded_histograms(d, b, out, *dev, msgs);

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include <fcntl.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 namespace interfaced::transport {
@@ -40,11 +41,11 @@ std::error_code move_file_durably(const fs::path& from, const fs::path& to) {
   return {};
 }
 
-std::error_code write_text_file(const fs::path& file, std::string_view text) {
+std::error_code write_text_file(const fs::path& file, std::string_view text, unsigned mode) {
   std::error_code ec;
   fs::create_directories(file.parent_path(), ec);
   if (ec) return ec;
-  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, static_cast<mode_t>(mode));
   if (fd < 0) return {errno, std::generic_category()};
   std::size_t at = 0;
   while (at < text.size()) {
@@ -65,7 +66,7 @@ std::error_code write_text_file(const fs::path& file, std::string_view text) {
 
 std::error_code write_file_durably(const fs::path& file, std::string_view bytes) {
   const fs::path part = file.string() + ".part";
-  auto ec = write_text_file(part, bytes);
+  auto ec = write_text_file(part, bytes, 0640);
   if (!ec) ec = move_file_durably(part, file);
   if (ec) {
     std::error_code ignored;

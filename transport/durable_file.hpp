@@ -14,11 +14,13 @@ namespace interfaced::transport {
 // (EXDEV) a copy, fsync and unlink. Creates the target's folder.
 [[nodiscard]] std::error_code move_file_durably(const std::filesystem::path& from, const std::filesystem::path& to);
 
-// Writes `text` to `file` (replacing it) and fsyncs it; a failed fsync is an error.
-[[nodiscard]] std::error_code write_text_file(const std::filesystem::path& file, std::string_view text);
+// Writes `text` to `file` (replacing it; created with `mode`) and fsyncs it; a failed fsync is an error.
+[[nodiscard]] std::error_code write_text_file(const std::filesystem::path& file, std::string_view text,
+                                              unsigned mode = 0644);
 
 // Whole or not at all: `bytes` to `<file>.part`, fsync, rename to `file`, the folder fsynced.
-// On failure the `.part` is removed and `file` is untouched.
+// On failure the `.part` is removed and `file` is untouched. Mode 0640: spool files carry
+// patient data.
 [[nodiscard]] std::error_code write_file_durably(const std::filesystem::path& file, std::string_view bytes);
 
 }  // namespace interfaced::transport

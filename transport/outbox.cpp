@@ -1158,8 +1158,10 @@ void outbox::sweep_spool(std::function<void(std::size_t)> done) {
                 "SELECT m.body FROM messages m LEFT JOIN file_jobs f ON f.message_id = m.id"
                 " WHERE m.kind = 'file_report' AND m.state <> 'delivered'"
                 " AND (f.stage IS NULL OR f.stage <> 'finalized')");
+    // Every live report's file, flagged spool or not: bodies stored before the flag existed name
+    // spool files too.
     while (q.step())
-      if (const auto r = devices::parse_file_report_body(q.text(0)); r && r->spool)
+      if (const auto r = devices::parse_file_report_body(q.text(0)))
         needed.insert(std::filesystem::path(r->file).lexically_normal().string());
     std::vector<std::filesystem::path> files, folders;
     for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
