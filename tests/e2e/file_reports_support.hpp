@@ -238,7 +238,7 @@ inline void write_file(const fs::path& f, const std::string& bytes) {
 // answer comes back unthrottled.
 class slow_relay {
  public:
-  slow_relay(std::uint16_t upstream, std::size_t chunk, ms pause) : upstream_(upstream), chunk_(chunk), pause_(pause) {
+  slow_relay(std::uint16_t upstream, std::size_t chunk, ms gap) : upstream_(upstream), chunk_(chunk), pause_(gap) {
     listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(listener_ >= 0);
     const int small = 16 * 1024;  // inherited by accepted sockets: little buffered on our side

@@ -109,7 +109,7 @@ TEST_CASE("file reports: Sysmex XN capture, four PNGs under files.root -> four s
 }
 
 TEST_CASE("file reports: store down then up -> upload retried with the same fields, not presigned again") {
-  one_file_run s({json{{"path", "/store/upload"}, {"status", 503}, {"count", 2}}});
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"}, {"status", 503}, {"count", 2}}});
   auto& be = s.be;
   auto& d = s.d;
   wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
@@ -123,7 +123,7 @@ TEST_CASE("file reports: store down then up -> upload retried with the same fiel
 }
 
 TEST_CASE("file reports: expired policy (403) -> a new presign, never the same fields") {
-  one_file_run s({json{{"path", "/store/upload"},
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"},
                        {"status", 403},
                        {"count", 1},
                        {"body", "<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy expired.</Message></Error>"}}});
@@ -144,7 +144,7 @@ TEST_CASE("file reports: expired policy (403) -> a new presign, never the same f
 }
 
 TEST_CASE("file reports: a policy that expired while the store was down -> a new presign before uploading") {
-  one_file_run s({json{{"path", "/store/upload"}, {"drop", true}, {"count", 3}}}, {"--presign-ttl", "3"});
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"}, {"drop", true}, {"count", 3}}}, {"--presign-ttl", "3"});
   auto& be = s.be;
   auto& d = s.d;
   wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; }, 30000ms);
@@ -155,7 +155,7 @@ TEST_CASE("file reports: a policy that expired while the store was down -> a new
 }
 
 TEST_CASE("file reports: finalize 5xx then 2xx -> finalized without a second upload") {
-  one_file_run s({json{{"path", "/interfacing/file-report"}, {"status", 502}, {"count", 2}}});
+  one_file_run s(std::vector<json>{json{{"path", "/interfacing/file-report"}, {"status", 502}, {"count", 2}}});
   auto& be = s.be;
   auto& d = s.d;
   wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
@@ -168,7 +168,7 @@ TEST_CASE("file reports: finalize 5xx then 2xx -> finalized without a second upl
 }
 
 TEST_CASE("file reports: finalize 4xx -> orphan dead letter listed by outbox list --orphans") {
-  one_file_run s({json{{"path", "/interfacing/file-report"}, {"status", 422}, {"body", R"({"error":"no such report"})"}}});
+  one_file_run s(std::vector<json>{json{{"path", "/interfacing/file-report"}, {"status", 422}, {"body", R"({"error":"no such report"})"}}});
   auto& be = s.be;
   auto& d = s.d;
   wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead"}; });
@@ -210,7 +210,7 @@ TEST_CASE("file reports: SIGKILL between every pair of stages -> resumes, one ob
                                                                  {"/interfacing/file-report", "reconciled"}};
   for (const auto& [blocked, stage] : cuts) {
     DYNAMIC_SECTION("killed with stage " << stage << " committed") {
-      one_file_run s({json{{"path", blocked}, {"drop", true}}});
+      one_file_run s(std::vector<json>{json{{"path", blocked}, {"drop", true}}});
       auto& be = s.be;
       auto& d = s.d;
       wait_or_fail(d, [&] { return d.stages() == std::vector<std::string>{stage} && !be.requests(blocked).empty(); });
@@ -275,7 +275,7 @@ TEST_CASE("file reports: over files.max_bytes or outside files.allowed_types -> 
 
 TEST_CASE("file reports: file growing between two upload attempts -> upload refused, nothing stored") {
   // The first upload is lost (connection dropped): the file grows before the second one.
-  one_file_run s({json{{"path", "/store/upload"}, {"drop", true}, {"count", 1}}});
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"}, {"drop", true}, {"count", 1}}});
   auto& be = s.be;
   auto& d = s.d;
   wait_or_fail(d, [&] { return be.requests("/store/upload").size() == 1; });
@@ -459,7 +459,7 @@ TEST_CASE("file reports: file growing during upload -> refused while the upload 
               rows[0]["id"].get<std::string>(), "--json"},
              dir.path() / "show.out", dir.path() / "show.err");
   REQUIRE(show.wait_for(10000ms) == std::optional<int>(0));
-  const std::string why = json::parse(show.out())["last_response"];
+  const std::string why = json::parse(show.out())["last_response"].get<std::string>();
   CHECK(why.find(file.string()) != std::string::npos);
   CHECK(why.find("changed during the upload") != std::string::npos);
   // The analyser's own file is never deleted by the daemon.
@@ -467,7 +467,7 @@ TEST_CASE("file reports: file growing during upload -> refused while the upload 
 }
 
 TEST_CASE("file reports: backend 401 on presign and 403 on finalize -> delivery held for credentials (BACKEND-002), then resumed, no dead letter") {
-  one_file_run s({json{{"path", "/storage/presign"}, {"status", 401}, {"count", 1}},
+  one_file_run s(std::vector<json>{json{{"path", "/storage/presign"}, {"status", 401}, {"count", 1}},
                   json{{"path", "/interfacing/file-report"}, {"status", 403}, {"count", 1}}});
   auto& be = s.be;
   auto& d = s.d;

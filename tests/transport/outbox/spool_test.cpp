@@ -54,7 +54,7 @@ T wait_for_result(const std::function<void(std::function<void(T)>)>& start) {
   return *out;
 }
 
-std::string read(const fs::path& f) {
+std::string contents(const fs::path& f) {
   std::ifstream in(f, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
@@ -64,13 +64,13 @@ std::string read(const fs::path& f) {
 TEST_CASE("spool: a message's file is on disk, whole, once its append is durable; no .part left") {
   scratch_dir dir;
   outbox box(config_at(dir / "outbox.sqlite"));
-  CHECK(box.spool_dir() == dir / "files");
+  CHECK(box.spool_dir().string() == (dir / "files").string());
   const fs::path f = box.spool_dir() / "dev" / "b-1" / "0" / "S-1_P.svg";
   const std::string svg = "<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
   auto r = append_wait(box, {report_for(f, true, svg), msg("results", "R-1", "{}")});
   REQUIRE(r.durable);
   CHECK(r.unwritten.empty());
-  CHECK(read(f) == svg);
+  CHECK(contents(f) == svg);
   CHECK_FALSE(fs::exists(f.string() + ".part"));
   CHECK(box.stats().undelivered == 2);
 }
