@@ -445,7 +445,13 @@ TEST_CASE("file reports: file growing during upload -> refused while the upload 
   CHECK(be.requests("/storage/presign").size() == 1);
   CHECK(be.requests("/interfacing/file-report").empty());
   CHECK(be.requests("/storage/reconcile").empty());
-  CHECK(s3.objects().empty());
+  // The file's bytes never reached the store whole. (s3rver keeps what it got of a body whose
+  // connection closed before its Content-Length, where S3 answers IncompleteBody; so what is
+  // asserted is that no object is the file, not that the bucket is empty.)
+  for (const auto& [key, bytes] : s3.objects()) {
+    INFO(key << ": " << bytes.size() << " bytes");
+    CHECK(bytes.size() < 8 * 1024 * 1024);
+  }
   CHECK(d.log().find("[FILE-003]") != std::string::npos);
   CHECK(d.stages() == std::vector<std::string>{"presigned"});
   // The dead letter names the file and why it was refused.
