@@ -2,13 +2,8 @@
 
 #include "rerun/history.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
 #include <array>
 #include <chrono>
 #include <ctime>
