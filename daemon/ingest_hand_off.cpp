@@ -2,13 +2,8 @@
 
 #include "rerun/history.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
-#include <cerrno>
-#include <cstring>
 #include <array>
 #include <chrono>
 #include <ctime>
@@ -270,17 +265,20 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   }
   // File references (file-reports.md): the result goes as it is, and the file it names becomes a
   // file-type report for its (sample, parameter), stored in the same transaction as the result.
+  // Rerun values name files as ordinary results do (an XN rerun sends its scattergrams again):
+  // the same mapping, under the rerun's report.
   if (dev && d.profile && !d.profile->file_references.empty() && !dev->cfg.files.root.empty())
     for (const auto& whole : out.messages) {
-      if (whole.kind != rerun::endpoint::results) continue;
-      for (const auto& v : whole.results.results) {
+      const bool rerun = whole.kind == rerun::endpoint::rerun_values;
+      if (whole.kind != rerun::endpoint::results && !rerun) continue;
+      for (const auto& v : rerun ? whole.rerun_values.values : whole.results.results) {
         const auto rel = devices::file_reference_path(d.profile->file_references, v.value);
         if (!rel) continue;
         const auto& f = dev->cfg.files;
         devices::file_report_request fr;
         fr.device_id = d.device;
         fr.sample_id = v.sample_id;
-        fr.lab_report_id = v.lab_report_id;
+        fr.lab_report_id = v.lab_report_id.empty() && rerun ? whole.rerun_values.lab_report_id : v.lab_report_id;
         fr.parameter = v.parameter;
         fr.file = (std::filesystem::path(f.root) / *rel).lexically_normal().string();
         fr.filename = std::filesystem::path(*rel).filename().string();
@@ -296,7 +294,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
         nm.ordering_key = "file:" + v.sample_id + ":" + v.parameter;
         nm.body = devices::file_report_body(fr);
         msgs.push_back(std::move(nm));
-        dev->log->info("file-type report for sample {} {}: {} (sent when complete)", v.sample_id, v.parameter, fr.file);
+        dev->log->info("file-type report for sample {} {}{}: {} (sent when complete)", v.sample_id, v.parameter,
+                       rerun ? " (rerun)" : "", fr.file);
       }
     }
   if (dev && d.protocol == protocol::astm && !spool_dir_.empty()) embedded_histograms(d, b, out, *dev, msgs);
@@ -305,10 +304,10 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     if (!f.error.empty()) continue;
     const rerun::result_tag& t = out.tags[i++];
     if (t.duplicate || f.r.sample_id.empty()) continue;  // sent the first time / nothing to attach it to
-    if (spool_file_report(*dev, d.device, b.batch_id, f.r.sample_id, t.lab_report_id, t.parameter, f.filename,
-                          f.content_type, f.bytes, msgs))
-      dev->log->info("file-type report for sample {} {}: encapsulated {} ({} bytes) written as {}", f.r.sample_id,
-                     t.parameter, f.content_type, f.bytes.size(), f.filename);
+    spool_file_report(*dev, d.device, b.batch_id, f.r.sample_id, t.lab_report_id, t.parameter, f.filename,
+                      f.content_type, f.bytes, msgs);
+    dev->log->info("file-type report for sample {} {}: encapsulated {} ({} bytes) written as {}", f.r.sample_id,
+                   t.parameter, f.content_type, f.bytes.size(), f.filename);
   }
   for (auto& [key, body] : d.file_reports) {
     transport::new_message nm;
@@ -342,6 +341,12 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
                   received](transport::append_result r) {
                    history_.settle(batch_id);
                    if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
+                   for (const auto& [id, why] : r.unwritten) {
+                     const std::string line = "file report " + id + ": its file could not be written (" + why +
+                                              "); not attached, the results are forwarded [FILE-012]";
+                     if (dev) dev->log->error("{}", line);
+                     else spdlog::error("{}", line);
+                   }
                    if (!r.durable) {
                      state_written_.reset();  // the next batch writes the state again
                      if (dev) dev->log->error("the outbox could not store the message: {}; the analyser resends [OUTBOX-006]", r.error);
@@ -435,48 +440,9 @@ namespace {
 // A name component for a spool file: letters, digits, '.', '-', '_' kept, anything else '_'.
 std::string file_part(std::string_view s) { return devices::file_name_part(s); }
 
-// Written to a temporary name, fsynced, renamed, the folder fsynced: the file is whole and on
-// disk before the outbox commit that names it. A drawing is ~20 KB, so this is done here, on
-// the hand-off, rather than on the outbox worker (which only writes SQLite).
-bool write_durably(const std::filesystem::path& path, std::string_view bytes, std::string& error) {
-  std::error_code ec;
-  std::filesystem::create_directories(path.parent_path(), ec);
-  if (ec) {
-    error = ec.message();
-    return false;
-  }
-  const std::string tmp = path.string() + ".part";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) {
-    error = std::strerror(errno);
-    return false;
-  }
-  std::size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  const bool ok = done == bytes.size() && ::fsync(fd) == 0;
-  if (!ok) error = std::strerror(errno);
-  ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) error = std::strerror(errno);
-    std::filesystem::remove(tmp, ec);
-    return false;
-  }
-  const int dir = ::open(path.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir >= 0) {
-    (void)::fsync(dir);
-    ::close(dir);
-  }
-  return true;
-}
-
 }  // namespace
 
-bool ingest_hand_off::spool_file_report(device_runtime& dev, const std::string& device, const std::string& batch_id,
+void ingest_hand_off::spool_file_report(device_runtime& dev, const std::string& device, const std::string& batch_id,
                                         const std::string& sample, const std::string& report,
                                         const std::string& parameter, const std::string& filename,
                                         const std::string& content_type, std::string_view bytes,
@@ -484,12 +450,6 @@ bool ingest_hand_off::spool_file_report(device_runtime& dev, const std::string& 
   // One folder per file of the batch: two files of one batch may share a name (two ED OBX of a
   // test with sub-ids), and the name is what the backend is told.
   const auto path = spool_dir_ / file_part(device) / file_part(batch_id) / std::to_string(msgs.size()) / filename;
-  std::string error;
-  if (!write_durably(path, bytes, error)) {
-    dev.log->error("sample {} {}: {} could not be written to {}: {}; not attached [FILE-012]", sample, parameter, filename,
-                   path.string(), error);
-    return false;
-  }
   const auto& f = dev.cfg.files;
   devices::file_report_request fr;
   fr.device_id = device;
@@ -504,12 +464,15 @@ bool ingest_hand_off::spool_file_report(device_runtime& dev, const std::string& 
   fr.allowed_types = f.allowed_types;
   fr.settle_ms = 0;  // written whole (renamed into place) before the report is stored
   fr.wait_s = f.wait_s;
+  fr.spool = true;  // ours: deleted once finalized
   transport::new_message nm;
   nm.kind = "file_report";
   nm.ordering_key = "file:" + sample + ":" + parameter;
   nm.body = devices::file_report_body(fr);
+  // The outbox worker writes and fsyncs it before the commit that stores this message, off the
+  // event loop; a file it cannot write leaves this message out (logged below, FILE-012).
+  nm.file = transport::spool_file{path, std::string(bytes)};
   msgs.push_back(std::move(nm));
-  return true;
 }
 
 void ingest_hand_off::embedded_histograms(const transport::delivery& d, const rerun::batch& b,
@@ -552,9 +515,9 @@ void ingest_hand_off::embedded_histograms(const transport::delivery& d, const re
     }
     const std::string svg = devices::histogram_svg(*h.value, parameter, sample);
     const std::string filename = file_part(sample) + "_" + file_part(parameter) + ".svg";
-    if (spool_file_report(dev, d.device, b.batch_id, sample, report, parameter, filename, "image/svg+xml", svg, msgs))
-      dev.log->info("file-type report for sample {} {}: histogram drawn as {} ({} points, {} markers)", sample, parameter,
-                    filename, h.value->x.size(), h.value->markers.size());
+    spool_file_report(dev, d.device, b.batch_id, sample, report, parameter, filename, "image/svg+xml", svg, msgs);
+    dev.log->info("file-type report for sample {} {}: histogram drawn as {} ({} points, {} markers)", sample, parameter,
+                  filename, h.value->x.size(), h.value->markers.size());
   }
 }
 

@@ -81,7 +81,7 @@ class ingest_hand_off final : public transport::batch_sink {
 
   rerun::rule_set& rules() noexcept { return rules_; }
   // Where files the daemon makes from embedded data (Yumizen histograms drawn as SVG) are written
-  // before their file-type report is stored: `<outbox dir>/files`. Empty: not made.
+  // before their file-type report is stored: the outbox's spool_dir(). Empty: not made.
   void set_spool_dir(std::filesystem::path dir) { spool_dir_ = std::move(dir); }
   // A durable state document (folder devices: the digest of a file taken), as last committed.
   [[nodiscard]] std::optional<std::string> document(std::string_view key) const { return store_.get(key); }
@@ -130,9 +130,10 @@ class ingest_hand_off final : public transport::batch_sink {
   // Yumizen `M` HISTOGRAM records of an ASTM message: decoded, drawn as SVG into the spool
   // directory, and a file-type report per histogram for its (sample, parameter) appended to
   // `msgs`. Malformed data is a device-log warning [FILE-010]; the batch is accepted regardless.
-  // `bytes` written durably under the spool directory and a file_report message for it appended
-  // to `msgs`; false (logged [FILE-012]) when the file could not be written.
-  bool spool_file_report(device_runtime& dev, const std::string& device, const std::string& batch_id,
+  // A file_report message for `bytes` appended to `msgs`, carrying the bytes for the outbox worker
+  // to write durably under the spool directory before the commit (a file it cannot write leaves
+  // the message out: logged [FILE-012] when the append completes).
+  void spool_file_report(device_runtime& dev, const std::string& device, const std::string& batch_id,
                          const std::string& sample, const std::string& report, const std::string& parameter,
                          const std::string& filename, const std::string& content_type, std::string_view bytes,
                          std::vector<transport::new_message>& msgs);

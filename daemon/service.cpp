@@ -76,6 +76,11 @@ int service::open() {
     return exit_io;
   }
   outbox_->set_lab_zone(current_lab_zone());  // the historical summary's days
+  // Spool files left by a crash between a report's finalize commit and the file's deletion, or
+  // written for an append that never committed: queued before any append, so nothing new is swept.
+  outbox_->sweep_spool([dir = outbox_->spool_dir()](std::size_t n) {
+    if (n > 0) spdlog::info("spool {}: {} file(s) no report needs any more deleted at start", dir.string(), n);
+  });
   outbox_->on_alarm([this](bool on) {
     if (on)
       alarms_.raise(transport::alarm_code::outbox_full, "",
@@ -93,7 +98,7 @@ int service::open() {
   }
   sink_ = std::make_unique<ingest_hand_off>(*outbox_, devices_, *state_);
   sink_->set_qc(cfg_.qc);
-  sink_->set_spool_dir(cfg_.outbox.path.parent_path() / "files");
+  sink_->set_spool_dir(outbox_->spool_dir());
   qc_admin_ = std::make_unique<qc_admin>(*outbox_, *state_, devices_, sink_->qc());
   links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   links_->limit_buffers(cfg_.links.max_buffered_bytes);

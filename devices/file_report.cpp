@@ -166,6 +166,7 @@ std::string file_report_body(const file_report_request& r) {
                               {"content_type", r.content_type}, {"mode", r.mode},
                               {"max_bytes", r.max_bytes},       {"allowed_types", r.allowed_types},
                               {"settle_ms", r.settle_ms},       {"wait_s", r.wait_s}};
+  if (r.spool) j["spool"] = true;  // absent otherwise: bodies of the analyser's files as before
   return j.dump();
 }
 
@@ -186,6 +187,7 @@ std::optional<file_report_request> parse_file_report_body(std::string_view body)
     r.allowed_types = j.value("allowed_types", std::vector<std::string>{});
     r.settle_ms = j.value("settle_ms", r.settle_ms);
     r.wait_s = j.value("wait_s", r.wait_s);
+    r.spool = j.value("spool", false);
     if (r.file.empty()) return std::nullopt;
     return r;
   } catch (const nlohmann::json::exception&) {

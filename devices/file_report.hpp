@@ -83,6 +83,10 @@ struct file_report_request {
   std::vector<std::string> allowed_types;  // empty: any
   std::int64_t settle_ms = 2000;  // complete when unchanged for this long
   std::int64_t wait_s = 600;      // a file not there (or not settled) this long after the result: dead letter
+  // The daemon made the file (a drawn histogram, HL7 ED data) in its spool folder: deleted once
+  // the report is finalized. False: the analyser's own file (files.root) or a folder device's,
+  // never deleted by the upload.
+  bool spool = false;
 };
 [[nodiscard]] std::string file_report_body(const file_report_request& r);
 // nullopt when the body is not one (a damaged row: a dead letter, never a guess).

@@ -452,11 +452,24 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     file_attempt a = co_await run_file_report(box, client, fo, m, token);
     st.request_latency.observe(steady::now() - sent);
     if (stopping) co_return false;
+    const bool probe = hold && hold->probing;
+    if (hold && a.backend_answered) leave_hold();  // the backend answered otherwise: the held condition is gone
     switch (a.what) {
-      case file_attempt::end::delivered:
+      case file_attempt::end::delivered: {
         ++st.delivered;
         if (opt.trace) emit(opt.trace, describe(m) + ": file report finalized");
-        co_return co_await mark(m, message_state::delivered, std::move(a.outcome), {});
+        const bool recorded = co_await mark(m, message_state::delivered, std::move(a.outcome), {});
+        if (recorded && !a.spool_file.empty()) remove_spool_file(box, opt.log, m.id, a.spool_file);
+        co_return recorded;
+      }
+      case file_attempt::end::hold:
+        // The backend refused our credentials (or its endpoint / TLS is wrong) on a stage: held
+        // like every other message, the stage kept, tried again when the hold's probe decides.
+        ++st.held;
+        enter_hold(a.held, a.outcome.response + " (on " + a.held_on + ")", probe || !hold);
+        co_await mark(m, message_state::pending, std::move(a.outcome),
+                      outbox_now() + std::chrono::duration_cast<std::chrono::milliseconds>(hold->until - steady::now()));
+        co_return false;
       case file_attempt::end::dead:
         ++st.dead;
         census_due = steady::now();

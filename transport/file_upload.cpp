@@ -79,6 +79,18 @@ std::string short_answer(const http_result& r) {
   return "HTTP " + std::to_string(r.status) + (r.body.empty() ? "" : " " + r.body.substr(0, 300));
 }
 
+}  // namespace
+
+void remove_spool_file(outbox& box, const event_log& log, const std::string& id, const std::string& file) {
+  box.remove_spool_file(file, [log, file, id](bool ok) {
+    if (!ok)
+      emit(log, "file report " + id + ": done, but its spool file " + file +
+                    " could not be deleted; it is deleted at the next start [FILE-014]");
+  });
+}
+
+namespace {
+
 // The run of one attempt; its members outlive every co_await (owned by the coroutine frame of
 // run_file_report through a shared_ptr).
 struct stage_runner {
@@ -108,6 +120,23 @@ struct stage_runner {
     emit(opt.log, line);
     if (opt.device_log) opt.device_log(req.device_id, line);
     finish(file_attempt::end::dead, status, std::move(why));
+  }
+  // A backend answer that holds all delivery (credentials, endpoint, TLS): the stage stays where
+  // it is and delivery holds (its alarm, its log line, its probe), as for any other message.
+  bool held(const http_result& r, const std::string& path) {
+    const failure_class c = classify(r);
+    if (hold_alarm(c).empty()) {
+      result.backend_answered = result.backend_answered || !r.ec;
+      return false;
+    }
+    result.held = c;
+    result.held_on = path;
+    finish(file_attempt::end::hold, static_cast<int>(r.status), short_answer(r));
+    return true;
+  }
+  // The report is finalized (committed): a spool file the daemon made is not needed any more.
+  void discard_spool_file() {
+    if (req.spool) remove_spool_file(box, opt.log, m.id, req.file);
   }
   void retry(const http_result& r, const char* stage) {
     emit(opt.log, who() + ": " + stage + " failed (" + short_answer(r) + "); retried with backoff [FILE-007]");
@@ -203,8 +232,13 @@ struct stage_runner {
                                    {"content_type", req.content_type},   {"size", job.size},
                                    {"sha256", job.sha256},               {"content_base64", devices::base64_encode(bytes)}};
     http_result r = co_await backend.request(http_method::post, opt.file_report_path, body.dump(), headers("finalize"));
+    if (held(r, opt.file_report_path)) co_return;
     switch (devices::decide(file_stage::reconciled, r.ec ? 0 : r.status, r.body)) {
-      case stage_decision::advance: finish(file_attempt::end::delivered, static_cast<int>(r.status), r.body); break;
+      case stage_decision::advance:
+        // No stage row records this: the spool file goes after the delivered mark (delivery).
+        finish(file_attempt::end::delivered, static_cast<int>(r.status), r.body);
+        if (req.spool) result.spool_file = req.file;
+        break;
       case stage_decision::retry: retry(r, "inline file report"); break;
       default: dead("FILE-005", static_cast<int>(r.status), "inline file report refused: " + short_answer(r)); break;
     }
@@ -221,6 +255,7 @@ struct stage_runner {
                                    {"content_type", req.content_type},   {"size", job.size},
                                    {"sha256", job.sha256}};
     http_result r = co_await backend.request(http_method::post, opt.presign_path, body.dump(), headers("presign"));
+    if (held(r, opt.presign_path)) co_return;
     const auto d = devices::decide(file_stage::prepared, r.ec ? 0 : r.status, r.body);
     if (d == stage_decision::retry) {
       retry(r, "presign");
@@ -308,6 +343,7 @@ struct stage_runner {
   asio::awaitable<void> reconcile() {
     nlohmann::ordered_json body = {{"path", job.path}, {"size", job.size}, {"sha256", job.sha256}};
     http_result r = co_await backend.request(http_method::post, opt.reconcile_path, body.dump(), headers("reconcile"));
+    if (held(r, opt.reconcile_path)) co_return;
     const auto d = devices::decide(file_stage::uploaded, r.ec ? 0 : r.status, r.body);
     if (d == stage_decision::retry) {
       retry(r, "reconcile");
@@ -330,6 +366,7 @@ struct stage_runner {
                                    {"filename", req.filename},           {"content_type", req.content_type},
                                    {"size", job.size},                   {"sha256", job.sha256}};
     http_result r = co_await backend.request(http_method::post, opt.file_report_path, body.dump(), headers("finalize"));
+    if (held(r, opt.file_report_path)) co_return;
     const auto d = devices::decide(file_stage::reconciled, r.ec ? 0 : r.status, r.body);
     if (d == stage_decision::retry) {
       retry(r, "finalize");
@@ -346,7 +383,9 @@ struct stage_runner {
     const auto a = nlohmann::json::parse(r.body, nullptr, false);
     if (a.is_object() && a.contains("path") && a["path"].is_string()) job.path = a["path"].get<std::string>();
     job.stage = devices::to_string(file_stage::finalized);
-    if (co_await save()) finish(file_attempt::end::delivered, static_cast<int>(r.status), r.body);
+    if (!co_await save()) co_return;
+    finish(file_attempt::end::delivered, static_cast<int>(r.status), r.body);
+    discard_spool_file();
   }
 
   // One stage, chosen by the committed one.
@@ -357,7 +396,10 @@ struct stage_runner {
       case file_stage::presigned: co_await upload(); break;
       case file_stage::uploaded: co_await reconcile(); break;
       case file_stage::reconciled: co_await finalize(); break;
-      case file_stage::finalized: finish(file_attempt::end::delivered, 200, "finalized before"); break;
+      case file_stage::finalized:  // a crash after the commit: the message and the file are still to settle
+        finish(file_attempt::end::delivered, 200, "finalized before");
+        discard_spool_file();
+        break;
     }
   }
 

@@ -18,6 +18,14 @@
 //  - A permanent refusal after the upload committed is an orphan object: a dead letter whose
 //    file_jobs row keeps the stored path (`interfaced outbox list --orphans`, FILE-004).
 //  - Inline mode (files.mode "inline"): one POST to the file-report path with content_base64.
+//  - The backend's stages (presign, reconcile, finalize, inline) answer like any delivery: 401,
+//    403, 407 hold delivery for credentials, 404/405/3xx... for the endpoint, a failed TLS
+//    verification for TLS (classify(), delivery.hpp): end::hold, never a dead letter; the stage
+//    is tried again when the hold ends. The store's 403 on the upload is not the backend's: an
+//    expired policy, presigned again.
+//  - A spool file (the daemon's own, request.spool) is deleted once its report is finalized,
+//    after that commit (outbox::remove_spool_file); a dead or set-aside report keeps it, since
+//    `outbox retry` sends it again. An analyser's file is never deleted.
 // Log lines end with their code (FILE-00x); the device id is named in each.
 
 #include <chrono>
@@ -28,6 +36,7 @@
 
 #include <boost/asio/awaitable.hpp>
 
+#include "transport/delivery.hpp"  // failure_class
 #include "transport/event_log.hpp"
 #include "transport/http_client.hpp"
 #include "transport/outbox.hpp"
@@ -45,8 +54,14 @@ struct file_stage_options {
 };
 
 struct file_attempt {
-  enum class end { delivered, retry, wait, dead };
+  enum class end { delivered, retry, wait, dead, hold };
   end what = end::retry;
+  failure_class held = failure_class::retry;  // end::hold: which hold (credentials, endpoint, TLS)
+  std::string held_on;                        // end::hold: the path that answered so
+  // end::delivered in inline mode: the spool file to delete once the delivered mark is recorded
+  // (no stage row says "finalized" before it).
+  std::string spool_file;
+  bool backend_answered = false;  // a backend stage got an answer that is not a hold (ends one)
   attempt_outcome outcome;                         // recorded on the message (status, answer or reason)
   std::chrono::milliseconds wait{0};               // end::wait: look again after this long
   std::optional<std::chrono::seconds> retry_after;  // end::retry: the answer's Retry-After
@@ -57,5 +72,9 @@ struct file_attempt {
 boost::asio::awaitable<file_attempt> run_file_report(outbox& box, http_client& backend,
                                                      const file_stage_options& options, const stored_message& m,
                                                      const std::string& token);
+
+// Deletes a spool file (outbox::remove_spool_file) after the commit that made it unneeded; a
+// failure is logged with FILE-014 (the next start's sweep deletes it).
+void remove_spool_file(outbox& box, const event_log& log, const std::string& id, const std::string& file);
 
 }  // namespace interfaced::transport

@@ -20,6 +20,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
+#include "transport/durable_file.hpp"  // move_file_durably, write_text_file (folder devices)
 #include "transport/event_log.hpp"
 
 namespace interfaced::transport {
@@ -45,12 +46,5 @@ using folder_file_handler = std::function<void(std::filesystem::path, std::funct
 // (`too_big` set).
 [[nodiscard]] std::optional<std::string> read_small_file(const std::filesystem::path& file, std::uint64_t max_bytes,
                                                          bool& too_big, std::string& error);
-
-// rename(2), then fsync of both folders so the move survives a power cut; across file systems
-// (EXDEV) a copy, fsync and unlink. Creates the target's folder.
-[[nodiscard]] std::error_code move_file_durably(const std::filesystem::path& from, const std::filesystem::path& to);
-
-// Writes `text` to `file` (replacing it) and fsyncs it.
-[[nodiscard]] std::error_code write_text_file(const std::filesystem::path& file, std::string_view text);
 
 }  // namespace interfaced::transport

@@ -306,6 +306,16 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
       r.ec = wec;
       co_return r;
     }
+    bool keep_alive = false;
+    r = co_await read_answer(stream, keep_alive);
+    if (!r.ec && !keep_alive) reset();
+    co_return r;
+  }
+
+  // The answer of one exchange (the request's deadline still running): status, Retry-After, body.
+  template <class Stream>
+  asio::awaitable<http_result> read_answer(Stream& stream, bool& keep_alive) {
+    http_result r;
     http::response_parser<http::string_body> parser;
     parser.body_limit(opt.body_limit);
     auto [rec, rn] = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
@@ -318,7 +328,7 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     r.status = res.result_int();
     if (auto it = res.find(http::field::retry_after); it != res.end()) r.retry_after = parse_retry_after(it->value());
     r.body = std::move(res.body());
-    if (!res.keep_alive()) reset();
+    keep_alive = res.keep_alive();
     co_return r;
   }
 
@@ -405,19 +415,9 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
       r.ec = wec;
       co_return r;
     }
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(opt.body_limit);
-    std::tie(wec, wn) = co_await http::async_read(stream, buffer, parser, asio::as_tuple(asio::use_awaitable));
-    beast::get_lowest_layer(stream).expires_never();
-    if (wec) {
-      r.ec = wec;
-      co_return r;
-    }
-    auto res = parser.release();
-    r.status = res.result_int();
-    if (auto it = res.find(http::field::retry_after); it != res.end()) r.retry_after = parse_retry_after(it->value());
-    r.body = std::move(res.body());
-    reset();
+    bool keep_alive = false;
+    r = co_await read_answer(stream, keep_alive);
+    if (!r.ec) reset();  // never kept alive: a store connection is not the backend's
     co_return r;
   }
 
@@ -443,26 +443,23 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     if (!opt.token.empty()) header += "Authorization: Bearer " + opt.token + "\r\n";
     for (const auto& h : headers) header += h.name + ": " + h.value + "\r\n";
     header += "\r\n";
-    http_result r;
-    if (!connected()) {
-      r.ec = co_await connect();
-      if (r.ec) {
-        reset();
-        co_return r;
-      }
-    }
-    if (tls) {
-      r = co_await exchange_streamed(*tls, std::move(header), body);
-    } else {
-      r = co_await exchange_streamed(*plain, std::move(header), body);
-    }
-    if (r.ec) reset();
+    // Named, then moved: GCC 12 destroys a prvalue argument of a coroutine's by-value parameter twice.
+    auto streamed = [this, &header, &body](auto& stream) { return exchange_streamed(stream, std::move(header), body); };
+    http_result r = co_await on_connection(std::move(streamed));
     r.timed_out = is_timeout(r.ec);
     co_return r;
   }
 
-  // Connects when needed, then one exchange; the connection is dropped after any failure.
+  // One exchange of a plain request.
   asio::awaitable<http_result> attempt(http::request<http::string_body>& req) {
+    auto plain_exchange = [this, &req](auto& stream) { return exchange(stream, req); };
+    return on_connection(std::move(plain_exchange));  // named, then moved (GCC 12, see upload())
+  }
+
+  // Connects when needed, then `exchange(stream)` on the TLS or plain stream; the connection is
+  // dropped after any failure. The one connect-and-answer step of request() and upload().
+  template <class Exchange>
+  asio::awaitable<http_result> on_connection(Exchange exchange) {
     http_result r;
     if (!connected()) {
       r.ec = co_await connect();
@@ -472,9 +469,9 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
       }
     }
     if (tls) {
-      r = co_await exchange(*tls, req);
+      r = co_await exchange(*tls);
     } else {
-      r = co_await exchange(*plain, req);
+      r = co_await exchange(*plain);
     }
     if (r.ec) reset();
     co_return r;

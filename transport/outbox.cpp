@@ -1,5 +1,7 @@
 #include "transport/outbox.hpp"
 
+#include "devices/file_report.hpp"
+#include "transport/durable_file.hpp"
 #include "transport/history_store.hpp"
 #include "transport/sqlite_statement.hpp"
 
@@ -864,6 +866,13 @@ struct outbox::op {
   // same WAL file covers it anyway.
   bool durable = false;
   bool writes = true;  // false: a read (claim, census); the write fault hook lets it pass
+  // Runs on the worker before the group transaction begins (spool files: written and fsynced
+  // before the commit that names them); sets `dropped` for appends it had to leave out.
+  std::function<void()> prepare;
+  std::size_t dropped = 0;
+  // Runs on the worker once the group transaction committed (and only then): deletions that
+  // must never precede the commit that made them safe.
+  std::function<void()> after;
 };
 
 namespace {
@@ -886,7 +895,8 @@ outbox::outbox(const outbox_options& cfg, poster post)
     : db_(std::make_unique<detail::outbox_db>(existing_or_new(cfg.path))),
       post_(std::move(post)),
       max_messages_(cfg.max_messages),
-      write_fault_file_(cfg.write_fault_file) {
+      write_fault_file_(cfg.write_fault_file),
+      spool_dir_(cfg.path.parent_path() / "files") {
   db_->check_identity(cfg.path);
   undelivered_ = db_->count_undelivered();
   alarm_ = undelivered_ >= max_messages_;
@@ -974,17 +984,35 @@ void outbox::append(std::vector<new_message> messages, append_callback done) {
 
 void outbox::append(std::vector<new_message> messages, state_changes state, append_callback done) {
   auto result = std::make_shared<append_result>();
+  bool files = false;
   for (auto& m : messages) {
     if (m.id.empty()) m.id = new_uuid();
     result->ids.push_back(m.id);
+    files = files || m.file.has_value();
   }
   const std::size_t n = messages.size();
+  auto msgs = std::make_shared<std::vector<new_message>>(std::move(messages));
   auto o = std::make_unique<op>();
   o->appends = n;
   o->durable = true;
-  o->exec = [msgs = std::move(messages), state = std::move(state)](detail::outbox_db& db) {
+  if (files) {
+    // On the worker, before BEGIN: the files are on disk before the messages naming them.
+    o->prepare = [msgs, result, raw = o.get()] {
+      std::erase_if(*msgs, [&](new_message& m) {
+        if (!m.file) return false;
+        const auto ec = write_file_durably(m.file->path, m.file->bytes);
+        m.file->bytes.clear();
+        m.file->bytes.shrink_to_fit();
+        if (!ec) return false;
+        result->unwritten.emplace_back(m.id, m.file->path.string() + ": " + ec.message());
+        ++raw->dropped;
+        return true;
+      });
+    };
+  }
+  o->exec = [msgs, state = std::move(state)](detail::outbox_db& db) {
     const auto now = outbox_now();
-    for (const auto& m : msgs) db.insert(m, now);
+    for (const auto& m : *msgs) db.insert(m, now);
     if (!state.empty()) db.write_state(state);
   };
   o->complete = [result, done = std::move(done)](bool ok, const std::string& error) {
@@ -1149,6 +1177,80 @@ void outbox::save_file_job(file_job job, std::function<void(bool)> done) {
   enqueue(std::move(p), 0);
 }
 
+namespace {
+
+// `file` relative to `dir` when it lies inside it (lexically, after normalisation); else empty.
+std::filesystem::path inside(const std::filesystem::path& dir, const std::filesystem::path& file) {
+  if (dir.empty()) return {};
+  const auto rel = file.lexically_normal().lexically_relative(dir.lexically_normal());
+  if (rel.empty() || rel.is_absolute() || *rel.begin() == "..") return {};
+  return rel;
+}
+
+}  // namespace
+
+void outbox::remove_spool_file(std::filesystem::path file, std::function<void(bool)> done) {
+  auto removed = std::make_shared<bool>(false);
+  auto p = std::make_unique<op>();
+  p->writes = false;
+  // Queued after the commit that made the file unneeded (a finalized stage, a delivered mark):
+  // durable, so the group this lands in is fsynced before `after` deletes anything.
+  p->durable = true;
+  p->exec = [](detail::outbox_db&) {};
+  p->after = [removed, dir = spool_dir_, file = std::move(file)] {
+    const auto rel = inside(dir, file);
+    if (rel.empty()) return;  // not ours: an analyser's file or a folder device's, never deleted
+    std::error_code ec;
+    std::filesystem::remove(file, ec);
+    if (ec) return;
+    *removed = true;
+    // Its per-file and per-batch folders (<device>/<batch>/<n>/name) when emptied; never the
+    // device's folder, which a concurrent spool write may be creating a batch folder in.
+    auto at = file.parent_path();
+    for (auto depth = std::distance(rel.begin(), rel.end()); depth > 2; --depth, at = at.parent_path())
+      if (!std::filesystem::remove(at, ec)) break;  // not empty (or gone): stop there
+  };
+  p->complete = [removed, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok && *removed);
+  };
+  enqueue(std::move(p), 0);
+}
+
+void outbox::sweep_spool(std::function<void(std::size_t)> done) {
+  auto n = std::make_shared<std::size_t>(0);
+  auto p = std::make_unique<op>();
+  p->writes = false;
+  p->exec = [n, dir = spool_dir_](detail::outbox_db& db) {
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) return;
+    std::unordered_set<std::string> needed;
+    statement q(db.handle(),
+                "SELECT m.body FROM messages m LEFT JOIN file_jobs f ON f.message_id = m.id"
+                " WHERE m.kind = 'file_report' AND m.state <> 'delivered'"
+                " AND (f.stage IS NULL OR f.stage <> 'finalized')");
+    // Every live report's file, flagged spool or not: bodies stored before the flag existed name
+    // spool files too.
+    while (q.step())
+      if (const auto r = devices::parse_file_report_body(q.text(0)))
+        needed.insert(std::filesystem::path(r->file).lexically_normal().string());
+    std::vector<std::filesystem::path> files, folders;
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory(ec)) folders.push_back(it->path());
+      else if (!needed.contains(it->path().lexically_normal().string())) files.push_back(it->path());
+    }
+    for (const auto& f : files)
+      if (std::filesystem::remove(f, ec)) ++*n;
+    // Deepest first, so a folder emptied by its children goes too; non-empty ones stay.
+    std::sort(folders.begin(), folders.end(), [](const auto& a, const auto& b) { return a.native().size() > b.native().size(); });
+    for (const auto& f : folders) std::filesystem::remove(f, ec);
+  };
+  p->complete = [n, done = std::move(done)](bool ok, const std::string&) {
+    if (done) done(ok ? *n : 0);
+  };
+  enqueue(std::move(p), 0);
+}
+
 bool outbox::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   return idle_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_; });
@@ -1182,6 +1284,8 @@ void outbox::run() {
       std::getline(std::ifstream(write_fault_file_), said);
       read_fault = said.find("unreadable") != std::string::npos;
     }
+    for (auto& o : batch)
+      if (o->prepare) o->prepare();  // never throws: a file that fails drops its message
     const auto began = std::chrono::steady_clock::now();
     bool committed = false;
     std::string commit_error;
@@ -1219,13 +1323,17 @@ void outbox::run() {
     }
     ++transactions_;
     const auto took = std::chrono::steady_clock::now() - began;
+    for (std::size_t i = 0; i < batch.size(); ++i)
+      if (committed && ok[i] != 0 && batch[i]->after) batch[i]->after();
 
     std::size_t stored = 0;
     std::size_t failed_appends = 0;
     std::size_t delivered = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const bool fine = committed && ok[i] != 0;
-      if (batch[i]->appends > 0) (fine ? stored : failed_appends) += batch[i]->appends;
+      const std::size_t kept = batch[i]->appends - batch[i]->dropped;
+      if (kept > 0) (fine ? stored : failed_appends) += kept;
+      failed_appends += batch[i]->dropped;
       if (fine) delivered += static_cast<std::size_t>(batch[i]->delivered);
     }
     appended_ += stored;

@@ -38,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "transport/outbox_options.hpp"
@@ -63,6 +64,15 @@ using outbox_time = std::chrono::time_point<outbox_clock, std::chrono::milliseco
   return std::chrono::time_point_cast<std::chrono::milliseconds>(outbox_clock::now());
 }
 
+// A file the daemon makes for a file-type report (a histogram drawn as SVG, HL7 ED data): written
+// under the outbox's spool folder by the outbox worker, off the caller's event loop, to a
+// temporary name, fsynced and renamed into place (the folder fsynced) BEFORE the transaction that
+// stores the message naming it, so a stored message never names a file that is not on disk.
+struct spool_file {
+  std::filesystem::path path;  // under outbox::spool_dir()
+  std::string bytes;
+};
+
 // What the daemon hands over. kind names the endpoint: results | rerun_values | rerun_request |
 // auto_check | storage_presign | storage_reconcile | file_report (delivery maps it to a path).
 struct new_message {
@@ -75,6 +85,9 @@ struct new_message {
   // and search by it). Empty: the "device_id" the body names, if any (rerun bodies name a
   // report, not a device: their appender sets it).
   std::string device;
+  // Set: the file is written first; if it cannot be, this message is left out of the append
+  // (append_result::unwritten) and the others are stored.
+  std::optional<spool_file> file;
 };
 
 // One stored message, as the CLI and delivery see it.
@@ -117,6 +130,8 @@ struct append_result {
   bool durable = false;          // committed to disk
   std::vector<std::string> ids;  // in the order given
   std::string error;             // when not durable
+  // Messages left out because their spool file could not be written: {id, why}.
+  std::vector<std::pair<std::string, std::string>> unwritten;
 };
 using append_callback = std::function<void(append_result)>;
 
@@ -218,6 +233,18 @@ class outbox {
   // Insert or replace, committed with an fsync before done(true).
   void save_file_job(file_job job, std::function<void(bool)> done);
 
+  // --- spool files (new_message::file): `<outbox dir>/files` ---
+  [[nodiscard]] const std::filesystem::path& spool_dir() const noexcept { return spool_dir_; }
+  // Deletes a spool file whose report is finalized (queued after the commit that said so, so a
+  // crash in between leaves the file to sweep_spool), and its emptied per-batch folders. Files
+  // outside spool_dir() are never touched (an analyser's own file, a folder device's file).
+  void remove_spool_file(std::filesystem::path file, std::function<void(bool)> done = {});
+  // At start, before anything is appended: deletes every spool file no file report still needs,
+  // i.e. not named by a pending, dead or set-aside file_report message whose stage is not
+  // finalized (a dead letter keeps its file: `outbox retry` sends it again), and half-written
+  // `.part` files. done gets how many files went.
+  void sweep_spool(std::function<void(std::size_t)> done = {});
+
   // Waits (blocking, bounded) until every operation queued so far has been committed; for
   // shutdown ("flush the outbox") and tests. False on timeout.
   bool flush(std::chrono::milliseconds timeout);
@@ -234,6 +261,7 @@ class outbox {
   poster post_;
   std::size_t max_messages_;
   std::filesystem::path write_fault_file_;
+  std::filesystem::path spool_dir_;
 
   mutable std::mutex mutex_;
   std::condition_variable wake_;

@@ -87,6 +87,9 @@ TEST_CASE("embedded files: Yumizen H500 capture -> its RBC and PLT histograms st
   CHECK(params.size() == 2);
   // The results still go as results.
   CHECK_FALSE(be.ok("/interfacing/device-results").empty());
+  // The drawings were the daemon's own spool files: deleted once finalized, the folder left empty.
+  CHECK(wait_until([&] { return files_under(dir.path() / "files").empty(); }, 5000ms));
+  CHECK(files_under(dir.path() / "files") == std::vector<std::string>{});
 }
 
 TEST_CASE("embedded files: a histogram that does not decode is a FILE-010 warning, the results are still posted") {
@@ -169,6 +172,74 @@ TEST_CASE("embedded files: an HL7 OBX ED PDF -> the PDF stored byte for byte, th
   CHECK(values["GLU"] == "5.4");
   CHECK(values["RPT"] == "S-77_RPT.pdf");
   CHECK(body_bytes < 8 * 1024);
+  // The PDF the daemon wrote out is deleted once its report is finalized.
+  CHECK(wait_until([&] { return files_under(dir.path() / "files").empty(); }, 5000ms));
   daemon->signal(SIGTERM);
   CHECK(daemon->wait_for(10000ms) == std::optional<int>(0));
+}
+
+namespace {
+
+// The XN test daemon (file_reports_support.hpp) given the Yumizen H500's profile: its histograms
+// are drawn into the spool folder.
+void make_yumizen(files_daemon& d) { d.config()["devices"][0]["profile"] = "horiba-yumizen-h500"; }
+
+}  // namespace
+
+TEST_CASE("embedded files: SIGKILL between the finalized commit and the spool file's deletion -> nothing left after restart") {
+  const auto captures = interfaced::test::captures_dir("astm", "the spool sweep e2e test");
+  if (!captures) return;
+  scratch_dir dir;
+  store_backend be(dir.path());
+  be.fail({{"path", "/interfacing/file-report"}, {"drop", true}});  // stops both reports before finalize
+  files_daemon d(dir.path(), be.port(), dir.path() / "unused-root");
+  make_yumizen(d);
+  d.start();
+  d.send(*captures / "horiba-yumizen_h500-result-flags-histograms.astm");
+  wait_or_fail(d, [&] {
+    return d.stages() == std::vector<std::string>{"reconciled", "reconciled"} &&
+           be.requests("/interfacing/file-report").size() >= 2;
+  });
+  d.kill();
+  REQUIRE(d.spool_files().size() == 2);  // the two SVGs, written before their reports were stored
+  // The state a SIGKILL right after the finalized commit leaves: the stage committed, the message
+  // not yet marked, the file not yet deleted; and a drawing whose append never committed.
+  d.outbox_exec("UPDATE file_jobs SET stage = 'finalized'");
+  write_file(dir.path() / "files" / "xn" / "xn-9-1" / "0" / "never-stored.svg.part", "<svg/>");
+  const auto finalize_posts = be.requests("/interfacing/file-report").size();
+  be.heal();
+  d.start("daemon2");
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"delivered", "delivered"}; });
+  INFO(d.log());
+  CHECK(wait_until([&] { return d.spool_files().empty(); }, 5000ms));
+  CHECK(d.spool_files() == std::vector<std::string>{});
+  // Finalized before the crash: not posted again.
+  CHECK(be.requests("/interfacing/file-report").size() == finalize_posts);
+}
+
+TEST_CASE("embedded files: a dead-lettered report keeps its spool file (outbox retry sends it again)") {
+  const auto captures = interfaced::test::captures_dir("astm", "the spool dead-letter e2e test");
+  if (!captures) return;
+  scratch_dir dir;
+  store_backend be(dir.path());
+  be.fail({{"path", "/storage/presign"}, {"status", 422}, {"body", R"({"error":"refused"})"}});
+  files_daemon d(dir.path(), be.port(), dir.path() / "unused-root");
+  make_yumizen(d);
+  d.start();
+  d.send(*captures / "horiba-yumizen_h500-result-flags-histograms.astm");
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead", "dead"}; });
+  INFO(d.log());
+  CHECK(d.spool_files().size() == 2);
+  // A restart's sweep keeps them too: the dead letters still name them.
+  d.stop();
+  d.start("daemon2");
+  std::this_thread::sleep_for(500ms);
+  CHECK(d.spool_files().size() == 2);
+  // Retried once the backend takes them: sent, then deleted.
+  be.heal();
+  child retry({interfaced::test::interfaced_binary().string(), "outbox", "--file", d.outbox().string(), "retry", "--dead"},
+              dir.path() / "retry.out", dir.path() / "retry.err");
+  REQUIRE(retry.wait_for(10000ms) == std::optional<int>(0));
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 2; }, 30000ms);
+  CHECK(wait_until([&] { return d.spool_files().empty(); }, 5000ms));
 }

@@ -7,6 +7,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -55,8 +56,10 @@ inline std::string random_bytes(std::size_t n, unsigned seed) {
 // `interfaced backend-sim --store DIR` (or with the given store arguments).
 class store_backend {
  public:
-  store_backend(const fs::path& dir, std::vector<std::string> store_args = {}) : dir_(dir), port_(free_port()) {
-    std::ofstream(dir / "backend-data.json") << R"({"waiting_list":[],"parameters":[]})";
+  store_backend(const fs::path& dir, std::vector<std::string> store_args = {},
+                const json& data = {{"waiting_list", json::array()}, {"parameters", json::array()}})
+      : dir_(dir), port_(free_port()) {
+    std::ofstream(dir / "backend-data.json") << data.dump();
     if (store_args.empty()) store_args = {"--store", (dir / "store").string()};
     std::vector<std::string> argv{interfaced::test::interfaced_binary().string(), "backend-sim", "--listen",
                                   std::to_string(port_), "--data", (dir / "backend-data.json").string()};
@@ -107,6 +110,16 @@ inline std::map<std::string, std::string> stored_objects(const fs::path& dir) {
   return out;
 }
 
+// Every regular file under `dir` (`.part` ones too), relative paths; none when it is missing.
+inline std::vector<std::string> files_under(const fs::path& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_regular_file()) out.push_back(fs::relative(it->path(), dir).string());
+  return out;
+}
+
 // A daemon with one Sysmex XN device (tcp-server) whose files lie under `root`.
 class files_daemon {
  public:
@@ -142,26 +155,34 @@ class files_daemon {
     REQUIRE(st == std::optional<int>(0));
   }
   [[nodiscard]] fs::path outbox() const { return dir_ / "outbox.sqlite"; }
+  [[nodiscard]] json& config() { return cfg_; }
   [[nodiscard]] std::string device_log() const { return file_text(dir_ / "logs" / "xn.log"); }
   [[nodiscard]] std::string log() const { return proc_ ? proc_->err() + proc_->out() : std::string(); }
   // The stage column of every file_jobs row.
-  [[nodiscard]] std::vector<std::string> stages() const {
-    std::vector<std::string> out;
-    sqlite3* db = nullptr;
-    if (sqlite3_open_v2(outbox().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
-      sqlite3_close(db);
-      return out;
-    }
-    sqlite3_busy_timeout(db, 2000);
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT stage FROM file_jobs", -1, &st, nullptr) == SQLITE_OK)
-      while (sqlite3_step(st) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return out;
-  }
+  [[nodiscard]] std::vector<std::string> stages() const { return column_of("SELECT stage FROM file_jobs"); }
   // The state of every file_report message.
   [[nodiscard]] std::vector<std::string> file_report_states() const {
+    return column_of("SELECT state FROM messages WHERE kind = 'file_report'");
+  }
+  // Regular files under the spool folder (<outbox dir>/files), relative paths.
+  [[nodiscard]] std::vector<std::string> spool_files() const { return files_under(dir_ / "files"); }
+  // Runs `sql` on the outbox file while the daemon is stopped (a crash's state, made by hand).
+  void outbox_exec(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(outbox().c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+    const std::string why = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    INFO(sql << ": " << why);
+    REQUIRE(rc == SQLITE_OK);
+  }
+
+ private:
+  // The first column of every row `sql` selects from the outbox file (read-only, while the
+  // daemon runs: WAL readers do not block it).
+  [[nodiscard]] std::vector<std::string> column_of(const char* sql) const {
     std::vector<std::string> out;
     sqlite3* db = nullptr;
     if (sqlite3_open_v2(outbox().c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
@@ -170,14 +191,13 @@ class files_daemon {
     }
     sqlite3_busy_timeout(db, 2000);
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT state FROM messages WHERE kind = 'file_report'", -1, &st, nullptr) == SQLITE_OK)
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK)
       while (sqlite3_step(st) == SQLITE_ROW) out.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
     sqlite3_finalize(st);
     sqlite3_close(db);
     return out;
   }
 
- private:
   fs::path dir_;
   std::uint16_t health_;
   std::uint16_t analyser_;
@@ -186,6 +206,11 @@ class files_daemon {
   int sends_ = 0;
   std::unique_ptr<child> proc_;
 };
+
+// Waits for `ok`; on time-out the test fails with the daemon's log.
+inline void wait_or_fail(const files_daemon& d, const std::function<bool()>& ok, ms limit = 20000ms) {
+  if (!wait_until(ok, limit)) FAIL("timed out; daemon log:\n" << d.log());
+}
 
 // One Sysmex XN message (records only) whose result `parameter` names the file
 // PNG\20240628\<name> (the XN's form, &R& being the repeat delimiter).
@@ -206,6 +231,91 @@ inline void write_file(const fs::path& f, const std::string& bytes) {
   fs::create_directories(f.parent_path());
   std::ofstream(f, std::ios::binary) << bytes;
 }
+
+// A TCP relay on loopback in front of `upstream` that passes the client's bytes on slowly (at
+// most `chunk` per `pause`, through a small receive buffer), so an upload through it is
+// observably in progress: forwarded() grows while the sender is still reading its file. The
+// answer comes back unthrottled.
+class slow_relay {
+ public:
+  slow_relay(std::uint16_t upstream, std::size_t chunk, ms gap) : upstream_(upstream), chunk_(chunk), pause_(gap) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listener_ >= 0);
+    const int small = 16 * 1024;  // inherited by accepted sockets: little buffered on our side
+    ::setsockopt(listener_, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(listener_, 8) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    port_ = ntohs(a.sin_port);
+    acceptor_ = std::thread([this] { accept_loop(); });
+  }
+  ~slow_relay() {
+    stop_ = true;
+    ::shutdown(listener_, SHUT_RDWR);
+    acceptor_.join();
+    for (auto& t : pipes_) t.join();
+    ::close(listener_);
+  }
+  slow_relay(const slow_relay&) = delete;
+  slow_relay& operator=(const slow_relay&) = delete;
+  [[nodiscard]] std::uint16_t port() const { return port_; }
+  [[nodiscard]] std::size_t forwarded() const { return forwarded_; }
+
+ private:
+  void accept_loop() {
+    while (!stop_) {
+      pollfd p{listener_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      const int c = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0) continue;
+      pipes_.emplace_back([this, c] { relay(c); });
+    }
+  }
+  // Copies until either side ends (or the relay stops); `slow`: the client's direction.
+  void copy(int from, int to, bool slow) {
+    std::vector<char> buf(slow ? chunk_ : 64 * 1024);
+    while (!stop_) {
+      pollfd p{from, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      const auto n = ::recv(from, buf.data(), buf.size(), 0);
+      if (n <= 0) break;
+      if (::send(to, buf.data(), static_cast<std::size_t>(n), MSG_NOSIGNAL) != n) break;
+      if (slow) {
+        forwarded_ += static_cast<std::size_t>(n);
+        std::this_thread::sleep_for(pause_);
+      }
+    }
+    ::shutdown(to, SHUT_WR);
+  }
+  void relay(int client) {
+    const int up = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(upstream_);
+    if (up >= 0 && ::connect(up, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+      std::thread back([this, up, client] { copy(up, client, false); });
+      copy(client, up, true);
+      back.join();
+    }
+    if (up >= 0) ::close(up);
+    ::close(client);
+  }
+
+  std::uint16_t upstream_;
+  std::size_t chunk_;
+  ms pause_;
+  int listener_ = -1;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::size_t> forwarded_{0};
+  std::thread acceptor_;
+  std::vector<std::thread> pipes_;  // touched by the acceptor thread only, joined after it
+};
 
 }  // namespace interfaced::e2e::files
 
@@ -243,6 +353,7 @@ class s3rver_store {
     }
   }
   [[nodiscard]] std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+  [[nodiscard]] std::uint16_t port() const { return port_; }
   // key -> bytes of every object in the bucket.
   [[nodiscard]] std::map<std::string, std::string> objects() const {
     std::map<std::string, std::string> out;

@@ -23,6 +23,27 @@ struct one_file {
   fs::path message() { return one_file_message(dir.path(), "S-1", "SCAT_WDF", image); }
 };
 
+// That scenario running: the backend (with `faults` set before the daemon starts), the daemon,
+// and the one message sent.
+struct one_file_run : one_file {
+  store_backend be;
+  files_daemon d;
+  // `store_options`: more backend-sim arguments after `--store DIR/store`.
+  explicit one_file_run(const std::vector<json>& faults = {}, const std::vector<std::string>& store_options = {})
+      : be(dir.path(), with_store(store_options)), d(dir.path(), be.port(), root) {
+    for (const auto& f : faults) be.fail(f);
+    d.start();
+    d.send(message());
+  }
+
+ private:
+  std::vector<std::string> with_store(const std::vector<std::string>& more) const {
+    std::vector<std::string> args{"--store", (dir.path() / "store").string()};
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+  }
+};
+
 }  // namespace
 
 TEST_CASE("file reports: Sysmex XN capture, four PNGs under files.root -> four stored objects and four finalize posts (backend-sim --store)") {
@@ -50,7 +71,7 @@ TEST_CASE("file reports: Sysmex XN capture, four PNGs under files.root -> four s
   files_daemon d(dir.path(), be.port(), root);
   d.start();
   d.send(capture);
-  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() >= 4; })) FAIL("timed out; daemon log:\n" << d.log());
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() >= 4; });
   std::this_thread::sleep_for(300ms);
   const auto finals = be.ok("/interfacing/file-report");
   INFO(d.log());
@@ -88,13 +109,10 @@ TEST_CASE("file reports: Sysmex XN capture, four PNGs under files.root -> four s
 }
 
 TEST_CASE("file reports: store down then up -> upload retried with the same fields, not presigned again") {
-  one_file s;
-  store_backend be(s.dir.path());
-  be.fail({{"path", "/store/upload"}, {"status", 503}, {"count", 2}});
-  files_daemon d(s.dir.path(), be.port(), s.root);
-  d.start();
-  d.send(s.message());
-  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() == 1; })) FAIL("timed out; daemon log:\n" << d.log());
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"}, {"status", 503}, {"count", 2}}});
+  auto& be = s.be;
+  auto& d = s.d;
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
   INFO(d.log());
   const auto uploads = be.requests("/store/upload");
   CHECK(uploads.size() == 3);
@@ -105,16 +123,13 @@ TEST_CASE("file reports: store down then up -> upload retried with the same fiel
 }
 
 TEST_CASE("file reports: expired policy (403) -> a new presign, never the same fields") {
-  one_file s;
-  store_backend be(s.dir.path());
-  be.fail({{"path", "/store/upload"},
-           {"status", 403},
-           {"count", 1},
-           {"body", "<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy expired.</Message></Error>"}});
-  files_daemon d(s.dir.path(), be.port(), s.root);
-  d.start();
-  d.send(s.message());
-  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() == 1; })) FAIL("timed out; daemon log:\n" << d.log());
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"},
+                       {"status", 403},
+                       {"count", 1},
+                       {"body", "<Error><Code>AccessDenied</Code><Message>Invalid according to Policy: Policy expired.</Message></Error>"}}});
+  auto& be = s.be;
+  auto& d = s.d;
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
   INFO(d.log());
   const auto presigns = be.ok("/storage/presign");
   REQUIRE(presigns.size() == 2);
@@ -129,13 +144,10 @@ TEST_CASE("file reports: expired policy (403) -> a new presign, never the same f
 }
 
 TEST_CASE("file reports: a policy that expired while the store was down -> a new presign before uploading") {
-  one_file s;
-  store_backend be(s.dir.path(), {"--store", (s.dir.path() / "store").string(), "--presign-ttl", "3"});
-  be.fail({{"path", "/store/upload"}, {"drop", true}, {"count", 3}});
-  files_daemon d(s.dir.path(), be.port(), s.root);
-  d.start();
-  d.send(s.message());
-  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() == 1; }, 30000ms)) FAIL("timed out; daemon log:\n" << d.log());
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"}, {"drop", true}, {"count", 3}}}, {"--presign-ttl", "3"});
+  auto& be = s.be;
+  auto& d = s.d;
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; }, 30000ms);
   INFO(d.log());
   CHECK(be.ok("/storage/presign").size() >= 2);
   CHECK(be.ok("/store/upload").size() == 1);
@@ -143,29 +155,23 @@ TEST_CASE("file reports: a policy that expired while the store was down -> a new
 }
 
 TEST_CASE("file reports: finalize 5xx then 2xx -> finalized without a second upload") {
-  one_file s;
-  store_backend be(s.dir.path());
-  be.fail({{"path", "/interfacing/file-report"}, {"status", 502}, {"count", 2}});
-  files_daemon d(s.dir.path(), be.port(), s.root);
-  d.start();
-  d.send(s.message());
-  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() == 1; })) FAIL("timed out; daemon log:\n" << d.log());
+  one_file_run s(std::vector<json>{json{{"path", "/interfacing/file-report"}, {"status", 502}, {"count", 2}}});
+  auto& be = s.be;
+  auto& d = s.d;
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
   INFO(d.log());
   CHECK(be.requests("/interfacing/file-report").size() == 3);
   CHECK(be.requests("/store/upload").size() == 1);
   CHECK(be.requests("/storage/presign").size() == 1);
-  if (!wait_until([&] { return d.file_report_states() == std::vector<std::string>{"delivered"}; }, 5000ms)) FAIL("timed out; daemon log:\n" << d.log());
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"delivered"}; }, 5000ms);
   CHECK(d.stages() == std::vector<std::string>{"finalized"});
 }
 
 TEST_CASE("file reports: finalize 4xx -> orphan dead letter listed by outbox list --orphans") {
-  one_file s;
-  store_backend be(s.dir.path());
-  be.fail({{"path", "/interfacing/file-report"}, {"status", 422}, {"body", R"({"error":"no such report"})"}});
-  files_daemon d(s.dir.path(), be.port(), s.root);
-  d.start();
-  d.send(s.message());
-  if (!wait_until([&] { return d.file_report_states() == std::vector<std::string>{"dead"}; })) FAIL("timed out; daemon log:\n" << d.log());
+  one_file_run s(std::vector<json>{json{{"path", "/interfacing/file-report"}, {"status", 422}, {"body", R"({"error":"no such report"})"}}});
+  auto& be = s.be;
+  auto& d = s.d;
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead"}; });
   INFO(d.log());
   CHECK(be.requests("/interfacing/file-report").size() == 1);
   const auto objects = stored_objects(be.store());
@@ -204,18 +210,15 @@ TEST_CASE("file reports: SIGKILL between every pair of stages -> resumes, one ob
                                                                  {"/interfacing/file-report", "reconciled"}};
   for (const auto& [blocked, stage] : cuts) {
     DYNAMIC_SECTION("killed with stage " << stage << " committed") {
-      one_file s;
-      store_backend be(s.dir.path());
-      be.fail({{"path", blocked}, {"drop", true}});
-      files_daemon d(s.dir.path(), be.port(), s.root);
-      d.start();
-      d.send(s.message());
-      if (!wait_until([&] { return d.stages() == std::vector<std::string>{stage} && !be.requests(blocked).empty(); })) FAIL("timed out; daemon log:\n" << d.log());
+      one_file_run s(std::vector<json>{json{{"path", blocked}, {"drop", true}}});
+      auto& be = s.be;
+      auto& d = s.d;
+      wait_or_fail(d, [&] { return d.stages() == std::vector<std::string>{stage} && !be.requests(blocked).empty(); });
       d.kill();
       const auto uploads_before = be.requests("/store/upload").size();
       be.heal();
       d.start("daemon2");
-      if (!wait_until([&] { return be.ok("/interfacing/file-report").size() == 1; })) FAIL("timed out; daemon log:\n" << d.log());
+      wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
       INFO(d.log());
       std::this_thread::sleep_for(300ms);
       CHECK(be.ok("/interfacing/file-report").size() == 1);
@@ -224,7 +227,7 @@ TEST_CASE("file reports: SIGKILL between every pair of stages -> resumes, one ob
       // Never presigned again while the fields are valid; never uploaded again once uploaded.
       CHECK(be.ok("/storage/presign").size() == 1);
       if (stage == "uploaded" || stage == "reconciled") CHECK(be.requests("/store/upload").size() == uploads_before);
-      if (!wait_until([&] { return d.stages() == std::vector<std::string>{"finalized"}; }, 5000ms)) FAIL("timed out; daemon log:\n" << d.log());
+      wait_or_fail(d, [&] { return d.stages() == std::vector<std::string>{"finalized"}; }, 5000ms);
     }
   }
 }
@@ -239,7 +242,7 @@ TEST_CASE("file reports: encrypted PDF refused before presign, no request made")
   files_daemon d(dir.path(), be.port(), root);
   d.start();
   d.send(one_file_message(dir.path(), "S-2", "REPORT", "report.pdf"));
-  if (!wait_until([&] { return d.file_report_states() == std::vector<std::string>{"dead"}; })) FAIL("timed out; daemon log:\n" << d.log());
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead"}; });
   INFO(d.log());
   CHECK(be.requests("/storage/presign").empty());
   CHECK(be.requests("/store/upload").empty());
@@ -263,24 +266,21 @@ TEST_CASE("file reports: over files.max_bytes or outside files.allowed_types -> 
   d.start();
   d.send(one_file_message(dir.path(), "S-3", "SCAT_WDF", "big.PNG"));
   d.send(one_file_message(dir.path(), "S-4", "EXPORT", "run.csv"));
-  if (!wait_until([&] { return d.file_report_states() == std::vector<std::string>{"dead", "dead"}; })) FAIL("timed out; daemon log:\n" << d.log());
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead", "dead"}; });
   INFO(d.log());
   CHECK(be.requests("/storage/presign").empty());
   CHECK(d.log().find("files.max_bytes") != std::string::npos);
   CHECK(d.log().find("files.allowed_types") != std::string::npos);
 }
 
-TEST_CASE("file reports: file growing during upload -> upload refused, nothing stored") {
-  one_file s;
-  store_backend be(s.dir.path());
+TEST_CASE("file reports: file growing between two upload attempts -> upload refused, nothing stored") {
   // The first upload is lost (connection dropped): the file grows before the second one.
-  be.fail({{"path", "/store/upload"}, {"drop", true}, {"count", 1}});
-  files_daemon d(s.dir.path(), be.port(), s.root);
-  d.start();
-  d.send(s.message());
-  if (!wait_until([&] { return be.requests("/store/upload").size() == 1; })) FAIL("timed out; daemon log:\n" << d.log());
+  one_file_run s(std::vector<json>{json{{"path", "/store/upload"}, {"drop", true}, {"count", 1}}});
+  auto& be = s.be;
+  auto& d = s.d;
+  wait_or_fail(d, [&] { return be.requests("/store/upload").size() == 1; });
   std::ofstream(s.file, std::ios::binary | std::ios::app) << "more bytes the analyser is still writing";
-  if (!wait_until([&] { return d.file_report_states() == std::vector<std::string>{"dead"}; })) FAIL("timed out; daemon log:\n" << d.log());
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead"}; });
   INFO(d.log());
   CHECK(be.ok("/store/upload").empty());
   CHECK(stored_objects(be.store()).empty());
@@ -296,7 +296,7 @@ TEST_CASE("file reports: a file that never comes -> dead letter naming it after 
   files_daemon d(dir.path(), be.port(), root, {{"wait_s", 1}});
   d.start();
   d.send(one_file_message(dir.path(), "S-5", "SCAT_WDF", "missing.PNG"));
-  if (!wait_until([&] { return d.file_report_states() == std::vector<std::string>{"dead"}; }, 15000ms)) FAIL("timed out; daemon log:\n" << d.log());
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead"}; }, 15000ms);
   INFO(d.log());
   CHECK(d.log().find((root / "PNG" / "20240628" / "missing.PNG").string() + " never came") != std::string::npos);
   CHECK(d.log().find("[FILE-001]") != std::string::npos);
@@ -311,7 +311,7 @@ TEST_CASE("file reports: files.mode inline posts content_base64, no presign") {
   files_daemon d(dir.path(), be.port(), root, {{"mode", "inline"}});
   d.start();
   d.send(one_file_message(dir.path(), "S-6", "SCAT_WDF", "h.PNG"));
-  if (!wait_until([&] { return be.ok("/interfacing/file-report").size() == 1; })) FAIL("timed out; daemon log:\n" << d.log());
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
   const json b = json::parse(be.ok("/interfacing/file-report")[0]["body"].get<std::string>());
   CHECK(b["content_base64"] == "aGVsbG8=");  // RFC 4648 base64 of "hello"
   CHECK(b["sha256"] == sha256_of(root / "PNG" / "20240628" / "h.PNG"));
@@ -414,4 +414,124 @@ TEST_CASE("file reports: backend-sim replays a presign answer for a repeated Ide
   REQUIRE(first.contains("fields"));
   CHECK(again["url"] == first["url"]);
   CHECK(again["fields"] == first["fields"]);
+}
+
+TEST_CASE("file reports: file growing during upload -> refused while the upload is in flight, no finalize, a dead letter naming the file and the rule") {
+  const auto bin = s3rver_binary();
+  if (!bin) return;
+  scratch_dir dir;
+  const fs::path root = dir.path() / "xn-share";
+  const fs::path file = root / "PNG" / "20240628" / image;
+  // 8 MiB through a relay passing ~1.6 MB/s: several seconds on the wire, more than the sender's
+  // socket buffers (4 MiB at most) can hide, so the last piece is still unread when it grows.
+  write_file(file, random_bytes(8 * 1024 * 1024, 5));
+  s3rver_store s3(*bin, dir.path(), "lab-reports");
+  slow_relay relay(s3.port(), 16 * 1024, 10ms);
+  std::ofstream(dir.path() / "s3-secret") << "S3RVER\n";
+  store_backend be(dir.path(), {"--s3", "http://127.0.0.1:" + std::to_string(relay.port()), "--s3-bucket", "lab-reports",
+                                "--s3-key", "S3RVER", "--s3-secret-file", (dir.path() / "s3-secret").string()});
+  files_daemon d(dir.path(), be.port(), root);
+  d.start();
+  d.send(one_file_message(dir.path(), "S-1", "SCAT_WDF", image));
+  // In flight: the store has had part of the body, not all of it.
+  wait_or_fail(d, [&] { return relay.forwarded() > 1024 * 1024; }, 30000ms);
+  const std::size_t before = relay.forwarded();
+  std::ofstream(file, std::ios::binary | std::ios::app) << "more bytes the analyser is still writing";
+  INFO("forwarded when the file grew: " << before);
+  CHECK(before < 8 * 1024 * 1024);
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"dead"}; }, 30000ms);
+  INFO(d.log());
+  CHECK(relay.forwarded() < 8 * 1024 * 1024);  // the last piece never went
+  CHECK(be.requests("/storage/presign").size() == 1);
+  CHECK(be.requests("/interfacing/file-report").empty());
+  CHECK(be.requests("/storage/reconcile").empty());
+  // The file's bytes never reached the store whole. (s3rver keeps what it got of a body whose
+  // connection closed before its Content-Length, where S3 answers IncompleteBody; so what is
+  // asserted is that no object is the file, not that the bucket is empty.)
+  for (const auto& [key, bytes] : s3.objects()) {
+    INFO(key << ": " << bytes.size() << " bytes");
+    CHECK(bytes.size() < 8 * 1024 * 1024);
+  }
+  CHECK(d.log().find("[FILE-003]") != std::string::npos);
+  CHECK(d.stages() == std::vector<std::string>{"presigned"});
+  // The dead letter names the file and why it was refused.
+  child list({interfaced::test::interfaced_binary().string(), "outbox", "--file", d.outbox().string(), "list", "--state",
+              "dead", "--json"},
+             dir.path() / "dead.out", dir.path() / "dead.err");
+  REQUIRE(list.wait_for(10000ms) == std::optional<int>(0));
+  const json rows = json::parse(list.out());
+  REQUIRE(rows.size() == 1);
+  child show({interfaced::test::interfaced_binary().string(), "outbox", "--file", d.outbox().string(), "show",
+              rows[0]["id"].get<std::string>(), "--json"},
+             dir.path() / "show.out", dir.path() / "show.err");
+  REQUIRE(show.wait_for(10000ms) == std::optional<int>(0));
+  const std::string why = json::parse(show.out())["last_response"].get<std::string>();
+  CHECK(why.find(file.string()) != std::string::npos);
+  CHECK(why.find("changed during the upload") != std::string::npos);
+  // The analyser's own file is never deleted by the daemon.
+  CHECK(fs::exists(file));
+}
+
+TEST_CASE("file reports: backend 401 on presign and 403 on finalize -> delivery held for credentials (BACKEND-002), then resumed, no dead letter") {
+  one_file_run s(std::vector<json>{json{{"path", "/storage/presign"}, {"status", 401}, {"count", 1}},
+                  json{{"path", "/interfacing/file-report"}, {"status", 403}, {"count", 1}}});
+  auto& be = s.be;
+  auto& d = s.d;
+  wait_or_fail(d, [&] { return d.file_report_states() == std::vector<std::string>{"delivered"}; }, 30000ms);
+  INFO(d.log());
+  // Each refused stage was asked again after the hold, at the same stage: one upload only.
+  CHECK(be.requests("/storage/presign").size() == 2);
+  CHECK(be.ok("/storage/presign").size() == 1);
+  CHECK(be.requests("/store/upload").size() == 1);
+  CHECK(be.requests("/interfacing/file-report").size() == 2);
+  CHECK(be.ok("/interfacing/file-report").size() == 1);
+  CHECK(stored_objects(be.store()).size() == 1);
+  const std::string log = d.log();
+  CHECK(log.find("refuses our credentials") != std::string::npos);
+  CHECK(log.find("delivery resumed") != std::string::npos);
+  CHECK(log.find("[BACKEND-002]") != std::string::npos);
+  CHECK(log.find("[FILE-004]") == std::string::npos);
+  CHECK(log.find("[FILE-005]") == std::string::npos);
+  // The analyser's own file stays where it was.
+  CHECK(fs::exists(s.file));
+}
+
+TEST_CASE("file reports: rerun values that name a file -> a file-type report under the rerun's report") {
+  scratch_dir dir;
+  const fs::path root = dir.path() / "xn-share";
+  const std::string bytes = random_bytes(50000, 9);
+  write_file(root / "PNG" / "20240628" / image, bytes);
+  // The backend lists a rerun of SCAT_WDF for S-R (report R-9): the XN's answer is a rerun value.
+  const json data = {{"waiting_list",
+                      json::array({{{"sample_id", "S-R"},
+                                    {"lab_report_id", "R-9"},
+                                    {"sampleRedrawFlag", 0},
+                                    {"rerunNumber", 1},
+                                    {"parameters", {"WBC", "SCAT_WDF"}},
+                                    {"rerun_params", {"SCAT_WDF"}},
+                                    {"priority", "routine"}}})},
+                     {"parameters", json::array()}};
+  store_backend be(dir.path(), {}, data);
+  files_daemon d(dir.path(), be.port(), root);
+  d.start();
+  wait_or_fail(d, [&] { return d.device_log().find("waiting list refreshed") != std::string::npos; });
+  d.send(one_file_message(dir.path(), "S-R", "SCAT_WDF", image));
+  wait_or_fail(d, [&] { return be.ok("/interfacing/file-report").size() == 1; });
+  INFO(d.log());
+  // The value went as a rerun value, not as a first result.
+  bool rerun_value = false;
+  for (const auto& r : be.ok("/sample-rerun/values")) {
+    const json body = json::parse(r["body"].get<std::string>());
+    for (const auto& v : body["values"])
+      if (v["parameter"] == "SCAT_WDF" && body["lab_report_id"] == "R-9") rerun_value = true;
+  }
+  CHECK(rerun_value);
+  const json b = json::parse(be.ok("/interfacing/file-report")[0]["body"].get<std::string>());
+  CHECK(b["sample_id"] == "S-R");
+  CHECK(b["lab_report_id"] == "R-9");
+  CHECK(b["parameter"] == "SCAT_WDF");
+  CHECK(b["filename"] == image);
+  const auto objects = stored_objects(be.store());
+  REQUIRE(objects.count(b["path"].get<std::string>()) == 1);
+  CHECK(objects.at(b["path"].get<std::string>()) == bytes);
 }
