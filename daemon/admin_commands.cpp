@@ -385,7 +385,8 @@ int run_qc_admin(const qc_admin_command& c, std::ostream& out, std::ostream& err
   const json j = json::parse(a.body, nullptr, false);
   if (a.status != 200) {
     err << who << ": refused: " << (j.is_object() && j.contains("error") ? j["error"].get<std::string>() : a.body) << '\n';
-    return a.status == 401 ? exit_config : exit_bad_input;
+    // 503: the daemon could not store the change (nothing changed) or is storing another: try again.
+    return a.status == 401 ? exit_config : a.status == 503 ? exit_tempfail : exit_bad_input;
   }
   if (c.json) {
     out << (j.is_discarded() ? a.body : j.dump()) << '\n';

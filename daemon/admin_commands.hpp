@@ -41,7 +41,9 @@ int run_trace(const trace_command& c, std::ostream& out, std::ostream& err);
 
 // `interfaced qc resolve|approve|undo|history` (issue #14): through the running daemon's local
 // API (/api/qc/..., daemon/qc_admin.hpp), which applies the change to its charts. Exit 0 done;
-// 1 refused (the daemon's reason on stderr); 69 no daemon answers; 78 no admin token configured.
+// 1 refused (the daemon's reason on stderr); 69 no daemon answers; 75 not stored (the daemon's
+// outbox could not commit it, nothing changed; or another change was being stored): try again;
+// 78 no admin token configured.
 struct qc_admin_command {
   std::string config;
   std::string action;  // resolve | approve | undo | history

@@ -205,6 +205,10 @@ asio::awaitable<void> backend_poller::poll_qc_limits(transport::http_client& cli
   apply_qc_limits(dev.cfg.id, lr.body, dev.log.get());
   transport::state_changes sc;
   sc.documents.emplace_back("qc_limits:" + dev.cfg.id, lr.body);
+  if (qc_limits_changed_) {
+    qc_limits_changed_(dev.cfg.id, std::move(sc));
+    co_return;
+  }
   outbox_.write(std::move(sc), [log = dev.log](bool ok) {
     if (!ok) log->error("QC limits could not be stored; the daemon keeps using them until restart [QC-005]");
   });

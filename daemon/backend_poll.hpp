@@ -6,6 +6,7 @@
 // conditions). The last answers are kept in the outbox file, so rules work while the backend is
 // down. Also the periodic prune of the result history.
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -37,6 +38,11 @@ class backend_poller {
   void load(const std::vector<device_config>& devices, rerun::rule_set local_rules);
   // Forgets history older than outbox.history_days and reruns whose confirmation never came.
   void prune_history();
+  // Called when a device's qc-limits answer changed, with the state to store (the limits document):
+  // the charts judged with the old limits are re-evaluated (qc_admin::limits_changed) and commit
+  // with it. Without one the document is only stored.
+  using qc_limits_hook = std::function<void(const std::string& device, transport::state_changes sc)>;
+  void on_qc_limits_changed(qc_limits_hook f) { qc_limits_changed_ = std::move(f); }
   // Polls until stop() (nothing without a backend.base_url).
   void start();
   void stop();
@@ -60,6 +66,7 @@ class backend_poller {
   rerun::rule_set base_rules_;                          // the local rules file
   std::map<std::string, std::string> parameters_text_;  // by device: the backend's last answer
   std::map<std::string, std::string> qc_limits_text_;   // by device: the backend's last QC limits
+  qc_limits_hook qc_limits_changed_;
   boost::asio::cancellation_signal cancel_;
   transport::http_client* client_ = nullptr;
   bool stopping_ = false;

@@ -13,7 +13,7 @@ enum exit_code : int {
   exit_no_input = 66,     // EX_NOINPUT: a file could not be read
   exit_unavailable = 69,  // EX_UNAVAILABLE: the running daemon or the link could not be reached
   exit_io = 74,           // EX_IOERR: the outbox could not be opened, or is damaged or emptied
-  exit_tempfail = 75,     // EX_TEMPFAIL: another daemon runs on the same outbox (run)
+  exit_tempfail = 75,     // EX_TEMPFAIL: another daemon runs on the same outbox (run); a QC change not stored (qc)
   exit_config = 78,       // EX_CONFIG: invalid configuration, rules file or profile; unknown --profile
 };
 

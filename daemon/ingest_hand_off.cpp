@@ -14,6 +14,7 @@
 
 #include "daemon/clock.hpp"
 #include "daemon/logging.hpp"
+#include "daemon/qc_admin.hpp"
 #include "devices/embedded_histogram.hpp"
 #include "devices/encapsulated_data.hpp"
 #include "devices/file_report.hpp"
@@ -252,6 +253,9 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     log_controls(*dev->log, out);
   }
   std::vector<transport::new_message> msgs;
+  // (sample id, parameter) -> the message posting that patient result: a QC run's patient results
+  // are stored with it (exported_at is that message's delivered_at).
+  std::map<std::pair<std::string, std::string>, std::string> posted_in;
   for (const auto& whole : out.messages) {
     for (auto& [key, m] : per_report(whole, d.device)) {
       transport::new_message nm;
@@ -260,6 +264,16 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
       nm.body = rerun::body_json(m).dump();
       nm.internal_request = m.internal_request;
       nm.device = d.device;  // rerun bodies name a report: the outbox stores the device for counts and search
+      if (m.kind == rerun::endpoint::qc_runs) {
+        // "affected" / late-control posts name results posted earlier: when each was exported.
+        std::string first, last;
+        if (stamp_exported(store_, m.qc_run, first, last) > 0) nm.body = rerun::body_json(m).dump();
+      }
+      if (m.kind == rerun::endpoint::results || m.kind == rerun::endpoint::rerun_values) {
+        nm.id = transport::new_message_id();
+        for (const auto& v : m.kind == rerun::endpoint::results ? m.results.results : m.rerun_values.values)
+          posted_in.try_emplace({v.sample_id, v.parameter}, nm.id);
+      }
       msgs.push_back(std::move(nm));
     }
   }
@@ -328,6 +342,12 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   resends_of_dead_letters(b, out, dev, sc);
   // The QC charts commit with the qc-results post they caused (qc.md: durable with the outbox).
   if (!out.controls.empty()) sc.documents.emplace_back("qc_state", rerun::qc::to_json(qc_).dump());
+  // The patient results of QC runs commit with their post: a re-evaluation after a restart names them.
+  for (auto& [device, p] : qc_.take_recorded_patients()) {
+    const auto it = posted_in.find({p.sample_id, p.parameter});
+    sc.qc_patients.push_back({device, p.sample_id, p.parameter, p.observed_at, p.t,
+                              it == posted_in.end() ? std::string() : it->second});
+  }
   std::vector<transport::history_row> duplicates;
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     if (!out.tags[i].duplicate) continue;

@@ -29,6 +29,21 @@ json resolution_json(const qc::resolution& r) {
   return j;
 }
 
+std::size_t stamp_exported(const transport::state_store& store, rerun::qc_run_body& run, std::string& first,
+                           std::string& last) {
+  std::size_t exported = 0;
+  for (auto& p : run.patient_results) {
+    const auto at = store.qc_patient_delivered_at(run.device_id, p.sample_id, p.parameter, p.observed_at);
+    if (!at) continue;
+    p.exported_at = iso_ms(std::chrono::system_clock::time_point(std::chrono::milliseconds(*at)));
+    ++exported;
+    // Same offset and format: the text order is the time order.
+    if (first.empty() || p.exported_at < first) first = p.exported_at;
+    if (last.empty() || p.exported_at > last) last = p.exported_at;
+  }
+  return exported;
+}
+
 namespace {
 
 transport::http_reply reply(unsigned status, const json& j) { return {status, "application/json", j.dump() + "\n"}; }
@@ -64,18 +79,29 @@ void qc_admin::restore() {
     spdlog::info("QC audit loaded: {} entries, {} resolutions", book_.entries().size(), book_.resolutions().size());
 }
 
-std::optional<transport::http_reply> qc_admin::handle(const transport::http_request_view& req,
-                                                      std::chrono::system_clock::time_point now) {
+bool qc_admin::handle(const transport::http_request_view& req, std::chrono::system_clock::time_point now,
+                      const transport::http_responder& respond) {
   const std::string path = req.target.substr(0, req.target.find('?'));
   if (req.method == "GET" && path == "/api/qc/history") {
     json entries = json::array();
     for (const auto& e : book_.entries()) entries.push_back(audit_json(e));
-    return reply(200, json{{"entries", std::move(entries)}});
+    respond(reply(200, json{{"entries", std::move(entries)}}));
+    return true;
   }
   if (req.method != "POST" || (path != "/api/qc/resolve" && path != "/api/qc/approve" && path != "/api/qc/undo"))
-    return std::nullopt;
+    return false;
   const json body = json::parse(req.body, nullptr, false);
-  if (!body.is_object()) return refused(400, "expected a JSON object body");
+  if (!body.is_object()) {
+    respond(refused(400, "expected a JSON object body"));
+    return true;
+  }
+  if (storing_) {
+    // The next change is judged on the book and charts the pending one leaves: it waits for it.
+    auto r = refused(503, "another QC change is being stored; try again in a moment");
+    r.headers.push_back({"Retry-After", "1"});
+    respond(std::move(r));
+    return true;
+  }
   const std::string at = iso_ms(now);
   const auto& codes = qc_.config().resolution_codes;
   if (path == "/api/qc/resolve") {
@@ -92,17 +118,25 @@ std::optional<transport::http_reply> qc_admin::handle(const transport::http_requ
       // evaluation (process_reports_for_rerun asks the tracker); only a SKIP code means anything for it.
       const std::string_view id = std::string_view(r.result_id).substr(rerun::patient_result_prefix.size());
       const auto first = id.find('|'), last = id.rfind('|');
-      if (first == std::string_view::npos || first == last || first == 0 || last + 1 == id.size())
-        return refused(400, "a patient result id is \"patient:<device>|<sample id>|<parameter>\"");
+      if (first == std::string_view::npos || first == last || first == 0 || last + 1 == id.size()) {
+        respond(refused(400, "a patient result id is \"patient:<device>|<sample id>|<parameter>\""));
+        return true;
+      }
       const qc::resolution_code* c = qc::find_code(codes, r.code);
-      if (c != nullptr && !c->skip)
-        return refused(400, "code \"" + r.code + "\" is not a SKIP code: a patient result can only be resolved SKIP");
+      if (c != nullptr && !c->skip) {
+        respond(refused(400, "code \"" + r.code + "\" is not a SKIP code: a patient result can only be resolved SKIP"));
+        return true;
+      }
       r.device = std::string(id.substr(0, first));
       r.parameter = std::string(id.substr(last + 1));
-      return apply(book_.resolve(r, codes, [](const std::string&) { return std::vector<std::string>{}; }),
-                   r.propose ? "proposed" : "resolved", now);
+      apply(book_.resolve(r, codes, [](const std::string&) { return std::vector<std::string>{}; }),
+            r.propose ? "proposed" : "resolved", now, respond);
+      return true;
     }
-    if (!f) return refused(404, "no control result \"" + r.result_id + "\" (see GET /api/qc/series for result ids)");
+    if (!f) {
+      respond(refused(404, "no control result \"" + r.result_id + "\" (see GET /api/qc/series for result ids)"));
+      return true;
+    }
     r.device = f->c.device;
     r.parameter = f->c.series.parameter;
     // 5.5: the patient results a resolution of a control would change: its run's.
@@ -113,12 +147,14 @@ std::optional<transport::http_reply> qc_admin::handle(const transport::http_requ
           out.push_back(p.sample_id + " " + p.parameter);
       return out;
     };
-    return apply(book_.resolve(r, codes, affected), r.propose ? "proposed" : "resolved", now);
+    apply(book_.resolve(r, codes, affected), r.propose ? "proposed" : "resolved", now, respond);
+  } else if (path == "/api/qc/approve") {
+    apply(book_.approve(id_of(body, "proposal_id"), text_of(body, "by"), at, codes), "approved", now, respond);
+  } else {
+    apply(book_.undo(id_of(body, "resolution_id"), text_of(body, "by"), text_of(body, "reason"), at, codes), "undone",
+          now, respond);
   }
-  if (path == "/api/qc/approve")
-    return apply(book_.approve(id_of(body, "proposal_id"), text_of(body, "by"), at, codes), "approved", now);
-  return apply(book_.undo(id_of(body, "resolution_id"), text_of(body, "by"), text_of(body, "reason"), at, codes), "undone",
-               now);
+  return true;
 }
 
 std::string qc_admin::reevaluate(const std::string& device, const std::string& parameter, rerun::timestamp from,
@@ -129,13 +165,14 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
   // qc.md "Re-evaluation and propagation": the runs from the change on, in observed_at order,
   // compared with the change-detection table; 8 consecutive unchanged runs stop it.
   const auto rep = qc_.reevaluate_from(device, parameter, from, 8, toggled);
-  std::size_t results_changed = 0, posts = 0;
-  std::string first_posted, last_posted;
+  std::size_t results_changed = 0, results_exported = 0, posts = 0;
+  std::string first_exported, last_exported;
   const auto names = [](qc::rule_mask m) {
     std::string s;
     for (const auto& n : qc::rule_names(m)) s += (s.empty() ? "" : ",") + n;
     return s;
   };
+  const transport::state_store::read_scope reads(store_);  // one snapshot for the lookups
   for (const auto& run : rep.runs) {
     if (!qc::is_mark(run.what)) continue;
     rerun::outgoing_message m;
@@ -143,14 +180,13 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
     const std::string reason = std::string(qc::to_string(run.what)) + " after " + cause + " (rules before: [" +
                                names(run.original) + "], now: [" + names(run.analysed) + "])";
     m.qc_run = {device, run.run_id, run.status, reason, {}};
-    // The patient results were posted already: never changed in place, this post corrects their
-    // qc_status (qc.md "Exported results are preserved").
+    // An exported result is never changed in place: this post corrects its qc_status, saying
+    // when it was exported (qc.md "Exported results are preserved").
     for (const auto& p : run.patients) {
-      m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at});
+      m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at, {}});
       ++results_changed;
-      if (first_posted.empty() || p.observed_at < first_posted) first_posted = p.observed_at;
-      if (last_posted.empty() || p.observed_at > last_posted) last_posted = p.observed_at;
     }
+    results_exported += stamp_exported(store_, m.qc_run, first_exported, last_exported);
     transport::new_message nm;
     nm.kind = rerun::to_string(m.kind);
     nm.ordering_key = "device:" + device;
@@ -163,15 +199,24 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
   summary = {{"runs_reevaluated", rep.runs_reevaluated},
              {"runs_changed", rep.runs_changed},
              {"results_changed", results_changed},
-             {"results_exported", results_changed},
+             {"results_exported", results_exported},
              {"stopped", rep.stopped_early ? "8 unchanged" : "end of series"},
              {"qc_runs_posted", posts}};
+  if (results_exported > 0) {
+    summary["exported_from"] = first_exported;
+    summary["exported_to"] = last_exported;
+  }
+  std::string exported;
+  if (results_changed > 0)
+    exported = results_exported == 0
+                   ? " (none delivered to the backend yet: the qc-runs posts name them)"
+                   : " (" + std::to_string(results_exported) + " already exported, " +
+                         (first_exported == last_exported ? "at " + first_exported
+                                                          : "from " + first_exported + " to " + last_exported) +
+                         ": corrected by qc-runs posts)";
   return "re-evaluated " + std::to_string(rep.runs_reevaluated) + " run(s) of " + device + " " + parameter + ", " +
          std::to_string(rep.runs_changed) + " changed, " + std::to_string(results_changed) +
-         " patient result(s) changed status" +
-         (results_changed == 0 ? std::string()
-                               : " (all " + std::to_string(results_changed) + " already sent to the backend, observed " +
-                                     first_posted + " to " + last_posted + "; corrected by qc-runs posts)") +
+         " patient result(s) changed status" + exported +
          "; stopped: " + (rep.stopped_early ? "8 consecutive unchanged runs" : "end of series");
 }
 
@@ -205,59 +250,67 @@ void qc_admin::count_moves(const std::string& device, const std::string& paramet
   }
 }
 
-void qc_admin::limits_changed(const std::string& by, const std::string& reason, std::chrono::system_clock::time_point now) {
-  // Configured limits win (qc.md "limits"): every stored control result whose configured limits
-  // now differ from the ones it was judged with gets its z again, and its series is re-evaluated
-  // from the first such result.
+void qc_admin::limits_changed(const std::string& by, const std::string& reason, std::chrono::system_clock::time_point now,
+                              transport::state_changes sc) {
+  // The limits that judge a result (qc.md "limits": configured, else the backend's, else the
+  // analyser's): every stored control result whose limits now differ from the ones it was
+  // judged with gets its z again, and its series is re-evaluated from the first such result.
+  // Every series changed, its audit entry and the caller's state (`sc`: the backend's limits
+  // document) commit in one transaction.
+  std::vector<transport::new_message> msgs;
+  std::vector<std::pair<device_runtime*, std::string>> logs;
+  const std::string at = iso_ms(now);
   for (auto& [key, ch] : qc_.chart_state()) {
     const std::string device = key.substr(0, key.find('\x1f')), parameter = key.substr(key.find('\x1f') + 1);
-    std::optional<rerun::timestamp> from;
     const auto before = qc_.effective_outcomes(device, parameter);
-    for (std::size_t i = 0; i < ch.results.size(); ++i) {
-      const qc::limits* l = qc::find_limits(qc_.config().configured, ch.results[i].series);
-      auto& v = ch.verdicts[i];
-      if (l == nullptr || (v.limits_source == "config" && v.mean == l->mean && v.sd == l->sd)) continue;
-      v.mean = l->mean;
-      v.sd = l->sd;
-      v.z = qc::z_score(ch.results[i].value, l->mean, l->sd);
-      v.limits_source = "config";
-      if (!from || ch.results[i].t < *from) from = ch.results[i].t;
-    }
+    const auto from = qc_.rejudge_limits(device, parameter);
     if (!from) continue;
-    transport::state_changes sc;
-    std::vector<transport::new_message> msgs;
     json summary;
-    const std::string at = iso_ms(now);
     const std::string message = reevaluate(device, parameter, *from, {}, "a limit change (" + reason + ")", before, now, sc,
                                            msgs, summary);
     auto e = book_.limits_changed(device, parameter, by, reason, at, message);
-    for (const auto& l : qc_.config().configured)
-      if (l.series.parameter == parameter)
-        e.detail += "; limits " + l.series.level + ": mean " + std::to_string(l.mean) + " sd " + std::to_string(l.sd);
+    for (std::size_t i = 0; i < ch.results.size(); ++i) {
+      const auto& v = ch.verdicts[i];
+      const std::string level = "; limits " + ch.results[i].series.level + ": ";
+      if (v.mean && v.sd && e.detail.find(level) == std::string::npos)
+        e.detail += level + "mean " + std::to_string(*v.mean) + " sd " + std::to_string(*v.sd) + " (" + v.limits_source + ")";
+    }
     book_.append(e);
     sc.qc_audit.push_back(e);
-    sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
     device_runtime* dev = devices_.find(device);
     if (dev) {
       if (summary["runs_changed"].get<std::size_t>() > 0) dev->log->warn("QC limits changed: {} [QC-007]", message);
       else dev->log->info("QC limits changed: {}", message);
     }
-    outbox_.append(std::move(msgs), std::move(sc), [dev, message](transport::append_result r) {
-      if (r.durable) return;
+    logs.emplace_back(dev, message);
+  }
+  if (!logs.empty()) sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
+  if (sc.empty() && msgs.empty()) return;
+  outbox_.append(std::move(msgs), std::move(sc), [logs = std::move(logs)](transport::append_result r) {
+    if (r.durable) return;
+    for (const auto& [dev, message] : logs)
       if (dev) dev->log->error("QC limit change could not be stored: {} ({}) [QC-008]", r.error, message);
       else spdlog::error("QC limit change could not be stored: {} ({}) [QC-008]", r.error, message);
-    });
-  }
+    if (logs.empty()) spdlog::error("QC limits could not be stored: {} [QC-008]", r.error);
+  });
 }
 
-transport::http_reply qc_admin::apply(qc::decision d, const std::string& action, std::chrono::system_clock::time_point now) {
+void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::system_clock::time_point now,
+                     const transport::http_responder& respond) {
   if (!d.error.empty()) {
     spdlog::warn("QC resolution refused: {} [QC-006]", d.error);
-    return refused(409, d.error);
+    respond(refused(409, d.error));
+    return;
   }
   const qc::resolution& res = *d.changed;
   device_runtime* dev = devices_.find(res.device);
   const auto& codes = qc_.config().resolution_codes;
+  // What memory looks like before: put back when the commit fails.
+  const std::string chart_key = res.device + '\x1f' + res.parameter;
+  std::optional<qc::qc_tracker::chart> chart_before;
+  if (const auto it = qc_.chart_state().find(chart_key); it != qc_.chart_state().end()) chart_before = it->second;
+  const bool had_flags = qc_.resolution_state().count(res.result_id) > 0;
+  auto book_before = book_;
   transport::state_changes sc;
   std::vector<transport::new_message> msgs;
   json out = {{"action", action}, {"resolution", resolution_json(res)}, {"result_id", res.result_id}};
@@ -285,21 +338,36 @@ transport::http_reply qc_admin::apply(qc::decision d, const std::string& action,
   out["message"] = message;
   for (auto& e : d.entries) e.detail = message;
   sc.qc_audit = d.entries;
+  // In the book at once (the next audit id, a SIGHUP's limit entry, count on it); undone below
+  // when the commit fails.
   book_.apply(d);
   out["entries"] = json::array();
   for (const auto& e : d.entries) out["entries"].push_back(audit_json(e));
-  if (dev) {
-    if (out.contains("reevaluation") && out["reevaluation"]["runs_changed"].get<std::size_t>() > 0)
-      dev->log->warn("{} [QC-007]", message);
-    else
-      dev->log->info("{}", message);
-  }
-  outbox_.append(std::move(msgs), std::move(sc), [dev, message](transport::append_result r) {
-    if (r.durable) return;
-    if (dev) dev->log->error("QC resolution could not be stored: {} ({}) [QC-008]", r.error, message);
-    else spdlog::error("QC resolution could not be stored: {} ({}) [QC-008]", r.error, message);
-  });
-  return reply(200, out);
+  storing_ = true;
+  outbox_.append(std::move(msgs), std::move(sc),
+                 [this, dev, message, out = std::move(out), respond, chart_key, chart_before = std::move(chart_before),
+                  had_flags, before_flags, result_id = res.result_id,
+                  book_before = std::move(book_before)](transport::append_result r) mutable {
+                   storing_ = false;
+                   if (!r.durable) {
+                     // Memory goes back to what the file holds: a restart would find the same.
+                     if (chart_before) qc_.chart_state()[chart_key] = std::move(*chart_before);
+                     if (had_flags) qc_.set_resolution(result_id, before_flags);
+                     else qc_.clear_resolution(result_id);
+                     book_ = std::move(book_before);
+                     if (dev) dev->log->error("QC resolution could not be stored: {} ({}); not applied [QC-008]", r.error, message);
+                     else spdlog::error("QC resolution could not be stored: {} ({}); not applied [QC-008]", r.error, message);
+                     respond(refused(503, "not stored, nothing changed: the outbox could not commit it (" + r.error + ")"));
+                     return;
+                   }
+                   if (dev) {
+                     if (out.contains("reevaluation") && out["reevaluation"]["runs_changed"].get<std::size_t>() > 0)
+                       dev->log->warn("{} [QC-007]", message);
+                     else
+                       dev->log->info("{}", message);
+                   }
+                   respond(reply(200, out));
+                 });
 }
 
 }  // namespace interfaced::daemon

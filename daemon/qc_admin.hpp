@@ -12,10 +12,12 @@
 // (qc_tracker::reevaluate_from: observed_at order, the change-detection table, the 8-run stop).
 // Its audit entry, the qc-runs posts of the marked runs, the charts (qc_state) and the historical
 // summary's corrections commit in ONE outbox transaction (the re-evaluation is one transaction,
-// not resumable steps): a restart finds either all of it or none of it. The answer is given when
-// the change is applied in memory and queued in order on the outbox worker (the HTTP handler is
-// synchronous); a commit that fails is logged [QC-008] and the change is then not kept after a
-// restart. The outcome message goes in the answer and the device log.
+// not resumable steps): a restart finds either all of it or none of it. The answer is given once
+// that transaction is durable (a deferred reply: the loop is not blocked meanwhile); a commit that
+// fails answers 503 with the outbox's error, is logged [QC-008], and the change is undone in memory
+// (the chart, the result's flags, the book), so memory matches what a restart would find. One
+// change is stored at a time: another one asked meanwhile is answered 503 (try again). The
+// outcome message goes in the answer and the device log.
 
 #include <chrono>
 #include <map>
@@ -26,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/device_runtime.hpp"
+#include "rerun/outgoing.hpp"
 #include "rerun/qc.hpp"
 #include "rerun/qc_resolution.hpp"
 #include "transport/http_server.hpp"
@@ -43,16 +46,20 @@ class qc_admin {
   // The book from the outbox file's qc_audit table; the tracker's exclusion / SKIP flags from it.
   void restore();
 
-  // /api/qc/... routes; nullopt: not one of them. `now`: the request's time.
-  [[nodiscard]] std::optional<transport::http_reply> handle(const transport::http_request_view& req,
-                                                            std::chrono::system_clock::time_point now);
+  // /api/qc/... routes: false when not one of them. Otherwise the answer goes through `respond`:
+  // at once for a read or a refusal, after the commit for a change. `now`: the request's time.
+  bool handle(const transport::http_request_view& req, std::chrono::system_clock::time_point now,
+              const transport::http_responder& respond);
 
   [[nodiscard]] const rerun::qc::resolution_book& book() const noexcept { return book_; }
 
-  // After the configuration's qc.limits changed (SIGHUP): every chart whose results were judged
-  // with other limits is judged again and re-evaluated from its first changed result; a "limits"
-  // audit entry names who (by) and why, with the outcome message.
-  void limits_changed(const std::string& by, const std::string& reason, std::chrono::system_clock::time_point now);
+  // After limits changed (the configuration's qc.limits on SIGHUP, by "configuration reload";
+  // the backend's qc-limits, by "backend"): every chart whose results were judged with other
+  // limits is judged again and re-evaluated from its first changed result; a "limits" audit entry
+  // names who (by) and why, with the outcome message. `sc` (e.g. the new limits document) commits
+  // in the same transaction.
+  void limits_changed(const std::string& by, const std::string& reason, std::chrono::system_clock::time_point now,
+                      transport::state_changes sc = {});
 
  private:
   using outcomes = std::map<std::string, std::pair<rerun::qc::outcome, std::string>, std::less<>>;
@@ -63,13 +70,22 @@ class qc_admin {
                          transport::state_changes& sc, std::vector<transport::new_message>& msgs, nlohmann::json& summary);
   void count_moves(const std::string& device, const std::string& parameter, const outcomes& before,
                    std::chrono::system_clock::time_point now, transport::state_changes& sc);
-  transport::http_reply apply(rerun::qc::decision d, const std::string& action, std::chrono::system_clock::time_point now);
+  void apply(rerun::qc::decision d, const std::string& action, std::chrono::system_clock::time_point now,
+             const transport::http_responder& respond);
   transport::outbox& outbox_;
   transport::state_store& store_;
   const device_set& devices_;
   rerun::qc::qc_tracker& qc_;
   rerun::qc::resolution_book book_;
+  bool storing_ = false;  // a change is waiting for its commit
 };
+
+// qc.md's qc-runs body `exported_at`: a patient result is exported once the backend took the post
+// that carried it (the outbox's delivered_at, state_store::qc_patient_delivered_at); a result still
+// in the outbox has none. Stamps each of `run`'s patient results; returns how many are exported
+// and widens [first, last] (ISO-8601, empty: none yet) to their export times.
+std::size_t stamp_exported(const transport::state_store& store, rerun::qc_run_body& run, std::string& first,
+                           std::string& last);
 
 // An audit entry as JSON (the history's and the answers' shape).
 [[nodiscard]] nlohmann::json audit_json(const rerun::qc::audit_entry& e);

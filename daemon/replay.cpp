@@ -266,6 +266,7 @@ int run_replay(const replay_options& opt, std::ostream& out, std::ostream& err) 
       rerun::rerun_inputs inputs{batch_codes, rules, history, state, now, opt.explain, zone, {},
                                  opt.qc_limits_file.empty() ? nullptr : &qc_tracker};
       const rerun::batch_outcome outcome = rerun::process_reports_for_rerun(b, inputs);
+      (void)qc_tracker.take_recorded_patients();  // nothing is stored by a replay: not kept either
       for (std::size_t i = 0; i < b.results.size(); ++i) {
         const result& r = b.results[i];
         if (r.duplicate) {

@@ -103,6 +103,11 @@ int service::open() {
   links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
+  // The backend's qc-limits changed: its series are judged again, like qc.limits on SIGHUP.
+  poller_->on_qc_limits_changed([this](const std::string& device, transport::state_changes sc) {
+    qc_admin_->limits_changed("backend", "qc-limits from the backend changed for " + device,
+                              std::chrono::system_clock::now(), std::move(sc));
+  });
   if (const int rc = load_state(); rc != exit_ok) return rc;
   if (const int rc = load_rules(); rc != exit_ok) return rc;
   poller_->load(cfg_.devices, sink_->rules());
@@ -123,6 +128,11 @@ int service::load_state() {
       rerun::qc::restore(sink_->qc(), json::parse(*text));
       spdlog::info("QC state loaded: {} charts", sink_->qc().chart_state().size());
     }
+    // The patient results of the runs: a re-evaluation after the restart still posts them.
+    const auto patients = state_->qc_patients();
+    for (const auto& p : patients) sink_->qc().record_patient(p.device, {p.sample_id, p.parameter, p.observed_at, p.t});
+    (void)sink_->qc().take_recorded_patients();  // stored already
+    if (!patients.empty()) spdlog::info("QC runs' patient results loaded: {}", patients.size());
     qc_admin_->restore();  // resolutions and their exclusions (the qc_audit table)
     poller_->prune_history();
   } catch (const std::exception& e) {
@@ -217,18 +227,23 @@ void service::start_health() {
   ho.log_name = "health endpoint";
   ho.log = [](std::string_view line) { spdlog::warn("{}", line); };
   health_ = std::make_unique<transport::http_server>(
-      io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r) {
+      io_.get_executor(), std::move(ho), [this](const transport::http_request_view& r, transport::http_responder respond) {
+        // A QC change answers once it is durable (qc_admin.hpp): it takes the responder, and
+        // health's answer for its route is a placeholder not sent.
+        bool qc_answers = false;
         health_sources s{&devices_, outbox_.get(), delivery_.get(), !cfg_.backend.base_url.empty(),
                          &alarms_, std::filesystem::absolute(config_path_).lexically_normal().string(), admin_token_,
                          [this](device_runtime* dev, bool on) { links_->set_trace(dev, on); }, &sink_->qc(),
                          [this](const transport::http_request_view& req) {
                            return lab_view_->handle(req, std::chrono::system_clock::now());
                          },
-                         [this](const transport::http_request_view& req) {
-                           return qc_admin_->handle(req, std::chrono::system_clock::now());
+                         [this, &qc_answers, &respond](const transport::http_request_view& req) {
+                           qc_answers = qc_admin_->handle(req, std::chrono::system_clock::now(), respond);
+                           return qc_answers ? std::optional<transport::http_reply>(transport::http_reply{}) : std::nullopt;
                          },
                          &qc_admin_->book(), lab_view_->csrf()};
-        return handle_health_request(s, r);
+        auto answer = handle_health_request(s, r);
+        if (!qc_answers) respond(std::move(answer));
       });
   if (auto ec = health_->start())
     spdlog::error("health endpoint {}:{}: {} [HEALTH-003]", cfg_.health.bind, cfg_.health.port, ec.message());

@@ -93,6 +93,9 @@ struct qc_run_patient {
   std::string sample_id;
   std::string parameter;
   std::string observed_at;
+  // When it was exported: the backend took the post that carried it (the outbox's delivered_at,
+  // ISO-8601); empty: not delivered yet (still in the outbox, re-tagged by this post).
+  std::string exported_at;
 };
 
 // POST /interfacing/reflex {lab_report_id, sample_id, trigger:{parameter, value, rule}, add_parameters}.

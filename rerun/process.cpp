@@ -125,7 +125,7 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     outgoing_message m;
     m.kind = endpoint::qc_runs;
     m.qc_run = {b.device, std::move(run_id), std::string(status), std::move(reason), {}};
-    for (auto& p : patients) m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at});
+    for (auto& p : patients) m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at, {}});
     qc_runs.push_back(std::move(m));
   };
 

@@ -1,6 +1,7 @@
 #include "rerun/qc.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace interfaced::rerun::qc {
 
@@ -173,6 +174,27 @@ qc_tracker::reevaluation_report qc_tracker::reevaluate_from(const std::string& d
   return rep;
 }
 
+std::optional<timestamp> qc_tracker::rejudge_limits(const std::string& device, std::string_view parameter) {
+  const auto it = charts_.find(device + '\x1f' + std::string(parameter));
+  if (it == charts_.end()) return std::nullopt;
+  chart& ch = it->second;
+  std::optional<timestamp> from;
+  for (std::size_t i = 0; i < ch.results.size(); ++i) {
+    std::string source;
+    const auto l = limits_of(ch.results[i], source);
+    auto& v = ch.verdicts[i];
+    const std::optional<double> mean = l ? std::optional<double>(l->mean) : std::nullopt;
+    const std::optional<double> sd = l ? std::optional<double>(l->sd) : std::nullopt;
+    if (v.limits_source == source && v.mean == mean && v.sd == sd) continue;
+    v.mean = mean;
+    v.sd = sd;
+    v.z = l ? z_score(ch.results[i].value, l->mean, l->sd) : std::nullopt;
+    v.limits_source = source;
+    if (!from || ch.results[i].t < *from) from = ch.results[i].t;
+  }
+  return from;
+}
+
 control_verdict qc_tracker::add(const control_result& c) {
   control_verdict v;
   if (auto l = limits_of(c, v.limits_source)) {
@@ -243,11 +265,16 @@ std::string qc_tracker::patient_status(const std::string& device, std::string_vi
 }
 
 void qc_tracker::record_patient(const std::string& device, patient_ref p) {
+  recorded_.emplace_back(device, p);
   auto& list = patients_[device + '\x1f' + p.parameter];
   list.push_back(std::move(p));
   // Bounded: the runs a rejecting control can reach back to are the last few days'.
   constexpr std::size_t keep = 20000;
   if (list.size() > keep) list.erase(list.begin(), list.begin() + static_cast<std::ptrdiff_t>(list.size() - keep));
+}
+
+std::vector<std::pair<std::string, patient_ref>> qc_tracker::take_recorded_patients() {
+  return std::exchange(recorded_, {});
 }
 
 std::vector<patient_ref> qc_tracker::affected(const std::string& device, std::string_view parameter,

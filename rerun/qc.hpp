@@ -126,6 +126,10 @@ class qc_tracker {
   bool first_report(const std::string& what) { return reported_.insert(what).second; }
   // A patient result was posted (with its qc_status).
   void record_patient(const std::string& device, patient_ref p);
+  // The patient results recorded since the last call (device, result), for the caller to persist
+  // with the post that carries them; a restart gives them back through record_patient (then
+  // drops what this returns).
+  [[nodiscard]] std::vector<std::pair<std::string, patient_ref>> take_recorded_patients();
   // The patient results of `parameter` on `device` observed after the last accepted QC event
   // before `reject_at` and before it: what a rejecting control at reject_at affects.
   [[nodiscard]] std::vector<patient_ref> affected(const std::string& device, std::string_view parameter,
@@ -184,6 +188,11 @@ class qc_tracker {
   // with it); every other excluded result counted in no run before either.
   reevaluation_report reevaluate_from(const std::string& device, std::string_view parameter, timestamp from,
                                       std::size_t stop_after = 8, std::string_view toggled = {});
+  // After the limits changed (configuration, backend): each control result of device + parameter
+  // whose limits now differ from the ones it was judged with takes the new mean, SD, z and
+  // source (configured, else the backend's, else the analyser's). Returns the earliest changed
+  // result's observed time, from where the chart must be re-evaluated; nullopt: nothing changed.
+  std::optional<timestamp> rejudge_limits(const std::string& device, std::string_view parameter);
   // The patient results of the run whose QC event starts at `start` (until the next QC event).
   [[nodiscard]] std::vector<patient_ref> run_patients(const std::string& device, std::string_view parameter,
                                                       timestamp start) const;
@@ -195,7 +204,8 @@ class qc_tracker {
   [[nodiscard]] std::vector<std::pair<std::string, std::vector<point_view>>> charts() const;
 
   // The persisted state (qc_json.hpp writes and reads it): charts by device + '\x1f' +
-  // parameter, and the runs already reported. Patient results are not persisted.
+  // parameter, and the runs already reported. Patient results are persisted apart, row by row
+  // (take_recorded_patients).
   struct chart {
     std::vector<control_result> results;
     std::vector<control_verdict> verdicts;
@@ -214,6 +224,7 @@ class qc_tracker {
   std::map<std::string, std::vector<limits>, std::less<>> backend_;
   std::map<std::string, chart, std::less<>> charts_;  // key: device + '\x1f' + parameter
   std::map<std::string, std::vector<patient_ref>, std::less<>> patients_;  // same key, bounded
+  std::vector<std::pair<std::string, patient_ref>> recorded_;  // since take_recorded_patients()
   std::set<std::string, std::less<>> reported_;
   std::map<std::string, resolution_flags, std::less<>> resolved_;  // result id -> resolution flags
 };

@@ -259,8 +259,11 @@ json body_json(const outgoing_message& m) {
     case endpoint::qc_runs: {
       const auto& b = m.qc_run;
       json pr = json::array();
-      for (const auto& p : b.patient_results)
-        pr.push_back({{"sample_id", p.sample_id}, {"parameter", p.parameter}, {"observed_at", p.observed_at}});
+      for (const auto& p : b.patient_results) {
+        json one = {{"sample_id", p.sample_id}, {"parameter", p.parameter}, {"observed_at", p.observed_at}};
+        if (!p.exported_at.empty()) one["exported_at"] = p.exported_at;
+        pr.push_back(std::move(one));
+      }
       return {{"device_id", b.device_id}, {"run_id", b.run_id}, {"status", b.status}, {"reason", b.reason},
               {"patient_results", std::move(pr)}};
     }

@@ -32,6 +32,14 @@ constexpr std::size_t max_ops_per_transaction = 4096;
 std::int64_t to_ms(outbox_time t) noexcept { return t.time_since_epoch().count(); }
 outbox_time from_ms(std::int64_t ms) noexcept { return outbox_time(std::chrono::milliseconds(ms)); }
 
+std::string new_uuid();
+
+}  // namespace
+
+std::string new_message_id() { return new_uuid(); }
+
+namespace {
+
 std::string new_uuid() {
   // Version 7 UUID (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Unique across
   // restarts and processes without coordination, like version 4, but ids made one after the
@@ -252,6 +260,15 @@ class outbox_db {
           .bind(9, e.at)
           .bind(10, e.ref)
           .bind(11, e.detail)
+          .run();
+    for (const auto& q : c.qc_patients)
+      stmts_->insert_qc_patient.reset()
+          .bind(1, q.device)
+          .bind(2, q.sample_id)
+          .bind(3, q.parameter)
+          .bind(4, q.observed_at)
+          .bind(5, static_cast<std::int64_t>(q.t.time_since_epoch().count()))
+          .bind(6, q.message_id)
           .run();
     for (const auto& r : c.resends)
       stmts_->insert_resend.reset()
@@ -513,15 +530,16 @@ class outbox_db {
   void check_schema(const std::filesystem::path& file) {
     statement t(db_,
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results',"
-                " 'file_jobs', 'history_events', 'history_month', 'history_samples', 'qc_audit', 'message_samples')");
+                " 'file_jobs', 'history_events', 'history_month', 'history_samples', 'qc_audit', 'message_samples',"
+                " 'qc_patients')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 9)
+    if (tables != 10)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
                                std::to_string(tables) +
                                " of messages, kv, results, file_jobs, history_events, history_month, history_samples, qc_audit,"
-                               " message_samples); " +
+                               " message_samples, qc_patients); " +
                                recovery_hint(file));
   }
 
@@ -583,6 +601,7 @@ class outbox_db {
       if (version < 6) migrate_to_6();
       if (version < 7) migrate_qc_tables();
       if (version < 8) migrate_to_8();
+      if (version < 9) migrate_to_9();
       return;
     }
     if (version == 1) {
@@ -597,6 +616,7 @@ class outbox_db {
       migrate_to_6();
       migrate_qc_tables();
       migrate_to_8();
+      migrate_to_9();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -624,6 +644,7 @@ class outbox_db {
     migrate_to_6();
     migrate_qc_tables();
     migrate_to_8();
+    migrate_to_9();
   }
 
   // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
@@ -678,6 +699,25 @@ class outbox_db {
         "PRAGMA user_version = 7; COMMIT;");
   }
 
+  // Version 9 (issue #14): the patient results of QC runs (state_store.hpp qc_patient_row), written
+  // with the post that carries them, so a re-evaluation after a restart still names them; their
+  // message id gives exported_at (that message's delivered_at).
+  void migrate_to_9() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "CREATE TABLE IF NOT EXISTS qc_patients ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " device TEXT NOT NULL,"
+        " sample_id TEXT NOT NULL,"
+        " parameter TEXT NOT NULL,"
+        " observed_at TEXT NOT NULL,"
+        " t INTEGER NOT NULL,"
+        " message_id TEXT NOT NULL DEFAULT '');"
+        "CREATE INDEX IF NOT EXISTS qc_patients_result ON qc_patients (device, sample_id, parameter);"
+        "CREATE INDEX IF NOT EXISTS qc_patients_t ON qc_patients (t);"
+        "PRAGMA user_version = 9; COMMIT;");
+  }
+
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
   // additions chain before or after it.
   void migrate_to_6() {
@@ -689,8 +729,9 @@ class outbox_db {
   // Version 5 (issue #15): the stage each file-type report reached (file-reports.md "The
   // stages"), one row per file_report message, written in its own committed transaction before
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
-  // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month
-  static constexpr std::int64_t schema_version = 8;
+  // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month,
+  // 9: qc_patients
+  static constexpr std::int64_t schema_version = 9;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -815,6 +856,9 @@ class outbox_db {
           insert_qc_audit(db,
                           "INSERT INTO qc_audit (id, kind, result_id, device, parameter, code, by_whom, reason, at, ref, detail)"
                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+          insert_qc_patient(db,
+                            "INSERT INTO qc_patients (device, sample_id, parameter, observed_at, t, message_id)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
           begin(db, "BEGIN IMMEDIATE"),
           commit(db, "COMMIT"),
           rollback(db, "ROLLBACK"),
@@ -824,7 +868,8 @@ class outbox_db {
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
     statement count_undelivered, insert, insert_sample, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, get_file_job, put_file_job, set_aside,
-        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends, insert_qc_audit;
+        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends, insert_qc_audit,
+        insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
     statement begin, commit, rollback, savepoint, release, rollback_to, sync_full, sync_normal;
@@ -1131,7 +1176,14 @@ void outbox::write(state_changes state, std::function<void(bool)> done) {
 void outbox::prune_history(rerun::timestamp cutoff, std::function<void(std::size_t)> done) {
   auto n = std::make_shared<std::size_t>(0);
   auto p = std::make_unique<op>();
-  p->exec = [n, cutoff](detail::outbox_db& db) { *n = prune_results(db.handle(), cutoff); };
+  p->exec = [n, cutoff](detail::outbox_db& db) {
+    *n = prune_results(db.handle(), cutoff);
+    // The patient results of QC runs age with the result history (a run that old is not re-evaluated).
+    statement del(db.handle(), "DELETE FROM qc_patients WHERE t < ?1");
+    del.bind(1, static_cast<std::int64_t>(cutoff.time_since_epoch().count()));
+    del.step();
+    del.finish();
+  };
   p->complete = [n, done = std::move(done)](bool ok, const std::string&) {
     if (done) done(ok ? *n : 0);
   };
@@ -1276,13 +1328,17 @@ void outbox::run() {
     const bool durable = std::any_of(batch.begin(), batch.end(), [](const auto& o) { return o->durable; });
     // The test hook of outbox_options::write_fault_file: a stat per transaction, only when set.
     std::error_code fault_ec;
-    const bool write_fault = !write_fault_file_.empty() && std::filesystem::exists(write_fault_file_, fault_ec);
+    bool write_fault = !write_fault_file_.empty() && std::filesystem::exists(write_fault_file_, fault_ec);
     // A fault file that says "unreadable" fails the reads too (a damaged page under a running daemon).
-    bool read_fault = false;
+    // One that says "pause" fails nothing: the transaction waits before its COMMIT while the file
+    // exists (a crash test kills the process in the middle of a transaction).
+    bool read_fault = false, pause = false;
     if (write_fault) {
       std::string said;
       std::getline(std::ifstream(write_fault_file_), said);
       read_fault = said.find("unreadable") != std::string::npos;
+      pause = said.find("pause") != std::string::npos;
+      write_fault = !pause;
     }
     for (auto& o : batch)
       if (o->prepare) o->prepare();  // never throws: a file that fails drops its message
@@ -1312,6 +1368,8 @@ void outbox::run() {
           db_->control(detail::outbox_db::tx::release);
         }
       }
+      while (pause && std::filesystem::exists(write_fault_file_, fault_ec))
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
       db_->control(detail::outbox_db::tx::commit);
       committed = true;
     } catch (const std::exception& e) {

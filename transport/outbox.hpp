@@ -90,6 +90,10 @@ struct new_message {
   std::optional<spool_file> file;
 };
 
+// A fresh message id, as append() gives a message without one (a version 7 UUID): for a caller
+// that names the message in the state it commits with it (state_changes::qc_patients).
+[[nodiscard]] std::string new_message_id();
+
 // One stored message, as the CLI and delivery see it.
 struct stored_message {
   std::int64_t seq = 0;  // append order (SQLite rowid)

@@ -146,6 +146,38 @@ std::vector<rerun::qc::audit_entry> state_store::qc_audit() const {
   return out;
 }
 
+std::vector<qc_patient_row> state_store::qc_patients() const {
+  std::vector<qc_patient_row> out;
+  try {
+    statement st(db_, "SELECT device, sample_id, parameter, observed_at, t, message_id FROM qc_patients ORDER BY seq");
+    while (st.step())
+      out.push_back({st.text(0), st.text(1), st.text(2), st.text(3), rerun::timestamp(std::chrono::seconds(st.integer(4))),
+                     st.text(5)});
+    st.finish();
+  } catch (const std::exception&) {
+    // No qc_patients table in this file (a state store on its own, or an outbox before schema 9).
+  }
+  return out;
+}
+
+std::optional<std::int64_t> state_store::qc_patient_delivered_at(std::string_view device, std::string_view sample_id,
+                                                                 std::string_view parameter,
+                                                                 std::string_view observed_at) const {
+  try {
+    statement st(db_,
+                 "SELECT m.delivered_at FROM qc_patients q JOIN messages m ON m.id = q.message_id"
+                 " WHERE q.device = ?1 AND q.sample_id = ?2 AND q.parameter = ?3 AND q.observed_at = ?4"
+                 " AND m.state = 'delivered' AND m.delivered_at IS NOT NULL ORDER BY q.seq LIMIT 1");
+    st.bind(1, std::string(device)).bind(2, std::string(sample_id)).bind(3, std::string(parameter)).bind(4, std::string(observed_at));
+    std::optional<std::int64_t> at;
+    if (st.step()) at = st.integer(0);
+    st.finish();
+    return at;
+  } catch (const std::exception&) {
+    return std::nullopt;  // no such tables: not known
+  }
+}
+
 state_store::~state_store() {
   dead_reads_.reset();
   reads_.reset();
@@ -232,7 +264,7 @@ std::optional<rerun::observation> state_store::latest_of_parameter(std::string_v
 }
 
 void state_store::record(std::string_view sample, std::string_view parameter, rerun::observation o) {
-  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}, {}, {}});
+  write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}, {}, {}, {}});
 }
 
 std::size_t state_store::prune(rerun::timestamp cutoff) { return prune_results(db_, cutoff); }

@@ -23,6 +23,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -59,6 +60,18 @@ struct resend {
   std::string observed_at;
 };
 
+// A patient result posted with a qc_status (qc.md "run"), kept so that a re-evaluation after a
+// restart still names the patient results of each run (table qc_patients, schema 9), and with
+// the outbox message that carried it: its delivered_at is when the result was exported.
+struct qc_patient_row {
+  std::string device;
+  std::string sample_id;
+  std::string parameter;
+  std::string observed_at;  // ISO-8601 with offset, as posted
+  rerun::timestamp t{};     // its wall-clock reading (rerun::qc::patient_ref::t)
+  std::string message_id;   // the outbox message that posts it
+};
+
 // Writes that must commit together with a batch's outgoing messages.
 struct state_changes {
   std::vector<history_row> history;
@@ -70,8 +83,11 @@ struct state_changes {
   // QC resolutions, proposals, approvals, undos and limit changes (qc.md: who, when, why; never
   // deleted): appended to the qc_audit table (schema 7) in the transaction of the posts they cause.
   std::vector<rerun::qc::audit_entry> qc_audit;
+  // Patient results of QC runs (qc_patient_row), with the batch that posts them.
+  std::vector<qc_patient_row> qc_patients;
   [[nodiscard]] bool empty() const noexcept {
-    return history.empty() && documents.empty() && resends.empty() && events.empty() && qc_audit.empty();
+    return history.empty() && documents.empty() && resends.empty() && events.empty() && qc_audit.empty() &&
+           qc_patients.empty();
   }
 };
 
@@ -122,6 +138,14 @@ class state_store final : public rerun::result_store {
   [[nodiscard]] std::optional<std::string> get(std::string_view key) const;
   // The QC audit entries (qc_audit, schema 7) in id order; empty when the table does not exist.
   [[nodiscard]] std::vector<rerun::qc::audit_entry> qc_audit() const;
+  // The patient results of QC runs (qc_patients, schema 9), in the order recorded; empty when
+  // the table does not exist.
+  [[nodiscard]] std::vector<qc_patient_row> qc_patients() const;
+  // When the outbox delivered the message that posted this patient result (its delivered_at, ms
+  // since the epoch); nullopt: not delivered (yet), or not known.
+  [[nodiscard]] std::optional<std::int64_t> qc_patient_delivered_at(std::string_view device, std::string_view sample_id,
+                                                                    std::string_view parameter,
+                                                                    std::string_view observed_at) const;
 
   // rerun::result_store
   [[nodiscard]] bool has(std::string_view sample, std::string_view parameter) const override;

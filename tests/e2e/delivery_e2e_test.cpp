@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "orders_support.hpp"
+#include "sim_control.hpp"
 
 using namespace interfaced::e2e;
 
@@ -30,17 +31,6 @@ std::string results_message(const std::vector<std::string>& samples) {
          "|mmol/L||N||F||||20260101120000\r";
   }
   return m + "L|1|N\r";
-}
-
-// One request to the backend simulator's control endpoint; the status code, 0 on no answer.
-int sim_control(std::uint16_t port, const std::string& method, const std::string& target, const std::string& body = {}) {
-  tcp_conn c(port);
-  if (!c.ok()) return 0;
-  c.send(method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n" +
-         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body);
-  const std::string reply = c.read_all(5000ms);
-  if (reply.size() < 12 || !reply.starts_with("HTTP/1.")) return 0;
-  return std::stoi(reply.substr(9, 3));
 }
 
 // `interfaced backend-sim`, optionally requiring a bearer token, faults switched at run time.

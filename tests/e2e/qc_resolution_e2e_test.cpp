@@ -8,58 +8,10 @@
 
 #include "e2e_support.hpp"
 #include "orders_support.hpp"
+#include "qc_support.hpp"
 
 using namespace interfaced::e2e;
 using namespace std::chrono_literals;
-
-namespace {
-
-// One GLU result (LIS2-A2), R.13 the analyser's local time.
-std::string glu(const std::string& sample, const std::string& completed, const std::string& value) {
-  return "H|\\^&|||QC-SIM^1.0|||||LIS||P|LIS2-A2|" + completed + "\rP|1|PAT-1\rO|1|" + sample + "||^^^GLU|R\rR|1|^^^GLU|" +
-         value + "|mmol/L|3.9-6.1|N||F||tech1|" + completed + "|" + completed + "\rL|1|N\r";
-}
-
-void play(const fs::path& dir, const std::string& tag, std::uint16_t port, const std::string& text) {
-  const fs::path file = dir / (tag + ".astm");
-  std::ofstream(file, std::ios::binary) << text;
-  auto sim = simulate(dir, tag, {"--connect", "127.0.0.1:" + std::to_string(port)}, file);
-  const auto st = sim->wait_for(30000ms);
-  INFO(tag << "\n" << sim->out() << sim->err());
-  REQUIRE(st == std::optional<int>(0));
-}
-
-struct cli_result {
-  int status;
-  std::string out, err;
-};
-
-cli_result qc_cli(const fs::path& dir, std::vector<std::string> args) {
-  args.insert(args.begin(), {interfaced::test::interfaced_binary().string(), "qc"});
-  args.insert(args.end(), {"-c", (dir / "interfaced.json").string()});
-  child c(args, dir / "cli.out", dir / "cli.err");
-  const auto st = c.wait_for(20000ms);
-  REQUIRE(st.has_value());
-  return {*st, c.out(), c.err()};
-}
-
-// The points of the GLU series, polled until `want` holds (the daemon applies changes at once,
-// the control results arrive through the outbox).
-json glu_points(std::uint16_t health, bool show, const std::function<bool(const json&)>& want) {
-  json last;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    if (auto body = http_get(health, std::string("/api/qc/series?parameter=GLU") + (show ? "&show_resolved_controls=1" : ""))) {
-      const json j = json::parse(*body);
-      last = j["series"].empty() ? json::array() : j["series"][0]["points"];
-      if (want(last)) return last;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return last;
-}
-
-}  // namespace
 
 TEST_CASE("qc resolutions e2e: resolve, re-evaluate, qc-runs posted, undo, two-step approval by another person",
           "[qc][e2e]") {

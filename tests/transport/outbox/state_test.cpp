@@ -184,8 +184,9 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
   // version 3: set-aside and resends (outbox.cpp migrate_to_3); 5: the file-report stages
   // (migrate_file_tables); 6: the historical summary (migrate_to_6); 7: the QC audit
-  // (migrate_qc_tables); 8: message device and samples, the summary by month (migrate_to_8)
-  CHECK(sqlite3_column_int(st, 0) == 8);
+  // (migrate_qc_tables); 8: message device and samples, the summary by month (migrate_to_8);
+  // 9: the patient results of QC runs (migrate_to_9)
+  CHECK(sqlite3_column_int(st, 0) == 9);
   sqlite3_finalize(st);
   REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM file_jobs", -1, &st, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
@@ -195,7 +196,78 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
   CHECK(sqlite3_column_int(st, 0) == 0);
   sqlite3_finalize(st);
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM qc_patients", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 0);
+  sqlite3_finalize(st);
   sqlite3_close(db);
+}
+
+// Issue #14: the patient results of QC runs commit with the post that carries them, come back
+// after a restart, give exported_at once that post is delivered, and age with the history. A
+// version 7 file (before qc_patients) is migrated, its rows kept.
+TEST_CASE("QC runs' patient results: stored with their post, read back, delivered_at, pruned; version 7 migrated") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  const auto at = [](long long s) { return interfaced::rerun::timestamp(std::chrono::seconds(s)); };
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.history = {row("S-1", "GLU", "5.4", "20261206083000")};
+    REQUIRE(append_wait(box, {msg("results", "R-1", "{}", "keep-1")}, s).durable);
+  }
+  {
+    // Back to version 7 as an older daemon left it: no qc_patients table.
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "DROP TABLE qc_patients; PRAGMA user_version = 7;", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+    CHECK(state_store(file).qc_patients().empty());  // no table: nothing, not an error
+  }
+  boost::asio::io_context ioc;
+  {
+    outbox box(config_at(file), interfaced::test::poster_for(ioc));
+    state_changes s;
+    s.qc_patients = {{"chem", "S-2", "GLU", "2026-12-06T10:30:00+00:00", at(1'800'000'000), "post-2"},
+                     {"chem", "S-3", "GLU", "2026-12-06T10:45:00+00:00", at(1'800'000'900), "post-3"}};
+    std::optional<append_result> r;
+    box.append({msg("results", "S-2", "{}", "post-2"), msg("results", "S-3", "{}", "post-3")}, s,
+               [&](append_result a) { r = std::move(a); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+    REQUIRE(r->durable);
+    // A failed append keeps no row either (the same message id again).
+    state_changes t;
+    t.qc_patients = {{"chem", "S-9", "GLU", "2026-12-06T11:00:00+00:00", at(1'800'001'000), "post-2"}};
+    r.reset();
+    box.append({msg("results", "S-9", "{}", "post-2")}, t, [&](append_result a) { r = std::move(a); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+    CHECK_FALSE(r->durable);
+
+    state_store store(file);
+    CHECK_FALSE(store.qc_patient_delivered_at("chem", "S-2", "GLU", "2026-12-06T10:30:00+00:00").has_value());
+    std::optional<bool> marked;
+    box.mark_delivered("post-2", attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+    REQUIRE(*marked);
+    const auto delivered = store.qc_patient_delivered_at("chem", "S-2", "GLU", "2026-12-06T10:30:00+00:00");
+    REQUIRE(delivered.has_value());
+    CHECK(*delivered > 0);
+    CHECK_FALSE(store.qc_patient_delivered_at("chem", "S-3", "GLU", "2026-12-06T10:45:00+00:00").has_value());
+    CHECK_FALSE(store.qc_patient_delivered_at("chem", "S-2", "GLU", "2026-12-06T10:31:00+00:00").has_value());
+
+    std::optional<std::size_t> pruned;
+    box.prune_history(at(1'800'000'500), [&](std::size_t n) { pruned = n; });  // S-2 is older
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return pruned.has_value(); }));
+  }
+  state_store store(file);  // after a restart
+  const auto rows = store.qc_patients();
+  REQUIRE(rows.size() == 1);
+  CHECK(rows[0].device == "chem");
+  CHECK(rows[0].sample_id == "S-3");
+  CHECK(rows[0].parameter == "GLU");
+  CHECK(rows[0].observed_at == "2026-12-06T10:45:00+00:00");
+  CHECK(rows[0].t == at(1'800'000'900));
+  CHECK(rows[0].message_id == "post-3");
 }
 
 TEST_CASE("reads inside a read_scope share one snapshot, and see new commits once it ends") {
