@@ -118,7 +118,12 @@ int main(int argc, char** argv) {
                 "\",\"parameter\":\"" + p + "\",\"value\":\"1.0\"}";
       }
       body += "]}";
-      msgs.push_back({"results", "sample:" + sid, body, false, {}, "dev" + std::to_string(dev)});
+      transport::new_message nm;
+      nm.kind = "results";
+      nm.ordering_key = "sample:" + sid;
+      nm.body = std::move(body);
+      nm.device = "dev" + std::to_string(dev);
+      msgs.push_back(std::move(nm));
       ++sample;
       if (msgs.size() >= 100 || written >= total) {
         ++queued;

@@ -206,7 +206,7 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
 // Issue #14: the patient results of QC runs commit with the post that carries them, come back
 // after a restart, give exported_at once that post is delivered, and age with the history. A
 // version 7 file (before qc_patients) is migrated, its rows kept.
-TEST_CASE("QC runs' patient results: stored with their post, read back, delivered_at, pruned; version 7 migrated") {
+TEST_CASE("QC runs' patient results: stored with their post, read back, delivered_at, pruned; version 8 migrated") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
   const auto at = [](long long s) { return interfaced::rerun::timestamp(std::chrono::seconds(s)); };
@@ -217,10 +217,11 @@ TEST_CASE("QC runs' patient results: stored with their post, read back, delivere
     REQUIRE(append_wait(box, {msg("results", "R-1", "{}", "keep-1")}, s).durable);
   }
   {
-    // Back to version 7 as an older daemon left it: no qc_patients table.
+    // Back to version 8 as an older daemon left it (messages' device and samples, the summary by
+    // month): no qc_patients table.
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_exec(db, "DROP TABLE qc_patients; PRAGMA user_version = 7;", nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, "DROP TABLE qc_patients; PRAGMA user_version = 8;", nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
     CHECK(state_store(file).qc_patients().empty());  // no table: nothing, not an error
   }
