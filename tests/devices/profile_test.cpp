@@ -2,9 +2,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <sstream>
+
 #include "devices/profile.hpp"
 #include "parsers/astm/records.hpp"
 #include "parsers/astm/normalise.hpp"
+#include "parsers/hl7/normalise.hpp"
 #include "support/files.hpp"
 
 using namespace interfaced;
@@ -163,4 +167,27 @@ TEST_CASE("profiles: order download is off unless a profile says so, with a why"
         "p.json: /orders/codes/HGB: expected a test code (string), found number");
   CHECK(error_of(R"({"id":"x","vendor":"v","models":["m"],"orders":true})") ==
         "p.json: /orders: expected an object {download, codes, why}, found boolean");
+}
+
+// Issue #14 point 1: MSH-11 `Q` (processing id: QC, hl7-facts.md §9 for the Mindray BC family) is
+// control material under every HL7 profile, not only under the one a user happens to pick: a
+// profile's qc_when adds to the default rule, it does not replace it. The message is the hand-written
+// BC-5380-style QC fixture (tests/fixtures/qc/README.md: written from the manuals, not a capture).
+TEST_CASE("profiles: every HL7 profile treats an MSH-11 Q message as control results") {
+  std::ifstream in(std::string(INTERFACED_FIXTURE_DIR) + "/qc/mindray-bc5380-qc-three-levels.hl7", std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  const std::string text = s.str();
+  REQUIRE(!text.empty());
+  const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
+  std::size_t hl7_profiles = 0;
+  for (const auto& p : cat.all()) {
+    if (p.protocol != "hl7") continue;
+    ++hl7_profiles;
+    INFO(p.id);
+    const auto b = hl7::normalise(text, p.hl7, "bc");
+    REQUIRE(!b.results.empty());
+    for (const auto& r : b.results) CHECK(r.qc);
+  }
+  CHECK(hl7_profiles >= 2);  // mindray-cl, mindray-bs at least
 }

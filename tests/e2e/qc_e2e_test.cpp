@@ -208,3 +208,65 @@ TEST_CASE("qc e2e: the Westgard chart survives a restart (2-2s across runs after
   CHECK(second["rules"] == json::array({"1-2s", "2-2s"}));
   CHECK(backend.posts("/interfacing/device-results").empty());
 }
+
+// Issue #14 point 1: a Mindray BC-5380 QC message (MSH-11 `Q`, three levels sharing OBR-3 `6`) and
+// a Hitachi 7600 QC transmission (control PCCC2, no QC marker: qc.controls) reached the backend as
+// patient results. Fixtures written by hand from the vendors' descriptions (tests/fixtures/qc/README.md);
+// the devices are configured as a new user would: no profile.
+TEST_CASE("qc e2e: BC-5380 MSH-11 Q levels sharing OBR-3 and a Hitachi 7600 PCCC2 control reach qc-results only",
+          "[qc][e2e]") {
+  const fs::path fixtures = fs::path(INTERFACED_FIXTURE_DIR) / "qc";
+  scratch_dir dir;
+  write_backend_data(dir.path() / "backend.json", json::object());
+  backend_proc backend(dir.path(), dir.path() / "backend.json");
+  const std::uint16_t pbc = free_port(), ph = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(),
+                           json::array({tcp_server_device("bc", "hl7", pbc), tcp_server_device("h7600", "astm", ph)}),
+                           health);
+  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
+  cfg["qc"] = {{"controls", json::array({{{"sample_id", "PCCC*"}, {"material", "PreciControl ClinChem Multi 2"},
+                                          {"lot", "187654"}, {"level", "2"}}})}};
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  play(dir.path(), "bc", pbc, fixtures / "mindray-bc5380-qc-three-levels.hl7");
+  play(dir.path(), "h7600", ph, fixtures / "hitachi-h7600-qc-pccc2.astm");
+  const auto posts = backend.wait_posts("/interfacing/qc-results", 2);
+  daemon->signal(SIGTERM);  // delivers what the outbox still holds before it exits
+  CHECK(daemon->wait_for(10000ms) == std::optional<int>(0));
+  INFO(json(posts).dump(1));
+
+  // Nothing at the patient endpoint, no rerun anywhere.
+  CHECK(backend.posts("/interfacing/device-results").empty());
+  CHECK(backend.posts("/sample-rerun/values").empty());
+  auto by_device = qc_results(posts);
+
+  SECTION("BC-5380: all twelve results (three levels x WBC RBC HGB PLT) are control results of QC file 6") {
+    const auto& r = by_device["bc"];
+    REQUIRE(r.size() == 12);
+    std::map<std::string, int> per_parameter;
+    for (const auto& x : r) {
+      ++per_parameter[x["series"].value("parameter", "")];
+      CHECK(x.value("sample_id", "") == "6");
+      CHECK_FALSE(x.contains("rerun_number"));
+    }
+    // No code map configured: the parameter is OBX-3.1, the LOINC code the BC sends.
+    CHECK(per_parameter == std::map<std::string, int>{{"6690-2", 3}, {"718-7", 3}, {"777-3", 3}, {"789-8", 3}});
+    // Each level keeps its own value (three OBR groups, not one result overwritten twice).
+    std::vector<std::string> wbc;
+    for (const auto& x : r)
+      if (x["series"].value("parameter", "") == "6690-2") wbc.push_back(x.value("value", ""));
+    CHECK(wbc == std::vector<std::string>{"3.10", "7.45", "17.9"});
+  }
+  SECTION("Hitachi 7600: PCCC2's three results with the series qc.controls gives them") {
+    const auto& r = by_device["h7600"];
+    REQUIRE(r.size() == 3);
+    std::vector<std::string> parameters;
+    for (const auto& x : r) {
+      parameters.push_back(x["series"].value("parameter", ""));
+      CHECK(x["series"].value("material", "") == "PreciControl ClinChem Multi 2");
+      CHECK(x["series"].value("lot", "") == "187654");
+      CHECK(x["series"].value("level", "") == "2");
+      CHECK(x.value("sample_id", "") == "PCCC2");
+    }
+    CHECK(parameters == std::vector<std::string>{"GLU", "CREA", "CHOL"});
+  }
+}
