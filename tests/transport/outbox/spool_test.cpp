@@ -61,7 +61,7 @@ std::string contents(const fs::path& f) {
 
 }  // namespace
 
-TEST_CASE("spool: a message's file is on disk, whole, once its append is durable; no .part left") {
+TEST_CASE("spool: a message's file is on disk, whole, once its append is durable and no .part is left") {
   scratch_dir dir;
   outbox box(config_at(dir / "outbox.sqlite"));
   CHECK(box.spool_dir().string() == (dir / "files").string());

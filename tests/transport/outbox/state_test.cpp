@@ -206,7 +206,7 @@ TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages
 // Issue #14: the patient results of QC runs commit with the post that carries them, come back
 // after a restart, give exported_at once that post is delivered, and age with the history. A
 // version 7 file (before qc_patients) is migrated, its rows kept.
-TEST_CASE("QC runs' patient results: stored with their post, read back, delivered_at, pruned; version 8 migrated") {
+TEST_CASE("QC runs' patient results: stored with their post, read back, delivered_at, pruned and version 8 migrated") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
   const auto at = [](long long s) { return interfaced::rerun::timestamp(std::chrono::seconds(s)); };
