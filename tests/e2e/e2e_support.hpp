@@ -298,6 +298,13 @@ class daemon_proc {
   std::unique_ptr<child> proc_;
 };
 
+// health.admin_token_file set to a file in dir holding token: the changing routes (retry, set
+// aside, QC resolutions) need it.
+inline void with_admin_token(json& cfg, const fs::path& dir, const std::string& token) {
+  std::ofstream(dir / "admin.token") << token << "\n";
+  cfg["health"]["admin_token_file"] = (dir / "admin.token").string();
+}
+
 inline json tcp_server_device(const std::string& id, const std::string& protocol, std::uint16_t port) {
   return {{"id", id},
           {"protocol", protocol},

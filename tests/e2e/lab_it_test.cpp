@@ -70,8 +70,7 @@ TEST_CASE("lab IT: logs, traces and the outbox are not readable by other users, 
   // The test runner's own umask (often 022) is what the daemon inherits: it must set its own.
   const auto hp = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem-1", "astm", port)}), hp);
-  std::ofstream(dir.path() / "admin.token") << "adm-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "adm-s3cret");
   auto daemon = run_daemon(dir.path(), cfg, hp);
   std::string out;
   // Changing routes need the admin token: none, or a wrong one, is 401 and changes nothing.

@@ -461,8 +461,7 @@ TEST_CASE("lab view: the message browser is read-only without an admin token, an
   scratch_dir dir;
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  std::ofstream(dir.path() / "admin.token") << "s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "s3cret");
   auto daemon = run_daemon(dir.path(), cfg, health);
   play(dir.path(), "a", port, write(dir.path() / "a.astm", astm_message("S-1001", "20261206100000")));
   json list;
@@ -536,8 +535,7 @@ TEST_CASE("lab view: a rejected control is resolved from the /qc page with the a
   scratch_dir dir;
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  std::ofstream(dir.path() / "admin.token") << "s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "s3cret");
   cfg["qc"] = qc_config_with_codes();
   auto daemon = run_daemon(dir.path(), cfg, health);
   play(dir.path(), "c1", port, write(dir.path() / "c1.astm", glu_result("QC-L1", "20261206080000", "5.0")));  // accept

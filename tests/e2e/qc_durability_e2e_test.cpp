@@ -34,8 +34,7 @@ TEST_CASE("qc durability e2e: a resolution the outbox cannot commit is refused a
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
   cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
-  std::ofstream(dir.path() / "admin.token") << "qc-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "qc-s3cret");
   cfg["qc"] = qc_config();
   const fs::path fault = dir.path() / "outbox-readonly";
   auto daemon = run_daemon(dir.path(), cfg, health, "daemon", {"INTERFACED_TEST_OUTBOX_WRITE_FAULT=" + fault.string()});
@@ -103,8 +102,7 @@ TEST_CASE("qc durability e2e: a run's patient results survive a restart and the 
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
   cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
-  std::ofstream(dir.path() / "admin.token") << "qc-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "qc-s3cret");
   cfg["qc"] = qc_config();
   auto daemon = run_daemon(dir.path(), cfg, health);
 
@@ -164,8 +162,7 @@ TEST_CASE("qc durability e2e: the backend's qc-limits change re-evaluates the se
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
   cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}, {"waiting_list_poll_s", 1}};
-  std::ofstream(dir.path() / "admin.token") << "qc-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "qc-s3cret");
   json qc = qc_config();
   qc.erase("limits");  // the backend's only
   cfg["qc"] = qc;

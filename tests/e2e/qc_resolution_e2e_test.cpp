@@ -21,8 +21,7 @@ TEST_CASE("qc resolutions e2e: resolve, re-evaluate, qc-runs posted, undo, two-s
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
   cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
-  std::ofstream(dir.path() / "admin.token") << "qc-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "qc-s3cret");
   cfg["qc"] = {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
                {"limits", json::array({{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
                {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}},

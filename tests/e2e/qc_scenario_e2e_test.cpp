@@ -31,8 +31,7 @@ constexpr const char* may_be_affected =
 json scenario_config(const fs::path& dir, std::uint16_t port, std::uint16_t health, std::uint16_t backend) {
   json cfg = daemon_config(dir, json::array({tcp_server_device("chem", "astm", port)}), health);
   cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend)}};
-  std::ofstream(dir / "admin.token") << "qc-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir / "admin.token").string();
+  with_admin_token(cfg, dir, "qc-s3cret");
   cfg["qc"] = scenario_qc_config();
   return cfg;
 }

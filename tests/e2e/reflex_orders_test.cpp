@@ -139,12 +139,11 @@ TEST_CASE("rules SKIP e2e: a patient result resolved SKIP with `interfaced qc re
   backend_proc backend(dir.path(), data);
   std::ofstream(dir.path() / "rules.json")
       << R"({"rules": [{"id": "tsh-high", "parameters": ["TSH"], "condition": "value > 4.5", "action": "reflex", "add_tests": ["FT4"]}]})";
-  std::ofstream(dir.path() / "admin.token") << "s3cret\n";
   const std::uint16_t imm_port = free_port(), health = free_port();
   json cfg = daemon_config(dir.path(), json::array({tcp_server_device("imm", "astm", imm_port)}), health);
   cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}, {"waiting_list_poll_s", 1}};
   cfg["rules_file"] = (dir.path() / "rules.json").string();
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
+  with_admin_token(cfg, dir.path(), "s3cret");
   cfg["qc"] = {{"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}},
                                                  {{"code", "SKIP"}, {"skip", true}}})}};
   auto daemon = run_daemon(dir.path(), cfg, health);
