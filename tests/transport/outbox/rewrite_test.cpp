@@ -10,7 +10,6 @@
 #include "transport/outbox.hpp"
 
 using namespace interfaced::transport;
-using interfaced::test::append_wait;
 using interfaced::test::config_at;
 using interfaced::test::msg;
 using interfaced::test::scratch_dir;
@@ -23,6 +22,14 @@ const std::string new_body = R"({"results":[{"sample_id":"S-1","qc_status":"acce
 std::optional<std::string> to_new(const std::string& body) {
   if (body != old_body) return std::nullopt;
   return new_body;
+}
+
+std::vector<std::string> append_all(boost::asio::io_context& ioc, outbox& box, std::vector<new_message> v) {
+  std::optional<append_result> r;
+  box.append(std::move(v), [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  REQUIRE(r->durable);
+  return r->ids;
 }
 
 bool rewrite(boost::asio::io_context& ioc, outbox& box, const std::string& id) {
@@ -46,9 +53,8 @@ TEST_CASE("rewrite_pending: applies to a pending never-attempted message, refuse
   const auto file = dir / "outbox.sqlite";
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));
-  const auto ids = append_wait(box, {msg("results", "a", old_body), msg("results", "b", old_body),
-                                     msg("results", "c", old_body), msg("results", "d", old_body)})
-                       .ids;
+  const auto ids = append_all(ioc, box, {msg("results", "a", old_body), msg("results", "b", old_body),
+                                         msg("results", "c", old_body), msg("results", "d", old_body)});
   REQUIRE(ids.size() == 4);
 
   SECTION("pending and never attempted: rewritten, durable, and what delivery is handed next") {
@@ -92,7 +98,7 @@ TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of 
   const auto file = dir / "outbox.sqlite";
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));
-  const auto ids = append_wait(box, {msg("results", "a", old_body), msg("results", "b", old_body)}).ids;
+  const auto ids = append_all(ioc, box, {msg("results", "a", old_body), msg("results", "b", old_body)});
   std::optional<bool> marked;
   box.mark_retry(ids[1], attempt_outcome{0, "connection refused"}, outbox_now(), [&](bool ok) { marked = ok; });
   REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
