@@ -51,7 +51,7 @@ std::string rejected_control(std::uint16_t health) {
 
 }  // namespace
 
-TEST_CASE("qc re-tag e2e: results still in the outbox are re-tagged before delivery, no correction names them",
+TEST_CASE("qc re-tag e2e: results still in the outbox are re-tagged before delivery and no correction names them",
           "[qc][e2e]") {
   scratch_dir dir;
   const std::uint16_t port = free_port(), health = free_port();
@@ -93,7 +93,7 @@ TEST_CASE("qc re-tag e2e: results still in the outbox are re-tagged before deliv
   CHECK(again->wait_for(10000ms) == std::optional<int>(0));
 }
 
-TEST_CASE("qc re-tag e2e: results the backend already took are corrected by a qc-runs post, never re-sent",
+TEST_CASE("qc re-tag e2e: results the backend already took are corrected by a qc-runs post and never re-sent",
           "[qc][e2e]") {
   scratch_dir dir;
   write_backend_data(dir.path() / "backend.json", json::object());

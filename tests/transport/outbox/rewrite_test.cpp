@@ -48,7 +48,7 @@ std::string body_of(const std::filesystem::path& file, const std::string& id) {
 
 }  // namespace
 
-TEST_CASE("rewrite_pending: applies to a pending never-attempted message, refuses attempted, in-flight and delivered ones") {
+TEST_CASE("rewrite_pending: applies to a pending never-attempted message and refuses attempted or in-flight or delivered ones") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
   boost::asio::io_context ioc;
