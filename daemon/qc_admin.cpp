@@ -59,6 +59,22 @@ std::string text_of(const json& body, const char* key) {
   return body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : std::string();
 }
 
+// qc.md "Results still in the outbox are re-tagged before delivery": the results body with this
+// patient result's qc_status replaced; nullopt when the body does not carry it.
+std::optional<std::string> retag(const std::string& body, const rerun::qc::patient_ref& p, const std::string& status) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("results") || !j["results"].is_array()) return std::nullopt;
+  bool found = false;
+  for (auto& r : j["results"])
+    if (r.is_object() && r.value("sample_id", "") == p.sample_id && r.value("parameter", "") == p.parameter &&
+        r.value("observed_at", "") == p.observed_at) {
+      r["qc_status"] = status;
+      found = true;
+    }
+  if (!found) return std::nullopt;
+  return j.dump();
+}
+
 std::int64_t id_of(const json& body, const char* key) {
   if (!body.contains(key)) return 0;
   if (body[key].is_number_integer()) return body[key].get<std::int64_t>();
@@ -161,11 +177,12 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
                                  const std::string& toggled, const std::string& cause,
                                  const std::map<std::string, std::pair<qc::outcome, std::string>, std::less<>>& before,
                                  std::chrono::system_clock::time_point now, transport::state_changes& sc,
-                                 std::vector<transport::new_message>& msgs, json& summary) {
+                                 std::vector<transport::new_message>& msgs, std::vector<transport::body_rewrite>& rewrites,
+                                 json& summary) {
   // qc.md "Re-evaluation and propagation": the runs from the change on, in observed_at order,
   // compared with the change-detection table; 8 consecutive unchanged runs stop it.
   const auto rep = qc_.reevaluate_from(device, parameter, from, 8, toggled);
-  std::size_t results_changed = 0, results_exported = 0, posts = 0;
+  std::size_t results_changed = 0, results_exported = 0, results_retagged = 0, posts = 0;
   std::string first_exported, last_exported;
   const auto names = [](qc::rule_mask m) {
     std::string s;
@@ -182,9 +199,21 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
     m.qc_run = {device, run.run_id, run.status, reason, {}};
     // An exported result is never changed in place: this post corrects its qc_status, saying
     // when it was exported (qc.md "Exported results are preserved").
+    // One still in the outbox, never attempted, is re-tagged in its results post instead (in this
+    // transaction; `required`: if delivery took it meanwhile nothing of this commits and the change
+    // is refused, never half-posted); the correction names only the others.
     for (const auto& p : run.patients) {
-      m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at, {}});
       ++results_changed;
+      if (auto id = store_.qc_patient_unsent_message(device, p.sample_id, p.parameter, p.observed_at)) {
+        rewrites.push_back({std::move(*id),
+                            [p, status = qc_.patient_status(device, p.parameter, p.t)](const std::string& body) {
+                              return retag(body, p, status);
+                            },
+                            true});
+        ++results_retagged;
+        continue;
+      }
+      m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at, {}});
     }
     results_exported += stamp_exported(store_, m.qc_run, first_exported, last_exported);
     transport::new_message nm;
@@ -200,6 +229,7 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
              {"runs_changed", rep.runs_changed},
              {"results_changed", results_changed},
              {"results_exported", results_exported},
+             {"results_retagged", results_retagged},
              {"stopped", rep.stopped_early ? "8 unchanged" : "end of series"},
              {"qc_runs_posted", posts}};
   if (results_exported > 0) {
@@ -207,13 +237,18 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
     summary["exported_to"] = last_exported;
   }
   std::string exported;
-  if (results_changed > 0)
-    exported = results_exported == 0
-                   ? " (none delivered to the backend yet: the qc-runs posts name them)"
-                   : " (" + std::to_string(results_exported) + " already exported, " +
-                         (first_exported == last_exported ? "at " + first_exported
-                                                          : "from " + first_exported + " to " + last_exported) +
-                         ": corrected by qc-runs posts)";
+  if (results_changed > 0) {
+    const std::string retagged = std::to_string(results_retagged) + " re-tagged in the outbox before delivery";
+    if (results_exported == 0 && results_retagged == results_changed)
+      exported = " (" + retagged + ")";
+    else if (results_exported == 0)
+      exported = " (" + retagged + ", none delivered to the backend yet: the qc-runs posts name the others)";
+    else
+      exported = " (" + retagged + ", " + std::to_string(results_exported) + " already exported, " +
+                 (first_exported == last_exported ? "at " + first_exported
+                                                  : "from " + first_exported + " to " + last_exported) +
+                 ": corrected by qc-runs posts)";
+  }
   return "re-evaluated " + std::to_string(rep.runs_reevaluated) + " run(s) of " + device + " " + parameter + ", " +
          std::to_string(rep.runs_changed) + " changed, " + std::to_string(results_changed) +
          " patient result(s) changed status" + exported +
@@ -258,6 +293,7 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
   // Every series changed, its audit entry and the caller's state (`sc`: the backend's limits
   // document) commit in one transaction.
   std::vector<transport::new_message> msgs;
+  std::vector<transport::body_rewrite> rewrites;
   std::vector<std::pair<device_runtime*, std::string>> logs;
   const std::string at = iso_ms(now);
   for (auto& [key, ch] : qc_.chart_state()) {
@@ -267,7 +303,7 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
     if (!from) continue;
     json summary;
     const std::string message = reevaluate(device, parameter, *from, {}, "a limit change (" + reason + ")", before, now, sc,
-                                           msgs, summary);
+                                           msgs, rewrites, summary);
     auto e = book_.limits_changed(device, parameter, by, reason, at, message);
     for (std::size_t i = 0; i < ch.results.size(); ++i) {
       const auto& v = ch.verdicts[i];
@@ -286,7 +322,7 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
   }
   if (!logs.empty()) sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
   if (sc.empty() && msgs.empty()) return;
-  outbox_.append(std::move(msgs), std::move(sc), [logs = std::move(logs)](transport::append_result r) {
+  outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites), [logs = std::move(logs)](transport::append_result r) {
     if (r.durable) return;
     for (const auto& [dev, message] : logs)
       if (dev) dev->log->error("QC limit change could not be stored: {} ({}) [QC-008]", r.error, message);
@@ -313,6 +349,7 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
   auto book_before = book_;
   transport::state_changes sc;
   std::vector<transport::new_message> msgs;
+  std::vector<transport::body_rewrite> rewrites;
   json out = {{"action", action}, {"resolution", resolution_json(res)}, {"result_id", res.result_id}};
   std::string message = std::string(res.result_id.starts_with(rerun::patient_result_prefix) ? "" : "control result ") +
                         res.result_id + ": " + res.code + " " + action + " by " +
@@ -328,7 +365,7 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
     if (f && before_flags.excluded != after_flags.excluded) {
       json summary;
       message += "; " + reevaluate(res.device, res.parameter, f->c.t, res.result_id, res.code + " " + action + " on " + res.result_id,
-                                   before, now, sc, msgs, summary);
+                                   before, now, sc, msgs, rewrites, summary);
       out["reevaluation"] = summary;
     } else {
       count_moves(res.device, res.parameter, before, now, sc);
@@ -344,7 +381,7 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
   out["entries"] = json::array();
   for (const auto& e : d.entries) out["entries"].push_back(audit_json(e));
   storing_ = true;
-  outbox_.append(std::move(msgs), std::move(sc),
+  outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites),
                  [this, dev, message, out = std::move(out), respond, chart_key, chart_before = std::move(chart_before),
                   had_flags, before_flags, result_id = res.result_id,
                   book_before = std::move(book_before)](transport::append_result r) mutable {

@@ -67,7 +67,8 @@ class qc_admin {
   // history corrections into sc; returns the outcome message, summary gets its figures.
   std::string reevaluate(const std::string& device, const std::string& parameter, rerun::timestamp from,
                          const std::string& toggled, const std::string& cause, const outcomes& before, std::chrono::system_clock::time_point now,
-                         transport::state_changes& sc, std::vector<transport::new_message>& msgs, nlohmann::json& summary);
+                         transport::state_changes& sc, std::vector<transport::new_message>& msgs,
+                         std::vector<transport::body_rewrite>& rewrites, nlohmann::json& summary);
   void count_moves(const std::string& device, const std::string& parameter, const outcomes& before,
                    std::chrono::system_clock::time_point now, transport::state_changes& sc);
   void apply(rerun::qc::decision d, const std::string& action, std::chrono::system_clock::time_point now,

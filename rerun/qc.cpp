@@ -259,8 +259,11 @@ std::string qc_tracker::patient_status(const std::string& device, std::string_vi
   const auto age_h = std::chrono::duration<double, std::ratio<3600>>(t - latest).count();
   if (age_h > cfg_->max_interval_for(parameter)) return "missed";
   outcome o = outcome::accept;
-  for (const auto& v : ch.verdicts)
-    if (v.run_id == *run) o = worst(o, v.eval.result);
+  // An excluded control result's rules do not count (as in effective_outcomes): a re-tag after
+  // its exclusion reads the run's status without it.
+  for (std::size_t i = 0; i < ch.verdicts.size(); ++i)
+    if (ch.verdicts[i].run_id == *run && !resolution_of(ch.results[i].result_id).excluded)
+      o = worst(o, ch.verdicts[i].eval.result);
   return o == outcome::reject ? "rejected" : o == outcome::no_limits ? "missed" : "accepted";
 }
 

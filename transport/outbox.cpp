@@ -328,10 +328,25 @@ class outbox_db {
       if (s.step() && !s.is_null(0)) out.next_due = from_ms(s.integer(0));
     }
     for (const auto& id : ids) {
-      if (auto m = by_id(id)) out.messages.push_back(std::move(*m));
+      if (auto m = by_id(id)) {
+        claimed_.insert(m->id);
+        out.messages.push_back(std::move(*m));
+      }
     }
     return out;
   }
+
+  // body_rewrite's guard: pending, never attempted, not handed to delivery. Returns whether applied.
+  bool rewrite_body(const body_rewrite& r) {
+    if (claimed_.contains(r.message_id)) return false;
+    const auto m = by_id(r.message_id);
+    if (!m || m->state != message_state::pending || m->attempts != 0) return false;
+    auto body = r.rewrite ? r.rewrite(m->body) : std::nullopt;
+    if (!body) return false;
+    stmts_->rewrite_body.reset().bind(1, r.message_id).bind(2, *body).run();
+    return changes() == 1;
+  }
+  void claimed(const std::string& id) { claimed_.insert(id); }
 
   std::optional<stored_message> head_of(const std::string& key) {
     auto& s = stmts_->head_of_key.reset().bind(1, key);
@@ -350,6 +365,7 @@ class outbox_db {
   // Returns whether the message was undelivered before (so the caller can count it out).
   bool mark(const std::string& id, message_state st, const attempt_outcome& o, outbox_time next,
             outbox_time now) {
+    claimed_.erase(id);
     auto before = by_id(id);
     if (!before) return false;
     auto& s = stmts_->mark.reset()
@@ -829,6 +845,8 @@ class outbox_db {
                "UPDATE messages SET state = CASE WHEN state = 'set-aside' AND ?1 <> 'delivered' THEN state"
                " ELSE ?1 END, attempts = attempts + 1, last_status = ?2,"
                " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE id = ?5"),
+          // Only the worker's guard (rewrite_body) decides; the WHERE repeats it for the file.
+          rewrite_body(db, "UPDATE messages SET body = ?2 WHERE id = ?1 AND state = 'pending' AND attempts = 0"),
           retry_all(db, "UPDATE messages SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'"),
           retry_one(db,
                     "UPDATE messages SET state = 'pending', next_attempt_at = ?1"
@@ -867,7 +885,7 @@ class outbox_db {
           rollback_to(db, "ROLLBACK TO op"),
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
-    statement count_undelivered, insert, insert_sample, due_heads, next_due, head_of_key, by_id, mark, retry_all, retry_one, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_sample, due_heads, next_due, head_of_key, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
@@ -891,6 +909,9 @@ class outbox_db {
   std::unique_ptr<state_writer> state_;
   std::unique_ptr<history_writer> history_;
   bool full_sync_ = true;
+  // Messages claim_due / next_in_key handed to delivery whose attempt has not been marked yet
+  // (worker only; not durable: after a restart nothing is in flight).
+  std::unordered_set<std::string> claimed_;
 
  public:
   rerun::lab_zone zone_;  // the historical summary's days; set on the worker (outbox::set_lab_zone)
@@ -1028,6 +1049,20 @@ void outbox::append(std::vector<new_message> messages, append_callback done) {
 }
 
 void outbox::append(std::vector<new_message> messages, state_changes state, append_callback done) {
+  append(std::move(messages), std::move(state), {}, std::move(done));
+}
+
+void outbox::rewrite_pending(std::string id, std::function<std::optional<std::string>(const std::string&)> rewrite,
+                             std::function<void(bool)> done) {
+  std::vector<body_rewrite> r;
+  r.push_back({std::move(id), std::move(rewrite), false});
+  append({}, {}, std::move(r), [done = std::move(done)](append_result a) {
+    if (done) done(a.durable && !a.rewritten.empty() && a.rewritten.front());
+  });
+}
+
+void outbox::append(std::vector<new_message> messages, state_changes state, std::vector<body_rewrite> rewrites,
+                    append_callback done) {
   auto result = std::make_shared<append_result>();
   bool files = false;
   for (auto& m : messages) {
@@ -1055,13 +1090,22 @@ void outbox::append(std::vector<new_message> messages, state_changes state, appe
       });
     };
   }
-  o->exec = [msgs, state = std::move(state)](detail::outbox_db& db) {
+  o->exec = [msgs, state = std::move(state), rewrites = std::move(rewrites), result](detail::outbox_db& db) {
+    // A retried group transaction runs this again: the answers are the last run's.
+    result->rewritten.assign(rewrites.size(), false);
+    for (std::size_t i = 0; i < rewrites.size(); ++i) {
+      result->rewritten[i] = db.rewrite_body(rewrites[i]);
+      if (!result->rewritten[i] && rewrites[i].required)
+        throw std::runtime_error("message " + rewrites[i].message_id +
+                                 " is no longer pending and unattempted: its body cannot change");
+    }
     const auto now = outbox_now();
     for (const auto& m : *msgs) db.insert(m, now);
     if (!state.empty()) db.write_state(state);
   };
   o->complete = [result, done = std::move(done)](bool ok, const std::string& error) {
     result->durable = ok;
+    if (!ok) result->rewritten.assign(result->rewritten.size(), false);
     result->error = error;
     if (done) done(std::move(*result));
   };
@@ -1093,7 +1137,10 @@ void outbox::next_in_key(std::string key, outbox_time now,
   auto o = std::make_unique<op>();
   o->exec = [out, key = std::move(key), now](detail::outbox_db& db) {
     auto m = db.head_of(key);
-    if (m && m->next_attempt_at <= now) *out = std::move(m);
+    if (m && m->next_attempt_at <= now) {
+      db.claimed(m->id);
+      *out = std::move(m);
+    }
   };
   o->writes = false;
   o->complete = [out, done = std::move(done)](bool, const std::string&) {

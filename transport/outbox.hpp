@@ -136,8 +136,23 @@ struct append_result {
   std::string error;             // when not durable
   // Messages left out because their spool file could not be written: {id, why}.
   std::vector<std::pair<std::string, std::string>> unwritten;
+  // One per body_rewrite given, in order: whether it applied (false: durable false, or refused).
+  std::vector<bool> rewritten;
 };
 using append_callback = std::function<void(append_result)>;
+
+// A change to the stored body of a message no delivery attempt has started for (qc.md "Results
+// still in the outbox are re-tagged before delivery"). A body is sent byte-identical on every
+// attempt under one Idempotency-Key, so it may change only while the message is pending, has
+// attempts = 0 and is not claimed by delivery (in flight: claim_due / next_in_key handed it out
+// and no mark_* has come back yet). `rewrite` gets the stored body and returns the new one
+// (nullopt: leave it). `required`: a refusal fails the whole batch it came with (nothing of it is
+// stored), so a caller that built the rest of the batch on the rewrite never commits half of it.
+struct body_rewrite {
+  std::string message_id;
+  std::function<std::optional<std::string>(const std::string& body)> rewrite;
+  bool required = false;
+};
 
 // What delivery gets from claim_due(): the head (oldest pending) message of every key not in
 // `busy_keys` whose next_attempt_at has come; plus when the next not-yet-due head becomes due.
@@ -190,6 +205,14 @@ class outbox {
   // transaction: messages and state are durable together or not at all. Empty messages and state
   // is a barrier: done runs once everything queued before it has been committed (or failed).
   void append(std::vector<new_message> messages, state_changes state, append_callback done);
+  // The same, with body rewrites (body_rewrite) applied first in the same transaction;
+  // done.rewritten says which applied.
+  void append(std::vector<new_message> messages, state_changes state, std::vector<body_rewrite> rewrites,
+              append_callback done);
+  // One guarded body rewrite on its own: done(true) when it applied and is durable; false when
+  // the message is not pending, was attempted, is in flight, is unknown, or the commit failed.
+  void rewrite_pending(std::string id, std::function<std::optional<std::string>(const std::string&)> rewrite,
+                       std::function<void(bool)> done);
   // Rerun state writes alone (a waiting-list refresh, a parameter configuration), off the caller's
   // thread, in queue order with the appends.
   void write(state_changes state, std::function<void(bool)> done = {});

@@ -178,6 +178,24 @@ std::optional<std::int64_t> state_store::qc_patient_delivered_at(std::string_vie
   }
 }
 
+std::optional<std::string> state_store::qc_patient_unsent_message(std::string_view device, std::string_view sample_id,
+                                                                  std::string_view parameter,
+                                                                  std::string_view observed_at) const {
+  try {
+    statement st(db_,
+                 "SELECT m.id FROM qc_patients q JOIN messages m ON m.id = q.message_id"
+                 " WHERE q.device = ?1 AND q.sample_id = ?2 AND q.parameter = ?3 AND q.observed_at = ?4"
+                 " AND m.state = 'pending' AND m.attempts = 0 ORDER BY q.seq LIMIT 1");
+    st.bind(1, std::string(device)).bind(2, std::string(sample_id)).bind(3, std::string(parameter)).bind(4, std::string(observed_at));
+    std::optional<std::string> id;
+    if (st.step()) id = st.text(0);
+    st.finish();
+    return id;
+  } catch (const std::exception&) {
+    return std::nullopt;  // no such tables: not known
+  }
+}
+
 state_store::~state_store() {
   dead_reads_.reset();
   reads_.reset();

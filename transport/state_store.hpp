@@ -143,6 +143,11 @@ class state_store final : public rerun::result_store {
   [[nodiscard]] std::vector<qc_patient_row> qc_patients() const;
   // When the outbox delivered the message that posted this patient result (its delivered_at, ms
   // since the epoch); nullopt: not delivered (yet), or not known.
+  // The results message that carries this patient result while it is still pending and was never
+  // attempted (the outbox's body_rewrite may still re-tag it); nullopt otherwise.
+  [[nodiscard]] std::optional<std::string> qc_patient_unsent_message(std::string_view device, std::string_view sample_id,
+                                                                     std::string_view parameter,
+                                                                     std::string_view observed_at) const;
   [[nodiscard]] std::optional<std::int64_t> qc_patient_delivered_at(std::string_view device, std::string_view sample_id,
                                                                     std::string_view parameter,
                                                                     std::string_view observed_at) const;

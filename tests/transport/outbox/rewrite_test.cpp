@@ -1,0 +1,131 @@
+// The outbox's guarded body rewrite (qc.md "Results still in the outbox are re-tagged before
+// delivery"): a body may change only while no delivery attempt has started for it, because every
+// attempt sends the stored body byte for byte under the same Idempotency-Key.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "outbox_support.hpp"
+#include "transport/outbox.hpp"
+
+using namespace interfaced::transport;
+using interfaced::test::config_at;
+using interfaced::test::msg;
+using interfaced::test::scratch_dir;
+
+namespace {
+
+const std::string old_body = R"({"results":[{"sample_id":"S-1","qc_status":"rejected"}]})";
+const std::string new_body = R"({"results":[{"sample_id":"S-1","qc_status":"accepted"}]})";
+
+std::optional<std::string> to_new(const std::string& body) {
+  if (body != old_body) return std::nullopt;
+  return new_body;
+}
+
+std::vector<std::string> append_all(boost::asio::io_context& ioc, outbox& box, std::vector<new_message> v) {
+  std::optional<append_result> r;
+  box.append(std::move(v), [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  REQUIRE(r->durable);
+  return r->ids;
+}
+
+bool rewrite(boost::asio::io_context& ioc, outbox& box, const std::string& id) {
+  std::optional<bool> applied;
+  box.rewrite_pending(id, to_new, [&](bool a) { applied = a; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return applied.has_value(); }));
+  return *applied;
+}
+
+std::string body_of(const std::filesystem::path& file, const std::string& id) {
+  outbox_admin admin(file);
+  const auto m = admin.show(id);
+  REQUIRE(m.has_value());
+  return m->body;
+}
+
+}  // namespace
+
+TEST_CASE("rewrite_pending: applies to a pending never-attempted message and refuses attempted or in-flight or delivered ones") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  const auto ids = append_all(ioc, box, {msg("results", "a", old_body), msg("results", "b", old_body),
+                                         msg("results", "c", old_body), msg("results", "d", old_body)});
+  REQUIRE(ids.size() == 4);
+
+  SECTION("pending and never attempted: rewritten, durable, and what delivery is handed next") {
+    CHECK(rewrite(ioc, box, ids[0]));
+    CHECK(body_of(file, ids[0]) == new_body);
+    std::optional<due_batch> due;
+    box.claim_due({"b", "c", "d"}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+    REQUIRE(due->messages.size() == 1);
+    CHECK(due->messages[0].body == new_body);
+  }
+  SECTION("attempted once (a 503, pending again): refused, the body stays byte-identical") {
+    std::optional<bool> marked;
+    box.mark_retry(ids[1], attempt_outcome{503, ""}, outbox_now(), [&](bool ok) { marked = ok; });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+    CHECK_FALSE(rewrite(ioc, box, ids[1]));
+    CHECK(body_of(file, ids[1]) == old_body);
+  }
+  SECTION("in flight (claimed by delivery, no outcome yet, attempts still 0): refused") {
+    std::optional<due_batch> due;
+    box.claim_due({"a", "b", "d"}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+    REQUIRE(due->messages.size() == 1);
+    REQUIRE(due->messages[0].id == ids[2]);
+    CHECK(due->messages[0].attempts == 0);
+    CHECK_FALSE(rewrite(ioc, box, ids[2]));
+    CHECK(body_of(file, ids[2]) == old_body);
+  }
+  SECTION("delivered: refused") {
+    std::optional<bool> marked;
+    box.mark_delivered(ids[3], attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+    CHECK_FALSE(rewrite(ioc, box, ids[3]));
+    CHECK(body_of(file, ids[3]) == old_body);
+  }
+  SECTION("an unknown message: refused") { CHECK_FALSE(rewrite(ioc, box, "no-such-id")); }
+}
+
+TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of it is stored") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  const auto ids = append_all(ioc, box, {msg("results", "a", old_body), msg("results", "b", old_body)});
+  std::optional<bool> marked;
+  box.mark_retry(ids[1], attempt_outcome{0, "connection refused"}, outbox_now(), [&](bool ok) { marked = ok; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+
+  std::vector<body_rewrite> rw;
+  rw.push_back({ids[0], to_new, true});  // would apply
+  rw.push_back({ids[1], to_new, true});  // attempted: refused
+  std::optional<append_result> r;
+  box.append({msg("qc_runs", "device:chem", "{}")}, {}, std::move(rw), [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  CHECK_FALSE(r->durable);
+  CHECK(r->error.find(ids[1]) != std::string::npos);
+  REQUIRE(r->rewritten.size() == 2);
+  CHECK_FALSE(r->rewritten[0]);
+  CHECK(body_of(file, ids[0]) == old_body);
+  outbox_admin admin(file);
+  CHECK_FALSE(admin.show(r->ids.at(0)).has_value());
+
+  // Not required: the refused one is reported, the rest commits.
+  rw.clear();
+  rw.push_back({ids[0], to_new, false});
+  rw.push_back({ids[1], to_new, false});
+  r.reset();
+  box.append({}, {}, std::move(rw), [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  CHECK(r->durable);
+  CHECK(r->rewritten == std::vector<bool>{true, false});
+  CHECK(body_of(file, ids[0]) == new_body);
+  CHECK(body_of(file, ids[1]) == old_body);
+}
