@@ -336,11 +336,12 @@ class outbox_db {
     return out;
   }
 
-  // body_rewrite's guard: pending, never attempted, not handed to delivery. Returns whether applied.
+  // body_rewrite's guard: pending, never attempted, not handed to delivery, stored by this process.
+  // Returns whether applied.
   bool rewrite_body(const body_rewrite& r) {
     if (claimed_.contains(r.message_id)) return false;
     const auto m = by_id(r.message_id);
-    if (!m || m->state != message_state::pending || m->attempts != 0) return false;
+    if (!m || m->state != message_state::pending || m->attempts != 0 || m->seq <= seq_at_open_) return false;
     auto body = r.rewrite ? r.rewrite(m->body) : std::nullopt;
     if (!body) return false;
     stmts_->rewrite_body.reset().bind(1, r.message_id).bind(2, *body).run();
@@ -894,6 +895,11 @@ class outbox_db {
   };
 
   void prepare() {
+    {
+      statement last(db_, "SELECT COALESCE(MAX(seq), 0) FROM messages");
+      last.step();
+      seq_at_open_ = last.integer(0);
+    }
     stmts_ = std::make_unique<statements>(db_);
     state_ = std::make_unique<state_writer>(db_);
     history_ = std::make_unique<history_writer>(db_);
@@ -912,6 +918,10 @@ class outbox_db {
   // Messages claim_due / next_in_key handed to delivery whose attempt has not been marked yet
   // (worker only; not durable: after a restart nothing is in flight).
   std::unordered_set<std::string> claimed_;
+  // The last message stored before this process opened the file. An earlier one may have been
+  // sent by a process that died before marking its attempt (attempts still 0): only messages
+  // this process stored are provably unsent when never claimed.
+  std::int64_t seq_at_open_ = 0;
 
  public:
   rerun::lab_zone zone_;  // the historical summary's days; set on the worker (outbox::set_lab_zone)

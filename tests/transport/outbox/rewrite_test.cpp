@@ -93,6 +93,26 @@ TEST_CASE("rewrite_pending: applies to a pending never-attempted message and ref
   SECTION("an unknown message: refused") { CHECK_FALSE(rewrite(ioc, box, "no-such-id")); }
 }
 
+TEST_CASE("rewrite_pending: a message stored before this process opened the outbox is refused") {
+  // A process that died after sending a body but before marking its attempt leaves attempts at 0:
+  // only the messages this process stored are provably unsent.
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  std::string earlier;
+  {
+    boost::asio::io_context ioc;
+    outbox box(config_at(file), interfaced::test::poster_for(ioc));
+    earlier = append_all(ioc, box, {msg("results", "a", old_body)}).at(0);
+  }
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  const auto later = append_all(ioc, box, {msg("results", "b", old_body)}).at(0);
+  CHECK_FALSE(rewrite(ioc, box, earlier));
+  CHECK(body_of(file, earlier) == old_body);
+  CHECK(rewrite(ioc, box, later));
+  CHECK(body_of(file, later) == new_body);
+}
+
 TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of it is stored") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
