@@ -32,10 +32,7 @@ TEST_CASE("qc durability e2e: a resolution the outbox cannot commit is refused a
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
-  with_admin_token(cfg, dir.path(), "qc-s3cret");
-  cfg["qc"] = qc_config();
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), qc_config());
   const fs::path fault = dir.path() / "outbox-readonly";
   auto daemon = run_daemon(dir.path(), cfg, health, "daemon", {"INTERFACED_TEST_OUTBOX_WRITE_FAULT=" + fault.string()});
 
@@ -100,10 +97,7 @@ TEST_CASE("qc durability e2e: a run's patient results survive a restart and the 
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
-  with_admin_token(cfg, dir.path(), "qc-s3cret");
-  cfg["qc"] = qc_config();
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), qc_config());
   auto daemon = run_daemon(dir.path(), cfg, health);
 
   play(dir.path(), "c1", port, glu("QC-L1", "20261206080000", "5.0"));  // accept
@@ -160,12 +154,10 @@ TEST_CASE("qc durability e2e: the backend's qc-limits change re-evaluates the se
   write_backend_data(dir.path() / "backend.json", {{"qc_limits", {{"chem", json::array({glu1})}}}});
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}, {"waiting_list_poll_s", 1}};
-  with_admin_token(cfg, dir.path(), "qc-s3cret");
   json qc = qc_config();
   qc.erase("limits");  // the backend's only
-  cfg["qc"] = qc;
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), qc);
+  cfg["backend"]["waiting_list_poll_s"] = 1;
   auto daemon = run_daemon(dir.path(), cfg, health);
   const fs::path log = dir.path() / "logs" / "chem.log";
   REQUIRE(wait_log(log, "QC limits from the backend: 1 series"));

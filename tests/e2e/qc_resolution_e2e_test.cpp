@@ -19,14 +19,11 @@ TEST_CASE("qc resolutions e2e: resolve, re-evaluate, qc-runs posted, undo, two-s
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
-  with_admin_token(cfg, dir.path(), "qc-s3cret");
-  cfg["qc"] = {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
                {"limits", json::array({{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
                {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}},
                                                  {{"code", "TECH_REVIEW"}, {"excludes_from_westgard", true}, {"two_step", true}},
-                                                 {{"code", "SKIP"}, {"skip", true}}})}};
+                                                 {{"code", "SKIP"}, {"skip", true}}})}});
   auto daemon = run_daemon(dir.path(), cfg, health);
 
   play(dir.path(), "c1", port, glu("QC-L1", "20261206080000", "5.0"));  // accept

@@ -56,10 +56,7 @@ TEST_CASE("qc re-tag e2e: results still in the outbox are re-tagged before deliv
   scratch_dir dir;
   const std::uint16_t port = free_port(), health = free_port();
   // No backend yet (no backend.base_url): the results posts wait in the outbox, never attempted.
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  std::ofstream(dir.path() / "admin.token") << "qc-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
-  cfg["qc"] = retag_qc_config();
+  json cfg = qc_daemon_config(dir.path(), port, health, 0, retag_qc_config());
   auto daemon = run_daemon(dir.path(), cfg, health);
   play_rejected_run(dir.path(), port);
   const std::string rejected = rejected_control(health);
@@ -99,11 +96,7 @@ TEST_CASE("qc re-tag e2e: results the backend already took are corrected by a qc
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port)}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
-  std::ofstream(dir.path() / "admin.token") << "qc-s3cret\n";
-  cfg["health"]["admin_token_file"] = (dir.path() / "admin.token").string();
-  cfg["qc"] = retag_qc_config();
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), retag_qc_config());
   auto daemon = run_daemon(dir.path(), cfg, health);
   play_rejected_run(dir.path(), port);
   const std::string rejected = rejected_control(health);

@@ -29,10 +29,7 @@ constexpr const char* may_be_affected =
     "Results for results in this run may be affected by a recently received control. Reanalysis optional.";
 
 json scenario_config(const fs::path& dir, std::uint16_t port, std::uint16_t health, std::uint16_t backend) {
-  json cfg = daemon_config(dir, json::array({tcp_server_device("chem", "astm", port)}), health);
-  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend)}};
-  with_admin_token(cfg, dir, "qc-s3cret");
-  cfg["qc"] = scenario_qc_config();
+  json cfg = qc_daemon_config(dir, port, health, backend, scenario_qc_config());
   return cfg;
 }
 

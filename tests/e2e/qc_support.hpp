@@ -22,6 +22,18 @@ inline std::string glu(const std::string& sample, const std::string& completed, 
          value + "|mmol/L|3.9-6.1|N||F||tech1|" + completed + "|" + completed + "\rL|1|N\r";
 }
 
+// The QC rigs' daemon: analyser "chem" (ASTM, TCP server on port), the admin token "qc-s3cret"
+// (the qc CLI reads it), the given qc section, and backend-sim at backend_port unless it is 0
+// (then no backend: posts wait in the outbox, never attempted).
+inline json qc_daemon_config(const fs::path& dir, std::uint16_t port, std::uint16_t health, std::uint16_t backend_port,
+                             json qc) {
+  json cfg = daemon_config(dir, json::array({tcp_server_device("chem", "astm", port)}), health);
+  if (backend_port != 0) cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend_port)}};
+  with_admin_token(cfg, dir, "qc-s3cret");
+  cfg["qc"] = std::move(qc);
+  return cfg;
+}
+
 inline void play(const fs::path& dir, const std::string& tag, std::uint16_t port, const std::string& text,
                  ms limit = 30000ms) {
   const fs::path file = dir / (tag + ".astm");
