@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <limits>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <unordered_set>
@@ -483,8 +485,39 @@ class outbox_db {
     return out;
   }
 
+  // The last message created before `t` (0: none). Schema 10 has no index on delivered_at (its
+  // right-edge leaf was rewritten by every delivery commit: 843 of 11,198 bytes written per
+  // result in throughput.sh); a message delivered before t was created before it, and seq follows
+  // creation, so purge looks only at the seqs up to this one, found by bisecting the rowid. A
+  // clock stepped back may hide a few older rows from this purge; a later one takes them.
+  std::int64_t last_seq_created_before(outbox_time t) {
+    auto first_from = [&](std::int64_t seq) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
+      auto& s = stmts_->first_from_seq.reset().bind(1, seq);
+      finish_on_exit guard{s};
+      if (!s.step()) return std::nullopt;
+      return std::pair{s.integer(0), s.integer(1)};
+    };
+    const auto cut = to_ms(t);
+    const auto first = first_from(std::numeric_limits<std::int64_t>::min());
+    if (!first || first->second >= cut) return 0;
+    // lo: a row created before t; the first row at or after hi: none, or one created at or after t.
+    std::int64_t lo = first->first;
+    std::int64_t hi = std::numeric_limits<std::int64_t>::max();
+    while (hi - lo > 1) {
+      const auto mid = lo + (hi - lo) / 2;
+      if (const auto r = first_from(mid); r && r->second < cut) {
+        lo = r->first;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
   std::size_t purge_delivered_before(outbox_time before) {
-    stmts_->purge.reset().bind(1, to_ms(before)).run();
+    const auto last = last_seq_created_before(before);
+    if (last == 0) return 0;
+    stmts_->purge.reset().bind(1, to_ms(before)).bind(2, last).run();
     const auto n = static_cast<std::size_t>(changes());
     if (n > 0) stmts_->purge_resends.reset().run();  // the copies of a message that is gone
     return n;
@@ -619,6 +652,7 @@ class outbox_db {
       if (version < 7) migrate_qc_tables();
       if (version < 8) migrate_to_8();
       if (version < 9) migrate_to_9();
+      if (version < 10) migrate_to_10();
       return;
     }
     if (version == 1) {
@@ -634,6 +668,7 @@ class outbox_db {
       migrate_qc_tables();
       migrate_to_8();
       migrate_to_9();
+      migrate_to_10();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -662,6 +697,7 @@ class outbox_db {
     migrate_qc_tables();
     migrate_to_8();
     migrate_to_9();
+    migrate_to_10();
   }
 
   // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
@@ -735,6 +771,18 @@ class outbox_db {
         "PRAGMA user_version = 9; COMMIT;");
   }
 
+  // Version 10 (issue #17, bytes written per durable result): two indexes no hot read uses, each
+  // a leaf rewritten by nearly every commit. delivered_at served only the hourly purge, which
+  // now bounds its scan by seq (last_seq_created_before); history_events_day served only
+  // `stats prune`, an admin command that may scan the log.
+  void migrate_to_10() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "DROP INDEX IF EXISTS delivered_at;"
+        "DROP INDEX IF EXISTS history_events_day;"
+        "PRAGMA user_version = 10; COMMIT;");
+  }
+
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
   // additions chain before or after it.
   void migrate_to_6() {
@@ -747,8 +795,8 @@ class outbox_db {
   // stages"), one row per file_report message, written in its own committed transaction before
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
   // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month,
-  // 9: qc_patients
-  static constexpr std::int64_t schema_version = 9;
+  // 9: qc_patients, 10: no delivered_at and history_events_day indexes
+  static constexpr std::int64_t schema_version = 10;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -870,7 +918,8 @@ class outbox_db {
           resends_of(db,
                      "SELECT message_id, received_at, device, sample_id, parameter, value, observed_at"
                      " FROM resends WHERE message_id = ?1 ORDER BY seq"),
-          purge(db, "DELETE FROM messages WHERE state = 'delivered' AND delivered_at < ?1"),
+          purge(db, "DELETE FROM messages WHERE seq <= ?2 AND state = 'delivered' AND delivered_at < ?1"),
+          first_from_seq(db, "SELECT seq, created_at FROM messages WHERE seq >= ?1 ORDER BY seq LIMIT 1"),
           purge_resends(db, "DELETE FROM resends WHERE message_id NOT IN (SELECT id FROM messages)"),
           insert_qc_audit(db,
                           "INSERT INTO qc_audit (id, kind, result_id, device, parameter, code, by_whom, reason, at, ref, detail)"
@@ -887,7 +936,7 @@ class outbox_db {
           sync_full(db, "PRAGMA synchronous=FULL"),
           sync_normal(db, "PRAGMA synchronous=NORMAL") {}
     statement count_undelivered, insert, insert_sample, due_heads, next_due, head_of_key, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
-        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, purge_resends, insert_qc_audit,
+        count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, first_from_seq, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
     // by sqlite3_exec on every use.
