@@ -216,6 +216,69 @@ TEST_CASE("history: a 6-month read gives each month's days, cut to the range, on
   CHECK(store.read(*parse_day("2026-01-01"), *parse_day("2026-12-31"), {}, {"imm"}).size() == 1);
 }
 
+// Issue #17: month cells are written compact (varints); the fixed 128-byte form schema 8 wrote is
+// still read, and a row counted again is rewritten compact with its old days kept.
+TEST_CASE("history: a month row in the fixed 128-byte form reads the same and counts on in the compact form") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.events = {ev("device_result", "chem", "GLU", "2026-02-01T10:00:00Z"),
+                ev("device_result", "chem", "NA", "2026-02-02T10:00:00Z", {}, 3'000'000'000),
+                ev("device_result", "chem", "K", "2026-02-03T10:00:00Z", {}, -7)};
+    REQUIRE(append_wait(box, {}, s).durable);
+  }
+  history_store store(file);
+  CHECK(as_map(store.all()) == std::map<std::string, std::int64_t>{{"2026-02-01 device_result chem GLU", 1},
+                                                                   {"2026-02-02 device_result chem NA", 3'000'000'000},
+                                                                   {"2026-02-03 device_result chem K", -7}});
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  const auto blob_size = [&] {
+    sqlite3_stmt* st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT max(length(days)) FROM history_month", -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    const int n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+  };
+  CHECK(blob_size() < 16);
+  // chem GLU as schema 8 wrote it: mask with days 1 and 28 (bits 0 and 27), counts 5 and -2 as
+  // little-endian int32.
+  std::string fixed(128, '\0');
+  const auto put32 = [&](std::size_t at, std::uint32_t v) {
+    for (int k = 0; k < 4; ++k) fixed[at + static_cast<std::size_t>(k)] = static_cast<char>((v >> (8 * k)) & 0xFF);
+  };
+  put32(0, (1u << 0) | (1u << 27));
+  put32(4 + 4 * 0, 5);
+  put32(4 + 4 * 27, static_cast<std::uint32_t>(-2));
+  sqlite3_stmt* up = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "UPDATE history_month SET days = ?1 WHERE dimension_b = 'GLU'", -1, &up, nullptr) ==
+          SQLITE_OK);
+  REQUIRE(sqlite3_bind_blob(up, 1, fixed.data(), static_cast<int>(fixed.size()), SQLITE_TRANSIENT) == SQLITE_OK);
+  REQUIRE(sqlite3_step(up) == SQLITE_DONE);
+  sqlite3_finalize(up);
+  CHECK(blob_size() == 128);
+  auto expected = std::map<std::string, std::int64_t>{{"2026-02-01 device_result chem GLU", 5},
+                                                      {"2026-02-28 device_result chem GLU", -2},
+                                                      {"2026-02-02 device_result chem NA", 3'000'000'000},
+                                                      {"2026-02-03 device_result chem K", -7}};
+  CHECK(as_map(store.all()) == expected);
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.events = {ev("device_result", "chem", "GLU", "2026-02-28T10:00:00Z"),
+                ev("device_result", "chem", "GLU", "2026-02-15T10:00:00Z")};
+    REQUIRE(append_wait(box, {}, s).durable);
+  }
+  expected["2026-02-28 device_result chem GLU"] = -1;
+  expected["2026-02-15 device_result chem GLU"] = 1;
+  CHECK(as_map(store.all()) == expected);
+  CHECK(blob_size() < 128);
+  sqlite3_close(db);
+}
+
 TEST_CASE("schema 8: a version-7 file gets its messages' devices and samples, and its summary by month") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
