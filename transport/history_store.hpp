@@ -8,9 +8,10 @@
 //  - history_events:  every counted change as it happened (the summary's own source, kept per
 //                     year like the summary): what `stats rebuild` recomputes the summary from.
 //  - history_month:   one row per (lab-local month, event_type, dimension_a, dimension_b) holding
-//                     the counts of its days (a 128-byte blob: a mask of the days counted, then 31
-//                     int32 counts), so a 6-month read is a few thousand rows, not hundreds of
-//                     thousands.
+//                     the counts of its days (a blob: a varint mask of the days counted, then
+//                     each counted day's count as a zigzag varint; schema 8 and 9 wrote a fixed
+//                     128-byte form, still read), so a 6-month read is a few thousand rows, not
+//                     hundreds of thousands.
 //  - history_samples: (day, device, sample) seen, behind device_sample ("first result of the day").
 //
 // Contract:

@@ -3,6 +3,7 @@
 // sample's first result of the day, corrections land on the observed day, dead letters count,
 // `stats rebuild` gives exactly the live rows (and follows a time-zone change), prune drops years.
 
+#include <cstdio>
 #include <future>
 #include <map>
 #include <random>
@@ -276,6 +277,22 @@ TEST_CASE("history: a month row in the fixed 128-byte form reads the same and co
   expected["2026-02-15 device_result chem GLU"] = 1;
   CHECK(as_map(store.all()) == expected);
   CHECK(blob_size() < 128);
+  // A compact cell that would be exactly the fixed form's length (a 5-byte mask, 30 counts of 4
+  // bytes, one of 3) is not taken for the fixed form.
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    for (int d = 1; d <= 31; ++d) {
+      char at[32];
+      std::snprintf(at, sizeof at, "2026-03-%02dT10:00:00Z", d);
+      s.events.push_back(ev("device_result", "imm", "TSH", at, {}, d == 31 ? 10'000 : 2'000'000));
+      expected[std::string("2026-03-") + (d < 10 ? "0" : "") + std::to_string(d) + " device_result imm TSH"] =
+          d == 31 ? 10'000 : 2'000'000;
+    }
+    REQUIRE(append_wait(box, {}, s).durable);
+  }
+  CHECK(as_map(store.all()) == expected);
+  CHECK(blob_size() == 129);
   sqlite3_close(db);
 }
 
