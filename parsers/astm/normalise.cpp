@@ -62,6 +62,24 @@ void for_each_piece(std::string_view raw, char sep, F&& f) {
   }
 }
 
+// The components of the first repeat of `raw` (as field_view::repeat(0) then split on the
+// component delimiter) in one walk, each given to f(index, piece) (index from 1); f returns
+// false to stop. repeat(0) walked the whole field to find the repeat, then the split walked it
+// again.
+template <typename F>
+void for_each_component(std::string_view raw, const delimiters& d, F&& f) {
+  const char* p = raw.data();
+  const char* const end = p + raw.size();
+  std::size_t i = 1;
+  for (;;) {
+    const char* q = p;
+    while (q != end && *q != d.component && *q != d.repeat) ++q;
+    if (!f(i++, std::string_view(p, static_cast<std::size_t>(q - p)))) return;
+    if (q == end || *q == d.repeat) return;
+    p = q + 1;
+  }
+}
+
 // (field_view::component(i) is component i of the first repeat: no repeat(0) before it.)
 field_view component_or_first(const field_view& f, int component) {
   if (component > 0) return f.component(static_cast<std::size_t>(component));
@@ -85,10 +103,12 @@ class split_fields {
     const char sep = r.delims().field;
     const char* p = raw.data();
     const char* const end = p + raw.size();
-    while (n_ < fields_.size()) {
+    while (n_ < held) {
       const char* q = p;
       while (q != end && *q != sep) ++q;
-      fields_[n_++] = field_view(std::string_view(p, static_cast<std::size_t>(q - p)), r.delims());
+      begin_[n_] = p;
+      end_[n_] = q;
+      ++n_;
       if (q == end) return;
       p = q + 1;
     }
@@ -96,14 +116,21 @@ class split_fields {
   }
   // 1-based, as record_view::field.
   [[nodiscard]] field_view operator()(int n) const noexcept {
-    if (n >= 1 && static_cast<std::size_t>(n) <= n_) return fields_[static_cast<std::size_t>(n) - 1];
+    if (n >= 1 && static_cast<std::size_t>(n) <= n_) {
+      const auto k = static_cast<std::size_t>(n) - 1;
+      return {std::string_view(begin_[k], static_cast<std::size_t>(end_[k] - begin_[k])), rec_.delims()};
+    }
     if (n >= 1 && truncated_) return rec_.field(static_cast<std::size_t>(n));
     return {std::string_view{}, rec_.delims()};
   }
 
  private:
   const record_view& rec_;
-  std::array<field_view, 20> fields_{};
+  // Where field k + 1 begins and ends, for k < n_ (plain pointers, left uninitialised: an array
+  // of twenty views was value-initialised for every R record).
+  static constexpr std::size_t held = 20;
+  std::array<const char*, held> begin_;
+  std::array<const char*, held> end_;
   std::size_t n_ = 0;
   bool truncated_ = false;
 };
@@ -141,28 +168,30 @@ bool matches(const scope& s, const field_match& m, text_encoding enc) {
 // walked the field from its start, and a string per part: test_code was 0.3 M of 4.6 M
 // instructions per pass of bench_astm).
 std::string test_code(const field_view& test_id, const astm_options& o) {
-  const field_view first = test_id.repeat(0);
-  const delimiters& d = first.delims();
+  const delimiters& d = test_id.delims();
   std::string code;
   if (!o.code_components.empty()) {
     // The listed components, in the profile's order (which need not be ascending).
-    std::array<std::string_view, 16> pieces{};
+    constexpr std::size_t held = 16;
+    std::array<const char*, held> begin;  // (set for the first n only: no initialisation)
+    std::array<std::size_t, held> size;
     std::size_t n = 0;
-    for_each_piece(first.raw(), d.component, [&](std::size_t, std::string_view piece) {
-      pieces[n++] = piece;
-      return n < pieces.size();
+    for_each_component(test_id.raw(), d, [&](std::size_t, std::string_view piece) {
+      begin[n] = piece.data();
+      size[n] = piece.size();
+      return ++n < held;
     });
     for (int c : o.code_components) {
-      const field_view part = c >= 1 && static_cast<std::size_t>(c) <= n
-                                  ? field_view(pieces[static_cast<std::size_t>(c) - 1], d)
-                                  : first.component(static_cast<std::size_t>(c > 0 ? c : 0));
+      const auto k = static_cast<std::size_t>(c);
+      const field_view part = c >= 1 && k <= n ? field_view(std::string_view(begin[k - 1], size[k - 1]), d)
+                                               : test_id.component(c > 0 ? k : 0);
       append_part(code, '/', part, o.encoding);
     }
   } else {
     // The whole identity: LIS02-A2 leaves components 4+ to the manufacturer, who puts the
     // analyte (Panther `^^^HPV^AnalyteSCO`), the dilution or the replicate there.
     field_view component1;
-    for_each_piece(first.raw(), d.component, [&](std::size_t i, std::string_view piece) {
+    for_each_component(test_id.raw(), d, [&](std::size_t i, std::string_view piece) {
       if (i == 1) component1 = field_view(piece, d);
       if (i < 4 || static_cast<int>(i) == o.result_type_component) return true;
       append_part(code, '^', field_view(piece, d), o.encoding);
@@ -183,16 +212,20 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
 // the components (a vector of a string per component before: value_text was 0.2 M of 4.6 M
 // instructions per pass of bench_astm).
 std::string value_text(const field_view& f, const astm_options& o, const delimiters& d) {
-  const field_view first = f.repeat(0);
-  if (first.raw().find(first.delims().component) == std::string_view::npos) return text_of(first, o.encoding);
   std::string out;
+  std::size_t pieces = 0;
   std::size_t non_empty = 0;
   std::size_t first_start = 0, first_size = 0;  // the first non-empty part, within out
   std::size_t kept = 0;                          // out up to the end of the last non-empty part
-  for_each_piece(first.raw(), first.delims().component, [&](std::size_t i, std::string_view piece) {
+  for_each_component(f.raw(), f.delims(), [&](std::size_t i, std::string_view piece) {
+    pieces = i;
     if (i > 1) out += d.component;
     const std::size_t start = out.size();
-    if (static_cast<int>(i) != o.value_flag_component) append_text(out, field_view(piece, first.delims()), o.encoding);
+    // (A value without components is its text, whatever value_flag_component says.)
+    const char* const after = piece.data() + piece.size();
+    const bool only = i == 1 && (after == f.raw().data() + f.raw().size() || *after == f.delims().repeat);
+    if (only || static_cast<int>(i) != o.value_flag_component)
+      append_text(out, field_view(piece, f.delims()), o.encoding);
     if (out.size() != start) {
       if (non_empty++ == 0) {
         first_start = start;
@@ -202,6 +235,7 @@ std::string value_text(const field_view& f, const astm_options& o, const delimit
     }
     return true;
   });
+  if (pieces == 1) return out;
   if (non_empty == 0) return {};
   if (non_empty == 1) return out.substr(first_start, first_size);
   out.resize(kept);
