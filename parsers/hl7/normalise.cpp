@@ -101,7 +101,12 @@ std::array<value_view, Max> first_components(const value_view& v) noexcept {
 
 // Component 1 of the first repetition (what most OBX fields are read as), inlined.
 [[gnu::always_inline]] inline value_view first_component(const value_view& v) noexcept {
-  return first_components<1>(v)[0];
+  const delimiters& d = v.delims();
+  if (d.component == '\0' || d.repetition == '\0') return v.component(1);
+  const std::string_view raw = v.raw();
+  std::size_t n = 0;
+  while (n < raw.size() && raw[n] != d.component && raw[n] != d.repetition) ++n;
+  return value_view(raw.substr(0, n), d);
 }
 
 // The fields of one OBX split once: a result reads a dozen of them, and segment_view::field(n)
@@ -117,7 +122,7 @@ class segment_fields {
   [[nodiscard]] value_view operator()(std::size_t n) noexcept {
     if (n == 0) return s_.field(0);
     while (n_ <= n && !done_) split_next();
-    if (n < n_) return fields_[n];
+    if (n < n_) return value_view(std::string_view(begin_[n], static_cast<std::size_t>(end_of_[n] - begin_[n])), d_);
     if (truncated_) return s_.field(n);  // more fields than held: read from the segment
     return value_view(std::string_view{}, d_);
   }
@@ -126,22 +131,28 @@ class segment_fields {
   // A byte loop, not a memchr call per field: OBX fields are a few bytes each (memchr was the
   // largest single cost of bench_hl7 on the OBX-dense corpus).
   void split_next() noexcept {
-    if (n_ == fields_.size()) {
+    if (n_ == max_fields) {
       truncated_ = true;
       done_ = true;
       return;
     }
     const char* q = p_;
     while (q != end_ && *q != d_.field) ++q;
-    fields_[n_++] = value_view(std::string_view(p_, static_cast<std::size_t>(q - p_)), d_);
+    begin_[n_] = p_;
+    end_of_[n_] = q;
+    ++n_;
     if (q == end_) done_ = true;
     else p_ = q + 1;
   }
+  static constexpr std::size_t max_fields = 24;
   const segment_view& s_;
   delimiters d_;
   const char* p_;
   const char* end_;
-  std::array<value_view, 24> fields_{};
+  // Where field k begins and ends, for k < n_ (plain pointers, left uninitialised: an array of
+  // views was value-initialised for every OBX, ~200 instructions a result).
+  std::array<const char*, max_fields> begin_;
+  std::array<const char*, max_fields> end_of_;
   std::size_t n_ = 0;
   bool done_ = false;
   bool truncated_ = false;
@@ -214,7 +225,11 @@ class walker {
     // allocations and a byte-wise copy per value) as the largest part of normalise.
     const std::string_view raw = v.raw();
     if (is_plain_ascii(raw, v.delims().escape)) {
-      out.assign(trim_padding(raw));
+      const std::string_view t = trim_padding(raw);
+      // (clear() is inline; assign() is a library call even for nothing: OBX-4, -18 and the
+      // name are empty in most results.)
+      if (t.empty()) out.clear();
+      else out.assign(t);
       return;
     }
     const std::string bytes = v.decode();
@@ -248,7 +263,8 @@ class walker {
     return key;
   }
 
-  std::string sample_id() {
+  // Valid until the next call (the result copies it once).
+  const std::string& sample_id() {
     // Without an OBX among the places, the scope changes only with another segment (generation).
     if (!sample_reads_obx_) {
       if (!sample_cache_ || sample_generation_ != ctx_.generation()) {
