@@ -80,6 +80,16 @@ void for_each_component(std::string_view raw, const delimiters& d, F&& f) {
   }
 }
 
+// Component 1 of the first repeat (field_view::component(1)), inlined: a result reads five
+// fields so, and the call returning a view through memory was ~40 instructions each.
+[[gnu::always_inline]] inline field_view first_component(const field_view& f) noexcept {
+  const std::string_view raw = f.raw();
+  const delimiters& d = f.delims();
+  std::size_t n = 0;
+  while (n < raw.size() && raw[n] != d.component && raw[n] != d.repeat) ++n;
+  return {raw.substr(0, n), d};
+}
+
 // (field_view::component(i) is component i of the first repeat: no repeat(0) before it.)
 field_view component_or_first(const field_view& f, int component) {
   if (component > 0) return f.component(static_cast<std::size_t>(component));
@@ -451,9 +461,9 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
           res.name = text_of(F(o.r.test).component(static_cast<std::size_t>(o.name_component)), o.encoding);
         res.value = value_text(F(o.r.value), o, m.delims);
         res.numeric = parse_number(res.value, o.comma_decimal);
-        res.unit = text_of(F(o.r.unit).component(1), o.encoding);
+        res.unit = text_of(first_component(F(o.r.unit)), o.encoding);
         if (o.range_components.empty()) {
-          res.reference_range = text_of(F(o.r.range).component(1), o.encoding);
+          res.reference_range = text_of(first_component(F(o.r.range)), o.encoding);
         } else {
           for (int c : o.range_components) {
             std::string part = text_of(F(o.r.range).component(static_cast<std::size_t>(c)), o.encoding);
@@ -477,9 +487,9 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         }
         if (!res.statuses.empty()) res.status = res.statuses.front();
         if (res.statuses.size() < 2) res.statuses.clear();  // a list only when it repeats
-        res.observed_at = text_of(F(o.r.completed).component(1), o.encoding);
-        if (res.observed_at.empty()) res.observed_at = text_of(F(o.r.started).component(1), o.encoding);
-        res.instrument = text_of(F(o.r.instrument).component(1), o.encoding);
+        res.observed_at = text_of(first_component(F(o.r.completed)), o.encoding);
+        if (res.observed_at.empty()) res.observed_at = text_of(first_component(F(o.r.started)), o.encoding);
+        res.instrument = text_of(first_component(F(o.r.instrument)), o.encoding);
         res.qc = is_qc();
         if (res.qc) {
           if (o.qc_material.field > 0) res.qc_material = value_at(s, o.qc_material, o.encoding);
