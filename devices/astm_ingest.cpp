@@ -155,24 +155,26 @@ astm::link_actions astm_ingest::feed(std::string_view bytes) {
       if (r.event.frame_number_hint >= 0) what += " (frame number " + std::to_string(r.event.frame_number_hint) + ")";
       problems_.push_back({r.event.offset, what + " [" + astm_frame_code(r.event.error) + "]"});
     }
-    astm::link_actions acts = link_.on_event(r.event);
-    handle_actions(acts, r.event.offset);
+    // One list for the whole feed: the link appends to it (no vector per event).
+    const std::size_t first = all.size();
+    link_.on_event(r.event, all);
+    handle_actions(all, first, r.event.offset);
     if (r.event.kind == astm::event_kind::eot) drain(true);
-    all.insert(all.end(), std::make_move_iterator(acts.begin()), std::make_move_iterator(acts.end()));
   }
   return all;
 }
 
 astm::link_actions astm_ingest::timeout(astm::timer_id t) {
   astm::link_actions acts = link_.on_timeout(t);
-  handle_actions(acts, decoder_.offset());
+  handle_actions(acts, 0, decoder_.offset());
   return acts;
 }
 
-void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offset) {
+void astm_ingest::handle_actions(astm::link_actions& actions, std::size_t first, std::uint64_t offset) {
   using kind = astm::link_action::kind;
   bool confirm_now = false;
-  for (auto& a : actions) {
+  for (std::size_t i = first; i < actions.size(); ++i) {
+    const astm::link_action& a = actions[i];
     switch (a.what) {
       case kind::deliver: {
         const std::size_t before = messages_.size();
@@ -198,8 +200,7 @@ void astm_ingest::handle_actions(astm::link_actions& actions, std::uint64_t offs
   }
   if (confirm_now) {
     rollback_.clear();
-    astm::link_actions more = link_.confirm_delivery(true);
-    actions.insert(actions.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+    link_.confirm_delivery(true, actions);
   }
 }
 

@@ -77,7 +77,8 @@ class astm_ingest {
   [[nodiscard]] std::uint64_t frames() const noexcept { return frames_; }
 
  private:
-  void handle_actions(astm::link_actions& actions, std::uint64_t offset);
+  // Handles actions[first..]: the ones the last link call appended.
+  void handle_actions(astm::link_actions& actions, std::size_t first, std::uint64_t offset);
   void handle_message_text(std::string_view text, std::uint64_t offset);
   // E1381 messages (ETX frames) carry one record or a whole H..L; an E1394 message is H..L.
   void collect(std::string_view text, std::uint64_t offset);

@@ -218,20 +218,24 @@ void link::on_frame(link_actions& out, const frame& f) {
 
 link_actions link::confirm_delivery(bool accepted) {
   link_actions out;
-  if (!pending_confirm_ || state_ != link_state::receiving) return out;
+  confirm_delivery(accepted, out);
+  return out;
+}
+
+void link::confirm_delivery(bool accepted, link_actions& out) {
+  if (!pending_confirm_ || state_ != link_state::receiving) return;
   pending_confirm_ = false;
   if (accepted) {
     message_.clear();
     send(out, control::ack);
     arm(out, timer_id::receive);
-    return out;
+    return;
   }
   const int fn = last_fn_;
   message_.resize(pending_prev_len_);
   last_fn_ = pending_prev_fn_;
   any_frame_ = pending_prev_any_;
   reject(out, "delivery not confirmed: end frame NAKed for resend", fn);
-  return out;
 }
 
 void link::send_current_frame(link_actions& out) {
@@ -319,24 +323,29 @@ void link::on_frame_reply(link_actions& out, const decode_event& ev) {
 
 link_actions link::on_event(const decode_event& ev) {
   link_actions out;
-  if (ev.kind == event_kind::none) return out;
+  on_event(ev, out);
+  return out;
+}
+
+void link::on_event(const decode_event& ev, link_actions& out) {
+  if (ev.kind == event_kind::none) return;
   if (line_idle()) {
     switch (ev.kind) {
       case event_kind::enq:
         // LIS1-A 6.2.7.1: the instrument has priority; the computer must not take the line while
         // the instrument waits to re-send its ENQ.
-        if (opt_.role == link_role::instrument && state_ == link_state::contention) return out;
+        if (opt_.role == link_role::instrument && state_ == link_state::contention) return;
         on_enq_when_idle(out);
-        return out;
+        return;
       case event_kind::frame:
       case event_kind::error: {
         // LIS1-A 6.2: the receiver ignores everything except ENQ, unless the replay leniency
         // says a frame on a neutral line stands for an accepted ENQ.
-        if (!opt_.accept_frames_without_enq) return out;
+        if (!opt_.accept_frames_without_enq) return;
         const int fn = ev.kind == event_kind::frame ? ev.f.number : ev.frame_number_hint;
         if (busy_) {
           reject(out, "busy: cannot take a message", fn);
-          return out;
+          return;
         }
         disarm(out);
         begin_receive();
@@ -345,10 +354,10 @@ link_actions link::on_event(const decode_event& ev) {
         } else {
           reject(out, ev.error.message(), fn, ev.error);
         }
-        return out;
+        return;
       }
       default:
-        return out;  // stray ACK / NAK / EOT on an idle line
+        return;  // stray ACK / NAK / EOT on an idle line
     }
   }
   switch (state_) {
@@ -359,7 +368,7 @@ link_actions link::on_event(const decode_event& ev) {
           message_.clear();  // it was delivered: nothing is discarded
           end_receive(out, "EOT before delivery was confirmed");
         }
-        return out;
+        return;
       }
       switch (ev.kind) {
         case event_kind::frame:
@@ -388,7 +397,7 @@ link_actions link::on_event(const decode_event& ev) {
         default:
           break;  // ACK / NAK: the receiver ignores them
       }
-      return out;
+      return;
     case link_state::sending_enq:
       switch (ev.kind) {
         case event_kind::ack:
@@ -411,18 +420,23 @@ link_actions link::on_event(const decode_event& ev) {
         default:
           break;  // 6.2.5: the sender ignores other replies
       }
-      return out;
+      return;
     case link_state::sending:
       on_frame_reply(out, ev);
-      return out;
+      return;
     default:
-      return out;
+      return;
   }
 }
 
 link_actions link::on_timeout(timer_id t) {
   link_actions out;
-  if (!timer_ || *timer_ != t) return out;  // stale expiry
+  on_timeout(t, out);
+  return out;
+}
+
+void link::on_timeout(timer_id t, link_actions& out) {
+  if (!timer_ || *timer_ != t) return;  // stale expiry
   timer_.reset();
   switch (state_) {
     case link_state::receiving:
@@ -444,7 +458,6 @@ link_actions link::on_timeout(timer_id t) {
     case link_state::neutral:
       break;
   }
-  return out;
 }
 
 bool link::withdraw(std::uint64_t id) {

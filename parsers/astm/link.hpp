@@ -128,8 +128,13 @@ class link {
 
   // A decoded event from the peer.
   [[nodiscard]] link_actions on_event(const decode_event& ev);
+  // The same, appending the actions to `out` (whose earlier contents are kept): a caller that
+  // reuses one list allocates nothing per event (a vector per event, then moving its actions
+  // into the caller's, was ~0.8 M of 4.6 M instructions per pass of bench_astm).
+  void on_event(const decode_event& ev, link_actions& out);
   // A timer started by a start_timer action expired.
   [[nodiscard]] link_actions on_timeout(timer_id t);
+  void on_timeout(timer_id t, link_actions& out);  // appending to out, as on_event
   // Queue a message (records, each ending CR) to send to the instrument; returns its id.
   // Sending starts at once when the line is neutral, else when it next becomes neutral.
   std::uint64_t queue_message(std::string text, link_actions& out);
@@ -146,6 +151,7 @@ class link {
   // nothing awaits confirmation, e.g. the instrument gave up with EOT meanwhile: it will resend
   // the whole message later, so a message already persisted may arrive twice (at least once).
   [[nodiscard]] link_actions confirm_delivery(bool accepted);
+  void confirm_delivery(bool accepted, link_actions& out);  // appending to out, as on_event
 
   [[nodiscard]] link_state state() const noexcept { return state_; }
   [[nodiscard]] std::size_t queued() const noexcept { return outgoing_.size(); }

@@ -72,36 +72,98 @@ value_view at(const segment_view& s, const field_ref& r) noexcept {
   return v;
 }
 
+// The first `max` components of v's first repetition, split in one walk (value_view::component
+// walks the field from its start for each component: OBX-3 is read for components 1, 2 and 4).
+// Components past the last one present are empty.
+template <std::size_t Max>
+std::array<value_view, Max> first_components(const value_view& v) noexcept {
+  std::array<value_view, Max> out;
+  const delimiters& d = v.delims();
+  if (d.component == '\0' || d.repetition == '\0') {  // an undeclared delimiter never splits
+    for (std::size_t i = 0; i < Max; ++i) out[i] = v.component(i + 1);
+    return out;
+  }
+  for (auto& c : out) c = value_view(std::string_view{}, d);
+  const std::string_view raw = v.raw();
+  const char* p = raw.data();
+  const char* const end = p + raw.size();
+  const char* start = p;
+  std::size_t k = 0;
+  for (; p != end && *p != d.repetition; ++p) {
+    if (*p != d.component) continue;
+    out[k++] = value_view(std::string_view(start, static_cast<std::size_t>(p - start)), d);
+    if (k == Max) return out;
+    start = p + 1;
+  }
+  out[k] = value_view(std::string_view(start, static_cast<std::size_t>(p - start)), d);
+  return out;
+}
+
+// Component 1 of the first repetition (what most OBX fields are read as), inlined.
+[[gnu::always_inline]] inline value_view first_component(const value_view& v) noexcept {
+  const delimiters& d = v.delims();
+  if (d.component == '\0' || d.repetition == '\0') return v.component(1);
+  const std::string_view raw = v.raw();
+  std::size_t n = 0;
+  while (n < raw.size() && raw[n] != d.component && raw[n] != d.repetition) ++n;
+  return value_view(raw.substr(0, n), d);
+}
+
 // The fields of one OBX split once: a result reads a dozen of them, and segment_view::field(n)
 // walks the segment from its start each time. Field numbers as segment_view::field (OBX is no
-// header segment: field n is piece n).
+// header segment: field n is piece n). Split lazily, up to the highest field asked for: an OBX
+// that is dropped early (value type ED: a Mindray histogram, kilobytes of base64 in OBX-5) is
+// never scanned past the fields its drop needed (the whole OBX was, byte by byte: the largest
+// cost of bench_hl7 on the captures).
 class segment_fields {
  public:
-  segment_fields(const segment_view& s, const delimiters& d) noexcept : s_(s), d_(d) {
-    // A byte loop, not a memchr call per field: OBX fields are a few bytes each (memchr was the
-    // largest single cost of bench_hl7 on the OBX-dense corpus).
-    const std::string_view raw = s.raw();
-    const char* p = raw.data();
-    const char* const end = p + raw.size();
-    while (n_ < fields_.size()) {
-      const char* q = p;
-      while (q != end && *q != d.field) ++q;
-      fields_[n_++] = value_view(std::string_view(p, static_cast<std::size_t>(q - p)), d);
-      if (q == end) return;
-      p = q + 1;
-    }
-    truncated_ = true;  // more fields than held: the rest is read from the segment
-  }
-  [[nodiscard]] value_view operator()(std::size_t n) const noexcept {
-    if (n == 0 || (n >= n_ && truncated_)) return s_.field(n);
-    return n < n_ ? fields_[n] : value_view(std::string_view{}, d_);
+  segment_fields(const segment_view& s, const delimiters& d) noexcept
+      : s_(s), d_(d), p_(s.raw().data()), end_(s.raw().data() + s.raw().size()) {}
+  // The field already split: inline (a call per field read, returning a view through memory,
+  // was ~500 instructions a result); else split up to it.
+  [[gnu::always_inline]] value_view operator()(std::size_t n) noexcept {
+    if (n != 0 && n < n_) return view(n);
+    return split_to(n);
   }
 
  private:
+  [[nodiscard]] value_view view(std::size_t n) const noexcept {
+    return value_view(std::string_view(begin_[n], static_cast<std::size_t>(end_of_[n] - begin_[n])), d_);
+  }
+  [[gnu::noinline]] value_view split_to(std::size_t n) noexcept {
+    if (n == 0) return s_.field(0);
+    while (n_ <= n && !done_) split_next();
+    if (n < n_) return view(n);
+    if (truncated_) return s_.field(n);  // more fields than held: read from the segment
+    return value_view(std::string_view{}, d_);
+  }
+  // A byte loop, not a memchr call per field: OBX fields are a few bytes each (memchr was the
+  // largest single cost of bench_hl7 on the OBX-dense corpus).
+  void split_next() noexcept {
+    if (n_ == max_fields) {
+      truncated_ = true;
+      done_ = true;
+      return;
+    }
+    const char* q = p_;
+    while (q != end_ && *q != d_.field) ++q;
+    begin_[n_] = p_;
+    end_of_[n_] = q;
+    ++n_;
+    if (q == end_) done_ = true;
+    else p_ = q + 1;
+  }
+  static constexpr std::size_t max_fields = 24;
   const segment_view& s_;
   delimiters d_;
-  std::array<value_view, 24> fields_{};
+  const char* p_;
+  const char* end_;
+  // Where field k begins and ends, for k < n_ (plain pointers, left uninitialised: an array of
+  // views was value-initialised for every OBX, ~200 instructions a result).
+  std::array<const char*, max_fields> begin_;
+  std::array<const char*, max_fields> end_of_;
   std::size_t n_ = 0;
+  bool done_ = false;
   bool truncated_ = false;
 };
 
@@ -159,27 +221,35 @@ class walker {
       : m_(m), o_(o), device_(device), where_(where), out_(out) {}
 
   std::string text(const value_view& v) {
+    std::string s;
+    assign_text(s, v);
+    return s;
+  }
+
+  // text(v) written into `out` (a result's member: no temporary string moved in).
+  void assign_text(std::string& out, const value_view& v) {
     // Nearly every value is plain ASCII without an escape: then decoding and transcoding are the
     // identity (ASCII is the same bytes in Latin-1, Windows-1252 and UTF-8) and the value is
     // copied once. The profile of bench_hl7 on OBX-dense messages had decode + to_utf8 (two
     // allocations and a byte-wise copy per value) as the largest part of normalise.
     const std::string_view raw = v.raw();
-    const char e = v.delims().escape;
-    unsigned char high = 0;
-    bool escape = false;
-    for (const char c : raw) {
-      high |= static_cast<unsigned char>(c);
-      escape = escape || (c == e && e != '\0');
+    if (is_plain_ascii(raw, v.delims().escape)) {
+      const std::string_view t = trim_padding(raw);
+      // (clear() is inline; assign() is a library call even for nothing: OBX-4, -18 and the
+      // name are empty in most results.)
+      // (append into the empty member: assign() goes through _M_replace, ~60 instructions a
+      // value for its aliasing checks.)
+      out.clear();
+      if (!t.empty()) out.append(t.data(), t.size());
+      return;
     }
-    if (high < 0x80 && !escape) return std::string(trim_padding(raw));
     const std::string bytes = v.decode();
     bool lossy = false;
-    std::string s = to_utf8(trim_padding(bytes), out_.encoding, &lossy);
+    out = to_utf8(trim_padding(bytes), out_.encoding, &lossy);
     if (lossy && !lossy_reported_) {
       lossy_reported_ = true;
       warn(normalise_error::lossy_text, current_, 0, "bytes not valid in the message's charset");
     }
-    return s;
   }
 
   void warn(normalise_error e, std::size_t segment, std::size_t field, std::string detail) {
@@ -204,7 +274,8 @@ class walker {
     return key;
   }
 
-  std::string sample_id() {
+  // Valid until the next call (the result copies it once).
+  const std::string& sample_id() {
     // Without an OBX among the places, the scope changes only with another segment (generation).
     if (!sample_reads_obx_) {
       if (!sample_cache_ || sample_generation_ != ctx_.generation()) {
@@ -393,11 +464,14 @@ class walker {
 
   void obx(const segment_view& s, std::size_t i, bool group_rerun, bool& sample_warned) {
     ++obx_seen_;
-    const segment_fields field(s, m_.delims());
+    segment_fields field(s, m_.delims());
     if (!ctx_.get("OBR") && !ctx_.get("SPM")) {
       warn(normalise_error::obx_outside_order, i, 0, "OBX with no OBR/SPM before it");
     }
-    const std::string_view alt = field(3).component(4).raw();
+    // OBX-3 components 1, 2 and 4 (code, text, alternate code) from one walk.
+    const value_view obx_3 = field(3);
+    const std::array<value_view, 4> obx_3c = first_components<4>(obx_3);
+    const std::string_view alt = obx_3c[3].raw();
     if (!o_.include_supplemental && alt.substr(0, 2) == "S_") return;
 
     // Built in place in the room results() reserved: a result is twenty strings, vectors and
@@ -407,25 +481,30 @@ class walker {
     result& r = out_.results.emplace_back();
     const auto drop = [&] { out_.results.pop_back(); };
     r.protocol = protocol::hl7;
-    r.device = std::string(device_);
+    r.device.assign(device_);
     // The OBX in scope is this one: its fields come from the split above.
     const auto here = [&](const field_ref& ref, bool in_obx) {
       if (!in_obx) return read(ref);
       if (ref.field < 0) return value_view{};
+      if (ref.field == 3 && ref.subcomponent == 0 && ref.component >= 1 && ref.component <= 4)
+        return obx_3c[static_cast<std::size_t>(ref.component) - 1];
       value_view v = field(static_cast<std::size_t>(ref.field));
       if (ref.component > 0) v = v.component(static_cast<std::size_t>(ref.component));
       if (ref.subcomponent > 0) v = v.subcomponent(static_cast<std::size_t>(ref.subcomponent));
       return v;
     };
-    r.code = text(here(o_.code, code_in_obx_));
-    r.name = text(here(o_.name, name_in_obx_));
+    assign_text(r.code, here(o_.code, code_in_obx_));
+    assign_text(r.name, here(o_.name, name_in_obx_));
     const bool name_in_obx_4 = name_in_obx_ && o_.name.field == 4;
-    const std::string obx_4 = name_in_obx_4 ? std::string() : text(field(4));
     // The identifier, else its text (HL7 CE: either identifies the test), else the test named in
     // OBX-4 by analysers that leave OBX-3 empty (Mindray BS 2.3.1: `OBX|1|NM||Glucose|...`).
-    if (r.code.empty() && code_in_obx_ && o_.code.field == 3) r.code = text(field(3).component(2));
-    if (r.code.empty()) r.code = name_in_obx_4 ? r.name : obx_4;
-    else r.sub_id = obx_4;
+    if (r.code.empty() && code_in_obx_ && o_.code.field == 3) assign_text(r.code, obx_3c[1]);
+    if (r.code.empty()) {
+      if (name_in_obx_4) r.code = r.name;
+      else assign_text(r.code, field(4));
+    } else if (!name_in_obx_4) {
+      assign_text(r.sub_id, field(4));
+    }
     if (r.code.empty()) {
       warn(normalise_error::missing_code, i, static_cast<std::size_t>(o_.code.field),
            "observation identifier is empty and OBX-4 names no test; OBX skipped");
@@ -433,44 +512,57 @@ class walker {
       drop();
       return;
     }
-    r.status = text(field(11).component(1));
-
-    const std::string_view type = trim_padding(field(2).component(1).raw());
+    const std::string_view type = trim_padding(first_component(field(2)).raw());
     if (std::find(o_.skip_value_types.begin(), o_.skip_value_types.end(), type) !=
         o_.skip_value_types.end()) {
       drop();
       return;
     }
+    // (After the value type: a skipped OBX is not split past OBX-4.)
+    assign_text(r.status, first_component(field(11)));
     const bool coded = type == "CE" || type == "CWE" || type == "CNE";
     const value_view v = field(5);
-    r.value = text(coded ? v.component(1) : v);
-    if (v.is_null()) r.value.clear();
+    if (!v.is_null()) assign_text(r.value, coded ? first_component(v) : v);
     if (r.value.empty() && o_.skip_empty_values && r.status != "X") {
       drop();
       return;
     }
     if (!coded) r.numeric = parse_number(r.value);
 
-    r.unit = text(field(6).component(1));
-    r.reference_range = text(field(7));
+    assign_text(r.unit, first_component(field(6)));
+    assign_text(r.reference_range, field(7));
     const value_view flags = field(8);
-    for (std::size_t k = 0; k < flags.repetition_count(); ++k) {
-      const value_view f = flags.repetition(k).component(1);
-      if (!f.has_value()) continue;
+    const auto add_flag = [&](const value_view& rep) {
+      const value_view f = first_component(rep);
+      if (!f.has_value()) return;
       std::string flag = text(f);
       if (flag.empty() ||
           std::find(o_.drop_flags.begin(), o_.drop_flags.end(), flag) != o_.drop_flags.end()) {
-        continue;
+        return;
       }
       r.flags.push_back(std::move(flag));
+    };
+    if (flags.delims().repetition == '\0') {
+      add_flag(flags);
+    } else if (!flags.empty()) {
+      // The repetitions in one walk (repetition(k) walked the field from its start for each k).
+      const char rep = flags.delims().repetition;
+      std::string_view rest = flags.raw();
+      for (;;) {
+        std::size_t n = 0;
+        while (n < rest.size() && rest[n] != rep) ++n;
+        add_flag(value_view(rest.substr(0, n), flags.delims()));
+        if (n == rest.size()) break;
+        rest.remove_prefix(n + 1);
+      }
     }
-    r.instrument = text(field(18).repetition(0).component(1));
+    assign_text(r.instrument, first_component(field(18)));
     // OBX-19 (analysis time, 2.5+), else OBX-14 (observation time, what 2.3.1 Mindray fills),
     // else the order's OBR-7.
     // (OBR-7 is read only when both are empty.)
     for (int k = 0; k < 3 && r.observed_at.empty(); ++k) {
-      const value_view t = k == 0 ? field(19).component(1) : k == 1 ? field(14).component(1) : order_time();
-      if (t.has_value()) r.observed_at = text(t);
+      const value_view t = k == 0 ? first_component(field(19)) : k == 1 ? first_component(field(14)) : order_time();
+      if (t.has_value()) assign_text(r.observed_at, t);
     }
     r.qc = is_qc();
     r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status == "C");
