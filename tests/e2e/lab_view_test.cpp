@@ -509,21 +509,6 @@ json qc_config_with_codes() {
                                             {{"code", "SKIP"}, {"skip", true}}})}};
 }
 
-// The GLU points /api/qc/series shows, polled until there are `n`.
-json glu_series_points(std::uint16_t health, std::size_t n, bool show = false) {
-  json last;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    if (auto body = http_get(health, std::string("/api/qc/series?parameter=GLU") + (show ? "&show_resolved_controls=1" : ""))) {
-      const json j = json::parse(*body);
-      last = j["series"].empty() ? json::array() : j["series"][0]["points"];
-      if (last.size() == n) return last;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return last;
-}
-
 }  // namespace
 
 TEST_CASE("lab view: a rejected control is resolved from the /qc page with the admin token (confirmed and audited)",
@@ -540,7 +525,7 @@ TEST_CASE("lab view: a rejected control is resolved from the /qc page with the a
   auto daemon = run_daemon(dir.path(), cfg, health);
   play(dir.path(), "c1", port, write(dir.path() / "c1.astm", glu_result("QC-L1", "20261206080000", "5.0")));  // accept
   play(dir.path(), "c2", port, write(dir.path() / "c2.astm", glu_result("QC-L1", "20261206100000", "5.9")));  // 1-3s reject
-  json pts = glu_series_points(health, 2);
+  json pts = glu_points(health, false, [](const json& p) { return p.size() == 2; });
   INFO(pts.dump(1));
   REQUIRE(pts.size() == 2);
   REQUIRE(pts[1]["outcome"] == "reject");
@@ -555,7 +540,7 @@ TEST_CASE("lab view: a rejected control is resolved from the /qc page with the a
   CHECK(http(health, "POST", "/api/qc/resolve",
              {"Authorization: Bearer s3cret", "X-Interfaced-Client: cli", "Origin: http://evil.example"}, body)
             .first.find(" 403 ") != std::string::npos);
-  CHECK(glu_series_points(health, 2)[1]["resolution"].is_null());
+  CHECK(glu_points(health, false, [](const json& p) { return p.size() == 2; })[1]["resolution"].is_null());
 
   {
     cdp_page page(*chromium(), dir.path(), "http://127.0.0.1:" + std::to_string(health) + "/qc");
@@ -590,7 +575,7 @@ TEST_CASE("lab view: a rejected control is resolved from the /qc page with the a
     CHECK(page.eval("document.querySelectorAll('circle.pt-resolved').length") == 1);
     CHECK(page.eval("document.querySelectorAll('button.qc-undo').length") == 1);
   }
-  pts = glu_series_points(health, 2, true);
+  pts = glu_points(health, true, [](const json& p) { return p.size() == 2; });
   REQUIRE(pts.size() == 2);
   CHECK(pts[1]["resolution"]["code"] == "BAD_VIAL");
   CHECK(pts[1]["resolution"]["by"] == "Dr. Rao");
@@ -615,7 +600,7 @@ TEST_CASE("lab view: without an admin token the /qc page is read-only and the QC
   cfg["qc"] = qc_config_with_codes();
   auto daemon = run_daemon(dir.path(), cfg, health);
   play(dir.path(), "c1", port, write(dir.path() / "c1.astm", glu_result("QC-L1", "20261206100000", "5.9")));  // 1-3s reject
-  const json pts = glu_series_points(health, 1);
+  const json pts = glu_points(health, false, [](const json& p) { return p.size() == 1; });
   REQUIRE(pts.size() == 1);
   REQUIRE(pts[0]["outcome"] == "reject");
   const json series = json::parse(*http_get(health, "/api/qc/series"));
@@ -633,5 +618,5 @@ TEST_CASE("lab view: without an admin token the /qc page is read-only and the QC
   // No admin token configured: every change is refused, whatever the request carries.
   CHECK(http(health, "POST", "/api/qc/resolve", {"X-CSRF-Token: anything"}, body).first.find(" 401 ") != std::string::npos);
   CHECK(http(health, "POST", "/api/qc/resolve", {"X-Interfaced-Client: cli"}, body).first.find(" 401 ") != std::string::npos);
-  CHECK(glu_series_points(health, 1)[0]["resolution"].is_null());
+  CHECK(glu_points(health, false, [](const json& p) { return p.size() == 1; })[0]["resolution"].is_null());
 }
