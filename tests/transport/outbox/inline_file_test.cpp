@@ -14,13 +14,9 @@
 #include "transport/outbox.hpp"
 
 using namespace interfaced::transport;
+using namespace interfaced::test;  // rig, msg, run_for, run_until
 using interfaced::sim::backend_sim_options;
 using interfaced::sim::sim_fault;
-using interfaced::test::msg;
-using interfaced::test::rig;
-using interfaced::test::run_for;
-using interfaced::test::run_until;
-using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
