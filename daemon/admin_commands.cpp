@@ -13,6 +13,7 @@
 #include "daemon/config.hpp"
 #include "daemon/replay.hpp"
 #include "daemon/sim/backend_sim.hpp"
+#include "rerun/wall_time.hpp"
 #include "transport/http_fetch.hpp"
 #include "transport/instance_lock.hpp"
 #include "transport/outbox.hpp"
@@ -149,7 +150,7 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
         }
       }
       if (!c.since.empty()) {
-        f.since = transport::parse_purge_date(c.since);
+        f.since = rerun::parse_wall_time(c.since);
         if (!f.since) {
           err << "--since: expected a date like 2026-11-23 or 2026-11-23T08:00:00Z (UTC), got \"" << c.since << "\"\n";
           return exit_usage;
@@ -236,7 +237,7 @@ int run_outbox_command(const outbox_command& c, std::ostream& out, std::ostream&
       return exit_ok;
     }
     if (c.action == "purge") {
-      const auto t = transport::parse_purge_date(c.before);
+      const auto t = rerun::parse_wall_time(c.before);
       if (!t) {
         err << "--delivered-before: expected a date like 2026-11-23 or 2026-11-23T08:00:00Z, got \"" << c.before << "\"\n";
         return exit_usage;

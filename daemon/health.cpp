@@ -14,22 +14,20 @@ namespace interfaced::daemon {
 
 using json = nlohmann::json;
 
-bool link_up(const device_runtime& d) { return d.open_links > 0 || (d.server && d.server->listening()); }
+link_state link_state_of(const device_runtime& d) {
+  return {d.open_links > 0, d.server && d.server->listening()};
+}
 
 json health_json(const health_sources& s) {
   json devs = json::array();
   for (const auto& d : s.devices->running) {
-    // The link's real state: "connected" (a session, the serial port or the client connection is
-    // open), "listening" (a tcp-server waiting for its analyser), "down" (with why).
-    const bool up = d->open_links > 0;
-    const bool listening = d->server && d->server->listening();
-    const char* state = up ? "connected" : listening ? "listening" : "down";
+    const link_state link = link_state_of(*d);
     devs.push_back({{"id", d->cfg.id},
                     {"protocol", d->cfg.protocol},
                     {"link", d->cfg.link_type},
-                    {"state", state},
-                    {"up", up},
-                    {"listening", listening},
+                    {"state", link.name()},
+                    {"up", link.connected},
+                    {"listening", link.listening},
                     {"messages", d->stats.messages},
                     {"messages_today", d->stats.messages_today},
                     {"results_today", d->stats.results_today},
@@ -42,7 +40,7 @@ json health_json(const health_sources& s) {
                     {"trace", d->tap->enabled.load()}});
     devs.back()["buffered_bytes"] = d->buffers->used;
     devs.back()["buffer_refusals"] = d->buffers->refused;
-    if (!up && !listening)
+    if (!link.up())
       devs.back()["down_reason"] = d->down_reason.empty() ? std::string("not connected") : d->down_reason;
     if (d->server) {
       devs.back()["sessions"] = d->server->sessions();
@@ -133,7 +131,7 @@ std::string metrics_text(const health_sources& s) {
   per_device("buffered_bytes", "gauge", "Unfinished message bytes the device's sessions hold",
              [](const device_runtime& d) { return d.buffers->used; });
   per_device("link_up", "gauge", "1 while the device's link is usable: connected, or listening for the analyser",
-             [](const device_runtime& d) { return link_up(d) ? 1 : 0; });
+             [](const device_runtime& d) { return link_state_of(d).up() ? 1 : 0; });
   // Absent until the first message: an alert on time() - this must not fire for a device that
   // never sent anything since the start (alert on its absence instead, README).
   head("last_message_timestamp_seconds", "gauge", "When the analyser's last message was received (Unix time)");

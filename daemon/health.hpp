@@ -55,9 +55,16 @@ struct health_sources {
 
 // A Prometheus label value escaped for the text format (backslash, double quote, line feed).
 [[nodiscard]] std::string prometheus_label_value(std::string_view v);
-// Whether the device's link is usable now: connected (serial open, a session, the client
-// connection) or listening for the analyser (/health "state" is not "down").
-[[nodiscard]] bool link_up(const device_runtime& d);
+// The device's link now, read once for /health and /metrics alike.
+struct link_state {
+  bool connected = false;  // serial open, a session, the client connection (device_runtime::open_links)
+  bool listening = false;  // a tcp-server's acceptor is open (while connected too)
+  // Usable: connected, or listening for the analyser (/health "state" is not "down").
+  [[nodiscard]] bool up() const noexcept { return connected || listening; }
+  // /health "state": "connected", else "listening", else "down" (with down_reason).
+  [[nodiscard]] const char* name() const noexcept { return connected ? "connected" : listening ? "listening" : "down"; }
+};
+[[nodiscard]] link_state link_state_of(const device_runtime& d);
 [[nodiscard]] nlohmann::json health_json(const health_sources& s);
 [[nodiscard]] std::string metrics_text(const health_sources& s);
 [[nodiscard]] transport::http_reply handle_health_request(const health_sources& s,

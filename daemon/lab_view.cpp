@@ -10,6 +10,7 @@
 #include "daemon/assets.hpp"
 #include "daemon/stats_command.hpp"
 #include "rerun/help.hpp"
+#include "rerun/wall_time.hpp"
 #include "transport/history_store.hpp"
 #include "transport/outbox.hpp"
 
@@ -155,9 +156,9 @@ transport::http_reply lab_view::messages(const std::vector<std::pair<std::string
     f.sample = value_of(q, "sample");
     f.device = value_of(q, "device");
     if (const auto s = value_of(q, "state"); !s.empty()) f.state = transport::message_state_from(s);
-    if (const auto s = value_of(q, "from"); !s.empty()) f.since = transport::parse_purge_date(s);
+    if (const auto s = value_of(q, "from"); !s.empty()) f.since = rerun::parse_wall_time(s);
     if (const auto s = value_of(q, "to"); !s.empty()) {
-      f.until = transport::parse_purge_date(s);
+      f.until = rerun::parse_wall_time(s);
       // A date alone is the whole day.
       if (f.until && s.size() == 10) *f.until += std::chrono::hours(24);
     }

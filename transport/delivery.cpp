@@ -458,9 +458,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       case file_attempt::end::delivered: {
         ++st.delivered;
         if (opt.trace) emit(opt.trace, describe(m) + ": file report finalized");
-        const bool recorded = co_await mark(m, message_state::delivered, std::move(a.outcome), {});
-        if (recorded && !a.spool_file.empty()) remove_spool_file(box, opt.log, m.id, a.spool_file);
-        co_return recorded;
+        co_return co_await mark(m, message_state::delivered, std::move(a.outcome), {});
       }
       case file_attempt::end::hold:
         // The backend refused our credentials (or its endpoint / TLS is wrong) on a stage: held

@@ -216,7 +216,7 @@ struct stage_runner {
     job.size = d->size;
     job.sha256 = d->sha256;
     job.stage = devices::to_string(file_stage::prepared);
-    if (req.mode == "inline") co_return;  // no stages to record: one POST
+    if (req.mode == "inline") co_return;  // one POST: only its end is recorded (inline_post)
     co_await save();
   }
 
@@ -235,9 +235,14 @@ struct stage_runner {
     if (held(r, opt.file_report_path)) co_return;
     switch (devices::decide(file_stage::reconciled, r.ec ? 0 : r.status, r.body)) {
       case stage_decision::advance:
-        // No stage row records this: the spool file goes after the delivered mark (delivery).
+        // Recorded as finalized (committed with an fsync) before the spool file goes, as after a
+        // finalize: the delivered mark is not fsynced, and a power cut that lost it with the file
+        // already gone would bring the report back without its file (a false FILE-001). The row
+        // makes the next attempt settle it without a request (step(), finalized).
+        job.stage = devices::to_string(file_stage::finalized);
+        if (!co_await save()) co_return;
         finish(file_attempt::end::delivered, static_cast<int>(r.status), r.body);
-        if (req.spool) result.spool_file = req.file;
+        discard_spool_file();
         break;
       case stage_decision::retry: retry(r, "inline file report"); break;
       default: dead("FILE-005", static_cast<int>(r.status), "inline file report refused: " + short_answer(r)); break;

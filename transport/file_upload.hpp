@@ -17,7 +17,8 @@
 //    presign (FILE-006).
 //  - A permanent refusal after the upload committed is an orphan object: a dead letter whose
 //    file_jobs row keeps the stored path (`interfaced outbox list --orphans`, FILE-004).
-//  - Inline mode (files.mode "inline"): one POST to the file-report path with content_base64.
+//  - Inline mode (files.mode "inline"): one POST to the file-report path with content_base64;
+//    its answer is committed as the stage finalized, like a finalize's.
 //  - The backend's stages (presign, reconcile, finalize, inline) answer like any delivery: 401,
 //    403, 407 hold delivery for credentials, 404/405/3xx... for the endpoint, a failed TLS
 //    verification for TLS (classify(), delivery.hpp): end::hold, never a dead letter; the stage
@@ -58,9 +59,6 @@ struct file_attempt {
   end what = end::retry;
   failure_class held = failure_class::retry;  // end::hold: which hold (credentials, endpoint, TLS)
   std::string held_on;                        // end::hold: the path that answered so
-  // end::delivered in inline mode: the spool file to delete once the delivered mark is recorded
-  // (no stage row says "finalized" before it).
-  std::string spool_file;
   bool backend_answered = false;  // a backend stage got an answer that is not a hold (ends one)
   attempt_outcome outcome;                         // recorded on the message (status, answer or reason)
   std::chrono::milliseconds wait{0};               // end::wait: look again after this long

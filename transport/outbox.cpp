@@ -1571,24 +1571,4 @@ std::size_t outbox_admin::purge_delivered_before(outbox_time before) {
   return db_->purge_delivered_before(before);
 }
 
-std::optional<outbox_time> parse_purge_date(const std::string& text) {
-  int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0;
-  char tail = 0;
-  int n = std::sscanf(text.c_str(), "%4d-%2d-%2d%c", &y, &mo, &d, &tail);
-  if (n == 3) {
-  } else if (n == 4 && (tail == 'T' || tail == ' ')) {
-    char z = 0;
-    const int m = std::sscanf(text.c_str() + 11, "%2d:%2d:%2d%c", &h, &mi, &s, &z);
-    if (m < 2 || (m == 4 && z != 'Z')) return std::nullopt;
-  } else {
-    return std::nullopt;
-  }
-  if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) return std::nullopt;
-  using namespace std::chrono;
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
-  if (!ymd.ok()) return std::nullopt;
-  const auto t = sys_days{ymd} + hours{h} + minutes{mi} + seconds{s};
-  return time_point_cast<milliseconds>(t);
-}
-
 }  // namespace interfaced::transport

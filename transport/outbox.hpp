@@ -367,7 +367,4 @@ class outbox_admin {
   std::unique_ptr<detail::outbox_db> db_;
 };
 
-// "2026-11-23" or "2026-11-23T08:00:00" (UTC) -> time point; nullopt when not a date.
-[[nodiscard]] std::optional<outbox_time> parse_purge_date(const std::string& text);
-
 }  // namespace interfaced::transport

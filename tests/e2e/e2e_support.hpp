@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -309,6 +310,22 @@ inline json tcp_server_device(const std::string& id, const std::string& protocol
   return {{"id", id},
           {"protocol", protocol},
           {"link", {{"type", "tcp-server"}, {"bind", "127.0.0.1"}, {"port", port}}}};
+}
+
+// The points of the GLU series, polled until `want` holds (the daemon applies changes at once,
+// the control results arrive through the outbox).
+inline json glu_points(std::uint16_t health, bool show, const std::function<bool(const json&)>& want) {
+  json last;
+  const auto until = std::chrono::steady_clock::now() + 10s;
+  while (std::chrono::steady_clock::now() < until) {
+    if (auto body = http_get(health, std::string("/api/qc/series?parameter=GLU") + (show ? "&show_resolved_controls=1" : ""))) {
+      const json j = json::parse(*body);
+      last = j["series"].empty() ? json::array() : j["series"][0]["points"];
+      if (want(last)) return last;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  return last;
 }
 
 // `interfaced simulate ARGS... CAPTURE`, started (wait on the returned child).

@@ -102,6 +102,40 @@ std::size_t count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// The lab the browser tests load their pages from: chem and hema (ASTM, named as given) and the
+// `idle` devices, the lab zone Asia/Kolkata, samples QC-* on any device controls of one GLU series
+// (qc.md: qc.controls); today's one result (7.25, sample `today_sample`) on hema (chem's fixed
+// dates may be today too, whenever the test runs) and one result per `chem_times` on chem
+// (samples S-K1, S-K2, ...).
+struct browser_lab {
+  scratch_dir dir;
+  std::uint16_t chem = free_port(), hema = free_port(), health = free_port();
+  std::unique_ptr<child> daemon;
+  std::string base = "http://127.0.0.1:" + std::to_string(health);
+
+  browser_lab(const std::string& chem_name, const std::string& hema_name, const std::string& today_sample,
+              const std::vector<std::string>& chem_times, const json& idle = json::array()) {
+    json devices = json::array({tcp_server_device(chem_name, "astm", chem), tcp_server_device(hema_name, "astm", hema)});
+    for (const auto& d : idle) devices.push_back(d);
+    json cfg = daemon_config(dir.path(), devices, health);
+    cfg["lab"] = {{"timezone", "Asia/Kolkata"}};
+    cfg["qc"] = {{"limits", json::array({json{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
+                 {"controls", json::array({json{{"sample_id", "QC-*"}, {"material", "Ctrl"}, {"lot", "L1"}, {"level", "1"}}})}};
+    daemon = run_daemon(dir.path(), cfg, health);
+    send("now", hema, astm_message(today_sample, astm_now("Asia/Kolkata"), "7.25"));
+    for (std::size_t i = 0; i < chem_times.size(); ++i)
+      send(std::string(1, static_cast<char>('a' + i)), chem, astm_message("S-K" + std::to_string(i + 1), chem_times[i]));
+  }
+  // Two controls on hema: z +0.5 (accept), then z +4.0 (1-3s, reject).
+  void send_controls() {
+    send("qc1", hema, astm_message("QC-1", "20261206090000", "5.1"));
+    send("qc2", hema, astm_message("QC-2", "20261206100000", "5.8"));
+  }
+  void send(const std::string& tag, std::uint16_t port, const std::string& text) {
+    play(dir.path(), tag, port, write(dir.path() / (tag + ".astm"), text));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("lab view: stats per lab-local day over the wire, Asia/Kolkata, CLI and /api/stats agree", "[lab]") {
@@ -172,32 +206,16 @@ TEST_CASE("lab view: every page in headless chromium shows what a person would s
     WARN("SKIPPED: chromium is not installed (apt-get install chromium; .ci/deps installs it)");
     return;
   }
-  scratch_dir dir;
-  const std::uint16_t port = free_port(), hema = free_port(), health = free_port();
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chem", "astm", port),
-                                                    tcp_server_device("immuno", "hl7", free_port()),
-                                                    tcp_server_device("hema", "astm", hema)}),
-                           health);
-  cfg["lab"] = {{"timezone", "Asia/Kolkata"}};
-  // Sample ids QC-* on any device are controls of one GLU series (qc.md: qc.controls).
-  cfg["qc"] = {{"limits", json::array({json{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
-               {"controls", json::array({json{{"sample_id", "QC-*"}, {"material", "Ctrl"}, {"lot", "L1"}, {"level", "1"}}})}};
-  auto daemon = run_daemon(dir.path(), cfg, health);
-  // Today's one result on hema (chem's fixed dates may be today too, whenever the test runs).
-  play(dir.path(), "now", hema, write(dir.path() / "now.astm", astm_message("S-1001", astm_now("Asia/Kolkata"), "7.25")));
-  play(dir.path(), "a", port, write(dir.path() / "a.astm", astm_message("S-K1", "20261205230000")));
-  play(dir.path(), "b", port, write(dir.path() / "b.astm", astm_message("S-K2", "20261206000000")));
-  play(dir.path(), "c", port, write(dir.path() / "c.astm", astm_message("S-K3", "20261206173000")));
-  stats_until(health, "from=2026-12-04&to=2026-12-07&event=device_result", [](const json& s) {
+  browser_lab lab("chem", "hema", "S-1001", {"20261205230000", "20261206000000", "20261206173000"},
+                  json::array({tcp_server_device("immuno", "hl7", free_port())}));
+  stats_until(lab.health, "from=2026-12-04&to=2026-12-07&event=device_result", [](const json& s) {
     return s.contains("rows") && s["rows"].size() == 1 && s["rows"][0]["values"].get<std::vector<long long>>() == acceptance;
   });
-  // Two controls: z +0.5 (accept), then z +4.0 (1-3s, reject).
-  play(dir.path(), "qc1", hema, write(dir.path() / "qc1.astm", astm_message("QC-1", "20261206090000", "5.1")));
-  play(dir.path(), "qc2", hema, write(dir.path() / "qc2.astm", astm_message("QC-2", "20261206100000", "5.8")));
-  const std::string base = "http://127.0.0.1:" + std::to_string(health);
+  lab.send_controls();
+  const std::string& base = lab.base;
 
   {  // the dashboard: both devices, their link state, today's result
-    const auto dom = dump_dom(dir.path(), base + "/");
+    const auto dom = dump_dom(lab.dir.path(), base + "/");
     INFO(dom);
     CHECK(dom.find("data-loaded=\"1\"") != std::string::npos);
     CHECK(dom.find("id=\"device-chem\"") != std::string::npos);
@@ -208,7 +226,7 @@ TEST_CASE("lab view: every page in headless chromium shows what a person would s
     CHECK(dom.find("id=\"help-items\"><li") != std::string::npos);  // the page's help panel
   }
   {  // the message browser: a sample's values
-    const auto dom = dump_dom(dir.path(), base + "/messages?sample=S-1001");
+    const auto dom = dump_dom(lab.dir.path(), base + "/messages?sample=S-1001");
     INFO(dom);
     CHECK(count(dom, "class=\"card message\"") == 1);
     CHECK(dom.find("S-1001") != std::string::npos);
@@ -217,20 +235,20 @@ TEST_CASE("lab view: every page in headless chromium shows what a person would s
     CHECK(dom.find("Raw form") != std::string::npos);
   }
   {  // stats: the zero-filled grid
-    const auto dom = dump_dom(dir.path(), base + "/stats?from=2026-12-04&to=2026-12-07&event=device_result&device=chem");
+    const auto dom = dump_dom(lab.dir.path(), base + "/stats?from=2026-12-04&to=2026-12-07&event=device_result&device=chem");
     INFO(dom);
     CHECK(count(dom, "class=\"num bucket\"") == 4);
     CHECK(std::regex_search(dom, std::regex(R"(<td class="num cell">0</td><td class="num cell">1</td><td class="num cell">2</td><td class="num cell">0</td>)")));
     CHECK(count(dom, "class=\"bar\"") == 4);
   }
   {  // help search
-    const auto dom = dump_dom(dir.path(), base + "/help?q=checksum");
+    const auto dom = dump_dom(lab.dir.path(), base + "/help?q=checksum");
     INFO(dom);
     CHECK(dom.find("ASTM-012") != std::string::npos);
     CHECK(dom.find("Checksum mismatch in an ASTM frame") != std::string::npos);
   }
   {  // QC: the two controls sent to hema, one chart, the 1-3s reject labelled
-    const auto dom = dump_dom(dir.path(), base + "/qc");
+    const auto dom = dump_dom(lab.dir.path(), base + "/qc");
     INFO(dom);
     CHECK(count(dom, "<svg class=\"chart lj\"") == 1);
     CHECK(dom.find("data-points=\"2\"") != std::string::npos);
@@ -320,21 +338,10 @@ TEST_CASE("lab view: every page fits a phone (390x844) and a laptop (1280x800), 
     WARN("SKIPPED: chromium is not installed (apt-get install chromium; .ci/deps installs it)");
     return;
   }
-  scratch_dir dir;
-  const std::uint16_t chem = free_port(), hema = free_port(), health = free_port();
   // Long device names and a long sample id: what pushes a narrow screen sideways.
-  json cfg = daemon_config(dir.path(), json::array({tcp_server_device("chemistry-analyser-7", "astm", chem),
-                                                    tcp_server_device("hematology-analyser-2", "astm", hema)}),
-                           health);
-  cfg["lab"] = {{"timezone", "Asia/Kolkata"}};
-  cfg["qc"] = {{"limits", json::array({json{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
-               {"controls", json::array({json{{"sample_id", "QC-*"}, {"material", "Ctrl"}, {"lot", "L1"}, {"level", "1"}}})}};
-  auto daemon = run_daemon(dir.path(), cfg, health);
-  play(dir.path(), "now", hema, write(dir.path() / "now.astm", astm_message("S-1001-2026-12-06-WARD-B", astm_now("Asia/Kolkata"), "7.25")));
-  play(dir.path(), "a", chem, write(dir.path() / "a.astm", astm_message("S-K1", "20261205230000")));
-  play(dir.path(), "qc1", hema, write(dir.path() / "qc1.astm", astm_message("QC-1", "20261206090000", "5.1")));
-  play(dir.path(), "qc2", hema, write(dir.path() / "qc2.astm", astm_message("QC-2", "20261206100000", "5.8")));
-  stats_until(health, "from=2026-12-04&to=2026-12-07&event=device_result&device=chemistry-analyser-7", [](const json& s) {
+  browser_lab lab("chemistry-analyser-7", "hematology-analyser-2", "S-1001-2026-12-06-WARD-B", {"20261205230000"});
+  lab.send_controls();
+  stats_until(lab.health, "from=2026-12-04&to=2026-12-07&event=device_result&device=chemistry-analyser-7", [](const json& s) {
     return s.contains("rows") && s["rows"].size() == 1;
   });
   // Each page with the selector of what a person came for (a device's row, a message, a chart,
@@ -379,8 +386,8 @@ TEST_CASE("lab view: every page fits a phone (390x844) and a laptop (1280x800), 
 }
 window.addEventListener('load', () => setTimeout(measure, 200));
 </script></body></html>)";
-  same_origin_proxy proxy(health, layout.str());
-  const auto dom = dump_dom(dir.path(), "http://127.0.0.1:" + std::to_string(proxy.port()) + "/__layout.html", {"--virtual-time-budget=15000"});
+  same_origin_proxy proxy(lab.health, layout.str());
+  const auto dom = dump_dom(lab.dir.path(), "http://127.0.0.1:" + std::to_string(proxy.port()) + "/__layout.html", {"--virtual-time-budget=15000"});
   std::smatch m;
   REQUIRE(std::regex_search(dom, m, std::regex(R"(<pre id="results">([^<]*)</pre>)")));
   const json results = json::parse(m[1].str());
@@ -509,21 +516,6 @@ json qc_config_with_codes() {
                                             {{"code", "SKIP"}, {"skip", true}}})}};
 }
 
-// The GLU points /api/qc/series shows, polled until there are `n`.
-json glu_series_points(std::uint16_t health, std::size_t n, bool show = false) {
-  json last;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    if (auto body = http_get(health, std::string("/api/qc/series?parameter=GLU") + (show ? "&show_resolved_controls=1" : ""))) {
-      const json j = json::parse(*body);
-      last = j["series"].empty() ? json::array() : j["series"][0]["points"];
-      if (last.size() == n) return last;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return last;
-}
-
 }  // namespace
 
 TEST_CASE("lab view: a rejected control is resolved from the /qc page with the admin token (confirmed and audited)",
@@ -540,7 +532,7 @@ TEST_CASE("lab view: a rejected control is resolved from the /qc page with the a
   auto daemon = run_daemon(dir.path(), cfg, health);
   play(dir.path(), "c1", port, write(dir.path() / "c1.astm", glu_result("QC-L1", "20261206080000", "5.0")));  // accept
   play(dir.path(), "c2", port, write(dir.path() / "c2.astm", glu_result("QC-L1", "20261206100000", "5.9")));  // 1-3s reject
-  json pts = glu_series_points(health, 2);
+  json pts = glu_points(health, false, [](const json& p) { return p.size() == 2; });
   INFO(pts.dump(1));
   REQUIRE(pts.size() == 2);
   REQUIRE(pts[1]["outcome"] == "reject");
@@ -555,7 +547,7 @@ TEST_CASE("lab view: a rejected control is resolved from the /qc page with the a
   CHECK(http(health, "POST", "/api/qc/resolve",
              {"Authorization: Bearer s3cret", "X-Interfaced-Client: cli", "Origin: http://evil.example"}, body)
             .first.find(" 403 ") != std::string::npos);
-  CHECK(glu_series_points(health, 2)[1]["resolution"].is_null());
+  CHECK(glu_points(health, false, [](const json& p) { return p.size() == 2; })[1]["resolution"].is_null());
 
   {
     cdp_page page(*chromium(), dir.path(), "http://127.0.0.1:" + std::to_string(health) + "/qc");
@@ -590,7 +582,7 @@ TEST_CASE("lab view: a rejected control is resolved from the /qc page with the a
     CHECK(page.eval("document.querySelectorAll('circle.pt-resolved').length") == 1);
     CHECK(page.eval("document.querySelectorAll('button.qc-undo').length") == 1);
   }
-  pts = glu_series_points(health, 2, true);
+  pts = glu_points(health, true, [](const json& p) { return p.size() == 2; });
   REQUIRE(pts.size() == 2);
   CHECK(pts[1]["resolution"]["code"] == "BAD_VIAL");
   CHECK(pts[1]["resolution"]["by"] == "Dr. Rao");
@@ -615,7 +607,7 @@ TEST_CASE("lab view: without an admin token the /qc page is read-only and the QC
   cfg["qc"] = qc_config_with_codes();
   auto daemon = run_daemon(dir.path(), cfg, health);
   play(dir.path(), "c1", port, write(dir.path() / "c1.astm", glu_result("QC-L1", "20261206100000", "5.9")));  // 1-3s reject
-  const json pts = glu_series_points(health, 1);
+  const json pts = glu_points(health, false, [](const json& p) { return p.size() == 1; });
   REQUIRE(pts.size() == 1);
   REQUIRE(pts[0]["outcome"] == "reject");
   const json series = json::parse(*http_get(health, "/api/qc/series"));
@@ -633,5 +625,5 @@ TEST_CASE("lab view: without an admin token the /qc page is read-only and the QC
   // No admin token configured: every change is refused, whatever the request carries.
   CHECK(http(health, "POST", "/api/qc/resolve", {"X-CSRF-Token: anything"}, body).first.find(" 401 ") != std::string::npos);
   CHECK(http(health, "POST", "/api/qc/resolve", {"X-Interfaced-Client: cli"}, body).first.find(" 401 ") != std::string::npos);
-  CHECK(glu_series_points(health, 1)[0]["resolution"].is_null());
+  CHECK(glu_points(health, false, [](const json& p) { return p.size() == 1; })[0]["resolution"].is_null());
 }

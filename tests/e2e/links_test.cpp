@@ -142,9 +142,13 @@ TEST_CASE("e2e links: a port held by another process is an alarm, then listened 
   CHECK(b["down_reason"].get<std::string>().find("cannot listen on 127.0.0.1:" + std::to_string(held)) == 0);
   CHECK(has_alarm(d.health(), "LINK-002", "blocked"));
   CHECK(d.device_health("fine")["state"] == "listening");
+  // /metrics reads the same state: down is 0, listening is usable.
+  CHECK(d.device_metric("link_up", "blocked") == 0);
+  CHECK(d.device_metric("link_up", "fine") == 1);
 
   holder->release();
   REQUIRE(wait_for([&] { return d.device_health("blocked")["state"] == "listening"; }, 15000ms));
+  CHECK(d.device_metric("link_up", "blocked") == 1);
   CHECK_FALSE(has_alarm(d.health(), "LINK-002", "blocked"));
   tcp_conn c(held);
   CHECK(c.ok());

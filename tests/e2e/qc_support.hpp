@@ -58,23 +58,6 @@ inline cli_result qc_cli(const fs::path& dir, std::vector<std::string> args) {
   return {*st, c.out(), c.err()};
 }
 
-// The points of the GLU series, polled until `want` holds (the daemon applies changes at once,
-// the control results arrive through the outbox).
-inline json glu_points(std::uint16_t health, bool show, const std::function<bool(const json&)>& want) {
-  json last;
-  const auto until = std::chrono::steady_clock::now() + 10s;
-  while (std::chrono::steady_clock::now() < until) {
-    if (auto body = http_get(health, std::string("/api/qc/series?parameter=GLU") + (show ? "&show_resolved_controls=1" : ""))) {
-      const json j = json::parse(*body);
-      last = j["series"].empty() ? json::array() : j["series"][0]["points"];
-      if (want(last)) return last;
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-  return last;
-}
-
-
 // Today's date in the local zone (the daemon's default lab zone), "YYYY-MM-DD": the day of an
 // exported_at stamped during the test.
 inline std::string iso_today() {

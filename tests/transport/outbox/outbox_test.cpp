@@ -352,19 +352,6 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   for (const auto& m : admin.list(true)) CHECK(m.state == message_state::pending);
 }
 
-TEST_CASE("purge dates parse as UTC dates or date-times") {
-  using namespace std::chrono;
-  auto d = parse_purge_date("2026-11-23");
-  REQUIRE(d);
-  CHECK(*d == time_point_cast<milliseconds>(sys_days{year{2026} / 11 / 23}));
-  auto t = parse_purge_date("2026-11-23T08:30:00Z");
-  REQUIRE(t);
-  CHECK(*t - *d == 8h + 30min);
-  CHECK_FALSE(parse_purge_date("2026-02-30"));
-  CHECK_FALSE(parse_purge_date("yesterday"));
-  CHECK_FALSE(parse_purge_date("2026-13-01"));
-}
-
 TEST_CASE("set aside: audited, skipped by delivery's claims, its key moves on, only retry of that message sends it") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
