@@ -19,6 +19,7 @@
 #include "devices/encapsulated_data.hpp"
 #include "devices/file_report.hpp"
 #include "devices/histogram_svg.hpp"
+#include "parsers/number.hpp"
 #include "parsers/text.hpp"
 #include "rerun/process.hpp"
 #include "rerun/qc_json.hpp"
@@ -444,6 +445,110 @@ void ingest_hand_off::persist_state(device_runtime* dev, std::vector<rerun::hist
     if (dev) dev->log->error("the rerun state could not be stored; it is written again with the next change [OUTBOX-009]");
     else spdlog::error("the rerun state could not be stored; it is written again with the next change [OUTBOX-009]");
   });
+}
+
+namespace {
+
+// A patient result as the message that posted it carries it (rerun/rerun_json.cpp value_json):
+// enough for the rules engine to run on it again; nullopt when the body does not name it.
+std::optional<rerun::rules_again_result> posted_result(const std::string& body, const std::string& device,
+                                                       const rerun::qc::patient_ref& p) {
+  const nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  for (const char* list : {"results", "values"}) {
+    if (!j.contains(list) || !j[list].is_array()) continue;
+    for (const auto& v : j[list]) {
+      if (!v.is_object() || v.value("sample_id", "") != p.sample_id || v.value("parameter", "") != p.parameter ||
+          v.value("observed_at", "") != p.observed_at)
+        continue;
+      rerun::rules_again_result x;
+      x.device = device;
+      x.parameter = p.parameter;
+      result& r = x.r;
+      r.device = device;
+      r.sample_id = p.sample_id;
+      r.code = v.value("instrument_code", "");
+      r.value = v.value("value", "");
+      r.numeric = parse_number(r.value, true);  // replay's rule: plainly a number, comma decimals too
+      r.unit = v.value("unit", "");
+      if (v.contains("flags") && v["flags"].is_array())
+        for (const auto& f : v["flags"])
+          if (f.is_string()) r.flags.push_back(f.get<std::string>());
+      r.status = v.value("status", "");
+      r.reference_range = v.value("reference_range", "");
+      r.observed_at = p.observed_at;
+      r.rerun_number = v.value("rerun_number", 0);
+      r.is_rerun = r.rerun_number != 0;
+      x.lab_report_id = v.value("lab_report_id", j.value("lab_report_id", ""));
+      return x;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+ingest_hand_off::rules_rerun ingest_hand_off::rerun_rules(const std::string& device,
+                                                          const std::vector<rerun::qc::patient_ref>& patients,
+                                                          transport::state_changes& sc,
+                                                          std::vector<transport::new_message>& msgs) {
+  rules_rerun out;
+  std::vector<rerun::rules_again_result> again;
+  {
+    const transport::state_store::read_scope reads(store_);
+    for (const auto& p : patients) {
+      const bool any_rule = std::any_of(rules_.rules().begin(), rules_.rules().end(),
+                                        [&](const rerun::rule& x) { return x.applies_to(p.parameter); });
+      if (!any_rule) continue;
+      const auto body = store_.qc_patient_body(device, p.sample_id, p.parameter, p.observed_at);
+      auto x = body ? posted_result(*body, device, p) : std::nullopt;
+      if (!x) {
+        ++out.unknown;
+        continue;
+      }
+      // Matched to a report since it was posted (the waiting list is refreshed): its report now.
+      if (x->lab_report_id.empty())
+        if (const auto* e = rerun::waiting_entry(state_, device, p.sample_id)) x->lab_report_id = e->lab_report_id;
+      x->qc_status = qc_.patient_status(device, p.parameter, p.t);
+      x->has_skip = qc_.resolution_of(rerun::patient_result_id(device, p.sample_id, p.parameter)).skip;
+      again.push_back(std::move(*x));
+    }
+  }
+  if (again.empty() && out.unknown == 0) return out;
+  const auto instant = std::chrono::system_clock::now();
+  auto o = std::make_shared<rerun::rules_again_outcome>(
+      rerun::run_rules_again(again, rules_, state_, wall_time(instant), current_lab_zone()));
+  out.results = o->results;
+  out.fired = o->fired;
+  std::string fired;
+  for (const auto& m : o->messages) {
+    const std::string what = m.kind == rerun::endpoint::reflex
+                                 ? "reflex " + m.reflex.rule + " for " + m.reflex.sample_id + " " + m.reflex.parameter
+                                 : "auto-rerun " + m.request.rule + " for report " + m.request.lab_report_id + " " +
+                                       join(m.request.requested_parameters);
+    fired += (fired.empty() ? "" : ", ") + what;
+    rerun::outgoing_message copy = m;
+    for (auto& [key, part] : per_report(std::move(copy), device)) {
+      transport::new_message nm;
+      nm.kind = rerun::to_string(part.kind);
+      nm.ordering_key = std::move(key);
+      nm.body = rerun::body_json(part).dump();
+      nm.internal_request = part.internal_request;
+      nm.device = device;
+      msgs.push_back(std::move(nm));
+    }
+  }
+  for (const auto& a : o->actions)
+    if (a.kind == rerun::action_kind::rerun_failed) fired += (fired.empty() ? "" : ", ") + a.note;
+  state_document(sc);
+  out.note = "rules re-run for " + std::to_string(out.results) + " patient result(s) (a re-evaluation: SKIP bypasses nothing), " +
+             std::to_string(out.fired) + " fired" + (fired.empty() ? "" : " (" + fired + ")");
+  if (out.unknown > 0) out.note += ", " + std::to_string(out.unknown) + " no longer in the outbox (purged): not re-run";
+  out.take_back = [this, o] {
+    rerun::take_back(state_, *o);
+    state_written_.reset();  // the next write stores the state as it is now
+  };
+  return out;
 }
 
 void ingest_hand_off::record_events(std::vector<rerun::history_event> events) {

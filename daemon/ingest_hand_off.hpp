@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -101,6 +102,22 @@ class ingest_hand_off final : public transport::batch_sink {
   // Historical summary counts that no message carries (link errors): written off the loop, in
   // order with the batches.
   void record_events(std::vector<rerun::history_event> events);
+
+  // qc.md 5.2.1, the re-evaluation row: the rules engine again (rerun::run_rules_again) for these
+  // patient results of `device`, whose qc_status a QC re-evaluation changed or whose SKIP
+  // resolution was undone; each is read back from the body of the message that posted it
+  // (state_store::qc_patient_body). Rerun requests and reflex posts go into `msgs`, the rerun
+  // state into `sc`: the caller's one transaction. `take_back` is for a commit that failed: the
+  // state forgets what it counted, so the next re-evaluation asks again.
+  struct rules_rerun {
+    std::string note;          // for the outcome message; empty when no rule applies to any of them
+    std::size_t results = 0;   // results the rules ran for
+    std::size_t fired = 0;     // rerun requests and reflex posts
+    std::size_t unknown = 0;   // results whose message is gone (purged): not re-run
+    std::function<void()> take_back;
+  };
+  rules_rerun rerun_rules(const std::string& device, const std::vector<rerun::qc::patient_ref>& patients,
+                          transport::state_changes& sc, std::vector<transport::new_message>& msgs);
 
   // Host queries (rerun/host_query.hpp) with the device's codes; each decision logged on `dev`.
   std::vector<std::string> answer_astm_queries(device_runtime& dev, const std::vector<query>& queries);

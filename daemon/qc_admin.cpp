@@ -1,10 +1,12 @@
 #include "daemon/qc_admin.hpp"
 
 #include <optional>
+#include <utility>
 
 #include <spdlog/spdlog.h>
 
 #include "daemon/clock.hpp"
+#include "daemon/ingest_hand_off.hpp"
 #include "rerun/history.hpp"
 #include "rerun/outgoing.hpp"
 #include "rerun/qc_json.hpp"
@@ -236,6 +238,7 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
     summary["exported_from"] = first_exported;
     summary["exported_to"] = last_exported;
   }
+  const std::string rules_note = rerun_rules_after(device, rep, sc, msgs, summary);
   std::string exported;
   if (results_changed > 0) {
     const std::string retagged = std::to_string(results_retagged) + " re-tagged in the outbox before delivery";
@@ -252,7 +255,7 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
   return "re-evaluated " + std::to_string(rep.runs_reevaluated) + " run(s) of " + device + " " + parameter + ", " +
          std::to_string(rep.runs_changed) + " changed, " + std::to_string(results_changed) +
          " patient result(s) changed status" + exported +
-         "; stopped: " + (rep.stopped_early ? "8 consecutive unchanged runs" : "end of series");
+         "; stopped: " + (rep.stopped_early ? "8 consecutive unchanged runs" : "end of series") + rules_note;
 }
 
 // history.md: a control moved between rejected and accepted counts on its observed day.
@@ -322,8 +325,10 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
   }
   if (!logs.empty()) sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
   if (sc.empty() && msgs.empty()) return;
-  outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites), [logs = std::move(logs)](transport::append_result r) {
+  outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites),
+                 [logs = std::move(logs), take_back = std::exchange(rules_take_back_, {})](transport::append_result r) {
     if (r.durable) return;
+    for (const auto& f : take_back) f();
     for (const auto& [dev, message] : logs)
       if (dev) dev->log->error("QC limit change could not be stored: {} ({}) [QC-008]", r.error, message);
       else spdlog::error("QC limit change could not be stored: {} ({}) [QC-008]", r.error, message);
@@ -372,6 +377,7 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
     }
     sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
   }
+  if (before_flags.skip && !after_flags.skip) message += rerun_rules_after_skip_undo(res, sc, msgs, out);
   out["message"] = message;
   for (auto& e : d.entries) e.detail = message;
   sc.qc_audit = d.entries;
@@ -383,10 +389,11 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
   storing_ = true;
   outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites),
                  [this, dev, message, out = std::move(out), respond, chart_key, chart_before = std::move(chart_before),
-                  had_flags, before_flags, result_id = res.result_id,
-                  book_before = std::move(book_before)](transport::append_result r) mutable {
+                  had_flags, before_flags, result_id = res.result_id, book_before = std::move(book_before),
+                  take_back = std::exchange(rules_take_back_, {})](transport::append_result r) mutable {
                    storing_ = false;
                    if (!r.durable) {
+                     for (const auto& f : take_back) f();
                      // Memory goes back to what the file holds: a restart would find the same.
                      if (chart_before) qc_.chart_state()[chart_key] = std::move(*chart_before);
                      if (had_flags) qc_.set_resolution(result_id, before_flags);
@@ -405,6 +412,48 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
                    }
                    respond(reply(200, out));
                  });
+}
+
+std::string qc_admin::rerun_rules_for(const std::string& device, const std::vector<qc::patient_ref>& patients,
+                                      transport::state_changes& sc, std::vector<transport::new_message>& msgs,
+                                      json& figures) {
+  if (rules_ == nullptr || patients.empty()) return {};
+  auto r = rules_->rerun_rules(device, patients, sc, msgs);
+  if (r.take_back) rules_take_back_.push_back(std::move(r.take_back));
+  if (r.note.empty()) return {};
+  figures = {{"results", r.results}, {"fired", r.fired}, {"not_found", r.unknown}};
+  return "; " + r.note;
+}
+
+std::string qc_admin::rerun_rules_after(const std::string& device, const qc::qc_tracker::reevaluation_report& rep,
+                                        transport::state_changes& sc, std::vector<transport::new_message>& msgs,
+                                        json& summary) {
+  // The patient results of the marked runs: the ones whose qc_status this re-evaluation changed.
+  std::vector<qc::patient_ref> changed;
+  for (const auto& run : rep.runs)
+    if (qc::is_mark(run.what)) changed.insert(changed.end(), run.patients.begin(), run.patients.end());
+  json figures;
+  std::string note = rerun_rules_for(device, changed, sc, msgs, figures);
+  if (!figures.is_null()) summary["rules_rerun"] = std::move(figures);
+  return note;
+}
+
+std::string qc_admin::rerun_rules_after_skip_undo(const qc::resolution& res, transport::state_changes& sc,
+                                                  std::vector<transport::new_message>& msgs, json& out) {
+  // "patient:<device>|<sample id>|<parameter>" (rerun::patient_result_id); a control's SKIP undone
+  // changes no patient result's rules.
+  if (!res.result_id.starts_with(rerun::patient_result_prefix)) return {};
+  const std::string_view id = std::string_view(res.result_id).substr(rerun::patient_result_prefix.size());
+  const auto first = id.find('|'), last = id.rfind('|');
+  if (first == std::string_view::npos || first == last) return {};
+  const std::string sample(id.substr(first + 1, last - first - 1));
+  std::vector<qc::patient_ref> patients;
+  for (auto& p : qc_.patients_after(res.device, res.parameter, rerun::timestamp::min()))
+    if (p.sample_id == sample) patients.push_back(std::move(p));
+  json figures;
+  std::string note = rerun_rules_for(res.device, patients, sc, msgs, figures);
+  if (!figures.is_null()) out["rules_rerun"] = std::move(figures);
+  return note;
 }
 
 }  // namespace interfaced::daemon

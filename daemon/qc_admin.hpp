@@ -20,6 +20,7 @@
 // outcome message goes in the answer and the device log.
 
 #include <chrono>
+#include <functional>
 #include <map>
 #include <optional>
 #include <vector>
@@ -36,6 +37,8 @@
 #include "transport/state_store.hpp"
 
 namespace interfaced::daemon {
+
+class ingest_hand_off;
 
 class qc_admin {
  public:
@@ -61,6 +64,11 @@ class qc_admin {
   void limits_changed(const std::string& by, const std::string& reason, std::chrono::system_clock::time_point now,
                       transport::state_changes sc = {});
 
+  // qc.md 5.2.1: the rules engine (ingest_hand_off::rerun_rules) runs again, in the change's
+  // transaction, for the patient results whose qc_status a re-evaluation changed and for a patient
+  // result whose SKIP resolution is undone. Not set: the rules are not re-run.
+  void set_rules(ingest_hand_off& rules) { rules_ = &rules; }
+
  private:
   using outcomes = std::map<std::string, std::pair<rerun::qc::outcome, std::string>, std::less<>>;
   // Re-evaluates device + parameter from `from`: qc-runs posts for the marked runs into msgs, the
@@ -73,12 +81,27 @@ class qc_admin {
                    std::chrono::system_clock::time_point now, transport::state_changes& sc);
   void apply(rerun::qc::decision d, const std::string& action, std::chrono::system_clock::time_point now,
              const transport::http_responder& respond);
+  // The rules re-run for the patient results of the re-evaluation's marked runs; "; ..." for the
+  // outcome message (empty: none re-run), its figures in summary["rules_rerun"].
+  std::string rerun_rules_after(const std::string& device, const rerun::qc::qc_tracker::reevaluation_report& rep,
+                                transport::state_changes& sc, std::vector<transport::new_message>& msgs,
+                                nlohmann::json& summary);
+  // The same for the patient result of a SKIP resolution that was undone.
+  std::string rerun_rules_after_skip_undo(const rerun::qc::resolution& res, transport::state_changes& sc,
+                                          std::vector<transport::new_message>& msgs, nlohmann::json& out);
+  std::string rerun_rules_for(const std::string& device, const std::vector<rerun::qc::patient_ref>& patients,
+                              transport::state_changes& sc, std::vector<transport::new_message>& msgs,
+                              nlohmann::json& figures);
   transport::outbox& outbox_;
   transport::state_store& store_;
   const device_set& devices_;
   rerun::qc::qc_tracker& qc_;
   rerun::qc::resolution_book book_;
   bool storing_ = false;  // a change is waiting for its commit
+  ingest_hand_off* rules_ = nullptr;
+  // What the rules re-run of the change being built took into the rerun state: given back when
+  // its commit fails (the callbacks take them with std::exchange).
+  std::vector<std::function<void()>> rules_take_back_;
 };
 
 // qc.md's qc-runs body `exported_at`: a patient result is exported once the backend took the post

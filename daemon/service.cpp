@@ -100,6 +100,7 @@ int service::open() {
   sink_->set_qc(cfg_.qc);
   sink_->set_spool_dir(outbox_->spool_dir());
   qc_admin_ = std::make_unique<qc_admin>(*outbox_, *state_, devices_, sink_->qc());
+  qc_admin_->set_rules(*sink_);  // qc.md 5.2.1: a re-evaluation re-runs the rules for the results it changed
   links_ = std::make_unique<device_links>(io_, cfg_.logging, catalog_, *sink_, devices_, alarms_);
   links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);

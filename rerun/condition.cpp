@@ -49,6 +49,7 @@ constexpr variable_name variable_names[] = {
     {"parameter", variable::parameter},
     {"sample_id", variable::sample_id},
     {"rerun_number", variable::rerun_number},
+    {"qc_status", variable::qc_status},
 };
 
 value_type type_of(variable v) noexcept {
@@ -73,6 +74,7 @@ value_type type_of(variable v) noexcept {
     case variable::device:
     case variable::parameter:
     case variable::sample_id:
+    case variable::qc_status:
       return value_type::string;
   }
   return value_type::null;
@@ -981,6 +983,7 @@ const char* to_string(variable v) noexcept {
     case variable::parameter: return "parameter";
     case variable::sample_id: return "sample_id";
     case variable::rerun_number: return "rerun_number";
+    case variable::qc_status: return "qc_status";
     case variable::now: return "now";
   }
   return "?";

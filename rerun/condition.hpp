@@ -17,6 +17,7 @@
 //            | name ["(" args ")"]          names may be dotted: range.low, previous.value
 // Types: bool, number, string, time, list of numbers, list of strings, and the literal null.
 // Variables: value (number), text, unit, status, device, parameter, sample_id (strings),
+//   qc_status (string: accepted, rejected, missed; empty without a `qc` section),
 //   flags / flag (list of strings: the same variable, so `flag in ["HH","LL"]` reads as in rerun.md),
 //   qc (bool), range.low, range.high, previous.value (alias previous), rerun_number (numbers),
 //   previous.observed_at, observed_at (times).
@@ -63,6 +64,10 @@ enum class variable : std::uint8_t {
   parameter,
   sample_id,
   rerun_number,
+  // "accepted", "rejected", "missed" (qc.md: the patient result's QC run), "" without QC: a rule
+  // a lab writes for results of a run whose QC failed (`qc_status == "rejected"`), which runs
+  // again when a QC re-evaluation changes the status (qc.md 5.2.1).
+  qc_status,
   now,  // not nameable: what hours_since measures against (rerun.md: `now` is a parameter)
 };
 inline constexpr std::size_t variable_count = static_cast<std::size_t>(variable::now) + 1;

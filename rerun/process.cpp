@@ -111,6 +111,105 @@ void remove_from_waiting_lists(rerun_state& state, std::string_view lab_report_i
     std::erase_if(list, [&](const waiting_list_entry& e) { return e.lab_report_id == lab_report_id; });
 }
 
+// Where running the rules on results puts what they asked for. `undo` (may be null) gets what
+// was added to the rerun state, so a caller whose commit fails can take it back.
+struct rules_effects {
+  std::vector<outgoing_message>& requests;  // rerun requests and reflex posts, in firing order
+  std::vector<action>& actions;
+  rules_again_outcome* undo = nullptr;
+  std::size_t auto_rerun_requests = 0;
+  std::size_t fired = 0;  // rerun requests and reflex posts
+};
+
+struct rules_env {
+  const rule_set& rules;
+  rerun_state& state;
+  timestamp now;
+  const lab_zone& zone;
+  bool explain;
+};
+
+// The rules engine on one patient result (rerun.md step 3, reflex rules, qc.md 5.2.1 `skip`): the
+// initial evaluation of a batch and a re-evaluation after a QC change run exactly this.
+void apply_rules(const rules_env& env, const std::string& device, const result& r, std::string_view parameter,
+                 const std::string& lab_report_id, std::string_view qc_status,
+                 const std::optional<observation>& previous, skip_context skip, explain_entry* ex, rules_effects& fx) {
+  const bool any_rule = std::any_of(env.rules.rules().begin(), env.rules.rules().end(),
+                                    [&](const rule& x) { return x.applies_to(parameter); });
+  if (!any_rule) return;
+  const bindings bound = bind_result(r, parameter, previous, env.rules.parameter(parameter), env.now, qc_status);
+  const auto skips = skip.has_skip ? skip_decisions(env.rules, parameter, skip) : std::vector<qc::skip_decision>{};
+  // Reflex rules: added tests, once per sample and rule (counted like automatic reruns, under
+  // the rule's own key, so the count is persisted with the rerun state).
+  for (std::size_t k = 0; k < env.rules.rules().size(); ++k) {
+    const rule& x = env.rules.rules()[k];
+    if (x.action != rule_action::reflex || !x.applies_to(parameter)) continue;
+    const std::string counter = "reflex:" + x.id;
+    const rule_outcome o = !skips.empty() && skips[k] == qc::skip_decision::skip
+                               ? rule_outcome::skipped_resolution
+                               : evaluate_rule(x, bound, r.rerun_number, env.state.auto_rerun_count(r.sample_id, counter));
+    if (ex != nullptr) ex->rules.push_back({x.id, o, seen_values(x.cond, bound)});
+    if (o != rule_outcome::fired) continue;
+    env.state.count_auto_rerun(r.sample_id, counter, env.now);
+    if (fx.undo != nullptr) fx.undo->counted.emplace_back(r.sample_id, counter);
+    ++fx.fired;
+    outgoing_message m;
+    m.kind = endpoint::reflex;
+    m.lab_report_id = lab_report_id;
+    m.reflex = {lab_report_id, r.sample_id, std::string(parameter), r.value, x.id, x.add_tests};
+    fx.requests.push_back(std::move(m));
+    fx.actions.push_back({action_kind::queue_retest_order, device, r.sample_id, lab_report_id, 0, x.add_tests,
+                          std::nullopt, "reflex rule \"" + x.id + "\": " + std::string(parameter) + " = " + r.value});
+    // The added tests go to the analyser the way rerun orders do (host_query.hpp): kept in the
+    // state, which is committed with this batch's messages, until a result for each arrives.
+    reflex_order ro;
+    ro.entry.sample_id = r.sample_id;
+    ro.entry.lab_report_id = lab_report_id;
+    if (const waiting_list_entry* e = find_entry(env.state, device, r.sample_id, parameter)) {
+      ro.entry.patient = e->patient;  // the order names the patient as the report's own orders do
+      ro.entry.priority = e->priority;
+    }
+    ro.rule = x.id;
+    ro.tests = x.add_tests;
+    ro.since = env.now;
+    if (fx.undo != nullptr) fx.undo->reflexes.emplace_back(device, ro);
+    env.state.reflex_orders[device].push_back(std::move(ro));
+  }
+  if (std::none_of(env.rules.rules().begin(), env.rules.rules().end(), [&](const rule& x) {
+        return x.action == rule_action::auto_rerun && x.applies_to(parameter);
+      }))
+    return;
+  const int so_far = env.state.auto_rerun_count(r.sample_id, parameter);
+  rules_verdict v = evaluate_rules(env.rules, parameter, bound, r.rerun_number, so_far, env.explain, skip);
+  // The rules compare wall-clock times; what they saw is shown with the lab's offset.
+  with_offsets(v.values, env.zone);
+  for (auto& tr : v.trace) with_offsets(tr.values, env.zone);
+  if (ex != nullptr)
+    ex->rules.insert(ex->rules.end(), std::make_move_iterator(v.trace.begin()), std::make_move_iterator(v.trace.end()));
+  if (v.fired == nullptr) return;
+  if (lab_report_id.empty()) {
+    // The request endpoint needs a lab report; an unmatched sample has none (rerun.md: the
+    // backend decides about unsolicited results). Logged as a failed rerun, not counted.
+    const std::string note = "rule \"" + v.fired->id + "\" fired but sample " + r.sample_id +
+                             " matches no waiting-list entry: no rerun can be requested";
+    fx.actions.push_back({action_kind::rerun_failed, device, r.sample_id, {}, 0, {std::string(parameter)},
+                          activity::rerun_failed, note});
+    if (ex != nullptr) ex->note = note;
+    return;
+  }
+  env.state.count_auto_rerun(r.sample_id, parameter, env.now);
+  if (fx.undo != nullptr) fx.undo->counted.emplace_back(r.sample_id, std::string(parameter));
+  ++fx.auto_rerun_requests;
+  ++fx.fired;
+  outgoing_message m;
+  m.kind = endpoint::rerun_request;
+  m.lab_report_id = lab_report_id;
+  m.act = activity::rerun_requested;
+  m.internal_request = true;  // system-initiated: the backend sets login_user = -1
+  m.request = {lab_report_id, {std::string(parameter)}, v.fired->id, std::move(v.values), activity::rerun_requested};
+  fx.requests.push_back(std::move(m));
+}
+
 }  // namespace
 
 batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
@@ -268,6 +367,8 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
 
   // Step 3: rules on the tagged results (first results only, capped per sample and parameter).
   std::vector<outgoing_message> requests;
+  rules_effects fx{requests, out.actions};
+  const rules_env env{in.rules, in.state, in.now, in.zone, in.explain};
   for (std::size_t i = 0; i < b.results.size(); ++i) {
     const result& r = b.results[i];
     const result_tag& t = out.tags[i];
@@ -282,80 +383,13 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
       if (ex != nullptr) ex->note = "no sample id: no rule can request a rerun for it";
       continue;
     }
-    const bool any_rule = std::any_of(in.rules.rules().begin(), in.rules.rules().end(),
-                                      [&](const rule& x) { return x.applies_to(t.parameter); });
-    if (!any_rule) continue;
-    const bindings bound = bind_result(r, t.parameter, previous[i], in.rules.parameter(t.parameter), in.now);
     // qc.md 5.2.1: a SKIP resolution of this result (made through the QC API before it arrived)
     // bypasses the rules here, its initial evaluation, up to a rule that handles SKIP.
     skip_context skip;
     skip.has_skip = in.qc != nullptr && in.qc->resolution_of(patient_result_id(b.device, r.sample_id, t.parameter)).skip;
-    const auto skips = skip.has_skip ? skip_decisions(in.rules, t.parameter, skip) : std::vector<qc::skip_decision>{};
-    // Reflex rules: added tests, once per sample and rule (counted like automatic reruns, under
-    // the rule's own key, so the count is persisted with the rerun state).
-    for (std::size_t k = 0; k < in.rules.rules().size(); ++k) {
-      const rule& x = in.rules.rules()[k];
-      if (x.action != rule_action::reflex || !x.applies_to(t.parameter)) continue;
-      const std::string counter = "reflex:" + x.id;
-      const rule_outcome o = !skips.empty() && skips[k] == qc::skip_decision::skip
-                                 ? rule_outcome::skipped_resolution
-                                 : evaluate_rule(x, bound, r.rerun_number, in.state.auto_rerun_count(r.sample_id, counter));
-      if (ex != nullptr) ex->rules.push_back({x.id, o, seen_values(x.cond, bound)});
-      if (o != rule_outcome::fired) continue;
-      in.state.count_auto_rerun(r.sample_id, counter, in.now);
-      outgoing_message m;
-      m.kind = endpoint::reflex;
-      m.lab_report_id = t.lab_report_id;
-      m.reflex = {t.lab_report_id, r.sample_id, t.parameter, r.value, x.id, x.add_tests};
-      requests.push_back(std::move(m));
-      out.actions.push_back({action_kind::queue_retest_order, b.device, r.sample_id, t.lab_report_id, 0, x.add_tests,
-                             std::nullopt, "reflex rule \"" + x.id + "\": " + t.parameter + " = " + r.value});
-      // The added tests go to the analyser the way rerun orders do (host_query.hpp): kept in the
-      // state, which is committed with this batch's messages, until a result for each arrives.
-      reflex_order ro;
-      ro.entry.sample_id = r.sample_id;
-      ro.entry.lab_report_id = t.lab_report_id;
-      if (const waiting_list_entry* e = find_entry(in.state, b.device, r.sample_id, t.parameter)) {
-        ro.entry.patient = e->patient;  // the order names the patient as the report's own orders do
-        ro.entry.priority = e->priority;
-      }
-      ro.rule = x.id;
-      ro.tests = x.add_tests;
-      ro.since = in.now;
-      in.state.reflex_orders[b.device].push_back(std::move(ro));
-    }
-    if (std::none_of(in.rules.rules().begin(), in.rules.rules().end(), [&](const rule& x) {
-          return x.action == rule_action::auto_rerun && x.applies_to(t.parameter);
-        }))
-      continue;
-    const int so_far = in.state.auto_rerun_count(r.sample_id, t.parameter);
-    rules_verdict v = evaluate_rules(in.rules, t.parameter, bound, r.rerun_number, so_far, in.explain, skip);
-    // The rules compare wall-clock times; what they saw is shown with the lab's offset.
-    with_offsets(v.values, in.zone);
-    for (auto& tr : v.trace) with_offsets(tr.values, in.zone);
-    if (ex != nullptr)
-      ex->rules.insert(ex->rules.end(), std::make_move_iterator(v.trace.begin()), std::make_move_iterator(v.trace.end()));
-    if (v.fired == nullptr) continue;
-    if (t.lab_report_id.empty()) {
-      // The request endpoint needs a lab report; an unmatched sample has none (rerun.md: the
-      // backend decides about unsolicited results). Logged as a failed rerun, not counted.
-      const std::string note = "rule \"" + v.fired->id + "\" fired but sample " + r.sample_id +
-                               " matches no waiting-list entry: no rerun can be requested";
-      out.actions.push_back({action_kind::rerun_failed, b.device, r.sample_id, {}, 0, {t.parameter},
-                             activity::rerun_failed, note});
-      if (ex != nullptr) ex->note = note;
-      continue;
-    }
-    in.state.count_auto_rerun(r.sample_id, t.parameter, in.now);
-    ++out.counts.auto_rerun_requests;
-    outgoing_message m;
-    m.kind = endpoint::rerun_request;
-    m.lab_report_id = t.lab_report_id;
-    m.act = activity::rerun_requested;
-    m.internal_request = true;  // system-initiated: the backend sets login_user = -1
-    m.request = {t.lab_report_id, {t.parameter}, v.fired->id, std::move(v.values), activity::rerun_requested};
-    requests.push_back(std::move(m));
+    apply_rules(env, b.device, r, t.parameter, t.lab_report_id, t.qc_status, previous[i], skip, ex, fx);
   }
+  out.counts.auto_rerun_requests += fx.auto_rerun_requests;
 
   // Step 4: route.
   results_body first;
@@ -428,6 +462,31 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     if (it->second.empty()) in.state.reflex_orders.erase(it);
   }
   return out;
+}
+
+rules_again_outcome run_rules_again(const std::vector<rules_again_result>& results, const rule_set& rules,
+                                    rerun_state& state, timestamp now, const lab_zone& zone) {
+  rules_again_outcome out;
+  rules_effects fx{out.messages, out.actions, &out};
+  const rules_env env{rules, state, now, zone, false};
+  for (const auto& x : results) {
+    if (x.r.sample_id_missing()) continue;  // nothing a rule could request for it
+    ++out.results;
+    apply_rules(env, x.device, x.r, x.parameter, x.lab_report_id, x.qc_status, std::nullopt, {x.has_skip, true},
+                nullptr, fx);
+  }
+  out.fired = fx.fired;
+  return out;
+}
+
+void take_back(rerun_state& state, const rules_again_outcome& o) {
+  for (const auto& [sample, counter] : o.counted) state.uncount_auto_rerun(sample, counter);
+  for (const auto& [device, order] : o.reflexes) {
+    const auto it = state.reflex_orders.find(device);
+    if (it == state.reflex_orders.end()) continue;
+    if (const auto at = std::find(it->second.begin(), it->second.end(), order); at != it->second.end()) it->second.erase(at);
+    if (it->second.empty()) state.reflex_orders.erase(it);
+  }
 }
 
 std::vector<action> refresh_waiting_list(rerun_state& state, std::string_view device,

@@ -110,6 +110,39 @@ struct batch_outcome {
 // fired auto-rerun rules -> rerun request.
 [[nodiscard]] batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in);
 
+// qc.md 5.2.1, its re-evaluation row: the rules engine runs again for a patient result whose
+// qc_status a QC re-evaluation changed (an exclusion, its undo, a limit change), or whose SKIP
+// resolution was undone. A re-evaluation: SKIP bypasses nothing (skip_context::reevaluation), and
+// the once-per-sample-and-rule counts of the rerun state hold as at the initial evaluation (a rule
+// that already fired for the sample does not fire again).
+struct rules_again_result {
+  std::string device;
+  result r;                   // as it was posted: value, unit, flags, status, range, observed_at, rerun_number
+  std::string parameter;      // machine name
+  std::string lab_report_id;  // empty: an auto-rerun rule that fires can request nothing (logged)
+  std::string qc_status;      // its status now (the `qc_status` a condition reads)
+  bool has_skip = false;      // it carries an active SKIP resolution
+};
+
+struct rules_again_outcome {
+  std::vector<outgoing_message> messages;  // rerun requests and reflex posts, in firing order
+  std::vector<action> actions;
+  std::size_t results = 0;  // results the rules ran for
+  std::size_t fired = 0;    // rerun requests and reflex posts
+  // What it added to the rerun state (take_back undoes it): (sample, counter) increments and the
+  // reflex orders queued, by device.
+  std::vector<std::pair<std::string, std::string>> counted;
+  std::vector<std::pair<std::string, reflex_order>> reflexes;
+};
+
+// previous.* are null at a re-evaluation: the history keeps the latest result of (S,P), which is
+// this one or a later one, not the one before it (a delta rule does not fire here).
+[[nodiscard]] rules_again_outcome run_rules_again(const std::vector<rules_again_result>& results,
+                                                  const rule_set& rules, rerun_state& state, timestamp now,
+                                                  const lab_zone& zone);
+// Undoes what `o` added to the state (its commit failed): the counts and the reflex orders.
+void take_back(rerun_state& state, const rules_again_outcome& o);
+
 // A device's fresh waiting list. An entry whose rerunNumber changed is rerun_number_changed: the
 // new rerun is recorded and a re-test order queued for exactly its rerun_params. A report whose
 // entry disappeared (or returned to rerunNumber 0) had its rerun confirmed or cancelled: its

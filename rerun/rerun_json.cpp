@@ -402,10 +402,11 @@ rerun_state rerun_state_from_json(const json& j) {
 namespace {
 
 result given_result(const json& g, const std::string& at, std::optional<observation>& previous,
-                    timestamp& now, int& auto_before) {
+                    timestamp& now, int& auto_before, std::string& qc_status) {
   static const std::set<std::string> known = {"parameter", "value", "unit", "flags", "status", "qc",
                                               "reference_range", "observed_at", "device", "sample_id",
-                                              "rerun_number", "previous", "now", "auto_reruns_before"};
+                                              "rerun_number", "previous", "now", "auto_reruns_before",
+                                              "qc_status"};
   require_object(g, at);
   for (const auto& [k, v] : g.items())
     if (!known.count(k)) throw json_error(ptr(at, k), "unknown field");
@@ -444,6 +445,7 @@ result given_result(const json& g, const std::string& at, std::optional<observat
   }
   now = time_from(g, "now", at);
   auto_before = integer(g, "auto_reruns_before", at, 0);
+  qc_status = text(g, "qc_status", at);
   return r;
 }
 
@@ -533,7 +535,8 @@ rules_file load_rules_file(std::string_view text_in, std::string origin) {
           tc.name = tj.contains("name") ? text(tj, "name", tat) : tat;
           tc.pointer = tat;
           if (!tj.contains("given")) throw json_error(ptr(tat, "given"), "a test needs \"given\"");
-          tc.given = given_result(tj["given"], ptr(tat, "given"), tc.previous, tc.now, tc.auto_reruns_before);
+          tc.given = given_result(tj["given"], ptr(tat, "given"), tc.previous, tc.now, tc.auto_reruns_before,
+                                  tc.qc_status);
           const auto ex = tj.find("expect");
           if (ex == tj.end() || !ex->is_object() || !ex->contains("fired") || !(*ex)["fired"].is_boolean())
             throw json_error(ptr(tat, "expect"), "expected {\"fired\": true|false}");

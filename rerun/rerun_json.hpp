@@ -14,7 +14,7 @@
 //   "handles_skip": true marks the rule that applies a SKIP resolution (qc.md 5.2.1).
 //   given: parameter, value (number, string or null), unit, flags, status, qc, reference_range,
 //          observed_at, device, sample_id, rerun_number, previous {value, observed_at}, now,
-//          auto_reruns_before.
+//          auto_reruns_before, qc_status.
 
 #include <stdexcept>
 #include <string>

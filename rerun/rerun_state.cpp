@@ -38,4 +38,9 @@ void rerun_state::count_auto_rerun(std::string_view sample, std::string_view par
   r.last = now;
 }
 
+void rerun_state::uncount_auto_rerun(std::string_view sample, std::string_view parameter) {
+  const auto it = auto_reruns.find(auto_key(sample, parameter));
+  if (it != auto_reruns.end() && --it->second.count <= 0) auto_reruns.erase(it);
+}
+
 }  // namespace interfaced::rerun

@@ -67,6 +67,8 @@ struct rerun_state {
 
   [[nodiscard]] int auto_rerun_count(std::string_view sample, std::string_view parameter) const;
   void count_auto_rerun(std::string_view sample, std::string_view parameter, timestamp now);
+  // Takes one count back (a request whose commit failed was never made).
+  void uncount_auto_rerun(std::string_view sample, std::string_view parameter);
 
   // Structural equality: the daemon compares with what it last persisted instead of serialising
   // the whole state after every message.

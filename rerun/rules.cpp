@@ -84,7 +84,7 @@ const rule* rule_set::find(std::string_view id) const noexcept {
 
 bindings bind_result(const result& r, std::string_view parameter,
                      const std::optional<observation>& previous, const parameter_config* config,
-                     timestamp now) {
+                     timestamp now, std::string_view qc_status) {
   bindings b;
   b.set(variable::value, value::number(r.numeric));
   b.set(variable::text, value::string(r.value));
@@ -112,6 +112,7 @@ bindings bind_result(const result& r, std::string_view parameter,
   b.set(variable::parameter, value::string(parameter));
   b.set(variable::sample_id, value::string(r.sample_id));
   b.set(variable::rerun_number, value::number(static_cast<double>(r.rerun_number)));
+  b.set(variable::qc_status, value::string(qc_status));
   b.set(variable::now, value::time(static_cast<double>(now.time_since_epoch().count())));
   return b;
 }
@@ -243,7 +244,7 @@ rule_test_report run_rule_tests(const rules_file& file) {
     }
     const std::string parameter =
         !t.given.code.empty() ? t.given.code : (r->parameters.empty() ? std::string() : r->parameters.front());
-    const bindings b = bind_result(t.given, parameter, t.previous, file.rules.parameter(parameter), t.now);
+    const bindings b = bind_result(t.given, parameter, t.previous, file.rules.parameter(parameter), t.now, t.qc_status);
     const rule_outcome o = r->applies_to(parameter)
                                ? evaluate_rule(*r, b, t.given.rerun_number, t.auto_reruns_before)
                                : rule_outcome::not_fired;

@@ -84,11 +84,13 @@ class rule_set {
   std::vector<parameter_config> parameters_;
 };
 
-// The bindings for one result: views into r, parameter and device (they must outlive the
-// bindings). range.* come from the parameter configuration, else from r.reference_range ("lo-hi").
+// The bindings for one result: views into r, parameter, qc_status and device (they must outlive
+// the bindings). range.* come from the parameter configuration, else from r.reference_range
+// ("lo-hi"). qc_status: the result's (process.hpp result_tag), empty without QC.
 [[nodiscard]] bindings bind_result(const result& r, std::string_view parameter,
                                    const std::optional<observation>& previous,
-                                   const parameter_config* config, timestamp now);
+                                   const parameter_config* config, timestamp now,
+                                   std::string_view qc_status = {});
 
 enum class rule_outcome {
   fired,           // the condition held and an automatic rerun is requested
@@ -158,6 +160,7 @@ struct rule_test_case {
   std::optional<observation> previous;
   timestamp now{};
   int auto_reruns_before = 0;
+  std::string qc_status;    // given.qc_status
   bool expect_fired = false;
 };
 

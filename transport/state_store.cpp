@@ -196,6 +196,23 @@ std::optional<std::string> state_store::qc_patient_unsent_message(std::string_vi
   }
 }
 
+std::optional<std::string> state_store::qc_patient_body(std::string_view device, std::string_view sample_id,
+                                                        std::string_view parameter, std::string_view observed_at) const {
+  try {
+    statement st(db_,
+                 "SELECT m.body FROM qc_patients q JOIN messages m ON m.id = q.message_id"
+                 " WHERE q.device = ?1 AND q.sample_id = ?2 AND q.parameter = ?3 AND q.observed_at = ?4"
+                 " ORDER BY q.seq LIMIT 1");
+    st.bind(1, std::string(device)).bind(2, std::string(sample_id)).bind(3, std::string(parameter)).bind(4, std::string(observed_at));
+    std::optional<std::string> body;
+    if (st.step()) body = st.text(0);
+    st.finish();
+    return body;
+  } catch (const std::exception&) {
+    return std::nullopt;  // no such tables: not known
+  }
+}
+
 state_store::~state_store() {
   dead_reads_.reset();
   reads_.reset();

@@ -148,6 +148,12 @@ class state_store final : public rerun::result_store {
   [[nodiscard]] std::optional<std::string> qc_patient_unsent_message(std::string_view device, std::string_view sample_id,
                                                                      std::string_view parameter,
                                                                      std::string_view observed_at) const;
+  // The body of the message that posted this patient result (results or rerun values, in any
+  // state), as stored: what the rules engine runs on again when QC changes its status (qc.md
+  // 5.2.1); nullopt: not known, or the message was purged.
+  [[nodiscard]] std::optional<std::string> qc_patient_body(std::string_view device, std::string_view sample_id,
+                                                           std::string_view parameter,
+                                                           std::string_view observed_at) const;
   [[nodiscard]] std::optional<std::int64_t> qc_patient_delivered_at(std::string_view device, std::string_view sample_id,
                                                                     std::string_view parameter,
                                                                     std::string_view observed_at) const;
