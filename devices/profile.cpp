@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <tuple>
 #include <utility>
 #include <nlohmann/json.hpp>
 
@@ -102,16 +103,72 @@ hl7::field_ref hl7_ref(const reader& rd, const json& v, const std::string& ptr) 
   if (r.segment.size() != 3) rd.fail(ptr + "/segment", "expected a three-letter segment name");
   r.field = rd.require(v, ptr, "field", json::value_t::number_integer, "a field number").get<int>();
   if (r.field < 1 || r.field > 99) rd.fail(ptr + "/field", "expected a field number from 1 to 99");
-  r.component = v.contains("component") ? v["component"].get<int>() : 1;
-  r.subcomponent = v.contains("subcomponent") ? v["subcomponent"].get<int>() : 0;
+  // A component or subcomponent that is not a number was a nlohmann type_error naming neither the
+  // file nor the place.
+  for (auto [key, dst, first] : {std::tuple{"component", &r.component, 1}, std::tuple{"subcomponent", &r.subcomponent, 0}}) {
+    if (!v.contains(key)) {
+      *dst = first;
+      continue;
+    }
+    rd.check_type(v[key], ptr + "/" + key, json::value_t::number_integer, "a number");
+    *dst = v[key].get<int>();
+    if (*dst < 0 || *dst > 99) rd.fail(ptr + "/" + key, "expected 0 (the whole field) to 99");
+  }
   return r;
+}
+
+// One place of hl7/qc_series: a field reference, or {"position_of": "OBR"} (the segment in scope's
+// 1-based position among the message's segments of that name).
+hl7::qc_place hl7_qc_place(const reader& rd, const json& v, const std::string& ptr) {
+  const char* shape = "a field reference {segment, field, component, subcomponent} or {\"position_of\": segment}";
+  rd.check_type(v, ptr, json::value_t::object, shape);
+  hl7::qc_place q;
+  if (!v.contains("position_of")) {
+    for (auto it = v.begin(); it != v.end(); ++it)
+      if (it.key() != "segment" && it.key() != "field" && it.key() != "component" && it.key() != "subcomponent")
+        rd.fail(ptr + "/" + it.key(), std::string("unknown key; expected ") + shape);
+    q.where = hl7_ref(rd, v, ptr);
+    return q;
+  }
+  if (v.size() != 1) rd.fail(ptr, std::string("expected ") + shape + ", not both");
+  q.where.segment = rd.string_at(v, ptr, "position_of");
+  if (q.where.segment.size() != 3) rd.fail(ptr + "/position_of", "expected a three-letter segment name");
+  q.where.field = 0;
+  q.ordinal = true;
+  return q;
+}
+
+// hl7/qc_series: where a control result's material, lot and level are (qc.md "series"); each a
+// place or an array of places whose values are joined by a space.
+void read_hl7_qc_series(const reader& rd, const json& q, hl7::qc_series_fields& out) {
+  const std::string ptr = "/hl7/qc_series";
+  rd.check_type(q, ptr, json::value_t::object, "an object {material, lot, level, why}");
+  for (auto it = q.begin(); it != q.end(); ++it) {
+    const std::string kp = ptr + "/" + it.key();
+    std::vector<hl7::qc_place>* dst = it.key() == "material" ? &out.material
+                                      : it.key() == "lot"    ? &out.lot
+                                      : it.key() == "level"  ? &out.level
+                                                             : nullptr;
+    if (dst == nullptr) {
+      if (it.key() == "why") continue;
+      rd.fail(kp, "unknown key; expected material, lot, level or why");
+    }
+    if (it->is_array()) {
+      if (it->empty()) rd.fail(kp, "expected at least one place");
+      for (std::size_t i = 0; i < it->size(); ++i) dst->push_back(hl7_qc_place(rd, (*it)[i], kp + "/" + std::to_string(i)));
+    } else {
+      dst->push_back(hl7_qc_place(rd, *it, kp));
+    }
+  }
+  rd.require_why(q, ptr);
 }
 
 void read_hl7(const reader& rd, const json& h, device_profile& p) {
   const std::string ptr = "/hl7";
   rd.check_type(h, ptr, json::value_t::object, "an object of HL7 settings with a why");
   static const std::vector<std::string> keys = {"sample_id_from", "code", "name", "qc_when", "all_qc",
-                                                "drop_flags", "honour_msh_18", "obr_results", "ack", "why"};
+                                                "drop_flags", "honour_msh_18", "obr_results", "ack", "qc_series",
+                                                "why"};
   for (auto it = h.begin(); it != h.end(); ++it)
     if (std::find(keys.begin(), keys.end(), it.key()) == keys.end()) rd.fail(ptr + "/" + it.key(), "unknown key");
   rd.require_why(h, ptr);
@@ -179,6 +236,7 @@ void read_hl7(const reader& rd, const json& h, device_profile& p) {
       if (!known) rd.fail(kp, "unknown ACK setting");
     }
   }
+  if (h.contains("qc_series")) read_hl7_qc_series(rd, h["qc_series"], o.qc_series);
   if (h.contains("obr_results")) {
     const json& r = h["obr_results"];
     const std::string q = ptr + "/obr_results";

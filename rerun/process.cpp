@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <iterator>
 #include <optional>
+#include <utility>
 
 #include "rerun/host_query.hpp"
 #include "rerun/result_key.hpp"
@@ -88,14 +89,15 @@ result_value to_value(const result& r, const result_tag& t, const std::string* r
   return v;
 }
 
-// The series of a control result: what the message carries, completed by `qc.controls`.
+// The series of a control result: what the message carries (the profile's qc_series), completed
+// by `qc.controls` -- or replaced by it where a rule says `override`.
 qc::series_key series_of(const result& r, const std::string& parameter, const qc::qc_tracker* tracker) {
   qc::series_key s{parameter, r.qc_material, r.qc_lot, r.qc_level};
   if (tracker != nullptr)
     if (const qc::control_rule* c = qc::match_control(tracker->config(), r.sample_id)) {
-      if (s.material.empty()) s.material = c->material;
-      if (s.lot.empty()) s.lot = c->lot;
-      if (s.level.empty()) s.level = c->level;
+      for (auto [dst, from] : {std::pair{&s.material, &c->material}, std::pair{&s.lot, &c->lot},
+                               std::pair{&s.level, &c->level}})
+        if (dst->empty() || (c->override && !from->empty())) *dst = *from;
     }
   return s;
 }

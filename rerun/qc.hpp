@@ -43,11 +43,15 @@ struct limits {
 // `qc.controls`: a sample id matching `sample_id` (a glob, `*` and `?`) is a control of this
 // material, lot and level (a capture that does not carry them, or an analyser that does not mark
 // its controls, e.g. the cobas c111).
+// What the message says wins and the rule fills the gaps, unless `override` is set: then the rule's
+// non-empty material / lot / level replace the message's (a lab that names its control material
+// itself, or a QC file re-used for a new lot the analyser does not send).
 struct control_rule {
   std::string sample_id;
   std::string material;
   std::string lot;
   std::string level;
+  bool override = false;
 };
 
 struct qc_config {

@@ -83,9 +83,13 @@ qc_config qc_config_from_json(const json& j, const std::string& at) {
     for (std::size_t i = 0; i < a.size(); ++i) {
       const std::string p = at + "/controls/" + std::to_string(i);
       if (!a[i].is_object()) throw json_error(p, "expected an object {sample_id, material, lot, level}");
-      only_keys(a[i], p, {"sample_id", "material", "lot", "level"});
+      only_keys(a[i], p, {"sample_id", "material", "lot", "level", "override"});
       c.controls.push_back({text(a[i], "sample_id", p, true), text(a[i], "material", p, false),
-                            text(a[i], "lot", p, false), text(a[i], "level", p, false)});
+                            text(a[i], "lot", p, false), text(a[i], "level", p, false), false});
+      if (a[i].contains("override")) {
+        if (!a[i]["override"].is_boolean()) throw json_error(p + "/override", "expected true or false");
+        c.controls.back().override = a[i]["override"].get<bool>();
+      }
     }
   }
   if (j.contains("resolution_codes")) {

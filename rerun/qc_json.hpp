@@ -4,7 +4,7 @@
 // throws json_error naming the JSON pointer of the offending value (rerun_json.hpp).
 //
 //   limits:  [{"parameter","level","mean","sd"} + optional "material","lot","unit"]
-//   qc:      {"limits": [...], "controls": [{"sample_id","material","lot","level"}],
+//   qc:      {"limits": [...], "controls": [{"sample_id","material","lot","level","override"}],
 //             "rules": ["1-3s","2-2s",...], "parameter_rules": {"GLU": ["1-3s"]},
 //             "gate_on_1_2s": false, "event_window_s": 900, "max_interval_h": 24,
 //             "parameter_max_interval_h": {"GLU": 8}}

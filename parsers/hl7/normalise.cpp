@@ -456,6 +456,7 @@ class walker {
         r.qc_lot = text(at(s, f.qc_lot));
         r.qc_mean = parse_number(text(at(s, f.qc_mean)));
         r.qc_sd = parse_number(text(at(s, f.qc_sd)));
+        series(r);
       }
       r.where = loc(i);
       out_.results.push_back(std::move(r));
@@ -565,6 +566,7 @@ class walker {
       if (t.has_value()) assign_text(r.observed_at, t);
     }
     r.qc = is_qc();
+    if (r.qc) series(r);
     r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status == "C");
     r.sample_id = sample_id();
     if (r.sample_id.empty() && !sample_warned) {
@@ -572,6 +574,35 @@ class walker {
       warn(normalise_error::missing_sample_id, i, 0, "no sample id for this result");
     }
     r.where = loc(i);
+  }
+
+  // A control result's series where options.qc_series says; a key whose places are not all
+  // filled is left as it was (qc.controls completes it).
+  void series(result& r) {
+    const auto read_key = [&](const std::vector<qc_place>& places, std::string& dst) {
+      if (places.empty()) return;
+      std::string joined;
+      for (const qc_place& p : places) {
+        std::string v = p.ordinal ? ordinal(p.where.segment) : text(read(p.where));
+        if (v.empty()) return;
+        if (!joined.empty()) joined += ' ';
+        joined += v;
+      }
+      dst = std::move(joined);
+    };
+    read_key(o_.qc_series.material, r.qc_material);
+    read_key(o_.qc_series.lot, r.qc_lot);
+    read_key(o_.qc_series.level, r.qc_level);
+  }
+
+  // The 1-based position of the `name` segment in scope among the message's segments of that
+  // name; empty when none is in scope.
+  std::string ordinal(const std::string& name) const {
+    const auto idx = name == "MSH" ? std::optional<std::size_t>{0} : ctx_.get(name);
+    if (!idx) return {};
+    std::size_t n = 0;
+    for (std::size_t k = 0; k <= *idx; ++k) n += same_name(m_.segment(k).name(), name) ? 1u : 0u;
+    return std::to_string(n);
   }
 
   // OBR-7 of the OBR in scope, read once per group: it is the observed_at of every OBX that

@@ -14,7 +14,8 @@
 //  - unit OBX-6.1, reference range OBX-7, flags OBX-8 (repetitions, component 1, empty and `""`
 //    dropped), status OBX-11, instrument OBX-18 (first repetition, component 1),
 //    observed_at OBX-19, else OBX-14, else OBR-7;
-//  - QC when MSH-11 or SPM-11 is `Q`; rerun_indicator on OBX-11 `C` (Roche) or TCD-8 `R`/`D`.
+//  - QC when MSH-11 or SPM-11 is `Q`; a control's material / lot / level where options.qc_series
+//    says (none by default); rerun_indicator on OBX-11 `C` (Roche) or TCD-8 `R`/`D`.
 // Supported: ORU^R01, OUL^R22 (results), QBP^Q11, QRY^Q02 (queries), OML^O33, ORM^O01 (orders);
 // types in options.ignored_types (status, inventory, acks) give an empty batch without error.
 // Character set: options.encoding, overridden by MSH-18 when honour_msh_18 (`ASCII`, `8859/1`,
@@ -78,6 +79,24 @@ struct obr_result_fields {
   field_ref qc_sd{"OBR", 19, 1, 0};
 };
 
+// One place a control result's series is read from (profile "hl7"/"qc_series"): a field of the
+// segment in scope, or, with `ordinal`, the 1-based position of the segment in scope among the
+// message's segments of that name (Mindray BC X-R QC: the levels are the OBR groups' order).
+struct qc_place {
+  field_ref where;
+  bool ordinal = false;
+};
+
+// Where a control result's material, lot and level are in the message. Each is a list of places
+// whose values are joined by a space; when one of them is empty the key is left empty, so
+// `qc.controls` completes it instead of a partial name making a series of its own. Empty lists:
+// not in the message.
+struct qc_series_fields {
+  std::vector<qc_place> material;
+  std::vector<qc_place> lot;
+  std::vector<qc_place> level;
+};
+
 struct hl7_options {
   text_encoding encoding = text_encoding::latin1;  // when MSH-18 is empty or not honoured
   bool honour_msh_18 = true;
@@ -102,6 +121,9 @@ struct hl7_options {
   // MSH-9 message codes (`ESU`) or code^trigger (`ACK^R22`) that are accepted and ignored.
   std::vector<std::string> ignored_types{"ACK", "ESU", "INU", "EAC", "ORL", "RSP", "QCK"};
   obr_result_fields obr_results;
+  // Read for every control result (OBX or OBR-carried); a non-empty value replaces what
+  // obr_results read for that key.
+  qc_series_fields qc_series;
 };
 
 struct hl7_diagnostic {

@@ -10,6 +10,7 @@
 #include "parsers/astm/normalise.hpp"
 #include "parsers/hl7/normalise.hpp"
 #include "support/files.hpp"
+#include "support/scratch_dir.hpp"
 
 using namespace interfaced;
 
@@ -190,4 +191,75 @@ TEST_CASE("profiles: every HL7 profile treats an MSH-11 Q message as control res
     for (const auto& r : b.results) CHECK(r.qc);
   }
   CHECK(hl7_profiles >= 2);  // mindray-cl, mindray-bs at least
+}
+
+// Issue #14 point 1: the mindray-bc profile's qc_series gives each OBR group of a BC-5380 QC
+// message its own level (the group's position: inferred from the layout, the profile's why says
+// so) and the QC file as material; without the profile the three levels are one series.
+TEST_CASE("profiles: mindray-bc reads a BC-5380 QC message's level from the OBR group's position") {
+  std::ifstream in(std::string(INTERFACED_FIXTURE_DIR) + "/qc/mindray-bc5380-qc-three-levels.hl7", std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  REQUIRE(!s.str().empty());
+  const auto cat = devices::profile_catalog::load_dir(INTERFACED_PROFILE_DIR);
+  const auto* p = cat.find("mindray-bc");
+  REQUIRE(p != nullptr);
+  CHECK(p->protocol == "hl7");
+  const auto b = hl7::normalise(s.str(), p->hl7, "bc");
+  REQUIRE(b.results.size() == 12);
+  for (std::size_t i = 0; i < b.results.size(); ++i) {
+    const auto& r = b.results[i];
+    INFO(i << " " << r.code);
+    CHECK(r.qc);
+    CHECK(r.sample_id == "6");
+    CHECK(r.qc_level == std::to_string(i / 4 + 1));  // four OBX per OBR group
+    CHECK(r.qc_material == "X-R QC 6");
+    CHECK(r.qc_lot.empty());  // no field carries it: qc.controls does
+  }
+  // The default options know no series: every level would be one chart.
+  for (const auto& r : hl7::normalise(s.str(), hl7::hl7_options{}, "bc").results) {
+    CHECK(r.qc_level.empty());
+    CHECK(r.qc_material.empty());
+  }
+}
+
+TEST_CASE("profiles: a bad hl7 qc_series mapping names the file, the JSON pointer and what was expected") {
+  const std::string head = R"({"id":"x","vendor":"v","models":["m"],"protocol":"hl7","hl7":{"why":"manual 4.2 says so","qc_series":)";
+  const auto with = [&](const std::string& series) { return error_of(head + series + "}}"); };
+  const std::string why = R"("why":"the BC layout, inferred")";
+  CHECK(with(R"({"level":{"position_of":"OBR"}})") ==
+        "p.json: /hl7/qc_series/why: missing; expected a sentence naming the capture or manual section");
+  CHECK(with(R"({"levle":{"position_of":"OBR"},)" + why + "}") ==
+        "p.json: /hl7/qc_series/levle: unknown key; expected material, lot, level or why");
+  CHECK(with(R"({"level":{"position_of":"OB"},)" + why + "}") ==
+        "p.json: /hl7/qc_series/level/position_of: expected a three-letter segment name");
+  CHECK(with(R"({"level":{"position_of":"OBR","field":1},)" + why + "}") ==
+        "p.json: /hl7/qc_series/level: expected a field reference {segment, field, component, subcomponent} or "
+        "{\"position_of\": segment}, not both");
+  CHECK(with(R"({"material":[{"segment":"OBR","field":4,"component":2},{"segment":"OBR","feild":3}],)" + why + "}") ==
+        "p.json: /hl7/qc_series/material/1/feild: unknown key; expected a field reference {segment, field, component, "
+        "subcomponent} or {\"position_of\": segment}");
+  CHECK(with(R"({"material":{"segment":"OBR","field":4,"component":"2"},)" + why + "}") ==
+        "p.json: /hl7/qc_series/material/component: expected a number, found string");
+  CHECK(with(R"({"lot":{"segment":"OBR","field":140},)" + why + "}") ==
+        "p.json: /hl7/qc_series/lot/field: expected a field number from 1 to 99");
+  CHECK(with(R"({"lot":[],)" + why + "}") == "p.json: /hl7/qc_series/lot: expected at least one place");
+  CHECK(with(R"({"lot":"OBR-14",)" + why + "}") ==
+        "p.json: /hl7/qc_series/lot: expected a field reference {segment, field, component, subcomponent} or "
+        "{\"position_of\": segment}, found string");
+  CHECK(with("[]") == "p.json: /hl7/qc_series: expected an object {material, lot, level, why}, found array");
+}
+
+TEST_CASE("profiles: a bad qc_series in a profile folder names the profile file") {
+  interfaced::test::scratch_dir dir;
+  std::ofstream(dir.path() / "bc-local.json")
+      << R"({"id":"bc-local","vendor":"v","models":["m"],"protocol":"hl7",)"
+      << R"("hl7":{"why":"manual 4.2 says so","qc_series":{"level":{"position_of":"OBR","segment":"OBR"},"why":"the BC layout"}}})";
+  try {
+    (void)devices::profile_catalog::load_dir(dir.path());
+    FAIL("a bad qc_series loaded");
+  } catch (const devices::profile_error& e) {
+    const std::string what = e.what();
+    CHECK(what.find((dir.path() / "bc-local.json").string() + ": /hl7/qc_series/level: ") == 0);
+  }
 }

@@ -270,3 +270,76 @@ TEST_CASE("qc e2e: BC-5380 MSH-11 Q levels sharing OBR-3 and a Hitachi 7600 PCCC
     CHECK(parameters == std::vector<std::string>{"GLU", "CREA", "CHOL"});
   }
 }
+
+// Issue #14 point 1, the series: with "profile": "mindray-bc" the BC-5380 fixture's three OBR
+// groups are three levels (the group's position, the profile's qc_series), so each level is judged
+// against its own configured limits; qc.controls gives the lot no field carries (QC file 6).
+TEST_CASE("qc e2e: BC-5380 QC over the wire with the mindray-bc profile gives three series per parameter, "
+          "each judged against its level's limits",
+          "[qc][e2e]") {
+  const fs::path fixtures = fs::path(INTERFACED_FIXTURE_DIR) / "qc";
+  scratch_dir dir;
+  write_backend_data(dir.path() / "backend.json", json::object());
+  backend_proc backend(dir.path(), dir.path() / "backend.json");
+  const std::uint16_t pbc = free_port(), health = free_port();
+  json cfg = daemon_config(dir.path(), json::array({device("bc", "hl7", pbc, "mindray-bc")}), health);
+  cfg["backend"] = {{"base_url", "http://127.0.0.1:" + std::to_string(backend.port())}};
+  // WBC (6690-2): 3.10, 7.45, 17.9 -> z 1, -0.2, -0.2 against their own level. HGB (718-7): 6.2,
+  // 13.1, 16.4 -> z 1, 0.5, 2.5 (a 1-2s warning on level 3 only). One chart for all three levels
+  // would have put 17.9 against 3.0 +- 0.1. RBC and PLT have no limits.
+  const auto lim = [](const char* parameter, const char* level, double mean, double sd) {
+    return json{{"parameter", parameter}, {"level", level}, {"mean", mean}, {"sd", sd}};
+  };
+  cfg["qc"] = {{"controls", json::array({{{"sample_id", "6"}, {"lot", "L2611"}}})},
+               {"limits", json::array({lim("6690-2", "1", 3.0, 0.1), lim("6690-2", "2", 7.5, 0.25),
+                                       lim("6690-2", "3", 18.0, 0.5), lim("718-7", "1", 6.0, 0.2),
+                                       lim("718-7", "2", 13.0, 0.2), lim("718-7", "3", 16.0, 0.16)})}};
+  auto daemon = run_daemon(dir.path(), cfg, health);
+  play(dir.path(), "bc", pbc, fixtures / "mindray-bc5380-qc-three-levels.hl7");
+  const auto posts = backend.wait_posts("/interfacing/qc-results", 1);
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_for(10000ms) == std::optional<int>(0));
+  INFO(json(posts).dump(1));
+  CHECK(backend.posts("/interfacing/device-results").empty());
+  CHECK(backend.posts("/sample-rerun/values").empty());
+
+  const auto r = qc_results(posts)["bc"];
+  REQUIRE(r.size() == 12);
+  std::map<std::string, std::vector<std::string>> levels;
+  std::map<std::string, std::vector<json>> by_parameter;
+  for (const auto& x : r) {
+    const std::string parameter = x["series"].value("parameter", "");
+    levels[parameter].push_back(x["series"].value("level", ""));
+    by_parameter[parameter].push_back(x);
+    CHECK(x["series"].value("material", "") == "X-R QC 6");
+    CHECK(x["series"].value("lot", "") == "L2611");
+  }
+  const std::vector<std::string> three{"1", "2", "3"};
+  CHECK(levels == std::map<std::string, std::vector<std::string>>{
+                      {"6690-2", three}, {"718-7", three}, {"777-3", three}, {"789-8", three}});
+
+  const auto z_of = [](const std::vector<json>& xs) {
+    std::vector<double> z;
+    for (const auto& x : xs) z.push_back(x["z"].is_number() ? x["z"].get<double>() : 99.0);
+    return z;
+  };
+  const auto wbc = z_of(by_parameter["6690-2"]);
+  REQUIRE(wbc.size() == 3);
+  CHECK(wbc[0] == Approx(1.0));
+  CHECK(wbc[1] == Approx(-0.2));
+  CHECK(wbc[2] == Approx(-0.2));
+  for (const auto& x : by_parameter["6690-2"]) CHECK(x.value("outcome", "") == "accept");
+  const auto hgb = z_of(by_parameter["718-7"]);
+  REQUIRE(hgb.size() == 3);
+  CHECK(hgb[0] == Approx(1.0));
+  CHECK(hgb[1] == Approx(0.5));
+  CHECK(hgb[2] == Approx(2.5));
+  CHECK(by_parameter["718-7"][2]["limits"] == json{{"mean", 16.0}, {"sd", 0.16}, {"source", "config"}});
+  CHECK(by_parameter["718-7"][2].value("outcome", "") == "warning");
+  CHECK(by_parameter["718-7"][2]["rules"] == json::array({"1-2s"}));
+  CHECK(by_parameter["718-7"][0].value("outcome", "") == "accept");
+  for (const auto& x : by_parameter["777-3"]) {
+    CHECK(x["z"].is_null());
+    CHECK(x.value("outcome", "") == "no_limits");
+  }
+}
