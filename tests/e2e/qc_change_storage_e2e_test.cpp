@@ -16,13 +16,7 @@ using namespace interfaced::e2e;
 
 namespace {
 
-const json glu_l1 = {{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}};
-
-json limits_qc_config() {
-  return {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
-          {"limits", json::array({glu_l1})},
-          {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}}})}};
-}
+const json glu_l1 = glu_l1_qc_config()["limits"][0];  // mean 5.0 SD 0.2
 
 // c1 accept at 08:00, c2 at 10:00 z 2.5 with SD 0.2 (1-2s warning; 1-3s reject with SD 0.1),
 // S-2 in its run, c3 accept at 12:00.
@@ -66,7 +60,7 @@ TEST_CASE("qc limits e2e: a backend limit change the outbox cannot commit leaves
   write_backend_data(dir.path() / "backend.json", {{"qc_limits", {{"chem", json::array({glu_l1})}}}});
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json qc = limits_qc_config();
+  json qc = glu_l1_qc_config();
   qc.erase("limits");  // the backend's only
   json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), qc);
   cfg["backend"]["waiting_list_poll_s"] = 1;
@@ -127,7 +121,7 @@ TEST_CASE("qc limits e2e: a SIGHUP limit change the outbox cannot commit keeps t
           "[qc][e2e]") {
   scratch_dir dir;
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = qc_daemon_config(dir.path(), port, health, 0, limits_qc_config());
+  json cfg = qc_daemon_config(dir.path(), port, health, 0, glu_l1_qc_config());
   const fs::path fault = dir.path() / "outbox-readonly";
   auto daemon = run_daemon(dir.path(), cfg, health, "daemon", {"INTERFACED_TEST_OUTBOX_WRITE_FAULT=" + fault.string()});
   const fs::path log = dir.path() / "logs" / "chem.log";
@@ -135,7 +129,7 @@ TEST_CASE("qc limits e2e: a SIGHUP limit change the outbox cannot commit keeps t
   check_judged_with_old_limits(health);
 
   { std::ofstream(fault) << "x"; }
-  json narrowed = limits_qc_config();
+  json narrowed = glu_l1_qc_config();
   narrowed["limits"][0]["sd"] = 0.1;
   cfg["qc"] = narrowed;
   std::ofstream(dir.path() / "interfaced.json") << cfg.dump(2);
@@ -172,7 +166,7 @@ TEST_CASE("qc re-tag e2e: a results post delivery took before the re-tag is corr
                            {"count", 1}}
                           .dump()) == 200);
   const std::uint16_t port = free_port(), health = free_port();
-  json qc = limits_qc_config();
+  json qc = glu_l1_qc_config();
   auto daemon = run_daemon(dir.path(), qc_daemon_config(dir.path(), port, health, backend.port(), qc), health);
   play(dir.path(), "c1", port, glu("QC-L1", "20261206080000", "5.0"));
   play(dir.path(), "c2", port, glu("QC-L1", "20261206100000", "5.9"));  // 1-3s reject
