@@ -339,11 +339,14 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
   }
   if (!logs.empty()) sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
   if (sc.empty() && msgs.empty()) return;
-  storing_ = true;
+  // Only a change that re-judged charts holds resolutions off: one that stores just the limits
+  // document (nothing judged differently) has no chart or book to put back.
+  const bool judged = !charts_before.empty();
+  if (judged) storing_ = true;
   outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites),
-                 [this, reason, logs = std::move(logs), charts_before = std::move(charts_before),
+                 [this, reason, judged, logs = std::move(logs), charts_before = std::move(charts_before),
                   book_before = std::move(book_before), put_back = std::move(put_back)](transport::append_result r) mutable {
-                   storing_ = false;
+                   if (judged) storing_ = false;
                    if (!r.durable) {
                      // Memory goes back to what the file holds (a restart would find the same): the
                      // charts, the book, and the caller's limits, so the change is tried again (the

@@ -160,9 +160,10 @@ TEST_CASE("qc re-tag e2e: a results post delivery took before the re-tag is corr
   scratch_dir dir;
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
-  // S-2's results post is held by the backend for 6 s: in flight, claimed by delivery, attempts 0.
+  // S-2's results post is held by the backend for 10 s (under the 15 s request timeout): in flight,
+  // claimed by delivery, attempts still 0, while the resolution is asked for.
   REQUIRE(sim_control(backend.port(), "POST", "/_sim/faults",
-                      json{{"path", "/interfacing/device-results"}, {"body_contains", "S-2"}, {"delay_ms", 6000},
+                      json{{"path", "/interfacing/device-results"}, {"body_contains", "S-2"}, {"delay_ms", 10000},
                            {"count", 1}}
                           .dump()) == 200);
   const std::uint16_t port = free_port(), health = free_port();
