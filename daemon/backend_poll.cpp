@@ -201,12 +201,24 @@ asio::awaitable<void> backend_poller::poll_qc_limits(transport::http_client& cli
   if (!lr.ok()) co_return;  // the last known limits stay (a backend without the endpoint: 404)
   auto& known = qc_limits_text_[dev.cfg.id];
   if (lr.body == known) co_return;
+  std::string known_before = std::move(known);
+  auto limits_before = sink_.qc().backend_limits(dev.cfg.id);
   known = lr.body;
   apply_qc_limits(dev.cfg.id, lr.body, dev.log.get());
   transport::state_changes sc;
   sc.documents.emplace_back("qc_limits:" + dev.cfg.id, lr.body);
   if (qc_limits_changed_) {
-    qc_limits_changed_(dev.cfg.id, std::move(sc));
+    // Not stored: the limits in force go back to the previous ones and so does the text they are
+    // compared with, so the next poll (its answer still differs) tries again. Unless a later
+    // answer replaced them meanwhile: that one is being applied.
+    qc_limits_changed_(dev.cfg.id, std::move(sc),
+                       [this, device = dev.cfg.id, body = lr.body, known_before = std::move(known_before),
+                        limits_before = std::move(limits_before)]() mutable {
+                         auto& now_known = qc_limits_text_[device];
+                         if (now_known != body) return;
+                         now_known = std::move(known_before);
+                         sink_.qc().restore_backend_limits(device, std::move(limits_before));
+                       });
     co_return;
   }
   outbox_.write(std::move(sc), [log = dev.log](bool ok) {

@@ -40,8 +40,10 @@ class backend_poller {
   void prune_history();
   // Called when a device's qc-limits answer changed, with the state to store (the limits document):
   // the charts judged with the old limits are re-evaluated (qc_admin::limits_changed) and commit
-  // with it. Without one the document is only stored.
-  using qc_limits_hook = std::function<void(const std::string& device, transport::state_changes sc)>;
+  // with it. Without one the document is only stored. `put_back`: to call when that commit
+  // failed (the previous limits are in force again and the next poll retries).
+  using qc_limits_hook =
+      std::function<void(const std::string& device, transport::state_changes sc, std::function<void()> put_back)>;
   void on_qc_limits_changed(qc_limits_hook f) { qc_limits_changed_ = std::move(f); }
   // Polls until stop() (nothing without a backend.base_url).
   void start();

@@ -1,5 +1,6 @@
 #include "daemon/qc_admin.hpp"
 
+#include <algorithm>
 #include <optional>
 #include <utility>
 
@@ -61,20 +62,22 @@ std::string text_of(const json& body, const char* key) {
   return body.contains(key) && body[key].is_string() ? body[key].get<std::string>() : std::string();
 }
 
-// qc.md "Results still in the outbox are re-tagged before delivery": the results body with this
-// patient result's qc_status replaced; nullopt when the body does not carry it.
-std::optional<std::string> retag(const std::string& body, const rerun::qc::patient_ref& p, const std::string& status) {
-  json j = json::parse(body, nullptr, false);
-  if (!j.is_object() || !j.contains("results") || !j["results"].is_array()) return std::nullopt;
-  bool found = false;
-  for (auto& r : j["results"])
-    if (r.is_object() && r.value("sample_id", "") == p.sample_id && r.value("parameter", "") == p.parameter &&
-        r.value("observed_at", "") == p.observed_at) {
-      r["qc_status"] = status;
-      found = true;
-    }
-  if (!found) return std::nullopt;
-  return j.dump();
+// A qc-runs post as an outbox message (device: its ordering key, after the device's results).
+transport::new_message qc_runs_message(const std::string& device, rerun::qc_run_body run) {
+  rerun::outgoing_message m;
+  m.kind = rerun::endpoint::qc_runs;
+  m.qc_run = std::move(run);
+  transport::new_message nm;
+  nm.kind = rerun::to_string(m.kind);
+  nm.ordering_key = "device:" + device;
+  nm.body = rerun::body_json(m).dump();
+  nm.device = device;
+  return nm;
+}
+
+// How many re-tags the outbox refused (delivery had taken the post): their corrections went instead.
+std::size_t late_retags(const transport::append_result& r) {
+  return static_cast<std::size_t>(std::count(r.rewritten.begin(), r.rewritten.end(), false));
 }
 
 std::int64_t id_of(const json& body, const char* key) {
@@ -194,36 +197,37 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
   const transport::state_store::read_scope reads(store_);  // one snapshot for the lookups
   for (const auto& run : rep.runs) {
     if (!qc::is_mark(run.what)) continue;
-    rerun::outgoing_message m;
-    m.kind = rerun::endpoint::qc_runs;
     const std::string reason = std::string(qc::to_string(run.what)) + " after " + cause + " (rules before: [" +
                                names(run.original) + "], now: [" + names(run.analysed) + "])";
-    m.qc_run = {device, run.run_id, run.status, reason, {}};
+    rerun::qc_run_body body{device, run.run_id, run.status, reason, {}};
     // An exported result is never changed in place: this post corrects its qc_status, saying
     // when it was exported (qc.md "Exported results are preserved").
-    // One still in the outbox, never attempted, is re-tagged in its results post instead (in this
-    // transaction; `required`: if delivery took it meanwhile nothing of this commits and the change
-    // is refused, never half-posted); the correction names only the others.
+    // One still in the outbox, never attempted, is re-tagged in its results post instead, in this
+    // transaction; the correction names only the others. Whether the post is still rewritable
+    // (delivery may have taken it since this lookup) is decided inside the transaction: if not,
+    // its own correction post is stored instead (body_rewrite::otherwise) -- never a lost status,
+    // never a change refused for it.
     for (const auto& p : run.patients) {
       ++results_changed;
       if (auto id = store_.qc_patient_unsent_message(device, p.sample_id, p.parameter, p.observed_at)) {
-        rewrites.push_back({std::move(*id),
-                            [p, status = qc_.patient_status(device, p.parameter, p.t)](const std::string& body) {
-                              return retag(body, p, status);
-                            },
-                            true});
+        rerun::qc_run_body late{device, run.run_id, run.status,
+                                reason + "; its results post was already being sent when it was to be re-tagged",
+                                {{p.sample_id, p.parameter, p.observed_at, {}}}};
+        transport::body_rewrite rw{std::move(*id),
+                                   [p, status = qc_.patient_status(device, p.parameter, p.t)](const std::string& b) {
+                                     return rerun::retag_qc_status(b, p.sample_id, p.parameter, p.observed_at, status);
+                                   },
+                                   false,
+                                   {}};
+        rw.otherwise.push_back(qc_runs_message(device, std::move(late)));
+        rewrites.push_back(std::move(rw));
         ++results_retagged;
         continue;
       }
-      m.qc_run.patient_results.push_back({p.sample_id, p.parameter, p.observed_at, {}});
+      body.patient_results.push_back({p.sample_id, p.parameter, p.observed_at, {}});
     }
-    results_exported += stamp_exported(store_, m.qc_run, first_exported, last_exported);
-    transport::new_message nm;
-    nm.kind = rerun::to_string(m.kind);
-    nm.ordering_key = "device:" + device;
-    nm.body = rerun::body_json(m).dump();
-    nm.device = device;
-    msgs.push_back(std::move(nm));
+    results_exported += stamp_exported(store_, body, first_exported, last_exported);
+    msgs.push_back(qc_runs_message(device, std::move(body)));
     ++posts;
   }
   count_moves(device, parameter, before, now, sc);
@@ -289,7 +293,14 @@ void qc_admin::count_moves(const std::string& device, const std::string& paramet
 }
 
 void qc_admin::limits_changed(const std::string& by, const std::string& reason, std::chrono::system_clock::time_point now,
-                              transport::state_changes sc) {
+                              transport::state_changes sc, std::function<void()> put_back) {
+  if (storing_) {
+    // Judged on the charts the pending change leaves (put back if it fails): after it.
+    deferred_.push_back([this, by, reason, now, sc = std::move(sc), put_back = std::move(put_back)]() mutable {
+      limits_changed(by, reason, now, std::move(sc), std::move(put_back));
+    });
+    return;
+  }
   // The limits that judge a result (qc.md "limits": configured, else the backend's, else the
   // analyser's): every stored control result whose limits now differ from the ones it was
   // judged with gets its z again, and its series is re-evaluated from the first such result.
@@ -297,13 +308,24 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
   // document) commit in one transaction.
   std::vector<transport::new_message> msgs;
   std::vector<transport::body_rewrite> rewrites;
-  std::vector<std::pair<device_runtime*, std::string>> logs;
+  struct changed_series {
+    device_runtime* dev;
+    std::string message;
+    bool runs_changed;
+  };
+  std::vector<changed_series> logs;
+  // What memory looks like before, put back when the commit fails: the charts this change
+  // re-judges (limits, z, outcomes: the patient results' qc_status follows from them) and the book.
+  std::map<std::string, qc::qc_tracker::chart, std::less<>> charts_before;
+  auto book_before = book_;
   const std::string at = iso_ms(now);
   for (auto& [key, ch] : qc_.chart_state()) {
     const std::string device = key.substr(0, key.find('\x1f')), parameter = key.substr(key.find('\x1f') + 1);
     const auto before = qc_.effective_outcomes(device, parameter);
+    auto saved = ch;
     const auto from = qc_.rejudge_limits(device, parameter);
     if (!from) continue;
+    charts_before.emplace(key, std::move(saved));
     json summary;
     const std::string message = reevaluate(device, parameter, *from, {}, "a limit change (" + reason + ")", before, now, sc,
                                            msgs, rewrites, summary);
@@ -316,24 +338,57 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
     }
     book_.append(e);
     sc.qc_audit.push_back(e);
-    device_runtime* dev = devices_.find(device);
-    if (dev) {
-      if (summary["runs_changed"].get<std::size_t>() > 0) dev->log->warn("QC limits changed: {} [QC-007]", message);
-      else dev->log->info("QC limits changed: {}", message);
-    }
-    logs.emplace_back(dev, message);
+    logs.push_back({devices_.find(device), message, summary["runs_changed"].get<std::size_t>() > 0});
   }
   if (!logs.empty()) sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
   if (sc.empty() && msgs.empty()) return;
+  // Only a change that re-judged charts holds resolutions off: one that stores just the limits
+  // document (nothing judged differently) has no chart or book to put back.
+  const bool judged = !charts_before.empty();
+  if (judged) storing_ = true;
   outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites),
-                 [logs = std::move(logs), take_back = std::exchange(rules_take_back_, {})](transport::append_result r) {
-    if (r.durable) return;
-    for (const auto& f : take_back) f();
-    for (const auto& [dev, message] : logs)
-      if (dev) dev->log->error("QC limit change could not be stored: {} ({}) [QC-008]", r.error, message);
-      else spdlog::error("QC limit change could not be stored: {} ({}) [QC-008]", r.error, message);
-    if (logs.empty()) spdlog::error("QC limits could not be stored: {} [QC-008]", r.error);
-  });
+                 [this, reason, judged, logs = std::move(logs), charts_before = std::move(charts_before),
+                  book_before = std::move(book_before), put_back = std::move(put_back),
+                  take_back = std::exchange(rules_take_back_, {})](transport::append_result r) mutable {
+                   if (judged) storing_ = false;
+                   if (!r.durable) {
+                     // Memory goes back to what the file holds (a restart would find the same): the
+                     // charts, the book, and the caller's limits, so the change is tried again (the
+                     // backend poll: its next answer still differs; SIGHUP: the next reload).
+                     for (auto& [key, ch] : charts_before) qc_.chart_state()[key] = std::move(ch);
+                     book_ = std::move(book_before);
+                     if (put_back) put_back();
+                     for (const auto& f : take_back) f();  // the rules re-run's counts and reflex orders
+                     for (const auto& l : logs) {
+                       auto* log = l.dev ? l.dev->log.get() : spdlog::default_logger_raw();
+                       log->error("QC limit change ({}) could not be stored: {}; not applied, the previous limits stay ({}) [QC-008]",
+                                  reason, r.error, l.message);
+                     }
+                     if (logs.empty())
+                       spdlog::error("QC limit change ({}) could not be stored: {}; not applied, the previous limits stay [QC-008]",
+                                     reason, r.error);
+                   } else {
+                     const std::size_t late = late_retags(r);
+                     for (const auto& l : logs) {
+                       auto* log = l.dev ? l.dev->log.get() : spdlog::default_logger_raw();
+                       const std::string tail = late == 0 ? std::string()
+                                                          : "; " + std::to_string(late) +
+                                                                " re-tag(s) came after delivery took the results post: "
+                                                                "corrected by qc-runs posts instead";
+                       if (l.runs_changed) log->warn("QC limits changed: {}{} [QC-007]", l.message, tail);
+                       else log->info("QC limits changed: {}{}", l.message, tail);
+                     }
+                   }
+                   run_deferred();
+                 });
+}
+
+void qc_admin::run_deferred() {
+  while (!storing_ && !deferred_.empty()) {
+    auto next = std::move(deferred_.front());
+    deferred_.pop_front();
+    next();
+  }
 }
 
 void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::system_clock::time_point now,
@@ -402,7 +457,19 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
                      if (dev) dev->log->error("QC resolution could not be stored: {} ({}); not applied [QC-008]", r.error, message);
                      else spdlog::error("QC resolution could not be stored: {} ({}); not applied [QC-008]", r.error, message);
                      respond(refused(503, "not stored, nothing changed: the outbox could not commit it (" + r.error + ")"));
+                     run_deferred();
                      return;
+                   }
+                   if (const std::size_t late = late_retags(r); late > 0 && out.contains("reevaluation")) {
+                     // Decided in the transaction: delivery had taken these posts, so their
+                     // correction posts went instead of the re-tag.
+                     auto& sum = out["reevaluation"];
+                     sum["results_retagged"] = sum["results_retagged"].get<std::size_t>() - late;
+                     sum["results_corrected_late"] = late;
+                     sum["qc_runs_posted"] = sum["qc_runs_posted"].get<std::size_t>() + late;
+                     message += "; " + std::to_string(late) +
+                                " re-tag(s) came after delivery took the results post: corrected by qc-runs posts instead";
+                     out["message"] = message;
                    }
                    if (dev) {
                      if (out.contains("reevaluation") && out["reevaluation"]["runs_changed"].get<std::size_t>() > 0)
@@ -411,6 +478,7 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
                        dev->log->info("{}", message);
                    }
                    respond(reply(200, out));
+                   run_deferred();
                  });
 }
 

@@ -16,10 +16,14 @@
 // that transaction is durable (a deferred reply: the loop is not blocked meanwhile); a commit that
 // fails answers 503 with the outbox's error, is logged [QC-008], and the change is undone in memory
 // (the chart, the result's flags, the book), so memory matches what a restart would find. One
-// change is stored at a time: another one asked meanwhile is answered 503 (try again). The
-// outcome message goes in the answer and the device log.
+// change is stored at a time: another one asked meanwhile is answered 503 (try again); a limit
+// change (limits_changed) waits for it instead. The outcome message goes in the answer and the
+// device log. A re-tag that loses the race with delivery (its results post was claimed between
+// the lookup and the commit) does not fail the change: the transaction stores a qc-runs
+// correction for that result instead (body_rewrite::otherwise; "results_corrected_late").
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -60,9 +64,13 @@ class qc_admin {
   // the backend's qc-limits, by "backend"): every chart whose results were judged with other
   // limits is judged again and re-evaluated from its first changed result; a "limits" audit entry
   // names who (by) and why, with the outcome message. `sc` (e.g. the new limits document) commits
-  // in the same transaction.
+  // in the same transaction. Like a resolution: logged once durable; a commit that fails puts
+  // the charts and the book back, calls `put_back` (the caller restores the limits it changed,
+  // so the change is tried again: the backend poll at its next answer, SIGHUP at the next
+  // reload) and logs [QC-008] per device with the reason. While another change is being stored
+  // it waits for that one (run after its commit, on the memory it leaves).
   void limits_changed(const std::string& by, const std::string& reason, std::chrono::system_clock::time_point now,
-                      transport::state_changes sc = {});
+                      transport::state_changes sc = {}, std::function<void()> put_back = {});
 
   // qc.md 5.2.1: the rules engine (ingest_hand_off::rerun_rules) runs again, in the change's
   // transaction, for the patient results whose qc_status a re-evaluation changed and for a patient
@@ -97,11 +105,14 @@ class qc_admin {
   const device_set& devices_;
   rerun::qc::qc_tracker& qc_;
   rerun::qc::resolution_book book_;
+  // Runs the limit changes that waited for the stored change, until one is being stored again.
+  void run_deferred();
   bool storing_ = false;  // a change is waiting for its commit
   ingest_hand_off* rules_ = nullptr;
   // What the rules re-run of the change being built took into the rerun state: given back when
   // its commit fails (the callbacks take them with std::exchange).
   std::vector<std::function<void()>> rules_take_back_;
+  std::deque<std::function<void()>> deferred_;  // limit changes that arrived meanwhile
 };
 
 // qc.md's qc-runs body `exported_at`: a patient result is exported once the backend took the post

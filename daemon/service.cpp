@@ -105,9 +105,9 @@ int service::open() {
   links_->limit_buffers(cfg_.links.max_buffered_bytes);
   poller_ = std::make_unique<backend_poller>(io_, cfg_, devices_, *sink_, *outbox_, *state_);
   // The backend's qc-limits changed: its series are judged again, like qc.limits on SIGHUP.
-  poller_->on_qc_limits_changed([this](const std::string& device, transport::state_changes sc) {
+  poller_->on_qc_limits_changed([this](const std::string& device, transport::state_changes sc, std::function<void()> put_back) {
     qc_admin_->limits_changed("backend", "qc-limits from the backend changed for " + device,
-                              std::chrono::system_clock::now(), std::move(sc));
+                              std::chrono::system_clock::now(), std::move(sc), std::move(put_back));
   });
   if (const int rc = load_state(); rc != exit_ok) return rc;
   if (const int rc = load_rules(); rc != exit_ok) return rc;
@@ -316,11 +316,22 @@ void service::reload() {
     return true;
   };
   const bool limits_moved = !same_limits(cfg_.qc.configured, r.cfg.qc.configured);
+  auto limits_before = cfg_.qc.configured;
   cfg_.qc = r.cfg.qc;  // limits, controls and rule sets apply to the next control result
   sink_->set_qc(cfg_.qc);
   // qc.md: a limit change re-evaluates the series judged with the old limits, kept in the audit.
-  if (limits_moved) qc_admin_->limits_changed("configuration reload (SIGHUP)", "qc.limits changed in " + config_path_.string(),
-                                              std::chrono::system_clock::now());
+  // Its commit failing ([QC-008]) puts the previous qc.limits back in force (the rest of this
+  // reload stays): what a restart would find, and still different from the file, so the next
+  // SIGHUP tries again -- unless a reload since then set other limits (those are being applied).
+  if (limits_moved)
+    qc_admin_->limits_changed("configuration reload (SIGHUP)", "qc.limits changed in " + config_path_.string(),
+                              std::chrono::system_clock::now(), {},
+                              [this, same_limits, limits_before = std::move(limits_before), limits_now = r.cfg.qc.configured] {
+                                if (!same_limits(cfg_.qc.configured, limits_now)) return;
+                                cfg_.qc.configured = limits_before;
+                                sink_->set_qc(cfg_.qc);
+                                spdlog::error("SIGHUP: qc.limits not applied (not stored); the previous limits stay until the next reload [QC-008]");
+                              });
   spdlog::info("SIGHUP: configuration {} applied: {} started, {} restarted, {} stopped, the others untouched",
                config_path_.string(), plural(started, "device"), restarted, stopped);
   systemd::status(plural(devices_.by_id.size(), "device") + " configured");

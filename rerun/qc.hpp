@@ -117,6 +117,16 @@ class qc_tracker {
   [[nodiscard]] const qc_config& config() const noexcept { return *cfg_; }
   // The limits the backend sent (GET /interfacing/qc-limits) for a device.
   void set_backend_limits(const std::string& device, std::vector<limits> l) { backend_[device] = std::move(l); }
+  // The backend's limits of a device as set (nullopt: never set), and that state put back (a
+  // limit change whose commit failed, qc_admin::limits_changed).
+  [[nodiscard]] std::optional<std::vector<limits>> backend_limits(const std::string& device) const {
+    const auto it = backend_.find(device);
+    return it == backend_.end() ? std::nullopt : std::optional<std::vector<limits>>(it->second);
+  }
+  void restore_backend_limits(const std::string& device, std::optional<std::vector<limits>> l) {
+    if (l) backend_[device] = std::move(*l);
+    else backend_.erase(device);
+  }
 
   // Evaluates a new control result against its chart and records it.
   control_verdict add(const control_result& c);

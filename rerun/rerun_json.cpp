@@ -217,6 +217,26 @@ json to_json(const seen_value& v) {
   return nullptr;
 }
 
+std::optional<std::string> retag_qc_status(std::string_view body, std::string_view sample_id,
+                                           std::string_view parameter, std::string_view observed_at,
+                                           std::string_view status) {
+  json j = json::parse(body, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  bool found = false;
+  // values_json writes both: a results post's "results", a rerun values post's "values".
+  for (const char* list : {"results", "values"}) {
+    if (!j.contains(list) || !j[list].is_array()) continue;
+    for (auto& r : j[list])
+      if (r.is_object() && r.value("sample_id", "") == sample_id && r.value("parameter", "") == parameter &&
+          r.value("observed_at", "") == observed_at) {
+        r["qc_status"] = status;
+        found = true;
+      }
+  }
+  if (!found) return std::nullopt;
+  return j.dump();
+}
+
 json body_json(const outgoing_message& m) {
   switch (m.kind) {
     case endpoint::results:

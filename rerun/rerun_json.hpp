@@ -16,6 +16,7 @@
 //          observed_at, device, sample_id, rerun_number, previous {value, observed_at}, now,
 //          auto_reruns_before, qc_status.
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -54,6 +55,14 @@ class json_error : public std::runtime_error {
 [[nodiscard]] nlohmann::json body_json(const outgoing_message& m);
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> extra_headers(const outgoing_message& m);
 [[nodiscard]] nlohmann::json to_json(const seen_value& v);
+
+// qc.md "Results still in the outbox are re-tagged before delivery": a stored results (or rerun
+// values) body with the qc_status of the patient result (sample_id, parameter, observed_at) set
+// to `status`, every other byte's meaning kept; nullopt when the body is not such a body or does
+// not carry that result (the caller then corrects it with a qc-runs post instead).
+[[nodiscard]] std::optional<std::string> retag_qc_status(std::string_view body, std::string_view sample_id,
+                                                         std::string_view parameter, std::string_view observed_at,
+                                                         std::string_view status);
 
 // The persisted state. rerun_state_from_json throws json_error.
 [[nodiscard]] nlohmann::json to_json(const rerun_state& s);

@@ -998,6 +998,9 @@ struct outbox::op {
   // before the commit that names them); sets `dropped` for appends it had to leave out.
   std::function<void()> prepare;
   std::size_t dropped = 0;
+  // Set by exec: appends counted in `appends` it did not need (body_rewrite::otherwise of a
+  // rewrite that applied).
+  std::size_t spared = 0;
   // Runs on the worker once the group transaction committed (and only then): deletions that
   // must never precede the commit that made them safe.
   std::function<void()> after;
@@ -1117,7 +1120,7 @@ void outbox::append(std::vector<new_message> messages, state_changes state, appe
 void outbox::rewrite_pending(std::string id, std::function<std::optional<std::string>(const std::string&)> rewrite,
                              std::function<void(bool)> done) {
   std::vector<body_rewrite> r;
-  r.push_back({std::move(id), std::move(rewrite), false});
+  r.push_back({std::move(id), std::move(rewrite), false, {}});
   append({}, {}, std::move(r), [done = std::move(done)](append_result a) {
     if (done) done(a.durable && !a.rewritten.empty() && a.rewritten.front());
   });
@@ -1132,7 +1135,14 @@ void outbox::append(std::vector<new_message> messages, state_changes state, std:
     result->ids.push_back(m.id);
     files = files || m.file.has_value();
   }
-  const std::size_t n = messages.size();
+  // A rewrite's `otherwise` messages count as appends until exec knows whether they are needed
+  // (the undelivered bound errs high for a moment, never low).
+  std::size_t n = messages.size();
+  for (auto& r : rewrites)
+    for (auto& m : r.otherwise) {
+      if (m.id.empty()) m.id = new_uuid();
+      ++n;
+    }
   auto msgs = std::make_shared<std::vector<new_message>>(std::move(messages));
   auto o = std::make_unique<op>();
   o->appends = n;
@@ -1152,22 +1162,36 @@ void outbox::append(std::vector<new_message> messages, state_changes state, std:
       });
     };
   }
-  o->exec = [msgs, state = std::move(state), rewrites = std::move(rewrites), result](detail::outbox_db& db) {
+  o->exec = [msgs, state = std::move(state), rewrites = std::move(rewrites), result,
+             raw = o.get()](detail::outbox_db& db) {
     // A retried group transaction runs this again: the answers are the last run's.
     result->rewritten.assign(rewrites.size(), false);
+    result->otherwise_ids.clear();
+    raw->spared = 0;
+    const auto now = outbox_now();
     for (std::size_t i = 0; i < rewrites.size(); ++i) {
       result->rewritten[i] = db.rewrite_body(rewrites[i]);
       if (!result->rewritten[i] && rewrites[i].required)
         throw std::runtime_error("message " + rewrites[i].message_id +
                                  " is no longer pending and unattempted: its body cannot change");
+      if (result->rewritten[i]) raw->spared += rewrites[i].otherwise.size();
     }
-    const auto now = outbox_now();
     for (const auto& m : *msgs) db.insert(m, now);
+    // After the batch's own messages: a correction follows what it corrects in its key.
+    for (std::size_t i = 0; i < rewrites.size(); ++i)
+      if (!result->rewritten[i])
+        for (const auto& m : rewrites[i].otherwise) {
+          db.insert(m, now);
+          result->otherwise_ids.push_back(m.id);
+        }
     if (!state.empty()) db.write_state(state);
   };
   o->complete = [result, done = std::move(done)](bool ok, const std::string& error) {
     result->durable = ok;
-    if (!ok) result->rewritten.assign(result->rewritten.size(), false);
+    if (!ok) {
+      result->rewritten.assign(result->rewritten.size(), false);
+      result->otherwise_ids.clear();
+    }
     result->error = error;
     if (done) done(std::move(*result));
   };
@@ -1498,9 +1522,9 @@ void outbox::run() {
     std::size_t delivered = 0;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const bool fine = committed && ok[i] != 0;
-      const std::size_t kept = batch[i]->appends - batch[i]->dropped;
+      const std::size_t kept = batch[i]->appends - batch[i]->dropped - batch[i]->spared;
       if (kept > 0) (fine ? stored : failed_appends) += kept;
-      failed_appends += batch[i]->dropped;
+      failed_appends += batch[i]->dropped + batch[i]->spared;
       if (fine) delivered += static_cast<std::size_t>(batch[i]->delivered);
     }
     appended_ += stored;

@@ -138,6 +138,8 @@ struct append_result {
   std::vector<std::pair<std::string, std::string>> unwritten;
   // One per body_rewrite given, in order: whether it applied (false: durable false, or refused).
   std::vector<bool> rewritten;
+  // The ids of the body_rewrite::otherwise messages that were stored, in order (durable only).
+  std::vector<std::string> otherwise_ids;
 };
 using append_callback = std::function<void(append_result)>;
 
@@ -148,10 +150,15 @@ using append_callback = std::function<void(append_result)>;
 // and no mark_* has come back yet). `rewrite` gets the stored body and returns the new one
 // (nullopt: leave it). `required`: a refusal fails the whole batch it came with (nothing of it is
 // stored), so a caller that built the rest of the batch on the rewrite never commits half of it.
+// `otherwise`: appended in the same transaction when (and only when) the rewrite is refused or
+// returns nullopt -- the guard decides on the worker, inside the transaction, so a caller cannot
+// lose the race with delivery between asking and committing (qc.md: a qc_status correction post
+// instead of the re-tag). Their ids are in append_result::otherwise_ids.
 struct body_rewrite {
   std::string message_id;
   std::function<std::optional<std::string>(const std::string& body)> rewrite;
   bool required = false;
+  std::vector<new_message> otherwise;
 };
 
 // What delivery gets from claim_due(): the head (oldest pending) message of every key not in

@@ -16,23 +16,13 @@
 
 using namespace interfaced::e2e;
 
-namespace {
-
-json qc_config() {
-  return {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
-          {"limits", json::array({{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
-          {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}}})}};
-}
-
-}  // namespace
-
 TEST_CASE("qc durability e2e: a resolution the outbox cannot commit is refused and leaves nothing behind",
           "[qc][e2e]") {
   scratch_dir dir;
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), qc_config());
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), glu_l1_qc_config());
   const fs::path fault = dir.path() / "outbox-readonly";
   auto daemon = run_daemon(dir.path(), cfg, health, "daemon", {"INTERFACED_TEST_OUTBOX_WRITE_FAULT=" + fault.string()});
 
@@ -97,7 +87,7 @@ TEST_CASE("qc durability e2e: a run's patient results survive a restart and the 
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), qc_config());
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), glu_l1_qc_config());
   auto daemon = run_daemon(dir.path(), cfg, health);
 
   play(dir.path(), "c1", port, glu("QC-L1", "20261206080000", "5.0"));  // accept
@@ -154,7 +144,7 @@ TEST_CASE("qc durability e2e: the backend's qc-limits change re-evaluates the se
   write_backend_data(dir.path() / "backend.json", {{"qc_limits", {{"chem", json::array({glu1})}}}});
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json qc = qc_config();
+  json qc = glu_l1_qc_config();
   qc.erase("limits");  // the backend's only
   json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), qc);
   cfg["backend"]["waiting_list_poll_s"] = 1;

@@ -15,12 +15,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-json retag_qc_config() {
-  return {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
-          {"limits", json::array({{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
-          {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}}})}};
-}
-
 // The qc_status of every GLU patient result the backend received, by sample id, in arrival order.
 std::map<std::string, std::vector<std::string>> received_status(const backend_proc& backend) {
   std::map<std::string, std::vector<std::string>> out;
@@ -56,7 +50,7 @@ TEST_CASE("qc re-tag e2e: results still in the outbox are re-tagged before deliv
   scratch_dir dir;
   const std::uint16_t port = free_port(), health = free_port();
   // No backend yet (no backend.base_url): the results posts wait in the outbox, never attempted.
-  json cfg = qc_daemon_config(dir.path(), port, health, 0, retag_qc_config());
+  json cfg = qc_daemon_config(dir.path(), port, health, 0, glu_l1_qc_config());
   auto daemon = run_daemon(dir.path(), cfg, health);
   play_rejected_run(dir.path(), port);
   const std::string rejected = rejected_control(health);
@@ -96,7 +90,7 @@ TEST_CASE("qc re-tag e2e: results the backend already took are corrected by a qc
   write_backend_data(dir.path() / "backend.json", json::object());
   backend_proc backend(dir.path(), dir.path() / "backend.json");
   const std::uint16_t port = free_port(), health = free_port();
-  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), retag_qc_config());
+  json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), glu_l1_qc_config());
   auto daemon = run_daemon(dir.path(), cfg, health);
   play_rejected_run(dir.path(), port);
   const std::string rejected = rejected_control(health);

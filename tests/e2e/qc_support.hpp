@@ -34,6 +34,14 @@ inline json qc_daemon_config(const fs::path& dir, std::uint16_t port, std::uint1
   return cfg;
 }
 
+// The single-level GLU series of the durability, re-tag and storage rigs: QC-L1* controls
+// (Lyphochek lot L1, level 1), limits mean 5.0 SD 0.2, the excluding code BAD_VIAL.
+inline json glu_l1_qc_config() {
+  return {{"controls", json::array({{{"sample_id", "QC-L1*"}, {"material", "Lyphochek"}, {"lot", "L1"}, {"level", "1"}}})},
+          {"limits", json::array({{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
+          {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}}})}};
+}
+
 inline void play(const fs::path& dir, const std::string& tag, std::uint16_t port, const std::string& text,
                  ms limit = 30000ms) {
   const fs::path file = dir / (tag + ".astm");

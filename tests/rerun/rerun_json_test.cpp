@@ -214,4 +214,35 @@ TEST_CASE("rules file errors: positions, pointers, reserved actions", "[json][ru
   }
 }
 
+
+// qc.md "Results still in the outbox are re-tagged before delivery": only the named result of the
+// stored body changes (a result is sample + parameter + observed_at: a rerun of the same sample is
+// another result), the rest of the body means what it meant.
+TEST_CASE("retag_qc_status: the named patient result of a stored post takes the new qc_status", "[json][qc]") {
+  const json results = json::parse(R"({"device_id": "chem", "batch_id": "b7", "received_at": "2026-12-06T10:31:00+00:00",
+    "results": [
+      {"sample_id": "S-2", "parameter": "GLU", "value": "5.5", "observed_at": "2026-12-06T10:30:00+00:00", "qc_status": "rejected"},
+      {"sample_id": "S-2", "parameter": "GLU", "value": "5.4", "observed_at": "2026-12-06T10:40:00+00:00", "qc_status": "rejected"},
+      {"sample_id": "S-3", "parameter": "GLU", "value": "5.6", "observed_at": "2026-12-06T10:30:00+00:00", "qc_status": "rejected"}]})");
+  const auto out = retag_qc_status(results.dump(), "S-2", "GLU", "2026-12-06T10:30:00+00:00", "accepted");
+  REQUIRE(out.has_value());
+  json want = results;
+  want["results"][0]["qc_status"] = "accepted";
+  CHECK(json::parse(*out) == want);
+
+  // A rerun values post carries its results under "values".
+  const json values = json::parse(R"({"lab_report_id": "R2", "rerun_number": 1,
+    "values": [{"sample_id": "S-9", "parameter": "GLU", "observed_at": "2026-12-06T11:00:00+00:00", "qc_status": "accepted"}]})");
+  const auto v = retag_qc_status(values.dump(), "S-9", "GLU", "2026-12-06T11:00:00+00:00", "missed");
+  REQUIRE(v.has_value());
+  CHECK(json::parse(*v)["values"][0]["qc_status"] == "missed");
+  CHECK(json::parse(*v)["lab_report_id"] == "R2");
+
+  // Nothing to re-tag: the caller must correct it another way, never believe it re-tagged.
+  CHECK_FALSE(retag_qc_status(results.dump(), "S-2", "GLU", "2026-12-06T10:35:00+00:00", "accepted"));
+  CHECK_FALSE(retag_qc_status(results.dump(), "S-2", "K", "2026-12-06T10:30:00+00:00", "accepted"));
+  CHECK_FALSE(retag_qc_status(R"({"device_id": "chem", "results": "none"})", "S-2", "GLU", "2026-12-06T10:30:00+00:00", "accepted"));
+  CHECK_FALSE(retag_qc_status("{\"results\": [", "S-2", "GLU", "2026-12-06T10:30:00+00:00", "accepted"));
+}
+
 }  // namespace interfaced::rerun

@@ -124,8 +124,8 @@ TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of 
   REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
 
   std::vector<body_rewrite> rw;
-  rw.push_back({ids[0], to_new, true});  // would apply
-  rw.push_back({ids[1], to_new, true});  // attempted: refused
+  rw.push_back({ids[0], to_new, true, {}});  // would apply
+  rw.push_back({ids[1], to_new, true, {}});  // attempted: refused
   std::optional<append_result> r;
   box.append({msg("qc_runs", "device:chem", "{}")}, {}, std::move(rw), [&](append_result a) { r = std::move(a); });
   REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
@@ -139,8 +139,8 @@ TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of 
 
   // Not required: the refused one is reported, the rest commits.
   rw.clear();
-  rw.push_back({ids[0], to_new, false});
-  rw.push_back({ids[1], to_new, false});
+  rw.push_back({ids[0], to_new, false, {}});
+  rw.push_back({ids[1], to_new, false, {}});
   r.reset();
   box.append({}, {}, std::move(rw), [&](append_result a) { r = std::move(a); });
   REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
@@ -148,4 +148,49 @@ TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of 
   CHECK(r->rewritten == std::vector<bool>{true, false});
   CHECK(body_of(file, ids[0]) == new_body);
   CHECK(body_of(file, ids[1]) == old_body);
+}
+
+TEST_CASE("a rewrite refused in the transaction stores its otherwise messages instead; an applied one does not") {
+  // qc.md: the re-tag of a post delivery claimed meanwhile becomes a qc_status correction post,
+  // decided where the guard is, inside the one transaction: never a lost status, never both.
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  const auto ids = append_all(ioc, box, {msg("results", "device:chem", old_body), msg("results", "device:lyte", old_body)});
+  std::optional<due_batch> due;
+  box.claim_due({"device:lyte"}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+  REQUIRE(due->messages.size() == 1);
+  REQUIRE(due->messages[0].id == ids[0]);  // in flight, attempts still 0
+
+  std::vector<body_rewrite> rw;
+  rw.push_back({ids[0], to_new, false, {msg("qc_runs", "device:chem", R"({"correction":"S-1 chem"})")}});
+  rw.push_back({ids[1], to_new, false, {msg("qc_runs", "device:lyte", R"({"correction":"S-1 lyte"})")}});
+  std::optional<append_result> r;
+  box.append({msg("qc_runs", "device:chem", R"({"run":"10:00"})")}, {}, std::move(rw),
+             [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  REQUIRE(r->durable);
+  CHECK(r->rewritten == std::vector<bool>{false, true});
+  REQUIRE(r->otherwise_ids.size() == 1);
+  CHECK(body_of(file, ids[0]) == old_body);  // sent as it was claimed
+  CHECK(body_of(file, ids[1]) == new_body);
+  CHECK(body_of(file, r->otherwise_ids[0]) == R"({"correction":"S-1 chem"})");
+  // Stored: 2 results + the run's post + one correction; the spared correction is not counted.
+  CHECK(box.stats().undelivered == 4);
+  outbox_admin admin(file);
+  std::size_t lyte_corrections = 0;
+  for (const auto& m : admin.list()) lyte_corrections += admin.show(m.id)->body.find("S-1 lyte") != std::string::npos;
+  CHECK(lyte_corrections == 0);
+
+  // The correction follows what it corrects in its key: after the results post and the run's post.
+  std::optional<bool> marked;
+  box.mark_delivered(ids[0], attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+  std::optional<std::optional<stored_message>> head;
+  box.next_in_key("device:chem", outbox_now(), [&](std::optional<stored_message> m) { head = std::move(m); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return head.has_value(); }));
+  REQUIRE(head->has_value());
+  CHECK((*head)->id == r->ids.at(0));
 }
