@@ -135,7 +135,7 @@ TEST_CASE("rules re-evaluation: take_back undoes the counts and reflex orders of
   CHECK(run_rules_again(changed, w.rules, w.state, w.now, w.zone).fired == 2);
 }
 
-TEST_CASE("rules: a condition reads the result's qc_status; a rule on it fires when a re-evaluation changes it") {
+TEST_CASE("rules: a condition reads the result's qc_status, a rule on it fires when a re-evaluation changes it") {
   world w;
   w.rules = load(R"({"rules": [{"id": "qc-rejected", "parameters": ["GLU"], "condition": "qc_status == \"rejected\""}]})");
   rules_file f = load_rules_file(R"({"rules": [{"id": "qc-rejected", "parameters": ["GLU"], "condition": "qc_status == \"rejected\"",

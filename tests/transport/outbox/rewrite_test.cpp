@@ -150,7 +150,7 @@ TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of 
   CHECK(body_of(file, ids[1]) == old_body);
 }
 
-TEST_CASE("a rewrite refused in the transaction stores its otherwise messages instead; an applied one does not") {
+TEST_CASE("a rewrite refused in the transaction stores its otherwise messages instead, an applied one does not") {
   // qc.md: the re-tag of a post delivery claimed meanwhile becomes a qc_status correction post,
   // decided where the guard is, inside the one transaction: never a lost status, never both.
   scratch_dir dir;
