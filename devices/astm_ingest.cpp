@@ -272,7 +272,7 @@ void scrub_control_characters(std::vector<result>& results, std::uint64_t offset
       const int c = remove_control_characters(*field);
       if (c < 0) continue;
       char hex[8];
-      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(c));
+      std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(static_cast<unsigned char>(c)));
       problems.push_back({r.where.byte_offset ? r.where.byte_offset : offset,
                           "record " + std::to_string(r.where.record_index) + ", sample " + (r.sample_id.empty() ? std::string("(none)") : r.sample_id) + ", test " + r.code +
                               ": control character " + hex + " in its " + name + " removed (now \"" + *field +

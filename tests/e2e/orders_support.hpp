@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -196,6 +197,12 @@ class backend_proc {
     std::vector<json> out;
     for (const auto& r : requests())
       if (r.value("method", "") == "POST" && r.value("path", "") == path) out.push_back(r);
+    return out;
+  }
+  // The POSTs to `path` counted by the value of `field` in their JSON body (e.g. lab_report_id).
+  [[nodiscard]] std::map<std::string, int> posts_by(const std::string& path, const std::string& field) const {
+    std::map<std::string, int> out;
+    for (const auto& p : posts(path)) ++out[json::parse(p.value("body", "{}")).value(field, "")];
     return out;
   }
   // Waits until `n` POSTs to `path` were recorded.

@@ -15,18 +15,6 @@
 using namespace interfaced::e2e;
 using namespace std::chrono_literals;
 
-namespace {
-
-// The rerun requests the backend received, by lab report.
-std::map<std::string, int> requests_by_report(const backend_proc& backend) {
-  std::map<std::string, int> out;
-  for (const auto& p : backend.posts("/sample-rerun/request"))
-    ++out[json::parse(p.value("body", "{}")).value("lab_report_id", "")];
-  return out;
-}
-
-}  // namespace
-
 TEST_CASE("qc rules re-run e2e: a SKIP result's bypassed rule fires once when a re-evaluation changes its status",
           "[qc][e2e]") {
   scratch_dir dir;
@@ -67,7 +55,7 @@ TEST_CASE("qc rules re-run e2e: a SKIP result's bypassed rule fires once when a 
   REQUIRE(backend.wait_posts("/interfacing/device-results", 3).size() >= 3);
   REQUIRE(backend.wait_posts("/sample-rerun/request", 1).size() == 1);
   std::this_thread::sleep_for(500ms);  // a wrongly requested rerun would have been posted by now
-  CHECK(requests_by_report(backend) == std::map<std::string, int>{{"R-3", 1}});
+  CHECK(backend.posts_by("/sample-rerun/request", "lab_report_id") == std::map<std::string, int>{{"R-3", 1}});
 
   // The excluding resolution clears the 10:00 run's error: S-2 and S-3 change status, the rules
   // run again for both (a re-evaluation: SKIP bypasses nothing) and S-2's rule fires; S-3's had.
@@ -111,7 +99,7 @@ TEST_CASE("qc rules re-run e2e: a SKIP result's bypassed rule fires once when a 
   CHECK(r.out.find("rules re-run for 1 patient result(s)") != std::string::npos);
   REQUIRE(backend.wait_posts("/sample-rerun/request", 3).size() == 3);
   REQUIRE(wait_all_delivered(dir.path() / "outbox.sqlite"));
-  CHECK(requests_by_report(backend) == std::map<std::string, int>{{"R-2", 1}, {"R-3", 1}, {"R-4", 1}});
+  CHECK(backend.posts_by("/sample-rerun/request", "lab_report_id") == std::map<std::string, int>{{"R-2", 1}, {"R-3", 1}, {"R-4", 1}});
 
   daemon->signal(SIGTERM);
   CHECK(daemon->wait_for(10000ms) == std::optional<int>(0));
