@@ -127,7 +127,8 @@ TEST_CASE("qc series: a message without the mapped field gets that key from qc.c
   for (const auto& r : b.results) CHECK(r.qc_material.empty());
   qc_world q;
   q.cfg.controls = {{"6", "BC-3D Tri-level", "L2611", "9", false}};
-  const auto& body = qc_body(q.run(b.results));
+  const auto outcome = q.run(b.results);  // kept: body refers into it
+  const auto& body = qc_body(outcome);
   REQUIRE(body.results.size() == 12);
   for (std::size_t i = 0; i < body.results.size(); ++i) {
     const auto& r = body.results[i];
@@ -145,7 +146,8 @@ TEST_CASE("qc series: a qc.controls rule with override replaces what the message
   qc_world q;
   // The lab names its material itself; the rule leaves level empty, so the message's stays.
   q.cfg.controls = {{"6", "BC-3D Tri-level", "L2611", "", true}};
-  const auto& body = qc_body(q.run(b.results));
+  const auto outcome = q.run(b.results);  // kept: body refers into it
+  const auto& body = qc_body(outcome);
   REQUIRE(body.results.size() == 12);
   for (std::size_t i = 0; i < body.results.size(); ++i) {
     INFO(i);
