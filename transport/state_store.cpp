@@ -160,57 +160,52 @@ std::vector<qc_patient_row> state_store::qc_patients() const {
   return out;
 }
 
-std::optional<std::int64_t> state_store::qc_patient_delivered_at(std::string_view device, std::string_view sample_id,
-                                                                 std::string_view parameter,
-                                                                 std::string_view observed_at) const {
+namespace {
+
+// The post that carried a QC run's patient result: the first one qc_patients recorded for it,
+// joined with its outbox message. `column` is what is read of it, `where` further conditions on
+// the message; nothing when there is none or no such tables (an outbox older than schema 9).
+template <typename T, typename Read>
+std::optional<T> qc_patient_post(sqlite3* db, const char* column, const char* where, std::string_view device,
+                                 std::string_view sample_id, std::string_view parameter, std::string_view observed_at,
+                                 Read read) {
   try {
-    statement st(db_,
-                 "SELECT m.delivered_at FROM qc_patients q JOIN messages m ON m.id = q.message_id"
-                 " WHERE q.device = ?1 AND q.sample_id = ?2 AND q.parameter = ?3 AND q.observed_at = ?4"
-                 " AND m.state = 'delivered' AND m.delivered_at IS NOT NULL ORDER BY q.seq LIMIT 1");
+    const std::string sql = std::string("SELECT ") + column +
+                            " FROM qc_patients q JOIN messages m ON m.id = q.message_id"
+                            " WHERE q.device = ?1 AND q.sample_id = ?2 AND q.parameter = ?3 AND q.observed_at = ?4" +
+                            where + " ORDER BY q.seq LIMIT 1";
+    statement st(db, sql.c_str());
     st.bind(1, std::string(device)).bind(2, std::string(sample_id)).bind(3, std::string(parameter)).bind(4, std::string(observed_at));
-    std::optional<std::int64_t> at;
-    if (st.step()) at = st.integer(0);
+    std::optional<T> out;
+    if (st.step()) out = read(st);
     st.finish();
-    return at;
+    return out;
   } catch (const std::exception&) {
     return std::nullopt;  // no such tables: not known
   }
+}
+
+}  // namespace
+
+std::optional<std::int64_t> state_store::qc_patient_delivered_at(std::string_view device, std::string_view sample_id,
+                                                                 std::string_view parameter,
+                                                                 std::string_view observed_at) const {
+  return qc_patient_post<std::int64_t>(db_, "m.delivered_at", " AND m.state = 'delivered' AND m.delivered_at IS NOT NULL",
+                                       device, sample_id, parameter, observed_at,
+                                       [](statement& st) { return st.integer(0); });
 }
 
 std::optional<std::string> state_store::qc_patient_unsent_message(std::string_view device, std::string_view sample_id,
                                                                   std::string_view parameter,
                                                                   std::string_view observed_at) const {
-  try {
-    statement st(db_,
-                 "SELECT m.id FROM qc_patients q JOIN messages m ON m.id = q.message_id"
-                 " WHERE q.device = ?1 AND q.sample_id = ?2 AND q.parameter = ?3 AND q.observed_at = ?4"
-                 " AND m.state = 'pending' AND m.attempts = 0 ORDER BY q.seq LIMIT 1");
-    st.bind(1, std::string(device)).bind(2, std::string(sample_id)).bind(3, std::string(parameter)).bind(4, std::string(observed_at));
-    std::optional<std::string> id;
-    if (st.step()) id = st.text(0);
-    st.finish();
-    return id;
-  } catch (const std::exception&) {
-    return std::nullopt;  // no such tables: not known
-  }
+  return qc_patient_post<std::string>(db_, "m.id", " AND m.state = 'pending' AND m.attempts = 0", device, sample_id,
+                                      parameter, observed_at, [](statement& st) { return st.text(0); });
 }
 
 std::optional<std::string> state_store::qc_patient_body(std::string_view device, std::string_view sample_id,
                                                         std::string_view parameter, std::string_view observed_at) const {
-  try {
-    statement st(db_,
-                 "SELECT m.body FROM qc_patients q JOIN messages m ON m.id = q.message_id"
-                 " WHERE q.device = ?1 AND q.sample_id = ?2 AND q.parameter = ?3 AND q.observed_at = ?4"
-                 " ORDER BY q.seq LIMIT 1");
-    st.bind(1, std::string(device)).bind(2, std::string(sample_id)).bind(3, std::string(parameter)).bind(4, std::string(observed_at));
-    std::optional<std::string> body;
-    if (st.step()) body = st.text(0);
-    st.finish();
-    return body;
-  } catch (const std::exception&) {
-    return std::nullopt;  // no such tables: not known
-  }
+  return qc_patient_post<std::string>(db_, "m.body", "", device, sample_id, parameter, observed_at,
+                                      [](statement& st) { return st.text(0); });
 }
 
 state_store::~state_store() {
