@@ -59,6 +59,20 @@ const qc_results_body& qc_body(const batch_outcome& o) {
   return m->qc;
 }
 
+// The BC-3D fixture's twelve controls, as qc.controls rule {"6", BC-3D Tri-level, L2611} fills or
+// overrides them: its material and lot on every result, the level the message's OBR order gives
+// (four parameters per level).
+void check_bc3d_series(const qc_results_body& body) {
+  REQUIRE(body.results.size() == 12);
+  for (std::size_t i = 0; i < body.results.size(); ++i) {
+    const auto& r = body.results[i];
+    INFO(i);
+    CHECK(r.material == "BC-3D Tri-level");
+    CHECK(r.lot == "L2611");
+    CHECK(r.level == std::to_string(i / 4 + 1));
+  }
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -128,15 +142,9 @@ TEST_CASE("qc series: a message without the mapped field gets that key from qc.c
   qc_world q;
   q.cfg.controls = {{"6", "BC-3D Tri-level", "L2611", "9", false}};
   const auto outcome = q.run(b.results);  // kept: body refers into it
-  const auto& body = qc_body(outcome);
-  REQUIRE(body.results.size() == 12);
-  for (std::size_t i = 0; i < body.results.size(); ++i) {
-    const auto& r = body.results[i];
-    INFO(i);
-    CHECK(r.material == "BC-3D Tri-level");       // the message lacks it
-    CHECK(r.lot == "L2611");                      // no field carries it
-    CHECK(r.level == std::to_string(i / 4 + 1));  // the message's level wins without override
-  }
+  // The message lacks the material, no field carries the lot, and the message's level wins
+  // without override.
+  check_bc3d_series(qc_body(outcome));
 }
 
 TEST_CASE("qc series: a qc.controls rule with override replaces what the message says",
@@ -147,14 +155,7 @@ TEST_CASE("qc series: a qc.controls rule with override replaces what the message
   // The lab names its material itself; the rule leaves level empty, so the message's stays.
   q.cfg.controls = {{"6", "BC-3D Tri-level", "L2611", "", true}};
   const auto outcome = q.run(b.results);  // kept: body refers into it
-  const auto& body = qc_body(outcome);
-  REQUIRE(body.results.size() == 12);
-  for (std::size_t i = 0; i < body.results.size(); ++i) {
-    INFO(i);
-    CHECK(body.results[i].material == "BC-3D Tri-level");
-    CHECK(body.results[i].lot == "L2611");
-    CHECK(body.results[i].level == std::to_string(i / 4 + 1));
-  }
+  check_bc3d_series(qc_body(outcome));
 }
 
 TEST_CASE("qc series: qc.controls override must be true or false", "[qc]") {

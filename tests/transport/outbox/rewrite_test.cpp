@@ -32,6 +32,23 @@ std::vector<std::string> append_all(boost::asio::io_context& ioc, outbox& box, s
   return r->ids;
 }
 
+// One append with body rewrites, waited for; durable or not is the caller's to check.
+append_result append_rewriting(boost::asio::io_context& ioc, outbox& box, std::vector<new_message> v,
+                               std::vector<body_rewrite> rw) {
+  std::optional<append_result> r;
+  box.append(std::move(v), {}, std::move(rw), [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  return std::move(*r);
+}
+
+// What delivery would be handed next, every key but busy_keys.
+due_batch claim(boost::asio::io_context& ioc, outbox& box, std::vector<std::string> busy_keys) {
+  std::optional<due_batch> due;
+  box.claim_due(std::move(busy_keys), 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+  return std::move(*due);
+}
+
 bool rewrite(boost::asio::io_context& ioc, outbox& box, const std::string& id) {
   std::optional<bool> applied;
   box.rewrite_pending(id, to_new, [&](bool a) { applied = a; });
@@ -60,11 +77,9 @@ TEST_CASE("rewrite_pending: applies to a pending never-attempted message and ref
   SECTION("pending and never attempted: rewritten, durable, and what delivery is handed next") {
     CHECK(rewrite(ioc, box, ids[0]));
     CHECK(body_of(file, ids[0]) == new_body);
-    std::optional<due_batch> due;
-    box.claim_due({"b", "c", "d"}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
-    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
-    REQUIRE(due->messages.size() == 1);
-    CHECK(due->messages[0].body == new_body);
+    const auto due = claim(ioc, box, {"b", "c", "d"});
+    REQUIRE(due.messages.size() == 1);
+    CHECK(due.messages[0].body == new_body);
   }
   SECTION("attempted once (a 503, pending again): refused, the body stays byte-identical") {
     std::optional<bool> marked;
@@ -74,12 +89,10 @@ TEST_CASE("rewrite_pending: applies to a pending never-attempted message and ref
     CHECK(body_of(file, ids[1]) == old_body);
   }
   SECTION("in flight (claimed by delivery, no outcome yet, attempts still 0): refused") {
-    std::optional<due_batch> due;
-    box.claim_due({"a", "b", "d"}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
-    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
-    REQUIRE(due->messages.size() == 1);
-    REQUIRE(due->messages[0].id == ids[2]);
-    CHECK(due->messages[0].attempts == 0);
+    const auto due = claim(ioc, box, {"a", "b", "d"});
+    REQUIRE(due.messages.size() == 1);
+    REQUIRE(due.messages[0].id == ids[2]);
+    CHECK(due.messages[0].attempts == 0);
     CHECK_FALSE(rewrite(ioc, box, ids[2]));
     CHECK(body_of(file, ids[2]) == old_body);
   }
@@ -126,26 +139,22 @@ TEST_CASE("a required rewrite that is refused fails its whole batch: nothing of 
   std::vector<body_rewrite> rw;
   rw.push_back({ids[0], to_new, true, {}});  // would apply
   rw.push_back({ids[1], to_new, true, {}});  // attempted: refused
-  std::optional<append_result> r;
-  box.append({msg("qc_runs", "device:chem", "{}")}, {}, std::move(rw), [&](append_result a) { r = std::move(a); });
-  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
-  CHECK_FALSE(r->durable);
-  CHECK(r->error.find(ids[1]) != std::string::npos);
-  REQUIRE(r->rewritten.size() == 2);
-  CHECK_FALSE(r->rewritten[0]);
+  auto r = append_rewriting(ioc, box, {msg("qc_runs", "device:chem", "{}")}, std::move(rw));
+  CHECK_FALSE(r.durable);
+  CHECK(r.error.find(ids[1]) != std::string::npos);
+  REQUIRE(r.rewritten.size() == 2);
+  CHECK_FALSE(r.rewritten[0]);
   CHECK(body_of(file, ids[0]) == old_body);
   outbox_admin admin(file);
-  CHECK_FALSE(admin.show(r->ids.at(0)).has_value());
+  CHECK_FALSE(admin.show(r.ids.at(0)).has_value());
 
   // Not required: the refused one is reported, the rest commits.
   rw.clear();
   rw.push_back({ids[0], to_new, false, {}});
   rw.push_back({ids[1], to_new, false, {}});
-  r.reset();
-  box.append({}, {}, std::move(rw), [&](append_result a) { r = std::move(a); });
-  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
-  CHECK(r->durable);
-  CHECK(r->rewritten == std::vector<bool>{true, false});
+  r = append_rewriting(ioc, box, {}, std::move(rw));
+  CHECK(r.durable);
+  CHECK(r.rewritten == std::vector<bool>{true, false});
   CHECK(body_of(file, ids[0]) == new_body);
   CHECK(body_of(file, ids[1]) == old_body);
 }
@@ -158,25 +167,20 @@ TEST_CASE("a rewrite refused in the transaction stores its otherwise messages in
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));
   const auto ids = append_all(ioc, box, {msg("results", "device:chem", old_body), msg("results", "device:lyte", old_body)});
-  std::optional<due_batch> due;
-  box.claim_due({"device:lyte"}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
-  REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
-  REQUIRE(due->messages.size() == 1);
-  REQUIRE(due->messages[0].id == ids[0]);  // in flight, attempts still 0
+  const auto due = claim(ioc, box, {"device:lyte"});
+  REQUIRE(due.messages.size() == 1);
+  REQUIRE(due.messages[0].id == ids[0]);  // in flight, attempts still 0
 
   std::vector<body_rewrite> rw;
   rw.push_back({ids[0], to_new, false, {msg("qc_runs", "device:chem", R"({"correction":"S-1 chem"})")}});
   rw.push_back({ids[1], to_new, false, {msg("qc_runs", "device:lyte", R"({"correction":"S-1 lyte"})")}});
-  std::optional<append_result> r;
-  box.append({msg("qc_runs", "device:chem", R"({"run":"10:00"})")}, {}, std::move(rw),
-             [&](append_result a) { r = std::move(a); });
-  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
-  REQUIRE(r->durable);
-  CHECK(r->rewritten == std::vector<bool>{false, true});
-  REQUIRE(r->otherwise_ids.size() == 1);
+  auto r = append_rewriting(ioc, box, {msg("qc_runs", "device:chem", R"({"run":"10:00"})")}, std::move(rw));
+  REQUIRE(r.durable);
+  CHECK(r.rewritten == std::vector<bool>{false, true});
+  REQUIRE(r.otherwise_ids.size() == 1);
   CHECK(body_of(file, ids[0]) == old_body);  // sent as it was claimed
   CHECK(body_of(file, ids[1]) == new_body);
-  CHECK(body_of(file, r->otherwise_ids[0]) == R"({"correction":"S-1 chem"})");
+  CHECK(body_of(file, r.otherwise_ids[0]) == R"({"correction":"S-1 chem"})");
   // Stored: 2 results + the run's post + one correction; the spared correction is not counted.
   CHECK(box.stats().undelivered == 4);
   outbox_admin admin(file);
@@ -192,5 +196,5 @@ TEST_CASE("a rewrite refused in the transaction stores its otherwise messages in
   box.next_in_key("device:chem", outbox_now(), [&](std::optional<stored_message> m) { head = std::move(m); });
   REQUIRE(interfaced::test::run_until(ioc, [&] { return head.has_value(); }));
   REQUIRE(head->has_value());
-  CHECK((*head)->id == r->ids.at(0));
+  CHECK((*head)->id == r.ids.at(0));
 }
