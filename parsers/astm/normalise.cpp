@@ -384,8 +384,12 @@ bool finds_sample_id(const message& m, const astm_options& o, const field_ref& r
 }
 
 astm_batch normalise(const message& m, const astm_options& o, std::string_view device) {
+  return normalise(m, o, device, header_sender(m));
+}
+
+astm_batch normalise(const message& m, const astm_options& o, std::string_view device, std::string sender) {
   astm_batch batch;
-  batch.sender = header_sender(m);
+  batch.sender = std::move(sender);
   batch.diagnostics = m.diagnostics;
   scope s;
   bool any_result = false;
@@ -407,10 +411,14 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
       std::any_of(o.qc_when.begin(), o.qc_when.end(), [&](const field_match& q) { return reads_r(q.where); });
   std::optional<std::string> scope_sample_id;
   int scope_qc = -1;  // -1: not read yet for this scope (an optional<bool> trips GCC 12's -Wmaybe-uninitialized)
-  auto sample_id = [&]() {
-    if (sample_id_per_result) return read_sample_id();
+  // Written into the result's member (the scope's id copied in, not returned as a copy and moved).
+  auto set_sample_id = [&](std::string& out) {
+    if (sample_id_per_result) {
+      out = read_sample_id();
+      return;
+    }
     if (!scope_sample_id) scope_sample_id = read_sample_id();
-    return *scope_sample_id;
+    out = *scope_sample_id;
   };
   auto read_qc = [&]() {
     // O.12 action code Q: "treat specimen as QC"; H.12 processing id Q: "quality control".
@@ -466,7 +474,7 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         result& res = batch.results.emplace_back();
         res.protocol = protocol::astm;
         res.device.assign(device);
-        res.sample_id = sample_id();
+        set_sample_id(res.sample_id);
         test_code(res.code, F(o.r.test), o);
         if (o.name_component > 0)
           append_text(res.name, F(o.r.test).component(static_cast<std::size_t>(o.name_component)), o.encoding);
