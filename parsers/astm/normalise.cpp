@@ -177,9 +177,9 @@ bool matches(const scope& s, const field_match& m, text_encoding enc) {
 // The components are walked once and each part appended to the code (component(c) per part
 // walked the field from its start, and a string per part: test_code was 0.3 M of 4.6 M
 // instructions per pass of bench_astm).
-std::string test_code(const field_view& test_id, const astm_options& o) {
+// Built in `code`, which is empty (a result's member: no string returned and moved in).
+void test_code(std::string& code, const field_view& test_id, const astm_options& o) {
   const delimiters& d = test_id.delims();
-  std::string code;
   if (!o.code_components.empty()) {
     // The listed components, in the profile's order (which need not be ascending).
     constexpr std::size_t held = 16;
@@ -214,6 +214,11 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
       code.resize(code.size() - suffix.size());
     }
   }
+}
+
+std::string test_code(const field_view& test_id, const astm_options& o) {
+  std::string code;
+  test_code(code, test_id, o);
   return code;
 }
 
@@ -221,8 +226,8 @@ std::string test_code(const field_view& test_id, const astm_options& o) {
 // is non-empty ("9.34^^^^" -> "9.34", "^0.0" -> "0.0"). Built in one string in one walk over
 // the components (a vector of a string per component before: value_text was 0.2 M of 4.6 M
 // instructions per pass of bench_astm).
-std::string value_text(const field_view& f, const astm_options& o, const delimiters& d) {
-  std::string out;
+// Built in `out`, which is empty (the result's member).
+void value_text(std::string& out, const field_view& f, const astm_options& o, const delimiters& d) {
   std::size_t pieces = 0;
   std::size_t non_empty = 0;
   std::size_t first_start = 0, first_size = 0;  // the first non-empty part, within out
@@ -245,11 +250,15 @@ std::string value_text(const field_view& f, const astm_options& o, const delimit
     }
     return true;
   });
-  if (pieces == 1) return out;
-  if (non_empty == 0) return {};
-  if (non_empty == 1) return out.substr(first_start, first_size);
-  out.resize(kept);
-  return out;
+  if (pieces == 1) return;
+  if (non_empty == 0) {
+    out.clear();
+  } else if (non_empty == 1) {
+    out.erase(0, first_start);
+    out.resize(first_size);
+  } else {
+    out.resize(kept);
+  }
 }
 
 void add_flags(const field_view& f, text_encoding enc, std::vector<std::string>& out) {
@@ -375,8 +384,12 @@ bool finds_sample_id(const message& m, const astm_options& o, const field_ref& r
 }
 
 astm_batch normalise(const message& m, const astm_options& o, std::string_view device) {
+  return normalise(m, o, device, header_sender(m));
+}
+
+astm_batch normalise(const message& m, const astm_options& o, std::string_view device, std::string sender) {
   astm_batch batch;
-  batch.sender = header_sender(m);
+  batch.sender = std::move(sender);
   batch.diagnostics = m.diagnostics;
   scope s;
   bool any_result = false;
@@ -398,10 +411,14 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
       std::any_of(o.qc_when.begin(), o.qc_when.end(), [&](const field_match& q) { return reads_r(q.where); });
   std::optional<std::string> scope_sample_id;
   int scope_qc = -1;  // -1: not read yet for this scope (an optional<bool> trips GCC 12's -Wmaybe-uninitialized)
-  auto sample_id = [&]() {
-    if (sample_id_per_result) return read_sample_id();
+  // Written into the result's member (the scope's id copied in, not returned as a copy and moved).
+  auto set_sample_id = [&](std::string& out) {
+    if (sample_id_per_result) {
+      out = read_sample_id();
+      return;
+    }
     if (!scope_sample_id) scope_sample_id = read_sample_id();
-    return *scope_sample_id;
+    out = *scope_sample_id;
   };
   auto read_qc = [&]() {
     // O.12 action code Q: "treat specimen as QC"; H.12 processing id Q: "quality control".
@@ -419,8 +436,10 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
     scope_sample_id.reset();
     scope_qc = -1;
   };
-  batch.results.reserve(static_cast<std::size_t>(
-      std::count_if(m.records.begin(), m.records.end(), [](const record_view& r) { return r.type() == 'R'; })));
+  const auto r_records = static_cast<std::size_t>(
+      std::count_if(m.records.begin(), m.records.end(), [](const record_view& r) { return r.type() == 'R'; }));
+  batch.results.reserve(r_records);
+  result_scope.reserve(r_records);  // (grown result by result: ~80 allocations a pass of bench_astm)
   auto where = [&](std::size_t i) {
     source_location w;
     w.record_index = i + 1;
@@ -455,15 +474,17 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         result& res = batch.results.emplace_back();
         res.protocol = protocol::astm;
         res.device.assign(device);
-        res.sample_id = sample_id();
-        res.code = test_code(F(o.r.test), o);
+        set_sample_id(res.sample_id);
+        test_code(res.code, F(o.r.test), o);
         if (o.name_component > 0)
-          res.name = text_of(F(o.r.test).component(static_cast<std::size_t>(o.name_component)), o.encoding);
-        res.value = value_text(F(o.r.value), o, m.delims);
+          append_text(res.name, F(o.r.test).component(static_cast<std::size_t>(o.name_component)), o.encoding);
+        value_text(res.value, F(o.r.value), o, m.delims);
         res.numeric = parse_number(res.value, o.comma_decimal);
-        res.unit = text_of(first_component(F(o.r.unit)), o.encoding);
+        // The texts appended into the new result's empty members (a string returned then moved
+        // in, and destroyed, was ~40 instructions a field).
+        append_text(res.unit, first_component(F(o.r.unit)), o.encoding);
         if (o.range_components.empty()) {
-          res.reference_range = text_of(first_component(F(o.r.range)), o.encoding);
+          append_text(res.reference_range, first_component(F(o.r.range)), o.encoding);
         } else {
           for (int c : o.range_components) {
             std::string part = text_of(F(o.r.range).component(static_cast<std::size_t>(c)), o.encoding);
@@ -479,17 +500,25 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
         }
         const field_view status = F(o.r.status);
         if (!status.empty()) {
+          // The first non-empty repetition is the status; the list is made only when a second
+          // one comes (a list per result, allocated then cleared, was a malloc and a free for
+          // nearly every result).
+          std::size_t seen = 0;
           for_each_piece(status.raw(), status.delims().repeat, [&](std::size_t, std::string_view rep) {
             std::string st = text_of(field_view(rep, status.delims()), o.encoding);
-            if (!st.empty()) res.statuses.push_back(std::move(st));
+            if (st.empty()) return true;
+            if (seen++ == 0) {
+              res.status = std::move(st);
+            } else {
+              if (seen == 2) res.statuses.push_back(res.status);
+              res.statuses.push_back(std::move(st));
+            }
             return true;
           });
         }
-        if (!res.statuses.empty()) res.status = res.statuses.front();
-        if (res.statuses.size() < 2) res.statuses.clear();  // a list only when it repeats
-        res.observed_at = text_of(first_component(F(o.r.completed)), o.encoding);
-        if (res.observed_at.empty()) res.observed_at = text_of(first_component(F(o.r.started)), o.encoding);
-        res.instrument = text_of(first_component(F(o.r.instrument)), o.encoding);
+        append_text(res.observed_at, first_component(F(o.r.completed)), o.encoding);
+        if (res.observed_at.empty()) append_text(res.observed_at, first_component(F(o.r.started)), o.encoding);
+        append_text(res.instrument, first_component(F(o.r.instrument)), o.encoding);
         res.qc = is_qc();
         if (res.qc) {
           if (o.qc_material.field > 0) res.qc_material = value_at(s, o.qc_material, o.encoding);
@@ -500,7 +529,7 @@ astm_batch normalise(const message& m, const astm_options& o, std::string_view d
           res.rerun_indicator = res.rerun_indicator || res.status == st ||
                                 std::find(res.statuses.begin(), res.statuses.end(), st) != res.statuses.end();
         if (o.result_type_component > 0)
-          res.result_type = text_of(F(o.r.test).component(static_cast<std::size_t>(o.result_type_component)), o.encoding);
+          append_text(res.result_type, F(o.r.test).component(static_cast<std::size_t>(o.result_type_component)), o.encoding);
         result_scope.push_back(o_index);
         res.where = where(i);
         break;

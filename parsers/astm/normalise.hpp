@@ -78,6 +78,10 @@ struct astm_batch {
 
 [[nodiscard]] astm_batch normalise(const message& m, const astm_options& options,
                                    std::string_view device);
+// The same with `sender` = header_sender(m) already read by the caller (devices/ reads it first,
+// to pick the profile), so H.5 is not walked and decoded twice per message.
+[[nodiscard]] astm_batch normalise(const message& m, const astm_options& options,
+                                   std::string_view device, std::string sender);
 
 // True when normalise(m, options', "") with options' = options but sample_id_from = {ref} gives a
 // result with a sample id for one of the R records `records` (1-based record indices, as

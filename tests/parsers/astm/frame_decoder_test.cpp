@@ -280,6 +280,35 @@ TEST_CASE("default limit: 64,000-byte frames (63,993 text) accepted, one more by
   CHECK(too_long[0].error == err(frame_error::frame_too_long));
 }
 
+TEST_CASE("checksum of long frames of every printable and high byte verifies whole and in chunks") {
+  // The text is summed in 16-bit lanes folded every 128 words: text lengths around and well past
+  // that (1,024 bytes), of bytes 0x20..0xFF, so every lane carries large values.
+  for (const std::size_t n : {1023U, 1024U, 1025U, 1031U, 5000U, 63993U}) {
+    std::string text;
+    for (std::size_t i = 0; i < n; ++i) text += static_cast<char>(0x20 + (i * 7) % 0xE0);
+    const std::string raw = raw_frame('3', text, false);
+    const auto whole = decode_whole(raw);
+    REQUIRE(whole.size() == 1);
+    CHECK(whole[0].kind == event_kind::frame);
+    CHECK(whole[0].text == text);
+    for (const std::size_t chunk : {1U, 7U, 8U, 9U, 1000U}) {
+      a::frame_decoder dec;
+      std::vector<std::string> texts;
+      for (std::size_t at = 0; at < raw.size(); at += chunk) {
+        std::string_view part = std::string_view(raw).substr(at, chunk);
+        while (!part.empty()) {
+          const auto r = dec.put(part);
+          part.remove_prefix(r.consumed);
+          CHECK(r.event.kind != event_kind::error);
+          if (r.event.kind == event_kind::frame) texts.emplace_back(r.event.f.text);
+        }
+      }
+      REQUIRE(texts.size() == 1);
+      CHECK(texts[0] == text);
+    }
+  }
+}
+
 TEST_CASE("reset() drops a partial frame") {
   a::frame_decoder d;
   auto r = d.put(stx + "1abc");
