@@ -189,3 +189,23 @@ TEST_CASE("rules re-evaluation: a late control result lists the earlier patient 
   // Another late control of that run keeps S-2 rejected: nothing changed, nothing listed.
   CHECK(run({make_result("QC-L1", "GLU", "5.95", "20240301100500")}).qc_status_changed.empty());
 }
+
+// Why run_rules_again gives previous.* nothing (process.hpp): the initial evaluation never gave a
+// rule a previous result either. If qualification ever let such a result be a first result, the
+// re-evaluation would need the previous result kept with the post -- this fails first.
+TEST_CASE("rules re-evaluation: a delta rule never sees a previous result -- a result with an earlier one is a rerun the rules skip") {
+  world w;
+  w.rules = load(R"({"rules": [{"id": "glu-delta", "parameters": ["GLU"], "condition": "abs(value - previous.value) > 5"}]})");
+  w.state.waiting_lists["chem"] = {entry("S1", "R-1", 0, {"GLU"})};
+  const auto first = w.run("chem", {make_result("S1", "GLU", "5", "20240301090000")});
+  REQUIRE(first.explain.size() == 1);
+  REQUIRE(first.explain[0].rules.size() == 1);
+  CHECK(first.explain[0].rules[0].outcome == rule_outcome::not_fired);  // no previous: the condition is false
+  batch second_batch;
+  const auto second = w.run("chem", {make_result("S1", "GLU", "25", "20240301100000")}, &second_batch);
+  CHECK(second_batch.results[0].rerun_number == -1);
+  REQUIRE(second.explain.size() == 1);
+  REQUIRE(second.explain[0].rules.size() == 1);
+  CHECK(second.explain[0].rules[0].outcome == rule_outcome::skipped_rerun);
+  CHECK(count_messages(second, endpoint::rerun_request) == 0);
+}
