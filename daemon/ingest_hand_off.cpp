@@ -338,6 +338,16 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
   sc.history = history_.take_rows(batch_id);
   // The historical summary's counts commit with the messages that carry them (history.md).
   sc.events = rerun::batch_history_events(b, out, std::chrono::time_point_cast<std::chrono::milliseconds>(instant));
+  // qc.md 5.2.1, the re-evaluation row: a late control result changed the qc_status of results
+  // posted earlier; the rules run again for them in this transaction (before the state document:
+  // rerun_rules writes it with what the rules counted).
+  rules_rerun late_rules;
+  if (!out.qc_status_changed.empty()) {
+    late_rules = rerun_rules(d.device, out.qc_status_changed, sc, msgs);
+    if (dev && !late_rules.note.empty())
+      dev->log->info("late control result changed the QC status of {}: {}",
+                     plural(out.qc_status_changed.size(), "earlier patient result"), late_rules.note);
+  }
   state_document(sc);
   for (auto& doc : d.documents) sc.documents.push_back(std::move(doc));
   resends_of_dead_letters(b, out, dev, sc);
@@ -358,8 +368,8 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     duplicates.push_back(std::move(dup));
   }
   outbox_.append(std::move(msgs), std::move(sc),
-                 [this, batch_id, done = std::move(done), dev, duplicates = std::move(duplicates),
-                  received](transport::append_result r) {
+                 [this, batch_id, done = std::move(done), dev, duplicates = std::move(duplicates), received,
+                  take_back = std::move(late_rules.take_back)](transport::append_result r) {
                    history_.settle(batch_id);
                    if (dev) dev->stats.ingest_ack.observe(std::chrono::steady_clock::now() - received);
                    for (const auto& [id, why] : r.unwritten) {
@@ -369,6 +379,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
                      else spdlog::error("{}", line);
                    }
                    if (!r.durable) {
+                     if (take_back) take_back();  // what the late control's rules re-run counted
                      state_written_.reset();  // the next batch writes the state again
                      if (dev) dev->log->error("the outbox could not store the message: {}; the analyser resends [OUTBOX-006]", r.error);
                      done(false);

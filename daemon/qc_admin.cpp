@@ -75,9 +75,37 @@ transport::new_message qc_runs_message(const std::string& device, rerun::qc_run_
   return nm;
 }
 
-// How many re-tags the outbox refused (delivery had taken the post): their corrections went instead.
-std::size_t late_retags(const transport::append_result& r) {
-  return static_cast<std::size_t>(std::count(r.rewritten.begin(), r.rewritten.end(), false));
+// How many re-tags of [begin, end) the outbox refused (delivery had taken the post): their
+// corrections went instead.
+std::size_t late_retags(const std::vector<bool>& rewritten, std::size_t begin, std::size_t end) {
+  std::size_t n = 0;
+  for (std::size_t i = begin; i < end && i < rewritten.size(); ++i)
+    if (!rewritten[i]) ++n;
+  return n;
+}
+
+// An audit entry whose detail holds a re-evaluation's outcome message: written again, in the
+// transaction and in the book, once it is known which of its re-tags (rewrites [begin, end))
+// became corrections.
+struct detail_of_entry {
+  std::int64_t id = 0;
+  std::string head;  // before the outcome message
+  reevaluation_figures figures;
+  std::string tail;  // after it
+  std::size_t begin = 0, end = 0;
+  [[nodiscard]] std::string text(const std::vector<bool>& rewritten) const {
+    return head + figures.message(late_retags(rewritten, begin, end)) + tail;
+  }
+};
+
+// The settle hook of a change's state_changes: each entry's detail as the transaction decided.
+void settle_details(transport::state_changes& sc, const std::vector<detail_of_entry>& details) {
+  if (details.empty()) return;
+  sc.settle = [details](transport::state_changes& c, const std::vector<bool>& rewritten) {
+    for (auto& e : c.qc_audit)
+      for (const auto& d : details)
+        if (d.id == e.id) e.detail = d.text(rewritten);
+  };
 }
 
 std::int64_t id_of(const json& body, const char* key) {
@@ -178,17 +206,62 @@ bool qc_admin::handle(const transport::http_request_view& req, std::chrono::syst
   return true;
 }
 
-std::string qc_admin::reevaluate(const std::string& device, const std::string& parameter, rerun::timestamp from,
-                                 const std::string& toggled, const std::string& cause,
-                                 const std::map<std::string, std::pair<qc::outcome, std::string>, std::less<>>& before,
-                                 std::chrono::system_clock::time_point now, transport::state_changes& sc,
-                                 std::vector<transport::new_message>& msgs, std::vector<transport::body_rewrite>& rewrites,
-                                 json& summary) {
+std::string reevaluation_figures::message(std::size_t late) const {
+  late = std::min(late, results_retagged);
+  std::string exported;
+  if (results_changed > 0) {
+    std::string retagged = std::to_string(results_retagged - late) + " re-tagged in the outbox before delivery";
+    if (late > 0)
+      retagged += ", " + std::to_string(late) + " corrected by qc-runs posts (delivery had taken their results post)";
+    if (results_exported == 0 && results_retagged == results_changed)
+      exported = " (" + retagged + ")";
+    else if (results_exported == 0)
+      exported = " (" + retagged + ", none delivered to the backend yet: the qc-runs posts name the others)";
+    else
+      exported = " (" + retagged + ", " + std::to_string(results_exported) + " already exported, " +
+                 (exported_from == exported_to ? "at " + exported_from : "from " + exported_from + " to " + exported_to) +
+                 ": corrected by qc-runs posts)";
+  }
+  std::string text = "re-evaluated " + std::to_string(runs_reevaluated) + " run(s) of " + device + " " + parameter + ", " +
+                     std::to_string(runs_changed) + " changed, " + std::to_string(results_changed) +
+                     " patient result(s) changed status" + exported +
+                     "; stopped: " + (stopped_early ? "8 consecutive unchanged runs" : "end of series") + rules_note;
+  if (late > 0)
+    text += "; " + std::to_string(late) +
+            " re-tag(s) came after delivery took the results post: corrected by qc-runs posts instead";
+  return text;
+}
+
+json reevaluation_figures::summary(std::size_t late) const {
+  late = std::min(late, results_retagged);
+  json j = {{"runs_reevaluated", runs_reevaluated},
+            {"runs_changed", runs_changed},
+            {"results_changed", results_changed},
+            {"results_exported", results_exported},
+            {"results_retagged", results_retagged - late},
+            {"stopped", stopped_early ? "8 unchanged" : "end of series"},
+            {"qc_runs_posted", qc_runs_posted + late}};
+  if (late > 0) j["results_corrected_late"] = late;
+  if (results_exported > 0) {
+    j["exported_from"] = exported_from;
+    j["exported_to"] = exported_to;
+  }
+  if (!rules_rerun.is_null()) j["rules_rerun"] = rules_rerun;
+  return j;
+}
+
+reevaluation_figures qc_admin::reevaluate(const std::string& device, const std::string& parameter, rerun::timestamp from,
+                                          const std::string& toggled, const std::string& cause,
+                                          const std::map<std::string, std::pair<qc::outcome, std::string>, std::less<>>& before,
+                                          std::chrono::system_clock::time_point now, transport::state_changes& sc,
+                                          std::vector<transport::new_message>& msgs,
+                                          std::vector<transport::body_rewrite>& rewrites) {
   // qc.md "Re-evaluation and propagation": the runs from the change on, in observed_at order,
   // compared with the change-detection table; 8 consecutive unchanged runs stop it.
   const auto rep = qc_.reevaluate_from(device, parameter, from, 8, toggled);
-  std::size_t results_changed = 0, results_exported = 0, results_retagged = 0, posts = 0;
-  std::string first_exported, last_exported;
+  reevaluation_figures fig;
+  fig.device = device;
+  fig.parameter = parameter;
   const auto names = [](qc::rule_mask m) {
     std::string s;
     for (const auto& n : qc::rule_names(m)) s += (s.empty() ? "" : ",") + n;
@@ -208,7 +281,7 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
     // its own correction post is stored instead (body_rewrite::otherwise) -- never a lost status,
     // never a change refused for it.
     for (const auto& p : run.patients) {
-      ++results_changed;
+      ++fig.results_changed;
       if (auto id = store_.qc_patient_unsent_message(device, p.sample_id, p.parameter, p.observed_at)) {
         rerun::qc_run_body late{device, run.run_id, run.status,
                                 reason + "; its results post was already being sent when it was to be re-tagged",
@@ -221,45 +294,21 @@ std::string qc_admin::reevaluate(const std::string& device, const std::string& p
                                    {}};
         rw.otherwise.push_back(qc_runs_message(device, std::move(late)));
         rewrites.push_back(std::move(rw));
-        ++results_retagged;
+        ++fig.results_retagged;
         continue;
       }
       body.patient_results.push_back({p.sample_id, p.parameter, p.observed_at, {}});
     }
-    results_exported += stamp_exported(store_, body, first_exported, last_exported);
+    fig.results_exported += stamp_exported(store_, body, fig.exported_from, fig.exported_to);
     msgs.push_back(qc_runs_message(device, std::move(body)));
-    ++posts;
+    ++fig.qc_runs_posted;
   }
   count_moves(device, parameter, before, now, sc);
-  summary = {{"runs_reevaluated", rep.runs_reevaluated},
-             {"runs_changed", rep.runs_changed},
-             {"results_changed", results_changed},
-             {"results_exported", results_exported},
-             {"results_retagged", results_retagged},
-             {"stopped", rep.stopped_early ? "8 unchanged" : "end of series"},
-             {"qc_runs_posted", posts}};
-  if (results_exported > 0) {
-    summary["exported_from"] = first_exported;
-    summary["exported_to"] = last_exported;
-  }
-  const std::string rules_note = rerun_rules_after(device, rep, sc, msgs, summary);
-  std::string exported;
-  if (results_changed > 0) {
-    const std::string retagged = std::to_string(results_retagged) + " re-tagged in the outbox before delivery";
-    if (results_exported == 0 && results_retagged == results_changed)
-      exported = " (" + retagged + ")";
-    else if (results_exported == 0)
-      exported = " (" + retagged + ", none delivered to the backend yet: the qc-runs posts name the others)";
-    else
-      exported = " (" + retagged + ", " + std::to_string(results_exported) + " already exported, " +
-                 (first_exported == last_exported ? "at " + first_exported
-                                                  : "from " + first_exported + " to " + last_exported) +
-                 ": corrected by qc-runs posts)";
-  }
-  return "re-evaluated " + std::to_string(rep.runs_reevaluated) + " run(s) of " + device + " " + parameter + ", " +
-         std::to_string(rep.runs_changed) + " changed, " + std::to_string(results_changed) +
-         " patient result(s) changed status" + exported +
-         "; stopped: " + (rep.stopped_early ? "8 consecutive unchanged runs" : "end of series") + rules_note;
+  fig.runs_reevaluated = rep.runs_reevaluated;
+  fig.runs_changed = rep.runs_changed;
+  fig.stopped_early = rep.stopped_early;
+  fig.rules_note = rerun_rules_after(device, rep, sc, msgs, fig.rules_rerun);
+  return fig;
 }
 
 // history.md: a control moved between rejected and accepted counts on its observed day.
@@ -314,10 +363,12 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
     bool runs_changed;
   };
   std::vector<changed_series> logs;
+  std::vector<detail_of_entry> details;  // parallel to logs
   // What memory looks like before, put back when the commit fails: the charts this change
   // re-judges (limits, z, outcomes: the patient results' qc_status follows from them) and the book.
   std::map<std::string, qc::qc_tracker::chart, std::less<>> charts_before;
   auto book_before = book_;
+  const std::uint64_t additions_before = qc_.additions();
   const std::string at = iso_ms(now);
   for (auto& [key, ch] : qc_.chart_state()) {
     const std::string device = key.substr(0, key.find('\x1f')), parameter = key.substr(key.find('\x1f') + 1);
@@ -326,20 +377,25 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
     const auto from = qc_.rejudge_limits(device, parameter);
     if (!from) continue;
     charts_before.emplace(key, std::move(saved));
-    json summary;
-    const std::string message = reevaluate(device, parameter, *from, {}, "a limit change (" + reason + ")", before, now, sc,
-                                           msgs, rewrites, summary);
-    auto e = book_.limits_changed(device, parameter, by, reason, at, message);
+    detail_of_entry d;
+    d.begin = rewrites.size();
+    d.figures = reevaluate(device, parameter, *from, {}, "a limit change (" + reason + ")", before, now, sc, msgs, rewrites);
+    d.end = rewrites.size();
+    const std::string message = d.figures.message();
     for (std::size_t i = 0; i < ch.results.size(); ++i) {
       const auto& v = ch.verdicts[i];
       const std::string level = "; limits " + ch.results[i].series.level + ": ";
-      if (v.mean && v.sd && e.detail.find(level) == std::string::npos)
-        e.detail += level + "mean " + std::to_string(*v.mean) + " sd " + std::to_string(*v.sd) + " (" + v.limits_source + ")";
+      if (v.mean && v.sd && d.tail.find(level) == std::string::npos)
+        d.tail += level + "mean " + std::to_string(*v.mean) + " sd " + std::to_string(*v.sd) + " (" + v.limits_source + ")";
     }
+    auto e = book_.limits_changed(device, parameter, by, reason, at, message + d.tail);
+    d.id = e.id;
     book_.append(e);
     sc.qc_audit.push_back(e);
-    logs.push_back({devices_.find(device), message, summary["runs_changed"].get<std::size_t>() > 0});
+    logs.push_back({devices_.find(device), message, d.figures.runs_changed > 0});
+    details.push_back(std::move(d));
   }
+  settle_details(sc, details);
   if (!logs.empty()) sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
   if (sc.empty() && msgs.empty()) return;
   // Only a change that re-judged charts holds resolutions off: one that stores just the limits
@@ -347,17 +403,18 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
   const bool judged = !charts_before.empty();
   if (judged) storing_ = true;
   outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites),
-                 [this, reason, judged, logs = std::move(logs), charts_before = std::move(charts_before),
-                  book_before = std::move(book_before), put_back = std::move(put_back),
+                 [this, reason, judged, logs = std::move(logs), details = std::move(details), charts_before = std::move(charts_before),
+                  book_before = std::move(book_before), put_back = std::move(put_back), additions_before,
                   take_back = std::exchange(rules_take_back_, {})](transport::append_result r) mutable {
                    if (judged) storing_ = false;
                    if (!r.durable) {
                      // Memory goes back to what the file holds (a restart would find the same): the
-                     // charts, the book, and the caller's limits, so the change is tried again (the
-                     // backend poll: its next answer still differs; SIGHUP: the next reload).
-                     for (auto& [key, ch] : charts_before) qc_.chart_state()[key] = std::move(ch);
+                     // book, the caller's limits, so the change is tried again (the backend poll:
+                     // its next answer still differs; SIGHUP: the next reload), and the charts
+                     // judged with them again.
                      book_ = std::move(book_before);
                      if (put_back) put_back();
+                     put_back_charts(std::move(charts_before), additions_before);
                      for (const auto& f : take_back) f();  // the rules re-run's counts and reflex orders
                      for (const auto& l : logs) {
                        auto* log = l.dev ? l.dev->log.get() : spdlog::default_logger_raw();
@@ -368,19 +425,43 @@ void qc_admin::limits_changed(const std::string& by, const std::string& reason, 
                        spdlog::error("QC limit change ({}) could not be stored: {}; not applied, the previous limits stay [QC-008]",
                                      reason, r.error);
                    } else {
-                     const std::size_t late = late_retags(r);
-                     for (const auto& l : logs) {
+                     for (std::size_t i = 0; i < logs.size(); ++i) {
+                       const auto& l = logs[i];
+                       // The history entry as the transaction stored it: late re-tags counted as corrected.
+                       book_.set_detail(details[i].id, details[i].text(r.rewritten));
+                       const std::string message = details[i].figures.message(
+                           late_retags(r.rewritten, details[i].begin, details[i].end));
                        auto* log = l.dev ? l.dev->log.get() : spdlog::default_logger_raw();
-                       const std::string tail = late == 0 ? std::string()
-                                                          : "; " + std::to_string(late) +
-                                                                " re-tag(s) came after delivery took the results post: "
-                                                                "corrected by qc-runs posts instead";
-                       if (l.runs_changed) log->warn("QC limits changed: {}{} [QC-007]", l.message, tail);
-                       else log->info("QC limits changed: {}{}", l.message, tail);
+                       if (l.runs_changed) log->warn("QC limits changed: {} [QC-007]", message);
+                       else log->info("QC limits changed: {}", message);
                      }
                    }
                    run_deferred();
                  });
+}
+
+void qc_admin::put_back_charts(std::map<std::string, qc::qc_tracker::chart, std::less<>> before,
+                               std::uint64_t additions_before) {
+  const bool arrived = qc_.additions() != additions_before;
+  for (auto& [key, ch] : before) {
+    qc::qc_tracker::chart& now = qc_.chart_state()[key];
+    std::vector<qc::control_result> since;
+    if (arrived)
+      for (const auto& r : now.results)
+        if (std::none_of(ch.results.begin(), ch.results.end(),
+                         [&](const qc::control_result& x) { return x.result_id == r.result_id; }))
+          since.push_back(r);
+    now = std::move(ch);
+    for (const auto& r : since) (void)qc_.add(r);
+  }
+  if (!arrived) return;
+  transport::state_changes sc;
+  sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
+  outbox_.write(std::move(sc), [](bool ok) {
+    if (!ok)
+      spdlog::error("QC charts could not be stored again after a change that was not applied; the next control "
+                    "result stores them [QC-008]");
+  });
 }
 
 void qc_admin::run_deferred() {
@@ -407,6 +488,7 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
   if (const auto it = qc_.chart_state().find(chart_key); it != qc_.chart_state().end()) chart_before = it->second;
   const bool had_flags = qc_.resolution_state().count(res.result_id) > 0;
   auto book_before = book_;
+  const std::uint64_t additions_before = qc_.additions();
   transport::state_changes sc;
   std::vector<transport::new_message> msgs;
   std::vector<transport::body_rewrite> rewrites;
@@ -418,24 +500,33 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
   auto after_flags = before_flags;
   if (d.takes_effect)
     after_flags = res.st == qc::resolution::state::undone ? qc::qc_tracker::resolution_flags{} : flags_of(codes, res.code);
+  std::optional<reevaluation_figures> figures;
   if (before_flags.excluded != after_flags.excluded || before_flags.skip != after_flags.skip) {
     const auto f = qc_.find(res.result_id);
     const auto before = qc_.effective_outcomes(res.device, res.parameter);
     qc_.set_resolution(res.result_id, after_flags);
     if (f && before_flags.excluded != after_flags.excluded) {
-      json summary;
-      message += "; " + reevaluate(res.device, res.parameter, f->c.t, res.result_id, res.code + " " + action + " on " + res.result_id,
-                                   before, now, sc, msgs, rewrites, summary);
-      out["reevaluation"] = summary;
+      figures = reevaluate(res.device, res.parameter, f->c.t, res.result_id, res.code + " " + action + " on " + res.result_id,
+                           before, now, sc, msgs, rewrites);
+      out["reevaluation"] = figures->summary();
     } else {
       count_moves(res.device, res.parameter, before, now, sc);
     }
     sc.documents.emplace_back("qc_state", qc::to_json(qc_).dump());
   }
-  if (before_flags.skip && !after_flags.skip) message += rerun_rules_after_skip_undo(res, sc, msgs, out);
+  std::string tail;
+  if (before_flags.skip && !after_flags.skip) tail = rerun_rules_after_skip_undo(res, sc, msgs, out);
+  // The entries' detail: the outcome message; with a re-evaluation, settled in the transaction
+  // (its re-tags that became corrections count as corrected).
+  std::vector<detail_of_entry> details;
+  if (figures)
+    for (const auto& e : d.entries) details.push_back({e.id, message + "; ", *figures, tail, 0, rewrites.size()});
+  if (figures) message += "; " + figures->message();
+  message += tail;
   out["message"] = message;
   for (auto& e : d.entries) e.detail = message;
   sc.qc_audit = d.entries;
+  settle_details(sc, details);
   // In the book at once (the next audit id, a SIGHUP's limit entry, count on it); undone below
   // when the commit fails.
   book_.apply(d);
@@ -443,16 +534,21 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
   for (const auto& e : d.entries) out["entries"].push_back(audit_json(e));
   storing_ = true;
   outbox_.append(std::move(msgs), std::move(sc), std::move(rewrites),
-                 [this, dev, message, out = std::move(out), respond, chart_key, chart_before = std::move(chart_before),
+                 [this, dev, message, out = std::move(out), details = std::move(details), respond, chart_key,
+                  chart_before = std::move(chart_before),
                   had_flags, before_flags, result_id = res.result_id, book_before = std::move(book_before),
-                  take_back = std::exchange(rules_take_back_, {})](transport::append_result r) mutable {
+                  additions_before, take_back = std::exchange(rules_take_back_, {})](transport::append_result r) mutable {
                    storing_ = false;
                    if (!r.durable) {
                      for (const auto& f : take_back) f();
                      // Memory goes back to what the file holds: a restart would find the same.
-                     if (chart_before) qc_.chart_state()[chart_key] = std::move(*chart_before);
                      if (had_flags) qc_.set_resolution(result_id, before_flags);
                      else qc_.clear_resolution(result_id);
+                     if (chart_before) {
+                       std::map<std::string, qc::qc_tracker::chart, std::less<>> before;
+                       before.emplace(chart_key, std::move(*chart_before));
+                       put_back_charts(std::move(before), additions_before);
+                     }
                      book_ = std::move(book_before);
                      if (dev) dev->log->error("QC resolution could not be stored: {} ({}); not applied [QC-008]", r.error, message);
                      else spdlog::error("QC resolution could not be stored: {} ({}); not applied [QC-008]", r.error, message);
@@ -460,16 +556,18 @@ void qc_admin::apply(qc::decision d, const std::string& action, std::chrono::sys
                      run_deferred();
                      return;
                    }
-                   if (const std::size_t late = late_retags(r); late > 0 && out.contains("reevaluation")) {
+                   if (!details.empty() && late_retags(r.rewritten, details.front().begin, details.front().end) > 0) {
                      // Decided in the transaction: delivery had taken these posts, so their
-                     // correction posts went instead of the re-tag.
-                     auto& sum = out["reevaluation"];
-                     sum["results_retagged"] = sum["results_retagged"].get<std::size_t>() - late;
-                     sum["results_corrected_late"] = late;
-                     sum["qc_runs_posted"] = sum["qc_runs_posted"].get<std::size_t>() + late;
-                     message += "; " + std::to_string(late) +
-                                " re-tag(s) came after delivery took the results post: corrected by qc-runs posts instead";
+                     // correction posts went instead of the re-tag. The entries say so too.
+                     const auto& d0 = details.front();
+                     out["reevaluation"] = d0.figures.summary(late_retags(r.rewritten, d0.begin, d0.end));
+                     message = d0.text(r.rewritten);
                      out["message"] = message;
+                     out["entries"] = json::array();
+                     for (const auto& de : details) book_.set_detail(de.id, de.text(r.rewritten));
+                     for (const auto& e : book_.entries())
+                       if (std::any_of(details.begin(), details.end(), [&](const detail_of_entry& de) { return de.id == e.id; }))
+                         out["entries"].push_back(audit_json(e));
                    }
                    if (dev) {
                      if (out.contains("reevaluation") && out["reevaluation"]["runs_changed"].get<std::size_t>() > 0)
@@ -495,15 +593,12 @@ std::string qc_admin::rerun_rules_for(const std::string& device, const std::vect
 
 std::string qc_admin::rerun_rules_after(const std::string& device, const qc::qc_tracker::reevaluation_report& rep,
                                         transport::state_changes& sc, std::vector<transport::new_message>& msgs,
-                                        json& summary) {
+                                        json& figures) {
   // The patient results of the marked runs: the ones whose qc_status this re-evaluation changed.
   std::vector<qc::patient_ref> changed;
   for (const auto& run : rep.runs)
     if (qc::is_mark(run.what)) changed.insert(changed.end(), run.patients.begin(), run.patients.end());
-  json figures;
-  std::string note = rerun_rules_for(device, changed, sc, msgs, figures);
-  if (!figures.is_null()) summary["rules_rerun"] = std::move(figures);
-  return note;
+  return rerun_rules_for(device, changed, sc, msgs, figures);
 }
 
 std::string qc_admin::rerun_rules_after_skip_undo(const qc::resolution& res, transport::state_changes& sc,

@@ -14,15 +14,20 @@
 // summary's corrections commit in ONE outbox transaction (the re-evaluation is one transaction,
 // not resumable steps): a restart finds either all of it or none of it. The answer is given once
 // that transaction is durable (a deferred reply: the loop is not blocked meanwhile); a commit that
-// fails answers 503 with the outbox's error, is logged [QC-008], and the change is undone in memory
-// (the chart, the result's flags, the book), so memory matches what a restart would find. One
+// fails answers 503 with the outbox's error, is logged [QC-008], and the change -- only the change --
+// is undone in memory (the chart, the result's flags, the book; control results stored meanwhile
+// stay, put_back_charts), so memory matches what a restart would find. One
 // change is stored at a time: another one asked meanwhile is answered 503 (try again); a limit
 // change (limits_changed) waits for it instead. The outcome message goes in the answer and the
 // device log. A re-tag that loses the race with delivery (its results post was claimed between
 // the lookup and the commit) does not fail the change: the transaction stores a qc-runs
-// correction for that result instead (body_rewrite::otherwise; "results_corrected_late").
+// correction for that result instead (body_rewrite::otherwise; "results_corrected_late"), and the
+// outcome message, its history entry (settled in that transaction, state_changes::settle) and
+// the answer count it as corrected, not as re-tagged.
 
 #include <chrono>
+#include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
@@ -43,6 +48,26 @@
 namespace interfaced::daemon {
 
 class ingest_hand_off;
+
+// What one re-evaluation did (qc.md "Outcome messages"): its outcome message and the summary in
+// the answer. `late`: re-tags the transaction turned into qc-runs corrections (delivery had taken
+// their results post, body_rewrite::otherwise): counted as corrected, not as re-tagged.
+struct reevaluation_figures {
+  std::string device;
+  std::string parameter;
+  std::size_t runs_reevaluated = 0;
+  std::size_t runs_changed = 0;
+  std::size_t results_changed = 0;
+  std::size_t results_exported = 0;
+  std::size_t results_retagged = 0;  // re-tags asked for in the transaction
+  std::size_t qc_runs_posted = 0;
+  bool stopped_early = false;
+  std::string exported_from, exported_to;
+  nlohmann::json rules_rerun;  // null: the rules were not re-run
+  std::string rules_note;      // "; rules re-run ..." or empty
+  [[nodiscard]] std::string message(std::size_t late = 0) const;
+  [[nodiscard]] nlohmann::json summary(std::size_t late = 0) const;
+};
 
 class qc_admin {
  public:
@@ -80,20 +105,20 @@ class qc_admin {
  private:
   using outcomes = std::map<std::string, std::pair<rerun::qc::outcome, std::string>, std::less<>>;
   // Re-evaluates device + parameter from `from`: qc-runs posts for the marked runs into msgs, the
-  // history corrections into sc; returns the outcome message, summary gets its figures.
-  std::string reevaluate(const std::string& device, const std::string& parameter, rerun::timestamp from,
-                         const std::string& toggled, const std::string& cause, const outcomes& before, std::chrono::system_clock::time_point now,
-                         transport::state_changes& sc, std::vector<transport::new_message>& msgs,
-                         std::vector<transport::body_rewrite>& rewrites, nlohmann::json& summary);
+  // history corrections into sc, the re-tags into rewrites; returns what it did.
+  reevaluation_figures reevaluate(const std::string& device, const std::string& parameter, rerun::timestamp from,
+                                  const std::string& toggled, const std::string& cause, const outcomes& before,
+                                  std::chrono::system_clock::time_point now, transport::state_changes& sc,
+                                  std::vector<transport::new_message>& msgs, std::vector<transport::body_rewrite>& rewrites);
   void count_moves(const std::string& device, const std::string& parameter, const outcomes& before,
                    std::chrono::system_clock::time_point now, transport::state_changes& sc);
   void apply(rerun::qc::decision d, const std::string& action, std::chrono::system_clock::time_point now,
              const transport::http_responder& respond);
   // The rules re-run for the patient results of the re-evaluation's marked runs; "; ..." for the
-  // outcome message (empty: none re-run), its figures in summary["rules_rerun"].
+  // outcome message (empty: none re-run), its figures in `figures` (null: none).
   std::string rerun_rules_after(const std::string& device, const rerun::qc::qc_tracker::reevaluation_report& rep,
                                 transport::state_changes& sc, std::vector<transport::new_message>& msgs,
-                                nlohmann::json& summary);
+                                nlohmann::json& figures);
   // The same for the patient result of a SKIP resolution that was undone.
   std::string rerun_rules_after_skip_undo(const rerun::qc::resolution& res, transport::state_changes& sc,
                                           std::vector<transport::new_message>& msgs, nlohmann::json& out);
@@ -107,6 +132,13 @@ class qc_admin {
   rerun::qc::resolution_book book_;
   // Runs the limit changes that waited for the stored change, until one is being stored again.
   void run_deferred();
+  // A change whose commit failed: its charts as they were before it (`before`), with the control
+  // results that arrived since evaluated again on top, in arrival order, without the change (their
+  // batches committed them: a restart finds them). Call after the change's flags and limits are
+  // put back. When results arrived since `additions_before` (qc_tracker::additions), the charts
+  // document is stored again: a batch that stored it meanwhile stored the change's effects with it.
+  void put_back_charts(std::map<std::string, rerun::qc::qc_tracker::chart, std::less<>> before,
+                       std::uint64_t additions_before);
   bool storing_ = false;  // a change is waiting for its commit
   ingest_hand_off* rules_ = nullptr;
   // What the rules re-run of the change being built took into the rerun state: given back when

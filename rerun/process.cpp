@@ -255,9 +255,29 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
                     c.series.level + "|" + c.observed_at;
       c.analyser_mean = r.qc_mean;
       c.analyser_sd = r.qc_sd;
+      // A late control result can change the qc_status of patient results posted in earlier
+      // batches (its run now judges them): their status before it, to tell which changed.
+      std::vector<std::pair<qc::patient_ref, std::string>> status_before;
+      if (in.qc != nullptr && in.qc->config().enabled && in.qc->has_later(b.device, t.parameter, c.t))
+        for (auto& p : in.qc->patients_after(b.device, t.parameter, c.t)) {
+          std::string st = in.qc->patient_status(b.device, p.parameter, p.t);
+          status_before.emplace_back(std::move(p), std::move(st));
+        }
       qc::control_verdict v;
       if (in.qc != nullptr) v = in.qc->add(c);
       else v.eval.result = qc::outcome::no_limits;
+      for (auto& [p, st] : status_before) {
+        const auto same = [&](const qc::patient_ref& x) {
+          return x.sample_id == p.sample_id && x.parameter == p.parameter && x.observed_at == p.observed_at;
+        };
+        const bool this_batch = std::any_of(b.results.begin(), b.results.end(), [&](const result& x) {
+          return x.sample_id == p.sample_id && in.zone.normalise(x.observed_at) == p.observed_at;
+        });
+        if (this_batch || in.qc->patient_status(b.device, p.parameter, p.t) == st ||
+            std::any_of(out.qc_status_changed.begin(), out.qc_status_changed.end(), same))
+          continue;
+        out.qc_status_changed.push_back(std::move(p));
+      }
       if (v.eval.result == qc::outcome::reject) ++out.counts.qc_rejects;
       qc_result_value q{t.parameter, c.series.material, c.series.lot, c.series.level, r.sample_id, r.value,
                         r.numeric, r.unit, c.observed_at, v.z, v.mean, v.sd, v.limits_source,

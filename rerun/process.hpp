@@ -101,6 +101,11 @@ struct batch_outcome {
   std::vector<explain_entry> explain;
   // Control results in batch order with their evaluation (replay prints them).
   std::vector<std::pair<std::size_t, qc_result_value>> controls;
+  // qc.md 5.2.1, the re-evaluation row, for a late control result (observed before runs already
+  // evaluated): the patient results of earlier batches on this device whose qc_status it changed,
+  // each once. The caller runs the rules again for them (run_rules_again) in this batch's
+  // transaction; results of this batch are not listed (their rules run here, step 3).
+  std::vector<qc::patient_ref> qc_status_changed;
 };
 
 // Tags b.results in place (is_rerun, rerun_number, duplicate) and routes them (rerun.md step 4):
@@ -135,8 +140,10 @@ struct rules_again_outcome {
   std::vector<std::pair<std::string, reflex_order>> reflexes;
 };
 
-// previous.* are null at a re-evaluation: the history keeps the latest result of (S,P), which is
-// this one or a later one, not the one before it (a delta rule does not fire here).
+// previous.* are null here, as they were at the initial evaluation of every result the rules
+// evaluate: a result with an earlier one of its (S,P) is a rerun (qualify_rerun: seen -> N or -1)
+// and rules run for rerun_number 0 only (rerun.md). (The history keeps only the latest result of
+// (S,P), so it could not give the earlier one anyway.)
 [[nodiscard]] rules_again_outcome run_rules_again(const std::vector<rules_again_result>& results,
                                                   const rule_set& rules, rerun_state& state, timestamp now,
                                                   const lab_zone& zone);

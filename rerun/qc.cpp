@@ -196,15 +196,15 @@ std::optional<timestamp> qc_tracker::rejudge_limits(const std::string& device, s
 }
 
 control_verdict qc_tracker::add(const control_result& c) {
+  ++additions_;
   control_verdict v;
   if (auto l = limits_of(c, v.limits_source)) {
     v.mean = l->mean;
     v.sd = l->sd;
     v.z = z_score(c.value, l->mean, l->sd);
   }
+  v.late = has_later(c.device, c.series.parameter, c.t);
   chart& ch = charts_[c.device + '\x1f' + c.series.parameter];
-  v.late = !ch.results.empty() &&
-           std::any_of(ch.results.begin(), ch.results.end(), [&](const control_result& r) { return r.t > c.t; });
   ch.results.push_back(c);
   ch.verdicts.push_back(v);
   // The chart again, in observed_at order: a late result changes the histories of the later ones.
@@ -304,6 +304,12 @@ std::vector<patient_ref> qc_tracker::affected(const std::string& device, std::st
     for (const auto& p : it->second)
       if (p.t < reject_at && (!since || p.t >= *since)) out.push_back(p);
   return out;
+}
+
+bool qc_tracker::has_later(const std::string& device, std::string_view parameter, timestamp t) const {
+  const auto it = charts_.find(device + '\x1f' + std::string(parameter));
+  return it != charts_.end() &&
+         std::any_of(it->second.results.begin(), it->second.results.end(), [&](const control_result& r) { return r.t > t; });
 }
 
 std::vector<patient_ref> qc_tracker::patients_after(const std::string& device, std::string_view parameter,

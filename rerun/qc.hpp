@@ -130,6 +130,9 @@ class qc_tracker {
 
   // Evaluates a new control result against its chart and records it.
   control_verdict add(const control_result& c);
+  // How many control results add() took since this tracker was made (not persisted): a change
+  // whose commit failed tells from it whether results arrived meanwhile (qc_admin).
+  [[nodiscard]] std::uint64_t additions() const noexcept { return additions_; }
 
   // qc_status of a patient result of `parameter` observed at `t` on `device`: "accepted",
   // "rejected" or "missed" (qc.md: the last QC event before it, not older than max_interval_h).
@@ -148,6 +151,9 @@ class qc_tracker {
   // before `reject_at` and before it: what a rejecting control at reject_at affects.
   [[nodiscard]] std::vector<patient_ref> affected(const std::string& device, std::string_view parameter,
                                                   timestamp reject_at) const;
+  // True when the chart of device + parameter has a control result observed after t: a control
+  // result at t would arrive late (control_verdict::late).
+  [[nodiscard]] bool has_later(const std::string& device, std::string_view parameter, timestamp t) const;
   // The patient results observed after t (the runs after a late control result).
   [[nodiscard]] std::vector<patient_ref> patients_after(const std::string& device, std::string_view parameter,
                                                         timestamp t) const;
@@ -241,6 +247,7 @@ class qc_tracker {
   std::vector<std::pair<std::string, patient_ref>> recorded_;  // since take_recorded_patients()
   std::set<std::string, std::less<>> reported_;
   std::map<std::string, resolution_flags, std::less<>> resolved_;  // result id -> resolution flags
+  std::uint64_t additions_ = 0;
 };
 
 }  // namespace interfaced::rerun::qc

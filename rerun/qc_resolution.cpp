@@ -50,6 +50,11 @@ void resolution_book::append(const audit_entry& e) {
   }
 }
 
+void resolution_book::set_detail(std::int64_t id, const std::string& detail) {
+  for (auto& e : entries_)
+    if (e.id == id) e.detail = detail;
+}
+
 void resolution_book::apply(const decision& d) {
   for (const auto& e : d.entries) append(e);
 }

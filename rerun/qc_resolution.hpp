@@ -109,6 +109,9 @@ class resolution_book {
   // the caller persists asynchronously in order).
   void apply(const decision& d);
   void append(const audit_entry& e);
+  // The detail of entry `id` as its transaction stored it (the outcome message counts what was
+  // decided there: re-tags that became corrections).
+  void set_detail(std::int64_t id, const std::string& detail);
 
   // The active resolution of a result, if any.
   [[nodiscard]] const resolution* active_of(std::string_view result_id) const noexcept;

@@ -1184,7 +1184,13 @@ void outbox::append(std::vector<new_message> messages, state_changes state, std:
           db.insert(m, now);
           result->otherwise_ids.push_back(m.id);
         }
-    if (!state.empty()) db.write_state(state);
+    if (state.settle) {
+      state_changes settled = state;  // a retried transaction settles the original again
+      settled.settle(settled, result->rewritten);
+      if (!settled.empty()) db.write_state(settled);
+    } else if (!state.empty()) {
+      db.write_state(state);
+    }
   };
   o->complete = [result, done = std::move(done)](bool ok, const std::string& error) {
     result->durable = ok;

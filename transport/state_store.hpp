@@ -25,6 +25,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,6 +86,10 @@ struct state_changes {
   std::vector<rerun::qc::audit_entry> qc_audit;
   // Patient results of QC runs (qc_patient_row), with the batch that posts them.
   std::vector<qc_patient_row> qc_patients;
+  // Set: runs inside the transaction of outbox::append once its body rewrites are decided
+  // (`rewritten` as append_result::rewritten), on a copy of these changes, before they are
+  // written: a QC change's audit entries then count the re-tags that became corrections.
+  std::function<void(state_changes&, const std::vector<bool>& rewritten)> settle{};
   [[nodiscard]] bool empty() const noexcept {
     return history.empty() && documents.empty() && resends.empty() && events.empty() && qc_audit.empty() &&
            qc_patients.empty();

@@ -189,6 +189,13 @@ TEST_CASE("qc re-tag e2e: a results post delivery took before the re-tag is corr
   CHECK(r.out.find("1 patient result(s) changed status") != std::string::npos);
   CHECK(r.out.find("1 re-tag(s) came after delivery took the results post: corrected by qc-runs posts instead") !=
         std::string::npos);
+  // Counted as corrected, not as re-tagged: in the outcome message and in the history entry.
+  const std::string counted = "(0 re-tagged in the outbox before delivery, 1 corrected by qc-runs posts";
+  CHECK(r.out.find(counted) != std::string::npos);
+  CHECK(r.out.find("(1 re-tagged") == std::string::npos);
+  json entries = json::parse(*http_get(health, "/api/qc/history"))["entries"];
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0]["detail"].get<std::string>().find(counted) != std::string::npos);
 
   // The backend took S-2 as it was sent (rejected), then the run's post and S-2's correction.
   REQUIRE(wait_all_delivered(dir.path() / "outbox.sqlite", 20000ms));
@@ -215,6 +222,14 @@ TEST_CASE("qc re-tag e2e: a results post delivery took before the re-tag is corr
   CHECK(run_id.find("2026-12-06T10:00:00") != std::string::npos);
   CHECK(corrections == 1);
   CHECK(json::parse(*http_get(health, "/api/qc/history"))["entries"].size() == 1);
+  daemon->signal(SIGTERM);
+  CHECK(daemon->wait_for(10000ms) == std::optional<int>(0));
+
+  // The entry as stored (its transaction decided the count): a restart lists the same detail.
+  daemon = run_daemon(dir.path(), qc_daemon_config(dir.path(), port, health, backend.port(), qc), health, "daemon2");
+  entries = json::parse(*http_get(health, "/api/qc/history"))["entries"];
+  REQUIRE(entries.size() == 1);
+  CHECK(entries[0]["detail"].get<std::string>().find(counted) != std::string::npos);
   daemon->signal(SIGTERM);
   CHECK(daemon->wait_for(10000ms) == std::optional<int>(0));
 }
