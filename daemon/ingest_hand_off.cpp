@@ -238,15 +238,17 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
     // The journal gets the samples as a structured field (journalctl SAMPLE_ID=...).
     const log_samples samples_field(sample_ids(b.results));
     // Duplicates are the one thing the hand-off decides not to forward: coded so they can be found.
-    dev->log->info("message received: {} ({}, {}, {}, {} not forwarded){}{}{}", plural(out.counts.results, "result"),
-                   plural(out.counts.first_results, "first result"), plural(out.counts.requested_reruns, "requested rerun"),
-                   plural(out.counts.instrument_triggered, "instrument-triggered rerun"),
-                   plural(out.counts.duplicates, "duplicate"), sample_list(b.results),
-                   out.counts.sample_id_missing == 0
-                       ? std::string()
-                       : "; " + std::to_string(out.counts.sample_id_missing) +
-                             " without a sample id (forwarded once each, flagged sample_id_missing)",
-                   out.counts.duplicates == 0 ? "" : " [RERUN-001]");
+    // Its arguments are built only when the line is written (logging.level warn: never).
+    if (dev->log->should_log(spdlog::level::info))
+      dev->log->info("message received: {} ({}, {}, {}, {} not forwarded){}{}{}", plural(out.counts.results, "result"),
+                     plural(out.counts.first_results, "first result"), plural(out.counts.requested_reruns, "requested rerun"),
+                     plural(out.counts.instrument_triggered, "instrument-triggered rerun"),
+                     plural(out.counts.duplicates, "duplicate"), sample_list(b.results),
+                     out.counts.sample_id_missing == 0
+                         ? std::string()
+                         : "; " + std::to_string(out.counts.sample_id_missing) +
+                               " without a sample id (forwarded once each, flagged sample_id_missing)",
+                     out.counts.duplicates == 0 ? "" : " [RERUN-001]");
     for (const auto& q : d.queries)
       dev->log->info("host query for {}{}", rerun::queried_samples(q),
                      q.cancel ? " (cancel)" : "");

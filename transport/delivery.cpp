@@ -1,6 +1,7 @@
 #include "transport/delivery.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <ctime>
 #include <exception>
 #include <random>
@@ -397,16 +398,18 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     return d;
   }
 
-  // Delivers m, then the following messages of its key while they are due; frees the slot.
+  // Delivers m, then the message claimed with its mark (any key's due head, its own key's next
+  // included) while there is one; frees the slot.
   asio::awaitable<void> run_key(stored_message m, http_client* client) {
     auto self = shared_from_this();
-    const std::string key = m.ordering_key;
+    std::string key = m.ordering_key;
     std::optional<stored_message> bug;
     try {
       std::optional<stored_message> current = std::move(m);
       while (current && !stopping) {
         bug = *current;
         current = co_await step(std::move(*current), *client);
+        if (current) key = current->ordering_key;  // step moved the busy mark to it
       }
       bug.reset();
     } catch (const std::exception& e) {
@@ -425,15 +428,69 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (!stopping) wake();
   }
 
-  // One attempt, then the key's next message when the key may move on and it is due.
+  // One attempt, then the message claimed with its mark (moved_on()), if its key is still free:
+  // the busy mark moves from m's key to it here, with no suspension between check and move.
   asio::awaitable<std::optional<stored_message>> step(stored_message m, http_client& client) {
-    const bool moved_on = co_await attempt(m, client);
-    if (!moved_on || stopping || hold || failing_ids.size() >= gate_after || !unrecorded.empty()) co_return std::nullopt;
-    std::string key = m.ordering_key;
-    auto next = [this, key = std::move(key)](auto done) mutable {
-      box.next_in_key(key, outbox_now(), std::move(done));
+    std::optional<stored_message> next;
+    const bool moved = co_await attempt(m, client, next);
+    if (!moved || !next || stopping) co_return std::nullopt;
+    // Another runner or the loop took that key while the claim ran: it is that runner's.
+    if (next->ordering_key != m.ordering_key && busy_keys.contains(next->ordering_key)) co_return std::nullopt;
+    busy_keys.erase(m.ordering_key);
+    busy_keys.insert(next->ordering_key);
+    co_return next;
+  }
+
+  struct marked_and_claimed {
+    bool stored = false;
+    due_batch next;
+  };
+
+  // m may move on (delivered or dead-lettered): its mark and the claim of this connection's next
+  // message go to the outbox together, the claim queued after the mark so it sees it (m's key's
+  // next message is its head only then). One round trip per message instead of three (the mark,
+  // the key's next, the loop's claim when the runner ended); per-key order is the claim's
+  // (heads only, busy keys excluded). No claim while a hold, the gate or an outbox fault decides
+  // what is sent: then the loop claims, as before. `next` stays empty when nothing was due.
+  asio::awaitable<bool> moved_on(const stored_message& m, message_state s, attempt_outcome o,
+                                 std::optional<stored_message>& next) {
+    if (stopping || hold || failing_ids.size() >= gate_after || !unrecorded.empty())
+      co_return co_await mark(m, s, std::move(o), {});
+    std::vector<std::string> busy;
+    for (const auto& k : busy_keys)
+      if (k != m.ordering_key) busy.push_back(k);
+    auto both = [this, id = m.id, s, o, busy = std::move(busy)](auto done) mutable {
+      // Completions run in queue order, but the pair is complete only when both have come back.
+      struct pair_state {
+        std::atomic<int> left{2};
+        marked_and_claimed r;
+        std::function<void(marked_and_claimed)> finish;
+      };
+      auto p = std::make_shared<pair_state>();
+      p->finish = std::move(done);
+      auto arrived = [](const std::shared_ptr<pair_state>& q) {
+        if (q->left.fetch_sub(1) == 1) q->finish(std::move(q->r));
+      };
+      auto marked = [p, arrived](bool ok) {
+        p->r.stored = ok;
+        arrived(p);
+      };
+      if (s == message_state::delivered) box.mark_delivered(std::move(id), std::move(o), std::move(marked));
+      else box.mark_dead(std::move(id), std::move(o), std::move(marked));
+      box.claim_due(std::move(busy), 1, outbox_now(), [p, arrived](due_batch b) {
+        p->r.next = std::move(b);
+        arrived(p);
+      });
     };
-    co_return co_await outbox_call<std::optional<stored_message>>(std::move(next));
+    marked_and_claimed r = co_await outbox_call<marked_and_claimed>(std::move(both));
+    if (!r.stored) {
+      // The claimed message stays pending and is claimed again once the outbox records again.
+      unrecorded_outcome u{m, s, std::move(o), {}};
+      co_return record_failed(std::move(u));
+    }
+    // A read error is the loop's to report (OUTBOX-003) at its next claim.
+    if (!r.next.messages.empty()) next = std::move(r.next.messages.front());
+    co_return true;
   }
 
   // A file-type report: its stages (file_upload.hpp) in one attempt; the message row records how
@@ -488,8 +545,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     co_return false;
   }
 
-  // One attempt; true when the key may move on (delivered or dead-lettered).
-  asio::awaitable<bool> attempt(const stored_message& m, http_client& client) {
+  // One attempt; true when the key may move on (delivered or dead-lettered). `next`: the message
+  // claimed with the mark (moved_on()), if any.
+  asio::awaitable<bool> attempt(const stored_message& m, http_client& client, std::optional<stored_message>& next) {
     if (m.kind == "file_report") co_return co_await attempt_file(m, client);
     auto path = opt.paths.find(m.kind);
     if (path == opt.paths.end()) {
@@ -531,7 +589,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       if (opt.alarms && (opt.alarms->any(alarm_code::dead_letters) || opt.alarms->any(alarm_code::message_stuck)))
         census_due = steady::now();
       attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
-      co_return co_await mark(m, message_state::delivered, std::move(o), {});
+      co_return co_await moved_on(m, message_state::delivered, std::move(o), next);
     }
     const std::string why = r.ec ? (r.timed_out ? "timeout: " : "connection: ") + r.ec.message()
                                  : "HTTP " + std::to_string(r.status);
@@ -560,7 +618,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     ++st.dead;
     census_due = steady::now();  // DELIVERY-002 without waiting for the next census
     attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
-    co_return co_await mark(m, message_state::dead, std::move(o), {});
+    co_return co_await moved_on(m, message_state::dead, std::move(o), next);
   }
 
   asio::awaitable<bool> store(std::string id, message_state s, attempt_outcome outcome, outbox_time next) {
@@ -578,13 +636,20 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   asio::awaitable<bool> mark(const stored_message& m, message_state s, attempt_outcome o, outbox_time next) {
     const bool stored = co_await store(m.id, s, o, next);
     if (stored) co_return true;
-    // An outbox fault: the outcome is kept here and recorded again later; the message is not
-    // posted again for it.
+    unrecorded_outcome u{m, s, std::move(o), next};
+    co_return record_failed(std::move(u));
+  }
+
+  // An outbox fault: the outcome is kept here and recorded again later; the message is not
+  // posted again for it. Returns false (the key does not move on).
+  bool record_failed(unrecorded_outcome u) {
     ++st.unrecorded;
-    unrecorded.push_back({m, s, std::move(o), next});
+    const std::string what = describe(u.m);
+    const message_state s = u.state;
+    unrecorded.push_back(std::move(u));
     if (outbox_failures == 0) {
       outbox_since = steady::now();
-      emit(opt.log, describe(m) + ": the outbox could not record the outcome (" + to_string(s) +
+      emit(opt.log, what + ": the outbox could not record the outcome (" + to_string(s) +
                         "); delivery paused, the recording is retried with backoff and the message is not sent again for it [" +
                         std::string(alarm_code::outbox_write) + "]");
     }
@@ -593,7 +658,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     raise(alarm_code::outbox_write, "",
           "the outbox cannot record delivery outcomes (read-only file or disk full?); delivery paused, " +
               std::to_string(outbox_failures) + " failed writes over " + seconds_text(steady::now() - outbox_since));
-    co_return false;
+    return false;
   }
 
   asio::awaitable<void> record_again() {

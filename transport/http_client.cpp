@@ -105,6 +105,25 @@ parsed_url parse_base_url(const std::string& url) {
 
 bool is_timeout(const error_code& ec) { return ec == beast::error::timeout; }
 
+// Sets a field as beast's fields::set does: any field of that name (case-insensitive) goes, the
+// new one is appended.
+void set_field(std::vector<http_header>& fields, std::string name, std::string value) {
+  std::erase_if(fields, [&](const http_header& f) { return beast::iequals(f.name, name); });
+  fields.push_back({std::move(name), std::move(value)});
+}
+
+// "METHOD target HTTP/1.1", the fields in order, the empty line.
+std::string request_head(std::string_view method, std::string_view target, const std::vector<http_header>& fields) {
+  std::size_t n = method.size() + target.size() + 16;
+  for (const auto& f : fields) n += f.name.size() + f.value.size() + 4;
+  std::string out;
+  out.reserve(n);
+  out.append(method).append(" ").append(target).append(" HTTP/1.1\r\n");
+  for (const auto& f : fields) out.append(f.name).append(": ").append(f.value).append("\r\n");
+  out.append("\r\n");
+  return out;
+}
+
 // A kept-alive connection the server had already closed: the request never reached it.
 bool stale_connection(const error_code& ec) {
   return ec == http::error::end_of_stream || ec == asio::error::connection_reset ||
@@ -298,10 +317,10 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
   }
 
   template <class Stream>
-  asio::awaitable<http_result> exchange(Stream& stream, http::request<http::string_body>& req) {
+  asio::awaitable<http_result> exchange(Stream& stream, const std::string& wire) {
     http_result r;
     beast::get_lowest_layer(stream).expires_after(opt.request_timeout);
-    auto [wec, wn] = co_await http::async_write(stream, req, asio::as_tuple(asio::use_awaitable));
+    auto [wec, wn] = co_await asio::async_write(stream, asio::buffer(wire), asio::as_tuple(asio::use_awaitable));
     if (wec) {
       r.ec = wec;
       co_return r;
@@ -332,27 +351,31 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     co_return r;
   }
 
+  // "host" or "host:port" as the Host header names it (IPv6 in brackets).
+  [[nodiscard]] std::string host_field() const {
+    const bool default_port = url.port == (url.tls ? "443" : "80");
+    const std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
+    return default_port ? host : host + ":" + url.port;
+  }
+
   asio::awaitable<http_result> request(http_method method, std::string path, std::string body,
                                        std::vector<http_header> headers) {
     auto self = shared_from_this();
-    http::request<http::string_body> req{method == http_method::post ? http::verb::post : http::verb::get,
-                                         url.prefix + path, 11};
-    const bool default_port = url.port == (url.tls ? "443" : "80");
-    const std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
-    req.set(http::field::host, default_port ? host : host + ":" + url.port);
-    req.set(http::field::user_agent, opt.user_agent);
-    req.set(http::field::accept, "application/json");
-    if (!opt.token.empty()) req.set(http::field::authorization, "Bearer " + opt.token);
-    for (auto& h : headers) req.set(h.name, h.value);
-    req.keep_alive(true);
-    if (method == http_method::post) req.body() = std::move(body);
-    req.prepare_payload();
+    // The request as it goes on the wire, head and body in one buffer (one send): the fields a
+    // beast request would carry, a later field replacing an earlier one of the same name.
+    std::vector<http_header> fields{{"Host", host_field()}, {"User-Agent", opt.user_agent}, {"Accept", "application/json"}};
+    if (!opt.token.empty()) fields.push_back({"Authorization", "Bearer " + opt.token});
+    for (auto& h : headers) set_field(fields, std::move(h.name), std::move(h.value));
+    // POST always names its length (0 too); a GET without a body names none.
+    if (method == http_method::post) set_field(fields, "Content-Length", std::to_string(body.size()));
+    std::string wire = request_head(method == http_method::post ? "POST" : "GET", url.prefix + path, fields);
+    if (method == http_method::post) wire += body;
 
     // Straight-line on purpose (no loop around the co_awaits): GCC 12 mis-destroys locals of a
     // loop body that spans co_await.
     const bool reused = connected();
-    http_result r = co_await attempt(req);
-    if (r.ec && reused && !is_timeout(r.ec) && stale_connection(r.ec)) r = co_await attempt(req);
+    http_result r = co_await attempt(wire);
+    if (r.ec && reused && !is_timeout(r.ec) && stale_connection(r.ec)) r = co_await attempt(wire);
     r.timed_out = is_timeout(r.ec);
     co_return r;
   }
@@ -433,16 +456,14 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
 
   asio::awaitable<http_result> upload(std::string path, streamed_body body, std::vector<http_header> headers) {
     auto self = shared_from_this();
-    const bool default_port = url.port == (url.tls ? "443" : "80");
-    const std::string host = url.host.find(':') != std::string::npos ? "[" + url.host + "]" : url.host;
-    std::string header = "POST " + url.prefix + path + " HTTP/1.1\r\nHost: " +
-                         (default_port ? host : host + ":" + url.port) + "\r\nUser-Agent: " + opt.user_agent +
-                         "\r\nContent-Type: " + body.content_type + "\r\nContent-Length: " +
-                         std::to_string(body.head.size() + body.size + body.tail.size()) +
-                         "\r\nConnection: close\r\n";
-    if (!opt.token.empty()) header += "Authorization: Bearer " + opt.token + "\r\n";
-    for (const auto& h : headers) header += h.name + ": " + h.value + "\r\n";
-    header += "\r\n";
+    std::vector<http_header> fields{{"Host", host_field()},
+                                    {"User-Agent", opt.user_agent},
+                                    {"Content-Type", body.content_type},
+                                    {"Content-Length", std::to_string(body.head.size() + body.size + body.tail.size())},
+                                    {"Connection", "close"}};
+    if (!opt.token.empty()) fields.push_back({"Authorization", "Bearer " + opt.token});
+    for (auto& h : headers) fields.push_back(std::move(h));
+    std::string header = request_head("POST", url.prefix + path, fields);
     // Named, then moved: GCC 12 destroys a prvalue argument of a coroutine's by-value parameter twice.
     auto streamed = [this, &header, &body](auto& stream) { return exchange_streamed(stream, std::move(header), body); };
     http_result r = co_await on_connection(std::move(streamed));
@@ -450,9 +471,9 @@ struct http_client::impl : std::enable_shared_from_this<http_client::impl> {
     co_return r;
   }
 
-  // One exchange of a plain request.
-  asio::awaitable<http_result> attempt(http::request<http::string_body>& req) {
-    auto plain_exchange = [this, &req](auto& stream) { return exchange(stream, req); };
+  // One exchange of a plain request (`wire`: head and body as sent).
+  asio::awaitable<http_result> attempt(const std::string& wire) {
+    auto plain_exchange = [this, &wire](auto& stream) { return exchange(stream, wire); };
     return on_connection(std::move(plain_exchange));  // named, then moved (GCC 12, see upload())
   }
 

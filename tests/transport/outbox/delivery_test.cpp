@@ -104,6 +104,42 @@ TEST_CASE("delivery keeps per-report order and sends the contract's headers") {
   CHECK(r.box->stats().undelivered == 0);
 }
 
+// A connection that delivered a message takes the next due message of any key (its own key's
+// next included) in the same outbox round trip as its mark, while the loop hands out the others:
+// still one message per key at a time, in append order, each posted once.
+TEST_CASE("many keys on two connections while appends keep coming: each key in order and every message posted once") {
+  rig r(2);
+  r.start_sim();
+  r.start_delivery();
+  std::vector<std::string> ids;
+  for (int round = 0; round < 5; ++round) {
+    std::vector<new_message> batch;
+    for (int k = 0; k < 12; ++k)
+      for (int n = 0; n < 3; ++n) {
+        const std::string key = "KEY-" + std::to_string(k) + "-";
+        batch.push_back(msg("results", key, R"({"report":")" + key + R"(","n":)" + std::to_string(round * 3 + n) + "}"));
+      }
+    auto got = r.append(std::move(batch));
+    ids.insert(ids.end(), got.begin(), got.end());
+  }
+  REQUIRE(r.wait_delivered(ids, 30s));
+
+  const auto reqs = r.sim->requests();
+  CHECK(reqs.size() == ids.size());  // none posted twice
+  std::set<std::string> keys;
+  for (const auto& q : reqs) keys.insert(q.idempotency_key);
+  CHECK(keys == std::set<std::string>(ids.begin(), ids.end()));
+  for (int k = 0; k < 12; ++k) {
+    const std::string key = "KEY-" + std::to_string(k) + "-";
+    const auto bodies = delivered_bodies(reqs, "\"" + key + "\"");
+    REQUIRE(bodies.size() == 15);
+    for (std::size_t i = 0; i < bodies.size(); ++i)
+      CHECK(bodies[i] == R"({"report":")" + key + R"(","n":)" + std::to_string(i) + "}");
+  }
+  CHECK(r.delivery->stats().delivered == ids.size());
+  CHECK(r.box->stats().undelivered == 0);
+}
+
 TEST_CASE("5xx then success: retried with the same Idempotency-Key and the same bytes") {
   rig r;
   sim_fault f;
