@@ -544,37 +544,12 @@ class outbox_db {
     return out;
   }
 
-  // The last message created before `t` (0: none). Schema 10 has no index on delivered_at (its
-  // right-edge leaf was rewritten by every delivery commit: 843 of 11,198 bytes written per
-  // result in throughput.sh); a message delivered before t was created before it, and seq follows
-  // creation, so purge looks only at the seqs up to this one, found by bisecting the rowid. A
-  // clock stepped back may hide a few older rows from this purge; a later one takes them.
-  std::int64_t last_seq_created_before(outbox_time t) {
-    auto first_from = [&](std::int64_t seq) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
-      auto& s = stmts_->first_from_seq.reset().bind(1, seq);
-      finish_on_exit guard{s};
-      if (!s.step()) return std::nullopt;
-      return std::pair{s.integer(0), s.integer(1)};
-    };
-    const auto cut = to_ms(t);
-    const auto first = first_from(std::numeric_limits<std::int64_t>::min());
-    if (!first || first->second >= cut) return 0;
-    // lo: a row created before t; the first row at or after hi: none, or one created at or after t.
-    std::int64_t lo = first->first;
-    std::int64_t hi = std::numeric_limits<std::int64_t>::max();
-    while (hi - lo > 1) {
-      const auto mid = lo + (hi - lo) / 2;
-      if (const auto r = first_from(mid); r && r->second < cut) {
-        lo = r->first;
-      } else {
-        hi = mid;
-      }
-    }
-    return lo;
-  }
-
   std::size_t purge_delivered_before(outbox_time before) {
-    const auto last = last_seq_created_before(before);
+    // Schema 10 has no index on delivered_at (its right-edge leaf was rewritten by every delivery
+    // commit: 843 of 11,198 bytes written per result in throughput.sh); a message delivered
+    // before `before` was created before it, and seq follows creation: purge looks only at the
+    // seqs up to the last message created before it.
+    const auto last = sqlite::last_rowid_before(stmts_->first_from_seq, to_ms(before));
     if (last == 0) return 0;
     stmts_->purge.reset().bind(1, to_ms(before)).bind(2, last).run();
     const auto n = static_cast<std::size_t>(changes());
@@ -835,7 +810,7 @@ class outbox_db {
 
   // Version 10 (issue #17, bytes written per durable result): two indexes no hot read uses, each
   // a leaf rewritten by nearly every commit. delivered_at served only the hourly purge, which
-  // now bounds its scan by seq (last_seq_created_before); history_events_day served only
+  // now bounds its scan by seq (sqlite::last_rowid_before); history_events_day served only
   // `stats prune`, an admin command that may scan the log.
   void migrate_to_10() {
     exec(
@@ -845,7 +820,8 @@ class outbox_db {
         "PRAGMA user_version = 10; COMMIT;");
   }
 
-  // Version 11 (issue #17, bytes written per durable result): no pending_by_key index. Keyed by
+  // Version 11 (issue #17, bytes written per durable result): no pending_by_key and results_age
+  // indexes. Keyed by
   // report / sample, its entry was written at a random leaf by every append and again by every
   // delivered mark; the worker keeps the pending messages per key in memory instead
   // (outbox_db::pending_keys), rebuilt from pending_due.
@@ -853,6 +829,9 @@ class outbox_db {
     exec(
         "BEGIN IMMEDIATE;"
         "DROP INDEX IF EXISTS pending_by_key;"
+        // results_age (state_store.cpp) too: an entry per result, read only by the prune, which
+        // bisects the rowid instead (prune_results).
+        "DROP INDEX IF EXISTS results_age;"
         "PRAGMA user_version = 11; COMMIT;");
   }
 
@@ -868,7 +847,7 @@ class outbox_db {
   // stages"), one row per file_report message, written in its own committed transaction before
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
   // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month,
-  // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key index
+  // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key and results_age indexes
   static constexpr std::int64_t schema_version = 11;
   void migrate_file_tables() {
     exec(
@@ -1064,6 +1043,9 @@ struct outbox::op {
   // the worker's open transaction and is committed later (outbox::run); a lost "delivered" mark
   // means one more POST under the same Idempotency-Key, which at-least-once allows.
   bool durable = false;
+  // A delivered or retry mark: may wait in the worker's open transaction (outbox::run). Every
+  // other write closes the transaction it runs in.
+  bool deferrable = false;
   bool writes = true;  // false: a read (claim, census); the write fault hook lets it pass
   // Runs on the worker before the group transaction begins (spool files: written and fsynced
   // before the commit that names them); sets `dropped` for appends it had to leave out.
@@ -1319,6 +1301,7 @@ std::function<void(bool, const std::string&)> bool_completion(std::function<void
 void outbox::mark_delivered(std::string id, attempt_outcome o, std::function<void(bool)> done) {
   auto p = std::make_unique<op>();
   auto* raw = p.get();
+  p->deferrable = true;
   p->exec = [raw, id = std::move(id), o = std::move(o)](detail::outbox_db& db) {
     const auto now = outbox_now();
     if (db.mark(id, message_state::delivered, o, now, now)) raw->delivered = 1;
@@ -1330,6 +1313,7 @@ void outbox::mark_delivered(std::string id, attempt_outcome o, std::function<voi
 void outbox::mark_retry(std::string id, attempt_outcome o, outbox_time next_attempt,
                         std::function<void(bool)> done) {
   auto p = std::make_unique<op>();
+  p->deferrable = true;
   p->exec = [id = std::move(id), o = std::move(o), next_attempt](detail::outbox_db& db) {
     db.mark(id, message_state::pending, o, next_attempt, outbox_now());
   };
@@ -1339,9 +1323,8 @@ void outbox::mark_retry(std::string id, attempt_outcome o, outbox_time next_atte
 
 void outbox::mark_dead(std::string id, attempt_outcome o, std::function<void(bool)> done) {
   auto p = std::make_unique<op>();
-  // Committed at once, not deferred with the other marks: a dead letter is what a person acts
+  // Not deferrable like the other marks (committed at once): a dead letter is what a person acts
   // on, and the CLI (another connection) must list it as soon as DELIVERY-002 is raised. Rare.
-  p->durable = true;
   p->exec = [id = std::move(id), o = std::move(o)](detail::outbox_db& db) {
     const auto now = outbox_now();
     db.mark(id, message_state::dead, o, now, now);
@@ -1520,8 +1503,8 @@ bool outbox::flush(std::chrono::milliseconds timeout) {
 }
 
 void outbox::run() {
-  // The open group transaction (issue #17): delivery bookkeeping (the non-durable ops: delivered,
-  // retry and dead marks, purges) runs in it and completes at once, but is committed only with
+  // The open group transaction (issue #17): delivery bookkeeping (delivered and retry marks,
+  // op::deferrable) runs in it and completes at once, but is committed only with
   // the next durable op (an ingest, whose fsync then covers it), or when the transaction has
   // been open `deferred_commit_after`, or on flush / stop. One mark used to be one commit: 5,354
   // mark commits against 689 ingest commits in one throughput.sh run, each appending the pending
@@ -1554,9 +1537,11 @@ void outbox::run() {
 
     std::vector<char> ok(batch.size(), 0);
     std::vector<std::string> errors(batch.size());
-    // An op that promises durability, or deletes something once committed, closes the transaction.
-    const bool durable =
-        std::any_of(batch.begin(), batch.end(), [](const auto& o) { return o->durable || o->after; });
+    // An op that promises durability, deletes something once committed, or writes anything but
+    // a delivery mark closes the transaction.
+    const bool durable = std::any_of(batch.begin(), batch.end(), [](const auto& o) {
+      return o->durable || o->after || (o->writes && !o->deferrable);
+    });
     // The test hook of outbox_options::write_fault_file: a stat per batch, only when set.
     std::error_code fault_ec;
     bool write_fault = !write_fault_file_.empty() && std::filesystem::exists(write_fault_file_, fault_ec);

@@ -441,12 +441,13 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
   // Back to version 10 as that release left it: the index, and A-0 delivered already.
   exec_sql(file,
            "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
+           "CREATE INDEX results_age ON results (received_at);"
            "UPDATE messages SET state = 'delivered', delivered_at = created_at WHERE id = '" + ids[0] + "';"
            "PRAGMA user_version = 10;");
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
   CHECK(query_int(file, "PRAGMA user_version") == 11);
-  CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name = 'pending_by_key'") == 0);
+  CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
   CHECK(box.stats().undelivered == 5);
   // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
   auto claim = [&] {
