@@ -33,7 +33,7 @@ constexpr std::size_t max_stored_response = 64 * 1024;
 // first caller of a huge burst waits.
 constexpr std::size_t max_ops_per_transaction = 4096;
 
-// How long delivery bookkeeping may wait in the open transaction for a durable commit to ride
+// How long a delivered mark may wait in the open transaction for a durable commit to ride
 // on (outbox::run): other connections (the CLI, the lab's view) see a delivery this much later.
 constexpr std::chrono::milliseconds deferred_commit_after{100};
 
@@ -1043,8 +1043,8 @@ struct outbox::op {
   // the worker's open transaction and is committed later (outbox::run); a lost "delivered" mark
   // means one more POST under the same Idempotency-Key, which at-least-once allows.
   bool durable = false;
-  // A delivered or retry mark: may wait in the worker's open transaction (outbox::run). Every
-  // other write closes the transaction it runs in.
+  // A delivered mark: may wait in the worker's open transaction (outbox::run). Every other
+  // write closes the transaction it runs in.
   bool deferrable = false;
   bool writes = true;  // false: a read (claim, census); the write fault hook lets it pass
   // Runs on the worker before the group transaction begins (spool files: written and fsynced
@@ -1313,7 +1313,9 @@ void outbox::mark_delivered(std::string id, attempt_outcome o, std::function<voi
 void outbox::mark_retry(std::string id, attempt_outcome o, outbox_time next_attempt,
                         std::function<void(bool)> done) {
   auto p = std::make_unique<op>();
-  p->deferrable = true;
+  // Not deferrable (committed at once): the QC re-tag asks another connection whether a results
+  // post was attempted yet (state_store::qc_patient_unsent_message); a failed attempt must read
+  // as attempted there, or a correction meant for the re-tag is split off into a second post.
   p->exec = [id = std::move(id), o = std::move(o), next_attempt](detail::outbox_db& db) {
     db.mark(id, message_state::pending, o, next_attempt, outbox_now());
   };
@@ -1503,8 +1505,8 @@ bool outbox::flush(std::chrono::milliseconds timeout) {
 }
 
 void outbox::run() {
-  // The open group transaction (issue #17): delivery bookkeeping (delivered and retry marks,
-  // op::deferrable) runs in it and completes at once, but is committed only with
+  // The open group transaction (issue #17): delivered marks (op::deferrable) run in it and
+  // complete at once, but are committed only with
   // the next durable op (an ingest, whose fsync then covers it), or when the transaction has
   // been open `deferred_commit_after`, or on flush / stop. One mark used to be one commit: 5,354
   // mark commits against 689 ingest commits in one throughput.sh run, each appending the pending

@@ -9,8 +9,8 @@
 //    (append, claim, mark...) and get a completion callback; the worker commits everything that
 //    queued up while the previous commit ran in ONE transaction (group commit), so 32 analysers
 //    finishing at once cost one fsync, not 32, and the caller's event loop never waits for a disk.
-//  - Delivery bookkeeping (mark_delivered, mark_retry; not mark_dead, committed at once so that
-//    the CLI lists a dead letter it is alarmed of) is not durable: it
+//  - A delivered mark (mark_delivered; not mark_retry / mark_dead, committed at once: the CLI and
+//    the QC re-tag read them through other connections) is not durable: it
 //    completes once run in the worker's open transaction (every later operation sees it) and is
 //    committed with the next durable operation's commit or within 100 ms (flush() and the
 //    destructor commit it at once); other connections see it then. A crash before that loses
