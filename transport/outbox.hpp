@@ -9,6 +9,12 @@
 //    (append, claim, mark...) and get a completion callback; the worker commits everything that
 //    queued up while the previous commit ran in ONE transaction (group commit), so 32 analysers
 //    finishing at once cost one fsync, not 32, and the caller's event loop never waits for a disk.
+//  - A delivered mark (mark_delivered; not mark_retry / mark_dead, committed at once: the CLI and
+//    the QC re-tag read them through other connections) is not durable: it
+//    completes once run in the worker's open transaction (every later operation sees it) and is
+//    committed with the next durable operation's commit or within 100 ms (flush() and the
+//    destructor commit it at once); other connections see it then. A crash before that loses
+//    only marks: those messages are sent again under the same Idempotency-Key.
 //  - Completions run through `poster` (the daemon posts them to its io_context); without a poster
 //    they run on the worker thread. A completion must not call the outbox synchronously back into
 //    the worker (it may queue more operations).
@@ -303,6 +309,8 @@ class outbox {
   std::deque<std::unique_ptr<op>> queue_;
   bool stopping_ = false;
   bool busy_ = false;
+  bool open_ = false;     // the worker holds a transaction with uncommitted delivery bookkeeping
+  int flushing_ = 0;      // flush() callers waiting: the open transaction commits now
   std::function<void()> on_appended_;
   std::function<void(bool)> on_alarm_;
 

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -109,6 +110,33 @@ struct finish_on_exit {
 inline void run_once(statement& s) {
   finish_on_exit guard{s.reset()};
   s.run();
+}
+
+// The last row created before `cut` in a table whose time column grows with its rowid (a
+// creation time); 0: none. `first_from` is "SELECT rowid, time FROM t WHERE rowid >= ?1 ORDER BY
+// rowid LIMIT 1". Bisects the rowid: a purge by age reads O(log n) rows, where an index on the
+// time would be written by every insert (issue #17: bytes written per result). A clock stepped
+// back may hide a few older rows from one purge; a later one takes them.
+inline std::int64_t last_rowid_before(statement& first_from, std::int64_t cut) {
+  auto row = [&](std::int64_t from) -> std::optional<std::pair<std::int64_t, std::int64_t>> {
+    finish_on_exit guard{first_from.reset().bind(1, from)};
+    if (!first_from.step()) return std::nullopt;
+    return std::pair{first_from.integer(0), first_from.integer(1)};
+  };
+  const auto first = row(std::numeric_limits<std::int64_t>::min());
+  if (!first || first->second >= cut) return 0;
+  // lo: a row created before cut; the first row at or after hi: none, or one created at or after cut.
+  std::int64_t lo = first->first;
+  std::int64_t hi = std::numeric_limits<std::int64_t>::max();
+  while (hi - lo > 1) {
+    const auto mid = lo + (hi - lo) / 2;
+    if (const auto r = row(mid); r && r->second < cut) {
+      lo = r->first;
+    } else {
+      hi = mid;
+    }
+  }
+  return lo;
 }
 
 }  // namespace interfaced::transport::sqlite

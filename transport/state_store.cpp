@@ -29,8 +29,7 @@ void create_state_tables(sqlite3* db) {
                "CREATE TABLE IF NOT EXISTS results (seq INTEGER PRIMARY KEY AUTOINCREMENT, sample TEXT NOT NULL,"
                " parameter TEXT NOT NULL, value TEXT NOT NULL, numeric REAL, observed_at TEXT NOT NULL,"
                " received_at INTEGER NOT NULL);"
-               "CREATE INDEX IF NOT EXISTS results_sp ON results (sample, parameter);"
-               "CREATE INDEX IF NOT EXISTS results_age ON results (received_at);",
+               "CREATE INDEX IF NOT EXISTS results_sp ON results (sample, parameter);",
                who);
 }
 
@@ -55,8 +54,14 @@ void state_writer::write(const state_changes& c) {
 void write_state(sqlite3* db, const state_changes& c) { state_writer(db).write(c); }
 
 std::size_t prune_results(sqlite3* db, rerun::timestamp cutoff) {
-  statement st(db, "DELETE FROM results WHERE received_at < ?1");
-  st.bind(1, static_cast<std::int64_t>(cutoff.time_since_epoch().count())).run();
+  // No index on received_at (outbox schema 11: an entry written per result, read only here): the
+  // results received before the cutoff are among the seqs up to the last one received before it.
+  const auto cut = static_cast<std::int64_t>(cutoff.time_since_epoch().count());
+  statement first_from(db, "SELECT seq, received_at FROM results WHERE seq >= ?1 ORDER BY seq LIMIT 1");
+  const auto last = sqlite::last_rowid_before(first_from, cut);
+  if (last == 0) return 0;
+  statement st(db, "DELETE FROM results WHERE seq <= ?2 AND received_at < ?1");
+  st.bind(1, cut).bind(2, last).run();
   return static_cast<std::size_t>(sqlite3_changes(db));
 }
 

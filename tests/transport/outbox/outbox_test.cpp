@@ -4,6 +4,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <optional>
 #include <map>
 #include <set>
@@ -153,10 +154,78 @@ TEST_CASE("the commit histogram counts the transactions an ACK waits for, not de
   box.mark_delivered(appended->ids[0], attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
   REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
   CHECK(*marked);
+  REQUIRE(box.flush(5s));  // the mark waits in the open transaction; flush commits it
   const auto s = box.stats();
   CHECK(s.transactions == 2);
   CHECK(s.commit_latency.count() == 1);  // the "delivered" mark released no ACK
   CHECK(s.undelivered == 0);
+}
+
+TEST_CASE("delivered marks ride on the next ingest commit: one transaction for marks and append") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  std::optional<append_result> first;
+  box.append({msg("results", "R-1", "{}"), msg("results", "R-2", "{}"), msg("results", "R-3", "{}")},
+             [&](append_result r) { first = std::move(r); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return first.has_value(); }));
+  REQUIRE(first->durable);
+  const auto before = box.stats().transactions;
+
+  // Three marks, one after the other as three connections finish: each completes at once ...
+  for (const auto& id : first->ids) {
+    std::optional<bool> marked;
+    box.mark_delivered(id, attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+    CHECK(*marked);
+    // ... and no later claim of this worker hands the message out again.
+    std::optional<due_batch> due;
+    box.claim_due({}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+    for (const auto& m : due->messages) CHECK(m.id != id);
+  }
+  // ... and the next append's durable commit carries them: one transaction for all four.
+  std::optional<append_result> second;
+  box.append({msg("results", "R-4", "{}")}, [&](append_result r) { second = std::move(r); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return second.has_value(); }));
+  REQUIRE(second->durable);
+  CHECK(box.stats().transactions == before + 1);
+  CHECK(box.stats().undelivered == 1);
+
+  // Committed: another connection (the CLI) sees the three delivered, the fourth pending.
+  outbox_admin admin(file);
+  for (const auto& id : first->ids) {
+    const auto m = admin.show(id);
+    REQUIRE(m);
+    CHECK(m->state == message_state::delivered);
+    CHECK(m->delivered_at.has_value());
+  }
+  const auto last = admin.show(second->ids[0]);
+  REQUIRE(last);
+  CHECK(last->state == message_state::pending);
+}
+
+TEST_CASE("a mark with no ingest after it is committed on its own within the linger") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));  // completions on the worker
+  const auto r = append_wait(box, {msg("results", "R-1", "{}")});
+  REQUIRE(r.durable);
+  std::promise<bool> marked;
+  box.mark_dead(r.ids[0], attempt_outcome{422, "no such test"}, [&](bool ok) { marked.set_value(ok); });
+  CHECK(marked.get_future().get());
+  // No flush and nothing else queued: the worker commits the open transaction by itself.
+  outbox_admin admin(file);
+  std::optional<stored_message> seen;
+  for (int i = 0; i < 500; ++i) {
+    seen = admin.show(r.ids[0]);
+    if (seen && seen->state == message_state::dead) break;
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(seen);
+  CHECK(seen->state == message_state::dead);
+  CHECK(seen->last_status == 422);
 }
 
 TEST_CASE("claim_due: the oldest pending message of each free key, due ones first, busy keys skipped") {
@@ -324,7 +393,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
     ids = append_wait(box, std::move(ms)).ids;
     REQUIRE(ids.size() == 40);
   }
-  CHECK(query_int(file, "PRAGMA user_version") == 10);
+  CHECK(query_int(file, "PRAGMA user_version") == 11);  // schema 11 followed (pending_by_key gone)
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
@@ -336,7 +405,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
            " WHERE (seq - (SELECT min(seq) FROM messages)) % 2 = 0;"
            "PRAGMA user_version = 9;");
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 10);
+  CHECK(query_int(file, "PRAGMA user_version") == 11);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   CHECK(admin.list(true).size() == 40);
   using ms = std::chrono::milliseconds;
@@ -350,6 +419,83 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   CHECK(admin.purge_delivered_before(outbox_time(ms(100000))) == 10);  // the rest of the even ones
   CHECK(admin.list(true).size() == 20);
   for (const auto& m : admin.list(true)) CHECK(m.state == message_state::pending);
+}
+
+// Issue #17: schema 11 drops pending_by_key (a random leaf written at append and again at the
+// delivered mark); the worker keeps each key's pending messages in memory.
+TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key order and heads") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  std::vector<std::string> ids;
+  {
+    outbox box(config_at(file));
+    std::vector<new_message> ms;
+    // Keys A and B interleaved: A-0 B-0 A-1 B-1 A-2 B-2.
+    for (int i = 0; i < 3; ++i) {
+      ms.push_back(msg("results", "A", "{\"a\":" + std::to_string(i) + "}"));
+      ms.push_back(msg("results", "B", "{\"b\":" + std::to_string(i) + "}"));
+    }
+    ids = append_wait(box, std::move(ms)).ids;
+    REQUIRE(ids.size() == 6);
+  }
+  // Back to version 10 as that release left it: the index, and A-0 delivered already.
+  exec_sql(file,
+           "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
+           "CREATE INDEX results_age ON results (received_at);"
+           "UPDATE messages SET state = 'delivered', delivered_at = created_at WHERE id = '" + ids[0] + "';"
+           "PRAGMA user_version = 10;");
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
+  CHECK(query_int(file, "PRAGMA user_version") == 11);
+  CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
+  CHECK(box.stats().undelivered == 5);
+  // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
+  auto claim = [&] {
+    std::optional<due_batch> due;
+    box.claim_due({}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+    std::set<std::string> out;
+    for (const auto& m : due->messages) out.insert(m.id);
+    return out;
+  };
+  CHECK(claim() == std::set<std::string>{ids[1], ids[2]});
+  for (const auto& id : {ids[1], ids[2]}) {
+    std::optional<bool> marked;
+    box.mark_delivered(id, attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+    REQUIRE(*marked);
+  }
+  CHECK(claim() == std::set<std::string>{ids[3], ids[4]});
+  std::optional<std::optional<stored_message>> next;
+  box.next_in_key("B", outbox_now(), [&](std::optional<stored_message> m) { next = std::move(m); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return next.has_value(); }));
+  REQUIRE(next->has_value());
+  CHECK((*next)->id == ids[3]);
+}
+
+TEST_CASE("a set-aside and a retry made by the CLI on the file change which message delivery claims") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  std::optional<append_result> r;
+  box.append({msg("results", "K", "{}"), msg("results", "K", "{}")}, [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  REQUIRE(r->durable);
+  auto claim = [&] {
+    std::optional<due_batch> due;
+    box.claim_due({}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+    REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+    std::vector<std::string> out;
+    for (const auto& m : due->messages) out.push_back(m.id);
+    return out;
+  };
+  CHECK(claim() == std::vector<std::string>{r->ids[0]});
+  outbox_admin admin(file);  // another connection, as `interfaced outbox set-aside` is
+  REQUIRE(admin.set_aside(r->ids[0], "A. Person", "wrong patient") == 1);
+  CHECK(claim() == std::vector<std::string>{r->ids[1]});
+  REQUIRE(admin.retry(r->ids[0]) == 1);
+  CHECK(claim() == std::vector<std::string>{r->ids[0]});
 }
 
 TEST_CASE("set aside: audited, skipped by delivery's claims, its key moves on, only retry of that message sends it") {
