@@ -1655,6 +1655,12 @@ void outbox::run() {
       undelivered_ -= failed_appends + delivered;
       update_alarm();
     }
+    if (stored + failed_appends > 0) {
+      // The ones an ACK waits for. Observed before any completion is posted: a caller woken by
+      // its completion reads the histogram with this transaction in it.
+      std::lock_guard lock(mutex_);
+      commit_latency_.observe(took);
+    }
 
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const bool fine = settled && ok[i] != 0;
@@ -1681,7 +1687,6 @@ void outbox::run() {
 
     {
       std::lock_guard lock(mutex_);
-      if (stored + failed_appends > 0) commit_latency_.observe(took);  // the ones an ACK waits for
       busy_ = false;
     }
     idle_.notify_all();
