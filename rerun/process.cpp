@@ -387,6 +387,18 @@ batch_outcome process_reports_for_rerun(batch& b, const rerun_inputs& in) {
     else ++out.counts.instrument_triggered;
   }
 
+  // A control later in this batch but observed before one of its patient results (a late control)
+  // changed the status of that result's run after the result was tagged above. Its post is built
+  // below, so it leaves with the status its run has once every control of the batch is in -- the
+  // same the chart gives a restart or a re-evaluation (qc.md: results re-tagged before delivery).
+  if (in.qc != nullptr && in.qc->config().enabled && out.counts.controls > 0)
+    for (std::size_t i = 0; i < b.results.size(); ++i) {
+      result_tag& t = out.tags[i];
+      if (t.control || t.duplicate || t.qc_status.empty()) continue;
+      const timestamp when = parse_wall_time(b.results[i].observed_at).value_or(in.now);
+      t.qc_status = in.qc->patient_status(b.device, t.parameter, when);
+    }
+
   // Step 3: rules on the tagged results (first results only, capped per sample and parameter).
   std::vector<outgoing_message> requests;
   rules_effects fx{requests, out.actions};

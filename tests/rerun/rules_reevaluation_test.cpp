@@ -190,6 +190,36 @@ TEST_CASE("rules re-evaluation: a late control result lists the earlier patient 
   CHECK(run({make_result("QC-L1", "GLU", "5.95", "20240301100500")}).qc_status_changed.empty());
 }
 
+TEST_CASE("rules re-evaluation: a late control after a patient result of its run in the same batch -- that result is posted with the run's new status and its rules see it") {
+  qc::qc_config cfg;
+  cfg.enabled = true;
+  cfg.controls = {{"QC-L1*", "Lyphochek", "L1", "1", false}};
+  cfg.configured = {{{"GLU", "", "", "1"}, 5.0, 0.2, "mmol/L"}};
+  qc::qc_tracker tracker(cfg);
+  world w;
+  w.rules = load(R"({"rules": [{"id": "glu-qc-rejected", "parameters": ["GLU"], "condition": "qc_status == \"rejected\""}]})");
+  w.state.waiting_lists["chem"] = {entry("S-3", "R-3", 0, {"GLU"})};
+  auto run = [&](std::vector<result> results) {
+    batch b{"chem", "b" + std::to_string(++w.batches), std::move(results), {}};
+    rerun_inputs in{w.codes, w.rules, w.history, w.state, w.now, false, w.zone, {}, &tracker};
+    return process_reports_for_rerun(b, in);
+  };
+  REQUIRE(run({make_result("QC-L1", "GLU", "5.0", "20240301080000")}).messages.size() >= 1);
+  REQUIRE(run({make_result("QC-L1", "GLU", "5.1", "20240301120000")}).messages.size() >= 1);
+
+  // One transmission: S-3 (10:45) first, then the 10:00 control it buffered, 1-3s. S-3 was judged
+  // by the 08:00 accept when it was read; its run is the rejected 10:00 one by the batch's end.
+  const auto o = run({make_result("S-3", "GLU", "5.2", "20240301104500"),
+                      make_result("QC-L1", "GLU", "5.9", "20240301100000")});
+  REQUIRE(tracker.patient_status("chem", "GLU", at("2024-03-01T10:45:00")) == "rejected");
+  const auto* m = find_message(o, endpoint::results);
+  REQUIRE(m != nullptr);
+  REQUIRE(m->results.results.size() == 1);
+  CHECK(m->results.results[0].sample_id == "S-3");
+  CHECK(m->results.results[0].qc_status == "rejected");
+  CHECK(count_messages(o, endpoint::rerun_request) == 1);  // the rule read the same status
+}
+
 // Why run_rules_again gives previous.* nothing (process.hpp): the initial evaluation never gave a
 // rule a previous result either. If qualification ever let such a result be a first result, the
 // re-evaluation would need the previous result kept with the post -- this fails first.
