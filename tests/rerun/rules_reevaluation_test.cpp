@@ -158,18 +158,30 @@ TEST_CASE("rules: a condition reads the result's qc_status, a rule on it fires w
   CHECK(seen.find("qc_status=rejected") != std::string::npos);
 }
 
-TEST_CASE("rules re-evaluation: a late control result lists the earlier patient results whose qc_status it changed") {
-  qc::qc_config cfg;
-  cfg.enabled = true;
-  cfg.controls = {{"QC-L1*", "Lyphochek", "L1", "1", false}};
-  cfg.configured = {{{"GLU", "", "", "1"}, 5.0, 0.2, "mmol/L"}};
-  qc::qc_tracker tracker(cfg);
+// QC for GLU level 1 of "chem" (mean 5.0, SD 0.2; controls QC-L1*) and batches run against it
+// with the rules of `w`.
+struct glu_chart {
+  qc::qc_config cfg = [] {
+    qc::qc_config c;
+    c.enabled = true;
+    c.controls = {{"QC-L1*", "Lyphochek", "L1", "1", false}};
+    c.configured = {{{"GLU", "", "", "1"}, 5.0, 0.2, "mmol/L"}};
+    return c;
+  }();
+  qc::qc_tracker tracker{cfg};
   world w;
-  auto run = [&](std::vector<result> results) {
+
+  batch_outcome run(std::vector<result> results) {
     batch b{"chem", "b" + std::to_string(++w.batches), std::move(results), {}};
     rerun_inputs in{w.codes, w.rules, w.history, w.state, w.now, false, w.zone, {}, &tracker};
     return process_reports_for_rerun(b, in);
-  };
+  }
+};
+
+TEST_CASE("rules re-evaluation: a late control result lists the earlier patient results whose qc_status it changed") {
+  glu_chart c;
+  auto& tracker = c.tracker;
+  const auto run = [&](std::vector<result> results) { return c.run(std::move(results)); };
   CHECK(run({make_result("QC-L1", "GLU", "5.0", "20240301080000")}).qc_status_changed.empty());
   const auto s2 = run({make_result("S-2", "GLU", "5.5", "20240301103000")});
   REQUIRE(s2.tags[0].qc_status == "accepted");
@@ -191,19 +203,12 @@ TEST_CASE("rules re-evaluation: a late control result lists the earlier patient 
 }
 
 TEST_CASE("rules re-evaluation: a late control after a patient result of its run in the same batch -- that result is posted with the run's new status and its rules see it") {
-  qc::qc_config cfg;
-  cfg.enabled = true;
-  cfg.controls = {{"QC-L1*", "Lyphochek", "L1", "1", false}};
-  cfg.configured = {{{"GLU", "", "", "1"}, 5.0, 0.2, "mmol/L"}};
-  qc::qc_tracker tracker(cfg);
-  world w;
+  glu_chart c;
+  auto& tracker = c.tracker;
+  auto& w = c.w;
   w.rules = load(R"({"rules": [{"id": "glu-qc-rejected", "parameters": ["GLU"], "condition": "qc_status == \"rejected\""}]})");
   w.state.waiting_lists["chem"] = {entry("S-3", "R-3", 0, {"GLU"})};
-  auto run = [&](std::vector<result> results) {
-    batch b{"chem", "b" + std::to_string(++w.batches), std::move(results), {}};
-    rerun_inputs in{w.codes, w.rules, w.history, w.state, w.now, false, w.zone, {}, &tracker};
-    return process_reports_for_rerun(b, in);
-  };
+  const auto run = [&](std::vector<result> results) { return c.run(std::move(results)); };
   REQUIRE(run({make_result("QC-L1", "GLU", "5.0", "20240301080000")}).messages.size() >= 1);
   REQUIRE(run({make_result("QC-L1", "GLU", "5.1", "20240301120000")}).messages.size() >= 1);
 
