@@ -378,6 +378,15 @@ std::int64_t query_int(const std::filesystem::path& file, const char* sql) {
   return v;
 }
 
+// A new outbox file at `file` holding `ms` (appended durably), closed again; their ids in order.
+std::vector<std::string> file_holding(const std::filesystem::path& file, std::vector<new_message> ms) {
+  outbox box(config_at(file));
+  const auto n = ms.size();
+  auto ids = append_wait(box, std::move(ms)).ids;
+  REQUIRE(ids.size() == n);
+  return ids;
+}
+
 }  // namespace
 
 // Issue #17: schema 10 drops the delivered_at and history_events_day indexes (a leaf rewritten by
@@ -385,14 +394,9 @@ std::int64_t query_int(const std::filesystem::path& file, const char* sql) {
 TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its messages, and purge still finds them") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
-  std::vector<std::string> ids;
-  {
-    outbox box(config_at(file));
-    std::vector<new_message> ms;
-    for (int i = 0; i < 40; ++i) ms.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
-    ids = append_wait(box, std::move(ms)).ids;
-    REQUIRE(ids.size() == 40);
-  }
+  std::vector<new_message> forty;
+  for (int i = 0; i < 40; ++i) forty.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
+  const auto ids = file_holding(file, std::move(forty));
   CHECK(query_int(file, "PRAGMA user_version") == 11);  // schema 11 followed (pending_by_key gone)
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
@@ -426,18 +430,13 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
 TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key order and heads") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
-  std::vector<std::string> ids;
-  {
-    outbox box(config_at(file));
-    std::vector<new_message> ms;
-    // Keys A and B interleaved: A-0 B-0 A-1 B-1 A-2 B-2.
-    for (int i = 0; i < 3; ++i) {
-      ms.push_back(msg("results", "A", "{\"a\":" + std::to_string(i) + "}"));
-      ms.push_back(msg("results", "B", "{\"b\":" + std::to_string(i) + "}"));
-    }
-    ids = append_wait(box, std::move(ms)).ids;
-    REQUIRE(ids.size() == 6);
+  std::vector<new_message> ms;
+  // Keys A and B interleaved: A-0 B-0 A-1 B-1 A-2 B-2.
+  for (int i = 0; i < 3; ++i) {
+    ms.push_back(msg("results", "A", "{\"a\":" + std::to_string(i) + "}"));
+    ms.push_back(msg("results", "B", "{\"b\":" + std::to_string(i) + "}"));
   }
+  const auto ids = file_holding(file, std::move(ms));
   // Back to version 10 as that release left it: the index, and A-0 delivered already.
   exec_sql(file,
            "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
