@@ -17,18 +17,12 @@ using namespace std::chrono_literals;
 TEST_CASE("qc late control e2e: the rules run again for the earlier patient results whose qc_status it changed",
           "[qc][e2e]") {
   scratch_dir dir;
-  const fs::path data = dir.path() / "backend.json";
-  write_backend_data(data, {{"waiting_list", {{"chem", json::array({entry("S-2", "R-2", 0, {"GLU"}, {}),
-                                                                    entry("S-4", "R-4", 0, {"GLU"}, {})})}}},
-                            {"parameters", json::array()}});
-  backend_proc backend(dir.path(), data);
-  // A lab's rule for results of a run whose QC failed: rerun them.
-  std::ofstream(dir.path() / "rules.json")
-      << R"({"rules": [{"id": "qc-rejected", "parameters": ["GLU"], "condition": "qc_status == \"rejected\""}]})";
+  backend_proc backend(dir.path(), chem_glu_waiting_list(dir.path(), {"S-2", "S-4"}));
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = qc_daemon_config(dir.path(), port, health, backend.port(), glu_l1_qc_config());
-  cfg["backend"]["waiting_list_poll_s"] = 1;
-  cfg["rules_file"] = (dir.path() / "rules.json").string();
+  // A lab's rule for results of a run whose QC failed: rerun them.
+  with_rules(cfg, dir.path(),
+             R"({"rules": [{"id": "qc-rejected", "parameters": ["GLU"], "condition": "qc_status == \"rejected\""}]})");
   auto daemon = run_daemon(dir.path(), cfg, health);
   const fs::path log = dir.path() / "logs" / "chem.log";
   INFO("chem log:\n" << file_text(log));

@@ -18,14 +18,7 @@ using namespace std::chrono_literals;
 TEST_CASE("qc rules re-run e2e: a SKIP result's bypassed rule fires once when a re-evaluation changes its status",
           "[qc][e2e]") {
   scratch_dir dir;
-  const fs::path data = dir.path() / "backend.json";
-  write_backend_data(data, {{"waiting_list", {{"chem", json::array({entry("S-2", "R-2", 0, {"GLU"}, {}),
-                                                                    entry("S-3", "R-3", 0, {"GLU"}, {}),
-                                                                    entry("S-4", "R-4", 0, {"GLU"}, {})})}}},
-                            {"parameters", json::array()}});
-  backend_proc backend(dir.path(), data);
-  std::ofstream(dir.path() / "rules.json")
-      << R"({"rules": [{"id": "glu-high", "parameters": ["GLU"], "condition": "value > 5.3"}]})";
+  backend_proc backend(dir.path(), chem_glu_waiting_list(dir.path(), {"S-2", "S-3", "S-4"}));
   const std::uint16_t port = free_port(), health = free_port();
   json cfg = qc_daemon_config(
       dir.path(), port, health, backend.port(),
@@ -33,8 +26,7 @@ TEST_CASE("qc rules re-run e2e: a SKIP result's bypassed rule fires once when a 
        {"limits", json::array({{{"parameter", "GLU"}, {"level", "1"}, {"mean", 5.0}, {"sd", 0.2}}})},
        {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}},
                                          {{"code", "SKIP"}, {"skip", true}}})}});
-  cfg["backend"]["waiting_list_poll_s"] = 1;
-  cfg["rules_file"] = (dir.path() / "rules.json").string();
+  with_rules(cfg, dir.path(), R"({"rules": [{"id": "glu-high", "parameters": ["GLU"], "condition": "value > 5.3"}]})");
   auto daemon = run_daemon(dir.path(), cfg, health);
   const fs::path log = dir.path() / "logs" / "chem.log";
   INFO("chem log:\n" << file_text(log));

@@ -42,6 +42,24 @@ inline json glu_l1_qc_config() {
           {"resolution_codes", json::array({{{"code", "BAD_VIAL"}, {"excludes_from_westgard", true}}})}};
 }
 
+// backend.json for a chem analyser whose waiting list holds a first run of GLU for each sample
+// (S-<n> in report R-<n>): rules that fire for them post rerun requests naming the report.
+inline fs::path chem_glu_waiting_list(const fs::path& dir, const std::vector<std::string>& samples) {
+  json list = json::array();
+  for (const auto& s : samples) list.push_back(entry(s, "R-" + s.substr(s.find('-') + 1), 0, {"GLU"}, {}));
+  const fs::path data = dir / "backend.json";
+  write_backend_data(data, {{"waiting_list", {{"chem", std::move(list)}}}, {"parameters", json::array()}});
+  return data;
+}
+
+// The lab's rules file (`rules`, JSON text) in `dir`, read by the daemon of `cfg`, which polls the
+// waiting list every second (the rules' reports come from it).
+inline void with_rules(json& cfg, const fs::path& dir, const std::string& rules) {
+  std::ofstream(dir / "rules.json") << rules;
+  cfg["rules_file"] = (dir / "rules.json").string();
+  cfg["backend"]["waiting_list_poll_s"] = 1;
+}
+
 inline void play(const fs::path& dir, const std::string& tag, std::uint16_t port, const std::string& text,
                  ms limit = 30000ms) {
   const fs::path file = dir / (tag + ".astm");
