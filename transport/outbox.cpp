@@ -361,19 +361,7 @@ class outbox_db {
   }
   void claimed(const std::string& id) { claimed_.insert(id); }
 
-  std::optional<stored_message> head_of(const std::string& key) {
-    const auto& pending = pending_keys();
-    const auto k = pending.find(key);
-    if (k == pending.end() || k->second.empty()) return std::nullopt;
-    auto& s = stmts_->by_seq.reset().bind(1, *k->second.begin());
-    finish_on_exit guard{s};
-    if (!s.step()) return std::nullopt;
-    auto m = read_message(s);
-    if (m.state != message_state::pending) return std::nullopt;  // never so while the map is right
-    return m;
-  }
-
-  // The pending messages' seqs by ordering key, for claim_due and head_of (worker only). Schema
+  // The pending messages' seqs by ordering key, for claim_due (worker only). Schema
   // 11 (issue #17) dropped the pending_by_key index that answered "the oldest pending message of
   // this key": its entries are keyed by report / sample, so every append and every delivered
   // mark rewrote a leaf at a random place (about 2 KiB of WAL per message in throughput.sh).
@@ -938,7 +926,6 @@ class outbox_db {
           data_version(db, "PRAGMA data_version"),
           // When the next pending message becomes due (heads or not: an early wake costs a claim).
           next_due(db, "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending' AND next_attempt_at > ?1"),
-          by_seq(db, (std::string("SELECT ") + columns + " FROM messages WHERE seq = ?1").c_str()),
           by_id(db, (std::string("SELECT ") + columns + " FROM messages WHERE id = ?1").c_str()),
           // A person may set the message aside while its attempt is in flight: a retry then
           // leaves it set aside (a delivery still counts: the backend has it).
@@ -985,7 +972,7 @@ class outbox_db {
           savepoint(db, "SAVEPOINT op"),
           release(db, "RELEASE op"),
           rollback_to(db, "ROLLBACK TO op") {}
-    statement count_undelivered, insert, insert_sample, due_pending, all_pending, data_version, next_due, by_seq, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_sample, due_pending, all_pending, data_version, next_due, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, first_from_seq, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
@@ -1013,7 +1000,7 @@ class outbox_db {
   std::unique_ptr<statements> stmts_;
   std::unique_ptr<state_writer> state_;
   std::unique_ptr<history_writer> history_;
-  // Messages claim_due / next_in_key handed to delivery whose attempt has not been marked yet
+  // Messages claim_due handed to delivery whose attempt has not been marked yet
   // (worker only; not durable: after a restart nothing is in flight).
   std::unordered_set<std::string> claimed_;
   // pending_keys(): ordering key -> its pending messages' seqs; stale: rebuild before use.
@@ -1276,24 +1263,6 @@ void outbox::claim_due(std::vector<std::string> busy_keys, std::size_t limit, ou
   enqueue(std::move(o), 0);
 }
 
-void outbox::next_in_key(std::string key, outbox_time now,
-                         std::function<void(std::optional<stored_message>)> done) {
-  auto out = std::make_shared<std::optional<stored_message>>();
-  auto o = std::make_unique<op>();
-  o->exec = [out, key = std::move(key), now](detail::outbox_db& db) {
-    auto m = db.head_of(key);
-    if (m && m->next_attempt_at <= now) {
-      db.claimed(m->id);
-      *out = std::move(m);
-    }
-  };
-  o->writes = false;
-  o->complete = [out, done = std::move(done)](bool, const std::string&) {
-    if (done) done(std::move(*out));
-  };
-  enqueue(std::move(o), 0);
-}
-
 namespace {
 
 std::function<void(bool, const std::string&)> bool_completion(std::function<void(bool)> done) {
@@ -1517,7 +1486,7 @@ void outbox::run() {
   // been open `deferred_commit_after`, or on flush / stop. One mark used to be one commit: 5,354
   // mark commits against 689 ingest commits in one throughput.sh run, each appending the pending
   // indexes' leaves and the message's page to the WAL again. Every later op of this worker sees
-  // the marks (same connection, same transaction): claim_due / next_in_key never hand out a
+  // the marks (same connection, same transaction): claim_due never hands out a
   // message marked delivered. A crash before the commit loses the marks: the messages are sent
   // again under the same Idempotency-Key, which at-least-once allows (the marks were never
   // fsynced, so a power loss could lose them before too; a SIGKILL now can as well: 14 kills of

@@ -152,7 +152,7 @@ using append_callback = std::function<void(append_result)>;
 // A change to the stored body of a message no delivery attempt has started for (qc.md "Results
 // still in the outbox are re-tagged before delivery"). A body is sent byte-identical on every
 // attempt under one Idempotency-Key, so it may change only while the message is pending, has
-// attempts = 0 and is not claimed by delivery (in flight: claim_due / next_in_key handed it out
+// attempts = 0 and is not claimed by delivery (in flight: claim_due handed it out
 // and no mark_* has come back yet). `rewrite` gets the stored body and returns the new one
 // (nullopt: leave it). `required`: a refusal fails the whole batch it came with (nothing of it is
 // stored), so a caller that built the rest of the batch on the rewrite never commits half of it.
@@ -248,9 +248,6 @@ class outbox {
   // --- for delivery (asynchronous, completions through the poster) ---
   void claim_due(std::vector<std::string> busy_keys, std::size_t limit, outbox_time now,
                  std::function<void(due_batch)> done);
-  // The head (oldest pending) message of `key`, if it is due at `now`.
-  void next_in_key(std::string key, outbox_time now,
-                   std::function<void(std::optional<stored_message>)> done);
   void mark_delivered(std::string id, attempt_outcome o, std::function<void(bool)> done = {});
   void mark_retry(std::string id, attempt_outcome o, outbox_time next_attempt,
                   std::function<void(bool)> done = {});
