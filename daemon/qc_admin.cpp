@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <optional>
+#include <string_view>
+#include <unordered_set>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -446,11 +448,13 @@ void qc_admin::put_back_charts(std::map<std::string, qc::qc_tracker::chart, std:
   for (auto& [key, ch] : before) {
     qc::qc_tracker::chart& now = qc_.chart_state()[key];
     std::vector<qc::control_result> since;
-    if (arrived)
+    if (arrived) {
+      // A set of the ids kept, not a search per result: a chart holds up to 2,000 results.
+      std::unordered_set<std::string_view> kept;
+      for (const auto& x : ch.results) kept.insert(x.result_id);
       for (const auto& r : now.results)
-        if (std::none_of(ch.results.begin(), ch.results.end(),
-                         [&](const qc::control_result& x) { return x.result_id == r.result_id; }))
-          since.push_back(r);
+        if (!kept.contains(r.result_id)) since.push_back(r);
+    }
     now = std::move(ch);
     for (const auto& r : since) (void)qc_.add(r);
   }
