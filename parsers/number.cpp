@@ -17,13 +17,15 @@ std::optional<double> parse_number(std::string_view text, bool comma_decimal) no
     s.remove_prefix(1);
   }
   bool decimal = false;
-  std::uint64_t mantissa = 0;  // the digits as an integer while it fits (at most 19 of them)
+  std::uint64_t mantissa = 0;  // the digits as an integer (exact while there are at most 19)
   std::size_t count = 0;       // digits seen
   std::size_t fraction = 0;    // digits after the separator
   for (const char c : s) {
     const auto digit = static_cast<unsigned>(static_cast<unsigned char>(c)) - unsigned{'0'};
     if (digit <= 9) {
-      if (++count <= 19) mantissa = mantissa * 10 + digit;
+      // (Past 19 digits the mantissa wraps, unused: the slow path below reads the text.)
+      mantissa = mantissa * 10 + digit;
+      ++count;
       fraction += decimal ? 1u : 0u;
     } else if ((c == '.' || (comma_decimal && c == ',')) && !decimal) {
       decimal = true;
