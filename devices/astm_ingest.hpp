@@ -79,10 +79,14 @@ class astm_ingest {
  private:
   // Handles actions[first..]: the ones the last link call appended.
   void handle_actions(astm::link_actions& actions, std::size_t first, std::uint64_t offset);
-  void handle_message_text(std::string_view text, std::uint64_t offset);
+  // h_starts: where astm::split_messages cuts text, when already known (end_of_terminator).
+  void handle_message_text(std::string_view text, std::uint64_t offset,
+                           const std::vector<std::size_t>* h_starts = nullptr);
   // E1381 messages (ETX frames) carry one record or a whole H..L; an E1394 message is H..L.
   void collect(std::string_view text, std::uint64_t offset);
   void drain(bool end_of_session);
+  // pending_ changed other than by appending: its search for an L starts over.
+  void restart_scan();
   void warn_missing_sample_ids(const astm::message& m, const astm_message_out& out);
 
   const devices::profile_catalog* catalog_;
@@ -97,6 +101,7 @@ class astm_ingest {
   std::string pending_;  // records received so far of an E1394 message without its L yet
   std::uint64_t pending_offset_ = 0;
   std::size_t scanned_ = 0;  // pending_ holds no L record before this record start
+  std::vector<std::size_t> h_starts_;  // the H record starts in pending_ up to scanned_
   std::string rollback_;  // pending_ before the unconfirmed end frame
   std::uint64_t rollback_offset_ = 0;
   std::vector<astm_message_out> messages_;

@@ -4,6 +4,7 @@
 #include "parsers/text.hpp"
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 #include <charconv>
 #include <initializer_list>
@@ -55,6 +56,15 @@ bool equals_ci(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+// Short texts (value types, flags) compared inline: operator== on views was a call and a memcmp
+// call per comparison (~100 instructions a result for OBX-2 alone, bench_hl7 OBX-dense).
+[[gnu::always_inline]] inline bool same_text(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
+
 // Segment names compared without a call to memcmp: nearly every name is three letters, and
 // context::see and results() compare the name of every segment with several (callgrind,
 // bench_hl7 OBX-dense: ~500 instructions a segment in context::see, most of them memcmp).
@@ -75,15 +85,20 @@ value_view at(const segment_view& s, const field_ref& r) noexcept {
 // The first `max` components of v's first repetition, split in one walk (value_view::component
 // walks the field from its start for each component: OBX-3 is read for components 1, 2 and 4).
 // Components past the last one present are empty.
+template <std::size_t... I>
+std::array<value_view, sizeof...(I)> copies_of(const value_view& e, std::index_sequence<I...>) noexcept {
+  return {((void)I, e)...};
+}
+
 template <std::size_t Max>
 std::array<value_view, Max> first_components(const value_view& v) noexcept {
-  std::array<value_view, Max> out;
   const delimiters& d = v.delims();
+  // Each made once, empty with v's delimiters (default-made then assigned was twice the stores).
+  std::array<value_view, Max> out = copies_of(value_view(std::string_view{}, d), std::make_index_sequence<Max>{});
   if (d.component == '\0' || d.repetition == '\0') {  // an undeclared delimiter never splits
     for (std::size_t i = 0; i < Max; ++i) out[i] = v.component(i + 1);
     return out;
   }
-  for (auto& c : out) c = value_view(std::string_view{}, d);
   const std::string_view raw = v.raw();
   const char* p = raw.data();
   const char* const end = p + raw.size();
@@ -106,23 +121,26 @@ std::array<value_view, Max> first_components(const value_view& v) noexcept {
   const std::string_view raw = v.raw();
   std::size_t n = 0;
   while (n < raw.size() && raw[n] != d.component && raw[n] != d.repetition) ++n;
-  return value_view(raw.substr(0, n), d);
+  return value_view(std::string_view(raw.data(), n), d);  // (substr is a call: its bounds check throws)
 }
 
 // The fields of one OBX split once: a result reads a dozen of them, and segment_view::field(n)
 // walks the segment from its start each time. Field numbers as segment_view::field (OBX is no
-// header segment: field n is piece n). Split lazily, up to the highest field asked for: an OBX
-// that is dropped early (value type ED: a Mindray histogram, kilobytes of base64 in OBX-5) is
-// never scanned past the fields its drop needed (the whole OBX was, byte by byte: the largest
-// cost of bench_hl7 on the captures).
+// header segment: field n is piece n). A segment of up to 256 bytes is split whole at the first
+// read; a longer one lazily, up to the highest field asked for: an OBX that is dropped early
+// (value type ED: a Mindray histogram, kilobytes of base64 in OBX-5) is never scanned past the
+// fields its drop needed (the whole OBX was, byte by byte: the largest cost of bench_hl7 on the
+// captures).
 class segment_fields {
  public:
   segment_fields(const segment_view& s, const delimiters& d) noexcept
-      : s_(s), d_(d), p_(s.raw().data()), end_(s.raw().data() + s.raw().size()) {}
+      : s_(s), d_(d), p_(s.raw().data()), q_(p_), end_(s.raw().data() + s.raw().size()) {}
   // The field already split: inline (a call per field read, returning a view through memory,
   // was ~500 instructions a result); else split up to it.
   [[gnu::always_inline]] value_view operator()(std::size_t n) noexcept {
     if (n != 0 && n < n_) return view(n);
+    // Past the last field of a segment split to its end (OBX-14, -18, -19 of a short OBX): no call.
+    if (n != 0 && done_ && !truncated_) return value_view(std::string_view{}, d_);
     return split_to(n);
   }
 
@@ -132,31 +150,66 @@ class segment_fields {
   }
   [[gnu::noinline]] value_view split_to(std::size_t n) noexcept {
     if (n == 0) return s_.field(0);
-    while (n_ <= n && !done_) split_next();
+    // A short segment (every OBX but an ED one) is split to its end at once: one call, not one
+    // per field beyond those split so far.
+    if (!done_) scan_to(end_ - p_ <= 256 ? max_fields : n);
     if (n < n_) return view(n);
     if (truncated_) return s_.field(n);  // more fields than held: read from the segment
     return value_view(std::string_view{}, d_);
   }
-  // A byte loop, not a memchr call per field: OBX fields are a few bytes each (memchr was the
-  // largest single cost of bench_hl7 on the OBX-dense corpus).
-  void split_next() noexcept {
+  // Ends the field that began at p_ at `sep_at`; false (and truncated_) when no room is left.
+  [[gnu::always_inline]] bool close_field(const char* sep_at) noexcept {
     if (n_ == max_fields) {
       truncated_ = true;
       done_ = true;
+      return false;
+    }
+    begin_[n_] = p_;
+    end_of_[n_] = sep_at;
+    ++n_;
+    p_ = sep_at + 1;
+    return true;
+  }
+  // Splits on from q_ until field n is held (or the segment ends). Eight bytes a step: every
+  // separator in a word is recorded from one test of the word (a byte loop was ~4 instructions a
+  // byte, the largest part of splitting an OBX, callgrind bench_hl7 OBX-dense); the words are
+  // read only up to the field asked for, so a dropped OBX (an ED histogram's kilobytes of base64
+  // in OBX-5) is still not scanned past the fields its drop needed. Byte positions come from the
+  // lowest set bit, so the word test runs on little-endian targets only; others take the byte loop.
+  void scan_to(std::size_t n) noexcept {
+    const char sep = d_.field;
+    if constexpr (std::endian::native == std::endian::little) {
+      while (n_ <= n && end_ - q_ >= 8) {
+        for (std::uint64_t m = swar::equal_bytes(swar::load(q_), sep); m != 0; m &= m - 1) {
+          if (!close_field(q_ + (std::countr_zero(m) >> 3))) return;
+        }
+        q_ += 8;
+      }
+      if (n_ > n) return;
+    }
+    for (; q_ != end_; ++q_) {
+      if (*q_ != sep) continue;
+      if (!close_field(q_)) return;
+      if (n_ > n) {
+        ++q_;
+        return;
+      }
+    }
+    // The last field runs to the segment's end.
+    done_ = true;
+    if (n_ == max_fields) {
+      truncated_ = true;
       return;
     }
-    const char* q = p_;
-    while (q != end_ && *q != d_.field) ++q;
     begin_[n_] = p_;
-    end_of_[n_] = q;
+    end_of_[n_] = end_;
     ++n_;
-    if (q == end_) done_ = true;
-    else p_ = q + 1;
   }
   static constexpr std::size_t max_fields = 24;
   const segment_view& s_;
   delimiters d_;
-  const char* p_;
+  const char* p_;  // where the field being split begins
+  const char* q_;  // where the search for its end goes on (p_ <= q_)
   const char* end_;
   // Where field k begins and ends, for k < n_ (plain pointers, left uninitialised: an array of
   // views was value-initialised for every OBX, ~200 instructions a result).
@@ -171,8 +224,17 @@ class segment_fields {
 // the segments below it so a field_ref never reads a previous group's segment.
 class context {
  public:
+  // Room for the names of a message's segments made once (grown from empty, ~15 instructions a
+  // result on OBX-dense messages).
+  context() { latest_.reserve(16); }
   void see(std::string_view name, std::size_t index) {
     const bool obx = same_name(name, "OBX");
+    if (obx && obx_generation_ == generation_ && obx_slot_ < latest_.size()) {
+      // An OBX right after an OBX (nothing else seen since): no TCD to forget (the previous OBX
+      // forgot it and none came after), and the OBX entry is where that one left it.
+      latest_[obx_slot_].second = index;
+      return;
+    }
     if (obx) {
       // The one segment of nearly every call (an OBX per result): forgetting its TCD and pointing
       // its entry here in one walk, the same changes as forget() then the search below (two
@@ -193,6 +255,9 @@ class context {
         ++i;
       }
       if (!placed) latest_.emplace_back(name, index);
+      for (std::size_t i = 0; i < latest_.size(); ++i)
+        if (same_name(latest_[i].first, name)) obx_slot_ = i;
+      obx_generation_ = generation_;
       return;
     }
     ++generation_;
@@ -233,6 +298,10 @@ class context {
   }
   std::vector<std::pair<std::string_view, std::size_t>> latest_;
   std::uint64_t generation_ = 0;
+  // Where the OBX entry is in latest_, valid while generation_ == obx_generation_ (entries move
+  // only in see() of another segment, which changes the generation).
+  std::size_t obx_slot_ = 0;
+  std::uint64_t obx_generation_ = ~std::uint64_t{0};
 };
 
 class walker {
@@ -248,7 +317,9 @@ class walker {
   }
 
   // text(v) written into `out` (a result's member: no temporary string moved in).
-  void assign_text(std::string& out, const value_view& v) {
+  // The common case inlined where it is used (a result makes ten such calls, and entering and
+  // leaving the whole function, slow path included, was ~13 instructions each).
+  [[gnu::always_inline]] void assign_text(std::string& out, const value_view& v) {
     // Nearly every value is plain ASCII without an escape: then decoding and transcoding are the
     // identity (ASCII is the same bytes in Latin-1, Windows-1252 and UTF-8) and the value is
     // copied once. The profile of bench_hl7 on OBX-dense messages had decode + to_utf8 (two
@@ -264,6 +335,11 @@ class walker {
       if (!t.empty()) out.append(t.data(), t.size());
       return;
     }
+    assign_decoded(out, v);
+  }
+
+  // assign_text for a value with an escape or a byte >= 0x80.
+  [[gnu::noinline]] void assign_decoded(std::string& out, const value_view& v) {
     const std::string bytes = v.decode();
     bool lossy = false;
     out = to_utf8(trim_padding(bytes), out_.encoding, &lossy);
@@ -296,7 +372,13 @@ class walker {
   }
 
   // Valid until the next call (the result copies it once).
-  const std::string& sample_id() {
+  // The cached id inlined for the OBX of a group after its first (the call was ~70 instructions
+  // a result).
+  [[gnu::always_inline]] const std::string& sample_id() {
+    if (!sample_reads_obx_ && sample_cache_ && sample_generation_ == ctx_.generation()) return *sample_cache_;
+    return sample_id_read();
+  }
+  [[gnu::noinline]] const std::string& sample_id_read() {
     // Without an OBX among the places, the scope changes only with another segment (generation).
     if (!sample_reads_obx_) {
       if (!sample_cache_ || sample_generation_ != ctx_.generation()) {
@@ -313,8 +395,12 @@ class walker {
     return *sample_cache_;
   }
 
-  bool is_qc() {
+  [[gnu::always_inline]] bool is_qc() {
     if (o_.all_qc) return true;
+    if (!qc_reads_obx_ && qc_cache_ && qc_generation_ == ctx_.generation()) return *qc_cache_;
+    return is_qc_read();
+  }
+  [[gnu::noinline]] bool is_qc_read() {
     if (!qc_reads_obx_) {
       if (!qc_cache_ || qc_generation_ != ctx_.generation()) {
         qc_cache_ = read_is_qc();
@@ -376,7 +462,15 @@ class walker {
     // At most one result per OBX: room made once (growing the vector moved every result built so
     // far, 17.6 M of 109 M instructions of normalise on the OBX-dense corpus).
     std::size_t obx_segments = 0;
-    for (const segment_view& s : m_.segments()) obx_segments += same_name(s.name(), "OBX") ? 1u : 0u;
+    // (The first four bytes tested inline: name() is a call per segment.)
+    const char sep = m_.delims().field;
+    for (const segment_view& s : m_.segments()) {
+      const std::string_view raw = s.raw();
+      obx_segments += raw.size() >= 3 && raw[0] == 'O' && raw[1] == 'B' && raw[2] == 'X' &&
+                              (raw.size() == 3 || raw[3] == sep)
+                          ? 1u
+                          : 0u;
+    }
     out_.results.reserve(out_.results.size() + obx_segments);
     std::size_t group_first = 0;  // first result of the current OBR group
     bool group_rerun = false;
@@ -487,7 +581,12 @@ class walker {
   void obx(const segment_view& s, std::size_t i, bool group_rerun, bool& sample_warned) {
     ++obx_seen_;
     segment_fields field(s, m_.delims());
-    if (!ctx_.get("OBR") && !ctx_.get("SPM")) {
+    // (Looked up once per set of segments in scope, not per OBX.)
+    if (in_order_generation_ != ctx_.generation()) {
+      in_order_ = ctx_.get("OBR") || ctx_.get("SPM");
+      in_order_generation_ = ctx_.generation();
+    }
+    if (!in_order_) {
       warn(normalise_error::obx_outside_order, i, 0, "OBX with no OBR/SPM before it");
     }
     // OBX-3 components 1, 2 and 4 (code, text, alternate code) from one walk.
@@ -503,9 +602,9 @@ class walker {
     result& r = out_.results.emplace_back();
     const auto drop = [&] { out_.results.pop_back(); };
     r.protocol = protocol::hl7;
-    r.device.assign(device_);
+    r.device.append(device_);  // (into the empty member: assign() is _M_replace, see assign_text)
     // The OBX in scope is this one: its fields come from the split above.
-    const auto here = [&](const field_ref& ref, bool in_obx) {
+    const auto here = [&](const field_ref& ref, bool in_obx) __attribute__((always_inline)) {
       if (!in_obx) return read(ref);
       if (ref.field < 0) return value_view{};
       if (ref.field == 3 && ref.subcomponent == 0 && ref.component >= 1 && ref.component <= 4)
@@ -535,14 +634,14 @@ class walker {
       return;
     }
     const std::string_view type = trim_padding(first_component(field(2)).raw());
-    if (std::find(o_.skip_value_types.begin(), o_.skip_value_types.end(), type) !=
-        o_.skip_value_types.end()) {
+    if (std::any_of(o_.skip_value_types.begin(), o_.skip_value_types.end(),
+                    [&](const std::string& t) { return same_text(t, type); })) {
       drop();
       return;
     }
     // (After the value type: a skipped OBX is not split past OBX-4.)
     assign_text(r.status, first_component(field(11)));
-    const bool coded = type == "CE" || type == "CWE" || type == "CNE";
+    const bool coded = same_text(type, "CE") || same_text(type, "CWE") || same_text(type, "CNE");
     const value_view v = field(5);
     if (!v.is_null()) assign_text(r.value, coded ? first_component(v) : v);
     if (r.value.empty() && o_.skip_empty_values && r.status != "X") {
@@ -557,6 +656,19 @@ class walker {
     const auto add_flag = [&](const value_view& rep) {
       const value_view f = first_component(rep);
       if (!f.has_value()) return;
+      const std::string_view raw = f.raw();
+      if (is_plain_ascii(raw, f.delims().escape)) {
+        // The flag's text is its trimmed bytes (assign_text): tested before anything is built,
+        // and built in its place in the vector (a temporary string moved in, and the vector's
+        // general insert path, were ~250 instructions a result: every OBX-dense OBX has a flag).
+        const std::string_view t = trim_padding(raw);
+        if (t.empty() || std::any_of(o_.drop_flags.begin(), o_.drop_flags.end(),
+                                     [&](const std::string& d) { return same_text(d, t); }))
+          return;
+        if (r.flags.empty()) r.flags.reserve(1);
+        r.flags.emplace_back(t);
+        return;
+      }
       std::string flag = text(f);
       if (flag.empty() ||
           std::find(o_.drop_flags.begin(), o_.drop_flags.end(), flag) != o_.drop_flags.end()) {
@@ -588,7 +700,7 @@ class walker {
     }
     r.qc = is_qc();
     if (r.qc) series(r);
-    r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status == "C");
+    r.rerun_indicator = group_rerun || (o_.rerun_on_obx_11_c && r.status.size() == 1 && r.status[0] == 'C');
     r.sample_id = sample_id();
     if (r.sample_id.empty() && !sample_warned) {
       sample_warned = true;
@@ -793,6 +905,8 @@ class walker {
                                              [](const field_ref& r) { return r.segment == "OBX"; });
   const bool qc_reads_obx_ = std::any_of(o_.qc_when.begin(), o_.qc_when.end(),
                                          [](const field_match& q) { return q.where.segment == "OBX"; });
+  bool in_order_ = false;  // an OBR or SPM is in scope, for in_order_generation_
+  std::uint64_t in_order_generation_ = ~std::uint64_t{0};
   std::optional<value_view> obr_7_cache_;  // order_time() for obr_7_generation_
   std::uint64_t obr_7_generation_ = 0;
   std::uint64_t sample_generation_ = 0;

@@ -181,6 +181,47 @@ TEST_CASE("ingest: identical output whatever the chunking, for every framed capt
   CHECK(files >= 15);
 }
 
+TEST_CASE("ingest: framed records are cut into messages where feed_records cuts them") {
+  // Bytes before the first H, two H..L in one frame, an H inside a message (a second message
+  // without the first's L), and a last message whose L never comes: the framed path finds the H
+  // records while looking for the L, feed_records splits the text itself; both must agree.
+  std::string two = records("S2", "6.2");
+  two.erase(two.rfind("L|1|N\r"));
+  const std::string text = "junk\r" + records("S1", "5.1") + two + records("S3", "7.3") +
+                           "H|\\^&|||TEST-ANALYSER\rP|1\rO|1|S4||^^^GLU\rR|1|^^^GLU|8.4|mmol/L||N||F\r";
+  const auto read = [](devices::astm_ingest& in) {
+    std::vector<std::pair<std::string, std::string>> out;  // message text, its sample ids
+    for (auto& m : in.take_messages()) {
+      std::string ids;
+      for (const auto& r : m.batch.results) ids += r.sample_id + " ";
+      out.emplace_back(m.text, ids);
+    }
+    return out;
+  };
+  devices::profile_catalog none;
+  astm::link_options lo;
+  lo.accept_frames_without_enq = true;
+  for (const std::size_t chunk : {std::size_t{1}, std::size_t{7}, std::size_t{100000}}) {
+    INFO("chunk " << chunk);
+    devices::astm_ingest framed(&none, nullptr, "dev", lo);
+    const std::string bytes = session(text);
+    for (std::size_t i = 0; i < bytes.size(); i += chunk) (void)framed.feed(std::string_view(bytes).substr(i, chunk));
+    framed.finish();
+    devices::astm_ingest plain(&none, nullptr, "dev", lo);
+    plain.feed_records(text);
+    const auto a = read(framed);
+    CHECK(a == read(plain));
+    REQUIRE(a.size() == 4);
+    CHECK(a[0].second == "S1 ");
+    CHECK(a[1].second == "S2 ");
+    CHECK(a[2].second == "S3 ");
+    CHECK(a[3].second == "S4 ");
+    const auto problems = framed.take_problems();
+    CHECK(std::any_of(problems.begin(), problems.end(),
+                      [](const auto& p) { return p.what.find("5 bytes before the first H record ignored") != std::string::npos; }));
+  }
+}
+
 TEST_CASE("replay CLI: --timezone gives observed_at its offset, an unknown zone exits 78") {
   temp_file f(session(records("S1", "5.1")));  // R.13 20260101120000: the analyser's local time
   daemon::replay_options o;

@@ -334,3 +334,33 @@ TEST_CASE("normalise: ED (histogram) OBX are not results by default", "[hl7][nor
   keep.skip_value_types.clear();
   CHECK(run(msg, keep).results.size() == 2);
 }
+
+TEST_CASE("normalise: OBX fields read the same whatever the OBX's length and padding", "[hl7][normalise]") {
+  // Fields are split eight bytes at a time up to 256 bytes of segment and field by field past
+  // that: a short OBX, one padded past 256 bytes in OBX-5's neighbour OBX-4... and one with more
+  // fields than are held (OBX-19 read from the segment) must give the same result.
+  const std::string head = "MSH|^~\\&|A|B|C|D|2023||ORU^R01|1|P|2.3.1\rOBR|1||S1|||20230101090000\r";
+  const std::string tail = "|7.41|mmol/L|3.5-5.0|H~LL|||F|||20230101100000||||INST1|20230101101010";
+  const auto check = [](const hl7_batch& b, const std::string& sub_id) {
+    REQUIRE(b.results.size() == 1);
+    const auto& r = b.results[0];
+    CHECK(r.code == "GLU");
+    CHECK(r.sub_id == sub_id);
+    CHECK(r.value == "7.41");
+    CHECK(r.unit == "mmol/L");
+    CHECK(r.reference_range == "3.5-5.0");
+    CHECK(r.flags == std::vector<std::string>{"H", "LL"});
+    CHECK(r.status == "F");
+    CHECK(r.instrument == "INST1");
+    CHECK(r.observed_at == "20230101101010");  // OBX-19
+    CHECK(r.sample_id == "S1");
+  };
+  check(run(head + "OBX|1|NM|GLU^Glucose|" + tail + "\r"), "");
+  const std::string long_sub(300, 'x');
+  check(run(head + "OBX|1|NM|GLU^Glucose|" + long_sub + tail + "\r"), long_sub);
+  // Past the fields held: 40 more empty fields after OBX-19 do not move it.
+  check(run(head + "OBX|1|NM|GLU^Glucose|" + tail + std::string(40, '|') + "\r"), "");
+  // A separator in every position of an eight-byte word, and high bytes beside them.
+  for (std::size_t pad = 0; pad < 9; ++pad)
+    check(run(head + "OBX|1|NM|GLU^Glucose|" + std::string(pad, ' ') + tail + "\r"), "");
+}
