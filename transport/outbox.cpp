@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <exception>
 #include <ctime>
 #include <fstream>
 #include <limits>
@@ -41,6 +42,13 @@ std::int64_t to_ms(outbox_time t) noexcept { return t.time_since_epoch().count()
 outbox_time from_ms(std::int64_t ms) noexcept { return outbox_time(std::chrono::milliseconds(ms)); }
 
 std::string new_uuid();
+
+// Process-wide, before any connection opens (static initialisation of the library that opens
+// them): SQLite's memory statistics put every sqlite3_malloc / sqlite3_free of every connection
+// behind one global mutex, and the worker's connection and the loop's readers (state_store,
+// history_store) then contend on it (issue #17: 12 % of the daemon's futex calls in
+// throughput.sh). Nothing here reads those statistics or sets a soft heap limit.
+[[maybe_unused]] const bool sqlite_memstatus_off = [] { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }();
 
 }  // namespace
 
@@ -1092,17 +1100,61 @@ void outbox::finish(std::function<void()> f) {
   }
 }
 
+namespace {
+// The operations together() is collecting on this thread, and for which outbox.
+thread_local std::vector<std::unique_ptr<outbox::op>>* held_ops = nullptr;
+thread_local const outbox* held_for = nullptr;
+}  // namespace
+
 void outbox::enqueue(std::unique_ptr<op> o, std::size_t new_messages) {
-  {
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(o));
-  }
   if (new_messages > 0) {
     // Counted when queued, so accepting() already refuses the transfer that would overflow.
     undelivered_ += new_messages;
     update_alarm();
   }
-  wake_.notify_one();
+  if (held_for == this) {
+    held_ops->push_back(std::move(o));
+    return;
+  }
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(o));
+    // Only a waiting worker is signalled, and once until it runs (issue #17: a signal per
+    // queued op was a futex call per op; the worker takes the whole queue when it wakes).
+    wake = waiting_;
+    waiting_ = false;
+  }
+  if (wake) wake_.notify_one();
+}
+
+void outbox::together(const std::function<void()>& calls) {
+  if (held_for != nullptr) {  // nested, or another outbox's: queued as they come
+    calls();
+    return;
+  }
+  std::vector<std::unique_ptr<op>> ops;
+  held_ops = &ops;
+  held_for = this;
+  std::exception_ptr thrown;
+  try {
+    calls();
+  } catch (...) {
+    thrown = std::current_exception();  // what it queued before still runs: each op completes
+  }
+  held_ops = nullptr;
+  held_for = nullptr;
+  if (!ops.empty()) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& o : ops) queue_.push_back(std::move(o));
+      wake = waiting_;
+      waiting_ = false;
+    }
+    if (wake) wake_.notify_one();
+  }
+  if (thrown) std::rethrow_exception(thrown);
 }
 
 void outbox::update_alarm() {
@@ -1499,13 +1551,15 @@ void outbox::run() {
     bool close_now = false;
     {
       std::unique_lock lock(mutex_);
+      waiting_ = true;  // enqueue() signals only while this is set
       if (open_) {
         wake_.wait_until(lock, commit_by, [this] { return stopping_ || flushing_ > 0 || !queue_.empty(); });
         close_now = stopping_ || flushing_ > 0 || std::chrono::steady_clock::now() >= commit_by;
       } else {
         wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-        if (queue_.empty()) break;  // stopping, everything flushed
       }
+      waiting_ = false;
+      if (!open_ && queue_.empty()) break;  // stopping, everything flushed
       // Whatever queued up while the previous commit ran goes into this one transaction.
       while (!queue_.empty() && deferred.size() + batch.size() < max_ops_per_transaction) {
         batch.push_back(std::move(queue_.front()));
@@ -1631,11 +1685,16 @@ void outbox::run() {
       commit_latency_.observe(took);
     }
 
+    // The batch's completions (and the delivery wake-up) reach the caller's loop as ONE posted
+    // function, in queue order (issue #17): a post per op cost a lock of the loop's queue and
+    // often a wake-up of the loop each, hundreds per second.
+    std::vector<std::function<void()>> completions;
+    completions.reserve(batch.size() + 1);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const bool fine = settled && ok[i] != 0;
       std::string error = settled ? errors[i] : commit_error;
       if (auto& c = batch[i]->complete) {
-        finish([c = std::move(c), fine, error = std::move(error)] { c(fine, error); });
+        completions.emplace_back([c = std::move(c), fine, error = std::move(error)] { c(fine, error); });
       }
     }
     if (keep) {
@@ -1651,7 +1710,14 @@ void outbox::run() {
         std::lock_guard lock(mutex_);
         f = on_appended_;
       }
-      finish(std::move(f));
+      if (f) completions.push_back(std::move(f));
+    }
+    if (completions.size() == 1) {
+      finish(std::move(completions.front()));
+    } else if (!completions.empty()) {
+      finish([completions = std::move(completions)] {
+        for (const auto& c : completions) c();
+      });
     }
 
     {

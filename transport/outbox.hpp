@@ -282,6 +282,12 @@ class outbox {
   // `.part` files. done gets how many files went.
   void sweep_spool(std::function<void(std::size_t)> done = {});
 
+  // Runs `calls` (outbox operations, queued on this thread) and hands what they queued to the
+  // worker at once, under one lock and with at most one wake-up: the worker never takes the
+  // first without the rest (delivery's mark and next claim share one transaction and one
+  // completion hand-off). An exception from `calls` is rethrown once what it queued is queued.
+  void together(const std::function<void()>& calls);
+
   // Waits (blocking, bounded) until every operation queued so far has been committed; for
   // shutdown ("flush the outbox") and tests. False on timeout.
   bool flush(std::chrono::milliseconds timeout);
@@ -306,6 +312,7 @@ class outbox {
   std::deque<std::unique_ptr<op>> queue_;
   bool stopping_ = false;
   bool busy_ = false;
+  bool waiting_ = false;  // the worker waits on wake_ (enqueue signals only then)
   bool open_ = false;     // the worker holds a transaction with uncommitted delivery bookkeeping
   int flushing_ = 0;      // flush() callers waiting: the open transaction commits now
   std::function<void()> on_appended_;
