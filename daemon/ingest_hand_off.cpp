@@ -264,7 +264,7 @@ void ingest_hand_off::hand_off(transport::delivery d, transport::done_callback d
       transport::new_message nm;
       nm.kind = rerun::to_string(m.kind);
       nm.ordering_key = std::move(key);
-      nm.body = rerun::body_json(m).dump();
+      nm.body = rerun::body_text(m);
       nm.internal_request = m.internal_request;
       nm.device = d.device;  // rerun bodies name a report: the outbox stores the device for counts and search
       if (m.kind == rerun::endpoint::qc_runs) {

@@ -1,6 +1,8 @@
 #include "rerun/rerun_json.hpp"
 
+#include <map>
 #include <set>
+#include <string_view>
 
 #include "parsers/number.hpp"
 
@@ -289,6 +291,190 @@ json body_json(const outgoing_message& m) {
     }
   }
   return json::object();
+}
+
+namespace {
+
+// Appends s as dump() writes a JSON string: `"` `\\` and the C0 controls escaped (\b \t \n \f \r,
+// else \u00xx in lower case), everything else as it is. A string with bytes above 0x7F goes
+// through nlohmann itself, which checks the UTF-8 (and throws on bad UTF-8, as dump() does).
+void append_string(std::string& out, std::string_view s) {
+  for (const char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80) {
+      out += json(std::string(s)).dump();
+      return;
+    }
+  static constexpr char hex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (u <= 0x1F) {
+          out += "\\u00";
+          out.push_back(hex[u >> 4]);
+          out.push_back(hex[u & 0x0F]);
+        } else {
+          out.push_back(c);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void append_strings(std::string& out, const std::vector<std::string>& v) {
+  out.push_back('[');
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    append_string(out, v[i]);
+  }
+  out.push_back(']');
+}
+
+// One member, `"key":` (keys are plain ASCII here, written as they are); a comma before all but
+// the first.
+void key(std::string& out, bool& first, std::string_view k) {
+  if (!first) out.push_back(',');
+  first = false;
+  out.push_back('"');
+  out += k;
+  out += "\":";
+}
+
+// value_json(v).dump(): the members in std::map (byte) order, as nlohmann's object keeps them.
+void append_value(std::string& out, const result_value& v) {
+  bool first = true;
+  out.push_back('{');
+  if (!v.companions.empty()) {
+    // j["companions"][label] = value: sorted by label, a repeated label keeps its last value.
+    std::map<std::string_view, std::string_view> by_label;
+    for (const auto& [label, value] : v.companions) by_label.insert_or_assign(label, value);
+    key(out, first, "companions");
+    out.push_back('{');
+    bool inner = true;
+    for (const auto& [label, value] : by_label) {
+      if (!inner) out.push_back(',');
+      inner = false;
+      append_string(out, label);
+      out.push_back(':');
+      append_string(out, value);
+    }
+    out.push_back('}');
+  }
+  key(out, first, "flags");
+  append_strings(out, v.flags);
+  key(out, first, "instrument_code");
+  append_string(out, v.instrument_code);
+  key(out, first, "is_rerun");
+  out += v.is_rerun ? "true" : "false";
+  if (!v.lab_report_id.empty()) {
+    key(out, first, "lab_report_id");
+    append_string(out, v.lab_report_id);
+  }
+  key(out, first, "machine_triggered_rerun");
+  out += v.machine_triggered_rerun ? "true" : "false";
+  key(out, first, "observed_at");
+  append_string(out, v.observed_at);
+  key(out, first, "parameter");
+  append_string(out, v.parameter);
+  if (!v.qc_status.empty()) {
+    key(out, first, "qc_status");
+    append_string(out, v.qc_status);
+  }
+  key(out, first, "raw");
+  append_string(out, v.raw);
+  key(out, first, "reference_range");
+  append_string(out, v.reference_range);
+  key(out, first, "rerun_number");
+  out += std::to_string(v.rerun_number);
+  if (!v.result_type.empty()) {
+    key(out, first, "result_type");
+    append_string(out, v.result_type);
+  }
+  key(out, first, "sample_id");
+  append_string(out, v.sample_id);
+  if (v.sample_id_missing()) {
+    key(out, first, "sample_id_missing");
+    out += "true";
+  }
+  key(out, first, "status");
+  append_string(out, v.status);
+  if (!v.statuses.empty()) {
+    key(out, first, "statuses");
+    append_strings(out, v.statuses);
+  }
+  if (!v.sub_id.empty()) {
+    key(out, first, "sub_id");
+    append_string(out, v.sub_id);
+  }
+  key(out, first, "unit");
+  append_string(out, v.unit);
+  key(out, first, "value");
+  append_string(out, v.value);
+  out.push_back('}');
+}
+
+void append_values(std::string& out, const std::vector<result_value>& vs) {
+  out.push_back('[');
+  for (std::size_t i = 0; i < vs.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    append_value(out, vs[i]);
+  }
+  out.push_back(']');
+}
+
+}  // namespace
+
+std::string body_text(const outgoing_message& m) {
+  std::string out;
+  bool first = true;
+  switch (m.kind) {
+    case endpoint::results: {
+      const auto& b = m.results;
+      out.reserve(128 + 512 * b.results.size());
+      out.push_back('{');
+      key(out, first, "batch_id");
+      append_string(out, b.batch_id);
+      key(out, first, "device_id");
+      append_string(out, b.device_id);
+      key(out, first, "received_at");
+      append_string(out, b.received_at);
+      key(out, first, "results");
+      append_values(out, b.results);
+      out.push_back('}');
+      return out;
+    }
+    case endpoint::rerun_values: {
+      const auto& b = m.rerun_values;
+      out.reserve(256 + 512 * b.values.size());
+      out.push_back('{');
+      key(out, first, "activity");
+      out += std::to_string(code(b.act));
+      key(out, first, "fulfilled_parameters");
+      append_strings(out, b.fulfilled_parameters);
+      key(out, first, "lab_report_id");
+      append_string(out, b.lab_report_id);
+      key(out, first, "machine_triggered_rerun");
+      out += b.machine_triggered_rerun ? "true" : "false";
+      key(out, first, "requested_parameters");
+      append_strings(out, b.requested_parameters);
+      key(out, first, "rerun_number");
+      out += std::to_string(b.rerun_number);
+      key(out, first, "values");
+      append_values(out, b.values);
+      out.push_back('}');
+      return out;
+    }
+    default:
+      return body_json(m).dump();
+  }
 }
 
 std::vector<std::pair<std::string, std::string>> extra_headers(const outgoing_message& m) {

@@ -53,6 +53,11 @@ class json_error : public std::runtime_error {
 
 // The POST body of a message (backend-api.md), and its extra headers.
 [[nodiscard]] nlohmann::json body_json(const outgoing_message& m);
+// body_json(m).dump(), byte for byte (keys in nlohmann's sorted order, its escapes; it throws
+// where dump() throws). Results and rerun values bodies, one per analyser message, are written
+// straight into the string instead of through a JSON tree (issue #17); the rare kinds go
+// through body_json.
+[[nodiscard]] std::string body_text(const outgoing_message& m);
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> extra_headers(const outgoing_message& m);
 [[nodiscard]] nlohmann::json to_json(const seen_value& v);
 

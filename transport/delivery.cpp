@@ -475,11 +475,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
         p->r.stored = ok;
         arrived(p);
       };
-      if (s == message_state::delivered) box.mark_delivered(std::move(id), std::move(o), std::move(marked));
-      else box.mark_dead(std::move(id), std::move(o), std::move(marked));
-      box.claim_due(std::move(busy), 1, outbox_now(), [p, arrived](due_batch b) {
-        p->r.next = std::move(b);
-        arrived(p);
+      // Handed to the worker together: one wake-up, one batch, one completion hand-off.
+      box.together([&] {
+        if (s == message_state::delivered) box.mark_delivered(std::move(id), std::move(o), std::move(marked));
+        else box.mark_dead(std::move(id), std::move(o), std::move(marked));
+        box.claim_due(std::move(busy), 1, outbox_now(), [p, arrived](due_batch b) {
+          p->r.next = std::move(b);
+          arrived(p);
+        });
       });
     };
     marked_and_claimed r = co_await outbox_call<marked_and_claimed>(std::move(both));

@@ -7,10 +7,16 @@
 
 #include <sqlite3.h>
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <exception>
 #include <ctime>
+#include <cstdint>
 #include <fstream>
 #include <limits>
 #include <optional>
@@ -41,6 +47,13 @@ std::int64_t to_ms(outbox_time t) noexcept { return t.time_since_epoch().count()
 outbox_time from_ms(std::int64_t ms) noexcept { return outbox_time(std::chrono::milliseconds(ms)); }
 
 std::string new_uuid();
+
+// Process-wide, before any connection opens (static initialisation of the library that opens
+// them): SQLite's memory statistics put every sqlite3_malloc / sqlite3_free of every connection
+// behind one global mutex, and the worker's connection and the loop's readers (state_store,
+// history_store) then contend on it (issue #17: 12 % of the daemon's futex calls in
+// throughput.sh). Nothing here reads those statistics or sets a soft heap limit.
+[[maybe_unused]] const bool sqlite_memstatus_off = [] { return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK; }();
 
 }  // namespace
 
@@ -1079,7 +1092,7 @@ outbox::~outbox() {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
-  wake_.notify_all();
+  wake_worker();
   if (worker_.joinable()) worker_.join();
 }
 
@@ -1092,17 +1105,93 @@ void outbox::finish(std::function<void()> f) {
   }
 }
 
+namespace {
+// The operations together() is collecting on this thread, and for which outbox.
+thread_local std::vector<std::unique_ptr<outbox::op>>* held_ops = nullptr;
+thread_local const outbox* held_for = nullptr;
+}  // namespace
+
 void outbox::enqueue(std::unique_ptr<op> o, std::size_t new_messages) {
-  {
-    std::lock_guard lock(mutex_);
-    queue_.push_back(std::move(o));
-  }
   if (new_messages > 0) {
     // Counted when queued, so accepting() already refuses the transfer that would overflow.
     undelivered_ += new_messages;
     update_alarm();
   }
-  wake_.notify_one();
+  if (held_for == this) {
+    held_ops->push_back(std::move(o));
+    return;
+  }
+  bool wake = false;
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(o));
+    // Only a waiting worker is signalled, and once until it runs (issue #17: a signal per
+    // queued op was a futex call per op; the worker takes the whole queue when it wakes).
+    wake = waiting_;
+    waiting_ = false;
+  }
+  if (wake) wake_worker();
+}
+
+void outbox::together(const std::function<void()>& calls) {
+  if (held_for != nullptr) {  // nested, or another outbox's: queued as they come
+    calls();
+    return;
+  }
+  std::vector<std::unique_ptr<op>> ops;
+  held_ops = &ops;
+  held_for = this;
+  std::exception_ptr thrown;
+  try {
+    calls();
+  } catch (...) {
+    thrown = std::current_exception();  // what it queued before still runs: each op completes
+  }
+  held_ops = nullptr;
+  held_for = nullptr;
+  if (!ops.empty()) {
+    bool wake = false;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& o : ops) queue_.push_back(std::move(o));
+      wake = waiting_;
+      waiting_ = false;
+    }
+    if (wake) wake_worker();
+  }
+  if (thrown) std::rethrow_exception(thrown);
+}
+
+// The worker sleeps on a futex word, not a condition variable (issue #17): glibc's condvar wait
+// takes the mutex back marked contended, so every wake-up cost the worker one more futex call
+// when it let go of mutex_ -- a quarter of the daemon's futex calls in throughput.sh.
+// wake_worker() bumps the word and wakes the worker; wait_for_work() sleeps while the word still
+// holds what it read under the lock, so a wake that comes between unlock and sleep is not lost.
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) && std::atomic<std::uint32_t>::is_always_lock_free,
+              "the futex word must be a plain 32-bit word");
+
+void outbox::wake_worker() noexcept {
+  wake_word_.fetch_add(1, std::memory_order_release);
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&wake_word_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
+}
+
+void outbox::wait_for_work(std::unique_lock<std::mutex>& lock, const std::chrono::steady_clock::time_point* until) {
+  waiting_ = true;  // enqueue() wakes the worker only while this is set
+  const std::uint32_t seen = wake_word_.load(std::memory_order_acquire);
+  lock.unlock();
+  timespec at{};
+  if (until != nullptr) {
+    // FUTEX_WAIT_BITSET takes an absolute CLOCK_MONOTONIC time: steady_clock's clock on Linux.
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(until->time_since_epoch()).count();
+    at.tv_sec = static_cast<time_t>(ns / 1'000'000'000);
+    at.tv_nsec = static_cast<long>(ns % 1'000'000'000);
+  }
+  // Returns at a wake, a timeout, a signal, or at once when the word moved on (EAGAIN): the
+  // caller looks at its condition again in every case.
+  ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&wake_word_), FUTEX_WAIT_BITSET_PRIVATE, seen,
+            until != nullptr ? &at : nullptr, nullptr, FUTEX_BITSET_MATCH_ANY);
+  lock.lock();
+  waiting_ = false;
 }
 
 void outbox::update_alarm() {
@@ -1473,7 +1562,7 @@ void outbox::sweep_spool(std::function<void(std::size_t)> done) {
 bool outbox::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mutex_);
   ++flushing_;  // an open transaction of delivery bookkeeping commits now, not after its linger
-  wake_.notify_all();
+  wake_worker();
   const bool idle = idle_.wait_for(lock, timeout, [this] { return queue_.empty() && !busy_ && !open_; });
   --flushing_;
   return idle;
@@ -1500,10 +1589,11 @@ void outbox::run() {
     {
       std::unique_lock lock(mutex_);
       if (open_) {
-        wake_.wait_until(lock, commit_by, [this] { return stopping_ || flushing_ > 0 || !queue_.empty(); });
+        while (!(stopping_ || flushing_ > 0 || !queue_.empty()) && std::chrono::steady_clock::now() < commit_by)
+          wait_for_work(lock, &commit_by);
         close_now = stopping_ || flushing_ > 0 || std::chrono::steady_clock::now() >= commit_by;
       } else {
-        wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+        while (!(stopping_ || !queue_.empty())) wait_for_work(lock, nullptr);
         if (queue_.empty()) break;  // stopping, everything flushed
       }
       // Whatever queued up while the previous commit ran goes into this one transaction.
@@ -1550,8 +1640,11 @@ void outbox::run() {
         commit_by = began + deferred_commit_after;
       }
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        // A savepoint per op: one bad op (a duplicate id...) fails alone, not the whole group.
-        db_->control(detail::outbox_db::tx::savepoint);
+        // A savepoint per op: one bad op (a duplicate id...) fails alone, not the whole group. A
+        // read (a claim, every delivered message) changes nothing one could undo: two statements
+        // fewer per message (issue #17).
+        const bool guarded = batch[i]->writes;
+        if (guarded) db_->control(detail::outbox_db::tx::savepoint);
         try {
           if (write_fault && batch[i]->writes)
             throw std::runtime_error("outbox: attempt to write a readonly database (write_fault_file " +
@@ -1560,15 +1653,17 @@ void outbox::run() {
             throw std::runtime_error("outbox: database disk image is malformed (write_fault_file " +
                                      write_fault_file_.string() + " says unreadable)");
           batch[i]->exec(*db_);
-          db_->control(detail::outbox_db::tx::release);
+          if (guarded) db_->control(detail::outbox_db::tx::release);
           ok[i] = 1;
           wrote = wrote || batch[i]->writes;
         } catch (const std::exception& e) {
           errors[i] = e.what();
           batch[i]->delivered = 0;
           db_->forget_pending_keys();
-          db_->control(detail::outbox_db::tx::rollback_to);
-          db_->control(detail::outbox_db::tx::release);
+          if (guarded) {
+            db_->control(detail::outbox_db::tx::rollback_to);
+            db_->control(detail::outbox_db::tx::release);
+          }
         }
       }
     } catch (const std::exception& e) {  // BEGIN or a savepoint failed: the transaction is gone
@@ -1631,11 +1726,16 @@ void outbox::run() {
       commit_latency_.observe(took);
     }
 
+    // The batch's completions (and the delivery wake-up) reach the caller's loop as ONE posted
+    // function, in queue order (issue #17): a post per op cost a lock of the loop's queue and
+    // often a wake-up of the loop each, hundreds per second.
+    std::vector<std::function<void()>> completions;
+    completions.reserve(batch.size() + 1);
     for (std::size_t i = 0; i < batch.size(); ++i) {
       const bool fine = settled && ok[i] != 0;
       std::string error = settled ? errors[i] : commit_error;
       if (auto& c = batch[i]->complete) {
-        finish([c = std::move(c), fine, error = std::move(error)] { c(fine, error); });
+        completions.emplace_back([c = std::move(c), fine, error = std::move(error)] { c(fine, error); });
       }
     }
     if (keep) {
@@ -1651,7 +1751,14 @@ void outbox::run() {
         std::lock_guard lock(mutex_);
         f = on_appended_;
       }
-      finish(std::move(f));
+      if (f) completions.push_back(std::move(f));
+    }
+    if (completions.size() == 1) {
+      finish(std::move(completions.front()));
+    } else if (!completions.empty()) {
+      finish([completions = std::move(completions)] {
+        for (const auto& c : completions) c();
+      });
     }
 
     {

@@ -282,6 +282,12 @@ class outbox {
   // `.part` files. done gets how many files went.
   void sweep_spool(std::function<void(std::size_t)> done = {});
 
+  // Runs `calls` (outbox operations, queued on this thread) and hands what they queued to the
+  // worker at once, under one lock and with at most one wake-up: the worker never takes the
+  // first without the rest (delivery's mark and next claim share one transaction and one
+  // completion hand-off). An exception from `calls` is rethrown once what it queued is queued.
+  void together(const std::function<void()>& calls);
+
   // Waits (blocking, bounded) until every operation queued so far has been committed; for
   // shutdown ("flush the outbox") and tests. False on timeout.
   bool flush(std::chrono::milliseconds timeout);
@@ -292,6 +298,9 @@ class outbox {
   void enqueue(std::unique_ptr<op> o, std::size_t new_messages);
   void run();
   void finish(std::function<void()> f);
+  void wake_worker() noexcept;
+  // On the worker, mutex_ held through `lock`: sleeps until woken, or until *until (none: no limit).
+  void wait_for_work(std::unique_lock<std::mutex>& lock, const std::chrono::steady_clock::time_point* until);
   void update_alarm();
 
   std::unique_ptr<detail::outbox_db> db_;
@@ -301,11 +310,13 @@ class outbox {
   std::filesystem::path spool_dir_;
 
   mutable std::mutex mutex_;
-  std::condition_variable wake_;
+  // Bumped by wake_worker(); the worker sleeps on it (a futex word, outbox.cpp says why).
+  std::atomic<std::uint32_t> wake_word_{0};
   std::condition_variable idle_;
   std::deque<std::unique_ptr<op>> queue_;
   bool stopping_ = false;
   bool busy_ = false;
+  bool waiting_ = false;  // the worker sleeps on wake_word_ (enqueue wakes it only then)
   bool open_ = false;     // the worker holds a transaction with uncommitted delivery bookkeeping
   int flushing_ = 0;      // flush() callers waiting: the open transaction commits now
   std::function<void()> on_appended_;

@@ -8,7 +8,7 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/post.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -25,7 +25,10 @@ asio::awaitable<T> outbox_call_coro(Start start) {
   // coroutine parameter in a lambda handed straight to async_initiate inside co_await.
   auto initiation = [ex, s = std::make_shared<Start>(std::move(start))](auto handler) mutable {
     auto h = std::make_shared<decltype(handler)>(std::move(handler));
-    (*s)([ex, h](T v) mutable { asio::post(ex, [h, v = std::move(v)]() mutable { (*h)(std::move(v)); }); });
+    // dispatch: the daemon's poster already runs the completion on the coroutine's own loop, so
+    // it resumes at once instead of through a second queued handler (issue #17); called on the
+    // worker thread (an outbox without a poster) it is posted as before.
+    (*s)([ex, h](T v) mutable { asio::dispatch(ex, [h, v = std::move(v)]() mutable { (*h)(std::move(v)); }); });
   };
   co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(T)>(std::move(initiation),
                                                                                  asio::use_awaitable);

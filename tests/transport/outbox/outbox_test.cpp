@@ -279,6 +279,53 @@ TEST_CASE("claim_due: the oldest pending message of each free key, due ones firs
   CHECK(two.messages[1].ordering_key == "key-1003");
 }
 
+TEST_CASE("ops queued together run in order in one batch: a claim queued after a delivered mark sees it") {
+  scratch_dir dir;
+  boost::asio::io_context ioc;
+  std::atomic<int> posts{0};
+  auto post = interfaced::test::poster_for(ioc);
+  outbox box(config_at(dir / "outbox.sqlite"), [&](std::function<void()> f) {
+    ++posts;
+    post(std::move(f));
+  });
+  std::optional<append_result> r;
+  box.append({msg("results", "K", "{\"n\":1}"), msg("results", "K", "{\"n\":2}")}, [&](append_result a) { r = std::move(a); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return r.has_value(); }));
+  REQUIRE(r->durable);
+  std::optional<due_batch> first;
+  box.claim_due({}, 1, outbox_now(), [&](due_batch b) { first = std::move(b); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return first.has_value(); }));
+  REQUIRE(first->messages.size() == 1);
+  CHECK(first->messages[0].id == r->ids[0]);
+
+  std::vector<std::string> order;
+  std::optional<due_batch> next;
+  posts = 0;
+  box.together([&] {
+    box.mark_delivered(r->ids[0], attempt_outcome{200, "{}"}, [&](bool ok) { order.push_back(ok ? "marked" : "failed"); });
+    box.claim_due({}, 1, outbox_now(), [&](due_batch b) {
+      order.push_back("claimed");
+      next = std::move(b);
+    });
+  });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return next.has_value(); }));
+  CHECK(order == std::vector<std::string>{"marked", "claimed"});
+  CHECK(posts == 1);  // both completions reached the loop as one hand-off
+  // The key's second message is its head only once the first is marked: the claim saw the mark.
+  REQUIRE(next->messages.size() == 1);
+  CHECK(next->messages[0].id == r->ids[1]);
+
+  // An exception from the calls still queues (and completes) what was queued before it.
+  std::optional<bool> marked;
+  CHECK_THROWS_AS(box.together([&] {
+    box.mark_delivered(r->ids[1], attempt_outcome{200, "{}"}, [&](bool ok) { marked = ok; });
+    throw std::runtime_error("caller bug");
+  }),
+                  std::runtime_error);
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return marked.has_value(); }));
+  CHECK(*marked);
+}
+
 TEST_CASE("bounded: at max_messages the outbox refuses and raises the alarm, but never drops") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
