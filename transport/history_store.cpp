@@ -10,6 +10,7 @@
 #include <string>
 #include <stdexcept>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 
 #include "transport/sqlite_statement.hpp"
@@ -214,6 +215,22 @@ void migrate_history_to_months(sqlite3* db) {
   sqlite::exec(db, "DROP TABLE history_summary", "history");
 }
 
+void migrate_history_samples_to_days(sqlite3* db) {
+  {
+    statement t(db, "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'history_samples_day'",
+                "history");
+    t.step();
+    if (t.integer(0) == 1) return;
+  }
+  sqlite::exec(db,
+               "CREATE TABLE history_samples_v12 (day TEXT NOT NULL, device TEXT NOT NULL, sample TEXT NOT NULL);"
+               "INSERT INTO history_samples_v12 (day, device, sample) SELECT day, device, sample FROM history_samples;"
+               "DROP TABLE history_samples;"
+               "ALTER TABLE history_samples_v12 RENAME TO history_samples;"
+               "CREATE INDEX history_samples_day ON history_samples (day);",
+               "history");
+}
+
 struct history_writer::statements {
   explicit statements(sqlite3* db)
       : db_((register_history_functions(db), db)),
@@ -222,15 +239,66 @@ struct history_writer::statements {
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             "history"),
         add(db, add_sql, "history"),
-        sample(db, "INSERT OR IGNORE INTO history_samples (day, device, sample) VALUES (?1, ?2, ?3)", "history") {}
+        sample(db, "INSERT INTO history_samples (day, device, sample) VALUES (?1, ?2, ?3)", "history"),
+        day_samples(db, "SELECT device, sample FROM history_samples WHERE day = ?1", "history"),
+        data_version(db, "PRAGMA data_version", "history") {}
   sqlite3* db_;
-  statement log, add, sample;
+  statement log, add, sample, day_samples, data_version;
 };
 
-history_writer::history_writer(sqlite3* db) : stmts_(std::make_unique<statements>(db)) {}
+// history_samples' rows of a few days, in memory: "was this sample counted on this device that
+// day" is answered here, so the table needs no (day, device, sample) key (schema 12). A day is
+// loaded whole at its first use (its rows through history_samples_day); results come in for
+// today and the days just before it, so a handful of days serve every lookup, and memory is that
+// handful of days' samples. Dropped whole when what it holds may differ from the table: another
+// connection committed (stats rebuild / prune), or the caller rolled back (forget()).
+struct history_writer::sample_days {
+  static constexpr std::size_t max_days = 8;
+  struct day {
+    std::string name;  // YYYY-MM-DD, as stored
+    std::unordered_set<std::string> seen;  // key(device, sample)
+    std::uint64_t used = 0;
+  };
+  std::vector<day> days;
+  std::uint64_t clock = 0;
+  std::int64_t version = -1;
+
+  // Unambiguous for any device and sample text.
+  static std::string key(std::string_view device, std::string_view sample) {
+    return std::to_string(device.size()).append(":").append(device).append(sample);
+  }
+
+  day& of(statement& load, const std::string& name) {
+    ++clock;
+    for (auto& d : days)
+      if (d.name == name) {
+        d.used = clock;
+        return d;
+      }
+    if (days.size() >= max_days)
+      days.erase(std::min_element(days.begin(), days.end(), [](const day& a, const day& b) { return a.used < b.used; }));
+    day d{name, {}, clock};
+    load.reset().bind(1, name);
+    finish_on_exit guard{load};
+    while (load.step()) d.seen.insert(key(load.bytes(0), load.bytes(1)));
+    return days.emplace_back(std::move(d));
+  }
+};
+
+history_writer::history_writer(sqlite3* db)
+    : stmts_(std::make_unique<statements>(db)), days_(std::make_unique<sample_days>()) {}
 history_writer::~history_writer() = default;
 
+void history_writer::forget() noexcept { days_->days.clear(); }
+
 void history_writer::record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log) {
+  {
+    auto& v = stmts_->data_version.reset();
+    finish_on_exit guard{v};
+    v.step();
+    if (v.integer(0) != days_->version) forget();
+    days_->version = v.integer(0);
+  }
   for (const auto& e : events) {
     const auto d = rerun::history_day(zone, e);
     const std::string day = rerun::format_day(d);
@@ -249,9 +317,10 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
     // device_sample: the first result of a sample on its device that day (derived, never logged,
     // so rebuild derives it the same way).
     if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
-      stmts_->sample.reset().bind(1, day).bind(2, e.dimension_a).bind(3, e.sample).run();
-      if (sqlite3_changes(stmts_->db_) > 0)
+      if (days_->of(stmts_->day_samples, day).seen.insert(sample_days::key(e.dimension_a, e.sample)).second) {
+        stmts_->sample.reset().bind(1, day).bind(2, e.dimension_a).bind(3, e.sample).run();
         add_day(stmts_->add, d, rerun::history_events::device_sample, e.dimension_a, "", 1);
+      }
     }
   }
 }
