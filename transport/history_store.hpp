@@ -13,9 +13,10 @@
 //                     128-byte form, still read), so a 6-month read is a few thousand rows, not
 //                     hundreds of thousands.
 //  - history_samples: (day, device, sample) seen, behind device_sample ("first result of the day"):
-//                     in insertion order with an index on the day (schema 12,
-//                     migrate_history_samples_to_days); the writer finds a day's samples in
-//                     memory, loaded from the table at the day's first use (a few days kept).
+//                     clustered by day, in insertion order within it (schema 12: id = the
+//                     day's number * 2^32 + its row's number, migrate_history_samples_to_days);
+//                     the writer finds a day's samples in memory, loaded from the table at the
+//                     day's first use (a few days kept).
 //
 // Contract:
 //  - record_history_events() runs INSIDE the caller's open transaction -- the outbox worker's
@@ -49,7 +50,8 @@ void migrate_history_to_months(sqlite3* db);
 
 // Version 12 (issue #17): history_samples from a (day, device, sample) key -- with analysers
 // sending interleaved samples, a random leaf per message (about 840 bytes of WAL per result in
-// throughput.sh) -- to rows in insertion order with an index on the day, which grows at its end.
+// throughput.sh) -- to an integer key, the day's number * 2^32 + the row's number within its
+// day: today's rows go to the table's end, and a day is still one range of keys.
 // Runs inside the caller's transaction; idempotent.
 void migrate_history_samples_to_days(sqlite3* db);
 

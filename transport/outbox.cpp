@@ -902,8 +902,8 @@ class outbox_db {
   // page, which a whole group commit shares.
   // message_samples is rebuilt keyed by (seq, sample) (outbox_db::samples_of searches it; its
   // trigger deletes by seq, now the key's prefix, so message_samples_by_seq goes too), and
-  // history_samples becomes a table in insertion order with an index on its day
-  // (history_store.hpp). Rows are copied; AUTOINCREMENT seqs are untouched.
+  // history_samples is keyed by its day's number, then insertion order (history_store.hpp).
+  // Rows are copied; AUTOINCREMENT seqs are untouched.
   void migrate_to_12() {
     exec(
         "BEGIN IMMEDIATE;"
