@@ -96,8 +96,9 @@ class statement : public sqlite::statement {
 };
 using sqlite::finish_on_exit;
 
+// The body lives in message_bodies since schema 12 (migrate_to_12): read with its message.
 constexpr const char* columns =
-    "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
+    "seq, id, kind, ordering_key, (SELECT b.body FROM message_bodies b WHERE b.seq = messages.seq), internal, created_at, attempts, next_attempt_at, state, "
     "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason, device";
 
 // The values a body gives a JSON member as text ("KEY":"VALUE", as the bodies are written:
@@ -299,13 +300,13 @@ class outbox_db {
         .bind(1, m.id)
         .bind(2, m.kind)
         .bind(3, m.ordering_key)
-        .bind_blob(4, m.body)
         .bind(5, std::int64_t{m.internal_request ? 1 : 0})
         .bind(6, to_ms(now))
         .bind(7, to_ms(now))
         .bind(8, m.device.empty() ? device_named_in(m.body) : m.device)
         .run();
     const auto seq = sqlite3_last_insert_rowid(db_);
+    stmts_->insert_body.reset().bind(1, seq).bind_blob(2, m.body).run();
     index_samples(seq, m.body);
     samples_.wrote = true;
     if (!pending_stale_) pending_[m.ordering_key].insert(seq);
@@ -672,15 +673,15 @@ class outbox_db {
     statement t(db_,
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results',"
                 " 'file_jobs', 'history_events', 'history_month', 'history_samples', 'qc_audit', 'message_samples',"
-                " 'qc_patients')");
+                " 'qc_patients', 'message_bodies')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 10)
+    if (tables != 11)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
                                std::to_string(tables) +
                                " of messages, kv, results, file_jobs, history_events, history_month, history_samples, qc_audit,"
-                               " message_samples, qc_patients); " +
+                               " message_samples, qc_patients, message_bodies); " +
                                recovery_hint(file));
   }
 
@@ -903,7 +904,10 @@ class outbox_db {
   // message_samples is rebuilt keyed by (seq, sample) (outbox_db::samples_of searches it; its
   // trigger deletes by seq, now the key's prefix, so message_samples_by_seq goes too), and
   // history_samples is keyed by its day's number, then insertion order (history_store.hpp).
-  // Rows are copied; AUTOINCREMENT seqs are untouched.
+  // A message's body moves to message_bodies (seq, body): the delivered mark rewrites the
+  // message's row, and with a ~640-byte body beside it that was a whole 1 KiB page per message
+  // (the mark of each message its own page); without it a page holds a few dozen rows, so the
+  // marks of one commit share pages. Rows are copied; AUTOINCREMENT seqs are untouched.
   void migrate_to_12() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -917,7 +921,12 @@ class outbox_db {
         "DROP TABLE message_samples;"
         "ALTER TABLE message_samples_v12 RENAME TO message_samples;"
         "CREATE TRIGGER message_samples_gone AFTER DELETE ON messages"
-        " BEGIN DELETE FROM message_samples WHERE seq = old.seq; END;");
+        " BEGIN DELETE FROM message_samples WHERE seq = old.seq; END;"
+        "CREATE TABLE message_bodies (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+        "INSERT INTO message_bodies (seq, body) SELECT seq, body FROM messages;"
+        "ALTER TABLE messages DROP COLUMN body;"
+        "CREATE TRIGGER message_bodies_gone AFTER DELETE ON messages"
+        " BEGIN DELETE FROM message_bodies WHERE seq = old.seq; END;");
     migrate_history_samples_to_days(db_);
     exec("PRAGMA user_version = 12; COMMIT;");
   }
@@ -1012,8 +1021,9 @@ class outbox_db {
     explicit statements(sqlite3* db)
         : count_undelivered(db, "SELECT COUNT(*) FROM messages WHERE state <> 'delivered'"),
           insert(db,
-                 "INSERT INTO messages (id, kind, ordering_key, body, internal, created_at, next_attempt_at, device)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                 "INSERT INTO messages (id, kind, ordering_key, internal, created_at, next_attempt_at, device)"
+                 " VALUES (?1, ?2, ?3, ?5, ?6, ?7, ?8)"),
+          insert_body(db, "INSERT INTO message_bodies (seq, body) VALUES (?1, ?2)"),
           insert_sample(db, "INSERT OR IGNORE INTO message_samples (sample, seq) VALUES (?1, ?2)"),
           samples_since(db, "SELECT seq, sample FROM message_samples WHERE seq > ?1 ORDER BY seq"),
           count_samples(db, "SELECT count(*) FROM message_samples"),
@@ -1036,7 +1046,9 @@ class outbox_db {
                " ELSE ?1 END, attempts = attempts + 1, last_status = ?2,"
                " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE id = ?5"),
           // Only the worker's guard (rewrite_body) decides; the WHERE repeats it for the file.
-          rewrite_body(db, "UPDATE messages SET body = ?2 WHERE id = ?1 AND state = 'pending' AND attempts = 0"),
+          rewrite_body(db,
+                       "UPDATE message_bodies SET body = ?2"
+                       " WHERE seq = (SELECT seq FROM messages WHERE id = ?1 AND state = 'pending' AND attempts = 0)"),
           retry_all(db, "UPDATE messages SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'"),
           retry_one(db,
                     "UPDATE messages SET state = 'pending', next_attempt_at = ?1"
@@ -1074,7 +1086,7 @@ class outbox_db {
           savepoint(db, "SAVEPOINT op"),
           release(db, "RELEASE op"),
           rollback_to(db, "ROLLBACK TO op") {}
-    statement count_undelivered, insert, insert_sample, samples_since, count_samples, due_pending, all_pending, data_version, next_due, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_body, insert_sample, samples_since, count_samples, due_pending, all_pending, data_version, next_due, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, first_from_seq, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
@@ -1554,7 +1566,8 @@ void outbox::sweep_spool(std::function<void(std::size_t)> done) {
     if (!std::filesystem::is_directory(dir, ec)) return;
     std::unordered_set<std::string> needed;
     statement q(db.handle(),
-                "SELECT m.body FROM messages m LEFT JOIN file_jobs f ON f.message_id = m.id"
+                "SELECT b.body FROM messages m JOIN message_bodies b ON b.seq = m.seq"
+                " LEFT JOIN file_jobs f ON f.message_id = m.id"
                 " WHERE m.kind = 'file_report' AND m.state <> 'delivered'"
                 " AND (f.stage IS NULL OR f.stage <> 'finalized')");
     // Every live report's file, flagged spool or not: bodies stored before the flag existed name

@@ -173,7 +173,7 @@ struct state_store::dead_letter_reads {
   // and dead letters are few, where a (sample, seq) key cost a random leaf per append.
   explicit dead_letter_reads(sqlite3* db)
       : naming(db,
-               "SELECT m.id, CAST(m.body AS TEXT) FROM messages m"
+               "SELECT m.id, CAST(b.body AS TEXT) FROM messages m JOIN message_bodies b ON b.seq = m.seq"
                " WHERE m.state = 'dead' AND EXISTS (SELECT 1 FROM message_samples s WHERE s.seq = m.seq"
                " AND s.sample = ?1) ORDER BY m.seq DESC") {}
   statement naming;
@@ -269,7 +269,7 @@ std::optional<std::string> state_store::qc_patient_unsent_message(std::string_vi
 
 std::optional<std::string> state_store::qc_patient_body(std::string_view device, std::string_view sample_id,
                                                         std::string_view parameter, std::string_view observed_at) const {
-  return qc_patient_post<std::string>(db_, "m.body", "", device, sample_id, parameter, observed_at,
+  return qc_patient_post<std::string>(db_, "(SELECT b.body FROM message_bodies b WHERE b.seq = m.seq)", "", device, sample_id, parameter, observed_at,
                                       [](statement& st) { return st.text(0); });
 }
 

@@ -404,7 +404,8 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
   exec_sql(file,
-           "CREATE INDEX delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
+           std::string(interfaced::test::bodies_back_in_messages) +
+               "CREATE INDEX delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
            "CREATE INDEX history_events_day ON history_events(day);"
            "UPDATE messages SET created_at = (seq - (SELECT min(seq) FROM messages)) * 100;"
            "UPDATE messages SET state = 'delivered', delivered_at = created_at + 50"
@@ -441,7 +442,8 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
   const auto ids = file_holding(file, std::move(ms));
   // Back to version 10 as that release left it: the index, and A-0 delivered already.
   exec_sql(file,
-           "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
+           std::string(interfaced::test::bodies_back_in_messages) +
+               "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
            "CREATE INDEX results_age ON results (received_at);"
            "UPDATE messages SET state = 'delivered', delivered_at = created_at WHERE id = '" + ids[0] + "';"
            "PRAGMA user_version = 10;");
@@ -538,7 +540,8 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   // Back to version 11 as that release left it: its index on results, message_samples keyed by
   // (sample, seq) with an index on seq, history_samples keyed by (day, device, sample).
   exec_sql(file,
-           "CREATE INDEX results_sp ON results (sample, parameter);"
+           std::string(interfaced::test::bodies_back_in_messages) +
+               "CREATE INDEX results_sp ON results (sample, parameter);"
            "DROP TRIGGER message_samples_gone;"
            "CREATE TABLE ms11 (sample TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (sample, seq)) WITHOUT ROWID;"
            "INSERT INTO ms11 SELECT sample, seq FROM message_samples;"
@@ -578,6 +581,11 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   CHECK(ids_of(listed_for(admin, "S-2")) == std::set<std::string>{ids[1]});
   CHECK(listed_for(admin, "S-3").size() == 1);
   CHECK(listed_for(admin, "S-4").empty());
+  // The bodies moved out of messages (message_bodies) come back with their messages.
+  CHECK(query_int(file, "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'body'") == 0);
+  REQUIRE(admin.show(ids[0]));
+  CHECK(admin.show(ids[0])->body == body_naming("S-1"));
+  CHECK(admin.show(ids[1])->body == body_naming("S-2"));
 }
 
 // The lab view's reader and the rerun check's reader stay open while the worker writes: what
@@ -626,6 +634,7 @@ TEST_CASE("readers opened before the writes find by sample what was appended, pr
   box.purge_delivered_before(outbox_now() + 1h, [&](std::size_t n) { purged.set_value(n); });
   CHECK(purged.get_future().get() == 1);
   CHECK(ids_of(listed_for(admin, "S-1")) == std::set<std::string>{second[0]});
+  CHECK(query_int(file, "SELECT count(*) FROM message_bodies") == 1);  // the purged one's body went with it
 }
 
 // history_samples' days are held in memory by the worker: a rolled-back op must not leave its
