@@ -6,10 +6,12 @@
 #include <array>
 #include <bit>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <string>
 #include <stdexcept>
 #include <tuple>
+#include <unordered_set>
 #include <utility>
 
 #include "transport/sqlite_statement.hpp"
@@ -214,6 +216,31 @@ void migrate_history_to_months(sqlite3* db) {
   sqlite::exec(db, "DROP TABLE history_summary", "history");
 }
 
+void migrate_history_samples_to_days(sqlite3* db) {
+  {
+    statement t(db, "SELECT count(*) FROM pragma_table_info('history_samples') WHERE name = 'id'", "history");
+    t.step();
+    if (t.integer(0) == 1) return;
+  }
+  // id = the day's number (days since 1970-01-01) * 2^32 + the row's number within its day.
+  sqlite::exec(db,
+               "CREATE TABLE history_samples_v12 (id INTEGER PRIMARY KEY, day TEXT NOT NULL, device TEXT NOT NULL,"
+               " sample TEXT NOT NULL);"
+               "INSERT INTO history_samples_v12 (id, day, device, sample)"
+               " SELECT CAST(round(julianday(day) - 2440587.5) AS INTEGER) * 4294967296"
+               " + row_number() OVER (PARTITION BY day ORDER BY device, sample) - 1, day, device, sample"
+               " FROM history_samples WHERE julianday(day) IS NOT NULL;"
+               "DROP TABLE history_samples;"
+               "ALTER TABLE history_samples_v12 RENAME TO history_samples;",
+               "history");
+}
+
+namespace {
+// history_samples' ids of day d: [first, last].
+std::int64_t first_sample_id(std::chrono::sys_days d) { return std::int64_t{d.time_since_epoch().count()} * (std::int64_t{1} << 32); }
+std::int64_t last_sample_id(std::chrono::sys_days d) { return first_sample_id(d) + ((std::int64_t{1} << 32) - 1); }
+}  // namespace
+
 struct history_writer::statements {
   explicit statements(sqlite3* db)
       : db_((register_history_functions(db), db)),
@@ -222,15 +249,71 @@ struct history_writer::statements {
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             "history"),
         add(db, add_sql, "history"),
-        sample(db, "INSERT OR IGNORE INTO history_samples (day, device, sample) VALUES (?1, ?2, ?3)", "history") {}
+        sample(db, "INSERT INTO history_samples (id, day, device, sample) VALUES (?1, ?2, ?3, ?4)", "history"),
+        day_samples(db, "SELECT device, sample, id FROM history_samples WHERE id BETWEEN ?1 AND ?2", "history"),
+        data_version(db, "PRAGMA data_version", "history") {}
   sqlite3* db_;
-  statement log, add, sample;
+  statement log, add, sample, day_samples, data_version;
 };
 
-history_writer::history_writer(sqlite3* db) : stmts_(std::make_unique<statements>(db)) {}
+// history_samples' rows of a few days, in memory: "was this sample counted on this device that
+// day" is answered here, so the table needs no (day, device, sample) key (schema 12). A day is
+// loaded whole at its first use (its rows are a range of ids: the table is clustered by day,
+// and today's rows go to its end without an index to keep); results come in for
+// today and the days just before it, so a handful of days serve every lookup, and memory is that
+// handful of days' samples. Dropped whole when what it holds may differ from the table: another
+// connection committed (stats rebuild / prune), or the caller rolled back (forget()).
+struct history_writer::sample_days {
+  static constexpr std::size_t max_days = 8;
+  struct day {
+    std::chrono::sys_days d;
+    std::unordered_set<std::string> seen;  // key(device, sample)
+    std::int64_t next_id = 0;              // the id its next row gets
+    std::uint64_t used = 0;
+  };
+  std::vector<day> days;
+  std::uint64_t clock = 0;
+  std::int64_t version = -1;
+
+  // Unambiguous for any device and sample text.
+  static std::string key(std::string_view device, std::string_view sample) {
+    return std::to_string(device.size()).append(":").append(device).append(sample);
+  }
+
+  day& of(statement& load, std::chrono::sys_days when) {
+    ++clock;
+    for (auto& d : days)
+      if (d.d == when) {
+        d.used = clock;
+        return d;
+      }
+    if (days.size() >= max_days)
+      days.erase(std::min_element(days.begin(), days.end(), [](const day& a, const day& b) { return a.used < b.used; }));
+    day d{when, {}, first_sample_id(when), clock};
+    load.reset().bind(1, first_sample_id(when)).bind(2, last_sample_id(when));
+    finish_on_exit guard{load};
+    while (load.step()) {
+      d.seen.insert(key(load.bytes(0), load.bytes(1)));
+      d.next_id = std::max(d.next_id, load.integer(2) + 1);
+    }
+    return days.emplace_back(std::move(d));
+  }
+};
+
+history_writer::history_writer(sqlite3* db)
+    : stmts_(std::make_unique<statements>(db)), days_(std::make_unique<sample_days>()) {}
 history_writer::~history_writer() = default;
 
+void history_writer::forget() noexcept { days_->days.clear(); }
+
 void history_writer::record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log) {
+  {
+    auto& v = stmts_->data_version.reset();
+    finish_on_exit guard{v};
+    v.step();
+    if (v.integer(0) != days_->version) forget();
+    days_->version = v.integer(0);
+  }
   for (const auto& e : events) {
     const auto d = rerun::history_day(zone, e);
     const std::string day = rerun::format_day(d);
@@ -249,9 +332,11 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
     // device_sample: the first result of a sample on its device that day (derived, never logged,
     // so rebuild derives it the same way).
     if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
-      stmts_->sample.reset().bind(1, day).bind(2, e.dimension_a).bind(3, e.sample).run();
-      if (sqlite3_changes(stmts_->db_) > 0)
+      auto& seen = days_->of(stmts_->day_samples, d);
+      if (seen.seen.insert(sample_days::key(e.dimension_a, e.sample)).second) {
+        stmts_->sample.reset().bind(1, seen.next_id++).bind(2, day).bind(3, e.dimension_a).bind(4, e.sample).run();
         add_day(stmts_->add, d, rerun::history_events::device_sample, e.dimension_a, "", 1);
+      }
     }
   }
 }
@@ -338,7 +423,6 @@ std::vector<rerun::summary_span> history_store::read(std::chrono::sys_days from,
 std::size_t history_store::rebuild(const rerun::lab_zone& zone, std::optional<std::chrono::sys_days> from) {
   sqlite::exec(db_, "BEGIN IMMEDIATE", "history");
   try {
-    const std::string since = from ? rerun::format_day(*from) : std::string();
     if (!from) {
       sqlite::exec(db_, "DELETE FROM history_month", "history");
     } else {
@@ -376,8 +460,8 @@ std::size_t history_store::rebuild(const rerun::lab_zone& zone, std::optional<st
       }
     }
     {
-      statement del_s(db_, "DELETE FROM history_samples WHERE day >= ?1", "history");
-      del_s.bind(1, since).run();
+      statement del_s(db_, "DELETE FROM history_samples WHERE id >= ?1", "history");
+      del_s.bind(1, from ? first_sample_id(*from) : std::numeric_limits<std::int64_t>::min()).run();
     }
     history_writer w(db_);
     statement s(db_,
@@ -430,8 +514,8 @@ std::size_t history_store::prune_before(int year) {
     a.bind(1, std::string_view(cut)).run();
     statement b(db_, "DELETE FROM history_events WHERE day < ?1", "history");
     b.bind(1, std::string_view(cut)).run();
-    statement c(db_, "DELETE FROM history_samples WHERE day < ?1", "history");
-    c.bind(1, std::string_view(cut)).run();
+    statement c(db_, "DELETE FROM history_samples WHERE id < ?1", "history");
+    c.bind(1, first_sample_id(std::chrono::sys_days{std::chrono::year{year} / 1 / 1})).run();
     sqlite::exec(db_, "COMMIT", "history");
     return n;
   } catch (...) {

@@ -12,7 +12,11 @@
 //                     each counted day's count as a zigzag varint; schema 8 and 9 wrote a fixed
 //                     128-byte form, still read), so a 6-month read is a few thousand rows, not
 //                     hundreds of thousands.
-//  - history_samples: (day, device, sample) seen, behind device_sample ("first result of the day").
+//  - history_samples: (day, device, sample) seen, behind device_sample ("first result of the day"):
+//                     clustered by day, in insertion order within it (schema 12: id = the
+//                     day's number * 2^32 + its row's number, migrate_history_samples_to_days);
+//                     the writer finds a day's samples in memory, loaded from the table at the
+//                     day's first use (a few days kept).
 //
 // Contract:
 //  - record_history_events() runs INSIDE the caller's open transaction -- the outbox worker's
@@ -44,6 +48,13 @@ void migrate_history_tables(sqlite3* db);
 // history_summary. Runs inside the caller's transaction; idempotent.
 void migrate_history_to_months(sqlite3* db);
 
+// Version 12 (issue #17): history_samples from a (day, device, sample) key -- with analysers
+// sending interleaved samples, a random leaf per message (about 840 bytes of WAL per result in
+// throughput.sh) -- to an integer key, the day's number * 2^32 + the row's number within its
+// day: today's rows go to the table's end, and a day is still one range of keys.
+// Runs inside the caller's transaction; idempotent.
+void migrate_history_samples_to_days(sqlite3* db);
+
 // Applies events to the summary within the caller's transaction, statements prepared once.
 class history_writer {
  public:
@@ -53,10 +64,15 @@ class history_writer {
   history_writer& operator=(const history_writer&) = delete;
   // log: also append to history_events (false when rebuilding from them).
   void record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log = true);
+  // Drops the days of history_samples held in memory: after a rollback of what record() wrote.
+  // (Another connection's commit is noticed by record() itself, through PRAGMA data_version.)
+  void forget() noexcept;
 
  private:
   struct statements;
   std::unique_ptr<statements> stmts_;
+  struct sample_days;  // history_samples' days in memory (history_store.cpp)
+  std::unique_ptr<sample_days> days_;
 };
 
 // One-shot form of history_writer::record for a caller holding its own transaction.

@@ -109,8 +109,9 @@ class statement : public sqlite::statement {
 };
 using sqlite::finish_on_exit;
 
+// The body lives in message_bodies since schema 12 (migrate_to_12): read with its message.
 constexpr const char* columns =
-    "seq, id, kind, ordering_key, body, internal, created_at, attempts, next_attempt_at, state, "
+    "seq, id, kind, ordering_key, (SELECT b.body FROM message_bodies b WHERE b.seq = messages.seq), internal, created_at, attempts, next_attempt_at, state, "
     "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason, device";
 
 // The values a body gives a JSON member as text ("KEY":"VALUE", as the bodies are written:
@@ -312,18 +313,19 @@ class outbox_db {
         .bind(1, m.id)
         .bind(2, m.kind)
         .bind(3, m.ordering_key)
-        .bind_blob(4, m.body)
         .bind(5, std::int64_t{m.internal_request ? 1 : 0})
         .bind(6, to_ms(now))
         .bind(7, to_ms(now))
         .bind(8, m.device.empty() ? device_named_in(m.body) : m.device)
         .run();
     const auto seq = sqlite3_last_insert_rowid(db_);
+    stmts_->insert_body.reset().bind(1, seq).bind_blob(2, m.body).run();
     index_samples(seq, m.body);
+    samples_.wrote = true;
     if (!pending_stale_) pending_[m.ordering_key].insert(seq);
   }
 
-  // message_samples rows of the message `seq` (schema 8): one index entry per sample it names.
+  // message_samples rows of the message `seq` (schema 8, ordered by seq since 12): one per sample it names.
   void index_samples(std::int64_t seq, std::string_view body) {
     for (const auto sample : samples_named_in(body)) stmts_->insert_sample.reset().bind(1, sample).bind(2, seq).run();
   }
@@ -398,8 +400,66 @@ class outbox_db {
     }
     return pending_;
   }
-  // After a rollback: the map may hold what the database no longer does.
-  void forget_pending_keys() noexcept { pending_stale_ = true; }
+  // After a rollback: the in-memory indexes (pending keys, message samples, history samples) may
+  // hold what the database no longer does.
+  void forget_pending_keys() noexcept {
+    pending_stale_ = true;
+    samples_.wrote = true;  // its next use counts the rows: fewer than its entries rebuilds it
+    if (history_) history_->forget();
+  }
+
+  // The seqs of the messages whose body names `sample` (message_samples), or of a sample whose
+  // hash it shares: candidates to check against message_samples. Schema 12 (issue #17) dropped
+  // the table's (sample, seq) key: with analysers sending interleaved samples every append wrote
+  // a leaf at a random place (about 700 bytes of WAL per result in throughput.sh); the rows are
+  // kept by seq (the table's last page, shared by a group commit) and searched here. Built by one
+  // scan at the first search, then caught up with the rows after the last seq seen when another
+  // connection (the daemon's worker, for the lab view's and the CLI's reader) or this one wrote;
+  // rebuilt when the table lost rows (a purge, a rolled-back append): one entry per row, so
+  // bounded by the messages kept.
+  std::vector<std::int64_t> samples_of(std::string_view sample) {
+    auto& ix = samples_;
+    {
+      auto& v = stmts_->data_version.reset();
+      finish_on_exit guard{v};
+      v.step();
+      if (v.integer(0) != ix.version) ix.wrote = true;
+      ix.version = v.integer(0);  // read before the rows: a later commit is caught up next time
+    }
+    if (ix.wrote) {
+      ix.wrote = false;
+      {
+        auto& s = stmts_->samples_since.reset().bind(1, ix.last_seq);
+        finish_on_exit guard{s};
+        while (s.step()) {
+          ix.last_seq = s.integer(0);
+          ix.by_sample[std::hash<std::string_view>{}(s.bytes(1))].push_back(ix.last_seq);
+          ++ix.entries;
+        }
+      }
+      std::size_t rows = 0;
+      {
+        auto& c = stmts_->count_samples.reset();
+        finish_on_exit guard{c};
+        c.step();
+        rows = static_cast<std::size_t>(c.integer(0));
+      }
+      if (rows != ix.entries) {
+        ix = sample_index{};
+        ix.version = stmts_->data_version.reset().step() ? stmts_->data_version.integer(0) : -1;
+        stmts_->data_version.finish();
+        auto& s = stmts_->samples_since.reset().bind(1, std::int64_t{0});
+        finish_on_exit guard{s};
+        while (s.step()) {
+          ix.last_seq = s.integer(0);
+          ix.by_sample[std::hash<std::string_view>{}(s.bytes(1))].push_back(ix.last_seq);
+          ++ix.entries;
+        }
+      }
+    }
+    const auto it = ix.by_sample.find(std::hash<std::string_view>{}(sample));
+    return it == ix.by_sample.end() ? std::vector<std::int64_t>{} : it->second;
+  }
   // A message of `key` moved from `was` to `now`.
   void note_state(const std::string& key, std::int64_t seq, message_state was, message_state now) {
     if (pending_stale_ || was == now) return;
@@ -462,15 +522,24 @@ class outbox_db {
 
   std::vector<message_summary> list(const list_filter& f, outbox_time now) {
     std::vector<message_summary> out;
-    // A sample is sought in message_samples (schema 8: an index seek), the rest filters the
-    // messages found; prepared per call (an admin / lab-view read, not the worker's hot path).
+    // A sample's messages are named by the in-memory index (samples_of), each checked against its
+    // message_samples row (a seek by seq: the index may hold a hash twin or a purged message);
+    // the rest filters the messages found. Prepared per call (an admin / lab-view read, not the
+    // worker's hot path).
+    std::string seqs;
+    if (!f.sample.empty()) {
+      for (const auto seq : samples_of(f.sample)) seqs += (seqs.empty() ? "" : ",") + std::to_string(seq);
+      if (seqs.empty()) return out;
+    }
     std::string sql =
         "SELECT id, kind, ordering_key, state, attempts, created_at, next_attempt_at, last_status,"
         " (SELECT COUNT(*) FROM resends r WHERE r.message_id = messages.id),"
         " (SELECT f.path FROM file_jobs f WHERE f.message_id = messages.id"
         "  AND f.stage IN ('uploaded', 'reconciled'))";
     sql += f.sample.empty() ? " FROM messages WHERE 1"
-                            : " FROM message_samples s JOIN messages ON messages.seq = s.seq WHERE s.sample = ?3";
+                            : " FROM messages WHERE messages.seq IN (" + seqs +
+                                  ") AND EXISTS (SELECT 1 FROM message_samples s WHERE s.seq = messages.seq"
+                                  " AND s.sample = ?3)";
     sql +=
         " AND (?2 IS NULL OR state = ?2) AND (?2 IS NOT NULL OR ?1 = 1 OR state <> 'delivered')"
         " AND (?4 IS NULL OR created_at >= ?4)"
@@ -555,6 +624,7 @@ class outbox_db {
     stmts_->purge.reset().bind(1, to_ms(before)).bind(2, last).run();
     const auto n = static_cast<std::size_t>(changes());
     if (n > 0) stmts_->purge_resends.reset().run();  // the copies of a message that is gone
+    if (n > 0) samples_.wrote = true;                 // their message_samples rows went with them
     return n;
   }
 
@@ -616,15 +686,15 @@ class outbox_db {
     statement t(db_,
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results',"
                 " 'file_jobs', 'history_events', 'history_month', 'history_samples', 'qc_audit', 'message_samples',"
-                " 'qc_patients')");
+                " 'qc_patients', 'message_bodies')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 10)
+    if (tables != 11)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
                                std::to_string(tables) +
                                " of messages, kv, results, file_jobs, history_events, history_month, history_samples, qc_audit,"
-                               " message_samples, qc_patients); " +
+                               " message_samples, qc_patients, message_bodies); " +
                                recovery_hint(file));
   }
 
@@ -689,6 +759,7 @@ class outbox_db {
       if (version < 9) migrate_to_9();
       if (version < 10) migrate_to_10();
       if (version < 11) migrate_to_11();
+      if (version < 12) migrate_to_12();
       return;
     }
     if (version == 1) {
@@ -706,6 +777,7 @@ class outbox_db {
       migrate_to_9();
       migrate_to_10();
       migrate_to_11();
+      migrate_to_12();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -736,6 +808,7 @@ class outbox_db {
     migrate_to_9();
     migrate_to_10();
     migrate_to_11();
+    migrate_to_12();
   }
 
   // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
@@ -836,6 +909,41 @@ class outbox_db {
         "PRAGMA user_version = 11; COMMIT;");
   }
 
+  // Version 12 (issue #17, bytes written per durable result): no b-tree keyed by sample. With
+  // analysers sending interleaved samples, every such tree cost a leaf at a random place per
+  // message: results_sp was about 1 KiB of WAL per result in throughput.sh. The sample lookups
+  // are served from memory (state_store's result index), and the rows go to their table's last
+  // page, which a whole group commit shares.
+  // message_samples is rebuilt keyed by (seq, sample) (outbox_db::samples_of searches it; its
+  // trigger deletes by seq, now the key's prefix, so message_samples_by_seq goes too), and
+  // history_samples is keyed by its day's number, then insertion order (history_store.hpp).
+  // A message's body moves to message_bodies (seq, body): the delivered mark rewrites the
+  // message's row, and with a ~640-byte body beside it that was a whole 1 KiB page per message
+  // (the mark of each message its own page); without it a page holds a few dozen rows, so the
+  // marks of one commit share pages. Rows are copied; AUTOINCREMENT seqs are untouched.
+  void migrate_to_12() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "DROP INDEX IF EXISTS results_sp;"
+        "DROP TRIGGER IF EXISTS message_samples_gone;"
+        "CREATE TABLE message_samples_v12 ("
+        " seq INTEGER NOT NULL,"
+        " sample TEXT NOT NULL,"
+        " PRIMARY KEY (seq, sample)) WITHOUT ROWID;"
+        "INSERT INTO message_samples_v12 (seq, sample) SELECT seq, sample FROM message_samples;"
+        "DROP TABLE message_samples;"
+        "ALTER TABLE message_samples_v12 RENAME TO message_samples;"
+        "CREATE TRIGGER message_samples_gone AFTER DELETE ON messages"
+        " BEGIN DELETE FROM message_samples WHERE seq = old.seq; END;"
+        "CREATE TABLE message_bodies (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);"
+        "INSERT INTO message_bodies (seq, body) SELECT seq, body FROM messages;"
+        "ALTER TABLE messages DROP COLUMN body;"
+        "CREATE TRIGGER message_bodies_gone AFTER DELETE ON messages"
+        " BEGIN DELETE FROM message_bodies WHERE seq = old.seq; END;");
+    migrate_history_samples_to_days(db_);
+    exec("PRAGMA user_version = 12; COMMIT;");
+  }
+
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
   // additions chain before or after it.
   void migrate_to_6() {
@@ -848,8 +956,9 @@ class outbox_db {
   // stages"), one row per file_report message, written in its own committed transaction before
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
   // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month,
-  // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key and results_age indexes
-  static constexpr std::int64_t schema_version = 11;
+  // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key and results_age indexes,
+  // 12: no sample-keyed b-trees (results_sp, message_samples by sample, history_samples by day, device, sample)
+  static constexpr std::int64_t schema_version = 12;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -925,9 +1034,12 @@ class outbox_db {
     explicit statements(sqlite3* db)
         : count_undelivered(db, "SELECT COUNT(*) FROM messages WHERE state <> 'delivered'"),
           insert(db,
-                 "INSERT INTO messages (id, kind, ordering_key, body, internal, created_at, next_attempt_at, device)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+                 "INSERT INTO messages (id, kind, ordering_key, internal, created_at, next_attempt_at, device)"
+                 " VALUES (?1, ?2, ?3, ?5, ?6, ?7, ?8)"),
+          insert_body(db, "INSERT INTO message_bodies (seq, body) VALUES (?1, ?2)"),
           insert_sample(db, "INSERT OR IGNORE INTO message_samples (sample, seq) VALUES (?1, ?2)"),
+          samples_since(db, "SELECT seq, sample FROM message_samples WHERE seq > ?1 ORDER BY seq"),
+          count_samples(db, "SELECT count(*) FROM message_samples"),
           // The due heads in due order, through the pending_due index; a message with an older
           // pending one in its key is not a head (pending_by_key answers that in one seek).
           // Due pending messages in due order, through the pending_due index; claim_due keeps the
@@ -947,7 +1059,9 @@ class outbox_db {
                " ELSE ?1 END, attempts = attempts + 1, last_status = ?2,"
                " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE id = ?5"),
           // Only the worker's guard (rewrite_body) decides; the WHERE repeats it for the file.
-          rewrite_body(db, "UPDATE messages SET body = ?2 WHERE id = ?1 AND state = 'pending' AND attempts = 0"),
+          rewrite_body(db,
+                       "UPDATE message_bodies SET body = ?2"
+                       " WHERE seq = (SELECT seq FROM messages WHERE id = ?1 AND state = 'pending' AND attempts = 0)"),
           retry_all(db, "UPDATE messages SET state = 'pending', next_attempt_at = ?1 WHERE state = 'dead'"),
           retry_one(db,
                     "UPDATE messages SET state = 'pending', next_attempt_at = ?1"
@@ -985,7 +1099,7 @@ class outbox_db {
           savepoint(db, "SAVEPOINT op"),
           release(db, "RELEASE op"),
           rollback_to(db, "ROLLBACK TO op") {}
-    statement count_undelivered, insert, insert_sample, due_pending, all_pending, data_version, next_due, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_body, insert_sample, samples_since, count_samples, due_pending, all_pending, data_version, next_due, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, first_from_seq, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
@@ -1016,6 +1130,14 @@ class outbox_db {
   // Messages claim_due handed to delivery whose attempt has not been marked yet
   // (worker only; not durable: after a restart nothing is in flight).
   std::unordered_set<std::string> claimed_;
+  // samples_of(): hash of a sample -> the seqs of the messages naming it.
+  struct sample_index {
+    std::unordered_map<std::size_t, std::vector<std::int64_t>> by_sample;
+    std::int64_t last_seq = 0;  // every message_samples row up to it is in by_sample
+    std::size_t entries = 0;
+    std::int64_t version = -1;  // PRAGMA data_version when last caught up
+    bool wrote = true;          // this connection wrote (or rolled back) since
+  } samples_;
   // pending_keys(): ordering key -> its pending messages' seqs; stale: rebuild before use.
   std::unordered_map<std::string, std::set<std::int64_t>> pending_;
   bool pending_stale_ = true;
@@ -1533,7 +1655,8 @@ void outbox::sweep_spool(std::function<void(std::size_t)> done) {
     if (!std::filesystem::is_directory(dir, ec)) return;
     std::unordered_set<std::string> needed;
     statement q(db.handle(),
-                "SELECT m.body FROM messages m LEFT JOIN file_jobs f ON f.message_id = m.id"
+                "SELECT b.body FROM messages m JOIN message_bodies b ON b.seq = m.seq"
+                " LEFT JOIN file_jobs f ON f.message_id = m.id"
                 " WHERE m.kind = 'file_report' AND m.state <> 'delivered'"
                 " AND (f.stage IS NULL OR f.stage <> 'finalized')");
     // Every live report's file, flagged spool or not: bodies stored before the flag existed name

@@ -3,7 +3,11 @@
 #include "rerun/result_key.hpp"
 #include "transport/sqlite_statement.hpp"
 
+#include <algorithm>
+#include <deque>
+#include <functional>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace interfaced::transport {
 namespace {
@@ -28,9 +32,9 @@ void create_state_tables(sqlite3* db) {
                "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
                "CREATE TABLE IF NOT EXISTS results (seq INTEGER PRIMARY KEY AUTOINCREMENT, sample TEXT NOT NULL,"
                " parameter TEXT NOT NULL, value TEXT NOT NULL, numeric REAL, observed_at TEXT NOT NULL,"
-               " received_at INTEGER NOT NULL);"
-               "CREATE INDEX IF NOT EXISTS results_sp ON results (sample, parameter);",
+               " received_at INTEGER NOT NULL);",
                who);
+  // No index on (sample, parameter) since outbox schema 12 (state_store::result_index).
 }
 
 struct state_writer::statements {
@@ -68,23 +72,74 @@ std::size_t prune_results(sqlite3* db, rerun::timestamp cutoff) {
 struct state_store::reads {
   explicit reads(sqlite3* db)
       : get(db, "SELECT value FROM kv WHERE key = ?1"),
-        has(db, "SELECT 1 FROM results WHERE sample = ?1 AND parameter = ?2 LIMIT 1"),
-        has_observation(db,
-                        "SELECT 1 FROM results WHERE sample = ?1 AND parameter = ?2 AND value = ?3 AND observed_at = ?4"
-                        " LIMIT 1"),
-        latest(db,
-               "SELECT value, numeric, observed_at, received_at FROM results WHERE sample = ?1 AND parameter = ?2"
-               " ORDER BY seq DESC LIMIT 1"),
-        // The name alone, or the name followed by a key marker (rerun/result_key.hpp): the markers
-        // are bound as ranges [name^sub=, name^sub>) so the (sample, parameter) index serves them.
-        latest_of_parameter(db,
-                            "SELECT value, numeric, observed_at, received_at FROM results WHERE sample = ?1 AND"
-                            " (parameter = ?2 OR (parameter >= ?3 AND parameter < ?4) OR (parameter >= ?5 AND parameter < ?6))"
-                            " ORDER BY seq DESC LIMIT 1"),
         begin(db, "BEGIN"),
         commit(db, "COMMIT") {}
-  statement get, has, has_observation, latest, latest_of_parameter;
+  statement get;
   statement begin, commit;  // read_scope's, once per message: prepared, not parsed each time
+};
+
+// The results by (sample, parameter), in memory (outbox schema 12, issue #17). The results_sp
+// index it replaces was keyed by sample: with analysers sending interleaved samples every
+// message rewrote a leaf at a random place (about 1 KiB of WAL per message in throughput.sh),
+// while the rows themselves go to the table's last page, which a whole group commit shares.
+//
+// It is an index, not a copy: it names candidate rows (by seq), and every answer is read from
+// the row itself, so an entry whose row was pruned, or whose sample only shares its hash, never
+// changes an answer. It may hold more than the table, never less: rows are only ever added with
+// a seq above every committed one (AUTOINCREMENT, one writer at a time), so catching up is "the
+// rows after the last seq seen" (a seek at the table's end), run before each read -- once per
+// read_scope, whose snapshot does not move. Pruned rows' entries go when the table's first seq
+// passes them, or when a read finds their row gone.
+struct state_store::result_index {
+  explicit result_index(sqlite3* db)
+      : since(db, "SELECT seq, sample, parameter FROM results WHERE seq > ?1 ORDER BY seq"),
+        first(db, "SELECT MIN(seq) FROM results"),
+        row(db, "SELECT sample, parameter, value, numeric, observed_at, received_at FROM results WHERE seq = ?1") {}
+  statement since, first, row;
+
+  struct entry {
+    std::uint32_t parameter;  // into parameters
+    std::int64_t seq;
+  };
+  // Hash of the sample -> its rows' entries, in seq order. A hash, not the text: a collision only
+  // adds candidates, which the row read rejects.
+  std::unordered_map<std::size_t, std::vector<entry>> by_sample;
+  // Parameter names, interned: a few hundred at most (the analysers' codes), one entry each.
+  std::deque<std::string> parameters;  // a deque: the map's views stay valid as it grows
+  std::unordered_map<std::string_view, std::uint32_t> parameter_ids;
+  std::int64_t last_seq = 0;      // every row up to it is in the index
+  std::int64_t first_seq = 0;     // the table's first seq when last caught up
+  std::uint64_t caught_in = 0;    // the read_scope (state_store::scopes_) it last caught up in
+
+  std::uint32_t parameter_id(std::string_view p) {
+    if (auto it = parameter_ids.find(p); it != parameter_ids.end()) return it->second;
+    const auto id = static_cast<std::uint32_t>(parameters.size());
+    parameter_ids.emplace(parameters.emplace_back(p), id);
+    return id;
+  }
+
+  void catch_up() {
+    {
+      auto& f = first.reset();
+      sqlite::finish_on_exit guard{f};
+      const auto head = f.step() && !f.is_null(0) ? f.integer(0) : last_seq + 1;
+      if (head > first_seq) {
+        // A prune took the oldest rows: their entries go (one walk per prune that moved the head).
+        for (auto it = by_sample.begin(); it != by_sample.end();) {
+          auto& v = it->second;
+          v.erase(v.begin(), std::find_if(v.begin(), v.end(), [&](const entry& e) { return e.seq >= head; }));
+          it = v.empty() ? by_sample.erase(it) : std::next(it);
+        }
+        first_seq = head;
+      }
+    }
+    auto& s = since.reset().bind(1, last_seq);
+    sqlite::finish_on_exit guard{s};
+    while (s.step()) {
+      last_seq = s.integer(0);
+      by_sample[std::hash<std::string_view>{}(s.bytes(1))].push_back({parameter_id(s.bytes(2)), last_seq});
+    }
+  }
 };
 
 state_store::state_store(const std::filesystem::path& file) : file_(file) {
@@ -102,7 +157,9 @@ state_store::state_store(const std::filesystem::path& file) : file_(file) {
     sqlite::exec(db_, "PRAGMA synchronous=FULL", who);
     create_state_tables(db_);
     reads_ = std::make_unique<reads>(db_);
+    index_ = std::make_unique<result_index>(db_);
   } catch (const std::exception& e) {
+    index_.reset();
     reads_.reset();
     sqlite3_close(db_);
     db_ = nullptr;
@@ -111,11 +168,14 @@ state_store::state_store(const std::filesystem::path& file) : file_(file) {
 }
 
 struct state_store::dead_letter_reads {
-  // The sample's messages through message_samples (outbox schema 8: an index seek), the dead ones.
+  // The dead letters newest first (the dead_messages index), each checked for a message_samples
+  // row naming the sample (outbox schema 12: a seek by seq). Read only for a duplicate result,
+  // and dead letters are few, where a (sample, seq) key cost a random leaf per append.
   explicit dead_letter_reads(sqlite3* db)
       : naming(db,
-               "SELECT m.id, CAST(m.body AS TEXT) FROM message_samples s JOIN messages m ON m.seq = s.seq"
-               " WHERE s.sample = ?1 AND m.state = 'dead' ORDER BY m.seq DESC") {}
+               "SELECT m.id, CAST(b.body AS TEXT) FROM messages m JOIN message_bodies b ON b.seq = m.seq"
+               " WHERE m.state = 'dead' AND EXISTS (SELECT 1 FROM message_samples s WHERE s.seq = m.seq"
+               " AND s.sample = ?1) ORDER BY m.seq DESC") {}
   statement naming;
 };
 
@@ -209,11 +269,12 @@ std::optional<std::string> state_store::qc_patient_unsent_message(std::string_vi
 
 std::optional<std::string> state_store::qc_patient_body(std::string_view device, std::string_view sample_id,
                                                         std::string_view parameter, std::string_view observed_at) const {
-  return qc_patient_post<std::string>(db_, "m.body", "", device, sample_id, parameter, observed_at,
+  return qc_patient_post<std::string>(db_, "(SELECT b.body FROM message_bodies b WHERE b.seq = m.seq)", "", device, sample_id, parameter, observed_at,
                                       [](statement& st) { return st.text(0); });
 }
 
 state_store::~state_store() {
+  index_.reset();
   dead_reads_.reset();
   reads_.reset();
   sqlite3_close(db_);
@@ -221,6 +282,7 @@ state_store::~state_store() {
 
 state_store::read_scope::read_scope(const state_store& s) : s_(s) {
   if (s_.read_depth_++ == 0) {
+    ++s_.scopes_;
     try {
       sqlite::run_once(s_.reads_->begin);
     } catch (...) {
@@ -248,60 +310,98 @@ std::optional<std::string> state_store::get(std::string_view key) const {
   return st.text(0);
 }
 
+template <typename Match, typename Fn>
+void state_store::each_result(std::string_view sample, Match match, Fn fn) const {
+  auto& ix = *index_;
+  if (read_depth_ == 0 || ix.caught_in != scopes_) {
+    ix.catch_up();
+    ix.caught_in = read_depth_ == 0 ? 0 : scopes_;
+  }
+  const auto it = ix.by_sample.find(std::hash<std::string_view>{}(sample));
+  if (it == ix.by_sample.end()) return;
+  // Copied: fn may read further, and a row found gone is dropped from the entries.
+  std::vector<std::int64_t> seqs;
+  for (const auto& e : it->second)
+    if (match(std::string_view(ix.parameters[e.parameter]))) seqs.push_back(e.seq);
+  std::vector<std::int64_t> gone;
+  for (auto k = seqs.rbegin(); k != seqs.rend(); ++k) {
+    auto& st = ix.row.reset().bind(1, *k);
+    sqlite::finish_on_exit guard{st};
+    if (!st.step()) {
+      gone.push_back(*k);  // pruned
+      continue;
+    }
+    if (st.bytes(0) != sample || !match(st.bytes(1))) continue;  // another sample with the same hash
+    if (fn(st)) break;
+  }
+  if (!gone.empty()) {
+    std::erase_if(it->second,
+                  [&](const result_index::entry& e) { return std::find(gone.begin(), gone.end(), e.seq) != gone.end(); });
+    if (it->second.empty()) ix.by_sample.erase(it);
+  }
+}
+
+namespace {
+// The row columns each_result hands over, from its "SELECT sample, parameter, value, numeric,
+// observed_at, received_at".
+rerun::observation observation_of(sqlite::statement& st) {
+  rerun::observation o;
+  o.value = st.text(2);
+  if (!st.is_null(3)) o.numeric = st.real(3);
+  o.observed_at = st.text(4);
+  o.received_at = rerun::timestamp(std::chrono::seconds(st.integer(5)));
+  return o;
+}
+}  // namespace
+
 bool state_store::has(std::string_view sample, std::string_view parameter) const {
-  auto& st = reads_->has.reset().bind(1, sample).bind(2, parameter);
-  sqlite::finish_on_exit guard{st};
-  return st.step();
+  bool found = false;
+  each_result(sample, [&](std::string_view p) { return p == parameter; }, [&](sqlite::statement&) { return found = true; });
+  return found;
 }
 
 bool state_store::has_observation(std::string_view sample, std::string_view parameter, std::string_view value,
                                   std::string_view observed_at) const {
-  auto& st = reads_->has_observation.reset().bind(1, sample).bind(2, parameter).bind(3, value).bind(4, observed_at);
-  sqlite::finish_on_exit guard{st};
-  return st.step();
+  bool found = false;
+  each_result(sample, [&](std::string_view p) { return p == parameter; }, [&](sqlite::statement& st) {
+    return found = st.bytes(2) == value && st.bytes(4) == observed_at;
+  });
+  return found;
 }
-
-namespace {
-rerun::observation observation_of(sqlite::statement& st) {
-  rerun::observation o;
-  o.value = st.text(0);
-  if (!st.is_null(1)) o.numeric = st.real(1);
-  o.observed_at = st.text(2);
-  o.received_at = rerun::timestamp(std::chrono::seconds(st.integer(3)));
-  return o;
-}
-
-// [marker start, the first string after every name+marker...): the marker's last character + 1.
-std::pair<std::string, std::string> marker_range(std::string_view parameter, std::string_view marker) {
-  std::string from = std::string(parameter).append(marker);
-  std::string to = from;
-  ++to.back();
-  return {std::move(from), std::move(to)};
-}
-}  // namespace
 
 std::optional<rerun::observation> state_store::latest(std::string_view sample, std::string_view parameter) const {
-  auto& st = reads_->latest.reset().bind(1, sample).bind(2, parameter);
-  sqlite::finish_on_exit guard{st};
-  if (!st.step()) return std::nullopt;
-  return observation_of(st);
+  std::optional<rerun::observation> out;
+  each_result(sample, [&](std::string_view p) { return p == parameter; }, [&](sqlite::statement& st) {
+    out = observation_of(st);
+    return true;
+  });
+  return out;
 }
 
 std::optional<rerun::observation> state_store::latest_of_parameter(std::string_view sample,
                                                                    std::string_view parameter) const {
-  const auto [sub_from, sub_to] = marker_range(parameter, rerun::key_sub_id);
-  const auto [type_from, type_to] = marker_range(parameter, rerun::key_result_type);
-  auto& st = reads_->latest_of_parameter.reset().bind(1, sample).bind(2, parameter).bind(3, sub_from).bind(4, sub_to)
-                 .bind(5, type_from).bind(6, type_to);
-  sqlite::finish_on_exit guard{st};
-  if (!st.step()) return std::nullopt;
-  return observation_of(st);
+  // The name alone, or the name followed by a key marker (rerun/result_key.hpp).
+  const auto named = [&](std::string_view p) {
+    if (!p.starts_with(parameter)) return false;
+    const auto rest = p.substr(parameter.size());
+    return rest.empty() || rest.starts_with(rerun::key_sub_id) || rest.starts_with(rerun::key_result_type);
+  };
+  std::optional<rerun::observation> out;
+  each_result(sample, named, [&](sqlite::statement& st) {
+    out = observation_of(st);
+    return true;
+  });
+  return out;
 }
 
 void state_store::record(std::string_view sample, std::string_view parameter, rerun::observation o) {
+  index_->caught_in = 0;
   write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}, {}, {}, {}});
 }
 
-std::size_t state_store::prune(rerun::timestamp cutoff) { return prune_results(db_, cutoff); }
+std::size_t state_store::prune(rerun::timestamp cutoff) {
+  index_->caught_in = 0;
+  return prune_results(db_, cutoff);
+}
 
 }  // namespace interfaced::transport

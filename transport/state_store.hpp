@@ -13,7 +13,11 @@
 //  - Opening creates the tables when missing; failures throw std::runtime_error naming the file
 //    (a start-up error). Later failures of record() / prune() throw std::runtime_error.
 //  - Reads are cheap (prepared statements, reset after every use so the connection never holds a
-//    WAL snapshot) and see everything the outbox worker has committed. A read_scope groups the
+//    WAL snapshot) and see everything the outbox worker has committed. The result history is
+//    found by (sample, parameter) through an index held in memory (schema 12, issue #17: an
+//    on-disk one cost a random 1 KiB leaf per message), built from the results table at the
+//    first read and caught up with the rows added since before each read (or read_scope); one
+//    small entry per stored result, so bounded by the rerun window's prune. A read_scope groups the
 //    reads of one synchronous computation into one read transaction (one snapshot, one lock
 //    round instead of one per query); never hold one across a co_await.
 //  - The daemon writes through the outbox worker (off its event loop): outbox::append with
@@ -188,6 +192,13 @@ class state_store final : public rerun::result_store {
   sqlite3* db_ = nullptr;
   std::unique_ptr<reads> reads_;
   mutable int read_depth_ = 0;  // open read_scopes
+  mutable std::uint64_t scopes_ = 0;  // outermost read_scopes begun: each is one snapshot
+  struct result_index;  // (sample, parameter) -> results seqs (state_store.cpp)
+  mutable std::unique_ptr<result_index> index_;
+  // Runs fn(row) on each stored result of `sample` whose parameter satisfies `match`, newest first,
+  // until fn returns true; row columns: value, numeric, observed_at, received_at.
+  template <typename Match, typename Fn>
+  void each_result(std::string_view sample, Match match, Fn fn) const;
   struct dead_letter_reads;
   mutable std::unique_ptr<dead_letter_reads> dead_reads_;  // prepared on first use: the messages table is the outbox's
 };

@@ -187,7 +187,7 @@ inline std::vector<json> outbox_bodies(const fs::path& db_path) {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "SELECT body FROM messages ORDER BY seq", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT b.body FROM messages m JOIN message_bodies b ON b.seq = m.seq ORDER BY m.seq", -1, &st, nullptr) == SQLITE_OK);
   while (sqlite3_step(st) == SQLITE_ROW) {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(st, 0));
     const int n = sqlite3_column_bytes(st, 0);

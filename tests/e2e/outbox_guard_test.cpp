@@ -22,8 +22,9 @@ void fill(const fs::path& db_path) {
   const std::string body = "{\"padding\":\"" + std::string(2000, 'x') + "\"}";
   std::string sql = "BEGIN;";
   for (int i = 0; i < 200; ++i)
-    sql += "INSERT INTO messages (id, kind, ordering_key, body, created_at, next_attempt_at) VALUES ('m-" +
-           std::to_string(i) + "', 'device-results', 'k" + std::to_string(i) + "', '" + body + "', 0, 0);";
+    sql += "INSERT INTO messages (id, kind, ordering_key, created_at, next_attempt_at) VALUES ('m-" +
+           std::to_string(i) + "', 'device-results', 'k" + std::to_string(i) + "', 0, 0);"
+           "INSERT INTO message_bodies (seq, body) VALUES (last_insert_rowid(), '" + body + "');";
   sql += "COMMIT;";
   char* err = nullptr;
   const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);

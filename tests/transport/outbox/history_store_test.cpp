@@ -311,7 +311,7 @@ TEST_CASE("schema 8: a version-7 file gets its messages' devices and samples, an
     // summary as day rows (one at zero after a correction).
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
-    const char* v7 =
+    const std::string v7 = std::string(interfaced::test::bodies_back_in_messages) +
         "DROP TRIGGER message_samples_gone; DROP TABLE message_samples; ALTER TABLE messages DROP COLUMN device;"
         "DROP TABLE history_month;"
         "CREATE TABLE history_summary (day TEXT NOT NULL, event_type TEXT NOT NULL, dimension_a TEXT NOT NULL,"
@@ -321,7 +321,7 @@ TEST_CASE("schema 8: a version-7 file gets its messages' devices and samples, an
         " ('2026-12-05', 'device_result', 'chem', 'GLU', 2), ('2026-12-05', 'device_result', 'chem', 'NA', 0),"
         " ('2026-12-05', 'device_sample', 'chem', '', 1);"
         "PRAGMA user_version = 7;";
-    REQUIRE(sqlite3_exec(db, v7, nullptr, nullptr, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(db, v7.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
   { outbox box(config_at(file)); }  // migrates

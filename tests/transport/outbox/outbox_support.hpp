@@ -36,6 +36,15 @@ inline transport::outbox_options config_at(const std::filesystem::path& p, std::
 }
 
 // A message for the outbox; id empty: the outbox assigns a UUID.
+// SQL that puts the bodies back into messages, as every schema before 12 kept them (the column
+// at the end, not in its old place: nothing reads it by position), for tests that turn a new
+// file back into an older version's.
+inline constexpr const char* bodies_back_in_messages =
+    "DROP TRIGGER message_bodies_gone;"
+    "ALTER TABLE messages ADD COLUMN body BLOB NOT NULL DEFAULT x'';"
+    "UPDATE messages SET body = (SELECT b.body FROM message_bodies b WHERE b.seq = messages.seq);"
+    "DROP TABLE message_bodies;";
+
 inline transport::new_message msg(std::string kind, std::string key, std::string body, std::string id = {}) {
   transport::new_message m;
   m.kind = std::move(kind);

@@ -14,7 +14,9 @@
 #include <sqlite3.h>
 
 #include "outbox_support.hpp"
+#include "transport/history_store.hpp"
 #include "transport/outbox.hpp"
+#include "transport/state_store.hpp"
 
 using namespace interfaced::transport;
 using interfaced::test::append_wait;
@@ -444,19 +446,20 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   std::vector<new_message> forty;
   for (int i = 0; i < 40; ++i) forty.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
   const auto ids = file_holding(file, std::move(forty));
-  CHECK(query_int(file, "PRAGMA user_version") == 11);  // schema 11 followed (pending_by_key gone)
+  CHECK(query_int(file, "PRAGMA user_version") == 12);  // schemas 11 and 12 followed
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
   exec_sql(file,
-           "CREATE INDEX delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
+           std::string(interfaced::test::bodies_back_in_messages) +
+               "CREATE INDEX delivered_at ON messages(delivered_at) WHERE state = 'delivered';"
            "CREATE INDEX history_events_day ON history_events(day);"
            "UPDATE messages SET created_at = (seq - (SELECT min(seq) FROM messages)) * 100;"
            "UPDATE messages SET state = 'delivered', delivered_at = created_at + 50"
            " WHERE (seq - (SELECT min(seq) FROM messages)) % 2 = 0;"
            "PRAGMA user_version = 9;");
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 11);
+  CHECK(query_int(file, "PRAGMA user_version") == 12);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   CHECK(admin.list(true).size() == 40);
   using ms = std::chrono::milliseconds;
@@ -486,13 +489,14 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
   const auto ids = file_holding(file, std::move(ms));
   // Back to version 10 as that release left it: the index, and A-0 delivered already.
   exec_sql(file,
-           "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
+           std::string(interfaced::test::bodies_back_in_messages) +
+               "CREATE INDEX pending_by_key ON messages(ordering_key, seq) WHERE state = 'pending';"
            "CREATE INDEX results_age ON results (received_at);"
            "UPDATE messages SET state = 'delivered', delivered_at = created_at WHERE id = '" + ids[0] + "';"
            "PRAGMA user_version = 10;");
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 11);
+  CHECK(query_int(file, "PRAGMA user_version") == 12);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
   CHECK(box.stats().undelivered == 5);
   // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
@@ -512,6 +516,200 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
     REQUIRE(*marked);
   }
   CHECK(claim() == std::set<std::string>{ids[3], ids[4]});  // A-2 and B-1
+}
+
+namespace {
+
+interfaced::rerun::history_event sample_result(std::string device, std::string sample, std::string observed_at) {
+  interfaced::rerun::history_event e;
+  e.event_type = "device_result";
+  e.dimension_a = std::move(device);
+  e.dimension_b = "GLU";
+  e.sample = std::move(sample);
+  e.observed_at = std::move(observed_at);
+  e.delta = 1;
+  return e;
+}
+
+history_row result_row(std::string sample, std::string parameter, std::string value, long long received_s) {
+  history_row r{std::move(sample), std::move(parameter), {}};
+  r.o.value = std::move(value);
+  r.o.observed_at = "20261205120000";
+  r.o.received_at = interfaced::rerun::timestamp(std::chrono::seconds(received_s));
+  return r;
+}
+
+std::string body_naming(const std::string& sample) {
+  return R"({"device_id":"chem","results":[{"sample_id":")" + sample + R"(","parameter":"GLU"}]})";
+}
+
+std::set<std::string> ids_of(const std::vector<message_summary>& ms) {
+  std::set<std::string> out;
+  for (const auto& m : ms) out.insert(m.id);
+  return out;
+}
+
+std::vector<message_summary> listed_for(outbox_admin& admin, const std::string& sample) {
+  list_filter f;
+  f.include_delivered = true;
+  f.sample = sample;
+  return admin.list(f);
+}
+
+// device_sample counted on 2026-12-05 for `device` (0: none).
+std::int64_t samples_counted(const std::filesystem::path& file, const std::string& device) {
+  history_store h(file);
+  for (const auto& r : h.all())
+    if (r.event_type == "device_sample" && r.dimension_a == device && interfaced::rerun::format_day(r.day) == "2026-12-05")
+      return r.value;
+  return 0;
+}
+
+}  // namespace
+
+// Issue #17: schema 12 keeps no b-tree keyed by sample (results_sp, message_samples by sample,
+// history_samples by day/device/sample: each a random leaf per message); the sample lookups
+// are answered from memory. A version-11 file keeps its rows and answers them the same.
+TEST_CASE("schema 12: a version-11 file keeps its results, message samples and history samples, found by sample") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  std::vector<std::string> ids;
+  {
+    outbox box(config_at(file));
+    state_changes s;
+    s.history = {result_row("S-1", "HGB", "13.5", 1'000), result_row("S-2", "PLT", "250", 1'000),
+                 result_row("S-2", "PLT", "260", 1'001)};
+    s.events = {sample_result("chem", "S-1", "2026-12-05T10:00:00Z"), sample_result("chem", "S-2", "2026-12-05T10:00:00Z")};
+    ids = append_wait(box, {msg("results", "S-1", body_naming("S-1")), msg("results", "S-2", body_naming("S-2"))}, s).ids;
+    REQUIRE(ids.size() == 2);
+  }
+  REQUIRE(samples_counted(file, "chem") == 2);
+  // Back to version 11 as that release left it: its index on results, message_samples keyed by
+  // (sample, seq) with an index on seq, history_samples keyed by (day, device, sample).
+  exec_sql(file,
+           std::string(interfaced::test::bodies_back_in_messages) +
+               "CREATE INDEX results_sp ON results (sample, parameter);"
+           "DROP TRIGGER message_samples_gone;"
+           "CREATE TABLE ms11 (sample TEXT NOT NULL, seq INTEGER NOT NULL, PRIMARY KEY (sample, seq)) WITHOUT ROWID;"
+           "INSERT INTO ms11 SELECT sample, seq FROM message_samples;"
+           "DROP TABLE message_samples;"
+           "ALTER TABLE ms11 RENAME TO message_samples;"
+           "CREATE INDEX message_samples_by_seq ON message_samples(seq);"
+           "CREATE TRIGGER message_samples_gone AFTER DELETE ON messages"
+           " BEGIN DELETE FROM message_samples WHERE seq = old.seq; END;"
+           "CREATE TABLE hs11 (day TEXT NOT NULL, device TEXT NOT NULL, sample TEXT NOT NULL,"
+           " PRIMARY KEY (day, device, sample)) WITHOUT ROWID;"
+           "INSERT INTO hs11 SELECT day, device, sample FROM history_samples;"
+           "DROP TABLE history_samples;"
+           "ALTER TABLE hs11 RENAME TO history_samples;"
+           "PRAGMA user_version = 11;");
+  REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 2);
+  {
+    outbox box(config_at(file));  // migrates
+    CHECK(query_int(file, "PRAGMA user_version") == 12);
+    CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('results_sp', 'message_samples_by_seq')") == 0);
+    CHECK(query_int(file, "SELECT count(*) FROM message_samples") == 2);
+    CHECK(query_int(file, "SELECT count(*) FROM history_samples") == 2);
+    // S-1 again on the same day is not a new sample for chem; S-3 is.
+    state_changes s;
+    s.events = {sample_result("chem", "S-1", "2026-12-05T11:00:00Z"), sample_result("chem", "S-3", "2026-12-05T11:00:00Z")};
+    REQUIRE(append_wait(box, {msg("results", "S-3", body_naming("S-3"))}, s).durable);
+  }
+  CHECK(samples_counted(file, "chem") == 3);
+  state_store store(file);
+  CHECK(store.has("S-1", "HGB"));
+  CHECK_FALSE(store.has("S-1", "PLT"));
+  CHECK(store.has_observation("S-2", "PLT", "250", "20261205120000"));
+  CHECK_FALSE(store.has_observation("S-2", "PLT", "251", "20261205120000"));
+  REQUIRE(store.latest("S-2", "PLT"));
+  CHECK(store.latest("S-2", "PLT")->value == "260");
+  outbox_admin admin(file);
+  CHECK(ids_of(listed_for(admin, "S-1")) == std::set<std::string>{ids[0]});
+  CHECK(ids_of(listed_for(admin, "S-2")) == std::set<std::string>{ids[1]});
+  CHECK(listed_for(admin, "S-3").size() == 1);
+  CHECK(listed_for(admin, "S-4").empty());
+  // The bodies moved out of messages (message_bodies) come back with their messages.
+  CHECK(query_int(file, "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'body'") == 0);
+  REQUIRE(admin.show(ids[0]));
+  CHECK(admin.show(ids[0])->body == body_naming("S-1"));
+  CHECK(admin.show(ids[1])->body == body_naming("S-2"));
+}
+
+// The lab view's reader and the rerun check's reader stay open while the worker writes: what
+// they find by sample follows every append, prune and purge made since.
+TEST_CASE("readers opened before the writes find by sample what was appended, pruned and purged since") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));  // completions on the worker: waited for with promises
+  state_store store(file);
+  outbox_admin admin(file);
+  CHECK_FALSE(store.has("S-1", "HGB"));
+  CHECK(listed_for(admin, "S-1").empty());
+  state_changes s;
+  s.history = {result_row("S-1", "HGB", "13.5", 1'000), result_row("S-1", "HGB^sub=2", "13.7", 1'000)};
+  const auto first = append_wait(box, {msg("results", "S-1", body_naming("S-1"))}, s).ids;
+  REQUIRE(first.size() == 1);
+  CHECK(store.has("S-1", "HGB"));
+  REQUIRE(store.latest_of_parameter("S-1", "HGB"));
+  CHECK(store.latest_of_parameter("S-1", "HGB")->value == "13.7");
+  CHECK_FALSE(store.latest_of_parameter("S-1", "HG"));
+  CHECK(ids_of(listed_for(admin, "S-1")) == std::set<std::string>{first[0]});
+  // A later result of S-1, and a failed append naming S-1 (the same id again): only the first counts.
+  state_changes later;
+  later.history = {result_row("S-1", "HGB", "14.0", 2'000)};
+  const auto second = append_wait(box, {msg("results", "S-1", body_naming("S-1"))}, later).ids;
+  REQUIRE(second.size() == 1);
+  state_changes lost;
+  lost.history = {result_row("S-1", "HGB", "99", 2'000)};
+  CHECK_FALSE(append_wait(box, {msg("results", "S-1", body_naming("S-1"), second[0])}, lost).durable);
+  CHECK(store.latest("S-1", "HGB")->value == "14.0");
+  CHECK_FALSE(store.has_observation("S-1", "HGB", "99", "20261205120000"));
+  CHECK(ids_of(listed_for(admin, "S-1")) == std::set<std::string>{first[0], second[0]});
+  // The rerun window moves past the first results: they are no longer seen.
+  std::promise<std::size_t> removed;
+  box.prune_history(interfaced::rerun::timestamp(std::chrono::seconds(1'500)), [&](std::size_t n) { removed.set_value(n); });
+  CHECK(removed.get_future().get() == 2);
+  CHECK_FALSE(store.has_observation("S-1", "HGB", "13.5", "20261205120000"));
+  CHECK(store.latest_of_parameter("S-1", "HGB")->value == "14.0");
+  CHECK(store.has("S-1", "HGB"));
+  CHECK_FALSE(store.has("S-1", "HGB^sub=2"));
+  // The first message delivered and purged: the sample names only the second.
+  std::promise<bool> marked;
+  box.mark_delivered(first[0], attempt_outcome{200, "{}"}, [&](bool ok) { marked.set_value(ok); });
+  REQUIRE(marked.get_future().get());
+  std::promise<std::size_t> purged;
+  box.purge_delivered_before(outbox_now() + 1h, [&](std::size_t n) { purged.set_value(n); });
+  CHECK(purged.get_future().get() == 1);
+  CHECK(ids_of(listed_for(admin, "S-1")) == std::set<std::string>{second[0]});
+  CHECK(query_int(file, "SELECT count(*) FROM message_bodies") == 1);  // the purged one's body went with it
+}
+
+// history_samples' days are held in memory by the worker: a rolled-back op must not leave its
+// samples there, and another connection's rebuild must be noticed.
+TEST_CASE("device_sample: a sample of a failed append counts when it comes again, and a rebuild is followed") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  state_changes a;
+  a.events = {sample_result("chem", "S-1", "2026-12-05T10:00:00Z")};
+  const auto ids = append_wait(box, {msg("results", "S-1", body_naming("S-1"))}, a).ids;
+  REQUIRE(ids.size() == 1);
+  state_changes failed;
+  failed.events = {sample_result("chem", "S-2", "2026-12-05T10:00:00Z")};
+  CHECK_FALSE(append_wait(box, {msg("results", "S-2", body_naming("S-2"), ids[0])}, failed).durable);
+  state_changes again;
+  again.events = {sample_result("chem", "S-2", "2026-12-05T10:05:00Z"), sample_result("chem", "S-1", "2026-12-05T10:05:00Z")};
+  REQUIRE(append_wait(box, {msg("results", "S-2", body_naming("S-2"))}, again).durable);
+  CHECK(samples_counted(file, "chem") == 2);
+  {
+    history_store h(file);
+    h.rebuild(interfaced::rerun::lab_zone{});
+  }
+  CHECK(samples_counted(file, "chem") == 2);
+  state_changes more;
+  more.events = {sample_result("chem", "S-2", "2026-12-05T11:00:00Z"), sample_result("chem", "S-3", "2026-12-05T11:00:00Z")};
+  REQUIRE(append_wait(box, {msg("results", "S-3", body_naming("S-3"))}, more).durable);
+  CHECK(samples_counted(file, "chem") == 3);
 }
 
 TEST_CASE("a set-aside and a retry made by the CLI on the file change which message delivery claims") {
