@@ -402,7 +402,7 @@ class outbox_db {
   }
   // After a rollback: the in-memory indexes (pending keys, message samples, history samples) may
   // hold what the database no longer does.
-  void forget_pending_keys() noexcept {
+  void forget_indexes() noexcept {
     pending_stale_ = true;
     samples_.wrote = true;  // its next use counts the rows: fewer than its entries rebuilds it
     if (history_) history_->forget();
@@ -1782,7 +1782,7 @@ void outbox::run() {
         } catch (const std::exception& e) {
           errors[i] = e.what();
           batch[i]->delivered = 0;
-          db_->forget_pending_keys();
+          db_->forget_indexes();
           if (guarded) {
             db_->control(detail::outbox_db::tx::rollback_to);
             db_->control(detail::outbox_db::tx::release);
@@ -1809,7 +1809,7 @@ void outbox::run() {
         }
       }
       if (!committed) {
-        db_->forget_pending_keys();
+        db_->forget_indexes();
         try {
           db_->control(detail::outbox_db::tx::rollback);
         } catch (...) {
