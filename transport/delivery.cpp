@@ -1,7 +1,6 @@
 #include "transport/delivery.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <ctime>
 #include <exception>
 #include <random>
@@ -461,15 +460,16 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       if (k != m.ordering_key) busy.push_back(k);
     auto both = [this, id = m.id, s, o, busy = std::move(busy)](auto done) mutable {
       // Completions run in queue order, but the pair is complete only when both have come back.
+      // Both run on this loop (the outbox posts its completions here): a plain count.
       struct pair_state {
-        std::atomic<int> left{2};
+        int left = 2;
         marked_and_claimed r;
         std::function<void(marked_and_claimed)> finish;
       };
       auto p = std::make_shared<pair_state>();
       p->finish = std::move(done);
       auto arrived = [](const std::shared_ptr<pair_state>& q) {
-        if (q->left.fetch_sub(1) == 1) q->finish(std::move(q->r));
+        if (--q->left == 0) q->finish(std::move(q->r));
       };
       auto marked = [p, arrived](bool ok) {
         p->r.stored = ok;
