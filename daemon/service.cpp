@@ -1,6 +1,7 @@
 #include "daemon/service.hpp"
 
 #include <boost/asio/post.hpp>
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -142,6 +143,12 @@ int service::load_state() {
     if (!patients.empty()) spdlog::info("QC runs' patient results loaded: {}", patients.size());
     qc_admin_->restore();  // resolutions and their exclusions (the qc_audit table)
     poller_->prune_history();
+    // The rerun decision's index of the kept results (outbox schema 12), built here rather than at
+    // the first analyser message, which would otherwise wait for it.
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::size_t indexed = state_->load_index();
+    spdlog::info("result history: {} results indexed for the rerun decision in {} ms", indexed,
+                 std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count());
   } catch (const std::exception& e) {
     spdlog::critical("rerun state {}: {} [OUTBOX-009]", state_->file().string(), e.what());
     return exit_io;  // a state the daemon cannot read is not silently started afresh

@@ -310,6 +310,14 @@ std::optional<std::string> state_store::get(std::string_view key) const {
   return st.text(0);
 }
 
+std::size_t state_store::load_index() const {
+  auto& ix = *index_;
+  ix.catch_up();
+  std::size_t n = 0;
+  for (const auto& [hash, entries] : ix.by_sample) n += entries.size();
+  return n;
+}
+
 template <typename Match, typename Fn>
 void state_store::each_result(std::string_view sample, Match match, Fn fn) const {
   auto& ix = *index_;

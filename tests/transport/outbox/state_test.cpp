@@ -145,6 +145,31 @@ TEST_CASE("the result history is pruned by age on the outbox worker, state write
   CHECK(store.get("parameters:xn-1") == std::optional<std::string>("[]"));
 }
 
+// The daemon loads the rerun decision's result index at start-up (state_store::load_index), so
+// the first analyser message after a restart does not wait for a read of every kept result.
+TEST_CASE("the result index names every kept result: loaded at start and caught up after a prune") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  state_changes s;
+  s.history = {row("OLD", "HGB", "1", "t", 1'000), row("NEW", "HGB", "2", "t", 2'000), row("NEW", "PLT", "250", "t", 2'000)};
+  std::optional<bool> written;
+  box.write(std::move(s), [&](bool ok) { written = ok; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return written.has_value(); }));
+  REQUIRE(*written);
+  state_store store(file);
+  CHECK(store.load_index() == 3);
+  std::optional<std::size_t> removed;
+  box.prune_history(interfaced::rerun::timestamp(std::chrono::seconds(1'500)), [&](std::size_t n) { removed = n; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return removed.has_value(); }));
+  REQUIRE(*removed == 1);
+  CHECK(store.load_index() == 2);  // the pruned result's entry went
+  CHECK_FALSE(store.has("OLD", "HGB"));
+  CHECK(store.has("NEW", "PLT"));
+  CHECK(state_store(file).load_index() == 2);
+}
+
 TEST_CASE("an outbox file of schema version 1 is migrated in place, its messages kept") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
