@@ -307,13 +307,7 @@ history_writer::~history_writer() = default;
 void history_writer::forget() noexcept { days_->days.clear(); }
 
 void history_writer::record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log) {
-  {
-    auto& v = stmts_->data_version.reset();
-    finish_on_exit guard{v};
-    v.step();
-    if (v.integer(0) != days_->version) forget();
-    days_->version = v.integer(0);
-  }
+  if (sqlite::data_version_moved(stmts_->data_version, days_->version)) forget();
   for (const auto& e : events) {
     const auto d = rerun::history_day(zone, e);
     const std::string day = rerun::format_day(d);

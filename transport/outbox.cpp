@@ -383,14 +383,7 @@ class outbox_db {
   // Rebuilt from the pending_due index when another connection committed since (the CLI's
   // retry or set-aside: PRAGMA data_version), and after a rolled-back op or commit.
   const std::unordered_map<std::string, std::set<std::int64_t>>& pending_keys() {
-    {
-      auto& v = stmts_->data_version.reset();
-      finish_on_exit guard{v};
-      v.step();
-      const auto version = v.integer(0);
-      if (version != data_version_) pending_stale_ = true;
-      data_version_ = version;
-    }
+    if (sqlite::data_version_moved(stmts_->data_version, data_version_)) pending_stale_ = true;
     if (pending_stale_) {
       pending_.clear();
       auto& s = stmts_->all_pending.reset();
@@ -419,24 +412,11 @@ class outbox_db {
   // bounded by the messages kept.
   std::vector<std::int64_t> samples_of(std::string_view sample) {
     auto& ix = samples_;
-    {
-      auto& v = stmts_->data_version.reset();
-      finish_on_exit guard{v};
-      v.step();
-      if (v.integer(0) != ix.version) ix.wrote = true;
-      ix.version = v.integer(0);  // read before the rows: a later commit is caught up next time
-    }
+    // The version is read before the rows: a commit after it is caught up next time.
+    if (sqlite::data_version_moved(stmts_->data_version, ix.version)) ix.wrote = true;
     if (ix.wrote) {
       ix.wrote = false;
-      {
-        auto& s = stmts_->samples_since.reset().bind(1, ix.last_seq);
-        finish_on_exit guard{s};
-        while (s.step()) {
-          ix.last_seq = s.integer(0);
-          ix.by_sample[std::hash<std::string_view>{}(s.bytes(1))].push_back(ix.last_seq);
-          ++ix.entries;
-        }
-      }
+      catch_up_samples();
       std::size_t rows = 0;
       {
         auto& c = stmts_->count_samples.reset();
@@ -444,21 +424,26 @@ class outbox_db {
         c.step();
         rows = static_cast<std::size_t>(c.integer(0));
       }
-      if (rows != ix.entries) {
-        ix = sample_index{};
-        ix.version = stmts_->data_version.reset().step() ? stmts_->data_version.integer(0) : -1;
-        stmts_->data_version.finish();
-        auto& s = stmts_->samples_since.reset().bind(1, std::int64_t{0});
-        finish_on_exit guard{s};
-        while (s.step()) {
-          ix.last_seq = s.integer(0);
-          ix.by_sample[std::hash<std::string_view>{}(s.bytes(1))].push_back(ix.last_seq);
-          ++ix.entries;
-        }
+      if (rows != ix.entries) {  // rows went (a purge, a rolled-back append): from the start
+        ix.by_sample.clear();
+        ix.last_seq = 0;
+        ix.entries = 0;
+        catch_up_samples();
       }
     }
     const auto it = ix.by_sample.find(std::hash<std::string_view>{}(sample));
     return it == ix.by_sample.end() ? std::vector<std::int64_t>{} : it->second;
+  }
+  // samples_of's index: the message_samples rows after the last seq it holds.
+  void catch_up_samples() {
+    auto& ix = samples_;
+    auto& s = stmts_->samples_since.reset().bind(1, ix.last_seq);
+    finish_on_exit guard{s};
+    while (s.step()) {
+      ix.last_seq = s.integer(0);
+      ix.by_sample[std::hash<std::string_view>{}(s.bytes(1))].push_back(ix.last_seq);
+      ++ix.entries;
+    }
   }
   // A message of `key` moved from `was` to `now`.
   void note_state(const std::string& key, std::int64_t seq, message_state was, message_state now) {

@@ -112,6 +112,19 @@ inline void run_once(statement& s) {
   s.run();
 }
 
+// Whether the file changed since `seen` was read (`version` is "PRAGMA data_version": it moves
+// when another connection commits), and `seen` becomes the value now. A connection's in-memory
+// index of the file's rows checks it before use: the outbox's pending keys and message samples,
+// the history writer's days of samples.
+inline bool data_version_moved(statement& version, std::int64_t& seen) {
+  finish_on_exit guard{version.reset()};
+  version.step();
+  const auto now = version.integer(0);
+  const bool moved = now != seen;
+  seen = now;
+  return moved;
+}
+
 // The last row created before `cut` in a table whose time column grows with its rowid (a
 // creation time); 0: none. `first_from` is "SELECT rowid, time FROM t WHERE rowid >= ?1 ORDER BY
 // rowid LIMIT 1". Bisects the rowid: a purge by age reads O(log n) rows, where an index on the
