@@ -2,6 +2,10 @@
 
 #include <algorithm>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "parsers/astm/control.hpp"
 #include "parsers/text.hpp"
 
@@ -220,6 +224,23 @@ put_result frame_decoder::put(std::string_view bytes) noexcept {
         };
         std::uint64_t lanes = 0;
         unsigned words = 0;
+#if defined(__SSE2__)
+        // Sixteen bytes a step where SSE2 is there (every x86-64): the control-byte test is one
+        // unsigned min and compare, the sum one psadbw into two 64-bit lanes that cannot overflow
+        // (the eight-byte loop below was ~2 instructions a byte, put() a tenth of bench_astm).
+        {
+          const __m128i below = _mm_set1_epi8(0x1F);
+          __m128i acc = _mm_setzero_si128();
+          while (run + 16 <= limit) {
+            const __m128i x = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes.data() + run));
+            if (_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_min_epu8(x, below), x)) != 0) break;  // a byte <= 0x1F
+            acc = _mm_add_epi64(acc, _mm_sad_epu8(x, _mm_setzero_si128()));
+            run += 16;
+          }
+          sum += static_cast<unsigned>(_mm_cvtsi128_si32(acc)) +
+                 static_cast<unsigned>(_mm_cvtsi128_si32(_mm_unpackhi_epi64(acc, acc)));
+        }
+#endif
         while (run + 8 <= limit) {
           const std::uint64_t x = swar::load(bytes.data() + run);
           if (swar::has_less(x, 0x20)) break;
