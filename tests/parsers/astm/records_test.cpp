@@ -293,6 +293,41 @@ TEST_CASE("record_view fields are 1-based with the type as field 1", "[records][
 
 // ---------------------------------------------------------------- parse_message
 
+TEST_CASE("field n and repeat i are the pieces a plain split gives, wherever the delimiters fall",
+          "[records][fields]") {
+  // Records of up to 40 bytes (fields are looked for eight bytes at a time: separators at every
+  // position of a word, several in one word, none for more than a word), compared with a split
+  // written out by hand. Bytes >= 0x80 and the delimiter's neighbours ('|' ^ 1) sit among them.
+  const char picks[] = {'|', '|', 'a', '}', '\x7D', '\xFC', '\\', '\x80'};
+  int wrong = 0;
+  for (unsigned seed = 0; seed < 3000; ++seed) {
+    unsigned x = seed * 2654435761U;
+    std::string raw = "R";
+    const std::size_t len = seed % 41;
+    for (std::size_t i = 1; i < len; ++i) {
+      raw += picks[(x >> 7) & 7U];
+      x = x * 1103515245U + 12345U;
+    }
+    std::vector<std::string> pieces{""};
+    for (const char c : raw) {
+      if (c == '|') pieces.emplace_back();
+      else pieces.back() += c;
+    }
+    const record_view r{raw, default_delims};
+    for (std::size_t n = 1; n <= pieces.size() + 2; ++n) {
+      const std::string want = n <= pieces.size() ? pieces[n - 1] : "";
+      if (r.field(n).raw() != want) ++wrong;
+    }
+    // The same search on the repeat delimiter.
+    const field_view f{raw, delimiters{'#', '|', '^', '&'}};
+    for (std::size_t i = 0; i <= pieces.size() + 1; ++i) {
+      const std::string want = i < pieces.size() ? pieces[i] : "";
+      if (f.repeat(i).raw() != want) ++wrong;
+    }
+  }
+  CHECK(wrong == 0);
+}
+
 TEST_CASE("a well-formed message parses without diagnostics", "[records][message]") {
   const std::string text =
       "H|\\^&|||LIS\rP|1\rO|1|S1||^^^GLU\rR|1|^^^GLU|5.5\rC|1|I|note\rM|1|x\rR|2|^^^NA|140\r"
