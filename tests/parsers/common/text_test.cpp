@@ -42,3 +42,47 @@ TEST_CASE("text: equal_bytes marks exactly the bytes equal to the delimiter") {
   }
   CHECK(wrong == 0);
 }
+
+namespace {
+
+// The byte-by-byte definitions the word-at-a-time searches must agree with.
+std::size_t line_end_reference(std::string_view s, std::size_t pos) {
+  while (pos < s.size() && s[pos] != '\r' && s[pos] != '\n') ++pos;
+  return pos < s.size() ? pos : s.size();
+}
+
+std::size_t printable_reference(std::string_view s, std::size_t pos) {
+  while (pos < s.size() && static_cast<unsigned char>(s[pos]) >= 0x20 && static_cast<unsigned char>(s[pos]) <= 0x7E) ++pos;
+  return pos;
+}
+
+}  // namespace
+
+TEST_CASE("text: find_line_end and skip_printable stop at the first such byte wherever it lies") {
+  // Every byte value at every position of texts up to 40 bytes (past the 16- and 8-byte steps and
+  // their tails), searched from every start: both ends of the ranges (0x1F 0x20 0x7E 0x7F 0x80
+  // 0xFF), CR, LF and TAB among them.
+  int wrong = 0;
+  for (std::size_t len = 0; len <= 40; ++len) {
+    for (std::size_t at = 0; at < len; ++at) {
+      for (unsigned b = 0; b < 256; ++b) {
+        std::string s(len, 'x');
+        s[at] = static_cast<char>(b);
+        for (std::size_t from = 0; from <= len; from += (len > 20 ? 3 : 1)) {
+          if (find_line_end(s, from) != line_end_reference(s, from)) ++wrong;
+          if (skip_printable(s, from) != printable_reference(s, from)) ++wrong;
+        }
+      }
+    }
+  }
+  CHECK(wrong == 0);
+  // A stop byte in every 16-byte lane after a long printable run, as in a base64 record.
+  const std::string run(100, 'A');
+  CHECK(find_line_end(run + "\r", 0) == 100);
+  CHECK(find_line_end(run + "B\nC\r", 5) == 101);
+  CHECK(find_line_end(run, 0) == 100);
+  CHECK(skip_printable(run + "\x7F", 0) == 100);
+  CHECK(skip_printable(run + "~\x80", 0) == 101);
+  CHECK(skip_printable(run + " \t", 0) == 101);
+  CHECK(skip_printable(run, 0) == 100);
+}
