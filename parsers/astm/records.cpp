@@ -498,16 +498,19 @@ message parse_message(std::string_view text, message_limits limits) {
           "byte " + std::to_string(static_cast<unsigned char>(text[disallowed])) + " not allowed (LIS02 5.1)");
     }
 
-    const auto type_field = rec.field(1).raw();
+    // The type field is all that matters of field 1: empty, one byte, or longer, read from the
+    // record's first two bytes (field(1) walked to the first delimiter for it, a call per record).
+    const bool type_field_empty = raw[0] == m.delims.field;
+    const bool type_field_one_byte = !type_field_empty && (raw.size() == 1 || raw[1] == m.delims.field);
     const char t = rec.type();
-    if (type_field.empty()) {
+    if (type_field_empty) {
       add(m, record_error::empty_record, index, offset,
           "record type expected before the first field delimiter");
       continue;
     }
     // An H record's second character *is* its field delimiter, so its type field is one byte
     // by definition even when H.2 is unusable and the defaults split it differently.
-    if (t != 'H' && (type_field.size() != 1 || !known_type(t))) {
+    if (t != 'H' && (!type_field_one_byte || !known_type(t))) {
       add(m, record_error::unknown_record_type, index, offset,
           "record type must be one of H P O R C Q M S L");
       continue;
