@@ -69,3 +69,20 @@ TEST_CASE("identity: without a result-type setting every R.3 component 4+ tells 
   REQUIRE(b.results.size() == 2);
   CHECK(b.results[0].code != b.results[1].code);
 }
+
+TEST_CASE("identity: a sample id read at component 0 is the first non-empty component of the first repeat",
+          "[identity]") {
+  // normalise.hpp: component 0 = the first non-empty component; LIS02-A2 5.4: a repeat delimiter
+  // starts the next repetition, so components after it are not looked at; blanks are padding.
+  const auto b = run("H|\\^&\rP|1\r"
+                     "O|1|^  ^S-7^X||^^^GLU\rR|1|^^^GLU|5\r"          // S-7: empty and blank first
+                     "O|2|S-8\rR|1|^^^GLU|6\r"                        // no components at all
+                     "O|3|^ \\S-9|S-10|^^^GLU\rR|1|^^^GLU|7\r"        // S-9 only in the 2nd repeat: O.4
+                     "O|4| ^^\rR|1|^^^GLU|8\r"                        // nothing anywhere
+                     "L|1|N\r");
+  REQUIRE(b.results.size() == 4);
+  CHECK(b.results[0].sample_id == "S-7");
+  CHECK(b.results[1].sample_id == "S-8");
+  CHECK(b.results[2].sample_id == "S-10");
+  CHECK(b.results[3].sample_id.empty());
+}
