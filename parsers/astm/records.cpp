@@ -456,6 +456,7 @@ message parse_message(std::string_view text, message_limits limits) {
       const auto b = static_cast<unsigned char>(text[stop]);
       if (b == '\r' || b == '\n') break;
       if (disallowed == std::string_view::npos && !allowed_bytes[b]) disallowed = stop;
+      m.printable_ascii = false;
       ++stop;
     }
     const auto raw = text.substr(pos, stop - pos);
@@ -470,6 +471,7 @@ message parse_message(std::string_view text, message_limits limits) {
       break;
     }
 
+    bool defines_delimiters = false;  // this record's H.2 gave the delimiters
     if (!delimiters_set) {
       delimiters_set = true;  // only the first record may define them
       if (upper(raw[0]) != 'H') {
@@ -486,6 +488,7 @@ message parse_message(std::string_view text, message_limits limits) {
           add(m, record_error::lenient_delimiters, index, offset + 3,  // the skipped character
               "doubled repeat delimiter in H.2 skipped (Yumizen H550 capture quirk)");
         }
+        defines_delimiters = !ec;
       }
     }
 
@@ -506,6 +509,7 @@ message parse_message(std::string_view text, message_limits limits) {
     if (type_field_empty) {
       add(m, record_error::empty_record, index, offset,
           "record type expected before the first field delimiter");
+      m.printable_ascii = false;  // (its escapes are not checked)
       continue;
     }
     // An H record's second character *is* its field delimiter, so its type field is one byte
@@ -513,6 +517,7 @@ message parse_message(std::string_view text, message_limits limits) {
     if (t != 'H' && (!type_field_one_byte || !known_type(t))) {
       add(m, record_error::unknown_record_type, index, offset,
           "record type must be one of H P O R C Q M S L");
+      m.printable_ascii = false;  // (its escapes are not checked)
       continue;
     }
     if (auto problem = h.accept(t, index); !problem.empty()) {
@@ -524,6 +529,12 @@ message parse_message(std::string_view text, message_limits limits) {
     // Fields walked once, and only in a record holding the escape character at all (before:
     // field(f) for every f, quadratic in the fields of every record).
     const std::size_t first_checked = t == 'H' ? 3 : 2;
+    if (m.printable_ascii && raw.find(m.delims.escape) != std::string_view::npos) {
+      // The H.2 the delimiters came from holds the escape character as itself: only the fields
+      // after it count. (Its layout was checked: H.2 ends at the next field delimiter.)
+      const std::size_t after_h2 = defines_delimiters ? std::min(raw.find(m.delims.field, 2), raw.size()) : 0;
+      if (raw.find(m.delims.escape, after_h2) != std::string_view::npos) m.printable_ascii = false;
+    }
     std::string_view rest = raw;
     for (std::size_t f = 1; !rest.empty() && rest.find(m.delims.escape) != std::string_view::npos; ++f) {
       const std::size_t sep = rest.find(m.delims.field);

@@ -134,6 +134,11 @@ struct message {
   std::vector<std::size_t> offsets;  // byte offset of each record within the text
   std::vector<record_diagnostic> diagnostics;
   bool has_terminator = false;  // an L record was seen
+  // Every byte of every record is printable ASCII (0x20-0x7E), every record type is known, and no
+  // field holds the escape character (the H.2 that defined the delimiters aside): then no value read
+  // from the message, decoded or not, holds a control character, and devices/ skips looking for
+  // them. False says nothing: the values may still be clean.
+  bool printable_ascii = true;
 };
 
 // Splits text on CR, LF or CR LF (blank lines skipped), detects delimiters from the first record,

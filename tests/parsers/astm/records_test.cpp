@@ -293,6 +293,28 @@ TEST_CASE("record_view fields are 1-based with the type as field 1", "[records][
 
 // ---------------------------------------------------------------- parse_message
 
+TEST_CASE("printable_ascii: only printable ASCII without escapes outside the defining H.2", "[records][message]") {
+  // records.hpp: every record byte 0x20-0x7E, every type known, no escape character in a field
+  // (the H.2 that gave the delimiters aside). Anything else: false.
+  CHECK(parse_message("H|\\^&|||AN\rP|1\rO|1|S-1\rR|1|^^^GLU|5.0\rL|1|N\r").printable_ascii);
+  CHECK(parse_message("H|\\^&\rL\r").printable_ascii);                                 // H.2 only
+  CHECK(parse_message("H|\\^&|||A\nR|1|^^^GLU|5\r\n").printable_ascii);                  // LF, CR LF ends
+  CHECK_FALSE(parse_message("H|\\^&|||A&X01&\rL\r").printable_ascii);                    // escape in H.5
+  CHECK_FALSE(parse_message("H|\\^&\rR|1|^^^GLU|5&S&0\r").printable_ascii);              // escape in R.4
+  CHECK_FALSE(parse_message("H|\\^&\rR|1|^^^GLU|5\t0\r").printable_ascii);              // TAB
+  CHECK_FALSE(parse_message("H|\\^&\rR|1|^^^GLU|5\x7F\r").printable_ascii);             // DEL
+  CHECK_FALSE(parse_message("H|\\^&\rP|1||M\xFCller\r").printable_ascii);               // Latin-1
+  CHECK_FALSE(parse_message(std::string("H|\\^&\rR|1|^^^GLU|5\0.0\r", 22)).printable_ascii);  // NUL
+  CHECK_FALSE(parse_message("H|\\^&\rRX|1|&X01&\r").printable_ascii);                    // unknown type
+  CHECK_FALSE(parse_message("H|\\^&\r|1|&X01&\r").printable_ascii);                      // empty type
+  // Delimiters not taken from H.2 (unusable, or no H first): H.2 is a field like any other.
+  CHECK_FALSE(parse_message("H|AB&C|\rL\r").printable_ascii);
+  CHECK_FALSE(parse_message("P|1|&X01&\rL\r").printable_ascii);
+  // A second H record's H.2 is not where the delimiters came from.
+  CHECK_FALSE(parse_message("H|\\^&\rH|\\^&\rL\r").printable_ascii);
+}
+
+
 TEST_CASE("field n and repeat i are the pieces a plain split gives, wherever the delimiters fall",
           "[records][fields]") {
   // Records of up to 40 bytes (fields are looked for eight bytes at a time: separators at every
