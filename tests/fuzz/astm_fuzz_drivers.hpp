@@ -17,6 +17,7 @@
 
 #include "parsers/astm/frame_decoder.hpp"
 #include "parsers/astm/link.hpp"
+#include "parsers/astm/normalise.hpp"
 #include "parsers/astm/records.hpp"
 #include "parsers/text_codec.hpp"
 
@@ -383,6 +384,16 @@ inline const char* run_records(const std::uint8_t* data, std::size_t size) {
     if (i > 0 && starts[i] <= starts[i - 1]) return "message starts not increasing";
     const auto end = i + 1 < starts.size() ? starts[i + 1] : text.size();
     if (const char* e = detail::check_records(text.substr(starts[i], end - starts[i]))) return e;
+  }
+
+  // message::printable_ascii promises that no value read from the message holds a control
+  // character (devices/ skips its scrub then): the sample id, value and unit of every result.
+  if (const auto m = astm::parse_message(text); m.printable_ascii) {
+    const auto control = [](const std::string& s) {
+      return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == '\x7F'; });
+    };
+    for (const auto& r : astm::normalise(m, {}, "F").results)
+      if (control(r.sample_id) || control(r.value) || control(r.unit)) return "control character from a printable_ascii message";
   }
 
   if (const char* e = detail::check_codec(text)) return e;
