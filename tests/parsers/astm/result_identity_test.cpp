@@ -86,3 +86,34 @@ TEST_CASE("identity: a sample id read at component 0 is the first non-empty comp
   CHECK(b.results[2].sample_id == "S-10");
   CHECK(b.results[3].sample_id.empty());
 }
+
+TEST_CASE("identity: R fields are read right wherever their delimiters fall in the record", "[identity]") {
+  // The fields of an R record are split sixteen and eight bytes at a time: a filler of every
+  // length in R.2 moves every later delimiter through every position of a block. LIS02-A2 R
+  // fields: 3 test, 4 value, 5 unit, 7 flags, 9 status, 13 completed, 14 instrument.
+  for (std::size_t pad = 0; pad <= 40; ++pad) {
+    const std::string r = "R|1" + std::string(pad, 'x') + "|^^^GLU|5.5|mmol/L||H||F||||20240101|M1";
+    const auto b = run("H|\\^&\rP|1\rO|1|S-1\r" + r + "\rL|1|N\r");
+    INFO("pad " << pad);
+    REQUIRE(b.results.size() == 1);
+    const auto& res = b.results[0];
+    CHECK(res.code == "GLU");
+    CHECK(res.value == "5.5");
+    CHECK(res.unit == "mmol/L");
+    CHECK(res.flags == std::vector<std::string>{"H"});
+    CHECK(res.status == "F");
+    CHECK(res.observed_at == "20240101");
+    CHECK(res.instrument == "M1");
+  }
+  // A profile that reads past the twentieth field (split_fields holds twenty; the rest is read
+  // from the record).
+  astm::astm_options o;
+  o.r.instrument = 23;
+  std::string r = "R|1|^^^GLU|5.5";
+  for (int f = 5; f <= 22; ++f) r += "|f" + std::to_string(f);
+  r += "|MOD-23|f24";
+  const auto b = run("H|\\^&\rP|1\rO|1|S-1\r" + r + "\rL|1|N\r", o);
+  REQUIRE(b.results.size() == 1);
+  CHECK(b.results[0].instrument == "MOD-23");
+  CHECK(b.results[0].unit == "f5");
+}
