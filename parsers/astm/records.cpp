@@ -8,6 +8,10 @@
 
 #include "parsers/text.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace interfaced::astm {
 
 namespace {
@@ -83,6 +87,22 @@ std::string_view nth_piece(std::string_view s, char sep, std::size_t i) noexcept
     // (Separators counted one set bit at a time: std::popcount is no single instruction on the
     // x86-64 baseline, and made this slower than the byte loop.)
     std::size_t k = 0;
+#if defined(__SSE2__)
+    // Sixteen bytes a step where SSE2 is there: a compare and a byte mask per block.
+    {
+      const __m128i s16 = _mm_set1_epi8(sep);
+      for (; k < i && end - p >= 16; p += 16) {
+        for (auto m = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), s16)));
+             m != 0; m &= m - 1) {
+          if (++k == i) {
+            p += std::countr_zero(m) + 1;
+            break;
+          }
+        }
+        if (k == i) break;
+      }
+    }
+#endif
     for (; k < i && end - p >= 8; p += 8) {
       for (std::uint64_t m = swar::equal_bytes(swar::load(p), sep); m != 0; m &= m - 1) {
         if (++k == i) {
@@ -97,6 +117,13 @@ std::string_view nth_piece(std::string_view s, char sep, std::size_t i) noexcept
       if (*p == sep) ++k;
     }
     const char* q = p;
+#if defined(__SSE2__)
+    for (; end - q >= 16; q += 16) {
+      const auto m = static_cast<unsigned>(
+          _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q)), _mm_set1_epi8(sep))));
+      if (m != 0) return {p, static_cast<std::size_t>(q + std::countr_zero(m) - p)};
+    }
+#endif
     for (; end - q >= 8; q += 8) {
       if (const std::uint64_t m = swar::equal_bytes(swar::load(q), sep); m != 0) {
         q += std::countr_zero(m) >> 3;
