@@ -1,6 +1,7 @@
 #include "transport/outbox.hpp"
 
 #include "devices/file_report.hpp"
+#include "transport/body_codec.hpp"
 #include "transport/durable_file.hpp"
 #include "transport/history_store.hpp"
 #include "transport/sqlite_statement.hpp"
@@ -150,7 +151,7 @@ stored_message read_message(const sqlite::statement& s) {
   m.id = s.text(1);
   m.kind = s.text(2);
   m.ordering_key = s.text(3);
-  m.body = s.text(4);
+  m.body = unpack_body_or_throw(s.bytes(4), "outbox");
   m.internal_request = s.integer(5) != 0;
   m.created_at = from_ms(s.integer(6));
   m.attempts = static_cast<unsigned>(s.integer(7));
@@ -319,7 +320,7 @@ class outbox_db {
         .bind(8, m.device.empty() ? device_named_in(m.body) : m.device)
         .run();
     const auto seq = sqlite3_last_insert_rowid(db_);
-    stmts_->insert_body.reset().bind(1, seq).bind_blob(2, m.body).run();
+    stmts_->insert_body.reset().bind(1, seq).bind_blob(2, pack_body(m.body)).run();
     index_samples(seq, m.body);
     samples_.wrote = true;
     if (!pending_stale_) pending_[m.ordering_key].insert(seq);
@@ -371,7 +372,7 @@ class outbox_db {
     if (!m || m->state != message_state::pending || m->attempts != 0 || m->seq <= seq_at_open_) return false;
     auto body = r.rewrite ? r.rewrite(m->body) : std::nullopt;
     if (!body) return false;
-    stmts_->rewrite_body.reset().bind(1, r.message_id).bind(2, *body).run();
+    stmts_->rewrite_body.reset().bind(1, r.message_id).bind_blob(2, pack_body(*body)).run();
     return changes() == 1;
   }
   void claimed(const std::string& id) { claimed_.insert(id); }
@@ -745,6 +746,7 @@ class outbox_db {
       if (version < 10) migrate_to_10();
       if (version < 11) migrate_to_11();
       if (version < 12) migrate_to_12();
+      if (version < 13) migrate_to_13();
       return;
     }
     if (version == 1) {
@@ -763,6 +765,7 @@ class outbox_db {
       migrate_to_10();
       migrate_to_11();
       migrate_to_12();
+      migrate_to_13();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -794,6 +797,7 @@ class outbox_db {
     migrate_to_10();
     migrate_to_11();
     migrate_to_12();
+    migrate_to_13();
   }
 
   // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
@@ -929,6 +933,36 @@ class outbox_db {
     exec("PRAGMA user_version = 12; COMMIT;");
   }
 
+  // Version 13 (issue #17, bytes written per durable result): bodies are stored deflated
+  // (body_codec.hpp), ~640 -> ~280 bytes for a two-result results body; the bodies were the
+  // largest share of the WAL per result (about 700 of 2,500 bytes). Every body not packed yet is
+  // packed, in one transaction (a NUL-led body an older program stored is packed too, unless
+  // it happens to be a whole packed form of exactly its recorded size); a body deflate does not shrink stays as it is, as pack_body
+  // leaves it. An interfaced before 13 would read packed bodies as text: it refuses the file.
+  void migrate_to_13() {
+    exec("BEGIN IMMEDIATE");
+    {
+      // The seqs first: the table is not updated under its own scan.
+      std::vector<std::int64_t> seqs;
+      statement all(db_, "SELECT seq, body FROM message_bodies");
+      // Not packed: a body that does not start with the marker -- or one that does (older
+      // programs stored any bytes) but is no packed form (it does not unpack).
+      while (all.step())
+        if (const auto b = all.bytes(1); !is_packed_body(b) || !unpack_body(b)) seqs.push_back(all.integer(0));
+      all.finish();
+      statement get(db_, "SELECT body FROM message_bodies WHERE seq = ?1");
+      statement put(db_, "UPDATE message_bodies SET body = ?2 WHERE seq = ?1");
+      for (const auto seq : seqs) {
+        get.reset().bind(1, seq);
+        if (!get.step()) continue;
+        const std::string packed = pack_body(get.bytes(0));
+        get.finish();
+        put.reset().bind(1, seq).bind_blob(2, packed).run();
+      }
+    }
+    exec("PRAGMA user_version = 13; COMMIT;");
+  }
+
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
   // additions chain before or after it.
   void migrate_to_6() {
@@ -942,8 +976,9 @@ class outbox_db {
   // the next stage starts. Separate from the other migrations so they can be chained in any order.
   // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month,
   // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key and results_age indexes,
-  // 12: no sample-keyed b-trees (results_sp, message_samples by sample, history_samples by day, device, sample)
-  static constexpr std::int64_t schema_version = 12;
+  // 12: no sample-keyed b-trees (results_sp, message_samples by sample, history_samples by day, device, sample),
+  // 13: message bodies stored deflated (body_codec.hpp)
+  static constexpr std::int64_t schema_version = 13;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -1647,7 +1682,7 @@ void outbox::sweep_spool(std::function<void(std::size_t)> done) {
     // Every live report's file, flagged spool or not: bodies stored before the flag existed name
     // spool files too.
     while (q.step())
-      if (const auto r = devices::parse_file_report_body(q.text(0)))
+      if (const auto r = devices::parse_file_report_body(unpack_body_or_throw(q.bytes(0), "outbox")))
         needed.insert(std::filesystem::path(r->file).lexically_normal().string());
     std::vector<std::filesystem::path> files, folders;
     for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);

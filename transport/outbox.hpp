@@ -28,6 +28,8 @@
 //  - A result sent again by the analyser whose earlier copy is a dead letter is recorded against
 //    that dead letter (resends, record_resends()), so whoever retries it sees both.
 //  - Survives restarts: reopening the file finds the pending messages again.
+//  - Bodies are stored deflated (schema 13, body_codec.hpp); every read gives back the bytes
+//    appended (or last rewritten), so a retry still sends them byte-identical.
 //  - The same file holds the rerun state tables (state_store.hpp, schema version 2); the worker
 //    writes them in the appends' transactions, state_store reads them on the caller's thread.
 // No Asio here on purpose: the daemon's wiring and the CLI include this header.

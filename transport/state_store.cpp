@@ -1,6 +1,7 @@
 #include "transport/state_store.hpp"
 
 #include "rerun/result_key.hpp"
+#include "transport/body_codec.hpp"
 #include "transport/sqlite_statement.hpp"
 
 #include <algorithm>
@@ -173,7 +174,7 @@ struct state_store::dead_letter_reads {
   // and dead letters are few, where a (sample, seq) key cost a random leaf per append.
   explicit dead_letter_reads(sqlite3* db)
       : naming(db,
-               "SELECT m.id, CAST(b.body AS TEXT) FROM messages m JOIN message_bodies b ON b.seq = m.seq"
+               "SELECT m.id, b.body FROM messages m JOIN message_bodies b ON b.seq = m.seq"
                " WHERE m.state = 'dead' AND EXISTS (SELECT 1 FROM message_samples s WHERE s.seq = m.seq"
                " AND s.sample = ?1) ORDER BY m.seq DESC") {}
   statement naming;
@@ -191,7 +192,9 @@ std::vector<std::pair<std::string, std::string>> state_store::dead_letters_namin
   }
   auto& st = dead_reads_->naming.reset().bind(1, sample);
   sqlite::finish_on_exit guard{st};
-  while (st.step()) out.emplace_back(st.text(0), st.text(1));
+  // A damaged body (it does not inflate) still names its dead letter, with no body: this read
+  // answers a duplicate check on the ingest path, which must not fail for it.
+  while (st.step()) out.emplace_back(st.text(0), unpack_body(st.bytes(1)).value_or(std::string()));
   return out;
 }
 
@@ -270,7 +273,7 @@ std::optional<std::string> state_store::qc_patient_unsent_message(std::string_vi
 std::optional<std::string> state_store::qc_patient_body(std::string_view device, std::string_view sample_id,
                                                         std::string_view parameter, std::string_view observed_at) const {
   return qc_patient_post<std::string>(db_, "(SELECT b.body FROM message_bodies b WHERE b.seq = m.seq)", "", device, sample_id, parameter, observed_at,
-                                      [](statement& st) { return st.text(0); });
+                                      [](statement& st) { return unpack_body_or_throw(st.bytes(0), "state store"); });
 }
 
 state_store::~state_store() {

@@ -34,6 +34,7 @@
 #include "support/files.hpp"
 #include "support/processes.hpp"
 #include "support/scratch_dir.hpp"
+#include "transport/body_codec.hpp"
 
 namespace interfaced::e2e {
 
@@ -191,7 +192,10 @@ inline std::vector<json> outbox_bodies(const fs::path& db_path) {
   while (sqlite3_step(st) == SQLITE_ROW) {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(st, 0));
     const int n = sqlite3_column_bytes(st, 0);
-    out.push_back(json::parse(std::string(p ? p : "", static_cast<std::size_t>(n)), nullptr, false));
+    // Stored deflated since outbox schema 13 (transport/body_codec.hpp).
+    const auto body = interfaced::transport::unpack_body(std::string_view(p ? p : "", static_cast<std::size_t>(n)));
+    REQUIRE(body);
+    out.push_back(json::parse(*body, nullptr, false));
   }
   sqlite3_finalize(st);
   sqlite3_close(db);

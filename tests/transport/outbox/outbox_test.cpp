@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "outbox_support.hpp"
+#include "transport/body_codec.hpp"
 #include "transport/history_store.hpp"
 #include "transport/outbox.hpp"
 #include "transport/state_store.hpp"
@@ -446,7 +447,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   std::vector<new_message> forty;
   for (int i = 0; i < 40; ++i) forty.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
   const auto ids = file_holding(file, std::move(forty));
-  CHECK(query_int(file, "PRAGMA user_version") == 12);  // schemas 11 and 12 followed
+  CHECK(query_int(file, "PRAGMA user_version") == 13);  // schemas 11, 12 and 13 followed
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
@@ -459,7 +460,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
            " WHERE (seq - (SELECT min(seq) FROM messages)) % 2 = 0;"
            "PRAGMA user_version = 9;");
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 12);
+  CHECK(query_int(file, "PRAGMA user_version") == 13);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   CHECK(admin.list(true).size() == 40);
   using ms = std::chrono::milliseconds;
@@ -496,7 +497,7 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
            "PRAGMA user_version = 10;");
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 12);
+  CHECK(query_int(file, "PRAGMA user_version") == 13);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
   CHECK(box.stats().undelivered == 5);
   // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
@@ -606,7 +607,7 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 2);
   {
     outbox box(config_at(file));  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 12);
+    CHECK(query_int(file, "PRAGMA user_version") == 13);
     CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('results_sp', 'message_samples_by_seq')") == 0);
     CHECK(query_int(file, "SELECT count(*) FROM message_samples") == 2);
     CHECK(query_int(file, "SELECT count(*) FROM history_samples") == 2);
@@ -633,6 +634,81 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   REQUIRE(admin.show(ids[0]));
   CHECK(admin.show(ids[0])->body == body_naming("S-1"));
   CHECK(admin.show(ids[1])->body == body_naming("S-2"));
+}
+
+// Issue #17: schema 13 stores bodies deflated (body_codec.hpp). A version-12 file (bodies as the
+// program gave them) is packed in one transaction at open, and every reader gets the same bytes.
+TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read back byte for byte") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  std::string big = R"({"device_id":"chem","results":[)";
+  for (int i = 0; i < 6; ++i)
+    big += std::string(i ? "," : "") + R"({"sample_id":"S-9","parameter":"P)" + std::to_string(i) +
+           R"(","unit":"mmol/L","observed_at":"2026-12-05T10:00:00+00:00","value":")" + std::to_string(i) + R"("})";
+  big += "]}";
+  const std::vector<std::string> bodies = {big, "{}", body_naming("S-1"), std::string("\0x", 2)};
+  std::vector<new_message> ms;
+  for (std::size_t i = 0; i < bodies.size(); ++i) ms.push_back(msg("results", "K-" + std::to_string(i), bodies[i]));
+  const auto ids = file_holding(file, std::move(ms));
+  CHECK(query_int(file, "PRAGMA user_version") == 13);
+  // The results body stored packed: the marker byte, then less than half its bytes.
+  const std::string packed_sql =
+      "SELECT substr(b.body, 1, 1) = x'00' AND length(b.body) * 2 < " + std::to_string(big.size()) +
+      " FROM messages m JOIN message_bodies b ON b.seq = m.seq WHERE m.id = '" + ids[0] + "'";
+  CHECK(query_int(file, packed_sql.c_str()) == 1);
+  // Back to version 12 as that release left it: every body stored as the program gave it.
+  {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+    sqlite3_stmt* get = nullptr;
+    sqlite3_stmt* put = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, "SELECT seq, body FROM message_bodies ORDER BY seq", -1, &get, nullptr) == SQLITE_OK);
+    std::vector<std::pair<std::int64_t, std::string>> raw;
+    while (sqlite3_step(get) == SQLITE_ROW) {
+      const auto* p = static_cast<const char*>(sqlite3_column_blob(get, 1));
+      const auto n = static_cast<std::size_t>(sqlite3_column_bytes(get, 1));
+      const auto body = unpack_body(std::string_view(p ? p : "", n));
+      REQUIRE(body);
+      raw.emplace_back(sqlite3_column_int64(get, 0), *body);
+    }
+    sqlite3_finalize(get);
+    REQUIRE(raw.size() == bodies.size());
+    REQUIRE(sqlite3_prepare_v2(db, "UPDATE message_bodies SET body = ?2 WHERE seq = ?1", -1, &put, nullptr) == SQLITE_OK);
+    for (std::size_t i = 0; i < raw.size(); ++i) {
+      CHECK(raw[i].second == bodies[i]);
+      sqlite3_reset(put);
+      sqlite3_bind_int64(put, 1, raw[i].first);
+      sqlite3_bind_blob64(put, 2, raw[i].second.data(), raw[i].second.size(), SQLITE_TRANSIENT);
+      REQUIRE(sqlite3_step(put) == SQLITE_DONE);
+    }
+    sqlite3_finalize(put);
+    REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 12;", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(db);
+  }
+  // Nothing packed now but the NUL-led body (a version-12 program stored that one bare).
+  REQUIRE(query_int(file, "SELECT count(*) FROM message_bodies WHERE substr(body, 1, 1) = x'00'") == 1);
+  {
+    outbox_admin admin(file);  // migrates
+    CHECK(query_int(file, "PRAGMA user_version") == 13);
+    CHECK(query_int(file, packed_sql.c_str()) == 1);
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      const auto m = admin.show(ids[i]);
+      REQUIRE(m);
+      CHECK(m->body == bodies[i]);
+    }
+    CHECK(ids_of(listed_for(admin, "S-9")) == std::set<std::string>{ids[0]});
+    CHECK(ids_of(listed_for(admin, "S-1")) == std::set<std::string>{ids[2]});
+  }
+  // What delivery is handed: the same bytes.
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  std::optional<due_batch> due;
+  box.claim_due({}, 10, outbox_now(), [&](due_batch b) { due = std::move(b); });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return due.has_value(); }));
+  REQUIRE(due->messages.size() == bodies.size());
+  std::map<std::string, std::string> claimed;
+  for (const auto& m : due->messages) claimed[m.id] = m.body;
+  for (std::size_t i = 0; i < ids.size(); ++i) CHECK(claimed[ids[i]] == bodies[i]);
 }
 
 // The lab view's reader and the rerun check's reader stay open while the worker writes: what

@@ -1,0 +1,104 @@
+// The stored form of outbox bodies (transport/body_codec.hpp, outbox schema 13): every body comes
+// back byte for byte, a damaged packed form is refused, and a results body is stored smaller.
+
+#include <catch2/catch.hpp>
+
+#include <random>
+#include <string>
+
+#include "transport/body_codec.hpp"
+
+using interfaced::transport::is_packed_body;
+using interfaced::transport::pack_body;
+using interfaced::transport::unpack_body;
+
+namespace {
+
+// A results body as ingest writes one (compact JSON, a member list per result).
+std::string results_body(int results, int seed) {
+  std::string b = R"({"batch_id":"tp02-1-)" + std::to_string(seed) +
+                  R"(","device_id":"tp02","received_at":"2026-12-07T07:48:43.510+00:00","results":[)";
+  for (int i = 0; i < results; ++i) {
+    if (i) b += ',';
+    b += R"({"flags":[],"instrument_code":"P)" + std::to_string(i) +
+         R"(","is_rerun":false,"machine_triggered_rerun":false,"observed_at":"2026-11-23T07:56:00+00:00","parameter":"P)" +
+         std::to_string(i) + R"(","raw":"","reference_range":"","rerun_number":0,"sample_id":"TP02-)" + std::to_string(seed) +
+         R"(","status":"","unit":"mmol/L","value":")" + std::to_string(i * 7 % 13) + R"(.1"})";
+  }
+  return b + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("body codec: results bodies of every size come back byte for byte and are stored smaller") {
+  for (int results : {1, 2, 5, 40, 300}) {
+    const auto body = results_body(results, results);
+    const auto stored = pack_body(body);
+    INFO(results << " results, " << body.size() << " bytes");
+    CHECK(is_packed_body(stored));
+    // The keys repeat per result: deflate at least halves a body of two or more results.
+    if (results >= 2) CHECK(stored.size() * 2 < body.size());
+    const auto back = unpack_body(stored);
+    REQUIRE(back);
+    CHECK(*back == body);
+  }
+}
+
+TEST_CASE("body codec: a body deflate does not shrink is stored as it is and read as it is") {
+  for (const std::string& body : {std::string(), std::string("{}"), std::string("[]"), std::string(R"({"n":1})")}) {
+    CHECK(pack_body(body) == body);
+    REQUIRE(unpack_body(body));
+    CHECK(*unpack_body(body) == body);
+  }
+  // Bodies stored before schema 13 (and plain text a person inserted) read as they are.
+  const std::string older = results_body(2, 7);
+  REQUIRE(unpack_body(older));
+  CHECK(*unpack_body(older) == older);
+}
+
+TEST_CASE("body codec: a body starting with a NUL byte is always packed and comes back") {
+  for (const std::string& body : {std::string(1, '\0'), std::string("\0{}", 3), std::string(1, '\0') + results_body(3, 3)}) {
+    const auto stored = pack_body(body);
+    CHECK(is_packed_body(stored));
+    const auto back = unpack_body(stored);
+    REQUIRE(back);
+    CHECK(*back == body);
+  }
+}
+
+TEST_CASE("body codec: random bytes and random JSON of many sizes round trip") {
+  std::mt19937 rng(17);
+  for (int i = 0; i < 3000; ++i) {
+    std::string body;
+    if (i % 3 == 0) {
+      const auto n = rng() % 9000;
+      for (std::size_t k = 0; k < n; ++k) body.push_back(static_cast<char>(rng()));
+    } else {
+      body = results_body(static_cast<int>(rng() % 30), static_cast<int>(rng() % 100000));
+      body.resize(rng() % (body.size() + 1));  // every length, most of them not JSON any more
+    }
+    const auto back = unpack_body(pack_body(body));
+    REQUIRE(back);
+    REQUIRE(*back == body);
+  }
+}
+
+TEST_CASE("body codec: a damaged packed body is refused, not read as another body") {
+  const auto body = results_body(4, 4);
+  const auto stored = pack_body(body);
+  REQUIRE(is_packed_body(stored));
+  // Cut anywhere: the recorded size or the stream's end is missing. (Without its last byte a
+  // stream may still end: that byte can hold only the end-of-block code's zero bits, which the
+  // zero byte unpack_body adds for Beast's inflater restores -- then it is the same body.)
+  for (std::size_t n = 1; n + 1 < stored.size(); ++n) CHECK_FALSE(unpack_body(stored.substr(0, n)));
+  const auto last_cut = unpack_body(stored.substr(0, stored.size() - 1));
+  CHECK((!last_cut || *last_cut == body));
+  // Bytes after the stream.
+  CHECK_FALSE(unpack_body(stored + "xy"));
+  // A recorded size that is not the stream's (the size is the varint after the marker).
+  std::string wrong = stored;
+  wrong[1] = static_cast<char>(static_cast<unsigned char>(wrong[1]) ^ 0x01);
+  CHECK_FALSE(unpack_body(wrong));
+  // A size far beyond what the bytes could inflate to is refused before any allocation.
+  CHECK_FALSE(unpack_body(std::string("\0\xff\xff\xff\xff\x7f", 6) + stored.substr(3)));
+}

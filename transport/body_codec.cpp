@@ -1,0 +1,117 @@
+#include "transport/body_codec.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <utility>
+
+#include <boost/beast/zlib/deflate_stream.hpp>
+#include <boost/beast/zlib/inflate_stream.hpp>
+
+namespace interfaced::transport {
+
+namespace {
+
+namespace zlib = boost::beast::zlib;
+
+// Bodies are small: a 4 KiB window (windowBits 12) holds a whole ~640-byte body, and memLevel 5
+// keeps the per-body reset (a memset of the hash heads) to 8 KiB. A larger body still packs,
+// matching within its last 4 KiB. The reader takes the largest window, so it reads any.
+constexpr int window_bits = 12;
+constexpr int mem_level = 5;
+constexpr int level = 6;
+// Below this a body is stored as it is: deflate's block overhead eats what it saves.
+constexpr std::size_t min_packed = 64;
+
+// One deflater per thread, its buffers kept between bodies (reset() does not free them).
+struct deflater_holder {
+  zlib::deflate_stream s;
+  deflater_holder() { s.reset(level, window_bits, mem_level, zlib::Strategy::normal); }
+};
+
+zlib::deflate_stream& deflater() {
+  thread_local deflater_holder d;
+  return d.s;
+}
+
+
+
+}  // namespace
+
+std::string pack_body(std::string_view body) {
+  const bool must_pack = !body.empty() && body.front() == '\0';
+  if (body.size() < min_packed && !must_pack) return std::string(body);
+  auto& d = deflater();
+  d.reset();
+  std::string out;
+  out.push_back('\0');
+  for (std::uint64_t n = body.size();; n >>= 7) {
+    const auto low = static_cast<unsigned char>(n & 0x7f);
+    if (n < 0x80) {
+      out.push_back(static_cast<char>(low));
+      break;
+    }
+    out.push_back(static_cast<char>(low | 0x80));
+  }
+  const std::size_t head = out.size();
+  out.resize(head + d.upper_bound(body.size()));
+  zlib::z_params zs;
+  zs.next_in = body.data();
+  zs.avail_in = body.size();
+  zs.next_out = out.data() + head;
+  zs.avail_out = out.size() - head;
+  boost::system::error_code ec;
+  // upper_bound is room for the whole stream in one call; should it not be, the loop gives more.
+  for (;;) {
+    d.write(zs, zlib::Flush::finish, ec);
+    if (ec == zlib::error::end_of_stream) break;
+    if (ec && ec != zlib::error::need_buffers) throw std::logic_error("pack_body: deflate: " + ec.message());
+    const std::size_t used = out.size() - zs.avail_out;
+    out.resize(out.size() + 256);
+    zs.next_out = out.data() + used;
+    zs.avail_out = out.size() - used;
+  }
+  out.resize(out.size() - zs.avail_out);
+  if (!must_pack && out.size() >= body.size()) return std::string(body);
+  return out;
+}
+
+std::optional<std::string> unpack_body(std::string_view stored) {
+  if (!is_packed_body(stored)) return std::string(stored);
+  std::uint64_t size = 0;
+  std::size_t i = 1;
+  for (int shift = 0;; shift += 7) {
+    if (i >= stored.size() || shift > 56) return std::nullopt;
+    const auto b = static_cast<unsigned char>(stored[i++]);
+    size |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) break;
+  }
+  // A damaged size must not make us allocate without bound: deflate expands at most ~1032:1.
+  if (size > (stored.size() - i) * 1032 + 64) return std::nullopt;
+  // Beast 1.81's inflate_stream may need one byte past a stream's end to see the end (it
+  // reports need_buffers with every byte out otherwise): the input is given one zero byte more.
+  std::string in(stored.substr(i));
+  in.push_back('\0');
+  // One spare output byte: a stream that would inflate past the recorded size is damaged.
+  std::string out(static_cast<std::size_t>(size) + 1, '\0');
+  zlib::inflate_stream inf;
+  zlib::z_params zs;
+  zs.next_in = in.data();
+  zs.avail_in = in.size();
+  zs.next_out = out.data();
+  zs.avail_out = out.size();
+  boost::system::error_code ec;
+  inf.write(zs, zlib::Flush::finish, ec);
+  // The whole stored stream read, at most the added byte beyond it: nothing follows the stream.
+  if (ec != zlib::error::end_of_stream || zs.total_out != size || zs.avail_in > 1) return std::nullopt;
+  out.resize(static_cast<std::size_t>(size));
+  return out;
+}
+
+std::string unpack_body_or_throw(std::string_view stored, const char* who) {
+  auto body = unpack_body(stored);
+  if (!body) throw std::runtime_error(std::string(who) + ": a stored message body is damaged (it does not inflate)");
+  return std::move(*body);
+}
+
+}  // namespace interfaced::transport

@@ -1,0 +1,34 @@
+#pragma once
+// How an outbox message body is stored in message_bodies (outbox schema 13, issue #17: bytes
+// written per durable result). A results body is ~640 bytes of JSON whose keys repeat per
+// result; deflated it is ~280, and the body was the largest share of the WAL bytes per result.
+//
+// Stored form: either the body itself (one that deflate does not shrink, e.g. "{}"), or
+//   0x00, the body's size as a LEB128 varint, then the body as one raw deflate stream.
+// A body is JSON text, which never starts with a NUL byte; a body that does is always packed,
+// so the first byte alone tells the two apart and every stored value decodes to its body.
+// pack and unpack are pure (no I/O); they may run on any thread (streams are per thread).
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace interfaced::transport {
+
+// The stored form of `body`.
+[[nodiscard]] std::string pack_body(std::string_view body);
+
+// The body a stored form holds; nullopt when a packed form is damaged (it does not inflate to
+// exactly its recorded size).
+[[nodiscard]] std::optional<std::string> unpack_body(std::string_view stored);
+
+// unpack_body for the readers of message_bodies: a damaged body throws std::runtime_error naming
+// `who` (the worker turns it into a failed op; the CLI prints it).
+[[nodiscard]] std::string unpack_body_or_throw(std::string_view stored, const char* who);
+
+// True when `stored` is a packed form (a migration packs only what is not packed yet).
+[[nodiscard]] inline bool is_packed_body(std::string_view stored) noexcept {
+  return !stored.empty() && stored.front() == '\0';
+}
+
+}  // namespace interfaced::transport
