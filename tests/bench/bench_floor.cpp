@@ -15,8 +15,13 @@
 // the event loop itself.
 //
 // Reads: by default the loop waits for readability and then reads what is there (no speculative
-// read that returns EAGAIN); --speculative uses plain async_read_some (Asio's speculative read first)
-// to show what that costs.
+// read that returns EAGAIN); --speculative uses plain async_read_some (Asio's speculative read first,
+// as the daemon does). Neither is free in Asio 1.81: a speculative read after each read returns
+// EAGAIN when the peer has not answered yet, and each async_wait re-arms the descriptor with an
+// epoll_ctl(EPOLL_CTL_MOD) (epoll_reactor::start_op); only a hand-written edge-triggered loop that
+// trusts a short read to mean "drained" avoids both.
+// The daemon-side threads are named floor-loop and floor-worker, so `perf stat --per-thread -e
+// 'syscalls:sys_enter_*'` counts their system calls apart from the peers'.
 //
 // Usage: bench_floor [--conns 32] [--messages 200] [--dir DIR] [--speculative]
 // Prints CPU µs per message and per result (loop and worker threads, user and system) and the
@@ -236,6 +241,7 @@ struct session {
 
 void worker::run() {
   tid = gettid_now();
+  pthread_setname_np(pthread_self(), "floor-worker");
   std::vector<job> batch;
   std::string all;
   for (;;) {
@@ -473,6 +479,7 @@ int main(int argc, char** argv) {
   asio::co_spawn(loop, accept_all(acc, o.conns, w, http, o.speculative), asio::detached);
   std::thread loop_thread([&] {
     loop_tid = gettid_now();
+    pthread_setname_np(pthread_self(), "floor-loop");
     loop.run();
   });
   std::thread worker_thread([&] { w.run(); });
@@ -483,7 +490,8 @@ int main(int argc, char** argv) {
   for (int i = 0; i < o.conns; ++i)
     analysers.emplace_back(analyser, acc.local_endpoint(), i, o.messages, std::ref(go));
   while (loop_tid == 0 || w.tid == 0) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the accepts done
+  // The accepts done, and time for `perf stat -p` to attach before the measured part.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
 
   const double l0 = thread_cpu(loop_thread.native_handle()), w0 = thread_cpu(worker_thread.native_handle());
   const auto [lu0, ls0] = task_times(loop_tid);
