@@ -75,30 +75,40 @@ void log_results(spdlog::logger& log, const rerun::batch& b, const rerun::batch_
 // report (so its rerun values follow it) or by the sample id, so a message the backend keeps
 // refusing holds its own report only. Results without a sample id are never matched or ordered
 // against anything: their batch is their key.
-std::vector<std::pair<std::string, rerun::outgoing_message>> per_report(rerun::outgoing_message m,
+// A message of one sample (the common case: one analyser message is one sample) is copied once,
+// as it is; only a batch of several samples is split, each part copied from a shell without the
+// results plus its own results. (Taking `m` by value and copying each part from it whole cost two
+// copies of every result of every message.)
+std::vector<std::pair<std::string, rerun::outgoing_message>> per_report(const rerun::outgoing_message& m,
                                                                       const std::string& device) {
   std::vector<std::pair<std::string, rerun::outgoing_message>> out;
   if (m.kind != rerun::endpoint::results) {
     std::string key = m.lab_report_id.empty() ? "device:" + device : m.lab_report_id;
-    out.emplace_back(std::move(key), std::move(m));
+    out.emplace_back(std::move(key), m);
     return out;
   }
-  std::vector<std::string> samples;  // first-seen order
+  std::vector<std::string_view> samples;  // first-seen order
   for (const auto& v : m.results.results)
     if (std::find(samples.begin(), samples.end(), v.sample_id) == samples.end()) samples.push_back(v.sample_id);
-  for (const auto& sample : samples) {
-    rerun::outgoing_message part = m;
-    part.results.results.clear();
+  const auto key_of = [&](std::string_view sample) {
     std::string report;
-    for (const auto& v : m.results.results) {
-      if (v.sample_id != sample) continue;
-      if (report.empty()) report = v.lab_report_id;
-      part.results.results.push_back(v);
-    }
-    std::string key = !report.empty()   ? report
-                      : !sample.empty() ? "sample:" + sample
-                                        : "batch:" + m.results.batch_id;
-    out.emplace_back(std::move(key), std::move(part));
+    for (const auto& v : m.results.results)
+      if (v.sample_id == sample && report.empty()) report = v.lab_report_id;
+    return !report.empty()   ? report
+           : !sample.empty() ? "sample:" + std::string(sample)
+                             : "batch:" + m.results.batch_id;
+  };
+  if (samples.size() == 1) {
+    out.emplace_back(key_of(samples.front()), m);
+    return out;
+  }
+  rerun::outgoing_message shell = m;  // several samples (rare): every field but the results
+  shell.results.results.clear();
+  for (const auto sample : samples) {
+    rerun::outgoing_message part = shell;
+    for (const auto& v : m.results.results)
+      if (v.sample_id == sample) part.results.results.push_back(v);
+    out.emplace_back(key_of(sample), std::move(part));
   }
   return out;
 }
@@ -540,8 +550,7 @@ ingest_hand_off::rules_rerun ingest_hand_off::rerun_rules(const std::string& dev
                                  : "auto-rerun " + m.request.rule + " for report " + m.request.lab_report_id + " " +
                                        join(m.request.requested_parameters);
     fired += (fired.empty() ? "" : ", ") + what;
-    rerun::outgoing_message copy = m;
-    for (auto& [key, part] : per_report(std::move(copy), device)) {
+    for (auto& [key, part] : per_report(m, device)) {
       transport::new_message nm;
       nm.kind = rerun::to_string(part.kind);
       nm.ordering_key = std::move(key);

@@ -3,11 +3,13 @@
 // time. Link drivers are templated on the stream, so tracing is a wrapper, not a code path in
 // each driver: traced_stream<tcp::socket>, traced_stream<posix::stream_descriptor>.
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -71,8 +73,19 @@ class traced_stream {
   template <class Buffers>
   static void show(const std::shared_ptr<trace_tap>& tap, bool rx, const Buffers& b, std::size_t n) {
     if (!tap || !tap->enabled.load(std::memory_order_relaxed) || !tap->write) return;
-    std::string bytes(n, '\0');
-    boost::asio::buffer_copy(boost::asio::buffer(bytes), b, n);
+    // One contiguous buffer (every read and write of the link drivers) is shown in place: the
+    // daemon's always-on activity tap sees each read and write, and a copy per call was an
+    // allocation per ACK and per read. A buffer sequence is gathered into one string.
+    std::string gathered;
+    std::string_view bytes;
+    if constexpr (std::is_convertible_v<const Buffers&, boost::asio::const_buffer>) {
+      const boost::asio::const_buffer one(b);
+      bytes = std::string_view(static_cast<const char*>(one.data()), std::min(n, one.size()));
+    } else {
+      gathered.assign(n, '\0');
+      boost::asio::buffer_copy(boost::asio::buffer(gathered), b, n);
+      bytes = gathered;
+    }
     try {
       tap->write(rx, bytes);
     } catch (...) {
