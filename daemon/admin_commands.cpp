@@ -70,6 +70,7 @@ json message_json(const transport::stored_message& m, const std::vector<transpor
   j["resends"] = copies;
   json body = json::parse(m.body, nullptr, false);
   j["body"] = body.is_discarded() ? json(m.body) : body;
+  if (!m.body_error.empty()) j["body_error"] = m.body_error;
   return j;
 }
 
@@ -107,6 +108,10 @@ void print_message(std::ostream& out, const transport::stored_message& m, const 
           << " --by NAME --reason TEXT` parks it\n";
       break;
     case transport::message_state::delivered: break;
+  }
+  if (!m.body_error.empty()) {
+    out << "body       (none: " << m.body_error << ")\n";
+    return;
   }
   json body = json::parse(m.body, nullptr, false);
   out << "body\n" << (body.is_discarded() ? m.body : body.dump(2)) << '\n';

@@ -548,17 +548,24 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     co_return false;
   }
 
+  // Nothing can be sent for `m` (a damaged stored body, an unknown kind): a dead letter a person
+  // sees, not a claim that fails again and again and holds up every message after it.
+  asio::awaitable<bool> undeliverable(const stored_message& m, std::string why) {
+    attempt_outcome o{0, std::move(why)};
+    emit(opt.log, describe(m) + ": " + o.response + "; moved to the dead letters [DELIVERY-002]");
+    ++st.dead;
+    census_due = steady::now();  // DELIVERY-002 without waiting for the next census
+    co_return co_await mark(m, message_state::dead, std::move(o), {});
+  }
+
   // One attempt; true when the key may move on (delivered or dead-lettered). `next`: the message
   // claimed with the mark (moved_on()), if any.
   asio::awaitable<bool> attempt(const stored_message& m, http_client& client, std::optional<stored_message>& next) {
+    if (!m.body_error.empty()) co_return co_await undeliverable(m, m.body_error);
     if (m.kind == "file_report") co_return co_await attempt_file(m, client);
     auto path = opt.paths.find(m.kind);
-    if (path == opt.paths.end()) {
-      attempt_outcome o{0, "no endpoint path configured for message kind '" + m.kind + "'"};
-      emit(opt.log, describe(m) + ": " + o.response + "; moved to the dead letters [DELIVERY-002]");
-      ++st.dead;
-      co_return co_await mark(m, message_state::dead, std::move(o), {});
-    }
+    if (path == opt.paths.end())
+      co_return co_await undeliverable(m, "no endpoint path configured for message kind '" + m.kind + "'");
     std::vector<http_header> headers{{"Idempotency-Key", m.id}, {"Content-Type", "application/json"}};
     if (!token.empty()) headers.push_back({"Authorization", "Bearer " + token});
     if (m.internal_request || m.kind == "rerun_request") headers.push_back({"x-is-internal-request", "True"});

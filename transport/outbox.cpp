@@ -151,7 +151,8 @@ stored_message read_message(const sqlite::statement& s) {
   m.id = s.text(1);
   m.kind = s.text(2);
   m.ordering_key = s.text(3);
-  m.body = unpack_body_or_throw(s.bytes(4), "outbox");
+  if (auto body = unpack_body(s.bytes(4))) m.body = std::move(*body);
+  else m.body_error = "its stored body is damaged (it does not inflate to its recorded size)";
   m.internal_request = s.integer(5) != 0;
   m.created_at = from_ms(s.integer(6));
   m.attempts = static_cast<unsigned>(s.integer(7));
@@ -369,7 +370,8 @@ class outbox_db {
   bool rewrite_body(const body_rewrite& r) {
     if (claimed_.contains(r.message_id)) return false;
     const auto m = by_id(r.message_id);
-    if (!m || m->state != message_state::pending || m->attempts != 0 || m->seq <= seq_at_open_) return false;
+    if (!m || m->state != message_state::pending || m->attempts != 0 || m->seq <= seq_at_open_ || !m->body_error.empty())
+      return false;
     auto body = r.rewrite ? r.rewrite(m->body) : std::nullopt;
     if (!body) return false;
     stmts_->rewrite_body.reset().bind(1, r.message_id).bind_blob(2, pack_body(*body)).run();

@@ -109,6 +109,10 @@ struct stored_message {
   std::string kind;
   std::string ordering_key;
   std::string body;
+  // Set: the stored body is damaged (its deflated form, schema 13, does not inflate to its
+  // recorded size) and `body` is empty. Read anyway, so one bad row never stops a claim, a list
+  // or `outbox show`; delivery moves such a message to the dead letters (DELIVERY-002).
+  std::string body_error;
   bool internal_request = false;
   outbox_time created_at{};
   unsigned attempts = 0;

@@ -230,6 +230,40 @@ TEST_CASE("a 4xx poison message goes to the dead letters, the rest keeps flowing
   CHECK(std::count_if(reqs.begin(), reqs.end(), [&](const recorded_request& q) { return q.idempotency_key == ids[1]; }) == 2);
 }
 
+TEST_CASE("a stored body that no longer inflates goes to the dead letters with its reason and its key moves on") {
+  rig r;
+  r.start_sim();
+  // Long enough to be stored deflated (schema 13): the damage below lands in a packed form.
+  std::string long_body = R"({"n":"A1","results":[)";
+  for (int i = 0; i < 20; ++i) long_body += std::string(i ? "," : "") + R"({"parameter":"GLU","value":"5.)" + std::to_string(i) + R"("})";
+  long_body += "]}";
+  auto ids = r.append({msg("results", "REP-A", long_body), msg("results", "REP-A", R"({"n":"A2"})"),
+                       msg("results", "REP-B", R"({"n":"B1"})")});
+  // The first body's recorded size no longer matches what its deflate stream holds, as a flipped
+  // bit on the disk would leave it: NUL, size 7 as a varint (the stored size took two bytes), then
+  // the stream unchanged.
+  interfaced::test::exec_sql(r.dir / "outbox.sqlite",
+                             "UPDATE message_bodies SET body = x'0007' || substr(body, 4)"
+                             " WHERE seq = (SELECT seq FROM messages WHERE id = '" + ids[0] + "')");
+  auto before = r.show(ids[0]);
+  REQUIRE(before);
+  CHECK(before->body.empty());
+  CHECK(before->body_error.find("damaged") != std::string::npos);
+  r.start_delivery();
+  REQUIRE(r.wait_delivered({ids[1], ids[2]}));
+  auto dead = r.show(ids[0]);
+  REQUIRE(dead);
+  CHECK(dead->state == message_state::dead);
+  CHECK(dead->last_status == 0);
+  CHECK(dead->last_response.find("damaged") != std::string::npos);
+  CHECK(r.log.contains(ids[0]));
+  CHECK(r.log.contains("[DELIVERY-002]"));
+  CHECK(r.delivery->stats().dead == 1);
+  // Nothing was posted for it: the backend never saw its Idempotency-Key.
+  auto reqs = r.sim->requests();
+  CHECK(std::none_of(reqs.begin(), reqs.end(), [&](const recorded_request& q) { return q.idempotency_key == ids[0]; }));
+}
+
 TEST_CASE("backend down, then up: everything is delivered, in order") {
   rig r(2);
   r.sim_port = unused_port();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include <boost/asio/io_context.hpp>
+#include <sqlite3.h>
 #include <boost/asio/post.hpp>
 
 #include "support/asio_loop.hpp"
@@ -68,6 +69,20 @@ inline transport::append_result append_wait(transport::outbox& box, std::vector<
   std::unique_lock l(m);
   REQUIRE(cv.wait_for(l, std::chrono::seconds(10), [&] { return r.has_value(); }));
   return *r;
+}
+
+// Runs `sql` on the file through a connection of its own (what a person or a damaged disk does
+// to the file behind the outbox's back).
+inline void exec_sql(const std::filesystem::path& file, const std::string& sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
+  const std::string what = err ? err : "";
+  sqlite3_free(err);
+  sqlite3_close(db);
+  INFO(what);
+  REQUIRE(rc == SQLITE_OK);
 }
 
 }  // namespace interfaced::test

@@ -22,6 +22,7 @@
 using namespace interfaced::transport;
 using interfaced::test::append_wait;
 using interfaced::test::config_at;
+using interfaced::test::exec_sql;
 using interfaced::test::msg;
 using interfaced::test::scratch_dir;
 using namespace std::chrono_literals;
@@ -403,18 +404,6 @@ TEST_CASE("dead letters keep the response, retry re-queues, purge removes old de
 }
 
 namespace {
-
-void exec_sql(const std::filesystem::path& file, const std::string& sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
-  char* err = nullptr;
-  const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err);
-  const std::string what = err ? err : "";
-  sqlite3_free(err);
-  sqlite3_close(db);
-  INFO(what);
-  REQUIRE(rc == SQLITE_OK);
-}
 
 std::int64_t query_int(const std::filesystem::path& file, const char* sql) {
   sqlite3* db = nullptr;
