@@ -143,6 +143,15 @@ class segment_fields {
     if (n != 0 && done_ && !truncated_) return value_view(std::string_view{}, d_);
     return split_to(n);
   }
+  // The whole segment was split (every field's view points into it) and it is plain ASCII: then
+  // so is every value read from its fields, and is_plain_ascii would say so for each. One test
+  // of the segment (a few words) for the ten values a result tests, ~20 instructions each.
+  // Asked once an OBX is known to be kept past OBX-3; a long segment (an ED histogram) is never
+  // tested whole: its values are tested one by one, as before. (Testing inside the split, on the
+  // words it loads, cost the captures ~3.5 % of normalise: their dropped OBX paid for it too.)
+  [[nodiscard]] bool plain() const noexcept {
+    return done_ && !truncated_ && s_.raw().size() <= 256 && is_plain_ascii(s_.raw(), d_.escape);
+  }
 
  private:
   [[nodiscard]] value_view view(std::size_t n) const noexcept {
@@ -319,13 +328,14 @@ class walker {
   // text(v) written into `out` (a result's member: no temporary string moved in).
   // The common case inlined where it is used (a result makes ten such calls, and entering and
   // leaving the whole function, slow path included, was ~13 instructions each).
-  [[gnu::always_inline]] void assign_text(std::string& out, const value_view& v) {
+  // `plain`: v is known plain ASCII (a field of an OBX whose segment_fields::plain() holds).
+  [[gnu::always_inline]] void assign_text(std::string& out, const value_view& v, bool plain = false) {
     // Nearly every value is plain ASCII without an escape: then decoding and transcoding are the
     // identity (ASCII is the same bytes in Latin-1, Windows-1252 and UTF-8) and the value is
     // copied once. The profile of bench_hl7 on OBX-dense messages had decode + to_utf8 (two
     // allocations and a byte-wise copy per value) as the largest part of normalise.
     const std::string_view raw = v.raw();
-    if (is_plain_ascii(raw, v.delims().escape)) {
+    if (plain || is_plain_ascii(raw, v.delims().escape)) {
       const std::string_view t = trim_padding(raw);
       // (clear() is inline; assign() is a library call even for nothing: OBX-4, -18 and the
       // name are empty in most results.)
@@ -594,6 +604,8 @@ class walker {
     const std::array<value_view, 4> obx_3c = first_components<4>(obx_3);
     const std::string_view alt = obx_3c[3].raw();
     if (!o_.include_supplemental && alt.substr(0, 2) == "S_") return;
+    // (After the first read: a segment of up to 256 bytes is split whole by it.)
+    const bool plain = field.plain();
 
     // Built in place in the room results() reserved: a result is twenty strings, vectors and
     // optionals, and moving a finished one into the vector cost ~570 instructions per result
@@ -614,17 +626,17 @@ class walker {
       if (ref.subcomponent > 0) v = v.subcomponent(static_cast<std::size_t>(ref.subcomponent));
       return v;
     };
-    assign_text(r.code, here(o_.code, code_in_obx_));
-    assign_text(r.name, here(o_.name, name_in_obx_));
+    assign_text(r.code, here(o_.code, code_in_obx_), plain && code_in_obx_);
+    assign_text(r.name, here(o_.name, name_in_obx_), plain && name_in_obx_);
     const bool name_in_obx_4 = name_in_obx_ && o_.name.field == 4;
     // The identifier, else its text (HL7 CE: either identifies the test), else the test named in
     // OBX-4 by analysers that leave OBX-3 empty (Mindray BS 2.3.1: `OBX|1|NM||Glucose|...`).
-    if (r.code.empty() && code_in_obx_ && o_.code.field == 3) assign_text(r.code, obx_3c[1]);
+    if (r.code.empty() && code_in_obx_ && o_.code.field == 3) assign_text(r.code, obx_3c[1], plain);
     if (r.code.empty()) {
       if (name_in_obx_4) r.code = r.name;
-      else assign_text(r.code, field(4));
+      else assign_text(r.code, field(4), plain);
     } else if (!name_in_obx_4) {
-      assign_text(r.sub_id, field(4));
+      assign_text(r.sub_id, field(4), plain);
     }
     if (r.code.empty()) {
       warn(normalise_error::missing_code, i, static_cast<std::size_t>(o_.code.field),
@@ -640,24 +652,24 @@ class walker {
       return;
     }
     // (After the value type: a skipped OBX is not split past OBX-4.)
-    assign_text(r.status, first_component(field(11)));
+    assign_text(r.status, first_component(field(11)), plain);
     const bool coded = same_text(type, "CE") || same_text(type, "CWE") || same_text(type, "CNE");
     const value_view v = field(5);
-    if (!v.is_null()) assign_text(r.value, coded ? first_component(v) : v);
+    if (!v.is_null()) assign_text(r.value, coded ? first_component(v) : v, plain);
     if (r.value.empty() && o_.skip_empty_values && r.status != "X") {
       drop();
       return;
     }
     if (!coded) r.numeric = parse_number(r.value);
 
-    assign_text(r.unit, first_component(field(6)));
-    assign_text(r.reference_range, field(7));
+    assign_text(r.unit, first_component(field(6)), plain);
+    assign_text(r.reference_range, field(7), plain);
     const value_view flags = field(8);
     const auto add_flag = [&](const value_view& rep) {
       const value_view f = first_component(rep);
       if (!f.has_value()) return;
       const std::string_view raw = f.raw();
-      if (is_plain_ascii(raw, f.delims().escape)) {
+      if (plain || is_plain_ascii(raw, f.delims().escape)) {
         // The flag's text is its trimmed bytes (assign_text): tested before anything is built,
         // and built in its place in the vector (a temporary string moved in, and the vector's
         // general insert path, were ~250 instructions a result: every OBX-dense OBX has a flag).
@@ -690,13 +702,13 @@ class walker {
         rest.remove_prefix(n + 1);
       }
     }
-    assign_text(r.instrument, first_component(field(18)));
+    assign_text(r.instrument, first_component(field(18)), plain);
     // OBX-19 (analysis time, 2.5+), else OBX-14 (observation time, what 2.3.1 Mindray fills),
     // else the order's OBR-7.
     // (OBR-7 is read only when both are empty.)
     for (int k = 0; k < 3 && r.observed_at.empty(); ++k) {
       const value_view t = k == 0 ? first_component(field(19)) : k == 1 ? first_component(field(14)) : order_time();
-      if (t.has_value()) assign_text(r.observed_at, t);
+      if (t.has_value()) assign_text(r.observed_at, t, plain && k < 2);  // (OBR-7 is not this OBX's)
     }
     r.qc = is_qc();
     if (r.qc) series(r);

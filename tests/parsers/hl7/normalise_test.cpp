@@ -364,3 +364,71 @@ TEST_CASE("normalise: OBX fields read the same whatever the OBX's length and pad
   for (std::size_t pad = 0; pad < 9; ++pad)
     check(run(head + "OBX|1|NM|GLU^Glucose|" + std::string(pad, ' ') + tail + "\r"), "");
 }
+
+// An OBX whose bytes are all plain ASCII has its values copied as they are, without testing each
+// (segment_fields::plain()); one escape or byte >= 0x80 anywhere in the segment must still have
+// every value read as sent: decoded and transcoded. Each read field in turn carries the odd bytes,
+// the others stay plain; a long OBX (over 256 bytes, never tested whole) and ones just at the
+// bound read the same.
+TEST_CASE("normalise: an odd byte in any OBX field is decoded in its value", "[hl7][normalise]") {
+  const std::string head = "MSH|^~\\&|||||2012||OUL^R22|1|P|2.5.1\rSPM|1|S1\rOBR|1\r";
+  const auto member = [](const interfaced::result& r, int f) -> std::string {
+    switch (f) {
+      case 3: return r.code;
+      case 4: return r.sub_id;
+      case 5: return r.value;
+      case 6: return r.unit;
+      case 7: return r.reference_range;
+      case 8: return r.flags.empty() ? std::string("(none)") : r.flags[0];
+      case 11: return r.status;
+      case 18: return r.instrument;
+      case 19: return r.observed_at;
+    }
+    return {};
+  };
+  const std::string plain[20] = {"OBX", "1", "ST", "C1^Name", "S", "v", "u", "r", "H", "", "",
+                                 "F",   "",  "",   "20230101", "", "",  "",  "I1", "20230102"};
+  for (const int f : {3, 4, 5, 6, 7, 8, 11, 18, 19}) {
+    for (const auto& [odd, want] : {std::pair<std::string, std::string>{"a\\T\\b", "a&b"},
+                                    {"a\xE9", "a\xC3\xA9"},
+                                    {"\\E\\", "\\"}}) {
+      for (const std::size_t pad : {std::size_t{0}, std::size_t{200}, std::size_t{300}}) {
+        std::string obx;
+        for (int k = 0; k < 20; ++k) {
+          if (k > 0) obx += '|';
+          obx += k == f ? odd : plain[k];
+        }
+        // OBX-20 pads the segment (read by nobody) to around and past the 256-byte bound.
+        obx += '|' + std::string(pad, 'x');
+        CAPTURE(f, odd, obx.size());
+        const hl7_batch b = run(head + obx + "\r");
+        REQUIRE(b.results.size() == 1);
+        const interfaced::result& r = b.results[0];
+        CHECK(member(r, f) == want);
+        for (const int g : {3, 4, 5, 6, 7, 8, 11, 18, 19}) {
+          if (g == f) continue;
+          const std::string expect = g == 3 ? "C1" : g == 8 ? "H" : plain[g];
+          CHECK(member(r, g) == expect);
+        }
+      }
+    }
+  }
+}
+
+// Segments of 240 to 270 bytes with an escape as their last byte (OBX-20, read by nobody) and in
+// OBX-5: the value is decoded, the others read as sent, whatever the segment's length.
+TEST_CASE("normalise: an escape at the end of a segment near 256 bytes", "[hl7][normalise]") {
+  const std::string head = "MSH|^~\\&|||||2012||OUL^R22|1|P|2.5.1\rSPM|1|S1\rOBR|1\r";
+  for (std::size_t len = 240; len <= 270; ++len) {
+    const std::string start = "OBX|1|ST|C1||a\\T\\b|u|r||||F|||||||||";
+    std::string obx = start + std::string(len - start.size() - 1, 'x') + "\\";
+    REQUIRE(obx.size() == len);
+    CAPTURE(len);
+    const hl7_batch b = run(head + obx + "\r");
+    REQUIRE(b.results.size() == 1);
+    CHECK(b.results[0].value == "a&b");
+    CHECK(b.results[0].unit == "u");
+    CHECK(b.results[0].reference_range == "r");
+    CHECK(b.results[0].status == "F");
+  }
+}
