@@ -432,3 +432,37 @@ TEST_CASE("normalise: an escape at the end of a segment near 256 bytes", "[hl7][
     CHECK(b.results[0].status == "F");
   }
 }
+
+// MSH-9, -10, -12 and -18 come from one walk of the MSH: fields at and past its end, a trailing
+// separator, components and repetitions read as segment_view::field reads them.
+TEST_CASE("normalise: MSH fields read from one walk", "[hl7][normalise]") {
+  const std::string body = "SPM|1|S1\rOBR|1\rOBX|1|ST|A||v\r";
+  {
+    const hl7_batch b = run("MSH|^~\\&|A|B|C|D|2023||OUL^R22^OUL_R22|C9|P|2.5.1^X^Y|||||8859/1~UNICODE UTF-8\r" + body);
+    CHECK(b.message_type == "OUL^R22");
+    CHECK(b.control_id == "C9");
+    CHECK(b.version == "2.5.1");
+    CHECK(b.encoding == interfaced::text_encoding::latin1);
+    CHECK(b.results.size() == 1);
+  }
+  {
+    hl7_options utf8;
+    utf8.encoding = interfaced::text_encoding::utf8;
+    const hl7_batch b = run("MSH|^~\\&|||||2012||OUL^R22|1|P|2.5.1|\r" + body, utf8);
+    CHECK(b.control_id == "1");
+    CHECK(b.version == "2.5.1");
+    CHECK(b.encoding == interfaced::text_encoding::utf8);
+  }
+  {
+    const hl7_batch b = run("MSH|^~\\&|||||2012||OUL|7\r" + body);
+    CHECK(b.message_type == "OUL");
+    CHECK(b.control_id == "7");
+    CHECK(b.version.empty());
+    CHECK(b.results.size() == 1);
+  }
+  {
+    // 19 fields and more: MSH-18 still the 17th piece after the name.
+    const hl7_batch b = run("MSH|^~\\&|||||2012||OUL^R22|1|P|2.5.1||||||8859/1|x|y|z\r" + body);
+    CHECK(b.encoding == interfaced::text_encoding::latin1);
+  }
+}
