@@ -466,3 +466,22 @@ TEST_CASE("normalise: MSH fields read from one walk", "[hl7][normalise]") {
     CHECK(b.encoding == interfaced::text_encoding::latin1);
   }
 }
+
+// MSH-2 declaring the component separator only (no repetition, escape or subcomponent): OBX
+// fields are still read as their first component (the test of both separators is made once per
+// OBX, not per field).
+TEST_CASE("normalise: an OBX under MSH-2 with a component separator only", "[hl7][normalise]") {
+  const hl7_batch b = run("MSH|^|||||2012||OUL^R22|1|P|2.5.1\rSPM|1|S1\rOBR|1\r"
+                          "OBX|1|CWE^x|C1^Name||v1^v2|u1^u2|r|H^h|||F^f|||20230101^t||||I1^i\r");
+  REQUIRE(b.results.size() == 1);
+  const interfaced::result& r = b.results[0];
+  CHECK(r.code == "C1");
+  CHECK(r.value == "v1");
+  CHECK(r.unit == "u1");
+  CHECK(r.reference_range == "r");
+  REQUIRE(r.flags.size() == 1);
+  CHECK(r.flags[0] == "H");
+  CHECK(r.status == "F");
+  CHECK(r.observed_at == "20230101");
+  CHECK(r.instrument == "I1");
+}
