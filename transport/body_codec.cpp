@@ -110,7 +110,7 @@ std::optional<std::string> unpack_body(std::string_view stored) {
 
 std::string unpack_body_or_throw(std::string_view stored, const char* who) {
   auto body = unpack_body(stored);
-  if (!body) throw std::runtime_error(std::string(who) + ": a stored message body is damaged (it does not inflate)");
+  if (!body) throw std::runtime_error(std::string(who) + ": " + damaged_body);
   return std::move(*body);
 }
 

@@ -22,6 +22,10 @@ namespace interfaced::transport {
 // exactly its recorded size).
 [[nodiscard]] std::optional<std::string> unpack_body(std::string_view stored);
 
+// What a damaged stored body is called wherever it is reported (outbox show, the dead letter's
+// reason, an error of a reader that cannot go on without it).
+inline constexpr const char* damaged_body = "the stored body is damaged (it does not inflate to its recorded size)";
+
 // unpack_body for the readers of message_bodies: a damaged body throws std::runtime_error naming
 // `who` (the worker turns it into a failed op; the CLI prints it).
 [[nodiscard]] std::string unpack_body_or_throw(std::string_view stored, const char* who);

@@ -152,7 +152,7 @@ stored_message read_message(const sqlite::statement& s) {
   m.kind = s.text(2);
   m.ordering_key = s.text(3);
   if (auto body = unpack_body(s.bytes(4))) m.body = std::move(*body);
-  else m.body_error = "its stored body is damaged (it does not inflate to its recorded size)";
+  else m.body_error = damaged_body;
   m.internal_request = s.integer(5) != 0;
   m.created_at = from_ms(s.integer(6));
   m.attempts = static_cast<unsigned>(s.integer(7));
