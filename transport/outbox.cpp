@@ -114,6 +114,10 @@ using sqlite::finish_on_exit;
 constexpr const char* columns =
     "seq, id, kind, ordering_key, (SELECT b.body FROM message_bodies b WHERE b.seq = messages.seq), internal, created_at, attempts, next_attempt_at, state, "
     "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason, device";
+// The same columns with an empty body in its place (outbox_db::head).
+constexpr const char* head_columns =
+    "seq, id, kind, ordering_key, '', internal, created_at, attempts, next_attempt_at, state, "
+    "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason, device";
 
 // The values a body gives a JSON member as text ("KEY":"VALUE", as the bodies are written:
 // compact, dump()ed), in order, repeats included.
@@ -322,6 +326,7 @@ class outbox_db {
         .run();
     const auto seq = sqlite3_last_insert_rowid(db_);
     stmts_->insert_body.reset().bind(1, seq).bind_blob(2, pack_body(m.body)).run();
+    if (fresh_bodies_.size() < max_fresh_bodies) fresh_bodies_.emplace(seq, m.body);
     index_samples(seq, m.body);
     samples_.wrote = true;
     if (!pending_stale_) pending_[m.ordering_key].insert(seq);
@@ -335,7 +340,7 @@ class outbox_db {
   due_batch claim_due(const std::vector<std::string>& busy_keys, std::size_t limit, outbox_time now) {
     const std::unordered_set<std::string> busy(busy_keys.begin(), busy_keys.end());
     due_batch out;
-    std::vector<std::string> ids;
+    std::vector<std::pair<std::string, std::int64_t>> ids;  // id, seq
     {
       // Due heads, soonest first, until `limit` free ones: the walk stops early, so its cost
       // follows the messages taken, not the number of keys (one per sample: as many as messages).
@@ -348,7 +353,7 @@ class outbox_db {
         if (busy.contains(key)) continue;
         const auto k = pending.find(key);
         if (k == pending.end() || k->second.empty() || *k->second.begin() != s.integer(2)) continue;
-        ids.push_back(s.text(0));
+        ids.emplace_back(s.text(0), s.integer(2));
       }
     }
     {
@@ -356,11 +361,18 @@ class outbox_db {
       finish_on_exit guard{s};
       if (s.step() && !s.is_null(0)) out.next_due = from_ms(s.integer(0));
     }
-    for (const auto& id : ids) {
-      if (auto m = by_id(id)) {
-        claimed_.insert(m->id);
-        out.messages.push_back(std::move(*m));
+    for (const auto& [id, seq] : ids) {
+      // A body this process appended is taken from memory, not inflated again.
+      const auto fresh = fresh_bodies_.find(seq);
+      auto m = fresh == fresh_bodies_.end() ? by_id(id) : head(id);
+      if (!m) continue;
+      if (fresh != fresh_bodies_.end()) {
+        if (m->seq == seq) m->body = std::move(fresh->second);
+        else m = by_id(id);  // never expected: the cache names another message than the table
+        fresh_bodies_.erase(fresh);
       }
+      claimed_.insert(m->id);
+      out.messages.push_back(std::move(*m));
     }
     return out;
   }
@@ -375,7 +387,9 @@ class outbox_db {
     auto body = r.rewrite ? r.rewrite(m->body) : std::nullopt;
     if (!body) return false;
     stmts_->rewrite_body.reset().bind(1, r.message_id).bind_blob(2, pack_body(*body)).run();
-    return changes() == 1;
+    if (changes() != 1) return false;
+    if (auto fresh = fresh_bodies_.find(m->seq); fresh != fresh_bodies_.end()) fresh->second = std::move(*body);
+    return true;
   }
   void claimed(const std::string& id) { claimed_.insert(id); }
 
@@ -400,6 +414,7 @@ class outbox_db {
   // hold what the database no longer does.
   void forget_indexes() noexcept {
     pending_stale_ = true;
+    fresh_bodies_.clear();  // a rolled-back append's seq is given again
     samples_.wrote = true;  // its next use counts the rows: fewer than its entries rebuilds it
     if (history_) history_->forget();
   }
@@ -467,12 +482,20 @@ class outbox_db {
     if (!s.step()) return std::nullopt;
     return read_message(s);
   }
+  // by_id without the body (left empty): for the worker's bookkeeping, which never reads it, so
+  // no body is inflated for it (a mark did one inflate per message, issue #17).
+  std::optional<stored_message> head(const std::string& id) {
+    auto& s = stmts_->head_by_id.reset().bind(1, id);
+    finish_on_exit guard{s};
+    if (!s.step()) return std::nullopt;
+    return read_message(s);
+  }
 
   // Returns whether the message was undelivered before (so the caller can count it out).
   bool mark(const std::string& id, message_state st, const attempt_outcome& o, outbox_time next,
             outbox_time now) {
     claimed_.erase(id);
-    auto before = by_id(id);
+    auto before = head(id);
     if (!before) return false;
     auto& s = stmts_->mark.reset()
                   .bind(1, to_string(st))
@@ -1074,6 +1097,7 @@ class outbox_db {
           // When the next pending message becomes due (heads or not: an early wake costs a claim).
           next_due(db, "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending' AND next_attempt_at > ?1"),
           by_id(db, (std::string("SELECT ") + columns + " FROM messages WHERE id = ?1").c_str()),
+          head_by_id(db, (std::string("SELECT ") + head_columns + " FROM messages WHERE id = ?1").c_str()),
           // A person may set the message aside while its attempt is in flight: a retry then
           // leaves it set aside (a delivery still counts: the backend has it).
           mark(db,
@@ -1121,7 +1145,7 @@ class outbox_db {
           savepoint(db, "SAVEPOINT op"),
           release(db, "RELEASE op"),
           rollback_to(db, "ROLLBACK TO op") {}
-    statement count_undelivered, insert, insert_body, insert_sample, samples_since, count_samples, due_pending, all_pending, data_version, next_due, by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_body, insert_sample, samples_since, count_samples, due_pending, all_pending, data_version, next_due, by_id, head_by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, first_from_seq, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
@@ -1152,6 +1176,13 @@ class outbox_db {
   // Messages claim_due handed to delivery whose attempt has not been marked yet
   // (worker only; not durable: after a restart nothing is in flight).
   std::unordered_set<std::string> claimed_;
+  // The bodies this process appended, by seq, until claim_due hands them to delivery: a claim
+  // then takes the body from here instead of inflating what insert() deflated a moment before
+  // (an inflate was ~34k instructions, about a twentieth of a message's work; issue #17). Bounded:
+  // past max_fresh_bodies an append is not kept here (its claim reads the table). Cleared after
+  // a rollback, whose appends' seqs are given again.
+  static constexpr std::size_t max_fresh_bodies = 4096;
+  std::unordered_map<std::int64_t, std::string> fresh_bodies_;
   // samples_of(): hash of a sample -> the seqs of the messages naming it.
   struct sample_index {
     std::unordered_map<std::size_t, std::vector<std::int64_t>> by_sample;

@@ -35,10 +35,7 @@ struct log_lines {
 // One io_context running the outbox completions, the simulator and the delivery loop.
 struct rig {
   explicit rig(std::size_t connections = 2) {
-    transport::outbox_options oc;
-    oc.path = dir / "outbox.sqlite";
-    oc.write_fault_file = fault_file;  // exists only while a test makes the outbox read-only
-    box = std::make_unique<transport::outbox>(oc, interfaced::test::poster_for(ioc));
+    reopen();
     opts.connections = connections;
     opts.backoff = {20ms, 200ms, 2.0, 0.2};
     opts.idle_poll = 200ms;
@@ -47,6 +44,15 @@ struct rig {
     opts.log = log.sink();
     opts.alarms = &alarms;
     opts.hold_backoff = {100ms, 400ms, 2.0, 0.2};
+  }
+
+  // The outbox closed and opened again, as a restarted daemon opens its file (before delivery starts).
+  void reopen() {
+    box.reset();
+    transport::outbox_options oc;
+    oc.path = dir / "outbox.sqlite";
+    oc.write_fault_file = fault_file;  // exists only while a test makes the outbox read-only
+    box = std::make_unique<transport::outbox>(oc, interfaced::test::poster_for(ioc));
   }
 
   void start_sim(sim::backend_sim_options so = {}) {

@@ -230,21 +230,34 @@ TEST_CASE("a 4xx poison message goes to the dead letters, the rest keeps flowing
   CHECK(std::count_if(reqs.begin(), reqs.end(), [&](const recorded_request& q) { return q.idempotency_key == ids[1]; }) == 2);
 }
 
+namespace {
+
+// Long enough to be stored deflated (schema 13): a damage lands in a packed form.
+std::string long_results_body() {
+  std::string body = R"({"n":"A1","results":[)";
+  for (int i = 0; i < 20; ++i) body += std::string(i ? "," : "") + R"({"parameter":"GLU","value":"5.)" + std::to_string(i) + R"("})";
+  return body + "]}";
+}
+
+// The stored body of message `id` no longer matches what its deflate stream holds, as a flipped
+// bit on the disk would leave it: NUL, size 7 as a varint (the stored size took two bytes), then
+// the stream unchanged.
+void damage_stored_body(const std::filesystem::path& file, const std::string& id) {
+  interfaced::test::exec_sql(file, "UPDATE message_bodies SET body = x'0007' || substr(body, 4)"
+                                   " WHERE seq = (SELECT seq FROM messages WHERE id = '" + id + "')");
+}
+
+}  // namespace
+
 TEST_CASE("a stored body that no longer inflates goes to the dead letters with its reason and its key moves on") {
   rig r;
   r.start_sim();
-  // Long enough to be stored deflated (schema 13): the damage below lands in a packed form.
-  std::string long_body = R"({"n":"A1","results":[)";
-  for (int i = 0; i < 20; ++i) long_body += std::string(i ? "," : "") + R"({"parameter":"GLU","value":"5.)" + std::to_string(i) + R"("})";
-  long_body += "]}";
-  auto ids = r.append({msg("results", "REP-A", long_body), msg("results", "REP-A", R"({"n":"A2"})"),
+  auto ids = r.append({msg("results", "REP-A", long_results_body()), msg("results", "REP-A", R"({"n":"A2"})"),
                        msg("results", "REP-B", R"({"n":"B1"})")});
-  // The first body's recorded size no longer matches what its deflate stream holds, as a flipped
-  // bit on the disk would leave it: NUL, size 7 as a varint (the stored size took two bytes), then
-  // the stream unchanged.
-  interfaced::test::exec_sql(r.dir / "outbox.sqlite",
-                             "UPDATE message_bodies SET body = x'0007' || substr(body, 4)"
-                             " WHERE seq = (SELECT seq FROM messages WHERE id = '" + ids[0] + "')");
+  damage_stored_body(r.dir / "outbox.sqlite", ids[0]);
+  // A restarted daemon: only the file holds the bodies (the process that appended them sends
+  // them from memory, next test).
+  r.reopen();
   auto before = r.show(ids[0]);
   REQUIRE(before);
   CHECK(before->body.empty());
@@ -262,6 +275,22 @@ TEST_CASE("a stored body that no longer inflates goes to the dead letters with i
   // Nothing was posted for it: the backend never saw its Idempotency-Key.
   auto reqs = r.sim->requests();
   CHECK(std::none_of(reqs.begin(), reqs.end(), [&](const recorded_request& q) { return q.idempotency_key == ids[0]; }));
+}
+
+TEST_CASE("the process that appended a message sends the bytes it appended though the stored copy was damaged since") {
+  rig r;
+  r.start_sim();
+  const auto body = long_results_body();
+  auto ids = r.append({msg("results", "REP-A", body), msg("results", "REP-B", R"({"n":"B1"})")});
+  damage_stored_body(r.dir / "outbox.sqlite", ids[0]);
+  REQUIRE(r.show(ids[0])->body_error.find("damaged") != std::string::npos);
+  r.start_delivery();
+  REQUIRE(r.wait_delivered({ids[0], ids[1]}));
+  auto reqs = r.sim->requests();
+  const auto sent = std::find_if(reqs.begin(), reqs.end(), [&](const recorded_request& q) { return q.idempotency_key == ids[0]; });
+  REQUIRE(sent != reqs.end());
+  CHECK(sent->body == body);
+  CHECK(r.delivery->stats().dead == 0);
 }
 
 TEST_CASE("backend down, then up: everything is delivered, in order") {
