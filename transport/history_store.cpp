@@ -7,6 +7,7 @@
 #include <bit>
 #include <cstdio>
 #include <limits>
+#include <map>
 #include <optional>
 #include <string>
 #include <stdexcept>
@@ -235,6 +236,82 @@ void migrate_history_samples_to_days(sqlite3* db) {
                "history");
 }
 
+void migrate_history_to_deferred(sqlite3* db) {
+  statement t(db, "SELECT count(*) FROM pragma_table_info('history_events') WHERE name = 'pending'", "history");
+  t.step();
+  if (t.integer(0) == 1) return;
+  t.finish();
+  sqlite::exec(db, "ALTER TABLE history_events ADD COLUMN pending INTEGER NOT NULL DEFAULT 0", "history");
+}
+
+namespace {
+
+// The history_events row up to which history_month holds every count (kv; 0 when never folded).
+constexpr const char* through_key = "history_month_through";
+
+std::int64_t month_through(sqlite3* db) {
+  statement s(db, "SELECT value FROM kv WHERE key = ?1", "history");
+  s.bind(1, std::string_view(through_key));
+  return s.step() ? std::stoll(s.text(0)) : 0;
+}
+
+// (month, event_type, dimension_a, dimension_b): history_month's key, in its order.
+using month_key = std::tuple<std::string, std::string, std::string, std::string>;
+
+// The counts of the events history_month does not hold yet (pending > 0, after the fold mark),
+// by month row: what a reader adds to the stored rows, and what a fold writes into them. Read in
+// the caller's transaction; `want` filters by (event_type, dimension_a) before anything is kept.
+template <class Want>
+std::map<month_key, month_cell> pending_cells(sqlite3* db, Want&& want) {
+  std::map<month_key, month_cell> cells;
+  statement s(db,
+              "SELECT day, event_type, dimension_a, dimension_b, delta, pending FROM history_events"
+              " WHERE seq > ?1 AND pending > 0",
+              "history");
+  s.bind(1, month_through(db));
+  auto add = [&](std::chrono::sys_days d, std::string_view type, std::string_view a, std::string_view b, std::int64_t delta) {
+    if (!want(type, a)) return;
+    const auto m = month_of(d);
+    auto& c = cells[month_key{rerun::format_day(m), std::string(type), std::string(a), std::string(b)}];
+    const auto i = static_cast<std::size_t>((d - m).count());
+    c.present |= std::uint32_t{1} << i;
+    c.counts[i] += delta;
+  };
+  while (s.step()) {
+    const auto d = rerun::parse_day(s.bytes(0));
+    if (!d) continue;  // never written so
+    add(*d, s.bytes(1), s.bytes(2), s.bytes(3), s.integer(4));
+    if (s.integer(5) == 2) add(*d, rerun::history_events::device_sample, s.bytes(2), "", 1);
+  }
+  return cells;
+}
+
+}  // namespace
+
+std::size_t fold_pending_history(sqlite3* db) {
+  const auto cells = pending_cells(db, [](std::string_view, std::string_view) { return true; });
+  if (cells.empty()) return 0;  // nothing pending: nothing written
+  register_history_functions(db);
+  statement add(db, add_sql, "history");
+  std::size_t days = 0;
+  for (const auto& [key, c] : cells) {
+    const auto m = rerun::parse_day(std::get<0>(key));
+    if (!m) continue;
+    for (std::size_t i = 0; i < month_days; ++i)
+      if (c.present & (std::uint32_t{1} << i)) {
+        add_day(add, *m + std::chrono::days{static_cast<std::int64_t>(i)}, std::get<1>(key), std::get<2>(key),
+                std::get<3>(key), c.counts[i]);
+        ++days;
+      }
+  }
+  statement last(db, "SELECT COALESCE(MAX(seq), 0) FROM history_events", "history");
+  last.step();
+  statement put(db, "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                "history");
+  put.bind(1, std::string_view(through_key)).bind(2, std::to_string(last.integer(0))).run();
+  return days;
+}
+
 namespace {
 // history_samples' ids of day d: [first, last].
 std::int64_t first_sample_id(std::chrono::sys_days d) { return std::int64_t{d.time_since_epoch().count()} * (std::int64_t{1} << 32); }
@@ -245,8 +322,8 @@ struct history_writer::statements {
   explicit statements(sqlite3* db)
       : db_((register_history_functions(db), db)),
         log(db,
-            "INSERT INTO history_events (day, event_type, dimension_a, dimension_b, sample, observed_at, at_ms, delta)"
-            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO history_events (day, event_type, dimension_a, dimension_b, sample, observed_at, at_ms, delta,"
+            " pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             "history"),
         add(db, add_sql, "history"),
         sample(db, "INSERT INTO history_samples (id, day, device, sample) VALUES (?1, ?2, ?3, ?4)", "history"),
@@ -300,17 +377,45 @@ struct history_writer::sample_days {
   }
 };
 
-history_writer::history_writer(sqlite3* db)
-    : stmts_(std::make_unique<statements>(db)), days_(std::make_unique<sample_days>()) {}
+history_writer::history_writer(sqlite3* db, bool defer)
+    : stmts_(std::make_unique<statements>(db)), days_(std::make_unique<sample_days>()), defer_(defer) {}
 history_writer::~history_writer() = default;
 
-void history_writer::forget() noexcept { days_->days.clear(); }
+void history_writer::forget() noexcept {
+  days_->days.clear();
+  unknown_ = true;  // what the rollback left pending is not known here: fold at the next chance
+}
+
+bool history_writer::fold_if_due(std::chrono::steady_clock::time_point now, bool force) {
+  if (!defer_ || (pending_ == 0 && !unknown_)) return false;
+  if (pending_ > 0 && first_pending_ == std::chrono::steady_clock::time_point{}) first_pending_ = now;
+  if (!force && !unknown_ && pending_ < fold_events && now - first_pending_ < fold_after) return false;
+  fold_pending_history(stmts_->db_);
+  pending_ = 0;
+  unknown_ = false;
+  first_pending_ = {};
+  return true;
+}
 
 void history_writer::record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log) {
-  if (sqlite::data_version_moved(stmts_->data_version, days_->version)) forget();
+  // Another connection's commit (a rebuild, a prune) may have changed history_samples. (What it
+  // did to the pending events needs nothing here: a fold reads them from the table.)
+  if (sqlite::data_version_moved(stmts_->data_version, days_->version)) days_->days.clear();
+  const bool defer = defer_ && log;
   for (const auto& e : events) {
     const auto d = rerun::history_day(zone, e);
     const std::string day = rerun::format_day(d);
+    // device_sample: the first result of a sample on its device that day (derived, never logged
+    // as an event of its own, so rebuild derives it the same way; a deferred event says so in
+    // its pending mark, 2).
+    bool first = false;
+    if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
+      auto& seen = days_->of(stmts_->day_samples, d);
+      if (seen.seen.insert(sample_days::key(e.dimension_a, e.sample)).second) {
+        stmts_->sample.reset().bind(1, seen.next_id++).bind(2, day).bind(3, e.dimension_a).bind(4, e.sample).run();
+        first = true;
+      }
+    }
     if (log)
       stmts_->log.reset()
           .bind(1, day)
@@ -321,17 +426,14 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
           .bind(6, e.observed_at)
           .bind(7, std::int64_t{e.at.time_since_epoch().count()})
           .bind(8, e.delta)
+          .bind(9, std::int64_t{defer ? (first ? 2 : 1) : 0})
           .run();
-    add_day(stmts_->add, d, e.event_type, e.dimension_a, e.dimension_b, e.delta);
-    // device_sample: the first result of a sample on its device that day (derived, never logged,
-    // so rebuild derives it the same way).
-    if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
-      auto& seen = days_->of(stmts_->day_samples, d);
-      if (seen.seen.insert(sample_days::key(e.dimension_a, e.sample)).second) {
-        stmts_->sample.reset().bind(1, seen.next_id++).bind(2, day).bind(3, e.dimension_a).bind(4, e.sample).run();
-        add_day(stmts_->add, d, rerun::history_events::device_sample, e.dimension_a, "", 1);
-      }
+    if (defer) {
+      ++pending_;
+      continue;
     }
+    add_day(stmts_->add, d, e.event_type, e.dimension_a, e.dimension_b, e.delta);
+    if (first) add_day(stmts_->add, d, rerun::history_events::device_sample, e.dimension_a, "", 1);
   }
 }
 
@@ -375,15 +477,45 @@ std::string in_list(const char* column, std::size_t n, int first) {
 
 }  // namespace
 
+namespace {
+
+// A read transaction around a reader's statements: the month rows and the events not folded into
+// them yet are read from one snapshot, so a fold committing in between is counted once.
+struct read_snapshot {
+  sqlite3* db;
+  explicit read_snapshot(sqlite3* d) : db(d) { sqlite::exec(db, "BEGIN", "history"); }
+  ~read_snapshot() { sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr); }
+  read_snapshot(const read_snapshot&) = delete;
+  read_snapshot& operator=(const read_snapshot&) = delete;
+};
+
+void add_cell(month_cell& to, const month_cell& delta) {
+  to.present |= delta.present;
+  for (std::size_t i = 0; i < month_days; ++i) to.counts[i] += delta.counts[i];
+}
+
+}  // namespace
+
 std::vector<rerun::summary_span> history_store::read(std::chrono::sys_days from, std::chrono::sys_days to,
                                                      const std::vector<std::string>& events,
                                                      const std::vector<std::string>& devices) const {
+  read_snapshot snapshot(db_);
+  const auto first_month = rerun::format_day(month_of(from)), last_month = rerun::format_day(month_of(to));
+  const std::unordered_set<std::string_view> event_set(events.begin(), events.end()), device_set(devices.begin(), devices.end());
+  // The counts the writer has not folded into the month rows yet (history_writer::fold_if_due),
+  // by row, in the rows' key order: merged into the scan below.
+  auto pending = pending_cells(db_, [&](std::string_view type, std::string_view a) {
+    return (event_set.empty() || event_set.contains(type)) && (device_set.empty() || device_set.contains(a));
+  });
+  for (auto it = pending.begin(); it != pending.end();)
+    it = std::get<0>(it->first) < first_month || std::get<0>(it->first) > last_month ? pending.erase(it) : std::next(it);
   const std::string sql = "SELECT month, event_type, dimension_a, dimension_b, days FROM history_month"
                           " WHERE month BETWEEN ?1 AND ?2" +
                           in_list("event_type", events.size(), 3) +
-                          in_list("dimension_a", devices.size(), 3 + static_cast<int>(events.size()));
+                          in_list("dimension_a", devices.size(), 3 + static_cast<int>(events.size())) +
+                          " ORDER BY month, event_type, dimension_a, dimension_b";
   statement s(db_, sql.c_str(), "history");
-  s.bind(1, rerun::format_day(month_of(from))).bind(2, rerun::format_day(month_of(to)));
+  s.bind(1, first_month).bind(2, last_month);
   int i = 3;
   for (const auto& e : events) s.bind(i++, e);
   for (const auto& d : devices) s.bind(i++, d);
@@ -392,31 +524,52 @@ std::vector<rerun::summary_span> history_store::read(std::chrono::sys_days from,
   std::string last_text;
   std::chrono::sys_days m{};
   std::size_t lo = 0, hi = 0;  // the range's days of month m, as indexes [lo, hi]
-  while (s.step()) {
-    if (const auto text = s.bytes(0); text != last_text) {
-      last_text = std::string(text);
-      m = rerun::parse_day(text).value_or(std::chrono::sys_days{});
+  auto emit = [&](std::string_view month, std::string_view type, std::string_view a, std::string_view b, const month_cell& c) {
+    if (month != last_text) {
+      last_text = std::string(month);
+      m = rerun::parse_day(month).value_or(std::chrono::sys_days{});
       lo = static_cast<std::size_t>((std::max(from, m) - m).count());
       hi = static_cast<std::size_t>((std::min(to, month_end(m)) - m).count());
     }
-    const auto c = decode_cell(s.bytes(4));
     // Only a row that counted a day of the range names its entity (as a day row in range did).
     const std::uint32_t range_bits = static_cast<std::uint32_t>(((std::uint64_t{1} << (hi + 1)) - 1) & ~((std::uint64_t{1} << lo) - 1));
-    if ((c.present & range_bits) == 0) continue;
+    if ((c.present & range_bits) == 0) return;
     rerun::summary_span span;
     span.first = m + std::chrono::days{static_cast<std::int64_t>(lo)};
-    span.event_type = s.text(1);
-    span.dimension_a = s.text(2);
-    span.dimension_b = s.text(3);
+    span.event_type = std::string(type);
+    span.dimension_a = std::string(a);
+    span.dimension_b = std::string(b);
     span.values.assign(c.counts.begin() + static_cast<std::ptrdiff_t>(lo), c.counts.begin() + static_cast<std::ptrdiff_t>(hi) + 1);
     out.push_back(std::move(span));
+  };
+  auto next_pending = pending.begin();
+  auto emit_pending_before = [&](const month_key* key) {
+    for (; next_pending != pending.end() && (!key || next_pending->first < *key); ++next_pending) {
+      const auto& [month, type, a, b] = next_pending->first;
+      emit(month, type, a, b, next_pending->second);
+    }
+  };
+  while (s.step()) {
+    auto c = decode_cell(s.bytes(4));
+    if (pending.empty()) {
+      emit(s.bytes(0), s.bytes(1), s.bytes(2), s.bytes(3), c);
+      continue;
+    }
+    const month_key key{s.text(0), s.text(1), s.text(2), s.text(3)};
+    emit_pending_before(&key);
+    if (next_pending != pending.end() && next_pending->first == key) add_cell(c, (next_pending++)->second);
+    emit(std::get<0>(key), std::get<1>(key), std::get<2>(key), std::get<3>(key), c);
   }
+  emit_pending_before(nullptr);
   return out;
 }
 
 std::size_t history_store::rebuild(const rerun::lab_zone& zone, std::optional<std::chrono::sys_days> from) {
   sqlite::exec(db_, "BEGIN IMMEDIATE", "history");
   try {
+    // The counts the daemon has not folded yet go into the rows first: a partial rebuild keeps
+    // the days before `from` as they are, and afterwards every event is in the rows.
+    fold_pending_history(db_);
     if (!from) {
       sqlite::exec(db_, "DELETE FROM history_month", "history");
     } else {
@@ -498,6 +651,7 @@ std::size_t history_store::prune_before(int year) {
   std::snprintf(cut, sizeof cut, "%04d-01-01", year);
   sqlite::exec(db_, "BEGIN IMMEDIATE", "history");
   try {
+    fold_pending_history(db_);  // so the days dropped are counted from complete rows
     std::size_t n = 0;
     {
       statement counted(db_, "SELECT days FROM history_month WHERE month < ?1", "history");
@@ -519,14 +673,16 @@ std::size_t history_store::prune_before(int year) {
 }
 
 std::vector<rerun::summary_row> history_store::all() const {
+  read_snapshot snapshot(db_);
+  auto cells = pending_cells(db_, [](std::string_view, std::string_view) { return true; });
   statement s(db_, "SELECT month, event_type, dimension_a, dimension_b, days FROM history_month", "history");
+  while (s.step()) add_cell(cells[month_key{s.text(0), s.text(1), s.text(2), s.text(3)}], decode_cell(s.bytes(4)));
   std::vector<rerun::summary_row> out;
-  while (s.step()) {
-    const auto m = rerun::parse_day(s.bytes(0)).value_or(std::chrono::sys_days{});
-    const auto c = decode_cell(s.bytes(4));
+  for (const auto& [key, c] : cells) {
+    const auto m = rerun::parse_day(std::get<0>(key)).value_or(std::chrono::sys_days{});
     for (std::size_t i = 0; i < month_days; ++i)
       if (c.present & (std::uint32_t{1} << i))
-        out.push_back({m + std::chrono::days{static_cast<std::int64_t>(i)}, s.text(1), s.text(2), s.text(3), c.counts[i]});
+        out.push_back({m + std::chrono::days{static_cast<std::int64_t>(i)}, std::get<1>(key), std::get<2>(key), std::get<3>(key), c.counts[i]});
   }
   std::sort(out.begin(), out.end(), [](const rerun::summary_row& x, const rerun::summary_row& y) {
     return std::tie(x.day, x.event_type, x.dimension_a, x.dimension_b) <

@@ -7,6 +7,10 @@
 // history_summary in version 8, migrate_history_to_months):
 //  - history_events:  every counted change as it happened (the summary's own source, kept per
 //                     year like the summary): what `stats rebuild` recomputes the summary from.
+//                     Schema 14: `pending` says whether the change is in history_month yet
+//                     (0: it is, written with the event; 1: not until the next fold; 2: the same,
+//                     and it was the first result of its sample on its device that day, so it
+//                     also counts one device_sample).
 //  - history_month:   one row per (lab-local month, event_type, dimension_a, dimension_b) holding
 //                     the counts of its days (a blob: a varint mask of the days counted, then
 //                     each counted day's count as a zigzag varint; schema 8 and 9 wrote a fixed
@@ -17,6 +21,15 @@
 //                     day's number * 2^32 + its row's number, migrate_history_samples_to_days);
 //                     the writer finds a day's samples in memory, loaded from the table at the
 //                     day's first use (a few days kept).
+//
+// Folding (schema 14, issue #17: CPU and bytes per durable result): the outbox worker's writer
+// does not rewrite a month row per event (3 upserts a 2-result message, and each commit rewrote
+// every month row page the batch touched). It marks its events pending and folds them into the
+// month rows every so many events or seconds (history_writer::fold_if_due), in the worker's
+// transaction, moving kv "history_month_through" to the last event folded. Readers add the
+// pending events after that mark to the rows they read, in one snapshot, so every read counts
+// every committed event exactly once, before and after a fold; a crash loses nothing (the events
+// are committed, the next fold takes them). rebuild and prune fold first.
 //
 // Contract:
 //  - record_history_events() runs INSIDE the caller's open transaction -- the outbox worker's
@@ -55,10 +68,19 @@ void migrate_history_to_months(sqlite3* db);
 // Runs inside the caller's transaction; idempotent.
 void migrate_history_samples_to_days(sqlite3* db);
 
+// Version 14 (issue #17): history_events.pending (see "Folding" above). Idempotent.
+void migrate_history_to_deferred(sqlite3* db);
+
+// Writes the pending events after the fold mark into history_month and moves the mark to the
+// last event, in the caller's transaction. Returns the (row, day) counts written.
+std::size_t fold_pending_history(sqlite3* db);
+
 // Applies events to the summary within the caller's transaction, statements prepared once.
+// defer: the outbox worker's writer, which logs events as pending and folds them (fold_if_due);
+// otherwise every event is written into its month row at once (rebuild, one-shot callers).
 class history_writer {
  public:
-  explicit history_writer(sqlite3* db);  // tables must exist
+  explicit history_writer(sqlite3* db, bool defer = false);  // tables must exist
   ~history_writer();
   history_writer(const history_writer&) = delete;
   history_writer& operator=(const history_writer&) = delete;
@@ -67,12 +89,25 @@ class history_writer {
   // Drops the days of history_samples held in memory: after a rollback of what record() wrote.
   // (Another connection's commit is noticed by record() itself, through PRAGMA data_version.)
   void forget() noexcept;
+  // A deferring writer folds its pending events (fold_pending_history) when `force`, when it
+  // holds fold_events of them, when the first has waited fold_after, or when it does not know
+  // what is pending (its first call, and after forget()). Runs in the caller's transaction
+  // (the worker calls it before each COMMIT). Returns whether it folded.
+  static constexpr std::size_t fold_events = 16384;
+  static constexpr std::chrono::seconds fold_after{60};
+  bool fold_if_due(std::chrono::steady_clock::time_point now, bool force);
+  // Whether a fold may have something to do.
+  [[nodiscard]] bool has_pending() const noexcept { return defer_ && (pending_ > 0 || unknown_); }
 
  private:
   struct statements;
   std::unique_ptr<statements> stmts_;
   struct sample_days;  // history_samples' days in memory (history_store.cpp)
   std::unique_ptr<sample_days> days_;
+  bool defer_ = false;
+  std::size_t pending_ = 0;  // events logged pending since the last fold (rolled-back ones too)
+  bool unknown_ = true;      // pending events may exist that pending_ does not count
+  std::chrono::steady_clock::time_point first_pending_{};
 };
 
 // One-shot form of history_writer::record for a caller holding its own transaction.

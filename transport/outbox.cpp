@@ -412,6 +412,23 @@ class outbox_db {
   }
   // After a rollback: the in-memory indexes (pending keys, message samples, history samples) may
   // hold what the database no longer does.
+  // Before each COMMIT of the worker's transaction (force: the last one before the outbox closes).
+  void fold_history(bool force) { history_->fold_if_due(std::chrono::steady_clock::now(), force); }
+  // After the worker's last transaction: a transaction of its own for what is still pending; a
+  // failure leaves it pending (the next start folds it).
+  void fold_history_at_close() noexcept {
+    if (!history_->has_pending()) return;
+    try {
+      control(tx::begin);
+      fold_history(true);
+      control(tx::commit);
+    } catch (...) {
+      try {
+        control(tx::rollback);
+      } catch (...) {
+      }
+    }
+  }
   void forget_indexes() noexcept {
     pending_stale_ = true;
     fresh_bodies_.clear();  // a rolled-back append's seq is given again
@@ -772,6 +789,7 @@ class outbox_db {
       if (version < 11) migrate_to_11();
       if (version < 12) migrate_to_12();
       if (version < 13) migrate_to_13();
+      if (version < 14) migrate_to_14();
       return;
     }
     if (version == 1) {
@@ -791,6 +809,7 @@ class outbox_db {
       migrate_to_11();
       migrate_to_12();
       migrate_to_13();
+      migrate_to_14();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -823,6 +842,7 @@ class outbox_db {
     migrate_to_11();
     migrate_to_12();
     migrate_to_13();
+    migrate_to_14();
   }
 
   // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
@@ -988,6 +1008,15 @@ class outbox_db {
     exec("PRAGMA user_version = 13; COMMIT;");
   }
 
+  // Version 14 (issue #17, CPU and bytes per durable result): history events are folded into
+  // their month rows in batches, not each as it comes (history_store.hpp "Folding"): the events
+  // gain their pending mark. Existing events are all in their rows already (pending 0).
+  void migrate_to_14() {
+    exec("BEGIN IMMEDIATE");
+    migrate_history_to_deferred(db_);
+    exec("PRAGMA user_version = 14; COMMIT;");
+  }
+
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
   // additions chain before or after it.
   void migrate_to_6() {
@@ -1002,8 +1031,8 @@ class outbox_db {
   // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month,
   // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key and results_age indexes,
   // 12: no sample-keyed b-trees (results_sp, message_samples by sample, history_samples by day, device, sample),
-  // 13: message bodies stored deflated (body_codec.hpp)
-  static constexpr std::int64_t schema_version = 13;
+  // 13: message bodies stored deflated (body_codec.hpp), 14: history events folded into their months in batches
+  static constexpr std::int64_t schema_version = 14;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -1161,7 +1190,7 @@ class outbox_db {
     }
     stmts_ = std::make_unique<statements>(db_);
     state_ = std::make_unique<state_writer>(db_);
-    history_ = std::make_unique<history_writer>(db_);
+    history_ = std::make_unique<history_writer>(db_, /*defer=*/true);
   }
   void finalize() noexcept {
     history_.reset();
@@ -1855,6 +1884,7 @@ void outbox::run() {
         try {
           while (pause && std::filesystem::exists(write_fault_file_, fault_ec))
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
+          if (wrote) db_->fold_history(stopping_);
           db_->control(detail::outbox_db::tx::commit);
           committed = true;
         } catch (const std::exception& e) {
@@ -1943,6 +1973,9 @@ void outbox::run() {
     }
     idle_.notify_all();
   }
+  // Stopping: the history events still pending go into their month rows, so a file closed
+  // cleanly holds whole rows (readers would add the pending events anyway; this only spares them).
+  db_->fold_history_at_close();
 }
 
 // ---- outbox_admin ----

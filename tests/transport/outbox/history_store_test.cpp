@@ -18,6 +18,7 @@ using namespace interfaced::transport;
 using interfaced::test::append_wait;
 using interfaced::test::config_at;
 using interfaced::test::msg;
+using interfaced::test::query_int;
 using interfaced::test::scratch_dir;
 using interfaced::rerun::history_event;
 using namespace std::chrono_literals;
@@ -145,6 +146,119 @@ TEST_CASE("history: stats rebuild gives exactly the live rows, and follows a tim
   // A partial rebuild from a day leaves the days before it alone and equals the live rows.
   store.rebuild(zone("Europe/London"), interfaced::rerun::parse_day("2026-03-29"));
   CHECK(as_map(store.all()) == live);
+}
+
+namespace {
+
+// Events logged as pending after the fold mark: what a reader must add to the month rows itself.
+std::int64_t unfolded(const std::filesystem::path& file) {
+  return query_int(file, "SELECT count(*) FROM history_events WHERE pending > 0 AND seq >"
+                         " COALESCE((SELECT CAST(value AS INTEGER) FROM kv WHERE key = 'history_month_through'), 0)");
+}
+
+// The days a history_store read() of [from, to] gives, as (day type a b) -> value; the days a
+// span covers without a count (zeros) left out.
+std::map<std::string, std::int64_t> read_map(const history_store& h, const char* from, const char* to) {
+  std::map<std::string, std::int64_t> m;
+  const auto f = *interfaced::rerun::parse_day(from);
+  for (const auto& span : h.read(f, *interfaced::rerun::parse_day(to), {}, {}))
+    for (std::size_t i = 0; i < span.values.size(); ++i)
+      if (span.values[i] != 0)
+        m[interfaced::rerun::format_day(span.first + std::chrono::days{static_cast<std::int64_t>(i)}) + " " +
+        span.event_type + " " + span.dimension_a + " " + span.dimension_b] = span.values[i];
+  return m;
+}
+
+}  // namespace
+
+// Schema 14 (issue #17): the worker folds events into their month rows in batches; until then a
+// reader adds them itself, a crash loses none, and each is counted once.
+TEST_CASE("history: events not folded into their months yet are read at once, survive a crash, and count once") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  const auto copy = dir / "copy" / "outbox.sqlite";
+  const std::map<std::string, std::int64_t> want{
+      {"2026-11-30 device_result chem GLU", 1},  // the first batch: folded by the first commit
+      {"2026-11-30 device_sample chem ", 1},
+      {"2026-12-01 device_result chem GLU", 2},
+      {"2026-12-01 device_result chem NA", 1},
+      {"2026-12-01 device_result hema WBC", 1},
+      {"2026-12-01 device_sample chem ", 2},  // S-2, S-3: first results of their samples that day
+      {"2026-12-01 device_sample hema ", 1},
+      {"2026-12-01 device_rerun_received chem GLU", 1},
+  };
+  {
+    outbox box(config_at(file));
+    state_changes first;
+    first.events = {ev("device_result", "chem", "GLU", "2026-11-30T10:00:00Z", "S-1")};
+    REQUIRE(append_wait(box, {}, first).durable);
+    CHECK(unfolded(file) == 0);
+    state_changes later;
+    later.events = {ev("device_result", "chem", "GLU", "2026-12-01T10:00:00Z", "S-2"),
+                    ev("device_result", "chem", "NA", "2026-12-01T10:00:00Z", "S-2"),
+                    ev("device_result", "chem", "GLU", "2026-12-01T11:00:00Z", "S-3"),
+                    ev("device_result", "hema", "WBC", "2026-12-01T11:00:00Z", "S-3"),
+                    ev("device_rerun_received", "chem", "GLU", "2026-12-01T11:00:00Z")};
+    REQUIRE(append_wait(box, {msg("results", "R-1", "{}")}, later).durable);
+    REQUIRE(unfolded(file) == 5);  // these 5 events wait for a fold
+    // Read by another connection while the daemon runs: every count is there.
+    history_store reader(file);
+    CHECK(as_map(reader.all()) == want);
+    CHECK(read_map(reader, "2026-11-01", "2026-12-31") == want);
+    // A range inside one month, cut as the stored rows are.
+    CHECK(read_map(reader, "2026-12-01", "2026-12-01").size() == 6);
+    // The file as a crash would leave it: copied while the daemon holds the events unfolded.
+    std::filesystem::create_directories(copy.parent_path());
+    std::filesystem::copy_file(file, copy);
+    std::filesystem::copy_file(file.string() + "-wal", copy.string() + "-wal");
+  }
+  // A clean close folds what was pending.
+  CHECK(unfolded(file) == 0);
+  CHECK(as_map(history_store(file).all()) == want);
+  // The crashed copy reads the same; its next start folds the events left, once.
+  CHECK(unfolded(copy) == 5);
+  CHECK(as_map(history_store(copy).all()) == want);
+  {
+    outbox box(config_at(copy));
+    state_changes more;
+    more.events = {ev("device_result", "hema", "WBC", "2026-12-01T12:00:00Z", "S-3")};  // S-3 seen on hema already
+    REQUIRE(append_wait(box, {}, more).durable);
+    CHECK(unfolded(copy) == 0);
+  }
+  auto after = want;
+  after["2026-12-01 device_result hema WBC"] = 2;
+  history_store h(copy);
+  CHECK(as_map(h.all()) == after);
+  // The rows alone, without the events: rebuilt from the events, they are the same.
+  CHECK(h.rebuild(interfaced::rerun::lab_zone()) == 7);  // every event logged, device_sample derived
+  CHECK(as_map(h.all()) == after);
+}
+
+TEST_CASE("history: a partial rebuild while events wait for their fold keeps the days before it and counts each once") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  REQUIRE(append_wait(box, {msg("results", "R-0", "{}")}, state_changes{}).durable);  // the first commit folds (nothing yet)
+  state_changes s;
+  s.events = {ev("device_result", "chem", "GLU", "2026-12-01T10:00:00Z", "S-1"),
+              ev("device_result", "chem", "GLU", "2026-12-02T10:00:00Z", "S-2"),
+              ev("device_result", "chem", "GLU", "2026-12-03T10:00:00Z", "S-3")};
+  REQUIRE(append_wait(box, {msg("results", "R-1", "{}")}, s).durable);
+  REQUIRE(unfolded(file) == 3);
+  history_store store(file);
+  const auto live = as_map(store.all());
+  CHECK(live.size() == 6);
+  // `stats rebuild --from 2026-12-02` while the daemon runs: Dec 1 is only in the pending events.
+  store.rebuild(interfaced::rerun::lab_zone(), interfaced::rerun::parse_day("2026-12-02"));
+  CHECK(unfolded(file) == 0);
+  CHECK(as_map(store.all()) == live);
+  // The daemon goes on after it: the next events count once more, nothing twice.
+  state_changes t;
+  t.events = {ev("device_result", "chem", "GLU", "2026-12-03T11:00:00Z", "S-3")};
+  REQUIRE(append_wait(box, {msg("results", "R-2", "{}")}, t).durable);
+  auto after = live;
+  after["2026-12-03 device_result chem GLU"] = 2;
+  CHECK(as_map(store.all()) == after);
 }
 
 TEST_CASE("history: prune --before YEAR drops whole years") {

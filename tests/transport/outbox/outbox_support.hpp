@@ -85,4 +85,17 @@ inline void exec_sql(const std::filesystem::path& file, const std::string& sql) 
   REQUIRE(rc == SQLITE_OK);
 }
 
+// The first column of the first row `sql` gives, as an integer, through a connection of its own.
+inline std::int64_t query_int(const std::filesystem::path& file, const char* sql) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  const auto v = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return v;
+}
+
 }  // namespace interfaced::test

@@ -23,6 +23,7 @@ using namespace interfaced::transport;
 using interfaced::test::append_wait;
 using interfaced::test::config_at;
 using interfaced::test::exec_sql;
+using interfaced::test::query_int;
 using interfaced::test::msg;
 using interfaced::test::scratch_dir;
 using namespace std::chrono_literals;
@@ -405,18 +406,6 @@ TEST_CASE("dead letters keep the response, retry re-queues, purge removes old de
 
 namespace {
 
-std::int64_t query_int(const std::filesystem::path& file, const char* sql) {
-  sqlite3* db = nullptr;
-  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
-  sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK);
-  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-  const auto v = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
-  return v;
-}
-
 // A new outbox file at `file` holding `ms` (appended durably), closed again; their ids in order.
 std::vector<std::string> file_holding(const std::filesystem::path& file, std::vector<new_message> ms) {
   outbox box(config_at(file));
@@ -436,7 +425,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   std::vector<new_message> forty;
   for (int i = 0; i < 40; ++i) forty.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
   const auto ids = file_holding(file, std::move(forty));
-  CHECK(query_int(file, "PRAGMA user_version") == 13);  // schemas 11, 12 and 13 followed
+  CHECK(query_int(file, "PRAGMA user_version") == 14);  // schemas 11 to 14 followed
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
@@ -449,7 +438,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
            " WHERE (seq - (SELECT min(seq) FROM messages)) % 2 = 0;"
            "PRAGMA user_version = 9;");
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 13);
+  CHECK(query_int(file, "PRAGMA user_version") == 14);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   CHECK(admin.list(true).size() == 40);
   using ms = std::chrono::milliseconds;
@@ -486,7 +475,7 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
            "PRAGMA user_version = 10;");
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 13);
+  CHECK(query_int(file, "PRAGMA user_version") == 14);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
   CHECK(box.stats().undelivered == 5);
   // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
@@ -596,7 +585,7 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 2);
   {
     outbox box(config_at(file));  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 13);
+    CHECK(query_int(file, "PRAGMA user_version") == 14);
     CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('results_sp', 'message_samples_by_seq')") == 0);
     CHECK(query_int(file, "SELECT count(*) FROM message_samples") == 2);
     CHECK(query_int(file, "SELECT count(*) FROM history_samples") == 2);
@@ -639,7 +628,7 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   std::vector<new_message> ms;
   for (std::size_t i = 0; i < bodies.size(); ++i) ms.push_back(msg("results", "K-" + std::to_string(i), bodies[i]));
   const auto ids = file_holding(file, std::move(ms));
-  CHECK(query_int(file, "PRAGMA user_version") == 13);
+  CHECK(query_int(file, "PRAGMA user_version") == 14);
   // The results body stored packed: the marker byte, then less than half its bytes.
   const std::string packed_sql =
       "SELECT substr(b.body, 1, 1) = x'00' AND length(b.body) * 2 < " + std::to_string(big.size()) +
@@ -678,7 +667,7 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   REQUIRE(query_int(file, "SELECT count(*) FROM message_bodies WHERE substr(body, 1, 1) = x'00'") == 1);
   {
     outbox_admin admin(file);  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 13);
+    CHECK(query_int(file, "PRAGMA user_version") == 14);
     CHECK(query_int(file, packed_sql.c_str()) == 1);
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const auto m = admin.show(ids[i]);
