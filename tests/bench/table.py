@@ -13,7 +13,8 @@ Rows (the issue's table): HL7 parse+normalise MB/s and results/s on the ../share
 tests/bench/corpus/hl7-obx-dense, the ratios to @medplum/core and python3-hl7 from
 tests/bench/hl7_peers.sh (same run), HL7 view-only MB/s, ASTM MB/s and results/s (bench_astm),
 rules evaluations/s (bench_rules), and from tests/bench/throughput.sh (32 x 200 x 2): results per
-daemon CPU-second, bytes written per result, ACK p99 / fdatasync p99.
+daemon CPU-second, bytes written per result, ACK p99 / fdatasync p99, and the group commits and
+KB written per commit; the same again from a 32 x 1,000 x 2 run (--long).
 """
 import argparse, os, re, statistics, subprocess, sys
 
@@ -50,7 +51,7 @@ def hl7_rows(build, seconds, corpus):
     }
 
 
-def measure(build, seconds, daemon):
+def measure(build, seconds, daemon, long_messages):
     got = {}
     for k, v in hl7_rows(build, seconds, None).items():
         got["HL7 (../shared captures) " + k] = v
@@ -63,12 +64,27 @@ def measure(build, seconds, daemon):
     out = run([os.path.join(build, "tests/bench/bench_rules"), str(seconds)])
     got["rules M evaluations/s"] = grab(r"rate: ([0-9.]+) million", out, "rules rate")
     if daemon:
-        env = dict(os.environ, INTERFACED=os.path.join(build, "interfaced"))
-        out = run(["bash", os.path.join(here, "throughput.sh"), "--sims", "32", "--messages", "200",
-                   "--results", "2"], env)
-        got["daemon results per CPU-second"] = grab(r"= ([0-9.]+) results per daemon CPU-second", out, "CPU")
-        got["bytes written per durable result"] = grab(r"= ([0-9.]+) bytes per result", out, "bytes")
-        got["ACK p99 / fdatasync p99"] = grab(r"fdatasync p99 = ([0-9.]+)", out, "ACK ratio")
+        got.update(daemon_rows(build, 200, ""))
+        if long_messages:
+            got.update(daemon_rows(build, long_messages, " (32 x %d x 2)" % long_messages))
+    return got
+
+
+def daemon_rows(build, messages, suffix):
+    """throughput.sh with 32 simulators x `messages` x 2 results. Besides the issue's rows: the
+    group commits and the bytes written per commit -- bytes per result is that divided by the
+    results a commit carries, which falls as the worker gets faster (it commits sooner, with
+    fewer messages in each), so the bytes per commit say what a change did to what is written."""
+    env = dict(os.environ, INTERFACED=os.path.join(build, "interfaced"))
+    out = run(["bash", os.path.join(here, "throughput.sh"), "--sims", "32", "--messages", str(messages),
+               "--results", "2"], env)
+    got = {}
+    got["daemon results per CPU-second" + suffix] = grab(r"= ([0-9.]+) results per daemon CPU-second", out, "CPU")
+    got["bytes written per durable result" + suffix] = grab(r"= ([0-9.]+) bytes per result", out, "bytes")
+    got["ACK p99 / fdatasync p99" + suffix] = grab(r"fdatasync p99 = ([0-9.]+)", out, "ACK ratio")
+    commits = grab(r"group commits .*?, ([0-9]+) transactions", out, "commits")
+    got["group commits" + suffix] = commits
+    got["KB written per group commit" + suffix] = grab(r"daemon wrote ([0-9.]+) MB", out, "MB") * 1000 / commits
     return got
 
 
@@ -85,13 +101,16 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=3)
     ap.add_argument("--skip-daemon", action="store_true")
+    ap.add_argument("--long", type=int, default=1000, metavar="MESSAGES",
+                    help="also the daemon rows of a 32 x MESSAGES x 2 run (0: none): the 200-message run "
+                         "lasts about a second, too short for a WAL checkpoint or a steady fsync p99")
     a = ap.parse_args()
     print("load average at start: %s" % open("/proc/loadavg").read().strip(), flush=True)
     rows = {"before": {}, "after": {}}
     for rep in range(a.reps):
         for side, build in (("before", a.before), ("after", a.after)):
             print("rep %d %s (%s)" % (rep + 1, side, build), flush=True)
-            for k, v in measure(os.path.abspath(build), a.seconds, not a.skip_daemon).items():
+            for k, v in measure(os.path.abspath(build), a.seconds, not a.skip_daemon, a.long).items():
                 rows[side].setdefault(k, []).append(v)
     print("load average at end: %s" % open("/proc/loadavg").read().strip())
     print("\n| row | before (min / median / max) | after (min / median / max) |\n|---|---|---|")

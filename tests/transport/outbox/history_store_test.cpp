@@ -207,6 +207,16 @@ TEST_CASE("history: events not folded into their months yet are read at once, su
     CHECK(read_map(reader, "2026-11-01", "2026-12-31") == want);
     // A range inside one month, cut as the stored rows are.
     CHECK(read_map(reader, "2026-12-01", "2026-12-01").size() == 6);
+    // Filtered by event type and device, as `stats --event --device` asks.
+    std::map<std::string, std::int64_t> chem_samples;
+    for (const auto& span : reader.read(*interfaced::rerun::parse_day("2026-11-01"), *interfaced::rerun::parse_day("2026-12-31"),
+                                        {"device_sample"}, {"chem"}))
+      for (std::size_t i = 0; i < span.values.size(); ++i)
+        if (span.values[i] != 0)
+          chem_samples[interfaced::rerun::format_day(span.first + std::chrono::days{static_cast<std::int64_t>(i)}) + " " +
+                       span.event_type + " " + span.dimension_a] = span.values[i];
+    CHECK(chem_samples == std::map<std::string, std::int64_t>{{"2026-11-30 device_sample chem", 1},
+                                                              {"2026-12-01 device_sample chem", 2}});
     // The file as a crash would leave it: copied while the daemon holds the events unfolded.
     std::filesystem::create_directories(copy.parent_path());
     std::filesystem::copy_file(file, copy);
