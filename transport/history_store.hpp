@@ -93,7 +93,7 @@ class history_writer {
   // holds fold_events of them, when the first has waited fold_after, or when it does not know
   // what is pending (its first call, and after forget()). Runs in the caller's transaction
   // (the worker calls it before each COMMIT). Returns whether it folded.
-  static constexpr std::size_t fold_events = 16384;
+  static constexpr std::size_t fold_events = 4096;
   static constexpr std::chrono::seconds fold_after{60};
   bool fold_if_due(std::chrono::steady_clock::time_point now, bool force);
   // Whether a fold may have something to do.
