@@ -271,6 +271,26 @@ TEST_CASE("history: a partial rebuild while events wait for their fold keeps the
   CHECK(as_map(store.all()) == after);
 }
 
+TEST_CASE("history: a damaged fold mark neither stops the worker's commits nor counts an event twice") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  state_changes s;
+  s.events = {ev("device_result", "chem", "GLU", "2026-12-01T10:00:00Z", "S-1")};
+  REQUIRE(append_wait(box, {msg("results", "R-1", "{}")}, s).durable);  // folded by the first commit
+  interfaced::test::exec_sql(file, "UPDATE kv SET value = 'garbage' WHERE key = 'history_month_through'");
+  state_changes t;
+  t.events = {ev("device_result", "chem", "GLU", "2026-12-01T11:00:00Z", "S-2")};
+  CHECK(append_wait(box, {msg("results", "R-2", "{}")}, t).durable);
+  // The damaged mark reads as "everything folded": the event after it is missing until a rebuild,
+  // and none is counted twice.
+  history_store store(file);
+  CHECK(as_map(store.all())["2026-12-01 device_result chem GLU"] == 1);
+  store.rebuild(interfaced::rerun::lab_zone());
+  CHECK(as_map(store.all())["2026-12-01 device_result chem GLU"] == 2);
+  CHECK(as_map(store.all())["2026-12-01 device_sample chem "] == 2);
+}
+
 TEST_CASE("history: prune --before YEAR drops whole years") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
