@@ -150,7 +150,7 @@ void log_actions(spdlog::logger& log, const std::vector<rerun::action>& acts) {
 // --- pending_history ---
 
 std::uint64_t pending_history::open() {
-  batches_.push_back({++seq_, {}, {}});
+  batches_.push_back({++seq_, {}, {}, {}});
   return seq_;
 }
 
@@ -160,28 +160,36 @@ std::vector<transport::history_row> pending_history::take_rows(std::uint64_t id)
 }
 
 void pending_history::settle(std::uint64_t id) {
-  std::erase_if(batches_, [&](const batch& b) { return b.id == id; });
+  auto it = std::find_if(batches_.begin(), batches_.end(), [&](const batch& b) { return b.id == id; });
+  if (it == batches_.end()) return;
+  for (const auto h : it->samples)
+    if (auto n = in_flight_.find(h); n != in_flight_.end() && --n->second == 0) in_flight_.erase(n);
+  batches_.erase(it);
 }
 
 bool pending_history::has(std::string_view s, std::string_view p) const {
   if (base_.has(s, p)) return true;
+  if (!in_flight(s)) return false;
   return std::any_of(batches_.begin(), batches_.end(), [&](const batch& b) { return b.seen.has(s, p); });
 }
 
 bool pending_history::has_observation(std::string_view s, std::string_view p, std::string_view v,
                                       std::string_view t) const {
   if (base_.has_observation(s, p, v, t)) return true;
+  if (!in_flight(s)) return false;
   return std::any_of(batches_.begin(), batches_.end(),
                      [&](const batch& b) { return b.seen.has_observation(s, p, v, t); });
 }
 
 std::optional<rerun::observation> pending_history::latest(std::string_view s, std::string_view p) const {
+  if (!in_flight(s)) return base_.latest(s, p);
   for (auto it = batches_.rbegin(); it != batches_.rend(); ++it)
     if (auto o = it->seen.latest(s, p)) return o;
   return base_.latest(s, p);
 }
 
 std::optional<rerun::observation> pending_history::latest_of_parameter(std::string_view s, std::string_view p) const {
+  if (!in_flight(s)) return base_.latest_of_parameter(s, p);
   for (auto it = batches_.rbegin(); it != batches_.rend(); ++it)
     if (auto o = it->seen.latest_of_parameter(s, p)) return o;
   return base_.latest_of_parameter(s, p);
@@ -190,6 +198,9 @@ std::optional<rerun::observation> pending_history::latest_of_parameter(std::stri
 void pending_history::record(std::string_view s, std::string_view p, rerun::observation o) {
   if (batches_.empty()) open();
   batch& b = batches_.back();
+  const auto h = std::hash<std::string_view>{}(s);
+  ++in_flight_[h];
+  b.samples.push_back(h);
   b.rows.push_back({std::string(s), std::string(p), o});
   b.seen.record(s, p, std::move(o));
 }

@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "daemon/device_runtime.hpp"
@@ -66,9 +67,17 @@ class pending_history final : public rerun::result_store {
     std::uint64_t id;
     std::vector<transport::history_row> rows;
     rerun::memory_result_store seen;
+    std::vector<std::size_t> samples;  // hash of the sample of each result recorded (in_flight_)
   };
+  // Whether an in-flight batch may hold a result of sample `s`. Most lookups are of a sample no
+  // batch holds (a new sample), answered by the durable store alone instead of by asking every
+  // batch in flight, up to one per analyser at saturation (issue #17: has_observation 27.9k ->
+  // 20.9k instructions a message with 8 analysers in throughput.sh; the rest is the durable
+  // store's lookup). A hash shared by two samples only sends a lookup on to the batches.
+  [[nodiscard]] bool in_flight(std::string_view s) const { return in_flight_.contains(std::hash<std::string_view>{}(s)); }
   rerun::result_store& base_;
   std::deque<batch> batches_;
+  std::unordered_map<std::size_t, std::size_t> in_flight_;  // sample hash -> results in flight
   std::uint64_t seq_ = 0;
 };
 
