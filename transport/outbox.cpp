@@ -410,8 +410,6 @@ class outbox_db {
     }
     return pending_;
   }
-  // After a rollback: the in-memory indexes (pending keys, message samples, history samples) may
-  // hold what the database no longer does.
   // Before each COMMIT of the worker's transaction (force: the last one before the outbox closes).
   void fold_history(bool force) { history_->fold_if_due(std::chrono::steady_clock::now(), force); }
   // After the worker's last transaction: a transaction of its own for what is still pending; a
@@ -429,6 +427,8 @@ class outbox_db {
       }
     }
   }
+  // After a rollback: the in-memory indexes (pending keys, message samples, history samples, fresh bodies) may
+  // hold what the database no longer does.
   void forget_indexes() noexcept {
     pending_stale_ = true;
     fresh_bodies_.clear();  // a rolled-back append's seq is given again

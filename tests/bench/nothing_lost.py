@@ -23,6 +23,7 @@ import collections
 import json
 import os
 import random
+import shutil
 import re
 import signal
 import socket
@@ -642,6 +643,13 @@ def mode_throughput(a, d):
     except Exception as e:  # the measurement line is lost, not the run
         log("metrics not read: %s" % e)
     lost, _ = loss_report(rec, sims, a.results)
+    if a.wal_snapshot:
+        # Before the daemon stops: a clean stop checkpoints the WAL into the file and deletes it.
+        os.makedirs(a.wal_snapshot, exist_ok=True)
+        for suffix in ("-wal", ""):
+            shutil.copy(outbox_file(d) + suffix, os.path.join(a.wal_snapshot, "outbox.sqlite" + suffix))
+        log("outbox and its WAL copied to %s (tests/tools/wal_pages.py %s/outbox.sqlite: the pages each "
+            "commit wrote, by table)" % (a.wal_snapshot, a.wal_snapshot))
     end(daemon)
     end(backend)
     return 1 if lost or acked < total else 0
@@ -668,6 +676,9 @@ def main():
     ap.add_argument("--frame-delay", type=int, default=0, metavar="MS",
                     help="throughput: each simulator waits MS between frames (a paced load instead of "
                          "as fast as the daemon answers)")
+    ap.add_argument("--wal-snapshot", default=None, metavar="DIR",
+                    help="throughput: copy the outbox and its WAL into DIR once every result is recorded, "
+                         "before the daemon stops (for tests/tools/wal_pages.py)")
     ap.add_argument("--pin-daemon", default=None, metavar="CPU",
                     help="run the daemon on this CPU (taskset) and every other process on the rest, so the "
                          "daemon's latency is not the simulators' CPU contention")
