@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "transport/sqlite_statement.hpp"
+#include "transport/state_store.hpp"
 
 namespace interfaced::transport {
 
@@ -67,6 +68,11 @@ constexpr std::size_t fixed_cell_bytes = 4 + 4 * month_days;
 struct month_cell {
   std::uint32_t present = 0;
   std::array<std::int64_t, month_days> counts{};
+  // Day i (0 = the 1st, < month_days) counted, delta added: what every writer of a cell does.
+  void add(std::size_t i, std::int64_t delta) {
+    present |= std::uint32_t{1} << i;
+    counts[i] += delta;
+  }
 };
 
 month_cell decode_fixed_cell(std::string_view b) {
@@ -146,8 +152,7 @@ void history_add(sqlite3_context* ctx, int, sqlite3_value** argv) {
     sqlite3_result_error(ctx, "history_add: day of month out of range", -1);
     return;
   }
-  c.present |= std::uint32_t{1} << i;
-  c.counts[static_cast<std::size_t>(i)] += sqlite3_value_int64(argv[2]);
+  c.add(static_cast<std::size_t>(i), sqlite3_value_int64(argv[2]));
   const auto b = encode_cell(c);
   sqlite3_result_blob(ctx, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT);
 }
@@ -250,6 +255,13 @@ namespace {
 // The history_events row up to which history_month holds every count (kv; 0 when never folded).
 constexpr const char* through_key = "history_month_through";
 
+// The last history_events row (0: none).
+std::int64_t last_event(sqlite3* db) {
+  statement s(db, "SELECT COALESCE(MAX(seq), 0) FROM history_events", "history");
+  s.step();
+  return s.integer(0);
+}
+
 std::int64_t month_through(sqlite3* db) {
   statement s(db, "SELECT value FROM kv WHERE key = ?1", "history");
   s.bind(1, std::string_view(through_key));
@@ -261,10 +273,7 @@ std::int64_t month_through(sqlite3* db) {
   // Never written so (a hand-edited file). Taken as "every event is folded": the summary then
   // misses at most the events of one fold (4,096) until `stats rebuild`, where 0 would count
   // every event ever deferred twice -- and a throw here would fail every commit of the worker.
-  s.finish();
-  statement last(db, "SELECT COALESCE(MAX(seq), 0) FROM history_events", "history");
-  last.step();
-  return last.integer(0);
+  return last_event(db);
 }
 
 // (month, event_type, dimension_a, dimension_b): history_month's key, in its order.
@@ -284,10 +293,8 @@ std::map<month_key, month_cell> pending_cells(sqlite3* db, Want&& want) {
   auto add = [&](std::chrono::sys_days d, std::string_view type, std::string_view a, std::string_view b, std::int64_t delta) {
     if (!want(type, a)) return;
     const auto m = month_of(d);
-    auto& c = cells[month_key{rerun::format_day(m), std::string(type), std::string(a), std::string(b)}];
-    const auto i = static_cast<std::size_t>((d - m).count());
-    c.present |= std::uint32_t{1} << i;
-    c.counts[i] += delta;
+    cells[month_key{rerun::format_day(m), std::string(type), std::string(a), std::string(b)}].add(
+        static_cast<std::size_t>((d - m).count()), delta);
   };
   while (s.step()) {
     const auto d = rerun::parse_day(s.bytes(0));
@@ -300,28 +307,22 @@ std::map<month_key, month_cell> pending_cells(sqlite3* db, Want&& want) {
 
 }  // namespace
 
-std::size_t fold_pending_history(sqlite3* db) {
+void fold_pending_history(sqlite3* db) {
   const auto cells = pending_cells(db, [](std::string_view, std::string_view) { return true; });
-  if (cells.empty()) return 0;  // nothing pending: nothing written
+  if (cells.empty()) return;  // nothing pending: nothing written
   register_history_functions(db);
   statement add(db, add_sql, "history");
-  std::size_t days = 0;
   for (const auto& [key, c] : cells) {
     const auto m = rerun::parse_day(std::get<0>(key));
     if (!m) continue;
     for (std::size_t i = 0; i < month_days; ++i)
-      if (c.present & (std::uint32_t{1} << i)) {
+      if (c.present & (std::uint32_t{1} << i))
         add_day(add, *m + std::chrono::days{static_cast<std::int64_t>(i)}, std::get<1>(key), std::get<2>(key),
                 std::get<3>(key), c.counts[i]);
-        ++days;
-      }
   }
-  statement last(db, "SELECT COALESCE(MAX(seq), 0) FROM history_events", "history");
-  last.step();
-  statement put(db, "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                "history");
-  put.bind(1, std::string_view(through_key)).bind(2, std::to_string(last.integer(0))).run();
-  return days;
+  state_changes mark;
+  mark.documents.emplace_back(through_key, std::to_string(last_event(db)));
+  write_state(db, mark);
 }
 
 namespace {
@@ -398,15 +399,14 @@ void history_writer::forget() noexcept {
   unknown_ = true;  // what the rollback left pending is not known here: fold at the next chance
 }
 
-bool history_writer::fold_if_due(std::chrono::steady_clock::time_point now, bool force) {
-  if (!defer_ || (pending_ == 0 && !unknown_)) return false;
+void history_writer::fold_if_due(std::chrono::steady_clock::time_point now, bool force) {
+  if (!defer_ || (pending_ == 0 && !unknown_)) return;
   if (pending_ > 0 && first_pending_ == std::chrono::steady_clock::time_point{}) first_pending_ = now;
-  if (!force && !unknown_ && pending_ < fold_events && now - first_pending_ < fold_after) return false;
+  if (!force && !unknown_ && pending_ < fold_events && now - first_pending_ < fold_after) return;
   fold_pending_history(stmts_->db_);
   pending_ = 0;
   unknown_ = false;
   first_pending_ = {};
-  return true;
 }
 
 void history_writer::record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log) {

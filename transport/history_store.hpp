@@ -72,8 +72,8 @@ void migrate_history_samples_to_days(sqlite3* db);
 void migrate_history_to_deferred(sqlite3* db);
 
 // Writes the pending events after the fold mark into history_month and moves the mark to the
-// last event, in the caller's transaction. Returns the (row, day) counts written.
-std::size_t fold_pending_history(sqlite3* db);
+// last event, in the caller's transaction.
+void fold_pending_history(sqlite3* db);
 
 // Applies events to the summary within the caller's transaction, statements prepared once.
 // defer: the outbox worker's writer, which logs events as pending and folds them (fold_if_due);
@@ -92,10 +92,10 @@ class history_writer {
   // A deferring writer folds its pending events (fold_pending_history) when `force`, when it
   // holds fold_events of them, when the first has waited fold_after, or when it does not know
   // what is pending (its first call, and after forget()). Runs in the caller's transaction
-  // (the worker calls it before each COMMIT). Returns whether it folded.
+  // (the worker calls it before each COMMIT).
   static constexpr std::size_t fold_events = 4096;
   static constexpr std::chrono::seconds fold_after{60};
-  bool fold_if_due(std::chrono::steady_clock::time_point now, bool force);
+  void fold_if_due(std::chrono::steady_clock::time_point now, bool force);
   // Whether a fold may have something to do.
   [[nodiscard]] bool has_pending() const noexcept { return defer_ && (pending_ > 0 || unknown_); }
 

@@ -367,8 +367,7 @@ class outbox_db {
       auto m = fresh == fresh_bodies_.end() ? by_id(id) : head(id);
       if (!m) continue;
       if (fresh != fresh_bodies_.end()) {
-        if (m->seq == seq) m->body = std::move(fresh->second);
-        else m = by_id(id);  // never expected: the cache names another message than the table
+        m->body = std::move(fresh->second);  // the row due_pending gave: same id, same seq
         fresh_bodies_.erase(fresh);
       }
       claimed_.insert(m->id);
