@@ -114,4 +114,28 @@ std::string unpack_body_or_throw(std::string_view stored, const char* who) {
   return std::move(*body);
 }
 
+std::string samples_column(const std::vector<std::string_view>& samples) {
+  if (samples.empty()) return {};
+  std::string out = "\n";
+  for (const auto s : samples) (out += s) += '\n';
+  return out;
+}
+
+std::vector<std::string_view> samples_in_column(std::string_view column) {
+  std::vector<std::string_view> out;
+  std::size_t at = column.find('\n');
+  while (at != std::string_view::npos) {
+    const auto next = column.find('\n', at + 1);
+    if (next == std::string_view::npos) break;
+    if (next > at + 1) out.push_back(column.substr(at + 1, next - at - 1));
+    at = next;
+  }
+  return out;
+}
+
+std::string names_sample_sql(std::string_view column, std::string_view param) {
+  const std::string c(column), p(param);
+  return "(instr(" + p + ", char(10)) = 0 AND instr(" + c + ", char(10) || " + p + " || char(10)) > 0)";
+}
+
 }  // namespace interfaced::transport

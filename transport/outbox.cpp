@@ -325,16 +325,14 @@ class outbox_db {
         .bind(8, m.device.empty() ? device_named_in(m.body) : m.device)
         .run();
     const auto seq = sqlite3_last_insert_rowid(db_);
-    stmts_->insert_body.reset().bind(1, seq).bind_blob(2, pack_body(m.body)).run();
+    stmts_->insert_body.reset()
+        .bind(1, seq)
+        .bind_blob(2, pack_body(m.body))
+        .bind(3, samples_column(samples_named_in(m.body)))
+        .run();
     if (fresh_bodies_.size() < max_fresh_bodies) fresh_bodies_.emplace(seq, m.body);
-    index_samples(seq, m.body);
     samples_.wrote = true;
     if (!pending_stale_) pending_[m.ordering_key].insert(seq);
-  }
-
-  // message_samples rows of the message `seq` (schema 8, ordered by seq since 12): one per sample it names.
-  void index_samples(std::int64_t seq, std::string_view body) {
-    for (const auto sample : samples_named_in(body)) stmts_->insert_sample.reset().bind(1, sample).bind(2, seq).run();
   }
 
   due_batch claim_due(const std::vector<std::string>& busy_keys, std::size_t limit, outbox_time now) {
@@ -435,15 +433,15 @@ class outbox_db {
     if (history_) history_->forget();
   }
 
-  // The seqs of the messages whose body names `sample` (message_samples), or of a sample whose
-  // hash it shares: candidates to check against message_samples. Schema 12 (issue #17) dropped
-  // the table's (sample, seq) key: with analysers sending interleaved samples every append wrote
-  // a leaf at a random place (about 700 bytes of WAL per result in throughput.sh); the rows are
-  // kept by seq (the table's last page, shared by a group commit) and searched here. Built by one
-  // scan at the first search, then caught up with the rows after the last seq seen when another
-  // connection (the daemon's worker, for the lab view's and the CLI's reader) or this one wrote;
-  // rebuilt when the table lost rows (a purge, a rolled-back append): one entry per row, so
-  // bounded by the messages kept.
+  // The seqs of the messages whose body names `sample` (message_bodies.samples), or of a sample
+  // whose hash it shares: candidates to check against that column. Schema 12 (issue #17) dropped
+  // the (sample, seq) key of message_samples: with analysers sending interleaved samples every
+  // append wrote a leaf at a random place (about 700 bytes of WAL per result in throughput.sh);
+  // since 15 the samples are a column of the body's row (body_codec.hpp), searched here. Built by
+  // one scan at the first search, then caught up with the rows after the last seq seen when
+  // another connection (the daemon's worker, for the lab view's and the CLI's reader) or this one
+  // wrote; rebuilt when messages went (a purge, a rolled-back append): one entry per sample a
+  // kept message names, so bounded by the messages kept.
   std::vector<std::int64_t> samples_of(std::string_view sample) {
     auto& ix = samples_;
     // The version is read before the rows: a commit after it is caught up next time.
@@ -453,30 +451,31 @@ class outbox_db {
       catch_up_samples();
       std::size_t rows = 0;
       {
-        auto& c = stmts_->count_samples.reset();
+        auto& c = stmts_->count_messages.reset();
         finish_on_exit guard{c};
         c.step();
         rows = static_cast<std::size_t>(c.integer(0));
       }
-      if (rows != ix.entries) {  // rows went (a purge, a rolled-back append): from the start
+      if (rows != ix.rows) {  // messages went (a purge, a rolled-back append): from the start
         ix.by_sample.clear();
         ix.last_seq = 0;
-        ix.entries = 0;
+        ix.rows = 0;
         catch_up_samples();
       }
     }
     const auto it = ix.by_sample.find(std::hash<std::string_view>{}(sample));
     return it == ix.by_sample.end() ? std::vector<std::int64_t>{} : it->second;
   }
-  // samples_of's index: the message_samples rows after the last seq it holds.
+  // samples_of's index: the samples of the messages after the last seq it holds.
   void catch_up_samples() {
     auto& ix = samples_;
     auto& s = stmts_->samples_since.reset().bind(1, ix.last_seq);
     finish_on_exit guard{s};
     while (s.step()) {
       ix.last_seq = s.integer(0);
-      ix.by_sample[std::hash<std::string_view>{}(s.bytes(1))].push_back(ix.last_seq);
-      ++ix.entries;
+      for (const auto sample : samples_in_column(s.bytes(1)))
+        ix.by_sample[std::hash<std::string_view>{}(sample)].push_back(ix.last_seq);
+      ++ix.rows;
     }
   }
   // A message of `key` moved from `was` to `now`.
@@ -550,7 +549,7 @@ class outbox_db {
   std::vector<message_summary> list(const list_filter& f, outbox_time now) {
     std::vector<message_summary> out;
     // A sample's messages are named by the in-memory index (samples_of), each checked against its
-    // message_samples row (a seek by seq: the index may hold a hash twin or a purged message);
+    // body row's samples (a seek by seq: the index may hold a hash twin or a purged message);
     // the rest filters the messages found. Prepared per call (an admin / lab-view read, not the
     // worker's hot path).
     std::string seqs;
@@ -565,8 +564,8 @@ class outbox_db {
         "  AND f.stage IN ('uploaded', 'reconciled'))";
     sql += f.sample.empty() ? " FROM messages WHERE 1"
                             : " FROM messages WHERE messages.seq IN (" + seqs +
-                                  ") AND EXISTS (SELECT 1 FROM message_samples s WHERE s.seq = messages.seq"
-                                  " AND s.sample = ?3)";
+                                  ") AND EXISTS (SELECT 1 FROM message_bodies b WHERE b.seq = messages.seq AND " +
+                                  names_sample_sql("b.samples", "?3") + ")";
     sql +=
         " AND (?2 IS NULL OR state = ?2) AND (?2 IS NOT NULL OR ?1 = 1 OR state <> 'delivered')"
         " AND (?4 IS NULL OR created_at >= ?4)"
@@ -651,7 +650,7 @@ class outbox_db {
     stmts_->purge.reset().bind(1, to_ms(before)).bind(2, last).run();
     const auto n = static_cast<std::size_t>(changes());
     if (n > 0) stmts_->purge_resends.reset().run();  // the copies of a message that is gone
-    if (n > 0) samples_.wrote = true;                 // their message_samples rows went with them
+    if (n > 0) samples_.wrote = true;                 // their samples went with their bodies
     return n;
   }
 
@@ -712,16 +711,16 @@ class outbox_db {
   void check_schema(const std::filesystem::path& file) {
     statement t(db_,
                 "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'kv', 'results',"
-                " 'file_jobs', 'history_events', 'history_month', 'history_samples', 'qc_audit', 'message_samples',"
+                " 'file_jobs', 'history_events', 'history_month', 'history_samples', 'qc_audit',"
                 " 'qc_patients', 'message_bodies')");
     t.step();
     const auto tables = t.integer(0);
     t.finish();
-    if (tables != 11)
+    if (tables != 10)
       throw std::runtime_error("outbox: " + file.string() + " says it is an outbox but lacks its tables (" +
                                std::to_string(tables) +
                                " of messages, kv, results, file_jobs, history_events, history_month, history_samples, qc_audit,"
-                               " message_samples, qc_patients, message_bodies); " +
+                               " qc_patients, message_bodies); " +
                                recovery_hint(file));
   }
 
@@ -789,6 +788,7 @@ class outbox_db {
       if (version < 12) migrate_to_12();
       if (version < 13) migrate_to_13();
       if (version < 14) migrate_to_14();
+      if (version < 15) migrate_to_15();
       return;
     }
     if (version == 1) {
@@ -809,6 +809,7 @@ class outbox_db {
       migrate_to_12();
       migrate_to_13();
       migrate_to_14();
+      migrate_to_15();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -842,6 +843,7 @@ class outbox_db {
     migrate_to_12();
     migrate_to_13();
     migrate_to_14();
+    migrate_to_15();
   }
 
   // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
@@ -1016,6 +1018,37 @@ class outbox_db {
     exec("PRAGMA user_version = 14; COMMIT;");
   }
 
+  // Version 15 (issue #17, bytes and CPU per durable result): the samples a body names move from
+  // message_samples (a row each, its own b-tree: a leaf and its splits in every commit, 2.4 of
+  // 25.4 WAL pages per commit in throughput.sh, and a statement per sample) into a column of the
+  // body's row (body_codec.hpp samples_column), which the purge's trigger already deletes.
+  void migrate_to_15() {
+    exec(
+        "BEGIN IMMEDIATE;"
+        "ALTER TABLE message_bodies ADD COLUMN samples TEXT NOT NULL DEFAULT '';");
+    {
+      statement rows(db_, "SELECT seq, sample FROM message_samples ORDER BY seq, sample");
+      statement put(db_, "UPDATE message_bodies SET samples = ?2 WHERE seq = ?1");
+      std::int64_t seq = 0;
+      std::vector<std::string> names;
+      const auto flush = [&] {
+        if (names.empty()) return;
+        put.reset().bind(1, seq).bind(2, samples_column(std::vector<std::string_view>(names.begin(), names.end()))).run();
+        names.clear();
+      };
+      while (rows.step()) {
+        if (rows.integer(0) != seq) flush();
+        seq = rows.integer(0);
+        names.push_back(rows.text(1));
+      }
+      flush();
+    }
+    exec(
+        "DROP TRIGGER IF EXISTS message_samples_gone;"
+        "DROP TABLE message_samples;"
+        "PRAGMA user_version = 15; COMMIT;");
+  }
+
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
   // additions chain before or after it.
   void migrate_to_6() {
@@ -1031,7 +1064,7 @@ class outbox_db {
   // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key and results_age indexes,
   // 12: no sample-keyed b-trees (results_sp, message_samples by sample, history_samples by day, device, sample),
   // 13: message bodies stored deflated (body_codec.hpp), 14: history events folded into their months in batches
-  static constexpr std::int64_t schema_version = 14;
+  static constexpr std::int64_t schema_version = 15;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"
@@ -1109,10 +1142,10 @@ class outbox_db {
           insert(db,
                  "INSERT INTO messages (id, kind, ordering_key, internal, created_at, next_attempt_at, device)"
                  " VALUES (?1, ?2, ?3, ?5, ?6, ?7, ?8)"),
-          insert_body(db, "INSERT INTO message_bodies (seq, body) VALUES (?1, ?2)"),
-          insert_sample(db, "INSERT OR IGNORE INTO message_samples (sample, seq) VALUES (?1, ?2)"),
-          samples_since(db, "SELECT seq, sample FROM message_samples WHERE seq > ?1 ORDER BY seq"),
-          count_samples(db, "SELECT count(*) FROM message_samples"),
+          insert_body(db, "INSERT INTO message_bodies (seq, body, samples) VALUES (?1, ?2, ?3)"),
+          samples_since(db, "SELECT seq, samples FROM message_bodies WHERE seq > ?1 ORDER BY seq"),
+          // One body row per message: the smallest index counts them, not the bodies' pages.
+          count_messages(db, "SELECT count(*) FROM messages"),
           // The due heads in due order, through the pending_due index; a message with an older
           // pending one in its key is not a head (pending_by_key answers that in one seek).
           // Due pending messages in due order, through the pending_due index; claim_due keeps the
@@ -1173,7 +1206,7 @@ class outbox_db {
           savepoint(db, "SAVEPOINT op"),
           release(db, "RELEASE op"),
           rollback_to(db, "ROLLBACK TO op") {}
-    statement count_undelivered, insert, insert_body, insert_sample, samples_since, count_samples, due_pending, all_pending, data_version, next_due, by_id, head_by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_body, samples_since, count_messages, due_pending, all_pending, data_version, next_due, by_id, head_by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, first_from_seq, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
@@ -1214,8 +1247,8 @@ class outbox_db {
   // samples_of(): hash of a sample -> the seqs of the messages naming it.
   struct sample_index {
     std::unordered_map<std::size_t, std::vector<std::int64_t>> by_sample;
-    std::int64_t last_seq = 0;  // every message_samples row up to it is in by_sample
-    std::size_t entries = 0;
+    std::int64_t last_seq = 0;  // the samples of every message up to it are in by_sample
+    std::size_t rows = 0;       // messages read
     std::int64_t version = -1;  // PRAGMA data_version when last caught up
     bool wrote = true;          // this connection wrote (or rolled back) since
   } samples_;

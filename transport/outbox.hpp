@@ -373,8 +373,9 @@ class outbox_admin {
   outbox_admin& operator=(const outbox_admin&) = delete;
 
   // Pending and dead messages (delivered ones only with include_delivered), oldest first. A
-  // sample filter is answered from message_samples (schema 8; by seq since 12) through an
-  // in-memory index built at its first use, never a scan of the bodies.
+  // sample filter is answered from the samples each body names (schema 8; a column of the
+  // body's row since 15) through an in-memory index built at its first use; no body is
+  // inflated or parsed for it.
   [[nodiscard]] std::vector<message_summary> list(bool include_delivered = false,
                                                   outbox_time now = outbox_now());
   [[nodiscard]] std::vector<message_summary> list(const list_filter& f, outbox_time now = outbox_now());

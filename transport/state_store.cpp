@@ -169,14 +169,15 @@ state_store::state_store(const std::filesystem::path& file) : file_(file) {
 }
 
 struct state_store::dead_letter_reads {
-  // The dead letters newest first (the dead_messages index), each checked for a message_samples
-  // row naming the sample (outbox schema 12: a seek by seq). Read only for a duplicate result,
-  // and dead letters are few, where a (sample, seq) key cost a random leaf per append.
+  // The dead letters newest first (the dead_messages index), each checked for its body row's
+  // samples naming the sample (outbox schema 15, body_codec.hpp samples_column). Read only for a
+  // duplicate result, and dead letters are few, where a (sample, seq) key cost a random leaf per
+  // append.
   explicit dead_letter_reads(sqlite3* db)
-      : naming(db,
-               "SELECT m.id, b.body FROM messages m JOIN message_bodies b ON b.seq = m.seq"
-               " WHERE m.state = 'dead' AND EXISTS (SELECT 1 FROM message_samples s WHERE s.seq = m.seq"
-               " AND s.sample = ?1) ORDER BY m.seq DESC") {}
+      : naming(db, ("SELECT m.id, b.body FROM messages m JOIN message_bodies b ON b.seq = m.seq"
+                    " WHERE m.state = 'dead' AND " +
+                    names_sample_sql("b.samples", "?1") + " ORDER BY m.seq DESC")
+                       .c_str()) {}
   statement naming;
 };
 

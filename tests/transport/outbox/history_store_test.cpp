@@ -482,12 +482,12 @@ TEST_CASE("schema 8: a version-7 file gets its messages' devices and samples, an
                                                                    {"2026-12-05 device_result chem GLU", 2},
                                                                    {"2026-12-05 device_result chem NA", 0},
                                                                    {"2026-12-05 device_sample chem ", 1}});
-  // A message deleted (purged) takes its sample rows with it.
+  // A message deleted (purged) takes its body row, and the samples it names, with it.
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db, "DELETE FROM messages", nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_stmt* st = nullptr;
-  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM message_samples", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT count(*) FROM message_bodies", -1, &st, nullptr) == SQLITE_OK);
   REQUIRE(sqlite3_step(st) == SQLITE_ROW);
   CHECK(sqlite3_column_int(st, 0) == 0);
   sqlite3_finalize(st);

@@ -36,15 +36,32 @@ inline transport::outbox_options config_at(const std::filesystem::path& p, std::
   return c;
 }
 
-// A message for the outbox; id empty: the outbox assigns a UUID.
+// SQL that puts the samples the bodies name back into message_samples, a row each keyed by
+// (seq, sample) with its trigger, as schemas 12 to 14 kept them (schema 15 keeps them in
+// message_bodies.samples, "\nS-1\nS-2\n"), for tests that turn a new file back into an older
+// version's.
+inline const std::string samples_back_in_table =
+    "CREATE TABLE message_samples (seq INTEGER NOT NULL, sample TEXT NOT NULL,"
+    " PRIMARY KEY (seq, sample)) WITHOUT ROWID;"
+    "WITH RECURSIVE split(seq, rest, sample) AS ("
+    " SELECT seq, substr(samples, 2), NULL FROM message_bodies WHERE samples <> ''"
+    " UNION ALL SELECT seq, substr(rest, instr(rest, char(10)) + 1), substr(rest, 1, instr(rest, char(10)) - 1)"
+    " FROM split WHERE rest <> '')"
+    " INSERT INTO message_samples (seq, sample) SELECT seq, sample FROM split WHERE sample IS NOT NULL;"
+    "CREATE TRIGGER message_samples_gone AFTER DELETE ON messages"
+    " BEGIN DELETE FROM message_samples WHERE seq = old.seq; END;"
+    "ALTER TABLE message_bodies DROP COLUMN samples;";
+
 // SQL that puts the bodies back into messages, as every schema before 12 kept them (the column
-// at the end, not in its old place: nothing reads it by position), for tests that turn a new
-// file back into an older version's.
-inline constexpr const char* bodies_back_in_messages =
+// at the end, not in its old place: nothing reads it by position), and their samples into
+// message_samples, for tests that turn a new file back into an older version's.
+inline const std::string bodies_back_in_messages = samples_back_in_table +
     "DROP TRIGGER message_bodies_gone;"
     "ALTER TABLE messages ADD COLUMN body BLOB NOT NULL DEFAULT x'';"
     "UPDATE messages SET body = (SELECT b.body FROM message_bodies b WHERE b.seq = messages.seq);"
     "DROP TABLE message_bodies;";
+
+// A message for the outbox; id empty: the outbox assigns a UUID.
 
 inline transport::new_message msg(std::string kind, std::string key, std::string body, std::string id = {}) {
   transport::new_message m;

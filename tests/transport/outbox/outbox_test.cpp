@@ -425,7 +425,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   std::vector<new_message> forty;
   for (int i = 0; i < 40; ++i) forty.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
   const auto ids = file_holding(file, std::move(forty));
-  CHECK(query_int(file, "PRAGMA user_version") == 14);  // schemas 11 to 14 followed
+  CHECK(query_int(file, "PRAGMA user_version") == 15);  // schemas 11 to 15 followed
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
@@ -438,7 +438,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
            " WHERE (seq - (SELECT min(seq) FROM messages)) % 2 = 0;"
            "PRAGMA user_version = 9;");
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 14);
+  CHECK(query_int(file, "PRAGMA user_version") == 15);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   CHECK(admin.list(true).size() == 40);
   using ms = std::chrono::milliseconds;
@@ -475,7 +475,7 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
            "PRAGMA user_version = 10;");
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 14);
+  CHECK(query_int(file, "PRAGMA user_version") == 15);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
   CHECK(box.stats().undelivered == 5);
   // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
@@ -585,9 +585,11 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 2);
   {
     outbox box(config_at(file));  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 14);
+    CHECK(query_int(file, "PRAGMA user_version") == 15);
     CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('results_sp', 'message_samples_by_seq')") == 0);
-    CHECK(query_int(file, "SELECT count(*) FROM message_samples") == 2);
+    CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name = 'message_samples'") == 0);
+    CHECK(query_int(file, "SELECT count(*) FROM message_bodies WHERE samples IN (char(10) || 'S-1' || char(10),"
+                          " char(10) || 'S-2' || char(10))") == 2);
     CHECK(query_int(file, "SELECT count(*) FROM history_samples") == 2);
     // S-1 again on the same day is not a new sample for chem; S-3 is.
     state_changes s;
@@ -628,7 +630,7 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   std::vector<new_message> ms;
   for (std::size_t i = 0; i < bodies.size(); ++i) ms.push_back(msg("results", "K-" + std::to_string(i), bodies[i]));
   const auto ids = file_holding(file, std::move(ms));
-  CHECK(query_int(file, "PRAGMA user_version") == 14);
+  CHECK(query_int(file, "PRAGMA user_version") == 15);
   // The results body stored packed: the marker byte, then less than half its bytes.
   const std::string packed_sql =
       "SELECT substr(b.body, 1, 1) = x'00' AND length(b.body) * 2 < " + std::to_string(big.size()) +
@@ -660,14 +662,15 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
       REQUIRE(sqlite3_step(put) == SQLITE_DONE);
     }
     sqlite3_finalize(put);
-    REQUIRE(sqlite3_exec(db, "PRAGMA user_version = 12;", nullptr, nullptr, nullptr) == SQLITE_OK);
+    const std::string v12 = interfaced::test::samples_back_in_table + "PRAGMA user_version = 12;";
+    REQUIRE(sqlite3_exec(db, v12.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(db);
   }
   // Nothing packed now but the NUL-led body (a version-12 program stored that one bare).
   REQUIRE(query_int(file, "SELECT count(*) FROM message_bodies WHERE substr(body, 1, 1) = x'00'") == 1);
   {
     outbox_admin admin(file);  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 14);
+    CHECK(query_int(file, "PRAGMA user_version") == 15);
     CHECK(query_int(file, packed_sql.c_str()) == 1);
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const auto m = admin.show(ids[i]);
@@ -687,6 +690,46 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   std::map<std::string, std::string> claimed;
   for (const auto& m : due->messages) claimed[m.id] = m.body;
   for (std::size_t i = 0; i < ids.size(); ++i) CHECK(claimed[ids[i]] == bodies[i]);
+}
+
+// Issue #17: schema 15 keeps the samples a body names in the body's row (message_bodies.samples),
+// not in message_samples (a b-tree leaf and its splits in every commit). A version-14 file's rows
+// move there at open; a search by sample, the dead-letter match and the purge answer as before.
+TEST_CASE("schema 15: a version-14 file's message samples move into their bodies' rows and answer the same") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  const auto ids = file_holding(
+      file, {msg("results", "K-0",
+                 R"({"device_id":"chem","results":[{"sample_id":"S-2","value":"1"},{"sample_id":"S-1","value":"2"}]})"),
+             msg("results", "K-1", body_naming("S-2")), msg("results", "K-2", body_naming("S-10")),
+             msg("results", "K-3", "{}")});
+  // Back to version 14 as that release left it: a message_samples row per (message, sample).
+  exec_sql(file, interfaced::test::samples_back_in_table + "UPDATE messages SET state = 'dead' WHERE id = '" + ids[0] +
+                     "'; UPDATE messages SET state = 'delivered', delivered_at = created_at WHERE id = '" + ids[1] +
+                     "'; PRAGMA user_version = 14;");
+  REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 4);
+  outbox_admin admin(file);  // migrates
+  CHECK(query_int(file, "PRAGMA user_version") == 15);
+  CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'message_samples%'") == 0);
+  const std::string first_row = "SELECT count(*) FROM messages m JOIN message_bodies b ON b.seq = m.seq WHERE m.id = '" +
+                                ids[0] + "' AND b.samples = char(10) || 'S-1' || char(10) || 'S-2' || char(10)";
+  CHECK(query_int(file, first_row.c_str()) == 1);
+  CHECK(ids_of(listed_for(admin, "S-1")) == std::set<std::string>{ids[0]});
+  CHECK(ids_of(listed_for(admin, "S-2")) == std::set<std::string>{ids[0], ids[1]});
+  CHECK(ids_of(listed_for(admin, "S-10")) == std::set<std::string>{ids[2]});
+  CHECK(listed_for(admin, "S-").empty());
+  CHECK(listed_for(admin, "S-1\nS-2").empty());  // two samples of one body are not one sample
+  state_store store(file);
+  const auto dead = store.dead_letters_naming("S-1");
+  REQUIRE(dead.size() == 1);
+  CHECK(dead[0].first == ids[0]);
+  CHECK(dead[0].second.find(R"("value":"2")") != std::string::npos);
+  CHECK(store.dead_letters_naming("S-1\nS-2").empty());
+  CHECK(store.dead_letters_naming("S-10").empty());  // not dead
+  // The delivered message purged: its body row, and the samples it names, go with it.
+  CHECK(admin.purge_delivered_before(outbox_now() + std::chrono::hours(1)) == 1);
+  CHECK(query_int(file, "SELECT count(*) FROM message_bodies") == 3);
+  CHECK(ids_of(listed_for(admin, "S-2")) == std::set<std::string>{ids[0]});
 }
 
 // The lab view's reader and the rerun check's reader stay open while the worker writes: what
