@@ -305,11 +305,72 @@ std::map<month_key, month_cell> pending_cells(sqlite3* db, Want&& want) {
   return cells;
 }
 
+// history_samples' ids of day d: [first, last].
+std::int64_t first_sample_id(std::chrono::sys_days d) { return std::int64_t{d.time_since_epoch().count()} * (std::int64_t{1} << 32); }
+std::int64_t last_sample_id(std::chrono::sys_days d) { return first_sample_id(d) + ((std::int64_t{1} << 32) - 1); }
+
+// A (device, sample) pair as one key, unambiguous for any device and sample text.
+std::string sample_key(std::string_view device, std::string_view sample) {
+  return std::to_string(device.size()).append(":").append(device).append(sample);
+}
+
+// The samples counted on day d (by sample_key) and the id the day's next history_samples row
+// gets: the table's rows, plus -- when `pending` is given (SELECT dimension_a, sample of the
+// first results still waiting for their fold, ?1 the fold mark, ?2 the day) -- the first results
+// a deferring writer has not written there yet.
+struct day_samples {
+  std::unordered_set<std::string> seen;
+  std::int64_t next_id = 0;
+};
+day_samples load_day_samples(statement& rows, statement* pending, std::int64_t through, std::chrono::sys_days d) {
+  day_samples out{{}, first_sample_id(d)};
+  rows.reset().bind(1, first_sample_id(d)).bind(2, last_sample_id(d));
+  {
+    finish_on_exit guard{rows};
+    while (rows.step()) {
+      out.seen.insert(sample_key(rows.bytes(0), rows.bytes(1)));
+      out.next_id = std::max(out.next_id, rows.integer(2) + 1);
+    }
+  }
+  if (pending) {
+    pending->reset().bind(1, through).bind(2, rerun::format_day(d));
+    finish_on_exit guard{*pending};
+    while (pending->step()) out.seen.insert(sample_key(pending->bytes(0), pending->bytes(1)));
+  }
+  return out;
+}
+
+constexpr const char* day_samples_sql = "SELECT device, sample, id FROM history_samples WHERE id BETWEEN ?1 AND ?2";
+constexpr const char* day_pending_firsts_sql =
+    "SELECT dimension_a, sample FROM history_events WHERE seq > ?1 AND pending = 2 AND day = ?2";
+
+// The history_samples rows of the first results waiting for their fold (pending 2, after the
+// mark `through`), in event order: a deferring writer keeps them in memory until then (schema
+// 15). A row the table holds already is not written again (a schema-14 writer wrote its rows
+// with their events).
+void fold_pending_samples(sqlite3* db, std::int64_t through) {
+  statement firsts(db, "SELECT day, dimension_a, sample FROM history_events WHERE seq > ?1 AND pending = 2 ORDER BY seq",
+                   "history");
+  statement rows(db, day_samples_sql, "history");
+  statement put(db, "INSERT INTO history_samples (id, day, device, sample) VALUES (?1, ?2, ?3, ?4)", "history");
+  std::map<std::chrono::sys_days, day_samples> days;
+  firsts.bind(1, through);
+  while (firsts.step()) {
+    const auto d = rerun::parse_day(firsts.bytes(0));
+    if (!d) continue;  // never written so
+    auto it = days.find(*d);
+    if (it == days.end()) it = days.emplace(*d, load_day_samples(rows, nullptr, 0, *d)).first;
+    if (!it->second.seen.insert(sample_key(firsts.bytes(1), firsts.bytes(2))).second) continue;
+    put.reset().bind(1, it->second.next_id++).bind(2, firsts.bytes(0)).bind(3, firsts.bytes(1)).bind(4, firsts.bytes(2)).run();
+  }
+}
+
 }  // namespace
 
 void fold_pending_history(sqlite3* db) {
   const auto cells = pending_cells(db, [](std::string_view, std::string_view) { return true; });
   if (cells.empty()) return;  // nothing pending: nothing written
+  fold_pending_samples(db, month_through(db));
   register_history_functions(db);
   statement add(db, add_sql, "history");
   for (const auto& [key, c] : cells) {
@@ -325,12 +386,6 @@ void fold_pending_history(sqlite3* db) {
   write_state(db, mark);
 }
 
-namespace {
-// history_samples' ids of day d: [first, last].
-std::int64_t first_sample_id(std::chrono::sys_days d) { return std::int64_t{d.time_since_epoch().count()} * (std::int64_t{1} << 32); }
-std::int64_t last_sample_id(std::chrono::sys_days d) { return first_sample_id(d) + ((std::int64_t{1} << 32) - 1); }
-}  // namespace
-
 struct history_writer::statements {
   explicit statements(sqlite3* db)
       : db_((register_history_functions(db), db)),
@@ -340,37 +395,34 @@ struct history_writer::statements {
             "history"),
         add(db, add_sql, "history"),
         sample(db, "INSERT INTO history_samples (id, day, device, sample) VALUES (?1, ?2, ?3, ?4)", "history"),
-        day_samples(db, "SELECT device, sample, id FROM history_samples WHERE id BETWEEN ?1 AND ?2", "history"),
+        day_samples(db, day_samples_sql, "history"),
+        day_pending_firsts(db, day_pending_firsts_sql, "history"),
         data_version(db, "PRAGMA data_version", "history") {}
   sqlite3* db_;
-  statement log, add, sample, day_samples, data_version;
+  statement log, add, sample, day_samples, day_pending_firsts, data_version;
 };
 
-// history_samples' rows of a few days, in memory: "was this sample counted on this device that
-// day" is answered here, so the table needs no (day, device, sample) key (schema 12). A day is
-// loaded whole at its first use (its rows are a range of ids: the table is clustered by day,
-// and today's rows go to its end without an index to keep); results come in for
-// today and the days just before it, so a handful of days serve every lookup, and memory is that
+// The samples counted on a few days, in memory: "was this sample counted on this device that
+// day" is answered here, so history_samples needs no (day, device, sample) key (schema 12). A
+// day is loaded whole at its first use: its history_samples rows (a range of ids: the table is
+// clustered by day, and today's rows go to its end without an index to keep) and the first
+// results still waiting for their fold, which a deferring writer writes into history_samples only
+// then (schema 15, fold_pending_samples: a table less in every commit). Results come in for today
+// and the days just before it, so a handful of days serve every lookup, and memory is that
 // handful of days' samples. Dropped whole when what it holds may differ from the table: another
 // connection committed (stats rebuild / prune), or the caller rolled back (forget()).
 struct history_writer::sample_days {
   static constexpr std::size_t max_days = 8;
   struct day {
     std::chrono::sys_days d;
-    std::unordered_set<std::string> seen;  // key(device, sample)
-    std::int64_t next_id = 0;              // the id its next row gets
+    day_samples samples;  // next_id: used only by a writer that does not defer
     std::uint64_t used = 0;
   };
   std::vector<day> days;
   std::uint64_t clock = 0;
   std::int64_t version = -1;
 
-  // Unambiguous for any device and sample text.
-  static std::string key(std::string_view device, std::string_view sample) {
-    return std::to_string(device.size()).append(":").append(device).append(sample);
-  }
-
-  day& of(statement& load, std::chrono::sys_days when) {
+  day& of(statements& st, std::chrono::sys_days when) {
     ++clock;
     for (auto& d : days)
       if (d.d == when) {
@@ -379,14 +431,7 @@ struct history_writer::sample_days {
       }
     if (days.size() >= max_days)
       days.erase(std::min_element(days.begin(), days.end(), [](const day& a, const day& b) { return a.used < b.used; }));
-    day d{when, {}, first_sample_id(when), clock};
-    load.reset().bind(1, first_sample_id(when)).bind(2, last_sample_id(when));
-    finish_on_exit guard{load};
-    while (load.step()) {
-      d.seen.insert(key(load.bytes(0), load.bytes(1)));
-      d.next_id = std::max(d.next_id, load.integer(2) + 1);
-    }
-    return days.emplace_back(std::move(d));
+    return days.emplace_back(day{when, load_day_samples(st.day_samples, &st.day_pending_firsts, month_through(st.db_), when), clock});
   }
 };
 
@@ -422,9 +467,11 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
     // its pending mark, 2).
     bool first = false;
     if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
-      auto& seen = days_->of(stmts_->day_samples, d);
-      if (seen.seen.insert(sample_days::key(e.dimension_a, e.sample)).second) {
-        stmts_->sample.reset().bind(1, seen.next_id++).bind(2, day).bind(3, e.dimension_a).bind(4, e.sample).run();
+      auto& samples = days_->of(*stmts_, d).samples;
+      if (samples.seen.insert(sample_key(e.dimension_a, e.sample)).second) {
+        // Deferred: its row is written by the fold (fold_pending_samples), from the event.
+        if (!defer)
+          stmts_->sample.reset().bind(1, samples.next_id++).bind(2, day).bind(3, e.dimension_a).bind(4, e.sample).run();
         first = true;
       }
     }

@@ -20,7 +20,9 @@
 //                     clustered by day, in insertion order within it (schema 12: id = the
 //                     day's number * 2^32 + its row's number, migrate_history_samples_to_days);
 //                     the writer finds a day's samples in memory, loaded from the table at the
-//                     day's first use (a few days kept).
+//                     day's first use (a few days kept). Schema 15: the deferring writer adds
+//                     the rows of its first results (events pending 2) at the fold, not with
+//                     the event; until then the events name them.
 //
 // Folding (schema 14, issue #17: CPU and bytes per durable result): the outbox worker's writer
 // does not rewrite a month row per event (3 upserts a 2-result message, and each commit rewrote
@@ -29,7 +31,9 @@
 // transaction, moving kv "history_month_through" to the last event folded. Readers add the
 // pending events after that mark to the rows they read, in one snapshot, so every read counts
 // every committed event exactly once, before and after a fold; a crash loses nothing (the events
-// are committed, the next fold takes them). rebuild and prune fold first.
+// are committed, the next fold takes them). rebuild and prune fold first. The fold also writes
+// the history_samples rows of the folded first results (schema 15): a commit then writes
+// neither table, only the events.
 //
 // Contract:
 //  - record_history_events() runs INSIDE the caller's open transaction -- the outbox worker's
@@ -71,8 +75,8 @@ void migrate_history_samples_to_days(sqlite3* db);
 // Version 14 (issue #17): history_events.pending (see "Folding" above). Idempotent.
 void migrate_history_to_deferred(sqlite3* db);
 
-// Writes the pending events after the fold mark into history_month and moves the mark to the
-// last event, in the caller's transaction.
+// Writes the pending events after the fold mark into history_month, and the first results among
+// them into history_samples, and moves the mark to the last event, in the caller's transaction.
 void fold_pending_history(sqlite3* db);
 
 // Applies events to the summary within the caller's transaction, statements prepared once.

@@ -228,6 +228,14 @@ TEST_CASE("history: events not folded into their months yet are read at once, su
   // The crashed copy reads the same; its next start folds the events left, once.
   CHECK(unfolded(copy) == 5);
   CHECK(as_map(history_store(copy).all()) == want);
+  // Schema 15: the first results waiting for their fold have no history_samples row yet (S-1 of
+  // the first batch, folded, has). One is added by hand, as a schema-14 writer wrote them with
+  // their events: the fold must not write it twice.
+  CHECK(query_int(copy, "SELECT count(*) FROM history_samples") == 1);
+  interfaced::test::exec_sql(copy,
+                             "INSERT INTO history_samples (id, day, device, sample) VALUES"
+                             " (CAST(round(julianday('2026-12-01') - 2440587.5) AS INTEGER) * 4294967296, '2026-12-01',"
+                             " 'chem', 'S-2')");
   {
     outbox box(config_at(copy));
     state_changes more;
@@ -235,6 +243,10 @@ TEST_CASE("history: events not folded into their months yet are read at once, su
     REQUIRE(append_wait(box, {}, more).durable);
     CHECK(unfolded(copy) == 0);
   }
+  // Folded: one row per (day, device, sample) counted -- chem S-1 on Nov 30; chem S-2, chem S-3
+  // and hema S-3 on Dec 1.
+  CHECK(query_int(copy, "SELECT count(*) FROM history_samples") == 4);
+  CHECK(query_int(copy, "SELECT count(DISTINCT day || ' ' || device || ' ' || sample) FROM history_samples") == 4);
   auto after = want;
   after["2026-12-01 device_result hema WBC"] = 2;
   history_store h(copy);
