@@ -367,10 +367,10 @@ void fold_pending_samples(sqlite3* db, std::int64_t through) {
 
 }  // namespace
 
-void fold_pending_history(sqlite3* db) {
+void fold_pending_history(sqlite3* db, bool with_samples) {
   const auto cells = pending_cells(db, [](std::string_view, std::string_view) { return true; });
   if (cells.empty()) return;  // nothing pending: nothing written
-  fold_pending_samples(db, month_through(db));
+  if (with_samples) fold_pending_samples(db, month_through(db));
   register_history_functions(db);
   statement add(db, add_sql, "history");
   for (const auto& [key, c] : cells) {
@@ -395,19 +395,25 @@ struct history_writer::statements {
             "history"),
         add(db, add_sql, "history"),
         sample(db, "INSERT INTO history_samples (id, day, device, sample) VALUES (?1, ?2, ?3, ?4)", "history"),
+        // The day's next id found at the insert (the table's last rows, one seek): another
+        // writer of the same connection may have added rows since this one loaded the day.
+        sample_next(db,
+                    "INSERT INTO history_samples (id, day, device, sample) VALUES ((SELECT COALESCE(MAX(id) + 1, ?1)"
+                    " FROM history_samples WHERE id BETWEEN ?1 AND ?2), ?3, ?4, ?5)",
+                    "history"),
         day_samples(db, day_samples_sql, "history"),
         day_pending_firsts(db, day_pending_firsts_sql, "history"),
         data_version(db, "PRAGMA data_version", "history") {}
   sqlite3* db_;
-  statement log, add, sample, day_samples, day_pending_firsts, data_version;
+  statement log, add, sample, sample_next, day_samples, day_pending_firsts, data_version;
 };
 
 // The samples counted on a few days, in memory: "was this sample counted on this device that
 // day" is answered here, so history_samples needs no (day, device, sample) key (schema 12). A
 // day is loaded whole at its first use: its history_samples rows (a range of ids: the table is
 // clustered by day, and today's rows go to its end without an index to keep) and the first
-// results still waiting for their fold, which a deferring writer writes into history_samples only
-// then (schema 15, fold_pending_samples: a table less in every commit). Results come in for today
+// results still waiting for their fold, whose history_samples rows a deferring writer may not have
+// written yet (schema 15: a batch every few commits, not a row in every commit). Results come in for today
 // and the days just before it, so a handful of days serve every lookup, and memory is that
 // handful of days' samples. Dropped whole when what it holds may differ from the table: another
 // connection committed (stats rebuild / prune), or the caller rolled back (forget()).
@@ -441,14 +447,46 @@ history_writer::~history_writer() = default;
 
 void history_writer::forget() noexcept {
   days_->days.clear();
+  unwritten_.clear();
   unknown_ = true;  // what the rollback left pending is not known here: fold at the next chance
+}
+
+void history_writer::notice_others() {
+  if (!sqlite::data_version_moved(stmts_->data_version, days_->version)) return;
+  // A rebuild or prune: its fold may have written rows this writer holds as unwritten.
+  days_->days.clear();
+  if (!unwritten_.empty()) {
+    unwritten_.clear();
+    unknown_ = true;
+  }
+}
+
+void history_writer::write_sample_rows() {
+  for (const auto& r : unwritten_)
+    stmts_->sample_next.reset()
+        .bind(1, first_sample_id(r.day))
+        .bind(2, last_sample_id(r.day))
+        .bind(3, rerun::format_day(r.day))
+        .bind(4, r.device)
+        .bind(5, r.sample)
+        .run();
+  unwritten_.clear();
 }
 
 void history_writer::fold_if_due(std::chrono::steady_clock::time_point now, bool force) {
   if (!defer_ || (pending_ == 0 && !unknown_)) return;
+  notice_others();
   if (pending_ > 0 && first_pending_ == std::chrono::steady_clock::time_point{}) first_pending_ = now;
-  if (!force && !unknown_ && pending_ < fold_events && now - first_pending_ < fold_after) return;
-  fold_pending_history(stmts_->db_);
+  if (!force && !unknown_ && pending_ < fold_events && now - first_pending_ < fold_after) {
+    if (unwritten_.size() >= sample_rows) write_sample_rows();
+    return;
+  }
+  // Known: exactly the rows in unwritten_ are missing. Unknown (a start, a rollback, another
+  // connection's fold): the fold checks every first result against its day's rows.
+  const bool known = !unknown_;
+  if (known) write_sample_rows();
+  unwritten_.clear();
+  fold_pending_history(stmts_->db_, /*with_samples=*/!known);
   pending_ = 0;
   unknown_ = false;
   first_pending_ = {};
@@ -456,8 +494,8 @@ void history_writer::fold_if_due(std::chrono::steady_clock::time_point now, bool
 
 void history_writer::record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log) {
   // Another connection's commit (a rebuild, a prune) may have changed history_samples. (What it
-  // did to the pending events needs nothing here: a fold reads them from the table.)
-  if (sqlite::data_version_moved(stmts_->data_version, days_->version)) days_->days.clear();
+  // did to the pending events needs nothing more here: a fold reads them from the table.)
+  notice_others();
   const bool defer = defer_ && log;
   for (const auto& e : events) {
     const auto d = rerun::history_day(zone, e);
@@ -469,8 +507,10 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
     if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
       auto& samples = days_->of(*stmts_, d).samples;
       if (samples.seen.insert(sample_key(e.dimension_a, e.sample)).second) {
-        // Deferred: its row is written by the fold (fold_pending_samples), from the event.
-        if (!defer)
+        // Deferred: its row is written a few commits later (fold_if_due); its event says so until then.
+        if (defer)
+          unwritten_.push_back({d, e.dimension_a, e.sample});
+        else
           stmts_->sample.reset().bind(1, samples.next_id++).bind(2, day).bind(3, e.dimension_a).bind(4, e.sample).run();
         first = true;
       }

@@ -21,8 +21,8 @@
 //                     day's number * 2^32 + its row's number, migrate_history_samples_to_days);
 //                     the writer finds a day's samples in memory, loaded from the table at the
 //                     day's first use (a few days kept). Schema 15: the deferring writer adds
-//                     the rows of its first results (events pending 2) at the fold, not with
-//                     the event; until then the events name them.
+//                     the rows of its first results (events pending 2) in batches a few
+//                     commits later, not with each event; until then the events name them.
 //
 // Folding (schema 14, issue #17: CPU and bytes per durable result): the outbox worker's writer
 // does not rewrite a month row per event (3 upserts a 2-result message, and each commit rewrote
@@ -31,9 +31,9 @@
 // transaction, moving kv "history_month_through" to the last event folded. Readers add the
 // pending events after that mark to the rows they read, in one snapshot, so every read counts
 // every committed event exactly once, before and after a fold; a crash loses nothing (the events
-// are committed, the next fold takes them). rebuild and prune fold first. The fold also writes
-// the history_samples rows of the folded first results (schema 15): a commit then writes
-// neither table, only the events.
+// are committed, the next fold takes them). rebuild and prune fold first. The history_samples
+// rows of the first results are written in batches too (schema 15, sample_rows), the rest at
+// the fold: most commits write neither table, only the events.
 //
 // Contract:
 //  - record_history_events() runs INSIDE the caller's open transaction -- the outbox worker's
@@ -75,9 +75,11 @@ void migrate_history_samples_to_days(sqlite3* db);
 // Version 14 (issue #17): history_events.pending (see "Folding" above). Idempotent.
 void migrate_history_to_deferred(sqlite3* db);
 
-// Writes the pending events after the fold mark into history_month, and the first results among
-// them into history_samples, and moves the mark to the last event, in the caller's transaction.
-void fold_pending_history(sqlite3* db);
+// Writes the pending events after the fold mark into history_month and moves the mark to the
+// last event, in the caller's transaction. with_samples: also the history_samples rows of the
+// first results among them, each checked against the day's rows (a caller that does not know
+// which ones are written: rebuild, prune, a writer after a restart or a rollback).
+void fold_pending_history(sqlite3* db, bool with_samples = true);
 
 // Applies events to the summary within the caller's transaction, statements prepared once.
 // defer: the outbox worker's writer, which logs events as pending and folds them (fold_if_due);
@@ -90,15 +92,19 @@ class history_writer {
   history_writer& operator=(const history_writer&) = delete;
   // log: also append to history_events (false when rebuilding from them).
   void record(const std::vector<rerun::history_event>& events, const rerun::lab_zone& zone, bool log = true);
-  // Drops the days of history_samples held in memory: after a rollback of what record() wrote.
-  // (Another connection's commit is noticed by record() itself, through PRAGMA data_version.)
+  // Drops the days of history_samples held in memory and the rows not written yet: after a
+  // rollback of what record() wrote. (Another connection's commit is noticed by record() and
+  // fold_if_due themselves, through PRAGMA data_version.)
   void forget() noexcept;
   // A deferring writer folds its pending events (fold_pending_history) when `force`, when it
   // holds fold_events of them, when the first has waited fold_after, or when it does not know
-  // what is pending (its first call, and after forget()). Runs in the caller's transaction
-  // (the worker calls it before each COMMIT).
+  // what is pending (its first call, and after forget()). Between folds it writes the
+  // history_samples rows of its first results once it holds sample_rows of them (a few pages
+  // every few commits, not a page in every commit, nor thousands of rows in the fold's commit).
+  // Runs in the caller's transaction (the worker calls it before each COMMIT).
   static constexpr std::size_t fold_events = 4096;
   static constexpr std::chrono::seconds fold_after{60};
+  static constexpr std::size_t sample_rows = 64;
   void fold_if_due(std::chrono::steady_clock::time_point now, bool force);
   // Whether a fold may have something to do.
   [[nodiscard]] bool has_pending() const noexcept { return defer_ && (pending_ > 0 || unknown_); }
@@ -112,6 +118,15 @@ class history_writer {
   std::size_t pending_ = 0;  // events logged pending since the last fold (rolled-back ones too)
   bool unknown_ = true;      // pending events may exist that pending_ does not count
   std::chrono::steady_clock::time_point first_pending_{};
+  // The first results this deferring writer logged whose history_samples rows it has not
+  // written yet, in order. Exact while !unknown_.
+  struct sample_row {
+    std::chrono::sys_days day;
+    std::string device, sample;
+  };
+  std::vector<sample_row> unwritten_;
+  void write_sample_rows();
+  void notice_others();  // another connection's commit: what is held in memory may be stale
 };
 
 // One-shot form of history_writer::record for a caller holding its own transaction.

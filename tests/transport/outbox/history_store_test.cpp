@@ -256,6 +256,54 @@ TEST_CASE("history: events not folded into their months yet are read at once, su
   CHECK(as_map(h.all()) == after);
 }
 
+// Schema 15: between folds the worker writes the history_samples rows of its first results in
+// batches (history_writer::sample_rows), each once; after a crash the next fold writes those a
+// batch had not, checked against the rows already there.
+TEST_CASE("history: first results' sample rows are written in batches between folds and each once across a crash") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  const auto copy = dir / "copy" / "outbox.sqlite";
+  const auto firsts = [](int from, int n, const char* at) {
+    state_changes s;
+    for (int i = from; i < from + n; ++i)
+      s.events.push_back(ev("device_result", "chem", "GLU", at, "S-" + std::to_string(i)));
+    return s;
+  };
+  const auto batch = static_cast<int>(history_writer::sample_rows);
+  {
+    outbox box(config_at(file));
+    REQUIRE(append_wait(box, {}, firsts(0, 1, "2026-12-01T09:00:00Z")).durable);  // the first commit folds
+    REQUIRE(unfolded(file) == 0);
+    REQUIRE(query_int(file, "SELECT count(*) FROM history_samples") == 1);
+    REQUIRE(append_wait(box, {}, firsts(1, batch - 1, "2026-12-01T10:00:00Z")).durable);
+    CHECK(query_int(file, "SELECT count(*) FROM history_samples") == 1);  // fewer than a batch: not yet
+    REQUIRE(append_wait(box, {}, firsts(batch, 1, "2026-12-01T10:00:00Z")).durable);
+    CHECK(query_int(file, "SELECT count(*) FROM history_samples") == 1 + batch);  // a batch: written
+    CHECK(unfolded(file) == batch);                                              // the events still wait
+    // S-0 again, and three new ones: no row for S-0, the three wait for the next batch.
+    state_changes more = firsts(batch + 1, 3, "2026-12-01T11:00:00Z");
+    more.events.push_back(ev("device_result", "chem", "NA", "2026-12-01T11:00:00Z", "S-0"));
+    REQUIRE(append_wait(box, {}, more).durable);
+    CHECK(query_int(file, "SELECT count(*) FROM history_samples") == 1 + batch);
+    std::filesystem::create_directories(copy.parent_path());
+    std::filesystem::copy_file(file, copy);
+    std::filesystem::copy_file(file.string() + "-wal", copy.string() + "-wal");
+  }
+  // A clean close folds: the three rows written, none twice.
+  const auto distinct = "SELECT count(DISTINCT day || ' ' || device || ' ' || sample) FROM history_samples";
+  CHECK(query_int(file, "SELECT count(*) FROM history_samples") == batch + 4);
+  CHECK(query_int(file, distinct) == batch + 4);
+  CHECK(as_map(history_store(file).all())["2026-12-01 device_sample chem "] == batch + 4);
+  // The crashed copy: its next start folds, checking each first result against the rows there.
+  {
+    outbox box(config_at(copy));
+    REQUIRE(append_wait(box, {}, firsts(batch + 3, 2, "2026-12-01T12:00:00Z")).durable);  // one seen, one new
+  }
+  CHECK(query_int(copy, "SELECT count(*) FROM history_samples") == batch + 5);
+  CHECK(query_int(copy, distinct) == batch + 5);
+  CHECK(as_map(history_store(copy).all())["2026-12-01 device_sample chem "] == batch + 5);
+}
+
 TEST_CASE("history: a partial rebuild while events wait for their fold keeps the days before it and counts each once") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
