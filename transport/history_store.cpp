@@ -345,9 +345,9 @@ constexpr const char* day_pending_firsts_sql =
     "SELECT dimension_a, sample FROM history_events WHERE seq > ?1 AND pending = 2 AND day = ?2";
 
 // The history_samples rows of the first results waiting for their fold (pending 2, after the
-// mark `through`), in event order: a deferring writer keeps them in memory until then (schema
-// 15). A row the table holds already is not written again (a schema-14 writer wrote its rows
-// with their events).
+// mark `through`), in event order, for a fold that does not know which of them a deferring writer
+// has written already (schema 15: in batches, history_writer::sample_rows; a schema-14 writer
+// wrote them all with their events): a row the table holds is not written again.
 void fold_pending_samples(sqlite3* db, std::int64_t through) {
   statement firsts(db, "SELECT day, dimension_a, sample FROM history_events WHERE seq > ?1 AND pending = 2 ORDER BY seq",
                    "history");
