@@ -344,11 +344,12 @@ def run_sims(sims, deadline):
     return time.monotonic() - t0
 
 
-def proc_cpu(pid):
-    """utime + stime of a process, seconds."""
+def proc_cpu_split(pid):
+    """(utime, stime) of a process, seconds."""
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tck = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tck, int(fields[12]) / tck
 
 
 def proc_written(pid):
@@ -589,7 +590,7 @@ def mode_throughput(a, d):
     rec = Record(record)
     probe = FsyncProbe(os.path.dirname(outbox_file(d)))
     probe.start()
-    cpu0 = proc_cpu(daemon.pid)
+    cpu0 = proc_cpu_split(daemon.pid)
     io0 = proc_written(daemon.pid)
     t0 = time.monotonic()
     t_ack = run_sims(sims, deadline)
@@ -620,9 +621,12 @@ def mode_throughput(a, d):
         # (start-up excluded: cpu0 is read once it listens): on a shared 2-core machine the
         # simulators and the backend simulator take most of the CPU, so results per daemon
         # CPU-second is the daemon's capacity figure.
-        cpu = proc_cpu(daemon.pid) - cpu0
+        user, system = (now - then for now, then in zip(proc_cpu_split(daemon.pid), cpu0))
+        cpu = user + system
         log("daemon CPU time %.2f s for %d results = %.0f results per daemon CPU-second" %
             (cpu, acked, acked / cpu if cpu else float("nan")))
+        log("daemon CPU time split: user %.2f s, system %.2f s (%.0f %% in the kernel: system calls, "
+            "page cache, fsync)" % (user, system, 100.0 * system / cpu if cpu else float("nan")))
         written = proc_written(daemon.pid) - io0
         log("daemon wrote %.1f MB to disk = %.0f bytes per result (outbox WAL and checkpoints, logs)" %
             (written / 1e6, written / acked if acked else float("nan")))
