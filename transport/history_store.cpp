@@ -314,35 +314,38 @@ std::string sample_key(std::string_view device, std::string_view sample) {
   return std::to_string(device.size()).append(":").append(device).append(sample);
 }
 
-// The samples counted on day d (by sample_key) and the id the day's next history_samples row
-// gets: the table's rows, plus -- when `pending` is given (SELECT dimension_a, sample of the
-// first results still waiting for their fold, ?1 the fold mark, ?2 the day) -- the first results
-// a deferring writer has not written there yet.
-struct day_samples {
-  std::unordered_set<std::string> seen;
-  std::int64_t next_id = 0;
-};
+// The samples counted on day d, by sample_key: the table's rows, plus -- when `pending` is given
+// (SELECT dimension_a, sample of the first results still waiting for their fold, ?1 the fold
+// mark, ?2 the day) -- the first results a deferring writer has not written there yet.
+using day_samples = std::unordered_set<std::string>;
 day_samples load_day_samples(statement& rows, statement* pending, std::int64_t through, std::chrono::sys_days d) {
-  day_samples out{{}, first_sample_id(d)};
+  day_samples out;
   rows.reset().bind(1, first_sample_id(d)).bind(2, last_sample_id(d));
   {
     finish_on_exit guard{rows};
-    while (rows.step()) {
-      out.seen.insert(sample_key(rows.bytes(0), rows.bytes(1)));
-      out.next_id = std::max(out.next_id, rows.integer(2) + 1);
-    }
+    while (rows.step()) out.insert(sample_key(rows.bytes(0), rows.bytes(1)));
   }
   if (pending) {
     pending->reset().bind(1, through).bind(2, rerun::format_day(d));
     finish_on_exit guard{*pending};
-    while (pending->step()) out.seen.insert(sample_key(pending->bytes(0), pending->bytes(1)));
+    while (pending->step()) out.insert(sample_key(pending->bytes(0), pending->bytes(1)));
   }
   return out;
 }
 
-constexpr const char* day_samples_sql = "SELECT device, sample, id FROM history_samples WHERE id BETWEEN ?1 AND ?2";
+constexpr const char* day_samples_sql = "SELECT device, sample FROM history_samples WHERE id BETWEEN ?1 AND ?2";
 constexpr const char* day_pending_firsts_sql =
     "SELECT dimension_a, sample FROM history_events WHERE seq > ?1 AND pending = 2 AND day = ?2";
+// A history_samples row of day ?3 (ids ?1 to ?2), its id the day's next, found at the insert (the
+// table's last rows of the day, one seek): every writer of the table -- the live one, its batches,
+// a fold, a rebuild -- takes it the same way, whatever another wrote since it loaded the day.
+constexpr const char* insert_sample_sql =
+    "INSERT INTO history_samples (id, day, device, sample) VALUES ((SELECT COALESCE(MAX(id) + 1, ?1)"
+    " FROM history_samples WHERE id BETWEEN ?1 AND ?2), ?3, ?4, ?5)";
+void insert_sample(statement& put, std::chrono::sys_days d, std::string_view day, std::string_view device,
+                   std::string_view sample) {
+  put.reset().bind(1, first_sample_id(d)).bind(2, last_sample_id(d)).bind(3, day).bind(4, device).bind(5, sample).run();
+}
 
 // The history_samples rows of the first results waiting for their fold (pending 2, after the
 // mark `through`), in event order, for a fold that does not know which of them a deferring writer
@@ -352,7 +355,7 @@ void fold_pending_samples(sqlite3* db, std::int64_t through) {
   statement firsts(db, "SELECT day, dimension_a, sample FROM history_events WHERE seq > ?1 AND pending = 2 ORDER BY seq",
                    "history");
   statement rows(db, day_samples_sql, "history");
-  statement put(db, "INSERT INTO history_samples (id, day, device, sample) VALUES (?1, ?2, ?3, ?4)", "history");
+  statement put(db, insert_sample_sql, "history");
   std::map<std::chrono::sys_days, day_samples> days;
   firsts.bind(1, through);
   while (firsts.step()) {
@@ -360,8 +363,8 @@ void fold_pending_samples(sqlite3* db, std::int64_t through) {
     if (!d) continue;  // never written so
     auto it = days.find(*d);
     if (it == days.end()) it = days.emplace(*d, load_day_samples(rows, nullptr, 0, *d)).first;
-    if (!it->second.seen.insert(sample_key(firsts.bytes(1), firsts.bytes(2))).second) continue;
-    put.reset().bind(1, it->second.next_id++).bind(2, firsts.bytes(0)).bind(3, firsts.bytes(1)).bind(4, firsts.bytes(2)).run();
+    if (it->second.insert(sample_key(firsts.bytes(1), firsts.bytes(2))).second)
+      insert_sample(put, *d, firsts.bytes(0), firsts.bytes(1), firsts.bytes(2));
   }
 }
 
@@ -394,18 +397,12 @@ struct history_writer::statements {
             " pending) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             "history"),
         add(db, add_sql, "history"),
-        sample(db, "INSERT INTO history_samples (id, day, device, sample) VALUES (?1, ?2, ?3, ?4)", "history"),
-        // The day's next id found at the insert (the table's last rows, one seek): another
-        // writer of the same connection may have added rows since this one loaded the day.
-        sample_next(db,
-                    "INSERT INTO history_samples (id, day, device, sample) VALUES ((SELECT COALESCE(MAX(id) + 1, ?1)"
-                    " FROM history_samples WHERE id BETWEEN ?1 AND ?2), ?3, ?4, ?5)",
-                    "history"),
+        sample(db, insert_sample_sql, "history"),
         day_samples(db, day_samples_sql, "history"),
         day_pending_firsts(db, day_pending_firsts_sql, "history"),
         data_version(db, "PRAGMA data_version", "history") {}
   sqlite3* db_;
-  statement log, add, sample, sample_next, day_samples, day_pending_firsts, data_version;
+  statement log, add, sample, day_samples, day_pending_firsts, data_version;
 };
 
 // The samples counted on a few days, in memory: "was this sample counted on this device that
@@ -421,7 +418,7 @@ struct history_writer::sample_days {
   static constexpr std::size_t max_days = 8;
   struct day {
     std::chrono::sys_days d;
-    day_samples samples;  // next_id: used only by a writer that does not defer
+    day_samples seen;  // sample_key(device, sample)
     std::uint64_t used = 0;
   };
   std::vector<day> days;
@@ -462,14 +459,7 @@ void history_writer::notice_others() {
 }
 
 void history_writer::write_sample_rows() {
-  for (const auto& r : unwritten_)
-    stmts_->sample_next.reset()
-        .bind(1, first_sample_id(r.day))
-        .bind(2, last_sample_id(r.day))
-        .bind(3, rerun::format_day(r.day))
-        .bind(4, r.device)
-        .bind(5, r.sample)
-        .run();
+  for (const auto& r : unwritten_) insert_sample(stmts_->sample, r.day, rerun::format_day(r.day), r.device, r.sample);
   unwritten_.clear();
 }
 
@@ -505,13 +495,12 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
     // its pending mark, 2).
     bool first = false;
     if (e.event_type == rerun::history_events::device_result && e.delta > 0 && !e.sample.empty()) {
-      auto& samples = days_->of(*stmts_, d).samples;
-      if (samples.seen.insert(sample_key(e.dimension_a, e.sample)).second) {
+      if (days_->of(*stmts_, d).seen.insert(sample_key(e.dimension_a, e.sample)).second) {
         // Deferred: its row is written a few commits later (fold_if_due); its event says so until then.
         if (defer)
           unwritten_.push_back({d, e.dimension_a, e.sample});
         else
-          stmts_->sample.reset().bind(1, samples.next_id++).bind(2, day).bind(3, e.dimension_a).bind(4, e.sample).run();
+          insert_sample(stmts_->sample, d, day, e.dimension_a, e.sample);
         first = true;
       }
     }
