@@ -110,14 +110,15 @@ class statement : public sqlite::statement {
 };
 using sqlite::finish_on_exit;
 
+// SELECT of the columns read_message reads, `body` in the body's place, then `rest` (FROM ...).
 // The body lives in message_bodies since schema 12 (migrate_to_12): read with its message.
-constexpr const char* columns =
-    "seq, id, kind, ordering_key, (SELECT b.body FROM message_bodies b WHERE b.seq = messages.seq), internal, created_at, attempts, next_attempt_at, state, "
-    "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason, device";
-// The same columns with an empty body in its place (outbox_db::head).
-constexpr const char* head_columns =
-    "seq, id, kind, ordering_key, '', internal, created_at, attempts, next_attempt_at, state, "
-    "last_status, last_response, delivered_at, set_aside_by, set_aside_at, set_aside_reason, device";
+std::string select_message(const char* body, const char* rest) {
+  return std::string("SELECT seq, id, kind, ordering_key, ") + body +
+         ", internal, created_at, attempts, next_attempt_at, state, last_status, last_response, delivered_at,"
+         " set_aside_by, set_aside_at, set_aside_reason, device " +
+         rest;
+}
+constexpr const char* stored_body = "(SELECT b.body FROM message_bodies b WHERE b.seq = messages.seq)";
 
 // The values a body gives a JSON member as text ("KEY":"VALUE", as the bodies are written:
 // compact, dump()ed), in order, repeats included.
@@ -491,16 +492,12 @@ class outbox_db {
     }
   }
 
-  std::optional<stored_message> by_id(const std::string& id) {
-    auto& s = stmts_->by_id.reset().bind(1, id);
-    finish_on_exit guard{s};
-    if (!s.step()) return std::nullopt;
-    return read_message(s);
-  }
+  std::optional<stored_message> by_id(const std::string& id) { return one_by_id(stmts_->by_id, id); }
   // by_id without the body (left empty): for the worker's bookkeeping, which never reads it, so
   // no body is inflated for it (a mark did one inflate per message, issue #17).
-  std::optional<stored_message> head(const std::string& id) {
-    auto& s = stmts_->head_by_id.reset().bind(1, id);
+  std::optional<stored_message> head(const std::string& id) { return one_by_id(stmts_->head_by_id, id); }
+  static std::optional<stored_message> one_by_id(statement& s, const std::string& id) {
+    s.reset().bind(1, id);
     finish_on_exit guard{s};
     if (!s.step()) return std::nullopt;
     return read_message(s);
@@ -1063,7 +1060,8 @@ class outbox_db {
   // 5: file_jobs, 6: history, 7: qc_audit, 8: message device and samples, history by month,
   // 9: qc_patients, 10: no delivered_at and history_events_day indexes, 11: no pending_by_key and results_age indexes,
   // 12: no sample-keyed b-trees (results_sp, message_samples by sample, history_samples by day, device, sample),
-  // 13: message bodies stored deflated (body_codec.hpp), 14: history events folded into their months in batches
+  // 13: message bodies stored deflated (body_codec.hpp), 14: history events folded into their months in batches,
+  // 15: a body's sample ids in its row, history_samples written in batches
   static constexpr std::int64_t schema_version = 15;
   void migrate_file_tables() {
     exec(
@@ -1146,8 +1144,6 @@ class outbox_db {
           samples_since(db, "SELECT seq, samples FROM message_bodies WHERE seq > ?1 ORDER BY seq"),
           // One body row per message: the smallest index counts them, not the bodies' pages.
           count_messages(db, "SELECT count(*) FROM messages"),
-          // The due heads in due order, through the pending_due index; a message with an older
-          // pending one in its key is not a head (pending_by_key answers that in one seek).
           // Due pending messages in due order, through the pending_due index; claim_due keeps the
           // heads of their keys.
           due_pending(db,
@@ -1157,8 +1153,9 @@ class outbox_db {
           data_version(db, "PRAGMA data_version"),
           // When the next pending message becomes due (heads or not: an early wake costs a claim).
           next_due(db, "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending' AND next_attempt_at > ?1"),
-          by_id(db, (std::string("SELECT ") + columns + " FROM messages WHERE id = ?1").c_str()),
-          head_by_id(db, (std::string("SELECT ") + head_columns + " FROM messages WHERE id = ?1").c_str()),
+          by_id(db, select_message(stored_body, "FROM messages WHERE id = ?1").c_str()),
+          // The same without the body (left empty: outbox_db::head).
+          head_by_id(db, select_message("''", "FROM messages WHERE id = ?1").c_str()),
           // A person may set the message aside while its attempt is in flight: a retry then
           // leaves it set aside (a delivery still counts: the backend has it).
           mark(db,
@@ -1182,8 +1179,8 @@ class outbox_db {
                     " set_aside_reason = ?4 WHERE id = ?1 AND state IN ('pending', 'dead')"),
           count_dead(db, "SELECT COUNT(*) FROM messages WHERE state = 'dead'"),
           count_stuck(db, "SELECT COUNT(*) FROM messages WHERE state = 'pending' AND created_at < ?1"),
-          oldest_stuck(db, (std::string("SELECT ") + columns +
-                            " FROM messages WHERE state = 'pending' AND created_at < ?1 ORDER BY seq LIMIT ?2")
+          oldest_stuck(db, select_message(stored_body,
+                                          "FROM messages WHERE state = 'pending' AND created_at < ?1 ORDER BY seq LIMIT ?2")
                                .c_str()),
           insert_resend(db,
                         "INSERT INTO resends (message_id, received_at, device, sample_id, parameter, value, observed_at)"
