@@ -62,7 +62,6 @@ inline const std::string bodies_back_in_messages = samples_back_in_table +
     "DROP TABLE message_bodies;";
 
 // A message for the outbox; id empty: the outbox assigns a UUID.
-
 inline transport::new_message msg(std::string kind, std::string key, std::string body, std::string id = {}) {
   transport::new_message m;
   m.kind = std::move(kind);
