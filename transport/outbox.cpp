@@ -5,6 +5,7 @@
 #include "transport/durable_file.hpp"
 #include "transport/history_store.hpp"
 #include "transport/sqlite_statement.hpp"
+#include "transport/sqlite_wal_vfs.hpp"
 
 #include <sqlite3.h>
 
@@ -202,8 +203,10 @@ class outbox_db {
       std::error_code ec;
       std::filesystem::create_directories(file.parent_path(), ec);  // open() reports the failure
     }
+    // The batched-WAL VFS (sqlite_wal_vfs.hpp): a group commit's frames reach the WAL in one
+    // write(2), not two per frame; safe here because every commit syncs (synchronous=FULL below).
     if (sqlite3_open_v2(file.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        nullptr) != SQLITE_OK) {
+                        sqlite::batched_wal_vfs()) != SQLITE_OK) {
       std::string msg = db_ ? sqlite3_errmsg(db_) : "out of memory";
       sqlite3_close(db_);
       throw std::runtime_error("outbox: cannot open " + file.string() + ": " + msg);
