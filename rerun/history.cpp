@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <tuple>
 #include <unordered_map>
 
 #include <nlohmann/json.hpp>
+
+#include "parsers/text.hpp"
 
 namespace interfaced::rerun {
 
@@ -92,10 +93,14 @@ std::vector<history_event> action_history_events(const std::vector<action>& acts
 
 std::string format_day(sys_days d) {
   const std::chrono::year_month_day ymd{d};
-  char buf[16];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02u", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()),
-                static_cast<unsigned>(ymd.day()));
-  return buf;
+  std::string out;
+  out.reserve(10);
+  append_padded(out, static_cast<int>(ymd.year()), 4);
+  out += '-';
+  append_padded(out, static_cast<unsigned>(ymd.month()), 2);
+  out += '-';
+  append_padded(out, static_cast<unsigned>(ymd.day()), 2);
+  return out;
 }
 
 std::optional<sys_days> parse_day(std::string_view s) noexcept {

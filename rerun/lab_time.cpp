@@ -2,7 +2,7 @@
 
 #include <date/tz.h>
 
-#include <cstdio>
+#include "parsers/text.hpp"
 
 namespace interfaced::rerun {
 namespace {
@@ -14,9 +14,10 @@ using std::chrono::seconds;
 void append_offset(std::string& out, seconds offset) {
   const long long total = offset.count() / 60;
   const long long m = total < 0 ? -total : total;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%c%02lld:%02lld", total < 0 ? '-' : '+', m / 60, m % 60);
-  out += buf;
+  out += total < 0 ? '-' : '+';
+  append_padded(out, m / 60, 2);
+  out += ':';
+  append_padded(out, m % 60, 2);
 }
 
 bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
@@ -137,9 +138,8 @@ std::string lab_zone::format(std::chrono::system_clock::time_point t) const {
   const auto s = std::chrono::floor<seconds>(ms);
   const seconds offset = zone_ ? zone_->get_info(s).offset : seconds{0};
   std::string out = format_wall_time(s + offset);
-  char frac[16];
-  std::snprintf(frac, sizeof frac, ".%03d", static_cast<int>((ms - s).count()));
-  out += frac;
+  out += '.';
+  append_padded(out, (ms - s).count(), 3);
   append_offset(out, offset);
   return out;
 }
@@ -182,12 +182,19 @@ std::string lab_zone::normalise(std::string_view as_sent) const {
                                         std::chrono::day{static_cast<unsigned>(p.day)}};
   // 60: a leap second, which HL7 and ISO-8601 allow.
   if (!ymd.ok() || p.hour > 23 || p.minute > 59 || p.second > 60) return std::string(as_sent);
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02d", p.year, p.month, p.day);
-  std::string out = buf;
+  std::string out;
+  append_padded(out, p.year, 4);
+  out += '-';
+  append_padded(out, p.month, 2);
+  out += '-';
+  append_padded(out, p.day, 2);
   if (!p.has_time) return out;  // a calendar day has no offset
-  std::snprintf(buf, sizeof buf, "T%02d:%02d:%02d", p.hour, p.minute, p.second);
-  out += buf;
+  out += 'T';
+  append_padded(out, p.hour, 2);
+  out += ':';
+  append_padded(out, p.minute, 2);
+  out += ':';
+  append_padded(out, p.second, 2);
   if (!p.fraction.empty()) out.append(".").append(p.fraction);
   if (p.has_offset) {
     // The analyser's own offset, as it sent it ("-00:00" stays: RFC 3339's "offset unknown").

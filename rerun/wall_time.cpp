@@ -1,7 +1,8 @@
 #include "rerun/wall_time.hpp"
 
-#include <cstdio>
 #include <string>
+
+#include "parsers/text.hpp"
 
 namespace interfaced::rerun {
 
@@ -40,22 +41,30 @@ std::optional<timestamp> parse_wall_time(std::string_view s) noexcept {
 }
 
 namespace {
-// `format` takes year, month, day, hours, minutes, seconds in that order.
-std::string format_time(timestamp t, const char* format) {
+// ISO-8601 ("2024-03-01T08:05:09") or HL7's compact form ("20240301080509").
+std::string format_time(timestamp t, bool separated) {
   const auto day = std::chrono::floor<std::chrono::days>(t);
   const std::chrono::year_month_day ymd{day};
   const std::chrono::hh_mm_ss hms{t - day};
-  char buf[32];
-  std::snprintf(buf, sizeof buf, format, static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                static_cast<int>(hms.hours().count()), static_cast<int>(hms.minutes().count()),
-                static_cast<int>(hms.seconds().count()));
-  return buf;
+  std::string out;
+  out.reserve(19);
+  append_padded(out, static_cast<int>(ymd.year()), 4);
+  if (separated) out += '-';
+  append_padded(out, static_cast<unsigned>(ymd.month()), 2);
+  if (separated) out += '-';
+  append_padded(out, static_cast<unsigned>(ymd.day()), 2);
+  if (separated) out += 'T';
+  append_padded(out, hms.hours().count(), 2);
+  if (separated) out += ':';
+  append_padded(out, hms.minutes().count(), 2);
+  if (separated) out += ':';
+  append_padded(out, hms.seconds().count(), 2);
+  return out;
 }
 }  // namespace
 
-std::string format_wall_time(timestamp t) { return format_time(t, "%04d-%02u-%02uT%02d:%02d:%02d"); }
+std::string format_wall_time(timestamp t) { return format_time(t, true); }
 
-std::string format_message_time(timestamp t) { return format_time(t, "%04d%02u%02u%02d%02d%02d"); }
+std::string format_message_time(timestamp t) { return format_time(t, false); }
 
 }  // namespace interfaced::rerun

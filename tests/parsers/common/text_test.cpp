@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <bit>
+#include <cstdio>
 #include <string>
 
 #include "parsers/text.hpp"
@@ -85,4 +86,19 @@ TEST_CASE("text: find_line_end and skip_printable stop at the first such byte wh
   CHECK(skip_printable(run + "~\x80", 0) == 101);
   CHECK(skip_printable(run + " \t", 0) == 101);
   CHECK(skip_printable(run, 0) == 100);
+}
+
+TEST_CASE("text: append_padded writes what printf's %0*lld writes") {
+  // printf is the oracle: every date, time and offset the daemon formats went through it before.
+  const long long values[] = {0, 5, 9, 10, 59, 99, 100, 999, 1000, 2026, 9999, 10000, 123456, -1, -5, -59, -999, -1000,
+                              4294967296LL, -4294967296LL};
+  for (const long long v : values)
+    for (int width = 0; width <= 5; ++width) {
+      char expected[48];
+      std::snprintf(expected, sizeof expected, "%0*lld", width, v);
+      std::string out = "x";
+      append_padded(out, v, width);
+      INFO("value " << v << ", width " << width);
+      CHECK(out == std::string("x") + expected);
+    }
 }
