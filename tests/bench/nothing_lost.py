@@ -3,7 +3,7 @@
 
   nothing_lost.py crash        [--cycles 200] [--sims 4] [--messages 1250] [--results 2]
   nothing_lost.py backend-down [--n 100000] [--sims 4] [--results 4]
-  nothing_lost.py throughput   [--sims 32] [--messages 200] [--results 2]
+  nothing_lost.py throughput   [--sims 32] [--messages 200] [--results 2] [--syscalls]
 
 Everything runs on 127.0.0.1 in a fresh temporary directory (kept, its path printed), against
 the `interfaced` binary ($INTERFACED, default build-rel/interfaced). Every loop is bounded in
@@ -575,6 +575,58 @@ class FsyncProbe(threading.Thread):
             os.unlink(self.path)
 
 
+class SyscallCounter:
+    """throughput --syscalls: the daemon's system calls per thread over the CPU window, counted by
+    `perf stat --per-thread` on the syscall tracepoints (counts survive the daemon's stop, unlike an
+    strace summary, and cost little: no stop per call). Needs perf and root (or
+    kernel.perf_event_paranoid <= -1); without them the run goes on with a line saying why."""
+
+    CALLS = ["recvfrom", "sendto", "epoll_wait", "epoll_ctl", "futex", "read", "write", "pread64", "pwrite64",
+             "fdatasync", "fcntl", "sendmsg", "recvmsg"]
+
+    def __init__(self, pid, d):
+        self.out = os.path.join(d, "syscalls.csv")
+        events = ["raw_syscalls:sys_enter"] + ["syscalls:sys_enter_" + c for c in self.CALLS]
+        try:
+            self.proc = subprocess.Popen(["perf", "stat", "--per-thread", "-x", ",", "-e", ",".join(events),
+                                          "-p", str(pid), "-o", self.out],
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            self.error = None
+        except OSError as e:
+            self.proc, self.error = None, str(e)
+
+    def report(self, messages):
+        if self.proc is None:
+            log("system calls not counted: %s" % self.error)
+            return
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            err = b"perf stat did not stop"
+        counts = collections.defaultdict(dict)  # thread -> call -> count
+        if os.path.exists(self.out):
+            for line in open(self.out):
+                f = line.strip().split(",")
+                # thread,count,unit,event,...: thread is "comm-tid"
+                if len(f) < 4 or not f[1].isdigit():
+                    continue
+                thread = f[0].rsplit("-", 1)[0]
+                call = f[3].split(":")[-1].replace("sys_enter_", "")
+                call = "all" if call == "sys_enter" else call
+                counts[thread][call] = counts[thread].get(call, 0) + int(f[1])
+        if not counts:
+            log("system calls not counted: %s" % (err.decode(errors="replace").strip()[-300:] or "no perf output"))
+            return
+        for thread, c in sorted(counts.items()):
+            if not c.get("all"):
+                continue
+            parts = ", ".join("%s %.2f" % (k, v / messages) for k, v in sorted(c.items(), key=lambda kv: -kv[1])
+                              if k != "all" and v)
+            log("system calls per message, thread %s: %.2f in all (%s)" % (thread, c["all"] / messages, parts))
+
+
 def mode_throughput(a, d):
     bport = free_port()
     devs = [("tp%02d" % i, free_port()) for i in range(a.sims)]
@@ -592,6 +644,7 @@ def mode_throughput(a, d):
     probe.start()
     cpu0 = proc_cpu_split(daemon.pid)
     io0 = proc_written(daemon.pid)
+    counter = SyscallCounter(daemon.pid, d) if a.syscalls else None
     t0 = time.monotonic()
     t_ack = run_sims(sims, deadline)
     probe.stop.set()
@@ -627,6 +680,8 @@ def mode_throughput(a, d):
             (cpu, acked, acked / cpu if cpu else float("nan")))
         log("daemon CPU time split: user %.2f s, system %.2f s (%.0f %% in the kernel: system calls, "
             "page cache, fsync)" % (user, system, 100.0 * system / cpu if cpu else float("nan")))
+        if counter:
+            counter.report(acked // a.results)
         written = proc_written(daemon.pid) - io0
         log("daemon wrote %.1f MB to disk = %.0f bytes per result (outbox WAL and checkpoints, logs)" %
             (written / 1e6, written / acked if acked else float("nan")))
@@ -683,6 +738,9 @@ def main():
     ap.add_argument("--wal-snapshot", default=None, metavar="DIR",
                     help="throughput: copy the outbox and its WAL into DIR once every result is recorded, "
                          "before the daemon stops (for tests/tools/wal_pages.py)")
+    ap.add_argument("--syscalls", action="store_true",
+                    help="throughput: count the daemon's system calls per thread with perf stat and print "
+                         "them per message")
     ap.add_argument("--pin-daemon", default=None, metavar="CPU",
                     help="run the daemon on this CPU (taskset) and every other process on the rest, so the "
                          "daemon's latency is not the simulators' CPU contention")
