@@ -99,6 +99,7 @@ int service::open() {
   // The rerun state lives in the outbox's file: it commits with the messages (state_store.hpp).
   try {
     state_ = std::make_unique<transport::state_store>(cfg_.outbox.path);
+    state_->follow(outbox_->results_feed());  // the result index catches up from the worker's commits
   } catch (const std::exception& e) {
     spdlog::critical("rerun state {}: {} [OUTBOX-009]", cfg_.outbox.path.string(), e.what());
     return exit_io;

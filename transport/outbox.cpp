@@ -429,6 +429,14 @@ class outbox_db {
       }
     }
   }
+  // The state writer's results rows, to the feed once committed (state_writer::feed_to); the
+  // worker's savepoints and transaction ends, for it.
+  void feed_results_to(std::shared_ptr<result_feed> feed) { state_->feed_to(std::move(feed)); }
+  void op_begun() noexcept { state_->op_begun(); }
+  void op_undone() noexcept { state_->op_undone(); }
+  void results_pruned() noexcept { state_->pruned(); }
+  void committed() { state_->committed(); }
+  void rolled_back() noexcept { state_->rolled_back(); }
   // After a rollback: the in-memory indexes (pending keys, message samples, history samples, fresh bodies) may
   // hold what the database no longer does.
   void forget_indexes() noexcept {
@@ -1322,6 +1330,7 @@ outbox::outbox(const outbox_options& cfg, poster post)
       write_fault_file_(cfg.write_fault_file),
       spool_dir_(cfg.path.parent_path() / "files") {
   db_->check_identity(cfg.path);
+  db_->feed_results_to(results_feed_);  // before the worker: every committed row goes there
   undelivered_ = db_->count_undelivered();
   alarm_ = undelivered_ >= max_messages_;
   worker_ = std::thread([this] {
@@ -1679,6 +1688,7 @@ void outbox::prune_history(rerun::timestamp cutoff, std::function<void(std::size
   auto p = std::make_unique<op>();
   p->exec = [n, cutoff](detail::outbox_db& db) {
     *n = prune_results(db.handle(), cutoff);
+    db.results_pruned();
     // The patient results of QC runs age with the result history (a run that old is not re-evaluated).
     statement del(db.handle(), "DELETE FROM qc_patients WHERE t < ?1");
     del.bind(1, static_cast<std::int64_t>(cutoff.time_since_epoch().count()));
@@ -1891,6 +1901,7 @@ void outbox::run() {
         // fewer per message (issue #17).
         const bool guarded = batch[i]->writes;
         if (guarded) db_->control(detail::outbox_db::tx::savepoint);
+        db_->op_begun();
         try {
           if (write_fault && batch[i]->writes)
             throw std::runtime_error("outbox: attempt to write a readonly database (write_fault_file " +
@@ -1906,6 +1917,7 @@ void outbox::run() {
           errors[i] = e.what();
           batch[i]->delivered = 0;
           db_->forget_indexes();
+          db_->op_undone();
           if (guarded) {
             db_->control(detail::outbox_db::tx::rollback_to);
             db_->control(detail::outbox_db::tx::release);
@@ -1928,12 +1940,14 @@ void outbox::run() {
           if (wrote) db_->fold_history(stopping_);
           db_->control(detail::outbox_db::tx::commit);
           committed = true;
+          db_->committed();  // before any completion is posted: a caller then finds its rows fed
         } catch (const std::exception& e) {
           commit_error = e.what();
         }
       }
       if (!committed) {
         db_->forget_indexes();
+        db_->rolled_back();
         try {
           db_->control(detail::outbox_db::tx::rollback);
         } catch (...) {

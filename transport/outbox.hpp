@@ -241,6 +241,9 @@ class outbox {
   // The lab's zone for the historical summary's days (state_changes::events, dead letters);
   // applies to everything queued after it. Default UTC.
   void set_lab_zone(rerun::lab_zone zone);
+  // The results rows the worker commits (state_changes::history), for a state_store to follow
+  // (state_store::follow): its index then catches up without reading the table.
+  [[nodiscard]] std::shared_ptr<result_feed> results_feed() const { return results_feed_; }
 
   [[nodiscard]] bool accepting() const noexcept;
   [[nodiscard]] bool alarm() const noexcept;
@@ -310,6 +313,7 @@ class outbox {
   void update_alarm();
 
   std::unique_ptr<detail::outbox_db> db_;
+  std::shared_ptr<result_feed> results_feed_ = std::make_shared<result_feed>();
   poster post_;
   std::size_t max_messages_;
   std::filesystem::path write_fault_file_;

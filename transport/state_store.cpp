@@ -43,7 +43,7 @@ struct state_writer::statements {
   statement record, put;
 };
 
-state_writer::state_writer(sqlite3* db) : stmts_(std::make_unique<statements>(db)) {}
+state_writer::state_writer(sqlite3* db) : stmts_(std::make_unique<statements>(db)), db_(db) {}
 state_writer::~state_writer() = default;
 
 void state_writer::write(const state_changes& c) {
@@ -52,8 +52,62 @@ void state_writer::write(const state_changes& c) {
     st.bind(1, r.sample).bind(2, r.parameter).bind(3, r.o.value).bind(4, r.o.numeric);
     st.bind(5, r.o.observed_at).bind(6, static_cast<std::int64_t>(r.o.received_at.time_since_epoch().count()));
     st.run();
+    if (feed_) staged_.push_back({sqlite3_last_insert_rowid(db_), r.sample, r.parameter});
   }
   for (const auto& [key, value] : c.documents) stmts_->put.reset().bind(1, key).bind(2, value).run();
+}
+
+void state_writer::op_begun() noexcept {
+  op_mark_ = staged_.size();
+  prune_before_op_ = prune_staged_;
+}
+
+void state_writer::op_undone() noexcept {
+  // The op's rows were rolled back; their seqs are given again to the rows written next.
+  staged_.resize(op_mark_);
+  prune_staged_ = prune_before_op_;
+}
+
+void state_writer::pruned() noexcept { prune_staged_ = true; }
+
+void state_writer::committed() {
+  if (feed_) {
+    if (!staged_.empty()) feed_->publish(std::move(staged_));
+    if (prune_staged_) feed_->invalidate();
+  }
+  rolled_back();
+}
+
+void state_writer::rolled_back() noexcept {
+  staged_.clear();
+  op_mark_ = 0;
+  prune_staged_ = prune_before_op_ = false;
+}
+
+void result_feed::publish(std::vector<row> rows) {
+  const std::lock_guard lock(m_);
+  if (!whole_) return;  // the reader reads the table anyway
+  if (rows_.size() + rows.size() > max_rows) {
+    rows_.clear();
+    whole_ = false;
+    return;
+  }
+  if (rows_.empty()) rows_ = std::move(rows);
+  else rows_.insert(rows_.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+}
+
+void result_feed::invalidate() {
+  const std::lock_guard lock(m_);
+  rows_.clear();
+  whole_ = false;
+}
+
+result_feed::taken result_feed::take() {
+  const std::lock_guard lock(m_);
+  taken t{std::move(rows_), whole_};
+  rows_.clear();
+  whole_ = true;
+  return t;
 }
 
 void write_state(sqlite3* db, const state_changes& c) { state_writer(db).write(c); }
@@ -111,6 +165,7 @@ struct state_store::result_index {
   std::int64_t last_seq = 0;      // every row up to it is in the index
   std::int64_t first_seq = 0;     // the table's first seq when last caught up
   std::uint64_t caught_in = 0;    // the read_scope (state_store::scopes_) it last caught up in
+  bool read_once = false;         // caught up from the table at least once (the feed starts there)
 
   std::uint32_t parameter_id(std::string_view p) {
     if (auto it = parameter_ids.find(p); it != parameter_ids.end()) return it->second;
@@ -119,7 +174,26 @@ struct state_store::result_index {
     return id;
   }
 
+  // The feed's rows after last_seq, when they follow it without a gap (AUTOINCREMENT, one
+  // writer: a gap means rows came from elsewhere, or the highest ones were deleted). False: none
+  // added, read the table.
+  bool add_following(const std::vector<result_feed::row>& rows) {
+    std::int64_t next = last_seq + 1;
+    for (const auto& r : rows) {
+      if (r.seq < next) continue;  // the table gave it already
+      if (r.seq != next) return false;
+      ++next;
+    }
+    for (const auto& r : rows) {
+      if (r.seq <= last_seq) continue;
+      by_sample[std::hash<std::string_view>{}(r.sample)].push_back({parameter_id(r.parameter), r.seq});
+      last_seq = r.seq;
+    }
+    return true;
+  }
+
   void catch_up() {
+    read_once = true;
     {
       auto& f = first.reset();
       sqlite::finish_on_exit guard{f};
@@ -184,6 +258,7 @@ struct state_store::dead_letter_reads {
 std::vector<std::pair<std::string, std::string>> state_store::dead_letters_naming(std::string_view sample) const {
   std::vector<std::pair<std::string, std::string>> out;
   if (sample.empty()) return out;
+  begin_reads();
   if (!dead_reads_) {
     try {
       dead_reads_ = std::make_unique<dead_letter_reads>(db_);
@@ -201,6 +276,7 @@ std::vector<std::pair<std::string, std::string>> state_store::dead_letters_namin
 
 std::vector<rerun::qc::audit_entry> state_store::qc_audit() const {
   std::vector<rerun::qc::audit_entry> out;
+  begin_reads();
   try {
     statement st(db_,
                  "SELECT id, kind, result_id, device, parameter, code, by_whom, reason, at, ref, detail"
@@ -217,6 +293,7 @@ std::vector<rerun::qc::audit_entry> state_store::qc_audit() const {
 
 std::vector<qc_patient_row> state_store::qc_patients() const {
   std::vector<qc_patient_row> out;
+  begin_reads();
   try {
     statement st(db_, "SELECT device, sample_id, parameter, observed_at, t, message_id FROM qc_patients ORDER BY seq");
     while (st.step())
@@ -259,6 +336,7 @@ std::optional<T> qc_patient_post(sqlite3* db, const char* column, const char* wh
 std::optional<std::int64_t> state_store::qc_patient_delivered_at(std::string_view device, std::string_view sample_id,
                                                                  std::string_view parameter,
                                                                  std::string_view observed_at) const {
+  begin_reads();
   return qc_patient_post<std::int64_t>(db_, "m.delivered_at", " AND m.state = 'delivered' AND m.delivered_at IS NOT NULL",
                                        device, sample_id, parameter, observed_at,
                                        [](statement& st) { return st.integer(0); });
@@ -267,12 +345,14 @@ std::optional<std::int64_t> state_store::qc_patient_delivered_at(std::string_vie
 std::optional<std::string> state_store::qc_patient_unsent_message(std::string_view device, std::string_view sample_id,
                                                                   std::string_view parameter,
                                                                   std::string_view observed_at) const {
+  begin_reads();
   return qc_patient_post<std::string>(db_, "m.id", " AND m.state = 'pending' AND m.attempts = 0", device, sample_id,
                                       parameter, observed_at, [](statement& st) { return st.text(0); });
 }
 
 std::optional<std::string> state_store::qc_patient_body(std::string_view device, std::string_view sample_id,
                                                         std::string_view parameter, std::string_view observed_at) const {
+  begin_reads();
   return qc_patient_post<std::string>(db_, "(SELECT b.body FROM message_bodies b WHERE b.seq = m.seq)", "", device, sample_id, parameter, observed_at,
                                       [](statement& st) { return unpack_body_or_throw(st.bytes(0), "state store"); });
 }
@@ -285,19 +365,18 @@ state_store::~state_store() {
 }
 
 state_store::read_scope::read_scope(const state_store& s) : s_(s) {
-  if (s_.read_depth_++ == 0) {
-    ++s_.scopes_;
-    try {
-      sqlite::run_once(s_.reads_->begin);
-    } catch (...) {
-      --s_.read_depth_;
-      throw;
-    }
-  }
+  if (s_.read_depth_++ == 0) ++s_.scopes_;
+}
+
+void state_store::begin_reads() const {
+  if (read_depth_ == 0 || reading_) return;
+  sqlite::run_once(reads_->begin);
+  reading_ = true;
 }
 
 state_store::read_scope::~read_scope() {
-  if (--s_.read_depth_ != 0) return;
+  if (--s_.read_depth_ != 0 || !s_.reading_) return;
+  s_.reading_ = false;
   try {
     // A read transaction: releases the snapshot, writes nothing.
     sqlite::run_once(s_.reads_->commit);
@@ -308,15 +387,35 @@ state_store::read_scope::~read_scope() {
 }
 
 std::optional<std::string> state_store::get(std::string_view key) const {
+  begin_reads();
   auto& st = reads_->get.reset().bind(1, key);
   sqlite::finish_on_exit guard{st};
   if (!st.step()) return std::nullopt;
   return st.text(0);
 }
 
+// Once per read_scope (each read outside one). From the feed when the table was read once and
+// nothing else wrote it since -- but never into a snapshot this scope already took: a row the
+// index names must be in the snapshot that reads it (a row a read does not find is taken for
+// pruned, its entry dropped). From the table otherwise, in the scope's snapshot, begun after the
+// feed was taken, so that it holds every row the feed had.
+void state_store::catch_up() const {
+  auto& ix = *index_;
+  if (read_depth_ > 0 && ix.caught_in == scopes_) return;
+  ix.caught_in = read_depth_ == 0 ? 0 : scopes_;
+  if (feed_ && ix.read_once && !table_changed_ && !reading_) {
+    const auto t = feed_->take();
+    if (t.whole && ix.add_following(t.rows)) return;
+  }
+  table_changed_ = false;
+  begin_reads();
+  ix.catch_up();
+}
+
 std::size_t state_store::load_index() const {
   auto& ix = *index_;
-  ix.catch_up();
+  ix.caught_in = 0;
+  catch_up();
   std::size_t n = 0;
   for (const auto& [hash, entries] : ix.by_sample) n += entries.size();
   return n;
@@ -325,12 +424,10 @@ std::size_t state_store::load_index() const {
 template <typename Match, typename Fn>
 void state_store::each_result(std::string_view sample, Match match, Fn fn) const {
   auto& ix = *index_;
-  if (read_depth_ == 0 || ix.caught_in != scopes_) {
-    ix.catch_up();
-    ix.caught_in = read_depth_ == 0 ? 0 : scopes_;
-  }
+  catch_up();
   const auto it = ix.by_sample.find(std::hash<std::string_view>{}(sample));
   if (it == ix.by_sample.end()) return;
+  begin_reads();
   // Copied: fn may read further, and a row found gone is dropped from the entries.
   std::vector<std::int64_t> seqs;
   for (const auto& e : it->second)
@@ -408,11 +505,13 @@ std::optional<rerun::observation> state_store::latest_of_parameter(std::string_v
 
 void state_store::record(std::string_view sample, std::string_view parameter, rerun::observation o) {
   index_->caught_in = 0;
+  table_changed_ = true;
   write_state(db_, state_changes{{history_row{std::string(sample), std::string(parameter), std::move(o)}}, {}, {}, {}, {}, {}});
 }
 
 std::size_t state_store::prune(rerun::timestamp cutoff) {
   index_->caught_in = 0;
+  table_changed_ = true;
   return prune_results(db_, cutoff);
 }
 

@@ -16,10 +16,11 @@
 //    WAL snapshot) and see everything the outbox worker has committed. The result history is
 //    found by (sample, parameter) through an index held in memory (schema 12, issue #17: an
 //    on-disk one cost a random 1 KiB leaf per message), built from the results table at the
-//    first read and caught up with the rows added since before each read (or read_scope); one
-//    small entry per stored result, so bounded by the rerun window's prune. A read_scope groups the
-//    reads of one synchronous computation into one read transaction (one snapshot, one lock
-//    round instead of one per query); never hold one across a co_await.
+//    first read and caught up with the rows added since before each read (or read_scope): from
+//    the outbox worker's result_feed when it follows one, else from the table. One small entry
+//    per stored result, so bounded by the rerun window's prune. A read_scope groups the reads of
+//    one synchronous computation into one read transaction (one snapshot, one lock round instead
+//    of one per query), begun at its first read of the file; never hold one across a co_await.
 //  - The daemon writes through the outbox worker (off its event loop): outbox::append with
 //    state_changes, outbox::write, outbox::prune_history. record() / prune() here are the
 //    synchronous result_store writes, for tools and tests.
@@ -31,6 +32,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -106,6 +108,38 @@ void create_state_tables(sqlite3* db);
 // Applies `c` inside the caller's open transaction; throws std::runtime_error.
 void write_state(sqlite3* db, const state_changes& c);
 
+// The results rows this process's outbox worker committed, in seq order, handed to a
+// state_store's in-memory index (issue #17): it catches up from here instead of reading the
+// table, so a message whose samples it has never seen needs no read transaction at all (one
+// and ~6 page reads per message on the event loop before). Thread-safe: the worker publishes after
+// each COMMIT, before it posts the completions; the event loop takes. The table stays the truth:
+// a prune, an overflow, or a seq that does not follow the last one read sends the reader back to it.
+class result_feed {
+ public:
+  struct row {
+    std::int64_t seq = 0;
+    std::string sample;
+    std::string parameter;
+  };
+  // Worker: the rows of one committed transaction, in seq order.
+  void publish(std::vector<row> rows);
+  // Worker: results rows were deleted (a prune committed): the reader reads the table next.
+  void invalidate();
+  // Reader: everything published since the last take. `whole` false: the reader must read the
+  // table instead (the rows are then of no use: the table has them).
+  struct taken {
+    std::vector<row> rows;
+    bool whole = true;
+  };
+  taken take();
+
+ private:
+  static constexpr std::size_t max_rows = 1 << 16;  // not taken: past it the reader reads the table
+  std::mutex m_;
+  std::vector<row> rows_;
+  bool whole_ = true;
+};
+
 // The same, with its statements prepared once: for a connection that writes state changes with
 // every batch (the outbox worker). Lives no longer than the connection.
 class state_writer {
@@ -116,9 +150,24 @@ class state_writer {
   state_writer& operator=(const state_writer&) = delete;
   void write(const state_changes& c);
 
+  // The results rows written go to `feed` once their transaction commits; the caller (the outbox
+  // worker) says where its transactions and their savepoints end.
+  void feed_to(std::shared_ptr<result_feed> feed) { feed_ = std::move(feed); }
+  void op_begun() noexcept;          // a savepoint: what follows may be undone alone
+  void op_undone() noexcept;         // rolled back to it
+  void pruned() noexcept;            // this op deleted results rows
+  void committed();                  // the transaction is durable: publish
+  void rolled_back() noexcept;       // the transaction is gone
+
  private:
   struct statements;
   std::unique_ptr<statements> stmts_;
+  sqlite3* db_;
+  std::shared_ptr<result_feed> feed_;
+  std::vector<result_feed::row> staged_;  // written in the open transaction
+  std::size_t op_mark_ = 0;               // staged_ when the current op began
+  bool prune_staged_ = false;             // a prune in the open transaction
+  bool prune_before_op_ = false;
 };
 // Deletes history rows received before `cutoff`; returns how many. Throws std::runtime_error.
 std::size_t prune_results(sqlite3* db, rerun::timestamp cutoff);
@@ -130,8 +179,9 @@ class state_store final : public rerun::result_store {
   state_store(const state_store&) = delete;
   state_store& operator=(const state_store&) = delete;
 
-  // Reads made while a read_scope lives share one read transaction. Nests (only the
-  // outermost scope begins and ends it). Throws std::runtime_error when BEGIN fails.
+  // Reads made while a read_scope lives share one read transaction, begun by the first read
+  // that needs the file (none when the index answers alone). Nests (only the outermost scope
+  // ends it). A read throws std::runtime_error when BEGIN fails.
   class read_scope {
    public:
     explicit read_scope(const state_store& s);
@@ -180,6 +230,10 @@ class state_store final : public rerun::result_store {
 
   [[nodiscard]] const std::filesystem::path& file() const noexcept { return file_; }
 
+  // The result index catches up from `feed` (the outbox worker's committed rows, outbox::results_feed)
+  // instead of reading the table, once it has read the table at least once.
+  void follow(std::shared_ptr<result_feed> feed) { feed_ = std::move(feed); }
+
   // Builds the in-memory result index now and returns how many stored results it names. It is
   // otherwise built at the first lookup, which then waits for one read of every kept result
   // (about a third of a second for a million rows): the daemon calls this at start-up, before
@@ -199,6 +253,13 @@ class state_store final : public rerun::result_store {
   std::unique_ptr<reads> reads_;
   mutable int read_depth_ = 0;  // open read_scopes
   mutable std::uint64_t scopes_ = 0;  // outermost read_scopes begun: each is one snapshot
+  // A read_scope's transaction begins at its first read of the file, not with the scope: a
+  // message whose samples the index has never seen reads nothing.
+  mutable bool reading_ = false;
+  void begin_reads() const;
+  std::shared_ptr<result_feed> feed_;
+  mutable bool table_changed_ = false;  // this connection wrote results (record, prune): read the table
+  void catch_up() const;
   struct result_index;  // (sample, parameter) -> results seqs (state_store.cpp)
   mutable std::unique_ptr<result_index> index_;
   // Runs fn(row) on each stored result of `sample` whose parameter satisfies `match`, newest first,

@@ -313,3 +313,70 @@ TEST_CASE("reads inside a read_scope share one snapshot, and see new commits onc
   CHECK(store.has("S-2", "PLT"));
   CHECK(store.has("S-1", "HGB"));
 }
+
+// The daemon's state store follows the outbox worker's result_feed (outbox::results_feed): its
+// index catches up from the rows the worker committed, not from the table. A row staged by an op
+// that was then rolled back (here: its audit entry's id is taken) must not stand for the row of
+// the next op, which SQLite gives the same seq.
+TEST_CASE("a store following the outbox's feed sees each committed result and none of a rolled-back op") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  outbox box(config_at(file));
+  state_store store(file);
+  store.follow(box.results_feed());
+  CHECK(store.load_index() == 0);  // the table, read once
+  const auto audit = [](std::int64_t id) {
+    return interfaced::rerun::qc::audit_entry{id, "resolution", "chem|GLU|t1", "chem", "GLU", "BAD_VIAL", "ana", "", "2026-12-06T10:00:00.000+00:00", 0, ""};
+  };
+  state_changes a;
+  a.history = {row("S-A", "HGB", "13.5", "t")};
+  a.qc_audit = {audit(1)};
+  REQUIRE(append_wait(box, {msg("results", "R-A", "{}")}, a).durable);
+  CHECK(store.has("S-A", "HGB"));
+  state_changes b;  // fails after its result row was written: audit id 1 again
+  b.history = {row("S-B", "HGB", "14.0", "t")};
+  b.qc_audit = {audit(1)};
+  CHECK_FALSE(append_wait(box, {msg("results", "R-B", "{}")}, b).durable);
+  state_changes c;
+  c.history = {row("S-C", "HGB", "12.1", "t"), row("S-C", "PLT", "250", "t")};
+  REQUIRE(append_wait(box, {msg("results", "R-C", "{}")}, c).durable);
+  CHECK_FALSE(store.has("S-B", "HGB"));
+  CHECK(store.has("S-C", "HGB"));
+  CHECK(store.has("S-C", "PLT"));
+  CHECK(store.has_observation("S-C", "HGB", "12.1", "t"));
+  CHECK(store.load_index() == 3);
+  state_store fresh(file);  // the table agrees
+  CHECK(fresh.load_index() == 3);
+  CHECK(fresh.has("S-C", "PLT"));
+}
+
+TEST_CASE("a store following the outbox's feed reads the table after a prune and after its own writes") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  boost::asio::io_context ioc;
+  outbox box(config_at(file), interfaced::test::poster_for(ioc));
+  state_store store(file);
+  store.follow(box.results_feed());
+  CHECK(store.load_index() == 0);
+  state_changes s;
+  s.history = {row("OLD", "HGB", "1", "t", 1'000), row("NEW", "HGB", "2", "t", 2'000), row("NEW", "PLT", "250", "t", 2'000)};
+  std::optional<bool> written;
+  box.write(std::move(s), [&](bool ok) { written = ok; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return written.has_value(); }));
+  REQUIRE(*written);
+  CHECK(store.load_index() == 3);
+  std::optional<std::size_t> removed;
+  box.prune_history(interfaced::rerun::timestamp(std::chrono::seconds(1'500)), [&](std::size_t n) { removed = n; });
+  REQUIRE(interfaced::test::run_until(ioc, [&] { return removed.has_value(); }));
+  CHECK(*removed == 1);
+  CHECK(store.load_index() == 2);  // the pruned row's entry went: the feed said "read the table"
+  CHECK_FALSE(store.has("OLD", "HGB"));
+  // A result the store writes itself (a tool's result_store write) is not in the feed.
+  interfaced::rerun::observation o;
+  o.value = "7";
+  o.observed_at = "t";
+  o.received_at = interfaced::rerun::timestamp(std::chrono::seconds(3'000));
+  store.record("OWN", "WBC", o);
+  CHECK(store.has("OWN", "WBC"));
+  CHECK(store.load_index() == 3);
+}
