@@ -425,7 +425,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   std::vector<new_message> forty;
   for (int i = 0; i < 40; ++i) forty.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
   const auto ids = file_holding(file, std::move(forty));
-  CHECK(query_int(file, "PRAGMA user_version") == 15);  // schemas 11 to 15 followed
+  CHECK(query_int(file, "PRAGMA user_version") == 16);  // schemas 11 to 16 followed
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
@@ -438,7 +438,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
            " WHERE (seq - (SELECT min(seq) FROM messages)) % 2 = 0;"
            "PRAGMA user_version = 9;");
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 15);
+  CHECK(query_int(file, "PRAGMA user_version") == 16);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   CHECK(admin.list(true).size() == 40);
   using ms = std::chrono::milliseconds;
@@ -475,7 +475,7 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
            "PRAGMA user_version = 10;");
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 15);
+  CHECK(query_int(file, "PRAGMA user_version") == 16);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
   CHECK(box.stats().undelivered == 5);
   // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
@@ -585,7 +585,7 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 2);
   {
     outbox box(config_at(file));  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 15);
+    CHECK(query_int(file, "PRAGMA user_version") == 16);
     CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('results_sp', 'message_samples_by_seq')") == 0);
     CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name = 'message_samples'") == 0);
     CHECK(query_int(file, "SELECT count(*) FROM message_bodies WHERE samples IN (char(10) || 'S-1' || char(10),"
@@ -630,7 +630,7 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   std::vector<new_message> ms;
   for (std::size_t i = 0; i < bodies.size(); ++i) ms.push_back(msg("results", "K-" + std::to_string(i), bodies[i]));
   const auto ids = file_holding(file, std::move(ms));
-  CHECK(query_int(file, "PRAGMA user_version") == 15);
+  CHECK(query_int(file, "PRAGMA user_version") == 16);
   // The results body stored packed: the marker byte, then less than half its bytes.
   const std::string packed_sql =
       "SELECT substr(b.body, 1, 1) = x'00' AND length(b.body) * 2 < " + std::to_string(big.size()) +
@@ -670,7 +670,7 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   REQUIRE(query_int(file, "SELECT count(*) FROM message_bodies WHERE substr(body, 1, 1) = x'00'") == 1);
   {
     outbox_admin admin(file);  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 15);
+    CHECK(query_int(file, "PRAGMA user_version") == 16);
     CHECK(query_int(file, packed_sql.c_str()) == 1);
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const auto m = admin.show(ids[i]);
@@ -709,7 +709,7 @@ TEST_CASE("schema 15: a version-14 file's message samples move into their bodies
                      "'; PRAGMA user_version = 14;");
   REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 4);
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 15);
+  CHECK(query_int(file, "PRAGMA user_version") == 16);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'message_samples%'") == 0);
   const std::string first_row = "SELECT count(*) FROM messages m JOIN message_bodies b ON b.seq = m.seq WHERE m.id = '" +
                                 ids[0] + "' AND b.samples = char(10) || 'S-1' || char(10) || 'S-2' || char(10)";
@@ -1019,4 +1019,41 @@ TEST_CASE("list by sample: exact ids, every sample a body names, by device, newe
   all.newest_first = true;
   all.limit = 2;
   CHECK(ids_of(all) == std::vector<std::string>{ids[3], ids[2]});
+}
+
+// Issue #17: schema 16 writes the messages' CHECK on state as comparisons. The IN list it
+// replaces made SQLite build and free an ephemeral table at every append and every state change
+// (~35,000 instructions each). A version-15 file as that release left it is rewritten at open;
+// the rule still holds, for new rows and changed ones, and the file stays whole.
+TEST_CASE("schema 16: a version-15 file's state CHECK becomes comparisons and still refuses an unknown state") {
+  scratch_dir dir;
+  const auto file = dir / "outbox.sqlite";
+  const auto ids = file_holding(file, {msg("results", "K-0", "{}"), msg("results", "K-1", "{}")});
+  const std::string in_list = "CHECK (state IN (''pending'',''delivered'',''dead'',''set-aside''))";
+  const std::string compared =
+      "CHECK (state = ''pending'' OR state = ''delivered'' OR state = ''dead'' OR state = ''set-aside'')";
+  const auto cookie = query_int(file, "PRAGMA schema_version");
+  exec_sql(file, "PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = replace(sql, '" + compared + "', '" +
+                     in_list + "') WHERE name = 'messages'; PRAGMA schema_version = " + std::to_string(cookie + 1) +
+                     "; PRAGMA writable_schema = OFF; PRAGMA user_version = 15;");
+  REQUIRE(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name = 'messages' AND sql LIKE '%state IN (%'") == 1);
+  {
+    outbox_admin admin(file);  // migrates
+    CHECK(admin.list().size() == 2);
+  }
+  CHECK(query_int(file, "PRAGMA user_version") == 16);
+  CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name = 'messages' AND sql LIKE '%state IN (%'") == 0);
+  CHECK(query_int(file, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") == 1);
+  // The rule, through another connection: an unknown state is refused on insert and on update.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(file.c_str(), &db) == SQLITE_OK);
+  CHECK(sqlite3_exec(db, "INSERT INTO messages (id, kind, ordering_key, created_at, next_attempt_at, state)"
+                         " VALUES ('x', 'results', 'K', 1, 1, 'sent')", nullptr, nullptr, nullptr) == SQLITE_CONSTRAINT);
+  CHECK(sqlite3_exec(db, ("UPDATE messages SET state = 'lost' WHERE id = '" + ids[0] + "'").c_str(), nullptr, nullptr,
+                     nullptr) == SQLITE_CONSTRAINT);
+  CHECK(sqlite3_exec(db, ("UPDATE messages SET state = 'set-aside' WHERE id = '" + ids[0] + "'").c_str(), nullptr,
+                     nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  outbox box(config_at(file));  // and the outbox appends as before
+  CHECK(append_wait(box, {msg("results", "K-2", "{}")}).durable);
 }
