@@ -1070,22 +1070,30 @@ class outbox_db {
   // rewritten in place, SQLite's documented procedure for changing a CHECK constraint
   // (sqlite.org/lang_altertable.html, writable_schema and a new schema_version).
   void migrate_to_16() {
-    exec("BEGIN IMMEDIATE");
-    std::int64_t cookie = 0;
-    {
-      statement v(db_, "PRAGMA schema_version");
-      v.step();
-      cookie = v.integer(0);
-      v.finish();
+    exec("BEGIN IMMEDIATE; SAVEPOINT check_rewrite;");
+    try {
+      std::int64_t cookie = 0;
+      {
+        statement v(db_, "PRAGMA schema_version");
+        v.step();
+        cookie = v.integer(0);
+        v.finish();
+      }
+      exec(
+          "PRAGMA writable_schema = ON;"
+          "UPDATE sqlite_master SET sql = replace(sql,"
+          " 'CHECK (state IN (''pending'',''delivered'',''dead'',''set-aside''))',"
+          " 'CHECK (state = ''pending'' OR state = ''delivered'' OR state = ''dead'' OR state = ''set-aside'')')"
+          " WHERE type = 'table' AND name = 'messages';");
+      exec(("PRAGMA schema_version = " + std::to_string(cookie + 1) + ";").c_str());
+      exec("PRAGMA writable_schema = OFF; RELEASE check_rewrite;");
+    } catch (const std::exception&) {
+      // A SQLite built or configured defensive (SQLITE_DBCONFIG_DEFENSIVE) refuses writable_schema:
+      // the IN list stays. The same rule, only slower; the file still opens.
+      sqlite3_exec(db_, "PRAGMA writable_schema = OFF; ROLLBACK TO check_rewrite; RELEASE check_rewrite;", nullptr,
+                   nullptr, nullptr);
     }
-    exec(
-        "PRAGMA writable_schema = ON;"
-        "UPDATE sqlite_master SET sql = replace(sql,"
-        " 'CHECK (state IN (''pending'',''delivered'',''dead'',''set-aside''))',"
-        " 'CHECK (state = ''pending'' OR state = ''delivered'' OR state = ''dead'' OR state = ''set-aside'')')"
-        " WHERE type = 'table' AND name = 'messages';");
-    exec(("PRAGMA schema_version = " + std::to_string(cookie + 1) + ";").c_str());
-    exec("PRAGMA writable_schema = OFF; PRAGMA user_version = 16; COMMIT;");
+    exec("PRAGMA user_version = 16; COMMIT;");
   }
 
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other

@@ -134,7 +134,7 @@ class result_feed {
   taken take();
 
  private:
-  static constexpr std::size_t max_rows = 1 << 16;  // not taken: past it the reader reads the table
+  static constexpr std::size_t max_rows = 1 << 14;  // not taken: past it the reader reads the table
   std::mutex m_;
   std::vector<row> rows_;
   bool whole_ = true;
