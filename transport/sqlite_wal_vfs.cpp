@@ -246,12 +246,21 @@ int x_open(sqlite3_vfs*, const char* name, sqlite3_file* f, int flags, int* out_
   if ((flags & SQLITE_OPEN_MAIN_DB) && name) s->db_name = name;
   const std::string_view wal_name = name ? name : "";
   if ((flags & SQLITE_OPEN_WAL) && wal_name.size() > 4 && wal_name.ends_with("-wal")) {
-    auto* w = new wal_buffer;
-    w->db_path = std::string(wal_name.substr(0, wal_name.size() - 4));
-    w->real = real;
+    // No exception may cross into SQLite's C: out of memory here fails the open.
+    wal_buffer* w = nullptr;
+    try {
+      w = new wal_buffer;
+      w->db_path = std::string(wal_name.substr(0, wal_name.size() - 4));
+      w->real = real;
+      const std::lock_guard lock(registry_mutex);
+      registry.push_back(w);
+    } catch (const std::exception&) {
+      delete w;
+      real->pMethods->xClose(real);
+      s->base.pMethods = nullptr;
+      return SQLITE_NOMEM;
+    }
     s->wal = w;
-    const std::lock_guard lock(registry_mutex);
-    registry.push_back(w);
   }
   return SQLITE_OK;
 }
