@@ -270,7 +270,14 @@ class outbox_db {
                    : t == tx::savepoint ? stmts_->savepoint
                    : t == tx::release  ? stmts_->release
                                        : stmts_->rollback_to;
+    // The state writer's staged results rows follow the transaction (state_writer::feed_to): an
+    // op's go with its savepoint, all go with a rollback, and a commit publishes them before the
+    // worker posts any completion (a caller then finds its rows fed).
+    if (t == tx::rollback_to) state_->op_undone();
+    if (t == tx::rollback) state_->rolled_back();
     sqlite::run_once(s);
+    if (t == tx::savepoint) state_->op_begun();
+    if (t == tx::commit) state_->committed();
   }
   [[nodiscard]] int changes() const noexcept { return sqlite3_changes(db_); }
   // For the state tables' writes (state_store.hpp), inside the worker's transaction.
@@ -429,14 +436,10 @@ class outbox_db {
       }
     }
   }
-  // The state writer's results rows, to the feed once committed (state_writer::feed_to); the
-  // worker's savepoints and transaction ends, for it.
+  // The state writer's results rows, to the feed once committed (state_writer::feed_to; control()
+  // tells it where transactions and savepoints end).
   void feed_results_to(std::shared_ptr<result_feed> feed) { state_->feed_to(std::move(feed)); }
-  void op_begun() noexcept { state_->op_begun(); }
-  void op_undone() noexcept { state_->op_undone(); }
   void results_pruned() noexcept { state_->pruned(); }
-  void committed() { state_->committed(); }
-  void rolled_back() noexcept { state_->rolled_back(); }
   // After a rollback: the in-memory indexes (pending keys, message samples, history samples, fresh bodies) may
   // hold what the database no longer does.
   void forget_indexes() noexcept {
@@ -1939,7 +1942,6 @@ void outbox::run() {
         // fewer per message (issue #17).
         const bool guarded = batch[i]->writes;
         if (guarded) db_->control(detail::outbox_db::tx::savepoint);
-        db_->op_begun();
         try {
           if (write_fault && batch[i]->writes)
             throw std::runtime_error("outbox: attempt to write a readonly database (write_fault_file " +
@@ -1955,7 +1957,6 @@ void outbox::run() {
           errors[i] = e.what();
           batch[i]->delivered = 0;
           db_->forget_indexes();
-          db_->op_undone();
           if (guarded) {
             db_->control(detail::outbox_db::tx::rollback_to);
             db_->control(detail::outbox_db::tx::release);
@@ -1978,14 +1979,12 @@ void outbox::run() {
           if (wrote) db_->fold_history(stopping_);
           db_->control(detail::outbox_db::tx::commit);
           committed = true;
-          db_->committed();  // before any completion is posted: a caller then finds its rows fed
         } catch (const std::exception& e) {
           commit_error = e.what();
         }
       }
       if (!committed) {
         db_->forget_indexes();
-        db_->rolled_back();
         try {
           db_->control(detail::outbox_db::tx::rollback);
         } catch (...) {

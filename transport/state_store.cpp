@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <new>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -70,7 +71,7 @@ void state_writer::op_undone() noexcept {
 
 void state_writer::pruned() noexcept { prune_staged_ = true; }
 
-void state_writer::committed() {
+void state_writer::committed() noexcept {
   if (feed_) {
     if (!staged_.empty()) feed_->publish(std::move(staged_));
     if (prune_staged_) feed_->invalidate();
@@ -84,7 +85,7 @@ void state_writer::rolled_back() noexcept {
   prune_staged_ = prune_before_op_ = false;
 }
 
-void result_feed::publish(std::vector<row> rows) {
+void result_feed::publish(std::vector<row> rows) noexcept {
   const std::lock_guard lock(m_);
   if (!whole_) return;  // the reader reads the table anyway
   if (rows_.size() + rows.size() > max_rows) {
@@ -92,8 +93,13 @@ void result_feed::publish(std::vector<row> rows) {
     whole_ = false;
     return;
   }
-  if (rows_.empty()) rows_ = std::move(rows);
-  else rows_.insert(rows_.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+  try {
+    if (rows_.empty()) rows_ = std::move(rows);
+    else rows_.insert(rows_.end(), std::make_move_iterator(rows.begin()), std::make_move_iterator(rows.end()));
+  } catch (const std::bad_alloc&) {  // no memory to keep them: the reader reads the table
+    rows_.clear();
+    whole_ = false;
+  }
 }
 
 void result_feed::invalidate() {

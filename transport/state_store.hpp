@@ -121,8 +121,9 @@ class result_feed {
     std::string sample;
     std::string parameter;
   };
-  // Worker: the rows of one committed transaction, in seq order.
-  void publish(std::vector<row> rows);
+  // Worker: the rows of one committed transaction, in seq order. Never throws: rows it cannot
+  // keep (no memory) send the reader to the table.
+  void publish(std::vector<row> rows) noexcept;
   // Worker: results rows were deleted (a prune committed): the reader reads the table next.
   void invalidate();
   // Reader: everything published since the last take. `whole` false: the reader must read the
@@ -151,12 +152,12 @@ class state_writer {
   void write(const state_changes& c);
 
   // The results rows written go to `feed` once their transaction commits; the caller (the outbox
-  // worker) says where its transactions and their savepoints end.
+  // worker's transaction control) says where its transactions and their savepoints end.
   void feed_to(std::shared_ptr<result_feed> feed) { feed_ = std::move(feed); }
   void op_begun() noexcept;          // a savepoint: what follows may be undone alone
   void op_undone() noexcept;         // rolled back to it
   void pruned() noexcept;            // this op deleted results rows
-  void committed();                  // the transaction is durable: publish
+  void committed() noexcept;         // the transaction is durable: publish
   void rolled_back() noexcept;       // the transaction is gone
 
  private:
