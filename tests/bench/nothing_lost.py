@@ -605,17 +605,20 @@ class SyscallCounter:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             err = b"perf stat did not stop"
-        counts = collections.defaultdict(dict)  # thread -> call -> count
+        counts = collections.defaultdict(dict)  # thread name -> call -> count
+        tids = collections.defaultdict(set)  # thread name -> the threads of that name that made calls
         if os.path.exists(self.out):
             for line in open(self.out):
                 f = line.strip().split(",")
                 # thread,count,unit,event,...: thread is "comm-tid"
                 if len(f) < 4 or not f[1].isdigit():
                     continue
-                thread = f[0].rsplit("-", 1)[0]
+                thread, tid = f[0].rsplit("-", 1)
                 call = f[3].split(":")[-1].replace("sys_enter_", "")
                 call = "all" if call == "sys_enter" else call
                 counts[thread][call] = counts[thread].get(call, 0) + int(f[1])
+                if call == "all" and int(f[1]) > 0:
+                    tids[thread].add(tid)
         if not counts:
             log("system calls not counted: %s" % (err.decode(errors="replace").strip()[-300:] or "no perf output"))
             return
@@ -624,7 +627,9 @@ class SyscallCounter:
                 continue
             parts = ", ".join("%s %.2f" % (k, v / messages) for k, v in sorted(c.items(), key=lambda kv: -kv[1])
                               if k != "all" and v)
-            log("system calls per message, thread %s: %.2f in all (%s)" % (thread, c["all"] / messages, parts))
+            # Threads of one name (an older binary's unnamed worker) are summed: said so.
+            many = " (%d threads of that name, summed)" % len(tids[thread]) if len(tids[thread]) > 1 else ""
+            log("system calls per message, thread %s%s: %.2f in all (%s)" % (thread, many, c["all"] / messages, parts))
 
 
 def mode_throughput(a, d):
