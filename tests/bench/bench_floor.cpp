@@ -23,7 +23,14 @@
 // The daemon-side threads are named floor-loop and floor-worker, so `perf stat --per-thread -e
 // 'syscalls:sys_enter_*'` counts their system calls apart from the peers'.
 //
-// Usage: bench_floor [--conns 32] [--messages 200] [--dir DIR] [--speculative]
+// --sqlite: the worker is the smallest SQLite outbox instead of a plain file -- one table (seq, a
+// unique text id, the 640-byte body, a state), WAL with 1 KiB pages and synchronous=FULL through
+// interfaced's batched-WAL VFS, as the daemon's outbox opens it. Per message one INSERT in the
+// group transaction, and one UPDATE marking it delivered once the backend answered; the marks
+// wake nobody and ride the next group commit. What SQLite alone adds to the floor: the part of
+// the daemon's per-message budget a SQLite outbox takes before any of the daemon's own work.
+//
+// Usage: bench_floor [--conns 32] [--messages 200] [--dir DIR] [--speculative] [--sqlite]
 // Prints CPU µs per message and per result (loop and worker threads, user and system) and the
 // implied results per CPU-second.
 
@@ -62,6 +69,10 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sqlite3.h>
+
+#include "transport/sqlite_wal_vfs.hpp"
+
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
@@ -76,6 +87,7 @@ struct options {
   int messages = 200;
   std::string dir = "/tmp";
   bool speculative = false;
+  bool sqlite = false;
 };
 
 // One E1381 frame: STX FN text ETX|ETB C1 C2 CR LF.
@@ -169,19 +181,47 @@ class parked {
 // completions posted back to the loop in one handler.
 class worker {
  public:
-  worker(asio::io_context& loop, const std::string& path) : loop_(loop) {
-    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
-    if (fd_ < 0) std::perror("open"), std::exit(1);
+  worker(asio::io_context& loop, const std::string& path, bool use_sqlite) : loop_(loop) {
+    if (!use_sqlite) {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+      if (fd_ < 0) std::perror("open"), std::exit(1);
+      return;
+    }
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        interfaced::transport::sqlite::batched_wal_vfs()) != SQLITE_OK)
+      std::fprintf(stderr, "sqlite open %s failed\n", path.c_str()), std::exit(1);
+    exec("PRAGMA page_size=1024");
+    exec("PRAGMA journal_mode=WAL");
+    exec("PRAGMA wal_autocheckpoint=32000");
+    exec("PRAGMA synchronous=FULL");
+    exec("CREATE TABLE m (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, body BLOB NOT NULL,"
+         " state INTEGER NOT NULL DEFAULT 0)");
+    sqlite3_prepare_v2(db_, "INSERT INTO m (id, body) VALUES (?1, ?2)", -1, &insert_, nullptr);
+    sqlite3_prepare_v2(db_, "UPDATE m SET state = 1 WHERE id = ?1", -1, &mark_, nullptr);
   }
-  ~worker() { ::close(fd_); }
+  ~worker() {
+    if (db_ != nullptr) {
+      sqlite3_finalize(insert_);
+      sqlite3_finalize(mark_);
+      sqlite3_close(db_);
+    } else {
+      ::close(fd_);
+    }
+  }
 
-  void put(std::string bytes, session* s) {
+  void put(std::string id, std::string bytes, session* s) {
     {
       std::lock_guard lk(m_);
-      queue_.push_back({std::move(bytes), s});
+      queue_.push_back({std::move(id), std::move(bytes), s});
     }
     cv_.notify_one();  // glibc: no system call when nobody waits
   }
+  // --sqlite: mark message `id` delivered, in the next group commit.
+  void mark(std::string id) {
+    std::lock_guard lk(m_);
+    queue_.push_back({std::move(id), {}, nullptr});  // wakes nobody
+  }
+  bool uses_sqlite() const noexcept { return db_ != nullptr; }
 
   void stop() {
     {
@@ -197,11 +237,24 @@ class worker {
 
  private:
   struct job {
+    std::string id;
     std::string bytes;
-    session* s;
+    session* s;  // null: a delivered mark
   };
+  void exec(const char* sql) {
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
+      std::fprintf(stderr, "sqlite: %s: %s\n", sql, sqlite3_errmsg(db_)), std::exit(1);
+  }
+  void step(sqlite3_stmt* st) {
+    if (sqlite3_step(st) != SQLITE_DONE) std::fprintf(stderr, "sqlite: %s\n", sqlite3_errmsg(db_)), std::exit(1);
+    sqlite3_reset(st);
+  }
+  void commit_sqlite(const std::vector<job>& batch);
   asio::io_context& loop_;
   int fd_ = -1;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* insert_ = nullptr;
+  sqlite3_stmt* mark_ = nullptr;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<job> queue_;
@@ -211,13 +264,13 @@ class worker {
 // The HTTP side: one keep-alive connection, one POST in flight at a time.
 class http_out {
  public:
-  http_out(asio::io_context& loop, tcp::endpoint backend, bool speculative)
-      : sock_(loop), speculative_(speculative) {
+  http_out(asio::io_context& loop, tcp::endpoint backend, bool speculative, worker& w)
+      : sock_(loop), speculative_(speculative), worker_(w) {
     sock_.connect(backend);
     sock_.non_blocking(true);
   }
-  void put(std::string body) {
-    pending_.push_back(std::move(body));
+  void put(std::string id, std::string body) {
+    pending_.emplace_back(std::move(id), std::move(body));
     if (wake_) wake_.resume();
   }
   asio::awaitable<void> run(std::uint64_t total, std::atomic<bool>& done);
@@ -228,9 +281,10 @@ class http_out {
         [this](auto h) { wake_.park(std::move(h)); }, asio::use_awaitable);
   }
   tcp::socket sock_;
-  std::deque<std::string> pending_;
+  std::deque<std::pair<std::string, std::string>> pending_;  // id, body
   parked wake_;
   bool speculative_;
+  worker& worker_;
 };
 
 struct session {
@@ -251,19 +305,42 @@ void worker::run() {
       if (queue_.empty()) return;
       batch.swap(queue_);
     }
-    all.clear();
-    for (const auto& j : batch) all += j.bytes;
-    if (::write(fd_, all.data(), all.size()) != static_cast<ssize_t>(all.size())) std::perror("write"), std::exit(1);
-    if (::fdatasync(fd_) != 0) std::perror("fdatasync"), std::exit(1);
+    if (db_ != nullptr) {
+      commit_sqlite(batch);
+    } else {
+      all.clear();
+      for (const auto& j : batch) all += j.bytes;
+      if (::write(fd_, all.data(), all.size()) != static_cast<ssize_t>(all.size())) std::perror("write"), std::exit(1);
+      if (::fdatasync(fd_) != 0) std::perror("fdatasync"), std::exit(1);
+    }
     ++batches;
     std::vector<session*> done;
     done.reserve(batch.size());
-    for (const auto& j : batch) done.push_back(j.s);
+    for (const auto& j : batch)
+      if (j.s != nullptr) done.push_back(j.s);
     batch.clear();
+    if (done.empty()) continue;
     asio::post(loop_, [done = std::move(done)] {
       for (session* s : done) s->durable.resume();
     });
   }
+}
+
+// One transaction: each message inserted, each mark applied; COMMIT syncs the WAL (synchronous=FULL).
+void worker::commit_sqlite(const std::vector<job>& batch) {
+  exec("BEGIN");
+  for (const auto& j : batch) {
+    const std::string_view id = j.id;
+    if (j.s == nullptr) {
+      sqlite3_bind_text(mark_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+      step(mark_);
+    } else {
+      sqlite3_bind_text(insert_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
+      sqlite3_bind_blob(insert_, 2, j.bytes.data(), static_cast<int>(j.bytes.size()), SQLITE_STATIC);
+      step(insert_);
+    }
+  }
+  exec("COMMIT");
 }
 
 // Reads what is there. Wait-then-read: after a read that drained the socket (returned less than
@@ -307,11 +384,11 @@ asio::awaitable<void> http_out::run(std::uint64_t total, std::atomic<bool>& done
   reader in{sock_, speculative_};
   for (std::uint64_t sent = 0; sent < total; ++sent) {
     if (pending_.empty()) co_await wait_pending();
-    std::string body = std::move(pending_.front());
+    auto [id, body] = std::move(pending_.front());
     pending_.pop_front();
     req.assign("POST /results HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                "Idempotency-Key: ");
-    req.append(body, 0, 40);
+    req.append(id);
     req.append("\r\nContent-Length: ");
     req.append(std::to_string(body.size()));
     req.append("\r\n\r\n");
@@ -331,6 +408,7 @@ asio::awaitable<void> http_out::run(std::uint64_t total, std::atomic<bool>& done
       const std::size_t len = cl == std::string::npos ? 0 : std::strtoul(got.c_str() + cl + 16, nullptr, 10);
       if (got.size() >= end + 4 + len) break;
     }
+    if (worker_.uses_sqlite()) worker_.mark(std::move(id));
   }
   done = true;
   co_return;
@@ -363,17 +441,20 @@ asio::awaitable<void> serve(std::shared_ptr<session> s, worker& w, http_out& htt
         const bool last = f.find(etx) != std::string_view::npos;
         message.append(f.substr(2, f.size() - 7));
         if (last) {
-          // Persist, then acknowledge.
+          // Persist, then acknowledge. The id: unique, 36 characters, as the daemon's UUIDs.
+          static std::uint64_t made = 0;
+          char id[40];
+          std::snprintf(id, sizeof id, "00000000-0000-7000-8000-%012llx", static_cast<unsigned long long>(++made));
           co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
               [&](auto h) {
                 s->durable.park(std::move(h));
-                w.put(message, s.get());
+                w.put(id, message, s.get());
               },
               asio::use_awaitable);
           s->sock.write_some(asio::buffer(&ack_byte, 1), ec);
           std::string body = message;
           body.resize(body_bytes, ' ');
-          http.put(std::move(body));
+          http.put(id, std::move(body));
           message.clear();
         } else {
           s->sock.write_some(asio::buffer(&ack_byte, 1), ec);
@@ -454,8 +535,9 @@ int main(int argc, char** argv) {
     else if (a == "--messages" && i + 1 < argc) o.messages = std::atoi(argv[++i]);
     else if (a == "--dir" && i + 1 < argc) o.dir = argv[++i];
     else if (a == "--speculative") o.speculative = true;
+    else if (a == "--sqlite") o.sqlite = true;
     else {
-      std::fprintf(stderr, "usage: bench_floor [--conns N] [--messages N] [--dir DIR] [--speculative]\n");
+      std::fprintf(stderr, "usage: bench_floor [--conns N] [--messages N] [--dir DIR] [--speculative] [--sqlite]\n");
       return 2;
     }
   }
@@ -470,8 +552,8 @@ int main(int argc, char** argv) {
   // The daemon: one loop, one worker.
   asio::io_context loop(1);
   auto guard = asio::make_work_guard(loop);
-  worker w(loop, path);
-  http_out http(loop, backend_acc.local_endpoint(), o.speculative);
+  worker w(loop, path, o.sqlite);
+  http_out http(loop, backend_acc.local_endpoint(), o.speculative, w);
   tcp::acceptor acc(loop, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
   std::atomic<bool> delivered{false};
   std::atomic<long> loop_tid{0};
@@ -512,11 +594,14 @@ int main(int argc, char** argv) {
   loop_thread.join();
   backend_thread.join();
   std::filesystem::remove(path);
+  std::filesystem::remove(path + "-wal");
+  std::filesystem::remove(path + "-shm");
 
   const double loop_cpu = l1 - l0, worker_cpu = w1 - w0, cpu = loop_cpu + worker_cpu;
   const double per_msg = cpu / static_cast<double>(total) * 1e6;
-  std::printf("bench_floor: %d connections x %d messages x %d results, %s reads, file %s\n", o.conns, o.messages,
-              results_per_message, o.speculative ? "speculative (async_read_some)" : "wait-then-read", o.dir.c_str());
+  std::printf("bench_floor: %d connections x %d messages x %d results, %s reads, %s %s\n", o.conns, o.messages,
+              results_per_message, o.speculative ? "speculative (async_read_some)" : "wait-then-read",
+              o.sqlite ? "SQLite outbox (insert + delivered mark) in" : "file", o.dir.c_str());
   std::printf("  wall %.2f s, %llu group commits (%.1f messages per fdatasync)\n", wall,
               static_cast<unsigned long long>(w.batches), static_cast<double>(total) / static_cast<double>(w.batches));
   std::printf("  loop thread   %.3f s CPU (user %.2f sys %.2f) = %.1f us per message\n", loop_cpu, lu1 - lu0, ls1 - ls0,

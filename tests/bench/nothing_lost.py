@@ -352,6 +352,23 @@ def proc_cpu_split(pid):
     return int(fields[11]) / tck, int(fields[12]) / tck
 
 
+def thread_cpu_split(pid):
+    """{thread name: (utime, stime)} of a process's threads, seconds; threads of one name summed."""
+    tck = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                head, rest = f.read().rsplit(")", 1)
+        except OSError:  # the thread ended
+            continue
+        name = head.split("(", 1)[1]
+        fields = rest.split()
+        u, s = out.get(name, (0.0, 0.0))
+        out[name] = (u + int(fields[11]) / tck, s + int(fields[12]) / tck)
+    return out
+
+
 def proc_written(pid):
     """Bytes a process caused to be written to storage (/proc/PID/io write_bytes)."""
     with open("/proc/%d/io" % pid) as f:
@@ -586,7 +603,8 @@ class SyscallCounter:
 
     def __init__(self, pid, d):
         self.out = os.path.join(d, "syscalls.csv")
-        events = ["raw_syscalls:sys_enter"] + ["syscalls:sys_enter_" + c for c in self.CALLS]
+        # context-switches: each time a thread sleeps (epoll_wait, a futex) and is woken again.
+        events = ["raw_syscalls:sys_enter", "context-switches"] + ["syscalls:sys_enter_" + c for c in self.CALLS]
         try:
             self.proc = subprocess.Popen(["perf", "stat", "--per-thread", "-x", ",", "-e", ",".join(events),
                                           "-p", str(pid), "-o", self.out],
@@ -626,10 +644,11 @@ class SyscallCounter:
             if not c.get("all"):
                 continue
             parts = ", ".join("%s %.2f" % (k, v / messages) for k, v in sorted(c.items(), key=lambda kv: -kv[1])
-                              if k != "all" and v)
+                              if k not in ("all", "context-switches") and v)
             # Threads of one name (an older binary's unnamed worker) are summed: said so.
             many = " (%d threads of that name, summed)" % len(tids[thread]) if len(tids[thread]) > 1 else ""
-            log("system calls per message, thread %s%s: %.2f in all (%s)" % (thread, many, c["all"] / messages, parts))
+            log("system calls per message, thread %s%s: %.2f in all (%s); context switches %.2f"
+                % (thread, many, c["all"] / messages, parts, c.get("context-switches", 0) / messages))
 
 
 def mode_throughput(a, d):
@@ -648,6 +667,7 @@ def mode_throughput(a, d):
     probe = FsyncProbe(os.path.dirname(outbox_file(d)))
     probe.start()
     cpu0 = proc_cpu_split(daemon.pid)
+    threads0 = thread_cpu_split(daemon.pid)
     io0 = proc_written(daemon.pid)
     counter = SyscallCounter(daemon.pid, d) if a.syscalls else None
     t0 = time.monotonic()
@@ -685,6 +705,12 @@ def mode_throughput(a, d):
             (cpu, acked, acked / cpu if cpu else float("nan")))
         log("daemon CPU time split: user %.2f s, system %.2f s (%.0f %% in the kernel: system calls, "
             "page cache, fsync)" % (user, system, 100.0 * system / cpu if cpu else float("nan")))
+        for name, (u, s) in sorted(thread_cpu_split(daemon.pid).items()):
+            u0, s0 = threads0.get(name, (0.0, 0.0))
+            if u - u0 + s - s0 > 0:
+                log("daemon CPU per message, thread %s: %.1f us (user %.1f, system %.1f)" %
+                    (name, (u - u0 + s - s0) / acked * a.results * 1e6, (u - u0) / acked * a.results * 1e6,
+                     (s - s0) / acked * a.results * 1e6))
         if counter:
             counter.report(acked // a.results)
         written = proc_written(daemon.pid) - io0
