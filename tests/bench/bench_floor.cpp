@@ -445,15 +445,16 @@ asio::awaitable<void> serve(std::shared_ptr<session> s, worker& w, http_out& htt
           static std::uint64_t made = 0;
           char id[40];
           std::snprintf(id, sizeof id, "00000000-0000-7000-8000-%012llx", static_cast<unsigned long long>(++made));
+          // The body the backend gets (and a SQLite outbox stores): 640 bytes, as the daemon's.
+          std::string body = message;
+          body.resize(body_bytes, ' ');
           co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
               [&](auto h) {
                 s->durable.park(std::move(h));
-                w.put(id, message, s.get());
+                w.put(id, w.uses_sqlite() ? body : message, s.get());
               },
               asio::use_awaitable);
           s->sock.write_some(asio::buffer(&ack_byte, 1), ec);
-          std::string body = message;
-          body.resize(body_bytes, ' ');
           http.put(id, std::move(body));
           message.clear();
         } else {
