@@ -87,14 +87,23 @@ int x_close(sqlite3_file* f) {
   return flushed != SQLITE_OK ? flushed : rc;
 }
 
-int x_read(sqlite3_file* f, void* out, int n, sqlite3_int64 at) {
+// A method of the default VFS's file, called as it is.
+template <auto method, class... Args>
+auto real_call(sqlite3_file* f, Args... args) {
+  return (real_of(f)->pMethods->*method)(real_of(f), args...);
+}
+
+// The same after the WAL's buffer is flushed (settle): every call on a WAL file but a
+// contiguous write, so the file holds each frame before it is read, synced, sized or locked.
+template <auto method, class... Args>
+int settled(sqlite3_file* f, Args... args) {
   if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  return real_of(f)->pMethods->xRead(real_of(f), out, n, at);
+  return real_call<method>(f, args...);
 }
 
 int x_write(sqlite3_file* f, const void* data, int n, sqlite3_int64 at) {
   wal_buffer* w = shim_of(f)->wal;
-  if (!w) return real_of(f)->pMethods->xWrite(real_of(f), data, n, at);
+  if (!w) return real_call<&sqlite3_io_methods::xWrite>(f, data, n, at);
   asked_count.fetch_add(1, std::memory_order_relaxed);
   const std::lock_guard lock(w->m);
   if (w->failed != SQLITE_OK) return w->failed;
@@ -114,36 +123,6 @@ int x_write(sqlite3_file* f, const void* data, int n, sqlite3_int64 at) {
   return w->bytes.size() >= max_buffered ? w->flush() : SQLITE_OK;
 }
 
-int x_truncate(sqlite3_file* f, sqlite3_int64 size) {
-  if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  return real_of(f)->pMethods->xTruncate(real_of(f), size);
-}
-
-int x_sync(sqlite3_file* f, int flags) {
-  if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  return real_of(f)->pMethods->xSync(real_of(f), flags);
-}
-
-int x_file_size(sqlite3_file* f, sqlite3_int64* size) {
-  if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  return real_of(f)->pMethods->xFileSize(real_of(f), size);
-}
-
-int x_lock(sqlite3_file* f, int level) {
-  if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  return real_of(f)->pMethods->xLock(real_of(f), level);
-}
-
-int x_unlock(sqlite3_file* f, int level) {
-  if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  return real_of(f)->pMethods->xUnlock(real_of(f), level);
-}
-
-int x_check_reserved_lock(sqlite3_file* f, int* out) {
-  if (const int rc = settle(f); rc != SQLITE_OK) return rc;
-  return real_of(f)->pMethods->xCheckReservedLock(real_of(f), out);
-}
-
 int x_file_control(sqlite3_file* f, int op, void* arg) {
   if (const int rc = settle(f); rc != SQLITE_OK) return rc;
   sqlite3_file* real = real_of(f);
@@ -159,20 +138,6 @@ int x_file_control(sqlite3_file* f, int op, void* arg) {
   return real->pMethods->xFileControl(real, op, arg);
 }
 
-int x_sector_size(sqlite3_file* f) { return real_of(f)->pMethods->xSectorSize(real_of(f)); }
-
-int x_device_characteristics(sqlite3_file* f) {
-  return real_of(f)->pMethods->xDeviceCharacteristics(real_of(f));
-}
-
-int x_shm_map(sqlite3_file* f, int page, int size, int extend, void volatile** out) {
-  return real_of(f)->pMethods->xShmMap(real_of(f), page, size, extend, out);
-}
-
-int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
-  return real_of(f)->pMethods->xShmLock(real_of(f), offset, n, flags);
-}
-
 // SQLite calls the barrier on the database file between writing the new WAL-index header's two
 // copies: after it, readers take the new frames as committed. A connection that syncs every
 // commit (the outbox: synchronous=FULL) has flushed them at xSync already; one that does not
@@ -186,42 +151,35 @@ void x_shm_barrier(sqlite3_file* f) {
       if (const int rc = w->flush(); rc != SQLITE_OK && w->failed == SQLITE_OK) w->failed = rc;
     }
   }
-  real_of(f)->pMethods->xShmBarrier(real_of(f));
+  real_call<&sqlite3_io_methods::xShmBarrier>(f);
 }
-
-int x_shm_unmap(sqlite3_file* f, int delete_flag) { return real_of(f)->pMethods->xShmUnmap(real_of(f), delete_flag); }
-
-int x_fetch(sqlite3_file* f, sqlite3_int64 at, int n, void** out) {
-  return real_of(f)->pMethods->xFetch(real_of(f), at, n, out);
-}
-
-int x_unfetch(sqlite3_file* f, sqlite3_int64 at, void* p) { return real_of(f)->pMethods->xUnfetch(real_of(f), at, p); }
 
 // One table per version, so that SQLite calls no method the default VFS's file lacks.
 sqlite3_io_methods methods_of_version(int version) {
   sqlite3_io_methods m{};
   m.iVersion = version;
+  using io = sqlite3_io_methods;
   m.xClose = x_close;
-  m.xRead = x_read;
+  m.xRead = settled<&io::xRead, void*, int, sqlite3_int64>;
   m.xWrite = x_write;
-  m.xTruncate = x_truncate;
-  m.xSync = x_sync;
-  m.xFileSize = x_file_size;
-  m.xLock = x_lock;
-  m.xUnlock = x_unlock;
-  m.xCheckReservedLock = x_check_reserved_lock;
+  m.xTruncate = settled<&io::xTruncate, sqlite3_int64>;
+  m.xSync = settled<&io::xSync, int>;
+  m.xFileSize = settled<&io::xFileSize, sqlite3_int64*>;
+  m.xLock = settled<&io::xLock, int>;
+  m.xUnlock = settled<&io::xUnlock, int>;
+  m.xCheckReservedLock = settled<&io::xCheckReservedLock, int*>;
   m.xFileControl = x_file_control;
-  m.xSectorSize = x_sector_size;
-  m.xDeviceCharacteristics = x_device_characteristics;
+  m.xSectorSize = real_call<&io::xSectorSize>;
+  m.xDeviceCharacteristics = real_call<&io::xDeviceCharacteristics>;
   if (version >= 2) {
-    m.xShmMap = x_shm_map;
-    m.xShmLock = x_shm_lock;
+    m.xShmMap = real_call<&io::xShmMap, int, int, int, void volatile**>;
+    m.xShmLock = real_call<&io::xShmLock, int, int, int>;
     m.xShmBarrier = x_shm_barrier;
-    m.xShmUnmap = x_shm_unmap;
+    m.xShmUnmap = real_call<&io::xShmUnmap, int>;
   }
   if (version >= 3) {
-    m.xFetch = x_fetch;
-    m.xUnfetch = x_unfetch;
+    m.xFetch = real_call<&io::xFetch, sqlite3_int64, int, void**>;
+    m.xUnfetch = real_call<&io::xUnfetch, sqlite3_int64, void*>;
   }
   return m;
 }
