@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "parsers/text.hpp"
+#include "rerun/wall_time.hpp"
 
 namespace interfaced::rerun {
 
@@ -95,11 +95,7 @@ std::string format_day(sys_days d) {
   const std::chrono::year_month_day ymd{d};
   std::string out;
   out.reserve(10);
-  append_padded(out, static_cast<int>(ymd.year()), 4);
-  out += '-';
-  append_padded(out, static_cast<unsigned>(ymd.month()), 2);
-  out += '-';
-  append_padded(out, static_cast<unsigned>(ymd.day()), 2);
+  append_date(out, static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()));
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <date/tz.h>
 
 #include "parsers/text.hpp"
+#include "rerun/wall_time.hpp"
 
 namespace interfaced::rerun {
 namespace {
@@ -183,18 +184,10 @@ std::string lab_zone::normalise(std::string_view as_sent) const {
   // 60: a leap second, which HL7 and ISO-8601 allow.
   if (!ymd.ok() || p.hour > 23 || p.minute > 59 || p.second > 60) return std::string(as_sent);
   std::string out;
-  append_padded(out, p.year, 4);
-  out += '-';
-  append_padded(out, p.month, 2);
-  out += '-';
-  append_padded(out, p.day, 2);
+  append_date(out, p.year, p.month, p.day);
   if (!p.has_time) return out;  // a calendar day has no offset
   out += 'T';
-  append_padded(out, p.hour, 2);
-  out += ':';
-  append_padded(out, p.minute, 2);
-  out += ':';
-  append_padded(out, p.second, 2);
+  append_clock(out, p.hour, p.minute, p.second);
   if (!p.fraction.empty()) out.append(".").append(p.fraction);
   if (p.has_offset) {
     // The analyser's own offset, as it sent it ("-00:00" stays: RFC 3339's "offset unknown").

@@ -41,6 +41,16 @@ std::optional<timestamp> parse_wall_time(std::string_view s) noexcept {
 }
 
 namespace {
+// Three fields, the first zero-padded to `width` digits and the others to 2, `sep` between them
+// unless it is '\0'.
+void append_three(std::string& out, long long a, int width, long long b, long long c, char sep) {
+  append_padded(out, a, width);
+  if (sep != '\0') out += sep;
+  append_padded(out, b, 2);
+  if (sep != '\0') out += sep;
+  append_padded(out, c, 2);
+}
+
 // ISO-8601 ("2024-03-01T08:05:09") or HL7's compact form ("20240301080509").
 std::string format_time(timestamp t, bool separated) {
   const auto day = std::chrono::floor<std::chrono::days>(t);
@@ -48,20 +58,21 @@ std::string format_time(timestamp t, bool separated) {
   const std::chrono::hh_mm_ss hms{t - day};
   std::string out;
   out.reserve(19);
-  append_padded(out, static_cast<int>(ymd.year()), 4);
-  if (separated) out += '-';
-  append_padded(out, static_cast<unsigned>(ymd.month()), 2);
-  if (separated) out += '-';
-  append_padded(out, static_cast<unsigned>(ymd.day()), 2);
+  append_date(out, static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+              separated ? '-' : '\0');
   if (separated) out += 'T';
-  append_padded(out, hms.hours().count(), 2);
-  if (separated) out += ':';
-  append_padded(out, hms.minutes().count(), 2);
-  if (separated) out += ':';
-  append_padded(out, hms.seconds().count(), 2);
+  append_clock(out, hms.hours().count(), hms.minutes().count(), hms.seconds().count(), separated ? ':' : '\0');
   return out;
 }
 }  // namespace
+
+void append_date(std::string& out, long long year, long long month, long long day, char sep) {
+  append_three(out, year, 4, month, day, sep);
+}
+
+void append_clock(std::string& out, long long hours, long long minutes, long long seconds, char sep) {
+  append_three(out, hours, 2, minutes, seconds, sep);
+}
 
 std::string format_wall_time(timestamp t) { return format_time(t, true); }
 
