@@ -344,28 +344,30 @@ def run_sims(sims, deadline):
     return time.monotonic() - t0
 
 
+def stat_cpu(path):
+    """(name, utime, stime) from a /proc stat file (a process's or a thread's), seconds."""
+    with open(path) as f:
+        head, rest = f.read().rsplit(")", 1)
+    fields = rest.split()
+    tck = os.sysconf("SC_CLK_TCK")
+    return head.split("(", 1)[1], int(fields[11]) / tck, int(fields[12]) / tck
+
+
 def proc_cpu_split(pid):
     """(utime, stime) of a process, seconds."""
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    tck = os.sysconf("SC_CLK_TCK")
-    return int(fields[11]) / tck, int(fields[12]) / tck
+    return stat_cpu("/proc/%d/stat" % pid)[1:]
 
 
 def thread_cpu_split(pid):
     """{thread name: (utime, stime)} of a process's threads, seconds; threads of one name summed."""
-    tck = os.sysconf("SC_CLK_TCK")
     out = {}
     for tid in os.listdir("/proc/%d/task" % pid):
         try:
-            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-                head, rest = f.read().rsplit(")", 1)
+            name, u, s = stat_cpu("/proc/%d/task/%s/stat" % (pid, tid))
         except OSError:  # the thread ended
             continue
-        name = head.split("(", 1)[1]
-        fields = rest.split()
-        u, s = out.get(name, (0.0, 0.0))
-        out[name] = (u + int(fields[11]) / tck, s + int(fields[12]) / tck)
+        u0, s0 = out.get(name, (0.0, 0.0))
+        out[name] = (u0 + u, s0 + s)
     return out
 
 
