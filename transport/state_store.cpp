@@ -102,7 +102,7 @@ void result_feed::publish(std::vector<row> rows) noexcept {
   }
 }
 
-void result_feed::invalidate() {
+void result_feed::invalidate() noexcept {
   const std::lock_guard lock(m_);
   rows_.clear();
   whole_ = false;

@@ -125,7 +125,7 @@ class result_feed {
   // keep (no memory) send the reader to the table.
   void publish(std::vector<row> rows) noexcept;
   // Worker: results rows were deleted (a prune committed): the reader reads the table next.
-  void invalidate();
+  void invalidate() noexcept;
   // Reader: everything published since the last take. `whole` false: the reader must read the
   // table instead (the rows are then of no use: the table has them).
   struct taken {
