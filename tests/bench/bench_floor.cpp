@@ -71,9 +71,11 @@
 
 #include <sqlite3.h>
 
+#include "transport/sqlite_statement.hpp"
 #include "transport/sqlite_wal_vfs.hpp"
 
 namespace asio = boost::asio;
+namespace sq = interfaced::transport::sqlite;
 using tcp = asio::ip::tcp;
 
 namespace {
@@ -188,21 +190,22 @@ class worker {
       return;
     }
     if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        interfaced::transport::sqlite::batched_wal_vfs()) != SQLITE_OK)
+                        sq::batched_wal_vfs()) != SQLITE_OK)
       std::fprintf(stderr, "sqlite open %s failed\n", path.c_str()), std::exit(1);
-    exec("PRAGMA page_size=1024");
-    exec("PRAGMA journal_mode=WAL");
-    exec("PRAGMA wal_autocheckpoint=32000");
-    exec("PRAGMA synchronous=FULL");
-    exec("CREATE TABLE m (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, body BLOB NOT NULL,"
-         " state INTEGER NOT NULL DEFAULT 0)");
-    sqlite3_prepare_v2(db_, "INSERT INTO m (id, body) VALUES (?1, ?2)", -1, &insert_, nullptr);
-    sqlite3_prepare_v2(db_, "UPDATE m SET state = 1 WHERE id = ?1", -1, &mark_, nullptr);
+    // The statements throw std::runtime_error on an error: the benchmark stops with its message.
+    sq::exec(db_,
+             "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=32000;"
+             " PRAGMA synchronous=FULL;"
+             " CREATE TABLE m (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, body BLOB NOT NULL,"
+             " state INTEGER NOT NULL DEFAULT 0)",
+             "bench_floor");
+    insert_ = std::make_unique<sq::statement>(db_, "INSERT INTO m (id, body) VALUES (?1, ?2)", "bench_floor");
+    mark_ = std::make_unique<sq::statement>(db_, "UPDATE m SET state = 1 WHERE id = ?1", "bench_floor");
   }
   ~worker() {
     if (db_ != nullptr) {
-      sqlite3_finalize(insert_);
-      sqlite3_finalize(mark_);
+      insert_.reset();  // statements before the connection
+      mark_.reset();
       sqlite3_close(db_);
     } else {
       ::close(fd_);
@@ -241,20 +244,12 @@ class worker {
     std::string bytes;
     session* s;  // null: a delivered mark
   };
-  void exec(const char* sql) {
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, nullptr) != SQLITE_OK)
-      std::fprintf(stderr, "sqlite: %s: %s\n", sql, sqlite3_errmsg(db_)), std::exit(1);
-  }
-  void step(sqlite3_stmt* st) {
-    if (sqlite3_step(st) != SQLITE_DONE) std::fprintf(stderr, "sqlite: %s\n", sqlite3_errmsg(db_)), std::exit(1);
-    sqlite3_reset(st);
-  }
   void commit_sqlite(const std::vector<job>& batch);
   asio::io_context& loop_;
   int fd_ = -1;
   sqlite3* db_ = nullptr;
-  sqlite3_stmt* insert_ = nullptr;
-  sqlite3_stmt* mark_ = nullptr;
+  std::unique_ptr<sq::statement> insert_;
+  std::unique_ptr<sq::statement> mark_;
   std::mutex m_;
   std::condition_variable cv_;
   std::vector<job> queue_;
@@ -328,19 +323,12 @@ void worker::run() {
 
 // One transaction: each message inserted, each mark applied; COMMIT syncs the WAL (synchronous=FULL).
 void worker::commit_sqlite(const std::vector<job>& batch) {
-  exec("BEGIN");
+  sq::exec(db_, "BEGIN", "bench_floor");
   for (const auto& j : batch) {
-    const std::string_view id = j.id;
-    if (j.s == nullptr) {
-      sqlite3_bind_text(mark_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-      step(mark_);
-    } else {
-      sqlite3_bind_text(insert_, 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);
-      sqlite3_bind_blob(insert_, 2, j.bytes.data(), static_cast<int>(j.bytes.size()), SQLITE_STATIC);
-      step(insert_);
-    }
+    if (j.s == nullptr) mark_->reset().bind(1, j.id).run();
+    else insert_->reset().bind(1, j.id).bind_blob(2, j.bytes).run();
   }
-  exec("COMMIT");
+  sq::exec(db_, "COMMIT", "bench_floor");
 }
 
 // Reads what is there. Wait-then-read: after a read that drained the socket (returned less than
