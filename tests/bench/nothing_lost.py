@@ -793,10 +793,13 @@ def main():
         PIN.update(daemon=str(int(a.pin_daemon)), other=",".join(map(str, others)))
         os.sched_setaffinity(0, others)  # this driver too
     d = a.dir or tempfile.mkdtemp(prefix="interfaced-bench-%s-" % a.mode)
-    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
-    if a.state_dir:
-        os.makedirs(a.state_dir, exist_ok=True)
-        STATE_DIR["path"] = a.state_dir
+    # A previous run's outbox would answer this run's messages as duplicates (same result keys: the
+    # simulators send the same samples) without storing or forwarding them, and its backend record
+    # would count as this run's deliveries: every figure would be wrong, not just noisy.
+    leftovers = [f for f in (outbox_file(d), os.path.join(d, "backend-requests.jsonl")) if os.path.exists(f)]
+    if leftovers:
+        raise SystemExit("a previous run's files are there (%s): give an empty or new --dir / --state-dir"
+                         % ", ".join(leftovers))
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log("mode %s, dir %s, binary %s, seed %d, args %s" % (a.mode, d, BIN, a.seed, vars(a)))
