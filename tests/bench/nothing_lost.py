@@ -371,6 +371,18 @@ def thread_cpu_split(pid):
     return out
 
 
+def log_thread_cpu(pid, threads0, messages, during=""):
+    """Each thread's CPU per message since the snapshot threads0 (thread_cpu_split)."""
+    threads1 = thread_cpu_split(pid)
+    for name, (u, s) in sorted(threads1.items()):
+        u0, s0 = threads0.get(name, (0.0, 0.0))
+        if messages and u - u0 + s - s0 > 0:
+            log("daemon CPU per message%s, thread %s: %.1f us (user %.1f, system %.1f)" %
+                (during, name, (u - u0 + s - s0) / messages * 1e6, (u - u0) / messages * 1e6,
+                 (s - s0) / messages * 1e6))
+    return threads1
+
+
 def proc_written(pid):
     """Bytes a process caused to be written to storage (/proc/PID/io write_bytes)."""
     with open("/proc/%d/io" % pid) as f:
@@ -531,10 +543,14 @@ def mode_backend_down(a, d):
     total = per_sim * a.sims * a.results
     log("ingest: %d results (%d simulators x %d messages x %d results), backend down (port %d unused)" %
         (total, a.sims, per_sim, a.results, bport))
+    threads0 = thread_cpu_split(daemon.pid)
     t_ingest = run_sims(sims, deadline)
     acked = sum(len(s.acked) for s in sims) * a.results
     log("ingest done: %d results acknowledged in %.1f s = %.0f results/s (%.0f messages/s)" %
         (acked, t_ingest, acked / t_ingest, acked / a.results / t_ingest))
+    # The two halves of the durable path priced apart: storing (parse, decide, commit, ACK) with
+    # no delivery running, then delivering (claim, POST, mark) with no ingest running.
+    threads1 = log_thread_cpu(daemon.pid, threads0, acked // a.results, " stored (ingest, backend down)")
     rec = Record(record)
     t1 = time.monotonic()
     backend = start_backend(d, bport, record)
@@ -554,6 +570,7 @@ def mode_backend_down(a, d):
         time.sleep(0.5)
     rec.poll()
     t_drain = time.monotonic() - t1
+    log_thread_cpu(daemon.pid, threads1, acked // a.results, " delivered (drain)")
     log("drain: %d results recorded %.1f s after backend-sim started" % (rec.result_count(), t_drain))
     if first is not None and t_drain > first:
         log("  delivery rate once flowing: %.0f results/s" % (rec.result_count() / max(0.001, t_drain - first)))
@@ -707,12 +724,7 @@ def mode_throughput(a, d):
             (cpu, acked, acked / cpu if cpu else float("nan")))
         log("daemon CPU time split: user %.2f s, system %.2f s (%.0f %% in the kernel: system calls, "
             "page cache, fsync)" % (user, system, 100.0 * system / cpu if cpu else float("nan")))
-        for name, (u, s) in sorted(thread_cpu_split(daemon.pid).items()):
-            u0, s0 = threads0.get(name, (0.0, 0.0))
-            if u - u0 + s - s0 > 0:
-                log("daemon CPU per message, thread %s: %.1f us (user %.1f, system %.1f)" %
-                    (name, (u - u0 + s - s0) / acked * a.results * 1e6, (u - u0) / acked * a.results * 1e6,
-                     (s - s0) / acked * a.results * 1e6))
+        log_thread_cpu(daemon.pid, threads0, acked // a.results)
         if counter:
             counter.report(acked // a.results)
         written = proc_written(daemon.pid) - io0
@@ -793,6 +805,8 @@ def main():
         PIN.update(daemon=str(int(a.pin_daemon)), other=",".join(map(str, others)))
         os.sched_setaffinity(0, others)  # this driver too
     d = a.dir or tempfile.mkdtemp(prefix="interfaced-bench-%s-" % a.mode)
+    if a.state_dir:
+        STATE_DIR["path"] = a.state_dir
     # A previous run's outbox would answer this run's messages as duplicates (same result keys: the
     # simulators send the same samples) without storing or forwarding them, and its backend record
     # would count as this run's deliveries: every figure would be wrong, not just noisy.
@@ -800,6 +814,9 @@ def main():
     if leftovers:
         raise SystemExit("a previous run's files are there (%s): give an empty or new --dir / --state-dir"
                          % ", ".join(leftovers))
+    os.makedirs(os.path.join(d, "logs"), exist_ok=True)
+    if a.state_dir:
+        os.makedirs(a.state_dir, exist_ok=True)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log("mode %s, dir %s, binary %s, seed %d, args %s" % (a.mode, d, BIN, a.seed, vars(a)))
