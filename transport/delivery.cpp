@@ -1,6 +1,7 @@
 #include "transport/delivery.hpp"
 
 #include <algorithm>
+#include <deque>
 #include <ctime>
 #include <exception>
 #include <random>
@@ -226,6 +227,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
     co_await housekeeping();
     if (stopping) co_return opt.idle_poll;
+    share_ahead();
     std::size_t limit = free_clients.size();
     if (hold) {
       if (hold->probing) co_return opt.idle_poll;  // its end wakes us
@@ -269,11 +271,8 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
         if (hold->probing) break;
         hold->probing = true;
       }
-      http_client* c = free_clients.back();
-      free_clients.pop_back();
       busy_keys.insert(m.ordering_key);
-      ++st.in_flight;
-      asio::co_spawn(ex, run_key(std::move(m), c), asio::detached);
+      start_runner(std::move(m));
     }
     auto wait = std::min(opt.idle_poll, census_period());
     if (batch.next_due) {
@@ -397,17 +396,61 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     return d;
   }
 
-  // Delivers m, then the message claimed with its mark (any key's due head, its own key's next
-  // included) while there is one; frees the slot.
+  // What one runner (one connection) holds besides the message it is sending. Every key here is
+  // in busy_keys, so neither the loop nor another runner claims that key's messages meanwhile:
+  //  - ahead: due heads claimed with a mark, sent one after another on this connection;
+  //  - unmarked: delivered messages whose mark waits to go to the outbox with the runner's next
+  //    claim (issue #17: one worker round trip per claim_ahead messages instead of one per
+  //    message). A delivered mark is not durable anyway (outbox.hpp): held here a few requests
+  //    longer, it still comes before the key's next claim.
+  struct runner {
+    struct delivered {
+      stored_message m;
+      attempt_outcome o;
+    };
+    std::optional<stored_message> next;  // set by attempt() when the key moves on to it
+    std::deque<stored_message> ahead;
+    std::vector<delivered> unmarked;
+    std::vector<delivered> marking;  // handed to the outbox, completions not back yet
+    bool kept_key = false;  // the last message's key stays busy: its mark is in unmarked
+  };
+  // Due heads a runner claims at once while nothing is wrong (no hold, gate or outbox fault).
+  static constexpr std::size_t claim_ahead = 8;
+  std::vector<runner*> runners;  // those running (run_key), for share_ahead()
+
+  // An idle connection takes over what a busy one claimed ahead (the key stays busy, now the new
+  // runner's): a claim's batch is not a queue that one connection drains while the others wait,
+  // e.g. behind a slow request.
+  void share_ahead() {
+    if (!nothing_in_the_way()) return;
+    for (runner* r : runners)
+      while (!free_clients.empty() && !r->ahead.empty()) {
+        start_runner(std::move(r->ahead.back()));
+        r->ahead.pop_back();
+      }
+  }
+
+  // m (its key already in busy_keys) on a free connection, and what that runner claims after it.
+  void start_runner(stored_message m) {
+    http_client* c = free_clients.back();
+    free_clients.pop_back();
+    ++st.in_flight;
+    asio::co_spawn(ex, run_key(std::move(m), c), asio::detached);
+  }
+
+  // Delivers m, then the messages claimed with the marks (any key's due heads, its own key's
+  // next included) while there are; frees the slot.
   asio::awaitable<void> run_key(stored_message m, http_client* client) {
     auto self = shared_from_this();
     std::string key = m.ordering_key;
     std::optional<stored_message> bug;
+    runner r;
+    runners.push_back(&r);
     try {
       std::optional<stored_message> current = std::move(m);
       while (current && !stopping) {
         bug = *current;
-        current = co_await step(std::move(*current), *client);
+        current = co_await step(std::move(*current), *client, r);
         if (current) key = current->ordering_key;  // step moved the busy mark to it
       }
       bug.reset();
@@ -416,6 +459,14 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       // backoff (below), never at once.
       emit(opt.log, std::string("delivery: unexpected exception: ") + e.what() + " [DELIVERY-004]");
     }
+    // Claimed ahead and not sent: pending as they were, claimed again by whoever is free. Marks
+    // whose completion an exception cut off free their keys all the same.
+    std::erase(runners, &r);
+    for (const auto& a : r.ahead) busy_keys.erase(a.ordering_key);
+    r.ahead.clear();
+    for (const auto& u : r.marking) busy_keys.erase(u.m.ordering_key);
+    r.marking.clear();
+    co_await mark_held(r);
     if (bug && !stopping) {
       attempt_outcome o{0, "internal error"};
       co_await mark(*bug, message_state::pending, std::move(o), outbox_now() + jittered(opt.backoff, bug->attempts));
@@ -427,72 +478,163 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (!stopping) wake();
   }
 
-  // One attempt, then the message claimed with its mark (moved_on()), if its key is still free:
-  // the busy mark moves from m's key to it here, with no suspension between check and move.
-  asio::awaitable<std::optional<stored_message>> step(stored_message m, http_client& client) {
-    std::optional<stored_message> next;
-    const bool moved = co_await attempt(m, client, next);
-    if (!moved || !next || stopping) co_return std::nullopt;
-    // Another runner or the loop took that key while the claim ran: it is that runner's.
-    if (next->ordering_key != m.ordering_key && busy_keys.contains(next->ordering_key)) co_return std::nullopt;
-    busy_keys.erase(m.ordering_key);
-    busy_keys.insert(next->ordering_key);
-    co_return next;
+  // The marks a runner still holds, to the outbox; their keys are free again.
+  asio::awaitable<void> mark_held(runner& r) {
+    if (r.unmarked.empty()) co_return;
+    r.marking = std::move(r.unmarked);
+    r.unmarked.clear();
+    auto all = [this, marks = outcomes_of(r.marking)](auto done) mutable {
+      auto p = std::make_shared<marks_state>();
+      p->left = marks.size();
+      p->r.stored.assign(marks.size(), 0);
+      p->finish = [done = std::move(done)](marked_and_claimed m) mutable { done(std::move(m.stored)); };
+      box.together([&] {
+        for (std::size_t i = 0; i < marks.size(); ++i)
+          box.mark_delivered(std::move(marks[i].first), std::move(marks[i].second), marks_state::marked(p, i));
+      });
+    };
+    const std::vector<char> stored = co_await outbox_call<std::vector<char>>(std::move(all));
+    settle_marking(r, stored);
+  }
+
+  static std::vector<std::pair<std::string, attempt_outcome>> outcomes_of(const std::vector<runner::delivered>& held) {
+    std::vector<std::pair<std::string, attempt_outcome>> out;
+    out.reserve(held.size() + 1);
+    for (const auto& u : held) out.emplace_back(u.m.id, u.o);
+    return out;
+  }
+
+  // The marks handed to the outbox came back: their keys are free; one the outbox could not
+  // record is kept to be recorded again (delivery pauses), as any outcome is.
+  void settle_marking(runner& r, const std::vector<char>& stored) {
+    std::vector<runner::delivered> done = std::move(r.marking);
+    r.marking.clear();
+    for (std::size_t i = 0; i < done.size(); ++i) {
+      busy_keys.erase(done[i].m.ordering_key);
+      if (i < stored.size() && stored[i] == 0)
+        record_failed(unrecorded_outcome{std::move(done[i].m), message_state::delivered, std::move(done[i].o), {}});
+    }
+  }
+
+  // One attempt, then the next message this runner sends (claimed with its mark, or claimed
+  // ahead), if any. m's key stays busy while its mark is held or a message of this runner has
+  // it; else it is let go here when the runner moves on, or by run_key when it ends.
+  asio::awaitable<std::optional<stored_message>> step(stored_message m, http_client& client, runner& r) {
+    r.next.reset();
+    r.kept_key = false;
+    const bool moved = co_await attempt(m, client, r);
+    if (!moved || stopping) co_return std::nullopt;  // run_key gives back what is ahead
+    if (!r.next && !r.ahead.empty() && nothing_in_the_way()) {
+      r.next = std::move(r.ahead.front());
+      r.ahead.pop_front();
+    }
+    if (!r.next) co_return std::nullopt;
+    const auto& k = m.ordering_key;
+    const bool still_ours = r.kept_key || r.next->ordering_key == k ||
+                            std::any_of(r.ahead.begin(), r.ahead.end(), [&](const auto& a) { return a.ordering_key == k; });
+    if (!still_ours) busy_keys.erase(k);
+    share_ahead();
+    co_return std::move(r.next);
+  }
+
+  // Nothing decides otherwise what is sent: no hold, no gate, no outcome waiting to be recorded.
+  [[nodiscard]] bool nothing_in_the_way() const {
+    return !stopping && !hold && failing_ids.size() < gate_after && unrecorded.empty();
   }
 
   struct marked_and_claimed {
-    bool stored = false;
+    std::vector<char> stored;  // each mark's: recorded (1) or not (0), in queue order
     due_batch next;
   };
+  // One batch of marks (and a claim) handed to the outbox: complete when every completion came
+  // back. They all run on this loop (the outbox posts its completions here): a plain count.
+  struct marks_state {
+    std::size_t left = 0;
+    marked_and_claimed r;
+    std::function<void(marked_and_claimed)> finish;
+    void arrived() {
+      if (--left == 0) finish(std::move(r));
+    }
+    static std::function<void(bool)> marked(const std::shared_ptr<marks_state>& p, std::size_t i) {
+      return [p, i](bool ok) {
+        p->r.stored[i] = ok ? 1 : 0;
+        p->arrived();
+      };
+    }
+  };
 
-  // m may move on (delivered or dead-lettered): its mark and the claim of this connection's next
-  // message go to the outbox together, the claim queued after the mark so it sees it (m's key's
-  // next message is its head only then). One round trip per message instead of three (the mark,
-  // the key's next, the loop's claim when the runner ended); per-key order is the claim's
-  // (heads only, busy keys excluded). No claim while a hold, the gate or an outbox fault decides
-  // what is sent: then the loop claims, as before. `next` stays empty when nothing was due.
-  asio::awaitable<bool> moved_on(const stored_message& m, message_state s, attempt_outcome o,
-                                 std::optional<stored_message>& next) {
-    if (stopping || hold || failing_ids.size() >= gate_after || !unrecorded.empty())
+  // m may move on (delivered or dead-lettered). While steady, a delivered m with messages claimed
+  // ahead keeps its mark (runner::unmarked) and the runner sends the next one. Otherwise the held
+  // marks, m's and (nothing left ahead) the claim of this connection's next messages go to the
+  // outbox together, the claim queued after the marks so it sees them (m's key's next message is
+  // its head only then): one round trip for claim_ahead messages instead of three per message
+  // (the mark, the key's next, the loop's claim when the runner ended); per-key order is the
+  // claim's (heads only, busy keys excluded). No claim while a hold, the gate or an outbox fault
+  // decides what is sent: then the loop claims, as before.
+  asio::awaitable<bool> moved_on(const stored_message& m, message_state s, attempt_outcome o, runner& r) {
+    if (!nothing_in_the_way()) {
+      co_await mark_held(r);
       co_return co_await mark(m, s, std::move(o), {});
+    }
+    if (s == message_state::delivered && !r.ahead.empty()) {
+      r.unmarked.push_back({m, std::move(o)});
+      r.kept_key = true;
+      r.next = std::move(r.ahead.front());
+      r.ahead.pop_front();
+      co_return true;
+    }
+    r.marking = std::move(r.unmarked);
+    r.unmarked.clear();
+    const bool claim = r.ahead.empty();
     std::vector<std::string> busy;
-    for (const auto& k : busy_keys)
-      if (k != m.ordering_key) busy.push_back(k);
-    auto both = [this, id = m.id, s, o, busy = std::move(busy)](auto done) mutable {
-      // Completions run in queue order, but the pair is complete only when both have come back.
-      // Both run on this loop (the outbox posts its completions here): a plain count.
-      struct pair_state {
-        int left = 2;
-        marked_and_claimed r;
-        std::function<void(marked_and_claimed)> finish;
-      };
-      auto p = std::make_shared<pair_state>();
+    for (const auto& k : busy_keys) {
+      const bool marked_now = k == m.ordering_key || std::any_of(r.marking.begin(), r.marking.end(), [&](const auto& u) {
+                                return u.m.ordering_key == k;
+                              });
+      if (!marked_now) busy.push_back(k);
+    }
+    auto marks = outcomes_of(r.marking);
+    marks.emplace_back(m.id, o);
+    auto both = [this, marks = std::move(marks), s, claim, busy = std::move(busy)](auto done) mutable {
+      auto p = std::make_shared<marks_state>();
+      p->left = marks.size() + (claim ? 1 : 0);
+      p->r.stored.assign(marks.size(), 0);
       p->finish = std::move(done);
-      auto arrived = [](const std::shared_ptr<pair_state>& q) {
-        if (--q->left == 0) q->finish(std::move(q->r));
-      };
-      auto marked = [p, arrived](bool ok) {
-        p->r.stored = ok;
-        arrived(p);
-      };
       // Handed to the worker together: one wake-up, one batch, one completion hand-off.
       box.together([&] {
-        if (s == message_state::delivered) box.mark_delivered(std::move(id), std::move(o), std::move(marked));
-        else box.mark_dead(std::move(id), std::move(o), std::move(marked));
-        box.claim_due(std::move(busy), 1, outbox_now(), [p, arrived](due_batch b) {
-          p->r.next = std::move(b);
-          arrived(p);
-        });
+        const std::size_t last = marks.size() - 1;
+        for (std::size_t i = 0; i < last; ++i)
+          box.mark_delivered(std::move(marks[i].first), std::move(marks[i].second), marks_state::marked(p, i));
+        if (s == message_state::delivered)
+          box.mark_delivered(std::move(marks[last].first), std::move(marks[last].second), marks_state::marked(p, last));
+        else
+          box.mark_dead(std::move(marks[last].first), std::move(marks[last].second), marks_state::marked(p, last));
+        if (claim)
+          box.claim_due(std::move(busy), claim_ahead, outbox_now(), [p](due_batch b) {
+            p->r.next = std::move(b);
+            p->arrived();
+          });
       });
     };
-    marked_and_claimed r = co_await outbox_call<marked_and_claimed>(std::move(both));
-    if (!r.stored) {
-      // The claimed message stays pending and is claimed again once the outbox records again.
+    marked_and_claimed done = co_await outbox_call<marked_and_claimed>(std::move(both));
+    settle_marking(r, done.stored);
+    if (done.stored.back() == 0) {
+      // The claimed messages stay pending and are claimed again once the outbox records again.
       unrecorded_outcome u{m, s, std::move(o), {}};
       co_return record_failed(std::move(u));
     }
-    // A read error is the loop's to report (OUTBOX-003) at its next claim.
-    if (!r.next.messages.empty()) next = std::move(r.next.messages.front());
+    // Another runner or the loop may have taken a key while the claim ran: it is theirs (m's
+    // key is this runner's until step() lets it go). A read error is the loop's to report
+    // (OUTBOX-003) at its next claim.
+    for (auto& c : done.next.messages) {
+      if (c.ordering_key != m.ordering_key && busy_keys.contains(c.ordering_key)) continue;
+      busy_keys.insert(c.ordering_key);
+      r.ahead.push_back(std::move(c));
+    }
+    if (!r.ahead.empty()) {
+      r.next = std::move(r.ahead.front());
+      r.ahead.pop_front();
+    }
     co_return true;
   }
 
@@ -558,9 +700,9 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     co_return co_await mark(m, message_state::dead, std::move(o), {});
   }
 
-  // One attempt; true when the key may move on (delivered or dead-lettered). `next`: the message
-  // claimed with the mark (moved_on()), if any.
-  asio::awaitable<bool> attempt(const stored_message& m, http_client& client, std::optional<stored_message>& next) {
+  // One attempt; true when the key may move on (delivered or dead-lettered). r.next: the message
+  // this runner sends next (moved_on()), if any.
+  asio::awaitable<bool> attempt(const stored_message& m, http_client& client, runner& run) {
     if (!m.body_error.empty()) co_return co_await undeliverable(m, m.body_error);
     if (m.kind == "file_report") co_return co_await attempt_file(m, client);
     auto path = opt.paths.find(m.kind);
@@ -599,7 +741,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
       if (opt.alarms && (opt.alarms->any(alarm_code::dead_letters) || opt.alarms->any(alarm_code::message_stuck)))
         census_due = steady::now();
       attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
-      co_return co_await moved_on(m, message_state::delivered, std::move(o), next);
+      co_return co_await moved_on(m, message_state::delivered, std::move(o), run);
     }
     const std::string why = r.ec ? (r.timed_out ? "timeout: " : "connection: ") + r.ec.message()
                                  : "HTTP " + std::to_string(r.status);
@@ -628,7 +770,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     ++st.dead;
     census_due = steady::now();  // DELIVERY-002 without waiting for the next census
     attempt_outcome o{static_cast<int>(r.status), std::move(r.body)};
-    co_return co_await moved_on(m, message_state::dead, std::move(o), next);
+    co_return co_await moved_on(m, message_state::dead, std::move(o), run);
   }
 
   asio::awaitable<bool> store(std::string id, message_state s, attempt_outcome outcome, outbox_time next) {

@@ -140,6 +140,38 @@ TEST_CASE("many keys on two connections while appends keep coming: each key in o
   CHECK(r.box->stats().undelivered == 0);
 }
 
+// A connection that delivered a message claims up to eight due messages with its mark (one outbox
+// round trip for all of them). What it claimed ahead is no queue of its own: a slow request must
+// not keep them from a connection that is idle meanwhile.
+TEST_CASE("a slow request does not hold up the messages its connection claimed ahead: an idle connection sends them") {
+  rig r(2);
+  r.opts.client.request_timeout = 10s;  // slow, not failed
+  sim_fault slow;
+  slow.body_contains = "SLOW";
+  slow.delay = 3000ms;
+  slow.count = 1;
+  backend_sim_options so;
+  so.faults = {slow};
+  r.start_sim(so);
+  std::vector<new_message> batch;
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = "REP-" + std::to_string(i);
+    batch.push_back(msg("results", key, R"({"report":")" + key + (i == 2 ? R"(","SLOW":"1"})" : R"("})")));
+  }
+  const auto ids = r.append(std::move(batch));
+  r.start_delivery();
+  std::vector<std::string> fast = ids;
+  fast.erase(fast.begin() + 2);
+  // The two connections take REP-0 and REP-1; whichever finishes first claims the other eight,
+  // the slow one first. The seven behind it go out on the other connection while it waits.
+  REQUIRE(r.wait_delivered(fast, 2500ms));
+  CHECK_FALSE(r.all_delivered({ids[2]}));
+  REQUIRE(r.wait_delivered({ids[2]}));
+  const auto reqs = r.sim->requests();
+  CHECK(reqs.size() == ids.size());  // none posted twice
+  CHECK(r.box->stats().undelivered == 0);
+}
+
 TEST_CASE("5xx then success: retried with the same Idempotency-Key and the same bytes") {
   rig r;
   sim_fault f;
