@@ -43,6 +43,12 @@
 //    posted) under OUTBOX-002 and re-tries the recording itself after the hold backoff; one log
 //    line when it starts, one with the count when writes work again. So one message is never
 //    posted faster than its backoff schedule, whatever fails.
+//  - While nothing is wrong (no hold, gate or outbox fault), a connection claims up to eight due
+//    messages of different keys at once and sends them one after another; an idle connection
+//    takes over what another claimed ahead. Their delivered marks go to the outbox together
+//    with that connection's next claim, so the CLI and the lab's view see a delivery up to that
+//    many requests later (the mark is not durable anyway: a crash in between sends the message
+//    again under the same Idempotency-Key).
 //  - Delivered messages older than keep_delivered are deleted (checked hourly).
 //  - A slow backend never blocks appends: the outbox worker and this loop only share the queue.
 // Log lines (through `log`) end with a code: DELIVERY-003 an attempt failed and is retried,
