@@ -202,15 +202,22 @@ def health_port(config):
         return json.load(f)["health"]["port"]
 
 
-def histogram_quantiles(config, name, qs=(0.5, 0.9, 0.99)):
-    """The daemon's own histogram `name` from /metrics, all label sets summed: for each q, the upper
-    bound (seconds) of the bucket holding it, and the count."""
+def histogram_buckets(config, name):
+    """The daemon's own histogram `name` from /metrics, all label sets summed: {upper bound (s):
+    cumulative count}."""
     text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % health_port(config), timeout=10).read().decode()
     buckets = collections.defaultdict(int)
     for line in text.splitlines():
         m = re.match(name + r'_bucket\{(?:[^}]*,)?le="([^"]+)"\} (\d+)', line)
         if m:
             buckets[float(m.group(1))] += int(m.group(2))
+    return buckets
+
+
+def histogram_quantiles(config, name, qs=(0.5, 0.9, 0.99)):
+    """For each q, the upper bound (seconds) of the bucket of histogram `name` holding it, and the
+    count."""
+    buckets = histogram_buckets(config, name)
     bounds = sorted(buckets)
     total = buckets[float("inf")] if bounds else 0
     out = {}
@@ -218,6 +225,18 @@ def histogram_quantiles(config, name, qs=(0.5, 0.9, 0.99)):
         rank = q * total
         out[q] = next((b for b in bounds if buckets[b] >= rank), float("nan"))
     return out, total
+
+
+def share_over(config, name, limit):
+    """(bound, share): the largest bucket bound <= limit and the share of observations above it, an
+    upper bound on the share above `limit` (not quantised to a bucket like a quantile is)."""
+    buckets = histogram_buckets(config, name)
+    total = buckets.get(float("inf"), 0)
+    below = [b for b in buckets if b <= limit]
+    if not total or not below:
+        return float("nan"), float("nan")
+    bound = max(below)
+    return bound, (total - buckets[bound]) / total
 
 
 def post_fault(port, fault):
@@ -551,6 +570,12 @@ def mode_backend_down(a, d):
     # The two halves of the durable path priced apart: storing (parse, decide, commit, ACK) with
     # no delivery running, then delivering (claim, POST, mark) with no ingest running.
     threads1 = log_thread_cpu(daemon.pid, threads0, acked // a.results, " stored (ingest, backend down)")
+    try:  # the ACK latency with no delivery running beside the ingest
+        q, n = histogram_quantiles(config, "interfaced_ingest_ack_seconds")
+        log("daemon ingest-to-ACK, backend down, %d messages: p50 <= %.2f ms, p99 <= %.2f ms (histogram bucket bounds)"
+            % (n, q[0.5] * 1e3, q[0.99] * 1e3))
+    except Exception as e:
+        log("metrics not read: %s" % e)
     rec = Record(record)
     t1 = time.monotonic()
     backend = start_backend(d, bport, record)
@@ -741,6 +766,12 @@ def mode_throughput(a, d):
             "p50 <= %.2f ms, p90 <= %.2f ms, p99 <= %.2f ms (histogram bucket bounds)" %
             (n, q[0.5] * 1e3, q[0.9] * 1e3, q[0.99] * 1e3))
         log("ingest-to-ACK p99 / disk fdatasync p99 = %.2f (goal <= 2)" % (q[0.99] / fs99 if fs99 else float("nan")))
+        # The same goal without the bucket rounding of p99: p99 <= 2 x fdatasync p99 holds when at
+        # most 1 % of the ACKs took longer. Counted above the largest bucket bound under 2 x, so
+        # the share printed is at least the true one.
+        bound, share = share_over(config, "interfaced_ingest_ack_seconds", 2 * fs99)
+        log("ACKs slower than %.2f ms (the largest bucket bound <= 2 x fdatasync p99): %.2f %% (goal: at most 1 %%)"
+            % (bound * 1e3, share * 100))
         q, n = histogram_quantiles(config, "interfaced_outbox_commit_seconds")
         log("outbox group commits (BEGIN -> durable COMMIT), %d transactions: "
             "p50 <= %.2f ms, p90 <= %.2f ms, p99 <= %.2f ms" % (n, q[0.5] * 1e3, q[0.9] * 1e3, q[0.99] * 1e3))
