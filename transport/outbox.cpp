@@ -803,6 +803,7 @@ class outbox_db {
       if (version < 14) migrate_to_14();
       if (version < 15) migrate_to_15();
       if (version < 16) migrate_to_16();
+      if (version < 17) migrate_to_17();
       return;
     }
     if (version == 1) {
@@ -825,6 +826,7 @@ class outbox_db {
       migrate_to_14();
       migrate_to_15();
       migrate_to_16();
+      migrate_to_17();
       return;
     }
     // seq (the rowid) is the append order; AUTOINCREMENT so a purge never lets a new message
@@ -860,6 +862,7 @@ class outbox_db {
     migrate_to_14();
     migrate_to_15();
     migrate_to_16();
+    migrate_to_17();
   }
 
   // Version 8 (issue #16): what the lab's view searches and counts by, written at append so a
@@ -1099,6 +1102,11 @@ class outbox_db {
     exec("PRAGMA user_version = 16; COMMIT;");
   }
 
+  // Version 17 (issue #17): bodies are now stored deflated against a preset dictionary (stored
+  // form 0x01, body_codec.hpp). Nothing to rewrite (0x00 bodies still read); the number moves so
+  // that a program from before refuses the file instead of sending a 0x01 body as it is.
+  void migrate_to_17() { exec("BEGIN IMMEDIATE; PRAGMA user_version = 17; COMMIT;"); }
+
   // Version 6: the historical summary's tables (history_store.hpp), in their own step so other
   // additions chain before or after it.
   void migrate_to_6() {
@@ -1115,8 +1123,8 @@ class outbox_db {
   // 12: no sample-keyed b-trees (results_sp, message_samples by sample, history_samples by day, device, sample),
   // 13: message bodies stored deflated (body_codec.hpp), 14: history events folded into their months in batches,
   // 15: a body's sample ids in its row, history_samples written in batches,
-  // 16: the messages' state CHECK without an IN list
-  static constexpr std::int64_t schema_version = 16;
+  // 16: the messages' state CHECK without an IN list, 17: bodies deflated against a preset dictionary
+  static constexpr std::int64_t schema_version = 17;
   void migrate_file_tables() {
     exec(
         "BEGIN IMMEDIATE;"

@@ -6,6 +6,8 @@
 #include <random>
 #include <string>
 
+#include <boost/beast/zlib/deflate_stream.hpp>
+
 #include "transport/body_codec.hpp"
 
 using interfaced::transport::is_packed_body;
@@ -28,7 +30,61 @@ std::string results_body(int results, int seed) {
   return b + "]}";
 }
 
+// A body as schemas 13 to 16 stored it: 0x00, its size, one raw deflate stream, no dictionary.
+std::string stored_before_17(const std::string& body) {
+  namespace zlib = boost::beast::zlib;
+  zlib::deflate_stream d;
+  d.reset(6, 12, 5, zlib::Strategy::normal);
+  std::string out(1, '\0');
+  for (auto n = body.size();; n >>= 7) {
+    if (n < 0x80) {
+      out.push_back(static_cast<char>(n));
+      break;
+    }
+    out.push_back(static_cast<char>((n & 0x7f) | 0x80));
+  }
+  const auto head = out.size();
+  out.resize(head + d.upper_bound(body.size()));
+  zlib::z_params zs;
+  zs.next_in = body.data();
+  zs.avail_in = body.size();
+  zs.next_out = out.data() + head;
+  zs.avail_out = out.size() - head;
+  boost::system::error_code ec;
+  d.write(zs, zlib::Flush::finish, ec);
+  REQUIRE(ec == zlib::error::end_of_stream);
+  out.resize(out.size() - zs.avail_out);
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("body codec: a results body is deflated against the preset dictionary: a 2-result body stores under 100 bytes") {
+  for (int seed : {1, 2, 99999}) {
+    const auto body = results_body(2, seed);
+    const auto stored = pack_body(body);
+    INFO(body.size() << " bytes stored as " << stored.size());
+    REQUIRE(is_packed_body(stored));
+    CHECK(stored.front() == interfaced::transport::packed_with_dictionary);
+    // Without the dictionary deflate leaves ~270 bytes of such a body (stored_before_17 below).
+    CHECK(stored.size() < 100);
+    CHECK(stored_before_17(body).size() > 200);
+    REQUIRE(unpack_body(stored));
+    CHECK(*unpack_body(stored) == body);
+  }
+}
+
+TEST_CASE("body codec: bodies stored before schema 17 (no dictionary) still read byte for byte") {
+  for (int results : {1, 2, 40}) {
+    const auto body = results_body(results, results);
+    const auto older = stored_before_17(body);
+    REQUIRE(older.front() == interfaced::transport::packed_plain);
+    REQUIRE(is_packed_body(older));
+    const auto back = unpack_body(older);
+    REQUIRE(back);
+    CHECK(*back == body);
+  }
+}
 
 TEST_CASE("body codec: results bodies of every size come back byte for byte and are stored smaller") {
   for (int results : {1, 2, 5, 40, 300}) {
@@ -56,8 +112,9 @@ TEST_CASE("body codec: a body deflate does not shrink is stored as it is and rea
   CHECK(*unpack_body(older) == older);
 }
 
-TEST_CASE("body codec: a body starting with a NUL byte is always packed and comes back") {
-  for (const std::string& body : {std::string(1, '\0'), std::string("\0{}", 3), std::string(1, '\0') + results_body(3, 3)}) {
+TEST_CASE("body codec: a body starting with a NUL byte (or byte 0x01) is always packed and comes back") {
+  for (const std::string& body : {std::string(1, '\0'), std::string("\0{}", 3), std::string(1, '\0') + results_body(3, 3),
+                                  std::string(1, '\x01'), std::string("\x01{}", 3), std::string(1, '\x01') + results_body(3, 3)}) {
     const auto stored = pack_body(body);
     CHECK(is_packed_body(stored));
     const auto back = unpack_body(stored);
@@ -101,4 +158,10 @@ TEST_CASE("body codec: a damaged packed body is refused, not read as another bod
   CHECK_FALSE(unpack_body(wrong));
   // A size far beyond what the bytes could inflate to is refused before any allocation.
   CHECK_FALSE(unpack_body(std::string("\0\xff\xff\xff\xff\x7f", 6) + stored.substr(3)));
+  // A dictionary stream read as a plain one (its tag flipped) does not pass for the body: its
+  // matches reach back before its start.
+  std::string retagged = stored;
+  retagged[0] = interfaced::transport::packed_plain;
+  const auto misread = unpack_body(retagged);
+  CHECK((!misread || *misread != body));
 }

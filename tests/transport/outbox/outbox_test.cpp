@@ -425,7 +425,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
   std::vector<new_message> forty;
   for (int i = 0; i < 40; ++i) forty.push_back(msg("results", "K-" + std::to_string(i), "{\"i\":" + std::to_string(i) + "}"));
   const auto ids = file_holding(file, std::move(forty));
-  CHECK(query_int(file, "PRAGMA user_version") == 16);  // schemas 11 to 16 followed
+  CHECK(query_int(file, "PRAGMA user_version") == 17);  // schemas 11 to 17 followed
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   // Back to version 9 as that release left it, with its indexes; message i created at i * 100 ms
   // (seq order), the even ones delivered 50 ms later, the odd ones pending.
@@ -438,7 +438,7 @@ TEST_CASE("schema 10: a version-9 file loses two write-only indexes, keeps its m
            " WHERE (seq - (SELECT min(seq) FROM messages)) % 2 = 0;"
            "PRAGMA user_version = 9;");
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 16);
+  CHECK(query_int(file, "PRAGMA user_version") == 17);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('delivered_at', 'history_events_day')") == 0);
   CHECK(admin.list(true).size() == 40);
   using ms = std::chrono::milliseconds;
@@ -475,7 +475,7 @@ TEST_CASE("schema 11: a version-10 file loses pending_by_key and keeps per-key o
            "PRAGMA user_version = 10;");
   boost::asio::io_context ioc;
   outbox box(config_at(file), interfaced::test::poster_for(ioc));  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 16);
+  CHECK(query_int(file, "PRAGMA user_version") == 17);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('pending_by_key', 'results_age')") == 0);
   CHECK(box.stats().undelivered == 5);
   // The heads are A-1 and B-0; delivering them makes A-2 and B-1 the heads, in append order.
@@ -585,7 +585,7 @@ TEST_CASE("schema 12: a version-11 file keeps its results, message samples and h
   REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 2);
   {
     outbox box(config_at(file));  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 16);
+    CHECK(query_int(file, "PRAGMA user_version") == 17);
     CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name IN ('results_sp', 'message_samples_by_seq')") == 0);
     CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name = 'message_samples'") == 0);
     CHECK(query_int(file, "SELECT count(*) FROM message_bodies WHERE samples IN (char(10) || 'S-1' || char(10),"
@@ -630,10 +630,11 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   std::vector<new_message> ms;
   for (std::size_t i = 0; i < bodies.size(); ++i) ms.push_back(msg("results", "K-" + std::to_string(i), bodies[i]));
   const auto ids = file_holding(file, std::move(ms));
-  CHECK(query_int(file, "PRAGMA user_version") == 16);
-  // The results body stored packed: the marker byte, then less than half its bytes.
+  CHECK(query_int(file, "PRAGMA user_version") == 17);
+  // The results body stored packed: the marker byte (0x01: against the dictionary, schema 17),
+  // then less than half its bytes.
   const std::string packed_sql =
-      "SELECT substr(b.body, 1, 1) = x'00' AND length(b.body) * 2 < " + std::to_string(big.size()) +
+      "SELECT substr(b.body, 1, 1) = x'01' AND length(b.body) * 2 < " + std::to_string(big.size()) +
       " FROM messages m JOIN message_bodies b ON b.seq = m.seq WHERE m.id = '" + ids[0] + "'";
   CHECK(query_int(file, packed_sql.c_str()) == 1);
   // Back to version 12 as that release left it: every body stored as the program gave it.
@@ -670,7 +671,7 @@ TEST_CASE("schema 13: a version-12 file's bodies are packed at open and read bac
   REQUIRE(query_int(file, "SELECT count(*) FROM message_bodies WHERE substr(body, 1, 1) = x'00'") == 1);
   {
     outbox_admin admin(file);  // migrates
-    CHECK(query_int(file, "PRAGMA user_version") == 16);
+    CHECK(query_int(file, "PRAGMA user_version") == 17);
     CHECK(query_int(file, packed_sql.c_str()) == 1);
     for (std::size_t i = 0; i < ids.size(); ++i) {
       const auto m = admin.show(ids[i]);
@@ -709,7 +710,7 @@ TEST_CASE("schema 15: a version-14 file's message samples move into their bodies
                      "'; PRAGMA user_version = 14;");
   REQUIRE(query_int(file, "SELECT count(*) FROM message_samples") == 4);
   outbox_admin admin(file);  // migrates
-  CHECK(query_int(file, "PRAGMA user_version") == 16);
+  CHECK(query_int(file, "PRAGMA user_version") == 17);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name LIKE 'message_samples%'") == 0);
   const std::string first_row = "SELECT count(*) FROM messages m JOIN message_bodies b ON b.seq = m.seq WHERE m.id = '" +
                                 ids[0] + "' AND b.samples = char(10) || 'S-1' || char(10) || 'S-2' || char(10)";
@@ -1041,7 +1042,7 @@ TEST_CASE("schema 16: a version-15 file's state CHECK becomes comparisons and st
     outbox_admin admin(file);  // migrates
     CHECK(admin.list().size() == 2);
   }
-  CHECK(query_int(file, "PRAGMA user_version") == 16);
+  CHECK(query_int(file, "PRAGMA user_version") == 17);
   CHECK(query_int(file, "SELECT count(*) FROM sqlite_master WHERE name = 'messages' AND sql LIKE '%state IN (%'") == 0);
   CHECK(query_int(file, "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'") == 1);
   // The rule, through another connection: an unknown state is refused on insert and on update.
