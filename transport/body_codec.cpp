@@ -23,8 +23,8 @@ constexpr int level = 6;
 // Below this a body is stored as it is: deflate's block overhead eats what it saves.
 constexpr std::size_t min_packed = 64;
 
-// Tag 1's preset dictionary (outbox schema 17): a results body as ingest writes one, with the
-// contract's keys (backend-api.md) in their order and typical values. Deflate matches a body
+// Tag 1's preset dictionary (outbox schema 17): a results body as ingest writes one (the
+// contract's keys, backend-api.md, in ingest's order, two optional ones last) with typical values. Deflate matches a body
 // against it from its first byte: a 2-result body stores ~100 bytes instead of ~275, and it is
 // half the CPU, since the matches are long and few literals are left to code. Part of the stored
 // format: it never changes (another dictionary would be another tag).
@@ -36,6 +36,8 @@ constexpr std::string_view dictionary_v1 =
     R"({"flags":["H"],"instrument_code":"CREA","is_rerun":true,"machine_triggered_rerun":true,)"
     R"("observed_at":"2026-01-01T07:56:00+00:00","parameter":"CREA","raw":"","reference_range":"45-84","rerun_number":-1,)"
     R"("sample_id":"S-0000001","status":"F","unit":"umol/L","value":"112","qc_status":"","lab_report_id":""}]})";
+// One stored block carries it (dictionary_block): at most 65,535 bytes.
+static_assert(dictionary_v1.size() < 65536);
 
 // Beast 1.81's public deflate_stream has no preset dictionary; its base class (Debian 12's Boost,
 // the version this build requires) has zlib's deflateSetDictionary as a protected member.
