@@ -483,25 +483,8 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (r.unmarked.empty()) co_return;
     r.marking = std::move(r.unmarked);
     r.unmarked.clear();
-    auto all = [this, marks = outcomes_of(r.marking)](auto done) mutable {
-      auto p = std::make_shared<marks_state>();
-      p->left = marks.size();
-      p->r.stored.assign(marks.size(), 0);
-      p->finish = [done = std::move(done)](marked_and_claimed m) mutable { done(std::move(m.stored)); };
-      box.together([&] {
-        for (std::size_t i = 0; i < marks.size(); ++i)
-          box.mark_delivered(std::move(marks[i].first), std::move(marks[i].second), marks_state::marked(p, i));
-      });
-    };
-    const std::vector<char> stored = co_await outbox_call<std::vector<char>>(std::move(all));
-    settle_marking(r, stored);
-  }
-
-  static std::vector<std::pair<std::string, attempt_outcome>> outcomes_of(const std::vector<runner::delivered>& held) {
-    std::vector<std::pair<std::string, attempt_outcome>> out;
-    out.reserve(held.size() + 1);
-    for (const auto& u : held) out.emplace_back(u.m.id, u.o);
-    return out;
+    const marked_and_claimed done = co_await hand_marks(r, nullptr, message_state::delivered, {}, nullptr);
+    settle_marking(r, done.stored);
   }
 
   // The marks handed to the outbox came back: their keys are free; one the outbox could not
@@ -563,6 +546,41 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
   };
 
+  // The marks in r.marking, then `last`'s outcome o (delivered, or dead: s) when given, then with
+  // `busy` the claim of this connection's next messages, handed to the worker together: one
+  // wake-up, one batch, one completion hand-off; the claim is queued after the marks so it sees
+  // them. At least one mark. Not a coroutine: what it needs is copied into the operation before
+  // the caller awaits it.
+  asio::awaitable<marked_and_claimed> hand_marks(const runner& r, const stored_message* last, message_state s,
+                                                 const attempt_outcome& o, const std::vector<std::string>* busy) {
+    std::vector<std::pair<std::string, attempt_outcome>> marks;
+    marks.reserve(r.marking.size() + 1);
+    for (const auto& u : r.marking) marks.emplace_back(u.m.id, u.o);
+    if (last) marks.emplace_back(last->id, o);
+    const bool dead_last = last && s == message_state::dead;
+    std::optional<std::vector<std::string>> claim;
+    if (busy) claim = *busy;
+    auto all = [this, marks = std::move(marks), dead_last, claim = std::move(claim)](auto done) mutable {
+      auto p = std::make_shared<marks_state>();
+      p->left = marks.size() + (claim ? 1 : 0);
+      p->r.stored.assign(marks.size(), 0);
+      p->finish = std::move(done);
+      box.together([&] {
+        for (std::size_t i = 0; i < marks.size(); ++i) {
+          auto& [id, outcome] = marks[i];
+          if (dead_last && i + 1 == marks.size()) box.mark_dead(std::move(id), std::move(outcome), marks_state::marked(p, i));
+          else box.mark_delivered(std::move(id), std::move(outcome), marks_state::marked(p, i));
+        }
+        if (claim)
+          box.claim_due(std::move(*claim), claim_ahead, outbox_now(), [p](due_batch b) {
+            p->r.next = std::move(b);
+            p->arrived();
+          });
+      });
+    };
+    return outbox_call<marked_and_claimed>(std::move(all));
+  }
+
   // m may move on (delivered or dead-lettered). While steady, a delivered m with messages claimed
   // ahead keeps its mark (runner::unmarked) and the runner sends the next one. Otherwise the held
   // marks, m's and (nothing left ahead) the claim of this connection's next messages go to the
@@ -593,30 +611,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
                               });
       if (!marked_now) busy.push_back(k);
     }
-    auto marks = outcomes_of(r.marking);
-    marks.emplace_back(m.id, o);
-    auto both = [this, marks = std::move(marks), s, claim, busy = std::move(busy)](auto done) mutable {
-      auto p = std::make_shared<marks_state>();
-      p->left = marks.size() + (claim ? 1 : 0);
-      p->r.stored.assign(marks.size(), 0);
-      p->finish = std::move(done);
-      // Handed to the worker together: one wake-up, one batch, one completion hand-off.
-      box.together([&] {
-        const std::size_t last = marks.size() - 1;
-        for (std::size_t i = 0; i < last; ++i)
-          box.mark_delivered(std::move(marks[i].first), std::move(marks[i].second), marks_state::marked(p, i));
-        if (s == message_state::delivered)
-          box.mark_delivered(std::move(marks[last].first), std::move(marks[last].second), marks_state::marked(p, last));
-        else
-          box.mark_dead(std::move(marks[last].first), std::move(marks[last].second), marks_state::marked(p, last));
-        if (claim)
-          box.claim_due(std::move(busy), claim_ahead, outbox_now(), [p](due_batch b) {
-            p->r.next = std::move(b);
-            p->arrived();
-          });
-      });
-    };
-    marked_and_claimed done = co_await outbox_call<marked_and_claimed>(std::move(both));
+    marked_and_claimed done = co_await hand_marks(r, &m, s, o, claim ? &busy : nullptr);
     settle_marking(r, done.stored);
     if (done.stored.back() == 0) {
       // The claimed messages stay pending and are claimed again once the outbox records again.
