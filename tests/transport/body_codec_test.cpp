@@ -3,8 +3,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "transport/body_codec.hpp"
 
@@ -148,4 +150,77 @@ TEST_CASE("body codec: a damaged packed body is refused, not read as another bod
   retagged[0] = interfaced::transport::packed_plain;
   const auto misread = unpack_body(retagged);
   CHECK((!misread || *misread != body));
+}
+
+// pack_body's own deflate encoder (fixed Huffman codes, issue #17): every length and distance
+// code at its edges, overlapping copies, and the 32 KiB window's limit, read back by the
+// inflater unpack_body uses. A leading NUL byte makes pack_body pack even a body of random bytes.
+TEST_CASE("body codec: repeats at every length and distance edge come back byte for byte and are stored as copies") {
+  std::mt19937 rng(1951);
+  const auto random_bytes = [&](std::size_t n) {
+    std::string s;
+    for (std::size_t k = 0; k < n; ++k) s.push_back(static_cast<char>(rng()));
+    return s;
+  };
+  // The first distance of each distance code (RFC 1951 3.2.5) and the one before it, up to the window.
+  std::vector<std::size_t> distances;
+  for (std::size_t base = 1, code = 0; code < 30; ++code) {
+    distances.push_back(base);
+    if (base > 1) distances.push_back(base - 1);
+    base += std::size_t{1} << (code < 4 ? 0 : code / 2 - 1);
+  }
+  distances.push_back(32768);
+  for (const std::size_t distance : distances) {
+    for (const std::size_t length : {3UL, 4UL, 10UL, 11UL, 12UL, 18UL, 19UL, 34UL, 35UL, 130UL, 131UL, 227UL, 257UL, 258UL}) {
+      const auto prefix = random_bytes(distance);
+      const std::string body = std::string(1, '\0') + prefix + prefix.substr(0, std::min(length, distance)) + random_bytes(8);
+      const auto stored = pack_body(body);
+      const auto back = unpack_body(stored);
+      INFO("distance " << distance << ", length " << length);
+      REQUIRE(back);
+      REQUIRE(*back == body);
+      // The repeat is stored as a copy: against the same body with fresh bytes in its place,
+      // at least a third of its bytes are saved.
+      if (length >= 130 && distance >= length) {
+        const std::string fresh = std::string(1, '\0') + prefix + random_bytes(length) + random_bytes(8);
+        CHECK(stored.size() + length / 3 < pack_body(fresh).size());
+      }
+    }
+  }
+  // Beyond the window (32,768 bytes back) a repeat cannot be a copy: it still comes back.
+  const auto far = random_bytes(32769);
+  const std::string beyond = std::string(1, '\0') + far + far.substr(0, 258);
+  REQUIRE(unpack_body(pack_body(beyond)));
+  CHECK(*unpack_body(pack_body(beyond)) == beyond);
+  // Runs: overlapping copies (distance 1 and 2), long enough for many 258-byte copies.
+  for (const std::string& body : {std::string(100000, 'a'), std::string(1, '\0') + std::string(5000, '\0'),
+                                  std::string(40001, 'x') + "ab" + std::string(3000, 'y')}) {
+    const auto stored = pack_body(body);
+    CHECK(stored.size() < body.size() / 50);
+    REQUIRE(unpack_body(stored));
+    CHECK(*unpack_body(stored) == body);
+  }
+  std::string ab;
+  while (ab.size() < 70000) ab += "ab";
+  REQUIRE(unpack_body(pack_body(ab)));
+  CHECK(*unpack_body(pack_body(ab)) == ab);
+  CHECK(pack_body(ab).size() < ab.size() / 50);
+}
+
+TEST_CASE("body codec: one thread packs bodies of every size one after another and each comes back") {
+  // The encoder keeps its buffers per thread between bodies: a large body, then small ones, then
+  // a large one again must not see each other's bytes.
+  std::mt19937 rng(7);
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 40; ++i) {
+    const auto results = (i % 5 == 0) ? 900 + i : i % 7;
+    std::string body = results_body(results, i);
+    if (i % 3 == 0) body.insert(body.size() / 2, std::string(rng() % 70000, static_cast<char>('a' + i % 26)));
+    bodies.push_back(std::move(body));
+  }
+  for (const auto& body : bodies) {
+    const auto back = unpack_body(pack_body(body));
+    REQUIRE(back);
+    REQUIRE(*back == body);
+  }
 }
