@@ -352,7 +352,7 @@ class outbox_db {
   due_batch claim_due(const std::vector<std::string>& busy_keys, std::size_t limit, outbox_time now) {
     const std::unordered_set<std::string> busy(busy_keys.begin(), busy_keys.end());
     due_batch out;
-    std::vector<std::pair<std::string, std::int64_t>> ids;  // id, seq
+    std::vector<std::int64_t> seqs;
     {
       // Due heads, soonest first, until `limit` free ones: the walk stops early, so its cost
       // follows the messages taken, not the number of keys (one per sample: as many as messages).
@@ -360,12 +360,12 @@ class outbox_db {
       const auto& pending = pending_keys();
       auto& s = stmts_->due_pending.reset().bind(1, to_ms(now));
       finish_on_exit guard{s};
-      while (ids.size() < limit && s.step()) {
+      while (seqs.size() < limit && s.step()) {
         const std::string key = s.text(1);
         if (busy.contains(key)) continue;
         const auto k = pending.find(key);
-        if (k == pending.end() || k->second.empty() || *k->second.begin() != s.integer(2)) continue;
-        ids.emplace_back(s.text(0), s.integer(2));
+        if (k == pending.end() || k->second.empty() || *k->second.begin() != s.integer(0)) continue;
+        seqs.push_back(s.integer(0));
       }
     }
     {
@@ -373,13 +373,13 @@ class outbox_db {
       finish_on_exit guard{s};
       if (s.step() && !s.is_null(0)) out.next_due = from_ms(s.integer(0));
     }
-    for (const auto& [id, seq] : ids) {
+    for (const auto seq : seqs) {
       // A body this process appended is taken from memory, not inflated again; copied, since
       // the loop and a runner may both claim a head before either has it (one drops its copy).
       const auto fresh = fresh_bodies_.find(seq);
-      auto m = fresh == fresh_bodies_.end() ? by_id(id) : head(id);
+      auto m = one_by_seq(fresh == fresh_bodies_.end() ? stmts_->by_seq : stmts_->head_by_seq, seq);
       if (!m) continue;
-      if (fresh != fresh_bodies_.end()) m->body = fresh->second;  // the row due_pending gave: same id, same seq
+      if (fresh != fresh_bodies_.end()) m->body = fresh->second;  // the row due_pending gave: same seq
       claimed_.insert(m->id);
       out.messages.push_back(std::move(*m));
     }
@@ -508,11 +508,14 @@ class outbox_db {
   }
 
   std::optional<stored_message> by_id(const std::string& id) { return one_by_id(stmts_->by_id, id); }
-  // by_id without the body (left empty): for the worker's bookkeeping, which never reads it, so
-  // no body is inflated for it (a mark did one inflate per message, issue #17).
-  std::optional<stored_message> head(const std::string& id) { return one_by_id(stmts_->head_by_id, id); }
   static std::optional<stored_message> one_by_id(statement& s, const std::string& id) {
     s.reset().bind(1, id);
+    finish_on_exit guard{s};
+    if (!s.step()) return std::nullopt;
+    return read_message(s);
+  }
+  static std::optional<stored_message> one_by_seq(statement& s, std::int64_t seq) {
+    s.reset().bind(1, seq);
     finish_on_exit guard{s};
     if (!s.step()) return std::nullopt;
     return read_message(s);
@@ -522,7 +525,19 @@ class outbox_db {
   bool mark(const std::string& id, message_state st, const attempt_outcome& o, outbox_time next,
             outbox_time now) {
     claimed_.erase(id);
-    auto before = head(id);
+    struct row {
+      std::int64_t seq = 0;
+      std::string ordering_key;
+      message_state state = message_state::pending;
+      std::string device;
+      std::string kind;
+    };
+    std::optional<row> before;
+    {
+      auto& h = stmts_->mark_head.reset().bind(1, id);
+      finish_on_exit guard{h};
+      if (h.step()) before = row{h.integer(0), h.text(1), state_from(h.text(2)), h.text(3), h.text(4)};
+    }
     if (!before) return false;
     fresh_bodies_.erase(before->seq);  // an attempt ended: a retry, if any, reads the table
     auto& s = stmts_->mark.reset()
@@ -530,7 +545,7 @@ class outbox_db {
                   .bind(2, std::int64_t{o.status})
                   .bind(3, truncated(o.response))
                   .bind(4, to_ms(next))
-                  .bind(5, id);
+                  .bind(5, before->seq);
     if (st == message_state::delivered) s.bind(6, to_ms(now));
     s.run();
     // As the statement's CASE: a set-aside message stays set aside unless it was delivered.
@@ -1209,21 +1224,26 @@ class outbox_db {
           // Due pending messages in due order, through the pending_due index; claim_due keeps the
           // heads of their keys.
           due_pending(db,
-                      "SELECT id, ordering_key, seq FROM messages WHERE state = 'pending' AND next_attempt_at <= ?1"
+                      "SELECT seq, ordering_key FROM messages WHERE state = 'pending' AND next_attempt_at <= ?1"
                       " ORDER BY next_attempt_at, seq"),
           all_pending(db, "SELECT ordering_key, seq FROM messages WHERE state = 'pending'"),
           data_version(db, "PRAGMA data_version"),
           // When the next pending message becomes due (heads or not: an early wake costs a claim).
           next_due(db, "SELECT MIN(next_attempt_at) FROM messages WHERE state = 'pending' AND next_attempt_at > ?1"),
           by_id(db, select_message(stored_body, "FROM messages WHERE id = ?1").c_str()),
-          // The same without the body (left empty: outbox_db::head).
-          head_by_id(db, select_message("''", "FROM messages WHERE id = ?1").c_str()),
+          // The same by seq, for claim_due (a rowid seek instead of the id index's, then it); and
+          // without the body (left empty), for a message whose body claim_due has in memory.
+          by_seq(db, select_message(stored_body, "FROM messages WHERE seq = ?1").c_str()),
+          head_by_seq(db, select_message("''", "FROM messages WHERE seq = ?1").c_str()),
+          // What a mark needs of the row before it: the columns note_state and the dead-letter
+          // event read, not the whole row (issue #17: a mark per delivered message).
+          mark_head(db, "SELECT seq, ordering_key, state, device, kind FROM messages WHERE id = ?1"),
           // A person may set the message aside while its attempt is in flight: a retry then
           // leaves it set aside (a delivery still counts: the backend has it).
           mark(db,
                "UPDATE messages SET state = CASE WHEN state = 'set-aside' AND ?1 <> 'delivered' THEN state"
                " ELSE ?1 END, attempts = attempts + 1, last_status = ?2,"
-               " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE id = ?5"),
+               " last_response = ?3, next_attempt_at = ?4, delivered_at = ?6 WHERE seq = ?5"),
           // Only the worker's guard (rewrite_body) decides; the WHERE repeats it for the file.
           rewrite_body(db,
                        "UPDATE message_bodies SET body = ?2"
@@ -1265,7 +1285,7 @@ class outbox_db {
           savepoint(db, "SAVEPOINT op"),
           release(db, "RELEASE op"),
           rollback_to(db, "ROLLBACK TO op") {}
-    statement count_undelivered, insert, insert_body, samples_since, count_messages, due_pending, all_pending, data_version, next_due, by_id, head_by_id, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
+    statement count_undelivered, insert, insert_body, samples_since, count_messages, due_pending, all_pending, data_version, next_due, by_id, by_seq, head_by_seq, mark_head, mark, rewrite_body, retry_all, retry_one, get_file_job, put_file_job, set_aside,
         count_dead, count_stuck, oldest_stuck, insert_resend, resends_of, purge, first_from_seq, purge_resends, insert_qc_audit,
         insert_qc_patient;
     // The worker's transaction control, several times per message: prepared once, not parsed
