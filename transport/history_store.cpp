@@ -504,14 +504,14 @@ void history_writer::record(const std::vector<rerun::history_event>& events, con
         first = true;
       }
     }
-    if (log)
+    if (log)  // bound without copies: every value outlives the run
       stmts_->log.reset()
-          .bind(1, day)
-          .bind(2, e.event_type)
-          .bind(3, e.dimension_a)
-          .bind(4, e.dimension_b)
-          .bind(5, e.sample)
-          .bind(6, e.observed_at)
+          .bind_static(1, day)
+          .bind_static(2, e.event_type)
+          .bind_static(3, e.dimension_a)
+          .bind_static(4, e.dimension_b)
+          .bind_static(5, e.sample)
+          .bind_static(6, e.observed_at)
           .bind(7, std::int64_t{e.at.time_since_epoch().count()})
           .bind(8, e.delta)
           .bind(9, std::int64_t{defer ? (first ? 2 : 1) : 0})

@@ -328,20 +328,21 @@ class outbox_db {
   }
 
   void insert(const new_message& m, outbox_time now) {
+    // Bound without copies: every value lives until its statement's run() (the same expression).
     stmts_->insert.reset()
-        .bind(1, m.id)
-        .bind(2, m.kind)
-        .bind(3, m.ordering_key)
+        .bind_static(1, m.id)
+        .bind_static(2, m.kind)
+        .bind_static(3, m.ordering_key)
         .bind(5, std::int64_t{m.internal_request ? 1 : 0})
         .bind(6, to_ms(now))
         .bind(7, to_ms(now))
-        .bind(8, m.device.empty() ? device_named_in(m.body) : m.device)
+        .bind_static(8, m.device.empty() ? device_named_in(m.body) : m.device)
         .run();
     const auto seq = sqlite3_last_insert_rowid(db_);
     stmts_->insert_body.reset()
         .bind(1, seq)
-        .bind_blob(2, pack_body(m.body))
-        .bind(3, samples_column(samples_named_in(m.body)))
+        .bind_blob_static(2, pack_body(m.body))
+        .bind_static(3, samples_column(samples_named_in(m.body)))
         .run();
     if (fresh_bodies_.size() >= max_fresh_bodies) fresh_bodies_.erase(fresh_bodies_.begin());  // the oldest
     fresh_bodies_.emplace(seq, m.body);
@@ -534,7 +535,7 @@ class outbox_db {
     };
     std::optional<row> before;
     {
-      auto& h = stmts_->mark_head.reset().bind(1, id);
+      auto& h = stmts_->mark_head.reset().bind_static(1, id);
       finish_on_exit guard{h};
       if (h.step()) before = row{h.integer(0), h.text(1), state_from(h.text(2)), h.text(3), h.text(4)};
     }

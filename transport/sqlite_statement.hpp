@@ -51,6 +51,18 @@ class statement {
     check(sqlite3_bind_blob64(stmt_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_TRANSIENT));
     return *this;
   }
+  // The same two without a copy (SQLITE_STATIC; issue #17: the copies were a malloc and a free
+  // per value, and this SQLite is built without lookaside memory). The bytes must stay as they
+  // are until the statement has run: a value bound and run in one expression qualifies, its
+  // temporaries included. After that nothing reads them (reset() clears the bindings).
+  statement& bind_static(int i, std::string_view v) {
+    check(sqlite3_bind_text64(stmt_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_STATIC, SQLITE_UTF8));
+    return *this;
+  }
+  statement& bind_blob_static(int i, std::string_view v) {
+    check(sqlite3_bind_blob64(stmt_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_STATIC));
+    return *this;
+  }
   statement& bind(int i, std::int64_t v) {
     check(sqlite3_bind_int64(stmt_, i, v));
     return *this;

@@ -49,9 +49,10 @@ state_writer::~state_writer() = default;
 
 void state_writer::write(const state_changes& c) {
   for (const auto& r : c.history) {
+    // Bound without copies: `c` outlives the run.
     auto& st = stmts_->record.reset();
-    st.bind(1, r.sample).bind(2, r.parameter).bind(3, r.o.value).bind(4, r.o.numeric);
-    st.bind(5, r.o.observed_at).bind(6, static_cast<std::int64_t>(r.o.received_at.time_since_epoch().count()));
+    st.bind_static(1, r.sample).bind_static(2, r.parameter).bind_static(3, r.o.value).bind(4, r.o.numeric);
+    st.bind_static(5, r.o.observed_at).bind(6, static_cast<std::int64_t>(r.o.received_at.time_since_epoch().count()));
     st.run();
     if (feed_) staged_.push_back({sqlite3_last_insert_rowid(db_), r.sample, r.parameter});
   }
