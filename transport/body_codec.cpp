@@ -145,7 +145,8 @@ class fixed_deflater {
   static constexpr int max_chain = 64;           // candidates tried per position
   static constexpr int hash_bits = 12;
   static constexpr std::uint32_t none = 0xffffffffU;
-  static constexpr std::size_t keep_bytes = std::size_t{1} << 18;
+  // Past this a body's buffers (its bytes, then 4 + 2 bytes per byte for the chains) are released.
+  static constexpr std::size_t keep_bytes = std::size_t{1} << 16;
 
   struct match {
     std::size_t length = 0;
