@@ -1355,6 +1355,7 @@ struct outbox::op {
   std::function<void(detail::outbox_db&)> exec;
   std::function<void(bool ok, const std::string& error)> complete;
   std::size_t appends = 0;
+  std::chrono::steady_clock::time_point queued_at{};  // set by enqueue (detail::gather_until)
   std::ptrdiff_t delivered = 0;  // set by exec: messages that left the undelivered count
   // The completion promises the change survives power loss (an ACK hangs on it): it runs after
   // the group commits, with an fsync. Delivery bookkeeping does not: it completes once run in
@@ -1441,6 +1442,7 @@ void outbox::enqueue(std::unique_ptr<op> o, std::size_t new_messages) {
     undelivered_ += new_messages;
     update_alarm();
   }
+  o->queued_at = std::chrono::steady_clock::now();
   if (held_for == this) {
     held_ops->push_back(std::move(o));
     return;
@@ -1499,8 +1501,9 @@ void outbox::wake_worker() noexcept {
   ::syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(&wake_word_), FUTEX_WAKE_PRIVATE, 1, nullptr, nullptr, 0);
 }
 
-void outbox::wait_for_work(std::unique_lock<std::mutex>& lock, const std::chrono::steady_clock::time_point* until) {
-  waiting_ = true;  // enqueue() wakes the worker only while this is set
+void outbox::wait_for_work(std::unique_lock<std::mutex>& lock, const std::chrono::steady_clock::time_point* until,
+                           bool by_ops) {
+  waiting_ = by_ops;  // enqueue() wakes the worker only while this is set
   const std::uint32_t seen = wake_word_.load(std::memory_order_acquire);
   lock.unlock();
   timespec at{};
@@ -1909,6 +1912,10 @@ void outbox::run() {
   // 12 kills of the version before re-sent 8).
   std::vector<std::unique_ptr<op>> deferred;  // executed fine in the open transaction, not committed
   auto commit_by = std::chrono::steady_clock::time_point{};
+  // For detail::gather_delay: the appends the last durable commit stored, and a moving average
+  // (1/8 of each new one) of how long a COMMIT takes.
+  std::size_t last_appends = 0;
+  std::chrono::microseconds commit_time{0};
   for (;;) {
     std::vector<std::unique_ptr<op>> batch;
     bool close_now = false;
@@ -1921,6 +1928,18 @@ void outbox::run() {
       } else {
         while (!(stopping_ || !queue_.empty())) wait_for_work(lock, nullptr);
         if (queue_.empty()) break;  // stopping, everything flushed
+      }
+      // Appends queued while analysers send at once: let more join them for about one commit's
+      // time (detail::gather_until). Ops queued meanwhile do not wake the worker; stop and flush do.
+      if (last_appends >= detail::gather_siblings && !stopping_ && flushing_ == 0) {
+        const auto oldest = std::find_if(queue_.begin(), queue_.end(), [](const auto& o) { return o->appends > 0; });
+        if (oldest != queue_.end()) {
+          const auto until =
+              detail::gather_until(last_appends, commit_time, (*oldest)->queued_at, std::chrono::steady_clock::now());
+          while (!stopping_ && flushing_ == 0 && queue_.size() < max_ops_per_transaction &&
+                 std::chrono::steady_clock::now() < until)
+            wait_for_work(lock, &until, /*by_ops=*/false);
+        }
       }
       // Whatever queued up while the previous commit ran goes into this one transaction.
       while (!queue_.empty() && deferred.size() + batch.size() < max_ops_per_transaction) {
@@ -2006,8 +2025,12 @@ void outbox::run() {
           while (pause && std::filesystem::exists(write_fault_file_, fault_ec))
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
           if (wrote) db_->fold_history(stopping_);
+          const auto commit_began = std::chrono::steady_clock::now();
           db_->control(detail::outbox_db::tx::commit);
           committed = true;
+          const auto commit_took =
+              std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - commit_began);
+          commit_time += (commit_took - commit_time) / 8;
         } catch (const std::exception& e) {
           commit_error = e.what();
         }
@@ -2042,6 +2065,7 @@ void outbox::run() {
     if (committed)
       for (const auto& o : deferred) delivered += static_cast<std::size_t>(o->delivered);
     appended_ += stored;
+    if (committed) last_appends = stored;
     if (failed_appends + delivered > 0) {
       undelivered_ -= failed_appends + delivered;
       update_alarm();

@@ -75,6 +75,25 @@ TEST_CASE("appended messages survive closing and reopening the file, bytes intac
   }
 }
 
+TEST_CASE("group commit gathering: only when analysers send at once, for one commit's time, never after a slow commit") {
+  using detail::gather_until;
+  using std::chrono::microseconds;
+  const auto now = std::chrono::steady_clock::now();
+  // An analyser sending alone (the last commit carried fewer than 4 appends): no wait.
+  CHECK(gather_until(1, microseconds{800}, now, now) == now);
+  CHECK(gather_until(detail::gather_siblings - 1, microseconds{800}, now, now) == now);
+  // Nothing measured yet: no wait.
+  CHECK(gather_until(32, microseconds{0}, now, now) == now);
+  // Busy: one commit's time from now, the first append having waited less than one.
+  CHECK(gather_until(8, microseconds{800}, now - microseconds{300}, now) == now + microseconds{800});
+  // A slow disk: at most 2 ms.
+  CHECK(gather_until(8, microseconds{9000}, now, now) == now + detail::gather_cap);
+  // Never past two commits' time after the oldest append was queued...
+  CHECK(gather_until(8, microseconds{800}, now - microseconds{1000}, now) == now + microseconds{600});
+  // ...so appends that waited through a slow commit (an fsync spike) go at once.
+  CHECK(gather_until(8, microseconds{800}, now - microseconds{6000}, now) <= now);
+}
+
 TEST_CASE("group commit: appends from many threads share transactions, all durable") {
   scratch_dir dir;
   const auto file = dir / "outbox.sqlite";
