@@ -378,7 +378,7 @@ class outbox_db {
       // A body this process appended is taken from memory, not inflated again; copied, since
       // the loop and a runner may both claim a head before either has it (one drops its copy).
       const auto fresh = fresh_bodies_.find(seq);
-      auto m = one_by_seq(fresh == fresh_bodies_.end() ? stmts_->by_seq : stmts_->head_by_seq, seq);
+      auto m = one_by(fresh == fresh_bodies_.end() ? stmts_->by_seq : stmts_->head_by_seq, seq);
       if (!m) continue;
       if (fresh != fresh_bodies_.end()) m->body = fresh->second;  // the row due_pending gave: same seq
       claimed_.insert(m->id);
@@ -508,15 +508,11 @@ class outbox_db {
     }
   }
 
-  std::optional<stored_message> by_id(const std::string& id) { return one_by_id(stmts_->by_id, id); }
-  static std::optional<stored_message> one_by_id(statement& s, const std::string& id) {
-    s.reset().bind(1, id);
-    finish_on_exit guard{s};
-    if (!s.step()) return std::nullopt;
-    return read_message(s);
-  }
-  static std::optional<stored_message> one_by_seq(statement& s, std::int64_t seq) {
-    s.reset().bind(1, seq);
+  std::optional<stored_message> by_id(const std::string& id) { return one_by(stmts_->by_id, std::string_view(id)); }
+  // The message a statement of select_message finds by its ?1 (an id, or a seq).
+  template <class Key>
+  static std::optional<stored_message> one_by(statement& s, Key key) {
+    s.reset().bind(1, key);
     finish_on_exit guard{s};
     if (!s.step()) return std::nullopt;
     return read_message(s);
@@ -1912,7 +1908,7 @@ void outbox::run() {
   // 12 kills of the version before re-sent 8).
   std::vector<std::unique_ptr<op>> deferred;  // executed fine in the open transaction, not committed
   auto commit_by = std::chrono::steady_clock::time_point{};
-  // For detail::gather_delay: the appends the last durable commit stored, and a moving average
+  // For detail::gather_until: the appends the last durable commit stored, and a moving average
   // (1/8 of each new one) of how long a COMMIT takes.
   std::size_t last_appends = 0;
   std::chrono::microseconds commit_time{0};
