@@ -483,7 +483,7 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     if (r.unmarked.empty()) co_return;
     r.marking = std::move(r.unmarked);
     r.unmarked.clear();
-    const marked_and_claimed done = co_await hand_marks(r, nullptr, message_state::delivered, {}, nullptr);
+    const marked_and_claimed done = co_await hand_marks(r, nullptr, message_state::delivered, {}, std::nullopt);
     settle_marking(r, done.stored);
   }
 
@@ -547,19 +547,19 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
   };
 
   // The marks in r.marking, then `last`'s outcome o (delivered, or dead: s) when given, then with
-  // `busy` the claim of this connection's next messages, handed to the worker together: one
-  // wake-up, one batch, one completion hand-off; the claim is queued after the marks so it sees
-  // them. At least one mark. Not a coroutine: what it needs is copied into the operation before
-  // the caller awaits it.
+  // `claim` (the busy keys it skips) the claim of this connection's next messages, handed to the
+  // worker together: one wake-up, one batch, one completion hand-off; the claim is queued after
+  // the marks so it sees them. At least one mark. Not a coroutine (its by-value parameter is
+  // safe from GCC 12's coroutine bug): what it needs is moved into the operation before the
+  // caller awaits it.
   asio::awaitable<marked_and_claimed> hand_marks(const runner& r, const stored_message* last, message_state s,
-                                                 const attempt_outcome& o, const std::vector<std::string>* busy) {
+                                                 const attempt_outcome& o,
+                                                 std::optional<std::vector<std::string>> claim) {
     std::vector<std::pair<std::string, attempt_outcome>> marks;
     marks.reserve(r.marking.size() + 1);
     for (const auto& u : r.marking) marks.emplace_back(u.m.id, u.o);
     if (last) marks.emplace_back(last->id, o);
     const bool dead_last = last && s == message_state::dead;
-    std::optional<std::vector<std::string>> claim;
-    if (busy) claim = *busy;
     auto all = [this, marks = std::move(marks), dead_last, claim = std::move(claim)](auto done) mutable {
       auto p = std::make_shared<marks_state>();
       p->left = marks.size() + (claim ? 1 : 0);
@@ -603,15 +603,18 @@ struct delivery_service::impl : std::enable_shared_from_this<delivery_service::i
     }
     r.marking = std::move(r.unmarked);
     r.unmarked.clear();
-    const bool claim = r.ahead.empty();
-    std::vector<std::string> busy;
-    for (const auto& k : busy_keys) {
-      const bool marked_now = k == m.ordering_key || std::any_of(r.marking.begin(), r.marking.end(), [&](const auto& u) {
-                                return u.m.ordering_key == k;
-                              });
-      if (!marked_now) busy.push_back(k);
+    // The claim (nothing left ahead) skips the busy keys but those these marks free.
+    std::optional<std::vector<std::string>> claim;
+    if (r.ahead.empty()) {
+      claim.emplace();
+      for (const auto& k : busy_keys) {
+        const bool marked_now = k == m.ordering_key || std::any_of(r.marking.begin(), r.marking.end(), [&](const auto& u) {
+                                  return u.m.ordering_key == k;
+                                });
+        if (!marked_now) claim->push_back(k);
+      }
     }
-    marked_and_claimed done = co_await hand_marks(r, &m, s, o, claim ? &busy : nullptr);
+    marked_and_claimed done = co_await hand_marks(r, &m, s, o, std::move(claim));
     settle_marking(r, done.stored);
     if (done.stored.back() == 0) {
       // The claimed messages stay pending and are claimed again once the outbox records again.
